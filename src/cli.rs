@@ -1,0 +1,533 @@
+//! Command-line definitions: every subcommand and flag of `openclaw`, parsed with clap.
+//!
+//! Parsing only: nothing here opens a file or reads config. The `///` lines are the help
+//! text, the man pages and the completions, so they are written for users.
+//! The executable also answers to other names (busybox style): a link called
+//! `openclaw-coordinator` or `openclaw-worker` runs that subcommand, and
+//! `openclaw-cluster` behaves as `openclaw` (OpenClaw's own CLI is also called `openclaw`).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::model::{NodeStatus, Priority, TaskStatus};
+
+/// Run OpenClaw on several machines as one cluster: tasks land on the machine that has
+/// the skills for them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "openclaw",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// YAML configuration file (the seed's config.yaml works as is).
+    #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log level: ERROR, WARN, INFO, DEBUG or TRACE (overrides log.level; RUST_LOG wins).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log format: json (one object per line) or text (overrides log.format).
+    #[arg(long, global = true, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the coordinator: HTTP API, node registry, scheduler and the SQLite store.
+    Coordinator(CoordinatorArgs),
+    /// Run a worker: join the coordinator, advertise this machine's skills, run tasks.
+    Worker(WorkerArgs),
+    /// Try it out: a coordinator on 127.0.0.1 and one worker in the same process.
+    Dev(DevArgs),
+    /// Show or apply schema migrations of the store (takes a consistent backup first).
+    Migrate(MigrateArgs),
+    /// List or inspect cluster nodes, or drain / undrain one.
+    Nodes(NodesArgs),
+    /// Cluster health, or one node's health; the exit code says healthy (0) or not (1).
+    Health(HealthArgs),
+    /// Submit, list, inspect, wait for and cancel tasks.
+    Tasks(TasksArgs),
+    /// Which skills this machine has, and why a skill is not eligible.
+    Skills(SkillsArgs),
+}
+
+/// Flags of `openclaw coordinator`.
+#[derive(Debug, Args, Default)]
+pub struct CoordinatorArgs {
+    /// Address to listen on (coordinator.host, default 0.0.0.0).
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+    /// Port to listen on (coordinator.port, default 8888).
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// SQLite database file (storage.path, default ./data/cluster.db).
+    #[arg(long, value_name = "PATH")]
+    pub db_path: Option<PathBuf>,
+}
+
+/// Flags of `openclaw worker`.
+#[derive(Debug, Args, Default)]
+pub struct WorkerArgs {
+    /// This node's id (worker.node_id; default: derived from the host name).
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
+    /// Coordinator address (worker.coordinator_host; default: coordinator.host, 0.0.0.0 meaning 127.0.0.1).
+    #[arg(long, value_name = "HOST")]
+    pub coordinator_host: Option<String>,
+    /// Coordinator port (worker.coordinator_port; default: coordinator.port).
+    #[arg(long, value_name = "PORT")]
+    pub coordinator_port: Option<u16>,
+    /// Skills folder; repeat for several (the first wins on a name clash).
+    #[arg(long, value_name = "DIR")]
+    pub skills_dir: Vec<PathBuf>,
+    /// How many tasks this node runs at once (worker.max_concurrent_tasks, default 5).
+    #[arg(long, value_name = "N")]
+    pub max_concurrent_tasks: Option<u32>,
+    /// Join token (else OPENCLAW_TOKEN, worker.token, or the worker.token file beside storage.path).
+    #[arg(
+        long,
+        env = "OPENCLAW_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+    /// A tag for affinity placement; repeat for several (worker.tags).
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+}
+
+/// Flags of `openclaw dev`.
+#[derive(Debug, Args, Default)]
+pub struct DevArgs {
+    /// Port for the coordinator on 127.0.0.1 (default: coordinator.port, 8888).
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// SQLite database file (storage.path, default ./data/cluster.db).
+    #[arg(long, value_name = "PATH")]
+    pub db_path: Option<PathBuf>,
+    /// Skills folder of the in-process worker; repeat for several.
+    #[arg(long, value_name = "DIR")]
+    pub skills_dir: Vec<PathBuf>,
+    /// Node id of the in-process worker (default: derived from the host name).
+    #[arg(long, value_name = "ID")]
+    pub node_id: Option<String>,
+}
+
+/// Flags of `openclaw migrate`.
+#[derive(Debug, Args, Default)]
+pub struct MigrateArgs {
+    /// SQLite database file (storage.path, default ./data/cluster.db).
+    #[arg(long, value_name = "PATH")]
+    pub db_path: Option<PathBuf>,
+    /// Print the current and target schema versions and the pending migrations; change nothing.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub status: bool,
+    /// Print what would run; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Where a CLI client finds the coordinator and its token.
+#[derive(Debug, Args, Default, Clone)]
+pub struct ClientArgs {
+    /// Coordinator URL (else OPENCLAW_URL, else coordinator.host:port from the config).
+    #[arg(long, env = "OPENCLAW_URL", value_name = "URL")]
+    pub url: Option<String>,
+    /// Admin token (else OPENCLAW_TOKEN, auth.admin_token, or the admin.token file beside storage.path).
+    #[arg(
+        long,
+        env = "OPENCLAW_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub token: Option<String>,
+}
+
+/// Flags of `openclaw nodes`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct NodesArgs {
+    /// Show one node in detail.
+    #[arg(value_name = "NODE_ID")]
+    pub node_id: Option<String>,
+    /// Only online nodes.
+    #[arg(long, conflicts_with_all = ["skill", "status"])]
+    pub online: bool,
+    /// Only online nodes that have this skill.
+    #[arg(long, value_name = "SKILL", conflicts_with = "status")]
+    pub skill: Option<String>,
+    /// Only nodes in this status (online, offline, busy, maintenance, error).
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<NodeStatus>,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[command(subcommand)]
+    pub action: Option<NodesAction>,
+}
+
+/// `openclaw nodes drain|undrain`.
+#[derive(Debug, Subcommand)]
+pub enum NodesAction {
+    /// Put a node in maintenance: it gets no new tasks; running ones finish.
+    Drain(NodeTarget),
+    /// Take a node out of maintenance.
+    Undrain(NodeTarget),
+}
+
+/// One node to act on.
+#[derive(Debug, Args)]
+pub struct NodeTarget {
+    /// The node's id.
+    #[arg(value_name = "NODE_ID")]
+    pub node_id: String,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// One node's health instead of the cluster's.
+    #[arg(long, value_name = "NODE_ID")]
+    pub node: Option<String>,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `openclaw tasks ...`.
+#[derive(Debug, Args)]
+pub struct TasksArgs {
+    #[command(subcommand)]
+    pub command: TasksCommand,
+}
+
+/// The task subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TasksCommand {
+    /// Submit a task; prints its id, or with --wait its outcome.
+    Submit(SubmitArgs),
+    /// List tasks, newest first.
+    List(ListArgs),
+    /// Show one task with its event history and, while pending, why it waits.
+    Get(TaskTarget),
+    /// Wait until a task ends; exit 0 if it completed, 1 otherwise.
+    Wait(WaitArgs),
+    /// Cancel a task (a running one is killed on its worker).
+    Cancel(TaskTarget),
+}
+
+/// Flags of `openclaw tasks submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// A required skill; repeat for several. The first one is the skill that runs.
+    #[arg(long = "skill", value_name = "SKILL", required = true)]
+    pub skills: Vec<String>,
+    /// An optional skill: nodes that have it are preferred. Repeatable.
+    #[arg(long = "optional-skill", value_name = "SKILL")]
+    pub optional_skills: Vec<String>,
+    /// Task name (default: the first skill).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Description (the agent runner's prompt when there is no --prompt).
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// A parameter KEY=VALUE; VALUE is JSON when it parses as JSON, else a string. Repeatable.
+    #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, serde_json::Value)>,
+    /// All parameters as one JSON object.
+    #[arg(long, value_name = "JSON", conflicts_with = "params_file")]
+    pub params_json: Option<String>,
+    /// All parameters from a JSON file.
+    #[arg(long, value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
+    /// The prompt for an agent skill (sets parameters.prompt).
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Option<String>,
+    /// critical, high, normal (default) or low.
+    #[arg(long, value_name = "PRIORITY")]
+    pub priority: Option<Priority>,
+    /// Time limit per attempt: seconds or a duration like 90s, 10m, 2h (default coordinator.default_task_timeout).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// How many times a failed attempt is retried (default 3).
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// An affinity tag: nodes with this tag are preferred. Repeatable.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Submitting again with the same key returns the first task instead of a new one.
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// Wait for the outcome and print it; exit 0 completed, 1 failed, timeout or cancelled.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw tasks list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only tasks in this status.
+    #[arg(long, value_name = "STATUS")]
+    pub status: Option<TaskStatus>,
+    /// Only tasks assigned to this node.
+    #[arg(long, value_name = "NODE_ID")]
+    pub node: Option<String>,
+    /// Only tasks that require this skill.
+    #[arg(long, value_name = "SKILL")]
+    pub skill: Option<String>,
+    /// At most this many tasks (1-1000, default 50).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// Continue after this cursor (the `next` of a previous page).
+    #[arg(long, value_name = "CURSOR")]
+    pub after: Option<String>,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// One task to act on.
+#[derive(Debug, Args)]
+pub struct TaskTarget {
+    /// The task's id.
+    #[arg(value_name = "TASK_ID")]
+    pub task_id: String,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw tasks wait`.
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The task's id.
+    #[arg(value_name = "TASK_ID")]
+    pub task_id: String,
+    /// Give up after this long (seconds or 90s, 10m...); default: wait as long as it takes.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw skills`.
+#[derive(Debug, Args, Default)]
+pub struct SkillsArgs {
+    /// Skills folder; repeat for several (default: worker.skills_dir).
+    #[arg(long, value_name = "DIR")]
+    pub skills_dir: Vec<PathBuf>,
+    /// JSON in OpenClaw's vocabulary (name, description, eligible, missing) plus kind and path.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses arguments (the first one is the program name).
+pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(args)
+}
+
+/// The arguments as `openclaw` would see them: a program called `openclaw-coordinator` or
+/// `openclaw-worker` gets that subcommand put in front of its arguments.
+pub fn args_from_invocation(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut args: Vec<OsString> = args.into_iter().collect();
+    let Some(program) = args.first() else {
+        return vec!["openclaw".into()];
+    };
+    let stem = std::path::Path::new(program)
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let role = match stem.as_str() {
+        "openclaw-coordinator" => Some("coordinator"),
+        "openclaw-worker" => Some("worker"),
+        _ => None,
+    };
+    if let Some(role) = role {
+        args.insert(1, role.into());
+    }
+    args
+}
+
+/// A duration: plain seconds (`90`, `1.5`) or humantime (`90s`, `10m`, `2h 30m`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::util::parse_duration(text)
+}
+
+fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    if key.is_empty() {
+        return Err(format!("`{text}` has an empty key"));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| value.into());
+    Ok((key.to_string(), value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(args: &[&str]) -> Cli {
+        parse(args.iter().map(OsString::from).collect()).expect("parses")
+    }
+
+    #[test]
+    fn link_names_pick_the_subcommand() {
+        let args = args_from_invocation(
+            ["/usr/bin/openclaw-coordinator", "--port", "9"].map(OsString::from),
+        );
+        let cli = parse(args).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Coordinator(CoordinatorArgs { port: Some(9), .. })
+        ));
+        let args = args_from_invocation(["openclaw-worker.exe"].map(OsString::from));
+        assert!(matches!(parse(args).unwrap().command, Command::Worker(_)));
+        let args =
+            args_from_invocation(["openclaw-cluster", "nodes", "--online"].map(OsString::from));
+        assert!(matches!(
+            parse(args).unwrap().command,
+            Command::Nodes(NodesArgs { online: true, .. })
+        ));
+    }
+
+    #[test]
+    fn seed_worker_flags_parse() {
+        let cli = parse_ok(&[
+            "openclaw",
+            "worker",
+            "--node-id",
+            "worker-001",
+            "--coordinator-host",
+            "localhost",
+            "--coordinator-port",
+            "8888",
+            "--skills-dir",
+            "./skills",
+        ]);
+        let Command::Worker(w) = cli.command else {
+            panic!("not worker")
+        };
+        assert_eq!(w.node_id.as_deref(), Some("worker-001"));
+        assert_eq!(w.coordinator_port, Some(8888));
+        assert_eq!(w.skills_dir, vec![PathBuf::from("./skills")]);
+    }
+
+    #[test]
+    fn config_flag_is_global() {
+        let cli = parse_ok(&[
+            "openclaw",
+            "coordinator",
+            "-c",
+            "config.yaml",
+            "--host",
+            "0.0.0.0",
+        ]);
+        assert_eq!(cli.config, Some(PathBuf::from("config.yaml")));
+    }
+
+    #[test]
+    fn nodes_drain_is_a_subcommand() {
+        let cli = parse_ok(&["openclaw", "nodes", "drain", "w1"]);
+        let Command::Nodes(n) = cli.command else {
+            panic!()
+        };
+        assert!(
+            matches!(n.action, Some(NodesAction::Drain(NodeTarget { ref node_id, .. })) if node_id == "w1")
+        );
+    }
+
+    #[test]
+    fn submit_params_are_json_when_they_parse() {
+        let cli = parse_ok(&[
+            "openclaw",
+            "tasks",
+            "submit",
+            "--skill",
+            "ocr",
+            "--param",
+            "n=3",
+            "--param",
+            "s=hello",
+            "--timeout",
+            "10m",
+            "--priority",
+            "high",
+        ]);
+        let Command::Tasks(TasksArgs {
+            command: TasksCommand::Submit(s),
+        }) = cli.command
+        else {
+            panic!()
+        };
+        assert_eq!(s.params[0], ("n".into(), serde_json::json!(3)));
+        assert_eq!(s.params[1], ("s".into(), serde_json::json!("hello")));
+        assert_eq!(s.timeout, Some(Duration::from_secs(600)));
+        assert_eq!(s.priority, Some(Priority::High));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            vec![
+                "openclaw",
+                "tasks",
+                "submit",
+                "--skill",
+                "x",
+                "--priority",
+                "urgent",
+            ],
+            vec![
+                "openclaw",
+                "tasks",
+                "submit",
+                "--skill",
+                "x",
+                "--timeout",
+                "soon",
+            ],
+            vec![
+                "openclaw", "tasks", "submit", "--skill", "x", "--param", "novalue",
+            ],
+            vec!["openclaw", "tasks", "submit"],
+            vec!["openclaw", "coordinator", "--port", "70000"],
+        ] {
+            let err = parse(args.iter().map(OsString::from).collect()).unwrap_err();
+            assert!(err.use_stderr(), "{args:?} should be a usage error");
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! The typed HTTP client for the coordinator's API, shared by the worker and the CLI.
+//!
+//! It speaks exactly the request and response types of [`crate::model`]. Errors say what
+//! was tried and what to check: "GET /api/v1/nodes returned 401 (unauthorized): …", or
+//! "cannot reach the coordinator at http://…: connection refused — is it running? …".
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::model::{
+    ClusterHealth, ErrorBody, HeartbeatRequest, HeartbeatResponse, Node, NodeActionResponse,
+    NodeHealth, PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportResponse,
+    ResultReport, ServiceHealth, StartReport, SubmitTask, Task, TaskList,
+};
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "cannot reach the coordinator at {url} ({method} {path}): {cause}. Check that it is running (openclaw coordinator), that the address is right (--url, OPENCLAW_URL, or coordinator.host/port), and that no firewall blocks the port (telnet <host> <port>)"
+    )]
+    Unreachable {
+        url: String,
+        method: Method,
+        path: String,
+        cause: String,
+    },
+    #[error("{method} {path} returned {status} ({code}): {message}")]
+    Status {
+        method: Method,
+        path: String,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("{method} {path}: the answer is not what this client understands: {cause}")]
+    Decode {
+        method: Method,
+        path: String,
+        cause: String,
+    },
+}
+
+impl ClientError {
+    /// The HTTP status, when the coordinator answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. })
+    }
+}
+
+/// The innermost cause of an error, which is the useful part ("Connection refused").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// A client bound to one coordinator and one bearer token.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for `base` (e.g. `http://127.0.0.1:8888`).
+    pub fn new(base: &str, token: Option<String>) -> Result<Client, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(50))
+            .user_agent(concat!("openclaw/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+        })
+    }
+
+    /// The same coordinator with another token (a worker switches to its node secret).
+    pub fn with_token(&self, token: Option<String>) -> Client {
+        Client {
+            http: self.http.clone(),
+            base: self.base.clone(),
+            token,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Sends a request and returns the raw body of a 2xx answer.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+        headers: &[(&str, String)],
+    ) -> Result<Bytes, ClientError> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .timeout(timeout);
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        if let Some(bytes) = body {
+            req = req.header("content-type", "application/json").body(bytes);
+        }
+        let response = req.send().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            method: method.clone(),
+            path: path.into(),
+            cause: if e.is_timeout() {
+                "timed out".into()
+            } else {
+                root_cause(&e)
+            },
+        })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Unreachable {
+                url: self.base.clone(),
+                method: method.clone(),
+                path: path.into(),
+                cause: root_cause(&e),
+            })?;
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+            Ok(e) => (e.error.code, e.error.message),
+            Err(_) => (
+                status
+                    .canonical_reason()
+                    .unwrap_or("error")
+                    .to_ascii_lowercase()
+                    .replace(' ', "_"),
+                String::from_utf8_lossy(&bytes).chars().take(500).collect(),
+            ),
+        };
+        Err(ClientError::Status {
+            method,
+            path: path.into(),
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    }
+
+    async fn call<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Duration,
+    ) -> Result<T, ClientError> {
+        let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
+        let bytes = self.raw(method.clone(), path, body, timeout, &[]).await?;
+        decode(&method, path, &bytes)
+    }
+
+    const SHORT: Duration = Duration::from_secs(15);
+
+    pub async fn health(&self) -> Result<ServiceHealth, ClientError> {
+        self.call(Method::GET, "/health", NONE, Self::SHORT).await
+    }
+
+    pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
+        self.call(
+            Method::POST,
+            "/api/v1/nodes/register",
+            Some(req),
+            Self::SHORT,
+        )
+        .await
+    }
+
+    pub async fn heartbeat(
+        &self,
+        node: &str,
+        req: &HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/nodes/{}/heartbeat", seg(node)),
+            Some(req),
+            Self::SHORT,
+        )
+        .await
+    }
+
+    pub async fn shutdown_node(&self, node: &str) -> Result<NodeActionResponse, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/nodes/{}/shutdown", seg(node)),
+            NONE,
+            Self::SHORT,
+        )
+        .await
+    }
+
+    /// A long poll: waits up to `wait` on the coordinator for work.
+    pub async fn poll(
+        &self,
+        node: &str,
+        req: &PollRequest,
+        wait: Duration,
+    ) -> Result<PollResponse, ClientError> {
+        let path = format!("/api/v1/nodes/{}/tasks/poll", seg(node));
+        self.call(
+            Method::POST,
+            &path,
+            Some(req),
+            wait + Duration::from_secs(10),
+        )
+        .await
+    }
+
+    pub async fn report_start(
+        &self,
+        node: &str,
+        task: &str,
+        attempt: u32,
+    ) -> Result<ReportResponse, ClientError> {
+        let path = format!("/api/v1/nodes/{}/tasks/{}/start", seg(node), seg(task));
+        self.call(
+            Method::POST,
+            &path,
+            Some(&StartReport { attempt }),
+            Self::SHORT,
+        )
+        .await
+    }
+
+    pub async fn report_result(
+        &self,
+        node: &str,
+        task: &str,
+        report: &ResultReport,
+    ) -> Result<ReportResponse, ClientError> {
+        let path = format!("/api/v1/nodes/{}/tasks/{}/result", seg(node), seg(task));
+        self.call(Method::POST, &path, Some(report), Self::SHORT)
+            .await
+    }
+
+    pub async fn nodes(&self, path: &str) -> Result<Vec<Node>, ClientError> {
+        self.call(Method::GET, path, NONE, Self::SHORT).await
+    }
+
+    pub async fn node(&self, node: &str) -> Result<Node, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/nodes/{}", seg(node)),
+            NONE,
+            Self::SHORT,
+        )
+        .await
+    }
+
+    pub async fn node_health(&self, node: &str) -> Result<NodeHealth, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/nodes/{}/health", seg(node)),
+            NONE,
+            Self::SHORT,
+        )
+        .await
+    }
+
+    pub async fn set_draining(
+        &self,
+        node: &str,
+        drain: bool,
+    ) -> Result<NodeActionResponse, ClientError> {
+        let action = if drain { "drain" } else { "undrain" };
+        self.call(
+            Method::POST,
+            &format!("/api/v1/nodes/{}/{action}", seg(node)),
+            NONE,
+            Self::SHORT,
+        )
+        .await
+    }
+
+    pub async fn cluster_health(&self) -> Result<ClusterHealth, ClientError> {
+        self.call(Method::GET, "/api/v1/cluster/health", NONE, Self::SHORT)
+            .await
+    }
+
+    pub async fn submit(&self, task: &SubmitTask) -> Result<Task, ClientError> {
+        self.call(Method::POST, "/api/v1/tasks", Some(task), Self::SHORT)
+            .await
+    }
+
+    pub async fn list_tasks(&self, query: &str) -> Result<TaskList, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/tasks{query}"),
+            NONE,
+            Self::SHORT,
+        )
+        .await
+    }
+
+    pub async fn task(&self, id: &str) -> Result<Task, ClientError> {
+        self.call(
+            Method::GET,
+            &format!("/api/v1/tasks/{}", seg(id)),
+            NONE,
+            Self::SHORT,
+        )
+        .await
+    }
+
+    /// Waits on the coordinator up to `wait` for the task to end.
+    pub async fn wait_task(&self, id: &str, wait: Duration) -> Result<Task, ClientError> {
+        let path = format!(
+            "/api/v1/tasks/{}/wait?timeout={}",
+            seg(id),
+            wait.as_secs_f64()
+        );
+        self.call(Method::GET, &path, NONE, wait + Duration::from_secs(10))
+            .await
+    }
+
+    pub async fn cancel_task(&self, id: &str) -> Result<Task, ClientError> {
+        self.call(
+            Method::POST,
+            &format!("/api/v1/tasks/{}/cancel", seg(id)),
+            NONE,
+            Self::SHORT,
+        )
+        .await
+    }
+}
+
+/// No request body.
+const NONE: Option<&()> = None;
+
+/// Decodes a JSON answer.
+pub fn decode<T: DeserializeOwned>(
+    method: &Method,
+    path: &str,
+    bytes: &[u8],
+) -> Result<T, ClientError> {
+    serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
+        method: method.clone(),
+        path: path.into(),
+        cause: e.to_string(),
+    })
+}
+
+/// A path segment, percent-encoded.
+pub fn seg(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}

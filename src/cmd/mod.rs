@@ -1,0 +1,148 @@
+//! One module per subcommand: the glue between parsed flags, the config, and the library.
+//!
+//! Servers (`coordinator`, `worker`, `dev`) run on a tokio runtime with the shutdown
+//! token; local tools (`migrate`, `skills`) work on files; remote clients (`nodes`,
+//! `health`, `tasks`) talk to the coordinator's API through [`crate::client`].
+
+mod coordinator;
+mod migrate;
+mod nodes;
+mod output;
+mod remote;
+mod skills;
+mod tasks;
+mod worker;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::config::{self, FlagOverrides, Loaded};
+use crate::{Exit, UsageError};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut flags = FlagOverrides::default();
+    flags.set("log.level", "--log-level", cli.log_level.clone());
+    flags.set("log.format", "--log-format", cli.log_format.clone());
+    match cli.command {
+        Command::Coordinator(args) => {
+            flags.set("coordinator.host", "--host", args.host.clone());
+            flags.set("coordinator.port", "--port", args.port);
+            flags.set("storage.path", "--db-path", args.db_path.clone());
+            let loaded = load(&cli.config, flags)?;
+            server(&loaded, coordinator::run(loaded.config.clone()))
+        }
+        Command::Migrate(args) => {
+            flags.set("storage.path", "--db-path", args.db_path.clone());
+            let loaded = load(&cli.config, flags)?;
+            migrate::run(&loaded.config, &args)
+        }
+        Command::Worker(args) => {
+            flags.set("worker.node_id", "--node-id", args.node_id.clone());
+            flags.set(
+                "worker.coordinator_host",
+                "--coordinator-host",
+                args.coordinator_host.clone(),
+            );
+            flags.set(
+                "worker.coordinator_port",
+                "--coordinator-port",
+                args.coordinator_port,
+            );
+            if !args.skills_dir.is_empty() {
+                flags.set(
+                    "worker.skills_dir",
+                    "--skills-dir",
+                    Some(args.skills_dir.clone()),
+                );
+            }
+            flags.set(
+                "worker.max_concurrent_tasks",
+                "--max-concurrent-tasks",
+                args.max_concurrent_tasks,
+            );
+            if !args.tags.is_empty() {
+                flags.set("worker.tags", "--tag", Some(args.tags.clone()));
+            }
+            let loaded = load(&cli.config, flags)?;
+            server(&loaded, worker::run(loaded.config.clone(), args.token))
+        }
+        Command::Dev(args) => {
+            flags.set("coordinator.port", "--port", args.port);
+            flags.set("storage.path", "--db-path", args.db_path.clone());
+            if !args.skills_dir.is_empty() {
+                flags.set(
+                    "worker.skills_dir",
+                    "--skills-dir",
+                    Some(args.skills_dir.clone()),
+                );
+            }
+            flags.set("worker.node_id", "--node-id", args.node_id.clone());
+            let loaded = load(&cli.config, flags)?;
+            server(&loaded, worker::dev(loaded.config.clone()))
+        }
+        Command::Skills(args) => {
+            if !args.skills_dir.is_empty() {
+                flags.set(
+                    "worker.skills_dir",
+                    "--skills-dir",
+                    Some(args.skills_dir.clone()),
+                );
+            }
+            let loaded = load(&cli.config, flags)?;
+            install_crypto();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(skills::run(&loaded.config, &args))
+        }
+        Command::Nodes(args) => {
+            let loaded = load(&cli.config, flags)?;
+            client(nodes::nodes(&loaded.config, args))
+        }
+        Command::Health(args) => {
+            let loaded = load(&cli.config, flags)?;
+            client(nodes::health(&loaded.config, args))
+        }
+        Command::Tasks(args) => {
+            let loaded = load(&cli.config, flags)?;
+            client(tasks::run(&loaded.config, args.command))
+        }
+    }
+}
+
+/// Loads the config; a config error is a usage error (exit 2).
+fn load(file: &Option<std::path::PathBuf>, flags: FlagOverrides) -> Result<Loaded, UsageError> {
+    config::load(file.as_deref(), flags)
+}
+
+/// Runs a server future on a multi-threaded runtime with logging set up.
+fn server<F>(loaded: &Loaded, fut: F) -> anyhow::Result<ExitCode>
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let _guard = crate::logging::init(&loaded.config.log)?;
+    install_crypto();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(fut)?;
+    Ok(Exit::Ok.into())
+}
+
+/// Runs a client future on a small runtime (no logging: clients print).
+fn client<F>(fut: F) -> anyhow::Result<ExitCode>
+where
+    F: std::future::Future<Output = anyhow::Result<Exit>>,
+{
+    install_crypto();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(fut)?.into())
+}
+
+/// rustls needs one process-wide crypto provider; reqwest panics without it.
+pub fn install_crypto() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

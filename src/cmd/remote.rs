@@ -1,0 +1,42 @@
+//! What the remote clients share: finding the coordinator and the token, and turning API
+//! errors into exit codes.
+
+use crate::cli::ClientArgs;
+use crate::client::{Client, ClientError};
+use crate::config::Config;
+use crate::coordinator::auth::{ADMIN_TOKEN_FILE, read_token_file, token_path};
+
+/// A client for the coordinator: `--url` / OPENCLAW_URL or the config's address; the token
+/// from `--token` / OPENCLAW_TOKEN, `auth.admin_token`, or the admin.token file.
+pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Client> {
+    let url = match &args.url {
+        Some(u) if u.contains("://") => u.clone(),
+        Some(u) => format!("http://{u}"),
+        None => config.coordinator_url_for_clients(),
+    };
+    reqwest::Url::parse(&url)
+        .map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}")))?;
+    let token = args
+        .token
+        .clone()
+        .or_else(|| config.auth.admin_token.clone())
+        .or_else(|| {
+            read_token_file(&token_path(config, ADMIN_TOKEN_FILE))
+                .ok()
+                .flatten()
+        });
+    Ok(Client::new(&url, token)?)
+}
+
+/// An API error as the CLI reports it: a 400 is the user's input (exit 2), a 401 gets a
+/// hint about tokens, everything else is a negative answer (exit 1).
+pub fn fail(config: &Config, err: ClientError) -> anyhow::Error {
+    match err.status() {
+        Some(400) => crate::usage_error(err.to_string()),
+        Some(401) => anyhow::anyhow!(
+            "{err}\nhint: pass the admin token with --token or OPENCLAW_TOKEN; on the coordinator's machine it is in {}",
+            token_path(config, ADMIN_TOKEN_FILE).display()
+        ),
+        _ => anyhow::Error::new(err),
+    }
+}

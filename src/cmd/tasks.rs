@@ -1,0 +1,356 @@
+//! `openclaw tasks submit|list|get|wait|cancel`.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use crate::Exit;
+use crate::cli::{ListArgs, SubmitArgs, TaskTarget, TasksCommand, WaitArgs};
+use crate::client::Client;
+use crate::config::Config;
+use crate::model::{SubmitTask, Task, TaskStatus};
+use crate::usage_error;
+use crate::util::{ago, now_ms, short_duration};
+
+use super::output::{fields, table};
+use super::remote::{connect, fail};
+
+pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit> {
+    match command {
+        TasksCommand::Submit(args) => submit(config, args).await,
+        TasksCommand::List(args) => list(config, args).await,
+        TasksCommand::Get(args) => get(config, args).await,
+        TasksCommand::Wait(args) => wait(config, args).await,
+        TasksCommand::Cancel(args) => cancel(config, args).await,
+    }
+}
+
+/// The parameters from --params-json / --params-file, then each --param, then --prompt.
+fn parameters(args: &SubmitArgs) -> anyhow::Result<Value> {
+    let base = match (&args.params_json, &args.params_file) {
+        (Some(text), _) => serde_json::from_str(text)
+            .map_err(|e| usage_error(format!("--params-json is not valid JSON: {e}")))?,
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                usage_error(format!("cannot read --params-file {}: {e}", path.display()))
+            })?;
+            serde_json::from_str(&text).map_err(|e| {
+                usage_error(format!(
+                    "--params-file {} is not valid JSON: {e}",
+                    path.display()
+                ))
+            })?
+        }
+        (None, None) => Value::Object(Map::new()),
+    };
+    if args.params.is_empty() && args.prompt.is_none() {
+        return Ok(base);
+    }
+    let Value::Object(mut map) = base else {
+        return Err(usage_error(
+            "--param and --prompt need the parameters to be a JSON object",
+        ));
+    };
+    for (k, v) in &args.params {
+        map.insert(k.clone(), v.clone());
+    }
+    if let Some(p) = &args.prompt {
+        map.insert("prompt".into(), Value::String(p.clone()));
+    }
+    Ok(Value::Object(map))
+}
+
+async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
+    let client = connect(config, &args.client)?;
+    let request = SubmitTask {
+        name: args.name.clone().unwrap_or_else(|| args.skills[0].clone()),
+        description: args.description.clone().unwrap_or_default(),
+        task_type: None,
+        required_skills: args.skills.clone(),
+        optional_skills: args.optional_skills.clone(),
+        priority: args.priority,
+        parameters: Some(parameters(&args)?),
+        timeout: args.timeout.map(|t| t.as_secs_f64()),
+        max_retries: args.retries,
+        affinity_tags: args.tags.clone(),
+        user_id: None,
+        idempotency_key: args.idempotency_key.clone(),
+        metadata: None,
+    };
+    let task = client.submit(&request).await.map_err(|e| fail(config, e))?;
+    if !args.wait {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&task)?);
+        } else {
+            println!("{}", task.task_id);
+            if let Some(reason) = &task.pending_reason {
+                eprintln!("pending: {reason}");
+            }
+        }
+        return Ok(Exit::Ok);
+    }
+    eprintln!("submitted {}", task.task_id);
+    let task = wait_until_done(config, &client, &task.task_id, None).await?;
+    report(&task, args.json)
+}
+
+/// Waits (in server-side long waits) until the task ends or `limit` passes.
+async fn wait_until_done(
+    config: &Config,
+    client: &Client,
+    id: &str,
+    limit: Option<Duration>,
+) -> anyhow::Result<Task> {
+    let started = Instant::now();
+    let mut last_reason: Option<String> = None;
+    loop {
+        let left = limit.map(|l| l.saturating_sub(started.elapsed()));
+        let chunk = left
+            .unwrap_or(Duration::from_secs(60))
+            .min(Duration::from_secs(60));
+        let task = client
+            .wait_task(id, chunk)
+            .await
+            .map_err(|e| fail(config, e))?;
+        if task.status.is_terminal() || left.is_some_and(|l| l <= chunk) {
+            return Ok(task);
+        }
+        if task.pending_reason != last_reason {
+            if let Some(r) = &task.pending_reason {
+                eprintln!("pending: {r}");
+            }
+            last_reason = task.pending_reason.clone();
+        }
+    }
+}
+
+/// Prints how a task ended; exit 0 only when it completed.
+fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(task)?);
+    } else {
+        match task.status {
+            TaskStatus::Completed => {
+                eprintln!(
+                    "completed on {} (attempt {})",
+                    task.assigned_node.as_deref().unwrap_or("?"),
+                    task.attempt
+                );
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(task.result.as_ref().unwrap_or(&Value::Null))?
+                );
+            }
+            s if s.is_terminal() => {
+                eprintln!(
+                    "{s} after attempt {}: {}",
+                    task.attempt,
+                    task.error.as_deref().unwrap_or("no error recorded")
+                );
+            }
+            s => {
+                eprintln!(
+                    "still {s}{}",
+                    task.pending_reason
+                        .as_deref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(if task.status == TaskStatus::Completed {
+        Exit::Ok
+    } else {
+        Exit::Negative
+    })
+}
+
+async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
+    let client = connect(config, &args.client)?;
+    let mut query: Vec<(String, String)> = Vec::new();
+    if let Some(s) = args.status {
+        query.push(("status".into(), s.to_string()));
+    }
+    if let Some(n) = &args.node {
+        query.push(("node".into(), n.clone()));
+    }
+    if let Some(s) = &args.skill {
+        query.push(("skill".into(), s.clone()));
+    }
+    if let Some(l) = args.limit {
+        query.push(("limit".into(), l.to_string()));
+    }
+    if let Some(a) = &args.after {
+        query.push(("after".into(), a.clone()));
+    }
+    let qs = if query.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "?{}",
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish()
+        )
+    };
+    let path = format!("/api/v1/tasks{qs}");
+    let raw = client
+        .raw(
+            reqwest::Method::GET,
+            &path,
+            None,
+            Duration::from_secs(15),
+            &[],
+        )
+        .await
+        .map_err(|e| fail(config, e))?;
+    if args.json {
+        println!("{}", String::from_utf8_lossy(&raw));
+        return Ok(Exit::Ok);
+    }
+    let page: crate::model::TaskList = crate::client::decode(&reqwest::Method::GET, &path, &raw)?;
+    if page.tasks.is_empty() {
+        println!("no tasks");
+        return Ok(Exit::Ok);
+    }
+    let now = now_ms();
+    let rows = page
+        .tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.task_id.clone(),
+                t.status.to_string(),
+                t.priority.to_string(),
+                t.required_skills.join(","),
+                t.assigned_node.clone().unwrap_or_else(|| "-".into()),
+                t.attempt.to_string(),
+                ago(t.submitted_at.0, now),
+                t.pending_reason
+                    .clone()
+                    .or_else(|| t.error.clone())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "TASK",
+                "STATUS",
+                "PRIORITY",
+                "SKILLS",
+                "NODE",
+                "ATTEMPT",
+                "SUBMITTED",
+                "NOTE"
+            ],
+            rows
+        )
+    );
+    if let Some(next) = page.next {
+        println!("more: openclaw tasks list --after {next}");
+    }
+    Ok(Exit::Ok)
+}
+
+async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
+    let client = connect(config, &args.client)?;
+    let path = format!("/api/v1/tasks/{}", crate::client::seg(&args.task_id));
+    let raw = client
+        .raw(
+            reqwest::Method::GET,
+            &path,
+            None,
+            Duration::from_secs(15),
+            &[],
+        )
+        .await
+        .map_err(|e| fail(config, e))?;
+    if args.json {
+        println!("{}", String::from_utf8_lossy(&raw));
+        return Ok(Exit::Ok);
+    }
+    let t: Task = crate::client::decode(&reqwest::Method::GET, &path, &raw)?;
+    let now = now_ms();
+    let mut pairs = vec![
+        ("task", t.task_id.clone()),
+        ("name", t.name.clone()),
+        ("status", t.status.to_string()),
+        ("priority", t.priority.to_string()),
+        ("skills", t.required_skills.join(", ")),
+        (
+            "node",
+            t.assigned_node.clone().unwrap_or_else(|| "-".into()),
+        ),
+        (
+            "attempt",
+            format!(
+                "{} (retries used {} of {})",
+                t.attempt, t.retry_count, t.max_retries
+            ),
+        ),
+        (
+            "timeout",
+            short_duration(Duration::from_secs_f64(t.timeout)),
+        ),
+        ("submitted", ago(t.submitted_at.0, now)),
+    ];
+    if let Some(r) = &t.pending_reason {
+        pairs.push(("pending", r.clone()));
+    }
+    if let Some(e) = &t.error {
+        pairs.push(("error", e.clone()));
+    }
+    if let Some(r) = &t.result {
+        pairs.push(("result", serde_json::to_string(r)?));
+    }
+    print!("{}", fields(&pairs));
+    if let Some(events) = &t.events {
+        println!();
+        let rows = events
+            .iter()
+            .map(|e| {
+                vec![
+                    crate::util::rfc3339(e.at.0),
+                    e.event.clone(),
+                    e.attempt.to_string(),
+                    e.node_id.clone().unwrap_or_else(|| "-".into()),
+                    e.message.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table(&["TIME", "EVENT", "ATTEMPT", "NODE", "DETAIL"], rows)
+        );
+    }
+    Ok(Exit::Ok)
+}
+
+async fn wait(config: &Config, args: WaitArgs) -> anyhow::Result<Exit> {
+    let client = connect(config, &args.client)?;
+    let task = wait_until_done(config, &client, &args.task_id, args.timeout).await?;
+    report(&task, args.json)
+}
+
+async fn cancel(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
+    let client = connect(config, &args.client)?;
+    let task = client
+        .cancel_task(&args.task_id)
+        .await
+        .map_err(|e| fail(config, e))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&task)?);
+    } else if task.status == TaskStatus::Cancelled {
+        println!("{} cancelled", task.task_id);
+    } else {
+        println!(
+            "{}: cancel requested; its worker is stopping it",
+            task.task_id
+        );
+    }
+    Ok(Exit::Ok)
+}

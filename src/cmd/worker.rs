@@ -1,0 +1,48 @@
+//! `openclaw worker` and `openclaw dev`.
+
+use crate::config::Config;
+use crate::coordinator::auth::{WORKER_TOKEN_FILE, read_token_file, token_path};
+
+/// The join token: the flag or OPENCLAW_TOKEN, else `worker.token` in the config, else
+/// the worker.token file beside storage.path (so a worker on the coordinator's machine
+/// needs no token handling).
+pub fn join_token(config: &Config, flag: Option<String>) -> Option<String> {
+    flag.or_else(|| config.worker.token.clone())
+        .or_else(|| {
+            read_token_file(&token_path(config, WORKER_TOKEN_FILE))
+                .ok()
+                .flatten()
+        })
+        .filter(|t| !t.trim().is_empty())
+}
+
+pub async fn run(config: Config, token: Option<String>) -> anyhow::Result<()> {
+    let shutdown = crate::shutdown::on_signal();
+    let token = join_token(&config, token);
+    crate::worker::run(config, token, shutdown).await
+}
+
+/// A coordinator on 127.0.0.1 and one worker in this process.
+pub async fn dev(mut config: Config) -> anyhow::Result<()> {
+    let shutdown = crate::shutdown::on_signal();
+    config.coordinator.host = "127.0.0.1".into();
+    let listener =
+        crate::coordinator::bind(&config.coordinator.host, config.coordinator.port).await?;
+    let port = listener.local_addr()?.port();
+    let coordinator =
+        crate::coordinator::Coordinator::start(config.clone(), shutdown.clone()).await?;
+    let server = tokio::spawn(coordinator.serve(listener));
+    config.worker.coordinator_host = Some("127.0.0.1".into());
+    config.worker.coordinator_port = Some(port);
+    let token = join_token(&config, None);
+    tracing::info!(
+        target: "openclaw::worker",
+        url = %format!("http://127.0.0.1:{port}"),
+        admin_token_file = %token_path(&config, crate::coordinator::auth::ADMIN_TOKEN_FILE).display(),
+        "dev cluster: try `openclaw nodes` and `openclaw tasks submit --skill <name> --wait` in another terminal"
+    );
+    let worker = crate::worker::run(config, token, shutdown.clone()).await;
+    shutdown.cancel();
+    let served = server.await?;
+    worker.and(served)
+}

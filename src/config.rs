@@ -1,0 +1,889 @@
+//! The configuration tree and its loader.
+//!
+//! One [`Config`] for every subcommand, merged by figment, lowest first: built-in defaults <
+//! the YAML file given with `-c` < environment variables (`OPENCLAW_` prefix, `__` between
+//! levels: `OPENCLAW_COORDINATOR__PORT=9000`) < command-line flags. Every key of the seed's
+//! `config.yaml` exists with the seed's default. A bad key, type or value is a
+//! [`UsageError`](crate::UsageError) (exit code 2) whose message names the key and where the
+//! value came from: file and line, environment variable, or flag.
+//!
+//! Only variables of the form `OPENCLAW_<SECTION>__<KEY>` are configuration: OpenClaw's own
+//! variables (`OPENCLAW_GATEWAY_TOKEN`, `OPENCLAW_GATEWAY_PORT`), the CLI's `OPENCLAW_URL`
+//! and `OPENCLAW_TOKEN`, and the `OPENCLAW_TASK_*` variables given to exec skills share the
+//! prefix and are not keys.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Format, Serialized};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::UsageError;
+
+/// The whole configuration. Field names are the YAML keys.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub storage: StorageConfig,
+    pub coordinator: CoordinatorConfig,
+    pub worker: WorkerConfig,
+    pub communication: CommunicationConfig,
+    pub log: LogConfig,
+    pub auth: AuthConfig,
+}
+
+/// `storage.*`: where the coordinator keeps its state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Only `sqlite` exists (the seed's key).
+    #[serde(rename = "type")]
+    pub kind: StorageKind,
+    /// The SQLite database file. Token files and the lock file live beside it.
+    pub path: PathBuf,
+    /// Ended tasks older than this many days are purged in the background (0 keeps them).
+    pub task_retention_days: u32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kind: StorageKind::Sqlite,
+            path: PathBuf::from("./data/cluster.db"),
+            task_retention_days: 30,
+        }
+    }
+}
+
+/// The storage engines there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    Sqlite,
+}
+
+/// `coordinator.*`: the server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoordinatorConfig {
+    pub host: String,
+    pub port: u16,
+    /// A node without a heartbeat for this long is offline.
+    pub heartbeat_timeout: Secs,
+    /// Period of the background consistency sweep. Offline detection itself runs at each
+    /// node's own deadline and does not wait for this sweep.
+    pub heartbeat_check_interval: Secs,
+    /// Request bodies above this many bytes get 413.
+    pub max_body_bytes: u64,
+    /// Proxies whose X-Forwarded-For / X-Real-IP headers are believed (IP addresses).
+    pub trusted_proxies: Vec<IpAddr>,
+    /// How a node is chosen among the eligible ones.
+    pub scheduling_strategy: Strategy,
+    /// Per-attempt time limit of a task that does not set one.
+    pub default_task_timeout: Secs,
+    /// Retries of a task that does not set max_retries.
+    pub default_max_retries: u32,
+    /// First retry delay; doubles with each failed attempt (with jitter).
+    pub retry_backoff_base: Secs,
+    /// Longest retry delay.
+    pub retry_backoff_max: Secs,
+    /// How long a worker's poll for tasks waits before an empty answer.
+    pub long_poll_timeout: Secs,
+    /// On shutdown, how long in-flight requests may take to finish.
+    pub shutdown_timeout: Secs,
+    /// PEM certificate chain; with tls_key, the coordinator speaks HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for tls_cert.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".into(),
+            port: 8888,
+            heartbeat_timeout: Secs::from_secs(90),
+            heartbeat_check_interval: Secs::from_secs(30),
+            max_body_bytes: 1024 * 1024,
+            trusted_proxies: Vec::new(),
+            scheduling_strategy: Strategy::LeastLoaded,
+            default_task_timeout: Secs::from_secs(3600),
+            default_max_retries: 3,
+            retry_backoff_base: Secs::from_secs(2),
+            retry_backoff_max: Secs::from_secs(300),
+            long_poll_timeout: Secs::from_secs(25),
+            shutdown_timeout: Secs::from_secs(10),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// Placement strategies (`coordinator.scheduling_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Fewest running tasks relative to capacity (the original's `least_tasks` too).
+    #[serde(alias = "least_tasks")]
+    LeastLoaded,
+    /// Each eligible node in turn.
+    RoundRobin,
+    /// Any eligible node.
+    Random,
+    /// Most free CPU, memory and slots (the original's weighted score).
+    BestFit,
+    /// Most tags in common with the task's affinity_tags, then least loaded.
+    Affinity,
+}
+
+/// `worker.*`: the node agent.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// This node's id; default derived from the host name.
+    pub node_id: Option<String>,
+    /// Where the coordinator is; default coordinator.host (0.0.0.0 meaning 127.0.0.1).
+    pub coordinator_host: Option<String>,
+    /// Default coordinator.port.
+    pub coordinator_port: Option<u16>,
+    /// Use https to reach the coordinator.
+    pub coordinator_tls: bool,
+    /// Extra CA certificate (PEM) to trust for the coordinator's TLS.
+    pub ca_file: Option<PathBuf>,
+    /// Join token; default: the worker.token file beside storage.path.
+    pub token: Option<String>,
+    pub max_concurrent_tasks: u32,
+    pub heartbeat_interval: Secs,
+    /// One folder or a list; the first wins on a name clash.
+    pub skills_dir: SkillsDirs,
+    /// The local OpenClaw gateway's port (OpenClaw's default 18789).
+    pub port: u16,
+    /// The gateway's URL; default http://127.0.0.1:{port}.
+    pub gateway_url: Option<String>,
+    /// The gateway's bearer token; default OPENCLAW_GATEWAY_TOKEN.
+    pub gateway_token: Option<String>,
+    /// The OpenClaw agent that runs agent tasks (model `openclaw/{agent_id}`).
+    pub agent_id: String,
+    /// Tags for affinity placement.
+    pub tags: Vec<String>,
+    /// On shutdown, how long running tasks may take to finish before they are killed.
+    pub shutdown_timeout: Secs,
+    /// An exec task whose stdout exceeds this fails with "output too large".
+    pub max_output_bytes: u64,
+    /// How often the skills folders are rescanned.
+    pub skills_rescan_interval: Secs,
+    /// How often the gateway is probed.
+    pub gateway_check_interval: Secs,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            node_id: None,
+            coordinator_host: None,
+            coordinator_port: None,
+            coordinator_tls: false,
+            ca_file: None,
+            token: None,
+            max_concurrent_tasks: 5,
+            heartbeat_interval: Secs::from_secs(5),
+            skills_dir: SkillsDirs(vec![PathBuf::from("./skills")]),
+            port: 18789,
+            gateway_url: None,
+            gateway_token: None,
+            agent_id: "default".into(),
+            tags: Vec::new(),
+            shutdown_timeout: Secs::from_secs(30),
+            max_output_bytes: 1024 * 1024,
+            skills_rescan_interval: Secs::from_secs(2),
+            gateway_check_interval: Secs::from_secs(30),
+        }
+    }
+}
+
+/// `communication.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CommunicationConfig {
+    /// Accepted for compatibility with the seed's config.yaml. This version dispatches over
+    /// HTTP only; the NATS transport is not built in, and the value is not used.
+    pub nats_url: Option<String>,
+}
+
+impl Default for CommunicationConfig {
+    fn default() -> Self {
+        Self {
+            nats_url: Some("nats://localhost:4222".into()),
+        }
+    }
+}
+
+/// `log.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub level: LogLevel,
+    pub format: LogFormat,
+    /// If set, logs also go to daily-rotated files in this folder.
+    pub dir: Option<PathBuf>,
+    /// How many rotated files to keep.
+    pub max_files: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: LogLevel::Info,
+            format: LogFormat::Json,
+            dir: None,
+            max_files: 7,
+        }
+    }
+}
+
+/// Log levels, written in any case (`INFO`, `info`; `WARNING` for `WARN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The name tracing's filters understand.
+    pub fn as_filter(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl std::str::FromStr for LogLevel {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s.to_ascii_uppercase().as_str() {
+            "ERROR" => LogLevel::Error,
+            "WARN" | "WARNING" => LogLevel::Warn,
+            "INFO" => LogLevel::Info,
+            "DEBUG" => LogLevel::Debug,
+            "TRACE" => LogLevel::Trace,
+            _ => {
+                return Err(format!(
+                    "unknown log level `{s}`, expected one of ERROR, WARN, INFO, DEBUG, TRACE"
+                ));
+            }
+        })
+    }
+}
+
+impl Serialize for LogLevel {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.as_filter().to_ascii_uppercase())
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Log line formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// `auth.*`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `false` turns authentication off (experiments only; a WARN when not on loopback).
+    pub enabled: bool,
+    /// The admin token; default: the admin.token file beside storage.path (created on first start).
+    pub admin_token: Option<String>,
+    /// The join token for workers; default: the worker.token file beside storage.path.
+    pub worker_token: Option<String>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            admin_token: None,
+            worker_token: None,
+        }
+    }
+}
+
+/// One skills folder or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct SkillsDirs(pub Vec<PathBuf>);
+
+impl<'de> Deserialize<'de> for SkillsDirs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(PathBuf),
+            Many(Vec<PathBuf>),
+        }
+        match OneOrMany::deserialize(d) {
+            Ok(OneOrMany::One(p)) => Ok(SkillsDirs(vec![p])),
+            Ok(OneOrMany::Many(v)) => Ok(SkillsDirs(v)),
+            Err(_) => Err(serde::de::Error::custom(
+                "expected a folder path or a list of folder paths",
+            )),
+        }
+    }
+}
+
+/// A duration written as plain seconds (the seed's `90`, or `1.5`) or as text (`90s`,
+/// `10m`, `500ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Secs(pub Duration);
+
+impl Secs {
+    pub const fn from_secs(s: u64) -> Self {
+        Secs(Duration::from_secs(s))
+    }
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl fmt::Display for Secs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}s", self.0.as_secs_f64())
+    }
+}
+
+impl Serialize for Secs {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.0.as_secs_f64())
+    }
+}
+
+impl<'de> Deserialize<'de> for Secs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Secs;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration: seconds (90) or text (90s, 10m)")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secs, E> {
+                Ok(Secs(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secs, E> {
+                u64::try_from(v)
+                    .map(|v| Secs(Duration::from_secs(v)))
+                    .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Secs, E> {
+                Duration::try_from_secs_f64(v)
+                    .map(Secs)
+                    .map_err(|_| E::custom(format!("`{v}` is not a valid number of seconds")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secs, E> {
+                crate::util::parse_duration(v).map(Secs).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Values given on the command line, each with the flag it came from (for messages).
+#[derive(Debug, Default, Clone)]
+pub struct FlagOverrides {
+    entries: Vec<(&'static str, &'static str, Value)>,
+}
+
+impl FlagOverrides {
+    /// Sets `key` (dotted, e.g. `coordinator.port`) from `flag` when the flag was given.
+    pub fn set<T: Serialize>(&mut self, key: &'static str, flag: &'static str, value: Option<T>) {
+        if let Some(value) = value
+            && let Ok(value) = Value::serialize(value)
+        {
+            self.entries.push((key, flag, value));
+        }
+    }
+
+    fn flag_for(&self, key: &str) -> Option<&'static str> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, f, _)| *f)
+    }
+}
+
+impl Provider for FlagOverrides {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("command-line flags")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut figment = Figment::new();
+        for (key, _, value) in &self.entries {
+            figment = figment.merge(Serialized::default(key, value.clone()));
+        }
+        figment.data()
+    }
+}
+
+/// The sections a `OPENCLAW_<SECTION>__<KEY>` variable may address.
+const SECTIONS: &[&str] = &[
+    "storage",
+    "coordinator",
+    "worker",
+    "communication",
+    "log",
+    "auth",
+];
+
+/// The configuration with the knowledge of where each value came from.
+pub struct Loaded {
+    pub config: Config,
+    figment: Figment,
+    file_text: Option<(PathBuf, String)>,
+    flags: FlagOverrides,
+}
+
+impl Loaded {
+    /// "from <where>" for a dotted key, for messages: the file and line, the environment
+    /// variable, the flag, or the built-in default.
+    pub fn origin(&self, key: &str) -> String {
+        let Some(meta) = self.figment.find_metadata(key) else {
+            return "the built-in default".into();
+        };
+        let parts: Vec<&str> = key.split('.').collect();
+        match &meta.source {
+            Some(figment::Source::File(path)) => {
+                let line = self
+                    .file_text
+                    .as_ref()
+                    .and_then(|(_, text)| yaml_key_line(text, &parts))
+                    .map(|l| format!(":{l}"))
+                    .unwrap_or_default();
+                format!("{}{line}", path.display())
+            }
+            _ if meta.name == "command-line flags" => match self.flags.flag_for(key) {
+                Some(flag) => format!("flag {flag}"),
+                None => "a command-line flag".into(),
+            },
+            _ if meta.name.contains("environment") => {
+                format!(
+                    "environment variable {}",
+                    meta.interpolate(&Profile::Default, &parts)
+                )
+            }
+            _ => "the built-in default".into(),
+        }
+    }
+
+    fn invalid(&self, key: &str, message: impl fmt::Display) -> UsageError {
+        UsageError(format!(
+            "invalid config: {key} ({}): {message}",
+            self.origin(key)
+        ))
+    }
+}
+
+/// Loads the configuration: defaults < `file` < environment < `flags`, then checks values.
+pub fn load(file: Option<&Path>, flags: FlagOverrides) -> Result<Loaded, UsageError> {
+    load_with_env(file, flags, std::env::vars())
+}
+
+/// [`load`] with an explicit environment (tests pass their own).
+pub fn load_with_env(
+    file: Option<&Path>,
+    flags: FlagOverrides,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<Loaded, UsageError> {
+    let mut figment = Figment::from(Serialized::defaults(Config::default()));
+    let mut file_text = None;
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UsageError(format!("cannot read config file {}: {e}", path.display())))?;
+        // Parse the file on its own first: saphyr's errors carry line and column.
+        if let Err(e) = serde_saphyr::from_str::<Config>(&text) {
+            return Err(UsageError(format!(
+                "invalid config file {}: {e}",
+                path.display()
+            )));
+        }
+        figment = figment.merge(serde_saphyr::figment::Yaml::file_exact(path));
+        file_text = Some((path.to_path_buf(), text));
+    }
+    figment = figment.merge(env_provider(env)).merge(flags.clone());
+    let config: Config = figment
+        .extract()
+        .map_err(|e| UsageError(describe_figment_error(e)))?;
+    let loaded = Loaded {
+        config,
+        figment,
+        file_text,
+        flags,
+    };
+    validate(&loaded)?;
+    Ok(loaded)
+}
+
+/// A figment provider over the given `OPENCLAW_<SECTION>__<KEY>` variables.
+fn env_provider(env: impl IntoIterator<Item = (String, String)>) -> impl Provider {
+    let vars: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(k, _)| {
+            let Some(rest) = k.strip_prefix("OPENCLAW_") else {
+                return false;
+            };
+            let Some((section, _)) = rest.split_once("__") else {
+                return false;
+            };
+            SECTIONS.contains(&section.to_ascii_lowercase().as_str())
+        })
+        .collect();
+    EnvVars(vars)
+}
+
+/// The filtered variables as a figment provider (figment's `Env` reads the process
+/// environment itself; tests need to pass their own).
+struct EnvVars(Vec<(String, String)>);
+
+impl Provider for EnvVars {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("environment variable(s)").interpolater(|_, keys| {
+            format!(
+                "OPENCLAW_{}",
+                keys.iter()
+                    .map(|k| k.to_ascii_uppercase())
+                    .collect::<Vec<_>>()
+                    .join("__")
+            )
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, value) in &self.0 {
+            let path: Vec<String> = key["OPENCLAW_".len()..]
+                .split("__")
+                .map(|p| p.to_ascii_lowercase())
+                .collect();
+            let value: Value = value.parse().expect("figment's Value parse is infallible");
+            insert_nested(&mut dict, &path, value);
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+fn insert_nested(dict: &mut Dict, path: &[String], value: Value) {
+    match path {
+        [] => {}
+        [last] => {
+            dict.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = dict
+                .entry(first.clone())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if let Value::Dict(_, inner) = entry {
+                insert_nested(inner, rest, value);
+            } else {
+                let mut inner = Dict::new();
+                insert_nested(&mut inner, rest, value);
+                *entry = Value::from(inner);
+            }
+        }
+    }
+}
+
+fn describe_figment_error(e: figment::Error) -> String {
+    let mut messages = Vec::new();
+    for err in e {
+        let key = err.path.join(".");
+        let source = match (&err.metadata, err.path.is_empty()) {
+            (Some(meta), false) if meta.name.contains("environment") => {
+                format!(
+                    " (environment variable {})",
+                    meta.interpolate(&Profile::Default, &err.path)
+                )
+            }
+            (Some(meta), _) => match &meta.source {
+                Some(figment::Source::File(p)) => format!(" ({})", p.display()),
+                _ => format!(" ({})", meta.name),
+            },
+            (None, _) => String::new(),
+        };
+        let kind = err.kind.to_string();
+        if key.is_empty() {
+            messages.push(format!("invalid config{source}: {kind}"));
+        } else {
+            messages.push(format!("invalid config: {key}{source}: {kind}"));
+        }
+    }
+    messages.join("; ")
+}
+
+/// Checks values that types alone cannot.
+fn validate(l: &Loaded) -> Result<(), UsageError> {
+    let c = &l.config;
+    if c.coordinator.port == 0 {
+        return Err(l.invalid("coordinator.port", "must be between 1 and 65535, not 0"));
+    }
+    if c.worker.port == 0 {
+        return Err(l.invalid("worker.port", "must be between 1 and 65535, not 0"));
+    }
+    if c.worker.coordinator_port == Some(0) {
+        return Err(l.invalid(
+            "worker.coordinator_port",
+            "must be between 1 and 65535, not 0",
+        ));
+    }
+    if c.coordinator.host.trim().is_empty() {
+        return Err(l.invalid("coordinator.host", "must not be empty"));
+    }
+    if c.worker.heartbeat_interval.get().is_zero() {
+        return Err(l.invalid("worker.heartbeat_interval", "must be above 0"));
+    }
+    if c.coordinator.heartbeat_timeout <= c.worker.heartbeat_interval {
+        return Err(l.invalid(
+            "coordinator.heartbeat_timeout",
+            format!(
+                "{} must be above worker.heartbeat_interval ({}), or every node would flap offline",
+                c.coordinator.heartbeat_timeout, c.worker.heartbeat_interval
+            ),
+        ));
+    }
+    if c.coordinator.heartbeat_check_interval.get().is_zero() {
+        return Err(l.invalid("coordinator.heartbeat_check_interval", "must be above 0"));
+    }
+    if !(1..=1000).contains(&c.worker.max_concurrent_tasks) {
+        return Err(l.invalid(
+            "worker.max_concurrent_tasks",
+            format!(
+                "must be between 1 and 1000, not {}",
+                c.worker.max_concurrent_tasks
+            ),
+        ));
+    }
+    if c.coordinator.max_body_bytes < 1024 {
+        return Err(l.invalid("coordinator.max_body_bytes", "must be at least 1024"));
+    }
+    let timeout = c.coordinator.default_task_timeout.get();
+    if timeout < Duration::from_secs(1) || timeout > crate::model::MAX_TASK_TIMEOUT {
+        return Err(l.invalid(
+            "coordinator.default_task_timeout",
+            "must be between 1s and 7 days",
+        ));
+    }
+    if c.coordinator.default_max_retries > crate::model::MAX_RETRIES {
+        return Err(l.invalid(
+            "coordinator.default_max_retries",
+            "must be between 0 and 100",
+        ));
+    }
+    if c.coordinator.long_poll_timeout.get().is_zero()
+        || c.coordinator.long_poll_timeout.get() > Duration::from_secs(300)
+    {
+        return Err(l.invalid(
+            "coordinator.long_poll_timeout",
+            "must be between 1s and 300s",
+        ));
+    }
+    if c.coordinator.tls_cert.is_some() != c.coordinator.tls_key.is_some() {
+        return Err(l.invalid(
+            "coordinator.tls_cert",
+            "tls_cert and tls_key must be set together",
+        ));
+    }
+    if c.storage.path.as_os_str().is_empty() {
+        return Err(l.invalid("storage.path", "must not be empty"));
+    }
+    if c.worker.skills_dir.0.is_empty() {
+        return Err(l.invalid("worker.skills_dir", "needs at least one folder"));
+    }
+    if c.worker.max_output_bytes == 0 {
+        return Err(l.invalid("worker.max_output_bytes", "must be above 0"));
+    }
+    if let Some(id) = &c.worker.node_id
+        && let Err(e) = crate::model::validate_node_id(id)
+    {
+        return Err(l.invalid("worker.node_id", e));
+    }
+    if c.log.max_files == 0 {
+        return Err(l.invalid("log.max_files", "must be at least 1"));
+    }
+    for (key, token) in [
+        ("auth.admin_token", &c.auth.admin_token),
+        ("auth.worker_token", &c.auth.worker_token),
+    ] {
+        if let Some(t) = token
+            && t.trim().len() < 16
+        {
+            return Err(l.invalid(
+                key,
+                "must be at least 16 characters (use a long random value)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The 1-based line of `path` (e.g. `["coordinator", "port"]`) in simple block YAML, found by
+/// indentation. Good enough to point a person at the line; `None` when not found.
+fn yaml_key_line(text: &str, path: &[&str]) -> Option<usize> {
+    let mut depth = 0;
+    let mut indent_stack: Vec<usize> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        while let Some(&top) = indent_stack.last() {
+            if indent <= top {
+                indent_stack.pop();
+                depth = indent_stack.len();
+            } else {
+                break;
+            }
+        }
+        let key = trimmed
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches(['"', '\'']);
+        if depth < path.len() && key == path[depth] && trimmed.contains(':') {
+            if depth + 1 == path.len() {
+                return Some(n + 1);
+            }
+            indent_stack.push(indent);
+            depth = indent_stack.len();
+        }
+    }
+    None
+}
+
+impl Config {
+    /// The directory holding the database, the token files and the lock file.
+    pub fn data_dir(&self) -> PathBuf {
+        match self.storage.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// The coordinator's address as a client should use it (0.0.0.0 / :: mean loopback).
+    pub fn coordinator_url_for_clients(&self) -> String {
+        let host = self
+            .worker
+            .coordinator_host
+            .clone()
+            .unwrap_or_else(|| self.coordinator.host.clone());
+        let host = match host.as_str() {
+            "0.0.0.0" | "" => "127.0.0.1".to_string(),
+            "::" | "[::]" => "[::1]".to_string(),
+            h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+            h => h.to_string(),
+        };
+        let port = self
+            .worker
+            .coordinator_port
+            .unwrap_or(self.coordinator.port);
+        let scheme = if self.worker.coordinator_tls || self.coordinator.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(yaml: &str, env: &[(&str, &str)]) -> Result<Loaded, UsageError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        load_with_env(
+            Some(&path),
+            FlagOverrides::default(),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn yaml_line_finder_follows_indentation() {
+        let text = "storage:\n  path: x\ncoordinator:\n  # note\n  host: h\n  port: 0\nworker:\n  port: 1\n";
+        assert_eq!(yaml_key_line(text, &["coordinator", "port"]), Some(6));
+        assert_eq!(yaml_key_line(text, &["worker", "port"]), Some(8));
+        assert_eq!(yaml_key_line(text, &["log", "level"]), None);
+    }
+
+    #[test]
+    fn durations_accept_seconds_and_text() {
+        let l = load_text("coordinator:\n  heartbeat_timeout: 2.5\n  retry_backoff_base: 500ms\nworker:\n  heartbeat_interval: 1\n", &[]).unwrap();
+        assert_eq!(
+            l.config.coordinator.heartbeat_timeout.get(),
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            l.config.coordinator.retry_backoff_base.get(),
+            Duration::from_millis(500)
+        );
+    }
+
+    #[test]
+    fn foreign_openclaw_variables_are_not_keys() {
+        let l = load_text(
+            "",
+            &[
+                ("OPENCLAW_GATEWAY_TOKEN", "x"),
+                ("OPENCLAW_URL", "http://x"),
+                ("OPENCLAW_TASK_ID", "t"),
+                ("OPENCLAW_LOG__LEVEL", "debug"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(l.config.log.level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn skills_dir_is_one_or_many() {
+        let l = load_text("worker:\n  skills_dir: [a, b]\n", &[]).unwrap();
+        assert_eq!(
+            l.config.worker.skills_dir.0,
+            vec![PathBuf::from("a"), PathBuf::from("b")]
+        );
+        let l = load_text("worker:\n  skills_dir: ./s\n", &[]).unwrap();
+        assert_eq!(l.config.worker.skills_dir.0, vec![PathBuf::from("./s")]);
+    }
+
+    #[test]
+    fn client_url_maps_wildcard_to_loopback() {
+        let mut c = Config::default();
+        assert_eq!(c.coordinator_url_for_clients(), "http://127.0.0.1:8888");
+        c.worker.coordinator_host = Some("10.0.0.2".into());
+        c.worker.coordinator_port = Some(9000);
+        assert_eq!(c.coordinator_url_for_clients(), "http://10.0.0.2:9000");
+    }
+}

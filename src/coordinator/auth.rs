@@ -1,0 +1,221 @@
+//! Authentication: the admin token, the worker join token and per-node secrets.
+//!
+//! Decided once per request, before dispatch, from the route's [`Access`] and the bearer
+//! token. Tokens are compared in constant time; node secrets are kept only as SHA-256
+//! hashes (in the store and in memory). On first start the coordinator writes missing
+//! tokens to `admin.token` and `worker.token` beside the database (mode 0600) and logs
+//! their paths, never their values.
+
+use std::path::{Path, PathBuf};
+
+use super::error::ApiError;
+use super::router::Access;
+use crate::config::Config;
+use crate::util;
+
+/// The cluster-wide tokens.
+#[derive(Clone)]
+pub struct Tokens {
+    /// `auth.enabled`; when false every request is treated as admin.
+    pub enabled: bool,
+    admin: String,
+    worker: String,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokens")
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The token file names, beside the database.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+pub const WORKER_TOKEN_FILE: &str = "worker.token";
+
+/// Where a token file lives for a config.
+pub fn token_path(config: &Config, file: &str) -> PathBuf {
+    config.data_dir().join(file)
+}
+
+/// Reads a token file (trimmed); `None` when it does not exist or is empty.
+pub fn read_token_file(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
+    file.sync_all()
+}
+
+impl Tokens {
+    /// The tokens from config, else from the files, else newly generated into the files.
+    pub fn load_or_create(config: &Config) -> anyhow::Result<Tokens> {
+        use anyhow::Context;
+        let resolve = |configured: &Option<String>, file: &str| -> anyhow::Result<String> {
+            if let Some(t) = configured {
+                return Ok(t.trim().to_string());
+            }
+            let path = token_path(config, file);
+            if let Some(t) =
+                read_token_file(&path).with_context(|| format!("cannot read {}", path.display()))?
+            {
+                tracing::info!(target: "openclaw::coordinator", path = %path.display(), "using token file");
+                return Ok(t);
+            }
+            let token = util::new_secret();
+            write_token_file(&path, &token)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            tracing::info!(target: "openclaw::coordinator", path = %path.display(), "generated a new token file (mode 0600)");
+            Ok(token)
+        };
+        let admin = resolve(&config.auth.admin_token, ADMIN_TOKEN_FILE)?;
+        let worker = resolve(&config.auth.worker_token, WORKER_TOKEN_FILE)?;
+        if admin == worker {
+            anyhow::bail!(
+                "auth.admin_token and auth.worker_token must differ: a worker could act as admin"
+            );
+        }
+        Ok(Tokens {
+            enabled: config.auth.enabled,
+            admin,
+            worker,
+        })
+    }
+}
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Anonymous,
+    Admin,
+    Join,
+    /// A node, by its secret.
+    Node(String),
+}
+
+/// The bearer token of an `Authorization` header value.
+pub fn bearer(header: Option<&str>) -> Result<Option<&str>, ApiError> {
+    let Some(value) = header else { return Ok(None) };
+    let mut parts = value.trim().splitn(2, ' ');
+    let scheme = parts.next().unwrap_or("");
+    let token = parts.next().map(str::trim).unwrap_or("");
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(ApiError::Unauthorized(
+            "malformed Authorization header: expected `Authorization: Bearer <token>`".into(),
+        ));
+    }
+    Ok(Some(token))
+}
+
+/// Decides whether `token` may use a route. `node_of_secret` maps a secret's hash to the
+/// node that owns it.
+pub fn authorize(
+    tokens: &Tokens,
+    access: Access<'_>,
+    token: Option<&str>,
+    node_of_secret: impl FnOnce(&str) -> Option<String>,
+) -> Result<Caller, ApiError> {
+    if access == Access::Open || !tokens.enabled {
+        return Ok(Caller::Admin);
+    }
+    let Some(token) = token else {
+        return Err(ApiError::Unauthorized(
+            "missing bearer token: send `Authorization: Bearer <token>` (the admin token is in admin.token beside the database)".into(),
+        ));
+    };
+    let caller = if util::constant_time_eq(token, &tokens.admin) {
+        Caller::Admin
+    } else if util::constant_time_eq(token, &tokens.worker) {
+        Caller::Join
+    } else if let Some(node) = node_of_secret(&util::hash_secret(token)) {
+        Caller::Node(node)
+    } else {
+        return Err(ApiError::Unauthorized("invalid token".into()));
+    };
+    match (access, &caller) {
+        (Access::Admin, Caller::Admin) | (Access::Join, Caller::Admin | Caller::Join) => Ok(caller),
+        (Access::Node(want), Caller::Node(have)) if want == have => Ok(caller),
+        (Access::Node(want), Caller::Node(have)) => Err(ApiError::Forbidden(format!(
+            "this node secret belongs to node `{have}`; it cannot act for node `{want}`"
+        ))),
+        (Access::Node(_), _) => Err(ApiError::Forbidden(
+            "this endpoint takes the node's own secret (node_secret from registration)".into(),
+        )),
+        (Access::Admin, Caller::Join) => Err(ApiError::Forbidden(
+            "the worker join token only allows registration".into(),
+        )),
+        (Access::Admin, _) | (Access::Join, _) => Err(ApiError::Forbidden(
+            "a node secret only authorizes that node's own endpoints".into(),
+        )),
+        (Access::Open, _) => Ok(caller),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens() -> Tokens {
+        Tokens {
+            enabled: true,
+            admin: "admin-token-xxxxxxxx".into(),
+            worker: "worker-token-xxxxxxx".into(),
+        }
+    }
+
+    #[test]
+    fn the_matrix() {
+        let t = tokens();
+        let secret_of_a = util::hash_secret("secret-a");
+        let lookup = |h: &str| (h == secret_of_a).then(|| "a".to_string());
+        let check =
+            |access, token| authorize(&t, access, token, lookup).map_err(|e| e.status().as_u16());
+        assert_eq!(check(Access::Open, None), Ok(Caller::Admin));
+        assert_eq!(check(Access::Admin, None), Err(401));
+        assert_eq!(check(Access::Admin, Some("nope")), Err(401));
+        assert_eq!(check(Access::Admin, Some("worker-token-xxxxxxx")), Err(403));
+        assert_eq!(
+            check(Access::Admin, Some("admin-token-xxxxxxxx")),
+            Ok(Caller::Admin)
+        );
+        assert_eq!(check(Access::Admin, Some("secret-a")), Err(403));
+        assert_eq!(
+            check(Access::Join, Some("worker-token-xxxxxxx")),
+            Ok(Caller::Join)
+        );
+        assert_eq!(
+            check(Access::Join, Some("admin-token-xxxxxxxx")),
+            Ok(Caller::Admin)
+        );
+        assert_eq!(
+            check(Access::Node("a"), Some("secret-a")),
+            Ok(Caller::Node("a".into()))
+        );
+        assert_eq!(check(Access::Node("b"), Some("secret-a")), Err(403));
+        assert_eq!(
+            check(Access::Node("a"), Some("admin-token-xxxxxxxx")),
+            Err(403)
+        );
+        assert_eq!(check(Access::Node("a"), None), Err(401));
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(bearer(None).unwrap(), None);
+        assert_eq!(bearer(Some("Bearer abc")).unwrap(), Some("abc"));
+        assert_eq!(bearer(Some("bearer   abc ")).unwrap(), Some("abc"));
+        assert!(bearer(Some("Basic abc")).is_err());
+        assert!(bearer(Some("Bearer")).is_err());
+    }
+}

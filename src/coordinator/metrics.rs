@@ -1,0 +1,135 @@
+//! Prometheus metrics (OpenMetrics text at `GET /metrics`).
+//!
+//! Counters are bumped where things happen; gauges (nodes by status, capacity, active
+//! tasks) are computed from the state when scraped, so they cannot drift.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// Every metric the coordinator exports.
+pub struct Metrics {
+    registry: Registry,
+    pub heartbeats: Counter,
+    pub tasks_submitted: Counter,
+    pub placements: Counter,
+    pub tasks_ended: Family<StatusLabel, Counter>,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<RouteLabel, Histogram, fn() -> Histogram>,
+    pub nodes: Family<StatusLabel, Gauge>,
+    pub capacity: Family<KindLabel, Gauge>,
+    pub tasks_active: Family<StatusLabel, Gauge>,
+}
+
+fn duration_histogram() -> Histogram {
+    // 0.1 ms to ~26 s.
+    Histogram::new(exponential_buckets(0.0001, 2.0, 19))
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("openclaw");
+        let m = Metrics {
+            heartbeats: Counter::default(),
+            tasks_submitted: Counter::default(),
+            placements: Counter::default(),
+            tasks_ended: Family::default(),
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(duration_histogram),
+            nodes: Family::default(),
+            capacity: Family::default(),
+            tasks_active: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
+        registry.register(
+            "tasks_submitted",
+            "Tasks accepted",
+            m.tasks_submitted.clone(),
+        );
+        registry.register(
+            "task_placements",
+            "Attempts placed on a node",
+            m.placements.clone(),
+        );
+        registry.register(
+            "tasks_ended",
+            "Tasks that ended, by final status",
+            m.tasks_ended.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request duration by route",
+            m.request_duration.clone(),
+        );
+        registry.register("nodes", "Nodes by status", m.nodes.clone());
+        registry.register(
+            "capacity_slots",
+            "Task slots of online nodes: total and used",
+            m.capacity.clone(),
+        );
+        registry.register(
+            "tasks_active",
+            "Active tasks by status",
+            m.tasks_active.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The OpenMetrics text.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// Records one HTTP request.
+    pub fn observe_request(&self, route: &str, status: u16, seconds: f64) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: route.into(),
+                status,
+            })
+            .inc();
+        self.request_duration
+            .get_or_create(&RouteLabel {
+                route: route.into(),
+            })
+            .observe(seconds);
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

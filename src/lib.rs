@@ -1,0 +1,72 @@
+//! openclaw: run OpenClaw on several machines as one cluster.
+//!
+//! Layout:
+//! - [`cli`]: clap definitions of every subcommand and flag (parsing only, no side effects).
+//! - [`cmd`]: one module per subcommand; the glue between parsed flags and the library.
+//! - [`config`]: the `Config` tree and its figment loader (defaults < YAML < env < flags).
+//! - [`logging`]: tracing setup (JSON lines or text, stdout and optional rolling files).
+//! - [`model`]: the serde types on the wire, shared by coordinator, worker and CLI.
+//! - [`store`]: SQLite: the single-writer group-commit path, reads, migrations, the file lock.
+//! - [`coordinator`]: the server: router, auth, registry, scheduler, dispatch, metrics.
+//! - [`worker`]: the node agent: join, heartbeat, skill discovery, runners.
+//! - [`client`]: the typed HTTP client used by the worker and the CLI clients.
+//! - [`shutdown`]: Ctrl+C / SIGTERM turned into one cancellation token.
+//! - [`util`]: small shared helpers (time, ids, secrets).
+
+pub mod cli;
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod coordinator;
+pub mod logging;
+pub mod model;
+pub mod shutdown;
+pub mod store;
+pub mod util;
+pub mod worker;
+
+/// How the process ends: `main` maps this onto the exit status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success (0).
+    Ok,
+    /// A negative answer: unhealthy, not found, failed task, unreachable (1).
+    Negative,
+    /// Bad usage or configuration (2).
+    Usage,
+}
+
+impl Exit {
+    /// The exit status for an error that reached `main`: [`UsageError`] means 2, anything
+    /// else 1.
+    pub fn of(err: &anyhow::Error) -> Exit {
+        if err
+            .chain()
+            .any(|e| e.downcast_ref::<UsageError>().is_some())
+        {
+            Exit::Usage
+        } else {
+            Exit::Negative
+        }
+    }
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(exit: Exit) -> Self {
+        std::process::ExitCode::from(match exit {
+            Exit::Ok => 0,
+            Exit::Negative => 1,
+            Exit::Usage => 2,
+        })
+    }
+}
+
+/// An error in what the user asked for (a flag, a config key, an argument): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Shorthand for returning a [`UsageError`] wrapped in `anyhow`.
+pub fn usage_error(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}

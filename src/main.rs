@@ -1,0 +1,23 @@
+//! The `openclaw` executable: parse arguments, run one subcommand, map the outcome to an
+//! exit code (0 ok, 1 a negative answer or runtime failure, 2 usage or config error).
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = openclaw::cli::args_from_invocation(std::env::args_os());
+    let cli = match openclaw::cli::parse(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match openclaw::cmd::run(cli) {
+        Ok(code) => code.into(),
+        Err(err) => {
+            eprintln!("openclaw: {err:#}");
+            openclaw::Exit::of(&err).into()
+        }
+    }
+}

@@ -1,0 +1,680 @@
+//! The types on the wire, defined once for the coordinator, the worker and the CLI.
+//!
+//! Node and cluster shapes keep the Python original's field names (so `jq '.[] |
+//! .available_skills'` on `GET /api/v1/nodes` works as in the seed). Times are RFC 3339 in
+//! UTC. Requests refuse unknown fields, except that the original's register payload is
+//! accepted as it was sent.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+use crate::util;
+
+/// The longest per-attempt timeout a task may ask for.
+pub const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The most retries a task may ask for.
+pub const MAX_RETRIES: u32 = 100;
+/// The most concurrent tasks a node may declare.
+pub const MAX_NODE_CONCURRENCY: u32 = 1000;
+
+/// A moment, stored as milliseconds since the Unix epoch, written as RFC 3339 UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Timestamp(util::now_ms())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&util::rfc3339(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        util::parse_rfc3339(&text)
+            .map(Timestamp)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{text}` is not an RFC 3339 time")))
+    }
+}
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name { $($(#[$vm])* $variant),+ }
+
+        impl $name {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            /// The wire name.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "`{s}` is not one of {}",
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum! {
+    /// A node's status as the API shows it.
+    NodeStatus {
+        Online = "online",
+        Offline = "offline",
+        /// Online with every slot taken.
+        Busy = "busy",
+        /// Drained: takes no new tasks.
+        Maintenance = "maintenance",
+        Error = "error",
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+string_enum! {
+    /// Where a task is in its life.
+    TaskStatus {
+        Pending = "pending",
+        Scheduled = "scheduled",
+        Running = "running",
+        Completed = "completed",
+        Failed = "failed",
+        Cancelled = "cancelled",
+        Timeout = "timeout",
+    }
+}
+
+impl TaskStatus {
+    /// Ended for good: completed, failed, cancelled or timeout.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Completed
+                | TaskStatus::Failed
+                | TaskStatus::Cancelled
+                | TaskStatus::Timeout
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+string_enum! {
+    /// Task priority; the original's numbers are 0 (critical) to 3 (low).
+    Priority {
+        Critical = "critical",
+        High = "high",
+        Normal = "normal",
+        Low = "low",
+    }
+}
+
+impl Priority {
+    /// The original's number: 0 critical … 3 low (lower runs first).
+    pub fn number(self) -> i64 {
+        match self {
+            Priority::Critical => 0,
+            Priority::High => 1,
+            Priority::Normal => 2,
+            Priority::Low => 3,
+        }
+    }
+
+    pub fn from_number(n: i64) -> Option<Self> {
+        Some(match n {
+            0 => Priority::Critical,
+            1 => Priority::High,
+            2 => Priority::Normal,
+            3 => Priority::Low,
+            _ => return None,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Priority {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::String(s) => s.parse().map_err(serde::de::Error::custom),
+            Value::Number(n) => n.as_i64().and_then(Priority::from_number).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{n} is not a priority: use 0-3 or critical, high, normal, low"
+                ))
+            }),
+            other => Err(serde::de::Error::custom(format!(
+                "{other} is not a priority: use critical, high, normal or low"
+            ))),
+        }
+    }
+}
+
+string_enum! {
+    /// The original's task types; informational.
+    TaskType {
+        Interactive = "interactive",
+        Batch = "batch",
+        ComputeIntensive = "compute_intensive",
+        IoIntensive = "io_intensive",
+        Daemon = "daemon",
+    }
+}
+
+impl<'de> Deserialize<'de> for TaskType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A node id is 1-128 characters of `A-Z a-z 0-9 . _ -`.
+pub fn validate_node_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(format!(
+            "node_id must be 1-128 characters, got {}",
+            id.len()
+        ));
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "node_id `{id}` has `{c}`; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"
+        ));
+    }
+    Ok(())
+}
+
+/// A node as every node endpoint shows it (the original's 21 fields, then ours).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Node {
+    pub node_id: String,
+    pub hostname: String,
+    pub platform: String,
+    pub arch: String,
+    pub status: NodeStatus,
+    pub available_skills: Vec<String>,
+    pub max_concurrent_tasks: u32,
+    pub running_tasks: u32,
+    pub ip_address: String,
+    pub tailscale_ip: String,
+    pub port: u16,
+    pub cpu_usage: f64,
+    pub memory_usage: f64,
+    pub disk_usage: f64,
+    pub total_tasks_processed: u64,
+    pub successful_tasks: u64,
+    pub failed_tasks: u64,
+    /// Seconds, over the tasks this node finished.
+    pub average_execution_time: f64,
+    pub registered_at: Option<Timestamp>,
+    pub last_heartbeat: Option<Timestamp>,
+    pub tags: Vec<String>,
+    /// In maintenance: no new tasks are placed here.
+    pub draining: bool,
+    /// The worker's openclaw version.
+    pub version: Option<String>,
+    /// Agent skills this node has but cannot run right now, with the reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unavailable_skills: BTreeMap<String, String>,
+}
+
+/// `POST /api/v1/nodes/register`. The original's payload (with `null` tailscale_ip, and the
+/// server-owned NodeInfo fields some clients send) is accepted; server-owned fields are
+/// ignored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    #[serde(default)]
+    pub node_id: Option<String>,
+    pub hostname: String,
+    pub platform: String,
+    pub arch: String,
+    #[serde(default)]
+    pub available_skills: Vec<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub tailscale_ip: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub max_concurrent_tasks: Option<u32>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Agent skills found but not runnable now, with the reason (shown, never placed on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_skills: Option<BTreeMap<String, String>>,
+    // Server-owned NodeInfo fields the original's clients may send; ignored.
+    #[serde(default, skip_serializing)]
+    pub status: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub running_tasks: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub cpu_usage: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub memory_usage: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub disk_usage: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub total_tasks_processed: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub successful_tasks: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub failed_tasks: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub average_execution_time: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub registered_at: Option<Value>,
+    #[serde(default, skip_serializing)]
+    pub last_heartbeat: Option<Value>,
+}
+
+/// The answer to a registration: the original's fields plus this node's secret.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    pub success: bool,
+    pub node_id: String,
+    pub message: String,
+    /// True when the node was new; false when it re-registered.
+    pub registered: bool,
+    pub node_info: Node,
+    /// The bearer token for this node's own endpoints (heartbeat, poll, reports,
+    /// shutdown). Shown once; the coordinator keeps only its hash.
+    pub node_secret: String,
+    /// Counts registrations of this node id; a new one makes the old one's tasks requeue.
+    pub incarnation: u64,
+}
+
+/// `POST /api/v1/nodes/{id}/heartbeat`. The original sent the four numbers only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    #[serde(default)]
+    pub cpu_usage: f64,
+    #[serde(default)]
+    pub memory_usage: f64,
+    #[serde(default)]
+    pub disk_usage: f64,
+    /// The original's count; informational (the coordinator counts assignments itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_tasks: Option<u32>,
+    /// The tasks (id and attempt) this worker holds: received, starting or running. When
+    /// present, the coordinator reconciles against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_tasks: Option<Vec<TaskRef>>,
+    /// The eligible skills, sent when they changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_skills: Option<Vec<String>>,
+    /// Agent skills that are present but unusable, with the reason, sent with available_skills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_skills: Option<BTreeMap<String, String>>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatResponse {
+    pub success: bool,
+    pub message: String,
+    pub node_id: String,
+    pub timestamp: Timestamp,
+    /// Tasks this worker must stop: cancelled, ended or given to another node.
+    #[serde(default)]
+    pub cancel: Vec<TaskRef>,
+}
+
+/// A task and one of its attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRef {
+    pub task_id: String,
+    pub attempt: u32,
+}
+
+/// The answer to `POST /api/v1/nodes/{id}/shutdown` and to drain/undrain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeActionResponse {
+    pub success: bool,
+    pub message: String,
+    pub node_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_info: Option<Node>,
+}
+
+/// `GET /api/v1/nodes/{id}/health` (the original's keys plus `draining`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeHealth {
+    pub node_id: String,
+    pub hostname: String,
+    pub healthy: bool,
+    pub status: NodeStatus,
+    pub last_heartbeat: Option<Timestamp>,
+    /// Seconds since the last heartbeat.
+    pub time_since_heartbeat: Option<f64>,
+    pub is_timeout: bool,
+    pub cpu_usage: f64,
+    pub memory_usage: f64,
+    pub disk_usage: f64,
+    pub running_tasks: u32,
+    pub max_concurrent_tasks: u32,
+    pub available_capacity: u32,
+    pub draining: bool,
+}
+
+/// `GET /api/v1/cluster/health`: the seed's fields, the original's, and task counts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterHealth {
+    /// True when at least one node is online and the store answers.
+    pub healthy: bool,
+    pub total_nodes: u32,
+    pub online_nodes: u32,
+    pub total_capacity: u32,
+    pub available_capacity: u32,
+    pub timestamp: Timestamp,
+    pub checked_at: Timestamp,
+    pub nodes_by_status: BTreeMap<String, u32>,
+    pub offline_nodes: u32,
+    pub busy_nodes: u32,
+    pub timeout_nodes_count: u32,
+    pub used_capacity: u32,
+    /// Percent of total capacity in use.
+    pub capacity_utilization: f64,
+    pub tasks_by_status: BTreeMap<String, u64>,
+}
+
+/// `POST /api/v1/cluster/check-heartbeat` (the original's shape).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckHeartbeatResponse {
+    pub checked_at: Timestamp,
+    pub timeout_nodes_count: u32,
+    pub timeout_nodes: Vec<TimedOutNode>,
+    pub all_nodes_healthy: bool,
+}
+
+/// A node found past its deadline by a liveness check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TimedOutNode {
+    pub node_id: String,
+    pub hostname: String,
+    pub last_heartbeat: Option<Timestamp>,
+    pub timeout_seconds: f64,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceHealth {
+    pub status: String,
+    pub timestamp: Timestamp,
+    pub service: String,
+    pub version: String,
+}
+
+/// `POST /api/v1/tasks`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitTask {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_type: Option<TaskType>,
+    pub required_skills: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub optional_skills: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
+    /// Per-attempt time limit in seconds (1 to 604800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub affinity_tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// Free-form JSON object kept with the task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
+}
+
+/// A task as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Task {
+    pub task_id: String,
+    pub name: String,
+    pub description: String,
+    pub task_type: TaskType,
+    pub status: TaskStatus,
+    pub priority: Priority,
+    pub required_skills: Vec<String>,
+    pub optional_skills: Vec<String>,
+    pub affinity_tags: Vec<String>,
+    pub parameters: Value,
+    pub metadata: Value,
+    /// Per-attempt time limit, seconds.
+    pub timeout: f64,
+    pub max_retries: u32,
+    /// Failed attempts so far that counted against max_retries.
+    pub retry_count: u32,
+    /// The number of the current (or last) attempt; 0 before the first placement.
+    pub attempt: u32,
+    pub user_id: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub assigned_node: Option<String>,
+    pub result: Option<Value>,
+    pub error: Option<String>,
+    pub submitted_at: Timestamp,
+    pub scheduled_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub completed_at: Option<Timestamp>,
+    /// When a retry becomes due.
+    pub next_attempt_at: Option<Timestamp>,
+    /// Cancel was asked while running; the worker has been told.
+    pub cancel_requested: bool,
+    /// While pending: why no node has taken it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_reason: Option<String>,
+    /// The history, oldest first (in `GET /api/v1/tasks/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<Vec<TaskEvent>>,
+}
+
+/// One step of a task's history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskEvent {
+    pub at: Timestamp,
+    /// submitted, scheduled, running, completed, failed, timeout, retry, requeued,
+    /// cancel_requested, cancelled.
+    pub event: String,
+    /// The task's status after the event.
+    pub status: TaskStatus,
+    pub attempt: u32,
+    pub node_id: Option<String>,
+    pub message: Option<String>,
+}
+
+/// `GET /api/v1/tasks`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TaskList {
+    pub tasks: Vec<Task>,
+    /// Pass as `after` for the next page; null at the end.
+    pub next: Option<String>,
+}
+
+/// `POST /api/v1/nodes/{id}/tasks/poll`: a worker asks for work.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollRequest {
+    /// The tasks the worker holds now; anything assigned but not listed is (re)sent.
+    #[serde(default)]
+    pub held: Vec<TaskRef>,
+    /// Wait at most this many seconds for work (capped by coordinator.long_poll_timeout).
+    #[serde(default)]
+    pub wait_secs: Option<f64>,
+}
+
+/// The answer to a poll.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PollResponse {
+    pub assignments: Vec<Assignment>,
+    /// Tasks the worker must stop.
+    pub cancel: Vec<TaskRef>,
+}
+
+/// A task handed to a worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assignment {
+    pub task_id: String,
+    pub attempt: u32,
+    pub name: String,
+    pub description: String,
+    /// The skill to run: the task's first required skill.
+    pub skill: String,
+    pub required_skills: Vec<String>,
+    pub parameters: Value,
+    /// Per-attempt time limit, seconds.
+    pub timeout: f64,
+    pub priority: Priority,
+}
+
+/// `POST /api/v1/nodes/{id}/tasks/{task_id}/start`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartReport {
+    pub attempt: u32,
+}
+
+/// How an attempt ended, as the worker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Completed,
+    Failed,
+    Timeout,
+    Cancelled,
+}
+
+/// `POST /api/v1/nodes/{id}/tasks/{task_id}/result`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResultReport {
+    pub attempt: u32,
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// How long the attempt ran, milliseconds.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Not the task's fault (e.g. the gateway said 429): requeue after this many seconds
+    /// without counting a retry.
+    #[serde(default)]
+    pub retry_after: Option<f64>,
+}
+
+/// The answer to start and result reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportResponse {
+    pub success: bool,
+    pub task_id: String,
+    pub status: TaskStatus,
+}
+
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable: bad_request, unauthorized, forbidden, not_found,
+    /// method_not_allowed, conflict, payload_too_large, internal, unavailable.
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn priorities_accept_names_and_the_originals_numbers() {
+        let p: Priority = serde_json::from_str("\"HIGH\"").unwrap();
+        assert_eq!(p, Priority::High);
+        let p: Priority = serde_json::from_str("0").unwrap();
+        assert_eq!(p, Priority::Critical);
+        assert!(serde_json::from_str::<Priority>("7").is_err());
+        assert!(serde_json::from_str::<Priority>("\"urgent\"").is_err());
+    }
+
+    #[test]
+    fn node_ids_are_checked() {
+        assert!(validate_node_id("mac-worker_001.local").is_ok());
+        assert!(validate_node_id("").is_err());
+        assert!(validate_node_id(&"a".repeat(129)).is_err());
+        assert!(validate_node_id("a/b").unwrap_err().contains('/'));
+    }
+
+    #[test]
+    fn originals_register_payload_is_accepted() {
+        let body = r#"{"hostname":"mac","platform":"macos","arch":"arm64","available_skills":["python"],
+            "ip_address":"10.0.0.2","tailscale_ip":null,"port":18789,"max_concurrent_tasks":5,
+            "status":"online","cpu_usage":1.5,"registered_at":null}"#;
+        let r: RegisterRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(r.hostname, "mac");
+        assert!(r.tailscale_ip.is_none());
+    }
+}

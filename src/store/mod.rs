@@ -1,0 +1,367 @@
+//! The SQLite store: one file, WAL mode, foreign keys on, a busy timeout.
+//!
+//! Locking rule: every statement runs on tokio's blocking pool, never on a runtime thread.
+//! Reads take a connection from the r2d2 pool. Writes go through the one [`Writer`]: a
+//! long-lived blocking task that owns one connection and commits whatever jobs are queued
+//! in a single transaction (group commit, `synchronous=FULL`), then answers each job. The
+//! coordinator queues a job while it holds its state lock, so jobs reach the disk in the
+//! order the in-memory state changed, and it answers a client only after the job's commit
+//! — a 2xx on a state change means the change is on disk.
+//!
+//! Schema versions live in `PRAGMA user_version`; see [`schema`]. A new file is created at
+//! the current version; an older one must go through `openclaw migrate`.
+
+pub mod lock;
+pub mod nodes;
+pub mod schema;
+pub mod tasks;
+
+use std::path::{Path, PathBuf};
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+pub use lock::{LockError, StoreLock};
+
+/// A pooled connection source.
+pub type Pool = r2d2::Pool<SqliteConnectionManager>;
+
+/// Why the store cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "{path} is not an SQLite database (or is corrupt); the file was left untouched — check storage.path"
+    )]
+    NotADatabase { path: PathBuf },
+    #[error(
+        "cannot open store at {path}: the database is at schema {have}, this binary needs {need} — run `openclaw migrate` (it backs the database up first)"
+    )]
+    NeedsMigration {
+        path: PathBuf,
+        have: usize,
+        need: usize,
+    },
+    #[error(
+        "cannot open store at {path}: the database is at schema {have}, newer than this binary understands ({need}) — it needs a newer openclaw (schema {have}); upgrade the binary or restore a backup"
+    )]
+    TooNew {
+        path: PathBuf,
+        have: usize,
+        need: usize,
+    },
+    #[error(
+        "{path} holds tables but no openclaw schema version: it is not an openclaw store (perhaps the Python original's database); move it aside or set storage.path to another file"
+    )]
+    Foreign { path: PathBuf },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("store I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database pool error: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("migration error: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("a database write failed: {0}")]
+    WriteFailed(String),
+    #[error("the store writer has stopped")]
+    WriterGone,
+    #[error("database task failed: {0}")]
+    Join(String),
+}
+
+/// Opens `path` as it is, without creating or changing anything, and reports its schema.
+/// A missing file is `Ok(None)`.
+pub fn inspect(path: &Path) -> Result<Option<schema::State>, StoreError> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    schema::state(&conn, path).map(Some)
+}
+
+/// Creates the database's folder (0700 on Unix) if missing.
+pub fn prepare_dir(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Creates the folder and an empty database file (0600) if missing.
+fn prepare_files(path: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    prepare_dir(path)?;
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Settings every connection gets. busy_timeout comes first (r2d2 opens connections in
+/// parallel; see reference/crates.md).
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+    )
+}
+
+/// The open store: a read pool and the path. The caller holds the [`StoreLock`].
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens the store for the coordinator: creates a new database at the current schema,
+    /// refuses one that needs migrating, is newer, or is not ours.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        match inspect(path)? {
+            None | Some(schema::State::Empty) => {
+                prepare_files(path)?;
+                let mut conn = Connection::open(path)?;
+                configure(&conn)?;
+                conn.pragma_update(None, "journal_mode", "WAL")?;
+                schema::create_current(&mut conn)?;
+            }
+            Some(schema::State::At(v)) if v == schema::LATEST => {}
+            Some(schema::State::At(v)) if v < schema::LATEST => {
+                return Err(StoreError::NeedsMigration {
+                    path: path.into(),
+                    have: v,
+                    need: schema::LATEST,
+                });
+            }
+            Some(schema::State::At(v)) => {
+                return Err(StoreError::TooNew {
+                    path: path.into(),
+                    have: v,
+                    need: schema::LATEST,
+                });
+            }
+            Some(schema::State::Foreign) => return Err(StoreError::Foreign { path: path.into() }),
+        }
+        Self::pool_for(path)
+    }
+
+    fn pool_for(path: &Path) -> Result<Store, StoreError> {
+        {
+            let conn = Connection::open(path)?;
+            configure(&conn)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
+        let pool = r2d2::Pool::builder().max_size(4).build(manager)?;
+        Ok(Store {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs a read on the blocking pool.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get()?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Starts the writer. The returned handle finishes once every [`Writer`] clone is dropped
+    /// and the queue is drained; await it on shutdown.
+    pub fn start_writer(&self) -> Result<(Writer, tokio::task::JoinHandle<()>), StoreError> {
+        let conn = self.pool.get()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let handle = tokio::task::spawn_blocking(move || writer_loop(conn, rx));
+        Ok((Writer { tx }, handle))
+    }
+}
+
+/// A unit of work for the writer: statements run inside the batch's transaction.
+pub type WriteOp = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+
+struct Job {
+    /// `None` closes the writer after everything queued before it.
+    op: Option<WriteOp>,
+    done: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+/// The handle for queueing writes. Cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+/// Resolves when a queued write is committed.
+pub struct Pending(oneshot::Receiver<Result<(), String>>);
+
+impl Pending {
+    /// Waits for the commit.
+    pub async fn committed(self) -> Result<(), StoreError> {
+        match self.0.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::WriteFailed(e)),
+            Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+}
+
+impl Writer {
+    /// Queues a write without waiting (safe to call while holding a std mutex).
+    pub fn queue(&self, op: WriteOp) -> Pending {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Job {
+            op: Some(op),
+            done: Some(done),
+        });
+        Pending(rx)
+    }
+
+    /// Queues a write nobody waits for (batched metrics).
+    pub fn queue_detached(&self, op: WriteOp) {
+        let _ = self.tx.send(Job {
+            op: Some(op),
+            done: None,
+        });
+    }
+
+    /// Stops the writer once everything queued so far is committed; later writes fail.
+    pub fn close(&self) {
+        let _ = self.tx.send(Job {
+            op: None,
+            done: None,
+        });
+    }
+
+    /// Queues a write and waits for its commit.
+    pub async fn write(&self, op: WriteOp) -> Result<(), StoreError> {
+        self.queue(op).committed().await
+    }
+}
+
+/// The most jobs committed in one transaction.
+const MAX_BATCH: usize = 1024;
+
+fn writer_loop(
+    mut conn: r2d2::PooledConnection<SqliteConnectionManager>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+) {
+    let mut batch = Vec::with_capacity(64);
+    let mut closing = false;
+    while !closing {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        closing = first.op.is_none();
+        if !closing {
+            batch.push(first);
+        }
+        while !closing && batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) if job.op.is_none() => closing = true,
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let results = commit_batch(&mut conn, &mut batch);
+        match results {
+            Ok(results) => {
+                for (job, result) in batch.drain(..).zip(results) {
+                    if let Some(done) = job.done {
+                        let _ = done.send(result);
+                    }
+                }
+            }
+            Err(e) => {
+                // The disk refused a commit (full, I/O error). Memory now claims what the
+                // disk does not have: stop, so a restart reloads the truth from the store.
+                tracing::error!(target: "openclaw::store", error = %e, "cannot commit to the database; stopping the process so that a restart reloads a consistent state");
+                for job in batch.drain(..) {
+                    if let Some(done) = job.done {
+                        let _ = done.send(Err(e.to_string()));
+                    }
+                }
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+/// Runs every job of the batch in one transaction, each inside its own savepoint so that
+/// one failing job (a bug) does not sink the others.
+fn commit_batch(
+    conn: &mut Connection,
+    batch: &mut [Job],
+) -> rusqlite::Result<Vec<Result<(), String>>> {
+    let mut tx = conn.transaction()?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch.iter_mut() {
+        let Some(op) = job.op.take() else {
+            results.push(Ok(()));
+            continue;
+        };
+        let sp = tx.savepoint()?;
+        match op(&sp) {
+            Ok(()) => {
+                sp.commit()?;
+                results.push(Ok(()));
+            }
+            Err(e) => {
+                tracing::error!(target: "openclaw::store", error = %e, "a database write failed and was rolled back");
+                drop(sp);
+                results.push(Err(e.to_string()));
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(results)
+}
+
+/// JSON text of a value for a TEXT column.
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// A TEXT column of JSON back to a value; a damaged value becomes the default.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
+    serde_json::from_str(text).unwrap_or_default()
+}

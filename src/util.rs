@@ -1,0 +1,155 @@
+//! Small helpers shared by every part: wall-clock time in milliseconds and RFC 3339,
+//! duration parsing, random secrets and their hashes, retry delays with jitter.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+/// Milliseconds since the Unix epoch (wall clock; what is stored and shown).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-02-16T16:00:00.123Z`.
+pub fn rfc3339(ms: i64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        Ok(t) => {
+            let format = time::macros::format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            );
+            t.format(&format).unwrap_or_else(|_| ms.to_string())
+        }
+        Err(_) => ms.to_string(),
+    }
+}
+
+/// Parses RFC 3339 back to milliseconds.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    let t =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// A duration: plain seconds (`90`, `1.5`) or humantime text (`90s`, `10m`, `2h 30m`, `500ms`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("`{text}` is not a valid number of seconds"));
+    }
+    humantime::parse_duration(text).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write seconds (90) or 90s, 10m, 2h")
+    })
+}
+
+/// "12s ago", "5m ago", "3h ago", "2d ago" for a moment in the past (ms since epoch).
+pub fn ago(then_ms: i64, now_ms: i64) -> String {
+    format!(
+        "{} ago",
+        short_duration(Duration::from_millis((now_ms - then_ms).max(0) as u64))
+    )
+}
+
+/// "850ms", "12s", "5m", "3h", "2d".
+pub fn short_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s == 0 && d.as_millis() > 0 {
+        format!("{}ms", d.as_millis())
+    } else if s < 120 {
+        format!("{s}s")
+    } else if s < 2 * 3600 {
+        format!("{}m", s / 60)
+    } else if s < 2 * 86400 {
+        format!("{}h", s / 3600)
+    } else {
+        format!("{}d", s / 86400)
+    }
+}
+
+/// A new secret: 32 random bytes (256 bits), URL-safe base64 without padding (43 chars).
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// SHA-256 of a secret, hex: what the store keeps instead of the secret itself.
+pub fn hash_secret(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time equality of two strings (length is not secret).
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// Exponential backoff with jitter: `base * 2^(n-1)` capped at `max`, then scaled by a
+/// random factor in [0.5, 1.0] so that many clients do not retry in step.
+pub fn backoff(base: Duration, max: Duration, n: u32) -> Duration {
+    let exp = base.saturating_mul(1u32 << n.saturating_sub(1).min(20));
+    let capped = exp.min(max);
+    capped.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+/// A new task id: `task_` and a time-ordered UUID (v7) in hex.
+pub fn new_task_id() -> String {
+    format!("task_{}", uuid::Uuid::now_v7().simple())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trips() {
+        let ms = 1_771_257_600_123;
+        let text = rfc3339(ms);
+        assert_eq!(text, "2026-02-16T16:00:00.123Z");
+        assert_eq!(parse_rfc3339(&text), Some(ms));
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("soon").unwrap_err().contains("soon"));
+    }
+
+    #[test]
+    fn secrets_are_long_and_url_safe() {
+        let s = new_secret();
+        assert_eq!(s.len(), 43);
+        assert!(
+            s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_ne!(s, new_secret());
+        assert_eq!(hash_secret("x").len(), 64);
+        assert!(
+            constant_time_eq("abc", "abc")
+                && !constant_time_eq("abc", "abd")
+                && !constant_time_eq("a", "ab")
+        );
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let base = Duration::from_secs(2);
+        let max = Duration::from_secs(300);
+        for n in 1..30 {
+            let d = backoff(base, max, n);
+            let full = base.saturating_mul(1 << (n - 1).min(20)).min(max);
+            assert!(d <= full && d >= full / 2, "attempt {n}: {d:?} vs {full:?}");
+        }
+    }
+}
