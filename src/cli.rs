@@ -17,13 +17,7 @@ use crate::model::{NodeStatus, Priority, TaskStatus};
 /// Run OpenClaw on several machines as one cluster: tasks land on the machine that has
 /// the skills for them.
 #[derive(Debug, Parser)]
-#[command(
-    name = "openclaw",
-    version,
-    about,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "openclaw", version, about, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     /// YAML configuration file (the seed's config.yaml works as is).
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
@@ -95,12 +89,7 @@ pub struct WorkerArgs {
     #[arg(long, value_name = "N")]
     pub max_concurrent_tasks: Option<u32>,
     /// Join token (else OPENCLAW_TOKEN, worker.token, or the worker.token file beside storage.path).
-    #[arg(
-        long,
-        env = "OPENCLAW_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
+    #[arg(long, env = "OPENCLAW_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
     /// A tag for affinity placement; repeat for several (worker.tags).
     #[arg(long = "tag", value_name = "TAG")]
@@ -142,15 +131,10 @@ pub struct MigrateArgs {
 #[derive(Debug, Args, Default, Clone)]
 pub struct ClientArgs {
     /// Coordinator URL (else OPENCLAW_URL, else coordinator.host:port from the config).
-    #[arg(long, env = "OPENCLAW_URL", value_name = "URL")]
+    #[arg(long, env = "OPENCLAW_URL", hide_env_values = true, value_name = "URL")]
     pub url: Option<String>,
     /// Admin token (else OPENCLAW_TOKEN, auth.admin_token, or the admin.token file beside storage.path).
-    #[arg(
-        long,
-        env = "OPENCLAW_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
+    #[arg(long, env = "OPENCLAW_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
 }
 
@@ -365,10 +349,8 @@ pub fn args_from_invocation(args: impl IntoIterator<Item = OsString>) -> Vec<OsS
     let Some(program) = args.first() else {
         return vec!["openclaw".into()];
     };
-    let stem = std::path::Path::new(program)
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
+    let stem =
+        std::path::Path::new(program).file_stem().map(|s| s.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     let role = match stem.as_str() {
         "openclaw-coordinator" => Some("coordinator"),
         "openclaw-worker" => Some("worker"),
@@ -386,9 +368,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
-    let (key, value) = text
-        .split_once('=')
-        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    let (key, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
     if key.is_empty() {
         return Err(format!("`{text}` has an empty key"));
     }
@@ -406,22 +386,13 @@ mod tests {
 
     #[test]
     fn link_names_pick_the_subcommand() {
-        let args = args_from_invocation(
-            ["/usr/bin/openclaw-coordinator", "--port", "9"].map(OsString::from),
-        );
+        let args = args_from_invocation(["/usr/bin/openclaw-coordinator", "--port", "9"].map(OsString::from));
         let cli = parse(args).unwrap();
-        assert!(matches!(
-            cli.command,
-            Command::Coordinator(CoordinatorArgs { port: Some(9), .. })
-        ));
+        assert!(matches!(cli.command, Command::Coordinator(CoordinatorArgs { port: Some(9), .. })));
         let args = args_from_invocation(["openclaw-worker.exe"].map(OsString::from));
         assert!(matches!(parse(args).unwrap().command, Command::Worker(_)));
-        let args =
-            args_from_invocation(["openclaw-cluster", "nodes", "--online"].map(OsString::from));
-        assert!(matches!(
-            parse(args).unwrap().command,
-            Command::Nodes(NodesArgs { online: true, .. })
-        ));
+        let args = args_from_invocation(["openclaw-cluster", "nodes", "--online"].map(OsString::from));
+        assert!(matches!(parse(args).unwrap().command, Command::Nodes(NodesArgs { online: true, .. })));
     }
 
     #[test]
@@ -438,9 +409,7 @@ mod tests {
             "--skills-dir",
             "./skills",
         ]);
-        let Command::Worker(w) = cli.command else {
-            panic!("not worker")
-        };
+        let Command::Worker(w) = cli.command else { panic!("not worker") };
         assert_eq!(w.node_id.as_deref(), Some("worker-001"));
         assert_eq!(w.coordinator_port, Some(8888));
         assert_eq!(w.skills_dir, vec![PathBuf::from("./skills")]);
@@ -448,26 +417,15 @@ mod tests {
 
     #[test]
     fn config_flag_is_global() {
-        let cli = parse_ok(&[
-            "openclaw",
-            "coordinator",
-            "-c",
-            "config.yaml",
-            "--host",
-            "0.0.0.0",
-        ]);
+        let cli = parse_ok(&["openclaw", "coordinator", "-c", "config.yaml", "--host", "0.0.0.0"]);
         assert_eq!(cli.config, Some(PathBuf::from("config.yaml")));
     }
 
     #[test]
     fn nodes_drain_is_a_subcommand() {
         let cli = parse_ok(&["openclaw", "nodes", "drain", "w1"]);
-        let Command::Nodes(n) = cli.command else {
-            panic!()
-        };
-        assert!(
-            matches!(n.action, Some(NodesAction::Drain(NodeTarget { ref node_id, .. })) if node_id == "w1")
-        );
+        let Command::Nodes(n) = cli.command else { panic!() };
+        assert!(matches!(n.action, Some(NodesAction::Drain(NodeTarget { ref node_id, .. })) if node_id == "w1"));
     }
 
     #[test]
@@ -487,12 +445,7 @@ mod tests {
             "--priority",
             "high",
         ]);
-        let Command::Tasks(TasksArgs {
-            command: TasksCommand::Submit(s),
-        }) = cli.command
-        else {
-            panic!()
-        };
+        let Command::Tasks(TasksArgs { command: TasksCommand::Submit(s) }) = cli.command else { panic!() };
         assert_eq!(s.params[0], ("n".into(), serde_json::json!(3)));
         assert_eq!(s.params[1], ("s".into(), serde_json::json!("hello")));
         assert_eq!(s.timeout, Some(Duration::from_secs(600)));
@@ -502,27 +455,9 @@ mod tests {
     #[test]
     fn bad_values_are_usage_errors() {
         for args in [
-            vec![
-                "openclaw",
-                "tasks",
-                "submit",
-                "--skill",
-                "x",
-                "--priority",
-                "urgent",
-            ],
-            vec![
-                "openclaw",
-                "tasks",
-                "submit",
-                "--skill",
-                "x",
-                "--timeout",
-                "soon",
-            ],
-            vec![
-                "openclaw", "tasks", "submit", "--skill", "x", "--param", "novalue",
-            ],
+            vec!["openclaw", "tasks", "submit", "--skill", "x", "--priority", "urgent"],
+            vec!["openclaw", "tasks", "submit", "--skill", "x", "--timeout", "soon"],
+            vec!["openclaw", "tasks", "submit", "--skill", "x", "--param", "novalue"],
             vec!["openclaw", "tasks", "submit"],
             vec!["openclaw", "coordinator", "--port", "70000"],
         ] {

@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ClusterHealth, ErrorBody, HeartbeatRequest, HeartbeatResponse, Node, NodeActionResponse,
-    NodeHealth, PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportResponse,
-    ResultReport, ServiceHealth, StartReport, SubmitTask, Task, TaskList,
+    ClusterHealth, ErrorBody, HeartbeatRequest, HeartbeatResponse, Node, NodeActionResponse, NodeHealth, PollRequest,
+    PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, ServiceHealth, StartReport,
+    SubmitTask, Task, TaskList,
 };
 
 /// Why a call failed.
@@ -23,26 +23,11 @@ pub enum ClientError {
     #[error(
         "cannot reach the coordinator at {url} ({method} {path}): {cause}. Check that it is running (openclaw coordinator), that the address is right (--url, OPENCLAW_URL, or coordinator.host/port), and that no firewall blocks the port (telnet <host> <port>)"
     )]
-    Unreachable {
-        url: String,
-        method: Method,
-        path: String,
-        cause: String,
-    },
+    Unreachable { url: String, method: Method, path: String, cause: String },
     #[error("{method} {path} returned {status} ({code}): {message}")]
-    Status {
-        method: Method,
-        path: String,
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Status { method: Method, path: String, status: u16, code: String, message: String },
     #[error("{method} {path}: the answer is not what this client understands: {cause}")]
-    Decode {
-        method: Method,
-        path: String,
-        cause: String,
-    },
+    Decode { method: Method, path: String, cause: String },
 }
 
 impl ClientError {
@@ -78,9 +63,7 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
+        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
     }
 }
 
@@ -92,20 +75,12 @@ impl Client {
             .pool_idle_timeout(Duration::from_secs(50))
             .user_agent(concat!("openclaw/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Client {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            token,
-        })
+        Ok(Client { http, base: base.trim_end_matches('/').to_string(), token })
     }
 
     /// The same coordinator with another token (a worker switches to its node secret).
     pub fn with_token(&self, token: Option<String>) -> Client {
-        Client {
-            http: self.http.clone(),
-            base: self.base.clone(),
-            token,
-        }
+        Client { http: self.http.clone(), base: self.base.clone(), token }
     }
 
     pub fn base(&self) -> &str {
@@ -121,10 +96,7 @@ impl Client {
         timeout: Duration,
         headers: &[(&str, String)],
     ) -> Result<Bytes, ClientError> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .timeout(timeout);
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).timeout(timeout);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
@@ -138,43 +110,26 @@ impl Client {
             url: self.base.clone(),
             method: method.clone(),
             path: path.into(),
-            cause: if e.is_timeout() {
-                "timed out".into()
-            } else {
-                root_cause(&e)
-            },
+            cause: if e.is_timeout() { "timed out".into() } else { root_cause(&e) },
         })?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Unreachable {
-                url: self.base.clone(),
-                method: method.clone(),
-                path: path.into(),
-                cause: root_cause(&e),
-            })?;
+        let bytes = response.bytes().await.map_err(|e| ClientError::Unreachable {
+            url: self.base.clone(),
+            method: method.clone(),
+            path: path.into(),
+            cause: root_cause(&e),
+        })?;
         if status.is_success() {
             return Ok(bytes);
         }
         let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
             Ok(e) => (e.error.code, e.error.message),
             Err(_) => (
-                status
-                    .canonical_reason()
-                    .unwrap_or("error")
-                    .to_ascii_lowercase()
-                    .replace(' ', "_"),
+                status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_"),
                 String::from_utf8_lossy(&bytes).chars().take(500).collect(),
             ),
         };
-        Err(ClientError::Status {
-            method,
-            path: path.into(),
-            status: status.as_u16(),
-            code,
-            message,
-        })
+        Err(ClientError::Status { method, path: path.into(), status: status.as_u16(), code, message })
     }
 
     async fn call<T: DeserializeOwned, B: Serialize>(
@@ -196,70 +151,26 @@ impl Client {
     }
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
-        self.call(
-            Method::POST,
-            "/api/v1/nodes/register",
-            Some(req),
-            Self::SHORT,
-        )
-        .await
+        self.call(Method::POST, "/api/v1/nodes/register", Some(req), Self::SHORT).await
     }
 
-    pub async fn heartbeat(
-        &self,
-        node: &str,
-        req: &HeartbeatRequest,
-    ) -> Result<HeartbeatResponse, ClientError> {
-        self.call(
-            Method::POST,
-            &format!("/api/v1/nodes/{}/heartbeat", seg(node)),
-            Some(req),
-            Self::SHORT,
-        )
-        .await
+    pub async fn heartbeat(&self, node: &str, req: &HeartbeatRequest) -> Result<HeartbeatResponse, ClientError> {
+        self.call(Method::POST, &format!("/api/v1/nodes/{}/heartbeat", seg(node)), Some(req), Self::SHORT).await
     }
 
     pub async fn shutdown_node(&self, node: &str) -> Result<NodeActionResponse, ClientError> {
-        self.call(
-            Method::POST,
-            &format!("/api/v1/nodes/{}/shutdown", seg(node)),
-            NONE,
-            Self::SHORT,
-        )
-        .await
+        self.call(Method::POST, &format!("/api/v1/nodes/{}/shutdown", seg(node)), NONE, Self::SHORT).await
     }
 
     /// A long poll: waits up to `wait` on the coordinator for work.
-    pub async fn poll(
-        &self,
-        node: &str,
-        req: &PollRequest,
-        wait: Duration,
-    ) -> Result<PollResponse, ClientError> {
+    pub async fn poll(&self, node: &str, req: &PollRequest, wait: Duration) -> Result<PollResponse, ClientError> {
         let path = format!("/api/v1/nodes/{}/tasks/poll", seg(node));
-        self.call(
-            Method::POST,
-            &path,
-            Some(req),
-            wait + Duration::from_secs(10),
-        )
-        .await
+        self.call(Method::POST, &path, Some(req), wait + Duration::from_secs(10)).await
     }
 
-    pub async fn report_start(
-        &self,
-        node: &str,
-        task: &str,
-        attempt: u32,
-    ) -> Result<ReportResponse, ClientError> {
+    pub async fn report_start(&self, node: &str, task: &str, attempt: u32) -> Result<ReportResponse, ClientError> {
         let path = format!("/api/v1/nodes/{}/tasks/{}/start", seg(node), seg(task));
-        self.call(
-            Method::POST,
-            &path,
-            Some(&StartReport { attempt }),
-            Self::SHORT,
-        )
-        .await
+        self.call(Method::POST, &path, Some(&StartReport { attempt }), Self::SHORT).await
     }
 
     pub async fn report_result(
@@ -269,8 +180,7 @@ impl Client {
         report: &ResultReport,
     ) -> Result<ReportResponse, ClientError> {
         let path = format!("/api/v1/nodes/{}/tasks/{}/result", seg(node), seg(task));
-        self.call(Method::POST, &path, Some(report), Self::SHORT)
-            .await
+        self.call(Method::POST, &path, Some(report), Self::SHORT).await
     }
 
     pub async fn nodes(&self, path: &str) -> Result<Vec<Node>, ClientError> {
@@ -278,89 +188,42 @@ impl Client {
     }
 
     pub async fn node(&self, node: &str) -> Result<Node, ClientError> {
-        self.call(
-            Method::GET,
-            &format!("/api/v1/nodes/{}", seg(node)),
-            NONE,
-            Self::SHORT,
-        )
-        .await
+        self.call(Method::GET, &format!("/api/v1/nodes/{}", seg(node)), NONE, Self::SHORT).await
     }
 
     pub async fn node_health(&self, node: &str) -> Result<NodeHealth, ClientError> {
-        self.call(
-            Method::GET,
-            &format!("/api/v1/nodes/{}/health", seg(node)),
-            NONE,
-            Self::SHORT,
-        )
-        .await
+        self.call(Method::GET, &format!("/api/v1/nodes/{}/health", seg(node)), NONE, Self::SHORT).await
     }
 
-    pub async fn set_draining(
-        &self,
-        node: &str,
-        drain: bool,
-    ) -> Result<NodeActionResponse, ClientError> {
+    pub async fn set_draining(&self, node: &str, drain: bool) -> Result<NodeActionResponse, ClientError> {
         let action = if drain { "drain" } else { "undrain" };
-        self.call(
-            Method::POST,
-            &format!("/api/v1/nodes/{}/{action}", seg(node)),
-            NONE,
-            Self::SHORT,
-        )
-        .await
+        self.call(Method::POST, &format!("/api/v1/nodes/{}/{action}", seg(node)), NONE, Self::SHORT).await
     }
 
     pub async fn cluster_health(&self) -> Result<ClusterHealth, ClientError> {
-        self.call(Method::GET, "/api/v1/cluster/health", NONE, Self::SHORT)
-            .await
+        self.call(Method::GET, "/api/v1/cluster/health", NONE, Self::SHORT).await
     }
 
     pub async fn submit(&self, task: &SubmitTask) -> Result<Task, ClientError> {
-        self.call(Method::POST, "/api/v1/tasks", Some(task), Self::SHORT)
-            .await
+        self.call(Method::POST, "/api/v1/tasks", Some(task), Self::SHORT).await
     }
 
     pub async fn list_tasks(&self, query: &str) -> Result<TaskList, ClientError> {
-        self.call(
-            Method::GET,
-            &format!("/api/v1/tasks{query}"),
-            NONE,
-            Self::SHORT,
-        )
-        .await
+        self.call(Method::GET, &format!("/api/v1/tasks{query}"), NONE, Self::SHORT).await
     }
 
     pub async fn task(&self, id: &str) -> Result<Task, ClientError> {
-        self.call(
-            Method::GET,
-            &format!("/api/v1/tasks/{}", seg(id)),
-            NONE,
-            Self::SHORT,
-        )
-        .await
+        self.call(Method::GET, &format!("/api/v1/tasks/{}", seg(id)), NONE, Self::SHORT).await
     }
 
     /// Waits on the coordinator up to `wait` for the task to end.
     pub async fn wait_task(&self, id: &str, wait: Duration) -> Result<Task, ClientError> {
-        let path = format!(
-            "/api/v1/tasks/{}/wait?timeout={}",
-            seg(id),
-            wait.as_secs_f64()
-        );
-        self.call(Method::GET, &path, NONE, wait + Duration::from_secs(10))
-            .await
+        let path = format!("/api/v1/tasks/{}/wait?timeout={}", seg(id), wait.as_secs_f64());
+        self.call(Method::GET, &path, NONE, wait + Duration::from_secs(10)).await
     }
 
     pub async fn cancel_task(&self, id: &str) -> Result<Task, ClientError> {
-        self.call(
-            Method::POST,
-            &format!("/api/v1/tasks/{}/cancel", seg(id)),
-            NONE,
-            Self::SHORT,
-        )
-        .await
+        self.call(Method::POST, &format!("/api/v1/tasks/{}/cancel", seg(id)), NONE, Self::SHORT).await
     }
 }
 
@@ -368,11 +231,7 @@ impl Client {
 const NONE: Option<&()> = None;
 
 /// Decodes a JSON answer.
-pub fn decode<T: DeserializeOwned>(
-    method: &Method,
-    path: &str,
-    bytes: &[u8],
-) -> Result<T, ClientError> {
+pub fn decode<T: DeserializeOwned>(method: &Method, path: &str, bytes: &[u8]) -> Result<T, ClientError> {
     serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
         method: method.clone(),
         path: path.into(),

@@ -51,11 +51,7 @@ pub struct StorageConfig {
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self {
-            kind: StorageKind::Sqlite,
-            path: PathBuf::from("./data/cluster.db"),
-            task_retention_days: 30,
-        }
+        Self { kind: StorageKind::Sqlite, path: PathBuf::from("./data/cluster.db"), task_retention_days: 30 }
     }
 }
 
@@ -216,9 +212,7 @@ pub struct CommunicationConfig {
 
 impl Default for CommunicationConfig {
     fn default() -> Self {
-        Self {
-            nats_url: Some("nats://localhost:4222".into()),
-        }
+        Self { nats_url: Some("nats://localhost:4222".into()) }
     }
 }
 
@@ -236,12 +230,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            level: LogLevel::Info,
-            format: LogFormat::Json,
-            dir: None,
-            max_files: 7,
-        }
+        Self { level: LogLevel::Info, format: LogFormat::Json, dir: None, max_files: 7 }
     }
 }
 
@@ -278,9 +267,7 @@ impl std::str::FromStr for LogLevel {
             "DEBUG" => LogLevel::Debug,
             "TRACE" => LogLevel::Trace,
             _ => {
-                return Err(format!(
-                    "unknown log level `{s}`, expected one of ERROR, WARN, INFO, DEBUG, TRACE"
-                ));
+                return Err(format!("unknown log level `{s}`, expected one of ERROR, WARN, INFO, DEBUG, TRACE"));
             }
         })
     }
@@ -321,11 +308,7 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self {
-            enabled: true,
-            admin_token: None,
-            worker_token: None,
-        }
+        Self { enabled: true, admin_token: None, worker_token: None }
     }
 }
 
@@ -345,9 +328,7 @@ impl<'de> Deserialize<'de> for SkillsDirs {
         match OneOrMany::deserialize(d) {
             Ok(OneOrMany::One(p)) => Ok(SkillsDirs(vec![p])),
             Ok(OneOrMany::Many(v)) => Ok(SkillsDirs(v)),
-            Err(_) => Err(serde::de::Error::custom(
-                "expected a folder path or a list of folder paths",
-            )),
+            Err(_) => Err(serde::de::Error::custom("expected a folder path or a list of folder paths")),
         }
     }
 }
@@ -424,11 +405,7 @@ impl FlagOverrides {
     }
 
     fn flag_for(&self, key: &str) -> Option<&'static str> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(k, _, _)| *k == key)
-            .map(|(_, f, _)| *f)
+        self.entries.iter().rev().find(|(k, _, _)| *k == key).map(|(_, f, _)| *f)
     }
 }
 
@@ -438,23 +415,17 @@ impl Provider for FlagOverrides {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let mut figment = Figment::new();
+        let mut dict = Dict::new();
         for (key, _, value) in &self.entries {
-            figment = figment.merge(Serialized::default(key, value.clone()));
+            let path: Vec<String> = key.split('.').map(str::to_string).collect();
+            insert_nested(&mut dict, &path, value.clone());
         }
-        figment.data()
+        Ok(Profile::Default.collect(dict))
     }
 }
 
 /// The sections a `OPENCLAW_<SECTION>__<KEY>` variable may address.
-const SECTIONS: &[&str] = &[
-    "storage",
-    "coordinator",
-    "worker",
-    "communication",
-    "log",
-    "auth",
-];
+const SECTIONS: &[&str] = &["storage", "coordinator", "worker", "communication", "log", "auth"];
 
 /// The configuration with the knowledge of where each value came from.
 pub struct Loaded {
@@ -487,20 +458,14 @@ impl Loaded {
                 None => "a command-line flag".into(),
             },
             _ if meta.name.contains("environment") => {
-                format!(
-                    "environment variable {}",
-                    meta.interpolate(&Profile::Default, &parts)
-                )
+                format!("environment variable {}", meta.interpolate(&Profile::Default, &parts))
             }
             _ => "the built-in default".into(),
         }
     }
 
     fn invalid(&self, key: &str, message: impl fmt::Display) -> UsageError {
-        UsageError(format!(
-            "invalid config: {key} ({}): {message}",
-            self.origin(key)
-        ))
+        UsageError(format!("invalid config: {key} ({}): {message}", self.origin(key)))
     }
 }
 
@@ -522,24 +487,14 @@ pub fn load_with_env(
             .map_err(|e| UsageError(format!("cannot read config file {}: {e}", path.display())))?;
         // Parse the file on its own first: saphyr's errors carry line and column.
         if let Err(e) = serde_saphyr::from_str::<Config>(&text) {
-            return Err(UsageError(format!(
-                "invalid config file {}: {e}",
-                path.display()
-            )));
+            return Err(UsageError(describe_yaml_error(path, &text, &e)));
         }
         figment = figment.merge(serde_saphyr::figment::Yaml::file_exact(path));
         file_text = Some((path.to_path_buf(), text));
     }
     figment = figment.merge(env_provider(env)).merge(flags.clone());
-    let config: Config = figment
-        .extract()
-        .map_err(|e| UsageError(describe_figment_error(e)))?;
-    let loaded = Loaded {
-        config,
-        figment,
-        file_text,
-        flags,
-    };
+    let config: Config = figment.extract().map_err(|e| UsageError(describe_figment_error(e)))?;
+    let loaded = Loaded { config, figment, file_text, flags };
     validate(&loaded)?;
     Ok(loaded)
 }
@@ -568,23 +523,14 @@ struct EnvVars(Vec<(String, String)>);
 impl Provider for EnvVars {
     fn metadata(&self) -> Metadata {
         Metadata::named("environment variable(s)").interpolater(|_, keys| {
-            format!(
-                "OPENCLAW_{}",
-                keys.iter()
-                    .map(|k| k.to_ascii_uppercase())
-                    .collect::<Vec<_>>()
-                    .join("__")
-            )
+            format!("OPENCLAW_{}", keys.iter().map(|k| k.to_ascii_uppercase()).collect::<Vec<_>>().join("__"))
         })
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
         let mut dict = Dict::new();
         for (key, value) in &self.0 {
-            let path: Vec<String> = key["OPENCLAW_".len()..]
-                .split("__")
-                .map(|p| p.to_ascii_lowercase())
-                .collect();
+            let path: Vec<String> = key["OPENCLAW_".len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
             let value: Value = value.parse().expect("figment's Value parse is infallible");
             insert_nested(&mut dict, &path, value);
         }
@@ -599,9 +545,7 @@ fn insert_nested(dict: &mut Dict, path: &[String], value: Value) {
             dict.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let entry = dict
-                .entry(first.clone())
-                .or_insert_with(|| Value::from(Dict::new()));
+            let entry = dict.entry(first.clone()).or_insert_with(|| Value::from(Dict::new()));
             if let Value::Dict(_, inner) = entry {
                 insert_nested(inner, rest, value);
             } else {
@@ -613,16 +557,60 @@ fn insert_nested(dict: &mut Dict, path: &[String], value: Value) {
     }
 }
 
+/// "invalid config: coordinator.port (config.yaml:2): ...", with the YAML snippet.
+fn describe_yaml_error(path: &Path, text: &str, e: &serde_saphyr::Error) -> String {
+    let line = e.location().map(|l| l.line() as usize);
+    let key = line.and_then(|l| yaml_key_path_at(text, l));
+    let message = friendly(&e.to_string());
+    match (key, line) {
+        (Some(key), Some(line)) => format!("invalid config: {key} ({}:{line}): {message}", path.display()),
+        (None, Some(line)) => format!("invalid config file {}:{line}: {message}", path.display()),
+        _ => format!("invalid config file {}: {message}", path.display()),
+    }
+}
+
+/// Plain words for serde's integer range errors.
+fn friendly(message: &str) -> String {
+    message
+        .replace("invalid u16", "expected a whole number from 0 to 65535")
+        .replace("invalid u32", "expected a whole number from 0 to 4294967295")
+        .replace("invalid u64", "expected a whole number")
+        .replace("invalid usize", "expected a whole number")
+}
+
+/// The dotted key path of the key on a 1-based line of simple block YAML.
+fn yaml_key_path_at(text: &str, line: usize) -> Option<String> {
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
+            if n + 1 == line {
+                break;
+            }
+            continue;
+        }
+        let indent = raw.len() - trimmed.len();
+        let key = trimmed.split(':').next().unwrap_or("").trim().trim_matches(['"', '\'']).to_string();
+        while stack.last().is_some_and(|(i, _)| *i >= indent) {
+            stack.pop();
+        }
+        if trimmed.contains(':') {
+            stack.push((indent, key));
+        }
+        if n + 1 == line {
+            return Some(stack.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>().join(".")).filter(|k| !k.is_empty());
+        }
+    }
+    None
+}
+
 fn describe_figment_error(e: figment::Error) -> String {
     let mut messages = Vec::new();
     for err in e {
         let key = err.path.join(".");
         let source = match (&err.metadata, err.path.is_empty()) {
             (Some(meta), false) if meta.name.contains("environment") => {
-                format!(
-                    " (environment variable {})",
-                    meta.interpolate(&Profile::Default, &err.path)
-                )
+                format!(" (environment variable {})", meta.interpolate(&Profile::Default, &err.path))
             }
             (Some(meta), _) => match &meta.source {
                 Some(figment::Source::File(p)) => format!(" ({})", p.display()),
@@ -630,7 +618,12 @@ fn describe_figment_error(e: figment::Error) -> String {
             },
             (None, _) => String::new(),
         };
-        let kind = err.kind.to_string();
+        let kind = match &err.kind {
+            figment::error::Kind::UnknownField(field, expected) => {
+                format!("unknown key `{field}`; known keys here: {}", expected.join(", "))
+            }
+            other => friendly(&other.to_string()),
+        };
         if key.is_empty() {
             messages.push(format!("invalid config{source}: {kind}"));
         } else {
@@ -650,10 +643,7 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
         return Err(l.invalid("worker.port", "must be between 1 and 65535, not 0"));
     }
     if c.worker.coordinator_port == Some(0) {
-        return Err(l.invalid(
-            "worker.coordinator_port",
-            "must be between 1 and 65535, not 0",
-        ));
+        return Err(l.invalid("worker.coordinator_port", "must be between 1 and 65535, not 0"));
     }
     if c.coordinator.host.trim().is_empty() {
         return Err(l.invalid("coordinator.host", "must not be empty"));
@@ -676,10 +666,7 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     if !(1..=1000).contains(&c.worker.max_concurrent_tasks) {
         return Err(l.invalid(
             "worker.max_concurrent_tasks",
-            format!(
-                "must be between 1 and 1000, not {}",
-                c.worker.max_concurrent_tasks
-            ),
+            format!("must be between 1 and 1000, not {}", c.worker.max_concurrent_tasks),
         ));
     }
     if c.coordinator.max_body_bytes < 1024 {
@@ -687,30 +674,18 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     }
     let timeout = c.coordinator.default_task_timeout.get();
     if timeout < Duration::from_secs(1) || timeout > crate::model::MAX_TASK_TIMEOUT {
-        return Err(l.invalid(
-            "coordinator.default_task_timeout",
-            "must be between 1s and 7 days",
-        ));
+        return Err(l.invalid("coordinator.default_task_timeout", "must be between 1s and 7 days"));
     }
     if c.coordinator.default_max_retries > crate::model::MAX_RETRIES {
-        return Err(l.invalid(
-            "coordinator.default_max_retries",
-            "must be between 0 and 100",
-        ));
+        return Err(l.invalid("coordinator.default_max_retries", "must be between 0 and 100"));
     }
     if c.coordinator.long_poll_timeout.get().is_zero()
         || c.coordinator.long_poll_timeout.get() > Duration::from_secs(300)
     {
-        return Err(l.invalid(
-            "coordinator.long_poll_timeout",
-            "must be between 1s and 300s",
-        ));
+        return Err(l.invalid("coordinator.long_poll_timeout", "must be between 1s and 300s"));
     }
     if c.coordinator.tls_cert.is_some() != c.coordinator.tls_key.is_some() {
-        return Err(l.invalid(
-            "coordinator.tls_cert",
-            "tls_cert and tls_key must be set together",
-        ));
+        return Err(l.invalid("coordinator.tls_cert", "tls_cert and tls_key must be set together"));
     }
     if c.storage.path.as_os_str().is_empty() {
         return Err(l.invalid("storage.path", "must not be empty"));
@@ -729,17 +704,11 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     if c.log.max_files == 0 {
         return Err(l.invalid("log.max_files", "must be at least 1"));
     }
-    for (key, token) in [
-        ("auth.admin_token", &c.auth.admin_token),
-        ("auth.worker_token", &c.auth.worker_token),
-    ] {
+    for (key, token) in [("auth.admin_token", &c.auth.admin_token), ("auth.worker_token", &c.auth.worker_token)] {
         if let Some(t) = token
             && t.trim().len() < 16
         {
-            return Err(l.invalid(
-                key,
-                "must be at least 16 characters (use a long random value)",
-            ));
+            return Err(l.invalid(key, "must be at least 16 characters (use a long random value)"));
         }
     }
     Ok(())
@@ -764,12 +733,7 @@ fn yaml_key_line(text: &str, path: &[&str]) -> Option<usize> {
                 break;
             }
         }
-        let key = trimmed
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .trim_matches(['"', '\'']);
+        let key = trimmed.split(':').next().unwrap_or("").trim().trim_matches(['"', '\'']);
         if depth < path.len() && key == path[depth] && trimmed.contains(':') {
             if depth + 1 == path.len() {
                 return Some(n + 1);
@@ -792,26 +756,15 @@ impl Config {
 
     /// The coordinator's address as a client should use it (0.0.0.0 / :: mean loopback).
     pub fn coordinator_url_for_clients(&self) -> String {
-        let host = self
-            .worker
-            .coordinator_host
-            .clone()
-            .unwrap_or_else(|| self.coordinator.host.clone());
+        let host = self.worker.coordinator_host.clone().unwrap_or_else(|| self.coordinator.host.clone());
         let host = match host.as_str() {
             "0.0.0.0" | "" => "127.0.0.1".to_string(),
             "::" | "[::]" => "[::1]".to_string(),
             h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
             h => h.to_string(),
         };
-        let port = self
-            .worker
-            .coordinator_port
-            .unwrap_or(self.coordinator.port);
-        let scheme = if self.worker.coordinator_tls || self.coordinator.tls_cert.is_some() {
-            "https"
-        } else {
-            "http"
-        };
+        let port = self.worker.coordinator_port.unwrap_or(self.coordinator.port);
+        let scheme = if self.worker.coordinator_tls || self.coordinator.tls_cert.is_some() { "https" } else { "http" };
         format!("{scheme}://{host}:{port}")
     }
 }
@@ -824,11 +777,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, yaml).unwrap();
-        load_with_env(
-            Some(&path),
-            FlagOverrides::default(),
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
-        )
+        load_with_env(Some(&path), FlagOverrides::default(), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn yaml_key_path_of_a_line() {
+        let text = "storage:\n  path: x\ncoordinator:\n  # note\n  host: h\n  port: abc\nlog:\n  level: LOUD\n";
+        assert_eq!(yaml_key_path_at(text, 6).as_deref(), Some("coordinator.port"));
+        assert_eq!(yaml_key_path_at(text, 8).as_deref(), Some("log.level"));
+        assert_eq!(yaml_key_path_at(text, 1).as_deref(), Some("storage"));
+    }
+
+    #[test]
+    fn flags_win_and_are_named() {
+        let mut flags = FlagOverrides::default();
+        flags.set("coordinator.port", "--port", Some(0u16));
+        let err = load_with_env(None, flags, Vec::<(String, String)>::new()).err().unwrap();
+        assert!(err.0.contains("flag --port"), "{}", err.0);
     }
 
     #[test]
@@ -841,15 +806,13 @@ mod tests {
 
     #[test]
     fn durations_accept_seconds_and_text() {
-        let l = load_text("coordinator:\n  heartbeat_timeout: 2.5\n  retry_backoff_base: 500ms\nworker:\n  heartbeat_interval: 1\n", &[]).unwrap();
-        assert_eq!(
-            l.config.coordinator.heartbeat_timeout.get(),
-            Duration::from_millis(2500)
-        );
-        assert_eq!(
-            l.config.coordinator.retry_backoff_base.get(),
-            Duration::from_millis(500)
-        );
+        let l = load_text(
+            "coordinator:\n  heartbeat_timeout: 2.5\n  retry_backoff_base: 500ms\nworker:\n  heartbeat_interval: 1\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(l.config.coordinator.heartbeat_timeout.get(), Duration::from_millis(2500));
+        assert_eq!(l.config.coordinator.retry_backoff_base.get(), Duration::from_millis(500));
     }
 
     #[test]
@@ -870,10 +833,7 @@ mod tests {
     #[test]
     fn skills_dir_is_one_or_many() {
         let l = load_text("worker:\n  skills_dir: [a, b]\n", &[]).unwrap();
-        assert_eq!(
-            l.config.worker.skills_dir.0,
-            vec![PathBuf::from("a"), PathBuf::from("b")]
-        );
+        assert_eq!(l.config.worker.skills_dir.0, vec![PathBuf::from("a"), PathBuf::from("b")]);
         let l = load_text("worker:\n  skills_dir: ./s\n", &[]).unwrap();
         assert_eq!(l.config.worker.skills_dir.0, vec![PathBuf::from("./s")]);
     }

@@ -40,14 +40,7 @@ impl Exit {
     /// The exit status for an error that reached `main`: [`UsageError`] means 2, anything
     /// else 1.
     pub fn of(err: &anyhow::Error) -> Exit {
-        if err
-            .chain()
-            .any(|e| e.downcast_ref::<UsageError>().is_some())
-        {
-            Exit::Usage
-        } else {
-            Exit::Negative
-        }
+        if err.chain().any(|e| e.downcast_ref::<UsageError>().is_some()) { Exit::Usage } else { Exit::Negative }
     }
 }
 

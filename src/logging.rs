@@ -47,7 +47,10 @@ where
     layer.with_timer("timestamp", UtcMillis);
     layer.with_level("level");
     layer.add_dynamic_field("module", |event, _| {
-        Some(module_of(event.metadata().target()).to_string())
+        // Lines bridged from the `log` crate carry their real target in the normalized metadata.
+        let normalized = tracing_log::NormalizeEvent::normalized_metadata(event);
+        let target = normalized.as_ref().map(|m| m.target()).unwrap_or_else(|| event.metadata().target());
+        Some(module_of(target).to_string())
     });
     layer.with_flattened_event();
     layer
@@ -82,10 +85,7 @@ pub fn init(config: &LogConfig) -> io::Result<LogGuard> {
 
     let registry = tracing_subscriber::registry().with(filter);
     let result = match config.format {
-        LogFormat::Json => registry
-            .with(json_layer(io::stdout))
-            .with(file_writer.map(json_layer))
-            .try_init(),
+        LogFormat::Json => registry.with(json_layer(io::stdout)).with(file_writer.map(json_layer)).try_init(),
         LogFormat::Text => registry
             .with(
                 tracing_subscriber::fmt::layer()
@@ -93,12 +93,10 @@ pub fn init(config: &LogConfig) -> io::Result<LogGuard> {
                     .with_ansi(std::io::IsTerminal::is_terminal(&io::stdout()))
                     .with_writer(io::stdout),
             )
-            .with(file_writer.map(|w| {
-                tracing_subscriber::fmt::layer()
-                    .with_timer(UtcMillis)
-                    .with_ansi(false)
-                    .with_writer(w)
-            }))
+            .with(
+                file_writer
+                    .map(|w| tracing_subscriber::fmt::layer().with_timer(UtcMillis).with_ansi(false).with_writer(w)),
+            )
             .try_init(),
     };
     // A second init (tests running several servers in one process) keeps the first one.
@@ -110,10 +108,7 @@ pub fn init(config: &LogConfig) -> io::Result<LogGuard> {
 mod tests {
     #[test]
     fn module_is_the_first_segment_below_the_crate() {
-        assert_eq!(
-            super::module_of("openclaw::coordinator::registry"),
-            "coordinator"
-        );
+        assert_eq!(super::module_of("openclaw::coordinator::registry"), "coordinator");
         assert_eq!(super::module_of("openclaw::worker"), "worker");
         assert_eq!(super::module_of("r2d2"), "r2d2");
         assert_eq!(super::module_of("hyper_util::server"), "hyper_util");

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
         }
     };
     match openclaw::cmd::run(cli) {
-        Ok(code) => code.into(),
+        Ok(code) => code,
         Err(err) => {
             eprintln!("openclaw: {err:#}");
             openclaw::Exit::of(&err).into()

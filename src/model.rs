@@ -104,9 +104,7 @@ string_enum! {
 
 impl<'de> Deserialize<'de> for NodeStatus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -126,21 +124,13 @@ string_enum! {
 impl TaskStatus {
     /// Ended for good: completed, failed, cancelled or timeout.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            TaskStatus::Completed
-                | TaskStatus::Failed
-                | TaskStatus::Cancelled
-                | TaskStatus::Timeout
-        )
+        matches!(self, TaskStatus::Completed | TaskStatus::Failed | TaskStatus::Cancelled | TaskStatus::Timeout)
     }
 }
 
 impl<'de> Deserialize<'de> for TaskStatus {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -181,13 +171,11 @@ impl<'de> Deserialize<'de> for Priority {
         match Value::deserialize(d)? {
             Value::String(s) => s.parse().map_err(serde::de::Error::custom),
             Value::Number(n) => n.as_i64().and_then(Priority::from_number).ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "{n} is not a priority: use 0-3 or critical, high, normal, low"
-                ))
+                serde::de::Error::custom(format!("{n} is not a priority: use 0-3 or critical, high, normal, low"))
             }),
-            other => Err(serde::de::Error::custom(format!(
-                "{other} is not a priority: use critical, high, normal or low"
-            ))),
+            other => {
+                Err(serde::de::Error::custom(format!("{other} is not a priority: use critical, high, normal or low")))
+            }
         }
     }
 }
@@ -205,27 +193,17 @@ string_enum! {
 
 impl<'de> Deserialize<'de> for TaskType {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 
 /// A node id is 1-128 characters of `A-Z a-z 0-9 . _ -`.
 pub fn validate_node_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 128 {
-        return Err(format!(
-            "node_id must be 1-128 characters, got {}",
-            id.len()
-        ));
+        return Err(format!("node_id must be 1-128 characters, got {}", id.len()));
     }
-    if let Some(c) = id
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "node_id `{id}` has `{c}`; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"
-        ));
+    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("node_id `{id}` has `{c}`; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"));
     }
     Ok(())
 }
@@ -533,8 +511,9 @@ pub struct Task {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TaskEvent {
     pub at: Timestamp,
-    /// submitted, scheduled, running, completed, failed, timeout, retry, requeued,
-    /// cancel_requested, cancelled.
+    /// submitted, scheduled, running, completed, failed, timeout, cancel_requested,
+    /// cancelled. A failed or timed-out attempt that will be retried is a `failed` or
+    /// `timeout` event whose status is `pending`.
     pub event: String,
     /// The task's status after the event.
     pub status: TaskStatus,

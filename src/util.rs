@@ -9,10 +9,7 @@ use sha2::{Digest, Sha256};
 
 /// Milliseconds since the Unix epoch (wall clock; what is stored and shown).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// RFC 3339 in UTC with milliseconds, e.g. `2026-02-16T16:00:00.123Z`.
@@ -31,8 +28,7 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// Parses RFC 3339 back to milliseconds.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let t =
-        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+    let t = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
@@ -40,20 +36,15 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("`{text}` is not a valid number of seconds"));
+        return Duration::try_from_secs_f64(secs).map_err(|_| format!("`{text}` is not a valid number of seconds"));
     }
-    humantime::parse_duration(text).map_err(|e| {
-        format!("`{text}` is not a duration ({e}); write seconds (90) or 90s, 10m, 2h")
-    })
+    humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write seconds (90) or 90s, 10m, 2h"))
 }
 
 /// "12s ago", "5m ago", "3h ago", "2d ago" for a moment in the past (ms since epoch).
 pub fn ago(then_ms: i64, now_ms: i64) -> String {
-    format!(
-        "{} ago",
-        short_duration(Duration::from_millis((now_ms - then_ms).max(0) as u64))
-    )
+    format!("{} ago", short_duration(Duration::from_millis((now_ms - then_ms).max(0) as u64)))
 }
 
 /// "850ms", "12s", "5m", "3h", "2d".
@@ -129,17 +120,10 @@ mod tests {
     fn secrets_are_long_and_url_safe() {
         let s = new_secret();
         assert_eq!(s.len(), 43);
-        assert!(
-            s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        );
+        assert!(s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(s, new_secret());
         assert_eq!(hash_secret("x").len(), 64);
-        assert!(
-            constant_time_eq("abc", "abc")
-                && !constant_time_eq("abc", "abd")
-                && !constant_time_eq("a", "ab")
-        );
+        assert!(constant_time_eq("abc", "abc") && !constant_time_eq("abc", "abd") && !constant_time_eq("a", "ab"));
     }
 
     #[test]

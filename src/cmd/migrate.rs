@@ -44,27 +44,19 @@ pub fn run(config: &Config, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
                     "a real run would first back the database up beside it, then apply each migration in its own transaction"
                 );
             } else {
-                println!(
-                    "a real run would create the database at schema {}",
-                    status.target
-                );
+                println!("a real run would create the database at schema {}", status.target);
             }
         }
         return Ok(Exit::Ok.into());
     }
     crate::store::prepare_dir(path)?;
     let _lock = StoreLock::acquire(path)?;
-    let report =
-        schema::migrate(path).with_context(|| format!("migrating {} failed", path.display()))?;
+    let report = schema::migrate(path).with_context(|| format!("migrating {} failed", path.display()))?;
     if let Some(backup) = &report.backup {
         println!("backup: {}", backup.display());
     }
     if report.applied.is_empty() {
-        println!(
-            "{} is up to date (schema {}); nothing to do",
-            path.display(),
-            report.to
-        );
+        println!("{} is up to date (schema {}); nothing to do", path.display(), report.to);
     } else {
         for name in &report.applied {
             println!("applied {name}");

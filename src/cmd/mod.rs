@@ -39,28 +39,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Worker(args) => {
             flags.set("worker.node_id", "--node-id", args.node_id.clone());
-            flags.set(
-                "worker.coordinator_host",
-                "--coordinator-host",
-                args.coordinator_host.clone(),
-            );
-            flags.set(
-                "worker.coordinator_port",
-                "--coordinator-port",
-                args.coordinator_port,
-            );
+            flags.set("worker.coordinator_host", "--coordinator-host", args.coordinator_host.clone());
+            flags.set("worker.coordinator_port", "--coordinator-port", args.coordinator_port);
             if !args.skills_dir.is_empty() {
-                flags.set(
-                    "worker.skills_dir",
-                    "--skills-dir",
-                    Some(args.skills_dir.clone()),
-                );
+                flags.set("worker.skills_dir", "--skills-dir", Some(args.skills_dir.clone()));
             }
-            flags.set(
-                "worker.max_concurrent_tasks",
-                "--max-concurrent-tasks",
-                args.max_concurrent_tasks,
-            );
+            flags.set("worker.max_concurrent_tasks", "--max-concurrent-tasks", args.max_concurrent_tasks);
             if !args.tags.is_empty() {
                 flags.set("worker.tags", "--tag", Some(args.tags.clone()));
             }
@@ -71,11 +55,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             flags.set("coordinator.port", "--port", args.port);
             flags.set("storage.path", "--db-path", args.db_path.clone());
             if !args.skills_dir.is_empty() {
-                flags.set(
-                    "worker.skills_dir",
-                    "--skills-dir",
-                    Some(args.skills_dir.clone()),
-                );
+                flags.set("worker.skills_dir", "--skills-dir", Some(args.skills_dir.clone()));
             }
             flags.set("worker.node_id", "--node-id", args.node_id.clone());
             let loaded = load(&cli.config, flags)?;
@@ -83,17 +63,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Skills(args) => {
             if !args.skills_dir.is_empty() {
-                flags.set(
-                    "worker.skills_dir",
-                    "--skills-dir",
-                    Some(args.skills_dir.clone()),
-                );
+                flags.set("worker.skills_dir", "--skills-dir", Some(args.skills_dir.clone()));
             }
             let loaded = load(&cli.config, flags)?;
             install_crypto();
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(skills::run(&loaded.config, &args))
         }
         Command::Nodes(args) => {
@@ -123,9 +97,7 @@ where
 {
     let _guard = crate::logging::init(&loaded.config.log)?;
     install_crypto();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(fut)?;
     Ok(Exit::Ok.into())
 }
@@ -136,9 +108,7 @@ where
     F: std::future::Future<Output = anyhow::Result<Exit>>,
 {
     install_crypto();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     Ok(runtime.block_on(fut)?.into())
 }
 

@@ -17,10 +17,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
             NodesAction::Undrain(t) => (false, t),
         };
         let client = connect(config, &target.client)?;
-        let answer = client
-            .set_draining(&target.node_id, drain)
-            .await
-            .map_err(|e| fail(config, e))?;
+        let answer = client.set_draining(&target.node_id, drain).await.map_err(|e| fail(config, e))?;
         if target.json {
             println!("{}", serde_json::to_string_pretty(&answer)?);
         } else {
@@ -32,13 +29,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     if let Some(id) = &args.node_id {
         let path = format!("/api/v1/nodes/{}", seg(id));
         let raw = client
-            .raw(
-                reqwest::Method::GET,
-                &path,
-                None,
-                std::time::Duration::from_secs(15),
-                &[],
-            )
+            .raw(reqwest::Method::GET, &path, None, std::time::Duration::from_secs(15), &[])
             .await
             .map_err(|e| fail(config, e))?;
         if args.json {
@@ -59,13 +50,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
         "/api/v1/nodes".to_string()
     };
     let raw = client
-        .raw(
-            reqwest::Method::GET,
-            &path,
-            None,
-            std::time::Duration::from_secs(15),
-            &[],
-        )
+        .raw(reqwest::Method::GET, &path, None, std::time::Duration::from_secs(15), &[])
         .await
         .map_err(|e| fail(config, e))?;
     if args.json {
@@ -76,11 +61,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     if nodes.is_empty() {
         println!(
             "no nodes{}",
-            if path == "/api/v1/nodes" {
-                " have registered yet: start a worker (openclaw worker)"
-            } else {
-                " match"
-            }
+            if path == "/api/v1/nodes" { " have registered yet: start a worker (openclaw worker)" } else { " match" }
         );
         return Ok(Exit::Ok);
     }
@@ -94,34 +75,13 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
                 format!("{}/{}", n.running_tasks, n.max_concurrent_tasks),
                 format!("{:.0}%", n.cpu_usage),
                 format!("{:.0}%", n.memory_usage),
-                n.last_heartbeat
-                    .map(|t| ago(t.0, now))
-                    .unwrap_or_else(|| "never".into()),
+                n.last_heartbeat.map(|t| ago(t.0, now)).unwrap_or_else(|| "never".into()),
                 n.platform.clone(),
-                if n.available_skills.is_empty() {
-                    "-".into()
-                } else {
-                    n.available_skills.join(",")
-                },
+                if n.available_skills.is_empty() { "-".into() } else { n.available_skills.join(",") },
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "NODE",
-                "STATUS",
-                "TASKS",
-                "CPU",
-                "MEM",
-                "LAST SEEN",
-                "PLATFORM",
-                "SKILLS"
-            ],
-            rows
-        )
-    );
+    print!("{}", table(&["NODE", "STATUS", "TASKS", "CPU", "MEM", "LAST SEEN", "PLATFORM", "SKILLS"], rows));
     Ok(Exit::Ok)
 }
 
@@ -129,69 +89,28 @@ fn node_detail(n: &Node) -> String {
     let now = now_ms();
     let mut pairs = vec![
         ("node", n.node_id.clone()),
-        (
-            "status",
-            if n.draining {
-                format!("{} (draining)", n.status)
-            } else {
-                n.status.to_string()
-            },
-        ),
-        (
-            "host",
-            format!("{} ({} {})", n.hostname, n.platform, n.arch),
-        ),
+        ("status", if n.draining { format!("{} (draining)", n.status) } else { n.status.to_string() }),
+        ("host", format!("{} ({} {})", n.hostname, n.platform, n.arch)),
         (
             "address",
             format!(
                 "{}{}",
                 n.ip_address,
-                if n.tailscale_ip.is_empty() {
-                    String::new()
-                } else {
-                    format!(", tailscale {}", n.tailscale_ip)
-                }
+                if n.tailscale_ip.is_empty() { String::new() } else { format!(", tailscale {}", n.tailscale_ip) }
             ),
         ),
-        (
-            "tasks",
-            format!("{} running of {}", n.running_tasks, n.max_concurrent_tasks),
-        ),
-        (
-            "usage",
-            format!(
-                "cpu {:.0}%, memory {:.0}%, disk {:.0}%",
-                n.cpu_usage, n.memory_usage, n.disk_usage
-            ),
-        ),
-        (
-            "last heartbeat",
-            n.last_heartbeat
-                .map(|t| ago(t.0, now))
-                .unwrap_or_else(|| "never".into()),
-        ),
-        (
-            "registered",
-            n.registered_at.map(|t| ago(t.0, now)).unwrap_or_default(),
-        ),
+        ("tasks", format!("{} running of {}", n.running_tasks, n.max_concurrent_tasks)),
+        ("usage", format!("cpu {:.0}%, memory {:.0}%, disk {:.0}%", n.cpu_usage, n.memory_usage, n.disk_usage)),
+        ("last heartbeat", n.last_heartbeat.map(|t| ago(t.0, now)).unwrap_or_else(|| "never".into())),
+        ("registered", n.registered_at.map(|t| ago(t.0, now)).unwrap_or_default()),
         (
             "processed",
             format!(
                 "{} ({} ok, {} failed, {:.1}s average)",
-                n.total_tasks_processed,
-                n.successful_tasks,
-                n.failed_tasks,
-                n.average_execution_time
+                n.total_tasks_processed, n.successful_tasks, n.failed_tasks, n.average_execution_time
             ),
         ),
-        (
-            "skills",
-            if n.available_skills.is_empty() {
-                "-".into()
-            } else {
-                n.available_skills.join(", ")
-            },
-        ),
+        ("skills", if n.available_skills.is_empty() { "-".into() } else { n.available_skills.join(", ") }),
     ];
     if !n.tags.is_empty() {
         pairs.push(("tags", n.tags.join(", ")));
@@ -210,28 +129,16 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
     if let Some(node) = &args.node {
         let path = format!("/api/v1/nodes/{}/health", seg(node));
         let raw = client
-            .raw(
-                reqwest::Method::GET,
-                &path,
-                None,
-                std::time::Duration::from_secs(15),
-                &[],
-            )
+            .raw(reqwest::Method::GET, &path, None, std::time::Duration::from_secs(15), &[])
             .await
             .map_err(|e| fail(config, e))?;
-        let h: crate::model::NodeHealth =
-            crate::client::decode(&reqwest::Method::GET, &path, &raw)?;
+        let h: crate::model::NodeHealth = crate::client::decode(&reqwest::Method::GET, &path, &raw)?;
         if args.json {
             println!("{}", String::from_utf8_lossy(&raw));
         } else {
             let seen = h
                 .time_since_heartbeat
-                .map(|s| {
-                    format!(
-                        "{}",
-                        crate::util::short_duration(std::time::Duration::from_secs_f64(s))
-                    )
-                })
+                .map(|s| crate::util::short_duration(std::time::Duration::from_secs_f64(s)))
                 .unwrap_or_else(|| "never".into());
             println!(
                 "{}: {} ({}) — last heartbeat {} ago, {} of {} slots free, cpu {:.0}%, memory {:.0}%, disk {:.0}%",
@@ -254,26 +161,15 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
         return Ok(if h.healthy { Exit::Ok } else { Exit::Negative });
     }
     let raw = client
-        .raw(
-            reqwest::Method::GET,
-            "/api/v1/cluster/health",
-            None,
-            std::time::Duration::from_secs(15),
-            &[],
-        )
+        .raw(reqwest::Method::GET, "/api/v1/cluster/health", None, std::time::Duration::from_secs(15), &[])
         .await
         .map_err(|e| fail(config, e))?;
-    let h: crate::model::ClusterHealth =
-        crate::client::decode(&reqwest::Method::GET, "/api/v1/cluster/health", &raw)?;
+    let h: crate::model::ClusterHealth = crate::client::decode(&reqwest::Method::GET, "/api/v1/cluster/health", &raw)?;
     if args.json {
         println!("{}", String::from_utf8_lossy(&raw));
     } else {
-        let tasks: Vec<String> = h
-            .tasks_by_status
-            .iter()
-            .filter(|(_, n)| **n > 0)
-            .map(|(s, n)| format!("{n} {s}"))
-            .collect();
+        let tasks: Vec<String> =
+            h.tasks_by_status.iter().filter(|(_, n)| **n > 0).map(|(s, n)| format!("{n} {s}")).collect();
         println!(
             "{}: {} of {} nodes online, {} of {} slots free ({:.0}% used); tasks: {}",
             if h.healthy { "healthy" } else { "unhealthy" },
@@ -282,11 +178,7 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
             h.available_capacity,
             h.total_capacity,
             h.capacity_utilization,
-            if tasks.is_empty() {
-                "none".into()
-            } else {
-                tasks.join(", ")
-            }
+            if tasks.is_empty() { "none".into() } else { tasks.join(", ") }
         );
         if !h.healthy {
             println!(

@@ -14,17 +14,12 @@ pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Client> {
         Some(u) => format!("http://{u}"),
         None => config.coordinator_url_for_clients(),
     };
-    reqwest::Url::parse(&url)
-        .map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}")))?;
+    reqwest::Url::parse(&url).map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}")))?;
     let token = args
         .token
         .clone()
         .or_else(|| config.auth.admin_token.clone())
-        .or_else(|| {
-            read_token_file(&token_path(config, ADMIN_TOKEN_FILE))
-                .ok()
-                .flatten()
-        });
+        .or_else(|| read_token_file(&token_path(config, ADMIN_TOKEN_FILE)).ok().flatten());
     Ok(Client::new(&url, token)?)
 }
 

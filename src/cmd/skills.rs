@@ -11,27 +11,13 @@ use crate::worker::gateway::{Availability, Gateway};
 use crate::worker::skills::{self, Kind};
 
 pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode> {
-    let dirs = if args.skills_dir.is_empty() {
-        config.worker.skills_dir.0.clone()
-    } else {
-        args.skills_dir.clone()
-    };
+    let dirs = if args.skills_dir.is_empty() { config.worker.skills_dir.0.clone() } else { args.skills_dir.clone() };
     let scan = skills::scan(&dirs, &skills::Host::current());
-    let has_agent = scan
-        .skills
-        .iter()
-        .any(|s| s.kind == Kind::Agent && s.eligible);
+    let has_agent = scan.skills.iter().any(|s| s.kind == Kind::Agent && s.eligible);
     let gateway = if has_agent {
-        let url = config
-            .worker
-            .gateway_url
-            .clone()
-            .unwrap_or_else(|| format!("http://127.0.0.1:{}", config.worker.port));
-        let token = config
-            .worker
-            .gateway_token
-            .clone()
-            .or_else(|| std::env::var("OPENCLAW_GATEWAY_TOKEN").ok());
+        let url =
+            config.worker.gateway_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", config.worker.port));
+        let token = config.worker.gateway_token.clone().or_else(|| std::env::var("OPENCLAW_GATEWAY_TOKEN").ok());
         let g = Gateway::new(&url, token, &config.worker.agent_id);
         Some((url, g.probe().await))
     } else {
@@ -43,9 +29,7 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
             .iter()
             .map(|s| {
                 let mut v = serde_json::to_value(s).unwrap_or_default();
-                if let (Kind::Agent, Some((_, Availability::Unavailable(why)))) =
-                    (&s.kind, &gateway)
-                {
+                if let (Kind::Agent, Some((_, Availability::Unavailable(why)))) = (&s.kind, &gateway) {
                     v["unavailable"] = json!(why);
                 }
                 v
@@ -66,36 +50,22 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
     }
     if scan.skills.is_empty() && scan.problems.is_empty() {
         let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        println!(
-            "no skills found in {} (a skill is a folder with a SKILL.md; see README)",
-            list.join(", ")
-        );
+        println!("no skills found in {} (a skill is a folder with a SKILL.md; see README)", list.join(", "));
         return Ok(Exit::Ok.into());
     }
     let mut rows = Vec::new();
     for s in &scan.skills {
-        let status = if s.eligible { "ready" } else { "missing" };
+        let mut status = if s.eligible { "ready" } else { "missing" };
         let mut missing = s.missing.describe();
-        if let (true, Kind::Agent, Some((_, Availability::Unavailable(why)))) =
-            (s.eligible, &s.kind, &gateway)
-        {
+        if let (true, Kind::Agent, Some((_, Availability::Unavailable(why)))) = (s.eligible, &s.kind, &gateway) {
+            status = "unavailable";
             missing = format!("gateway: {why}");
         }
-        rows.push(vec![
-            s.name.clone(),
-            status.into(),
-            s.kind.name().into(),
-            missing,
-            s.source.display().to_string(),
-        ]);
+        rows.push(vec![s.name.clone(), status.into(), s.kind.name().into(), missing, s.source.display().to_string()]);
     }
     for p in &scan.problems {
-        let name = p
-            .path
-            .parent()
-            .and_then(|d| d.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name =
+            p.path.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         rows.push(vec![
             name,
             "parse error".into(),
@@ -104,10 +74,7 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
             "".into(),
         ]);
     }
-    print!(
-        "{}",
-        super::output::table(&["NAME", "STATUS", "KIND", "MISSING", "SOURCE"], rows)
-    );
+    print!("{}", super::output::table(&["NAME", "STATUS", "KIND", "MISSING", "SOURCE"], rows));
     if let Some((url, state)) = gateway {
         match state {
             Availability::Ready => println!("\ngateway {url}: agent skills can run"),

@@ -28,18 +28,14 @@ pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit>
 /// The parameters from --params-json / --params-file, then each --param, then --prompt.
 fn parameters(args: &SubmitArgs) -> anyhow::Result<Value> {
     let base = match (&args.params_json, &args.params_file) {
-        (Some(text), _) => serde_json::from_str(text)
-            .map_err(|e| usage_error(format!("--params-json is not valid JSON: {e}")))?,
+        (Some(text), _) => {
+            serde_json::from_str(text).map_err(|e| usage_error(format!("--params-json is not valid JSON: {e}")))?
+        }
         (None, Some(path)) => {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                usage_error(format!("cannot read --params-file {}: {e}", path.display()))
-            })?;
-            serde_json::from_str(&text).map_err(|e| {
-                usage_error(format!(
-                    "--params-file {} is not valid JSON: {e}",
-                    path.display()
-                ))
-            })?
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage_error(format!("cannot read --params-file {}: {e}", path.display())))?;
+            serde_json::from_str(&text)
+                .map_err(|e| usage_error(format!("--params-file {} is not valid JSON: {e}", path.display())))?
         }
         (None, None) => Value::Object(Map::new()),
     };
@@ -47,9 +43,7 @@ fn parameters(args: &SubmitArgs) -> anyhow::Result<Value> {
         return Ok(base);
     }
     let Value::Object(mut map) = base else {
-        return Err(usage_error(
-            "--param and --prompt need the parameters to be a JSON object",
-        ));
+        return Err(usage_error("--param and --prompt need the parameters to be a JSON object"));
     };
     for (k, v) in &args.params {
         map.insert(k.clone(), v.clone());
@@ -95,23 +89,13 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
 }
 
 /// Waits (in server-side long waits) until the task ends or `limit` passes.
-async fn wait_until_done(
-    config: &Config,
-    client: &Client,
-    id: &str,
-    limit: Option<Duration>,
-) -> anyhow::Result<Task> {
+async fn wait_until_done(config: &Config, client: &Client, id: &str, limit: Option<Duration>) -> anyhow::Result<Task> {
     let started = Instant::now();
     let mut last_reason: Option<String> = None;
     loop {
         let left = limit.map(|l| l.saturating_sub(started.elapsed()));
-        let chunk = left
-            .unwrap_or(Duration::from_secs(60))
-            .min(Duration::from_secs(60));
-        let task = client
-            .wait_task(id, chunk)
-            .await
-            .map_err(|e| fail(config, e))?;
+        let chunk = left.unwrap_or(Duration::from_secs(60)).min(Duration::from_secs(60));
+        let task = client.wait_task(id, chunk).await.map_err(|e| fail(config, e))?;
         if task.status.is_terminal() || left.is_some_and(|l| l <= chunk) {
             return Ok(task);
         }
@@ -131,15 +115,8 @@ fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
     } else {
         match task.status {
             TaskStatus::Completed => {
-                eprintln!(
-                    "completed on {} (attempt {})",
-                    task.assigned_node.as_deref().unwrap_or("?"),
-                    task.attempt
-                );
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(task.result.as_ref().unwrap_or(&Value::Null))?
-                );
+                eprintln!("completed on {} (attempt {})", task.assigned_node.as_deref().unwrap_or("?"), task.attempt);
+                println!("{}", serde_json::to_string_pretty(task.result.as_ref().unwrap_or(&Value::Null))?);
             }
             s if s.is_terminal() => {
                 eprintln!(
@@ -149,21 +126,11 @@ fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
                 );
             }
             s => {
-                eprintln!(
-                    "still {s}{}",
-                    task.pending_reason
-                        .as_deref()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                );
+                eprintln!("still {s}{}", task.pending_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
             }
         }
     }
-    Ok(if task.status == TaskStatus::Completed {
-        Exit::Ok
-    } else {
-        Exit::Negative
-    })
+    Ok(if task.status == TaskStatus::Completed { Exit::Ok } else { Exit::Negative })
 }
 
 async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
@@ -187,22 +154,11 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
     let qs = if query.is_empty() {
         String::new()
     } else {
-        format!(
-            "?{}",
-            form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(query)
-                .finish()
-        )
+        format!("?{}", form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish())
     };
     let path = format!("/api/v1/tasks{qs}");
     let raw = client
-        .raw(
-            reqwest::Method::GET,
-            &path,
-            None,
-            Duration::from_secs(15),
-            &[],
-        )
+        .raw(reqwest::Method::GET, &path, None, Duration::from_secs(15), &[])
         .await
         .map_err(|e| fail(config, e))?;
     if args.json {
@@ -227,29 +183,11 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
                 t.assigned_node.clone().unwrap_or_else(|| "-".into()),
                 t.attempt.to_string(),
                 ago(t.submitted_at.0, now),
-                t.pending_reason
-                    .clone()
-                    .or_else(|| t.error.clone())
-                    .unwrap_or_default(),
+                t.pending_reason.clone().or_else(|| t.error.clone()).unwrap_or_default(),
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &[
-                "TASK",
-                "STATUS",
-                "PRIORITY",
-                "SKILLS",
-                "NODE",
-                "ATTEMPT",
-                "SUBMITTED",
-                "NOTE"
-            ],
-            rows
-        )
-    );
+    print!("{}", table(&["TASK", "STATUS", "PRIORITY", "SKILLS", "NODE", "ATTEMPT", "SUBMITTED", "NOTE"], rows));
     if let Some(next) = page.next {
         println!("more: openclaw tasks list --after {next}");
     }
@@ -260,13 +198,7 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
     let path = format!("/api/v1/tasks/{}", crate::client::seg(&args.task_id));
     let raw = client
-        .raw(
-            reqwest::Method::GET,
-            &path,
-            None,
-            Duration::from_secs(15),
-            &[],
-        )
+        .raw(reqwest::Method::GET, &path, None, Duration::from_secs(15), &[])
         .await
         .map_err(|e| fail(config, e))?;
     if args.json {
@@ -281,21 +213,9 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
         ("status", t.status.to_string()),
         ("priority", t.priority.to_string()),
         ("skills", t.required_skills.join(", ")),
-        (
-            "node",
-            t.assigned_node.clone().unwrap_or_else(|| "-".into()),
-        ),
-        (
-            "attempt",
-            format!(
-                "{} (retries used {} of {})",
-                t.attempt, t.retry_count, t.max_retries
-            ),
-        ),
-        (
-            "timeout",
-            short_duration(Duration::from_secs_f64(t.timeout)),
-        ),
+        ("node", t.assigned_node.clone().unwrap_or_else(|| "-".into())),
+        ("attempt", format!("{} (retries used {} of {})", t.attempt, t.retry_count, t.max_retries)),
+        ("timeout", short_duration(Duration::from_secs_f64(t.timeout))),
         ("submitted", ago(t.submitted_at.0, now)),
     ];
     if let Some(r) = &t.pending_reason {
@@ -322,10 +242,7 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
                 ]
             })
             .collect();
-        print!(
-            "{}",
-            table(&["TIME", "EVENT", "ATTEMPT", "NODE", "DETAIL"], rows)
-        );
+        print!("{}", table(&["TIME", "EVENT", "ATTEMPT", "NODE", "DETAIL"], rows));
     }
     Ok(Exit::Ok)
 }
@@ -338,19 +255,13 @@ async fn wait(config: &Config, args: WaitArgs) -> anyhow::Result<Exit> {
 
 async fn cancel(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let task = client
-        .cancel_task(&args.task_id)
-        .await
-        .map_err(|e| fail(config, e))?;
+    let task = client.cancel_task(&args.task_id).await.map_err(|e| fail(config, e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&task)?);
     } else if task.status == TaskStatus::Cancelled {
         println!("{} cancelled", task.task_id);
     } else {
-        println!(
-            "{}: cancel requested; its worker is stopping it",
-            task.task_id
-        );
+        println!("{}: cancel requested; its worker is stopping it", task.task_id);
     }
     Ok(Exit::Ok)
 }

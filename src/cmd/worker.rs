@@ -8,11 +8,7 @@ use crate::coordinator::auth::{WORKER_TOKEN_FILE, read_token_file, token_path};
 /// needs no token handling).
 pub fn join_token(config: &Config, flag: Option<String>) -> Option<String> {
     flag.or_else(|| config.worker.token.clone())
-        .or_else(|| {
-            read_token_file(&token_path(config, WORKER_TOKEN_FILE))
-                .ok()
-                .flatten()
-        })
+        .or_else(|| read_token_file(&token_path(config, WORKER_TOKEN_FILE)).ok().flatten())
         .filter(|t| !t.trim().is_empty())
 }
 
@@ -24,13 +20,13 @@ pub async fn run(config: Config, token: Option<String>) -> anyhow::Result<()> {
 
 /// A coordinator on 127.0.0.1 and one worker in this process.
 pub async fn dev(mut config: Config) -> anyhow::Result<()> {
+    // Ctrl+C stops the worker first; the coordinator stops after the worker has left.
     let shutdown = crate::shutdown::on_signal();
+    let coordinator_stop = tokio_util::sync::CancellationToken::new();
     config.coordinator.host = "127.0.0.1".into();
-    let listener =
-        crate::coordinator::bind(&config.coordinator.host, config.coordinator.port).await?;
+    let listener = crate::coordinator::bind(&config.coordinator.host, config.coordinator.port).await?;
     let port = listener.local_addr()?.port();
-    let coordinator =
-        crate::coordinator::Coordinator::start(config.clone(), shutdown.clone()).await?;
+    let coordinator = crate::coordinator::Coordinator::start(config.clone(), coordinator_stop.clone()).await?;
     let server = tokio::spawn(coordinator.serve(listener));
     config.worker.coordinator_host = Some("127.0.0.1".into());
     config.worker.coordinator_port = Some(port);
@@ -42,7 +38,7 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
         "dev cluster: try `openclaw nodes` and `openclaw tasks submit --skill <name> --wait` in another terminal"
     );
     let worker = crate::worker::run(config, token, shutdown.clone()).await;
-    shutdown.cancel();
+    coordinator_stop.cancel();
     let served = server.await?;
     worker.and(served)
 }

@@ -24,9 +24,7 @@ pub struct Tokens {
 
 impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tokens")
-            .field("enabled", &self.enabled)
-            .finish_non_exhaustive()
+        f.debug_struct("Tokens").field("enabled", &self.enabled).finish_non_exhaustive()
     }
 }
 
@@ -67,30 +65,21 @@ impl Tokens {
                 return Ok(t.trim().to_string());
             }
             let path = token_path(config, file);
-            if let Some(t) =
-                read_token_file(&path).with_context(|| format!("cannot read {}", path.display()))?
-            {
+            if let Some(t) = read_token_file(&path).with_context(|| format!("cannot read {}", path.display()))? {
                 tracing::info!(target: "openclaw::coordinator", path = %path.display(), "using token file");
                 return Ok(t);
             }
             let token = util::new_secret();
-            write_token_file(&path, &token)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            write_token_file(&path, &token).with_context(|| format!("cannot write {}", path.display()))?;
             tracing::info!(target: "openclaw::coordinator", path = %path.display(), "generated a new token file (mode 0600)");
             Ok(token)
         };
         let admin = resolve(&config.auth.admin_token, ADMIN_TOKEN_FILE)?;
         let worker = resolve(&config.auth.worker_token, WORKER_TOKEN_FILE)?;
         if admin == worker {
-            anyhow::bail!(
-                "auth.admin_token and auth.worker_token must differ: a worker could act as admin"
-            );
+            anyhow::bail!("auth.admin_token and auth.worker_token must differ: a worker could act as admin");
         }
-        Ok(Tokens {
-            enabled: config.auth.enabled,
-            admin,
-            worker,
-        })
+        Ok(Tokens { enabled: config.auth.enabled, admin, worker })
     }
 }
 
@@ -149,15 +138,15 @@ pub fn authorize(
         (Access::Node(want), Caller::Node(have)) => Err(ApiError::Forbidden(format!(
             "this node secret belongs to node `{have}`; it cannot act for node `{want}`"
         ))),
-        (Access::Node(_), _) => Err(ApiError::Forbidden(
-            "this endpoint takes the node's own secret (node_secret from registration)".into(),
-        )),
-        (Access::Admin, Caller::Join) => Err(ApiError::Forbidden(
-            "the worker join token only allows registration".into(),
-        )),
-        (Access::Admin, _) | (Access::Join, _) => Err(ApiError::Forbidden(
-            "a node secret only authorizes that node's own endpoints".into(),
-        )),
+        (Access::Node(_), _) => {
+            Err(ApiError::Forbidden("this endpoint takes the node's own secret (node_secret from registration)".into()))
+        }
+        (Access::Admin, Caller::Join) => {
+            Err(ApiError::Forbidden("the worker join token only allows registration".into()))
+        }
+        (Access::Admin, _) | (Access::Join, _) => {
+            Err(ApiError::Forbidden("a node secret only authorizes that node's own endpoints".into()))
+        }
         (Access::Open, _) => Ok(caller),
     }
 }
@@ -167,11 +156,7 @@ mod tests {
     use super::*;
 
     fn tokens() -> Tokens {
-        Tokens {
-            enabled: true,
-            admin: "admin-token-xxxxxxxx".into(),
-            worker: "worker-token-xxxxxxx".into(),
-        }
+        Tokens { enabled: true, admin: "admin-token-xxxxxxxx".into(), worker: "worker-token-xxxxxxx".into() }
     }
 
     #[test]
@@ -179,34 +164,18 @@ mod tests {
         let t = tokens();
         let secret_of_a = util::hash_secret("secret-a");
         let lookup = |h: &str| (h == secret_of_a).then(|| "a".to_string());
-        let check =
-            |access, token| authorize(&t, access, token, lookup).map_err(|e| e.status().as_u16());
+        let check = |access, token| authorize(&t, access, token, lookup).map_err(|e| e.status().as_u16());
         assert_eq!(check(Access::Open, None), Ok(Caller::Admin));
         assert_eq!(check(Access::Admin, None), Err(401));
         assert_eq!(check(Access::Admin, Some("nope")), Err(401));
         assert_eq!(check(Access::Admin, Some("worker-token-xxxxxxx")), Err(403));
-        assert_eq!(
-            check(Access::Admin, Some("admin-token-xxxxxxxx")),
-            Ok(Caller::Admin)
-        );
+        assert_eq!(check(Access::Admin, Some("admin-token-xxxxxxxx")), Ok(Caller::Admin));
         assert_eq!(check(Access::Admin, Some("secret-a")), Err(403));
-        assert_eq!(
-            check(Access::Join, Some("worker-token-xxxxxxx")),
-            Ok(Caller::Join)
-        );
-        assert_eq!(
-            check(Access::Join, Some("admin-token-xxxxxxxx")),
-            Ok(Caller::Admin)
-        );
-        assert_eq!(
-            check(Access::Node("a"), Some("secret-a")),
-            Ok(Caller::Node("a".into()))
-        );
+        assert_eq!(check(Access::Join, Some("worker-token-xxxxxxx")), Ok(Caller::Join));
+        assert_eq!(check(Access::Join, Some("admin-token-xxxxxxxx")), Ok(Caller::Admin));
+        assert_eq!(check(Access::Node("a"), Some("secret-a")), Ok(Caller::Node("a".into())));
         assert_eq!(check(Access::Node("b"), Some("secret-a")), Err(403));
-        assert_eq!(
-            check(Access::Node("a"), Some("admin-token-xxxxxxxx")),
-            Err(403)
-        );
+        assert_eq!(check(Access::Node("a"), Some("admin-token-xxxxxxxx")), Err(403));
         assert_eq!(check(Access::Node("a"), None), Err(401));
     }
 

@@ -20,11 +20,7 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("method {method} is not allowed on {path}; allowed: {allow}")]
-    MethodNotAllowed {
-        method: String,
-        path: String,
-        allow: String,
-    },
+    MethodNotAllowed { method: String, path: String, allow: String },
     #[error("{0}")]
     Conflict(String),
     #[error("request body is larger than the limit of {limit} bytes (coordinator.max_body_bytes)")]
@@ -67,7 +63,12 @@ impl ApiError {
 
     /// A store failure: the client sees a 500 that names it, the log has the detail.
     pub fn store(err: crate::store::StoreError) -> ApiError {
-        ApiError::Internal(format!("the store failed: {err}"))
+        match err {
+            crate::store::StoreError::WriterGone => {
+                ApiError::Unavailable("the coordinator is shutting down; try again shortly".into())
+            }
+            err => ApiError::Internal(format!("the store failed: {err}")),
+        }
     }
 
     /// The HTTP answer.
@@ -78,20 +79,12 @@ impl ApiError {
         } else {
             tracing::debug!(target: "openclaw::coordinator", status = status.as_u16(), error = %self, "request refused");
         }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code().into(),
-                message: self.to_string(),
-            },
-        };
+        let body = ErrorBody { error: ErrorDetail { code: self.code().into(), message: self.to_string() } };
         let mut response = super::http::json(status, &body);
         let headers = response.headers_mut();
         match &self {
             ApiError::Unauthorized(_) => {
-                headers.insert(
-                    hyper::header::WWW_AUTHENTICATE,
-                    hyper::header::HeaderValue::from_static("Bearer"),
-                );
+                headers.insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
             }
             ApiError::MethodNotAllowed { allow, .. } => {
                 if let Ok(v) = hyper::header::HeaderValue::from_str(allow) {

@@ -15,8 +15,8 @@ use super::router::Route;
 use super::state::{Now, State};
 use super::tasks::Report;
 use crate::model::{
-    HeartbeatRequest, NodeStatus, PollRequest, PollResponse, RegisterRequest, ReportResponse,
-    ResultReport, ServiceHealth, StartReport, SubmitTask, Task, TaskList, TaskStatus, Timestamp,
+    HeartbeatRequest, NodeStatus, PollRequest, PollResponse, RegisterRequest, ReportResponse, ResultReport,
+    ServiceHealth, StartReport, SubmitTask, Task, TaskList, TaskStatus, Timestamp,
 };
 use crate::store::tasks::{self as task_store, ListFilter};
 
@@ -43,10 +43,7 @@ pub async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response, Ap
         }
         Route::ListNodes => {
             let status = match req.query("status").or_else(|| req.query("status_filter")) {
-                Some(s) => Some(
-                    s.parse::<NodeStatus>()
-                        .map_err(|e| ApiError::BadRequest(format!("status: {e}")))?,
-                ),
+                Some(s) => Some(s.parse::<NodeStatus>().map_err(|e| ApiError::BadRequest(format!("status: {e}")))?),
                 None => None,
             };
             ok(&shared.lock().list_nodes(status))
@@ -96,11 +93,7 @@ pub async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response, Ap
             report_answer(shared, found, node, task, attempt, Some(outcome)).await
         }
         Route::ClusterHealth => {
-            let counts = shared
-                .store
-                .read(|c| Ok(task_store::count_by_status(c)?))
-                .await
-                .map_err(ApiError::store)?;
+            let counts = shared.store.read(|c| Ok(task_store::count_by_status(c)?)).await.map_err(ApiError::store)?;
             ok(&shared.lock().cluster_health(counts, Now::get()))
         }
         Route::CheckHeartbeat => {
@@ -120,18 +113,13 @@ pub async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response, Ap
             };
             done.committed().await.map_err(ApiError::store)?;
             let task = task_view(shared, &id, false).await?;
-            Ok(task.respond(if created {
-                StatusCode::CREATED
-            } else {
-                StatusCode::OK
-            }))
+            Ok(task.respond(if created { StatusCode::CREATED } else { StatusCode::OK }))
         }
         Route::ListTasks => list_tasks(shared, &req).await,
         Route::GetTask(id) => ok(&task_view(shared, id, true).await?),
         Route::WaitTask(id) => {
             let timeout = match req.query("timeout") {
-                Some(t) => crate::util::parse_duration(t)
-                    .map_err(|e| ApiError::BadRequest(format!("timeout: {e}")))?,
+                Some(t) => crate::util::parse_duration(t).map_err(|e| ApiError::BadRequest(format!("timeout: {e}")))?,
                 None => Duration::from_secs(30),
             }
             .min(Duration::from_secs(3600));
@@ -176,67 +164,29 @@ async fn metrics(shared: &Arc<Shared>) -> Result<Response, ApiError> {
         let st = shared.lock();
         let m = &shared.metrics;
         for status in NodeStatus::ALL {
-            let n = st
-                .nodes
-                .values()
-                .filter(|e| State::status_of(e) == *status)
-                .count();
-            m.nodes
-                .get_or_create(&super::metrics::StatusLabel {
-                    status: status.to_string(),
-                })
-                .set(n as i64);
+            let n = st.nodes.values().filter(|e| State::status_of(e) == *status).count();
+            m.nodes.get_or_create(&super::metrics::StatusLabel { status: status.to_string() }).set(n as i64);
         }
         let (total, used) =
-            st.nodes
-                .values()
-                .filter(|e| e.online)
-                .fold((0i64, 0i64), |(t, u), e| {
-                    (
-                        t + i64::from(e.record.max_concurrent_tasks),
-                        u + i64::from(e.running()),
-                    )
-                });
-        m.capacity
-            .get_or_create(&super::metrics::KindLabel {
-                kind: "total".into(),
-            })
-            .set(total);
-        m.capacity
-            .get_or_create(&super::metrics::KindLabel {
-                kind: "used".into(),
-            })
-            .set(used);
-        for status in [
-            TaskStatus::Pending,
-            TaskStatus::Scheduled,
-            TaskStatus::Running,
-        ] {
+            st.nodes.values().filter(|e| e.online).fold((0i64, 0i64), |(t, u), e| {
+                (t + i64::from(e.record.max_concurrent_tasks), u + i64::from(e.running()))
+            });
+        m.capacity.get_or_create(&super::metrics::KindLabel { kind: "total".into() }).set(total);
+        m.capacity.get_or_create(&super::metrics::KindLabel { kind: "used".into() }).set(used);
+        for status in [TaskStatus::Pending, TaskStatus::Scheduled, TaskStatus::Running] {
             let n = st.tasks.values().filter(|t| t.status == status).count();
-            m.tasks_active
-                .get_or_create(&super::metrics::StatusLabel {
-                    status: status.to_string(),
-                })
-                .set(n as i64);
+            m.tasks_active.get_or_create(&super::metrics::StatusLabel { status: status.to_string() }).set(n as i64);
         }
     }
-    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(
-        shared.metrics.encode(),
-    )));
-    r.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
+    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(shared.metrics.encode())));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
     Ok(r)
 }
 
 /// A worker's long poll: answers at once when there is something for it, else waits for
 /// a placement or a cancel (or the poll timeout, or shutdown) and answers then.
-async fn poll(
-    shared: &Arc<Shared>,
-    node: &str,
-    req: PollRequest,
-) -> Result<PollResponse, ApiError> {
+async fn poll(shared: &Arc<Shared>, node: &str, req: PollRequest) -> Result<PollResponse, ApiError> {
     let limit = shared.config.coordinator.long_poll_timeout.get();
     let wait = req
         .wait_secs
@@ -247,11 +197,9 @@ async fn poll(
     loop {
         let wake = {
             let st = shared.lock();
-            let entry = st.node(node).map_err(|_| {
-                ApiError::NotFound(format!(
-                    "node `{node}` is not registered here: register again"
-                ))
-            })?;
+            let entry = st
+                .node(node)
+                .map_err(|_| ApiError::NotFound(format!("node `{node}` is not registered here: register again")))?;
             let answer = st.poll(node, &req.held);
             if !answer.assignments.is_empty() || !answer.cancel.is_empty() {
                 return Ok(answer);
@@ -284,16 +232,11 @@ async fn report_answer(
         }
         Report::NotActive => {
             let id = task_id.to_string();
-            let stored = shared
-                .store
-                .read(move |c| Ok(task_store::get(c, &id)?))
-                .await
-                .map_err(ApiError::store)?;
+            let stored = shared.store.read(move |c| Ok(task_store::get(c, &id)?)).await.map_err(ApiError::store)?;
             let Some(task) = stored else {
                 return Err(ApiError::NotFound(format!("no task {task_id}")));
             };
-            let same_attempt =
-                task.attempt == attempt && task.assigned_node.as_deref() == Some(node);
+            let same_attempt = task.attempt == attempt && task.assigned_node.as_deref() == Some(node);
             let same_end = match outcome {
                 None => false,
                 Some(o) => matches!(
@@ -307,11 +250,7 @@ async fn report_answer(
             if same_attempt && same_end {
                 return Ok(json(
                     StatusCode::OK,
-                    &ReportResponse {
-                        success: true,
-                        task_id: task_id.into(),
-                        status: task.status,
-                    },
+                    &ReportResponse { success: true, task_id: task_id.into(), status: task.status },
                 ));
             }
             Err(ApiError::Conflict(format!(
@@ -329,18 +268,13 @@ async fn report_answer(
 async fn task_view(shared: &Arc<Shared>, id: &str, with_events: bool) -> Result<Task, ApiError> {
     let live = {
         let st = shared.lock();
-        st.active_task(id)
-            .map(|t| t.to_model(st.pending_reason(t, crate::util::now_ms()), None))
+        st.active_task(id).map(|t| t.to_model(st.pending_reason(t, crate::util::now_ms()), None))
     };
     let key = id.to_string();
     let (stored, events) = shared
         .store
         .read(move |c| {
-            let events = if with_events {
-                Some(task_store::events(c, &key)?)
-            } else {
-                None
-            };
+            let events = if with_events { Some(task_store::events(c, &key)?) } else { None };
             Ok((task_store::get(c, &key)?, events))
         })
         .await
@@ -356,10 +290,7 @@ async fn task_view(shared: &Arc<Shared>, id: &str, with_events: bool) -> Result<
 
 async fn list_tasks(shared: &Arc<Shared>, req: &Request) -> Result<Response, ApiError> {
     let status = match req.query("status") {
-        Some(s) => Some(
-            s.parse::<TaskStatus>()
-                .map_err(|e| ApiError::BadRequest(format!("status: {e}")))?,
-        ),
+        Some(s) => Some(s.parse::<TaskStatus>().map_err(|e| ApiError::BadRequest(format!("status: {e}")))?),
         None => None,
     };
     let limit = match req.query("limit") {
@@ -367,16 +298,12 @@ async fn list_tasks(shared: &Arc<Shared>, req: &Request) -> Result<Response, Api
             .parse::<u32>()
             .ok()
             .filter(|l| (1..=1000).contains(l))
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!("limit: must be a number from 1 to 1000, got `{l}`"))
-            })?,
+            .ok_or_else(|| ApiError::BadRequest(format!("limit: must be a number from 1 to 1000, got `{l}`")))?,
         None => 50,
     };
     let before_seq = match req.query("after") {
         Some(a) => Some(a.parse::<i64>().map_err(|_| {
-            ApiError::BadRequest(format!(
-                "after: `{a}` is not a cursor from a previous page's `next`"
-            ))
+            ApiError::BadRequest(format!("after: `{a}` is not a cursor from a previous page's `next`"))
         })?),
         None => None,
     };
@@ -387,14 +314,8 @@ async fn list_tasks(shared: &Arc<Shared>, req: &Request) -> Result<Response, Api
         before_seq,
         limit,
     };
-    let rows = shared
-        .store
-        .read(move |c| Ok(task_store::list(c, &filter)?))
-        .await
-        .map_err(ApiError::store)?;
-    let next = (rows.len() == limit as usize)
-        .then(|| rows.last().map(|r| r.seq.to_string()))
-        .flatten();
+    let rows = shared.store.read(move |c| Ok(task_store::list(c, &filter)?)).await.map_err(ApiError::store)?;
+    let next = (rows.len() == limit as usize).then(|| rows.last().map(|r| r.seq.to_string())).flatten();
     let now = crate::util::now_ms();
     let tasks = {
         let st = shared.lock();
@@ -411,11 +332,7 @@ async fn list_tasks(shared: &Arc<Shared>, req: &Request) -> Result<Response, Api
 async fn wait_task(shared: &Arc<Shared>, id: &str, timeout: Duration) -> Result<Task, ApiError> {
     let rx = {
         let mut st = shared.lock();
-        if st.active_task(id).is_some() {
-            Some(st.wait_for(id))
-        } else {
-            None
-        }
+        if st.active_task(id).is_some() { Some(st.wait_for(id)) } else { None }
     };
     if let Some(mut rx) = rx {
         tokio::select! {

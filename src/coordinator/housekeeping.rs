@@ -26,9 +26,7 @@ pub async fn timer_loop(shared: Arc<Shared>, shutdown: CancellationToken) {
                 match timer {
                     Timer::NodeDeadline(node) => st.node_deadline(&node, now),
                     Timer::RetryDue(task) => st.retry_due(&task, now),
-                    Timer::AttemptDeadline(task, attempt) => {
-                        st.attempt_deadline(&task, attempt, now)
-                    }
+                    Timer::AttemptDeadline(task, attempt) => st.attempt_deadline(&task, attempt, now),
                 }
             }
             st.next_deadline()

@@ -30,8 +30,7 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -49,9 +48,7 @@ impl Request {
     /// The body as JSON; a bad body names the field (its serde path).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest(
-                "request body is empty; expected a JSON object".into(),
-            ));
+            return Err(ApiError::BadRequest("request body is empty; expected a JSON object".into()));
         }
         parse_json(&self.body)
     }
@@ -131,10 +128,7 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
     }
     drop(listener);
     let limit = shared.config.coordinator.shutdown_timeout.get();
-    if tokio::time::timeout(limit, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(limit, graceful.shutdown()).await.is_err() {
         tracing::warn!(target: "openclaw::coordinator", "in-flight requests did not finish within coordinator.shutdown_timeout; closing them");
     }
 }
@@ -161,9 +155,7 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: hyper::Request<Incom
     }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    shared
-        .metrics
-        .observe_request(route_name, status, elapsed.as_secs_f64());
+    shared.metrics.observe_request(route_name, status, elapsed.as_secs_f64());
     tracing::debug!(
         target: "openclaw::coordinator",
         method = %method, path = %path, status, duration_ms = elapsed.as_secs_f64() * 1000.0, client = %client,
@@ -180,25 +172,15 @@ async fn prepare(
     req: hyper::Request<Incoming>,
 ) -> Result<Request, ApiError> {
     let (parts, body) = req.into_parts();
-    let header = parts
-        .headers
-        .get(hyper::header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or("\u{0}"));
+    let header = parts.headers.get(hyper::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
     let token = auth::bearer(header)?;
-    let caller = auth::authorize(&shared.tokens, route.access(), token, |hash| {
-        shared.lock().secrets.get(hash).cloned()
-    })?;
-    let query = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let caller =
+        auth::authorize(&shared.tokens, route.access(), token, |hash| shared.lock().secrets.get(hash).cloned())?;
+    let query =
+        parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let limit = shared.config.coordinator.max_body_bytes;
-    if let Some(len) = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+    if let Some(len) =
+        parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
         && len > limit
     {
         return Err(ApiError::PayloadTooLarge { limit });
@@ -209,19 +191,10 @@ async fn prepare(
             return Err(ApiError::PayloadTooLarge { limit });
         }
         Err(e) => {
-            return Err(ApiError::BadRequest(format!(
-                "could not read the request body: {e}"
-            )));
+            return Err(ApiError::BadRequest(format!("could not read the request body: {e}")));
         }
     };
-    Ok(Request {
-        route,
-        query,
-        headers: parts.headers,
-        body,
-        client,
-        caller,
-    })
+    Ok(Request { route, query, headers: parts.headers, body, client, caller })
 }
 
 /// The client's address: the peer, or what a trusted proxy says it forwarded.
@@ -233,10 +206,7 @@ fn client_address(shared: &Shared, peer: IpAddr, headers: &HeaderMap) -> IpAddr 
     if let Some(ip) = header("x-real-ip").and_then(|v| v.trim().parse().ok()) {
         return ip;
     }
-    header("x-forwarded-for")
-        .and_then(|v| v.split(',').next())
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(peer)
+    header("x-forwarded-for").and_then(|v| v.split(',').next()).and_then(|v| v.trim().parse().ok()).unwrap_or(peer)
 }
 
 #[cfg(test)]
@@ -258,20 +228,11 @@ mod tests {
 
     #[test]
     fn body_errors_name_the_field() {
-        let e = parse_json::<Body>(br#"{"n": "x", "inner": {"list": []}}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("invalid request body: n: invalid type: string"),
-            "{e}"
-        );
-        let e = parse_json::<Body>(br#"{"n": 1, "inner": {"list": [1]}}"#)
-            .unwrap_err()
-            .to_string();
+        let e = parse_json::<Body>(br#"{"n": "x", "inner": {"list": []}}"#).unwrap_err().to_string();
+        assert!(e.starts_with("invalid request body: n: invalid type: string"), "{e}");
+        let e = parse_json::<Body>(br#"{"n": 1, "inner": {"list": [1]}}"#).unwrap_err().to_string();
         assert!(e.contains("inner.list[0]"), "{e}");
-        let e = parse_json::<Body>(br#"{"n": 1, "inner": {"list": []}, "x": 1}"#)
-            .unwrap_err()
-            .to_string();
+        let e = parse_json::<Body>(br#"{"n": 1, "inner": {"list": []}, "x": 1}"#).unwrap_err().to_string();
         assert!(e.contains("unknown field `x`"), "{e}");
         let e = parse_json::<Body>(b"{not json").unwrap_err().to_string();
         assert!(e.starts_with("invalid request body"), "{e}");

@@ -66,42 +66,18 @@ impl Metrics {
             registry: Registry::default(),
         };
         registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
-        registry.register(
-            "tasks_submitted",
-            "Tasks accepted",
-            m.tasks_submitted.clone(),
-        );
-        registry.register(
-            "task_placements",
-            "Attempts placed on a node",
-            m.placements.clone(),
-        );
-        registry.register(
-            "tasks_ended",
-            "Tasks that ended, by final status",
-            m.tasks_ended.clone(),
-        );
-        registry.register(
-            "http_requests",
-            "HTTP requests by route and status",
-            m.requests.clone(),
-        );
+        registry.register("tasks_submitted", "Tasks accepted", m.tasks_submitted.clone());
+        registry.register("task_placements", "Attempts placed on a node", m.placements.clone());
+        registry.register("tasks_ended", "Tasks that ended, by final status", m.tasks_ended.clone());
+        registry.register("http_requests", "HTTP requests by route and status", m.requests.clone());
         registry.register(
             "http_request_duration_seconds",
             "HTTP request duration by route",
             m.request_duration.clone(),
         );
         registry.register("nodes", "Nodes by status", m.nodes.clone());
-        registry.register(
-            "capacity_slots",
-            "Task slots of online nodes: total and used",
-            m.capacity.clone(),
-        );
-        registry.register(
-            "tasks_active",
-            "Active tasks by status",
-            m.tasks_active.clone(),
-        );
+        registry.register("capacity_slots", "Task slots of online nodes: total and used", m.capacity.clone());
+        registry.register("tasks_active", "Active tasks by status", m.tasks_active.clone());
         Metrics { registry, ..m }
     }
 
@@ -114,17 +90,8 @@ impl Metrics {
 
     /// Records one HTTP request.
     pub fn observe_request(&self, route: &str, status: u16, seconds: f64) {
-        self.requests
-            .get_or_create(&RequestLabels {
-                route: route.into(),
-                status,
-            })
-            .inc();
-        self.request_duration
-            .get_or_create(&RouteLabel {
-                route: route.into(),
-            })
-            .observe(seconds);
+        self.requests.get_or_create(&RequestLabels { route: route.into(), status }).inc();
+        self.request_duration.get_or_create(&RouteLabel { route: route.into() }).observe(seconds);
     }
 }
 

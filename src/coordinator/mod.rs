@@ -71,11 +71,7 @@ impl Coordinator {
         .await??;
         let tokens = auth::Tokens::load_or_create(&config)?;
         if !config.auth.enabled {
-            let loopback = config
-                .coordinator
-                .host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback())
+            let loopback = config.coordinator.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
                 || config.coordinator.host == "localhost";
             if !loopback {
                 tracing::warn!(target: "openclaw::coordinator", host = %config.coordinator.host, "auth.enabled is false on a non-loopback address: anyone who can reach this port controls the cluster");
@@ -86,11 +82,7 @@ impl Coordinator {
         }
         let (writer, writer_task) = store.start_writer()?;
         let metrics = Arc::new(metrics::Metrics::new());
-        let mut state = State::new(
-            Settings::from_config(&config),
-            writer.clone(),
-            metrics.clone(),
-        );
+        let mut state = State::new(Settings::from_config(&config), writer.clone(), metrics.clone());
         let (nodes, tasks, keys) = store
             .read(|c| {
                 Ok((
@@ -114,29 +106,14 @@ impl Coordinator {
         state.next_seq = state.next_seq.max(max_seq + 1);
         tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %path.display(), "store opened; known nodes are offline until they heartbeat");
 
-        let shared = Arc::new(Shared {
-            config,
-            state: Mutex::new(state),
-            store,
-            tokens,
-            metrics,
-            shutdown: shutdown.clone(),
-        });
+        let shared =
+            Arc::new(Shared { config, state: Mutex::new(state), store, tokens, metrics, shutdown: shutdown.clone() });
         let loops = vec![
             tokio::spawn(housekeeping::timer_loop(shared.clone(), shutdown.clone())),
             tokio::spawn(housekeeping::sweep_loop(shared.clone(), shutdown.clone())),
-            tokio::spawn(housekeeping::retention_loop(
-                shared.clone(),
-                shutdown.clone(),
-            )),
+            tokio::spawn(housekeeping::retention_loop(shared.clone(), shutdown.clone())),
         ];
-        Ok(Coordinator {
-            shared,
-            writer,
-            writer_task,
-            loops,
-            _lock: lock,
-        })
+        Ok(Coordinator { shared, writer, writer_task, loops, _lock: lock })
     }
 
     /// Serves HTTP on `listener` until the shutdown token fires, then winds down: in-flight
@@ -179,13 +156,6 @@ pub async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
 }
 
 /// Runs a coordinator on `listener` until `shutdown` fires.
-pub async fn run(
-    listener: TcpListener,
-    config: Config,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    Coordinator::start(config, shutdown)
-        .await?
-        .serve(listener)
-        .await
+pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Coordinator::start(config, shutdown).await?.serve(listener).await
 }

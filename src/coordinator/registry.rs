@@ -17,9 +17,9 @@ use tokio::sync::Notify;
 use super::error::ApiError;
 use super::state::{NodeEntry, Now, State, Timer};
 use crate::model::{
-    CheckHeartbeatResponse, ClusterHealth, HeartbeatRequest, HeartbeatResponse,
-    MAX_NODE_CONCURRENCY, Node, NodeActionResponse, NodeHealth, NodeStatus, RegisterRequest,
-    RegisterResponse, TimedOutNode, Timestamp, validate_node_id,
+    CheckHeartbeatResponse, ClusterHealth, HeartbeatRequest, HeartbeatResponse, MAX_NODE_CONCURRENCY, Node,
+    NodeActionResponse, NodeHealth, NodeStatus, RegisterRequest, RegisterResponse, TimedOutNode, Timestamp,
+    validate_node_id,
 };
 use crate::store::nodes::{Liveness, NodeRecord};
 use crate::util;
@@ -32,13 +32,7 @@ pub fn node_id_from_hostname(hostname: &str) -> String {
     let mut id: String = hostname
         .trim()
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c.to_ascii_lowercase() } else { '-' })
         .take(128)
         .collect();
     if id.is_empty() {
@@ -50,24 +44,17 @@ pub fn node_id_from_hostname(hostname: &str) -> String {
 /// Trims, drops duplicates (keeping order) and checks a list of names.
 pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, ApiError> {
     if names.len() > 1000 {
-        return Err(ApiError::BadRequest(format!(
-            "{field}: at most 1000 entries, got {}",
-            names.len()
-        )));
+        return Err(ApiError::BadRequest(format!("{field}: at most 1000 entries, got {}", names.len())));
     }
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let name = name.trim();
         if name.is_empty() {
-            return Err(ApiError::BadRequest(format!(
-                "{field}[{i}]: must not be empty"
-            )));
+            return Err(ApiError::BadRequest(format!("{field}[{i}]: must not be empty")));
         }
         if name.len() > 128 {
-            return Err(ApiError::BadRequest(format!(
-                "{field}[{i}]: longer than 128 characters"
-            )));
+            return Err(ApiError::BadRequest(format!("{field}[{i}]: longer than 128 characters")));
         }
         if seen.insert(name.to_string()) {
             out.push(name.to_string());
@@ -80,9 +67,7 @@ fn check_usage(field: &str, v: f64) -> Result<f64, ApiError> {
     if v.is_finite() && (0.0..=100.0).contains(&v) {
         Ok(v)
     } else {
-        Err(ApiError::BadRequest(format!(
-            "{field}: must be a percentage between 0 and 100, got {v}"
-        )))
+        Err(ApiError::BadRequest(format!("{field}: must be a percentage between 0 and 100, got {v}")))
     }
 }
 
@@ -92,9 +77,7 @@ fn check_text(field: &str, v: &str, max: usize) -> Result<String, ApiError> {
         return Err(ApiError::BadRequest(format!("{field}: must not be empty")));
     }
     if v.len() > max {
-        return Err(ApiError::BadRequest(format!(
-            "{field}: longer than {max} characters"
-        )));
+        return Err(ApiError::BadRequest(format!("{field}: longer than {max} characters")));
     }
     Ok(v.to_string())
 }
@@ -151,9 +134,7 @@ impl State {
 
     /// A node by id, or 404.
     pub fn node(&self, node_id: &str) -> Result<&NodeEntry, ApiError> {
-        self.nodes
-            .get(node_id)
-            .ok_or_else(|| ApiError::NotFound(format!("no node `{node_id}` is registered")))
+        self.nodes.get(node_id).ok_or_else(|| ApiError::NotFound(format!("no node `{node_id}` is registered")))
     }
 
     /// Puts a node restored from the store into the registry (offline until it heartbeats).
@@ -170,10 +151,7 @@ impl State {
             wake: Arc::new(Notify::new()),
         };
         self.nodes.insert(id.clone(), entry);
-        self.push_timer(
-            now.at + self.settings.heartbeat_timeout,
-            Timer::NodeDeadline(id),
-        );
+        self.push_timer(now.at + self.settings.heartbeat_timeout, Timer::NodeDeadline(id));
     }
 
     /// Registers a node or re-registers it (a new incarnation with a new secret; the old
@@ -191,9 +169,7 @@ impl State {
         };
         validate_node_id(&node_id).map_err(|e| ApiError::BadRequest(format!("node_id: {e}")))?;
         if RESERVED_IDS.contains(&node_id.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "node_id: `{node_id}` is reserved by the API; choose another"
-            )));
+            return Err(ApiError::BadRequest(format!("node_id: `{node_id}` is reserved by the API; choose another")));
         }
         let platform = check_text("platform", &req.platform, 64)?;
         let arch = check_text("arch", &req.arch, 64)?;
@@ -205,11 +181,8 @@ impl State {
                 "max_concurrent_tasks: must be between 1 and {MAX_NODE_CONCURRENCY}, got {max}"
             )));
         }
-        let ip_address = req
-            .ip_address
-            .filter(|s| !s.trim().is_empty())
-            .or_else(|| peer.map(|p| p.to_string()))
-            .unwrap_or_default();
+        let ip_address =
+            req.ip_address.filter(|s| !s.trim().is_empty()).or_else(|| peer.map(|p| p.to_string())).unwrap_or_default();
         let unavailable: BTreeMap<String, String> = req.unavailable_skills.unwrap_or_default();
 
         let secret = util::new_secret();
@@ -278,9 +251,7 @@ impl State {
         self.arm_deadline(&node_id, now);
         self.write_node(&node_id);
         if !assigned.is_empty() {
-            let reason = format!(
-                "node `{node_id}` registered again (incarnation {incarnation}): its worker restarted"
-            );
+            let reason = format!("node `{node_id}` registered again (incarnation {incarnation}): its worker restarted");
             for task_id in assigned {
                 self.attempt_lost(&task_id, &reason, now);
             }
@@ -291,11 +262,7 @@ impl State {
         Ok(RegisterResponse {
             success: true,
             node_id: node_id.clone(),
-            message: if is_new {
-                "node registered".into()
-            } else {
-                "node registered again".into()
-            },
+            message: if is_new { "node registered".into() } else { "node registered again".into() },
             registered: is_new,
             node_info: Self::node_view(entry),
             node_secret: secret,
@@ -316,22 +283,15 @@ impl State {
     }
 
     /// A heartbeat: liveness and figures in memory; skills and reconciliation when sent.
-    pub fn heartbeat(
-        &mut self,
-        node_id: &str,
-        req: HeartbeatRequest,
-        now: Now,
-    ) -> Result<HeartbeatResponse, ApiError> {
+    pub fn heartbeat(&mut self, node_id: &str, req: HeartbeatRequest, now: Now) -> Result<HeartbeatResponse, ApiError> {
         let cpu = check_usage("cpu_usage", req.cpu_usage)?;
         let memory = check_usage("memory_usage", req.memory_usage)?;
         let disk = check_usage("disk_usage", req.disk_usage)?;
-        let skills = req
-            .available_skills
-            .as_deref()
-            .map(|s| clean_names("available_skills", s))
-            .transpose()?;
+        let skills = req.available_skills.as_deref().map(|s| clean_names("available_skills", s)).transpose()?;
         let entry = self.nodes.get_mut(node_id).ok_or_else(|| {
-            ApiError::NotFound(format!("node `{node_id}` is not registered here (the coordinator may have lost its data): register again"))
+            ApiError::NotFound(format!(
+                "node `{node_id}` is not registered here (the coordinator may have lost its data): register again"
+            ))
         })?;
         entry.record.cpu_usage = cpu;
         entry.record.memory_usage = memory;
@@ -380,11 +340,7 @@ impl State {
     }
 
     /// The node leaves gracefully: offline now, its tasks requeued.
-    pub fn node_shutdown(
-        &mut self,
-        node_id: &str,
-        now: Now,
-    ) -> Result<NodeActionResponse, ApiError> {
+    pub fn node_shutdown(&mut self, node_id: &str, now: Now) -> Result<NodeActionResponse, ApiError> {
         self.node(node_id)?;
         self.mark_offline(node_id, &format!("node `{node_id}` shut down"), now);
         Ok(NodeActionResponse {
@@ -396,12 +352,7 @@ impl State {
     }
 
     /// Drain (maintenance) on or off.
-    pub fn set_draining(
-        &mut self,
-        node_id: &str,
-        draining: bool,
-        now: Now,
-    ) -> Result<NodeActionResponse, ApiError> {
+    pub fn set_draining(&mut self, node_id: &str, draining: bool, now: Now) -> Result<NodeActionResponse, ApiError> {
         let entry = self
             .nodes
             .get_mut(node_id)
@@ -417,10 +368,7 @@ impl State {
         Ok(NodeActionResponse {
             success: true,
             message: if draining {
-                format!(
-                    "node {node_id} is draining: no new tasks; {} running will finish",
-                    entry.running()
-                )
+                format!("node {node_id} is draining: no new tasks; {} running will finish", entry.running())
             } else {
                 format!("node {node_id} takes tasks again")
             },
@@ -465,11 +413,7 @@ impl State {
         entry.deadline_armed = false;
         if entry.online || !entry.assigned.is_empty() {
             let timeout = self.settings.heartbeat_timeout.as_secs_f64();
-            self.mark_offline(
-                node_id,
-                &format!("node `{node_id}` sent no heartbeat for {timeout}s"),
-                now,
-            );
+            self.mark_offline(node_id, &format!("node `{node_id}` sent no heartbeat for {timeout}s"), now);
         }
     }
 
@@ -505,11 +449,7 @@ impl State {
 
     /// Nodes, optionally only those with a status.
     pub fn list_nodes(&self, status: Option<NodeStatus>) -> Vec<Node> {
-        self.nodes
-            .values()
-            .filter(|e| status.is_none_or(|s| Self::status_of(e) == s))
-            .map(Self::node_view)
-            .collect()
+        self.nodes.values().filter(|e| status.is_none_or(|s| Self::status_of(e) == s)).map(Self::node_view).collect()
     }
 
     /// Online nodes (online, busy or maintenance) that have a skill.
@@ -523,21 +463,14 @@ impl State {
 
     /// Online nodes.
     pub fn online_nodes(&self) -> Vec<Node> {
-        self.nodes
-            .values()
-            .filter(|e| e.online)
-            .map(Self::node_view)
-            .collect()
+        self.nodes.values().filter(|e| e.online).map(Self::node_view).collect()
     }
 
     /// One node's health (the original's keys).
     pub fn node_health(&self, node_id: &str, now: Now) -> Result<NodeHealth, ApiError> {
         let e = self.node(node_id)?;
         let status = Self::status_of(e);
-        let since = e
-            .record
-            .last_heartbeat
-            .map(|t| ((now.ms - t).max(0)) as f64 / 1000.0);
+        let since = e.record.last_heartbeat.map(|t| ((now.ms - t).max(0)) as f64 / 1000.0);
         let is_timeout = !e.online;
         Ok(NodeHealth {
             node_id: node_id.to_string(),
@@ -558,15 +491,9 @@ impl State {
     }
 
     /// The cluster's health; task counts come from the store.
-    pub fn cluster_health(
-        &self,
-        tasks_by_status: BTreeMap<String, u64>,
-        now: Now,
-    ) -> ClusterHealth {
-        let mut by_status: BTreeMap<String, u32> =
-            NodeStatus::ALL.iter().map(|s| (s.to_string(), 0)).collect();
-        let (mut total, mut used, mut available, mut online, mut late) =
-            (0u32, 0u32, 0u32, 0u32, 0u32);
+    pub fn cluster_health(&self, tasks_by_status: BTreeMap<String, u64>, now: Now) -> ClusterHealth {
+        let mut by_status: BTreeMap<String, u32> = NodeStatus::ALL.iter().map(|s| (s.to_string(), 0)).collect();
+        let (mut total, mut used, mut available, mut online, mut late) = (0u32, 0u32, 0u32, 0u32, 0u32);
         for e in self.nodes.values() {
             let status = Self::status_of(e);
             *by_status.entry(status.to_string()).or_default() += 1;
@@ -595,11 +522,7 @@ impl State {
             nodes_by_status: by_status,
             timeout_nodes_count: late,
             used_capacity: used,
-            capacity_utilization: if total == 0 {
-                0.0
-            } else {
-                (used as f64 / total as f64 * 1000.0).round() / 10.0
-            },
+            capacity_utilization: if total == 0 { 0.0 } else { (used as f64 / total as f64 * 1000.0).round() / 10.0 },
             tasks_by_status,
         }
     }

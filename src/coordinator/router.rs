@@ -113,14 +113,8 @@ impl Route {
 /// Turns a method and a path into a route.
 pub fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
     let raw: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let segs: Vec<String> = raw
-        .iter()
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
+    let segs: Vec<String> =
+        raw.iter().map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()).collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     let (allowed, route): (Method, Route) = match s.as_slice() {
         ["health"] => (Method::GET, Route::Health),
@@ -131,48 +125,30 @@ pub fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["api", "v1", "nodes", "skills", skill] if !skill.is_empty() => {
             (Method::GET, Route::NodesWithSkill(skill.to_string()))
         }
-        ["api", "v1", "nodes", id] if !id.is_empty() => {
-            (Method::GET, Route::GetNode(id.to_string()))
-        }
+        ["api", "v1", "nodes", id] if !id.is_empty() => (Method::GET, Route::GetNode(id.to_string())),
         ["api", "v1", "nodes", id, "health"] => (Method::GET, Route::NodeHealth(id.to_string())),
         ["api", "v1", "nodes", id, "heartbeat"] => (Method::POST, Route::Heartbeat(id.to_string())),
-        ["api", "v1", "nodes", id, "shutdown"] => {
-            (Method::POST, Route::ShutdownNode(id.to_string()))
-        }
+        ["api", "v1", "nodes", id, "shutdown"] => (Method::POST, Route::ShutdownNode(id.to_string())),
         ["api", "v1", "nodes", id, "drain"] => (Method::POST, Route::DrainNode(id.to_string())),
         ["api", "v1", "nodes", id, "undrain"] => (Method::POST, Route::UndrainNode(id.to_string())),
-        ["api", "v1", "nodes", id, "tasks", "poll"] => {
-            (Method::POST, Route::PollTasks(id.to_string()))
+        ["api", "v1", "nodes", id, "tasks", "poll"] => (Method::POST, Route::PollTasks(id.to_string())),
+        ["api", "v1", "nodes", id, "tasks", task, "start"] => {
+            (Method::POST, Route::StartTask { node: id.to_string(), task: task.to_string() })
         }
-        ["api", "v1", "nodes", id, "tasks", task, "start"] => (
-            Method::POST,
-            Route::StartTask {
-                node: id.to_string(),
-                task: task.to_string(),
-            },
-        ),
-        ["api", "v1", "nodes", id, "tasks", task, "result"] => (
-            Method::POST,
-            Route::TaskResult {
-                node: id.to_string(),
-                task: task.to_string(),
-            },
-        ),
+        ["api", "v1", "nodes", id, "tasks", task, "result"] => {
+            (Method::POST, Route::TaskResult { node: id.to_string(), task: task.to_string() })
+        }
         ["api", "v1", "cluster", "health"] => (Method::GET, Route::ClusterHealth),
         ["api", "v1", "cluster", "check-heartbeat"] => (Method::POST, Route::CheckHeartbeat),
         ["api", "v1", "tasks"] => match *method {
             Method::POST => (Method::POST, Route::SubmitTask),
             _ => (Method::GET, Route::ListTasks),
         },
-        ["api", "v1", "tasks", id] if !id.is_empty() => {
-            (Method::GET, Route::GetTask(id.to_string()))
-        }
+        ["api", "v1", "tasks", id] if !id.is_empty() => (Method::GET, Route::GetTask(id.to_string())),
         ["api", "v1", "tasks", id, "wait"] => (Method::GET, Route::WaitTask(id.to_string())),
         ["api", "v1", "tasks", id, "cancel"] => (Method::POST, Route::CancelTask(id.to_string())),
         _ => {
-            return Err(ApiError::NotFound(format!(
-                "no endpoint at {path}; see docs/api.md"
-            )));
+            return Err(ApiError::NotFound(format!("no endpoint at {path}; see docs/api.md")));
         }
     };
     let allow = match route {
@@ -200,49 +176,25 @@ mod tests {
     #[test]
     fn paths_become_routes() {
         assert_eq!(parse(&Method::GET, "/health").unwrap(), Route::Health);
-        assert_eq!(
-            parse(&Method::GET, "/api/v1/nodes/").unwrap(),
-            Route::ListNodes
-        );
-        assert_eq!(
-            parse(&Method::GET, "/api/v1/nodes/online").unwrap(),
-            Route::OnlineNodes
-        );
+        assert_eq!(parse(&Method::GET, "/api/v1/nodes/").unwrap(), Route::ListNodes);
+        assert_eq!(parse(&Method::GET, "/api/v1/nodes/online").unwrap(), Route::OnlineNodes);
         assert_eq!(
             parse(&Method::GET, "/api/v1/nodes/skills/data%20analysis").unwrap(),
             Route::NodesWithSkill("data analysis".into())
         );
-        assert_eq!(
-            parse(&Method::GET, "/api/v1/nodes/w1").unwrap(),
-            Route::GetNode("w1".into())
-        );
+        assert_eq!(parse(&Method::GET, "/api/v1/nodes/w1").unwrap(), Route::GetNode("w1".into()));
         assert_eq!(
             parse(&Method::POST, "/api/v1/nodes/w1/tasks/t1/result").unwrap(),
-            Route::TaskResult {
-                node: "w1".into(),
-                task: "t1".into()
-            }
+            Route::TaskResult { node: "w1".into(), task: "t1".into() }
         );
-        assert_eq!(
-            parse(&Method::POST, "/api/v1/tasks").unwrap(),
-            Route::SubmitTask
-        );
-        assert_eq!(
-            parse(&Method::GET, "/api/v1/tasks").unwrap(),
-            Route::ListTasks
-        );
+        assert_eq!(parse(&Method::POST, "/api/v1/tasks").unwrap(), Route::SubmitTask);
+        assert_eq!(parse(&Method::GET, "/api/v1/tasks").unwrap(), Route::ListTasks);
     }
 
     #[test]
     fn unknown_paths_are_404_and_wrong_methods_405() {
-        assert!(matches!(
-            parse(&Method::GET, "/api/v2/nodes"),
-            Err(ApiError::NotFound(_))
-        ));
-        assert!(matches!(
-            parse(&Method::GET, "/"),
-            Err(ApiError::NotFound(_))
-        ));
+        assert!(matches!(parse(&Method::GET, "/api/v2/nodes"), Err(ApiError::NotFound(_))));
+        assert!(matches!(parse(&Method::GET, "/"), Err(ApiError::NotFound(_))));
         match parse(&Method::DELETE, "/api/v1/nodes") {
             Err(ApiError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, HEAD"),
             other => panic!("{other:?}"),
@@ -251,35 +203,14 @@ mod tests {
             Err(ApiError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "POST"),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(
-            parse(&Method::PUT, "/api/v1/tasks"),
-            Err(ApiError::MethodNotAllowed { .. })
-        ));
+        assert!(matches!(parse(&Method::PUT, "/api/v1/tasks"), Err(ApiError::MethodNotAllowed { .. })));
     }
 
     #[test]
     fn node_routes_need_that_node() {
-        assert_eq!(
-            parse(&Method::POST, "/api/v1/nodes/w1/heartbeat")
-                .unwrap()
-                .access(),
-            Access::Node("w1")
-        );
-        assert_eq!(
-            parse(&Method::POST, "/api/v1/nodes/register")
-                .unwrap()
-                .access(),
-            Access::Join
-        );
-        assert_eq!(
-            parse(&Method::GET, "/health").unwrap().access(),
-            Access::Open
-        );
-        assert_eq!(
-            parse(&Method::POST, "/api/v1/nodes/w1/drain")
-                .unwrap()
-                .access(),
-            Access::Admin
-        );
+        assert_eq!(parse(&Method::POST, "/api/v1/nodes/w1/heartbeat").unwrap().access(), Access::Node("w1"));
+        assert_eq!(parse(&Method::POST, "/api/v1/nodes/register").unwrap().access(), Access::Join);
+        assert_eq!(parse(&Method::GET, "/health").unwrap().access(), Access::Open);
+        assert_eq!(parse(&Method::POST, "/api/v1/nodes/w1/drain").unwrap().access(), Access::Admin);
     }
 }

@@ -22,12 +22,8 @@ use crate::util;
 impl State {
     /// Places every pending task that can be placed now.
     pub fn schedule(&mut self, now: Now) {
-        let mut free: u32 = self
-            .nodes
-            .values()
-            .filter(|n| n.online && !n.record.draining)
-            .map(|n| n.free_slots())
-            .sum();
+        let mut free: u32 =
+            self.nodes.values().filter(|n| n.online && !n.record.draining).map(|n| n.free_slots()).sum();
         if free == 0 || self.queue.is_empty() {
             return;
         }
@@ -41,9 +37,7 @@ impl State {
             let Some(task) = self.tasks.get(&key.2) else {
                 continue;
             };
-            if task.next_attempt_at.is_some_and(|t| t > now.ms)
-                || stuck.contains(&task.required_skills)
-            {
+            if task.next_attempt_at.is_some_and(|t| t > now.ms) || stuck.contains(&task.required_skills) {
                 continue;
             }
             let wants = Wants {
@@ -67,27 +61,16 @@ impl State {
     fn pick_node(&mut self, task: &Wants) -> Option<String> {
         let strategy = self.settings.strategy;
         let rr = self.rr_cursor.wrapping_add(1);
-        let candidates: Vec<&NodeEntry> = self
-            .nodes
-            .values()
-            .filter(|n| n.accepts_work() && n.has_skills(&task.required))
-            .collect();
+        let candidates: Vec<&NodeEntry> =
+            self.nodes.values().filter(|n| n.accepts_work() && n.has_skills(&task.required)).collect();
         if candidates.is_empty() {
             return None;
         }
-        let optional = |n: &NodeEntry| {
-            task.optional
-                .iter()
-                .filter(|s| n.record.available_skills.contains(s))
-                .count()
-        };
+        let optional = |n: &NodeEntry| task.optional.iter().filter(|s| n.record.available_skills.contains(s)).count();
         let load = |n: &NodeEntry| n.running() as f64 / n.record.max_concurrent_tasks as f64;
         let chosen = match strategy {
             Strategy::LeastLoaded => candidates.iter().min_by(|a, b| {
-                load(a)
-                    .total_cmp(&load(b))
-                    .then(optional(b).cmp(&optional(a)))
-                    .then(a.running().cmp(&b.running()))
+                load(a).total_cmp(&load(b)).then(optional(b).cmp(&optional(a))).then(a.running().cmp(&b.running()))
             }),
             Strategy::BestFit => candidates.iter().max_by(|a, b| {
                 best_fit_score(a)
@@ -96,23 +79,14 @@ impl State {
                     .then(b.record.node_id.cmp(&a.record.node_id))
             }),
             Strategy::Affinity => {
-                let tags = |n: &NodeEntry| {
-                    task.affinity
-                        .iter()
-                        .filter(|t| n.record.tags.contains(t))
-                        .count()
-                };
+                let tags = |n: &NodeEntry| task.affinity.iter().filter(|t| n.record.tags.contains(t)).count();
                 candidates.iter().min_by(|a, b| {
-                    tags(b)
-                        .cmp(&tags(a))
-                        .then(load(a).total_cmp(&load(b)))
-                        .then(optional(b).cmp(&optional(a)))
+                    tags(b).cmp(&tags(a)).then(load(a).total_cmp(&load(b))).then(optional(b).cmp(&optional(a)))
                 })
             }
             Strategy::RoundRobin | Strategy::Random => {
                 let best = candidates.iter().map(|n| optional(n)).max().unwrap_or(0);
-                let preferred: Vec<&&NodeEntry> =
-                    candidates.iter().filter(|n| optional(n) == best).collect();
+                let preferred: Vec<&&NodeEntry> = candidates.iter().filter(|n| optional(n) == best).collect();
                 if strategy == Strategy::Random {
                     preferred.choose(&mut rand::rng()).copied()
                 } else {
@@ -133,8 +107,7 @@ impl State {
         let Some(task) = self.tasks.get_mut(task_id) else {
             return;
         };
-        self.queue
-            .remove(&(task.priority.number(), task.seq, task_id.to_string()));
+        self.queue.remove(&(task.priority.number(), task.seq, task_id.to_string()));
         task.status = TaskStatus::Scheduled;
         task.assigned_node = Some(node_id.to_string());
         task.attempt += 1;
@@ -151,10 +124,7 @@ impl State {
             node.assigned.insert(task_id.to_string());
             node.wake.notify_one();
         }
-        self.push_timer(
-            deadline,
-            Timer::AttemptDeadline(task_id.to_string(), attempt),
-        );
+        self.push_timer(deadline, Timer::AttemptDeadline(task_id.to_string(), attempt));
         self.metrics.placements.inc();
     }
 
@@ -165,36 +135,20 @@ impl State {
         }
         if let Some(due) = task.next_attempt_at.filter(|d| *d > now_ms) {
             let wait = util::short_duration(Duration::from_millis((due - now_ms) as u64));
-            let last = task
-                .error
-                .as_deref()
-                .map(|e| format!(" (last error: {e})"))
-                .unwrap_or_default();
+            let last = task.error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
             return Some(if task.retry_count == 0 {
                 format!("requeued; next try due in {wait}{last}")
             } else {
-                format!(
-                    "retry {} of {} due in {wait}{last}",
-                    task.retry_count, task.max_retries
-                )
+                format!("retry {} of {} due in {wait}{last}", task.retry_count, task.max_retries)
             });
         }
         let skills = quote_list(&task.required_skills);
-        let holders: Vec<&NodeEntry> = self
-            .nodes
-            .values()
-            .filter(|n| n.has_skills(&task.required_skills))
-            .collect();
+        let holders: Vec<&NodeEntry> = self.nodes.values().filter(|n| n.has_skills(&task.required_skills)).collect();
         if holders.is_empty() {
             let missing: Vec<String> = task
                 .required_skills
                 .iter()
-                .filter(|s| {
-                    !self
-                        .nodes
-                        .values()
-                        .any(|n| n.record.available_skills.contains(s))
-                })
+                .filter(|s| !self.nodes.values().any(|n| n.record.available_skills.contains(s)))
                 .cloned()
                 .collect();
             let unavailable: Vec<String> = self
@@ -202,29 +156,22 @@ impl State {
                 .values()
                 .filter_map(|n| {
                     task.required_skills.iter().find_map(|s| {
-                        n.record.unavailable_skills.get(s).map(|why| {
-                            format!("`{}` has '{s}' but cannot run it: {why}", n.record.node_id)
-                        })
+                        n.record
+                            .unavailable_skills
+                            .get(s)
+                            .map(|why| format!("`{}` has '{s}' but cannot run it: {why}", n.record.node_id))
                     })
                 })
                 .take(3)
                 .collect();
-            let hint = if unavailable.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", unavailable.join("; "))
-            };
+            let hint = if unavailable.is_empty() { String::new() } else { format!(" ({})", unavailable.join("; ")) };
             return Some(match (missing.len(), task.required_skills.len()) {
                 (0, _) => format!("no node has all of {skills}{hint}"),
                 (1, 1) => format!("no node has skill {skills}{hint}"),
                 _ => format!("no node has skill {}{hint}", quote_list(&missing)),
             });
         }
-        let noun = if task.required_skills.len() == 1 {
-            skills.clone()
-        } else {
-            format!("all of {skills}")
-        };
+        let noun = if task.required_skills.len() == 1 { skills.clone() } else { format!("all of {skills}") };
         let online: Vec<&&NodeEntry> = holders.iter().filter(|n| n.online).collect();
         if online.is_empty() {
             let examples: Vec<String> = holders
@@ -239,51 +186,26 @@ impl State {
                     None => format!("{} has it, offline", n.record.node_id),
                 })
                 .collect();
-            return Some(format!(
-                "no online node has {noun} ({})",
-                examples.join("; ")
-            ));
+            return Some(format!("no online node has {noun} ({})", examples.join("; ")));
         }
-        let (draining, active): (Vec<&&&NodeEntry>, Vec<&&&NodeEntry>) =
-            online.iter().partition(|n| n.record.draining);
+        let (draining, active): (Vec<&&&NodeEntry>, Vec<&&&NodeEntry>) = online.iter().partition(|n| n.record.draining);
         if active.is_empty() {
             return Some(match draining.len() {
-                1 => format!(
-                    "the only online node with {noun} ({}) is draining",
-                    draining[0].record.node_id
-                ),
+                1 => format!("the only online node with {noun} ({}) is draining", draining[0].record.node_id),
                 n => format!("all {n} online nodes with {noun} are draining"),
             });
         }
         if active.iter().all(|n| n.free_slots() == 0) {
-            let loads: Vec<String> = active
-                .iter()
-                .map(|n| format!("{}/{}", n.running(), n.record.max_concurrent_tasks))
-                .collect();
-            let extra = if draining.is_empty() {
-                String::new()
-            } else {
-                format!("; {} more draining", draining.len())
-            };
+            let loads: Vec<String> =
+                active.iter().map(|n| format!("{}/{}", n.running(), n.record.max_concurrent_tasks)).collect();
+            let extra = if draining.is_empty() { String::new() } else { format!("; {} more draining", draining.len()) };
             return Some(match active.len() {
-                1 => format!(
-                    "the only node with {noun} ({}) is full ({}){extra}",
-                    active[0].record.node_id, loads[0]
-                ),
-                2 => format!(
-                    "both nodes with {noun} are full ({}){extra}",
-                    loads.join(", ")
-                ),
-                n => format!(
-                    "all {n} nodes with {noun} are full ({}){extra}",
-                    loads.join(", ")
-                ),
+                1 => format!("the only node with {noun} ({}) is full ({}){extra}", active[0].record.node_id, loads[0]),
+                2 => format!("both nodes with {noun} are full ({}){extra}", loads.join(", ")),
+                n => format!("all {n} nodes with {noun} are full ({}){extra}", loads.join(", ")),
             });
         }
-        Some(
-            "waiting for its turn: a node with free capacity exists and placement is under way"
-                .into(),
-        )
+        Some("waiting for its turn: a node with free capacity exists and placement is under way".into())
     }
 }
 
@@ -297,9 +219,7 @@ struct Wants {
 /// The original's best-fit score: free CPU and memory, and free slots.
 fn best_fit_score(n: &NodeEntry) -> f64 {
     let free_ratio = n.free_slots() as f64 / n.record.max_concurrent_tasks as f64;
-    (100.0 - n.record.cpu_usage) * 0.3
-        + (100.0 - n.record.memory_usage) * 0.3
-        + free_ratio * 100.0 * 0.2
+    (100.0 - n.record.cpu_usage) * 0.3 + (100.0 - n.record.memory_usage) * 0.3 + free_ratio * 100.0 * 0.2
 }
 
 /// `'a'`, `'a' and 'b'`, `'a', 'b' and 'c'`.

@@ -85,9 +85,7 @@ impl NodeEntry {
     }
 
     pub fn free_slots(&self) -> u32 {
-        self.record
-            .max_concurrent_tasks
-            .saturating_sub(self.running())
+        self.record.max_concurrent_tasks.saturating_sub(self.running())
     }
 
     /// Online, not drained, with a free slot.
@@ -96,9 +94,7 @@ impl NodeEntry {
     }
 
     pub fn has_skills(&self, skills: &[String]) -> bool {
-        skills
-            .iter()
-            .all(|s| self.record.available_skills.iter().any(|a| a == s))
+        skills.iter().all(|s| self.record.available_skills.iter().any(|a| a == s))
     }
 }
 
@@ -162,10 +158,7 @@ impl State {
     }
 
     /// Queues a write (in memory order).
-    pub fn write(
-        &self,
-        op: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static,
-    ) {
+    pub fn write(&self, op: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static) {
         let op: WriteOp = Box::new(op);
         self.writer.queue_detached(op);
     }
@@ -231,21 +224,12 @@ impl State {
 
     /// A receiver that changes when the task ends (the task must be active).
     pub fn wait_for(&mut self, task_id: &str) -> watch::Receiver<bool> {
-        self.waiters
-            .entry(task_id.to_string())
-            .or_insert_with(|| watch::channel(false).0)
-            .subscribe()
+        self.waiters.entry(task_id.to_string()).or_insert_with(|| watch::channel(false).0).subscribe()
     }
 }
 
 /// An event for a task's history.
-pub fn event(
-    task: &TaskRecord,
-    name: &str,
-    node: Option<&str>,
-    message: Option<String>,
-    at_ms: i64,
-) -> TaskEvent {
+pub fn event(task: &TaskRecord, name: &str, node: Option<&str>, message: Option<String>, at_ms: i64) -> TaskEvent {
     TaskEvent {
         at: crate::model::Timestamp(at_ms),
         event: name.to_string(),
@@ -265,9 +249,6 @@ pub struct Now {
 
 impl Now {
     pub fn get() -> Now {
-        Now {
-            at: Instant::now(),
-            ms: crate::util::now_ms(),
-        }
+        Now { at: Instant::now(), ms: crate::util::now_ms() }
     }
 }

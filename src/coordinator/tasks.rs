@@ -16,8 +16,8 @@ use super::error::ApiError;
 use super::registry::clean_names;
 use super::state::{Now, State, Timer, event};
 use crate::model::{
-    Assignment, MAX_RETRIES, MAX_TASK_TIMEOUT, Outcome, PollResponse, Priority, ReportResponse,
-    ResultReport, SubmitTask, TaskRef, TaskStatus, TaskType,
+    Assignment, MAX_RETRIES, MAX_TASK_TIMEOUT, Outcome, PollResponse, Priority, ReportResponse, ResultReport,
+    SubmitTask, TaskRef, TaskStatus, TaskType,
 };
 use crate::store::tasks::TaskRecord;
 use crate::util;
@@ -49,9 +49,7 @@ impl State {
         };
         if let Some(k) = &key {
             if k.trim().is_empty() || k.len() > 200 {
-                return Err(ApiError::BadRequest(
-                    "idempotency_key: must be 1-200 characters".into(),
-                ));
+                return Err(ApiError::BadRequest("idempotency_key: must be 1-200 characters".into()));
             }
             if let Some(existing) = self.idempotency.get(k) {
                 return Ok((existing.clone(), false));
@@ -59,24 +57,17 @@ impl State {
         }
         let name = req.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 200 {
-            return Err(ApiError::BadRequest(format!(
-                "name: must be 1-200 characters, got {}",
-                name.chars().count()
-            )));
+            return Err(ApiError::BadRequest(format!("name: must be 1-200 characters, got {}", name.chars().count())));
         }
         if req.required_skills.is_empty() {
-            return Err(ApiError::BadRequest(
-                "required_skills: must name at least one skill".into(),
-            ));
+            return Err(ApiError::BadRequest("required_skills: must name at least one skill".into()));
         }
         let required = clean_names("required_skills", &req.required_skills)?;
         let optional = clean_names("optional_skills", &req.optional_skills)?;
         let affinity = clean_names("affinity_tags", &req.affinity_tags)?;
         let timeout = match req.timeout {
             None => self.settings.default_timeout,
-            Some(t) if t.is_finite() && t >= 1.0 && t <= MAX_TASK_TIMEOUT.as_secs_f64() => {
-                Duration::from_secs_f64(t)
-            }
+            Some(t) if t.is_finite() && t >= 1.0 && t <= MAX_TASK_TIMEOUT.as_secs_f64() => Duration::from_secs_f64(t),
             Some(t) => {
                 return Err(ApiError::BadRequest(format!(
                     "timeout: must be between 1 and 604800 seconds (7 days), got {t}"
@@ -93,17 +84,13 @@ impl State {
             None => Value::Object(Default::default()),
             Some(m @ Value::Object(_)) => m,
             Some(_) => {
-                return Err(ApiError::BadRequest(
-                    "metadata: must be a JSON object".into(),
-                ));
+                return Err(ApiError::BadRequest("metadata: must be a JSON object".into()));
             }
         };
         if let Some(u) = &req.user_id
             && u.len() > 200
         {
-            return Err(ApiError::BadRequest(
-                "user_id: longer than 200 characters".into(),
-            ));
+            return Err(ApiError::BadRequest("user_id: longer than 200 characters".into()));
         }
         let task = TaskRecord {
             task_id: util::new_task_id(),
@@ -115,9 +102,7 @@ impl State {
             required_skills: required,
             optional_skills: optional,
             affinity_tags: affinity,
-            parameters: req
-                .parameters
-                .unwrap_or_else(|| Value::Object(Default::default())),
+            parameters: req.parameters.unwrap_or_else(|| Value::Object(Default::default())),
             metadata,
             timeout_ms: timeout.as_millis() as i64,
             max_retries,
@@ -147,8 +132,7 @@ impl State {
             crate::store::tasks::insert(c, &row)?;
             crate::store::tasks::add_event(c, &row.task_id, &submitted)
         });
-        self.queue
-            .insert((task.priority.number(), task.seq, id.clone()));
+        self.queue.insert((task.priority.number(), task.seq, id.clone()));
         self.tasks.insert(id.clone(), task);
         self.metrics.tasks_submitted.inc();
         self.schedule(now);
@@ -164,31 +148,21 @@ impl State {
                 let node = task.assigned_node.clone().unwrap_or_default();
                 if let Some(entry) = self.nodes.get_mut(&node) {
                     entry.assigned.insert(id.clone());
-                    let deadline = now.at
-                        + Duration::from_millis(task.timeout_ms as u64)
-                        + self.settings.attempt_grace;
+                    let deadline = now.at + Duration::from_millis(task.timeout_ms as u64) + self.settings.attempt_grace;
                     let attempt = task.attempt;
                     self.tasks.insert(id.clone(), task);
                     self.push_timer(deadline, Timer::AttemptDeadline(id, attempt));
                 } else {
                     self.tasks.insert(id.clone(), task);
-                    self.attempt_lost(
-                        &id,
-                        &format!("node `{node}` is not registered any more"),
-                        now,
-                    );
+                    self.attempt_lost(&id, &format!("node `{node}` is not registered any more"), now);
                 }
             }
             _ => {
                 task.status = TaskStatus::Pending;
                 if let Some(due) = task.next_attempt_at.filter(|d| *d > now.ms) {
-                    self.push_timer(
-                        now.at + Duration::from_millis((due - now.ms) as u64),
-                        Timer::RetryDue(id.clone()),
-                    );
+                    self.push_timer(now.at + Duration::from_millis((due - now.ms) as u64), Timer::RetryDue(id.clone()));
                 }
-                self.queue
-                    .insert((task.priority.number(), task.seq, id.clone()));
+                self.queue.insert((task.priority.number(), task.seq, id.clone()));
                 self.tasks.insert(id, task);
             }
         }
@@ -232,14 +206,7 @@ impl State {
                 }
             }
             _ => {
-                self.finish(
-                    task_id,
-                    TaskStatus::Cancelled,
-                    None,
-                    Some("cancelled before it ran".into()),
-                    None,
-                    now,
-                );
+                self.finish(task_id, TaskStatus::Cancelled, None, Some("cancelled before it ran".into()), None, now);
             }
         }
         Ok(true)
@@ -258,8 +225,7 @@ impl State {
         let Some(mut task) = self.tasks.remove(task_id) else {
             return;
         };
-        self.queue
-            .remove(&(task.priority.number(), task.seq, task.task_id.clone()));
+        self.queue.remove(&(task.priority.number(), task.seq, task.task_id.clone()));
         let node = task.assigned_node.clone();
         if let Some(n) = node.as_ref().and_then(|n| self.nodes.get_mut(n)) {
             n.assigned.remove(task_id);
@@ -287,12 +253,7 @@ impl State {
         {
             self.write_node(n);
         }
-        self.metrics
-            .tasks_ended
-            .get_or_create(&super::metrics::StatusLabel {
-                status: status.as_str().into(),
-            })
-            .inc();
+        self.metrics.tasks_ended.get_or_create(&super::metrics::StatusLabel { status: status.as_str().into() }).inc();
         self.notify_ended(task_id);
         tracing::info!(target: "openclaw::coordinator", task_id, status = status.as_str(), node = node.as_deref().unwrap_or(""), "task ended");
         if node.is_some() {
@@ -321,13 +282,9 @@ impl State {
         let spent = task.retry_count + u32::from(counts);
         if counts && spent > task.max_retries {
             if let Some(t) = self.tasks.get_mut(task_id) {
-                t.retry_count = task_retry_cap(spent, t.max_retries);
+                t.retry_count = spent.min(t.max_retries);
             }
-            let error = if spent > 1 {
-                format!("{error} (after {spent} attempts)")
-            } else {
-                error
-            };
+            let error = if spent > 1 { format!("{error} (after {spent} attempts)") } else { error };
             self.finish(task_id, outcome, result, Some(error), duration, now);
             return;
         }
@@ -341,11 +298,7 @@ impl State {
         }
         let delay = match retry_after {
             Some(d) => d,
-            None => util::backoff(
-                self.settings.backoff_base,
-                self.settings.backoff_max,
-                spent.max(1),
-            ),
+            None => util::backoff(self.settings.backoff_base, self.settings.backoff_max, spent.max(1)),
         };
         let Some(task) = self.tasks.get_mut(task_id) else {
             return;
@@ -357,36 +310,14 @@ impl State {
         task.error = Some(error.clone());
         task.next_attempt_at = Some(now.ms + delay.as_millis() as i64);
         let plan = if counts {
-            format!(
-                "retry {} of {} in {}",
-                spent,
-                task.max_retries,
-                util::short_duration(delay)
-            )
+            format!("retry {} of {} in {}", spent, task.max_retries, util::short_duration(delay))
         } else {
-            format!(
-                "requeued without spending a retry; next try in {}",
-                util::short_duration(delay)
-            )
+            format!("requeued without spending a retry; next try in {}", util::short_duration(delay))
         };
-        let name = if outcome == TaskStatus::Timeout {
-            "timeout"
-        } else {
-            "failed"
-        };
-        let e = event(
-            task,
-            name,
-            node.as_deref(),
-            Some(format!("{error}; {plan}")),
-            now.ms,
-        );
+        let name = if outcome == TaskStatus::Timeout { "timeout" } else { "failed" };
+        let e = event(task, name, node.as_deref(), Some(format!("{error}; {plan}")), now.ms);
         let snapshot = task.clone();
-        self.queue.insert((
-            snapshot.priority.number(),
-            snapshot.seq,
-            task_id.to_string(),
-        ));
+        self.queue.insert((snapshot.priority.number(), snapshot.seq, task_id.to_string()));
         self.write_task(&snapshot, Some(e));
         if let Some(n) = &node
             && duration.is_some()
@@ -409,35 +340,20 @@ impl State {
             return;
         }
         if task.cancel_requested {
-            self.finish(
-                task_id,
-                TaskStatus::Cancelled,
-                None,
-                Some(format!("cancelled; {reason}")),
-                None,
-                now,
-            );
+            self.finish(task_id, TaskStatus::Cancelled, None, Some(format!("cancelled; {reason}")), None, now);
             return;
         }
-        self.attempt_failed(
-            task_id,
-            TaskStatus::Failed,
-            format!("attempt lost: {reason}"),
-            None,
-            true,
-            None,
-            None,
-            now,
-        );
+        // An attempt that never started did not fail: requeue it at once without spending
+        // a retry. One that ran counts.
+        let started = task.status == TaskStatus::Running;
+        let retry_after = (!started).then_some(Duration::ZERO);
+        let error = format!("attempt lost: {reason}");
+        self.attempt_failed(task_id, TaskStatus::Failed, error, None, started, retry_after, None, now);
     }
 
     /// A retry became due: the task may be placed again.
     pub fn retry_due(&mut self, task_id: &str, now: Now) {
-        if self
-            .tasks
-            .get(task_id)
-            .is_some_and(|t| t.status == TaskStatus::Pending)
-        {
+        if self.tasks.get(task_id).is_some_and(|t| t.status == TaskStatus::Pending) {
             self.schedule(now);
         }
     }
@@ -484,13 +400,7 @@ impl State {
     }
 
     /// The worker started an attempt.
-    pub fn start(
-        &mut self,
-        node: &str,
-        task_id: &str,
-        attempt: u32,
-        now: Now,
-    ) -> Result<Report, ApiError> {
+    pub fn start(&mut self, node: &str, task_id: &str, attempt: u32, now: Now) -> Result<Report, ApiError> {
         let Some(task) = self.check_report(node, task_id, attempt)? else {
             return Ok(Report::NotActive);
         };
@@ -503,21 +413,11 @@ impl State {
             self.write_task(&snapshot, Some(e));
         }
         let status = self.tasks[task_id].status;
-        Ok(Report::Done(ReportResponse {
-            success: true,
-            task_id: task_id.into(),
-            status,
-        }))
+        Ok(Report::Done(ReportResponse { success: true, task_id: task_id.into(), status }))
     }
 
     /// The worker reports how an attempt ended.
-    pub fn result(
-        &mut self,
-        node: &str,
-        task_id: &str,
-        report: ResultReport,
-        now: Now,
-    ) -> Result<Report, ApiError> {
+    pub fn result(&mut self, node: &str, task_id: &str, report: ResultReport, now: Now) -> Result<Report, ApiError> {
         let Some(task) = self.check_report(node, task_id, report.attempt)? else {
             return Ok(Report::NotActive);
         };
@@ -525,14 +425,7 @@ impl State {
         let duration = Some(Duration::from_millis(report.duration_ms));
         match report.outcome {
             Outcome::Completed => {
-                self.finish(
-                    task_id,
-                    TaskStatus::Completed,
-                    report.result,
-                    None,
-                    duration,
-                    now,
-                );
+                self.finish(task_id, TaskStatus::Completed, report.result, None, duration, now);
             }
             Outcome::Cancelled if cancel_requested => {
                 self.finish(
@@ -545,14 +438,9 @@ impl State {
                 );
             }
             Outcome::Failed | Outcome::Timeout | Outcome::Cancelled => {
-                let status = if report.outcome == Outcome::Timeout {
-                    TaskStatus::Timeout
-                } else {
-                    TaskStatus::Failed
-                };
-                let error = report.error.unwrap_or_else(|| {
-                    format!("attempt ended {:?}", report.outcome).to_lowercase()
-                });
+                let status = if report.outcome == Outcome::Timeout { TaskStatus::Timeout } else { TaskStatus::Failed };
+                let error =
+                    report.error.unwrap_or_else(|| format!("attempt ended {:?}", report.outcome).to_lowercase());
                 let retry_after = report
                     .retry_after
                     .filter(|s| s.is_finite() && *s >= 0.0)
@@ -585,10 +473,7 @@ impl State {
     /// Compares what a worker holds with what it should: requeues what it lost (after a
     /// grace) and returns what it must stop.
     pub fn reconcile(&mut self, node: &str, held: &[TaskRef], now: Now) -> Vec<TaskRef> {
-        let held_set: HashSet<(&str, u32)> = held
-            .iter()
-            .map(|t| (t.task_id.as_str(), t.attempt))
-            .collect();
+        let held_set: HashSet<(&str, u32)> = held.iter().map(|t| (t.task_id.as_str(), t.attempt)).collect();
         let grace = self.settings.reconcile_grace.as_millis() as i64;
         let mut lost = Vec::new();
         if let Some(entry) = self.nodes.get(node) {
@@ -615,11 +500,7 @@ impl State {
     pub fn cancels_for(&self, node: &str, held: &[TaskRef]) -> Vec<TaskRef> {
         held.iter()
             .filter(|h| match self.tasks.get(&h.task_id) {
-                Some(t) => {
-                    t.assigned_node.as_deref() != Some(node)
-                        || t.attempt != h.attempt
-                        || t.cancel_requested
-                }
+                Some(t) => t.assigned_node.as_deref() != Some(node) || t.attempt != h.attempt || t.cancel_requested,
                 None => true,
             })
             .cloned()
@@ -631,18 +512,12 @@ impl State {
         let Some(entry) = self.nodes.get(node) else {
             return PollResponse::default();
         };
-        let held_set: HashSet<(&str, u32)> = held
-            .iter()
-            .map(|t| (t.task_id.as_str(), t.attempt))
-            .collect();
+        let held_set: HashSet<(&str, u32)> = held.iter().map(|t| (t.task_id.as_str(), t.attempt)).collect();
         let assignments = entry
             .assigned
             .iter()
             .filter_map(|id| self.tasks.get(id))
-            .filter(|t| {
-                t.status == TaskStatus::Scheduled
-                    && !held_set.contains(&(t.task_id.as_str(), t.attempt))
-            })
+            .filter(|t| t.status == TaskStatus::Scheduled && !held_set.contains(&(t.task_id.as_str(), t.attempt)))
             .map(|t| Assignment {
                 task_id: t.task_id.clone(),
                 attempt: t.attempt,
@@ -655,18 +530,11 @@ impl State {
                 priority: t.priority,
             })
             .collect();
-        PollResponse {
-            assignments,
-            cancel: self.cancels_for(node, held),
-        }
+        PollResponse { assignments, cancel: self.cancels_for(node, held) }
     }
 
     /// Task ids in the list that are not active (for a page read from the store).
     pub fn active_task(&self, task_id: &str) -> Option<&TaskRecord> {
         self.tasks.get(task_id)
     }
-}
-
-fn task_retry_cap(spent: u32, max: u32) -> u32 {
-    spent.min(max)
 }

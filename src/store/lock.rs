@@ -24,10 +24,7 @@ pub enum LockError {
     )]
     Held { path: PathBuf, pid: Option<u32> },
     #[error("cannot create lock file {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 impl StoreLock {
@@ -41,19 +38,13 @@ impl StoreLock {
     /// Takes the lock at once or fails naming the holder.
     pub fn acquire(db: &Path) -> Result<StoreLock, LockError> {
         let path = Self::path_for(db);
-        let io = |source| LockError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| LockError::Io { path: path.clone(), source };
         let mut file = open_lock_file(&path).map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 let mut text = String::new();
-                let pid = file
-                    .read_to_string(&mut text)
-                    .ok()
-                    .and_then(|_| text.trim().parse().ok());
+                let pid = file.read_to_string(&mut text).ok().and_then(|_| text.trim().parse().ok());
                 return Err(LockError::Held { path, pid });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
@@ -73,23 +64,12 @@ impl StoreLock {
 #[cfg(unix)]
 fn open_lock_file(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(path)
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)
 }
 
 #[cfg(not(unix))]
 fn open_lock_file(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
+    OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)
 }
 
 #[cfg(test)]
@@ -105,10 +85,7 @@ mod tests {
         let err = StoreLock::acquire(&db).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("cluster.db.lock"), "{text}");
-        assert!(
-            text.contains(&format!("PID {}", std::process::id())),
-            "{text}"
-        );
+        assert!(text.contains(&format!("PID {}", std::process::id())), "{text}");
         drop(first);
         StoreLock::acquire(&db).expect("free again after drop");
     }

@@ -30,26 +30,16 @@ pub type Pool = r2d2::Pool<SqliteConnectionManager>;
 /// Why the store cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error(
-        "{path} is not an SQLite database (or is corrupt); the file was left untouched — check storage.path"
-    )]
+    #[error("{path} is not an SQLite database (or is corrupt); the file was left untouched — check storage.path")]
     NotADatabase { path: PathBuf },
     #[error(
         "cannot open store at {path}: the database is at schema {have}, this binary needs {need} — run `openclaw migrate` (it backs the database up first)"
     )]
-    NeedsMigration {
-        path: PathBuf,
-        have: usize,
-        need: usize,
-    },
+    NeedsMigration { path: PathBuf, have: usize, need: usize },
     #[error(
         "cannot open store at {path}: the database is at schema {have}, newer than this binary understands ({need}) — it needs a newer openclaw (schema {have}); upgrade the binary or restore a backup"
     )]
-    TooNew {
-        path: PathBuf,
-        have: usize,
-        need: usize,
-    },
+    TooNew { path: PathBuf, have: usize, need: usize },
     #[error(
         "{path} holds tables but no openclaw schema version: it is not an openclaw store (perhaps the Python original's database); move it aside or set storage.path to another file"
     )]
@@ -57,10 +47,7 @@ pub enum StoreError {
     #[error(transparent)]
     Lock(#[from] LockError),
     #[error("store I/O error on {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database pool error: {0}")]
@@ -94,20 +81,14 @@ pub fn prepare_dir(path: &Path) -> Result<(), StoreError> {
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(dir).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        builder.create(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
     }
     Ok(())
 }
 
 /// Creates the folder and an empty database file (0600) if missing.
 fn prepare_files(path: &Path) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
     prepare_dir(path)?;
     if !path.exists() {
         let mut options = std::fs::OpenOptions::new();
@@ -126,9 +107,7 @@ fn prepare_files(path: &Path) -> Result<(), StoreError> {
 /// Settings every connection gets. busy_timeout comes first (r2d2 opens connections in
 /// parallel; see reference/crates.md).
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
-    )
+    conn.execute_batch("PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
 }
 
 /// The open store: a read pool and the path. The caller holds the [`StoreLock`].
@@ -152,18 +131,10 @@ impl Store {
             }
             Some(schema::State::At(v)) if v == schema::LATEST => {}
             Some(schema::State::At(v)) if v < schema::LATEST => {
-                return Err(StoreError::NeedsMigration {
-                    path: path.into(),
-                    have: v,
-                    need: schema::LATEST,
-                });
+                return Err(StoreError::NeedsMigration { path: path.into(), have: v, need: schema::LATEST });
             }
             Some(schema::State::At(v)) => {
-                return Err(StoreError::TooNew {
-                    path: path.into(),
-                    have: v,
-                    need: schema::LATEST,
-                });
+                return Err(StoreError::TooNew { path: path.into(), have: v, need: schema::LATEST });
             }
             Some(schema::State::Foreign) => return Err(StoreError::Foreign { path: path.into() }),
         }
@@ -178,10 +149,7 @@ impl Store {
         }
         let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
         let pool = r2d2::Pool::builder().max_size(4).build(manager)?;
-        Ok(Store {
-            pool,
-            path: path.to_path_buf(),
-        })
+        Ok(Store { pool, path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -246,27 +214,18 @@ impl Writer {
     /// Queues a write without waiting (safe to call while holding a std mutex).
     pub fn queue(&self, op: WriteOp) -> Pending {
         let (done, rx) = oneshot::channel();
-        let _ = self.tx.send(Job {
-            op: Some(op),
-            done: Some(done),
-        });
+        let _ = self.tx.send(Job { op: Some(op), done: Some(done) });
         Pending(rx)
     }
 
     /// Queues a write nobody waits for (batched metrics).
     pub fn queue_detached(&self, op: WriteOp) {
-        let _ = self.tx.send(Job {
-            op: Some(op),
-            done: None,
-        });
+        let _ = self.tx.send(Job { op: Some(op), done: None });
     }
 
     /// Stops the writer once everything queued so far is committed; later writes fail.
     pub fn close(&self) {
-        let _ = self.tx.send(Job {
-            op: None,
-            done: None,
-        });
+        let _ = self.tx.send(Job { op: None, done: None });
     }
 
     /// Queues a write and waits for its commit.
@@ -278,10 +237,7 @@ impl Writer {
 /// The most jobs committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
-fn writer_loop(
-    mut conn: r2d2::PooledConnection<SqliteConnectionManager>,
-    mut rx: mpsc::UnboundedReceiver<Job>,
-) {
+fn writer_loop(mut conn: r2d2::PooledConnection<SqliteConnectionManager>, mut rx: mpsc::UnboundedReceiver<Job>) {
     let mut batch = Vec::with_capacity(64);
     let mut closing = false;
     while !closing {
@@ -328,10 +284,7 @@ fn writer_loop(
 
 /// Runs every job of the batch in one transaction, each inside its own savepoint so that
 /// one failing job (a bug) does not sink the others.
-fn commit_batch(
-    conn: &mut Connection,
-    batch: &mut [Job],
-) -> rusqlite::Result<Vec<Result<(), String>>> {
+fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<Vec<Result<(), String>>> {
     let mut tx = conn.transaction()?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch.iter_mut() {

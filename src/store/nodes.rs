@@ -137,14 +137,7 @@ pub fn update_liveness(conn: &Connection, batch: &[Liveness]) -> rusqlite::Resul
          last_heartbeat = ?6 WHERE node_id = ?1",
     )?;
     for l in batch {
-        stmt.execute(params![
-            l.node_id,
-            l.status,
-            l.cpu_usage,
-            l.memory_usage,
-            l.disk_usage,
-            l.last_heartbeat
-        ])?;
+        stmt.execute(params![l.node_id, l.status, l.cpu_usage, l.memory_usage, l.disk_usage, l.last_heartbeat])?;
     }
     Ok(())
 }

@@ -15,10 +15,7 @@ use super::StoreError;
 /// The migrations, in order: (name, SQL).
 pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
-    (
-        "0002_task_queries",
-        include_str!("migrations/0002_task_queries.sql"),
-    ),
+    ("0002_task_queries", include_str!("migrations/0002_task_queries.sql")),
 ];
 
 /// The schema version this binary works with.
@@ -45,16 +42,9 @@ pub fn state(conn: &Connection, path: &Path) -> Result<State, StoreError> {
         Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase { path: path.into() },
         _ => StoreError::Sqlite(e),
     };
-    let version: i64 = conn
-        .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(not_db)?;
-    let tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(not_db)?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(not_db)?;
+    let tables: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table'", [], |r| r.get(0)).map_err(not_db)?;
     Ok(match (version, tables) {
         (0, 0) => State::Empty,
         (0, _) => State::Foreign,
@@ -86,16 +76,8 @@ pub fn status(path: &Path) -> Result<Status, StoreError> {
         Some(State::At(v)) => Some(v),
     };
     let from = current.unwrap_or(0);
-    let pending = MIGRATIONS
-        .iter()
-        .skip(from)
-        .map(|(name, _)| *name)
-        .collect();
-    Ok(Status {
-        current,
-        target: LATEST,
-        pending,
-    })
+    let pending = MIGRATIONS.iter().skip(from).map(|(name, _)| *name).collect();
+    Ok(Status { current, target: LATEST, pending })
 }
 
 /// What a migration run did.
@@ -114,29 +96,15 @@ pub fn migrate(path: &Path) -> Result<Report, StoreError> {
     if let Some(v) = status.current
         && v > LATEST
     {
-        return Err(StoreError::TooNew {
-            path: path.into(),
-            have: v,
-            need: LATEST,
-        });
+        return Err(StoreError::TooNew { path: path.into(), have: v, need: LATEST });
     }
     if status.pending.is_empty() {
-        return Ok(Report {
-            from: status.current,
-            to: LATEST,
-            applied: vec![],
-            backup: None,
-        });
+        return Ok(Report { from: status.current, to: LATEST, applied: vec![], backup: None });
     }
     let Some(from) = status.current else {
         // No database yet: create it at the current version; nothing to back up.
         super::Store::open(path)?;
-        return Ok(Report {
-            from: None,
-            to: LATEST,
-            applied: status.pending,
-            backup: None,
-        });
+        return Ok(Report { from: None, to: LATEST, applied: status.pending, backup: None });
     };
     let mut conn = Connection::open(path)?;
     super::configure(&conn)?;
@@ -155,12 +123,7 @@ pub fn migrate(path: &Path) -> Result<Report, StoreError> {
         tracing::info!(target: "openclaw::store", version, migration = MIGRATIONS[version - 1].0, "applied migration");
     }
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    Ok(Report {
-        from: Some(from),
-        to: LATEST,
-        applied,
-        backup: Some(backup),
-    })
+    Ok(Report { from: Some(from), to: LATEST, applied, backup: Some(backup) })
 }
 
 /// `cluster.db` at version 1 → `cluster.db.backup-v1-20260216T160000Z`, never overwriting.
@@ -171,10 +134,7 @@ fn backup_path(path: &Path, version: usize) -> PathBuf {
         .chars()
         .take(15)
         .collect::<String>();
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "db".into());
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "db".into());
     let mut candidate = path.with_file_name(format!("{name}.backup-v{version}-{stamp}Z"));
     let mut n = 1;
     while candidate.exists() {

@@ -81,10 +81,7 @@ impl TaskRecord {
 
     /// The skill that runs: the first required one.
     pub fn skill(&self) -> &str {
-        self.required_skills
-            .first()
-            .map(String::as_str)
-            .unwrap_or("")
+        self.required_skills.first().map(String::as_str).unwrap_or("")
     }
 }
 
@@ -206,36 +203,18 @@ pub fn add_event(conn: &Connection, task_id: &str, e: &TaskEvent) -> rusqlite::R
         "INSERT INTO task_events (task_id, at, event, status, attempt, node_id, message) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![
-        task_id,
-        e.at.0,
-        e.event,
-        e.status.as_str(),
-        e.attempt,
-        e.node_id,
-        e.message
-    ])?;
+    .execute(params![task_id, e.at.0, e.event, e.status.as_str(), e.attempt, e.node_id, e.message])?;
     Ok(())
 }
 
 /// One task by id.
 pub fn get(conn: &Connection, task_id: &str) -> rusqlite::Result<Option<TaskRecord>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM tasks WHERE task_id = ?1"),
-        [task_id],
-        from_row,
-    )
-    .optional()
+    conn.query_row(&format!("SELECT {COLUMNS} FROM tasks WHERE task_id = ?1"), [task_id], from_row).optional()
 }
 
 /// The task that was submitted with this idempotency key.
 pub fn by_idempotency_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<TaskRecord>> {
-    conn.query_row(
-        &format!("SELECT {COLUMNS} FROM tasks WHERE idempotency_key = ?1"),
-        [key],
-        from_row,
-    )
-    .optional()
+    conn.query_row(&format!("SELECT {COLUMNS} FROM tasks WHERE idempotency_key = ?1"), [key], from_row).optional()
 }
 
 /// A task's history, oldest first.
@@ -313,10 +292,7 @@ pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<TaskRecor
 
 /// How many tasks are in each status (every status present, zeros included).
 pub fn count_by_status(conn: &Connection) -> rusqlite::Result<BTreeMap<String, u64>> {
-    let mut counts: BTreeMap<String, u64> = TaskStatus::ALL
-        .iter()
-        .map(|s| (s.as_str().to_string(), 0))
-        .collect();
+    let mut counts: BTreeMap<String, u64> = TaskStatus::ALL.iter().map(|s| (s.as_str().to_string(), 0)).collect();
     let mut stmt = conn.prepare_cached("SELECT status, count(*) FROM tasks GROUP BY status")?;
     let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
     for row in rows {
@@ -328,11 +304,7 @@ pub fn count_by_status(conn: &Connection) -> rusqlite::Result<BTreeMap<String, u
 
 /// Deletes up to `limit` ended tasks that completed before `before_ms` (events go with
 /// them). Returns the idempotency key (if any) of each deleted task.
-pub fn purge_ended(
-    conn: &Connection,
-    before_ms: i64,
-    limit: u32,
-) -> rusqlite::Result<Vec<Option<String>>> {
+pub fn purge_ended(conn: &Connection, before_ms: i64, limit: u32) -> rusqlite::Result<Vec<Option<String>>> {
     let mut stmt = conn.prepare_cached(
         "DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM tasks WHERE completed_at IS NOT NULL \
          AND completed_at < ?1 AND status IN ('completed', 'failed', 'cancelled', 'timeout') LIMIT ?2) \
@@ -344,8 +316,7 @@ pub fn purge_ended(
 
 /// Every idempotency key in use, with its task.
 pub fn idempotency_keys(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
-    let mut stmt = conn
-        .prepare("SELECT idempotency_key, task_id FROM tasks WHERE idempotency_key IS NOT NULL")?;
+    let mut stmt = conn.prepare("SELECT idempotency_key, task_id FROM tasks WHERE idempotency_key IS NOT NULL")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
 }

@@ -58,11 +58,7 @@ pub async fn run(job: Job, cancel: CancellationToken) -> Ending {
         Ok(c) => c,
         Err(e) => {
             return Ending::Failed {
-                error: format!(
-                    "cannot start `{}` in {}: {e}",
-                    job.argv[0],
-                    job.dir.display()
-                ),
+                error: format!("cannot start `{}` in {}: {e}", job.argv[0], job.dir.display()),
                 detail: json!({}),
             };
         }
@@ -139,10 +135,7 @@ pub async fn run(job: Job, cancel: CancellationToken) -> Ending {
             detail: json!({ "stderr": stderr_text }),
         },
         Stop::TooMuchOutput => Ending::Failed {
-            error: format!(
-                "output too large: more than {} bytes on stdout (worker.max_output_bytes)",
-                job.max_output
-            ),
+            error: format!("output too large: more than {} bytes on stdout (worker.max_output_bytes)", job.max_output),
             detail: json!({ "stderr": stderr_text }),
         },
         Stop::Exited(_) => {
@@ -159,20 +152,14 @@ pub async fn run(job: Job, cancel: CancellationToken) -> Ending {
             let code = status.and_then(|s| s.code());
             if status.is_some_and(|s| s.success()) {
                 let text = String::from_utf8_lossy(&stdout);
-                let result = serde_json::from_str::<Value>(text.trim())
-                    .unwrap_or_else(|_| json!({ "stdout": text }));
+                let result = serde_json::from_str::<Value>(text.trim()).unwrap_or_else(|_| json!({ "stdout": text }));
                 return Ending::Completed(result);
             }
             let how = match code {
                 Some(c) => format!("exited with code {c}"),
                 None => "was killed by a signal".to_string(),
             };
-            let last_line = stderr_text
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim();
+            let last_line = stderr_text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
             let error = if last_line.is_empty() {
                 format!("`{}` {how} after {took}", job.argv[0])
             } else {
@@ -191,11 +178,7 @@ pub async fn run(job: Job, cancel: CancellationToken) -> Ending {
 fn resolve_program(program: &str, dir: &Path) -> PathBuf {
     if program.contains('/') || program.contains('\\') {
         let p = Path::new(program);
-        return if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            dir.join(p)
-        };
+        return if p.is_absolute() { p.to_path_buf() } else { dir.join(p) };
     }
     which::which(program)
         .or_else(|_| which::which_in(program, Some(dir), dir))
@@ -277,10 +260,7 @@ async fn kill_tree(pid: Option<u32>, child: &mut tokio::process::Child) {
 #[cfg(windows)]
 async fn kill_tree(pid: Option<u32>, child: &mut tokio::process::Child) {
     if let Some(pid) = pid {
-        let _ = Command::new("taskkill")
-            .args(["/T", "/F", "/PID", &pid.to_string()])
-            .output()
-            .await;
+        let _ = Command::new("taskkill").args(["/T", "/F", "/PID", &pid.to_string()]).output().await;
     }
     let _ = child.kill().await;
 }
@@ -303,17 +283,10 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn stdin_in_json_out() {
-        let ending = run(
-            job(r#"read line; echo "{\"got\": $line, \"id\": \"$OPENCLAW_TASK_ID\"}""#),
-            CancellationToken::new(),
-        )
-        .await;
-        assert_eq!(
-            ending,
-            Ending::Completed(
-                json!({"got": {"task_id": "t1", "parameters": {"n": 2}}, "id": "t1"})
-            )
-        );
+        let ending =
+            run(job(r#"read line; echo "{\"got\": $line, \"id\": \"$OPENCLAW_TASK_ID\"}""#), CancellationToken::new())
+                .await;
+        assert_eq!(ending, Ending::Completed(json!({"got": {"task_id": "t1", "parameters": {"n": 2}}, "id": "t1"})));
     }
 
     #[cfg(unix)]
@@ -325,10 +298,7 @@ mod tests {
         );
         match run(job("echo oops >&2; exit 3"), CancellationToken::new()).await {
             Ending::Failed { error, detail } => {
-                assert!(
-                    error.contains("exited with code 3") && error.contains("oops"),
-                    "{error}"
-                );
+                assert!(error.contains("exited with code 3") && error.contains("oops"), "{error}");
                 assert_eq!(detail["exit_code"], 3);
             }
             other => panic!("{other:?}"),
@@ -351,19 +321,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         j.dir = dir.path().into();
         j.timeout = Duration::from_millis(500);
-        assert!(matches!(
-            run(j, CancellationToken::new()).await,
-            Ending::TimedOut { .. }
-        ));
-        let pid: i32 = std::fs::read_to_string(dir.path().join("grandchild.pid"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
-        assert!(
-            gone_soon(pid).await,
-            "grandchild {pid} survived the timeout"
-        );
+        assert!(matches!(run(j, CancellationToken::new()).await, Ending::TimedOut { .. }));
+        let pid: i32 = std::fs::read_to_string(dir.path().join("grandchild.pid")).unwrap().trim().parse().unwrap();
+        assert!(gone_soon(pid).await, "grandchild {pid} survived the timeout");
     }
 
     /// Whether a process is gone (or a zombie nobody reaped yet) within two seconds.
@@ -372,10 +332,7 @@ mod tests {
         for _ in 0..40 {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
             let gone = match stat {
-                Ok(s) => s
-                    .rsplit(')')
-                    .next()
-                    .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+                Ok(s) => s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
                 // SAFETY: signal 0 only checks whether the process exists.
                 Err(_) => (unsafe { libc::kill(pid, 0) }) != 0,
             };
@@ -391,9 +348,6 @@ mod tests {
     async fn a_missing_program_fails_cleanly() {
         let mut j = job("");
         j.argv = vec!["zzz-no-such-program".into()];
-        assert!(matches!(
-            run(j, CancellationToken::new()).await,
-            Ending::Failed { .. }
-        ));
+        assert!(matches!(run(j, CancellationToken::new()).await, Ending::Failed { .. }));
     }
 }

@@ -48,10 +48,7 @@ pub struct Gateway {
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gateway")
-            .field("base", &self.base)
-            .field("agent_id", &self.agent_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Gateway").field("base", &self.base).field("agent_id", &self.agent_id).finish_non_exhaustive()
     }
 }
 
@@ -67,11 +64,7 @@ fn cause(e: &reqwest::Error) -> String {
 fn error_message(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| {
-            v.pointer("/error/message")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
+        .and_then(|v| v.pointer("/error/message").and_then(Value::as_str).map(str::to_string))
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect())
 }
 
@@ -81,12 +74,7 @@ impl Gateway {
             .connect_timeout(Duration::from_secs(3))
             .build()
             .expect("a client with only a connect timeout always builds");
-        Gateway {
-            http,
-            base: base.trim_end_matches('/').to_string(),
-            token,
-            agent_id: agent_id.to_string(),
-        }
+        Gateway { http, base: base.trim_end_matches('/').to_string(), token, agent_id: agent_id.to_string() }
     }
 
     pub fn url(&self) -> &str {
@@ -95,12 +83,7 @@ impl Gateway {
 
     /// Checks that agent turns can run, without running one.
     pub async fn probe(&self) -> Availability {
-        let health = self
-            .http
-            .get(format!("{}/healthz", self.base))
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await;
+        let health = self.http.get(format!("{}/healthz", self.base)).timeout(Duration::from_secs(5)).send().await;
         match health {
             Err(e) => {
                 return Availability::Unavailable(format!(
@@ -118,10 +101,7 @@ impl Gateway {
             }
             Ok(_) => {}
         }
-        let mut req = self
-            .http
-            .get(format!("{}/v1/models", self.base))
-            .timeout(Duration::from_secs(5));
+        let mut req = self.http.get(format!("{}/v1/models", self.base)).timeout(Duration::from_secs(5));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -142,21 +122,12 @@ impl Gateway {
 
     /// Runs one agent turn: a system message naming the skill(s), the prompt as the user
     /// message. `timeout` is the task's.
-    pub async fn turn(
-        &self,
-        skill: &str,
-        other_skills: &[String],
-        prompt: &str,
-        timeout: Duration,
-    ) -> TurnOutcome {
+    pub async fn turn(&self, skill: &str, other_skills: &[String], prompt: &str, timeout: Duration) -> TurnOutcome {
         let mut system = format!(
             "You are running a task for an openclaw cluster. Use the skill `{skill}` to do it and answer with the result only."
         );
         if !other_skills.is_empty() {
-            system.push_str(&format!(
-                " These skills are available too: {}.",
-                other_skills.join(", ")
-            ));
+            system.push_str(&format!(" These skills are available too: {}.", other_skills.join(", ")));
         }
         let body = json!({
             "model": format!("openclaw/{}", self.agent_id),
@@ -166,11 +137,7 @@ impl Gateway {
             ],
             "stream": false,
         });
-        let mut req = self
-            .http
-            .post(format!("{}/v1/chat/completions", self.base))
-            .timeout(timeout)
-            .json(&body);
+        let mut req = self.http.post(format!("{}/v1/chat/completions", self.base)).timeout(timeout).json(&body);
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
         }
@@ -197,10 +164,7 @@ impl Gateway {
             Ok(b) => b,
             Err(e) if e.is_timeout() => return TurnOutcome::TimedOut,
             Err(e) => {
-                return TurnOutcome::Failed(format!(
-                    "reading the gateway's answer failed: {}",
-                    cause(&e)
-                ));
+                return TurnOutcome::Failed(format!("reading the gateway's answer failed: {}", cause(&e)));
             }
         };
         match status {
@@ -213,9 +177,7 @@ impl Gateway {
                         text: text.clone(),
                         model: v.get("model").and_then(Value::as_str).map(str::to_string),
                     },
-                    _ => TurnOutcome::Failed(
-                        "the gateway's answer has no choices[0].message.content".into(),
-                    ),
+                    _ => TurnOutcome::Failed("the gateway's answer has no choices[0].message.content".into()),
                 }
             }
             429 => TurnOutcome::RateLimited {
@@ -226,14 +188,10 @@ impl Gateway {
                 "the gateway answered 404: chat completions are disabled in OpenClaw's config (gateway.http.endpoints.chatCompletions.enabled): {}",
                 error_message(&bytes)
             )),
-            401 | 403 => TurnOutcome::Failed(format!(
-                "the gateway refused the token ({status}): {}",
-                error_message(&bytes)
-            )),
-            _ => TurnOutcome::Failed(format!(
-                "the gateway failed ({status}): {}",
-                error_message(&bytes)
-            )),
+            401 | 403 => {
+                TurnOutcome::Failed(format!("the gateway refused the token ({status}): {}", error_message(&bytes)))
+            }
+            _ => TurnOutcome::Failed(format!("the gateway failed ({status}): {}", error_message(&bytes))),
         }
     }
 }

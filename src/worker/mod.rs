@@ -35,17 +35,14 @@ use tokio_util::task::TaskTracker;
 
 use crate::client::{Client, ClientError};
 use crate::config::Config;
-use crate::model::{
-    Assignment, HeartbeatRequest, Outcome, PollRequest, RegisterRequest, ResultReport, TaskRef,
-};
+use crate::model::{Assignment, HeartbeatRequest, Outcome, PollRequest, RegisterRequest, ResultReport, TaskRef};
 use gateway::{Availability, Gateway, TurnOutcome};
 use skills::{Kind, Scan};
 
-/// A registration that the coordinator accepted.
+/// A registration that the coordinator accepted: a client carrying the node secret.
 #[derive(Clone)]
 struct Session {
     client: Client,
-    incarnation: u64,
 }
 
 /// A task attempt in progress here.
@@ -109,20 +106,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// Runs a worker until `shutdown` fires (or the coordinator refuses its token).
-pub async fn run(
-    config: Config,
-    join_token: Option<String>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let node_id = config.worker.node_id.clone().unwrap_or_else(|| {
-        crate::coordinator::registry::node_id_from_hostname(&system::hostname())
-    });
-    let url = config.coordinator_url_for_clients();
-    let gateway_url = config
+pub async fn run(config: Config, join_token: Option<String>, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let node_id = config
         .worker
-        .gateway_url
+        .node_id
         .clone()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", config.worker.port));
+        .unwrap_or_else(|| crate::coordinator::registry::node_id_from_hostname(&system::hostname()));
+    let url = config.coordinator_url_for_clients();
+    let gateway_url =
+        config.worker.gateway_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", config.worker.port));
     let gateway_token = config
         .worker
         .gateway_token
@@ -181,10 +173,7 @@ impl Worker {
             tracing::info!(target: "openclaw::worker", running, limit_s = limit.as_secs_f64(), "shutting down: taking no new tasks; running tasks may finish");
         }
         self.tracker.close();
-        if tokio::time::timeout(limit, self.tracker.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(limit, self.tracker.wait()).await.is_err() {
             tracing::warn!(target: "openclaw::worker", running = lock(&self.running).len(), "shutdown deadline passed: stopping the tasks still running");
             self.kill_all.cancel();
             let _ = tokio::time::timeout(Duration::from_secs(15), self.tracker.wait()).await;
@@ -193,12 +182,7 @@ impl Worker {
         if let Some(s) = session
             && !fatal
         {
-            match tokio::time::timeout(
-                Duration::from_secs(5),
-                s.client.shutdown_node(&self.node_id),
-            )
-            .await
-            {
+            match tokio::time::timeout(Duration::from_secs(5), s.client.shutdown_node(&self.node_id)).await {
                 Ok(Ok(_)) => {
                     tracing::info!(target: "openclaw::worker", "told the coordinator this node is leaving")
                 }
@@ -248,13 +232,7 @@ impl Worker {
     }
 
     fn held(&self) -> Vec<TaskRef> {
-        lock(&self.running)
-            .iter()
-            .map(|(id, r)| TaskRef {
-                task_id: id.clone(),
-                attempt: r.attempt,
-            })
-            .collect()
+        lock(&self.running).iter().map(|(id, r)| TaskRef { task_id: id.clone(), attempt: r.attempt }).collect()
     }
 
     /// Stops the attempts the coordinator no longer wants here.
@@ -299,20 +277,14 @@ impl Worker {
             node_id = %answer.node_id, incarnation = answer.incarnation, skills = ?available,
             "registered with the coordinator"
         );
-        Ok(Session {
-            client: self.join.with_token(Some(answer.node_secret)),
-            incarnation: answer.incarnation,
-        })
+        Ok(Session { client: self.join.with_token(Some(answer.node_secret)) })
     }
 
     /// The address used to reach the coordinator, and a Tailscale address if any.
     async fn addresses(&self) -> (Option<String>, Option<String>) {
-        let target = reqwest::Url::parse(&self.url).ok().and_then(|u| {
-            Some((
-                u.host_str()?.trim_matches(['[', ']']).to_string(),
-                u.port_or_known_default()?,
-            ))
-        });
+        let target = reqwest::Url::parse(&self.url)
+            .ok()
+            .and_then(|u| Some((u.host_str()?.trim_matches(['[', ']']).to_string(), u.port_or_known_default()?)));
         let ip = match target {
             Some((host, port)) => match tokio::net::lookup_host((host.as_str(), port)).await {
                 Ok(mut addrs) => addrs.next().and_then(system::local_address_towards),
@@ -320,26 +292,14 @@ impl Worker {
             },
             None => None,
         };
-        let tailscale = tokio::task::spawn_blocking(system::tailscale_address)
-            .await
-            .ok()
-            .flatten();
+        let tailscale = tokio::task::spawn_blocking(system::tailscale_address).await.ok().flatten();
         (ip.map(|i| i.to_string()), tailscale.map(|i| i.to_string()))
     }
 
     async fn session_loop(self: Arc<Self>) {
         let interval = self.config.worker.heartbeat_interval.get();
-        let skills_dir = self
-            .config
-            .worker
-            .skills_dir
-            .0
-            .first()
-            .cloned()
-            .unwrap_or_else(|| PathBuf::from("."));
-        let mut usage = tokio::task::spawn_blocking(move || system::Usage::new(&skills_dir))
-            .await
-            .ok();
+        let skills_dir = self.config.worker.skills_dir.0.first().cloned().unwrap_or_else(|| PathBuf::from("."));
+        let mut usage = tokio::task::spawn_blocking(move || system::Usage::new(&skills_dir)).await.ok();
         let mut register_failures = 0u32;
         while !self.leave.is_cancelled() {
             let session = match self.session() {
@@ -358,10 +318,7 @@ impl Worker {
                         } else {
                             "the join token is wrong: use the worker.token from the coordinator's data folder (--token, OPENCLAW_TOKEN, worker.token in the config, or the worker.token file beside storage.path)".to_string()
                         };
-                        let message = format!(
-                            "the coordinator at {} refused this worker: {e}; {hint}",
-                            self.url
-                        );
+                        let message = format!("the coordinator at {} refused this worker: {e}; {hint}", self.url);
                         tracing::error!(target: "openclaw::worker", "{message}");
                         *lock(&self.fatal) = Some(message);
                         self.stop_taking.cancel();
@@ -370,11 +327,8 @@ impl Worker {
                     Err(e) => {
                         self.link_down(&e);
                         register_failures += 1;
-                        let delay = crate::util::backoff(
-                            Duration::from_secs(1),
-                            Duration::from_secs(30),
-                            register_failures,
-                        );
+                        let delay =
+                            crate::util::backoff(Duration::from_secs(1), Duration::from_secs(30), register_failures);
                         self.pause(delay).await;
                         continue;
                     }
@@ -397,11 +351,7 @@ impl Worker {
             let held = self.held();
             let (skills, unavailable) = {
                 let a = lock(&self.advert);
-                if a.sent {
-                    (None, None)
-                } else {
-                    (Some(a.advertised.clone()), Some(a.unavailable.clone()))
-                }
+                if a.sent { (None, None) } else { (Some(a.advertised.clone()), Some(a.unavailable.clone())) }
             };
             let req = HeartbeatRequest {
                 cpu_usage: reading.cpu,
@@ -428,11 +378,9 @@ impl Worker {
                     self.link_down(&e);
                     // Retry at the heartbeat cadence so a restarted coordinator sees the
                     // node again within a heartbeat or two.
-                    self.pause(crate::util::backoff(interval, interval, 1).max(interval / 2))
-                        .await;
+                    self.pause(crate::util::backoff(interval, interval, 1).max(interval / 2)).await;
                 }
             }
-            let _ = session.incarnation;
         }
     }
 
@@ -465,10 +413,7 @@ impl Worker {
                 }
                 continue;
             }
-            let req = PollRequest {
-                held: self.held(),
-                wait_secs: None,
-            };
+            let req = PollRequest { held: self.held(), wait_secs: None };
             let answer = tokio::select! {
                 a = session.client.poll(&self.node_id, &req, wait) => a,
                 _ = self.stop_taking.cancelled() => break,
@@ -493,11 +438,7 @@ impl Worker {
                 Err(e) => {
                     self.link_down(&e);
                     failures += 1;
-                    let delay = crate::util::backoff(
-                        Duration::from_secs(1),
-                        Duration::from_secs(30),
-                        failures,
-                    );
+                    let delay = crate::util::backoff(Duration::from_secs(1), Duration::from_secs(30), failures);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = self.stop_taking.cancelled() => {}
@@ -529,18 +470,11 @@ impl Worker {
                     retry_after: Some(1.0),
                 };
                 let worker = self.clone();
-                self.tracker
-                    .spawn(async move { worker.deliver(&a.task_id, report).await });
+                self.tracker.spawn(async move { worker.deliver(&a.task_id, report).await });
                 return;
             }
-            running.insert(
-                a.task_id.clone(),
-                Running {
-                    attempt: a.attempt,
-                    cancel: cancel.clone(),
-                    told: told.clone(),
-                },
-            );
+            running
+                .insert(a.task_id.clone(), Running { attempt: a.attempt, cancel: cancel.clone(), told: told.clone() });
         }
         let session = session.clone();
         let worker = self.clone();
@@ -557,18 +491,8 @@ impl Worker {
         });
     }
 
-    async fn run_task(
-        &self,
-        a: Assignment,
-        session: Session,
-        cancel: CancellationToken,
-        told: Arc<AtomicBool>,
-    ) {
-        match session
-            .client
-            .report_start(&self.node_id, &a.task_id, a.attempt)
-            .await
-        {
+    async fn run_task(&self, a: Assignment, session: Session, cancel: CancellationToken, told: Arc<AtomicBool>) {
+        match session.client.report_start(&self.node_id, &a.task_id, a.attempt).await {
             Err(e) if matches!(e.status(), Some(404 | 409)) => {
                 tracing::info!(target: "openclaw::worker", task_id = %a.task_id, error = %e, "the coordinator no longer wants this attempt; not running it");
                 return;
@@ -578,11 +502,7 @@ impl Worker {
         }
         tracing::info!(target: "openclaw::worker", task_id = %a.task_id, attempt = a.attempt, skill = %a.skill, "task started");
         let started = Instant::now();
-        let skill = lock(&self.advert)
-            .scan
-            .get(&a.skill)
-            .filter(|s| s.eligible)
-            .cloned();
+        let skill = lock(&self.advert).scan.get(&a.skill).filter(|s| s.eligible).cloned();
         let report = match skill {
             None => {
                 lock(&self.advert).sent = false;
@@ -590,36 +510,24 @@ impl Worker {
                     attempt: a.attempt,
                     outcome: Outcome::Failed,
                     result: None,
-                    error: Some(format!(
-                        "skill `{}` is not available on node `{}` any more",
-                        a.skill, self.node_id
-                    )),
+                    error: Some(format!("skill `{}` is not available on node `{}` any more", a.skill, self.node_id)),
                     duration_ms: 0,
                     retry_after: Some(self.config.worker.heartbeat_interval.get().as_secs_f64()),
                 }
             }
             Some(skill) => {
                 let mut report = match &skill.kind {
-                    Kind::Exec { argv } => {
-                        self.run_exec(&a, argv.clone(), skill.path.clone(), cancel.clone())
-                            .await
-                    }
+                    Kind::Exec { argv } => self.run_exec(&a, argv.clone(), skill.path.clone(), cancel.clone()).await,
                     Kind::Agent => self.run_agent(&a, cancel.clone()).await,
                 };
                 if report.outcome == Outcome::Cancelled && !told.load(Ordering::SeqCst) {
                     report.outcome = Outcome::Failed;
-                    report.error = Some(format!(
-                        "node `{}` shut down before the task finished",
-                        self.node_id
-                    ));
+                    report.error = Some(format!("node `{}` shut down before the task finished", self.node_id));
                 }
                 report
             }
         };
-        let report = ResultReport {
-            duration_ms: started.elapsed().as_millis() as u64,
-            ..report
-        };
+        let report = ResultReport { duration_ms: started.elapsed().as_millis() as u64, ..report };
         tracing::info!(
             target: "openclaw::worker",
             task_id = %a.task_id, attempt = a.attempt, outcome = ?report.outcome, error = report.error.as_deref().unwrap_or(""),
@@ -655,23 +563,12 @@ impl Worker {
         let (outcome, result, error) = match exec::run(job, cancel).await {
             exec::Ending::Completed(v) => (Outcome::Completed, Some(v), None),
             exec::Ending::Failed { error, detail } => (Outcome::Failed, Some(detail), Some(error)),
-            exec::Ending::TimedOut { error, detail } => {
-                (Outcome::Timeout, Some(detail), Some(error))
+            exec::Ending::TimedOut { error, detail } => (Outcome::Timeout, Some(detail), Some(error)),
+            exec::Ending::Cancelled => {
+                (Outcome::Cancelled, None, Some("cancelled; the process tree was stopped".into()))
             }
-            exec::Ending::Cancelled => (
-                Outcome::Cancelled,
-                None,
-                Some("cancelled; the process tree was stopped".into()),
-            ),
         };
-        ResultReport {
-            attempt: a.attempt,
-            outcome,
-            result,
-            error,
-            duration_ms: 0,
-            retry_after: None,
-        }
+        ResultReport { attempt: a.attempt, outcome, result, error, duration_ms: 0, retry_after: None }
     }
 
     async fn run_agent(&self, a: &Assignment, cancel: CancellationToken) -> ResultReport {
@@ -680,12 +577,7 @@ impl Worker {
             _ if !a.description.trim().is_empty() => a.description.clone(),
             _ => a.name.clone(),
         };
-        let others: Vec<String> = a
-            .required_skills
-            .iter()
-            .filter(|s| **s != a.skill)
-            .cloned()
-            .collect();
+        let others: Vec<String> = a.required_skills.iter().filter(|s| **s != a.skill).cloned().collect();
         let timeout = Duration::try_from_secs_f64(a.timeout).unwrap_or(Duration::from_secs(3600));
         let turn = tokio::select! {
             t = self.gateway.turn(&a.skill, &others, &prompt, timeout) => t,
@@ -707,27 +599,15 @@ impl Worker {
                 result: Some(json!({ "text": text, "model": model })),
                 ..base
             },
-            TurnOutcome::RateLimited {
-                retry_after,
-                message,
-            } => ResultReport {
-                error: Some(message),
-                retry_after: Some(retry_after.as_secs_f64()),
-                ..base
-            },
+            TurnOutcome::RateLimited { retry_after, message } => {
+                ResultReport { error: Some(message), retry_after: Some(retry_after.as_secs_f64()), ..base }
+            }
             TurnOutcome::Disabled(message) => {
                 *lock(&self.gateway_state) = Availability::Unavailable(message.clone());
                 self.recompute_advert();
-                ResultReport {
-                    error: Some(message),
-                    retry_after: Some(1.0),
-                    ..base
-                }
+                ResultReport { error: Some(message), retry_after: Some(1.0), ..base }
             }
-            TurnOutcome::Failed(message) => ResultReport {
-                error: Some(message),
-                ..base
-            },
+            TurnOutcome::Failed(message) => ResultReport { error: Some(message), ..base },
             TurnOutcome::TimedOut => ResultReport {
                 outcome: Outcome::Timeout,
                 error: Some(format!(
@@ -752,11 +632,7 @@ impl Worker {
                 }
                 continue;
             };
-            match session
-                .client
-                .report_result(&self.node_id, task_id, &report)
-                .await
-            {
+            match session.client.report_result(&self.node_id, task_id, &report).await {
                 Ok(_) => return,
                 Err(e) if matches!(e.status(), Some(404 | 409)) => {
                     tracing::warn!(target: "openclaw::worker", task_id, error = %e, "the coordinator refused this result (the attempt was given to another node or ended); dropping it");
@@ -769,11 +645,7 @@ impl Worker {
                         self.link_down(&e);
                     }
                     failures += 1;
-                    let delay = crate::util::backoff(
-                        Duration::from_millis(500),
-                        Duration::from_secs(30),
-                        failures,
-                    );
+                    let delay = crate::util::backoff(Duration::from_millis(500), Duration::from_secs(30), failures);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = self.leave.cancelled() => {
@@ -800,10 +672,7 @@ impl Worker {
     /// Rescans the skills dirs (and at the first call, probes the gateway).
     async fn refresh_skills(&self, first: bool) {
         let dirs = self.config.worker.skills_dir.0.clone();
-        let Ok(scan) =
-            tokio::task::spawn_blocking(move || skills::scan(&dirs, &skills::Host::current()))
-                .await
-        else {
+        let Ok(scan) = tokio::task::spawn_blocking(move || skills::scan(&dirs, &skills::Host::current())).await else {
             return;
         };
         {
@@ -829,9 +698,7 @@ impl Worker {
         let mut unavailable = BTreeMap::new();
         for s in a.scan.skills.iter().filter(|s| s.eligible) {
             match (&s.kind, &gateway) {
-                (Kind::Exec { .. }, _) | (Kind::Agent, Availability::Ready) => {
-                    advertised.push(s.name.clone())
-                }
+                (Kind::Exec { .. }, _) | (Kind::Agent, Availability::Ready) => advertised.push(s.name.clone()),
                 (Kind::Agent, Availability::Unavailable(why)) => {
                     unavailable.insert(s.name.clone(), why.clone());
                 }
@@ -869,11 +736,7 @@ impl Worker {
                 _ = tokio::time::sleep(every) => {}
                 _ = self.leave.cancelled() => return,
             }
-            let has_agent_skills = lock(&self.advert)
-                .scan
-                .skills
-                .iter()
-                .any(|s| s.kind == Kind::Agent && s.eligible);
+            let has_agent_skills = lock(&self.advert).scan.skills.iter().any(|s| s.kind == Kind::Agent && s.eligible);
             if has_agent_skills {
                 self.probe_gateway().await;
                 self.recompute_advert();

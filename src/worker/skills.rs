@@ -59,10 +59,7 @@ pub struct Missing {
 impl Missing {
     /// Nothing that blocks (config is not checked, so it never blocks).
     pub fn is_met(&self) -> bool {
-        self.bins.is_empty()
-            && self.any_bins.is_empty()
-            && self.env.is_empty()
-            && self.os.is_empty()
+        self.bins.is_empty() && self.any_bins.is_empty() && self.env.is_empty() && self.os.is_empty()
     }
 
     /// "bins: ffmpeg; env: API_KEY" for people.
@@ -123,12 +120,7 @@ pub struct Scan {
 impl Scan {
     /// Names of eligible skills, sorted.
     pub fn eligible_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .skills
-            .iter()
-            .filter(|s| s.eligible)
-            .map(|s| s.name.clone())
-            .collect();
+        let mut names: Vec<String> = self.skills.iter().filter(|s| s.eligible).map(|s| s.name.clone()).collect();
         names.sort();
         names
     }
@@ -150,11 +142,7 @@ pub struct Host {
 impl Host {
     /// This process's host.
     pub fn current() -> Host {
-        Host {
-            os: openclaw_os(),
-            path: std::env::var_os("PATH"),
-            env: std::env::vars().collect(),
-        }
+        Host { os: openclaw_os(), path: std::env::var_os("PATH"), env: std::env::vars().collect() }
     }
 
     fn has_bin(&self, bin: &str, cwd: &Path) -> bool {
@@ -232,20 +220,12 @@ fn find_skill_folders(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, PathBuf)
 fn load(folder: &Path, file: &Path, source: &Path, host: &Host) -> Result<Skill, String> {
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
     let is_json = file.file_name().is_some_and(|n| n == "skill.json");
-    let (name, description, metadata, run) = if is_json {
-        parse_skill_json(&text)?
-    } else {
-        parse_skill_md(&text)?
-    };
+    let (name, description, metadata, run) = if is_json { parse_skill_json(&text)? } else { parse_skill_md(&text)? };
     let kind = match run {
         Some(argv) => Kind::Exec { argv },
         None => Kind::Agent,
     };
-    let gates = metadata
-        .get("openclaw")
-        .or_else(|| metadata.get("clawdbot"))
-        .cloned()
-        .unwrap_or(Value::Null);
+    let gates = metadata.get("openclaw").or_else(|| metadata.get("clawdbot")).cloned().unwrap_or(Value::Null);
     let missing = gate(&gates, &kind, folder, host);
     Ok(Skill {
         name,
@@ -263,10 +243,7 @@ fn load(folder: &Path, file: &Path, source: &Path, host: &Host) -> Result<Skill,
 fn gate(gates: &Value, kind: &Kind, folder: &Path, host: &Host) -> Missing {
     let list = |v: Option<&Value>| -> Vec<String> {
         match v {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|i| i.as_str().map(str::to_string))
-                .collect(),
+            Some(Value::Array(items)) => items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect(),
             Some(Value::String(s)) => vec![s.clone()],
             _ => Vec::new(),
         }
@@ -282,18 +259,13 @@ fn gate(gates: &Value, kind: &Kind, folder: &Path, host: &Host) -> Missing {
     if gates.get("always").and_then(Value::as_bool) == Some(true) {
         return missing;
     }
-    missing.bins = list(requires.and_then(|r| r.get("bins")))
-        .into_iter()
-        .filter(|b| !host.has_bin(b, folder))
-        .collect();
+    missing.bins =
+        list(requires.and_then(|r| r.get("bins"))).into_iter().filter(|b| !host.has_bin(b, folder)).collect();
     let any = list(requires.and_then(|r| r.get("anyBins")));
     if !any.is_empty() && !any.iter().any(|b| host.has_bin(b, folder)) {
         missing.any_bins = any;
     }
-    missing.env = list(requires.and_then(|r| r.get("env")))
-        .into_iter()
-        .filter(|k| !host.has_env(k))
-        .collect();
+    missing.env = list(requires.and_then(|r| r.get("env"))).into_iter().filter(|k| !host.has_env(k)).collect();
     if let Kind::Exec { argv } = kind
         && let Some(program) = argv.first()
     {
@@ -334,25 +306,24 @@ pub fn parse_skill_md(text: &str) -> Result<Parsed, String> {
     let front = front.join("\n");
     let mut doc: Value = match yaml(&front) {
         Ok(v) => v,
-        Err(yaml_error) => parse_with_json5_metadata(&front)
-            .ok_or_else(|| format!("frontmatter is not valid YAML: {yaml_error}"))?,
+        Err(yaml_error) => {
+            parse_with_json5_metadata(&front).ok_or_else(|| format!("frontmatter is not valid YAML: {yaml_error}"))?
+        }
     };
     if !doc.is_object() {
         return Err("frontmatter is not a mapping of keys".into());
     }
     let metadata = match doc.get_mut("metadata").map(Value::take) {
         None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(Value::String(s)) => json5::from_str::<Value>(&s)
-            .map_err(|e| format!("metadata is a string but not JSON: {e}"))?,
+        Some(Value::String(s)) => {
+            json5::from_str::<Value>(&s).map_err(|e| format!("metadata is a string but not JSON: {e}"))?
+        }
         Some(m @ Value::Object(_)) => m,
         Some(_) => return Err("metadata must be a mapping or a JSON object".into()),
     };
     let name = required_str(&doc, "name")?;
     let description = required_str(&doc, "description")?;
-    let run = command(
-        metadata.get("cluster").and_then(|c| c.get("run")),
-        "metadata.cluster.run",
-    )?;
+    let run = command(metadata.get("cluster").and_then(|c| c.get("run")), "metadata.cluster.run")?;
     Ok((name, description, metadata, run))
 }
 
@@ -365,16 +336,9 @@ fn parse_with_json5_metadata(front: &str) -> Option<Value> {
         .position(|l| !l.is_empty() && !l.starts_with(' ') && !l.starts_with('\t'))
         .map_or(lines.len(), |p| start + 1 + p);
     let inline = lines[start].trim_start_matches("metadata:");
-    let block = std::iter::once(inline)
-        .chain(lines[start + 1..end].iter().copied())
-        .collect::<Vec<_>>()
-        .join("\n");
+    let block = std::iter::once(inline).chain(lines[start + 1..end].iter().copied()).collect::<Vec<_>>().join("\n");
     let metadata: Value = json5::from_str(block.trim()).ok()?;
-    let rest: Vec<&str> = lines[..start]
-        .iter()
-        .chain(lines[end..].iter())
-        .copied()
-        .collect();
+    let rest: Vec<&str> = lines[..start].iter().chain(lines[end..].iter()).copied().collect();
     let mut doc: Value = yaml(&rest.join("\n")).ok()?;
     if doc.is_null() {
         doc = Value::Object(Default::default());
@@ -390,32 +354,22 @@ fn yaml(text: &str) -> Result<Value, serde_saphyr::Error> {
 
 /// Parses the original's skill.json (plus our `run`).
 pub fn parse_skill_json(text: &str) -> Result<Parsed, String> {
-    let doc: Value =
-        serde_json::from_str(text).map_err(|e| format!("skill.json is not valid JSON: {e}"))?;
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("skill.json is not valid JSON: {e}"))?;
     if !doc.is_object() {
         return Err("skill.json is not a JSON object".into());
     }
     let name = required_str(&doc, "name")?;
-    let description = doc
-        .get("description")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+    let description = doc.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
     let run = command(doc.get("run"), "run")?;
-    let metadata = doc
-        .get("metadata")
-        .cloned()
-        .filter(Value::is_object)
-        .unwrap_or_else(|| Value::Object(Default::default()));
+    let metadata =
+        doc.get("metadata").cloned().filter(Value::is_object).unwrap_or_else(|| Value::Object(Default::default()));
     Ok((name, description, metadata, run))
 }
 
 fn required_str(doc: &Value, key: &str) -> Result<String, String> {
     match doc.get(key) {
         Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
-        Some(Value::String(_)) | None | Some(Value::Null) => {
-            Err(format!("`{key}` is missing or empty"))
-        }
+        Some(Value::String(_)) | None | Some(Value::Null) => Err(format!("`{key}` is missing or empty")),
         Some(_) => Err(format!("`{key}` must be a string")),
     }
 }
@@ -424,21 +378,14 @@ fn required_str(doc: &Value, key: &str) -> Result<String, String> {
 fn command(v: Option<&Value>, key: &str) -> Result<Option<Vec<String>>, String> {
     let argv = match v {
         None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(line)) => shlex::split(line).ok_or_else(|| {
-            format!("{key}: cannot split `{line}` into arguments (unbalanced quotes?)")
-        })?,
+        Some(Value::String(line)) => shlex::split(line)
+            .ok_or_else(|| format!("{key}: cannot split `{line}` into arguments (unbalanced quotes?)"))?,
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| {
-                i.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("{key}: every argument must be a string"))
-            })
+            .map(|i| i.as_str().map(str::to_string).ok_or_else(|| format!("{key}: every argument must be a string")))
             .collect::<Result<_, _>>()?,
         Some(_) => {
-            return Err(format!(
-                "{key}: must be a list of arguments or a command line"
-            ));
+            return Err(format!("{key}: must be a list of arguments or a command line"));
         }
     };
     if argv.is_empty() || argv[0].is_empty() {
@@ -483,10 +430,7 @@ metadata:
         Host {
             os: openclaw_os(),
             path: path.map(|p| p.as_os_str().to_owned()),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }
     }
 
@@ -509,10 +453,7 @@ metadata:
         let (name, description, metadata, run) = parse_skill_md(ONEPASSWORD).unwrap();
         assert_eq!(name, "1password");
         assert!(description.starts_with("Set up and use 1Password CLI"));
-        assert_eq!(
-            metadata["openclaw"]["requires"]["bins"],
-            serde_json::json!(["op"])
-        );
+        assert_eq!(metadata["openclaw"]["requires"]["bins"], serde_json::json!(["op"]));
         assert_eq!(metadata["openclaw"]["emoji"], "🔐");
         assert_eq!(run, None);
     }
@@ -521,10 +462,7 @@ metadata:
     fn json5_metadata_with_trailing_commas_and_unquoted_keys_parses() {
         let text = "---\nname: a\ndescription: d\nmetadata:\n  {\n    openclaw: { requires: { env: ['TOKEN',], }, },\n    // a comment\n  }\n---\n";
         let (_, _, metadata, _) = parse_skill_md(text).unwrap();
-        assert_eq!(
-            metadata["openclaw"]["requires"]["env"],
-            serde_json::json!(["TOKEN"])
-        );
+        assert_eq!(metadata["openclaw"]["requires"]["env"], serde_json::json!(["TOKEN"]));
     }
 
     #[test]
@@ -547,10 +485,7 @@ metadata:
         let s = scan.get("fleet").unwrap();
         assert!(!s.eligible);
         assert_eq!(s.missing.env, vec!["MOLTBOOK_API_KEY"]);
-        let scan2 = super::scan(
-            &[dir.path().into()],
-            &host(None, &[("MOLTBOOK_API_KEY", "x")]),
-        );
+        let scan2 = super::scan(&[dir.path().into()], &host(None, &[("MOLTBOOK_API_KEY", "x")]));
         assert!(scan2.get("fleet").unwrap().eligible);
     }
 
@@ -562,17 +497,11 @@ metadata:
             "legacy/skill.json",
             r#"{"name": "weather", "description": "w", "category": "network", "run": ["sh", "-c", "echo"]}"#,
         );
-        write(
-            dir.path(),
-            "agentish/skill.json",
-            r#"{"name": "notes", "dependencies": [{"name": "x"}]}"#,
-        );
+        write(dir.path(), "agentish/skill.json", r#"{"name": "notes", "dependencies": [{"name": "x"}]}"#);
         let scan = scan(&[dir.path().into()], &Host::current());
         assert_eq!(
             scan.get("weather").unwrap().kind,
-            Kind::Exec {
-                argv: vec!["sh".into(), "-c".into(), "echo".into()]
-            }
+            Kind::Exec { argv: vec!["sh".into(), "-c".into(), "echo".into()] }
         );
         assert_eq!(scan.get("notes").unwrap().kind, Kind::Agent);
     }
@@ -589,18 +518,10 @@ metadata:
             "e/SKILL.md",
             "---\nname: e\ndescription: d\nmetadata:\n  cluster:\n    run: \"unbalanced 'quote\"\n---\n",
         );
-        write(
-            dir.path(),
-            "f/SKILL.md",
-            "---\nname: ok\ndescription: fine\n---\n",
-        );
+        write(dir.path(), "f/SKILL.md", "---\nname: ok\ndescription: fine\n---\n");
         let scan = scan(&[dir.path().into()], &host(None, &[]));
         assert_eq!(scan.problems.len(), 5, "{:?}", scan.problems);
-        assert!(
-            scan.problems
-                .iter()
-                .any(|p| p.error.contains("`name` is missing"))
-        );
+        assert!(scan.problems.iter().any(|p| p.error.contains("`name` is missing")));
         assert_eq!(scan.eligible_names(), vec!["ok"]);
     }
 
@@ -627,10 +548,7 @@ metadata:
         );
         let without = scan(&[dir.path().into()], &host(Some(bin.path()), &[]));
         assert_eq!(without.get("1password").unwrap().missing.bins, vec!["op"]);
-        assert_eq!(
-            without.get("any").unwrap().missing.any_bins,
-            vec!["zzz-none", "op"]
-        );
+        assert_eq!(without.get("any").unwrap().missing.any_bins, vec!["zzz-none", "op"]);
         assert_eq!(without.get("wrong-os").unwrap().missing.os, vec!["plan9"]);
         let always = without.get("always").unwrap();
         assert!(always.eligible && always.missing.config == vec!["browser.enabled"]);
@@ -643,31 +561,11 @@ metadata:
     fn discovery_goes_six_levels_deep_and_the_first_dir_wins() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
-        write(
-            a.path(),
-            "1/2/3/4/5/deep/SKILL.md",
-            "---\nname: deep\ndescription: d\n---\n",
-        );
-        write(
-            a.path(),
-            "1/2/3/4/5/6/too-deep/SKILL.md",
-            "---\nname: too-deep\ndescription: d\n---\n",
-        );
-        write(
-            a.path(),
-            "x/SKILL.md",
-            "---\nname: shared\ndescription: from a\n---\n",
-        );
-        write(
-            b.path(),
-            "y/SKILL.md",
-            "---\nname: shared\ndescription: from b\n---\n",
-        );
-        write(
-            a.path(),
-            ".git/hidden/SKILL.md",
-            "---\nname: hidden\ndescription: d\n---\n",
-        );
+        write(a.path(), "1/2/3/4/5/deep/SKILL.md", "---\nname: deep\ndescription: d\n---\n");
+        write(a.path(), "1/2/3/4/5/6/too-deep/SKILL.md", "---\nname: too-deep\ndescription: d\n---\n");
+        write(a.path(), "x/SKILL.md", "---\nname: shared\ndescription: from a\n---\n");
+        write(b.path(), "y/SKILL.md", "---\nname: shared\ndescription: from b\n---\n");
+        write(a.path(), ".git/hidden/SKILL.md", "---\nname: hidden\ndescription: d\n---\n");
         let scan = scan(&[a.path().into(), b.path().into()], &host(None, &[]));
         assert_eq!(scan.eligible_names(), vec!["deep", "shared"]);
         assert_eq!(scan.get("shared").unwrap().description, "from a");
@@ -688,10 +586,7 @@ metadata:
         );
         write(dir.path(), "t/run.sh", "#!/bin/sh\n");
         let scan = scan(&[dir.path().into()], &host(None, &[]));
-        assert_eq!(
-            scan.get("s").unwrap().missing.bins,
-            vec!["zzz-no-such-program"]
-        );
+        assert_eq!(scan.get("s").unwrap().missing.bins, vec!["zzz-no-such-program"]);
         assert!(scan.get("t").unwrap().eligible);
     }
 }

@@ -26,20 +26,13 @@ pub fn arch() -> String {
 
 /// The host name (or "localhost" when the OS does not say).
 pub fn hostname() -> String {
-    sysinfo::System::host_name()
-        .ok()
-        .filter(|h| !h.trim().is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    sysinfo::System::host_name().ok().filter(|h| !h.trim().is_empty()).unwrap_or_else(|| "localhost".into())
 }
 
 /// The local address this machine uses to reach `target` (no packet is sent: a UDP
 /// socket is connected only to ask the routing table).
 pub fn local_address_towards(target: SocketAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = if target.is_ipv4() {
-        "0.0.0.0:0".parse().ok()?
-    } else {
-        "[::]:0".parse().ok()?
-    };
+    let bind: SocketAddr = if target.is_ipv4() { "0.0.0.0:0".parse().ok()? } else { "[::]:0".parse().ok()? };
     let socket = std::net::UdpSocket::bind(bind).ok()?;
     socket.connect(target).ok()?;
     socket.local_addr().ok().map(|a| a.ip())
@@ -76,8 +69,7 @@ impl Usage {
         if let Some(s) = system.as_mut() {
             s.refresh_cpu_usage();
         }
-        let disk_path =
-            std::fs::canonicalize(disk_path).unwrap_or_else(|_| disk_path.to_path_buf());
+        let disk_path = std::fs::canonicalize(disk_path).unwrap_or_else(|_| disk_path.to_path_buf());
         Usage { system, disk_path }
     }
 
@@ -98,11 +90,7 @@ impl Usage {
 }
 
 fn clamp(v: f64) -> f64 {
-    if v.is_finite() {
-        (v.clamp(0.0, 100.0) * 100.0).round() / 100.0
-    } else {
-        0.0
-    }
+    if v.is_finite() { (v.clamp(0.0, 100.0) * 100.0).round() / 100.0 } else { 0.0 }
 }
 
 /// Percent used of the volume whose mount point is the longest prefix of `path`.
@@ -115,9 +103,7 @@ fn disk_usage(path: &Path) -> f64 {
         .filter(|d| path.starts_with(d.mount_point()))
         .max_by_key(|d| d.mount_point().as_os_str().len())
         .filter(|d| d.total_space() > 0)
-        .map(|d| {
-            clamp((d.total_space() - d.available_space()) as f64 / d.total_space() as f64 * 100.0)
-        })
+        .map(|d| clamp((d.total_space() - d.available_space()) as f64 / d.total_space() as f64 * 100.0))
         .unwrap_or(0.0)
 }
 

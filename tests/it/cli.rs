@@ -1,0 +1,235 @@
+//! The binary itself: help, version, link names, config loading and its errors, logging.
+
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::{Cluster, cli, show};
+
+fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn help_lists_every_subcommand_and_version_prints_the_crate_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cli(&["--help"], &[], dir.path());
+    assert!(o.status.success(), "{}", show(&o));
+    for sub in ["coordinator", "worker", "dev", "migrate", "nodes", "health", "tasks", "skills"] {
+        assert!(stdout(&o).contains(sub), "--help lacks {sub}:\n{}", show(&o));
+    }
+    let o = cli(&["--version"], &[], dir.path());
+    assert_eq!(stdout(&o).trim(), format!("openclaw {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[cfg(unix)]
+#[test]
+fn link_names_act_as_their_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    for (link, expect) in [
+        ("openclaw-coordinator", "--db-path"),
+        ("openclaw-worker", "--coordinator-host"),
+        ("openclaw-cluster", "Commands:"),
+    ] {
+        let path = dir.path().join(link);
+        std::os::unix::fs::symlink(crate::support::BIN, &path).unwrap();
+        let o = std::process::Command::new(&path).arg("--help").output().unwrap();
+        assert!(o.status.success() && stdout(&o).contains(expect), "{link} --help:\n{}", show(&o));
+    }
+}
+
+/// `migrate --status` prints the database path: a cheap probe of storage.path.
+fn db_path_seen(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["migrate", "--status"]);
+    let mut tail: Vec<&str> = vec![];
+    if let Some(i) = all.iter().position(|a| *a == "--db-path") {
+        let value = all[i + 1];
+        all.drain(i..i + 2);
+        tail = vec!["--db-path", value];
+    }
+    all.extend(tail);
+    let o = cli(&all, env, dir);
+    assert!(o.status.success(), "{}", show(&o));
+    stdout(&o).lines().find_map(|l| l.strip_prefix("database: ")).unwrap().to_string()
+}
+
+#[test]
+fn file_env_and_flag_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("c.yaml"), "storage:\n  path: from-file.db\n").unwrap();
+    let env = [("OPENCLAW_STORAGE__PATH", "from-env.db")];
+    assert_eq!(db_path_seen(dir.path(), &[], &[]), "./data/cluster.db");
+    assert_eq!(db_path_seen(dir.path(), &["-c", "c.yaml"], &[]), "from-file.db");
+    assert_eq!(db_path_seen(dir.path(), &["-c", "c.yaml"], &env), "from-env.db");
+    assert_eq!(db_path_seen(dir.path(), &["-c", "c.yaml", "--db-path", "from-flag.db"], &env), "from-flag.db");
+}
+
+#[test]
+fn the_seeds_config_yaml_loads_verbatim() {
+    let dir = tempfile::tempdir().unwrap();
+    let seed = "storage:            # storage\n  type: sqlite\n  path: ./data/cluster.db\ncoordinator:\n  host: 0.0.0.0\n  port: 8888\n  heartbeat_timeout: 90          # seconds without heartbeat before a node is offline\n  heartbeat_check_interval: 30   # seconds between liveness checks\nworker:\n  max_concurrent_tasks: 5\n  heartbeat_interval: 5          # seconds\n  skills_dir: ./skills\n  port: 18789\ncommunication:\n  nats_url: nats://localhost:4222\nlog:\n  level: INFO\n  format: json\n";
+    std::fs::write(dir.path().join("config.yaml"), seed).unwrap();
+    let o = cli(&["-c", "config.yaml", "migrate", "--status"], &[], dir.path());
+    assert!(o.status.success(), "{}", show(&o));
+}
+
+/// Runs `migrate --status` with a config and expects exit 2 with every `needle` in stderr.
+fn config_error(yaml: Option<&str>, args: &[&str], env: &[(&str, &str)], needles: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![];
+    if let Some(y) = yaml {
+        std::fs::write(dir.path().join("bad.yaml"), y).unwrap();
+        all.extend(["-c", "bad.yaml"]);
+    }
+    all.extend_from_slice(args);
+    if !args.contains(&"coordinator") {
+        all.extend(["migrate", "--status"]);
+    }
+    let o = cli(&all, env, dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    for n in needles {
+        assert!(stderr(&o).contains(n), "stderr lacks {n:?}:\n{}", show(&o));
+    }
+    assert!(!dir.path().join("data").exists(), "a config error must change nothing");
+}
+
+#[test]
+fn config_errors_name_the_key_and_where_it_came_from() {
+    config_error(
+        Some("coordinator:\n  prot: 1\n"),
+        &[],
+        &[],
+        &["coordinator.prot", "bad.yaml:2", "unknown field `prot`"],
+    );
+    config_error(Some("coordinator:\n  port: abc\n"), &[], &[], &["coordinator.port", "bad.yaml:2"]);
+    config_error(Some("coordinator:\n  port: 70000\n"), &[], &[], &["coordinator.port", "bad.yaml:2", "0 to 65535"]);
+    config_error(Some("coordinator:\n  port: 0\n"), &[], &[], &["coordinator.port", "bad.yaml:2", "not 0"]);
+    config_error(
+        Some("coordinator:\n  heartbeat_timeout: 5\nworker:\n  heartbeat_interval: 5\n"),
+        &[],
+        &[],
+        &["coordinator.heartbeat_timeout", "bad.yaml:2", "worker.heartbeat_interval"],
+    );
+    config_error(Some("log:\n  level: LOUD\n"), &[], &[], &["log.level", "LOUD", "ERROR, WARN, INFO, DEBUG, TRACE"]);
+    config_error(
+        None,
+        &[],
+        &[("OPENCLAW_WORKER__MAX_CONCURRENT_TASKS", "0")],
+        &["worker.max_concurrent_tasks", "OPENCLAW_WORKER__MAX_CONCURRENT_TASKS"],
+    );
+    config_error(
+        None,
+        &[],
+        &[("OPENCLAW_COORDINATOR__PORT", "abc")],
+        &["coordinator.port", "OPENCLAW_COORDINATOR__PORT"],
+    );
+    config_error(
+        None,
+        &[],
+        &[("OPENCLAW_COORDINATOR__PROT", "1")],
+        &["unknown key `prot`", "OPENCLAW_COORDINATOR__PROT"],
+    );
+    config_error(None, &["coordinator", "--port", "0"], &[], &["coordinator.port", "flag --port"]);
+    config_error(None, &["--log-level", "LOUD"], &[], &["log.level", "LOUD"]);
+}
+
+#[test]
+fn a_missing_config_file_is_a_usage_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cli(&["-c", "nope.yaml", "migrate", "--status"], &[], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(stderr(&o).contains("nope.yaml"), "{}", show(&o));
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [vec!["frobnicate"], vec!["tasks", "submit"], vec!["coordinator", "--port", "x"]] {
+        let o = cli(&args, &[], dir.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+    }
+}
+
+#[tokio::test]
+async fn log_lines_are_json_with_the_seeds_keys() {
+    let mut cluster = Cluster::start().await;
+    let (status, _) = cluster.call("GET", "/api/v1/nodes", None, None).await;
+    assert_eq!(status, 401);
+    let coordinator = cluster.coordinator.as_mut().unwrap();
+    coordinator.wait_for_output("\"message\":\"request\"", Duration::from_secs(5)).await;
+    let out = coordinator.out();
+    let mut saw_coordinator_info = false;
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        for key in ["timestamp", "level", "message", "module"] {
+            assert!(v.get(key).is_some_and(|k| k.is_string()), "{key} missing in {line}");
+        }
+        let ts = v["timestamp"].as_str().unwrap();
+        assert!(
+            ts.ends_with('Z')
+                && time::OffsetDateTime::parse(ts, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{ts}"
+        );
+        assert!(["ERROR", "WARN", "INFO", "DEBUG", "TRACE"].contains(&v["level"].as_str().unwrap()), "{line}");
+        saw_coordinator_info |= v["module"] == "coordinator" && v["level"] == "INFO";
+    }
+    assert!(saw_coordinator_info, "no INFO line from module coordinator in:\n{out}");
+    // The request log line carries method, path, status and client.
+    let request = out.lines().find(|l| l.contains("\"status\":401") && l.contains("\"message\":\"request\"")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(request).unwrap();
+    assert_eq!(
+        (v["method"].as_str(), v["path"].as_str(), v["client"].as_str()),
+        (Some("GET"), Some("/api/v1/nodes"), Some("127.0.0.1"))
+    );
+}
+
+/// Man pages for the command and every subcommand, rendered from the clap definitions.
+fn man_pages() -> Vec<(String, Vec<u8>)> {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, name: String, out: &mut Vec<(String, Vec<u8>)>) {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(cmd.clone().name(name.clone()).bin_name(name.replace('-', " ")))
+            .render(&mut page)
+            .unwrap();
+        out.push((format!("{name}.1"), page));
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            walk(sub, format!("{name}-{}", sub.get_name()), out);
+        }
+    }
+    let mut cmd = openclaw::cli::Cli::command();
+    cmd.build();
+    let mut out = Vec::new();
+    walk(&cmd, "openclaw".into(), &mut out);
+    out
+}
+
+/// The committed man pages match the CLI. Regenerate with
+/// `OPENCLAW_UPDATE_MAN=1 cargo test --test it man_pages`.
+#[test]
+fn man_pages_are_current() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("man");
+    let pages = man_pages();
+    if std::env::var_os("OPENCLAW_UPDATE_MAN").is_some() {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, page) in &pages {
+            std::fs::write(dir.join(name), page).unwrap();
+        }
+    }
+    let mut stale = Vec::new();
+    for (name, page) in &pages {
+        if std::fs::read(dir.join(name)).ok().as_ref() != Some(page) {
+            stale.push(name.clone());
+        }
+    }
+    let committed = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    assert!(
+        stale.is_empty() && committed == pages.len(),
+        "man pages are out of date ({stale:?}; {committed} files for {} pages): run OPENCLAW_UPDATE_MAN=1 cargo test --test it man_pages",
+        pages.len()
+    );
+}

@@ -1,0 +1,210 @@
+//! The store: schema versions, migrations with backups, the one-process lock, bad files,
+//! and a clean stop.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::support::{Cluster, Proc, Settings, cli, show};
+
+const INIT_SQL: &str = include_str!("../../src/store/migrations/0001_init.sql");
+
+fn user_version(db: &Path) -> i64 {
+    Connection::open(db).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
+}
+
+fn count(db: &Path, table: &str) -> i64 {
+    Connection::open(db).unwrap().query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+}
+
+/// A database at schema 1 with one node and one task, as an older binary left it.
+fn schema_1_fixture(db: &Path) {
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let c = Connection::open(db).unwrap();
+    c.execute_batch(INIT_SQL).unwrap();
+    c.execute_batch(
+        "INSERT INTO nodes (node_id, hostname, platform, arch, max_concurrent_tasks, status, registered_at, secret_hash)
+           VALUES ('old-node', 'old.local', 'linux', 'x64', 5, 'offline', 1700000000000, 'x');
+         INSERT INTO tasks (task_id, seq, name, task_type, priority, required_skills, timeout_ms, max_retries, status, submitted_at, completed_at)
+           VALUES ('task_old', 1, 'old', 'batch', 2, '[\"echo\"]', 60000, 3, 'completed', unixepoch() * 1000, unixepoch() * 1000);
+         PRAGMA user_version = 1;",
+    )
+    .unwrap();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_database_is_created_at_the_current_schema_with_private_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = Cluster::start().await;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(user_version(&cluster.db()), 2);
+    assert_eq!(mode(&cluster.path().join("data")), 0o700);
+    assert_eq!(mode(&cluster.db()), 0o600);
+    assert_eq!(mode(&cluster.path().join("data/admin.token")), 0o600);
+    assert_eq!(mode(&cluster.path().join("data/worker.token")), 0o600);
+    assert!(cluster.admin().len() >= 43, "256 random bits, URL-safe");
+    assert_ne!(cluster.admin(), cluster.worker_token());
+    let log = cluster.coordinator.as_ref().unwrap().out();
+    assert!(log.contains("admin.token") && !log.contains(&cluster.admin()), "the log names token paths, never values");
+}
+
+#[tokio::test]
+async fn an_older_database_needs_migrate_which_backs_up_first_and_is_idempotent() {
+    let cluster = Cluster::new(Settings::default());
+    let db = cluster.db();
+    schema_1_fixture(&db);
+    let config = cluster.config.display().to_string();
+
+    // The coordinator refuses and says what to do.
+    let mut c = Proc::spawn("coordinator", &["-c", &config, "coordinator"], &[], cluster.path(), &cluster.logs());
+    let status = c.wait_exit(Duration::from_secs(10)).await;
+    assert_eq!(status.code(), Some(1), "{}", c.logs());
+    assert!(
+        c.err().contains("schema 1") && c.err().contains("needs 2") && c.err().contains("openclaw migrate"),
+        "{}",
+        c.logs()
+    );
+
+    let o = cli(&["-c", &config, "migrate", "--status"], &[], cluster.path());
+    assert!(o.status.success(), "{}", show(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("current schema: 1") && text.contains("0002_task_queries"), "{text}");
+
+    let before = std::fs::read(&db).unwrap();
+    let o = cli(&["-c", &config, "migrate", "--dry-run"], &[], cluster.path());
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0002_task_queries"));
+    assert_eq!(std::fs::read(&db).unwrap(), before, "--dry-run changed the database");
+    assert_eq!(user_version(&db), 1);
+
+    let o = cli(&["-c", &config, "migrate"], &[], cluster.path());
+    assert!(o.status.success(), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let backup =
+        out.lines().find_map(|l| l.strip_prefix("backup: ")).unwrap_or_else(|| panic!("no backup line: {out}"));
+    let backup = Path::new(backup);
+    assert_eq!(user_version(backup), 1, "the backup is the database as it was");
+    assert_eq!((count(backup, "nodes"), count(backup, "tasks")), (1, 1));
+    assert_eq!(user_version(&db), 2);
+    assert_eq!((count(&db, "nodes"), count(&db, "tasks")), (1, 1), "migration kept the rows");
+
+    let backups = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains(".backup-"))
+            .count()
+    };
+    let o = cli(&["-c", &config, "migrate"], &[], cluster.path());
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("up to date"), "{}", show(&o));
+    assert_eq!(backups(db.parent().unwrap()), 1, "a second run is a no-op");
+
+    // Now the coordinator starts and still knows the old node.
+    let mut cluster = cluster;
+    cluster.start_coordinator().await;
+    assert_eq!(cluster.node("old-node").await["status"], "offline");
+    assert_eq!(cluster.get("/api/v1/tasks/task_old").await["status"], "completed");
+}
+
+#[tokio::test]
+async fn a_newer_database_is_refused_by_coordinator_and_migrate() {
+    let cluster = Cluster::new(Settings::default());
+    std::fs::create_dir_all(cluster.db().parent().unwrap()).unwrap();
+    Connection::open(cluster.db())
+        .unwrap()
+        .execute_batch("CREATE TABLE future (x); PRAGMA user_version = 99;")
+        .unwrap();
+    let config = cluster.config.display().to_string();
+    let mut c = Proc::spawn("coordinator", &["-c", &config, "coordinator"], &[], cluster.path(), &cluster.logs());
+    assert_eq!(c.wait_exit(Duration::from_secs(10)).await.code(), Some(1), "{}", c.logs());
+    assert!(c.err().contains("schema 99") && c.err().contains("newer"), "{}", c.logs());
+    let o = cli(&["-c", &config, "migrate"], &[], cluster.path());
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("99"), "{}", show(&o));
+    assert_eq!(user_version(&cluster.db()), 99);
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_sqlite_is_refused_and_left_untouched() {
+    let cluster = Cluster::new(Settings::default());
+    std::fs::create_dir_all(cluster.db().parent().unwrap()).unwrap();
+    let junk: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(cluster.db(), &junk).unwrap();
+    let config = cluster.config.display().to_string();
+    let mut c = Proc::spawn("coordinator", &["-c", &config, "coordinator"], &[], cluster.path(), &cluster.logs());
+    assert_eq!(c.wait_exit(Duration::from_secs(10)).await.code(), Some(1), "{}", c.logs());
+    assert!(c.err().contains("not an SQLite database"), "{}", c.logs());
+    for args in [vec!["migrate", "--status"], vec!["migrate"]] {
+        let mut all = vec!["-c", config.as_str()];
+        all.extend(args);
+        let o = cli(&all, &[], cluster.path());
+        assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("not an SQLite database"), "{}", show(&o));
+    }
+    assert_eq!(std::fs::read(cluster.db()).unwrap(), junk, "the file was changed");
+    let entries: Vec<String> = std::fs::read_dir(cluster.db().parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!entries.iter().any(|e| e.contains("-wal") || e.contains(".backup-")), "{entries:?}");
+}
+
+#[tokio::test]
+async fn somebody_elses_database_is_refused() {
+    let cluster = Cluster::new(Settings::default());
+    std::fs::create_dir_all(cluster.db().parent().unwrap()).unwrap();
+    Connection::open(cluster.db()).unwrap().execute_batch("CREATE TABLE nodes (id TEXT);").unwrap();
+    let config = cluster.config.display().to_string();
+    let mut c = Proc::spawn("coordinator", &["-c", &config, "coordinator"], &[], cluster.path(), &cluster.logs());
+    assert_eq!(c.wait_exit(Duration::from_secs(10)).await.code(), Some(1), "{}", c.logs());
+    assert!(c.err().contains("not an openclaw store"), "{}", c.logs());
+}
+
+#[tokio::test]
+async fn a_second_process_on_the_same_database_is_refused_naming_the_lock_and_pid() {
+    let mut cluster = Cluster::start().await;
+    let config = cluster.config.display().to_string();
+    let first_pid = cluster.coordinator.as_ref().unwrap().pid();
+    let other_port = crate::support::free_port().to_string();
+    let mut second = Proc::spawn(
+        "coordinator-2",
+        &["-c", &config, "coordinator", "--port", &other_port],
+        &[],
+        cluster.path(),
+        &cluster.logs(),
+    );
+    assert_eq!(second.wait_exit(Duration::from_secs(10)).await.code(), Some(1), "{}", second.logs());
+    let err = second.err();
+    assert!(err.contains("cluster.db.lock") && err.contains(&format!("PID {first_pid}")), "{}", second.logs());
+    assert!(!err.contains("database is locked"));
+
+    let o = cli(&["-c", &config, "migrate"], &[], cluster.path());
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cluster.db.lock"), "{}", show(&o));
+
+    // A lock left by a killed process does not block the next start.
+    cluster.kill_coordinator();
+    cluster.start_coordinator().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_stops_cleanly_with_database_and_tokens_intact() {
+    let mut cluster = Cluster::start().await;
+    cluster.register("n1", &["echo"], 2).await;
+    let admin = cluster.admin();
+    let c = cluster.coordinator.as_mut().unwrap();
+    c.term();
+    let status = c.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(0), "{}", c.logs());
+    assert!(c.out().contains("coordinator stopped"));
+    assert_eq!(user_version(&cluster.db()), 2);
+    assert_eq!(count(&cluster.db(), "nodes"), 1);
+    let integrity: String =
+        Connection::open(cluster.db()).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+    cluster.start_coordinator().await;
+    assert_eq!(cluster.admin(), admin, "tokens survive a restart");
+    assert_eq!(cluster.node("n1").await["node_id"], "n1");
+}

@@ -1,0 +1,502 @@
+//! Test harness: temp dirs, free ports, the real binary as child processes, an API client,
+//! and waiting on observable conditions (with a deadline) instead of sleeping.
+//! When a test fails, every process it started prints its logs and the temp dir is kept.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_openclaw");
+
+/// An HTTP client (rustls needs its crypto provider installed once per process).
+pub fn http_client() -> reqwest::Client {
+    openclaw::cmd::install_crypto();
+    reqwest::Client::new()
+}
+
+/// A port nobody listens on right now (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A child process whose output goes to files; killed (SIGKILL) when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Option<Child>,
+    pub stdout: PathBuf,
+    pub stderr: PathBuf,
+    pub status: Option<ExitStatus>,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, args: &[&str], env: &[(&str, &str)], cwd: &Path, logs: &Path) -> Proc {
+        std::fs::create_dir_all(logs).unwrap();
+        let stdout = logs.join(format!("{name}.out"));
+        let stderr = logs.join(format!("{name}.err"));
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_remove("OPENCLAW_TOKEN")
+            .env_remove("OPENCLAW_URL")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(append(&stdout))
+            .stderr(append(&stderr));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {BIN} {args:?}: {e}"));
+        Proc { name: name.into(), child: Some(child), stdout, stderr, status: None }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(|c| c.id()).unwrap_or(0)
+    }
+
+    pub fn out(&self) -> String {
+        std::fs::read_to_string(&self.stdout).unwrap_or_default()
+    }
+
+    pub fn err(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// kill -9, and reap it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            self.status = c.wait().ok();
+        }
+    }
+
+    /// Sends SIGTERM.
+    #[cfg(unix)]
+    pub fn term(&self) {
+        if let Some(c) = &self.child {
+            // SAFETY: sending a signal to our own child.
+            unsafe {
+                libc::kill(c.id() as i32, libc::SIGTERM);
+            }
+        }
+    }
+
+    /// Waits for the process to exit on its own.
+    pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.status {
+                return status;
+            }
+            let c = self.child.as_mut().expect("running");
+            if let Some(status) = c.try_wait().unwrap() {
+                self.status = Some(status);
+                self.child = None;
+                return status;
+            }
+            if started.elapsed() > limit {
+                panic!("{} did not exit within {limit:?}\n{}", self.name, self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().ok().flatten().is_none(),
+            None => false,
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "----- {} stdout ({}) -----\n{}\n----- {} stderr -----\n{}",
+            self.name,
+            self.stdout.display(),
+            tail(&self.out(), 12_000),
+            self.name,
+            tail(&self.err(), 6_000)
+        )
+    }
+
+    /// Waits until a line of its stdout contains `text`.
+    pub async fn wait_for_output(&self, text: &str, limit: Duration) {
+        let started = Instant::now();
+        while !self.out().contains(text) {
+            if started.elapsed() > limit {
+                panic!("{} never printed {text:?}\n{}", self.name, self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+fn tail(s: &str, n: usize) -> &str {
+    if s.len() <= n {
+        s
+    } else {
+        let mut start = s.len() - n;
+        while !s.is_char_boundary(start) {
+            start += 1;
+        }
+        &s[start..]
+    }
+}
+
+fn append(path: &Path) -> Stdio {
+    Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap())
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        self.kill9();
+    }
+}
+
+/// Runs the CLI to completion.
+pub fn cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).current_dir(cwd).env_remove("OPENCLAW_TOKEN").env_remove("OPENCLAW_URL").env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+/// Text of an output, for assertions and failure messages.
+pub fn show(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Knobs of a test cluster, rendered into its config file.
+#[derive(Clone)]
+pub struct Settings {
+    pub heartbeat_timeout: f64,
+    pub heartbeat_interval: f64,
+    pub strategy: &'static str,
+    pub retry_backoff_base: f64,
+    pub extra_coordinator: String,
+    pub extra_worker: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            heartbeat_timeout: 3.0,
+            heartbeat_interval: 0.5,
+            strategy: "least_loaded",
+            retry_backoff_base: 0.2,
+            extra_coordinator: String::new(),
+            extra_worker: String::new(),
+        }
+    }
+}
+
+/// A temp dir with a config file and a coordinator process.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub config: PathBuf,
+    pub coordinator: Option<Proc>,
+    pub http: reqwest::Client,
+    restarts: u32,
+}
+
+impl Cluster {
+    /// A cluster with a running coordinator.
+    pub async fn start() -> Cluster {
+        Self::start_with(Settings::default()).await
+    }
+
+    pub async fn start_with(settings: Settings) -> Cluster {
+        let mut c = Self::new(settings);
+        c.start_coordinator().await;
+        c
+    }
+
+    /// The files only, no process yet.
+    pub fn new(s: Settings) -> Cluster {
+        let dir = tempfile::Builder::new().prefix("openclaw-it-").tempdir().unwrap();
+        let port = free_port();
+        let gateway_port = free_port();
+        let config = dir.path().join("config.yaml");
+        let yaml = format!(
+            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: {port}\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: 5\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n  port: {gateway_port}\n{ew}log:\n  level: DEBUG\n  format: json\n",
+            data = dir.path().join("data").display(),
+            ht = s.heartbeat_timeout,
+            hi = s.heartbeat_interval,
+            strategy = s.strategy,
+            rb = s.retry_backoff_base,
+            rm = (s.retry_backoff_base * 5.0).max(1.0),
+            ec = s.extra_coordinator,
+            ew = s.extra_worker,
+        );
+        std::fs::write(&config, yaml).unwrap();
+        Cluster { dir, port, config, coordinator: None, http: http_client(), restarts: 0 }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.path().join("data/cluster.db")
+    }
+
+    pub fn logs(&self) -> PathBuf {
+        self.path().join("logs")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn admin(&self) -> String {
+        std::fs::read_to_string(self.path().join("data/admin.token")).unwrap().trim().to_string()
+    }
+
+    pub fn worker_token(&self) -> String {
+        std::fs::read_to_string(self.path().join("data/worker.token")).unwrap().trim().to_string()
+    }
+
+    /// Starts the coordinator and waits until it answers.
+    pub async fn start_coordinator(&mut self) {
+        let name =
+            if self.restarts == 0 { "coordinator".to_string() } else { format!("coordinator-{}", self.restarts) };
+        self.restarts += 1;
+        let config = self.config.display().to_string();
+        let p = Proc::spawn(&name, &["-c", &config, "coordinator"], &[], self.dir.path(), &self.logs());
+        self.coordinator = Some(p);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let started = Instant::now();
+        loop {
+            if let Ok(r) = self.http.get(format!("{}/health", self.url())).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            let c = self.coordinator.as_mut().unwrap();
+            if !c.is_running() || started.elapsed() > Duration::from_secs(20) {
+                panic!("the coordinator did not come up\n{}", c.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn kill_coordinator(&mut self) {
+        if let Some(mut c) = self.coordinator.take() {
+            c.kill9();
+            // Keep its logs on disk; the Proc is gone.
+        }
+    }
+
+    /// Starts a worker process.
+    pub fn worker(&self, node_id: &str, skills: &Path, extra: &[&str]) -> Proc {
+        self.worker_env(node_id, skills, extra, &[])
+    }
+
+    pub fn worker_env(&self, node_id: &str, skills: &Path, extra: &[&str], env: &[(&str, &str)]) -> Proc {
+        let config = self.config.display().to_string();
+        let skills = skills.display().to_string();
+        let mut args = vec!["-c", &config, "worker", "--node-id", node_id, "--skills-dir", &skills];
+        args.extend_from_slice(extra);
+        Proc::spawn(&format!("worker-{node_id}"), &args, env, self.dir.path(), &self.logs())
+    }
+
+    /// Runs the CLI against this cluster's config.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let config = self.config.display().to_string();
+        let mut all = vec!["-c", config.as_str()];
+        all.extend_from_slice(args);
+        cli(&all, &[], self.dir.path())
+    }
+
+    /// A request with an explicit token (None: no Authorization header) and a raw body.
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(method, format!("{}{path}", self.url()));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A request with the admin token.
+    pub async fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let body = body.map(|b| b.to_string());
+        self.call(method, path, Some(&self.admin()), body.as_deref()).await
+    }
+
+    /// GET with the admin token, expecting 200.
+    pub async fn get(&self, path: &str) -> Value {
+        let (status, body) = self.api("GET", path, None).await;
+        assert_eq!(status, 200, "GET {path}: {body}");
+        body
+    }
+
+    /// Submits a task, expecting 201.
+    pub async fn submit(&self, body: Value) -> String {
+        let (status, task) = self.api("POST", "/api/v1/tasks", Some(body)).await;
+        assert_eq!(status, 201, "submit: {task}");
+        task["task_id"].as_str().unwrap().to_string()
+    }
+
+    /// Waits on the server for the task to end (up to `secs`), and returns it.
+    pub async fn wait_task(&self, id: &str, secs: u64) -> Value {
+        let started = Instant::now();
+        loop {
+            let task = self.get(&format!("/api/v1/tasks/{id}/wait?timeout={secs}")).await;
+            let status = task["status"].as_str().unwrap_or("");
+            if ["completed", "failed", "cancelled", "timeout"].contains(&status) {
+                return self.get(&format!("/api/v1/tasks/{id}")).await;
+            }
+            if started.elapsed() > Duration::from_secs(secs) {
+                return task;
+            }
+        }
+    }
+
+    /// The node as the API shows it (Null when unknown).
+    pub async fn node(&self, id: &str) -> Value {
+        let (status, node) = self.api("GET", &format!("/api/v1/nodes/{id}"), None).await;
+        if status == 200 { node } else { Value::Null }
+    }
+
+    /// Waits until `check(node)` holds for the node (polling the API every 50 ms).
+    pub async fn wait_node(&self, id: &str, what: &str, limit: Duration, check: impl Fn(&Value) -> bool) -> Value {
+        let started = Instant::now();
+        loop {
+            let node = self.node(id).await;
+            if check(&node) {
+                return node;
+            }
+            if started.elapsed() > limit {
+                panic!("node {id} never became {what} within {limit:?}; last seen: {node}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the node is online with exactly these skills.
+    pub async fn wait_online(&self, id: &str, skills: &[&str]) -> Value {
+        let want: Vec<String> = skills.iter().map(|s| s.to_string()).collect();
+        self.wait_node(id, &format!("online with {want:?}"), Duration::from_secs(20), |n| {
+            n["status"] != "offline" && !n.is_null() && {
+                let mut have: Vec<String> = n["available_skills"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect();
+                have.sort();
+                have == want
+            }
+        })
+        .await
+    }
+
+    /// Registers a node through the API (no worker process) and returns its secret.
+    pub async fn register(&self, id: &str, skills: &[&str], max: u32) -> String {
+        let body = serde_json::json!({
+            "node_id": id, "hostname": format!("{id}.local"), "platform": "linux", "arch": "x64",
+            "available_skills": skills, "max_concurrent_tasks": max,
+        });
+        let (status, answer) =
+            self.call("POST", "/api/v1/nodes/register", Some(&self.worker_token()), Some(&body.to_string())).await;
+        assert_eq!(status, 200, "register {id}: {answer}");
+        answer["node_secret"].as_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(c) = &self.coordinator {
+                eprintln!("{}", c.logs());
+            }
+            let kept = self.dir.path().to_path_buf();
+            eprintln!("test files kept in {}", kept.display());
+            // Keep the directory for a post-mortem.
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+            let _ = dir.keep();
+        }
+    }
+}
+
+/// Writes an exec skill whose command is `sh run.sh` with the given script.
+pub fn exec_skill(skills: &Path, name: &str, script: &str) {
+    let dir = skills.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("SKILL.md"),
+        format!(
+            "---\nname: {name}\ndescription: test skill {name}\nmetadata:\n  cluster:\n    run: [sh, run.sh]\n---\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("run.sh"), script).unwrap();
+}
+
+/// Writes an agent skill (no command).
+pub fn agent_skill(skills: &Path, name: &str) {
+    let dir = skills.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("SKILL.md"),
+        format!("---\nname: {name}\ndescription: agent skill {name}\n---\nDo the thing.\n"),
+    )
+    .unwrap();
+}
+
+/// Whether a process is gone (or a zombie nobody reaped yet), waiting up to 5 s.
+#[cfg(unix)]
+pub async fn gone(pid: i32) -> bool {
+    for _ in 0..100 {
+        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Ok(s) => s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+            // SAFETY: signal 0 only checks that the process exists.
+            Err(_) => (unsafe { libc::kill(pid, 0) }) != 0,
+        };
+        if gone {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// Waits until `f` returns true, polling every 50 ms, up to `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !f().await {
+        if started.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,791 @@
+//! Tasks end to end: real coordinator, real worker processes, real skills written here.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::stand_in_gateway::{Chat, StandIn};
+use crate::support::{Cluster, Settings, agent_skill, eventually, exec_skill, show};
+
+fn events(task: &Value) -> Vec<(String, u64, String)> {
+    task["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap().to_string(),
+                e["attempt"].as_u64().unwrap(),
+                e["node_id"].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A skill that waits for `gate` to exist (up to 30 s), then prints JSON with its name.
+fn gated_skill(skills: &std::path::Path, name: &str, gate: &std::path::Path) {
+    exec_skill(
+        skills,
+        name,
+        &format!(
+            "i=0; while [ ! -f {gate} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done\necho \"{{\\\"task\\\": \\\"$OPENCLAW_TASK_ID\\\", \\\"node\\\": \\\"$OPENCLAW_NODE_ID\\\"}}\"\n",
+            gate = gate.display()
+        ),
+    );
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_exec_task_returns_its_json_result() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(
+        &skills,
+        "echo",
+        "read input\necho \"{\\\"input\\\": $input, \\\"env\\\": [\\\"$OPENCLAW_TASK_ID\\\", \\\"$OPENCLAW_NODE_ID\\\", \\\"$OPENCLAW_SKILL\\\", \\\"$OPENCLAW_ATTEMPT\\\"], \\\"pwd\\\": \\\"$(pwd)\\\"}\"\necho warming up >&2\n",
+    );
+    exec_skill(&skills, "text", "echo plain words\n");
+    let _w = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["echo", "text"]).await;
+    let id =
+        cluster.submit(json!({"name": "say", "required_skills": ["echo"], "parameters": {"n": 3, "s": "x"}})).await;
+    let task = cluster.wait_task(&id, 20).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let result = &task["result"];
+    assert_eq!(result["input"], json!({"task_id": id, "attempt": 1, "name": "say", "parameters": {"n": 3, "s": "x"}}));
+    assert_eq!(result["env"], json!([id, "w1", "echo", "1"]));
+    assert!(result["pwd"].as_str().unwrap().ends_with("skills/echo"), "runs in the skill's folder: {result}");
+    assert_eq!(
+        events(&task).iter().map(|e| e.0.as_str()).collect::<Vec<_>>(),
+        vec!["submitted", "scheduled", "running", "completed"]
+    );
+    for key in ["submitted_at", "scheduled_at", "started_at", "completed_at"] {
+        assert!(task[key].is_string(), "{key}: {task}");
+    }
+    let text = cluster.submit(json!({"name": "t", "required_skills": ["text"]})).await;
+    assert_eq!(cluster.wait_task(&text, 20).await["result"], json!({"stdout": "plain words\n"}));
+
+    let node = cluster.node("w1").await;
+    assert_eq!(
+        (node["total_tasks_processed"].as_u64(), node["successful_tasks"].as_u64(), node["running_tasks"].as_u64()),
+        (Some(2), Some(2), Some(0))
+    );
+    assert!(node["average_execution_time"].as_f64().unwrap() > 0.0, "{node}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn priorities_decide_who_gets_the_one_free_slot_and_fifo_within_one() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    let gate = cluster.path().join("gate");
+    gated_skill(&skills, "work", &gate);
+    let _w = cluster.worker("w1", &skills, &["--max-concurrent-tasks", "1"]);
+    cluster.wait_online("w1", &["work"]).await;
+    let blocker = cluster.submit(json!({"name": "blocker", "required_skills": ["work"]})).await;
+    eventually("the blocker runs", Duration::from_secs(10), || async {
+        cluster.get(&format!("/api/v1/tasks/{blocker}")).await["status"] == "running"
+    })
+    .await;
+    let mut ids = vec![];
+    for (name, priority) in [
+        ("low", json!("low")),
+        ("normal-1", json!("normal")),
+        ("high", json!(1)),
+        ("normal-2", json!(2)),
+        ("critical", json!("critical")),
+    ] {
+        ids.push((
+            name,
+            cluster.submit(json!({"name": name, "required_skills": ["work"], "priority": priority})).await,
+        ));
+    }
+    let pending = cluster.get(&format!("/api/v1/tasks/{}", ids[0].1)).await;
+    assert!(pending["pending_reason"].as_str().unwrap().contains("full (1/1)"), "{pending}");
+    std::fs::write(&gate, "").unwrap();
+    let mut order = vec![];
+    for (name, id) in &ids {
+        let t = cluster.wait_task(id, 30).await;
+        assert_eq!(t["status"], "completed", "{t}");
+        order.push((t["started_at"].as_str().unwrap().to_string(), name.to_string()));
+    }
+    order.sort();
+    let names: Vec<&str> = order.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(names, vec!["critical", "high", "normal-1", "normal-2", "low"]);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_unplaceable_critical_task_does_not_block_a_normal_one() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "echo '{}'\n");
+    let _w = cluster.worker("w1", &skills, &["--max-concurrent-tasks", "1"]);
+    cluster.wait_online("w1", &["echo"]).await;
+    let stuck = cluster.submit(json!({"name": "stuck", "required_skills": ["ffmpeg"], "priority": "critical"})).await;
+    let normal = cluster.submit(json!({"name": "fine", "required_skills": ["echo"]})).await;
+    assert_eq!(cluster.wait_task(&normal, 20).await["status"], "completed");
+    let stuck = cluster.get(&format!("/api/v1/tasks/{stuck}")).await;
+    assert_eq!(stuck["status"], "pending");
+    assert_eq!(stuck["pending_reason"], "no node has skill 'ffmpeg'");
+}
+
+#[tokio::test]
+async fn pending_reasons_say_why() {
+    let settings = Settings { retry_backoff_base: 30.0, ..Settings::default() };
+    let cluster = Cluster::start_with(settings).await;
+    let reason = |id: String| {
+        let cluster = &cluster;
+        async move { cluster.get(&format!("/api/v1/tasks/{id}")).await["pending_reason"].as_str().unwrap_or("").to_string() }
+    };
+    let task = |skills: Value| json!({"name": "t", "required_skills": skills});
+
+    let t = cluster.submit(task(json!(["python", "cuda"]))).await;
+    assert_eq!(reason(t.clone()).await, "no node has skill 'python' and 'cuda'");
+
+    let n1 = cluster.register("n1", &["python"], 1).await;
+    let first = cluster.submit(task(json!(["python"]))).await;
+    assert_eq!(cluster.get(&format!("/api/v1/tasks/{first}")).await["status"], "scheduled");
+    let second = cluster.submit(task(json!(["python"]))).await;
+    assert_eq!(reason(second.clone()).await, "the only node with 'python' (n1) is full (1/1)");
+    cluster.register("n2", &["python"], 1).await;
+    assert_eq!(
+        cluster.get(&format!("/api/v1/tasks/{second}")).await["status"],
+        "scheduled",
+        "a node joining places waiting work"
+    );
+    let third = cluster.submit(task(json!(["python"]))).await;
+    assert_eq!(reason(third.clone()).await, "both nodes with 'python' are full (1/1, 1/1)");
+    assert_eq!(reason(t.clone()).await, "no node has skill 'cuda'");
+    cluster.register("n5", &["cuda"], 1).await;
+    assert_eq!(reason(t).await, "no node has all of 'python' and 'cuda'");
+
+    cluster.register("n3", &["ocr"], 1).await;
+    cluster.api("POST", "/api/v1/nodes/n3/drain", None).await;
+    let ocr = cluster.submit(task(json!(["ocr"]))).await;
+    assert_eq!(reason(ocr.clone()).await, "the only online node with 'ocr' (n3) is draining");
+
+    let n4 = cluster.register("n4", &["ffmpeg"], 1).await;
+    cluster.call("POST", "/api/v1/nodes/n4/shutdown", Some(&n4), None).await;
+    let ff = cluster.submit(task(json!(["ffmpeg"]))).await;
+    let r = reason(ff).await;
+    assert!(r.starts_with("no online node has 'ffmpeg' (n4 has it, offline for"), "{r}");
+
+    // A failed attempt waits for its retry.
+    let (_, poll) = cluster.call("POST", "/api/v1/nodes/n1/tasks/poll", Some(&n1), Some(r#"{"wait_secs": 0}"#)).await;
+    let attempt = &poll["assignments"][0];
+    let (status, _) = cluster
+        .call(
+            "POST",
+            &format!("/api/v1/nodes/n1/tasks/{first}/result"),
+            Some(&n1),
+            Some(r#"{"attempt": 1, "outcome": "failed", "error": "boom"}"#),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(attempt["task_id"], first.as_str());
+    let r = reason(first.clone()).await;
+    assert!(r.starts_with("retry 1 of 3 due in") && r.contains("boom"), "{r}");
+    // The CLI shows it.
+    let o = cluster.cli(&["tasks", "get", &first]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("retry 1 of 3 due in"), "{}", show(&o));
+    let o = cluster.cli(&["tasks", "list", "--status", "pending"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("is draining"), "{}", show(&o));
+}
+
+#[tokio::test]
+async fn reports_are_fenced_by_node_and_attempt_and_repeats_are_harmless() {
+    let cluster = Cluster::start().await;
+    let a = cluster.register("a", &["x"], 1).await;
+    let b = cluster.register("b", &["y"], 1).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["x"]})).await;
+    let (_, poll) = cluster.call("POST", "/api/v1/nodes/a/tasks/poll", Some(&a), Some(r#"{"wait_secs": 0}"#)).await;
+    assert_eq!(poll["assignments"][0]["attempt"], 1, "{poll}");
+    let path = format!("/api/v1/nodes/a/tasks/{id}");
+    let (status, _) = cluster.call("POST", &format!("{path}/start"), Some(&a), Some(r#"{"attempt": 1}"#)).await;
+    assert_eq!(status, 200);
+    let (status, body) = cluster
+        .call("POST", &format!("{path}/result"), Some(&a), Some(r#"{"attempt": 2, "outcome": "completed"}"#))
+        .await;
+    assert_eq!(status, 409, "a stale attempt: {body}");
+    let (status, body) = cluster
+        .call(
+            "POST",
+            &format!("/api/v1/nodes/b/tasks/{id}/result"),
+            Some(&b),
+            Some(r#"{"attempt": 1, "outcome": "completed"}"#),
+        )
+        .await;
+    assert_eq!(status, 409, "not assigned to that node: {body}");
+    let done = r#"{"attempt": 1, "outcome": "completed", "result": {"v": 1}, "duration_ms": 5}"#;
+    let (status, _) = cluster.call("POST", &format!("{path}/result"), Some(&a), Some(done)).await;
+    assert_eq!(status, 200);
+    let (status, again) = cluster.call("POST", &format!("{path}/result"), Some(&a), Some(done)).await;
+    assert_eq!((status, again["status"].as_str()), (200, Some("completed")), "a repeated report is harmless");
+    let (status, _) =
+        cluster.call("POST", &format!("{path}/result"), Some(&a), Some(r#"{"attempt": 1, "outcome": "failed"}"#)).await;
+    assert_eq!(status, 409, "a different ending for an ended task");
+    let task = cluster.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!((task["status"].as_str(), task["result"].clone()), (Some("completed"), json!({"v": 1})));
+    assert_eq!(events(&task).iter().filter(|e| e.0 == "completed").count(), 1);
+    let (status, _) = cluster.call("POST", "/api/v1/nodes/a/tasks/task_nope/result", Some(&a), Some(done)).await;
+    assert_eq!(status, 404);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_worker_killed_mid_task_loses_it_to_another_worker() {
+    let cluster = Cluster::start_with(Settings { heartbeat_timeout: 2.0, ..Settings::default() }).await;
+    let skills = cluster.path().join("skills");
+    exec_skill(
+        &skills,
+        "slow",
+        "if [ \"$OPENCLAW_NODE_ID\" = w1 ]; then touch on-w1; sleep 30; fi\necho \"{\\\"by\\\": \\\"$OPENCLAW_NODE_ID\\\"}\"\n",
+    );
+    let mut w1 = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["slow"]).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["slow"], "max_retries": 2})).await;
+    let marker = skills.join("slow/on-w1");
+    eventually("the task runs on w1", Duration::from_secs(10), || async { marker.exists() }).await;
+    let _w2 = cluster.worker("w2", &skills, &[]);
+    cluster.wait_online("w2", &["slow"]).await;
+    w1.kill9();
+    let task = cluster.wait_task(&id, 30).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["result"], json!({"by": "w2"}));
+    assert_eq!(task["attempt"], 2);
+    let ev = events(&task);
+    assert!(
+        ev.contains(&("scheduled".into(), 1, "w1".into())) && ev.contains(&("failed".into(), 1, "w1".into())),
+        "{ev:?}"
+    );
+    assert!(
+        ev.contains(&("scheduled".into(), 2, "w2".into())) && ev.contains(&("completed".into(), 2, "w2".into())),
+        "{ev:?}"
+    );
+    let lost = task["events"].as_array().unwrap().iter().find(|e| e["event"] == "failed").unwrap();
+    assert!(lost["message"].as_str().unwrap().contains("no heartbeat"), "{lost}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn kill_9_of_the_coordinator_loses_no_acknowledged_task() {
+    let mut cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    let gate = cluster.path().join("gate");
+    gated_skill(&skills, "gated", &gate);
+    exec_skill(&skills, "quick", "echo '{\"quick\": true}'\n");
+    let _w = cluster.worker("w1", &skills, &["--max-concurrent-tasks", "2"]);
+    cluster.wait_online("w1", &["gated", "quick"]).await;
+
+    let done = cluster.submit(json!({"name": "done", "required_skills": ["quick"]})).await;
+    assert_eq!(cluster.wait_task(&done, 20).await["status"], "completed");
+    let running: Vec<String> = vec![
+        cluster.submit(json!({"name": "r1", "required_skills": ["gated"]})).await,
+        cluster.submit(json!({"name": "r2", "required_skills": ["gated"]})).await,
+    ];
+    for id in &running {
+        eventually("running", Duration::from_secs(10), || async {
+            cluster.get(&format!("/api/v1/tasks/{id}")).await["status"] == "running"
+        })
+        .await;
+    }
+    let queued = cluster.submit(json!({"name": "queued", "required_skills": ["gated"], "priority": "high"})).await;
+    let unplaceable = cluster.submit(json!({"name": "later", "required_skills": ["later"]})).await;
+    let mut all = vec![done.clone(), queued.clone(), unplaceable.clone()];
+    all.extend(running.iter().cloned());
+    // Submissions racing the crash: whatever got a 201 must survive.
+    let racing = {
+        let url = cluster.url();
+        let admin = cluster.admin();
+        let http = cluster.http.clone();
+        tokio::spawn(async move {
+            let mut acked = vec![];
+            for i in 0..200 {
+                let r = http
+                    .post(format!("{url}/api/v1/tasks"))
+                    .bearer_auth(&admin)
+                    .json(&json!({"name": format!("race-{i}"), "required_skills": ["quick"]}))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 201 => {
+                        acked.push(r.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_string())
+                    }
+                    _ => break,
+                }
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await; // let some submissions land; no correctness depends on it
+    cluster.kill_coordinator();
+    let acked = racing.await.unwrap();
+    all.extend(acked.iter().cloned());
+
+    cluster.start_coordinator().await;
+    for id in &all {
+        let (status, task) = cluster.api("GET", &format!("/api/v1/tasks/{id}"), None).await;
+        assert_eq!(status, 200, "acknowledged task {id} is gone after the crash: {task}");
+    }
+    std::fs::write(&gate, "").unwrap();
+    exec_skill(&skills, "later", "echo '{\"later\": true}'\n");
+    for id in &all {
+        let task = cluster.wait_task(id, 60).await;
+        assert_eq!(task["status"], "completed", "{task}");
+    }
+    assert!(!acked.is_empty() || all.len() == 5);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn cancelling_a_running_task_kills_its_child_and_grandchild() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "tree", "echo $$ > child.pid\nsleep 300 &\necho $! > grandchild.pid\nwait\n");
+    let _w = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["tree"]).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["tree"]})).await;
+    let (child, grandchild) = (skills.join("tree/child.pid"), skills.join("tree/grandchild.pid"));
+    eventually("both processes started", Duration::from_secs(10), || async {
+        grandchild.exists() && std::fs::read_to_string(&grandchild).is_ok_and(|s| !s.trim().is_empty())
+    })
+    .await;
+    let pid = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().trim().parse::<i32>().unwrap();
+    let (child, grandchild) = (pid(&child), pid(&grandchild));
+    let (status, answer) = cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
+    assert_eq!(status, 200, "{answer}");
+    let task = cluster.wait_task(&id, 20).await;
+    assert_eq!(task["status"], "cancelled", "{task}");
+    assert!(crate::support::gone(child).await, "child {child} still runs");
+    assert!(crate::support::gone(grandchild).await, "grandchild {grandchild} still runs");
+    let (status, _) = cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
+    assert_eq!(status, 409, "cancelling an ended task");
+    // A pending task is cancelled at once.
+    let pending = cluster.submit(json!({"name": "p", "required_skills": ["nobody-has-this"]})).await;
+    let (status, answer) = cluster.api("POST", &format!("/api/v1/tasks/{pending}/cancel"), None).await;
+    assert_eq!((status, answer["status"].as_str()), (200, Some("cancelled")));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_timeout_ends_the_task_as_timeout_and_kills_the_process() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "hang", "echo $$ > hang.pid\nsleep 300\n");
+    let _w = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["hang"]).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["hang"], "timeout": 1, "max_retries": 0})).await;
+    let task = cluster.wait_task(&id, 20).await;
+    assert_eq!(task["status"], "timeout", "{task}");
+    assert!(task["error"].as_str().unwrap().contains("timed out after 1s"), "{task}");
+    let pid: i32 = std::fs::read_to_string(skills.join("hang/hang.pid")).unwrap().trim().parse().unwrap();
+    assert!(crate::support::gone(pid).await, "the timed-out process {pid} still runs");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_skill_that_fails_twice_then_succeeds_completes_at_attempt_3() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(
+        &skills,
+        "flaky",
+        "if [ \"$OPENCLAW_ATTEMPT\" -lt 3 ]; then echo \"boom $OPENCLAW_ATTEMPT\" >&2; exit 7; fi\necho '{\"ok\": true}'\n",
+    );
+    exec_skill(&skills, "broken", "echo nope >&2; exit 3\n");
+    let _w = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["broken", "flaky"]).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["flaky"]})).await;
+    let task = cluster.wait_task(&id, 30).await;
+    assert_eq!(
+        (task["status"].as_str(), task["attempt"].as_u64(), task["retry_count"].as_u64()),
+        (Some("completed"), Some(3), Some(2)),
+        "{task}"
+    );
+    let failures: Vec<&Value> = task["events"].as_array().unwrap().iter().filter(|e| e["event"] == "failed").collect();
+    assert_eq!(failures.len(), 2);
+    let first = failures[0]["message"].as_str().unwrap();
+    assert!(first.contains("exited with code 7") && first.contains(": boom 1"), "{first}");
+    assert!(failures[1]["message"].as_str().unwrap().contains("retry 2 of 3"), "{:?}", failures[1]);
+
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["broken"], "max_retries": 1})).await;
+    let task = cluster.wait_task(&id, 30).await;
+    assert_eq!((task["status"].as_str(), task["attempt"].as_u64()), (Some("failed"), Some(2)), "{task}");
+    assert!(
+        task["error"].as_str().unwrap().contains("exited with code 3")
+            && task["error"].as_str().unwrap().contains(": nope"),
+        "{task}"
+    );
+    assert_eq!(task["result"]["exit_code"], 3);
+    let node = cluster.node("w1").await;
+    assert_eq!((node["successful_tasks"].as_u64(), node["failed_tasks"].as_u64()), (Some(1), Some(4)), "{node}");
+}
+
+#[tokio::test]
+async fn idempotent_submission_returns_the_first_task() {
+    let cluster = Cluster::start().await;
+    let body = json!({"name": "t", "required_skills": ["x"]});
+    let post = |key: &'static str, body: Value| {
+        let cluster = &cluster;
+        async move {
+            let r = cluster
+                .http
+                .post(format!("{}/api/v1/tasks", cluster.url()))
+                .bearer_auth(cluster.admin())
+                .header("idempotency-key", key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s1, first) = post("order-42", body.clone()).await;
+    let (s2, second) = post("order-42", body.clone()).await;
+    assert_eq!((s1, s2), (201, 200));
+    assert_eq!(first["task_id"], second["task_id"]);
+    let (s3, third) = cluster
+        .api(
+            "POST",
+            "/api/v1/tasks",
+            Some(json!({"name": "t", "required_skills": ["x"], "idempotency_key": "order-42"})),
+        )
+        .await;
+    assert_eq!((s3, third["task_id"].clone()), (200, first["task_id"].clone()));
+    let (s4, _) = post("order-43", json!({"name": "t", "required_skills": ["x"], "idempotency_key": "order-44"})).await;
+    assert_eq!(s4, 400, "header and body keys differ");
+    assert_eq!(cluster.get("/api/v1/tasks").await["tasks"].as_array().unwrap().len(), 1);
+    // The CLI flag does the same.
+    let a = cluster.cli(&["tasks", "submit", "--skill", "x", "--idempotency-key", "k1"]);
+    let b = cluster.cli(&["tasks", "submit", "--skill", "x", "--idempotency-key", "k1"]);
+    assert_eq!(a.stdout, b.stdout, "{}\n{}", show(&a), show(&b));
+}
+
+#[tokio::test]
+async fn every_bad_submission_is_a_400_naming_the_field() {
+    let cluster = Cluster::start().await;
+    let long = "n".repeat(201);
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"required_skills": ["x"]}), "name"),
+        (json!({"name": "", "required_skills": ["x"]}), "name"),
+        (json!({"name": long, "required_skills": ["x"]}), "name"),
+        (json!({"name": "t"}), "required_skills"),
+        (json!({"name": "t", "required_skills": []}), "required_skills"),
+        (json!({"name": "t", "required_skills": "x"}), "required_skills"),
+        (json!({"name": "t", "required_skills": ["x", " "]}), "required_skills[1]"),
+        (json!({"name": "t", "required_skills": ["x"], "priority": "urgent"}), "priority"),
+        (json!({"name": "t", "required_skills": ["x"], "priority": 9}), "priority"),
+        (json!({"name": "t", "required_skills": ["x"], "timeout": 0}), "timeout"),
+        (json!({"name": "t", "required_skills": ["x"], "timeout": 604801}), "timeout"),
+        (json!({"name": "t", "required_skills": ["x"], "timeout": "soon"}), "timeout"),
+        (json!({"name": "t", "required_skills": ["x"], "max_retries": 101}), "max_retries"),
+        (json!({"name": "t", "required_skills": ["x"], "max_retries": -1}), "max_retries"),
+        (json!({"name": "t", "required_skills": ["x"], "colour": "red"}), "colour"),
+        (json!({"name": "t", "required_skills": ["x"], "task_type": "weird"}), "task_type"),
+        (json!({"name": "t", "required_skills": ["x"], "metadata": [1]}), "metadata"),
+        (json!({"name": "t", "required_skills": ["x"], "optional_skills": [1]}), "optional_skills[0]"),
+    ];
+    for (body, field) in cases {
+        let (status, answer) = cluster.api("POST", "/api/v1/tasks", Some(body.clone())).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{body}: {message:?} does not name {field}");
+    }
+    let (status, _) = cluster.call("POST", "/api/v1/tasks", Some(&cluster.admin()), Some("{\"name\": ")).await;
+    assert_eq!(status, 400);
+    assert_eq!(cluster.get("/api/v1/tasks").await["tasks"], json!([]), "nothing was stored");
+    for (query, field) in
+        [("status=done", "status"), ("limit=0", "limit"), ("limit=x", "limit"), ("after=abc", "after")]
+    {
+        let (status, answer) = cluster.api("GET", &format!("/api/v1/tasks?{query}"), None).await;
+        assert_eq!(status, 400, "{query}");
+        assert!(answer["error"]["message"].as_str().unwrap().starts_with(field), "{answer}");
+    }
+    // The CLI maps a refused submission to exit 2.
+    let o = cluster.cli(&["tasks", "submit", "--skill", "x", "--timeout", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("timeout"), "{}", show(&o));
+}
+
+#[tokio::test]
+async fn the_list_pages_newest_first_with_a_stable_cursor_and_filters() {
+    let cluster = Cluster::start().await;
+    let a = cluster.register("a", &["x"], 1).await;
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(
+            cluster.submit(json!({"name": format!("t{i}"), "required_skills": [if i == 4 { "y" } else { "x" }]})).await,
+        );
+    }
+    let page1 = cluster.get("/api/v1/tasks?limit=2").await;
+    let got: Vec<&str> = page1["tasks"].as_array().unwrap().iter().map(|t| t["task_id"].as_str().unwrap()).collect();
+    assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str()]);
+    // A new task does not shift the next page.
+    cluster.submit(json!({"name": "late", "required_skills": ["x"]})).await;
+    let next = page1["next"].as_str().unwrap();
+    let page2 = cluster.get(&format!("/api/v1/tasks?limit=2&after={next}")).await;
+    let got: Vec<&str> = page2["tasks"].as_array().unwrap().iter().map(|t| t["task_id"].as_str().unwrap()).collect();
+    assert_eq!(got, vec![ids[2].as_str(), ids[1].as_str()]);
+    let page3 = cluster.get(&format!("/api/v1/tasks?limit=2&after={}", page2["next"].as_str().unwrap())).await;
+    assert_eq!(page3["tasks"].as_array().unwrap().len(), 1);
+    assert!(page3["next"].is_null());
+    assert_eq!(cluster.get("/api/v1/tasks?skill=y").await["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(cluster.get("/api/v1/tasks?node=a").await["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(cluster.get("/api/v1/tasks?status=scheduled").await["tasks"][0]["task_id"], ids[0].as_str());
+    let _ = a;
+}
+
+#[tokio::test]
+async fn reconciliation_requeues_lost_work_and_cancels_stale_work() {
+    // A long heartbeat timeout: the node stays online while the reconcile grace passes.
+    let cluster = Cluster::start_with(Settings { heartbeat_timeout: 20.0, ..Settings::default() }).await;
+    let a = cluster.register("a", &["x"], 2).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["x"]})).await;
+    cluster.call("POST", "/api/v1/nodes/a/tasks/poll", Some(&a), Some(r#"{"wait_secs": 0}"#)).await;
+    cluster.call("POST", &format!("/api/v1/nodes/a/tasks/{id}/start"), Some(&a), Some(r#"{"attempt": 1}"#)).await;
+    // The node reports it holds nothing: within the grace nothing happens…
+    let (_, hb) = cluster.call("POST", "/api/v1/nodes/a/heartbeat", Some(&a), Some(r#"{"held_tasks": []}"#)).await;
+    assert_eq!(hb["cancel"], json!([]));
+    assert_eq!(cluster.get(&format!("/api/v1/tasks/{id}")).await["status"], "running");
+    // …after it (5 s with these settings), the task is requeued.
+    tokio::time::sleep(Duration::from_millis(5200)).await; // the grace period is the behaviour under test
+    cluster.call("POST", "/api/v1/nodes/a/heartbeat", Some(&a), Some(r#"{"held_tasks": []}"#)).await;
+    let task = cluster.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_ne!(task["status"], "running", "{task}");
+    assert!(
+        task["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["message"].as_str().is_some_and(|m| m.contains("no longer reports it"))),
+        "{task}"
+    );
+    // A task the node holds but the coordinator ended is cancelled on the node.
+    let other = cluster.submit(json!({"name": "gone", "required_skills": ["nobody"]})).await;
+    cluster.api("POST", &format!("/api/v1/tasks/{other}/cancel"), None).await;
+    let held = json!({"held_tasks": [{"task_id": other, "attempt": 1}]}).to_string();
+    let (_, hb) = cluster.call("POST", "/api/v1/nodes/a/heartbeat", Some(&a), Some(&held)).await;
+    assert_eq!(hb["cancel"], json!([{"task_id": other, "attempt": 1}]));
+}
+
+#[tokio::test]
+async fn a_new_incarnation_requeues_the_old_ones_tasks_at_once() {
+    let cluster = Cluster::start().await;
+    let a = cluster.register("a", &["x"], 1).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["x"]})).await;
+    cluster.call("POST", "/api/v1/nodes/a/tasks/poll", Some(&a), Some(r#"{"wait_secs": 0}"#)).await;
+    cluster.call("POST", &format!("/api/v1/nodes/a/tasks/{id}/start"), Some(&a), Some(r#"{"attempt": 1}"#)).await;
+    let a2 = cluster.register("a", &["x"], 1).await;
+    let task = cluster.get(&format!("/api/v1/tasks/{id}")).await;
+    let failed =
+        task["events"].as_array().unwrap().iter().find(|e| e["event"] == "failed").unwrap_or_else(|| panic!("{task}"));
+    assert!(failed["message"].as_str().unwrap().contains("registered again"), "{failed}");
+    let (_, poll) = cluster.call("POST", "/api/v1/nodes/a/tasks/poll", Some(&a2), Some(r#"{"wait_secs": 5}"#)).await;
+    assert_eq!(poll["assignments"][0]["attempt"], 2, "{poll}");
+}
+
+#[tokio::test]
+async fn a_long_poll_hands_over_a_placed_task_at_once() {
+    let cluster = Cluster::start().await;
+    let a = cluster.register("a", &["x"], 1).await;
+    let waiting = {
+        let url = cluster.url();
+        let http = cluster.http.clone();
+        let a = a.clone();
+        tokio::spawn(async move {
+            let r = http
+                .post(format!("{url}/api/v1/nodes/a/tasks/poll"))
+                .bearer_auth(a)
+                .body(r#"{"wait_secs": 20}"#)
+                .send()
+                .await
+                .unwrap();
+            r.json::<Value>().await.unwrap()
+        })
+    };
+    let started = std::time::Instant::now();
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["x"]})).await;
+    let poll = waiting.await.unwrap();
+    assert_eq!(poll["assignments"][0]["task_id"], id.as_str());
+    assert!(started.elapsed() < Duration::from_secs(10), "the poll waited for its timeout instead of the placement");
+    let (_, empty) = cluster
+        .call(
+            "POST",
+            "/api/v1/nodes/a/tasks/poll",
+            Some(&a),
+            Some(&json!({"wait_secs": 0.2, "held": [{"task_id": id, "attempt": 1}]}).to_string()),
+        )
+        .await;
+    assert_eq!(empty["assignments"], json!([]), "a held task is not sent again");
+}
+
+#[tokio::test]
+async fn the_agent_runner_speaks_to_the_gateway() {
+    let gateway = StandIn::start().await;
+    let settings = Settings { extra_worker: format!("  gateway_url: {}\n", gateway.url()), ..Settings::default() };
+    let cluster = Cluster::start_with(settings).await;
+    let skills = cluster.path().join("skills");
+    agent_skill(&skills, "summarize");
+    let _w = cluster.worker_env("w1", &skills, &[], &[("OPENCLAW_GATEWAY_TOKEN", "gw-token")]);
+    cluster.wait_online("w1", &["summarize"]).await;
+
+    // Success: the answer text is the result.
+    gateway.set(|b| b.script.push_back(Chat::Answer("three bullet points".into())));
+    let id = cluster
+        .submit(
+            json!({"name": "s", "required_skills": ["summarize", "web"], "parameters": {"prompt": "Summarize this"}}),
+        )
+        .await;
+    // "web" is not on the node: the task waits; the node has only summarize.
+    assert_eq!(cluster.get(&format!("/api/v1/tasks/{id}")).await["status"], "pending");
+    cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
+    let id = cluster
+        .submit(json!({"name": "s", "required_skills": ["summarize"], "parameters": {"prompt": "Summarize this"}}))
+        .await;
+    let task = cluster.wait_task(&id, 20).await;
+    assert_eq!(
+        (task["status"].as_str(), task["result"]["text"].as_str()),
+        (Some("completed"), Some("three bullet points")),
+        "{task}"
+    );
+    let (request, auth) = gateway.requests().last().cloned().unwrap();
+    assert_eq!(request["model"], "openclaw/default");
+    assert_eq!(request["stream"], false);
+    assert_eq!(request["messages"][1], json!({"role": "user", "content": "Summarize this"}));
+    assert!(request["messages"][0]["content"].as_str().unwrap().contains("summarize"), "{request}");
+    assert_eq!(auth.as_deref(), Some("Bearer gw-token"));
+
+    // 500 then 401: the gateway's message becomes the task's error.
+    gateway.set(|b| {
+        b.script.push_back(Chat::Error(500, "model exploded".into()));
+        b.script.push_back(Chat::Error(401, "bad token".into()));
+    });
+    let id = cluster
+        .submit(
+            json!({"name": "s", "required_skills": ["summarize"], "description": "fallback prompt", "max_retries": 1}),
+        )
+        .await;
+    let task = cluster.wait_task(&id, 20).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    let failures: Vec<String> = task["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "failed")
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert!(failures[0].contains("500") && failures[0].contains("model exploded"), "{failures:?}");
+    assert!(task["error"].as_str().unwrap().contains("bad token"), "{task}");
+    let prompt = &gateway.requests()[gateway.requests().len() - 1].0["messages"][1]["content"];
+    assert_eq!(prompt, "fallback prompt", "the description is the prompt without parameters.prompt");
+
+    // 429: requeued without spending a retry.
+    gateway.set(|b| {
+        b.script.push_back(Chat::Error(429, "slow down".into()));
+        b.script.push_back(Chat::Answer("ok".into()));
+    });
+    let id = cluster.submit(json!({"name": "s", "required_skills": ["summarize"], "max_retries": 0})).await;
+    let task = cluster.wait_task(&id, 20).await;
+    assert_eq!(
+        (task["status"].as_str(), task["retry_count"].as_u64(), task["attempt"].as_u64()),
+        (Some("completed"), Some(0), Some(2)),
+        "{task}"
+    );
+    assert!(
+        task["events"].as_array().unwrap().iter().any(|e| e["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("slow down") && m.contains("without spending a retry"))),
+        "{task}"
+    );
+
+    // 404 on the call: the endpoint was switched off; the task goes back without spending a
+    // retry and the node stops advertising the skill.
+    gateway.set(|b| {
+        b.script.push_back(Chat::Error(404, "Not Found".into()));
+        b.models = 404;
+    });
+    let id = cluster.submit(json!({"name": "s", "required_skills": ["summarize"], "max_retries": 0})).await;
+    cluster.wait_online("w1", &[]).await;
+    let task = cluster.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!((task["status"].as_str(), task["retry_count"].as_u64()), (Some("pending"), Some(0)), "{task}");
+    assert!(task["pending_reason"].as_str().unwrap_or("").contains("chatCompletions"), "{task}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_tasks_cli_submits_waits_and_reports_with_exit_codes() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "read input; echo \"$input\"\n");
+    exec_skill(&skills, "fail", "echo broken >&2; exit 1\n");
+    let _w = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["echo", "fail"]).await;
+    let o = cluster.cli(&[
+        "tasks", "submit", "--skill", "echo", "--param", "n=3", "--param", "who=me", "--prompt", "hi", "--wait",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let out: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(out["parameters"], json!({"n": 3, "who": "me", "prompt": "hi"}));
+    let o = cluster.cli(&["tasks", "submit", "--skill", "fail", "--retries", "0", "--wait"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("failed after attempt 1"), "{}", show(&o));
+    let o = cluster.cli(&["tasks", "submit", "--skill", "echo"]);
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(id.starts_with("task_"), "{}", show(&o));
+    let o = cluster.cli(&["tasks", "wait", &id, "--timeout", "20s"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let o = cluster.cli(&["tasks", "get", &id, "--json"]);
+    let task: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(task["events"].as_array().unwrap().len(), 4);
+    let o = cluster.cli(&["tasks", "list"]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.starts_with("TASK") && text.contains(&id), "{text}");
+    let o = cluster.cli(&["tasks", "submit", "--skill", "nobody", "--params-json", "[1]", "--param", "a=1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let o = cluster.cli(&["tasks", "get", "task_missing"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let pending = cluster.cli(&["tasks", "submit", "--skill", "nobody"]);
+    let pid = String::from_utf8_lossy(&pending.stdout).trim().to_string();
+    let o = cluster.cli(&["tasks", "wait", &pid, "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no node has skill 'nobody'"), "{}", show(&o));
+    let o = cluster.cli(&["tasks", "cancel", &pid]);
+    assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("cancelled"), "{}", show(&o));
+}
+
+#[tokio::test]
+async fn old_ended_tasks_are_purged() {
+    let mut cluster = Cluster::start().await;
+    let id = cluster.submit(json!({"name": "keep", "required_skills": ["x"]})).await;
+    cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
+    cluster.kill_coordinator();
+    let c = rusqlite::Connection::open(cluster.db()).unwrap();
+    c.execute_batch(
+        "INSERT INTO tasks (task_id, seq, name, task_type, priority, required_skills, timeout_ms, max_retries, status, submitted_at, completed_at, idempotency_key)
+         VALUES ('task_ancient', 100, 'old', 'batch', 2, '[\"x\"]', 1000, 0, 'completed', 0, unixepoch() * 1000 - 31 * 86400000, 'ancient-key');
+         INSERT INTO task_events (task_id, at, event, status, attempt) VALUES ('task_ancient', 0, 'completed', 'completed', 1);",
+    )
+    .unwrap();
+    drop(c);
+    cluster.start_coordinator().await;
+    eventually("the ancient task is purged", Duration::from_secs(10), || async {
+        cluster.api("GET", "/api/v1/tasks/task_ancient", None).await.0 == 404
+    })
+    .await;
+    assert_eq!(cluster.get(&format!("/api/v1/tasks/{id}")).await["status"], "cancelled");
+    let events: i64 = rusqlite::Connection::open(cluster.db())
+        .unwrap()
+        .query_row("SELECT count(*) FROM task_events WHERE task_id = 'task_ancient'", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(events, 0);
+    // Its idempotency key is free again.
+    let (status, _) = cluster
+        .api(
+            "POST",
+            "/api/v1/tasks",
+            Some(json!({"name": "t", "required_skills": ["x"], "idempotency_key": "ancient-key"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+}

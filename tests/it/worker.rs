@@ -1,0 +1,205 @@
+//! The worker process: joining with exactly its eligible skills, live rescans, the
+//! gateway check, losing and finding the coordinator, a wrong token, graceful leave.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::stand_in_gateway::StandIn;
+use crate::support::{Cluster, Settings, agent_skill, eventually, exec_skill};
+
+fn gateway_settings(gateway: &StandIn) -> Settings {
+    Settings { extra_worker: format!("  gateway_url: {}\n", gateway.url()), ..Settings::default() }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_worker_joins_with_exactly_its_eligible_skills() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    std::fs::create_dir_all(skills.join("needs-bin")).unwrap();
+    std::fs::write(skills.join("needs-bin/SKILL.md"), "---\nname: needs-bin\ndescription: d\nmetadata: {\"openclaw\": {\"requires\": {\"bins\": [\"zzz-not-installed\"]}}, \"cluster\": {\"run\": \"cat\"}}\n---\n").unwrap();
+    std::fs::create_dir_all(skills.join("needs-env")).unwrap();
+    std::fs::write(skills.join("needs-env/SKILL.md"), "---\nname: needs-env\ndescription: d\nmetadata:\n  openclaw:\n    requires:\n      env: [ZZZ_UNSET_VAR]\n  cluster:\n    run: [cat]\n---\n").unwrap();
+    std::fs::create_dir_all(skills.join("broken")).unwrap();
+    std::fs::write(skills.join("broken/SKILL.md"), "---\nname: [oops\n---\n").unwrap();
+    // An agent skill with no gateway (worker.port points at nothing): listed unavailable.
+    agent_skill(&skills, "chat");
+
+    let worker = cluster.worker("w1", &skills, &["--tag", "gpu"]);
+    let node = cluster.wait_online("w1", &["echo"]).await;
+    assert_eq!(node["tags"], json!(["gpu"]));
+    assert_eq!(node["max_concurrent_tasks"], 5);
+    assert_eq!(node["platform"], "linux");
+    assert!(["x64", "arm64"].contains(&node["arch"].as_str().unwrap()), "{node}");
+    assert_eq!(node["ip_address"], "127.0.0.1", "the address used to reach the coordinator");
+    assert!(node["unavailable_skills"]["chat"].as_str().unwrap().contains("not reachable"), "{node}");
+    assert_eq!(cluster.get("/api/v1/nodes/skills/echo").await.as_array().unwrap().len(), 1);
+    assert_eq!(cluster.get("/api/v1/nodes/skills/needs-env").await, json!([]));
+    worker.wait_for_output("skipping a skill that does not parse", Duration::from_secs(5)).await;
+    let warn = worker.out().lines().find(|l| l.contains("skipping a skill")).unwrap().to_string();
+    assert!(warn.contains("broken/SKILL.md") && warn.contains("\"level\":\"WARN\""), "{warn}");
+
+    // With the env var set, the gated skill is eligible.
+    let w2 = cluster.worker_env("w2", &skills, &[], &[("ZZZ_UNSET_VAR", "1")]);
+    cluster.wait_online("w2", &["echo", "needs-env"]).await;
+    drop(w2);
+    drop(worker);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn skill_changes_reach_the_coordinator_without_a_restart() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "one", "cat\n");
+    let _worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["one"]).await;
+    exec_skill(&skills, "two", "cat\n");
+    cluster.wait_online("w1", &["one", "two"]).await;
+    std::fs::write(skills.join("one/SKILL.md"), "---\nname: [broken\n---\n").unwrap();
+    cluster.wait_online("w1", &["two"]).await;
+    std::fs::remove_dir_all(skills.join("two")).unwrap();
+    cluster.wait_online("w1", &[]).await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn kill_9_makes_the_node_offline_after_the_timeout() {
+    let cluster = Cluster::start_with(Settings { heartbeat_timeout: 2.0, ..Settings::default() }).await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    let mut worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["echo"]).await;
+    worker.kill9();
+    let killed = Instant::now();
+    cluster.wait_node("w1", "offline", Duration::from_secs(10), |n| n["status"] == "offline").await;
+    assert!(killed.elapsed() < Duration::from_millis(3500), "offline only after {:?}", killed.elapsed());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_worker_finds_a_restarted_coordinator_by_itself() {
+    let settings = Settings { heartbeat_interval: 1.0, ..Settings::default() };
+    let mut cluster = Cluster::start_with(settings).await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    let worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["echo"]).await;
+    cluster.kill_coordinator();
+    worker.wait_for_output("the coordinator is not answering", Duration::from_secs(10)).await;
+    cluster.start_coordinator().await;
+    let back = Instant::now();
+    cluster.wait_node("w1", "online again", Duration::from_secs(10), |n| n["status"] == "online").await;
+    assert!(
+        back.elapsed() <= Duration::from_secs(2),
+        "back after {:?}; two heartbeat intervals are 2 s",
+        back.elapsed()
+    );
+    worker.wait_for_output("connected to the coordinator again", Duration::from_secs(5)).await;
+    let warnings = worker.out().lines().filter(|l| l.contains("the coordinator is not answering")).count();
+    assert_eq!(warnings, 1, "one WARN per outage, not one per attempt:\n{}", worker.out());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_worker_started_before_the_coordinator_waits_for_it() {
+    let mut cluster = Cluster::new(Settings::default());
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    // Auth off: no token file exists before the first coordinator start.
+    std::fs::write(&cluster.config, std::fs::read_to_string(&cluster.config).unwrap() + "auth:\n  enabled: false\n")
+        .unwrap();
+    let mut worker = cluster.worker("w1", &skills, &[]);
+    worker.wait_for_output("the coordinator is not answering", Duration::from_secs(10)).await;
+    assert!(worker.is_running(), "the worker must not exit while the coordinator is away");
+    cluster.start_coordinator().await;
+    cluster.wait_online("w1", &["echo"]).await;
+}
+
+#[tokio::test]
+async fn a_wrong_token_exits_1_saying_so() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    std::fs::create_dir_all(&skills).unwrap();
+    let mut worker = cluster.worker("w1", &skills, &["--token", "definitely-not-the-token"]);
+    let status = worker.wait_exit(Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(1), "{}", worker.logs());
+    assert!(worker.err().contains("join token") && worker.err().contains("401"), "{}", worker.logs());
+}
+
+#[tokio::test]
+async fn agent_skills_follow_the_gateway() {
+    let gateway = StandIn::start().await;
+    let cluster = Cluster::start_with(gateway_settings(&gateway)).await;
+    let skills = cluster.path().join("skills");
+    agent_skill(&skills, "summarize");
+    let worker = cluster.worker_env("w1", &skills, &[], &[("OPENCLAW_GATEWAY_TOKEN", "gw-secret-value-123")]);
+    cluster.wait_online("w1", &["summarize"]).await;
+
+    gateway.set(|b| b.models = 404);
+    let node = cluster.wait_online("w1", &[]).await;
+    assert!(node["unavailable_skills"]["summarize"].as_str().unwrap().contains("chatCompletions.enabled"), "{node}");
+    gateway.set(|b| b.models = 200);
+    cluster.wait_online("w1", &["summarize"]).await;
+    gateway.set(|b| b.models = 401);
+    let node = cluster.wait_online("w1", &[]).await;
+    assert!(node["unavailable_skills"]["summarize"].as_str().unwrap().contains("token"), "{node}");
+    gateway.set(|b| {
+        b.models = 200;
+        b.healthy = false;
+    });
+    eventually("the gateway's health is checked", Duration::from_secs(10), || async {
+        cluster.node("w1").await["unavailable_skills"]["summarize"].as_str().is_some_and(|s| s.contains("healthz"))
+    })
+    .await;
+    assert!(!worker.out().contains("gw-secret-value-123"), "the gateway token leaked into the log");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sigterm_lets_running_tasks_finish_then_leaves() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    let gate = cluster.path().join("gate");
+    exec_skill(
+        &skills,
+        "gated",
+        &format!("touch started; while [ ! -f {} ]; do sleep 0.05; done; echo '{{\"ok\": true}}'\n", gate.display()),
+    );
+    let mut worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["gated"]).await;
+    let id = cluster.submit(json!({"name": "g", "required_skills": ["gated"]})).await;
+    let started = skills.join("gated/started");
+    eventually("the task started", Duration::from_secs(10), || async { started.exists() }).await;
+    worker.term();
+    worker.wait_for_output("taking no new tasks", Duration::from_secs(5)).await;
+    assert!(worker.is_running(), "the worker waits for its running task");
+    std::fs::write(&gate, "").unwrap();
+    let task = cluster.wait_task(&id, 20).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let status = worker.wait_exit(Duration::from_secs(15)).await;
+    assert_eq!(status.code(), Some(0), "{}", worker.logs());
+    assert_eq!(cluster.node("w1").await["status"], "offline", "the node said it was leaving");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_default_node_id_comes_from_the_host_name() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    std::fs::create_dir_all(&skills).unwrap();
+    let config = cluster.config.display().to_string();
+    let skills_arg = skills.display().to_string();
+    let _worker = crate::support::Proc::spawn(
+        "worker-default",
+        &["-c", &config, "worker", "--skills-dir", &skills_arg],
+        &[],
+        cluster.path(),
+        &cluster.logs(),
+    );
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_ascii_lowercase();
+    let expected = openclaw::coordinator::registry::node_id_from_hostname(&host);
+    cluster.wait_node(&expected, "registered", Duration::from_secs(10), |n| !n.is_null()).await;
+}
