@@ -4,6 +4,7 @@
 //! was tried and what to check: "GET /api/v1/nodes returned 401 (unauthorized): …", or
 //! "cannot reach the coordinator at http://…: connection refused — is it running? …".
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -68,13 +69,23 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client for `base` (e.g. `http://127.0.0.1:8888`).
-    pub fn new(base: &str, token: Option<String>) -> Result<Client, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// A client for `base` (e.g. `http://127.0.0.1:8888`), trusting the PEM certificate(s)
+    /// in `ca_file` in addition to the system's roots.
+    pub fn new(base: &str, token: Option<String>, ca_file: Option<&Path>) -> anyhow::Result<Client> {
+        use anyhow::Context;
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(50))
-            .user_agent(concat!("openclaw/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .user_agent(concat!("openclaw/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).with_context(|| format!("cannot read worker.ca_file {}", path.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .with_context(|| format!("worker.ca_file {} is not a PEM certificate", path.display()))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build().context("cannot set up the HTTP client")?;
         Ok(Client { http, base: base.trim_end_matches('/').to_string(), token })
     }
 
@@ -94,14 +105,10 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
         timeout: Duration,
-        headers: &[(&str, String)],
     ) -> Result<Bytes, ClientError> {
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).timeout(timeout);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
-        }
-        for (k, v) in headers {
-            req = req.header(*k, v);
         }
         if let Some(bytes) = body {
             req = req.header("content-type", "application/json").body(bytes);
@@ -140,7 +147,7 @@ impl Client {
         timeout: Duration,
     ) -> Result<T, ClientError> {
         let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
-        let bytes = self.raw(method.clone(), path, body, timeout, &[]).await?;
+        let bytes = self.raw(method.clone(), path, body, timeout).await?;
         decode(&method, path, &bytes)
     }
 

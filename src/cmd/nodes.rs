@@ -8,7 +8,7 @@ use crate::model::{Node, NodeStatus};
 use crate::util::{ago, now_ms};
 
 use super::output::{fields, table};
-use super::remote::{connect, fail};
+use super::remote::{connect, fail, fetch};
 
 pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     if let Some(action) = args.action {
@@ -27,15 +27,8 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     }
     let client = connect(config, &args.client)?;
     if let Some(id) = &args.node_id {
-        let path = format!("/api/v1/nodes/{}", seg(id));
-        let raw = client
-            .raw(reqwest::Method::GET, &path, None, std::time::Duration::from_secs(15), &[])
-            .await
-            .map_err(|e| fail(config, e))?;
-        if args.json {
-            println!("{}", String::from_utf8_lossy(&raw));
-        } else {
-            let node: Node = crate::client::decode(&reqwest::Method::GET, &path, &raw)?;
+        let node: Node = fetch(config, &client, &format!("/api/v1/nodes/{}", seg(id)), args.json).await?;
+        if !args.json {
             print!("{}", node_detail(&node));
         }
         return Ok(Exit::Ok);
@@ -49,15 +42,10 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     } else {
         "/api/v1/nodes".to_string()
     };
-    let raw = client
-        .raw(reqwest::Method::GET, &path, None, std::time::Duration::from_secs(15), &[])
-        .await
-        .map_err(|e| fail(config, e))?;
+    let nodes: Vec<Node> = fetch(config, &client, &path, args.json).await?;
     if args.json {
-        println!("{}", String::from_utf8_lossy(&raw));
         return Ok(Exit::Ok);
     }
-    let nodes: Vec<Node> = crate::client::decode(&reqwest::Method::GET, &path, &raw)?;
     if nodes.is_empty() {
         println!(
             "no nodes{}",
@@ -127,15 +115,9 @@ fn node_detail(n: &Node) -> String {
 pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
     if let Some(node) = &args.node {
-        let path = format!("/api/v1/nodes/{}/health", seg(node));
-        let raw = client
-            .raw(reqwest::Method::GET, &path, None, std::time::Duration::from_secs(15), &[])
-            .await
-            .map_err(|e| fail(config, e))?;
-        let h: crate::model::NodeHealth = crate::client::decode(&reqwest::Method::GET, &path, &raw)?;
-        if args.json {
-            println!("{}", String::from_utf8_lossy(&raw));
-        } else {
+        let h: crate::model::NodeHealth =
+            fetch(config, &client, &format!("/api/v1/nodes/{}/health", seg(node)), args.json).await?;
+        if !args.json {
             let seen = h
                 .time_since_heartbeat
                 .map(|s| crate::util::short_duration(std::time::Duration::from_secs_f64(s)))
@@ -160,14 +142,8 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
         }
         return Ok(if h.healthy { Exit::Ok } else { Exit::Negative });
     }
-    let raw = client
-        .raw(reqwest::Method::GET, "/api/v1/cluster/health", None, std::time::Duration::from_secs(15), &[])
-        .await
-        .map_err(|e| fail(config, e))?;
-    let h: crate::model::ClusterHealth = crate::client::decode(&reqwest::Method::GET, "/api/v1/cluster/health", &raw)?;
-    if args.json {
-        println!("{}", String::from_utf8_lossy(&raw));
-    } else {
+    let h: crate::model::ClusterHealth = fetch(config, &client, "/api/v1/cluster/health", args.json).await?;
+    if !args.json {
         let tasks: Vec<String> =
             h.tasks_by_status.iter().filter(|(_, n)| **n > 0).map(|(s, n)| format!("{n} {s}")).collect();
         println!(

@@ -1,6 +1,8 @@
 //! What the remote clients share: finding the coordinator and the token, and turning API
 //! errors into exit codes.
 
+use std::time::Duration;
+
 use crate::cli::ClientArgs;
 use crate::client::{Client, ClientError};
 use crate::config::Config;
@@ -20,7 +22,22 @@ pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Client> {
         .clone()
         .or_else(|| config.auth.admin_token.clone())
         .or_else(|| read_token_file(&token_path(config, ADMIN_TOKEN_FILE)).ok().flatten());
-    Ok(Client::new(&url, token)?)
+    Client::new(&url, token, config.worker.ca_file.as_deref())
+}
+
+/// GETs `path` and decodes it; with `json`, also prints the API's JSON unchanged.
+pub async fn fetch<T: serde::de::DeserializeOwned>(
+    config: &Config,
+    client: &Client,
+    path: &str,
+    json: bool,
+) -> anyhow::Result<T> {
+    let raw =
+        client.raw(reqwest::Method::GET, path, None, Duration::from_secs(15)).await.map_err(|e| fail(config, e))?;
+    if json {
+        println!("{}", String::from_utf8_lossy(&raw));
+    }
+    Ok(crate::client::decode(&reqwest::Method::GET, path, &raw)?)
 }
 
 /// An API error as the CLI reports it: a 400 is the user's input (exit 2), a 401 gets a

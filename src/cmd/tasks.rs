@@ -13,7 +13,7 @@ use crate::usage_error;
 use crate::util::{ago, now_ms, short_duration};
 
 use super::output::{fields, table};
-use super::remote::{connect, fail};
+use super::remote::{connect, fail, fetch};
 
 pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit> {
     match command {
@@ -156,16 +156,10 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
     } else {
         format!("?{}", form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish())
     };
-    let path = format!("/api/v1/tasks{qs}");
-    let raw = client
-        .raw(reqwest::Method::GET, &path, None, Duration::from_secs(15), &[])
-        .await
-        .map_err(|e| fail(config, e))?;
+    let page: crate::model::TaskList = fetch(config, &client, &format!("/api/v1/tasks{qs}"), args.json).await?;
     if args.json {
-        println!("{}", String::from_utf8_lossy(&raw));
         return Ok(Exit::Ok);
     }
-    let page: crate::model::TaskList = crate::client::decode(&reqwest::Method::GET, &path, &raw)?;
     if page.tasks.is_empty() {
         println!("no tasks");
         return Ok(Exit::Ok);
@@ -196,16 +190,11 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
 
 async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let path = format!("/api/v1/tasks/{}", crate::client::seg(&args.task_id));
-    let raw = client
-        .raw(reqwest::Method::GET, &path, None, Duration::from_secs(15), &[])
-        .await
-        .map_err(|e| fail(config, e))?;
+    let t: Task =
+        fetch(config, &client, &format!("/api/v1/tasks/{}", crate::client::seg(&args.task_id)), args.json).await?;
     if args.json {
-        println!("{}", String::from_utf8_lossy(&raw));
         return Ok(Exit::Ok);
     }
-    let t: Task = crate::client::decode(&reqwest::Method::GET, &path, &raw)?;
     let now = now_ms();
     let mut pairs = vec![
         ("task", t.task_id.clone()),

@@ -94,7 +94,12 @@ fn strip_position(message: &str) -> String {
 
 /// Serves until `shutdown`, then stops accepting, lets in-flight requests finish within
 /// `coordinator.shutdown_timeout`, and returns.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: CancellationToken,
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         let accepted = tokio::select! {
@@ -116,21 +121,50 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: Cancell
             let shared = shared.clone();
             async move { Ok::<_, Infallible>(handle(shared, peer, req).await) }
         });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(std::time::Duration::from_secs(30))
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        // Tracked by `graceful`: shutdown below signals it and waits for it.
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        // Each connection is tracked by `graceful`: shutdown below signals it and waits.
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                let conn = watcher.watch(http1().serve_connection(TokioIo::new(stream), service));
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+            Some(acceptor) => {
+                // The handshake runs in the connection's own task, bounded, so a slow or
+                // silent client cannot hold up the accept loop.
+                let acceptor = acceptor.clone();
+                let shutdown = shutdown.clone();
+                tokio::spawn(async move {
+                    let handshake = tokio::time::timeout(std::time::Duration::from_secs(10), acceptor.accept(stream));
+                    let stream = tokio::select! {
+                        s = handshake => match s {
+                            Ok(Ok(s)) => s,
+                            Ok(Err(e)) => {
+                                tracing::debug!(target: "openclaw::coordinator", client = %peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => return,
+                        },
+                        _ = shutdown.cancelled() => return,
+                    };
+                    let _ = watcher.watch(http1().serve_connection(TokioIo::new(stream), service)).await;
+                });
+            }
+        }
     }
     drop(listener);
     let limit = shared.config.coordinator.shutdown_timeout.get();
     if tokio::time::timeout(limit, graceful.shutdown()).await.is_err() {
         tracing::warn!(target: "openclaw::coordinator", "in-flight requests did not finish within coordinator.shutdown_timeout; closing them");
     }
+}
+
+/// The HTTP/1.1 settings of every connection.
+fn http1() -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(std::time::Duration::from_secs(30));
+    builder
 }
 
 async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: hyper::Request<Incoming>) -> Response {

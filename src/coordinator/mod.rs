@@ -16,6 +16,7 @@ pub mod router;
 pub mod scheduler;
 pub mod state;
 pub mod tasks;
+pub mod tls;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -55,6 +56,7 @@ pub struct Coordinator {
     writer: Writer,
     writer_task: JoinHandle<()>,
     loops: Vec<JoinHandle<()>>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     _lock: StoreLock,
 }
 
@@ -70,6 +72,10 @@ impl Coordinator {
         })
         .await??;
         let tokens = auth::Tokens::load_or_create(&config)?;
+        let tls = match (&config.coordinator.tls_cert, &config.coordinator.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
         if !config.auth.enabled {
             let loopback = config.coordinator.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
                 || config.coordinator.host == "localhost";
@@ -113,7 +119,7 @@ impl Coordinator {
             tokio::spawn(housekeeping::sweep_loop(shared.clone(), shutdown.clone())),
             tokio::spawn(housekeeping::retention_loop(shared.clone(), shutdown.clone())),
         ];
-        Ok(Coordinator { shared, writer, writer_task, loops, _lock: lock })
+        Ok(Coordinator { shared, writer, writer_task, loops, tls, _lock: lock })
     }
 
     /// Serves HTTP on `listener` until the shutdown token fires, then winds down: in-flight
@@ -121,8 +127,9 @@ impl Coordinator {
     /// and the lock is released.
     pub async fn serve(self, listener: TcpListener) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
-        tracing::info!(target: "openclaw::coordinator", address = %address, "coordinator ready on http://{address}");
-        http::serve(listener, self.shared.clone(), self.shared.shutdown.clone()).await;
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!(target: "openclaw::coordinator", address = %address, "coordinator ready on {scheme}://{address}");
+        http::serve(listener, self.shared.clone(), self.tls.clone(), self.shared.shutdown.clone()).await;
         self.stop().await
     }
 

@@ -123,7 +123,7 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
         .filter(|t| !t.is_empty());
     let worker = Arc::new(Worker {
         gateway: Gateway::new(&gateway_url, gateway_token, &config.worker.agent_id),
-        join: Client::new(&url, join_token)?,
+        join: Client::new(&url, join_token, config.worker.ca_file.as_deref())?,
         node_id,
         url,
         session: Mutex::new(None),

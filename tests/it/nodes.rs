@@ -585,3 +585,28 @@ fn an_unreachable_coordinator_is_exit_1_naming_the_address_and_the_checks() {
         assert!(err.contains(&url) && err.contains("running") && err.contains("firewall"), "{err}");
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn tls_end_to_end_with_a_private_ca() {
+    let cluster = Cluster::start_with(Settings { tls: true, ..Settings::default() }).await;
+    assert!(cluster.url().starts_with("https://"));
+    // Plain HTTP to a TLS port gets no answer.
+    let plain = crate::support::http_client().get(format!("http://127.0.0.1:{}/health", cluster.port)).send().await;
+    assert!(plain.map(|r| !r.status().is_success()).unwrap_or(true), "plain HTTP was served");
+    // A client without the CA refuses the certificate.
+    let untrusting = crate::support::http_client().get(format!("{}/health", cluster.url())).send().await;
+    assert!(untrusting.is_err(), "the private CA's certificate was trusted without worker.ca_file");
+    // A worker and the CLI that trust the CA (worker.ca_file) work over HTTPS.
+    let skills = cluster.path().join("skills");
+    crate::support::exec_skill(&skills, "echo", "cat\n");
+    let worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["echo"]).await;
+    let o = cluster.cli(&["nodes", "--json"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let task = cluster.submit(json!({"name": "t", "required_skills": ["echo"], "parameters": {"over": "tls"}})).await;
+    assert_eq!(cluster.wait_task(&task, 20).await["status"], "completed");
+    drop(worker);
+    let log = cluster.coordinator.as_ref().unwrap().out();
+    assert!(log.contains("coordinator ready on https://"), "{log}");
+}

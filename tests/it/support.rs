@@ -187,6 +187,8 @@ pub struct Settings {
     pub heartbeat_interval: f64,
     pub strategy: &'static str,
     pub retry_backoff_base: f64,
+    /// Serve HTTPS with a certificate from a CA made for the test.
+    pub tls: bool,
     pub extra_coordinator: String,
     pub extra_worker: String,
 }
@@ -198,6 +200,7 @@ impl Default for Settings {
             heartbeat_interval: 0.5,
             strategy: "least_loaded",
             retry_backoff_base: 0.2,
+            tls: false,
             extra_coordinator: String::new(),
             extra_worker: String::new(),
         }
@@ -208,6 +211,7 @@ impl Default for Settings {
 pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub port: u16,
+    pub scheme: &'static str,
     pub config: PathBuf,
     pub coordinator: Option<Proc>,
     pub http: reqwest::Client,
@@ -232,6 +236,16 @@ impl Cluster {
         let port = free_port();
         let gateway_port = free_port();
         let config = dir.path().join("config.yaml");
+        let (mut extra_coordinator, mut extra_worker, mut http) =
+            (s.extra_coordinator.clone(), s.extra_worker.clone(), http_client());
+        if s.tls {
+            let ca = test_certificates(dir.path());
+            extra_coordinator
+                .push_str(&format!("  tls_cert: {0}/cert.pem\n  tls_key: {0}/key.pem\n", dir.path().display()));
+            extra_worker.push_str(&format!("  ca_file: {}\n", ca.display()));
+            let root = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
+            http = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
+        }
         let yaml = format!(
             "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: {port}\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: 5\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n  port: {gateway_port}\n{ew}log:\n  level: DEBUG\n  format: json\n",
             data = dir.path().join("data").display(),
@@ -240,11 +254,12 @@ impl Cluster {
             strategy = s.strategy,
             rb = s.retry_backoff_base,
             rm = (s.retry_backoff_base * 5.0).max(1.0),
-            ec = s.extra_coordinator,
-            ew = s.extra_worker,
+            ec = extra_coordinator,
+            ew = extra_worker,
         );
         std::fs::write(&config, yaml).unwrap();
-        Cluster { dir, port, config, coordinator: None, http: http_client(), restarts: 0 }
+        let scheme = if s.tls { "https" } else { "http" };
+        Cluster { dir, port, scheme, config, coordinator: None, http, restarts: 0 }
     }
 
     pub fn path(&self) -> &Path {
@@ -260,7 +275,7 @@ impl Cluster {
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     pub fn admin(&self) -> String {
@@ -442,6 +457,26 @@ impl Drop for Cluster {
             let _ = dir.keep();
         }
     }
+}
+
+/// A CA and a certificate for 127.0.0.1 signed by it, in `dir` (ca.pem, cert.pem, key.pem).
+/// Returns the CA's path.
+fn test_certificates(dir: &Path) -> PathBuf {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "openclaw test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    dir.join("ca.pem")
 }
 
 /// Writes an exec skill whose command is `sh run.sh` with the given script.
