@@ -233,3 +233,137 @@ fn man_pages_are_current() {
         pages.len()
     );
 }
+
+#[tokio::test]
+async fn a_busy_port_is_exit_1_naming_the_address() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let o = cli(&["coordinator", "--host", "127.0.0.1", "--port", &port, "--db-path", "d/c.db"], &[], dir.path());
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert!(stderr(&o).contains(&format!("127.0.0.1:{port}")), "{}", show(&o));
+}
+
+#[tokio::test]
+async fn log_dir_gets_rolling_files_of_the_same_json_lines() {
+    // log.dir from the environment (the test config already has a `log:` section).
+    let cluster = Cluster::new(crate::support::Settings::default());
+    let config = cluster.config.display().to_string();
+    let logs = cluster.path().join("rolled");
+    let mut other = crate::support::Proc::spawn(
+        "coordinator-logdir",
+        &["-c", &config, "coordinator"],
+        &[("OPENCLAW_LOG__DIR", logs.to_str().unwrap())],
+        cluster.path(),
+        &cluster.logs(),
+    );
+    other.wait_for_output("coordinator ready", Duration::from_secs(10)).await;
+    other.term();
+    assert_eq!(other.wait_exit(Duration::from_secs(10)).await.code(), Some(0));
+    let files: Vec<_> = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("openclaw.") && name.ends_with(".log"), "{name}");
+    let text = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(text.lines().any(|l| l.contains("coordinator ready")), "{text}");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["module"].is_string() && v["timestamp"].is_string());
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn the_skills_command_explains_every_skill() {
+    let dir = tempfile::tempdir().unwrap();
+    let skills = dir.path().join("skills");
+    crate::support::exec_skill(&skills, "echo", "cat\n");
+    std::fs::create_dir_all(skills.join("needs-op")).unwrap();
+    std::fs::write(
+        skills.join("needs-op/SKILL.md"),
+        "---\nname: needs-op\ndescription: d\nmetadata: {openclaw: {requires: {bins: [zzz-op], env: [ZZZ_KEY], config: [browser.enabled]}}, cluster: {run: cat}}\n---\n",
+    )
+    .unwrap();
+    crate::support::agent_skill(&skills, "chat");
+    std::fs::create_dir_all(skills.join("bad")).unwrap();
+    std::fs::write(skills.join("bad/SKILL.md"), "no frontmatter").unwrap();
+    let port = crate::support::free_port().to_string();
+    let env = [("OPENCLAW_WORKER__PORT", port.as_str())];
+    let o = cli(&["skills", "--skills-dir", "skills"], &env, dir.path());
+    assert!(o.status.success(), "{}", show(&o));
+    let text = stdout(&o);
+    let line = |name: &str| {
+        text.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} missing:\n{text}")).to_string()
+    };
+    assert!(line("echo").contains("ready") && line("echo").contains("exec"), "{text}");
+    let op = line("needs-op");
+    assert!(
+        op.contains("missing")
+            && op.contains("bins: zzz-op")
+            && op.contains("env: ZZZ_KEY")
+            && op.contains("not checked"),
+        "{op}"
+    );
+    assert!(line("chat").contains("unavailable") && line("chat").contains("gateway"), "{text}");
+    assert!(line("bad").contains("parse error"), "{text}");
+
+    let o = cli(&["skills", "--skills-dir", "skills", "--json"], &env, dir.path());
+    let items: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let op = items.as_array().unwrap().iter().find(|i| i["name"] == "needs-op").unwrap();
+    assert_eq!(op["eligible"], false);
+    assert_eq!(
+        op["missing"],
+        serde_json::json!({"bins": ["zzz-op"], "anyBins": [], "env": ["ZZZ_KEY"], "config": ["browser.enabled"], "os": []})
+    );
+    assert_eq!(op["kind"], "exec");
+    assert!(op["path"].as_str().unwrap().ends_with("needs-op"));
+    let echo = items.as_array().unwrap().iter().find(|i| i["name"] == "echo").unwrap();
+    assert_eq!((echo["eligible"].as_bool(), echo["description"].as_str()), (Some(true), Some("test skill echo")));
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn dev_runs_a_coordinator_and_a_worker_that_take_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let skills = dir.path().join("skills");
+    crate::support::exec_skill(&skills, "echo", "echo '{\"hi\": 1}'\n");
+    let port = crate::support::free_port();
+    let p = port.to_string();
+    let mut dev = crate::support::Proc::spawn(
+        "dev",
+        &["dev", "--port", &p, "--db-path", "data/cluster.db", "--skills-dir", "skills", "--node-id", "devnode"],
+        &[("OPENCLAW_WORKER__PORT", &crate::support::free_port().to_string())],
+        dir.path(),
+        &dir.path().join("logs"),
+    );
+    dev.wait_for_output("registered with the coordinator", Duration::from_secs(15)).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let o = cli(&["tasks", "submit", "--url", &url, "--db-path-is-not-a-flag-here"], &[], dir.path());
+    assert_eq!(o.status.code(), Some(2), "unknown flags are usage errors: {}", show(&o));
+    // The CLI finds data/admin.token from the default storage.path in this folder.
+    let o = cli(&["tasks", "submit", "--url", &url, "--skill", "echo", "--wait"], &[], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", show(&o), dev.logs());
+    assert!(stdout(&o).contains("\"hi\": 1"), "{}", show(&o));
+    dev.term();
+    let status = dev.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(0), "{}", dev.logs());
+    assert!(dev.out().contains("told the coordinator this node is leaving"), "{}", dev.logs());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_second_signal_exits_at_once() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    crate::support::exec_skill(&skills, "hang", "touch started; sleep 60\n");
+    let mut worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["hang"]).await;
+    cluster.submit(serde_json::json!({"name": "t", "required_skills": ["hang"]})).await;
+    let started = skills.join("hang/started");
+    crate::support::eventually("the task started", Duration::from_secs(10), || async { started.exists() }).await;
+    worker.term();
+    worker.wait_for_output("taking no new tasks", Duration::from_secs(5)).await;
+    worker.term();
+    let status = worker.wait_exit(Duration::from_secs(5)).await;
+    assert_eq!(status.code(), Some(130), "{}", worker.logs());
+}

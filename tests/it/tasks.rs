@@ -789,3 +789,77 @@ async fn old_ended_tasks_are_purged() {
         .await;
     assert_eq!(status, 201);
 }
+
+/// Places one task needing `skill` and returns the node it went to.
+async fn placed_on(cluster: &Cluster, body: Value) -> String {
+    let id = cluster.submit(body).await;
+    let t = cluster.get(&format!("/api/v1/tasks/{id}")).await;
+    t["assigned_node"].as_str().unwrap_or_else(|| panic!("not placed: {t}")).to_string()
+}
+
+#[tokio::test]
+async fn strategies_choose_as_documented() {
+    // least_loaded (default): the emptier node, optional skills break ties.
+    let cluster = Cluster::start().await;
+    cluster.register("a", &["x"], 4).await;
+    cluster.register("b", &["x", "gpu"], 4).await;
+    assert_eq!(
+        placed_on(&cluster, json!({"name": "t", "required_skills": ["x"], "optional_skills": ["gpu"]})).await,
+        "b"
+    );
+    assert_eq!(placed_on(&cluster, json!({"name": "t", "required_skills": ["x"]})).await, "a", "b has one running");
+
+    // affinity: matching tags first, even when busier.
+    let cluster = Cluster::start_with(Settings { strategy: "affinity", ..Settings::default() }).await;
+    cluster.register("plain", &["x"], 4).await;
+    let body = json!({"node_id": "tagged", "hostname": "t", "platform": "linux", "arch": "x64", "available_skills": ["x"], "max_concurrent_tasks": 4, "tags": ["gpu"]});
+    cluster.call("POST", "/api/v1/nodes/register", Some(&cluster.worker_token()), Some(&body.to_string())).await;
+    for _ in 0..2 {
+        assert_eq!(
+            placed_on(&cluster, json!({"name": "t", "required_skills": ["x"], "affinity_tags": ["gpu"]})).await,
+            "tagged"
+        );
+    }
+
+    // best_fit: the most free CPU and memory.
+    let cluster = Cluster::start_with(Settings { strategy: "best_fit", ..Settings::default() }).await;
+    let hot = cluster.register("hot", &["x"], 4).await;
+    let cool = cluster.register("cool", &["x"], 4).await;
+    cluster
+        .call("POST", "/api/v1/nodes/hot/heartbeat", Some(&hot), Some(r#"{"cpu_usage": 95, "memory_usage": 90}"#))
+        .await;
+    cluster
+        .call("POST", "/api/v1/nodes/cool/heartbeat", Some(&cool), Some(r#"{"cpu_usage": 5, "memory_usage": 10}"#))
+        .await;
+    assert_eq!(placed_on(&cluster, json!({"name": "t", "required_skills": ["x"]})).await, "cool");
+
+    // round_robin: each eligible node in turn.
+    let cluster = Cluster::start_with(Settings { strategy: "round_robin", ..Settings::default() }).await;
+    cluster.register("r1", &["x"], 10).await;
+    cluster.register("r2", &["x"], 10).await;
+    let mut seen = vec![];
+    for _ in 0..4 {
+        seen.push(placed_on(&cluster, json!({"name": "t", "required_skills": ["x"]})).await);
+    }
+    assert!(seen[0] != seen[1] && seen[0] == seen[2] && seen[1] == seen[3], "{seen:?}");
+}
+
+#[tokio::test]
+async fn cancelling_a_task_whose_node_is_gone_ends_it_at_once() {
+    let mut cluster = Cluster::start_with(Settings { heartbeat_timeout: 20.0, ..Settings::default() }).await;
+    let a = cluster.register("a", &["x"], 1).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["x"], "max_retries": 5})).await;
+    cluster.call("POST", &format!("/api/v1/nodes/a/tasks/{id}/start"), Some(&a), Some(r#"{"attempt": 1}"#)).await;
+    // After a restart the node is offline until it heartbeats; its task still counts as
+    // running there until the node's deadline. Cancelling it must not wait for a worker.
+    cluster.kill_coordinator();
+    cluster.start_coordinator().await;
+    let task = cluster.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(
+        (task["status"].as_str(), cluster.node("a").await["status"].as_str()),
+        (Some("running"), Some("offline"))
+    );
+    let (status, task) = cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
+    assert_eq!((status, task["status"].as_str()), (200, Some("cancelled")), "{task}");
+    assert!(task["error"].as_str().unwrap().contains("gone"), "{task}");
+}
