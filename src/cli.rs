@@ -170,6 +170,8 @@ pub enum NodesAction {
     Drain(NodeTarget),
     /// Take a node out of maintenance.
     Undrain(NodeTarget),
+    /// Remove an offline node with no tasks from the registry.
+    Forget(NodeTarget),
 }
 
 /// One node to act on.

@@ -39,10 +39,6 @@ impl ClientError {
             _ => None,
         }
     }
-
-    pub fn is_unreachable(&self) -> bool {
-        matches!(self, ClientError::Unreachable { .. })
-    }
 }
 
 /// The innermost cause of an error, which is the useful part ("Connection refused").
@@ -205,6 +201,10 @@ impl Client {
     pub async fn set_draining(&self, node: &str, drain: bool) -> Result<NodeActionResponse, ClientError> {
         let action = if drain { "drain" } else { "undrain" };
         self.call(Method::POST, &format!("/api/v1/nodes/{}/{action}", seg(node)), NONE, Self::SHORT).await
+    }
+
+    pub async fn forget_node(&self, node: &str) -> Result<NodeActionResponse, ClientError> {
+        self.call(Method::DELETE, &format!("/api/v1/nodes/{}", seg(node)), NONE, Self::SHORT).await
     }
 
     pub async fn cluster_health(&self) -> Result<ClusterHealth, ClientError> {

@@ -66,6 +66,7 @@ pub enum StorageKind {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CoordinatorConfig {
+    #[serde(deserialize_with = "lenient")]
     pub host: String,
     pub port: u16,
     /// A node without a heartbeat for this long is offline.
@@ -141,8 +142,10 @@ pub enum Strategy {
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
     /// This node's id; default derived from the host name.
+    #[serde(deserialize_with = "lenient_opt")]
     pub node_id: Option<String>,
     /// Where the coordinator is; default coordinator.host (0.0.0.0 meaning 127.0.0.1).
+    #[serde(deserialize_with = "lenient_opt")]
     pub coordinator_host: Option<String>,
     /// Default coordinator.port.
     pub coordinator_port: Option<u16>,
@@ -151,6 +154,7 @@ pub struct WorkerConfig {
     /// Extra CA certificate (PEM) to trust for the coordinator's TLS.
     pub ca_file: Option<PathBuf>,
     /// Join token; default: the worker.token file beside storage.path.
+    #[serde(deserialize_with = "lenient_opt")]
     pub token: Option<String>,
     pub max_concurrent_tasks: u32,
     pub heartbeat_interval: Secs,
@@ -159,10 +163,13 @@ pub struct WorkerConfig {
     /// The local OpenClaw gateway's port (OpenClaw's default 18789).
     pub port: u16,
     /// The gateway's URL; default http://127.0.0.1:{port}.
+    #[serde(deserialize_with = "lenient_opt")]
     pub gateway_url: Option<String>,
     /// The gateway's bearer token; default OPENCLAW_GATEWAY_TOKEN.
+    #[serde(deserialize_with = "lenient_opt")]
     pub gateway_token: Option<String>,
     /// The OpenClaw agent that runs agent tasks (model `openclaw/{agent_id}`).
+    #[serde(deserialize_with = "lenient")]
     pub agent_id: String,
     /// Tags for affinity placement.
     pub tags: Vec<String>,
@@ -207,6 +214,7 @@ impl Default for WorkerConfig {
 pub struct CommunicationConfig {
     /// Accepted for compatibility with the seed's config.yaml. This version dispatches over
     /// HTTP only; the NATS transport is not built in, and the value is not used.
+    #[serde(deserialize_with = "lenient_opt")]
     pub nats_url: Option<String>,
 }
 
@@ -301,8 +309,10 @@ pub struct AuthConfig {
     /// `false` turns authentication off (experiments only; a WARN when not on loopback).
     pub enabled: bool,
     /// The admin token; default: the admin.token file beside storage.path (created on first start).
+    #[serde(deserialize_with = "lenient_opt")]
     pub admin_token: Option<String>,
     /// The join token for workers; default: the worker.token file beside storage.path.
+    #[serde(deserialize_with = "lenient_opt")]
     pub worker_token: Option<String>,
 }
 
@@ -310,6 +320,60 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self { enabled: true, admin_token: None, worker_token: None }
     }
+}
+
+/// The environment's UTF-8 variables (one that is not UTF-8 cannot be a key; skip it
+/// rather than fail).
+pub fn utf8_vars() -> impl Iterator<Item = (String, String)> {
+    std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+}
+
+/// A string key written as text, a number or a boolean (`node_id: 123`, or an environment
+/// variable that looks like a number).
+fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn lenient_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    struct V;
+    impl<'de> serde::de::Visitor<'de> for V {
+        type Value = Option<String>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            lenient(d).map(Some)
+        }
+    }
+    d.deserialize_option(V)
 }
 
 /// One skills folder or a list of them.
@@ -339,6 +403,18 @@ impl<'de> Deserialize<'de> for SkillsDirs {
 pub struct Secs(pub Duration);
 
 impl Secs {
+    /// The longest duration any setting takes (ten years): beyond it, deadline arithmetic
+    /// would overflow.
+    pub const MAX: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+    fn checked<E: serde::de::Error>(d: Duration) -> Result<Secs, E> {
+        if d > Self::MAX {
+            Err(E::custom(format!("{}s is too long (at most ten years)", d.as_secs())))
+        } else {
+            Ok(Secs(d))
+        }
+    }
+
     pub const fn from_secs(s: u64) -> Self {
         Secs(Duration::from_secs(s))
     }
@@ -368,20 +444,19 @@ impl<'de> Deserialize<'de> for Secs {
                 f.write_str("a duration: seconds (90) or text (90s, 10m)")
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Secs, E> {
-                Ok(Secs(Duration::from_secs(v)))
+                Secs::checked(Duration::from_secs(v))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Secs, E> {
-                u64::try_from(v)
-                    .map(|v| Secs(Duration::from_secs(v)))
-                    .map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))
+                let v = u64::try_from(v).map_err(|_| E::custom(format!("a duration cannot be negative ({v})")))?;
+                Secs::checked(Duration::from_secs(v))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Secs, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(Secs)
-                    .map_err(|_| E::custom(format!("`{v}` is not a valid number of seconds")))
+                let d = Duration::try_from_secs_f64(v)
+                    .map_err(|_| E::custom(format!("`{v}` is not a valid number of seconds")))?;
+                Secs::checked(d)
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secs, E> {
-                crate::util::parse_duration(v).map(Secs).map_err(E::custom)
+                Secs::checked(crate::util::parse_duration(v).map_err(E::custom)?)
             }
         }
         d.deserialize_any(V)
@@ -471,7 +546,7 @@ impl Loaded {
 
 /// Loads the configuration: defaults < `file` < environment < `flags`, then checks values.
 pub fn load(file: Option<&Path>, flags: FlagOverrides) -> Result<Loaded, UsageError> {
-    load_with_env(file, flags, std::env::vars())
+    load_with_env(file, flags, utf8_vars())
 }
 
 /// [`load`] with an explicit environment (tests pass their own).
@@ -828,6 +903,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(l.config.log.level, LogLevel::Debug);
+    }
+
+    #[test]
+    fn numbers_are_accepted_for_string_keys_and_huge_durations_refused() {
+        let l = load_text(
+            "",
+            &[("OPENCLAW_WORKER__NODE_ID", "123"), ("OPENCLAW_AUTH__ADMIN_TOKEN", "1234567890123456789")],
+        )
+        .unwrap();
+        assert_eq!(l.config.worker.node_id.as_deref(), Some("123"));
+        let err = load_text("", &[("OPENCLAW_COORDINATOR__HEARTBEAT_TIMEOUT", "1e19")]).err().unwrap();
+        assert!(err.0.contains("heartbeat_timeout") && err.0.contains("ten years"), "{}", err.0);
+        let err = load_text("coordinator:\n  heartbeat_timeout: 1e19\n", &[]).err().unwrap();
+        assert!(err.0.contains("heartbeat_timeout"), "{}", err.0);
     }
 
     #[test]

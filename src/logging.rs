@@ -101,7 +101,19 @@ pub fn init(config: &LogConfig) -> io::Result<LogGuard> {
     };
     // A second init (tests running several servers in one process) keeps the first one.
     let _ = result;
+    install_panic_hook();
     Ok(LogGuard { _file: guard })
+}
+
+/// A panic is a bug: log it where operators look (the JSON log, log files), then abort, so
+/// that a half-dead server does not linger (release builds abort on panic anyway).
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        tracing::error!(target: "openclaw::panic", panic = %info, "a bug stopped the process; please report it with this line");
+        default(info);
+        std::process::abort();
+    }));
 }
 
 #[cfg(test)]

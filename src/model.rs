@@ -19,6 +19,8 @@ use crate::util;
 pub const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The most retries a task may ask for.
 pub const MAX_RETRIES: u32 = 100;
+/// The most skills a node may advertise.
+pub const MAX_SKILLS: usize = 1000;
 /// The most concurrent tasks a node may declare.
 pub const MAX_NODE_CONCURRENCY: u32 = 1000;
 
@@ -201,6 +203,9 @@ impl<'de> Deserialize<'de> for TaskType {
 pub fn validate_node_id(id: &str) -> Result<(), String> {
     if id.is_empty() || id.len() > 128 {
         return Err(format!("node_id must be 1-128 characters, got {}", id.len()));
+    }
+    if id == "." || id == ".." {
+        return Err(format!("node_id `{id}` is not allowed (it is a path segment)"));
     }
     if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
         return Err(format!("node_id `{id}` has `{c}`; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"));
@@ -645,6 +650,7 @@ mod tests {
         assert!(validate_node_id("").is_err());
         assert!(validate_node_id(&"a".repeat(129)).is_err());
         assert!(validate_node_id("a/b").unwrap_err().contains('/'));
+        assert!(validate_node_id("..").is_err() && validate_node_id(".").is_err());
     }
 
     #[test]

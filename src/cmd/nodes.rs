@@ -12,12 +12,21 @@ use super::remote::{connect, fail, fetch};
 
 pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     if let Some(action) = args.action {
-        let (drain, target) = match action {
-            NodesAction::Drain(t) => (true, t),
-            NodesAction::Undrain(t) => (false, t),
+        let (target, answer) = match action {
+            NodesAction::Drain(t) => {
+                let answer = connect(config, &t.client)?.set_draining(&t.node_id, true).await;
+                (t, answer)
+            }
+            NodesAction::Undrain(t) => {
+                let answer = connect(config, &t.client)?.set_draining(&t.node_id, false).await;
+                (t, answer)
+            }
+            NodesAction::Forget(t) => {
+                let answer = connect(config, &t.client)?.forget_node(&t.node_id).await;
+                (t, answer)
+            }
         };
-        let client = connect(config, &target.client)?;
-        let answer = client.set_draining(&target.node_id, drain).await.map_err(|e| fail(config, e))?;
+        let answer = answer.map_err(|e| fail(config, e))?;
         if target.json {
             println!("{}", serde_json::to_string_pretty(&answer)?);
         } else {

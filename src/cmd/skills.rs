@@ -18,7 +18,7 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
         let url =
             config.worker.gateway_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", config.worker.port));
         let token = config.worker.gateway_token.clone().or_else(|| std::env::var("OPENCLAW_GATEWAY_TOKEN").ok());
-        let g = Gateway::new(&url, token, &config.worker.agent_id);
+        let g = Gateway::new(&url, token, &config.worker.agent_id, config.worker.max_output_bytes);
         Some((url, g.probe().await))
     } else {
         None

@@ -54,6 +54,14 @@ pub async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response, Ap
             let st = shared.lock();
             ok(&State::node_view(st.node(id)?))
         }
+        Route::ForgetNode(id) => {
+            let (answer, done) = {
+                let mut st = shared.lock();
+                (st.forget_node(id)?, st.barrier())
+            };
+            done.committed().await.map_err(ApiError::store)?;
+            ok(&answer)
+        }
         Route::NodeHealth(id) => ok(&shared.lock().node_health(id, Now::get())?),
         Route::Heartbeat(id) => {
             let body: HeartbeatRequest = req.json_or_default()?;
@@ -107,13 +115,20 @@ pub async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response, Ap
         Route::SubmitTask => {
             let body: SubmitTask = req.json()?;
             let key = req.header("idempotency-key").map(str::to_string);
-            let ((id, created), done) = {
-                let mut st = shared.lock();
-                (st.submit(body, key, Now::get())?, st.barrier())
-            };
-            done.committed().await.map_err(ApiError::store)?;
-            let task = task_view(shared, &id, false).await?;
-            Ok(task.respond(if created { StatusCode::CREATED } else { StatusCode::OK }))
+            loop {
+                let ((id, created), done) = {
+                    let mut st = shared.lock();
+                    (st.submit(body.clone(), key.clone(), Now::get())?, st.barrier())
+                };
+                done.committed().await.map_err(ApiError::store)?;
+                match task_view(shared, &id, false).await {
+                    // The key's task was purged by retention a moment ago: the key is free.
+                    Err(ApiError::NotFound(_)) if !created => {
+                        shared.lock().idempotency.retain(|_, v| *v != id);
+                    }
+                    task => return Ok(task?.respond(if created { StatusCode::CREATED } else { StatusCode::OK })),
+                }
+            }
         }
         Route::ListTasks => list_tasks(shared, &req).await,
         Route::GetTask(id) => ok(&task_view(shared, id, true).await?),
@@ -188,26 +203,32 @@ async fn metrics(shared: &Arc<Shared>) -> Result<Response, ApiError> {
 /// a placement or a cancel (or the poll timeout, or shutdown) and answers then.
 async fn poll(shared: &Arc<Shared>, node: &str, req: PollRequest) -> Result<PollResponse, ApiError> {
     let limit = shared.config.coordinator.long_poll_timeout.get();
-    let wait = req
-        .wait_secs
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(|s| Duration::from_secs_f64(s).min(limit))
-        .unwrap_or(limit);
+    // Clamp before converting: a huge wait_secs must not reach Duration's constructor.
+    let wait = match req.wait_secs {
+        Some(s) if s.is_finite() => Duration::from_secs_f64(s.clamp(0.0, limit.as_secs_f64())),
+        _ => limit,
+    };
     let deadline = tokio::time::Instant::now() + wait;
+    let gone = || ApiError::NotFound(format!("node `{node}` is not registered here: register again"));
     loop {
-        let wake = {
+        let wake = shared.lock().node(node).map_err(|_| gone())?.wake.clone();
+        // Register for the wake-up before looking at the state, so that a placement made
+        // between the look and the wait is not missed (placements use notify_waiters).
+        let notified = wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (answer, done) = {
             let st = shared.lock();
-            let entry = st
-                .node(node)
-                .map_err(|_| ApiError::NotFound(format!("node `{node}` is not registered here: register again")))?;
-            let answer = st.poll(node, &req.held);
-            if !answer.assignments.is_empty() || !answer.cancel.is_empty() {
-                return Ok(answer);
-            }
-            entry.wake.clone()
+            st.node(node).map_err(|_| gone())?;
+            (st.poll(node, &req.held), st.barrier())
         };
+        if !answer.assignments.is_empty() || !answer.cancel.is_empty() {
+            // Hand out only what is on disk: a restarted coordinator must know the attempt.
+            done.committed().await.map_err(ApiError::store)?;
+            return Ok(answer);
+        }
         tokio::select! {
-            _ = wake.notified() => {}
+            _ = notified => {}
             _ = tokio::time::sleep_until(deadline) => return Ok(PollResponse::default()),
             _ = shared.shutdown.cancelled() => return Ok(PollResponse::default()),
         }

@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod housekeeping;
 pub mod http;
 pub mod metrics;
+pub mod queue;
 pub mod registry;
 pub mod router;
 pub mod scheduler;

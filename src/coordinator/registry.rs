@@ -43,8 +43,12 @@ pub fn node_id_from_hostname(hostname: &str) -> String {
 
 /// Trims, drops duplicates (keeping order) and checks a list of names.
 pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, ApiError> {
-    if names.len() > 1000 {
-        return Err(ApiError::BadRequest(format!("{field}: at most 1000 entries, got {}", names.len())));
+    if names.len() > crate::model::MAX_SKILLS {
+        return Err(ApiError::BadRequest(format!(
+            "{field}: at most {} entries, got {}",
+            crate::model::MAX_SKILLS,
+            names.len()
+        )));
     }
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(names.len());
@@ -53,7 +57,7 @@ pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, ApiErro
         if name.is_empty() {
             return Err(ApiError::BadRequest(format!("{field}[{i}]: must not be empty")));
         }
-        if name.len() > 128 {
+        if name.chars().count() > 128 {
             return Err(ApiError::BadRequest(format!("{field}[{i}]: longer than 128 characters")));
         }
         if seen.insert(name.to_string()) {
@@ -185,10 +189,26 @@ impl State {
             req.ip_address.filter(|s| !s.trim().is_empty()).or_else(|| peer.map(|p| p.to_string())).unwrap_or_default();
         let unavailable: BTreeMap<String, String> = req.unavailable_skills.unwrap_or_default();
 
+        if let Some(old) = self.nodes.get(&node_id)
+            && old.online
+            && !old.record.ip_address.is_empty()
+            && !ip_address.is_empty()
+            && old.record.ip_address != ip_address
+        {
+            // Two machines with one node id (cloned images keep the host name) would take
+            // the id from each other forever; a restart on the same machine keeps its address.
+            return Err(ApiError::Conflict(format!(
+                "node id `{node_id}` is in use by a running worker at {} (host {}); give this worker its own id (--node-id or worker.node_id), or stop the other one and retry after {}s",
+                old.record.ip_address,
+                old.record.hostname,
+                self.settings.heartbeat_timeout.as_secs()
+            )));
+        }
         let secret = util::new_secret();
         let secret_hash = util::hash_secret(&secret);
         let existing = self.nodes.remove(&node_id);
         let is_new = existing.is_none();
+        let armed = existing.as_ref().is_some_and(|e| e.deadline_armed);
         let (record, assigned, wake) = match existing {
             Some(old) => {
                 self.secrets.remove(&old.record.secret_hash);
@@ -240,7 +260,7 @@ impl State {
             record,
             online: true,
             deadline: now.at + self.settings.heartbeat_timeout,
-            deadline_armed: false,
+            deadline_armed: armed,
             offline_since: None,
             assigned: Default::default(),
             wake,
@@ -351,6 +371,30 @@ impl State {
         })
     }
 
+    /// Removes an offline node that holds no work from the registry and the store.
+    pub fn forget_node(&mut self, node_id: &str) -> Result<NodeActionResponse, ApiError> {
+        let entry = self.node(node_id)?;
+        if entry.online || !entry.assigned.is_empty() {
+            return Err(ApiError::Conflict(format!(
+                "node `{node_id}` is {} with {} task(s); stop its worker and wait until it is offline with no tasks",
+                Self::status_of(entry),
+                entry.assigned.len()
+            )));
+        }
+        let entry = self.nodes.remove(node_id).expect("looked up above");
+        self.secrets.remove(&entry.record.secret_hash);
+        self.dirty.remove(node_id);
+        let id = node_id.to_string();
+        self.write(move |c| crate::store::nodes::delete(c, &id));
+        tracing::info!(target: "openclaw::coordinator", node_id, "node forgotten");
+        Ok(NodeActionResponse {
+            success: true,
+            message: format!("node {node_id} forgotten"),
+            node_id: node_id.to_string(),
+            node_info: Some(Self::node_view(&entry)),
+        })
+    }
+
     /// Drain (maintenance) on or off.
     pub fn set_draining(&mut self, node_id: &str, draining: bool, now: Now) -> Result<NodeActionResponse, ApiError> {
         let entry = self
@@ -389,7 +433,7 @@ impl State {
         }
         entry.record.status = NodeStatus::Offline.to_string();
         let assigned: Vec<String> = entry.assigned.iter().cloned().collect();
-        entry.wake.notify_one();
+        entry.wake.notify_waiters();
         self.dirty.insert(node_id.to_string());
         if was_online {
             tracing::info!(target: "openclaw::coordinator", node_id, reason, "node is offline");
@@ -436,7 +480,8 @@ impl State {
                 last_heartbeat: e.record.last_heartbeat.map(Timestamp),
                 timeout_seconds: timeout,
             });
-            self.node_deadline(&id, now);
+            // The node's own timer stays armed in the heap; it finds the node offline.
+            self.mark_offline(&id, &format!("node `{id}` sent no heartbeat for {timeout}s"), now);
         }
         let all_healthy = self.nodes.values().all(|e| e.online);
         CheckHeartbeatResponse {

@@ -9,6 +9,7 @@
 //! | GET | `/api/v1/nodes/online` | OnlineNodes | admin |
 //! | GET | `/api/v1/nodes/skills/{skill}` | NodesWithSkill | admin |
 //! | GET | `/api/v1/nodes/{id}` | GetNode | admin |
+//! | DELETE | `/api/v1/nodes/{id}` | ForgetNode (offline nodes only) | admin |
 //! | GET | `/api/v1/nodes/{id}/health` | NodeHealth | admin |
 //! | POST | `/api/v1/nodes/{id}/heartbeat` | Heartbeat | that node |
 //! | POST | `/api/v1/nodes/{id}/shutdown` | ShutdownNode | that node |
@@ -39,6 +40,7 @@ pub enum Route {
     OnlineNodes,
     NodesWithSkill(String),
     GetNode(String),
+    ForgetNode(String),
     NodeHealth(String),
     Heartbeat(String),
     ShutdownNode(String),
@@ -91,6 +93,7 @@ impl Route {
             Route::OnlineNodes => "nodes_online",
             Route::NodesWithSkill(_) => "nodes_by_skill",
             Route::GetNode(_) => "node_get",
+            Route::ForgetNode(_) => "node_forget",
             Route::NodeHealth(_) => "node_health",
             Route::Heartbeat(_) => "node_heartbeat",
             Route::ShutdownNode(_) => "node_shutdown",
@@ -125,7 +128,10 @@ pub fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["api", "v1", "nodes", "skills", skill] if !skill.is_empty() => {
             (Method::GET, Route::NodesWithSkill(skill.to_string()))
         }
-        ["api", "v1", "nodes", id] if !id.is_empty() => (Method::GET, Route::GetNode(id.to_string())),
+        ["api", "v1", "nodes", id] if !id.is_empty() => match *method {
+            Method::DELETE => (Method::DELETE, Route::ForgetNode(id.to_string())),
+            _ => (Method::GET, Route::GetNode(id.to_string())),
+        },
         ["api", "v1", "nodes", id, "health"] => (Method::GET, Route::NodeHealth(id.to_string())),
         ["api", "v1", "nodes", id, "heartbeat"] => (Method::POST, Route::Heartbeat(id.to_string())),
         ["api", "v1", "nodes", id, "shutdown"] => (Method::POST, Route::ShutdownNode(id.to_string())),
@@ -153,12 +159,14 @@ pub fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
     };
     let allow = match route {
         Route::SubmitTask | Route::ListTasks => "GET, POST",
+        Route::GetNode(_) | Route::ForgetNode(_) => "GET, HEAD, DELETE",
         _ if allowed == Method::GET => "GET, HEAD",
         _ => "POST",
     };
     let ok = *method == allowed
         || (*method == Method::HEAD && allowed == Method::GET)
         || (allow == "GET, POST" && (*method == Method::GET || *method == Method::POST));
+    let ok = ok || (allow == "GET, HEAD, DELETE" && *method == Method::DELETE);
     if !ok {
         return Err(ApiError::MethodNotAllowed {
             method: method.to_string(),
@@ -183,6 +191,8 @@ mod tests {
             Route::NodesWithSkill("data analysis".into())
         );
         assert_eq!(parse(&Method::GET, "/api/v1/nodes/w1").unwrap(), Route::GetNode("w1".into()));
+        assert_eq!(parse(&Method::DELETE, "/api/v1/nodes/w1").unwrap(), Route::ForgetNode("w1".into()));
+        assert!(matches!(parse(&Method::PUT, "/api/v1/nodes/w1"), Err(ApiError::MethodNotAllowed { .. })));
         assert_eq!(
             parse(&Method::POST, "/api/v1/nodes/w1/tasks/t1/result").unwrap(),
             Route::TaskResult { node: "w1".into(), task: "t1".into() }

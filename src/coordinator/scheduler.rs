@@ -1,14 +1,15 @@
 //! Placement: which pending task goes to which node, and why a task still waits.
 //!
 //! [`State::schedule`] runs on events (submit, node online, capacity freed, skills changed,
-//! undrain, retry due), never on a polling interval. It walks the pending queue in order —
-//! priority first, FIFO within a priority — and places every task some node can take; a
-//! task nobody can run is skipped and never holds back the ones behind it.
+//! undrain, retry due), never on a polling interval. It places tasks in order — priority
+//! first, FIFO within a priority — among the tasks some node can take now: each step takes
+//! the earliest head of the required-skill groups that have an eligible node with a free
+//! slot. A task nobody can run is never looked at past its group's head and never holds
+//! back the ones others can run. A step costs O(groups × nodes), not O(pending tasks).
 //!
 //! Candidates: online, not draining, every required skill, a free slot. The strategy
 //! chooses among them; optional skills break its ties.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use rand::seq::IndexedRandom;
@@ -22,38 +23,26 @@ use crate::util;
 impl State {
     /// Places every pending task that can be placed now.
     pub fn schedule(&mut self, now: Now) {
-        let mut free: u32 =
-            self.nodes.values().filter(|n| n.online && !n.record.draining).map(|n| n.free_slots()).sum();
-        if free == 0 || self.queue.is_empty() {
-            return;
-        }
-        // Required-skill sets already found unplaceable in this pass.
-        let mut stuck: HashSet<Vec<String>> = HashSet::new();
-        let keys: Vec<_> = self.queue.iter().cloned().collect();
-        for key in keys {
-            if free == 0 {
-                break;
+        while !self.queue.is_empty() {
+            // The earliest head among the groups some node can take now.
+            let mut best: Option<&super::queue::QueueKey> = None;
+            for (skills, head) in self.queue.heads() {
+                if best.is_some_and(|b| head >= b) {
+                    continue;
+                }
+                if self.nodes.values().any(|n| n.accepts_work() && n.has_skills(skills)) {
+                    best = Some(head);
+                }
             }
-            let Some(task) = self.tasks.get(&key.2) else {
-                continue;
-            };
-            if task.next_attempt_at.is_some_and(|t| t > now.ms) || stuck.contains(&task.required_skills) {
-                continue;
-            }
+            let Some(task_id) = best.map(|k| k.2.clone()) else { return };
+            let Some(task) = self.tasks.get(&task_id) else { return };
             let wants = Wants {
                 required: task.required_skills.clone(),
                 optional: task.optional_skills.clone(),
                 affinity: task.affinity_tags.clone(),
             };
-            match self.pick_node(&wants) {
-                Some(node) => {
-                    self.place(&key.2, &node, now);
-                    free -= 1;
-                }
-                None => {
-                    stuck.insert(wants.required);
-                }
-            }
+            let Some(node) = self.pick_node(&wants) else { return };
+            self.place(&task_id, &node, now);
         }
     }
 
@@ -107,7 +96,7 @@ impl State {
         let Some(task) = self.tasks.get_mut(task_id) else {
             return;
         };
-        self.queue.remove(&(task.priority.number(), task.seq, task_id.to_string()));
+        self.queue.remove(task);
         task.status = TaskStatus::Scheduled;
         task.assigned_node = Some(node_id.to_string());
         task.attempt += 1;
@@ -122,7 +111,7 @@ impl State {
         self.write_task(&snapshot, Some(e));
         if let Some(node) = self.nodes.get_mut(node_id) {
             node.assigned.insert(task_id.to_string());
-            node.wake.notify_one();
+            node.wake.notify_waiters();
         }
         self.push_timer(deadline, Timer::AttemptDeadline(task_id.to_string(), attempt));
         self.metrics.placements.inc();

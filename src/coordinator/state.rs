@@ -7,8 +7,8 @@
 //!   the same critical section that changes memory, so the disk sees changes in memory
 //!   order. Handlers answer after [`State::barrier`] resolves.
 //! - `tasks` holds only active tasks (pending, scheduled, running); ended tasks live in the
-//!   store alone. Every pending task is in `queue`; every scheduled or running task is in
-//!   its node's `assigned` set and nowhere else.
+//!   store alone. A pending task is in `queue` when it is ready, or waits for its retry
+//!   timer; every scheduled or running task is in its node's `assigned` set and nowhere else.
 //! - Timers are lazy: a node has at most one deadline timer; when it fires early (the node
 //!   heartbeated since), it is pushed again at the node's current deadline.
 
@@ -21,6 +21,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::metrics::Metrics;
+use super::queue::PendingQueue;
 use crate::config::{Config, Strategy};
 use crate::model::TaskEvent;
 use crate::store::nodes::NodeRecord;
@@ -109,9 +110,6 @@ pub enum Timer {
     AttemptDeadline(String, u32),
 }
 
-/// Order of the pending queue: priority number (0 = critical first), then submission.
-pub type QueueKey = (i64, i64, String);
-
 /// Everything behind the coordinator's mutex.
 pub struct State {
     pub settings: Settings,
@@ -122,8 +120,8 @@ pub struct State {
     pub secrets: HashMap<String, String>,
     /// Active tasks by id.
     pub tasks: HashMap<String, TaskRecord>,
-    /// Pending tasks in placement order.
-    pub queue: BTreeSet<QueueKey>,
+    /// Pending tasks ready to be placed.
+    pub queue: PendingQueue,
     /// Idempotency key → task id, for every task in the store.
     pub idempotency: HashMap<String, String>,
     pub next_seq: i64,
@@ -146,7 +144,7 @@ impl State {
             nodes: BTreeMap::new(),
             secrets: HashMap::new(),
             tasks: HashMap::new(),
-            queue: BTreeSet::new(),
+            queue: PendingQueue::default(),
             idempotency: HashMap::new(),
             next_seq: 1,
             timers: BinaryHeap::new(),
@@ -194,6 +192,23 @@ impl State {
         if earliest.is_none_or(|e| at < e) {
             self.timer_wake.notify_one();
         }
+        // Timers of ended tasks stay in the heap until they fire; keep their number
+        // proportional to the live state rather than to the task rate times the timeout.
+        if self.timers.len() > 2 * (self.tasks.len() + self.nodes.len()) + 4096 {
+            self.compact_timers();
+        }
+    }
+
+    /// Drops timers that can no longer do anything.
+    fn compact_timers(&mut self) {
+        let (tasks, nodes) = (&self.tasks, &self.nodes);
+        self.timers.retain(|Reverse((_, timer))| match timer {
+            Timer::NodeDeadline(n) => nodes.get(n).is_some_and(|n| n.deadline_armed),
+            Timer::RetryDue(t) => tasks.get(t).is_some_and(|t| t.status == crate::model::TaskStatus::Pending),
+            Timer::AttemptDeadline(t, a) => {
+                tasks.get(t).is_some_and(|t| t.attempt == *a && t.status != crate::model::TaskStatus::Pending)
+            }
+        });
     }
 
     /// The next deadline, if any.

@@ -132,7 +132,7 @@ impl State {
             crate::store::tasks::insert(c, &row)?;
             crate::store::tasks::add_event(c, &row.task_id, &submitted)
         });
-        self.queue.insert((task.priority.number(), task.seq, id.clone()));
+        self.queue.insert(&task);
         self.tasks.insert(id.clone(), task);
         self.metrics.tasks_submitted.inc();
         self.schedule(now);
@@ -159,10 +159,13 @@ impl State {
             }
             _ => {
                 task.status = TaskStatus::Pending;
-                if let Some(due) = task.next_attempt_at.filter(|d| *d > now.ms) {
-                    self.push_timer(now.at + Duration::from_millis((due - now.ms) as u64), Timer::RetryDue(id.clone()));
+                match task.next_attempt_at.filter(|d| *d > now.ms) {
+                    Some(due) => {
+                        let wait = Duration::from_millis((due - now.ms) as u64);
+                        self.push_timer(now.at + wait, Timer::RetryDue(id.clone()));
+                    }
+                    None => self.queue.insert(&task),
                 }
-                self.queue.insert((task.priority.number(), task.seq, id.clone()));
                 self.tasks.insert(id, task);
             }
         }
@@ -177,7 +180,9 @@ impl State {
         match task.status {
             TaskStatus::Running => {
                 let node = task.assigned_node.clone().unwrap_or_default();
-                let node_alive = self.nodes.get(&node).is_some_and(|n| n.online);
+                // A node restored at start is offline until it heartbeats but may still be
+                // running the task: within its deadline it counts as alive.
+                let node_alive = self.nodes.get(&node).is_some_and(|n| n.online || n.deadline > now.at);
                 if node_alive {
                     if !task.cancel_requested {
                         task.cancel_requested = true;
@@ -191,7 +196,7 @@ impl State {
                         let snapshot = task.clone();
                         self.write_task(&snapshot, Some(e));
                         if let Some(n) = self.nodes.get(&node) {
-                            n.wake.notify_one();
+                            n.wake.notify_waiters();
                         }
                     }
                 } else {
@@ -225,13 +230,13 @@ impl State {
         let Some(mut task) = self.tasks.remove(task_id) else {
             return;
         };
-        self.queue.remove(&(task.priority.number(), task.seq, task.task_id.clone()));
+        self.queue.remove(&task);
         let node = task.assigned_node.clone();
         if let Some(n) = node.as_ref().and_then(|n| self.nodes.get_mut(n)) {
             n.assigned.remove(task_id);
             if let Some(d) = duration {
                 n.record.total_tasks_processed += 1;
-                n.record.total_execution_ms += d.as_millis() as u64;
+                n.record.total_execution_ms = n.record.total_execution_ms.saturating_add(d.as_millis() as u64);
                 match status {
                     TaskStatus::Completed => n.record.successful_tasks += 1,
                     TaskStatus::Failed | TaskStatus::Timeout => n.record.failed_tasks += 1,
@@ -278,6 +283,11 @@ impl State {
         let Some(task) = self.tasks.get(task_id) else {
             return;
         };
+        // A cancel that was acknowledged wins over however the attempt ended.
+        if task.cancel_requested {
+            self.finish(task_id, TaskStatus::Cancelled, result, Some(format!("cancelled ({error})")), duration, now);
+            return;
+        }
         let node = task.assigned_node.clone();
         let spent = task.retry_count + u32::from(counts);
         if counts && spent > task.max_retries {
@@ -290,10 +300,11 @@ impl State {
         }
         if let Some(n) = node.as_ref().and_then(|n| self.nodes.get_mut(n)) {
             n.assigned.remove(task_id);
-            if let Some(d) = duration {
+            // Bounces that spend no retry (429, a full worker) are not work done.
+            if let Some(d) = duration.filter(|_| counts) {
                 n.record.total_tasks_processed += 1;
-                n.record.failed_tasks += u64::from(counts);
-                n.record.total_execution_ms += d.as_millis() as u64;
+                n.record.failed_tasks += 1;
+                n.record.total_execution_ms = n.record.total_execution_ms.saturating_add(d.as_millis() as u64);
             }
         }
         let delay = match retry_after {
@@ -317,14 +328,18 @@ impl State {
         let name = if outcome == TaskStatus::Timeout { "timeout" } else { "failed" };
         let e = event(task, name, node.as_deref(), Some(format!("{error}; {plan}")), now.ms);
         let snapshot = task.clone();
-        self.queue.insert((snapshot.priority.number(), snapshot.seq, task_id.to_string()));
         self.write_task(&snapshot, Some(e));
         if let Some(n) = &node
             && duration.is_some()
+            && counts
         {
             self.write_node(n);
         }
-        self.push_timer(now.at + delay, Timer::RetryDue(task_id.to_string()));
+        if delay.is_zero() {
+            self.queue.insert(&snapshot);
+        } else {
+            self.push_timer(now.at + delay, Timer::RetryDue(task_id.to_string()));
+        }
         tracing::info!(target: "openclaw::coordinator", task_id, node = node.as_deref().unwrap_or(""), error = %error, retry_in_ms = delay.as_millis() as u64, "task attempt failed; requeued");
         if node.is_some() {
             self.schedule(now);
@@ -353,9 +368,16 @@ impl State {
 
     /// A retry became due: the task may be placed again.
     pub fn retry_due(&mut self, task_id: &str, now: Now) {
-        if self.tasks.get(task_id).is_some_and(|t| t.status == TaskStatus::Pending) {
-            self.schedule(now);
+        let Some(task) = self.tasks.get(task_id) else { return };
+        // Only the retry timer puts a waiting task back in the queue, so there is no stale
+        // timer to guard against (the wall-clock due time may differ by a millisecond).
+        if task.status != TaskStatus::Pending {
+            return;
         }
+        if !self.queue.contains(task) {
+            self.queue.insert(task);
+        }
+        self.schedule(now);
     }
 
     /// An attempt's backstop deadline passed without a result.
@@ -422,7 +444,9 @@ impl State {
             return Ok(Report::NotActive);
         };
         let cancel_requested = task.cancel_requested;
-        let duration = Some(Duration::from_millis(report.duration_ms));
+        // The worker's figure, bounded by what the attempt could have taken.
+        let longest = task.timeout_ms.max(0) as u64 + self.settings.attempt_grace.as_millis() as u64;
+        let duration = Some(Duration::from_millis(report.duration_ms.min(longest)));
         match report.outcome {
             Outcome::Completed => {
                 self.finish(task_id, TaskStatus::Completed, report.result, None, duration, now);
@@ -533,7 +557,7 @@ impl State {
         PollResponse { assignments, cancel: self.cancels_for(node, held) }
     }
 
-    /// Task ids in the list that are not active (for a page read from the store).
+    /// The live record of an active task (None once it ended: it is then in the store).
     pub fn active_task(&self, task_id: &str) -> Option<&TaskRecord> {
         self.tasks.get(task_id)
     }

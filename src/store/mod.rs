@@ -227,11 +227,6 @@ impl Writer {
     pub fn close(&self) {
         let _ = self.tx.send(Job { op: None, done: None });
     }
-
-    /// Queues a write and waits for its commit.
-    pub async fn write(&self, op: WriteOp) -> Result<(), StoreError> {
-        self.queue(op).committed().await
-    }
 }
 
 /// The most jobs committed in one transaction.
@@ -258,19 +253,19 @@ fn writer_loop(mut conn: r2d2::PooledConnection<SqliteConnectionManager>, mut rx
         if batch.is_empty() {
             continue;
         }
-        let results = commit_batch(&mut conn, &mut batch);
-        match results {
-            Ok(results) => {
-                for (job, result) in batch.drain(..).zip(results) {
+        match commit_batch(&mut conn, &mut batch) {
+            Ok(()) => {
+                for job in batch.drain(..) {
                     if let Some(done) = job.done {
-                        let _ = done.send(result);
+                        let _ = done.send(Ok(()));
                     }
                 }
             }
             Err(e) => {
-                // The disk refused a commit (full, I/O error). Memory now claims what the
-                // disk does not have: stop, so a restart reloads the truth from the store.
-                tracing::error!(target: "openclaw::store", error = %e, "cannot commit to the database; stopping the process so that a restart reloads a consistent state");
+                // The disk refused a write or a commit (full, I/O error, or a bug). Memory
+                // now claims what the disk does not have: stop, so that a restart reloads
+                // the truth from the store. Nobody gets a 2xx for this batch.
+                tracing::error!(target: "openclaw::store", error = %e, "cannot write to the database; stopping the process so that a restart reloads a consistent state");
                 for job in batch.drain(..) {
                     if let Some(done) = job.done {
                         let _ = done.send(Err(e.to_string()));
@@ -282,31 +277,16 @@ fn writer_loop(mut conn: r2d2::PooledConnection<SqliteConnectionManager>, mut rx
     }
 }
 
-/// Runs every job of the batch in one transaction, each inside its own savepoint so that
-/// one failing job (a bug) does not sink the others.
-fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<Vec<Result<(), String>>> {
-    let mut tx = conn.transaction()?;
-    let mut results = Vec::with_capacity(batch.len());
+/// Runs every job of the batch in one transaction. A failing job is a bug that left memory
+/// ahead of the disk: it fails the whole batch, which stops the process (see the loop).
+fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
     for job in batch.iter_mut() {
-        let Some(op) = job.op.take() else {
-            results.push(Ok(()));
-            continue;
-        };
-        let sp = tx.savepoint()?;
-        match op(&sp) {
-            Ok(()) => {
-                sp.commit()?;
-                results.push(Ok(()));
-            }
-            Err(e) => {
-                tracing::error!(target: "openclaw::store", error = %e, "a database write failed and was rolled back");
-                drop(sp);
-                results.push(Err(e.to_string()));
-            }
+        if let Some(op) = job.op.take() {
+            op(&tx)?;
         }
     }
-    tx.commit()?;
-    Ok(results)
+    tx.commit()
 }
 
 /// JSON text of a value for a TEXT column.

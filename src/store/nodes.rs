@@ -119,6 +119,12 @@ pub fn upsert(conn: &Connection, n: &NodeRecord) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Deletes a node's row.
+pub fn delete(conn: &Connection, node_id: &str) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM nodes WHERE node_id = ?1", [node_id])?;
+    Ok(())
+}
+
 /// The volatile figures of one node, flushed in batches.
 #[derive(Debug, Clone)]
 pub struct Liveness {

@@ -212,11 +212,6 @@ pub fn get(conn: &Connection, task_id: &str) -> rusqlite::Result<Option<TaskReco
     conn.query_row(&format!("SELECT {COLUMNS} FROM tasks WHERE task_id = ?1"), [task_id], from_row).optional()
 }
 
-/// The task that was submitted with this idempotency key.
-pub fn by_idempotency_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<TaskRecord>> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM tasks WHERE idempotency_key = ?1"), [key], from_row).optional()
-}
-
 /// A task's history, oldest first.
 pub fn events(conn: &Connection, task_id: &str) -> rusqlite::Result<Vec<TaskEvent>> {
     let mut stmt = conn.prepare_cached(

@@ -2,6 +2,7 @@
 //!
 //! The task arrives as JSON on stdin; stdout is the result (JSON when it parses, else
 //! `{"stdout": text}`); the last 64 KiB of stderr are kept; a non-zero exit is a failure.
+//! When the command exits, anything it left running in its process group is stopped (Unix).
 //! Stdout beyond `worker.max_output_bytes` fails the attempt ("output too large"). Timeout
 //! and cancel end the whole process tree: on Unix the child leads its own process group,
 //! which gets SIGTERM, then SIGKILL after a grace; on Windows `taskkill /T /F`.
@@ -101,7 +102,11 @@ pub async fn run(job: Job, cancel: CancellationToken) -> Ending {
         }
     };
     let status = match stop {
-        Stop::Exited(ref s) => s.as_ref().ok().copied(),
+        Stop::Exited(ref s) => {
+            // Whatever the command left running in its group ends with the task.
+            stop_leftovers(pid);
+            s.as_ref().ok().copied()
+        }
         _ => {
             kill_tree(pid, &mut child).await;
             None
@@ -119,9 +124,13 @@ pub async fn run(job: Job, cancel: CancellationToken) -> Ending {
             }
         },
     };
-    let stderr_tail = match tokio::time::timeout(Duration::from_secs(2), err_task).await {
+    let mut err_task = err_task;
+    let stderr_tail = match tokio::time::timeout(Duration::from_secs(2), &mut err_task).await {
         Ok(r) => r.unwrap_or_default(),
-        Err(_) => Vec::new(),
+        Err(_) => {
+            err_task.abort();
+            Vec::new()
+        }
     };
     let stderr_text = String::from_utf8_lossy(&stderr_tail).into_owned();
     let took = crate::util::short_duration(started.elapsed());
@@ -234,6 +243,21 @@ fn new_process_group(cmd: &mut Command) {
     const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
     cmd.creation_flags(CREATE_NEW_PROCESS_GROUP);
 }
+
+/// After the leader exited: SIGKILL to what is left of its process group.
+#[cfg(unix)]
+fn stop_leftovers(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill(2) on the group the child led; harmless when the group is empty.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// On Windows the tree cannot be found once its root is gone; leftovers keep running.
+#[cfg(windows)]
+fn stop_leftovers(_pid: Option<u32>) {}
 
 /// Stops the child and everything it started.
 #[cfg(unix)]

@@ -44,6 +44,8 @@ pub struct Gateway {
     base: String,
     token: Option<String>,
     agent_id: String,
+    /// The largest answer read (worker.max_output_bytes).
+    max_answer: u64,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -69,12 +71,18 @@ fn error_message(body: &[u8]) -> String {
 }
 
 impl Gateway {
-    pub fn new(base: &str, token: Option<String>, agent_id: &str) -> Gateway {
+    pub fn new(base: &str, token: Option<String>, agent_id: &str, max_answer: u64) -> Gateway {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(3))
             .build()
             .expect("a client with only a connect timeout always builds");
-        Gateway { http, base: base.trim_end_matches('/').to_string(), token, agent_id: agent_id.to_string() }
+        Gateway {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token,
+            agent_id: agent_id.to_string(),
+            max_answer,
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -160,13 +168,24 @@ impl Gateway {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs)
             .unwrap_or(Duration::from_secs(30));
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) if e.is_timeout() => return TurnOutcome::TimedOut,
-            Err(e) => {
-                return TurnOutcome::Failed(format!("reading the gateway's answer failed: {}", cause(&e)));
+        let mut response = response;
+        let mut bytes = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    bytes.extend_from_slice(&chunk);
+                    if bytes.len() as u64 > self.max_answer {
+                        return TurnOutcome::Failed(format!(
+                            "the gateway's answer is larger than {} bytes (worker.max_output_bytes)",
+                            self.max_answer
+                        ));
+                    }
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => return TurnOutcome::TimedOut,
+                Err(e) => return TurnOutcome::Failed(format!("reading the gateway's answer failed: {}", cause(&e))),
             }
-        };
+        }
         match status {
             200..=299 => {
                 let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {

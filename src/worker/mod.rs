@@ -88,6 +88,8 @@ struct Worker {
     session_ready: Notify,
     running: Mutex<HashMap<String, Running>>,
     slot_freed: Notify,
+    /// Wakes loops backing off when the coordinator answers again.
+    link_restored: Notify,
     advert: Mutex<Advert>,
     gateway_state: Mutex<Availability>,
     link: Mutex<Link>,
@@ -122,7 +124,7 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
         .or_else(|| std::env::var("OPENCLAW_GATEWAY_TOKEN").ok())
         .filter(|t| !t.is_empty());
     let worker = Arc::new(Worker {
-        gateway: Gateway::new(&gateway_url, gateway_token, &config.worker.agent_id),
+        gateway: Gateway::new(&gateway_url, gateway_token, &config.worker.agent_id, config.worker.max_output_bytes),
         join: Client::new(&url, join_token, config.worker.ca_file.as_deref())?,
         node_id,
         url,
@@ -131,6 +133,7 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
         session_ready: Notify::new(),
         running: Mutex::new(HashMap::new()),
         slot_freed: Notify::new(),
+        link_restored: Notify::new(),
         advert: Mutex::new(Advert::default()),
         gateway_state: Mutex::new(Availability::Unavailable("not checked yet".into())),
         link: Mutex::new(Link::Unknown),
@@ -201,7 +204,8 @@ impl Worker {
         let mut link = lock(&self.link);
         match *link {
             Link::Down => {
-                tracing::info!(target: "openclaw::worker", url = %self.url, "connected to the coordinator again")
+                tracing::info!(target: "openclaw::worker", url = %self.url, "connected to the coordinator again");
+                self.link_restored.notify_waiters();
             }
             Link::Unknown => {
                 tracing::info!(target: "openclaw::worker", url = %self.url, "connected to the coordinator")
@@ -233,6 +237,14 @@ impl Worker {
 
     fn held(&self) -> Vec<TaskRef> {
         lock(&self.running).iter().map(|(id, r)| TaskRef { task_id: id.clone(), attempt: r.attempt }).collect()
+    }
+
+    fn held_not_cancelling(&self) -> Vec<TaskRef> {
+        lock(&self.running)
+            .iter()
+            .filter(|(_, r)| !r.told.load(Ordering::SeqCst))
+            .map(|(id, r)| TaskRef { task_id: id.clone(), attempt: r.attempt })
+            .collect()
     }
 
     /// Stops the attempts the coordinator no longer wants here.
@@ -374,6 +386,13 @@ impl Worker {
                 Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
                     self.drop_session(&format!("heartbeat refused: {e}"));
                 }
+                Err(e) if e.status() == Some(400) => {
+                    // Something this worker sent is refused (its skills list, say): keep the
+                    // node alive without it, say why, and try the list again when it changes.
+                    tracing::error!(target: "openclaw::worker", error = %e, "the coordinator refused a heartbeat; sending the next ones without the skills list");
+                    lock(&self.advert).sent = true;
+                    self.pause(interval).await;
+                }
                 Err(e) => {
                     self.link_down(&e);
                     // Retry at the heartbeat cadence so a restarted coordinator sees the
@@ -413,7 +432,9 @@ impl Worker {
                 }
                 continue;
             }
-            let req = PollRequest { held: self.held(), wait_secs: None };
+            // Tasks already told to stop are left out, or the coordinator would answer at once
+            // with the same cancel again until their results are delivered.
+            let req = PollRequest { held: self.held_not_cancelling(), wait_secs: Some(wait.as_secs_f64()) };
             let answer = tokio::select! {
                 a = session.client.poll(&self.node_id, &req, wait) => a,
                 _ = self.stop_taking.cancelled() => break,
@@ -441,6 +462,8 @@ impl Worker {
                     let delay = crate::util::backoff(Duration::from_secs(1), Duration::from_secs(30), failures);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
+                        // The heartbeat found the coordinator again: poll now, not after the backoff.
+                        _ = self.link_restored.notified() => {}
                         _ = self.stop_taking.cancelled() => {}
                     }
                 }
@@ -621,7 +644,7 @@ impl Worker {
 
     /// Delivers a result until the coordinator takes it (or refuses it as stale). Gives up
     /// only when the worker leaves.
-    async fn deliver(&self, task_id: &str, report: ResultReport) {
+    async fn deliver(&self, task_id: &str, mut report: ResultReport) {
         let mut failures = 0u32;
         loop {
             let Some(session) = self.session() else {
@@ -636,6 +659,29 @@ impl Worker {
                 Ok(_) => return,
                 Err(e) if matches!(e.status(), Some(404 | 409)) => {
                     tracing::warn!(target: "openclaw::worker", task_id, error = %e, "the coordinator refused this result (the attempt was given to another node or ended); dropping it");
+                    return;
+                }
+                // Refused for what it is (too large, malformed): sending it again cannot
+                // help. Report the attempt as failed with the reason, once, without the result.
+                Err(e) if matches!(e.status(), Some(400 | 413 | 422)) && report.result.is_some() => {
+                    tracing::warn!(target: "openclaw::worker", task_id, error = %e, "the coordinator refused this result; reporting the attempt as failed instead");
+                    let why = match e.status() {
+                        Some(413) => format!(
+                            "the result is larger than the coordinator accepts (coordinator.max_body_bytes): {e}"
+                        ),
+                        _ => format!("the coordinator refused the result: {e}"),
+                    };
+                    report = ResultReport {
+                        attempt: report.attempt,
+                        outcome: Outcome::Failed,
+                        result: None,
+                        error: Some(why),
+                        duration_ms: report.duration_ms,
+                        retry_after: None,
+                    };
+                }
+                Err(e) if matches!(e.status(), Some(400 | 413 | 422)) => {
+                    tracing::error!(target: "openclaw::worker", task_id, error = %e, "the coordinator refused even a bare result report; dropping it");
                     return;
                 }
                 Err(e) => {
@@ -705,6 +751,10 @@ impl Worker {
             }
         }
         advertised.sort();
+        if advertised.len() > crate::model::MAX_SKILLS {
+            tracing::warn!(target: "openclaw::worker", found = advertised.len(), "more eligible skills than a node may advertise; advertising the first {}", crate::model::MAX_SKILLS);
+            advertised.truncate(crate::model::MAX_SKILLS);
+        }
         if advertised != a.advertised || unavailable != a.unavailable {
             tracing::info!(target: "openclaw::worker", skills = ?advertised, unavailable = ?unavailable.keys().collect::<Vec<_>>(), "advertised skills changed");
             a.advertised = advertised;

@@ -142,7 +142,7 @@ pub struct Host {
 impl Host {
     /// This process's host.
     pub fn current() -> Host {
-        Host { os: openclaw_os(), path: std::env::var_os("PATH"), env: std::env::vars().collect() }
+        Host { os: openclaw_os(), path: std::env::var_os("PATH"), env: crate::config::utf8_vars().collect() }
     }
 
     fn has_bin(&self, bin: &str, cwd: &Path) -> bool {
@@ -203,7 +203,8 @@ fn find_skill_folders(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, PathBuf)
     };
     let mut subdirs: Vec<PathBuf> = entries
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        // Follows symbolic links (a common way to install skills); MAX_DEPTH bounds loops.
+        .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir()))
         .filter(|e| {
             let name = e.file_name();
             let name = name.to_string_lossy();
@@ -221,6 +222,7 @@ fn load(folder: &Path, file: &Path, source: &Path, host: &Host) -> Result<Skill,
     let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read: {e}"))?;
     let is_json = file.file_name().is_some_and(|n| n == "skill.json");
     let (name, description, metadata, run) = if is_json { parse_skill_json(&text)? } else { parse_skill_md(&text)? };
+    check_name(&name)?;
     let kind = match run {
         Some(argv) => Kind::Exec { argv },
         None => Kind::Agent,
@@ -364,6 +366,17 @@ pub fn parse_skill_json(text: &str) -> Result<Parsed, String> {
     let metadata =
         doc.get("metadata").cloned().filter(Value::is_object).unwrap_or_else(|| Value::Object(Default::default()));
     Ok((name, description, metadata, run))
+}
+
+/// The coordinator's rule for skill names: 1-128 characters, no control characters.
+fn check_name(name: &str) -> Result<(), String> {
+    if name.chars().count() > 128 {
+        return Err(format!("`name` is longer than 128 characters ({})", name.chars().count()));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("`name` contains control characters".into());
+    }
+    Ok(())
 }
 
 fn required_str(doc: &Value, key: &str) -> Result<String, String> {
@@ -519,8 +532,10 @@ metadata:
             "---\nname: e\ndescription: d\nmetadata:\n  cluster:\n    run: \"unbalanced 'quote\"\n---\n",
         );
         write(dir.path(), "f/SKILL.md", "---\nname: ok\ndescription: fine\n---\n");
+        write(dir.path(), "g/SKILL.md", &format!("---\nname: {}\ndescription: d\n---\n", "n".repeat(129)));
         let scan = scan(&[dir.path().into()], &host(None, &[]));
-        assert_eq!(scan.problems.len(), 5, "{:?}", scan.problems);
+        assert_eq!(scan.problems.len(), 6, "{:?}", scan.problems);
+        assert!(scan.problems.iter().any(|p| p.error.contains("longer than 128")));
         assert!(scan.problems.iter().any(|p| p.error.contains("`name` is missing")));
         assert_eq!(scan.eligible_names(), vec!["ok"]);
     }
@@ -569,6 +584,18 @@ metadata:
         let scan = scan(&[a.path().into(), b.path().into()], &host(None, &[]));
         assert_eq!(scan.eligible_names(), vec!["deep", "shared"]);
         assert_eq!(scan.get("shared").unwrap().description, "from a");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_skill_folders_are_found() {
+        let a = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        write(elsewhere.path(), "linked/SKILL.md", "---\nname: linked\ndescription: d\n---\n");
+        std::os::unix::fs::symlink(elsewhere.path().join("linked"), a.path().join("linked")).unwrap();
+        std::os::unix::fs::symlink(a.path(), a.path().join("loop")).unwrap();
+        let scan = scan(&[a.path().into()], &host(None, &[]));
+        assert_eq!(scan.eligible_names(), vec!["linked"]);
     }
 
     #[test]

@@ -844,9 +844,12 @@ async fn strategies_choose_as_documented() {
     assert!(seen[0] != seen[1] && seen[0] == seen[2] && seen[1] == seen[3], "{seen:?}");
 }
 
+/// Regression (review L8): right after a coordinator restart a node is offline until it
+/// heartbeats, but its worker may still run the task: a cancel must reach that worker, and
+/// only end the task on its own when the node's deadline passes.
 #[tokio::test]
-async fn cancelling_a_task_whose_node_is_gone_ends_it_at_once() {
-    let mut cluster = Cluster::start_with(Settings { heartbeat_timeout: 20.0, ..Settings::default() }).await;
+async fn cancelling_a_task_whose_node_is_gone_ends_it_at_the_nodes_deadline() {
+    let mut cluster = Cluster::start_with(Settings { heartbeat_timeout: 2.0, ..Settings::default() }).await;
     let a = cluster.register("a", &["x"], 1).await;
     let id = cluster.submit(json!({"name": "t", "required_skills": ["x"], "max_retries": 5})).await;
     cluster.call("POST", &format!("/api/v1/nodes/a/tasks/{id}/start"), Some(&a), Some(r#"{"attempt": 1}"#)).await;
@@ -860,6 +863,156 @@ async fn cancelling_a_task_whose_node_is_gone_ends_it_at_once() {
         (Some("running"), Some("offline"))
     );
     let (status, task) = cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
-    assert_eq!((status, task["status"].as_str()), (200, Some("cancelled")), "{task}");
-    assert!(task["error"].as_str().unwrap().contains("gone"), "{task}");
+    assert_eq!(
+        (status, task["status"].as_str(), task["cancel_requested"].as_bool()),
+        (200, Some("running"), Some(true)),
+        "{task}"
+    );
+    let task = cluster.wait_task(&id, 10).await;
+    assert_eq!(task["status"], "cancelled", "{task}");
+    assert!(task["error"].as_str().unwrap().contains("no heartbeat"), "{task}");
+}
+
+/// Regression (review H2): a failure reported after a cancel was acknowledged used to put
+/// the task back in the queue to run again.
+#[tokio::test]
+async fn a_failure_after_a_cancel_ends_cancelled_not_retried() {
+    let cluster = Cluster::start().await;
+    let a = cluster.register("a", &["x"], 2).await;
+    for outcome in ["failed", "timeout"] {
+        let id = cluster.submit(json!({"name": "t", "required_skills": ["x"]})).await;
+        cluster.call("POST", &format!("/api/v1/nodes/a/tasks/{id}/start"), Some(&a), Some(r#"{"attempt": 1}"#)).await;
+        let (_, task) = cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
+        assert_eq!(task["cancel_requested"], true);
+        let report = json!({"attempt": 1, "outcome": outcome, "error": "exit 143"}).to_string();
+        let (status, _) =
+            cluster.call("POST", &format!("/api/v1/nodes/a/tasks/{id}/result"), Some(&a), Some(&report)).await;
+        assert_eq!(status, 200);
+        let task = cluster.get(&format!("/api/v1/tasks/{id}")).await;
+        assert_eq!(
+            (task["status"].as_str(), task["attempt"].as_u64()),
+            (Some("cancelled"), Some(1)),
+            "{outcome}: {task}"
+        );
+    }
+}
+
+/// Regression (review H1): a poll with an enormous wait_secs aborted the coordinator.
+#[tokio::test]
+async fn absurd_numbers_are_refused_or_clamped_not_fatal() {
+    let cluster = Cluster::start_with(Settings { heartbeat_timeout: 30.0, ..Settings::default() }).await;
+    let a = cluster.register("a", &["x"], 1).await;
+    let (status, _) =
+        cluster.call("POST", "/api/v1/nodes/a/tasks/poll", Some(&a), Some(r#"{"wait_secs": 1e20}"#)).await;
+    assert_eq!(status, 200);
+    let (status, _) = cluster.call("POST", "/api/v1/nodes/a/tasks/poll", Some(&a), Some(r#"{"wait_secs": -5}"#)).await;
+    assert_eq!(status, 200);
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["nobody"]})).await;
+    let (status, _) = cluster.api("GET", &format!("/api/v1/tasks/{id}/wait?timeout=1e20"), None).await;
+    assert_eq!(status, 400);
+    let (status, _) = cluster
+        .api("POST", "/api/v1/tasks", Some(json!({"name": "t", "required_skills": ["x"], "timeout": 1e300})))
+        .await;
+    assert_eq!(status, 400);
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["x"]})).await;
+    let report = json!({"attempt": 1, "outcome": "failed", "retry_after": 1e300, "duration_ms": u64::MAX}).to_string();
+    let (status, _) =
+        cluster.call("POST", &format!("/api/v1/nodes/a/tasks/{id}/result"), Some(&a), Some(&report)).await;
+    assert_eq!(status, 200);
+    let (status, _) = cluster.call("GET", "/health", None, None).await;
+    assert_eq!(status, 200, "the coordinator survived");
+}
+
+/// Regression (review H3): a result larger than the coordinator's body limit was retried
+/// for ever and held the worker's slot.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_result_too_large_for_the_coordinator_fails_the_attempt_and_frees_the_slot() {
+    let cluster =
+        Cluster::start_with(Settings { extra_coordinator: "  max_body_bytes: 65536\n".into(), ..Settings::default() })
+            .await;
+    let skills = cluster.path().join("skills");
+    // 50,000 quotes print as 100,000 bytes of escaped JSON text: over the 64 KiB limit.
+    exec_skill(&skills, "big", "head -c 50000 /dev/zero | tr '\\0' '\"'\n");
+    let _w = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["big"]).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["big"], "max_retries": 0})).await;
+    let task = cluster.wait_task(&id, 20).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(task["error"].as_str().unwrap().contains("max_body_bytes"), "{task}");
+    cluster.wait_node("w1", "idle", Duration::from_secs(10), |n| n["running_tasks"] == 0).await;
+}
+
+/// Regression (review H4): while a cancelled task was still stopping, every poll came back
+/// at once with the same cancel: tens of thousands of polls a second.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_slow_cancel_does_not_make_the_worker_spin() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "stubborn", "trap '' TERM\ntouch started\nsleep 20\n");
+    let _w = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["stubborn"]).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["stubborn"]})).await;
+    let started = skills.join("stubborn/started");
+    eventually("the task started", Duration::from_secs(10), || async { started.exists() }).await;
+    let polls = || async {
+        let text = cluster
+            .http
+            .get(format!("{}/metrics", cluster.url()))
+            .bearer_auth(cluster.admin())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("openclaw_http_requests_total{route=\"node_poll\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>()
+    };
+    let before = polls().await;
+    cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
+    // The process ignores SIGTERM: the worker needs the kill grace (3 s) to stop it.
+    let task = cluster.wait_task(&id, 20).await;
+    assert_eq!(task["status"], "cancelled", "{task}");
+    let during = polls().await - before;
+    assert!(during < 50, "{during} polls while one cancel took effect");
+}
+
+/// Regression (review M1): two machines with one node id took it from each other forever.
+#[tokio::test]
+async fn a_node_id_in_use_at_another_address_is_refused() {
+    let cluster = Cluster::start().await;
+    let join = cluster.worker_token();
+    let body = |ip: &str| {
+        json!({"node_id": "pi", "hostname": "raspberrypi", "platform": "linux", "arch": "arm64", "ip_address": ip})
+            .to_string()
+    };
+    let (status, _) = cluster.call("POST", "/api/v1/nodes/register", Some(&join), Some(&body("192.168.1.10"))).await;
+    assert_eq!(status, 200);
+    let (status, answer) =
+        cluster.call("POST", "/api/v1/nodes/register", Some(&join), Some(&body("192.168.1.11"))).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().contains("--node-id"), "{answer}");
+    let (status, _) = cluster.call("POST", "/api/v1/nodes/register", Some(&join), Some(&body("192.168.1.10"))).await;
+    assert_eq!(status, 200, "the same machine restarting registers again");
+}
+
+#[tokio::test]
+async fn an_offline_node_can_be_forgotten() {
+    let cluster = Cluster::start().await;
+    let a = cluster.register("a", &["x"], 1).await;
+    let (status, body) = cluster.api("DELETE", "/api/v1/nodes/a", None).await;
+    assert_eq!(status, 409, "an online node: {body}");
+    cluster.call("POST", "/api/v1/nodes/a/shutdown", Some(&a), None).await;
+    let o = cluster.cli(&["nodes", "forget", "a"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let (status, _) = cluster.api("GET", "/api/v1/nodes/a", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = cluster.call("POST", "/api/v1/nodes/a/heartbeat", Some(&a), Some("{}")).await;
+    assert_eq!(status, 401, "its secret is gone too");
+    let (_, check) = cluster.api("POST", "/api/v1/cluster/check-heartbeat", None).await;
+    assert_eq!(check["all_nodes_healthy"], true);
 }

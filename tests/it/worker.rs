@@ -48,6 +48,23 @@ async fn a_worker_joins_with_exactly_its_eligible_skills() {
     drop(worker);
 }
 
+/// Regression (review H5): a skill name the coordinator refuses made every heartbeat fail
+/// and took the node offline.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_skill_with_an_overlong_name_is_skipped_not_fatal() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "fine", "cat\n");
+    let _worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["fine"]).await;
+    exec_skill(&skills, &"n".repeat(129), "cat\n");
+    exec_skill(&skills, "later", "cat\n");
+    cluster.wait_online("w1", &["fine", "later"]).await;
+    tokio::time::sleep(Duration::from_secs(4)).await; // longer than heartbeat_timeout: the node must stay online
+    assert_eq!(cluster.node("w1").await["status"], "online");
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn skill_changes_reach_the_coordinator_without_a_restart() {
