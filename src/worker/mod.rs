@@ -100,8 +100,14 @@ struct Worker {
     /// Cancelled last: stop heartbeating.
     leave: CancellationToken,
     fatal: Mutex<Option<String>>,
+    /// When this worker's secret was refused lately (see `taken_over`).
+    takeovers: Mutex<Vec<Instant>>,
     tracker: TaskTracker,
 }
+
+/// How many times in a minute another registration may replace this worker's secret before
+/// it concludes that two workers share its node id.
+const TAKEOVERS: usize = 3;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -141,6 +147,7 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
         kill_all: CancellationToken::new(),
         leave: CancellationToken::new(),
         fatal: Mutex::new(None),
+        takeovers: Mutex::new(Vec::new()),
         tracker: TaskTracker::new(),
         config,
     });
@@ -324,11 +331,13 @@ impl Worker {
                         self.session_ready.notify_waiters();
                         s
                     }
-                    Err(e) if matches!(e.status(), Some(400 | 401 | 403)) => {
-                        let hint = if e.status() == Some(400) {
-                            "fix the worker's configuration".to_string()
-                        } else {
-                            "the join token is wrong: use the worker.token from the coordinator's data folder (--token, OPENCLAW_TOKEN, worker.token in the config, or the worker.token file beside storage.path)".to_string()
+                    Err(e) if matches!(e.status(), Some(400 | 401 | 403 | 409)) => {
+                        let hint = match e.status() {
+                            Some(400) => "fix the worker's configuration",
+                            Some(409) => "another running worker uses this node id",
+                            _ => {
+                                "the join token is wrong: use the worker.token from the coordinator's data folder (--token, OPENCLAW_TOKEN, worker.token in the config, or the worker.token file beside storage.path)"
+                            }
                         };
                         let message = format!("the coordinator at {} refused this worker: {e}; {hint}", self.url);
                         tracing::error!(target: "openclaw::worker", "{message}");
@@ -383,6 +392,16 @@ impl Worker {
                     self.apply_cancels(&answer.cancel);
                     self.pause(interval).await;
                 }
+                Err(e) if e.status() == Some(401) && self.taken_over() => {
+                    let message = format!(
+                        "node id `{}` keeps being registered by another worker (this one's secret was replaced {TAKEOVERS} times within a minute); give each worker its own --node-id",
+                        self.node_id
+                    );
+                    tracing::error!(target: "openclaw::worker", "{message}");
+                    *lock(&self.fatal) = Some(message);
+                    self.stop_taking.cancel();
+                    return;
+                }
                 Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
                     self.drop_session(&format!("heartbeat refused: {e}"));
                 }
@@ -401,6 +420,16 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Records that this worker's secret was refused (another registration replaced it) and
+    /// says whether that happened TAKEOVERS times within a minute.
+    fn taken_over(&self) -> bool {
+        let mut times = lock(&self.takeovers);
+        let now = Instant::now();
+        times.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        times.push(now);
+        times.len() >= TAKEOVERS
     }
 
     /// Sleeps, waking early to register again or to leave.

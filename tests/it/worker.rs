@@ -220,3 +220,48 @@ async fn the_default_node_id_comes_from_the_host_name() {
     let expected = openclaw::coordinator::registry::node_id_from_hostname(&host);
     cluster.wait_node(&expected, "registered", Duration::from_secs(10), |n| !n.is_null()).await;
 }
+
+/// Two workers started with the same node id on one machine would take it from each other
+/// for ever; one of them must stop and say why.
+#[cfg(unix)]
+#[tokio::test]
+async fn two_workers_with_one_node_id_do_not_fight_for_ever() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    let mut a = cluster.worker("dup", &skills, &[]);
+    cluster.wait_online("dup", &["echo"]).await;
+    let mut b = crate::support::Proc::spawn(
+        "worker-dup-2",
+        &[
+            "-c",
+            &cluster.config.display().to_string(),
+            "worker",
+            "--node-id",
+            "dup",
+            "--skills-dir",
+            &skills.display().to_string(),
+        ],
+        &[],
+        cluster.path(),
+        &cluster.logs(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let loser = loop {
+        if !a.is_running() {
+            break a;
+        }
+        if !b.is_running() {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "both workers still fight\n{}\n{}", a.logs(), b.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let status = {
+        let mut l = loser;
+        let s = l.wait_exit(Duration::from_secs(5)).await;
+        (s, l.err())
+    };
+    assert_eq!(status.0.code(), Some(1));
+    assert!(status.1.contains("own --node-id"), "{}", status.1);
+}
