@@ -65,7 +65,17 @@ pub async fn dispatch(shared: &Arc<Shared>, req: Request) -> Result<Response, Ap
         Route::NodeHealth(id) => ok(&shared.lock().node_health(id, Now::get())?),
         Route::Heartbeat(id) => {
             let body: HeartbeatRequest = req.json_or_default()?;
-            let answer = shared.lock().heartbeat(id, body, Now::get())?;
+            let (answer, done) = {
+                let mut st = shared.lock();
+                let before = st.writes.get();
+                let answer = st.heartbeat(id, body, Now::get())?;
+                // The usual heartbeat only touches memory; one that changed state (skills,
+                // a requeued task) answers once that is on disk.
+                (answer, (st.writes.get() != before).then(|| st.barrier()))
+            };
+            if let Some(done) = done {
+                done.committed().await.map_err(ApiError::store)?;
+            }
             ok(&answer)
         }
         Route::ShutdownNode(id) => {
@@ -287,10 +297,16 @@ async fn report_answer(
 /// One task as the API shows it: the live record when active (with its pending reason),
 /// else the stored one.
 async fn task_view(shared: &Arc<Shared>, id: &str, with_events: bool) -> Result<Task, ApiError> {
-    let live = {
+    let (live, done) = {
         let st = shared.lock();
-        st.active_task(id).map(|t| t.to_model(st.pending_reason(t, crate::util::now_ms()), None))
+        let live = st.active_task(id).map(|t| t.to_model(st.pending_reason(t, crate::util::now_ms()), None));
+        // Changes made by timers (a node lost, a retry) may still be queued: read the
+        // history once they are on disk, so that it agrees with the live record.
+        (live, with_events.then(|| st.barrier()))
     };
+    if let Some(done) = done {
+        done.committed().await.map_err(ApiError::store)?;
+    }
     let key = id.to_string();
     let (stored, events) = shared
         .store

@@ -133,6 +133,9 @@ pub struct State {
     pub rr_cursor: usize,
     /// Nodes whose liveness figures changed since the last flush.
     pub dirty: HashSet<String>,
+    /// Writes queued so far: a handler compares it before and after to know whether it
+    /// changed anything it must wait for. (A Cell: writes are queued through `&self`.)
+    pub writes: std::cell::Cell<u64>,
 }
 
 impl State {
@@ -152,12 +155,14 @@ impl State {
             waiters: HashMap::new(),
             rr_cursor: 0,
             dirty: HashSet::new(),
+            writes: std::cell::Cell::new(0),
         }
     }
 
     /// Queues a write (in memory order).
     pub fn write(&self, op: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()> + Send + 'static) {
         let op: WriteOp = Box::new(op);
+        self.writes.set(self.writes.get() + 1);
         self.writer.queue_detached(op);
     }
 
