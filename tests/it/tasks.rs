@@ -334,7 +334,6 @@ async fn kill_9_of_the_coordinator_loses_no_acknowledged_task() {
         let task = cluster.wait_task(id, 60).await;
         assert_eq!(task["status"], "completed", "{task}");
     }
-    assert!(!acked.is_empty() || all.len() == 5);
 }
 
 #[cfg(unix)]
@@ -511,7 +510,7 @@ async fn every_bad_submission_is_a_400_naming_the_field() {
 #[tokio::test]
 async fn the_list_pages_newest_first_with_a_stable_cursor_and_filters() {
     let cluster = Cluster::start().await;
-    let a = cluster.register("a", &["x"], 1).await;
+    cluster.register("a", &["x"], 1).await;
     let mut ids = vec![];
     for i in 0..5 {
         ids.push(
@@ -533,7 +532,6 @@ async fn the_list_pages_newest_first_with_a_stable_cursor_and_filters() {
     assert_eq!(cluster.get("/api/v1/tasks?skill=y").await["tasks"].as_array().unwrap().len(), 1);
     assert_eq!(cluster.get("/api/v1/tasks?node=a").await["tasks"].as_array().unwrap().len(), 1);
     assert_eq!(cluster.get("/api/v1/tasks?status=scheduled").await["tasks"][0]["task_id"], ids[0].as_str());
-    let _ = a;
 }
 
 #[tokio::test]
