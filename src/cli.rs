@@ -46,7 +46,7 @@ pub enum Command {
     Dev(DevArgs),
     /// Show or apply schema migrations of the store (takes a consistent backup first).
     Migrate(MigrateArgs),
-    /// List or inspect cluster nodes, or drain / undrain one.
+    /// List or inspect cluster nodes; drain, undrain or forget one.
     Nodes(NodesArgs),
     /// Cluster health, or one node's health; the exit code says healthy (0) or not (1).
     Health(HealthArgs),
@@ -151,7 +151,7 @@ pub struct NodesArgs {
     /// Only online nodes that have this skill.
     #[arg(long, value_name = "SKILL", conflicts_with = "status")]
     pub skill: Option<String>,
-    /// Only nodes in this status (online, offline, busy, maintenance, error).
+    /// Only nodes in this status: online, offline, busy (every slot taken), maintenance (drained).
     #[arg(long, value_name = "STATUS")]
     pub status: Option<NodeStatus>,
     /// Print the API's JSON unchanged.
@@ -163,7 +163,7 @@ pub struct NodesArgs {
     pub action: Option<NodesAction>,
 }
 
-/// `openclaw nodes drain|undrain`.
+/// `openclaw nodes drain|undrain|forget`.
 #[derive(Debug, Subcommand)]
 pub enum NodesAction {
     /// Put a node in maintenance: it gets no new tasks; running ones finish.
@@ -253,9 +253,9 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "PRIORITY")]
     pub priority: Option<Priority>,
     /// Time limit per attempt: seconds or a duration like 90s, 10m, 2h (default coordinator.default_task_timeout).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
     pub timeout: Option<Duration>,
-    /// How many times a failed attempt is retried (default 3).
+    /// How many times a failed attempt is retried (default coordinator.default_max_retries, 3).
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
     /// An affinity tag: nodes with this tag are preferred. Repeatable.
@@ -319,7 +319,7 @@ pub struct WaitArgs {
     #[arg(value_name = "TASK_ID")]
     pub task_id: String,
     /// Give up after this long (seconds or 90s, 10m...); default: wait as long as it takes.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
     pub timeout: Option<Duration>,
     /// Print the API's JSON unchanged.
     #[arg(long)]
@@ -362,11 +362,6 @@ pub fn args_from_invocation(args: impl IntoIterator<Item = OsString>) -> Vec<OsS
         args.insert(1, role.into());
     }
     args
-}
-
-/// A duration: plain seconds (`90`, `1.5`) or humantime (`90s`, `10m`, `2h 30m`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    crate::util::parse_duration(text)
 }
 
 fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {

@@ -2,7 +2,8 @@
 //!
 //! It speaks exactly the request and response types of [`crate::model`]. Errors say what
 //! was tried and what to check: "GET /api/v1/nodes returned 401 (unauthorized): …", or
-//! "cannot reach the coordinator at http://…: connection refused — is it running? …".
+//! "cannot reach the coordinator at http://… (GET /api/v1/nodes): Connection refused …
+//! Check that it is running …".
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,9 +14,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ClusterHealth, ErrorBody, HeartbeatRequest, HeartbeatResponse, Node, NodeActionResponse, NodeHealth, PollRequest,
-    PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, ServiceHealth, StartReport,
-    SubmitTask, Task, TaskList,
+    ErrorBody, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, PollRequest, PollResponse, RegisterRequest,
+    RegisterResponse, ReportResponse, ResultReport, StartReport, SubmitTask, Task,
 };
 
 /// Why a call failed.
@@ -27,7 +27,9 @@ pub enum ClientError {
     Unreachable { url: String, method: Method, path: String, cause: String },
     #[error("{method} {path} returned {status} ({code}): {message}")]
     Status { method: Method, path: String, status: u16, code: String, message: String },
-    #[error("{method} {path}: the answer is not what this client understands: {cause}")]
+    #[error(
+        "{method} {path}: the answer is not what this client understands ({cause}); are the client and the coordinator the same version? compare `openclaw --version` with GET /health"
+    )]
     Decode { method: Method, path: String, cause: String },
 }
 
@@ -42,7 +44,7 @@ impl ClientError {
 }
 
 /// The innermost cause of an error, which is the useful part ("Connection refused").
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
@@ -149,10 +151,6 @@ impl Client {
 
     const SHORT: Duration = Duration::from_secs(15);
 
-    pub async fn health(&self) -> Result<ServiceHealth, ClientError> {
-        self.call(Method::GET, "/health", NONE, Self::SHORT).await
-    }
-
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
         self.call(Method::POST, "/api/v1/nodes/register", Some(req), Self::SHORT).await
     }
@@ -186,18 +184,6 @@ impl Client {
         self.call(Method::POST, &path, Some(report), Self::SHORT).await
     }
 
-    pub async fn nodes(&self, path: &str) -> Result<Vec<Node>, ClientError> {
-        self.call(Method::GET, path, NONE, Self::SHORT).await
-    }
-
-    pub async fn node(&self, node: &str) -> Result<Node, ClientError> {
-        self.call(Method::GET, &format!("/api/v1/nodes/{}", seg(node)), NONE, Self::SHORT).await
-    }
-
-    pub async fn node_health(&self, node: &str) -> Result<NodeHealth, ClientError> {
-        self.call(Method::GET, &format!("/api/v1/nodes/{}/health", seg(node)), NONE, Self::SHORT).await
-    }
-
     pub async fn set_draining(&self, node: &str, drain: bool) -> Result<NodeActionResponse, ClientError> {
         let action = if drain { "drain" } else { "undrain" };
         self.call(Method::POST, &format!("/api/v1/nodes/{}/{action}", seg(node)), NONE, Self::SHORT).await
@@ -207,20 +193,8 @@ impl Client {
         self.call(Method::DELETE, &format!("/api/v1/nodes/{}", seg(node)), NONE, Self::SHORT).await
     }
 
-    pub async fn cluster_health(&self) -> Result<ClusterHealth, ClientError> {
-        self.call(Method::GET, "/api/v1/cluster/health", NONE, Self::SHORT).await
-    }
-
     pub async fn submit(&self, task: &SubmitTask) -> Result<Task, ClientError> {
         self.call(Method::POST, "/api/v1/tasks", Some(task), Self::SHORT).await
-    }
-
-    pub async fn list_tasks(&self, query: &str) -> Result<TaskList, ClientError> {
-        self.call(Method::GET, &format!("/api/v1/tasks{query}"), NONE, Self::SHORT).await
-    }
-
-    pub async fn task(&self, id: &str) -> Result<Task, ClientError> {
-        self.call(Method::GET, &format!("/api/v1/tasks/{}", seg(id)), NONE, Self::SHORT).await
     }
 
     /// Waits on the coordinator up to `wait` for the task to end.

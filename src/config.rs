@@ -653,30 +653,36 @@ fn friendly(message: &str) -> String {
         .replace("invalid usize", "expected a whole number")
 }
 
-/// The dotted key path of the key on a 1-based line of simple block YAML.
-fn yaml_key_path_at(text: &str, line: usize) -> Option<String> {
+/// The dotted key path of each key line of simple block YAML, by indentation:
+/// `(1-based line, "coordinator.port")`. Good enough to point a person at a line.
+fn yaml_keys(text: &str) -> Vec<(usize, String)> {
     let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut out = Vec::new();
     for (n, raw) in text.lines().enumerate() {
         let trimmed = raw.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
-            if n + 1 == line {
-                break;
-            }
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') || !trimmed.contains(':') {
             continue;
         }
         let indent = raw.len() - trimmed.len();
-        let key = trimmed.split(':').next().unwrap_or("").trim().trim_matches(['"', '\'']).to_string();
         while stack.last().is_some_and(|(i, _)| *i >= indent) {
             stack.pop();
         }
-        if trimmed.contains(':') {
-            stack.push((indent, key));
-        }
-        if n + 1 == line {
-            return Some(stack.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>().join(".")).filter(|k| !k.is_empty());
-        }
+        let key = trimmed.split(':').next().unwrap_or("").trim().trim_matches(['"', '\'']).to_string();
+        stack.push((indent, key));
+        out.push((n + 1, stack.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>().join(".")));
     }
-    None
+    out
+}
+
+/// The key path on a line, or of the last key above it (a list item belongs to it).
+fn yaml_key_path_at(text: &str, line: usize) -> Option<String> {
+    yaml_keys(text).into_iter().take_while(|(l, _)| *l <= line).last().map(|(_, k)| k)
+}
+
+/// The line of a key path.
+fn yaml_key_line(text: &str, path: &[&str]) -> Option<usize> {
+    let wanted = path.join(".");
+    yaml_keys(text).into_iter().find(|(_, k)| *k == wanted).map(|(l, _)| l)
 }
 
 fn describe_figment_error(e: figment::Error) -> String {
@@ -738,10 +744,14 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     if c.coordinator.heartbeat_check_interval.get().is_zero() {
         return Err(l.invalid("coordinator.heartbeat_check_interval", "must be above 0"));
     }
-    if !(1..=1000).contains(&c.worker.max_concurrent_tasks) {
+    if !(1..=crate::model::MAX_NODE_CONCURRENCY).contains(&c.worker.max_concurrent_tasks) {
         return Err(l.invalid(
             "worker.max_concurrent_tasks",
-            format!("must be between 1 and 1000, not {}", c.worker.max_concurrent_tasks),
+            format!(
+                "must be between 1 and {}, not {}",
+                crate::model::MAX_NODE_CONCURRENCY,
+                c.worker.max_concurrent_tasks
+            ),
         ));
     }
     if c.coordinator.max_body_bytes < 1024 {
@@ -752,7 +762,10 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
         return Err(l.invalid("coordinator.default_task_timeout", "must be between 1s and 7 days"));
     }
     if c.coordinator.default_max_retries > crate::model::MAX_RETRIES {
-        return Err(l.invalid("coordinator.default_max_retries", "must be between 0 and 100"));
+        return Err(l.invalid(
+            "coordinator.default_max_retries",
+            format!("must be between 0 and {}", crate::model::MAX_RETRIES),
+        ));
     }
     if c.coordinator.long_poll_timeout.get().is_zero()
         || c.coordinator.long_poll_timeout.get() > Duration::from_secs(300)
@@ -787,37 +800,6 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
         }
     }
     Ok(())
-}
-
-/// The 1-based line of `path` (e.g. `["coordinator", "port"]`) in simple block YAML, found by
-/// indentation. Good enough to point a person at the line; `None` when not found.
-fn yaml_key_line(text: &str, path: &[&str]) -> Option<usize> {
-    let mut depth = 0;
-    let mut indent_stack: Vec<usize> = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let indent = line.len() - trimmed.len();
-        while let Some(&top) = indent_stack.last() {
-            if indent <= top {
-                indent_stack.pop();
-                depth = indent_stack.len();
-            } else {
-                break;
-            }
-        }
-        let key = trimmed.split(':').next().unwrap_or("").trim().trim_matches(['"', '\'']);
-        if depth < path.len() && key == path[depth] && trimmed.contains(':') {
-            if depth + 1 == path.len() {
-                return Some(n + 1);
-            }
-            indent_stack.push(indent);
-            depth = indent_stack.len();
-        }
-    }
-    None
 }
 
 impl Config {
@@ -861,6 +843,8 @@ mod tests {
         assert_eq!(yaml_key_path_at(text, 6).as_deref(), Some("coordinator.port"));
         assert_eq!(yaml_key_path_at(text, 8).as_deref(), Some("log.level"));
         assert_eq!(yaml_key_path_at(text, 1).as_deref(), Some("storage"));
+        let list = "coordinator:\n  trusted_proxies:\n    - not-an-ip\n";
+        assert_eq!(yaml_key_path_at(list, 3).as_deref(), Some("coordinator.trusted_proxies"));
     }
 
     #[test]

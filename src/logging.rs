@@ -69,14 +69,15 @@ pub fn init(config: &LogConfig) -> io::Result<LogGuard> {
 
     let (file_writer, guard) = match &config.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir)?;
+            let named = |e: io::Error| io::Error::new(e.kind(), format!("cannot use log.dir {}: {e}", dir.display()));
+            std::fs::create_dir_all(dir).map_err(named)?;
             let appender = tracing_appender::rolling::Builder::new()
                 .rotation(tracing_appender::rolling::Rotation::DAILY)
                 .filename_prefix("openclaw")
                 .filename_suffix("log")
                 .max_log_files(config.max_files)
                 .build(dir)
-                .map_err(io::Error::other)?;
+                .map_err(|e| named(io::Error::other(e)))?;
             let (writer, guard) = tracing_appender::non_blocking(appender);
             (Some(writer), Some(guard))
         }

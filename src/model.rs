@@ -100,6 +100,7 @@ string_enum! {
         Busy = "busy",
         /// Drained: takes no new tasks.
         Maintenance = "maintenance",
+        /// The original's; never set by this version, kept so that filters on it work.
         Error = "error",
     }
 }
@@ -586,6 +587,18 @@ pub enum Outcome {
     Failed,
     Timeout,
     Cancelled,
+}
+
+impl From<Outcome> for TaskStatus {
+    /// The status a task ends with when an attempt ends this way.
+    fn from(o: Outcome) -> TaskStatus {
+        match o {
+            Outcome::Completed => TaskStatus::Completed,
+            Outcome::Failed => TaskStatus::Failed,
+            Outcome::Timeout => TaskStatus::Timeout,
+            Outcome::Cancelled => TaskStatus::Cancelled,
+        }
+    }
 }
 
 /// `POST /api/v1/nodes/{id}/tasks/{task_id}/result`.

@@ -15,11 +15,8 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
     let scan = skills::scan(&dirs, &skills::Host::current());
     let has_agent = scan.skills.iter().any(|s| s.kind == Kind::Agent && s.eligible);
     let gateway = if has_agent {
-        let url =
-            config.worker.gateway_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", config.worker.port));
-        let token = config.worker.gateway_token.clone().or_else(|| std::env::var("OPENCLAW_GATEWAY_TOKEN").ok());
-        let g = Gateway::new(&url, token, &config.worker.agent_id, config.worker.max_output_bytes);
-        Some((url, g.probe().await))
+        let g = Gateway::from_config(config);
+        Some((g.url().to_string(), g.probe().await))
     } else {
         None
     };
@@ -36,13 +33,7 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
             })
             .collect();
         for p in &scan.problems {
-            let name = p
-                .path
-                .parent()
-                .and_then(|d| d.file_name())
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            items.push(json!({"name": name, "description": "", "eligible": false, "error": p.error, "path": p.path, "kind": null,
+            items.push(json!({"name": p.folder_name(), "description": "", "eligible": false, "error": p.error, "path": p.path, "kind": null,
                 "missing": {"bins": [], "anyBins": [], "env": [], "config": [], "os": []}}));
         }
         println!("{}", serde_json::to_string_pretty(&items)?);
@@ -64,10 +55,8 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
         rows.push(vec![s.name.clone(), status.into(), s.kind.name().into(), missing, s.source.display().to_string()]);
     }
     for p in &scan.problems {
-        let name =
-            p.path.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         rows.push(vec![
-            name,
+            p.folder_name(),
             "parse error".into(),
             "-".into(),
             format!("{}: {}", p.path.display(), p.error),

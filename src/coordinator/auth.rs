@@ -86,7 +86,6 @@ impl Tokens {
 /// Who is calling.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    Anonymous,
     Admin,
     Join,
     /// A node, by its secret.
@@ -130,7 +129,9 @@ pub fn authorize(
     } else if let Some(node) = node_of_secret(&util::hash_secret(token)) {
         Caller::Node(node)
     } else {
-        return Err(ApiError::Unauthorized("invalid token".into()));
+        return Err(ApiError::Unauthorized(
+            "invalid token: reads and admin calls take the admin token (admin.token beside the database), registration the worker token, a node's own endpoints its node_secret".into(),
+        ));
     };
     match (access, &caller) {
         (Access::Admin, Caller::Admin) | (Access::Join, Caller::Admin | Caller::Join) => Ok(caller),

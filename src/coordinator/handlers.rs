@@ -221,18 +221,17 @@ async fn poll(shared: &Arc<Shared>, node: &str, req: PollRequest) -> Result<Poll
     let deadline = tokio::time::Instant::now() + wait;
     let gone = || ApiError::NotFound(format!("node `{node}` is not registered here: register again"));
     loop {
-        let wake = shared.lock().node(node).map_err(|_| gone())?.wake.clone();
-        // Register for the wake-up before looking at the state, so that a placement made
-        // between the look and the wait is not missed (placements use notify_waiters).
-        let notified = wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        let (answer, done) = {
+        let (notified, answer, done) = {
             let st = shared.lock();
-            st.node(node).map_err(|_| gone())?;
-            (st.poll(node, &req.held), st.barrier())
+            // Register for the wake-up before looking at the state, so that a placement
+            // made after the look is not missed (placements use notify_waiters).
+            let mut notified = Box::pin(st.node(node).map_err(|_| gone())?.wake.clone().notified_owned());
+            notified.as_mut().enable();
+            let answer = st.poll(node, &req.held);
+            let found = !answer.assignments.is_empty() || !answer.cancel.is_empty();
+            (notified, answer, found.then(|| st.barrier()))
         };
-        if !answer.assignments.is_empty() || !answer.cancel.is_empty() {
+        if let Some(done) = done {
             // Hand out only what is on disk: a restarted coordinator must know the attempt.
             done.committed().await.map_err(ApiError::store)?;
             return Ok(answer);
@@ -265,19 +264,12 @@ async fn report_answer(
             let id = task_id.to_string();
             let stored = shared.store.read(move |c| Ok(task_store::get(c, &id)?)).await.map_err(ApiError::store)?;
             let Some(task) = stored else {
-                return Err(ApiError::NotFound(format!("no task {task_id}")));
+                return Err(ApiError::NotFound(format!(
+                    "no task {task_id} (ended tasks are purged after storage.task_retention_days)"
+                )));
             };
             let same_attempt = task.attempt == attempt && task.assigned_node.as_deref() == Some(node);
-            let same_end = match outcome {
-                None => false,
-                Some(o) => matches!(
-                    (o, task.status),
-                    (crate::model::Outcome::Completed, TaskStatus::Completed)
-                        | (crate::model::Outcome::Cancelled, TaskStatus::Cancelled)
-                        | (crate::model::Outcome::Failed, TaskStatus::Failed)
-                        | (crate::model::Outcome::Timeout, TaskStatus::Timeout)
-                ),
-            };
+            let same_end = outcome.is_some_and(|o| TaskStatus::from(o) == task.status);
             if same_attempt && same_end {
                 return Ok(json(
                     StatusCode::OK,
@@ -308,18 +300,24 @@ async fn task_view(shared: &Arc<Shared>, id: &str, with_events: bool) -> Result<
         done.committed().await.map_err(ApiError::store)?;
     }
     let key = id.to_string();
+    let need_row = live.is_none();
     let (stored, events) = shared
         .store
         .read(move |c| {
             let events = if with_events { Some(task_store::events(c, &key)?) } else { None };
-            Ok((task_store::get(c, &key)?, events))
+            let row = if need_row { task_store::get(c, &key)? } else { None };
+            Ok((row, events))
         })
         .await
         .map_err(ApiError::store)?;
     let mut task = match (live, stored) {
         (Some(t), _) => t,
         (None, Some(r)) => r.to_model(None, None),
-        (None, None) => return Err(ApiError::NotFound(format!("no task {id}"))),
+        (None, None) => {
+            return Err(ApiError::NotFound(format!(
+                "no task {id}: see `openclaw tasks list` (ended tasks are purged after storage.task_retention_days)"
+            )));
+        }
     };
     task.events = events;
     Ok(task)

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::Shared;
-use super::auth::{self, Caller};
+use super::auth;
 use super::error::ApiError;
 use super::router::{self, Route};
 
@@ -41,7 +41,6 @@ pub struct Request {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub client: IpAddr,
-    pub caller: Caller,
 }
 
 impl Request {
@@ -208,8 +207,7 @@ async fn prepare(
     let (parts, body) = req.into_parts();
     let header = parts.headers.get(hyper::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
     let token = auth::bearer(header)?;
-    let caller =
-        auth::authorize(&shared.tokens, route.access(), token, |hash| shared.lock().secrets.get(hash).cloned())?;
+    auth::authorize(&shared.tokens, route.access(), token, |hash| shared.lock().secrets.get(hash).cloned())?;
     let query =
         parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let limit = shared.config.coordinator.max_body_bytes;
@@ -228,7 +226,7 @@ async fn prepare(
             return Err(ApiError::BadRequest(format!("could not read the request body: {e}")));
         }
     };
-    Ok(Request { route, query, headers: parts.headers, body, client, caller })
+    Ok(Request { route, query, headers: parts.headers, body, client })
 }
 
 /// The client's address: the peer, or what a trusted proxy says it forwarded.

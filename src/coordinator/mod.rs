@@ -32,12 +32,16 @@ use state::{Now, Settings, State};
 
 /// What every request handler and background loop shares.
 pub struct Shared {
+    /// The loaded configuration (read-only after start).
     pub config: Config,
     /// A std mutex, not tokio's: it is only ever held for short synchronous sections and
     /// never across an `.await` (see [`state`]).
     pub state: Mutex<State>,
+    /// Reads (writes go through the state's writer, in memory order).
     pub store: Store,
+    /// The admin and join tokens, for the auth check before dispatch.
     pub tokens: auth::Tokens,
+    /// Shared with the state, which bumps counters where things happen.
     pub metrics: Arc<metrics::Metrics>,
     /// Fires on Ctrl+C / SIGTERM; long polls and waits return early on it.
     pub shutdown: CancellationToken,
@@ -69,7 +73,17 @@ impl Coordinator {
         let lock = StoreLock::acquire(&path)?;
         let store = tokio::task::spawn_blocking({
             let path = path.clone();
-            move || Store::open(&path)
+            move || {
+                Store::open(&path).map_err(|e| match e {
+                    // These do not name the file themselves.
+                    crate::store::StoreError::Sqlite(_)
+                    | crate::store::StoreError::Pool(_)
+                    | crate::store::StoreError::Migration(_) => {
+                        anyhow::anyhow!("cannot open store at {}: {e}", path.display())
+                    }
+                    named => named.into(),
+                })
+            }
         })
         .await??;
         let tokens = auth::Tokens::load_or_create(&config)?;
@@ -90,17 +104,17 @@ impl Coordinator {
         let (writer, writer_task) = store.start_writer()?;
         let metrics = Arc::new(metrics::Metrics::new());
         let mut state = State::new(Settings::from_config(&config), writer.clone(), metrics.clone());
-        let (nodes, tasks, keys) = store
+        let (nodes, tasks, keys, max_seq) = store
             .read(|c| {
                 Ok((
                     crate::store::nodes::load_all(c)?,
                     crate::store::tasks::load_active(c)?,
                     crate::store::tasks::idempotency_keys(c)?,
+                    crate::store::tasks::max_seq(c)?,
                 ))
             })
             .await
             .context("cannot load the cluster state from the store")?;
-        let max_seq = store.read(|c| Ok(crate::store::tasks::max_seq(c)?)).await?;
         let now = Now::get();
         let (n_nodes, n_tasks) = (nodes.len(), tasks.len());
         for node in nodes {

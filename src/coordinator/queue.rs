@@ -19,25 +19,21 @@ fn key(task: &TaskRecord) -> QueueKey {
 /// Ready tasks by required-skill set.
 #[derive(Debug, Default)]
 pub struct PendingQueue {
+    /// Never holds an empty group.
     groups: HashMap<Vec<String>, BTreeSet<QueueKey>>,
-    len: usize,
 }
 
 impl PendingQueue {
     pub fn insert(&mut self, task: &TaskRecord) {
-        if self.groups.entry(task.required_skills.clone()).or_default().insert(key(task)) {
-            self.len += 1;
-        }
+        self.groups.entry(task.required_skills.clone()).or_default().insert(key(task));
     }
 
     pub fn remove(&mut self, task: &TaskRecord) {
         if let Some(group) = self.groups.get_mut(&task.required_skills)
             && group.remove(&key(task))
+            && group.is_empty()
         {
-            self.len -= 1;
-            if group.is_empty() {
-                self.groups.remove(&task.required_skills);
-            }
+            self.groups.remove(&task.required_skills);
         }
     }
 
@@ -45,12 +41,8 @@ impl PendingQueue {
         self.groups.get(&task.required_skills).is_some_and(|g| g.contains(&key(task)))
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.groups.is_empty()
     }
 
     /// The first task of each group, with the group's required skills.

@@ -41,6 +41,10 @@ pub fn node_id_from_hostname(hostname: &str) -> String {
     id
 }
 
+fn unknown_node(node_id: &str) -> ApiError {
+    ApiError::NotFound(format!("no node `{node_id}` is registered (see GET /api/v1/nodes or `openclaw nodes`)"))
+}
+
 /// Trims, drops duplicates (keeping order) and checks a list of names.
 pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, ApiError> {
     if names.len() > crate::model::MAX_SKILLS {
@@ -59,6 +63,9 @@ pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, ApiErro
         }
         if name.chars().count() > 128 {
             return Err(ApiError::BadRequest(format!("{field}[{i}]: longer than 128 characters")));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(ApiError::BadRequest(format!("{field}[{i}]: contains control characters")));
         }
         if seen.insert(name.to_string()) {
             out.push(name.to_string());
@@ -138,7 +145,11 @@ impl State {
 
     /// A node by id, or 404.
     pub fn node(&self, node_id: &str) -> Result<&NodeEntry, ApiError> {
-        self.nodes.get(node_id).ok_or_else(|| ApiError::NotFound(format!("no node `{node_id}` is registered")))
+        self.nodes.get(node_id).ok_or_else(|| unknown_node(node_id))
+    }
+
+    fn node_mut(&mut self, node_id: &str) -> Result<&mut NodeEntry, ApiError> {
+        self.nodes.get_mut(node_id).ok_or_else(|| unknown_node(node_id))
     }
 
     /// Puts a node restored from the store into the registry (offline until it heartbeats).
@@ -256,7 +267,7 @@ impl State {
             ),
         };
         let incarnation = record.incarnation;
-        let mut entry = NodeEntry {
+        let entry = NodeEntry {
             record,
             online: true,
             deadline: now.at + self.settings.heartbeat_timeout,
@@ -265,7 +276,6 @@ impl State {
             assigned: Default::default(),
             wake,
         };
-        entry.record.status = Self::status_of(&entry).to_string();
         self.secrets.insert(secret_hash, node_id.clone());
         self.nodes.insert(node_id.clone(), entry);
         self.arm_deadline(&node_id, now);
@@ -397,12 +407,7 @@ impl State {
 
     /// Drain (maintenance) on or off.
     pub fn set_draining(&mut self, node_id: &str, draining: bool, now: Now) -> Result<NodeActionResponse, ApiError> {
-        let entry = self
-            .nodes
-            .get_mut(node_id)
-            .ok_or_else(|| ApiError::NotFound(format!("no node `{node_id}` is registered")))?;
-        entry.record.draining = draining;
-        entry.record.status = Self::status_of(entry).to_string();
+        self.node_mut(node_id)?.record.draining = draining;
         self.write_node(node_id);
         tracing::info!(target: "openclaw::coordinator", node_id, draining, "node drain changed");
         if !draining {
@@ -431,7 +436,6 @@ impl State {
         if entry.offline_since.is_none() {
             entry.offline_since = Some(now.ms);
         }
-        entry.record.status = NodeStatus::Offline.to_string();
         let assigned: Vec<String> = entry.assigned.iter().cloned().collect();
         entry.wake.notify_waiters();
         self.dirty.insert(node_id.to_string());
@@ -520,7 +524,7 @@ impl State {
         Ok(NodeHealth {
             node_id: node_id.to_string(),
             hostname: e.record.hostname.clone(),
-            healthy: e.online && !is_timeout,
+            healthy: e.online,
             status,
             last_heartbeat: e.record.last_heartbeat.map(Timestamp),
             time_since_heartbeat: since,

@@ -183,10 +183,11 @@ impl State {
         });
     }
 
-    /// Queues the node's row.
+    /// Queues the node's row (with its status as of now).
     pub fn write_node(&self, node_id: &str) {
         if let Some(entry) = self.nodes.get(node_id) {
-            let record = entry.record.clone();
+            let mut record = entry.record.clone();
+            record.status = State::status_of(entry).to_string();
             self.write(move |c| crate::store::nodes::upsert(c, &record));
         }
     }

@@ -70,7 +70,8 @@ impl State {
             Some(t) if t.is_finite() && t >= 1.0 && t <= MAX_TASK_TIMEOUT.as_secs_f64() => Duration::from_secs_f64(t),
             Some(t) => {
                 return Err(ApiError::BadRequest(format!(
-                    "timeout: must be between 1 and 604800 seconds (7 days), got {t}"
+                    "timeout: must be between 1 and {} seconds (7 days), got {t}",
+                    MAX_TASK_TIMEOUT.as_secs()
                 )));
             }
         };
@@ -141,7 +142,6 @@ impl State {
 
     /// Puts a task recovered from the store back in memory (at coordinator start).
     pub fn restore_task(&mut self, mut task: TaskRecord, now: Now) {
-        self.next_seq = self.next_seq.max(task.seq + 1);
         let id = task.task_id.clone();
         match task.status {
             TaskStatus::Scheduled | TaskStatus::Running => {
@@ -214,10 +214,12 @@ impl State {
                 self.finish(task_id, TaskStatus::Cancelled, None, Some("cancelled before it ran".into()), None, now);
             }
         }
+        self.schedule(now);
         Ok(true)
     }
 
-    /// Ends a task for good.
+    /// Ends a task for good. Like [`State::attempt_failed`], it does not run the scheduler:
+    /// the caller does, once, after all its changes.
     pub fn finish(
         &mut self,
         task_id: &str,
@@ -261,9 +263,6 @@ impl State {
         self.metrics.tasks_ended.get_or_create(&super::metrics::StatusLabel { status: status.as_str().into() }).inc();
         self.notify_ended(task_id);
         tracing::info!(target: "openclaw::coordinator", task_id, status = status.as_str(), node = node.as_deref().unwrap_or(""), "task ended");
-        if node.is_some() {
-            self.schedule(now);
-        }
     }
 
     /// An attempt ended badly. `counts`: it spends one of the retries (a 429 from the
@@ -341,9 +340,6 @@ impl State {
             self.push_timer(now.at + delay, Timer::RetryDue(task_id.to_string()));
         }
         tracing::info!(target: "openclaw::coordinator", task_id, node = node.as_deref().unwrap_or(""), error = %error, retry_in_ms = delay.as_millis() as u64, "task attempt failed; requeued");
-        if node.is_some() {
-            self.schedule(now);
-        }
     }
 
     /// The attempt's node is gone or no longer has it: counts as a failed attempt.
@@ -400,6 +396,7 @@ impl State {
             None,
             now,
         );
+        self.schedule(now);
     }
 
     fn check_report(
@@ -481,16 +478,12 @@ impl State {
                 );
             }
         }
+        self.schedule(now);
         let status = self.tasks.get(task_id).map(|t| t.status);
         Ok(Report::Done(ReportResponse {
             success: true,
             task_id: task_id.into(),
-            status: status.unwrap_or(match report.outcome {
-                Outcome::Completed => TaskStatus::Completed,
-                Outcome::Cancelled => TaskStatus::Cancelled,
-                Outcome::Timeout => TaskStatus::Timeout,
-                Outcome::Failed => TaskStatus::Failed,
-            }),
+            status: status.unwrap_or(report.outcome.into()),
         }))
     }
 
@@ -514,8 +507,11 @@ impl State {
                 }
             }
         }
-        for id in lost {
-            self.attempt_lost(&id, &format!("node `{node}` no longer reports it"), now);
+        if !lost.is_empty() {
+            for id in lost {
+                self.attempt_lost(&id, &format!("node `{node}` no longer reports it"), now);
+            }
+            self.schedule(now);
         }
         self.cancels_for(node, held)
     }

@@ -114,7 +114,6 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
-    path: PathBuf,
 }
 
 impl Store {
@@ -149,11 +148,7 @@ impl Store {
         }
         let manager = SqliteConnectionManager::file(path).with_init(|c| configure(c));
         let pool = r2d2::Pool::builder().max_size(4).build(manager)?;
-        Ok(Store { pool, path: path.to_path_buf() })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Store { pool })
     }
 
     /// Runs a read on the blocking pool.

@@ -24,7 +24,7 @@ pub struct NodeRecord {
     pub tags: Vec<String>,
     pub version: Option<String>,
     pub draining: bool,
-    /// The last status written (what the node was when the coordinator last saw it).
+    /// The status when the row was last written (memory derives the live status).
     pub status: String,
     pub cpu_usage: f64,
     pub memory_usage: f64,

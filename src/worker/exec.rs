@@ -143,21 +143,13 @@ pub async fn run(job: Job, cancel: CancellationToken) -> Ending {
             ),
             detail: json!({ "stderr": stderr_text }),
         },
-        Stop::TooMuchOutput => Ending::Failed {
+        // Stopped for it, or exited having printed too much.
+        Stop::TooMuchOutput | Stop::Exited(_) if output.1 => Ending::Failed {
             error: format!("output too large: more than {} bytes on stdout (worker.max_output_bytes)", job.max_output),
             detail: json!({ "stderr": stderr_text }),
         },
-        Stop::Exited(_) => {
-            let (stdout, over) = output;
-            if over {
-                return Ending::Failed {
-                    error: format!(
-                        "output too large: more than {} bytes on stdout (worker.max_output_bytes)",
-                        job.max_output
-                    ),
-                    detail: json!({ "stderr": stderr_text }),
-                };
-            }
+        Stop::TooMuchOutput | Stop::Exited(_) => {
+            let stdout = output.0;
             let code = status.and_then(|s| s.code());
             if status.is_some_and(|s| s.success()) {
                 let text = String::from_utf8_lossy(&stdout);

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::client::root_cause;
+
 /// Whether agent tasks can run here.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Availability {
@@ -54,14 +56,6 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
-fn cause(e: &reqwest::Error) -> String {
-    let mut cur: &dyn std::error::Error = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
-}
-
 /// The gateway's `{"error": {"message"}}`, or the body's start.
 fn error_message(body: &[u8]) -> String {
     serde_json::from_slice::<Value>(body)
@@ -85,6 +79,17 @@ impl Gateway {
         }
     }
 
+    /// The gateway of a worker's config: `worker.gateway_url` (default
+    /// `http://127.0.0.1:{worker.port}`), the token from `worker.gateway_token` or
+    /// `OPENCLAW_GATEWAY_TOKEN`.
+    pub fn from_config(config: &crate::config::Config) -> Gateway {
+        let w = &config.worker;
+        let url = w.gateway_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", w.port));
+        let token =
+            w.gateway_token.clone().or_else(|| std::env::var("OPENCLAW_GATEWAY_TOKEN").ok()).filter(|t| !t.is_empty());
+        Gateway::new(&url, token, &w.agent_id, w.max_output_bytes)
+    }
+
     pub fn url(&self) -> &str {
         &self.base
     }
@@ -97,7 +102,7 @@ impl Gateway {
                 return Availability::Unavailable(format!(
                     "the OpenClaw gateway at {} is not reachable ({}); start OpenClaw's gateway or set worker.gateway_url / worker.port",
                     self.base,
-                    cause(&e)
+                    root_cause(&e)
                 ));
             }
             Ok(r) if !r.status().is_success() => {
@@ -114,7 +119,7 @@ impl Gateway {
             req = req.bearer_auth(t);
         }
         match req.send().await {
-            Err(e) => Availability::Unavailable(format!("the OpenClaw gateway at {} failed on /v1/models: {}", self.base, cause(&e))),
+            Err(e) => Availability::Unavailable(format!("the OpenClaw gateway at {} failed on /v1/models: {}", self.base, root_cause(&e))),
             Ok(r) => match r.status().as_u16() {
                 200..=299 => Availability::Ready,
                 404 => Availability::Unavailable(
@@ -156,7 +161,7 @@ impl Gateway {
                 return TurnOutcome::Failed(format!(
                     "the OpenClaw gateway at {} is not reachable: {}",
                     self.base,
-                    cause(&e)
+                    root_cause(&e)
                 ));
             }
         };
@@ -183,7 +188,9 @@ impl Gateway {
                 }
                 Ok(None) => break,
                 Err(e) if e.is_timeout() => return TurnOutcome::TimedOut,
-                Err(e) => return TurnOutcome::Failed(format!("reading the gateway's answer failed: {}", cause(&e))),
+                Err(e) => {
+                    return TurnOutcome::Failed(format!("reading the gateway's answer failed: {}", root_cause(&e)));
+                }
             }
         }
         match status {

@@ -109,6 +109,11 @@ struct Worker {
 /// it concludes that two workers share its node id.
 const TAKEOVERS: usize = 3;
 
+/// An assignment's time limit (the coordinator validated it; a bad value falls back to 1 h).
+fn attempt_timeout(a: &Assignment) -> Duration {
+    Duration::try_from_secs_f64(a.timeout).unwrap_or(Duration::from_secs(3600))
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -121,16 +126,8 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
         .clone()
         .unwrap_or_else(|| crate::coordinator::registry::node_id_from_hostname(&system::hostname()));
     let url = config.coordinator_url_for_clients();
-    let gateway_url =
-        config.worker.gateway_url.clone().unwrap_or_else(|| format!("http://127.0.0.1:{}", config.worker.port));
-    let gateway_token = config
-        .worker
-        .gateway_token
-        .clone()
-        .or_else(|| std::env::var("OPENCLAW_GATEWAY_TOKEN").ok())
-        .filter(|t| !t.is_empty());
     let worker = Arc::new(Worker {
-        gateway: Gateway::new(&gateway_url, gateway_token, &config.worker.agent_id, config.worker.max_output_bytes),
+        gateway: Gateway::from_config(&config),
         join: Client::new(&url, join_token, config.worker.ca_file.as_deref())?,
         node_id,
         url,
@@ -232,6 +229,24 @@ impl Worker {
 
     fn session(&self) -> Option<Session> {
         lock(&self.session).clone()
+    }
+
+    /// The current session, waiting for a registration if there is none; `None` once
+    /// `until` fires.
+    async fn wait_for_session(&self, until: &CancellationToken) -> Option<Session> {
+        loop {
+            // Register for the wake-up before looking, so a registration in between is seen.
+            let ready = self.session_ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            if let Some(s) = self.session() {
+                return Some(s);
+            }
+            tokio::select! {
+                _ = ready => {}
+                _ = until.cancelled() => return None,
+            }
+        }
     }
 
     fn drop_session(&self, why: &str) {
@@ -416,7 +431,7 @@ impl Worker {
                     self.link_down(&e);
                     // Retry at the heartbeat cadence so a restarted coordinator sees the
                     // node again within a heartbeat or two.
-                    self.pause(crate::util::backoff(interval, interval, 1).max(interval / 2)).await;
+                    self.pause(crate::util::backoff(interval, interval, 1)).await;
                 }
             }
         }
@@ -446,14 +461,7 @@ impl Worker {
         let wait = self.config.coordinator.long_poll_timeout.get();
         let mut failures = 0u32;
         while !self.stop_taking.is_cancelled() {
-            let Some(session) = self.session() else {
-                tokio::select! {
-                    _ = self.session_ready.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    _ = self.stop_taking.cancelled() => {}
-                }
-                continue;
-            };
+            let Some(session) = self.wait_for_session(&self.stop_taking).await else { break };
             if lock(&self.running).len() >= max {
                 tokio::select! {
                     _ = self.slot_freed.notified() => {}
@@ -479,11 +487,6 @@ impl Worker {
                 }
                 Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
                     self.drop_session(&format!("poll refused: {e}"));
-                    tokio::select! {
-                        _ = self.session_ready.notified() => {}
-                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        _ = self.stop_taking.cancelled() => {}
-                    }
                 }
                 Err(e) => {
                     self.link_down(&e);
@@ -609,7 +612,7 @@ impl Worker {
                 ("OPENCLAW_SKILL".into(), a.skill.clone()),
                 ("OPENCLAW_ATTEMPT".into(), a.attempt.to_string()),
             ],
-            timeout: Duration::try_from_secs_f64(a.timeout).unwrap_or(Duration::from_secs(3600)),
+            timeout: attempt_timeout(a),
             max_output: self.config.worker.max_output_bytes,
         };
         let (outcome, result, error) = match exec::run(job, cancel).await {
@@ -630,7 +633,7 @@ impl Worker {
             _ => a.name.clone(),
         };
         let others: Vec<String> = a.required_skills.iter().filter(|s| **s != a.skill).cloned().collect();
-        let timeout = Duration::try_from_secs_f64(a.timeout).unwrap_or(Duration::from_secs(3600));
+        let timeout = attempt_timeout(a);
         let turn = tokio::select! {
             t = self.gateway.turn(&a.skill, &others, &prompt, timeout) => t,
             _ = cancel.cancelled() => {
@@ -676,14 +679,7 @@ impl Worker {
     async fn deliver(&self, task_id: &str, mut report: ResultReport) {
         let mut failures = 0u32;
         loop {
-            let Some(session) = self.session() else {
-                tokio::select! {
-                    _ = self.session_ready.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    _ = self.leave.cancelled() => return,
-                }
-                continue;
-            };
+            let Some(session) = self.wait_for_session(&self.leave).await else { return };
             match session.client.report_result(&self.node_id, task_id, &report).await {
                 Ok(_) => return,
                 Err(e) if matches!(e.status(), Some(404 | 409)) => {

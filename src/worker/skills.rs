@@ -97,9 +97,6 @@ pub struct Skill {
     pub path: PathBuf,
     /// The skills dir it was found under.
     pub source: PathBuf,
-    /// The file that defines it: `SKILL.md` or `skill.json`.
-    #[serde(skip)]
-    pub file: PathBuf,
 }
 
 /// A skill file that could not be read.
@@ -107,6 +104,13 @@ pub struct Skill {
 pub struct Problem {
     pub path: PathBuf,
     pub error: String,
+}
+
+impl Problem {
+    /// The skill folder's name, which stands in for the skill's unreadable name.
+    pub fn folder_name(&self) -> String {
+        self.path.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
 }
 
 /// The result of a scan.
@@ -237,7 +241,6 @@ fn load(folder: &Path, file: &Path, source: &Path, host: &Host) -> Result<Skill,
         kind,
         path: folder.to_path_buf(),
         source: source.to_path_buf(),
-        file: file.to_path_buf(),
     })
 }
 

@@ -51,6 +51,8 @@ pub fn tailscale_address() -> Option<IpAddr> {
 /// difference between two readings).
 pub struct Usage {
     system: Option<sysinfo::System>,
+    /// Listed once; each reading refreshes the figures.
+    disks: Option<sysinfo::Disks>,
     disk_path: PathBuf,
 }
 
@@ -70,7 +72,7 @@ impl Usage {
             s.refresh_cpu_usage();
         }
         let disk_path = std::fs::canonicalize(disk_path).unwrap_or_else(|_| disk_path.to_path_buf());
-        Usage { system, disk_path }
+        Usage { system, disks: sysinfo::Disks::new_with_refreshed_list().ok(), disk_path }
     }
 
     /// A reading now. Figures the OS will not give are 0.
@@ -84,7 +86,10 @@ impl Usage {
                 reading.memory = clamp(s.used_memory() as f64 / s.total_memory() as f64 * 100.0);
             }
         }
-        reading.disk = disk_usage(&self.disk_path);
+        if let Some(disks) = self.disks.as_mut() {
+            disks.refresh(false);
+            reading.disk = disk_usage(disks, &self.disk_path);
+        }
         reading
     }
 }
@@ -94,10 +99,7 @@ fn clamp(v: f64) -> f64 {
 }
 
 /// Percent used of the volume whose mount point is the longest prefix of `path`.
-fn disk_usage(path: &Path) -> f64 {
-    let Ok(disks) = sysinfo::Disks::new_with_refreshed_list() else {
-        return 0.0;
-    };
+fn disk_usage(disks: &sysinfo::Disks, path: &Path) -> f64 {
     disks
         .iter()
         .filter(|d| path.starts_with(d.mount_point()))
@@ -119,6 +121,7 @@ mod tests {
             assert!((0.0..=100.0).contains(&v), "{r:?}");
         }
         assert!(r.memory > 0.0, "a running machine uses some memory: {r:?}");
+        assert!(r.disk > 0.0, "the volume holding this folder holds at least this file: {r:?}");
     }
 
     #[test]

@@ -18,8 +18,17 @@ fn help_lists_every_subcommand_and_version_prints_the_crate_version() {
     let dir = tempfile::tempdir().unwrap();
     let o = cli(&["--help"], &[], dir.path());
     assert!(o.status.success(), "{}", show(&o));
+    // The names listed under `Commands:` (the about text mentions some of them too).
+    let text = stdout(&o);
+    let listed: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
     for sub in ["coordinator", "worker", "dev", "migrate", "nodes", "health", "tasks", "skills"] {
-        assert!(stdout(&o).contains(sub), "--help lacks {sub}:\n{}", show(&o));
+        assert!(listed.contains(&sub), "--help lists no {sub} command: {listed:?}\n{}", show(&o));
     }
     let o = cli(&["--version"], &[], dir.path());
     assert_eq!(stdout(&o).trim(), format!("openclaw {}", env!("CARGO_PKG_VERSION")));
@@ -338,8 +347,6 @@ async fn dev_runs_a_coordinator_and_a_worker_that_take_tasks() {
     );
     dev.wait_for_output("registered with the coordinator", Duration::from_secs(15)).await;
     let url = format!("http://127.0.0.1:{port}");
-    let o = cli(&["tasks", "submit", "--url", &url, "--db-path-is-not-a-flag-here"], &[], dir.path());
-    assert_eq!(o.status.code(), Some(2), "unknown flags are usage errors: {}", show(&o));
     // The CLI finds data/admin.token from the default storage.path in this folder.
     let o = cli(&["tasks", "submit", "--url", &url, "--skill", "echo", "--wait"], &[], dir.path());
     assert_eq!(o.status.code(), Some(0), "{}\n{}", show(&o), dev.logs());
