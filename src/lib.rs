@@ -11,6 +11,7 @@
 //! - [`worker`]: the node agent: join, heartbeat, skill discovery, runners.
 //! - [`client`]: the typed HTTP client used by the worker and the CLI clients.
 //! - [`shutdown`]: Ctrl+C / SIGTERM turned into one cancellation token.
+//! - [`tokens`]: the token files beside the database, read by every role.
 //! - [`util`]: small shared helpers (time, ids, secrets).
 
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod logging;
 pub mod model;
 pub mod shutdown;
 pub mod store;
+pub mod tokens;
 pub mod util;
 pub mod worker;
 

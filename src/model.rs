@@ -214,6 +214,20 @@ pub fn validate_node_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A node id derived from a host name: lower case, other characters as `-`.
+pub fn node_id_from_hostname(hostname: &str) -> String {
+    let mut id: String = hostname
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c.to_ascii_lowercase() } else { '-' })
+        .take(128)
+        .collect();
+    if id.is_empty() {
+        id = "node".into();
+    }
+    id
+}
+
 /// A node as every node endpoint shows it (the original's 21 fields, then ours).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Node {

@@ -1,5 +1,6 @@
 //! Small helpers shared by every part: wall-clock time in milliseconds and RFC 3339,
-//! duration parsing, random secrets and their hashes, retry delays with jitter.
+//! duration parsing, random secrets and their hashes, retry delays with jitter, and a
+//! poison-tolerant mutex lock.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -88,6 +89,12 @@ pub fn backoff(base: Duration, max: Duration, n: u32) -> Duration {
     let exp = base.saturating_mul(1u32 << n.saturating_sub(1).min(20));
     let capped = exp.min(max);
     capped.mul_f64(rand::rng().random_range(0.5..=1.0))
+}
+
+/// Locks a std mutex even if a panicking thread poisoned it (release builds abort on panic,
+/// so this only matters in tests). Callers never hold the guard across an `.await`.
+pub fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A new task id: `task_` and a time-ordered UUID (v7) in hex.

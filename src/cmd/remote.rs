@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::cli::ClientArgs;
 use crate::client::{Client, ClientError};
 use crate::config::Config;
-use crate::coordinator::auth::{ADMIN_TOKEN_FILE, read_token_file, token_path};
+use crate::tokens::{ADMIN_TOKEN_FILE, read_token_file, token_path};
 
 /// A client for the coordinator: `--url` / OPENCLAW_URL or the config's address; the token
 /// from `--token` / OPENCLAW_TOKEN, `auth.admin_token`, or the admin.token file.

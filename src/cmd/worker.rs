@@ -1,7 +1,7 @@
 //! `openclaw worker` and `openclaw dev`.
 
 use crate::config::Config;
-use crate::coordinator::auth::{WORKER_TOKEN_FILE, read_token_file, token_path};
+use crate::tokens::{WORKER_TOKEN_FILE, read_token_file, token_path};
 
 /// The join token: the flag or OPENCLAW_TOKEN, else `worker.token` in the config, else
 /// the worker.token file beside storage.path (so a worker on the coordinator's machine
@@ -34,7 +34,7 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
     tracing::info!(
         target: "openclaw::worker",
         url = %format!("http://127.0.0.1:{port}"),
-        admin_token_file = %token_path(&config, crate::coordinator::auth::ADMIN_TOKEN_FILE).display(),
+        admin_token_file = %token_path(&config, crate::tokens::ADMIN_TOKEN_FILE).display(),
         "dev cluster: try `openclaw nodes` and `openclaw tasks submit --skill <name> --wait` in another terminal"
     );
     let worker = crate::worker::run(config, token, shutdown.clone()).await;

@@ -6,11 +6,10 @@
 //! tokens to `admin.token` and `worker.token` beside the database (mode 0600) and logs
 //! their paths, never their values.
 
-use std::path::{Path, PathBuf};
-
 use super::error::ApiError;
 use super::router::Access;
 use crate::config::Config;
+use crate::tokens::{ADMIN_TOKEN_FILE, WORKER_TOKEN_FILE, read_token_file, token_path, write_token_file};
 use crate::util;
 
 /// The cluster-wide tokens.
@@ -26,34 +25,6 @@ impl std::fmt::Debug for Tokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tokens").field("enabled", &self.enabled).finish_non_exhaustive()
     }
-}
-
-/// The token file names, beside the database.
-pub const ADMIN_TOKEN_FILE: &str = "admin.token";
-pub const WORKER_TOKEN_FILE: &str = "worker.token";
-
-/// Where a token file lives for a config.
-pub fn token_path(config: &Config, file: &str) -> PathBuf {
-    config.data_dir().join(file)
-}
-
-/// Reads a token file (trimmed); `None` when it does not exist or is empty.
-pub fn read_token_file(path: &Path) -> std::io::Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
-fn write_token_file(path: &Path, token: &str) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    std::io::Write::write_all(&mut file, format!("{token}\n").as_bytes())?;
-    file.sync_all()
 }
 
 impl Tokens {

@@ -19,27 +19,13 @@ use super::state::{NodeEntry, Now, State, Timer};
 use crate::model::{
     CheckHeartbeatResponse, ClusterHealth, HeartbeatRequest, HeartbeatResponse, MAX_NODE_CONCURRENCY, Node,
     NodeActionResponse, NodeHealth, NodeStatus, RegisterRequest, RegisterResponse, TimedOutNode, Timestamp,
-    validate_node_id,
+    node_id_from_hostname, validate_node_id,
 };
 use crate::store::nodes::{Liveness, NodeRecord};
 use crate::util;
 
 /// Path words under `/api/v1/nodes/` that cannot be node ids.
 const RESERVED_IDS: &[&str] = &["online", "register", "skills"];
-
-/// A node id derived from a host name: lower case, other characters as `-`.
-pub fn node_id_from_hostname(hostname: &str) -> String {
-    let mut id: String = hostname
-        .trim()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c.to_ascii_lowercase() } else { '-' })
-        .take(128)
-        .collect();
-    if id.is_empty() {
-        id = "node".into();
-    }
-    id
-}
 
 fn unknown_node(node_id: &str) -> ApiError {
     ApiError::NotFound(format!("no node `{node_id}` is registered (see GET /api/v1/nodes or `openclaw nodes`)"))

@@ -217,7 +217,7 @@ async fn the_default_node_id_comes_from_the_host_name() {
         &cluster.logs(),
     );
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_ascii_lowercase();
-    let expected = openclaw::coordinator::registry::node_id_from_hostname(&host);
+    let expected = openclaw::model::node_id_from_hostname(&host);
     cluster.wait_node(&expected, "registered", Duration::from_secs(10), |n| !n.is_null()).await;
 }
 

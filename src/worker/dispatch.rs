@@ -1,0 +1,329 @@
+//! Taking and running tasks: the poll loop, one task per running attempt, and result
+//! delivery.
+//!
+//! Owns the running attempts. The poll loop long-polls while a slot is free; each accepted
+//! assignment gets a task that reports the start, runs the skill (exec or agent runner),
+//! and delivers the result until the coordinator takes it (or refuses it as stale). A
+//! cancel from the coordinator (in a poll or heartbeat answer) stops the attempt's runner.
+//!
+//! Locking: one std mutex over the running attempts, never held across `.await`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::adverts::Adverts;
+use super::gateway::Gateway;
+use super::session::Session;
+use super::skills::Kind;
+use super::{Context, agent, exec};
+use crate::client::Client;
+use crate::model::{Assignment, Outcome, PollRequest, ResultReport, TaskRef};
+use crate::util::lock;
+
+/// A task attempt in progress here.
+struct Running {
+    attempt: u32,
+    cancel: CancellationToken,
+    /// The coordinator asked for the cancel (as opposed to our own shutdown).
+    told: Arc<AtomicBool>,
+}
+
+/// The running attempts and what runs them.
+pub struct Dispatch {
+    ctx: Arc<Context>,
+    session: Arc<Session>,
+    adverts: Arc<Adverts>,
+    gateway: Gateway,
+    running: Mutex<HashMap<String, Running>>,
+    /// Wakes the poll loop when an attempt ends.
+    slot_freed: Notify,
+    /// Every attempt's task (and result deliveries), awaited on shutdown.
+    tracker: TaskTracker,
+}
+
+/// An assignment's time limit (the coordinator validated it; a bad value falls back to 1 h).
+pub fn attempt_timeout(a: &Assignment) -> Duration {
+    Duration::try_from_secs_f64(a.timeout).unwrap_or(Duration::from_secs(3600))
+}
+
+/// A report for an attempt that did not run to an answer.
+pub fn failed(attempt: u32, error: String) -> ResultReport {
+    ResultReport {
+        attempt,
+        outcome: Outcome::Failed,
+        result: None,
+        error: Some(error),
+        duration_ms: 0,
+        retry_after: None,
+    }
+}
+
+impl Dispatch {
+    pub fn new(ctx: Arc<Context>, session: Arc<Session>, adverts: Arc<Adverts>, gateway: Gateway) -> Dispatch {
+        Dispatch {
+            ctx,
+            session,
+            adverts,
+            gateway,
+            running: Mutex::new(HashMap::new()),
+            slot_freed: Notify::new(),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// How many attempts run now.
+    pub fn running(&self) -> usize {
+        lock(&self.running).len()
+    }
+
+    /// Waits up to `limit` for every attempt (and delivery) to end; true when they did.
+    /// Takes no new ones from then on.
+    pub async fn finish(&self, limit: Duration) -> bool {
+        self.tracker.close();
+        tokio::time::timeout(limit, self.tracker.wait()).await.is_ok()
+    }
+
+    /// The attempts held here: received, starting or running.
+    pub fn held(&self) -> Vec<TaskRef> {
+        lock(&self.running).iter().map(|(id, r)| TaskRef { task_id: id.clone(), attempt: r.attempt }).collect()
+    }
+
+    fn held_not_cancelling(&self) -> Vec<TaskRef> {
+        lock(&self.running)
+            .iter()
+            .filter(|(_, r)| !r.told.load(Ordering::SeqCst))
+            .map(|(id, r)| TaskRef { task_id: id.clone(), attempt: r.attempt })
+            .collect()
+    }
+
+    /// Stops the attempts the coordinator no longer wants here.
+    pub fn apply_cancels(&self, cancels: &[TaskRef]) {
+        let running = lock(&self.running);
+        for c in cancels {
+            if let Some(r) = running.get(&c.task_id).filter(|r| r.attempt == c.attempt) {
+                if !r.cancel.is_cancelled() {
+                    tracing::info!(target: "openclaw::worker", task_id = %c.task_id, attempt = c.attempt, "the coordinator cancelled this task; stopping it");
+                }
+                r.told.store(true, Ordering::SeqCst);
+                r.cancel.cancel();
+            }
+        }
+    }
+
+    /// Accepts an assignment: records it as held and starts its task.
+    fn take(self: &Arc<Self>, a: Assignment, client: &Client) {
+        let max = self.ctx.config.worker.max_concurrent_tasks as usize;
+        let cancel = self.ctx.kill_all.child_token();
+        let told = Arc::new(AtomicBool::new(false));
+        {
+            let mut running = lock(&self.running);
+            if let Some(existing) = running.get(&a.task_id) {
+                // A newer attempt of a task we still run: the old one must stop.
+                existing.told.store(true, Ordering::SeqCst);
+                existing.cancel.cancel();
+            } else if running.len() >= max {
+                drop(running);
+                let report = ResultReport { retry_after: Some(1.0), ..failed(a.attempt, "the worker is full".into()) };
+                let this = self.clone();
+                self.tracker.spawn(async move { this.deliver(&a.task_id, report).await });
+                return;
+            }
+            running
+                .insert(a.task_id.clone(), Running { attempt: a.attempt, cancel: cancel.clone(), told: told.clone() });
+        }
+        let client = client.clone();
+        let this = self.clone();
+        self.tracker.spawn(async move {
+            let id = a.task_id.clone();
+            let attempt = a.attempt;
+            this.run_task(a, client, cancel, told).await;
+            let mut running = lock(&this.running);
+            if running.get(&id).is_some_and(|r| r.attempt == attempt) {
+                running.remove(&id);
+            }
+            drop(running);
+            this.slot_freed.notify_one();
+        });
+    }
+
+    async fn run_task(&self, a: Assignment, client: Client, cancel: CancellationToken, told: Arc<AtomicBool>) {
+        let node_id = &self.ctx.node_id;
+        match client.report_start(node_id, &a.task_id, a.attempt).await {
+            Err(e) if matches!(e.status(), Some(404 | 409)) => {
+                tracing::info!(target: "openclaw::worker", task_id = %a.task_id, error = %e, "the coordinator no longer wants this attempt; not running it");
+                return;
+            }
+            // The coordinator may be away: run anyway and deliver the result later.
+            _ => {}
+        }
+        tracing::info!(target: "openclaw::worker", task_id = %a.task_id, attempt = a.attempt, skill = %a.skill, "task started");
+        let started = Instant::now();
+        let report = match self.adverts.skill(&a.skill) {
+            None => {
+                self.adverts.resend();
+                ResultReport {
+                    retry_after: Some(self.ctx.config.worker.heartbeat_interval.get().as_secs_f64()),
+                    ..failed(a.attempt, format!("skill `{}` is not available on node `{node_id}` any more", a.skill))
+                }
+            }
+            Some(skill) => {
+                let mut report = match &skill.kind {
+                    Kind::Exec { argv } => self.run_exec(&a, argv.clone(), skill.path.clone(), cancel.clone()).await,
+                    Kind::Agent => agent::run(&self.gateway, &self.adverts, &a, cancel.clone()).await,
+                };
+                if report.outcome == Outcome::Cancelled && !told.load(Ordering::SeqCst) {
+                    report.outcome = Outcome::Failed;
+                    report.error = Some(format!("node `{node_id}` shut down before the task finished"));
+                }
+                report
+            }
+        };
+        let report = ResultReport { duration_ms: started.elapsed().as_millis() as u64, ..report };
+        tracing::info!(
+            target: "openclaw::worker",
+            task_id = %a.task_id, attempt = a.attempt, outcome = ?report.outcome, error = report.error.as_deref().unwrap_or(""),
+            "task ended"
+        );
+        self.deliver(&a.task_id, report).await;
+    }
+
+    async fn run_exec(
+        &self,
+        a: &Assignment,
+        argv: Vec<String>,
+        dir: PathBuf,
+        cancel: CancellationToken,
+    ) -> ResultReport {
+        let stdin = serde_json::to_vec(&json!({
+            "task_id": a.task_id, "attempt": a.attempt, "name": a.name, "parameters": a.parameters,
+        }))
+        .unwrap_or_default();
+        let job = exec::Job {
+            argv,
+            dir,
+            stdin,
+            env: vec![
+                ("OPENCLAW_TASK_ID".into(), a.task_id.clone()),
+                ("OPENCLAW_NODE_ID".into(), self.ctx.node_id.clone()),
+                ("OPENCLAW_SKILL".into(), a.skill.clone()),
+                ("OPENCLAW_ATTEMPT".into(), a.attempt.to_string()),
+            ],
+            timeout: attempt_timeout(a),
+            max_output: self.ctx.config.worker.max_output_bytes,
+        };
+        let (outcome, result, error) = match exec::run(job, cancel).await {
+            exec::Ending::Completed(v) => (Outcome::Completed, Some(v), None),
+            exec::Ending::Failed { error, detail } => (Outcome::Failed, Some(detail), Some(error)),
+            exec::Ending::TimedOut { error, detail } => (Outcome::Timeout, Some(detail), Some(error)),
+            exec::Ending::Cancelled => {
+                (Outcome::Cancelled, None, Some("cancelled; the process tree was stopped".into()))
+            }
+        };
+        ResultReport { attempt: a.attempt, outcome, result, error, duration_ms: 0, retry_after: None }
+    }
+
+    /// Delivers a result until the coordinator takes it (or refuses it as stale). Gives up
+    /// only when the worker leaves.
+    async fn deliver(&self, task_id: &str, mut report: ResultReport) {
+        let mut failures = 0u32;
+        loop {
+            let Some(client) = self.session.wait(&self.ctx.leave).await else { return };
+            match client.report_result(&self.ctx.node_id, task_id, &report).await {
+                Ok(_) => return,
+                Err(e) if matches!(e.status(), Some(404 | 409)) => {
+                    tracing::warn!(target: "openclaw::worker", task_id, error = %e, "the coordinator refused this result (the attempt was given to another node or ended); dropping it");
+                    return;
+                }
+                // Refused for what it is (too large, malformed): sending it again cannot
+                // help. Report the attempt as failed with the reason, once, without the result.
+                Err(e) if matches!(e.status(), Some(400 | 413 | 422)) && report.result.is_some() => {
+                    tracing::warn!(target: "openclaw::worker", task_id, error = %e, "the coordinator refused this result; reporting the attempt as failed instead");
+                    let why = match e.status() {
+                        Some(413) => format!(
+                            "the result is larger than the coordinator accepts (coordinator.max_body_bytes): {e}"
+                        ),
+                        _ => format!("the coordinator refused the result: {e}"),
+                    };
+                    report = ResultReport { duration_ms: report.duration_ms, ..failed(report.attempt, why) };
+                }
+                Err(e) if matches!(e.status(), Some(400 | 413 | 422)) => {
+                    tracing::error!(target: "openclaw::worker", task_id, error = %e, "the coordinator refused even a bare result report; dropping it");
+                    return;
+                }
+                Err(e) => {
+                    if matches!(e.status(), Some(401 | 403)) {
+                        self.session.drop_session(&format!("result refused: {e}"));
+                    } else {
+                        self.session.link_down(&e);
+                    }
+                    failures += 1;
+                    let delay = crate::util::backoff(Duration::from_millis(500), Duration::from_secs(30), failures);
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.ctx.leave.cancelled() => {
+                            tracing::warn!(target: "openclaw::worker", task_id, "leaving before the coordinator took this result; it will run again elsewhere");
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Long-polls for assignments while a slot is free, until the worker stops taking tasks.
+pub async fn poll_loop(dispatch: Arc<Dispatch>) {
+    let ctx = dispatch.ctx.clone();
+    let max = ctx.config.worker.max_concurrent_tasks as usize;
+    let wait = ctx.config.coordinator.long_poll_timeout.get();
+    let mut failures = 0u32;
+    while !ctx.stop_taking.is_cancelled() {
+        let Some(client) = dispatch.session.wait(&ctx.stop_taking).await else { break };
+        if dispatch.running() >= max {
+            tokio::select! {
+                _ = dispatch.slot_freed.notified() => {}
+                _ = ctx.stop_taking.cancelled() => {}
+            }
+            continue;
+        }
+        // Tasks already told to stop are left out, or the coordinator would answer at once
+        // with the same cancel again until their results are delivered.
+        let req = PollRequest { held: dispatch.held_not_cancelling(), wait_secs: Some(wait.as_secs_f64()) };
+        let answer = tokio::select! {
+            a = client.poll(&ctx.node_id, &req, wait) => a,
+            _ = ctx.stop_taking.cancelled() => break,
+        };
+        match answer {
+            Ok(answer) => {
+                failures = 0;
+                dispatch.session.link_up();
+                dispatch.apply_cancels(&answer.cancel);
+                for assignment in answer.assignments {
+                    dispatch.take(assignment, &client);
+                }
+            }
+            Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
+                dispatch.session.drop_session(&format!("poll refused: {e}"));
+            }
+            Err(e) => {
+                dispatch.session.link_down(&e);
+                failures += 1;
+                let delay = crate::util::backoff(Duration::from_secs(1), Duration::from_secs(30), failures);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    // The heartbeat found the coordinator again: poll now, not after the backoff.
+                    _ = dispatch.session.restored() => {}
+                    _ = ctx.stop_taking.cancelled() => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! The worker's session with the coordinator: registration and the heartbeat loop.
+//!
+//! Owns the node secret (a [`Client`] carrying it), whether the coordinator answers (one
+//! WARN when the link goes down, one INFO when it is back), and takeover detection.
+//! A heartbeat carries usage figures, the attempts held (for reconciliation) and the
+//! skills when they changed; its answer may cancel attempts. A 401/403/404 means "register
+//! again". Registration refused for good (bad token, bad config, the id taken) is fatal.
+//!
+//! Locking: std mutexes, held only for short synchronous sections, never across `.await`.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::Context;
+use super::adverts::Adverts;
+use super::dispatch::Dispatch;
+use super::system;
+use crate::client::{Client, ClientError};
+use crate::model::{HeartbeatRequest, RegisterRequest};
+use crate::util::lock;
+
+/// How many times in a minute another registration may replace this worker's secret before
+/// it concludes that two workers share its node id.
+const TAKEOVERS: usize = 3;
+
+/// Whether the coordinator answers, for one log line per change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Link {
+    Unknown,
+    Up,
+    Down,
+}
+
+/// The registration and the link to the coordinator.
+pub struct Session {
+    ctx: Arc<Context>,
+    url: String,
+    /// The client carrying the join token.
+    join: Client,
+    /// The client carrying this node's secret, while registered.
+    current: Mutex<Option<Client>>,
+    /// Wakes the heartbeat loop to register again at once.
+    lost: Notify,
+    /// Wakes [`Session::wait`] when a registration succeeds.
+    ready: Notify,
+    /// Wakes loops backing off when the coordinator answers again.
+    restored: Notify,
+    link: Mutex<Link>,
+    /// When this worker's secret was refused lately (see `taken_over`).
+    takeovers: Mutex<Vec<Instant>>,
+}
+
+impl Session {
+    pub fn new(ctx: Arc<Context>, url: String, join: Client) -> Session {
+        Session {
+            ctx,
+            url,
+            join,
+            current: Mutex::new(None),
+            lost: Notify::new(),
+            ready: Notify::new(),
+            restored: Notify::new(),
+            link: Mutex::new(Link::Unknown),
+            takeovers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The client of the current registration, if any.
+    pub fn current(&self) -> Option<Client> {
+        lock(&self.current).clone()
+    }
+
+    /// The current registration, waiting for one if there is none; `None` once `until`
+    /// fires.
+    pub async fn wait(&self, until: &CancellationToken) -> Option<Client> {
+        loop {
+            // Register for the wake-up before looking, so a registration in between is seen.
+            let ready = self.ready.notified();
+            tokio::pin!(ready);
+            ready.as_mut().enable();
+            if let Some(s) = self.current() {
+                return Some(s);
+            }
+            tokio::select! {
+                _ = ready => {}
+                _ = until.cancelled() => return None,
+            }
+        }
+    }
+
+    /// The coordinator no longer accepts this registration: register again.
+    pub fn drop_session(&self, why: &str) {
+        if lock(&self.current).take().is_some() {
+            tracing::info!(target: "openclaw::worker", reason = why, "registering again");
+        }
+        self.lost.notify_one();
+    }
+
+    /// The coordinator answered.
+    pub fn link_up(&self) {
+        let mut link = lock(&self.link);
+        match *link {
+            Link::Down => {
+                tracing::info!(target: "openclaw::worker", url = %self.url, "connected to the coordinator again");
+                self.restored.notify_waiters();
+            }
+            Link::Unknown => {
+                tracing::info!(target: "openclaw::worker", url = %self.url, "connected to the coordinator")
+            }
+            Link::Up => {}
+        }
+        *link = Link::Up;
+    }
+
+    /// The coordinator did not answer.
+    pub fn link_down(&self, err: &ClientError) {
+        let mut link = lock(&self.link);
+        if *link != Link::Down {
+            tracing::warn!(target: "openclaw::worker", url = %self.url, error = %err, "the coordinator is not answering; retrying with backoff (running tasks go on)");
+        }
+        *link = Link::Down;
+    }
+
+    /// Resolves when the coordinator answers again after being down.
+    pub async fn restored(&self) {
+        self.restored.notified().await
+    }
+
+    /// Tells the coordinator this node leaves (bounded wait).
+    pub async fn leave(&self) {
+        let Some(client) = self.current() else { return };
+        match tokio::time::timeout(Duration::from_secs(5), client.shutdown_node(&self.ctx.node_id)).await {
+            Ok(Ok(_)) => tracing::info!(target: "openclaw::worker", "told the coordinator this node is leaving"),
+            Ok(Err(e)) => {
+                tracing::warn!(target: "openclaw::worker", error = %e, "could not tell the coordinator this node is leaving")
+            }
+            Err(_) => tracing::warn!(target: "openclaw::worker", "the coordinator did not answer the leave in time"),
+        }
+    }
+
+    async fn register(&self, adverts: &Adverts) -> Result<Client, ClientError> {
+        let (version, (available, unavailable)) = adverts.lists();
+        let (ip, tailscale) = self.addresses().await;
+        let w = &self.ctx.config.worker;
+        let req = RegisterRequest {
+            node_id: Some(self.ctx.node_id.clone()),
+            hostname: system::hostname(),
+            platform: system::platform().into(),
+            arch: system::arch(),
+            available_skills: available.clone(),
+            ip_address: ip,
+            tailscale_ip: tailscale,
+            port: Some(w.port),
+            max_concurrent_tasks: Some(w.max_concurrent_tasks),
+            tags: Some(w.tags.clone()),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            unavailable_skills: Some(unavailable),
+            ..Default::default()
+        };
+        let answer = self.join.register(&req).await?;
+        adverts.mark_sent(version);
+        tracing::info!(
+            target: "openclaw::worker",
+            node_id = %answer.node_id, incarnation = answer.incarnation, skills = ?available,
+            "registered with the coordinator"
+        );
+        Ok(self.join.with_token(Some(answer.node_secret)))
+    }
+
+    /// The address used to reach the coordinator, and a Tailscale address if any.
+    async fn addresses(&self) -> (Option<String>, Option<String>) {
+        let target = reqwest::Url::parse(&self.url)
+            .ok()
+            .and_then(|u| Some((u.host_str()?.trim_matches(['[', ']']).to_string(), u.port_or_known_default()?)));
+        let ip = match target {
+            Some((host, port)) => match tokio::net::lookup_host((host.as_str(), port)).await {
+                Ok(mut addrs) => addrs.next().and_then(system::local_address_towards),
+                Err(_) => None,
+            },
+            None => None,
+        };
+        let tailscale = tokio::task::spawn_blocking(system::tailscale_address).await.ok().flatten();
+        (ip.map(|i| i.to_string()), tailscale.map(|i| i.to_string()))
+    }
+
+    /// Records that this worker's secret was refused (another registration replaced it) and
+    /// says whether that happened TAKEOVERS times within a minute.
+    fn taken_over(&self) -> bool {
+        let mut times = lock(&self.takeovers);
+        let now = Instant::now();
+        times.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
+        times.push(now);
+        times.len() >= TAKEOVERS
+    }
+
+    /// Sleeps, waking early to register again or to leave.
+    async fn pause(&self, d: Duration) {
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = self.lost.notified() => {}
+            _ = self.ctx.leave.cancelled() => {}
+        }
+    }
+}
+
+/// Registers (again when needed) and heartbeats until the worker leaves.
+pub async fn heartbeat_loop(session: Arc<Session>, dispatch: Arc<Dispatch>, adverts: Arc<Adverts>) {
+    let ctx = session.ctx.clone();
+    let interval = ctx.config.worker.heartbeat_interval.get();
+    let skills_dir = ctx.config.worker.skills_dir.0.first().cloned().unwrap_or_else(|| PathBuf::from("."));
+    let mut usage = tokio::task::spawn_blocking(move || system::Usage::new(&skills_dir)).await.ok();
+    let mut register_failures = 0u32;
+    while !ctx.leave.is_cancelled() {
+        let client = match session.current() {
+            Some(c) => c,
+            None => match session.register(&adverts).await {
+                Ok(c) => {
+                    session.link_up();
+                    register_failures = 0;
+                    *lock(&session.current) = Some(c.clone());
+                    session.ready.notify_waiters();
+                    c
+                }
+                Err(e) if matches!(e.status(), Some(400 | 401 | 403 | 409)) => {
+                    let hint = match e.status() {
+                        Some(400) => "fix the worker's configuration",
+                        Some(409) => "another running worker uses this node id",
+                        _ => {
+                            "the join token is wrong: use the worker.token from the coordinator's data folder (--token, OPENCLAW_TOKEN, worker.token in the config, or the worker.token file beside storage.path)"
+                        }
+                    };
+                    ctx.fail(format!("the coordinator at {} refused this worker: {e}; {hint}", session.url));
+                    return;
+                }
+                Err(e) => {
+                    session.link_down(&e);
+                    register_failures += 1;
+                    let delay =
+                        crate::util::backoff(Duration::from_secs(1), Duration::from_secs(30), register_failures);
+                    session.pause(delay).await;
+                    continue;
+                }
+            },
+        };
+        let reading = match usage.take() {
+            Some(mut u) => {
+                let (u, r) = tokio::task::spawn_blocking(move || {
+                    let r = u.read();
+                    (u, r)
+                })
+                .await
+                .map(|(u, r)| (Some(u), r))
+                .unwrap_or((None, Default::default()));
+                usage = u;
+                r
+            }
+            None => Default::default(),
+        };
+        let held = dispatch.held();
+        let changed = adverts.unsent();
+        let req = HeartbeatRequest {
+            cpu_usage: reading.cpu,
+            memory_usage: reading.memory,
+            disk_usage: reading.disk,
+            running_tasks: Some(held.len() as u32),
+            held_tasks: Some(held),
+            available_skills: changed.as_ref().map(|(_, (a, _))| a.clone()),
+            unavailable_skills: changed.as_ref().map(|(_, (_, u))| u.clone()),
+        };
+        match client.heartbeat(&ctx.node_id, &req).await {
+            Ok(answer) => {
+                session.link_up();
+                if let Some((version, _)) = changed {
+                    adverts.mark_sent(version);
+                }
+                dispatch.apply_cancels(&answer.cancel);
+                session.pause(interval).await;
+            }
+            Err(e) if e.status() == Some(401) && session.taken_over() => {
+                ctx.fail(format!(
+                    "node id `{}` keeps being registered by another worker (this one's secret was replaced {TAKEOVERS} times within a minute); give each worker its own --node-id",
+                    ctx.node_id
+                ));
+                return;
+            }
+            Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
+                session.drop_session(&format!("heartbeat refused: {e}"));
+            }
+            Err(e) if e.status() == Some(400) => {
+                // Something this worker sent is refused (its skills list, say): keep the
+                // node alive without it, say why, and try the list again when it changes.
+                tracing::error!(target: "openclaw::worker", error = %e, "the coordinator refused a heartbeat; sending the next ones without the skills list");
+                if let Some((version, _)) = changed {
+                    adverts.mark_sent(version);
+                }
+                session.pause(interval).await;
+            }
+            Err(e) => {
+                session.link_down(&e);
+                // Retry at the heartbeat cadence so a restarted coordinator sees the
+                // node again within a heartbeat or two.
+                session.pause(crate::util::backoff(interval, interval, 1)).await;
+            }
+        }
+    }
+}
