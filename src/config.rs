@@ -96,6 +96,11 @@ pub struct CoordinatorConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for tls_cert.
     pub tls_key: Option<PathBuf>,
+    /// The most nodes the registry holds; a registration beyond it gets 409 `node_limit`.
+    pub max_nodes: usize,
+    /// The most state changes queued for the store and not yet on disk; client requests
+    /// that would change state beyond it get 503 `overloaded` with Retry-After.
+    pub max_write_backlog: u64,
 }
 
 impl Default for CoordinatorConfig {
@@ -116,6 +121,8 @@ impl Default for CoordinatorConfig {
             shutdown_timeout: Secs::from_secs(10),
             tls_cert: None,
             tls_key: None,
+            max_nodes: 1000,
+            max_write_backlog: 10_000,
         }
     }
 }
@@ -181,6 +188,9 @@ pub struct WorkerConfig {
     pub skills_rescan_interval: Secs,
     /// How often the gateway is probed.
     pub gateway_check_interval: Secs,
+    /// Where the worker keeps its node secret and its one-worker-per-node-id lock; default:
+    /// the folder of storage.path.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for WorkerConfig {
@@ -204,6 +214,7 @@ impl Default for WorkerConfig {
             max_output_bytes: 1024 * 1024,
             skills_rescan_interval: Secs::from_secs(2),
             gateway_check_interval: Secs::from_secs(30),
+            state_dir: None,
         }
     }
 }
@@ -772,6 +783,12 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     {
         return Err(l.invalid("coordinator.long_poll_timeout", "must be between 1s and 300s"));
     }
+    if c.coordinator.max_nodes == 0 {
+        return Err(l.invalid("coordinator.max_nodes", "must be at least 1"));
+    }
+    if c.coordinator.max_write_backlog < 16 {
+        return Err(l.invalid("coordinator.max_write_backlog", "must be at least 16"));
+    }
     if c.coordinator.tls_cert.is_some() != c.coordinator.tls_key.is_some() {
         return Err(l.invalid("coordinator.tls_cert", "tls_cert and tls_key must be set together"));
     }
@@ -809,6 +826,11 @@ impl Config {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         }
+    }
+
+    /// Where a worker keeps its node secret and lock: `worker.state_dir`, else the data dir.
+    pub fn worker_state_dir(&self) -> PathBuf {
+        self.worker.state_dir.clone().unwrap_or_else(|| self.data_dir())
     }
 
     /// The coordinator's address as a client should use it (0.0.0.0 / :: mean loopback).

@@ -1,6 +1,7 @@
 //! openclaw: run OpenClaw on several machines as one cluster.
 //!
 //! Layout:
+//! - [`api`]: the route table, once for the server, the client, the CLI and the docs.
 //! - [`cli`]: clap definitions of every subcommand and flag (parsing only, no side effects).
 //! - [`cmd`]: one module per subcommand; the glue between parsed flags and the library.
 //! - [`config`]: the `Config` tree and its figment loader (defaults < YAML < env < flags).
@@ -14,6 +15,7 @@
 //! - [`tokens`]: the token files beside the database, read by every role.
 //! - [`util`]: small shared helpers (time, ids, secrets).
 
+pub mod api;
 pub mod cli;
 pub mod client;
 pub mod cmd;

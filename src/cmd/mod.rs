@@ -48,6 +48,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !args.tags.is_empty() {
                 flags.set("worker.tags", "--tag", Some(args.tags.clone()));
             }
+            flags.set("worker.state_dir", "--state-dir", args.state_dir.clone());
             let loaded = load(&cli.config, flags)?;
             server(&loaded, worker::run(loaded.config.clone(), args.token))
         }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::Exit;
+use crate::api::{Route, TaskQuery};
 use crate::cli::{ListArgs, SubmitArgs, TaskTarget, TasksCommand, WaitArgs};
 use crate::client::Client;
 use crate::config::Config;
@@ -96,7 +97,7 @@ async fn wait_until_done(config: &Config, client: &Client, id: &str, limit: Opti
         let left = limit.map(|l| l.saturating_sub(started.elapsed()));
         let chunk = left.unwrap_or(Duration::from_secs(60)).min(Duration::from_secs(60));
         let task = client.wait_task(id, chunk).await.map_err(|e| fail(config, e))?;
-        if task.status.is_terminal() || left.is_some_and(|l| l <= chunk) {
+        if task.state.status.is_terminal() || left.is_some_and(|l| l <= chunk) {
             return Ok(task);
         }
         if task.pending_reason != last_reason {
@@ -113,50 +114,33 @@ fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
     if json {
         println!("{}", serde_json::to_string_pretty(task)?);
     } else {
-        match task.status {
+        let st = &task.state;
+        match st.status {
             TaskStatus::Completed => {
-                eprintln!("completed on {} (attempt {})", task.assigned_node.as_deref().unwrap_or("?"), task.attempt);
-                println!("{}", serde_json::to_string_pretty(task.result.as_ref().unwrap_or(&Value::Null))?);
+                eprintln!("completed on {} (attempt {})", st.assigned_node.as_deref().unwrap_or("?"), st.attempt);
+                println!("{}", serde_json::to_string_pretty(st.result.as_ref().unwrap_or(&Value::Null))?);
             }
             s if s.is_terminal() => {
-                eprintln!(
-                    "{s} after attempt {}: {}",
-                    task.attempt,
-                    task.error.as_deref().unwrap_or("no error recorded")
-                );
+                eprintln!("{s} after attempt {}: {}", st.attempt, st.error.as_deref().unwrap_or("no error recorded"));
             }
             s => {
                 eprintln!("still {s}{}", task.pending_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
             }
         }
     }
-    Ok(if task.status == TaskStatus::Completed { Exit::Ok } else { Exit::Negative })
+    Ok(if task.state.status == TaskStatus::Completed { Exit::Ok } else { Exit::Negative })
 }
 
 async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let mut query: Vec<(String, String)> = Vec::new();
-    if let Some(s) = args.status {
-        query.push(("status".into(), s.to_string()));
-    }
-    if let Some(n) = &args.node {
-        query.push(("node".into(), n.clone()));
-    }
-    if let Some(s) = &args.skill {
-        query.push(("skill".into(), s.clone()));
-    }
-    if let Some(l) = args.limit {
-        query.push(("limit".into(), l.to_string()));
-    }
-    if let Some(a) = &args.after {
-        query.push(("after".into(), a.clone()));
-    }
-    let qs = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish())
+    let query = TaskQuery {
+        status: args.status,
+        node: args.node.clone(),
+        skill: args.skill.clone(),
+        limit: args.limit,
+        after: args.after.clone(),
     };
-    let page: crate::model::TaskList = fetch(config, &client, &format!("/api/v1/tasks{qs}"), args.json).await?;
+    let page: crate::model::TaskList = fetch(config, &client, &Route::ListTasks(query), args.json).await?;
     if args.json {
         return Ok(Exit::Ok);
     }
@@ -171,13 +155,13 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
         .map(|t| {
             vec![
                 t.task_id.clone(),
-                t.status.to_string(),
-                t.priority.to_string(),
-                t.required_skills.join(","),
-                t.assigned_node.clone().unwrap_or_else(|| "-".into()),
-                t.attempt.to_string(),
+                t.state.status.to_string(),
+                t.spec.priority.to_string(),
+                t.spec.required_skills.join(","),
+                t.state.assigned_node.clone().unwrap_or_else(|| "-".into()),
+                t.state.attempt.to_string(),
                 ago(t.submitted_at.0, now),
-                t.pending_reason.clone().or_else(|| t.error.clone()).unwrap_or_default(),
+                t.pending_reason.clone().or_else(|| t.state.error.clone()).unwrap_or_default(),
             ]
         })
         .collect();
@@ -190,30 +174,30 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
 
 async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let t: Task =
-        fetch(config, &client, &format!("/api/v1/tasks/{}", crate::client::seg(&args.task_id)), args.json).await?;
+    let t: Task = fetch(config, &client, &Route::GetTask { task: args.task_id.clone() }, args.json).await?;
     if args.json {
         return Ok(Exit::Ok);
     }
     let now = now_ms();
+    let (spec, st) = (&t.spec, &t.state);
     let mut pairs = vec![
         ("task", t.task_id.clone()),
-        ("name", t.name.clone()),
-        ("status", t.status.to_string()),
-        ("priority", t.priority.to_string()),
-        ("skills", t.required_skills.join(", ")),
-        ("node", t.assigned_node.clone().unwrap_or_else(|| "-".into())),
-        ("attempt", format!("{} (retries used {} of {})", t.attempt, t.retry_count, t.max_retries)),
-        ("timeout", short_duration(Duration::from_secs_f64(t.timeout))),
-        ("submitted", ago(t.submitted_at.0, now)),
+        ("name", spec.name.clone()),
+        ("status", st.status.to_string()),
+        ("priority", spec.priority.to_string()),
+        ("skills", spec.required_skills.join(", ")),
+        ("node", st.assigned_node.clone().unwrap_or_else(|| "-".into())),
+        ("attempt", format!("{} (retries used {} of {})", st.attempt, st.retry_count, spec.max_retries)),
+        ("timeout", short_duration(Duration::from_secs_f64(spec.timeout))),
+        ("submitted", format!("{} (from {})", ago(t.submitted_at.0, now), spec.origin)),
     ];
     if let Some(r) = &t.pending_reason {
         pairs.push(("pending", r.clone()));
     }
-    if let Some(e) = &t.error {
+    if let Some(e) = &st.error {
         pairs.push(("error", e.clone()));
     }
-    if let Some(r) = &t.result {
+    if let Some(r) = &st.result {
         pairs.push(("result", serde_json::to_string(r)?));
     }
     print!("{}", fields(&pairs));
@@ -247,7 +231,7 @@ async fn cancel(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let task = client.cancel_task(&args.task_id).await.map_err(|e| fail(config, e))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&task)?);
-    } else if task.status == TaskStatus::Cancelled {
+    } else if task.state.status == TaskStatus::Cancelled {
         println!("{} cancelled", task.task_id);
     } else {
         println!("{}: cancel requested; its worker is stopping it", task.task_id);

@@ -1,7 +1,6 @@
 //! The HTTP/1.1 server: accept loop, graceful shutdown, body limits, auth, request logs
 //! and request metrics. Everything endpoint-specific is in [`super::handlers`].
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -18,10 +17,10 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
-use super::auth;
+use super::auth::{self, Caller};
+use super::cluster::Cluster;
 use super::error::ApiError;
-use super::router::{self, Route};
+use crate::api::Route;
 
 pub type Response = hyper::Response<Full<Bytes>>;
 
@@ -37,7 +36,8 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 /// A parsed request, as handlers see it.
 pub struct Request {
     pub route: Route,
-    pub query: HashMap<String, String>,
+    /// Who is calling (decided before the body was read).
+    pub caller: Caller,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub client: IpAddr,
@@ -47,7 +47,7 @@ impl Request {
     /// The body as JSON; a bad body names the field (its serde path).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest("request body is empty; expected a JSON object".into()));
+            return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
         }
         parse_json(&self.body)
     }
@@ -58,10 +58,6 @@ impl Request {
             return Ok(T::default());
         }
         parse_json(&self.body)
-    }
-
-    pub fn query(&self, key: &str) -> Option<&str> {
-        self.query.get(key).map(String::as_str)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -76,9 +72,9 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         let inner = e.into_inner();
         let inner = strip_position(&inner.to_string());
         if path == "." || path.is_empty() {
-            ApiError::BadRequest(format!("invalid request body: {inner}"))
+            ApiError::bad_request(format!("invalid request body: {inner}"))
         } else {
-            ApiError::BadRequest(format!("invalid request body: {path}: {inner}"))
+            ApiError::bad_request(format!("invalid request body: {path}: {inner}"))
         }
     })
 }
@@ -95,7 +91,7 @@ fn strip_position(message: &str) -> String {
 /// `coordinator.shutdown_timeout`, and returns.
 pub async fn serve(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<Cluster>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
@@ -153,7 +149,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    let limit = shared.config.coordinator.shutdown_timeout.get();
+    let limit = shared.config().coordinator.shutdown_timeout.get();
     if tokio::time::timeout(limit, graceful.shutdown()).await.is_err() {
         tracing::warn!(target: "openclaw::coordinator", "in-flight requests did not finish within coordinator.shutdown_timeout; closing them");
     }
@@ -166,21 +162,21 @@ fn http1() -> hyper::server::conn::http1::Builder {
     builder
 }
 
-async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: hyper::Request<Incoming>) -> Response {
+async fn handle(shared: Arc<Cluster>, peer: SocketAddr, req: hyper::Request<Incoming>) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let client = client_address(&shared, peer.ip(), req.headers());
-    let (route_name, response) = match router::parse(&method, &path) {
+    let (route_name, response) = match Route::parse(&method, &path, req.uri().query().unwrap_or("")) {
         Ok(route) => {
             let name = route.name();
-            let response = match prepare(&shared, route, client, req).await {
+            let response = match prepare(&shared, shared.tokens(), route, client, req).await {
                 Ok(request) => super::handlers::dispatch(&shared, request).await,
                 Err(e) => Err(e),
             };
             (name, response.unwrap_or_else(ApiError::into_response))
         }
-        Err(e) => ("unmatched", e.into_response()),
+        Err(e) => ("unmatched", ApiError::from(e).into_response()),
     };
     let mut response = response;
     if method == Method::HEAD {
@@ -188,7 +184,7 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: hyper::Request<Incom
     }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    shared.metrics.observe_request(route_name, status, elapsed.as_secs_f64());
+    shared.metrics().observe_request(route_name, status, elapsed.as_secs_f64());
     tracing::debug!(
         target: "openclaw::coordinator",
         method = %method, path = %path, status, duration_ms = elapsed.as_secs_f64() * 1000.0, client = %client,
@@ -199,7 +195,8 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, req: hyper::Request<Incom
 
 /// Auth, query and body: everything a handler needs, checked before dispatch.
 async fn prepare(
-    shared: &Shared,
+    shared: &Cluster,
+    tokens: &auth::Tokens,
     route: Route,
     client: IpAddr,
     req: hyper::Request<Incoming>,
@@ -207,31 +204,31 @@ async fn prepare(
     let (parts, body) = req.into_parts();
     let header = parts.headers.get(hyper::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
     let token = auth::bearer(header)?;
-    auth::authorize(&shared.tokens, route.access(), token, |hash| shared.lock().secrets.get(hash).cloned())?;
-    let query =
-        parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
-    let limit = shared.config.coordinator.max_body_bytes;
+    let caller = auth::authorize(tokens, route.access(), route.node(), token, |hash| {
+        shared.view(|core| core.registry().node_of_secret(hash).map(str::to_string))
+    })?;
+    let limit = shared.config().coordinator.max_body_bytes;
     if let Some(len) =
         parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
         && len > limit
     {
-        return Err(ApiError::PayloadTooLarge { limit });
+        return Err(ApiError::too_large(limit));
     }
     let body = match Limited::new(body, limit as usize).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::PayloadTooLarge { limit });
+            return Err(ApiError::too_large(limit));
         }
         Err(e) => {
-            return Err(ApiError::BadRequest(format!("could not read the request body: {e}")));
+            return Err(ApiError::bad_request(format!("could not read the request body: {e}")));
         }
     };
-    Ok(Request { route, query, headers: parts.headers, body, client })
+    Ok(Request { route, caller, headers: parts.headers, body, client })
 }
 
 /// The client's address: the peer, or what a trusted proxy says it forwarded.
-fn client_address(shared: &Shared, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    if !shared.config.coordinator.trusted_proxies.contains(&peer) {
+fn client_address(shared: &Cluster, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    if !shared.config().coordinator.trusted_proxies.contains(&peer) {
         return peer;
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

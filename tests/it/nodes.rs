@@ -167,9 +167,15 @@ async fn register_again_keeps_counters_and_starts_a_new_incarnation() {
     let cluster = Cluster::start().await;
     let old = cluster.register("n1", &["a"], 2).await;
     let body = json!({"node_id": "n1", "hostname": "n1b", "platform": "linux", "arch": "arm64", "available_skills": ["b"], "max_concurrent_tasks": 7, "tags": ["gpu"]});
-    let (status, again) =
+    let (status, answer) =
         cluster.call("POST", "/api/v1/nodes/register", Some(&cluster.worker_token()), Some(&body.to_string())).await;
-    assert_eq!(status, 200);
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("node_id_in_use")),
+        "the join token cannot take a live node"
+    );
+    let (status, again) = cluster.call("POST", "/api/v1/nodes/register", Some(&old), Some(&body.to_string())).await;
+    assert_eq!(status, 200, "its own secret registers it again: {again}");
     assert_eq!((again["registered"].as_bool(), again["incarnation"].as_u64()), (Some(false), Some(2)));
     let node = cluster.node("n1").await;
     assert_eq!((node["hostname"].as_str(), node["max_concurrent_tasks"].as_u64()), (Some("n1b"), Some(7)));

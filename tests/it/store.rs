@@ -28,6 +28,8 @@ fn schema_1_fixture(db: &Path) {
            VALUES ('old-node', 'old.local', 'linux', 'x64', 5, 'offline', 1700000000000, 'x');
          INSERT INTO tasks (task_id, seq, name, task_type, priority, required_skills, timeout_ms, max_retries, status, submitted_at, completed_at)
            VALUES ('task_old', 1, 'old', 'batch', 2, '[\"echo\"]', 60000, 3, 'completed', unixepoch() * 1000, unixepoch() * 1000);
+         INSERT INTO task_events (task_id, at, event, status, attempt, node_id)
+           VALUES ('task_old', unixepoch() * 1000, 'completed', 'completed', 1, 'old-node');
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -39,7 +41,7 @@ async fn a_new_database_is_created_at_the_current_schema_with_private_files() {
     use std::os::unix::fs::PermissionsExt;
     let cluster = Cluster::start().await;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(user_version(&cluster.db()), 2);
+    assert_eq!(user_version(&cluster.db()), openclaw::store::schema::LATEST as i64);
     assert_eq!(mode(&cluster.path().join("data")), 0o700);
     assert_eq!(mode(&cluster.db()), 0o600);
     assert_eq!(mode(&cluster.path().join("data/admin.token")), 0o600);
@@ -62,7 +64,9 @@ async fn an_older_database_needs_migrate_which_backs_up_first_and_is_idempotent(
     let status = c.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(1), "{}", c.logs());
     assert!(
-        c.err().contains("schema 1") && c.err().contains("needs 2") && c.err().contains("openclaw migrate"),
+        c.err().contains("schema 1")
+            && c.err().contains(&format!("needs {}", openclaw::store::schema::LATEST))
+            && c.err().contains("openclaw migrate"),
         "{}",
         c.logs()
     );
@@ -87,8 +91,8 @@ async fn an_older_database_needs_migrate_which_backs_up_first_and_is_idempotent(
     let backup = Path::new(backup);
     assert_eq!(user_version(backup), 1, "the backup is the database as it was");
     assert_eq!((count(backup, "nodes"), count(backup, "tasks")), (1, 1));
-    assert_eq!(user_version(&db), 2);
-    assert_eq!((count(&db, "nodes"), count(&db, "tasks")), (1, 1), "migration kept the rows");
+    assert_eq!(user_version(&db), openclaw::store::schema::LATEST as i64);
+    assert_eq!((count(&db, "nodes"), count(&db, "tasks"), count(&db, "events")), (1, 1, 1), "migration kept the rows");
 
     let backups = |dir: &Path| {
         std::fs::read_dir(dir)
@@ -104,7 +108,14 @@ async fn an_older_database_needs_migrate_which_backs_up_first_and_is_idempotent(
     let mut cluster = cluster;
     cluster.start_coordinator().await;
     assert_eq!(cluster.node("old-node").await["status"], "offline");
-    assert_eq!(cluster.get("/api/v1/tasks/task_old").await["status"], "completed");
+    let old = cluster.get("/api/v1/tasks/task_old").await;
+    assert_eq!(old["status"], "completed");
+    assert_eq!(old["events"][0]["node_id"], "old-node", "the history moved with the migration: {old}");
+    assert_eq!(
+        cluster.get("/api/v1/tasks?skill=echo").await["tasks"][0]["task_id"],
+        "task_old",
+        "the skill index was filled"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +210,7 @@ async fn sigterm_stops_cleanly_with_database_and_tokens_intact() {
     let status = c.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(0), "{}", c.logs());
     assert!(c.out().contains("coordinator stopped"));
-    assert_eq!(user_version(&cluster.db()), 2);
+    assert_eq!(user_version(&cluster.db()), openclaw::store::schema::LATEST as i64);
     assert_eq!(count(&cluster.db(), "nodes"), 1);
     let integrity: String =
         Connection::open(cluster.db()).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();

@@ -431,14 +431,20 @@ impl Cluster {
         .await
     }
 
-    /// Registers a node through the API (no worker process) and returns its secret.
+    /// Registers a node through the API (no worker process) with the join token and
+    /// returns its secret.
     pub async fn register(&self, id: &str, skills: &[&str], max: u32) -> String {
+        self.register_with(&self.worker_token(), id, skills, max).await
+    }
+
+    /// Registers a node with the given bearer token (its own secret to register again, or
+    /// the admin token) and returns the new secret.
+    pub async fn register_with(&self, token: &str, id: &str, skills: &[&str], max: u32) -> String {
         let body = serde_json::json!({
             "node_id": id, "hostname": format!("{id}.local"), "platform": "linux", "arch": "x64",
             "available_skills": skills, "max_concurrent_tasks": max,
         });
-        let (status, answer) =
-            self.call("POST", "/api/v1/nodes/register", Some(&self.worker_token()), Some(&body.to_string())).await;
+        let (status, answer) = self.call("POST", "/api/v1/nodes/register", Some(token), Some(&body.to_string())).await;
         assert_eq!(status, 200, "register {id}: {answer}");
         answer["node_secret"].as_str().unwrap().to_string()
     }

@@ -221,47 +221,59 @@ async fn the_default_node_id_comes_from_the_host_name() {
     cluster.wait_node(&expected, "registered", Duration::from_secs(10), |n| !n.is_null()).await;
 }
 
-/// Two workers started with the same node id on one machine would take it from each other
-/// for ever; one of them must stop and say why.
+/// Regression (hardening): a second worker with a node id already running stayed up and
+/// both ran tasks (some twice). Now the second one stops at once, saying why — whether it
+/// runs on the same machine (the node-id lock) or on another (the coordinator's 409).
 #[cfg(unix)]
 #[tokio::test]
-async fn two_workers_with_one_node_id_do_not_fight_for_ever() {
-    let cluster = Cluster::start().await;
+async fn a_second_live_worker_with_the_same_id_stops_at_once() {
+    let cluster = Cluster::start_with(Settings { heartbeat_timeout: 30.0, ..Default::default() }).await;
     let skills = cluster.path().join("skills");
     exec_skill(&skills, "echo", "cat\n");
     let mut a = cluster.worker("dup", &skills, &[]);
     cluster.wait_online("dup", &["echo"]).await;
+    let config = cluster.config.display().to_string();
+    let skills_arg = skills.display().to_string();
+    let args = |state_dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = ["-c", &config, "worker", "--node-id", "dup", "--skills-dir", &skills_arg]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if !state_dir.is_empty() {
+            v.extend(["--state-dir".to_string(), state_dir.to_string()]);
+        }
+        v
+    };
+    // Same machine, same state dir: the lock.
+    let same = args("");
     let mut b = crate::support::Proc::spawn(
-        "worker-dup-2",
-        &[
-            "-c",
-            &cluster.config.display().to_string(),
-            "worker",
-            "--node-id",
-            "dup",
-            "--skills-dir",
-            &skills.display().to_string(),
-        ],
+        "worker-dup-same",
+        &same.iter().map(String::as_str).collect::<Vec<_>>(),
         &[],
         cluster.path(),
         &cluster.logs(),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let loser = loop {
-        if !a.is_running() {
-            break a;
-        }
-        if !b.is_running() {
-            break b;
-        }
-        assert!(Instant::now() < deadline, "both workers still fight\n{}\n{}", a.logs(), b.logs());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let status = {
-        let mut l = loser;
-        let s = l.wait_exit(Duration::from_secs(5)).await;
-        (s, l.err())
-    };
-    assert_eq!(status.0.code(), Some(1));
-    assert!(status.1.contains("own --node-id"), "{}", status.1);
+    assert_eq!(b.wait_exit(Duration::from_secs(20)).await.code(), Some(1), "{}", b.logs());
+    assert!(b.err().contains("already running on this machine"), "{}", b.logs());
+    // Another machine (its own state dir): the coordinator refuses the join token.
+    let other_dir = cluster.path().join("other-machine");
+    let other = args(&other_dir.display().to_string());
+    let mut c = crate::support::Proc::spawn(
+        "worker-dup-other",
+        &other.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[],
+        cluster.path(),
+        &cluster.logs(),
+    );
+    assert_eq!(c.wait_exit(Duration::from_secs(20)).await.code(), Some(1), "{}", c.logs());
+    assert!(c.err().contains("node_id_in_use") && c.err().contains("owns this node id"), "{}", c.logs());
+    assert!(a.is_running(), "the first worker keeps running\n{}", a.logs());
+    cluster.submit(json!({"name": "t", "required_skills": ["echo"]})).await;
+
+    // A worker killed outright and started again is the same node: it registers with its kept
+    // secret at once instead of waiting for the node to time out (30 s here).
+    a.kill9();
+    let mut restarted = cluster.worker("dup", &skills, &[]);
+    restarted.wait_for_output(r#""incarnation":2"#, Duration::from_secs(20)).await;
+    assert!(restarted.is_running(), "{}", restarted.logs());
 }

@@ -1,0 +1,1 @@
+//! State-machine tests: simulated time, no processes, no sleeps.
