@@ -90,26 +90,12 @@ impl Coordinator {
             }
         })?;
         let metrics = Arc::new(metrics::Metrics::new());
-        let (nodes, tasks, max_seq, max_event) = store
-            .read(|c| {
-                Ok((
-                    crate::store::nodes::load_all(c)?,
-                    crate::store::tasks::load_active(c)?,
-                    crate::store::tasks::max_seq(c)?,
-                    crate::store::events::max_id(c)?,
-                ))
-            })
+        let snapshot = store
+            .read(|c| Ok(crate::store::snapshot(c)?))
             .await
             .map_err(|e| anyhow::anyhow!("cannot load the cluster state from the store at {}: {e}", path.display()))?;
-        let mut core = Core::new(Settings::from_config(&config), metrics.clone(), max_seq + 1, max_event + 1);
-        let now = Now::get();
-        let (n_nodes, n_tasks) = (nodes.len(), tasks.len());
-        for node in nodes {
-            core.restore_node(node, now);
-        }
-        for task in tasks {
-            core.restore_task(task, now);
-        }
+        let (n_nodes, n_tasks) = (snapshot.nodes.len(), snapshot.tasks.len());
+        let core = Core::restore(Settings::from_config(&config), metrics.clone(), snapshot, Now::get());
         tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %path.display(), "store opened; known nodes are offline until they heartbeat");
 
         let cluster = Arc::new(Cluster::new(config, core, store, writer.clone(), tokens, metrics, shutdown.clone()));

@@ -339,6 +339,26 @@ fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<()
     tx.commit()
 }
 
+/// What the coordinator loads at start: every node, the active tasks, and where the task
+/// and event numbering continues.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub nodes: Vec<nodes::NodeRecord>,
+    pub tasks: Vec<tasks::ActiveRow>,
+    pub max_seq: i64,
+    pub max_event: u64,
+}
+
+/// Reads a [`Snapshot`].
+pub fn snapshot(c: &Connection) -> rusqlite::Result<Snapshot> {
+    Ok(Snapshot {
+        nodes: nodes::load_all(c)?,
+        tasks: tasks::load_active(c)?,
+        max_seq: tasks::max_seq(c)?,
+        max_event: events::max_id(c)?,
+    })
+}
+
 /// JSON text of a value for a TEXT column.
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())

@@ -216,6 +216,19 @@ impl Core {
         }
     }
 
+    /// The state a store holds, as a coordinator starting on it sees it: known nodes
+    /// offline until they heartbeat, attempts of unknown nodes lost.
+    pub fn restore(settings: Settings, metrics: Arc<Metrics>, snapshot: crate::store::Snapshot, now: Now) -> Core {
+        let mut core = Core::new(settings, metrics, snapshot.max_seq + 1, snapshot.max_event + 1);
+        for node in snapshot.nodes {
+            core.restore_node(node, now);
+        }
+        for task in snapshot.tasks {
+            core.restore_task(task, now);
+        }
+        core
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }

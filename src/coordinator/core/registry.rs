@@ -385,6 +385,12 @@ impl Registry {
         Some(entry)
     }
 
+    /// Every node's durable record, whether it is online, and its assigned tasks (tests).
+    #[cfg(test)]
+    pub(super) fn inspect(&self) -> Vec<(&NodeRecord, bool, &BTreeSet<String>)> {
+        self.nodes.values().map(|n| (&n.record, n.online, &n.assigned)).collect()
+    }
+
     /// The durable rows changed since the last call (status as of now).
     pub fn take_dirty(&mut self) -> Vec<NodeRecord> {
         let dirty = std::mem::take(&mut self.dirty);

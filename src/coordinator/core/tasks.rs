@@ -155,6 +155,12 @@ impl Tasks {
         Some(self.waiters.entry(task_id.to_string()).or_insert_with(|| watch::channel(false).0).subscribe())
     }
 
+    /// Every active task and whether it is in the queue (tests).
+    #[cfg(test)]
+    pub(super) fn inspect(&self) -> Vec<(&ActiveRow, bool)> {
+        self.active.values().map(|e| (&e.row, self.queue.contains(&e.group, &e.key()))).collect()
+    }
+
     /// New tasks and the states changed since the last call.
     pub(super) fn take_dirty(&mut self) -> (Vec<NewTask>, Vec<(String, TaskState)>) {
         let dirty = std::mem::take(&mut self.dirty);
