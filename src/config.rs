@@ -68,6 +68,7 @@ pub enum StorageKind {
 pub struct CoordinatorConfig {
     #[serde(deserialize_with = "lenient")]
     pub host: String,
+    /// 0 picks any free port (logged at start): for tests and tools.
     pub port: u16,
     /// A node without a heartbeat for this long is offline.
     pub heartbeat_timeout: Secs,
@@ -728,9 +729,6 @@ fn describe_figment_error(e: figment::Error) -> String {
 /// Checks values that types alone cannot.
 fn validate(l: &Loaded) -> Result<(), UsageError> {
     let c = &l.config;
-    if c.coordinator.port == 0 {
-        return Err(l.invalid("coordinator.port", "must be between 1 and 65535, not 0"));
-    }
     if c.worker.port == 0 {
         return Err(l.invalid("worker.port", "must be between 1 and 65535, not 0"));
     }
@@ -831,6 +829,17 @@ impl Config {
     /// Where a worker keeps its node secret and lock: `worker.state_dir`, else the data dir.
     pub fn worker_state_dir(&self) -> PathBuf {
         self.worker.state_dir.clone().unwrap_or_else(|| self.data_dir())
+    }
+
+    /// Refuses a config whose clients could not find the coordinator: with
+    /// `coordinator.port` 0 (any free port) a client needs the real one.
+    pub fn check_client_port(&self, who: &str) -> Result<(), UsageError> {
+        if self.coordinator.port == 0 && self.worker.coordinator_port.is_none() {
+            return Err(UsageError(format!(
+                "coordinator.port is 0 (a free port chosen at start, logged as `coordinator ready on …`): {who} needs the real port — set worker.coordinator_port (--coordinator-port) or --url"
+            )));
+        }
+        Ok(())
     }
 
     /// The coordinator's address as a client should use it (0.0.0.0 / :: mean loopback).

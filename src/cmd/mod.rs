@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             flags.set("worker.state_dir", "--state-dir", args.state_dir.clone());
             let loaded = load(&cli.config, flags)?;
+            loaded.config.check_client_port("the worker")?;
             server(&loaded, worker::run(loaded.config.clone(), args.token))
         }
         Command::Dev(args) => {

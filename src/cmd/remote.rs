@@ -15,7 +15,10 @@ pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Client> {
     let url = match &args.url {
         Some(u) if u.contains("://") => u.clone(),
         Some(u) => format!("http://{u}"),
-        None => config.coordinator_url_for_clients(),
+        None => {
+            config.check_client_port("this command")?;
+            config.coordinator_url_for_clients()
+        }
     };
     reqwest::Url::parse(&url).map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}")))?;
     let token = args

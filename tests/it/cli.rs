@@ -95,7 +95,7 @@ fn config_error(yaml: Option<&str>, args: &[&str], env: &[(&str, &str)], needles
         all.extend(["-c", "bad.yaml"]);
     }
     all.extend_from_slice(args);
-    if !args.contains(&"coordinator") {
+    if !args.contains(&"coordinator") && !args.contains(&"worker") {
         all.extend(["migrate", "--status"]);
     }
     let o = cli(&all, env, dir.path());
@@ -116,7 +116,7 @@ fn config_errors_name_the_key_and_where_it_came_from() {
     );
     config_error(Some("coordinator:\n  port: abc\n"), &[], &[], &["coordinator.port", "bad.yaml:2"]);
     config_error(Some("coordinator:\n  port: 70000\n"), &[], &[], &["coordinator.port", "bad.yaml:2", "0 to 65535"]);
-    config_error(Some("coordinator:\n  port: 0\n"), &[], &[], &["coordinator.port", "bad.yaml:2", "not 0"]);
+    config_error(Some("coordinator:\n  port: 0\n"), &["worker"], &[], &["coordinator.port is 0", "--coordinator-port"]);
     config_error(
         Some("coordinator:\n  heartbeat_timeout: 5\nworker:\n  heartbeat_interval: 5\n"),
         &[],
@@ -142,7 +142,7 @@ fn config_errors_name_the_key_and_where_it_came_from() {
         &[("OPENCLAW_COORDINATOR__PROT", "1")],
         &["unknown key `prot`", "OPENCLAW_COORDINATOR__PROT"],
     );
-    config_error(None, &["coordinator", "--port", "0"], &[], &["coordinator.port", "flag --port"]);
+    config_error(None, &["coordinator", "--port", "70000"], &[], &["--port"]);
     config_error(None, &["--log-level", "LOUD"], &[], &["log.level", "LOUD"]);
 }
 
@@ -296,7 +296,8 @@ fn the_skills_command_explains_every_skill() {
     crate::support::agent_skill(&skills, "chat");
     std::fs::create_dir_all(skills.join("bad")).unwrap();
     std::fs::write(skills.join("bad/SKILL.md"), "no frontmatter").unwrap();
-    let port = crate::support::free_port().to_string();
+    let no_gateway = crate::support::DeadPort::new();
+    let port = no_gateway.port().to_string();
     let env = [("OPENCLAW_WORKER__PORT", port.as_str())];
     let o = cli(&["skills", "--skills-dir", "skills"], &env, dir.path());
     assert!(o.status.success(), "{}", show(&o));
@@ -336,17 +337,19 @@ async fn dev_runs_a_coordinator_and_a_worker_that_take_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let skills = dir.path().join("skills");
     crate::support::exec_skill(&skills, "echo", "echo '{\"hi\": 1}'\n");
-    let port = crate::support::free_port();
-    let p = port.to_string();
+    let no_gateway = crate::support::DeadPort::new();
     let mut dev = crate::support::Proc::spawn(
         "dev",
-        &["dev", "--port", &p, "--db-path", "data/cluster.db", "--skills-dir", "skills", "--node-id", "devnode"],
-        &[("OPENCLAW_WORKER__PORT", &crate::support::free_port().to_string())],
+        &["dev", "--port", "0", "--db-path", "data/cluster.db", "--skills-dir", "skills", "--node-id", "devnode"],
+        &[("OPENCLAW_WORKER__PORT", &no_gateway.port().to_string())],
         dir.path(),
         &dir.path().join("logs"),
     );
     dev.wait_for_output("registered with the coordinator", Duration::from_secs(15)).await;
-    let url = format!("http://127.0.0.1:{port}");
+    let out = dev.out();
+    let ready =
+        out.lines().find(|l| l.contains("coordinator ready on http://")).expect("the dev coordinator says where");
+    let url: String = ready[ready.find("http://").unwrap()..].chars().take_while(|c| *c != '"').collect();
     // The CLI finds data/admin.token from the default storage.path in this folder.
     let o = cli(&["tasks", "submit", "--url", &url, "--skill", "echo", "--wait"], &[], dir.path());
     assert_eq!(o.status.code(), Some(0), "{}\n{}", show(&o), dev.logs());

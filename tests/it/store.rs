@@ -177,10 +177,9 @@ async fn a_second_process_on_the_same_database_is_refused_naming_the_lock_and_pi
     let mut cluster = Cluster::start().await;
     let config = cluster.config.display().to_string();
     let first_pid = cluster.coordinator.as_ref().unwrap().pid();
-    let other_port = crate::support::free_port().to_string();
     let mut second = Proc::spawn(
         "coordinator-2",
-        &["-c", &config, "coordinator", "--port", &other_port],
+        &["-c", &config, "coordinator", "--port", "0"],
         &[],
         cluster.path(),
         &cluster.logs(),
