@@ -44,7 +44,13 @@ impl Exit {
     /// The exit status for an error that reached `main`: [`UsageError`] means 2, anything
     /// else 1.
     pub fn of(err: &anyhow::Error) -> Exit {
-        if err.chain().any(|e| e.downcast_ref::<UsageError>().is_some()) { Exit::Usage } else { Exit::Negative }
+        if err.chain().any(|e| e.downcast_ref::<cmd::output::ClosedStdout>().is_some()) {
+            Exit::Ok
+        } else if err.chain().any(|e| e.downcast_ref::<UsageError>().is_some()) {
+            Exit::Usage
+        } else {
+            Exit::Negative
+        }
     }
 }
 
@@ -62,6 +68,11 @@ impl From<Exit> for std::process::ExitCode {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// A fatal error that was already logged where it happened (servers log fatal errors once).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Logged(pub String);
 
 /// Shorthand for returning a [`UsageError`] wrapped in `anyhow`.
 pub fn usage_error(message: impl Into<String>) -> anyhow::Error {

@@ -16,8 +16,12 @@ fn main() -> ExitCode {
     match openclaw::cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("openclaw: {err:#}");
-            openclaw::Exit::of(&err).into()
+            let exit = openclaw::Exit::of(&err);
+            // A closed stdout (`| head`) ends the command quietly.
+            if exit != openclaw::Exit::Ok {
+                eprintln!("openclaw: {err:#}");
+            }
+            exit.into()
         }
     }
 }

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::model::{Node, NodeStatus};
 use crate::util::{ago, now_ms};
 
-use super::output::{fields, table};
+use super::output::{fields, out, outln, table};
 use super::remote::{connect, fail, fetch};
 
 pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
@@ -28,9 +28,9 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
         };
         let answer = answer.map_err(|e| fail(config, e))?;
         if target.json {
-            println!("{}", serde_json::to_string_pretty(&answer)?);
+            outln!("{}", serde_json::to_string_pretty(&answer)?);
         } else {
-            println!("{}", answer.message);
+            outln!("{}", answer.message);
         }
         return Ok(Exit::Ok);
     }
@@ -38,7 +38,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     if let Some(id) = &args.node_id {
         let node: Node = fetch(config, &client, &Route::GetNode { node: id.clone() }, args.json).await?;
         if !args.json {
-            print!("{}", node_detail(&node));
+            out!("{}", node_detail(&node));
         }
         return Ok(Exit::Ok);
     }
@@ -54,7 +54,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     if nodes.is_empty() {
-        println!(
+        outln!(
             "no nodes{}",
             if route == Route::ListNodes(NodeQuery::default()) {
                 " have registered yet: start a worker (openclaw worker)"
@@ -80,7 +80,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
             ]
         })
         .collect();
-    print!("{}", table(&["NODE", "STATUS", "TASKS", "CPU", "MEM", "LAST SEEN", "PLATFORM", "SKILLS"], rows));
+    out!("{}", table(&["NODE", "STATUS", "TASKS", "CPU", "MEM", "LAST SEEN", "PLATFORM", "SKILLS"], rows));
     Ok(Exit::Ok)
 }
 
@@ -134,7 +134,7 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
                 .time_since_heartbeat
                 .map(|s| crate::util::short_duration(std::time::Duration::from_secs_f64(s)))
                 .unwrap_or_else(|| "never".into());
-            println!(
+            outln!(
                 "{}: {} ({}) — last heartbeat {} ago, {} of {} slots free, cpu {:.0}%, memory {:.0}%, disk {:.0}%",
                 h.node_id,
                 if h.healthy { "healthy" } else { "unhealthy" },
@@ -147,7 +147,7 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
                 h.disk_usage
             );
             if !h.healthy {
-                println!(
+                outln!(
                     "check that its worker runs and can reach the coordinator (openclaw worker logs; firewall; address)"
                 );
             }
@@ -158,7 +158,7 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
     if !args.json {
         let tasks: Vec<String> =
             h.tasks_by_status.iter().filter(|(_, n)| **n > 0).map(|(s, n)| format!("{n} {s}")).collect();
-        println!(
+        outln!(
             "{}: {} of {} nodes online, {} of {} slots free ({:.0}% used); tasks: {}",
             if h.healthy { "healthy" } else { "unhealthy" },
             h.online_nodes,
@@ -169,7 +169,7 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
             if tasks.is_empty() { "none".into() } else { tasks.join(", ") }
         );
         if !h.healthy {
-            println!(
+            outln!(
                 "no node is online: start a worker (openclaw worker), check that it reaches {} (firewall, --coordinator-host), and see `openclaw nodes --status {}`",
                 client.base(),
                 NodeStatus::Offline

@@ -1,6 +1,7 @@
 //! What the remote clients share: finding the coordinator and the token, and turning API
 //! errors into exit codes.
 
+use super::output::outln;
 use std::time::Duration;
 
 use crate::api::Route;
@@ -38,7 +39,7 @@ pub async fn fetch<T: serde::de::DeserializeOwned>(
 ) -> anyhow::Result<T> {
     let raw = client.raw(route, None, Duration::from_secs(15)).await.map_err(|e| fail(config, e))?;
     if json {
-        println!("{}", String::from_utf8_lossy(&raw));
+        outln!("{}", String::from_utf8_lossy(&raw));
     }
     let (method, path) = route.request();
     Ok(crate::client::decode(&method, &path, &raw)?)

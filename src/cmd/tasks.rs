@@ -13,7 +13,7 @@ use crate::model::{SubmitTask, Task, TaskStatus};
 use crate::usage_error;
 use crate::util::{ago, now_ms, short_duration};
 
-use super::output::{fields, table};
+use super::output::{fields, out, outln, table};
 use super::remote::{connect, fail, fetch};
 
 pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit> {
@@ -75,9 +75,9 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
     let task = client.submit(&request).await.map_err(|e| fail(config, e))?;
     if !args.wait {
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&task)?);
+            outln!("{}", serde_json::to_string_pretty(&task)?);
         } else {
-            println!("{}", task.task_id);
+            outln!("{}", task.task_id);
             if let Some(reason) = &task.pending_reason {
                 eprintln!("pending: {reason}");
             }
@@ -112,13 +112,13 @@ async fn wait_until_done(config: &Config, client: &Client, id: &str, limit: Opti
 /// Prints how a task ended; exit 0 only when it completed.
 fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
     if json {
-        println!("{}", serde_json::to_string_pretty(task)?);
+        outln!("{}", serde_json::to_string_pretty(task)?);
     } else {
         let st = &task.state;
         match st.status {
             TaskStatus::Completed => {
                 eprintln!("completed on {} (attempt {})", st.assigned_node.as_deref().unwrap_or("?"), st.attempt);
-                println!("{}", serde_json::to_string_pretty(st.result.as_ref().unwrap_or(&Value::Null))?);
+                outln!("{}", serde_json::to_string_pretty(st.result.as_ref().unwrap_or(&Value::Null))?);
             }
             s if s.is_terminal() => {
                 eprintln!("{s} after attempt {}: {}", st.attempt, st.error.as_deref().unwrap_or("no error recorded"));
@@ -145,7 +145,7 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     if page.tasks.is_empty() {
-        println!("no tasks");
+        outln!("no tasks");
         return Ok(Exit::Ok);
     }
     let now = now_ms();
@@ -165,9 +165,9 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
             ]
         })
         .collect();
-    print!("{}", table(&["TASK", "STATUS", "PRIORITY", "SKILLS", "NODE", "ATTEMPT", "SUBMITTED", "NOTE"], rows));
+    out!("{}", table(&["TASK", "STATUS", "PRIORITY", "SKILLS", "NODE", "ATTEMPT", "SUBMITTED", "NOTE"], rows));
     if let Some(next) = page.next {
-        println!("more: openclaw tasks list --after {next}");
+        outln!("more: openclaw tasks list --after {next}");
     }
     Ok(Exit::Ok)
 }
@@ -200,9 +200,9 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     if let Some(r) = &st.result {
         pairs.push(("result", serde_json::to_string(r)?));
     }
-    print!("{}", fields(&pairs));
+    out!("{}", fields(&pairs));
     if let Some(events) = &t.events {
-        println!();
+        outln!();
         let rows = events
             .iter()
             .map(|e| {
@@ -215,7 +215,7 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
                 ]
             })
             .collect();
-        print!("{}", table(&["TIME", "EVENT", "ATTEMPT", "NODE", "DETAIL"], rows));
+        out!("{}", table(&["TIME", "EVENT", "ATTEMPT", "NODE", "DETAIL"], rows));
     }
     Ok(Exit::Ok)
 }
@@ -230,11 +230,11 @@ async fn cancel(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
     let task = client.cancel_task(&args.task_id).await.map_err(|e| fail(config, e))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&task)?);
+        outln!("{}", serde_json::to_string_pretty(&task)?);
     } else if task.state.status == TaskStatus::Cancelled {
-        println!("{} cancelled", task.task_id);
+        outln!("{} cancelled", task.task_id);
     } else {
-        println!("{}: cancel requested; its worker is stopping it", task.task_id);
+        outln!("{}: cancel requested; its worker is stopping it", task.task_id);
     }
     Ok(Exit::Ok)
 }

@@ -274,23 +274,27 @@ pub fn list_query(f: &ListFilter) -> (String, Vec<rusqlite::types::Value>) {
         args.push(v);
         format!("?{}", args.len())
     };
-    let from = match &f.skill {
-        // The skill index drives the walk; the task row is joined for the other filters.
-        Some(s) => {
+    let from = match (&f.skill, f.status.is_some() && f.node.is_some()) {
+        // The skill index drives the walk; each task row is joined by its key.
+        (Some(s), _) => {
             let a = arg(s.clone().into(), &mut args);
             conditions.push(format!("k.skill = {a}"));
             "task_skills k CROSS JOIN tasks t ON t.task_id = k.task_id"
         }
-        None => "tasks t",
+        (None, true) => "tasks t INDEXED BY tasks_by_status_node",
+        (None, false) => "tasks t",
     };
     let seq = if f.skill.is_some() { "k.seq" } else { "t.seq" };
+    // With the skill index driving, `+` keeps the planner from looking tasks up by these
+    // columns instead of by key.
+    let column = |name: &str| if f.skill.is_some() { format!("+t.{name}") } else { format!("t.{name}") };
     if let Some(s) = f.status {
         let a = arg(s.as_str().to_string().into(), &mut args);
-        conditions.push(format!("t.status = {a}"));
+        conditions.push(format!("{} = {a}", column("status")));
     }
     if let Some(n) = &f.node {
         let a = arg(n.clone().into(), &mut args);
-        conditions.push(format!("t.assigned_node = {a}"));
+        conditions.push(format!("{} = {a}", column("assigned_node")));
     }
     if let Some(b) = f.before_seq {
         let a = arg(b.into(), &mut args);
@@ -331,4 +335,91 @@ pub fn purge_ended(conn: &Connection, before_ms: i64, limit: u32) -> rusqlite::R
          AND completed_at < ?1 AND status IN ('completed', 'failed', 'cancelled', 'timeout') LIMIT ?2)",
     )?
     .execute(params![before_ms, limit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.db");
+        drop(crate::store::Store::open(&path).unwrap());
+        (dir, Connection::open(&path).unwrap())
+    }
+
+    fn new_task(id: &str, seq: i64) -> NewTask {
+        let spec = TaskSpec {
+            name: "t".into(),
+            description: String::new(),
+            task_type: crate::model::TaskType::Batch,
+            priority: Priority::Normal,
+            required_skills: vec!["x".into()],
+            optional_skills: vec![],
+            affinity_tags: vec![],
+            parameters: serde_json::json!({"n": 1}),
+            metadata: serde_json::json!({}),
+            timeout: 60.0,
+            max_retries: 1,
+            user_id: None,
+            idempotency_key: None,
+            origin: "api".into(),
+            retry_of: None,
+        };
+        NewTask { task_id: id.into(), seq, spec, submitted_at: 1 }
+    }
+
+    /// Regression: a damaged `required_skills` became `[]`, so any node took the task,
+    /// which then bounced for ever. Damage is an error naming the table, row and column.
+    #[test]
+    fn a_damaged_column_is_an_error_naming_table_row_and_column() {
+        let (_dir, c) = store();
+        insert(&c, &new_task("task_a", 1)).unwrap();
+        assert_eq!(load_active(&c).unwrap()[0].required_skills, vec!["x".to_string()]);
+        c.execute("UPDATE tasks SET required_skills = 'not json' WHERE task_id = 'task_a'", []).unwrap();
+        let e = load_active(&c).unwrap_err().to_string();
+        assert!(e.contains("tasks row task_a column required_skills"), "{e}");
+        c.execute("UPDATE tasks SET required_skills = '[\"x\"]', priority = 9 WHERE task_id = 'task_a'", []).unwrap();
+        let e = get(&c, "task_a").unwrap_err().to_string();
+        assert!(e.contains("tasks row task_a column priority") && e.contains("9"), "{e}");
+    }
+
+    /// Every filter combination walks an index in seq order: no full scan of `tasks`, no
+    /// temporary sort, whatever the number of stored tasks.
+    #[test]
+    fn every_list_filter_uses_an_index() {
+        let (_dir, c) = store();
+        for i in 0..50 {
+            insert(&c, &new_task(&format!("task_{i}"), i)).unwrap();
+        }
+        c.execute_batch("ANALYZE").unwrap();
+        let status = Some(TaskStatus::Pending);
+        let node = Some("w1".to_string());
+        let skill = Some("x".to_string());
+        for status in [None, status] {
+            for node in [None, node.clone()] {
+                for skill in [None, skill.clone()] {
+                    for before_seq in [None, Some(10)] {
+                        let f = ListFilter { status, node: node.clone(), skill: skill.clone(), before_seq, limit: 50 };
+                        let (sql, args) = list_query(&f);
+                        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                        let plan: Vec<String> = stmt
+                            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                            .unwrap()
+                            .collect::<Result<_, _>>()
+                            .unwrap();
+                        let text = plan.join(" | ");
+                        assert!(!text.contains("TEMP B-TREE"), "{f:?} sorts: {text}");
+                        if f.skill.is_some() {
+                            assert!(text.contains("(task_id=?)"), "{f:?} joins tasks by another index: {text}");
+                        }
+                        assert!(
+                            !plan.iter().any(|p| p.starts_with("SCAN t") && !p.contains("INDEX")),
+                            "{f:?} scans the tasks table: {text}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -101,7 +101,7 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
         let _ = handle.await;
     }
     if let Some(message) = lock(&ctx.fatal).take() {
-        anyhow::bail!(message);
+        return Err(crate::Logged(message).into());
     }
     tracing::info!(target: "openclaw::worker", "worker stopped");
     Ok(())

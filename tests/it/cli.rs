@@ -251,6 +251,39 @@ async fn a_busy_port_is_exit_1_naming_the_address() {
     let o = cli(&["coordinator", "--host", "127.0.0.1", "--port", &port, "--db-path", "d/c.db"], &[], dir.path());
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(stderr(&o).contains(&format!("127.0.0.1:{port}")), "{}", show(&o));
+    // The fatal error is a log line too, in the configured format (JSON by default).
+    let fatal = stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no ERROR log line\n{}", show(&o)));
+    assert_eq!(fatal["module"], "coordinator");
+    assert!(fatal["message"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")), "{fatal}");
+}
+
+/// Regression: `openclaw skills --json | head -c 100` aborted with exit 134 on the closed
+/// pipe. A closed stdout ends the command quietly with exit 0, like ripgrep.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    // Enough output to overflow the pipe's buffer once the reader is gone.
+    for i in 0..400 {
+        crate::support::exec_skill(&dir.path().join("skills"), &format!("skill-{i:03}"), "cat\n");
+    }
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["skills", "--json", "--skills-dir", "skills"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's read end is dropped here.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "{}", show(&out));
 }
 
 #[tokio::test]

@@ -218,3 +218,79 @@ async fn sigterm_stops_cleanly_with_database_and_tokens_intact() {
     assert_eq!(cluster.admin(), admin, "tokens survive a restart");
     assert_eq!(cluster.node("n1").await["node_id"], "n1");
 }
+
+/// Regression (core review): a failed write called `process::exit(1)` from the writer, so the
+/// non-blocking log writer could lose the ERROR that explained it. Now a store failure stops
+/// the coordinator through its shutdown path: the ERROR is logged, the exit code is 1, and
+/// nothing acknowledged is lost. The fault is real: the process may not grow files past
+/// RLIMIT_FSIZE, so SQLite's writes fail as on a full disk.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_failed_write_stops_the_coordinator_cleanly_and_loses_nothing_acknowledged() {
+    let mut cluster = Cluster::new(Settings::default());
+    let config = cluster.config.display().to_string();
+    let limit: u64 = 3 * 1024 * 1024;
+    let mut c =
+        Proc::spawn_with("coordinator", &["-c", &config, "coordinator"], &[], cluster.path(), &cluster.logs(), |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        });
+    c.wait_for_output("coordinator ready on ", Duration::from_secs(20)).await;
+    let out = c.out();
+    let line = out.lines().find(|l| l.contains("coordinator ready on ")).unwrap();
+    let port: String = line[line.find("127.0.0.1:").unwrap() + 10..].chars().take_while(char::is_ascii_digit).collect();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = crate::support::http_client();
+    let admin = cluster.admin();
+    let big = "x".repeat(100_000);
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for i in 0..200 {
+        let r = http
+            .post(format!("{url}/api/v1/tasks"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"name": format!("t{i}"), "required_skills": ["x"], "parameters": {"pad": big}}))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status() == 201 => {
+                acked.push(r.json::<serde_json::Value>().await.unwrap()["task_id"].as_str().unwrap().to_string())
+            }
+            Ok(r) => {
+                refused = Some((r.status().as_u16(), r.text().await.unwrap()));
+                break;
+            }
+            Err(e) => {
+                refused = Some((0, e.to_string()));
+                break;
+            }
+        }
+    }
+    let (status, body) = refused.expect("the file size limit was never reached");
+    assert!(status == 0 || status == 503, "{status}: {body}");
+    assert_eq!(c.wait_exit(Duration::from_secs(30)).await.code(), Some(1), "{}", c.logs());
+    let error = c.out().lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|v| {
+        v["level"] == "ERROR" && v["message"].as_str().unwrap_or("").contains("cannot write to the database")
+    });
+    assert!(error.is_some(), "the ERROR explaining the stop was not logged\n{}", c.logs());
+    assert!(c.err().contains("a write to the database"), "{}", c.logs());
+    assert!(!acked.is_empty());
+    // Without the limit, everything acknowledged is there.
+    cluster.coordinator = None;
+    cluster.port = 0;
+    cluster.start_coordinator().await;
+    for id in &acked {
+        let (status, _) = cluster.api("GET", &format!("/api/v1/tasks/{id}"), None).await;
+        assert_eq!(status, 200, "acknowledged task {id} was lost");
+    }
+}

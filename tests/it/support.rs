@@ -55,6 +55,18 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str], env: &[(&str, &str)], cwd: &Path, logs: &Path) -> Proc {
+        Self::spawn_with(name, args, env, cwd, logs, |_| {})
+    }
+
+    /// Like [`Proc::spawn`], with a last change to the command (limits, signals).
+    pub fn spawn_with(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        cwd: &Path,
+        logs: &Path,
+        prepare: impl FnOnce(&mut Command),
+    ) -> Proc {
         std::fs::create_dir_all(logs).unwrap();
         let stdout = logs.join(format!("{name}.out"));
         let stderr = logs.join(format!("{name}.err"));
@@ -70,6 +82,7 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        prepare(&mut cmd);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {BIN} {args:?}: {e}"));
         Proc { name: name.into(), child: Some(child), stdout, stderr, status: None }
     }
