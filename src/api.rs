@@ -142,6 +142,8 @@ pub struct Endpoint {
     pub access: Access,
     /// What it does, for the docs.
     pub summary: &'static str,
+    /// What a 2xx answer holds, for the docs.
+    pub answer: &'static str,
     /// Builds the route from the path parameters (in path order) and the raw query.
     build: fn(Vec<String>, &str) -> Result<Route, RouteError>,
 }
@@ -158,6 +160,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/health",
         name: "health",
+        answer: "`ServiceHealth`",
         access: Access::Open,
         summary: "Liveness of the coordinator",
         build: |p, q| none(p, q, Route::Health),
@@ -166,6 +169,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/metrics",
         name: "metrics",
+        answer: "OpenMetrics text",
         access: Access::Admin,
         summary: "Prometheus (OpenMetrics) text",
         build: |p, q| none(p, q, Route::Metrics),
@@ -174,6 +178,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/register",
         name: "nodes_register",
+        answer: "`RegisterResponse`",
         access: Access::Join,
         summary: "A worker joins; the answer carries its node secret",
         build: |p, q| none(p, q, Route::RegisterNode),
@@ -182,6 +187,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/nodes",
         name: "nodes_list",
+        answer: "`[Node]`",
         access: Access::Read,
         summary: "Every node, optionally of one status",
         build: |_, q| Ok(Route::ListNodes(query(q)?)),
@@ -190,6 +196,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/nodes/online",
         name: "nodes_online",
+        answer: "`[Node]`",
         access: Access::Read,
         summary: "Online nodes",
         build: |p, q| none(p, q, Route::OnlineNodes),
@@ -198,6 +205,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/nodes/skills/{skill}",
         name: "nodes_by_skill",
+        answer: "`[Node]`",
         access: Access::Read,
         summary: "Online nodes that have the skill",
         build: |mut p, q| {
@@ -209,6 +217,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/nodes/{node}",
         name: "node_get",
+        answer: "`Node`",
         access: Access::Read,
         summary: "One node",
         build: |mut p, q| {
@@ -220,6 +229,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::DELETE,
         path: "/api/v1/nodes/{node}",
         name: "node_forget",
+        answer: "`NodeActionResponse`",
         access: Access::Admin,
         summary: "Forget an offline node that holds no work",
         build: |mut p, q| {
@@ -231,6 +241,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/nodes/{node}/health",
         name: "node_health",
+        answer: "`NodeHealth`",
         access: Access::Read,
         summary: "One node's health",
         build: |mut p, q| {
@@ -242,6 +253,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/heartbeat",
         name: "node_heartbeat",
+        answer: "`HeartbeatResponse`",
         access: Access::Node,
         summary: "Usage figures, held attempts, skills when they changed",
         build: |mut p, q| {
@@ -253,6 +265,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/shutdown",
         name: "node_shutdown",
+        answer: "`NodeActionResponse`",
         access: Access::Node,
         summary: "The node leaves (offline now, its tasks requeued)",
         build: |mut p, q| {
@@ -264,6 +277,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/drain",
         name: "node_drain",
+        answer: "`NodeActionResponse`",
         access: Access::Admin,
         summary: "Maintenance on: no new tasks",
         build: |mut p, q| {
@@ -275,6 +289,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/undrain",
         name: "node_undrain",
+        answer: "`NodeActionResponse`",
         access: Access::Admin,
         summary: "Maintenance off",
         build: |mut p, q| {
@@ -286,6 +301,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/tasks/poll",
         name: "node_poll",
+        answer: "`PollResponse`",
         access: Access::Node,
         summary: "Long poll for assignments and cancels",
         build: |mut p, q| {
@@ -297,6 +313,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/tasks/{task}/start",
         name: "node_task_start",
+        answer: "`ReportResponse`",
         access: Access::Node,
         summary: "An attempt started",
         build: |mut p, q| {
@@ -309,6 +326,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/tasks/{task}/result",
         name: "node_task_result",
+        answer: "`ReportResponse`",
         access: Access::Node,
         summary: "How an attempt ended",
         build: |mut p, q| {
@@ -321,6 +339,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/cluster/health",
         name: "cluster_health",
+        answer: "`ClusterHealth`",
         access: Access::Read,
         summary: "Totals and task counts",
         build: |p, q| none(p, q, Route::ClusterHealth),
@@ -329,6 +348,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/cluster/check-heartbeat",
         name: "cluster_check_heartbeat",
+        answer: "`CheckHeartbeatResponse`",
         access: Access::Admin,
         summary: "Run a liveness check now",
         build: |p, q| none(p, q, Route::CheckHeartbeat),
@@ -337,6 +357,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/tasks",
         name: "tasks_submit",
+        answer: "201 `Task` (200 on an idempotent repeat)",
         access: Access::Submit,
         summary: "Submit a task (201)",
         build: |p, q| none(p, q, Route::SubmitTask),
@@ -345,6 +366,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/tasks",
         name: "tasks_list",
+        answer: "`TaskList`",
         access: Access::Read,
         summary: "A page of tasks, newest first",
         build: |_, q| Ok(Route::ListTasks(query(q)?)),
@@ -353,6 +375,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/tasks/{task}",
         name: "task_get",
+        answer: "`Task` with `events`",
         access: Access::Read,
         summary: "One task with its history and why it waits",
         build: |mut p, q| {
@@ -364,6 +387,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/tasks/{task}/wait",
         name: "task_wait",
+        answer: "`Task`",
         access: Access::Read,
         summary: "Answers when the task ends or the timeout passes",
         build: |mut p, q| Ok(Route::WaitTask { task: take(&mut p), query: query(q)? }),
@@ -372,6 +396,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/tasks/{task}/cancel",
         name: "task_cancel",
+        answer: "`Task` with `events`",
         access: Access::Submit,
         summary: "Cancel: pending ends now, running is stopped on its worker",
         build: |mut p, q| {
@@ -380,6 +405,16 @@ pub static TABLE: &[Endpoint] = &[
         },
     },
 ];
+
+/// The endpoint table of docs/api.md, rendered from [`TABLE`] (a test keeps the file
+/// current).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| method | path | who | what | answer |\n|---|---|---|---|---|\n");
+    for e in TABLE {
+        out.push_str(&format!("| {} | `{}` | {} | {} | {} |\n", e.method, e.path, e.access, e.summary, e.answer));
+    }
+    out
+}
 
 /// Why a request matches no route.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

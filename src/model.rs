@@ -767,6 +767,51 @@ string_enum! {
     }
 }
 
+impl ErrorCode {
+    /// When the code is sent, for the docs.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => {
+                "the body is not what the endpoint takes: invalid JSON, a wrong type, an unknown field, a value out of range (the message names the field)"
+            }
+            ErrorCode::InvalidQuery => "an unknown query parameter, or one that does not parse (the message names it)",
+            ErrorCode::Unauthorized => {
+                "no token, a malformed `Authorization` header, or a token nobody has; the answer carries `WWW-Authenticate: Bearer`"
+            }
+            ErrorCode::Forbidden => "a valid token that may not use this endpoint (or act for this node)",
+            ErrorCode::NotFound => "no endpoint at this path",
+            ErrorCode::MethodNotAllowed => "a known path with another method; the answer carries `Allow`",
+            ErrorCode::UnknownNode => "no node with this id is registered (for a node's own endpoints: register again)",
+            ErrorCode::UnknownTask => {
+                "no task with this id (ended tasks are purged after `storage.task_retention_days`)"
+            }
+            ErrorCode::StaleAttempt => {
+                "a start or result report for an attempt that is not the task's current one on this node"
+            }
+            ErrorCode::NodeIdInUse => {
+                "the node id belongs to a live worker: only its own secret (or the admin token) may register it again"
+            }
+            ErrorCode::NodeBusy => "the node is online or holds tasks (forget)",
+            ErrorCode::NodeLimit => "the registry holds `coordinator.max_nodes` nodes already",
+            ErrorCode::TaskEnded => "the task already ended (cancel)",
+            ErrorCode::IdempotencyConflict => {
+                "the idempotency key was used for a different submission (the message names the first task)"
+            }
+            ErrorCode::PayloadTooLarge => "the body is over `coordinator.max_body_bytes`",
+            ErrorCode::RequestTimeout => "the request was not sent in time",
+            ErrorCode::Overloaded => {
+                "more than `coordinator.max_write_backlog` changes wait for the disk; retry after `Retry-After` seconds"
+            }
+            ErrorCode::Unavailable => {
+                "the coordinator is shutting down, or stopping after a failed write; retry after `Retry-After` seconds"
+            }
+            ErrorCode::Internal => {
+                "the store failed a read (the message says so; details are in the coordinator's log)"
+            }
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for ErrorCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
