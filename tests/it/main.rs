@@ -5,6 +5,7 @@ mod support;
 
 mod cli;
 mod docs;
+mod fuzz;
 mod nodes;
 mod stand_in_gateway;
 mod store;
