@@ -881,9 +881,9 @@ mod tests {
     #[test]
     fn flags_win_and_are_named() {
         let mut flags = FlagOverrides::default();
-        flags.set("coordinator.port", "--port", Some(0u16));
+        flags.set("worker.coordinator_port", "--coordinator-port", Some(0u16));
         let err = load_with_env(None, flags, Vec::<(String, String)>::new()).err().unwrap();
-        assert!(err.0.contains("flag --port"), "{}", err.0);
+        assert!(err.0.contains("flag --coordinator-port"), "{}", err.0);
     }
 
     #[test]
