@@ -63,8 +63,8 @@ impl fmt::Display for Access {
             Access::Open => "anyone",
             Access::Join => "join token, the node's secret, or admin",
             Access::Node => "that node's secret",
-            Access::Read => "read (admin)",
-            Access::Submit => "submit (admin)",
+            Access::Read => "admin or tasks token",
+            Access::Submit => "admin or tasks token",
             Access::Admin => "admin",
         })
     }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::StatusCode;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
 
 use super::auth::Caller;
 use super::cluster::Cluster;
@@ -33,8 +32,8 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, 
         Route::RegisterNode => {
             let who = match &req.caller {
                 Caller::Admin => Registrant::Admin,
-                Caller::Join => Registrant::Join,
                 Caller::Node(n) => Registrant::Node(n.clone()),
+                Caller::Join | Caller::Tasks => Registrant::Join,
             };
             ok(&cluster.register(req.json()?, who, Some(req.client)).await?)
         }
@@ -119,8 +118,5 @@ fn metrics(cluster: &Cluster) -> Response {
             m.tasks_active.get_or_create(&super::metrics::StatusLabel { status: status.to_string() }).set(n);
         }
     });
-    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(m.encode())));
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
-    r
+    super::http::bytes(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", m.encode())
 }

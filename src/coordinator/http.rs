@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -22,15 +23,25 @@ use super::cluster::Cluster;
 use super::error::ApiError;
 use crate::api::Route;
 
-pub type Response = hyper::Response<Full<Bytes>>;
+/// Every answer: a whole body, or a stream (events, live output, MCP).
+pub type Response = hyper::Response<BoxBody<Bytes, Infallible>>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
+    Full::new(bytes.into()).boxed()
+}
+
+/// An answer with a whole body of a content type.
+pub fn bytes(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response {
+    let mut r = hyper::Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
 
 /// A JSON answer.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
+    bytes(status, "application/json", serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()))
 }
 
 /// A parsed request, as handlers see it.
@@ -180,7 +191,7 @@ async fn handle(shared: Arc<Cluster>, peer: SocketAddr, req: hyper::Request<Inco
     };
     let mut response = response;
     if method == Method::HEAD {
-        *response.body_mut() = Full::new(Bytes::new());
+        *response.body_mut() = full(Bytes::new());
     }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
