@@ -54,6 +54,18 @@ pub enum Command {
     Tasks(TasksArgs),
     /// Which skills this machine has, and why a skill is not eligible.
     Skills(SkillsArgs),
+    /// Save a consistent copy of the coordinator's database while it runs.
+    Backup(BackupArgs),
+}
+
+/// Flags of `openclaw backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy (an SQLite file; an existing file is not overwritten).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Flags of `openclaw coordinator`.
@@ -224,6 +236,24 @@ pub enum TasksCommand {
     Wait(WaitArgs),
     /// Cancel a task (a running one is killed on its worker).
     Cancel(TaskTarget),
+    /// Submit an ended task again: a new task with the same request, linked to the old one.
+    Retry(RetryArgs),
+}
+
+/// Flags of `openclaw tasks retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The ended task's id.
+    #[arg(value_name = "TASK_ID")]
+    pub task_id: String,
+    /// Wait for the new task to end; exit 0 only if it completed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Flags of `openclaw tasks submit`.

@@ -155,6 +155,39 @@ impl Client {
         decode(&method, &path, &bytes)
     }
 
+    /// Streams a route's answer into `out` (a large download: a backup); returns its size.
+    pub async fn download(&self, route: &Route, out: &mut tokio::fs::File) -> Result<u64, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let (method, path) = route.request();
+        let unreachable = |cause: String| ClientError::Unreachable {
+            url: self.base.clone(),
+            method: method.clone(),
+            path: path.clone(),
+            cause,
+        };
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let mut response = req.send().await.map_err(|e| unreachable(root_cause(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => (e.error.code, e.error.message),
+                Err(_) => (status.as_str().to_string(), String::from_utf8_lossy(&bytes).chars().take(500).collect()),
+            };
+            return Err(ClientError::Status { method, path, status: status.as_u16(), code, message });
+        }
+        let mut total = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(root_cause(&e)))? {
+            out.write_all(&chunk).await.map_err(|e| unreachable(format!("cannot write the download: {e}")))?;
+            total += chunk.len() as u64;
+        }
+        out.flush().await.map_err(|e| unreachable(format!("cannot write the download: {e}")))?;
+        Ok(total)
+    }
+
     /// A GET-style call without a body.
     pub async fn get<T: DeserializeOwned>(&self, route: &Route) -> Result<T, ClientError> {
         self.call(route, NONE, Self::SHORT).await

@@ -38,6 +38,8 @@ pub enum Exit {
     Negative,
     /// Bad usage or configuration (2).
     Usage,
+    /// A wait ran out of time with the task still pending or running (4).
+    StillRunning,
 }
 
 impl Exit {
@@ -60,6 +62,7 @@ impl From<Exit> for std::process::ExitCode {
             Exit::Ok => 0,
             Exit::Negative => 1,
             Exit::Usage => 2,
+            Exit::StillRunning => 4,
         })
     }
 }

@@ -4,6 +4,7 @@
 //! token; local tools (`migrate`, `skills`) work on files; remote clients (`nodes`,
 //! `health`, `tasks`) talk to the coordinator's API through [`crate::client`].
 
+mod backup;
 mod coordinator;
 mod migrate;
 mod nodes;
@@ -83,6 +84,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tasks(args) => {
             let loaded = load(&cli.config, flags)?;
             client(tasks::run(&loaded.config, args.command))
+        }
+        Command::Backup(args) => {
+            let loaded = load(&cli.config, flags)?;
+            client(backup::run(&loaded.config, args))
         }
     }
 }

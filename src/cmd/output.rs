@@ -21,6 +21,13 @@ pub fn fields(pairs: &[(&str, String)]) -> String {
     pairs.iter().map(|(k, v)| format!("{:width$} {v}\n", format!("{k}:"), width = width + 1)).collect()
 }
 
+/// Text from the server, safe for a terminal: control characters are written as escapes.
+pub fn escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| if c.is_control() && c != '\n' { c.escape_default().collect::<Vec<_>>() } else { vec![c] })
+        .collect()
+}
+
 /// Standard output was closed by the reader (`openclaw … | head`): the command ends
 /// quietly with exit 0, like ripgrep.
 #[derive(Debug, thiserror::Error)]

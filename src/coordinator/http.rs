@@ -31,6 +31,25 @@ pub fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
     Full::new(bytes.into()).boxed()
 }
 
+/// A body that streams what is sent on a channel, ending when the sender is dropped.
+pub fn channel_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> BoxBody<Bytes, Infallible> {
+    ChannelBody(rx).boxed()
+}
+
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
 /// An answer with a whole body of a content type.
 pub fn bytes(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response {
     let mut r = hyper::Response::new(full(body));

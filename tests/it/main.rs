@@ -7,6 +7,7 @@ mod cli;
 mod docs;
 mod fuzz;
 mod nodes;
+mod operator;
 mod stand_in_gateway;
 mod store;
 mod tasks;

@@ -283,8 +283,9 @@ impl Core {
         let task_id = util::new_task_id();
         let seq = self.next_seq;
         self.next_seq += 1;
+        let note = spec.retry_of.as_ref().map(|old| format!("a retry of {old}"));
         self.tasks.add(NewTask { task_id: task_id.clone(), seq, spec, submitted_at: now.ms });
-        self.task_event(&task_id, "submitted", None, None, now);
+        self.task_event(&task_id, "submitted", None, note, now);
         self.tasks.enqueue(&task_id);
         self.metrics.tasks_submitted.inc();
         self.schedule(now);
