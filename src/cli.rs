@@ -149,9 +149,14 @@ pub struct ClientArgs {
     /// Coordinator URL (else OPENCLAW_URL, else coordinator.host:port from the config).
     #[arg(long, env = "OPENCLAW_URL", hide_env_values = true, value_name = "URL")]
     pub url: Option<String>,
-    /// Admin token (else OPENCLAW_TOKEN, auth.admin_token, or the admin.token file beside storage.path).
+    /// Admin token (else OPENCLAW_TOKEN, auth.admin_token, or the admin.token file beside
+    /// --db-path, beside storage.path, or in /var/lib/openclaw-cluster).
     #[arg(long, env = "OPENCLAW_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// The coordinator's database, to find admin.token beside it (when the CLI runs on the
+    /// coordinator's machine from another folder).
+    #[arg(long, value_name = "PATH")]
+    pub db_path: Option<PathBuf>,
 }
 
 /// Flags of `openclaw nodes`.

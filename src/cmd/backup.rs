@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::usage_error;
 
 use super::output::outln;
-use super::remote::{connect, fail};
+use super::remote::connect;
 
 pub async fn run(config: &Config, args: BackupArgs) -> anyhow::Result<Exit> {
     if args.file.exists() {
@@ -28,7 +28,7 @@ pub async fn run(config: &Config, args: BackupArgs) -> anyhow::Result<Exit> {
         Ok(n) => n,
         Err(e) => {
             let _ = std::fs::remove_file(&partial);
-            return Err(fail(config, e));
+            return Err(client.fail(e));
         }
     };
     out.sync_all().await?;

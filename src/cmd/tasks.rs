@@ -14,7 +14,7 @@ use crate::usage_error;
 use crate::util::{ago, now_ms, short_duration};
 
 use super::output::{fields, out, outln, table};
-use super::remote::{connect, fail, fetch};
+use super::remote::{Remote, connect};
 
 pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit> {
     match command {
@@ -73,7 +73,7 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         idempotency_key: args.idempotency_key.clone(),
         metadata: None,
     };
-    let task = client.submit(&request).await.map_err(|e| fail(config, e))?;
+    let task = client.submit(&request).await.map_err(|e| client.fail(e))?;
     if !args.wait {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task)?);
@@ -86,7 +86,7 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     eprintln!("submitted {}", task.task_id);
-    let task = wait_until_done(config, &client, &task.task_id.clone(), Some(task), None).await?;
+    let task = wait_until_done(&client, &task.task_id.clone(), Some(task), None).await?;
     report(&task, args.json)
 }
 
@@ -97,8 +97,7 @@ const WAIT_CHUNK: Duration = Duration::from_secs(10);
 /// pending reason at once and whenever it changes. A coordinator that stops answering (a
 /// restart) is waited for with backoff, up to the wait's own limit.
 async fn wait_until_done(
-    config: &Config,
-    client: &Client,
+    client: &Remote,
     id: &str,
     first: Option<Task>,
     limit: Option<Duration>,
@@ -132,7 +131,7 @@ async fn wait_until_done(
             }
             Err(e) if e.status().is_none() || e.code() == Some(ErrorCode::Unavailable) => {
                 if left.is_some_and(|l| l.is_zero()) {
-                    return Err(fail(config, e));
+                    return Err(client.fail(e));
                 }
                 if away == 0 {
                     eprintln!("{e}\nwaiting for the coordinator to come back (until this wait's own limit)");
@@ -141,7 +140,7 @@ async fn wait_until_done(
                 let pause = crate::util::backoff(Duration::from_millis(500), Duration::from_secs(5), away);
                 tokio::time::sleep(left.map(|l| l.min(pause)).unwrap_or(pause)).await;
             }
-            Err(e) => return Err(fail(config, e)),
+            Err(e) => return Err(client.fail(e)),
         }
     }
 }
@@ -182,7 +181,7 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
         limit: args.limit,
         after: args.after.clone(),
     };
-    let page: crate::model::TaskList = fetch(config, &client, &Route::ListTasks(query), args.json).await?;
+    let page: crate::model::TaskList = client.fetch(&Route::ListTasks(query), args.json).await?;
     if args.json {
         return Ok(Exit::Ok);
     }
@@ -216,7 +215,7 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
 
 async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let t: Task = fetch(config, &client, &Route::GetTask { task: args.task_id.clone() }, args.json).await?;
+    let t: Task = client.fetch(&Route::GetTask { task: args.task_id.clone() }, args.json).await?;
     if args.json {
         return Ok(Exit::Ok);
     }
@@ -264,14 +263,14 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
 
 async fn wait(config: &Config, args: WaitArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let task = wait_until_done(config, &client, &args.task_id, None, args.timeout).await?;
+    let task = wait_until_done(&client, &args.task_id, None, args.timeout).await?;
     report(&task, args.json)
 }
 
 async fn retry(config: &Config, args: RetryArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
     let route = Route::RetryTask { task: args.task_id.clone() };
-    let task: Task = client.call(&route, None::<&()>, Client::SHORT).await.map_err(|e| fail(config, e))?;
+    let task: Task = client.call(&route, None::<&()>, Client::SHORT).await.map_err(|e| client.fail(e))?;
     if !args.wait {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task)?);
@@ -281,13 +280,13 @@ async fn retry(config: &Config, args: RetryArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     eprintln!("submitted {} (a retry of {})", task.task_id, args.task_id);
-    let task = wait_until_done(config, &client, &task.task_id.clone(), Some(task), None).await?;
+    let task = wait_until_done(&client, &task.task_id.clone(), Some(task), None).await?;
     report(&task, args.json)
 }
 
 async fn cancel(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let task = client.cancel_task(&args.task_id).await.map_err(|e| fail(config, e))?;
+    let task = client.cancel_task(&args.task_id).await.map_err(|e| client.fail(e))?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&task)?);
     } else if task.state.status == TaskStatus::Cancelled {

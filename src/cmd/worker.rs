@@ -12,6 +12,25 @@ pub fn join_token(config: &Config, flag: Option<String>) -> Option<String> {
         .filter(|t| !t.trim().is_empty())
 }
 
+/// Refuses a worker none of whose skills folders exists (it would join with no skills and
+/// no warning); WARNs about the missing ones when some exist.
+pub fn check_skills_dirs(config: &Config) -> Result<(), crate::UsageError> {
+    let dirs = &config.worker.skills_dir.0;
+    let missing: Vec<String> = dirs.iter().filter(|d| !d.is_dir()).map(|d| d.display().to_string()).collect();
+    if missing.len() == dirs.len() {
+        return Err(crate::UsageError(format!(
+            "no skills folder exists: {} (worker.skills_dir / --skills-dir); create it, or point --skills-dir at the folder holding your skills",
+            missing.join(", ")
+        )));
+    }
+    for d in missing {
+        eprintln!(
+            "openclaw: warning: skills folder {d} does not exist (worker.skills_dir); skills put there later are found without a restart"
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(config: Config, token: Option<String>) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
     let token = join_token(&config, token);

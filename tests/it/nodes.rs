@@ -631,4 +631,37 @@ async fn tls_end_to_end_with_a_private_ca() {
     drop(worker);
     let log = cluster.coordinator.as_ref().unwrap().out();
     assert!(log.contains("coordinator ready on https://"), "{log}");
+    // Regression (operator review): a TLS trust failure was reported as "cannot reach".
+    let o = crate::support::cli(&["nodes", "--url", &cluster.url(), "--token", &cluster.admin()], &[], cluster.path());
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not trusted") && err.contains("worker.ca_file") && !err.contains("cannot reach"), "{err}");
+}
+
+/// Regression (operator review): `cd /tmp; openclaw nodes` failed with a 401 and a hint
+/// about `./data/admin.token`; errors named neither the URL nor where the token came from,
+/// and showed percent-encoded ids.
+#[tokio::test]
+async fn the_cli_finds_the_token_from_anywhere_and_its_errors_say_where_things_came_from() {
+    let cluster = Cluster::start().await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let url = cluster.url();
+    let db = cluster.db().display().to_string();
+    // From another folder, --db-path finds admin.token beside the database.
+    let o = crate::support::cli(&["nodes", "--url", &url, "--db-path", &db], &[], elsewhere.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // Without it there is no token: the error names the URL and every place looked at.
+    let o = crate::support::cli(&["nodes", "--url", &url], &[], elsewhere.path());
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&url) && err.contains("no token") && err.contains("admin.token"), "{err}");
+    // A wrong token says where it came from.
+    let o =
+        crate::support::cli(&["nodes", "--url", &url], &[("OPENCLAW_TOKEN", "wrong-wrong-wrong")], elsewhere.path());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("401") && err.contains("the token came from OPENCLAW_TOKEN"), "{err}");
+    // Ids are shown as typed, not percent-encoded.
+    let o = cluster.cli(&["tasks", "get", "task_missing"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/api/v1/tasks/task_missing") && !err.contains("%5F"), "{err}");
 }

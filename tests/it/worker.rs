@@ -277,3 +277,21 @@ async fn a_second_live_worker_with_the_same_id_stops_at_once() {
     restarted.wait_for_output(r#""incarnation":2"#, Duration::from_secs(20)).await;
     assert!(restarted.is_running(), "{}", restarted.logs());
 }
+
+/// Regression (operator review): `worker --skills-dir /tmp/does-not-exist` registered with no
+/// skills and no warning.
+#[tokio::test]
+async fn a_worker_whose_skills_folder_does_not_exist_is_refused() {
+    let cluster = Cluster::start().await;
+    let missing = cluster.path().join("does-not-exist");
+    let config = cluster.config.display().to_string();
+    let o = crate::support::cli(
+        &["-c", &config, "worker", "--node-id", "w1", "--skills-dir", missing.to_str().unwrap()],
+        &[],
+        cluster.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", crate::support::show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no skills folder exists") && err.contains("does-not-exist"), "{err}");
+    assert!(cluster.node("w1").await.is_null(), "nothing registered");
+}
