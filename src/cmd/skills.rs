@@ -53,7 +53,7 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
             status = "unavailable";
             missing = format!("gateway: {why}");
         }
-        rows.push(vec![s.name.clone(), status.into(), s.kind.name().into(), missing, s.source.display().to_string()]);
+        rows.push(vec![s.name.clone(), status.into(), s.kind.name().into(), missing, s.source.clone()]);
     }
     for p in &scan.problems {
         rows.push(vec![

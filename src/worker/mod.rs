@@ -26,6 +26,7 @@ pub mod dispatch;
 pub mod exec;
 pub mod gateway;
 pub mod identity;
+pub mod openclaw;
 pub mod session;
 pub mod skills;
 pub mod system;
