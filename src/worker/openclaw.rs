@@ -144,9 +144,7 @@ pub fn load_config(env: &Env) -> OpenClawConfig {
             cfg.value = v;
         }
         Ok(_) => cfg.error = Some(format!("OpenClaw's config {} is not a JSON5 object", loc.config_path.display())),
-        Err(e) => {
-            cfg.error = Some(format!("OpenClaw's config {} is not valid JSON5: {e}", loc.config_path.display()))
-        }
+        Err(e) => cfg.error = Some(format!("OpenClaw's config {} is not valid JSON5: {e}", loc.config_path.display())),
     }
     cfg
 }
@@ -281,8 +279,11 @@ impl OpenClawConfig {
 
     /// `skills.load.allowSymlinkTargets`, resolved to real paths (missing ones dropped).
     pub fn allow_symlink_targets(&self, env: &Env) -> Vec<PathBuf> {
-        let mut out: Vec<PathBuf> =
-            self.paths_at("skills.load.allowSymlinkTargets", env).iter().filter_map(|p| p.canonicalize().ok()).collect();
+        let mut out: Vec<PathBuf> = self
+            .paths_at("skills.load.allowSymlinkTargets", env)
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .collect();
         out.dedup();
         out
     }
@@ -333,17 +334,20 @@ impl OpenClawConfig {
                 self.path.display()
             )),
             Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.trim().to_string())),
-            Some(Value::Object(r)) => match (r.get("source").and_then(Value::as_str), r.get("id").and_then(Value::as_str))
-            {
-                (Some("env"), Some(id)) => match var(env, id) {
-                    Some(v) => Ok(Some(v.to_string())),
-                    None => Err(format!("gateway.auth.token refers to the environment variable {id}, which is not set")),
-                },
-                (source, _) => Err(format!(
-                    "gateway.auth.token is a `{}` secret reference, which this worker cannot resolve: set worker.gateway_token",
-                    source.unwrap_or("?")
-                )),
-            },
+            Some(Value::Object(r)) => {
+                match (r.get("source").and_then(Value::as_str), r.get("id").and_then(Value::as_str)) {
+                    (Some("env"), Some(id)) => match var(env, id) {
+                        Some(v) => Ok(Some(v.to_string())),
+                        None => {
+                            Err(format!("gateway.auth.token refers to the environment variable {id}, which is not set"))
+                        }
+                    },
+                    (source, _) => Err(format!(
+                        "gateway.auth.token is a `{}` secret reference, which this worker cannot resolve: set worker.gateway_token",
+                        source.unwrap_or("?")
+                    )),
+                }
+            }
             _ => from_env(),
         }
     }

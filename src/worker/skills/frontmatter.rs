@@ -134,11 +134,7 @@ fn js_number(n: &serde_json::Number) -> String {
         return u.to_string();
     }
     let f = n.as_f64().unwrap_or(0.0);
-    if f.fract() == 0.0 && f.abs() < 1e21 {
-        format!("{}", f as i128)
-    } else {
-        format!("{f}")
-    }
+    if f.fract() == 0.0 && f.abs() < 1e21 { format!("{}", f as i128) } else { format!("{f}") }
 }
 
 /// JavaScript's `String(value)`.
@@ -148,11 +144,9 @@ pub fn js_string(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => js_number(n),
         Value::String(s) => s.clone(),
-        Value::Array(items) => items
-            .iter()
-            .map(|i| if i.is_null() { String::new() } else { js_string(i) })
-            .collect::<Vec<_>>()
-            .join(","),
+        Value::Array(items) => {
+            items.iter().map(|i| if i.is_null() { String::new() } else { js_string(i) }).collect::<Vec<_>>().join(",")
+        }
         Value::Object(_) => "[object Object]".into(),
     }
 }
@@ -186,7 +180,9 @@ fn repair(block: &str, line: usize) -> Option<String> {
     let value = js_trim(&raw);
     let block_scalar = {
         let mut c = value.chars();
-        matches!(c.next(), Some('|' | '>')) && c.as_str().len() <= 2 && c.all(|c| c.is_ascii_digit() || c == '+' || c == '-')
+        matches!(c.next(), Some('|' | '>'))
+            && c.as_str().len() <= 2
+            && c.all(|c| c.is_ascii_digit() || c == '+' || c == '-')
     };
     if value.is_empty() || !FREEFORM.contains(&key.as_str()) || block_scalar {
         return None;
@@ -202,12 +198,7 @@ fn repair(block: &str, line: usize) -> Option<String> {
 /// Keys whose line holds a second colon after `key:` (an inline list or map there is read
 /// as the line's raw text).
 fn inline_colon_keys(block: &str) -> Vec<&str> {
-    block
-        .split('\n')
-        .filter_map(line_key)
-        .filter(|(_, rest)| js_trim(rest).contains(':'))
-        .map(|(k, _)| k)
-        .collect()
+    block.split('\n').filter_map(line_key).filter(|(_, rest)| js_trim(rest).contains(':')).map(|(k, _)| k).collect()
 }
 
 /// Parses the frontmatter of a SKILL.md. `Ok(empty)` when there is none.

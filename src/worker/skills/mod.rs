@@ -250,7 +250,9 @@ impl Host {
         let api_key = entry.and_then(|e| e.get("apiKey"));
         let configured = match api_key {
             Some(Value::String(s)) => !frontmatter::js_trim(s).is_empty(),
-            Some(Value::Object(r)) => r.get("source").is_some_and(Value::is_string) && r.get("id").is_some_and(Value::is_string),
+            Some(Value::Object(r)) => {
+                r.get("source").is_some_and(Value::is_string) && r.get("id").is_some_and(Value::is_string)
+            }
             _ => false,
         };
         primary == Some(key) && configured
@@ -608,7 +610,8 @@ fn load(c: &Candidate, host: &Host, source: &str) -> Result<Skill, String> {
     } else {
         let text = read_skill_md(c)?;
         let fm = frontmatter::parse(&text)?;
-        let name = fm.get("name").map(|n| frontmatter::js_trim(n).to_string()).filter(|n| !n.is_empty()).unwrap_or(folder);
+        let name =
+            fm.get("name").map(|n| frontmatter::js_trim(n).to_string()).filter(|n| !n.is_empty()).unwrap_or(folder);
         let description = fm.get("description").map(|d| frontmatter::js_trim(d).to_string()).unwrap_or_default();
         if name.is_empty() {
             return Err("name is required".into());
@@ -620,7 +623,10 @@ fn load(c: &Candidate, host: &Host, source: &str) -> Result<Skill, String> {
             warnings.push(why);
             None
         });
-        let run = command(metadata.as_ref().and_then(|m| m.get("cluster")).and_then(|c| c.get("run")), "metadata.cluster.run")?;
+        let run = command(
+            metadata.as_ref().and_then(|m| m.get("cluster")).and_then(|c| c.get("run")),
+            "metadata.cluster.run",
+        )?;
         (name, description, metadata, run)
     };
     let kind = match run {

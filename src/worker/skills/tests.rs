@@ -124,7 +124,11 @@ fn malformed_files_are_problems_not_panics() {
     write(dir.path(), "b/SKILL.md", "---\nname: [unclosed\n---\n");
     write(dir.path(), "c/SKILL.md", "---\nname: c\n---\n");
     write(dir.path(), "d/skill.json", "{not json");
-    write(dir.path(), "e/SKILL.md", "---\nname: e\ndescription: d\nmetadata:\n  cluster:\n    run: \"unbalanced 'quote\"\n---\n");
+    write(
+        dir.path(),
+        "e/SKILL.md",
+        "---\nname: e\ndescription: d\nmetadata:\n  cluster:\n    run: \"unbalanced 'quote\"\n---\n",
+    );
     write(dir.path(), "f/SKILL.md", "---\nname: ok\ndescription: fine\n---\n");
     write(dir.path(), "g/SKILL.md", &format!("---\nname: {}\ndescription: d\n---\n", "n".repeat(129)));
     write(dir.path(), "h/SKILL.md", "---\ndescription: the folder names it\n---\n");
@@ -191,7 +195,11 @@ fn os_names_are_normalised() {
         "win32" => " Win32",
         _ => "Linux ",
     };
-    write(dir.path(), "x/SKILL.md", &format!("---\nname: x\ndescription: d\nmetadata:\n  openclaw:\n    os: \"{os},plan9\"\n---\n"));
+    write(
+        dir.path(),
+        "x/SKILL.md",
+        &format!("---\nname: x\ndescription: d\nmetadata:\n  openclaw:\n    os: \"{os},plan9\"\n---\n"),
+    );
     assert!(scan(&[dir.path().into()], &host(None, &[])).get("x").unwrap().eligible);
 }
 
@@ -243,7 +251,11 @@ fn links_leaving_the_dir_and_oversized_files_are_skipped() {
 #[test]
 fn an_exec_skill_needs_its_program() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "s/SKILL.md", "---\nname: s\ndescription: d\nmetadata:\n  cluster:\n    run: [zzz-no-such-program, x]\n---\n");
+    write(
+        dir.path(),
+        "s/SKILL.md",
+        "---\nname: s\ndescription: d\nmetadata:\n  cluster:\n    run: [zzz-no-such-program, x]\n---\n",
+    );
     write(dir.path(), "t/SKILL.md", "---\nname: t\ndescription: d\nmetadata:\n  cluster:\n    run: [./run.sh]\n---\n");
     write(dir.path(), "t/run.sh", "#!/bin/sh\n");
     let scan = scan(&[dir.path().into()], &host(None, &[]));
