@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::skills::{Host, Kind, Missing, Rules, Skill, load_root};
+
 /// Environment variables as a map, so every lookup here can be tested without touching the
 /// process's own environment.
 pub type Env = BTreeMap<String, String>;
@@ -312,9 +314,9 @@ impl OpenClawConfig {
             _ => "127.0.0.1".to_string(),
         };
         let tls = self.get("gateway.tls.enabled").and_then(Value::as_bool) == Some(true);
-        let scheme = if tls { "https" } else { "http" };
         GatewaySettings {
-            url: format!("{scheme}://{host}:{port}"),
+            scheme: if tls { "https" } else { "http" },
+            host,
             port,
             token: self.gateway_token(env),
             chat_completions: self.get("gateway.http.endpoints.chatCompletions.enabled").and_then(Value::as_bool)
@@ -356,7 +358,10 @@ impl OpenClawConfig {
 /// Where the local gateway is and how to talk to it, from OpenClaw's config.
 #[derive(Clone, PartialEq, Eq)]
 pub struct GatewaySettings {
-    pub url: String,
+    /// `https` when OpenClaw's `gateway.tls.enabled` is on.
+    pub scheme: &'static str,
+    /// Where to reach it from this machine (from `gateway.bind`).
+    pub host: String,
     pub port: u16,
     /// The bearer token, or why it could not be resolved.
     pub token: Result<Option<String>, String>,
@@ -366,10 +371,21 @@ pub struct GatewaySettings {
     pub config_found: bool,
 }
 
+impl GatewaySettings {
+    /// The gateway's base URL, on `port` when given instead of OpenClaw's.
+    pub fn url_on(&self, port: Option<u16>) -> String {
+        format!("{}://{}:{}", self.scheme, self.host, port.unwrap_or(self.port))
+    }
+
+    pub fn url(&self) -> String {
+        self.url_on(None)
+    }
+}
+
 impl std::fmt::Debug for GatewaySettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewaySettings")
-            .field("url", &self.url)
+            .field("url", &self.url())
             .field("has_token", &matches!(self.token, Ok(Some(_))))
             .field("chat_completions", &self.chat_completions)
             .field("config_path", &self.config_path)
@@ -577,12 +593,14 @@ pub struct Inventory {
     every: Duration,
     last: Option<(Instant, u64)>,
     pub listing: Result<Listing, String>,
+    /// The listing as skills, each with its folder when found.
+    skills: Vec<Skill>,
 }
 
 impl Inventory {
     pub fn new(cli: Cli, agent_id: &str, every: Duration) -> Inventory {
         let agent = (agent_id != "default").then(|| agent_id.to_string());
-        Inventory { cli, agent, every, last: None, listing: Err("not listed yet".into()) }
+        Inventory { cli, agent, every, last: None, listing: Err("not listed yet".into()), skills: Vec::new() }
     }
 
     /// Whether a new listing is due, given the inputs' fingerprint now.
@@ -593,11 +611,74 @@ impl Inventory {
         }
     }
 
-    /// Takes a listing and remembers the fingerprint it was taken at.
-    pub async fn refresh(&mut self, fingerprint: u64) {
-        self.listing = self.cli.list_skills(self.agent.as_deref(), Duration::from_secs(120)).await;
-        self.last = Some((Instant::now(), fingerprint));
+    /// OpenClaw's skills as the last listing gave them.
+    pub fn skills(&self) -> &[Skill] {
+        &self.skills
     }
+
+    /// Takes a new listing when it is due; says whether anything changed.
+    pub async fn update(&mut self, host: &Host) -> bool {
+        let empty = Listing { workspace_dir: None, managed_skills_dir: None, skills: Vec::new() };
+        let roots = skill_roots(&host.openclaw, &self.cli, self.listing.as_ref().unwrap_or(&empty), &host.env);
+        let config_path = host.openclaw.path.clone();
+        let fp = tokio::task::spawn_blocking(move || fingerprint(&config_path, &roots)).await.unwrap_or(0);
+        if !self.due(fp) {
+            return false;
+        }
+        let listing = self.cli.list_skills(self.agent.as_deref(), Duration::from_secs(120)).await;
+        self.last = Some((Instant::now(), fp));
+        if listing == self.listing {
+            return false;
+        }
+        if let Ok(l) = &listing {
+            let (l, host, cli) = (l.clone(), host.clone(), self.cli.clone());
+            self.skills = tokio::task::spawn_blocking(move || to_skills(&l, &cli, &host)).await.unwrap_or_default();
+        } else {
+            self.skills.clear();
+        }
+        self.listing = listing;
+        true
+    }
+}
+
+/// The listing as agent skills with OpenClaw's verdicts; folders are looked up in OpenClaw's
+/// skill roots (the later root wins a name, as in OpenClaw).
+fn to_skills(listing: &Listing, cli: &Cli, host: &Host) -> Vec<Skill> {
+    let mut folders: BTreeMap<String, Option<PathBuf>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for root in skill_roots(&host.openclaw, cli, listing, &host.env) {
+        for s in load_root(&root, Rules::Open, &[], host, "", &mut problems) {
+            folders.insert(s.name, s.path);
+        }
+    }
+    listing
+        .skills
+        .iter()
+        .map(|l| {
+            let m = &l.missing;
+            let mut warnings = Vec::new();
+            if l.blocked_by_agent_filter {
+                warnings.push("not in this agent's skill list (OpenClaw's agents.list[].skills)".to_string());
+            }
+            Skill {
+                name: l.name.clone(),
+                description: l.description.clone(),
+                eligible: l.eligible && !l.blocked_by_agent_filter,
+                disabled: l.disabled,
+                missing: Missing {
+                    bins: m.bins.clone(),
+                    any_bins: m.any_bins.clone(),
+                    env: m.env.clone(),
+                    config: m.config.clone(),
+                    os: m.os.clone(),
+                },
+                kind: Kind::Agent,
+                path: folders.get(&l.name).cloned().flatten(),
+                source: format!("openclaw:{}", l.source),
+                warnings,
+            }
+        })
+        .collect()
 }
 
 /// A cheap summary of what OpenClaw's listing depends on: the config file and every
@@ -645,6 +726,12 @@ fn walk_stamps(dir: &Path, depth: usize, budget: &mut usize, f: &mut impl FnMut(
     for sub in subdirs {
         walk_stamps(&sub, depth + 1, budget, f);
     }
+}
+
+/// The local gateway's port as OpenClaw's own config (and environment) says.
+pub fn local_gateway_port() -> u16 {
+    let env = process_env();
+    load_config(&env).gateway(&env, || None).port
 }
 
 /// The process's environment as an [`Env`].
@@ -702,7 +789,7 @@ mod tests {
         assert!(cfg.found && cfg.error.is_none(), "{:?}", cfg.error);
         assert_eq!(cfg.get("note").unwrap(), "${KEEP} ${lower}");
         let g = cfg.gateway(&e, || None);
-        assert_eq!(g.url, "http://127.0.0.1:19001");
+        assert_eq!(g.url(), "http://127.0.0.1:19001");
         assert_eq!(g.token, Ok(Some("s3cret".into())));
         assert!(g.chat_completions);
         assert!(!format!("{g:?}").contains("s3cret"));
@@ -723,7 +810,7 @@ mod tests {
         let cfg = load_config(&e);
         assert!(!cfg.found);
         let g = cfg.gateway(&e, || None);
-        assert_eq!(g.url, "http://127.0.0.1:18789");
+        assert_eq!(g.url(), "http://127.0.0.1:18789");
         assert_eq!(g.token, Ok(Some("t".into())));
         assert!(!g.chat_completions);
         assert!(cfg.path_is_truthy("browser.enabled"));
