@@ -197,7 +197,7 @@ pub struct WorkerConfig {
     pub max_output_bytes: u64,
     /// How often the skills folders are rescanned.
     pub skills_rescan_interval: Secs,
-    /// How often the gateway is probed.
+    /// How often the gateway is probed (two loopback GETs, never a chat call).
     pub gateway_check_interval: Secs,
     /// Where the worker keeps its node secret and its one-worker-per-node-id lock; default:
     /// the folder of storage.path.
@@ -226,7 +226,7 @@ impl Default for WorkerConfig {
             shutdown_timeout: Secs::from_secs(30),
             max_output_bytes: 1024 * 1024,
             skills_rescan_interval: Secs::from_secs(2),
-            gateway_check_interval: Secs::from_secs(30),
+            gateway_check_interval: Secs::from_secs(5),
             state_dir: None,
         }
     }
@@ -811,6 +811,11 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     }
     if c.worker.skills_dir.0.is_empty() {
         return Err(l.invalid("worker.skills_dir", "needs at least one folder"));
+    }
+    if c.worker.openclaw_refresh_interval.get() < Duration::from_secs(1) {
+        return Err(
+            l.invalid("worker.openclaw_refresh_interval", "must be at least 1s (one listing costs seconds of CPU)")
+        );
     }
     if c.worker.max_output_bytes == 0 {
         return Err(l.invalid("worker.max_output_bytes", "must be above 0"));

@@ -533,6 +533,18 @@ pub struct ListedMissing {
     pub os: Vec<String>,
 }
 
+impl From<&ListedMissing> for Missing {
+    fn from(m: &ListedMissing) -> Missing {
+        Missing {
+            bins: m.bins.clone(),
+            any_bins: m.any_bins.clone(),
+            env: m.env.clone(),
+            config: m.config.clone(),
+            os: m.os.clone(),
+        }
+    }
+}
+
 /// The whole listing.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -655,7 +667,6 @@ fn to_skills(listing: &Listing, cli: &Cli, host: &Host) -> Vec<Skill> {
         .skills
         .iter()
         .map(|l| {
-            let m = &l.missing;
             let mut warnings = Vec::new();
             if l.blocked_by_agent_filter {
                 warnings.push("not in this agent's skill list (OpenClaw's agents.list[].skills)".to_string());
@@ -665,13 +676,7 @@ fn to_skills(listing: &Listing, cli: &Cli, host: &Host) -> Vec<Skill> {
                 description: l.description.clone(),
                 eligible: l.eligible && !l.blocked_by_agent_filter,
                 disabled: l.disabled,
-                missing: Missing {
-                    bins: m.bins.clone(),
-                    any_bins: m.any_bins.clone(),
-                    env: m.env.clone(),
-                    config: m.config.clone(),
-                    os: m.os.clone(),
-                },
+                missing: Missing::from(&l.missing),
                 kind: Kind::Agent,
                 path: folders.get(&l.name).cloned().flatten(),
                 source: format!("openclaw:{}", l.source),

@@ -79,6 +79,24 @@ async fn an_agent_task_gets_its_skills_instructions() {
         })
         .await;
     assert!(!node["available_skills"].as_array().unwrap().contains(&json!("1password")), "op is not installed: {node}");
+    // `openclaw skills` shows OpenClaw's verdicts next to the skills dir's.
+    let config = cluster.config.display().to_string();
+    let out = crate::support::cli(
+        &["-c", &config, "skills", "--skills-dir", "skills", "--json"],
+        &env_refs(&env),
+        cluster.path(),
+    );
+    let items: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", crate::support::show(&out)));
+    let item = |name: &str| items.as_array().unwrap().iter().find(|i| i["name"] == name).cloned().unwrap_or_default();
+    assert_eq!(
+        (item("1password")["eligible"].as_bool(), item("1password")["missing"]["bins"].clone()),
+        (Some(false), json!(["op"]))
+    );
+    assert_eq!(item("1password")["source"], "openclaw:openclaw-bundled");
+    assert_eq!(
+        (item("skill-creator")["eligible"].as_bool(), item("summarize-notes")["source"].as_str()),
+        (Some(true), Some("skills"))
+    );
 
     let prompt = marker();
     let id = cluster

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use openclaw::worker::openclaw as oc;
-use openclaw::worker::skills::{self, Host, Rules, Skill};
+use openclaw::worker::skills::{self, Host, Missing, Rules, Skill};
 
 use crate::require_openclaw;
 
@@ -23,26 +23,24 @@ struct Verdict {
     description: String,
     eligible: bool,
     disabled: bool,
-    missing: [Vec<String>; 5],
+    missing: Missing,
 }
 
 fn ours(s: &Skill) -> Verdict {
-    let m = &s.missing;
     Verdict {
         description: s.description.clone(),
         eligible: s.eligible,
         disabled: s.disabled,
-        missing: [m.bins.clone(), m.any_bins.clone(), m.env.clone(), m.config.clone(), m.os.clone()],
+        missing: s.missing.clone(),
     }
 }
 
 fn theirs(s: &oc::ListedSkill) -> Verdict {
-    let m = &s.missing;
     Verdict {
         description: s.description.clone(),
         eligible: s.eligible,
         disabled: s.disabled,
-        missing: [m.bins.clone(), m.any_bins.clone(), m.env.clone(), m.config.clone(), m.os.clone()],
+        missing: Missing::from(&s.missing),
     }
 }
 
