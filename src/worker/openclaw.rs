@@ -105,8 +105,8 @@ pub fn locations(env: &Env) -> Locations {
     Locations { state_dir, config_path }
 }
 
-/// OpenClaw's config file, read.
-#[derive(Debug, Clone, Default)]
+/// OpenClaw's config file, read. Its `Debug` leaves the values out: they hold secrets.
+#[derive(Clone, Default)]
 pub struct OpenClawConfig {
     pub path: PathBuf,
     pub state_dir: PathBuf,
@@ -149,6 +149,16 @@ pub fn load_config(env: &Env) -> OpenClawConfig {
         Err(e) => cfg.error = Some(format!("OpenClaw's config {} is not valid JSON5: {e}", loc.config_path.display())),
     }
     cfg
+}
+
+impl std::fmt::Debug for OpenClawConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenClawConfig")
+            .field("path", &self.path)
+            .field("found", &self.found)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Replaces `${VAR}` (uppercase names) in every string; `$${VAR}` is a literal `${VAR}`.
@@ -408,7 +418,7 @@ fn reject_reason(candidate: &Path, own: Option<&Path>) -> Option<String> {
     if own.is_some_and(|own| own == real) {
         return Some(format!("{} is this program (openclaw-cluster), not OpenClaw's CLI", candidate.display()));
     }
-    if package_of(&real).is_some() || is_script(&real) {
+    if package_of(&real).is_some() || is_script(&real) || package_beside(candidate).is_some() {
         None
     } else {
         Some(format!("{} is neither a script nor inside the npm package `openclaw`", candidate.display()))
