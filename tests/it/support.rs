@@ -285,8 +285,7 @@ impl Cluster {
     pub fn new(s: Settings) -> Cluster {
         let dir = tempfile::Builder::new().prefix("openclaw-it-").tempdir().unwrap();
         let no_gateway = DeadPort::new();
-        let gateway_port =
-            if s.pin_gateway_port { format!("  port: {}\n", no_gateway.port()) } else { String::new() };
+        let gateway_port = if s.pin_gateway_port { format!("  port: {}\n", no_gateway.port()) } else { String::new() };
         let config = dir.path().join("config.yaml");
         let (mut extra_coordinator, mut extra_worker, mut http) =
             (s.extra_coordinator.clone(), s.extra_worker.clone(), http_client());
