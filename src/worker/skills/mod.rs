@@ -336,7 +336,6 @@ pub fn load_root(
 #[derive(Debug, Clone)]
 struct Candidate {
     dir: PathBuf,
-    real: PathBuf,
     /// Its path below the root, for ordering.
     name: String,
     json: bool,
@@ -517,7 +516,7 @@ fn discover(dir: &Path, rules: Rules, allowed: &[PathBuf], problems: &mut Vec<Pr
         let json = !has_skill_md(&base);
         let ok = json || skill_file_ok(&base, &base_real, problems);
         let name = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let candidates = if ok { vec![Candidate { dir: base, real: base_real, name, json }] } else { Vec::new() };
+        let candidates = if ok { vec![Candidate { dir: base, name, json }] } else { Vec::new() };
         return Found { candidates, root_is_skill: true };
     }
     let nested_skills = base.join("skills");
@@ -532,10 +531,7 @@ fn discover(dir: &Path, rules: Rules, allowed: &[PathBuf], problems: &mut Vec<Pr
     // OpenClaw reads only that one.
     if base != root && has_skill_md(&root) && skill_file_ok(&root, &root_real, problems) {
         let name = root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        return Found {
-            candidates: vec![Candidate { dir: root.clone(), real: root_real, name, json: false }],
-            root_is_skill: false,
-        };
+        return Found { candidates: vec![Candidate { dir: root.clone(), name, json: false }], root_is_skill: false };
     }
     let mut queue: Vec<(PathBuf, String, usize)> = limited
         .into_iter()
@@ -553,12 +549,12 @@ fn discover(dir: &Path, rules: Rules, allowed: &[PathBuf], problems: &mut Vec<Pr
         let Some(real) = contain(&path, &base_real, problems) else { continue };
         if has_skill_md(&path) {
             if skill_file_ok(&path, &real, problems) {
-                candidates.push(Candidate { dir: path, real, name, json: false });
+                candidates.push(Candidate { dir: path, name, json: false });
             }
             continue;
         }
         if has_skill_json(&path) {
-            candidates.push(Candidate { dir: path, real, name, json: true });
+            candidates.push(Candidate { dir: path, name, json: true });
             continue;
         }
         let limit = if rules == Rules::Extra
@@ -596,7 +592,6 @@ fn read_skill_md(c: &Candidate) -> Result<String, String> {
     if meta.len() > MAX_SKILL_FILE_BYTES {
         return Err(format!("File exceeds {MAX_SKILL_FILE_BYTES} bytes (OpenClaw's skills.limits.maxSkillFileBytes)"));
     }
-    let _ = &c.real;
     let bytes = std::fs::read(&file).map_err(|e| format!("cannot read: {e}"))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
