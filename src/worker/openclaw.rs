@@ -32,6 +32,9 @@ pub type Env = BTreeMap<String, String>;
 /// The port OpenClaw's gateway uses when nothing says otherwise.
 pub const DEFAULT_GATEWAY_PORT: u16 = 18789;
 
+/// How long one `openclaw skills list` may take (it takes 2-7 s).
+const LISTING_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The OpenClaw command that turns on the OpenAI-compatible chat endpoint.
 pub const ENABLE_CHAT_COMMAND: &str = "openclaw config set gateway.http.endpoints.chatCompletions.enabled true";
 
@@ -647,7 +650,7 @@ impl Inventory {
         if !self.due(fp) {
             return false;
         }
-        let listing = self.cli.list_skills(self.agent.as_deref(), Duration::from_secs(120)).await;
+        let listing = self.cli.list_skills(self.agent.as_deref(), LISTING_TIMEOUT).await;
         self.last = Some((Instant::now(), fp));
         if listing == self.listing {
             return false;
