@@ -105,7 +105,7 @@ pub struct WorkerArgs {
     /// Coordinator port (worker.coordinator_port; default: coordinator.port).
     #[arg(long, value_name = "PORT")]
     pub coordinator_port: Option<u16>,
-    /// Skills folder; repeat for several (the first wins on a name clash).
+    /// Skills folder; repeat for several (as with OpenClaw's extraDirs, the later wins a name clash).
     #[arg(long, value_name = "DIR")]
     pub skills_dir: Vec<PathBuf>,
     /// How many tasks this node runs at once (worker.max_concurrent_tasks, default 5).

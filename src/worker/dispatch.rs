@@ -177,7 +177,9 @@ impl Dispatch {
             }
             Some(skill) => {
                 let mut report = match &skill.kind {
-                    Kind::Exec { argv } => self.run_exec(&a, argv.clone(), skill.path.clone(), cancel.clone()).await,
+                    Kind::Exec { argv } => {
+                        self.run_exec(&a, argv.clone(), skill.path.clone().unwrap_or_default(), cancel.clone()).await
+                    }
                     Kind::Agent => agent::run(&self.gateway, &self.adverts, &a, cancel.clone()).await,
                 };
                 if report.outcome == Outcome::Cancelled && !told.load(Ordering::SeqCst) {

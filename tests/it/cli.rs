@@ -346,7 +346,7 @@ fn the_skills_command_explains_every_skill() {
     std::fs::create_dir_all(skills.join("needs-op")).unwrap();
     std::fs::write(
         skills.join("needs-op/SKILL.md"),
-        "---\nname: needs-op\ndescription: d\nmetadata: {openclaw: {requires: {bins: [zzz-op], env: [ZZZ_KEY], config: [browser.enabled]}}, cluster: {run: cat}}\n---\n",
+        "---\nname: needs-op\ndescription: d\nmetadata:\n  openclaw: {requires: {bins: [zzz-op], env: [ZZZ_KEY], config: [browser.enabled, zzz.cfg]}}\n  cluster: {run: cat}\n---\n",
     )
     .unwrap();
     crate::support::agent_skill(&skills, "chat");
@@ -367,7 +367,7 @@ fn the_skills_command_explains_every_skill() {
         op.contains("missing")
             && op.contains("bins: zzz-op")
             && op.contains("env: ZZZ_KEY")
-            && op.contains("not checked"),
+            && op.contains("config: zzz.cfg (in OpenClaw's config)"),
         "{op}"
     );
     assert!(line("chat").contains("unavailable") && line("chat").contains("gateway"), "{text}");
@@ -379,7 +379,7 @@ fn the_skills_command_explains_every_skill() {
     assert_eq!(op["eligible"], false);
     assert_eq!(
         op["missing"],
-        serde_json::json!({"bins": ["zzz-op"], "anyBins": [], "env": ["ZZZ_KEY"], "config": ["browser.enabled"], "os": []})
+        serde_json::json!({"bins": ["zzz-op"], "anyBins": [], "env": ["ZZZ_KEY"], "config": ["zzz.cfg"], "os": []})
     );
     assert_eq!(op["kind"], "exec");
     assert!(op["path"].as_str().unwrap().ends_with("needs-op"));
