@@ -56,9 +56,36 @@ pub enum Command {
     Skills(SkillsArgs),
     /// Save a consistent copy of the coordinator's database while it runs.
     Backup(BackupArgs),
+    /// Run the worker as a Windows service: install, uninstall, or run (what the Service
+    /// Control Manager starts).
+    #[cfg(windows)]
+    Service(ServiceArgs),
     /// Print a shell completion script: bash, zsh, fish or powershell (e.g.
     /// `openclaw-cluster completions bash > /etc/bash_completion.d/openclaw-cluster`).
     Completions(CompletionsArgs),
+}
+
+/// `openclaw-cluster service` (Windows).
+#[cfg(windows)]
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    #[command(subcommand)]
+    pub action: ServiceAction,
+    /// The service's name.
+    #[arg(long, global = true, default_value = "openclaw-cluster-worker")]
+    pub name: String,
+}
+
+/// What to do with the Windows service.
+#[cfg(windows)]
+#[derive(Debug, Subcommand)]
+pub enum ServiceAction {
+    /// Register the worker as a service started at boot, with this `-c` config file.
+    Install,
+    /// Remove the service.
+    Uninstall,
+    /// Run as the service (the Service Control Manager calls this).
+    Run,
 }
 
 /// Flags of `openclaw completions`.

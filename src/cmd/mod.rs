@@ -10,6 +10,8 @@ mod migrate;
 mod nodes;
 pub mod output;
 mod remote;
+#[cfg(windows)]
+mod service;
 mod skills;
 mod tasks;
 mod worker;
@@ -118,6 +120,11 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tasks(args) => {
             let loaded = load(&cli.config, flags)?;
             client(tasks::run(&loaded.config, args.command))
+        }
+        #[cfg(windows)]
+        Command::Service(args) => {
+            let loaded = load(&cli.config, flags)?;
+            Ok(service::run(loaded.config, cli.config.clone(), args)?.into())
         }
         Command::Completions(args) => {
             use clap::CommandFactory;

@@ -433,3 +433,17 @@ async fn a_second_signal_exits_at_once() {
     let status = worker.wait_exit(Duration::from_secs(5)).await;
     assert_eq!(status.code(), Some(130), "{}", worker.logs());
 }
+
+/// The launchd plist is a property list launchd can read (checked with Python's plistlib,
+/// which implements Apple's format) and runs the installed name as a worker.
+#[test]
+fn the_launchd_plist_is_a_valid_property_list() {
+    let plist = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/launchd/org.openclaw-cluster.worker.plist");
+    let script = "import plistlib, sys, json; d = plistlib.load(open(sys.argv[1], 'rb')); print(json.dumps(d))";
+    let o = std::process::Command::new("python3").args(["-c", script]).arg(&plist).output().expect("python3 runs");
+    assert!(o.status.success(), "{}", show(&o));
+    let d: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(d["Label"], "org.openclaw-cluster.worker");
+    assert_eq!(d["ProgramArguments"][0], "/usr/local/bin/openclaw-cluster");
+    assert_eq!(d["ProgramArguments"].as_array().unwrap().last().unwrap(), "worker");
+}
