@@ -6,6 +6,7 @@
 //! flushes, closes the writer and releases the lock.
 
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod handlers;
 pub mod housekeeping;

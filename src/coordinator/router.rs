@@ -174,6 +174,38 @@ pub fn parse(method: &Method, path: &str) -> Result<Route, ApiError> {
     Ok(route)
 }
 
+impl Route {
+    /// Whether the route reads a request body. The others answer without waiting for one
+    /// (a body sent anyway is left unread and the connection closed after the answer).
+    pub fn takes_body(&self) -> bool {
+        match self {
+            Route::RegisterNode
+            | Route::Heartbeat(_)
+            | Route::PollTasks(_)
+            | Route::StartTask { .. }
+            | Route::TaskResult { .. }
+            | Route::SubmitTask => true,
+            Route::Health
+            | Route::Metrics
+            | Route::ListNodes
+            | Route::OnlineNodes
+            | Route::NodesWithSkill(_)
+            | Route::GetNode(_)
+            | Route::ForgetNode(_)
+            | Route::NodeHealth(_)
+            | Route::ShutdownNode(_)
+            | Route::DrainNode(_)
+            | Route::UndrainNode(_)
+            | Route::ClusterHealth
+            | Route::CheckHeartbeat
+            | Route::ListTasks
+            | Route::GetTask(_)
+            | Route::WaitTask(_)
+            | Route::CancelTask(_) => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 mod support;
 
 mod cli;
+mod hostile;
 mod nodes;
 mod stand_in_gateway;
 mod store;
