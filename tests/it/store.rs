@@ -208,3 +208,43 @@ async fn sigterm_stops_cleanly_with_database_and_tokens_intact() {
     assert_eq!(cluster.admin(), admin, "tokens survive a restart");
     assert_eq!(cluster.node("n1").await["node_id"], "n1");
 }
+
+/// Regression (issue 14): the lock was keyed by the path given, so a second coordinator
+/// reached the same database through a symbolic link and every task ran twice. A hard link
+/// (another name, its own `-wal` file) must be refused too.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_second_coordinator_through_a_symlink_or_a_hard_link_is_refused() {
+    let cluster = Cluster::start().await;
+    let first_pid = cluster.coordinator.as_ref().unwrap().pid();
+    let elsewhere = cluster.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(cluster.db(), elsewhere.join("link.db")).unwrap();
+    std::fs::hard_link(cluster.db(), elsewhere.join("hard.db")).unwrap();
+    let config = cluster.config.display().to_string();
+    for (name, needle) in [("link.db", "cluster.db.lock"), ("hard.db", "hard.db")] {
+        let db = elsewhere.join(name).display().to_string();
+        let port = crate::support::free_port().to_string();
+        let mut second = Proc::spawn(
+            &format!("coordinator-{name}"),
+            &["-c", &config, "coordinator", "--port", &port, "--db-path", &db],
+            &[],
+            cluster.path(),
+            &cluster.logs(),
+        );
+        let status = second.wait_exit(Duration::from_secs(10)).await;
+        assert_eq!(status.code(), Some(1), "{name}: {}", second.logs());
+        let err = second.err();
+        assert!(
+            err.contains("the database is in use") && err.contains(needle) && err.contains(&format!("PID {first_pid}")),
+            "{name}: {}",
+            second.logs()
+        );
+        assert!(!elsewhere.join(format!("{name}-wal")).exists(), "{name}: SQLite was opened before the lock");
+    }
+    // The first coordinator goes on undisturbed.
+    cluster.submit(serde_json::json!({"name": "after", "required_skills": ["x"]})).await;
+    let integrity: String =
+        Connection::open(cluster.db()).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+}
