@@ -16,7 +16,8 @@ fn main() -> ExitCode {
     match openclaw::cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("openclaw: {err:#}");
+            // Errors quote the server and the user: no raw control characters on the terminal.
+            eprintln!("openclaw: {}", openclaw::cmd::clean_lines(&format!("{err:#}")));
             openclaw::Exit::of(&err).into()
         }
     }

@@ -8,6 +8,7 @@ mod coordinator;
 mod migrate;
 mod nodes;
 mod output;
+pub use output::clean_lines;
 mod remote;
 mod skills;
 mod tasks;

@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::model::{Node, NodeStatus};
 use crate::util::{ago, now_ms};
 
-use super::output::{fields, table};
+use super::output::{clean, fields, table};
 use super::remote::{connect, fail, fetch};
 
 pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
@@ -30,7 +30,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
         if target.json {
             println!("{}", serde_json::to_string_pretty(&answer)?);
         } else {
-            println!("{}", answer.message);
+            println!("{}", clean(&answer.message));
         }
         return Ok(Exit::Ok);
     }
@@ -133,7 +133,7 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
                 .unwrap_or_else(|| "never".into());
             println!(
                 "{}: {} ({}) — last heartbeat {} ago, {} of {} slots free, cpu {:.0}%, memory {:.0}%, disk {:.0}%",
-                h.node_id,
+                clean(&h.node_id),
                 if h.healthy { "healthy" } else { "unhealthy" },
                 h.status,
                 seen,

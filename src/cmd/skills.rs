@@ -68,7 +68,7 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
         match state {
             Availability::Ready => println!("\ngateway {url}: agent skills can run"),
             Availability::Unavailable(why) => {
-                println!("\ngateway {url}: agent skills cannot run: {why}")
+                println!("\ngateway {url}: agent skills cannot run: {}", super::output::clean(&why))
             }
         }
     }

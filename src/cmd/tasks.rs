@@ -12,7 +12,7 @@ use crate::model::{SubmitTask, Task, TaskStatus};
 use crate::usage_error;
 use crate::util::{ago, now_ms, short_duration};
 
-use super::output::{fields, table};
+use super::output::{clean, fields, table};
 use super::remote::{connect, fail, fetch};
 
 pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit> {
@@ -76,14 +76,14 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         if args.json {
             println!("{}", serde_json::to_string_pretty(&task)?);
         } else {
-            println!("{}", task.task_id);
+            println!("{}", clean(&task.task_id));
             if let Some(reason) = &task.pending_reason {
-                eprintln!("pending: {reason}");
+                eprintln!("pending: {}", clean(reason));
             }
         }
         return Ok(Exit::Ok);
     }
-    eprintln!("submitted {}", task.task_id);
+    eprintln!("submitted {}", clean(&task.task_id));
     let task = wait_until_done(config, &client, &task.task_id, None).await?;
     report(&task, args.json)
 }
@@ -101,7 +101,7 @@ async fn wait_until_done(config: &Config, client: &Client, id: &str, limit: Opti
         }
         if task.pending_reason != last_reason {
             if let Some(r) = &task.pending_reason {
-                eprintln!("pending: {r}");
+                eprintln!("pending: {}", clean(r));
             }
             last_reason = task.pending_reason.clone();
         }
@@ -115,18 +115,25 @@ fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
     } else {
         match task.status {
             TaskStatus::Completed => {
-                eprintln!("completed on {} (attempt {})", task.assigned_node.as_deref().unwrap_or("?"), task.attempt);
+                eprintln!(
+                    "completed on {} (attempt {})",
+                    clean(task.assigned_node.as_deref().unwrap_or("?")),
+                    task.attempt
+                );
                 println!("{}", serde_json::to_string_pretty(task.result.as_ref().unwrap_or(&Value::Null))?);
             }
             s if s.is_terminal() => {
                 eprintln!(
                     "{s} after attempt {}: {}",
                     task.attempt,
-                    task.error.as_deref().unwrap_or("no error recorded")
+                    clean(task.error.as_deref().unwrap_or("no error recorded"))
                 );
             }
             s => {
-                eprintln!("still {s}{}", task.pending_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
+                eprintln!(
+                    "still {s}{}",
+                    task.pending_reason.as_deref().map(|r| format!(": {}", clean(r))).unwrap_or_default()
+                );
             }
         }
     }
@@ -183,7 +190,7 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
         .collect();
     print!("{}", table(&["TASK", "STATUS", "PRIORITY", "SKILLS", "NODE", "ATTEMPT", "SUBMITTED", "NOTE"], rows));
     if let Some(next) = page.next {
-        println!("more: openclaw tasks list --after {next}");
+        println!("more: openclaw tasks list --after {}", clean(&next));
     }
     Ok(Exit::Ok)
 }
@@ -248,9 +255,9 @@ async fn cancel(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&task)?);
     } else if task.status == TaskStatus::Cancelled {
-        println!("{} cancelled", task.task_id);
+        println!("{} cancelled", clean(&task.task_id));
     } else {
-        println!("{}: cancel requested; its worker is stopping it", task.task_id);
+        println!("{}: cancel requested; its worker is stopping it", clean(&task.task_id));
     }
     Ok(Exit::Ok)
 }
