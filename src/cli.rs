@@ -39,6 +39,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the coordinator: HTTP API, node registry, scheduler and the SQLite store.
+    #[command(
+        after_long_help = "Exit status: 0 after a clean stop (Ctrl+C, SIGTERM); 1 on a failure such as another coordinator holding the database or a busy port; 2 for a usage or configuration error; 3 when it cannot write its database or the folder holding it (read-only, not permitted, disk full) — checked at start, before it answers anything."
+    )]
     Coordinator(CoordinatorArgs),
     /// Run a worker: join the coordinator, advertise this machine's skills, run tasks.
     Worker(WorkerArgs),

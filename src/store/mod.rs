@@ -13,6 +13,7 @@
 
 pub mod lock;
 pub mod nodes;
+pub mod probe;
 pub mod schema;
 pub mod tasks;
 
@@ -23,6 +24,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 pub use lock::{LockError, StoreLock};
+pub use probe::NotWritable;
 
 /// A pooled connection source.
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;
