@@ -17,7 +17,14 @@ use crate::model::{NodeStatus, Priority, TaskStatus};
 /// Run OpenClaw on several machines as one cluster: tasks land on the machine that has
 /// the skills for them.
 #[derive(Debug, Parser)]
-#[command(name = "openclaw", version, about, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "openclaw",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100,
+    after_long_help = "Exit status: 0 success; 1 a negative answer (a task failed, the cluster is unhealthy, not found, unreachable) or a failure; 2 a usage or configuration error; 3 (coordinator, dev) the coordinator cannot write its database or the folder holding it."
+)]
 pub struct Cli {
     /// YAML configuration file (the seed's config.yaml works as is).
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
