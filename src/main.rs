@@ -4,6 +4,10 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // The worker runs this binary as the supervisor of each exec task; clap never sees it.
+    if let Some(code) = openclaw::worker::supervisor::run_if_requested() {
+        return code;
+    }
     let args = openclaw::cli::args_from_invocation(std::env::args_os());
     let cli = match openclaw::cli::parse(args) {
         Ok(cli) => cli,

@@ -176,7 +176,10 @@ impl Dispatch {
             }
             Some(skill) => {
                 let mut report = match &skill.kind {
-                    Kind::Exec { argv } => self.run_exec(&a, argv.clone(), skill.path.clone(), cancel.clone()).await,
+                    Kind::Exec { argv } => {
+                        self.run_exec(&a, argv.clone(), skill.path.clone(), skill.requires_env.clone(), cancel.clone())
+                            .await
+                    }
                     Kind::Agent => agent::run(&self.gateway, &self.adverts, &a, cancel.clone()).await,
                 };
                 if report.outcome == Outcome::Cancelled && !told.load(Ordering::SeqCst) {
@@ -200,6 +203,7 @@ impl Dispatch {
         a: &Assignment,
         argv: Vec<String>,
         dir: PathBuf,
+        pass_env: Vec<String>,
         cancel: CancellationToken,
     ) -> ResultReport {
         let stdin = serde_json::to_vec(&json!({
@@ -216,6 +220,7 @@ impl Dispatch {
                 ("OPENCLAW_SKILL".into(), a.skill.clone()),
                 ("OPENCLAW_ATTEMPT".into(), a.attempt.to_string()),
             ],
+            pass_env,
             timeout: attempt_timeout(a),
             max_output: self.ctx.config.worker.max_output_bytes,
         };

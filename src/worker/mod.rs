@@ -26,6 +26,7 @@ pub mod exec;
 pub mod gateway;
 pub mod session;
 pub mod skills;
+pub mod supervisor;
 pub mod system;
 
 use std::sync::{Arc, Mutex};

@@ -97,6 +97,10 @@ pub struct Skill {
     pub path: PathBuf,
     /// The skills dir it was found under.
     pub source: PathBuf,
+    /// The environment variables it declares (`requires.env`, `primaryEnv`): the only
+    /// ones, beyond the worker's allowlist, that its command is given.
+    #[serde(skip)]
+    pub requires_env: Vec<String>,
 }
 
 /// A skill file that could not be read.
@@ -241,6 +245,12 @@ fn load(folder: &Path, file: &Path, source: &Path, host: &Host) -> Result<Skill,
         kind,
         path: folder.to_path_buf(),
         source: source.to_path_buf(),
+        requires_env: ["/requires/env", "/primaryEnv"]
+            .iter()
+            .filter_map(|p| gates.pointer(p))
+            .flat_map(|v| v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]))
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
     })
 }
 
