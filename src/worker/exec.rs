@@ -13,10 +13,10 @@
 //!
 //! The process tree ends with the task, and with the worker (see [`super::supervisor`]):
 //! - Unix, in the `openclaw` binary: the command runs under our supervisor process, which
-//!   holds a pipe whose write end only this worker has. Timeout and cancel send SIGTERM
-//!   (passed on to the command's process group), then after a grace close the pipe: the
+//!   watches a socket whose other end only this worker has (the lifeline). Timeout and cancel send SIGTERM
+//!   (passed on to the command's process group), then after a grace close the lifeline: the
 //!   supervisor SIGKILLs the whole tree (on Linux every descendant, `setsid` ones too) and
-//!   exits. A worker killed outright closes the pipe the same way. When the command exits,
+//!   exits. A worker killed outright closes it the same way (the kernel does). When the command exits,
 //!   the supervisor kills whatever it left running before it reports the exit status.
 //! - Unix without the supervisor (unit tests, whose executable is a test harness): the
 //!   command leads its own process group, which gets SIGTERM, then SIGKILL after the grace,
@@ -392,7 +392,7 @@ mod tree {
 
     pub struct Tree {
         pid: Option<i32>,
-        /// The pipe the supervisor watches; closing it makes the supervisor kill the tree.
+        /// Our end of the lifeline; closing it makes the supervisor kill the tree.
         lifeline: Option<OwnedFd>,
     }
 
@@ -433,20 +433,12 @@ mod tree {
         Ok((child, Tree { pid, lifeline: Some(write) }))
     }
 
-    /// A pipe, both ends close-on-exec, so that no other child of the worker inherits it.
+    /// A connected pair of sockets, both close-on-exec, so that no other child of the
+    /// worker inherits them (atomically where the platform can, as std creates them).
+    /// The supervisor reads end-of-file from its end once ours is closed.
     fn lifeline() -> std::io::Result<(OwnedFd, OwnedFd)> {
-        let mut fds = [0; 2];
-        // SAFETY: pipe2 fills two descriptors that we then own.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: both descriptors were just created and are owned by nobody else.
-        Ok(unsafe {
-            (
-                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[0]),
-                <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[1]),
-            )
-        })
+        let (theirs, ours) = std::os::unix::net::UnixStream::pair()?;
+        Ok((theirs.into(), ours.into()))
     }
 
     fn signal_group(pid: Option<i32>, signal: i32) {

@@ -3,11 +3,11 @@
 //! even by `kill -9`, which gives the worker no chance to clean up.
 //!
 //! The worker runs `openclaw __supervise -- PROGRAM ARGS…` in a new process group, with the
-//! skill's folder, clean environment and stdio, and with the read end of a pipe as
-//! descriptor 3: the *lifeline*, whose write end only that worker holds. The supervisor
+//! skill's folder, clean environment and stdio, and with one end of a socket pair as
+//! descriptor 3: the *lifeline*, whose other end only that worker holds. The supervisor
 //! starts the command in a process group of its own and waits for it. When the lifeline
-//! reads end-of-file — the worker closed it (timeout, cancel) or the kernel did (the worker
-//! died) — the supervisor kills the tree with SIGKILL and exits.
+//! reads end-of-file — the worker closed its end (timeout, cancel) or the kernel did (the
+//! worker died) — the supervisor kills the tree with SIGKILL and exits.
 //!
 //! - Linux: the supervisor is a child subreaper (`PR_SET_CHILD_SUBREAPER`): a process
 //!   whose parent dies is re-parented to it rather than to init, so every descendant —
@@ -19,7 +19,7 @@
 //!   privileges.
 //!
 //! `PR_SET_PDEATHSIG` is not used: it fires when the *thread* that started the child
-//! exits, and tokio's threads come and go; the pipe's end-of-file is exact.
+//! exits, and tokio's threads come and go; the lifeline's end-of-file is exact.
 //!
 //! When the command exits, whatever it left running is killed, then the supervisor exits
 //! the same way: the same exit code, or the same signal. SIGTERM (the worker's polite stop)
