@@ -104,6 +104,10 @@ pub struct WorkerArgs {
     /// A tag for affinity placement; repeat for several (worker.tags).
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// Where the node secret and the one-worker-per-node-id lock live (worker.state_dir;
+    /// default: the folder of storage.path).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Flags of `openclaw dev`.

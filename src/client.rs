@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use reqwest::Method;
+
+use crate::api::{Route, WaitQuery};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ErrorBody, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, PollRequest, PollResponse, RegisterRequest,
-    RegisterResponse, ReportResponse, ResultReport, StartReport, SubmitTask, Task,
+    ErrorBody, ErrorCode, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, PollRequest, PollResponse,
+    RegisterRequest, RegisterResponse, ReportResponse, ResultReport, StartReport, SubmitTask, Task,
 };
 
 /// Why a call failed.
@@ -38,6 +40,14 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The error's stable code, when the coordinator answered with one.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Status { code, .. } => code.parse().ok(),
             _ => None,
         }
     }
@@ -96,14 +106,9 @@ impl Client {
         &self.base
     }
 
-    /// Sends a request and returns the raw body of a 2xx answer.
-    pub async fn raw(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Vec<u8>>,
-        timeout: Duration,
-    ) -> Result<Bytes, ClientError> {
+    /// Sends a route's request and returns the raw body of a 2xx answer.
+    pub async fn raw(&self, route: &Route, body: Option<Vec<u8>>, timeout: Duration) -> Result<Bytes, ClientError> {
+        let (method, path) = route.request();
         let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).timeout(timeout);
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
@@ -114,14 +119,14 @@ impl Client {
         let response = req.send().await.map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
             method: method.clone(),
-            path: path.into(),
+            path: path.clone(),
             cause: if e.is_timeout() { "timed out".into() } else { root_cause(&e) },
         })?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),
             method: method.clone(),
-            path: path.into(),
+            path: path.clone(),
             cause: root_cause(&e),
         })?;
         if status.is_success() {
@@ -134,44 +139,49 @@ impl Client {
                 String::from_utf8_lossy(&bytes).chars().take(500).collect(),
             ),
         };
-        Err(ClientError::Status { method, path: path.into(), status: status.as_u16(), code, message })
+        Err(ClientError::Status { method, path, status: status.as_u16(), code, message })
     }
 
-    async fn call<T: DeserializeOwned, B: Serialize>(
+    /// Sends a route's request with an optional JSON body and decodes the answer.
+    pub async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
-        method: Method,
-        path: &str,
+        route: &Route,
         body: Option<&B>,
         timeout: Duration,
     ) -> Result<T, ClientError> {
         let body = body.map(|b| serde_json::to_vec(b).unwrap_or_default());
-        let bytes = self.raw(method.clone(), path, body, timeout).await?;
-        decode(&method, path, &bytes)
+        let bytes = self.raw(route, body, timeout).await?;
+        let (method, path) = route.request();
+        decode(&method, &path, &bytes)
     }
 
-    const SHORT: Duration = Duration::from_secs(15);
+    /// A GET-style call without a body.
+    pub async fn get<T: DeserializeOwned>(&self, route: &Route) -> Result<T, ClientError> {
+        self.call(route, NONE, Self::SHORT).await
+    }
+
+    pub const SHORT: Duration = Duration::from_secs(15);
 
     pub async fn register(&self, req: &RegisterRequest) -> Result<RegisterResponse, ClientError> {
-        self.call(Method::POST, "/api/v1/nodes/register", Some(req), Self::SHORT).await
+        self.call(&Route::RegisterNode, Some(req), Self::SHORT).await
     }
 
     pub async fn heartbeat(&self, node: &str, req: &HeartbeatRequest) -> Result<HeartbeatResponse, ClientError> {
-        self.call(Method::POST, &format!("/api/v1/nodes/{}/heartbeat", seg(node)), Some(req), Self::SHORT).await
+        self.call(&Route::Heartbeat { node: node.into() }, Some(req), Self::SHORT).await
     }
 
     pub async fn shutdown_node(&self, node: &str) -> Result<NodeActionResponse, ClientError> {
-        self.call(Method::POST, &format!("/api/v1/nodes/{}/shutdown", seg(node)), NONE, Self::SHORT).await
+        self.call(&Route::ShutdownNode { node: node.into() }, NONE, Self::SHORT).await
     }
 
     /// A long poll: waits up to `wait` on the coordinator for work.
     pub async fn poll(&self, node: &str, req: &PollRequest, wait: Duration) -> Result<PollResponse, ClientError> {
-        let path = format!("/api/v1/nodes/{}/tasks/poll", seg(node));
-        self.call(Method::POST, &path, Some(req), wait + Duration::from_secs(10)).await
+        self.call(&Route::PollTasks { node: node.into() }, Some(req), wait + Duration::from_secs(10)).await
     }
 
     pub async fn report_start(&self, node: &str, task: &str, attempt: u32) -> Result<ReportResponse, ClientError> {
-        let path = format!("/api/v1/nodes/{}/tasks/{}/start", seg(node), seg(task));
-        self.call(Method::POST, &path, Some(&StartReport { attempt }), Self::SHORT).await
+        let route = Route::StartTask { node: node.into(), task: task.into() };
+        self.call(&route, Some(&StartReport { attempt }), Self::SHORT).await
     }
 
     pub async fn report_result(
@@ -180,31 +190,32 @@ impl Client {
         task: &str,
         report: &ResultReport,
     ) -> Result<ReportResponse, ClientError> {
-        let path = format!("/api/v1/nodes/{}/tasks/{}/result", seg(node), seg(task));
-        self.call(Method::POST, &path, Some(report), Self::SHORT).await
+        self.call(&Route::TaskResult { node: node.into(), task: task.into() }, Some(report), Self::SHORT).await
     }
 
     pub async fn set_draining(&self, node: &str, drain: bool) -> Result<NodeActionResponse, ClientError> {
-        let action = if drain { "drain" } else { "undrain" };
-        self.call(Method::POST, &format!("/api/v1/nodes/{}/{action}", seg(node)), NONE, Self::SHORT).await
+        let route =
+            if drain { Route::DrainNode { node: node.into() } } else { Route::UndrainNode { node: node.into() } };
+        self.call(&route, NONE, Self::SHORT).await
     }
 
     pub async fn forget_node(&self, node: &str) -> Result<NodeActionResponse, ClientError> {
-        self.call(Method::DELETE, &format!("/api/v1/nodes/{}", seg(node)), NONE, Self::SHORT).await
+        self.call(&Route::ForgetNode { node: node.into() }, NONE, Self::SHORT).await
     }
 
     pub async fn submit(&self, task: &SubmitTask) -> Result<Task, ClientError> {
-        self.call(Method::POST, "/api/v1/tasks", Some(task), Self::SHORT).await
+        self.call(&Route::SubmitTask, Some(task), Self::SHORT).await
     }
 
     /// Waits on the coordinator up to `wait` for the task to end.
     pub async fn wait_task(&self, id: &str, wait: Duration) -> Result<Task, ClientError> {
-        let path = format!("/api/v1/tasks/{}/wait?timeout={}", seg(id), wait.as_secs_f64());
-        self.call(Method::GET, &path, NONE, wait + Duration::from_secs(10)).await
+        let route =
+            Route::WaitTask { task: id.into(), query: WaitQuery { timeout: Some(format!("{}", wait.as_secs_f64())) } };
+        self.call(&route, NONE, wait + Duration::from_secs(10)).await
     }
 
     pub async fn cancel_task(&self, id: &str) -> Result<Task, ClientError> {
-        self.call(Method::POST, &format!("/api/v1/tasks/{}/cancel", seg(id)), NONE, Self::SHORT).await
+        self.call(&Route::CancelTask { task: id.into() }, NONE, Self::SHORT).await
     }
 }
 
@@ -218,9 +229,4 @@ pub fn decode<T: DeserializeOwned>(method: &Method, path: &str, bytes: &[u8]) ->
         path: path.into(),
         cause: e.to_string(),
     })
-}
-
-/// A path segment, percent-encoded.
-pub fn seg(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

@@ -68,6 +68,7 @@ pub enum StorageKind {
 pub struct CoordinatorConfig {
     #[serde(deserialize_with = "lenient")]
     pub host: String,
+    /// 0 picks any free port (logged at start): for tests and tools.
     pub port: u16,
     /// A node without a heartbeat for this long is offline.
     pub heartbeat_timeout: Secs,
@@ -107,6 +108,11 @@ pub struct CoordinatorConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for tls_cert.
     pub tls_key: Option<PathBuf>,
+    /// The most nodes the registry holds; a registration beyond it gets 409 `node_limit`.
+    pub max_nodes: usize,
+    /// The most state changes queued for the store and not yet on disk; client requests
+    /// that would change state beyond it get 503 `overloaded` with Retry-After.
+    pub max_write_backlog: u64,
 }
 
 impl Default for CoordinatorConfig {
@@ -131,6 +137,8 @@ impl Default for CoordinatorConfig {
             shutdown_timeout: Secs::from_secs(10),
             tls_cert: None,
             tls_key: None,
+            max_nodes: 1000,
+            max_write_backlog: 10_000,
         }
     }
 }
@@ -196,6 +204,9 @@ pub struct WorkerConfig {
     pub skills_rescan_interval: Secs,
     /// How often the gateway is probed.
     pub gateway_check_interval: Secs,
+    /// Where the worker keeps its node secret and its one-worker-per-node-id lock; default:
+    /// the folder of storage.path.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for WorkerConfig {
@@ -219,6 +230,7 @@ impl Default for WorkerConfig {
             max_output_bytes: 1024 * 1024,
             skills_rescan_interval: Secs::from_secs(2),
             gateway_check_interval: Secs::from_secs(30),
+            state_dir: None,
         }
     }
 }
@@ -732,9 +744,6 @@ fn describe_figment_error(e: figment::Error) -> String {
 /// Checks values that types alone cannot.
 fn validate(l: &Loaded) -> Result<(), UsageError> {
     let c = &l.config;
-    if c.coordinator.port == 0 {
-        return Err(l.invalid("coordinator.port", "must be between 1 and 65535, not 0"));
-    }
     if c.worker.port == 0 {
         return Err(l.invalid("worker.port", "must be between 1 and 65535, not 0"));
     }
@@ -811,6 +820,12 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     {
         return Err(l.invalid("coordinator.long_poll_timeout", "must be between 1s and 300s"));
     }
+    if c.coordinator.max_nodes == 0 {
+        return Err(l.invalid("coordinator.max_nodes", "must be at least 1"));
+    }
+    if c.coordinator.max_write_backlog < 16 {
+        return Err(l.invalid("coordinator.max_write_backlog", "must be at least 16"));
+    }
     if c.coordinator.tls_cert.is_some() != c.coordinator.tls_key.is_some() {
         return Err(l.invalid("coordinator.tls_cert", "tls_cert and tls_key must be set together"));
     }
@@ -848,6 +863,22 @@ impl Config {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         }
+    }
+
+    /// Where a worker keeps its node secret and lock: `worker.state_dir`, else the data dir.
+    pub fn worker_state_dir(&self) -> PathBuf {
+        self.worker.state_dir.clone().unwrap_or_else(|| self.data_dir())
+    }
+
+    /// Refuses a config whose clients could not find the coordinator: with
+    /// `coordinator.port` 0 (any free port) a client needs the real one.
+    pub fn check_client_port(&self, who: &str) -> Result<(), UsageError> {
+        if self.coordinator.port == 0 && self.worker.coordinator_port.is_none() {
+            return Err(UsageError(format!(
+                "coordinator.port is 0 (a free port chosen at start, logged as `coordinator ready on …`): {who} needs the real port — set worker.coordinator_port (--coordinator-port) or --url"
+            )));
+        }
+        Ok(())
     }
 
     /// The coordinator's address as a client should use it (0.0.0.0 / :: mean loopback).
@@ -889,9 +920,9 @@ mod tests {
     #[test]
     fn flags_win_and_are_named() {
         let mut flags = FlagOverrides::default();
-        flags.set("coordinator.port", "--port", Some(0u16));
+        flags.set("worker.coordinator_port", "--coordinator-port", Some(0u16));
         let err = load_with_env(None, flags, Vec::<(String, String)>::new()).err().unwrap();
-        assert!(err.0.contains("flag --port"), "{}", err.0);
+        assert!(err.0.contains("flag --coordinator-port"), "{}", err.0);
     }
 
     #[test]

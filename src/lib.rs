@@ -1,6 +1,7 @@
 //! openclaw: run OpenClaw on several machines as one cluster.
 //!
 //! Layout:
+//! - [`api`]: the route table, once for the server, the client, the CLI and the docs.
 //! - [`cli`]: clap definitions of every subcommand and flag (parsing only, no side effects).
 //! - [`cmd`]: one module per subcommand; the glue between parsed flags and the library.
 //! - [`config`]: the `Config` tree and its figment loader (defaults < YAML < env < flags).
@@ -14,6 +15,7 @@
 //! - [`tokens`]: the token files beside the database, read by every role.
 //! - [`util`]: small shared helpers (time, ids, secrets).
 
+pub mod api;
 pub mod cli;
 pub mod client;
 pub mod cmd;
@@ -45,7 +47,9 @@ impl Exit {
     /// The exit status for an error that reached `main`: [`UsageError`] means 2,
     /// [`store::NotWritable`] 3, anything else 1.
     pub fn of(err: &anyhow::Error) -> Exit {
-        if err.chain().any(|e| e.downcast_ref::<store::NotWritable>().is_some()) {
+        if err.chain().any(|e| e.downcast_ref::<cmd::output::ClosedStdout>().is_some()) {
+            Exit::Ok
+        } else if err.chain().any(|e| e.downcast_ref::<store::NotWritable>().is_some()) {
             Exit::NotWritable
         } else if err.chain().any(|e| e.downcast_ref::<UsageError>().is_some()) {
             Exit::Usage
@@ -70,6 +74,11 @@ impl From<Exit> for std::process::ExitCode {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// A fatal error that was already logged where it happened (servers log fatal errors once).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Logged(pub String);
 
 /// Shorthand for returning a [`UsageError`] wrapped in `anyhow`.
 pub fn usage_error(message: impl Into<String>) -> anyhow::Error {

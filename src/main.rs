@@ -20,9 +20,13 @@ fn main() -> ExitCode {
     match openclaw::cmd::run(cli) {
         Ok(code) => code,
         Err(err) => {
-            // Errors quote the server and the user: no raw control characters on the terminal.
-            eprintln!("openclaw: {}", openclaw::cmd::clean_lines(&format!("{err:#}")));
-            openclaw::Exit::of(&err).into()
+            let exit = openclaw::Exit::of(&err);
+            // A closed stdout (`| head`) ends the command quietly. Errors quote the server
+            // and the user: no raw control characters on the terminal.
+            if exit != openclaw::Exit::Ok {
+                eprintln!("openclaw: {}", openclaw::cmd::output::clean_lines(&format!("{err:#}")));
+            }
+            exit.into()
         }
     }
 }

@@ -124,6 +124,13 @@ string_enum! {
     }
 }
 
+#[allow(clippy::derivable_impls)] // the enum comes from a macro
+impl Default for TaskStatus {
+    fn default() -> Self {
+        TaskStatus::Pending
+    }
+}
+
 impl TaskStatus {
     /// Ended for good: completed, failed, cancelled or timeout.
     pub fn is_terminal(self) -> bool {
@@ -228,38 +235,63 @@ pub fn node_id_from_hostname(hostname: &str) -> String {
     id
 }
 
+/// What a worker declares about its node at registration (and later in heartbeats: the
+/// skills). Stored with the node and shown in every node view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeSpec {
+    pub hostname: String,
+    pub platform: String,
+    pub arch: String,
+    pub available_skills: Vec<String>,
+    /// Agent skills this node has but cannot run right now, with the reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unavailable_skills: BTreeMap<String, String>,
+    pub max_concurrent_tasks: u32,
+    pub ip_address: String,
+    pub tailscale_ip: String,
+    pub port: u16,
+    pub tags: Vec<String>,
+    /// The worker's openclaw version.
+    pub version: Option<String>,
+}
+
+/// What a node has done, counted by the coordinator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeCounters {
+    pub total_tasks_processed: u64,
+    pub successful_tasks: u64,
+    pub failed_tasks: u64,
+    /// Summed run time of the finished attempts, milliseconds (for the average).
+    #[serde(default, skip_serializing)]
+    pub total_execution_ms: u64,
+}
+
+/// Usage figures from the node's last heartbeat, percent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeUsage {
+    pub cpu_usage: f64,
+    pub memory_usage: f64,
+    pub disk_usage: f64,
+}
+
 /// A node as every node endpoint shows it (the original's 21 fields, then ours).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Node {
     pub node_id: String,
-    pub hostname: String,
-    pub platform: String,
-    pub arch: String,
     pub status: NodeStatus,
-    pub available_skills: Vec<String>,
-    pub max_concurrent_tasks: u32,
+    #[serde(flatten)]
+    pub spec: NodeSpec,
     pub running_tasks: u32,
-    pub ip_address: String,
-    pub tailscale_ip: String,
-    pub port: u16,
-    pub cpu_usage: f64,
-    pub memory_usage: f64,
-    pub disk_usage: f64,
-    pub total_tasks_processed: u64,
-    pub successful_tasks: u64,
-    pub failed_tasks: u64,
+    #[serde(flatten)]
+    pub usage: NodeUsage,
+    #[serde(flatten)]
+    pub counters: NodeCounters,
     /// Seconds, over the tasks this node finished.
     pub average_execution_time: f64,
     pub registered_at: Option<Timestamp>,
     pub last_heartbeat: Option<Timestamp>,
-    pub tags: Vec<String>,
     /// In maintenance: no new tasks are placed here.
     pub draining: bool,
-    /// The worker's openclaw version.
-    pub version: Option<String>,
-    /// Agent skills this node has but cannot run right now, with the reason.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub unavailable_skills: BTreeMap<String, String>,
 }
 
 /// `POST /api/v1/nodes/register`. The original's payload (with `null` tailscale_ip, and the
@@ -485,14 +517,12 @@ pub struct SubmitTask {
     pub metadata: Option<Value>,
 }
 
-/// A task as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Task {
-    pub task_id: String,
+/// What was submitted, checked and with defaults applied: it never changes afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
     pub name: String,
     pub description: String,
     pub task_type: TaskType,
-    pub status: TaskStatus,
     pub priority: Priority,
     pub required_skills: Vec<String>,
     pub optional_skills: Vec<String>,
@@ -502,16 +532,38 @@ pub struct Task {
     /// Per-attempt time limit, seconds.
     pub timeout: f64,
     pub max_retries: u32,
-    /// Failed attempts so far that counted against max_retries.
-    pub retry_count: u32,
-    /// The number of the current (or last) attempt; 0 before the first placement.
-    pub attempt: u32,
     pub user_id: Option<String>,
     pub idempotency_key: Option<String>,
+    /// Where the submission came from: `api` (HTTP), `cli`, `mcp`, … (informational).
+    #[serde(default = "default_origin")]
+    pub origin: String,
+    /// The ended task this one retries (`openclaw tasks retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
+}
+
+fn default_origin() -> String {
+    "api".into()
+}
+
+impl TaskSpec {
+    /// The skill that runs: the first required one.
+    pub fn skill(&self) -> &str {
+        self.required_skills.first().map(String::as_str).unwrap_or("")
+    }
+}
+
+/// Where a task is in its life: everything a transition changes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskState {
+    pub status: TaskStatus,
     pub assigned_node: Option<String>,
+    /// The number of the current (or last) attempt; 0 before the first placement.
+    pub attempt: u32,
+    /// Failed attempts so far that counted against max_retries.
+    pub retry_count: u32,
     pub result: Option<Value>,
     pub error: Option<String>,
-    pub submitted_at: Timestamp,
     pub scheduled_at: Option<Timestamp>,
     pub started_at: Option<Timestamp>,
     pub completed_at: Option<Timestamp>,
@@ -519,6 +571,20 @@ pub struct Task {
     pub next_attempt_at: Option<Timestamp>,
     /// Cancel was asked while running; the worker has been told.
     pub cancel_requested: bool,
+    /// Nodes where an attempt failed: retries go elsewhere when another node can take them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_on: Vec<String>,
+}
+
+/// A task as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Task {
+    pub task_id: String,
+    #[serde(flatten)]
+    pub spec: TaskSpec,
+    #[serde(flatten)]
+    pub state: TaskState,
+    pub submitted_at: Timestamp,
     /// While pending: why no node has taken it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_reason: Option<String>,
@@ -632,10 +698,14 @@ pub struct ResultReport {
     /// without counting a retry.
     #[serde(default)]
     pub retry_after: Option<f64>,
+    /// Retrying cannot help (the skill said so, or the gateway refused the request as
+    /// malformed): the task ends failed without spending its retries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permanent: bool,
 }
 
 /// The answer to start and result reports.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReportResponse {
     pub success: bool,
     pub task_id: String,
@@ -651,10 +721,143 @@ pub struct ErrorBody {
 /// The inside of [`ErrorBody`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorDetail {
-    /// Stable, machine-readable: bad_request, unauthorized, forbidden, not_found,
-    /// method_not_allowed, conflict, payload_too_large, internal, unavailable.
+    /// Stable and machine-readable: one of [`ErrorCode`]'s names. Clients branch on it.
     pub code: String,
     pub message: String,
+}
+
+string_enum! {
+    /// The stable `code` of every error answer. Clients branch on these, never on the
+    /// message; each has one HTTP status (see docs/api.md).
+    ErrorCode {
+        /// The body is not the JSON the endpoint takes (the message names the field).
+        BadRequest = "bad_request",
+        /// An unknown or malformed query parameter (the message names it).
+        InvalidQuery = "invalid_query",
+        Unauthorized = "unauthorized",
+        Forbidden = "forbidden",
+        /// No endpoint at this path.
+        NotFound = "not_found",
+        MethodNotAllowed = "method_not_allowed",
+        /// No node with this id is registered.
+        UnknownNode = "unknown_node",
+        /// No task with this id (ended tasks are purged after the retention period).
+        UnknownTask = "unknown_task",
+        /// A report for an attempt that is not the task's current one on this node.
+        StaleAttempt = "stale_attempt",
+        /// The node id belongs to a live worker; only its secret (or the admin token) may
+        /// register it again.
+        NodeIdInUse = "node_id_in_use",
+        /// The node still has work or is online (e.g. forget).
+        NodeBusy = "node_busy",
+        /// The cluster holds `coordinator.max_nodes` nodes already.
+        NodeLimit = "node_limit",
+        /// The task already ended (e.g. cancel).
+        TaskEnded = "task_ended",
+        /// The idempotency key was used for a different submission.
+        IdempotencyConflict = "idempotency_conflict",
+        PayloadTooLarge = "payload_too_large",
+        /// The client did not send its request in time.
+        RequestTimeout = "request_timeout",
+        /// Too much work queued for the store: retry after the `Retry-After` seconds.
+        Overloaded = "overloaded",
+        /// Shutting down, or the store failed: try again shortly.
+        Unavailable = "unavailable",
+        Internal = "internal",
+    }
+}
+
+impl ErrorCode {
+    /// When the code is sent, for the docs.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => {
+                "the body is not what the endpoint takes: invalid JSON, a wrong type, an unknown field, a value out of range (the message names the field)"
+            }
+            ErrorCode::InvalidQuery => "an unknown query parameter, or one that does not parse (the message names it)",
+            ErrorCode::Unauthorized => {
+                "no token, a malformed `Authorization` header, or a token nobody has; the answer carries `WWW-Authenticate: Bearer`"
+            }
+            ErrorCode::Forbidden => "a valid token that may not use this endpoint (or act for this node)",
+            ErrorCode::NotFound => "no endpoint at this path",
+            ErrorCode::MethodNotAllowed => "a known path with another method; the answer carries `Allow`",
+            ErrorCode::UnknownNode => "no node with this id is registered (for a node's own endpoints: register again)",
+            ErrorCode::UnknownTask => {
+                "no task with this id (ended tasks are purged after `storage.task_retention_days`)"
+            }
+            ErrorCode::StaleAttempt => {
+                "a start or result report for an attempt that is not the task's current one on this node"
+            }
+            ErrorCode::NodeIdInUse => {
+                "the node id belongs to a live worker: only its own secret (or the admin token) may register it again"
+            }
+            ErrorCode::NodeBusy => "the node is online or holds tasks (forget)",
+            ErrorCode::NodeLimit => "the registry holds `coordinator.max_nodes` nodes already",
+            ErrorCode::TaskEnded => "the task already ended (cancel)",
+            ErrorCode::IdempotencyConflict => {
+                "the idempotency key was used for a different submission (the message names the first task)"
+            }
+            ErrorCode::PayloadTooLarge => "the body is over `coordinator.max_body_bytes`",
+            ErrorCode::RequestTimeout => {
+                "the body did not arrive within `coordinator.body_read_timeout`; the connection is closed"
+            }
+            ErrorCode::Overloaded => {
+                "more than `coordinator.max_write_backlog` changes wait for the disk; retry after `Retry-After` seconds"
+            }
+            ErrorCode::Unavailable => {
+                "the coordinator is shutting down, stopping after a failed write, or has `coordinator.max_connections` connections all busy; retry after `Retry-After` seconds"
+            }
+            ErrorCode::Internal => {
+                "the store failed a read (the message says so; details are in the coordinator's log)"
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+string_enum! {
+    /// What an event in the cluster's event stream is about.
+    EventKind {
+        Task = "task",
+        Node = "node",
+    }
+}
+
+impl<'de> Deserialize<'de> for EventKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One transition of a task or a node, as recorded and streamed. Ids increase in commit
+/// order: resuming after id N gives every later event exactly once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: u64,
+    pub at: Timestamp,
+    pub kind: EventKind,
+    /// Tasks: submitted, scheduled, running, completed, failed, timeout, cancel_requested,
+    /// cancelled. Nodes: registered, online, offline, drained, undrained, skills_changed,
+    /// secret_rotated, left, forgotten.
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_id: Option<String>,
+    /// The task's or the node's status after the event.
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<u32>,
+    /// A task's first required skill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! `openclaw migrate [--status] [--dry-run]`: schema status and migrations, with a backup
 //! taken first.
 
+use super::output::outln;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -27,24 +28,24 @@ pub fn run(config: &Config, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
         None => "none (no database yet)".into(),
     };
     if args.status || args.dry_run {
-        println!("database: {}", path.display());
-        println!("current schema: {current}");
-        println!("target schema:  {}", status.target);
+        outln!("database: {}", path.display());
+        outln!("current schema: {current}");
+        outln!("target schema:  {}", status.target);
         if status.pending.is_empty() {
-            println!("pending: none (up to date)");
+            outln!("pending: none (up to date)");
         } else {
-            println!("pending:");
+            outln!("pending:");
             for name in &status.pending {
-                println!("  {name}");
+                outln!("  {name}");
             }
         }
         if args.dry_run && !status.pending.is_empty() {
             if status.current.is_some() {
-                println!(
+                outln!(
                     "a real run would first back the database up beside it, then apply each migration in its own transaction"
                 );
             } else {
-                println!("a real run would create the database at schema {}", status.target);
+                outln!("a real run would create the database at schema {}", status.target);
             }
         }
         return Ok(Exit::Ok.into());
@@ -53,15 +54,15 @@ pub fn run(config: &Config, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let _lock = StoreLock::acquire(path)?;
     let report = schema::migrate(path).with_context(|| format!("migrating {} failed", path.display()))?;
     if let Some(backup) = &report.backup {
-        println!("backup: {}", backup.display());
+        outln!("backup: {}", backup.display());
     }
     if report.applied.is_empty() {
-        println!("{} is up to date (schema {}); nothing to do", path.display(), report.to);
+        outln!("{} is up to date (schema {}); nothing to do", path.display(), report.to);
     } else {
         for name in &report.applied {
-            println!("applied {name}");
+            outln!("applied {name}");
         }
-        println!("{} is now at schema {}", path.display(), report.to);
+        outln!("{} is now at schema {}", path.display(), report.to);
     }
     Ok(Exit::Ok.into())
 }

@@ -7,8 +7,7 @@
 mod coordinator;
 mod migrate;
 mod nodes;
-mod output;
-pub use output::clean_lines;
+pub mod output;
 mod remote;
 mod skills;
 mod tasks;
@@ -31,7 +30,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             flags.set("coordinator.port", "--port", args.port);
             flags.set("storage.path", "--db-path", args.db_path.clone());
             let loaded = load(&cli.config, flags)?;
-            server(&loaded, coordinator::run(loaded.config.clone()))
+            server(&loaded, Role::Coordinator, coordinator::run(loaded.config.clone()))
         }
         Command::Migrate(args) => {
             flags.set("storage.path", "--db-path", args.db_path.clone());
@@ -49,8 +48,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !args.tags.is_empty() {
                 flags.set("worker.tags", "--tag", Some(args.tags.clone()));
             }
+            flags.set("worker.state_dir", "--state-dir", args.state_dir.clone());
             let loaded = load(&cli.config, flags)?;
-            server(&loaded, worker::run(loaded.config.clone(), args.token))
+            loaded.config.check_client_port("the worker")?;
+            server(&loaded, Role::Worker, worker::run(loaded.config.clone(), args.token))
         }
         Command::Dev(args) => {
             flags.set("coordinator.port", "--port", args.port);
@@ -60,7 +61,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             flags.set("worker.node_id", "--node-id", args.node_id.clone());
             let loaded = load(&cli.config, flags)?;
-            server(&loaded, worker::dev(loaded.config.clone()))
+            server(&loaded, Role::Coordinator, worker::dev(loaded.config.clone()))
         }
         Command::Skills(args) => {
             if !args.skills_dir.is_empty() {
@@ -91,15 +92,36 @@ fn load(file: &Option<std::path::PathBuf>, flags: FlagOverrides) -> Result<Loade
     config::load(file.as_deref(), flags)
 }
 
-/// Runs a server future on a multi-threaded runtime with logging set up.
-fn server<F>(loaded: &Loaded, fut: F) -> anyhow::Result<ExitCode>
+/// Which server runs, for the module of its fatal log line.
+#[derive(Clone, Copy)]
+enum Role {
+    Coordinator,
+    Worker,
+}
+
+/// Runs a server future on a multi-threaded runtime with logging set up. A fatal error is
+/// also logged in the configured format (so `jq` and `grep '"level":"ERROR"'` see it)
+/// before `main` prints it.
+fn server<F>(loaded: &Loaded, role: Role, fut: F) -> anyhow::Result<ExitCode>
 where
     F: std::future::Future<Output = anyhow::Result<()>>,
 {
     let _guard = crate::logging::init(&loaded.config.log)?;
     install_crypto();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(fut)?;
+    if let Err(e) = runtime.block_on(fut) {
+        if e.is::<crate::Logged>() {
+            return Err(e);
+        }
+        let message = format!("{e:#}");
+        match role {
+            Role::Coordinator => {
+                tracing::error!(target: "openclaw::coordinator", error = %message, "stopping: {message}")
+            }
+            Role::Worker => tracing::error!(target: "openclaw::worker", error = %message, "stopping: {message}"),
+        }
+        return Err(e);
+    }
     Ok(Exit::Ok.into())
 }
 

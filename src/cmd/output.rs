@@ -90,3 +90,40 @@ mod tests {
         assert!(!f.contains('\u{1b}') && !f.contains('\u{7}') && f.contains("tags:"), "{f}");
     }
 }
+
+/// Standard output was closed by the reader (`openclaw … | head`): the command ends
+/// quietly with exit 0, like ripgrep.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed")]
+pub struct ClosedStdout;
+
+/// Writes to standard output; a closed pipe becomes [`ClosedStdout`].
+pub fn write_stdout(args: std::fmt::Arguments, newline: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = out.write_fmt(args).and_then(|_| if newline { out.write_all(b"\n") } else { Ok(()) });
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ClosedStdout.into()),
+        other => Ok(other?),
+    }
+}
+
+/// `println!` that ends the command quietly when stdout is closed (use inside functions
+/// returning `anyhow::Result`).
+macro_rules! outln {
+    () => {
+        $crate::cmd::output::write_stdout(format_args!(""), true)?
+    };
+    ($($arg:tt)*) => {
+        $crate::cmd::output::write_stdout(format_args!($($arg)*), true)?
+    };
+}
+
+/// `print!` with the same rule as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cmd::output::write_stdout(format_args!($($arg)*), false)?
+    };
+}
+
+pub(crate) use {out, outln};

@@ -1,8 +1,10 @@
 //! What the remote clients share: finding the coordinator and the token, and turning API
 //! errors into exit codes.
 
+use super::output::outln;
 use std::time::Duration;
 
+use crate::api::Route;
 use crate::cli::ClientArgs;
 use crate::client::{Client, ClientError};
 use crate::config::Config;
@@ -14,7 +16,10 @@ pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Client> {
     let url = match &args.url {
         Some(u) if u.contains("://") => u.clone(),
         Some(u) => format!("http://{u}"),
-        None => config.coordinator_url_for_clients(),
+        None => {
+            config.check_client_port("this command")?;
+            config.coordinator_url_for_clients()
+        }
     };
     reqwest::Url::parse(&url).map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}")))?;
     let token = args
@@ -25,19 +30,19 @@ pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Client> {
     Client::new(&url, token, config.worker.ca_file.as_deref())
 }
 
-/// GETs `path` and decodes it; with `json`, also prints the API's JSON unchanged.
+/// Fetches a route and decodes it; with `json`, also prints the API's JSON unchanged.
 pub async fn fetch<T: serde::de::DeserializeOwned>(
     config: &Config,
     client: &Client,
-    path: &str,
+    route: &Route,
     json: bool,
 ) -> anyhow::Result<T> {
-    let raw =
-        client.raw(reqwest::Method::GET, path, None, Duration::from_secs(15)).await.map_err(|e| fail(config, e))?;
+    let raw = client.raw(route, None, Duration::from_secs(15)).await.map_err(|e| fail(config, e))?;
     if json {
-        println!("{}", String::from_utf8_lossy(&raw));
+        outln!("{}", String::from_utf8_lossy(&raw));
     }
-    Ok(crate::client::decode(&reqwest::Method::GET, path, &raw)?)
+    let (method, path) = route.request();
+    Ok(crate::client::decode(&method, &path, &raw)?)
 }
 
 /// An API error as the CLI reports it: a 400 is the user's input (exit 2), a 401 gets a

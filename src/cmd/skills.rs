@@ -1,5 +1,6 @@
 //! `openclaw skills`: every skill found on this machine, and why one is not eligible.
 
+use super::output::{out, outln};
 use std::process::ExitCode;
 
 use serde_json::json;
@@ -36,12 +37,12 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
             items.push(json!({"name": p.folder_name(), "description": "", "eligible": false, "error": p.error, "path": p.path, "kind": null,
                 "missing": {"bins": [], "anyBins": [], "env": [], "config": [], "os": []}}));
         }
-        println!("{}", serde_json::to_string_pretty(&items)?);
+        outln!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(Exit::Ok.into());
     }
     if scan.skills.is_empty() && scan.problems.is_empty() {
         let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        println!("no skills found in {} (a skill is a folder with a SKILL.md; see README)", list.join(", "));
+        outln!("no skills found in {} (a skill is a folder with a SKILL.md; see README)", list.join(", "));
         return Ok(Exit::Ok.into());
     }
     let mut rows = Vec::new();
@@ -63,12 +64,12 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
             "".into(),
         ]);
     }
-    print!("{}", super::output::table(&["NAME", "STATUS", "KIND", "MISSING", "SOURCE"], rows));
+    out!("{}", super::output::table(&["NAME", "STATUS", "KIND", "MISSING", "SOURCE"], rows));
     if let Some((url, state)) = gateway {
         match state {
-            Availability::Ready => println!("\ngateway {url}: agent skills can run"),
+            Availability::Ready => outln!("\ngateway {url}: agent skills can run"),
             Availability::Unavailable(why) => {
-                println!("\ngateway {url}: agent skills cannot run: {}", super::output::clean(&why))
+                outln!("\ngateway {url}: agent skills cannot run: {}", super::output::clean(&why))
             }
         }
     }

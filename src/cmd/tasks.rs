@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value};
 
 use crate::Exit;
+use crate::api::{Route, TaskQuery};
 use crate::cli::{ListArgs, SubmitArgs, TaskTarget, TasksCommand, WaitArgs};
 use crate::client::Client;
 use crate::config::Config;
@@ -12,7 +13,7 @@ use crate::model::{SubmitTask, Task, TaskStatus};
 use crate::usage_error;
 use crate::util::{ago, now_ms, short_duration};
 
-use super::output::{clean, fields, table};
+use super::output::{clean, fields, out, outln, table};
 use super::remote::{connect, fail, fetch};
 
 pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit> {
@@ -74,9 +75,9 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
     let task = client.submit(&request).await.map_err(|e| fail(config, e))?;
     if !args.wait {
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&task)?);
+            outln!("{}", serde_json::to_string_pretty(&task)?);
         } else {
-            println!("{}", clean(&task.task_id));
+            outln!("{}", clean(&task.task_id));
             if let Some(reason) = &task.pending_reason {
                 eprintln!("pending: {}", clean(reason));
             }
@@ -96,7 +97,7 @@ async fn wait_until_done(config: &Config, client: &Client, id: &str, limit: Opti
         let left = limit.map(|l| l.saturating_sub(started.elapsed()));
         let chunk = left.unwrap_or(Duration::from_secs(60)).min(Duration::from_secs(60));
         let task = client.wait_task(id, chunk).await.map_err(|e| fail(config, e))?;
-        if task.status.is_terminal() || left.is_some_and(|l| l <= chunk) {
+        if task.state.status.is_terminal() || left.is_some_and(|l| l <= chunk) {
             return Ok(task);
         }
         if task.pending_reason != last_reason {
@@ -111,22 +112,23 @@ async fn wait_until_done(config: &Config, client: &Client, id: &str, limit: Opti
 /// Prints how a task ended; exit 0 only when it completed.
 fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
     if json {
-        println!("{}", serde_json::to_string_pretty(task)?);
+        outln!("{}", serde_json::to_string_pretty(task)?);
     } else {
-        match task.status {
+        let st = &task.state;
+        match st.status {
             TaskStatus::Completed => {
                 eprintln!(
                     "completed on {} (attempt {})",
-                    clean(task.assigned_node.as_deref().unwrap_or("?")),
-                    task.attempt
+                    clean(st.assigned_node.as_deref().unwrap_or("?")),
+                    st.attempt
                 );
-                println!("{}", serde_json::to_string_pretty(task.result.as_ref().unwrap_or(&Value::Null))?);
+                outln!("{}", serde_json::to_string_pretty(st.result.as_ref().unwrap_or(&Value::Null))?);
             }
             s if s.is_terminal() => {
                 eprintln!(
                     "{s} after attempt {}: {}",
-                    task.attempt,
-                    clean(task.error.as_deref().unwrap_or("no error recorded"))
+                    st.attempt,
+                    clean(st.error.as_deref().unwrap_or("no error recorded"))
                 );
             }
             s => {
@@ -137,38 +139,24 @@ fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
             }
         }
     }
-    Ok(if task.status == TaskStatus::Completed { Exit::Ok } else { Exit::Negative })
+    Ok(if task.state.status == TaskStatus::Completed { Exit::Ok } else { Exit::Negative })
 }
 
 async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let mut query: Vec<(String, String)> = Vec::new();
-    if let Some(s) = args.status {
-        query.push(("status".into(), s.to_string()));
-    }
-    if let Some(n) = &args.node {
-        query.push(("node".into(), n.clone()));
-    }
-    if let Some(s) = &args.skill {
-        query.push(("skill".into(), s.clone()));
-    }
-    if let Some(l) = args.limit {
-        query.push(("limit".into(), l.to_string()));
-    }
-    if let Some(a) = &args.after {
-        query.push(("after".into(), a.clone()));
-    }
-    let qs = if query.is_empty() {
-        String::new()
-    } else {
-        format!("?{}", form_urlencoded::Serializer::new(String::new()).extend_pairs(query).finish())
+    let query = TaskQuery {
+        status: args.status,
+        node: args.node.clone(),
+        skill: args.skill.clone(),
+        limit: args.limit,
+        after: args.after.clone(),
     };
-    let page: crate::model::TaskList = fetch(config, &client, &format!("/api/v1/tasks{qs}"), args.json).await?;
+    let page: crate::model::TaskList = fetch(config, &client, &Route::ListTasks(query), args.json).await?;
     if args.json {
         return Ok(Exit::Ok);
     }
     if page.tasks.is_empty() {
-        println!("no tasks");
+        outln!("no tasks");
         return Ok(Exit::Ok);
     }
     let now = now_ms();
@@ -178,54 +166,54 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
         .map(|t| {
             vec![
                 t.task_id.clone(),
-                t.status.to_string(),
-                t.priority.to_string(),
-                t.required_skills.join(","),
-                t.assigned_node.clone().unwrap_or_else(|| "-".into()),
-                t.attempt.to_string(),
+                t.state.status.to_string(),
+                t.spec.priority.to_string(),
+                t.spec.required_skills.join(","),
+                t.state.assigned_node.clone().unwrap_or_else(|| "-".into()),
+                t.state.attempt.to_string(),
                 ago(t.submitted_at.0, now),
-                t.pending_reason.clone().or_else(|| t.error.clone()).unwrap_or_default(),
+                t.pending_reason.clone().or_else(|| t.state.error.clone()).unwrap_or_default(),
             ]
         })
         .collect();
-    print!("{}", table(&["TASK", "STATUS", "PRIORITY", "SKILLS", "NODE", "ATTEMPT", "SUBMITTED", "NOTE"], rows));
+    out!("{}", table(&["TASK", "STATUS", "PRIORITY", "SKILLS", "NODE", "ATTEMPT", "SUBMITTED", "NOTE"], rows));
     if let Some(next) = page.next {
-        println!("more: openclaw tasks list --after {}", clean(&next));
+        outln!("more: openclaw tasks list --after {}", clean(&next));
     }
     Ok(Exit::Ok)
 }
 
 async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let t: Task =
-        fetch(config, &client, &format!("/api/v1/tasks/{}", crate::client::seg(&args.task_id)), args.json).await?;
+    let t: Task = fetch(config, &client, &Route::GetTask { task: args.task_id.clone() }, args.json).await?;
     if args.json {
         return Ok(Exit::Ok);
     }
     let now = now_ms();
+    let (spec, st) = (&t.spec, &t.state);
     let mut pairs = vec![
         ("task", t.task_id.clone()),
-        ("name", t.name.clone()),
-        ("status", t.status.to_string()),
-        ("priority", t.priority.to_string()),
-        ("skills", t.required_skills.join(", ")),
-        ("node", t.assigned_node.clone().unwrap_or_else(|| "-".into())),
-        ("attempt", format!("{} (retries used {} of {})", t.attempt, t.retry_count, t.max_retries)),
-        ("timeout", short_duration(Duration::from_secs_f64(t.timeout))),
-        ("submitted", ago(t.submitted_at.0, now)),
+        ("name", spec.name.clone()),
+        ("status", st.status.to_string()),
+        ("priority", spec.priority.to_string()),
+        ("skills", spec.required_skills.join(", ")),
+        ("node", st.assigned_node.clone().unwrap_or_else(|| "-".into())),
+        ("attempt", format!("{} (retries used {} of {})", st.attempt, st.retry_count, spec.max_retries)),
+        ("timeout", short_duration(Duration::from_secs_f64(spec.timeout))),
+        ("submitted", format!("{} (from {})", ago(t.submitted_at.0, now), spec.origin)),
     ];
     if let Some(r) = &t.pending_reason {
         pairs.push(("pending", r.clone()));
     }
-    if let Some(e) = &t.error {
+    if let Some(e) = &st.error {
         pairs.push(("error", e.clone()));
     }
-    if let Some(r) = &t.result {
+    if let Some(r) = &st.result {
         pairs.push(("result", serde_json::to_string(r)?));
     }
-    print!("{}", fields(&pairs));
+    out!("{}", fields(&pairs));
     if let Some(events) = &t.events {
-        println!();
+        outln!();
         let rows = events
             .iter()
             .map(|e| {
@@ -238,7 +226,7 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
                 ]
             })
             .collect();
-        print!("{}", table(&["TIME", "EVENT", "ATTEMPT", "NODE", "DETAIL"], rows));
+        out!("{}", table(&["TIME", "EVENT", "ATTEMPT", "NODE", "DETAIL"], rows));
     }
     Ok(Exit::Ok)
 }
@@ -253,11 +241,11 @@ async fn cancel(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
     let task = client.cancel_task(&args.task_id).await.map_err(|e| fail(config, e))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&task)?);
-    } else if task.status == TaskStatus::Cancelled {
-        println!("{} cancelled", clean(&task.task_id));
+        outln!("{}", serde_json::to_string_pretty(&task)?);
+    } else if task.state.status == TaskStatus::Cancelled {
+        outln!("{} cancelled", clean(&task.task_id));
     } else {
-        println!("{}: cancel requested; its worker is stopping it", clean(&task.task_id));
+        outln!("{}: cancel requested; its worker is stopping it", clean(&task.task_id));
     }
     Ok(Exit::Ok)
 }

@@ -7,7 +7,7 @@
 //! their paths, never their values.
 
 use super::error::ApiError;
-use super::router::Access;
+use crate::api::Access;
 use crate::config::Config;
 use crate::tokens::{ADMIN_TOKEN_FILE, WORKER_TOKEN_FILE, read_token_file, token_path, write_token_file};
 use crate::util;
@@ -70,18 +70,17 @@ pub fn bearer(header: Option<&str>) -> Result<Option<&str>, ApiError> {
     let scheme = parts.next().unwrap_or("");
     let token = parts.next().map(str::trim).unwrap_or("");
     if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
-        return Err(ApiError::Unauthorized(
-            "malformed Authorization header: expected `Authorization: Bearer <token>`".into(),
-        ));
+        return Err(ApiError::unauthorized("malformed Authorization header: expected `Authorization: Bearer <token>`"));
     }
     Ok(Some(token))
 }
 
-/// Decides whether `token` may use a route. `node_of_secret` maps a secret's hash to the
-/// node that owns it.
+/// Decides whether `token` may use a route with `access` (acting for `node` on node
+/// routes). `node_of_secret` maps a secret's hash to the node that owns it.
 pub fn authorize(
     tokens: &Tokens,
-    access: Access<'_>,
+    access: Access,
+    node: Option<&str>,
     token: Option<&str>,
     node_of_secret: impl FnOnce(&str) -> Option<String>,
 ) -> Result<Caller, ApiError> {
@@ -89,8 +88,8 @@ pub fn authorize(
         return Ok(Caller::Admin);
     }
     let Some(token) = token else {
-        return Err(ApiError::Unauthorized(
-            "missing bearer token: send `Authorization: Bearer <token>` (the admin token is in admin.token beside the database)".into(),
+        return Err(ApiError::unauthorized(
+            "missing bearer token: send `Authorization: Bearer <token>` (the admin token is in admin.token beside the database)",
         ));
     };
     let caller = if util::constant_time_eq(token, &tokens.admin) {
@@ -100,26 +99,23 @@ pub fn authorize(
     } else if let Some(node) = node_of_secret(&util::hash_secret(token)) {
         Caller::Node(node)
     } else {
-        return Err(ApiError::Unauthorized(
-            "invalid token: reads and admin calls take the admin token (admin.token beside the database), registration the worker token, a node's own endpoints its node_secret".into(),
+        return Err(ApiError::unauthorized(
+            "invalid token: reads and admin calls take the admin token (admin.token beside the database), registration the worker token, a node's own endpoints its node_secret",
         ));
     };
     match (access, &caller) {
-        (Access::Admin, Caller::Admin) | (Access::Join, Caller::Admin | Caller::Join) => Ok(caller),
-        (Access::Node(want), Caller::Node(have)) if want == have => Ok(caller),
-        (Access::Node(want), Caller::Node(have)) => Err(ApiError::Forbidden(format!(
-            "this node secret belongs to node `{have}`; it cannot act for node `{want}`"
+        (Access::Admin | Access::Read | Access::Submit, Caller::Admin) => Ok(caller),
+        (Access::Join, Caller::Admin | Caller::Join | Caller::Node(_)) => Ok(caller),
+        (Access::Node, Caller::Node(have)) if node == Some(have.as_str()) => Ok(caller),
+        (Access::Node, Caller::Node(have)) => Err(ApiError::forbidden(format!(
+            "this node secret belongs to node `{have}`; it cannot act for node `{}`",
+            node.unwrap_or("?")
         ))),
-        (Access::Node(_), _) => {
-            Err(ApiError::Forbidden("this endpoint takes the node's own secret (node_secret from registration)".into()))
+        (Access::Node, _) => {
+            Err(ApiError::forbidden("this endpoint takes the node's own secret (node_secret from registration)"))
         }
-        (Access::Admin, Caller::Join) => {
-            Err(ApiError::Forbidden("the worker join token only allows registration".into()))
-        }
-        (Access::Admin, _) | (Access::Join, _) => {
-            Err(ApiError::Forbidden("a node secret only authorizes that node's own endpoints".into()))
-        }
-        (Access::Open, _) => Ok(caller),
+        (_, Caller::Join) => Err(ApiError::forbidden("the worker join token only allows registration")),
+        (_, _) => Err(ApiError::forbidden("a node secret only authorizes that node's own endpoints")),
     }
 }
 
@@ -136,19 +132,22 @@ mod tests {
         let t = tokens();
         let secret_of_a = util::hash_secret("secret-a");
         let lookup = |h: &str| (h == secret_of_a).then(|| "a".to_string());
-        let check = |access, token| authorize(&t, access, token, lookup).map_err(|e| e.status().as_u16());
-        assert_eq!(check(Access::Open, None), Ok(Caller::Admin));
-        assert_eq!(check(Access::Admin, None), Err(401));
-        assert_eq!(check(Access::Admin, Some("nope")), Err(401));
-        assert_eq!(check(Access::Admin, Some("worker-token-xxxxxxx")), Err(403));
-        assert_eq!(check(Access::Admin, Some("admin-token-xxxxxxxx")), Ok(Caller::Admin));
-        assert_eq!(check(Access::Admin, Some("secret-a")), Err(403));
-        assert_eq!(check(Access::Join, Some("worker-token-xxxxxxx")), Ok(Caller::Join));
-        assert_eq!(check(Access::Join, Some("admin-token-xxxxxxxx")), Ok(Caller::Admin));
-        assert_eq!(check(Access::Node("a"), Some("secret-a")), Ok(Caller::Node("a".into())));
-        assert_eq!(check(Access::Node("b"), Some("secret-a")), Err(403));
-        assert_eq!(check(Access::Node("a"), Some("admin-token-xxxxxxxx")), Err(403));
-        assert_eq!(check(Access::Node("a"), None), Err(401));
+        let check = |access, node, token| authorize(&t, access, node, token, lookup).map_err(|e| e.status().as_u16());
+        assert_eq!(check(Access::Open, None, None), Ok(Caller::Admin));
+        assert_eq!(check(Access::Admin, None, None), Err(401));
+        assert_eq!(check(Access::Admin, None, Some("nope")), Err(401));
+        assert_eq!(check(Access::Admin, None, Some("worker-token-xxxxxxx")), Err(403));
+        assert_eq!(check(Access::Read, None, Some("worker-token-xxxxxxx")), Err(403));
+        assert_eq!(check(Access::Admin, None, Some("admin-token-xxxxxxxx")), Ok(Caller::Admin));
+        assert_eq!(check(Access::Submit, None, Some("admin-token-xxxxxxxx")), Ok(Caller::Admin));
+        assert_eq!(check(Access::Admin, None, Some("secret-a")), Err(403));
+        assert_eq!(check(Access::Join, None, Some("worker-token-xxxxxxx")), Ok(Caller::Join));
+        assert_eq!(check(Access::Join, None, Some("admin-token-xxxxxxxx")), Ok(Caller::Admin));
+        assert_eq!(check(Access::Join, None, Some("secret-a")), Ok(Caller::Node("a".into())));
+        assert_eq!(check(Access::Node, Some("a"), Some("secret-a")), Ok(Caller::Node("a".into())));
+        assert_eq!(check(Access::Node, Some("b"), Some("secret-a")), Err(403));
+        assert_eq!(check(Access::Node, Some("a"), Some("admin-token-xxxxxxxx")), Err(403));
+        assert_eq!(check(Access::Node, Some("a"), None), Err(401));
     }
 
     #[test]

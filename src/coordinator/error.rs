@@ -1,102 +1,133 @@
-//! `ApiError`: every error answer of the API, in one place.
+//! `ApiError`: every error answer of the HTTP API, in one place.
 //!
-//! Handlers return an `ApiError`; its variant alone decides the status code and the stable
-//! `code` string, and [`ApiError::into_response`] writes `{"error": {"code", "message"}}`.
+//! An error carries a stable [`ErrorCode`] (documented in docs/api.md; clients branch on
+//! it) and a message that says what to do. The code alone decides the HTTP status, in
+//! [`status`]; [`ApiError::into_response`] writes `{"error": {"code", "message"}}`.
 //! 5xx are logged at WARN, 4xx at DEBUG.
 
 use hyper::StatusCode;
 
-use crate::model::{ErrorBody, ErrorDetail};
+use super::core::Error;
+use crate::api::RouteError;
+use crate::model::{ErrorBody, ErrorCode, ErrorDetail};
 
 /// An error answer.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    #[error("{0}")]
-    BadRequest(String),
-    #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("method {method} is not allowed on {path}; allowed: {allow}")]
-    MethodNotAllowed { method: String, path: String, allow: String },
-    #[error("{0}")]
-    Conflict(String),
-    #[error("{0}")]
-    RequestTimeout(String),
-    #[error("request body is larger than the limit of {limit} bytes (coordinator.max_body_bytes)")]
-    PayloadTooLarge { limit: u64 },
-    #[error("{0}")]
-    Unavailable(String),
-    #[error("{0}")]
-    Internal(String),
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// For 405: the methods the path takes.
+    pub allow: Option<String>,
+}
+
+/// The HTTP status of each code.
+pub fn status(code: ErrorCode) -> StatusCode {
+    match code {
+        ErrorCode::BadRequest | ErrorCode::InvalidQuery => StatusCode::BAD_REQUEST,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+        ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorCode::StaleAttempt
+        | ErrorCode::NodeIdInUse
+        | ErrorCode::NodeBusy
+        | ErrorCode::NodeLimit
+        | ErrorCode::TaskEnded
+        | ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
+        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::Overloaded | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError { code, message: message.into(), allow: None }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Unauthorized, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn too_large(limit: u64) -> ApiError {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("request body is larger than the limit of {limit} bytes (coordinator.max_body_bytes)"),
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The stable machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::BadRequest(_) => "bad_request",
-            ApiError::Unauthorized(_) => "unauthorized",
-            ApiError::Forbidden(_) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::Conflict(_) => "conflict",
-            ApiError::RequestTimeout(_) => "request_timeout",
-            ApiError::PayloadTooLarge { .. } => "payload_too_large",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Internal(_) => "internal",
-        }
-    }
-
-    /// A store failure: the client sees a 500 that names it, the log has the detail.
-    pub fn store(err: crate::store::StoreError) -> ApiError {
-        match err {
-            crate::store::StoreError::WriterGone => {
-                ApiError::Unavailable("the coordinator is shutting down; try again shortly".into())
-            }
-            err => ApiError::Internal(format!("the store failed: {err}")),
-        }
+        status(self.code)
     }
 
     /// The HTTP answer.
     pub fn into_response(self) -> super::http::Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::warn!(target: "openclaw::coordinator", status = status.as_u16(), error = %self, "request failed");
+            tracing::warn!(target: "openclaw::coordinator", status = status.as_u16(), code = self.code.as_str(), error = %self.message, "request failed");
         } else {
-            tracing::debug!(target: "openclaw::coordinator", status = status.as_u16(), error = %self, "request refused");
+            tracing::debug!(target: "openclaw::coordinator", status = status.as_u16(), code = self.code.as_str(), error = %self.message, "request refused");
         }
-        let body = ErrorBody { error: ErrorDetail { code: self.code().into(), message: self.to_string() } };
+        let body = ErrorBody { error: ErrorDetail { code: self.code.as_str().into(), message: self.message.clone() } };
         let mut response = super::http::json(status, &body);
         let headers = response.headers_mut();
-        match &self {
-            ApiError::Unauthorized(_) => {
+        match self.code {
+            ErrorCode::Unauthorized => {
                 headers.insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
             }
-            ApiError::MethodNotAllowed { allow, .. } => {
-                if let Ok(v) = hyper::header::HeaderValue::from_str(allow) {
-                    headers.insert(hyper::header::ALLOW, v);
-                }
+            ErrorCode::Overloaded | ErrorCode::Unavailable => {
+                headers.insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
             }
             _ => {}
         }
+        if let Some(v) = self.allow.as_deref().and_then(|a| hyper::header::HeaderValue::from_str(a).ok()) {
+            headers.insert(hyper::header::ALLOW, v);
+        }
         response
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        ApiError::new(e.code, e.message)
+    }
+}
+
+impl From<RouteError> for ApiError {
+    fn from(e: RouteError) -> ApiError {
+        let message = e.to_string();
+        match e {
+            RouteError::NotFound { .. } => ApiError::new(ErrorCode::NotFound, message),
+            RouteError::MethodNotAllowed { allow, .. } => {
+                ApiError { code: ErrorCode::MethodNotAllowed, message, allow: Some(allow) }
+            }
+            RouteError::InvalidQuery(_) => ApiError::new(ErrorCode::InvalidQuery, message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code has a status of its class, and 4xx codes are the client's.
+    #[test]
+    fn every_code_maps_to_one_status() {
+        for code in ErrorCode::ALL {
+            let s = status(*code);
+            assert!(s.is_client_error() || s.is_server_error(), "{code}: {s}");
+        }
+        assert_eq!(status(ErrorCode::StaleAttempt), StatusCode::CONFLICT);
+        assert_eq!(status(ErrorCode::NodeIdInUse), StatusCode::CONFLICT);
     }
 }

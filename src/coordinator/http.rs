@@ -8,7 +8,6 @@
 //! auth is decided from the headers alone, a route that takes no body never reads one, and
 //! a body must arrive within `coordinator.body_read_timeout` (408).
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -26,11 +25,12 @@ use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::Shared;
-use super::auth;
+use super::auth::{self, Caller};
+use super::cluster::Cluster;
 use super::connections::{self, Connections, Slot};
 use super::error::ApiError;
-use super::router::{self, Route};
+use crate::api::Route;
+use crate::model::ErrorCode;
 
 pub type Response = hyper::Response<Full<Bytes>>;
 
@@ -46,7 +46,8 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
 /// A parsed request, as handlers see it.
 pub struct Request {
     pub route: Route,
-    pub query: HashMap<String, String>,
+    /// Who is calling (decided before the body was read).
+    pub caller: Caller,
     pub headers: HeaderMap,
     pub body: Bytes,
     pub client: IpAddr,
@@ -56,7 +57,7 @@ impl Request {
     /// The body as JSON; a bad body names the field (its serde path).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
         if self.body.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest("request body is empty; expected a JSON object".into()));
+            return Err(ApiError::bad_request("request body is empty; expected a JSON object"));
         }
         parse_json(&self.body)
     }
@@ -67,10 +68,6 @@ impl Request {
             return Ok(T::default());
         }
         parse_json(&self.body)
-    }
-
-    pub fn query(&self, key: &str) -> Option<&str> {
-        self.query.get(key).map(String::as_str)
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -85,9 +82,9 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         let inner = e.into_inner();
         let inner = strip_position(&inner.to_string());
         if path == "." || path.is_empty() {
-            ApiError::BadRequest(format!("invalid request body: {inner}"))
+            ApiError::bad_request(format!("invalid request body: {inner}"))
         } else {
-            ApiError::BadRequest(format!("invalid request body: {path}: {inner}"))
+            ApiError::bad_request(format!("invalid request body: {path}: {inner}"))
         }
     })
 }
@@ -104,11 +101,11 @@ fn strip_position(message: &str) -> String {
 /// `coordinator.shutdown_timeout`, and returns.
 pub async fn serve(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    shared: Arc<Cluster>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
-    let settings = &shared.config.coordinator;
+    let settings = &shared.config().coordinator;
     let cap = connections::fit_to_fd_limit(settings.max_connections as usize);
     let connections =
         Arc::new(Connections::new(cap, settings.max_connections_per_ip as usize, settings.trusted_proxies.clone()));
@@ -195,7 +192,7 @@ pub async fn serve(
         }
     }
     drop(listener);
-    let limit = shared.config.coordinator.shutdown_timeout.get();
+    let limit = shared.config().coordinator.shutdown_timeout.get();
     if tokio::time::timeout(limit, graceful.shutdown()).await.is_err() {
         tracing::warn!(target: "openclaw::coordinator", "in-flight requests did not finish within coordinator.shutdown_timeout; closing them");
     }
@@ -230,7 +227,7 @@ fn http1(settings: &crate::config::CoordinatorConfig) -> hyper::server::conn::ht
     builder
 }
 
-async fn handle(shared: Arc<Shared>, peer: SocketAddr, slot: &Slot, req: hyper::Request<Incoming>) -> Response {
+async fn handle(shared: Arc<Cluster>, peer: SocketAddr, slot: &Slot, req: hyper::Request<Incoming>) -> Response {
     slot.busy();
     let started = Instant::now();
     let method = req.method().clone();
@@ -239,16 +236,16 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, slot: &Slot, req: hyper::
     // A body the request declares but nobody reads leaves the connection unusable for
     // another request: hyper closes it after the answer; `Connection: close` says so.
     let mut body_unread = !req.body().is_end_stream();
-    let (route_name, response) = match router::parse(&method, &path) {
+    let (route_name, response) = match Route::parse(&method, &path, req.uri().query().unwrap_or("")) {
         Ok(route) => {
             let name = route.name();
-            let response = match prepare(&shared, route, client, slot, req, &mut body_unread).await {
+            let response = match prepare(&shared, shared.tokens(), route, client, slot, req, &mut body_unread).await {
                 Ok(request) => super::handlers::dispatch(&shared, request).await,
                 Err(e) => Err(e),
             };
             (name, response.unwrap_or_else(ApiError::into_response))
         }
-        Err(e) => ("unmatched", e.into_response()),
+        Err(e) => ("unmatched", ApiError::from(e).into_response()),
     };
     let mut response = response;
     if method == Method::HEAD {
@@ -259,7 +256,7 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, slot: &Slot, req: hyper::
     }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
-    shared.metrics.observe_request(route_name, status, elapsed.as_secs_f64());
+    shared.metrics().observe_request(route_name, status, elapsed.as_secs_f64());
     tracing::debug!(
         target: "openclaw::coordinator",
         method = %method, path = %path, status, duration_ms = elapsed.as_secs_f64() * 1000.0, client = %client,
@@ -273,7 +270,8 @@ async fn handle(shared: Arc<Shared>, peer: SocketAddr, slot: &Slot, req: hyper::
 /// first, so an unauthenticated request never waits on its body; a route that takes no
 /// body does not read one; a body must arrive within `coordinator.body_read_timeout`.
 async fn prepare(
-    shared: &Shared,
+    shared: &Cluster,
+    tokens: &auth::Tokens,
     route: Route,
     client: IpAddr,
     slot: &Slot,
@@ -283,45 +281,48 @@ async fn prepare(
     let (parts, body) = req.into_parts();
     let header = parts.headers.get(hyper::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
     let token = auth::bearer(header)?;
-    auth::authorize(&shared.tokens, route.access(), token, |hash| shared.lock().secrets.get(hash).cloned())?;
-    let query =
-        parts.uri.query().map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
+    let caller = auth::authorize(tokens, route.access(), route.node(), token, |hash| {
+        shared.view(|core| core.registry().node_of_secret(hash).map(str::to_string))
+    })?;
     if !route.takes_body() {
-        return Ok(Request { route, query, headers: parts.headers, body: Bytes::new(), client });
+        return Ok(Request { route, caller, headers: parts.headers, body: Bytes::new(), client });
     }
-    let limit = shared.config.coordinator.max_body_bytes;
+    let limit = shared.config().coordinator.max_body_bytes;
     if let Some(len) =
         parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
         && len > limit
     {
-        return Err(ApiError::PayloadTooLarge { limit });
+        return Err(ApiError::too_large(limit));
     }
-    let deadline = shared.config.coordinator.body_read_timeout.get();
+    let deadline = shared.config().coordinator.body_read_timeout.get();
     slot.waiting();
     let read = tokio::time::timeout(deadline, Limited::new(body, limit as usize).collect()).await;
     slot.busy();
     let body = match read {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::PayloadTooLarge { limit });
+            return Err(ApiError::too_large(limit));
         }
         Ok(Err(e)) => {
-            return Err(ApiError::BadRequest(format!("could not read the request body: {e}")));
+            return Err(ApiError::bad_request(format!("could not read the request body: {e}")));
         }
         Err(_) => {
-            return Err(ApiError::RequestTimeout(format!(
-                "the request body did not arrive within {} (coordinator.body_read_timeout)",
-                crate::util::short_duration(deadline)
-            )));
+            return Err(ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} (coordinator.body_read_timeout)",
+                    crate::util::short_duration(deadline)
+                ),
+            ));
         }
     };
     *body_unread = false;
-    Ok(Request { route, query, headers: parts.headers, body, client })
+    Ok(Request { route, caller, headers: parts.headers, body, client })
 }
 
 /// The client's address: the peer, or what a trusted proxy says it forwarded.
-fn client_address(shared: &Shared, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-    if !shared.config.coordinator.trusted_proxies.contains(&peer) {
+fn client_address(shared: &Cluster, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+    if !shared.config().coordinator.trusted_proxies.contains(&peer) {
         return peer;
     }
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());

@@ -1,68 +1,47 @@
 //! The coordinator: HTTP API, node registry, scheduler and store.
 //!
+//! Layers, each using only the one below: the HTTP server ([`http`], [`handlers`],
+//! [`auth`], [`error`]) → [`cluster::Cluster`], the one door into the state → the state
+//! machine ([`core`]) and the store (`crate::store`).
+//!
 //! [`Coordinator::start`] takes the store lock, opens the store, loads tokens and the state
 //! (nodes, active tasks) and starts the background loops; [`Coordinator::serve`] answers
 //! HTTP on a listener it is given until the shutdown token fires, then stops the loops,
-//! flushes, closes the writer and releases the lock.
+//! flushes, closes the writer and releases the lock. A store write that fails stops the
+//! coordinator through the same path, and `serve` returns the error (exit code 1).
 
 pub mod auth;
+pub mod cluster;
 pub mod connections;
+pub mod core;
 pub mod error;
 pub mod handlers;
 pub mod housekeeping;
 pub mod http;
 pub mod metrics;
-pub mod queue;
-pub mod registry;
-pub mod router;
-pub mod scheduler;
-pub mod state;
-pub mod tasks;
 pub mod tls;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use self::core::{Core, Now, Settings};
 use crate::config::Config;
 use crate::store::{Store, StoreLock, Writer};
-use state::{Now, Settings, State};
-
-/// What every request handler and background loop shares.
-pub struct Shared {
-    /// The loaded configuration (read-only after start).
-    pub config: Config,
-    /// A std mutex, not tokio's: it is only ever held for short synchronous sections and
-    /// never across an `.await` (see [`state`]).
-    pub state: Mutex<State>,
-    /// Reads (writes go through the state's writer, in memory order).
-    pub store: Store,
-    /// The admin and join tokens, for the auth check before dispatch.
-    pub tokens: auth::Tokens,
-    /// Shared with the state, which bumps counters where things happen.
-    pub metrics: Arc<metrics::Metrics>,
-    /// Fires on Ctrl+C / SIGTERM; long polls and waits return early on it.
-    pub shutdown: CancellationToken,
-}
-
-impl Shared {
-    /// The state, even if a panicking thread poisoned the lock (release builds abort on
-    /// panic, so this only matters in tests).
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+use cluster::Cluster;
 
 /// A started coordinator, ready to serve.
 pub struct Coordinator {
-    pub shared: Arc<Shared>,
+    pub cluster: Arc<Cluster>,
     writer: Writer,
     writer_task: JoinHandle<()>,
     loops: Vec<JoinHandle<()>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    /// Why the store stopped, when a write failed.
+    failure: Arc<Mutex<Option<String>>>,
     _lock: StoreLock,
 }
 
@@ -114,40 +93,33 @@ impl Coordinator {
         if config.communication.nats_url.is_some() {
             tracing::debug!(target: "openclaw::coordinator", "communication.nats_url is accepted but unused: this version dispatches over HTTP");
         }
-        let (writer, writer_task) = store.start_writer()?;
+        let failure = Arc::new(Mutex::new(None));
+        let (writer, writer_task) = store.start_writer({
+            let failure = failure.clone();
+            let shutdown = shutdown.clone();
+            move |message| {
+                *crate::util::lock(&failure) = Some(message);
+                shutdown.cancel();
+            }
+        })?;
         let metrics = Arc::new(metrics::Metrics::new());
-        let mut state = State::new(Settings::from_config(&config), writer.clone(), metrics.clone());
-        let (nodes, tasks, keys, max_seq) = store
-            .read(|c| {
-                Ok((
-                    crate::store::nodes::load_all(c)?,
-                    crate::store::tasks::load_active(c)?,
-                    crate::store::tasks::idempotency_keys(c)?,
-                    crate::store::tasks::max_seq(c)?,
-                ))
-            })
+        let snapshot = store
+            .read(|c| Ok(crate::store::snapshot(c)?))
             .await
-            .context("cannot load the cluster state from the store")?;
-        let now = Now::get();
-        let (n_nodes, n_tasks) = (nodes.len(), tasks.len());
-        for node in nodes {
-            state.restore_node(node, now);
-        }
-        for task in tasks {
-            state.restore_task(task, now);
-        }
-        state.idempotency.extend(keys);
-        state.next_seq = state.next_seq.max(max_seq + 1);
+            .map_err(|e| anyhow::anyhow!("cannot load the cluster state from the store at {}: {e}", path.display()))?;
+        let (n_nodes, n_tasks) = (snapshot.nodes.len(), snapshot.tasks.len());
+        let core = Core::restore(Settings::from_config(&config), metrics.clone(), snapshot, Now::get());
         tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %path.display(), "store opened; known nodes are offline until they heartbeat");
 
-        let shared =
-            Arc::new(Shared { config, state: Mutex::new(state), store, tokens, metrics, shutdown: shutdown.clone() });
+        let cluster = Arc::new(Cluster::new(config, core, store, writer.clone(), tokens, metrics, shutdown.clone()));
+        // Tasks whose node is gone were requeued while loading: write that down.
+        cluster.internal(|_, _| ());
         let loops = vec![
-            tokio::spawn(housekeeping::timer_loop(shared.clone(), shutdown.clone())),
-            tokio::spawn(housekeeping::sweep_loop(shared.clone(), shutdown.clone())),
-            tokio::spawn(housekeeping::retention_loop(shared.clone(), shutdown.clone())),
+            tokio::spawn(housekeeping::timer_loop(cluster.clone(), shutdown.clone())),
+            tokio::spawn(housekeeping::sweep_loop(cluster.clone(), shutdown.clone())),
+            tokio::spawn(housekeeping::retention_loop(cluster.clone(), shutdown.clone())),
         ];
-        Ok(Coordinator { shared, writer, writer_task, loops, tls, _lock: lock })
+        Ok(Coordinator { cluster, writer, writer_task, loops, tls, failure, _lock: lock })
     }
 
     /// Serves HTTP on `listener` until the shutdown token fires, then winds down: in-flight
@@ -157,22 +129,27 @@ impl Coordinator {
         let address = listener.local_addr()?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         tracing::info!(target: "openclaw::coordinator", address = %address, "coordinator ready on {scheme}://{address}");
-        http::serve(listener, self.shared.clone(), self.tls.clone(), self.shared.shutdown.clone()).await;
+        http::serve(listener, self.cluster.clone(), self.tls.clone(), self.cluster.shutdown().clone()).await;
         self.stop().await
     }
 
     /// Stops the loops, flushes and closes the store.
     pub async fn stop(self) -> anyhow::Result<()> {
-        self.shared.shutdown.cancel();
+        self.cluster.shutdown().cancel();
         for handle in self.loops {
             let _ = handle.await;
         }
-        housekeeping::flush_liveness(&self.shared);
-        let done = self.shared.lock().barrier();
-        let flushed = done.committed().await;
+        housekeeping::flush_liveness(&self.cluster);
+        let flushed = self.cluster.settled().await;
         self.writer.close();
         let _ = self.writer_task.await;
-        flushed.context("final flush to the store failed")?;
+        if let Some(message) = crate::util::lock(&self.failure).take() {
+            anyhow::bail!(
+                "stopped: a write to the database at {} failed ({message}); nothing unwritten was acknowledged — fix the cause (disk full? read-only?) and start again",
+                self.cluster.config().storage.path.display()
+            );
+        }
+        flushed.map_err(|e| anyhow::anyhow!("final flush to the store failed: {e}"))?;
         tracing::info!(target: "openclaw::coordinator", "coordinator stopped");
         Ok(())
     }

@@ -3,14 +3,20 @@
 //! Locking rule: every statement runs on tokio's blocking pool, never on a runtime thread.
 //! Reads take a connection from the r2d2 pool. Writes go through the one [`Writer`]: a
 //! long-lived blocking task that owns one connection and commits whatever jobs are queued
-//! in a single transaction (group commit, `synchronous=FULL`), then answers each job. The
-//! coordinator queues a job while it holds its state lock, so jobs reach the disk in the
-//! order the in-memory state changed, and it answers a client only after the job's commit
-//! — a 2xx on a state change means the change is on disk.
+//! in a single transaction (group commit, `synchronous=FULL`). Each job has a sequence
+//! number; after a commit the writer publishes the highest one committed, so waiting for a
+//! write is waiting for that number. The coordinator queues a job while it holds its state
+//! lock, so jobs reach the disk in the order the in-memory state changed, and it answers a
+//! client only after the job's commit — a 2xx on a state change means it is on disk. A
+//! failed write stops the writer for good and tells its owner (fail-stop).
+//!
+//! Damaged rows (a JSON column that does not parse, an unknown enum value) are errors that
+//! name the table, the row and the column; they never turn into defaults.
 //!
 //! Schema versions live in `PRAGMA user_version`; see [`schema`]. A new file is created at
 //! the current version; an older one must go through `openclaw migrate`.
 
+pub mod events;
 pub mod lock;
 pub mod nodes;
 pub mod probe;
@@ -19,9 +25,11 @@ pub mod tasks;
 
 use std::path::{Path, PathBuf};
 
+use std::sync::{Arc, Mutex};
+
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
 pub use lock::{LockError, StoreLock};
 pub use probe::NotWritable;
@@ -168,68 +176,115 @@ impl Store {
         .map_err(|e| StoreError::Join(e.to_string()))?
     }
 
-    /// Starts the writer. The returned handle finishes once every [`Writer`] clone is dropped
-    /// and the queue is drained; await it on shutdown.
-    pub fn start_writer(&self) -> Result<(Writer, tokio::task::JoinHandle<()>), StoreError> {
+    /// Starts the writer. `on_failure` is called once, from the writer's thread, if a write
+    /// or a commit fails (the caller stops the process through its shutdown path). The
+    /// returned handle finishes once the writer is closed and its queue drained.
+    pub fn start_writer(
+        &self,
+        on_failure: impl FnOnce(String) + Send + 'static,
+    ) -> Result<(Writer, tokio::task::JoinHandle<()>), StoreError> {
         let conn = self.pool.get()?;
         let (tx, rx) = mpsc::unbounded_channel();
-        let handle = tokio::task::spawn_blocking(move || writer_loop(conn, rx));
-        Ok((Writer { tx }, handle))
+        let (committed, _) = watch::channel(Committed::Upto(0));
+        let shared = Arc::new(WriterShared { queue: Mutex::new((0, tx)), committed });
+        let writer = Writer { shared: shared.clone() };
+        let handle = tokio::task::spawn_blocking(move || writer_loop(conn, rx, &shared, on_failure));
+        Ok((writer, handle))
     }
 }
 
 /// A unit of work for the writer: statements run inside the batch's transaction.
 pub type WriteOp = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
 
+/// Run by the writer's thread right after the commit that made a write durable (in commit
+/// order): the place to publish what the write recorded.
+pub type AfterCommit = Box<dyn FnOnce() + Send>;
+
 struct Job {
+    seq: u64,
     /// `None` closes the writer after everything queued before it.
     op: Option<WriteOp>,
-    done: Option<oneshot::Sender<Result<(), String>>>,
+    after: Option<AfterCommit>,
+}
+
+/// How far the writer got.
+#[derive(Debug, Clone, PartialEq)]
+enum Committed {
+    /// Every write with a sequence number up to this one is on disk.
+    Upto(u64),
+    /// A write or commit failed; nothing more will be written.
+    Failed(String),
+}
+
+struct WriterShared {
+    /// The last sequence number handed out and the channel, together so that writes reach
+    /// the writer in sequence order.
+    queue: Mutex<(u64, mpsc::UnboundedSender<Job>)>,
+    committed: watch::Sender<Committed>,
 }
 
 /// The handle for queueing writes. Cheap to clone.
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::UnboundedSender<Job>,
-}
-
-/// Resolves when a queued write is committed.
-pub struct Pending(oneshot::Receiver<Result<(), String>>);
-
-impl Pending {
-    /// Waits for the commit.
-    pub async fn committed(self) -> Result<(), StoreError> {
-        match self.0.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::WriteFailed(e)),
-            Err(_) => Err(StoreError::WriterGone),
-        }
-    }
+    shared: Arc<WriterShared>,
 }
 
 impl Writer {
-    /// Queues a write without waiting (safe to call while holding a std mutex).
-    pub fn queue(&self, op: WriteOp) -> Pending {
-        let (done, rx) = oneshot::channel();
-        let _ = self.tx.send(Job { op: Some(op), done: Some(done) });
-        Pending(rx)
+    /// Queues a write without waiting (safe to call while holding a std mutex) and returns
+    /// its sequence number. `after` runs once it is committed.
+    pub fn queue(&self, op: WriteOp, after: Option<AfterCommit>) -> u64 {
+        let mut queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        queue.0 += 1;
+        let seq = queue.0;
+        let _ = queue.1.send(Job { seq, op: Some(op), after });
+        seq
     }
 
-    /// Queues a write nobody waits for (batched metrics).
-    pub fn queue_detached(&self, op: WriteOp) {
-        let _ = self.tx.send(Job { op: Some(op), done: None });
+    /// The sequence number of the last write queued.
+    pub fn queued(&self) -> u64 {
+        self.shared.queue.lock().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// How many queued writes are not committed yet.
+    pub fn backlog(&self) -> u64 {
+        match &*self.shared.committed.borrow() {
+            Committed::Upto(done) => self.queued().saturating_sub(*done),
+            Committed::Failed(_) => 0,
+        }
+    }
+
+    /// Waits until every write up to `seq` is committed.
+    pub async fn committed(&self, seq: u64) -> Result<(), StoreError> {
+        let mut rx = self.shared.committed.subscribe();
+        let state = rx
+            .wait_for(|c| match c {
+                Committed::Upto(done) => *done >= seq,
+                Committed::Failed(_) => true,
+            })
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        match &*state {
+            Committed::Upto(_) => Ok(()),
+            Committed::Failed(e) => Err(StoreError::WriteFailed(e.clone())),
+        }
     }
 
     /// Stops the writer once everything queued so far is committed; later writes fail.
     pub fn close(&self) {
-        let _ = self.tx.send(Job { op: None, done: None });
+        let queue = self.shared.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = queue.1.send(Job { seq: queue.0, op: None, after: None });
     }
 }
 
 /// The most jobs committed in one transaction.
 const MAX_BATCH: usize = 1024;
 
-fn writer_loop(mut conn: r2d2::PooledConnection<SqliteConnectionManager>, mut rx: mpsc::UnboundedReceiver<Job>) {
+fn writer_loop(
+    mut conn: r2d2::PooledConnection<SqliteConnectionManager>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
+    shared: &WriterShared,
+    on_failure: impl FnOnce(String),
+) {
     let mut batch = Vec::with_capacity(64);
     let mut closing = false;
     while !closing {
@@ -247,28 +302,28 @@ fn writer_loop(mut conn: r2d2::PooledConnection<SqliteConnectionManager>, mut rx
                 Err(_) => break,
             }
         }
-        if batch.is_empty() {
+        let Some(last) = batch.last().map(|j| j.seq) else {
             continue;
-        }
+        };
         match commit_batch(&mut conn, &mut batch) {
             Ok(()) => {
                 for job in batch.drain(..) {
-                    if let Some(done) = job.done {
-                        let _ = done.send(Ok(()));
+                    if let Some(after) = job.after {
+                        after();
                     }
                 }
+                shared.committed.send_replace(Committed::Upto(last));
             }
             Err(e) => {
                 // The disk refused a write or a commit (full, I/O error, or a bug). Memory
-                // now claims what the disk does not have: stop, so that a restart reloads
-                // the truth from the store. Nobody gets a 2xx for this batch.
-                tracing::error!(target: "openclaw::store", error = %e, "cannot write to the database; stopping the process so that a restart reloads a consistent state");
-                for job in batch.drain(..) {
-                    if let Some(done) = job.done {
-                        let _ = done.send(Err(e.to_string()));
-                    }
-                }
-                std::process::exit(1);
+                // now claims what the disk does not have: nobody gets a 2xx for this batch
+                // or any later one, and the owner stops the process so that a restart
+                // reloads the truth from the store.
+                let message = e.to_string();
+                tracing::error!(target: "openclaw::store", error = %message, "cannot write to the database; stopping so that a restart reloads a consistent state");
+                shared.committed.send_replace(Committed::Failed(message.clone()));
+                on_failure(message);
+                return;
             }
         }
     }
@@ -286,12 +341,49 @@ fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<()
     tx.commit()
 }
 
+/// What the coordinator loads at start: every node, the active tasks, and where the task
+/// and event numbering continues.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub nodes: Vec<nodes::NodeRecord>,
+    pub tasks: Vec<tasks::ActiveRow>,
+    pub max_seq: i64,
+    pub max_event: u64,
+}
+
+/// Reads a [`Snapshot`].
+pub fn snapshot(c: &Connection) -> rusqlite::Result<Snapshot> {
+    Ok(Snapshot {
+        nodes: nodes::load_all(c)?,
+        tasks: tasks::load_active(c)?,
+        max_seq: tasks::max_seq(c)?,
+        max_event: events::max_id(c)?,
+    })
+}
+
 /// JSON text of a value for a TEXT column.
 pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-/// A TEXT column of JSON back to a value; a damaged value becomes the default.
-pub(crate) fn from_json<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
-    serde_json::from_str(text).unwrap_or_default()
+/// Column `idx` of a row of `table` (whose key is `key`) as JSON; damage is an error that
+/// names the table, the row and the column, never a silent default.
+pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
+    row: &rusqlite::Row,
+    idx: usize,
+    table: &str,
+    key: &str,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(idx)?;
+    serde_json::from_str(&text).map_err(|e| damaged(row, idx, table, key, &format!("not the JSON expected ({e})")))
+}
+
+/// An error for a damaged column: `tasks row task_x column required_skills: …`.
+pub(crate) fn damaged(row: &rusqlite::Row, idx: usize, table: &str, key: &str, what: &str) -> rusqlite::Error {
+    let column = row.as_ref().column_name(idx).unwrap_or("?").to_string();
+    rusqlite::Error::FromSqlConversionFailure(
+        idx,
+        rusqlite::types::Type::Text,
+        format!("damaged row in the store: {table} row {key} column {column}: {what}").into(),
+    )
 }

@@ -1,81 +1,57 @@
-//! Task rows and their event history.
+//! Task rows: what was submitted ([`TaskSpec`], written once) and where the task is
+//! ([`TaskState`], rewritten by each transition), plus the `task_skills` index rows that
+//! make the skill filter an index lookup.
 //!
-//! A [`TaskRecord`] is also the coordinator's in-memory form of an active task, so the
-//! row written and the state held are the same struct.
+//! Reads build the API's [`Task`] directly from a row. The coordinator keeps only an
+//! [`ActiveRow`] of each active task in memory — never its parameters, which are read
+//! from here when the task is handed to a worker.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
-use super::{from_json, to_json};
-use crate::model::{Priority, Task, TaskEvent, TaskStatus, TaskType, Timestamp};
+use super::{damaged, json_column, to_json};
+use crate::model::{Priority, Task, TaskSpec, TaskState, TaskStatus, Timestamp};
 
-/// One row of `tasks`.
+/// A new task: its submission, its place in submission order, and when it came.
 #[derive(Debug, Clone)]
-pub struct TaskRecord {
+pub struct NewTask {
+    pub task_id: String,
+    pub seq: i64,
+    pub spec: TaskSpec,
+    pub submitted_at: i64,
+}
+
+/// What the coordinator keeps in memory of an active task: what placement needs, and its
+/// state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveRow {
     pub task_id: String,
     /// Submission order; the list cursor.
     pub seq: i64,
-    pub name: String,
-    pub description: String,
-    pub task_type: TaskType,
     pub priority: Priority,
     pub required_skills: Vec<String>,
     pub optional_skills: Vec<String>,
     pub affinity_tags: Vec<String>,
-    pub parameters: Value,
-    pub metadata: Value,
     pub timeout_ms: i64,
     pub max_retries: u32,
-    pub retry_count: u32,
-    pub attempt: u32,
-    pub user_id: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub status: TaskStatus,
-    pub assigned_node: Option<String>,
-    pub result: Option<Value>,
-    pub error: Option<String>,
-    pub submitted_at: i64,
-    pub scheduled_at: Option<i64>,
-    pub started_at: Option<i64>,
-    pub completed_at: Option<i64>,
-    pub next_attempt_at: Option<i64>,
-    pub cancel_requested: bool,
+    pub state: TaskState,
 }
 
-impl TaskRecord {
-    /// The API form.
-    pub fn to_model(&self, pending_reason: Option<String>, events: Option<Vec<TaskEvent>>) -> Task {
-        Task {
-            task_id: self.task_id.clone(),
-            name: self.name.clone(),
-            description: self.description.clone(),
-            task_type: self.task_type,
-            status: self.status,
-            priority: self.priority,
-            required_skills: self.required_skills.clone(),
-            optional_skills: self.optional_skills.clone(),
-            affinity_tags: self.affinity_tags.clone(),
-            parameters: self.parameters.clone(),
-            metadata: self.metadata.clone(),
-            timeout: self.timeout_ms as f64 / 1000.0,
-            max_retries: self.max_retries,
-            retry_count: self.retry_count,
-            attempt: self.attempt,
-            user_id: self.user_id.clone(),
-            idempotency_key: self.idempotency_key.clone(),
-            assigned_node: self.assigned_node.clone(),
-            result: self.result.clone(),
-            error: self.error.clone(),
-            submitted_at: Timestamp(self.submitted_at),
-            scheduled_at: self.scheduled_at.map(Timestamp),
-            started_at: self.started_at.map(Timestamp),
-            completed_at: self.completed_at.map(Timestamp),
-            next_attempt_at: self.next_attempt_at.map(Timestamp),
-            cancel_requested: self.cancel_requested,
-            pending_reason,
-            events,
+impl ActiveRow {
+    /// The in-memory form of a new task.
+    pub fn of(new: &NewTask) -> ActiveRow {
+        ActiveRow {
+            task_id: new.task_id.clone(),
+            seq: new.seq,
+            priority: new.spec.priority,
+            required_skills: new.spec.required_skills.clone(),
+            optional_skills: new.spec.optional_skills.clone(),
+            affinity_tags: new.spec.affinity_tags.clone(),
+            timeout_ms: (new.spec.timeout * 1000.0).round() as i64,
+            max_retries: new.spec.max_retries,
+            state: TaskState::default(),
         }
     }
 
@@ -85,157 +61,191 @@ impl TaskRecord {
     }
 }
 
-const COLUMNS: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
-    optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, retry_count, \
-    attempt, user_id, idempotency_key, status, assigned_node, result, error, submitted_at, \
-    scheduled_at, started_at, completed_at, next_attempt_at, cancel_requested";
+const SPEC: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
+    optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
+    idempotency_key, origin, retry_of, submitted_at";
+const STATE: &str = "status, assigned_node, attempt, retry_count, result, error, scheduled_at, \
+    started_at, completed_at, next_attempt_at, cancel_requested, failed_on";
 
-fn parse_enum<T: std::str::FromStr>(idx: usize, text: String) -> rusqlite::Result<T> {
-    text.parse().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(
-            idx,
-            rusqlite::types::Type::Text,
-            format!("bad value `{text}`").into(),
-        )
+fn text_enum<T: std::str::FromStr>(r: &Row, idx: usize, key: &str) -> rusqlite::Result<T> {
+    let text: String = r.get(idx)?;
+    text.parse().map_err(|_| damaged(r, idx, "tasks", key, &format!("unknown value `{text}`")))
+}
+
+fn priority(r: &Row, idx: usize, key: &str) -> rusqlite::Result<Priority> {
+    let n: i64 = r.get(idx)?;
+    Priority::from_number(n).ok_or_else(|| damaged(r, idx, "tasks", key, &format!("unknown priority {n}")))
+}
+
+/// The state columns starting at `at` (in [`STATE`] order).
+fn state(r: &Row, at: usize, key: &str) -> rusqlite::Result<TaskState> {
+    let result: Option<String> = r.get(at + 4)?;
+    let result = match result {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str::<Value>(&text)
+                .map_err(|e| damaged(r, at + 4, "tasks", key, &format!("not the JSON expected ({e})")))?,
+        ),
+    };
+    Ok(TaskState {
+        status: text_enum(r, at, key)?,
+        assigned_node: r.get(at + 1)?,
+        attempt: r.get(at + 2)?,
+        retry_count: r.get(at + 3)?,
+        result,
+        error: r.get(at + 5)?,
+        scheduled_at: r.get::<_, Option<i64>>(at + 6)?.map(Timestamp),
+        started_at: r.get::<_, Option<i64>>(at + 7)?.map(Timestamp),
+        completed_at: r.get::<_, Option<i64>>(at + 8)?.map(Timestamp),
+        next_attempt_at: r.get::<_, Option<i64>>(at + 9)?.map(Timestamp),
+        cancel_requested: r.get(at + 10)?,
+        failed_on: json_column(r, at + 11, "tasks", key)?,
     })
 }
 
-fn from_row(r: &Row) -> rusqlite::Result<TaskRecord> {
-    let priority: i64 = r.get(5)?;
-    Ok(TaskRecord {
-        task_id: r.get(0)?,
-        seq: r.get(1)?,
+/// A row of `SELECT {SPEC}, {STATE}` as the API's task, with its seq.
+fn task_from_row(r: &Row) -> rusqlite::Result<(i64, Task)> {
+    let task_id: String = r.get(0)?;
+    let key = task_id.as_str();
+    let timeout_ms: i64 = r.get(11)?;
+    let spec = TaskSpec {
         name: r.get(2)?,
         description: r.get(3)?,
-        task_type: parse_enum(4, r.get(4)?)?,
-        priority: Priority::from_number(priority).unwrap_or(Priority::Normal),
-        required_skills: from_json(&r.get::<_, String>(6)?),
-        optional_skills: from_json(&r.get::<_, String>(7)?),
-        affinity_tags: from_json(&r.get::<_, String>(8)?),
-        parameters: from_json(&r.get::<_, String>(9)?),
-        metadata: from_json(&r.get::<_, String>(10)?),
-        timeout_ms: r.get(11)?,
+        task_type: text_enum(r, 4, key)?,
+        priority: priority(r, 5, key)?,
+        required_skills: json_column(r, 6, "tasks", key)?,
+        optional_skills: json_column(r, 7, "tasks", key)?,
+        affinity_tags: json_column(r, 8, "tasks", key)?,
+        parameters: json_column(r, 9, "tasks", key)?,
+        metadata: json_column(r, 10, "tasks", key)?,
+        timeout: timeout_ms as f64 / 1000.0,
         max_retries: r.get(12)?,
-        retry_count: r.get(13)?,
-        attempt: r.get(14)?,
-        user_id: r.get(15)?,
-        idempotency_key: r.get(16)?,
-        status: parse_enum(17, r.get(17)?)?,
-        assigned_node: r.get(18)?,
-        result: r.get::<_, Option<String>>(19)?.map(|t| from_json(&t)),
-        error: r.get(20)?,
-        submitted_at: r.get(21)?,
-        scheduled_at: r.get(22)?,
-        started_at: r.get(23)?,
-        completed_at: r.get(24)?,
-        next_attempt_at: r.get(25)?,
-        cancel_requested: r.get(26)?,
-    })
+        user_id: r.get(13)?,
+        idempotency_key: r.get(14)?,
+        origin: r.get(15)?,
+        retry_of: r.get(16)?,
+    };
+    let seq: i64 = r.get(1)?;
+    let submitted_at = Timestamp(r.get(17)?);
+    let state = state(r, 18, key)?;
+    Ok((seq, Task { task_id, spec, state, submitted_at, pending_reason: None, events: None }))
 }
 
-/// Inserts a new task.
-pub fn insert(conn: &Connection, t: &TaskRecord) -> rusqlite::Result<()> {
-    conn.execute(
-        &format!(
-            "INSERT INTO tasks ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-             ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
-        ),
-        params![
-            t.task_id,
-            t.seq,
-            t.name,
-            t.description,
-            t.task_type.as_str(),
-            t.priority.number(),
-            to_json(&t.required_skills),
-            to_json(&t.optional_skills),
-            to_json(&t.affinity_tags),
-            to_json(&t.parameters),
-            to_json(&t.metadata),
-            t.timeout_ms,
-            t.max_retries,
-            t.retry_count,
-            t.attempt,
-            t.user_id,
-            t.idempotency_key,
-            t.status.as_str(),
-            t.assigned_node,
-            t.result.as_ref().map(to_json),
-            t.error,
-            t.submitted_at,
-            t.scheduled_at,
-            t.started_at,
-            t.completed_at,
-            t.next_attempt_at,
-            t.cancel_requested,
-        ],
-    )?;
+/// Inserts a new task and its skill index rows.
+pub fn insert(conn: &Connection, t: &NewTask) -> rusqlite::Result<()> {
+    let s = &t.spec;
+    conn.prepare_cached(&format!(
+        "INSERT INTO tasks ({SPEC}, {STATE}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
+         ?13, ?14, ?15, ?16, ?17, ?18, 'pending', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]')"
+    ))?
+    .execute(params![
+        t.task_id,
+        t.seq,
+        s.name,
+        s.description,
+        s.task_type.as_str(),
+        s.priority.number(),
+        to_json(&s.required_skills),
+        to_json(&s.optional_skills),
+        to_json(&s.affinity_tags),
+        to_json(&s.parameters),
+        to_json(&s.metadata),
+        (s.timeout * 1000.0).round() as i64,
+        s.max_retries,
+        s.user_id,
+        s.idempotency_key,
+        s.origin,
+        s.retry_of,
+        t.submitted_at,
+    ])?;
+    let mut skill = conn.prepare_cached("INSERT INTO task_skills (skill, seq, task_id) VALUES (?1, ?2, ?3)")?;
+    for name in &s.required_skills {
+        skill.execute(params![name, t.seq, t.task_id])?;
+    }
     Ok(())
 }
 
-/// Writes the mutable part of a task (everything a transition can change).
-pub fn update(conn: &Connection, t: &TaskRecord) -> rusqlite::Result<()> {
+/// Writes a task's state (everything a transition can change).
+pub fn update_state(conn: &Connection, task_id: &str, s: &TaskState) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "UPDATE tasks SET status = ?2, assigned_node = ?3, attempt = ?4, retry_count = ?5, \
          result = ?6, error = ?7, scheduled_at = ?8, started_at = ?9, completed_at = ?10, \
-         next_attempt_at = ?11, cancel_requested = ?12 WHERE task_id = ?1",
+         next_attempt_at = ?11, cancel_requested = ?12, failed_on = ?13 WHERE task_id = ?1",
     )?
     .execute(params![
-        t.task_id,
-        t.status.as_str(),
-        t.assigned_node,
-        t.attempt,
-        t.retry_count,
-        t.result.as_ref().map(to_json),
-        t.error,
-        t.scheduled_at,
-        t.started_at,
-        t.completed_at,
-        t.next_attempt_at,
-        t.cancel_requested,
+        task_id,
+        s.status.as_str(),
+        s.assigned_node,
+        s.attempt,
+        s.retry_count,
+        s.result.as_ref().map(to_json),
+        s.error,
+        s.scheduled_at.map(|t| t.0),
+        s.started_at.map(|t| t.0),
+        s.completed_at.map(|t| t.0),
+        s.next_attempt_at.map(|t| t.0),
+        s.cancel_requested,
+        to_json(&s.failed_on),
     ])?;
     Ok(())
 }
 
-/// Appends an event to a task's history.
-pub fn add_event(conn: &Connection, task_id: &str, e: &TaskEvent) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO task_events (task_id, at, event, status, attempt, node_id, message) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![task_id, e.at.0, e.event, e.status.as_str(), e.attempt, e.node_id, e.message])?;
-    Ok(())
+/// One task by id, with its seq.
+pub fn get(conn: &Connection, task_id: &str) -> rusqlite::Result<Option<(i64, Task)>> {
+    conn.prepare_cached(&format!("SELECT {SPEC}, {STATE} FROM tasks WHERE task_id = ?1"))?
+        .query_row([task_id], task_from_row)
+        .optional()
 }
 
-/// One task by id.
-pub fn get(conn: &Connection, task_id: &str) -> rusqlite::Result<Option<TaskRecord>> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM tasks WHERE task_id = ?1"), [task_id], from_row).optional()
+/// The task submitted with an idempotency key (through the unique index).
+pub fn by_idempotency_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<(i64, Task)>> {
+    conn.prepare_cached(&format!("SELECT {SPEC}, {STATE} FROM tasks WHERE idempotency_key = ?1"))?
+        .query_row([key], task_from_row)
+        .optional()
 }
 
-/// A task's history, oldest first.
-pub fn events(conn: &Connection, task_id: &str) -> rusqlite::Result<Vec<TaskEvent>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT at, event, status, attempt, node_id, message FROM task_events WHERE task_id = ?1 ORDER BY id",
-    )?;
-    let rows = stmt.query_map([task_id], |r| {
-        Ok(TaskEvent {
-            at: Timestamp(r.get(0)?),
-            event: r.get(1)?,
-            status: parse_enum(2, r.get(2)?)?,
-            attempt: r.get(3)?,
-            node_id: r.get(4)?,
-            message: r.get(5)?,
-        })
-    })?;
-    rows.collect()
+/// What a worker needs of the tasks it is handed beyond what memory holds: name,
+/// description and parameters, by task id.
+pub fn handout(conn: &Connection, ids: &[&str]) -> rusqlite::Result<HashMap<String, (String, String, Value)>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT task_id, name, description, parameters FROM tasks WHERE task_id = ?1")?;
+    let mut out = HashMap::with_capacity(ids.len());
+    for id in ids {
+        let row = stmt
+            .query_row([id], |r| {
+                let key: String = r.get(0)?;
+                let parameters: Value = json_column(r, 3, "tasks", &key)?;
+                Ok((key, (r.get(1)?, r.get(2)?, parameters)))
+            })
+            .optional()?;
+        if let Some((k, v)) = row {
+            out.insert(k, v);
+        }
+    }
+    Ok(out)
 }
 
 /// Tasks not yet ended, oldest first: what the coordinator reloads at start.
-pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<TaskRecord>> {
+pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveRow>> {
     let mut stmt = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
+        "SELECT task_id, seq, priority, required_skills, optional_skills, affinity_tags, timeout_ms, \
+         max_retries, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
     ))?;
-    let rows = stmt.query_map([], from_row)?;
+    let rows = stmt.query_map([], |r| {
+        let task_id: String = r.get(0)?;
+        let key = task_id.as_str();
+        Ok(ActiveRow {
+            seq: r.get(1)?,
+            priority: priority(r, 2, key)?,
+            required_skills: json_column(r, 3, "tasks", key)?,
+            optional_skills: json_column(r, 4, "tasks", key)?,
+            affinity_tags: json_column(r, 5, "tasks", key)?,
+            timeout_ms: r.get(6)?,
+            max_retries: r.get(7)?,
+            state: state(r, 8, key)?,
+            task_id,
+        })
+    })?;
     rows.collect()
 }
 
@@ -255,33 +265,53 @@ pub struct ListFilter {
     pub limit: u32,
 }
 
-/// A page of tasks, newest first.
-pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<TaskRecord>> {
-    let mut sql = format!("SELECT {COLUMNS} FROM tasks WHERE 1 = 1");
+/// The SQL and arguments of a page of tasks, newest first. Every filter combination walks
+/// an index in seq order (checked by a test on the query plans).
+pub fn list_query(f: &ListFilter) -> (String, Vec<rusqlite::types::Value>) {
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut conditions: Vec<String> = Vec::new();
+    let arg = |v: rusqlite::types::Value, args: &mut Vec<rusqlite::types::Value>| {
+        args.push(v);
+        format!("?{}", args.len())
+    };
+    let from = match (&f.skill, f.status.is_some() && f.node.is_some()) {
+        // The skill index drives the walk; each task row is joined by its key.
+        (Some(s), _) => {
+            let a = arg(s.clone().into(), &mut args);
+            conditions.push(format!("k.skill = {a}"));
+            "task_skills k CROSS JOIN tasks t ON t.task_id = k.task_id"
+        }
+        (None, true) => "tasks t INDEXED BY tasks_by_status_node",
+        (None, false) => "tasks t",
+    };
+    let seq = if f.skill.is_some() { "k.seq" } else { "t.seq" };
+    // With the skill index driving, `+` keeps the planner from looking tasks up by these
+    // columns instead of by key.
+    let column = |name: &str| if f.skill.is_some() { format!("+t.{name}") } else { format!("t.{name}") };
     if let Some(s) = f.status {
-        args.push(s.as_str().to_string().into());
-        sql.push_str(&format!(" AND status = ?{}", args.len()));
+        let a = arg(s.as_str().to_string().into(), &mut args);
+        conditions.push(format!("{} = {a}", column("status")));
     }
     if let Some(n) = &f.node {
-        args.push(n.clone().into());
-        sql.push_str(&format!(" AND assigned_node = ?{}", args.len()));
-    }
-    if let Some(s) = &f.skill {
-        args.push(s.clone().into());
-        sql.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM json_each(tasks.required_skills) WHERE value = ?{})",
-            args.len()
-        ));
+        let a = arg(n.clone().into(), &mut args);
+        conditions.push(format!("{} = {a}", column("assigned_node")));
     }
     if let Some(b) = f.before_seq {
-        args.push(b.into());
-        sql.push_str(&format!(" AND seq < ?{}", args.len()));
+        let a = arg(b.into(), &mut args);
+        conditions.push(format!("{seq} < {a}"));
     }
-    args.push(i64::from(f.limit).into());
-    sql.push_str(&format!(" ORDER BY seq DESC LIMIT ?{}", args.len()));
+    let limit = arg(i64::from(f.limit).into(), &mut args);
+    let filter = if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+    let columns: String =
+        format!("{SPEC}, {STATE}").split(", ").map(|c| format!("t.{}", c.trim())).collect::<Vec<_>>().join(", ");
+    (format!("SELECT {columns} FROM {from}{filter} ORDER BY {seq} DESC LIMIT {limit}"), args)
+}
+
+/// A page of tasks, newest first, with their seqs.
+pub fn list(conn: &Connection, f: &ListFilter) -> rusqlite::Result<Vec<(i64, Task)>> {
+    let (sql, args) = list_query(f);
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), from_row)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), task_from_row)?;
     rows.collect()
 }
 
@@ -297,21 +327,99 @@ pub fn count_by_status(conn: &Connection) -> rusqlite::Result<BTreeMap<String, u
     Ok(counts)
 }
 
-/// Deletes up to `limit` ended tasks that completed before `before_ms` (events go with
-/// them). Returns the idempotency key (if any) of each deleted task.
-pub fn purge_ended(conn: &Connection, before_ms: i64, limit: u32) -> rusqlite::Result<Vec<Option<String>>> {
-    let mut stmt = conn.prepare_cached(
+/// Deletes up to `limit` ended tasks that completed before `before_ms` (their events and
+/// index rows go with them). Returns how many were deleted.
+pub fn purge_ended(conn: &Connection, before_ms: i64, limit: u32) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
         "DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM tasks WHERE completed_at IS NOT NULL \
-         AND completed_at < ?1 AND status IN ('completed', 'failed', 'cancelled', 'timeout') LIMIT ?2) \
-         RETURNING idempotency_key",
-    )?;
-    let rows = stmt.query_map(params![before_ms, limit], |r| r.get(0))?;
-    rows.collect()
+         AND completed_at < ?1 AND status IN ('completed', 'failed', 'cancelled', 'timeout') LIMIT ?2)",
+    )?
+    .execute(params![before_ms, limit])
 }
 
-/// Every idempotency key in use, with its task.
-pub fn idempotency_keys(conn: &Connection) -> rusqlite::Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare("SELECT idempotency_key, task_id FROM tasks WHERE idempotency_key IS NOT NULL")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    rows.collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.db");
+        drop(crate::store::Store::open(&path).unwrap());
+        (dir, Connection::open(&path).unwrap())
+    }
+
+    fn new_task(id: &str, seq: i64) -> NewTask {
+        let spec = TaskSpec {
+            name: "t".into(),
+            description: String::new(),
+            task_type: crate::model::TaskType::Batch,
+            priority: Priority::Normal,
+            required_skills: vec!["x".into()],
+            optional_skills: vec![],
+            affinity_tags: vec![],
+            parameters: serde_json::json!({"n": 1}),
+            metadata: serde_json::json!({}),
+            timeout: 60.0,
+            max_retries: 1,
+            user_id: None,
+            idempotency_key: None,
+            origin: "api".into(),
+            retry_of: None,
+        };
+        NewTask { task_id: id.into(), seq, spec, submitted_at: 1 }
+    }
+
+    /// Regression: a damaged `required_skills` became `[]`, so any node took the task,
+    /// which then bounced for ever. Damage is an error naming the table, row and column.
+    #[test]
+    fn a_damaged_column_is_an_error_naming_table_row_and_column() {
+        let (_dir, c) = store();
+        insert(&c, &new_task("task_a", 1)).unwrap();
+        assert_eq!(load_active(&c).unwrap()[0].required_skills, vec!["x".to_string()]);
+        c.execute("UPDATE tasks SET required_skills = 'not json' WHERE task_id = 'task_a'", []).unwrap();
+        let e = load_active(&c).unwrap_err().to_string();
+        assert!(e.contains("tasks row task_a column required_skills"), "{e}");
+        c.execute("UPDATE tasks SET required_skills = '[\"x\"]', priority = 9 WHERE task_id = 'task_a'", []).unwrap();
+        let e = get(&c, "task_a").unwrap_err().to_string();
+        assert!(e.contains("tasks row task_a column priority") && e.contains("9"), "{e}");
+    }
+
+    /// Every filter combination walks an index in seq order: no full scan of `tasks`, no
+    /// temporary sort, whatever the number of stored tasks.
+    #[test]
+    fn every_list_filter_uses_an_index() {
+        let (_dir, c) = store();
+        for i in 0..50 {
+            insert(&c, &new_task(&format!("task_{i}"), i)).unwrap();
+        }
+        c.execute_batch("ANALYZE").unwrap();
+        let status = Some(TaskStatus::Pending);
+        let node = Some("w1".to_string());
+        let skill = Some("x".to_string());
+        for status in [None, status] {
+            for node in [None, node.clone()] {
+                for skill in [None, skill.clone()] {
+                    for before_seq in [None, Some(10)] {
+                        let f = ListFilter { status, node: node.clone(), skill: skill.clone(), before_seq, limit: 50 };
+                        let (sql, args) = list_query(&f);
+                        let mut stmt = c.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                        let plan: Vec<String> = stmt
+                            .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                            .unwrap()
+                            .collect::<Result<_, _>>()
+                            .unwrap();
+                        let text = plan.join(" | ");
+                        assert!(!text.contains("TEMP B-TREE"), "{f:?} sorts: {text}");
+                        if f.skill.is_some() {
+                            assert!(text.contains("(task_id=?)"), "{f:?} joins tasks by another index: {text}");
+                        }
+                        assert!(
+                            !plan.iter().any(|p| p.starts_with("SCAN t") && !p.contains("INDEX")),
+                            "{f:?} scans the tasks table: {text}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -24,8 +24,8 @@ use super::gateway::Gateway;
 use super::session::Session;
 use super::skills::Kind;
 use super::{Context, agent, exec};
-use crate::client::Client;
-use crate::model::{Assignment, Outcome, PollRequest, ResultReport, TaskRef};
+use crate::client::{Client, ClientError};
+use crate::model::{Assignment, ErrorCode, Outcome, PollRequest, ResultReport, TaskRef};
 use crate::util::lock;
 
 /// A task attempt in progress here.
@@ -63,6 +63,7 @@ pub fn failed(attempt: u32, error: String) -> ResultReport {
         error: Some(error),
         duration_ms: 0,
         retry_after: None,
+        permanent: false,
     }
 }
 
@@ -157,7 +158,7 @@ impl Dispatch {
     async fn run_task(&self, a: Assignment, client: Client, cancel: CancellationToken, told: Arc<AtomicBool>) {
         let node_id = &self.ctx.node_id;
         match client.report_start(node_id, &a.task_id, a.attempt).await {
-            Err(e) if matches!(e.status(), Some(404 | 409)) => {
+            Err(e) if matches!(e.code(), Some(ErrorCode::UnknownTask | ErrorCode::StaleAttempt)) => {
                 tracing::info!(target: "openclaw::worker", task_id = %a.task_id, error = %e, "the coordinator no longer wants this attempt; not running it");
                 return;
             }
@@ -232,7 +233,7 @@ impl Dispatch {
                 (Outcome::Cancelled, None, Some("cancelled; the process tree was stopped".into()))
             }
         };
-        ResultReport { attempt: a.attempt, outcome, result, error, duration_ms: 0, retry_after: None }
+        ResultReport { outcome, result, error, ..failed(a.attempt, String::new()) }
     }
 
     /// Delivers a result until the coordinator takes it (or refuses it as stale). Gives up
@@ -243,28 +244,28 @@ impl Dispatch {
             let Some(client) = self.session.wait(&self.ctx.leave).await else { return };
             match client.report_result(&self.ctx.node_id, task_id, &report).await {
                 Ok(_) => return,
-                Err(e) if matches!(e.status(), Some(404 | 409)) => {
+                Err(e) if matches!(e.code(), Some(ErrorCode::UnknownTask | ErrorCode::StaleAttempt)) => {
                     tracing::warn!(target: "openclaw::worker", task_id, error = %e, "the coordinator refused this result (the attempt was given to another node or ended); dropping it");
                     return;
                 }
                 // Refused for what it is (too large, malformed): sending it again cannot
                 // help. Report the attempt as failed with the reason, once, without the result.
-                Err(e) if matches!(e.status(), Some(400 | 413 | 422)) && report.result.is_some() => {
+                Err(e) if refused_as_sent(&e) && report.result.is_some() => {
                     tracing::warn!(target: "openclaw::worker", task_id, error = %e, "the coordinator refused this result; reporting the attempt as failed instead");
-                    let why = match e.status() {
-                        Some(413) => format!(
+                    let why = match e.code() {
+                        Some(ErrorCode::PayloadTooLarge) => format!(
                             "the result is larger than the coordinator accepts (coordinator.max_body_bytes): {e}"
                         ),
                         _ => format!("the coordinator refused the result: {e}"),
                     };
                     report = ResultReport { duration_ms: report.duration_ms, ..failed(report.attempt, why) };
                 }
-                Err(e) if matches!(e.status(), Some(400 | 413 | 422)) => {
+                Err(e) if refused_as_sent(&e) => {
                     tracing::error!(target: "openclaw::worker", task_id, error = %e, "the coordinator refused even a bare result report; dropping it");
                     return;
                 }
                 Err(e) => {
-                    if matches!(e.status(), Some(401 | 403)) {
+                    if matches!(e.code(), Some(ErrorCode::Unauthorized | ErrorCode::Forbidden)) {
                         self.session.drop_session(&format!("result refused: {e}"));
                     } else {
                         self.session.link_down(&e);
@@ -282,6 +283,16 @@ impl Dispatch {
             }
         }
     }
+}
+
+/// Refused for what it is (malformed, too large): sending it again cannot help.
+fn refused_as_sent(e: &ClientError) -> bool {
+    matches!(e.code(), Some(ErrorCode::BadRequest | ErrorCode::PayloadTooLarge))
+}
+
+/// The coordinator no longer knows this registration: register again.
+pub fn session_refused(e: &ClientError) -> bool {
+    matches!(e.code(), Some(ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::UnknownNode))
 }
 
 /// Long-polls for assignments while a slot is free, until the worker stops taking tasks.
@@ -315,7 +326,7 @@ pub async fn poll_loop(dispatch: Arc<Dispatch>) {
                     dispatch.take(assignment, &client);
                 }
             }
-            Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
+            Err(e) if session_refused(&e) => {
                 dispatch.session.drop_session(&format!("poll refused: {e}"));
             }
             Err(e) => {

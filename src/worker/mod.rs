@@ -2,8 +2,9 @@
 //! the tasks it is given and reports how they ended.
 //!
 //! Split by its loops, each part the one owner of its state:
-//! - [`session`]: registration (join token → node secret) and the heartbeat loop; owns the
-//!   node secret, the link state ("is the coordinator answering") and takeover detection.
+//! - [`session`]: registration and the heartbeat loop; owns the node secret (kept across
+//!   restarts by [`identity`], which also makes this the only worker with its node id on
+//!   this machine) and the link state ("is the coordinator answering").
 //! - [`dispatch`]: the poll loop and one task per running attempt (start report, run,
 //!   result delivery retried until the coordinator answers); owns the running attempts.
 //! - [`adverts`]: what this node advertises — the skills scan, rescanned every
@@ -24,6 +25,7 @@ pub mod agent;
 pub mod dispatch;
 pub mod exec;
 pub mod gateway;
+pub mod identity;
 pub mod session;
 pub mod skills;
 pub mod supervisor;
@@ -70,6 +72,7 @@ impl Context {
 pub async fn run(config: Config, join_token: Option<String>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let node_id =
         config.worker.node_id.clone().unwrap_or_else(|| crate::model::node_id_from_hostname(&system::hostname()));
+    let identity = identity::Identity::claim(&config.worker_state_dir(), &node_id)?;
     let url = config.coordinator_url_for_clients();
     let join = Client::new(&url, join_token, config.worker.ca_file.as_deref())?;
     let gateway = gateway::Gateway::from_config(&config);
@@ -83,7 +86,7 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
     });
     tracing::info!(target: "openclaw::worker", node_id = %ctx.node_id, coordinator = %url, "worker starting");
     let adverts = Arc::new(adverts::Adverts::new(&ctx.config, gateway.clone()));
-    let session = Arc::new(session::Session::new(ctx.clone(), url, join));
+    let session = Arc::new(session::Session::new(ctx.clone(), url, join, identity));
     let dispatch = Arc::new(dispatch::Dispatch::new(ctx.clone(), session.clone(), adverts.clone(), gateway));
     adverts.refresh(true).await;
 
@@ -99,7 +102,7 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
         let _ = handle.await;
     }
     if let Some(message) = lock(&ctx.fatal).take() {
-        anyhow::bail!(message);
+        return Err(crate::Logged(message).into());
     }
     tracing::info!(target: "openclaw::worker", "worker stopped");
     Ok(())

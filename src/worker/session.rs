@@ -1,16 +1,19 @@
 //! The worker's session with the coordinator: registration and the heartbeat loop.
 //!
-//! Owns the node secret (a [`Client`] carrying it), whether the coordinator answers (one
-//! WARN when the link goes down, one INFO when it is back), and takeover detection.
-//! A heartbeat carries usage figures, the attempts held (for reconciliation) and the
-//! skills when they changed; its answer may cancel attempts. A 401/403/404 means "register
-//! again". Registration refused for good (bad token, bad config, the id taken) is fatal.
+//! Owns the node secret (a [`Client`] carrying it, and its copy on disk through
+//! [`Identity`]) and whether the coordinator answers (one WARN when the link goes down,
+//! one INFO when it is back). Registration first presents the kept secret (a restarted
+//! worker is the same node and takes over at once), else the join token. A heartbeat
+//! carries usage figures, the attempts held (for reconciliation) and the skills when they
+//! changed; its answer may cancel attempts. A refused secret means "register again".
+//! Registration refused for good (bad token, bad config, the id owned by another live
+//! worker) is fatal: retrying cannot help.
 //!
 //! Locking: std mutexes, held only for short synchronous sections, never across `.await`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -18,14 +21,11 @@ use tokio_util::sync::CancellationToken;
 use super::Context;
 use super::adverts::Adverts;
 use super::dispatch::Dispatch;
+use super::identity::Identity;
 use super::system;
 use crate::client::{Client, ClientError};
-use crate::model::{HeartbeatRequest, RegisterRequest};
+use crate::model::{ErrorCode, HeartbeatRequest, RegisterRequest};
 use crate::util::lock;
-
-/// How many times in a minute another registration may replace this worker's secret before
-/// it concludes that two workers share its node id.
-const TAKEOVERS: usize = 3;
 
 /// Whether the coordinator answers, for one log line per change.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,12 +50,12 @@ pub struct Session {
     /// Wakes loops backing off when the coordinator answers again.
     restored: Notify,
     link: Mutex<Link>,
-    /// When this worker's secret was refused lately (see `taken_over`).
-    takeovers: Mutex<Vec<Instant>>,
+    /// The kept secret and the claim on the node id.
+    identity: Identity,
 }
 
 impl Session {
-    pub fn new(ctx: Arc<Context>, url: String, join: Client) -> Session {
+    pub fn new(ctx: Arc<Context>, url: String, join: Client, identity: Identity) -> Session {
         Session {
             ctx,
             url,
@@ -65,7 +65,7 @@ impl Session {
             ready: Notify::new(),
             restored: Notify::new(),
             link: Mutex::new(Link::Unknown),
-            takeovers: Mutex::new(Vec::new()),
+            identity,
         }
     }
 
@@ -161,7 +161,19 @@ impl Session {
             unavailable_skills: Some(unavailable),
             ..Default::default()
         };
-        let answer = self.join.register(&req).await?;
+        let answer = match self.identity.secret() {
+            Some(secret) => match self.join.with_token(Some(secret)).register(&req).await {
+                // The coordinator does not know the kept secret (it lost its data, the node
+                // was forgotten, or an admin rotated it): join as a new node.
+                Err(e) if e.code() == Some(ErrorCode::Unauthorized) => {
+                    self.identity.forget();
+                    self.join.register(&req).await?
+                }
+                other => other?,
+            },
+            None => self.join.register(&req).await?,
+        };
+        self.identity.keep(&answer.node_secret);
         adverts.mark_sent(version);
         tracing::info!(
             target: "openclaw::worker",
@@ -187,16 +199,6 @@ impl Session {
         (ip.map(|i| i.to_string()), tailscale.map(|i| i.to_string()))
     }
 
-    /// Records that this worker's secret was refused (another registration replaced it) and
-    /// says whether that happened TAKEOVERS times within a minute.
-    fn taken_over(&self) -> bool {
-        let mut times = lock(&self.takeovers);
-        let now = Instant::now();
-        times.retain(|t| now.duration_since(*t) < Duration::from_secs(60));
-        times.push(now);
-        times.len() >= TAKEOVERS
-    }
-
     /// Sleeps, waking early to register again or to leave.
     async fn pause(&self, d: Duration) {
         tokio::select! {
@@ -205,6 +207,20 @@ impl Session {
             _ = self.ctx.leave.cancelled() => {}
         }
     }
+}
+
+/// A registration refusal that retrying cannot fix.
+fn is_final(e: &ClientError) -> bool {
+    matches!(
+        e.code(),
+        Some(
+            ErrorCode::BadRequest
+                | ErrorCode::Unauthorized
+                | ErrorCode::Forbidden
+                | ErrorCode::NodeIdInUse
+                | ErrorCode::NodeLimit
+        )
+    )
 }
 
 /// Registers (again when needed) and heartbeats until the worker leaves.
@@ -225,10 +241,13 @@ pub async fn heartbeat_loop(session: Arc<Session>, dispatch: Arc<Dispatch>, adve
                     session.ready.notify_waiters();
                     c
                 }
-                Err(e) if matches!(e.status(), Some(400 | 401 | 403 | 409)) => {
-                    let hint = match e.status() {
-                        Some(400) => "fix the worker's configuration",
-                        Some(409) => "another running worker uses this node id",
+                Err(e) if is_final(&e) => {
+                    let hint = match e.code() {
+                        Some(ErrorCode::BadRequest) => "fix the worker's configuration",
+                        Some(ErrorCode::NodeIdInUse) => {
+                            "another live worker (on another machine, or started with another worker.state_dir) owns this node id"
+                        }
+                        Some(ErrorCode::NodeLimit) => "the cluster is full",
                         _ => {
                             "the join token is wrong: use the worker.token from the coordinator's data folder (--token, OPENCLAW_TOKEN, worker.token in the config, or the worker.token file beside storage.path)"
                         }
@@ -280,17 +299,10 @@ pub async fn heartbeat_loop(session: Arc<Session>, dispatch: Arc<Dispatch>, adve
                 dispatch.apply_cancels(&answer.cancel);
                 session.pause(interval).await;
             }
-            Err(e) if e.status() == Some(401) && session.taken_over() => {
-                ctx.fail(format!(
-                    "node id `{}` keeps being registered by another worker (this one's secret was replaced {TAKEOVERS} times within a minute); give each worker its own --node-id",
-                    ctx.node_id
-                ));
-                return;
-            }
-            Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
+            Err(e) if super::dispatch::session_refused(&e) => {
                 session.drop_session(&format!("heartbeat refused: {e}"));
             }
-            Err(e) if e.status() == Some(400) => {
+            Err(e) if e.code() == Some(ErrorCode::BadRequest) => {
                 // Something this worker sent is refused (its skills list, say): keep the
                 // node alive without it, say why, and try the list again when it changes.
                 tracing::error!(target: "openclaw::worker", error = %e, "the coordinator refused a heartbeat; sending the next ones without the skills list");

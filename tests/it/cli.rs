@@ -95,7 +95,7 @@ fn config_error(yaml: Option<&str>, args: &[&str], env: &[(&str, &str)], needles
         all.extend(["-c", "bad.yaml"]);
     }
     all.extend_from_slice(args);
-    if !args.contains(&"coordinator") {
+    if !args.contains(&"coordinator") && !args.contains(&"worker") {
         all.extend(["migrate", "--status"]);
     }
     let o = cli(&all, env, dir.path());
@@ -116,7 +116,7 @@ fn config_errors_name_the_key_and_where_it_came_from() {
     );
     config_error(Some("coordinator:\n  port: abc\n"), &[], &[], &["coordinator.port", "bad.yaml:2"]);
     config_error(Some("coordinator:\n  port: 70000\n"), &[], &[], &["coordinator.port", "bad.yaml:2", "0 to 65535"]);
-    config_error(Some("coordinator:\n  port: 0\n"), &[], &[], &["coordinator.port", "bad.yaml:2", "not 0"]);
+    config_error(Some("coordinator:\n  port: 0\n"), &["worker"], &[], &["coordinator.port is 0", "--coordinator-port"]);
     config_error(
         Some("coordinator:\n  heartbeat_timeout: 5\nworker:\n  heartbeat_interval: 5\n"),
         &[],
@@ -142,7 +142,7 @@ fn config_errors_name_the_key_and_where_it_came_from() {
         &[("OPENCLAW_COORDINATOR__PROT", "1")],
         &["unknown key `prot`", "OPENCLAW_COORDINATOR__PROT"],
     );
-    config_error(None, &["coordinator", "--port", "0"], &[], &["coordinator.port", "flag --port"]);
+    config_error(None, &["coordinator", "--port", "70000"], &[], &["--port"]);
     config_error(None, &["--log-level", "LOUD"], &[], &["log.level", "LOUD"]);
 }
 
@@ -251,6 +251,39 @@ async fn a_busy_port_is_exit_1_naming_the_address() {
     let o = cli(&["coordinator", "--host", "127.0.0.1", "--port", &port, "--db-path", "d/c.db"], &[], dir.path());
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(stderr(&o).contains(&format!("127.0.0.1:{port}")), "{}", show(&o));
+    // The fatal error is a log line too, in the configured format (JSON by default).
+    let fatal = stdout(&o)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["level"] == "ERROR")
+        .unwrap_or_else(|| panic!("no ERROR log line\n{}", show(&o)));
+    assert_eq!(fatal["module"], "coordinator");
+    assert!(fatal["message"].as_str().unwrap().contains(&format!("127.0.0.1:{port}")), "{fatal}");
+}
+
+/// Regression: `openclaw skills --json | head -c 100` aborted with exit 134 on the closed
+/// pipe. A closed stdout ends the command quietly with exit 0, like ripgrep.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    // Enough output to overflow the pipe's buffer once the reader is gone.
+    for i in 0..400 {
+        crate::support::exec_skill(&dir.path().join("skills"), &format!("skill-{i:03}"), "cat\n");
+    }
+    let mut child = std::process::Command::new(crate::support::BIN)
+        .args(["skills", "--json", "--skills-dir", "skills"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 100];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    // The pipe's read end is dropped here.
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    assert!(out.stderr.is_empty(), "{}", show(&out));
 }
 
 #[tokio::test]
@@ -296,7 +329,8 @@ fn the_skills_command_explains_every_skill() {
     crate::support::agent_skill(&skills, "chat");
     std::fs::create_dir_all(skills.join("bad")).unwrap();
     std::fs::write(skills.join("bad/SKILL.md"), "no frontmatter").unwrap();
-    let port = crate::support::free_port().to_string();
+    let no_gateway = crate::support::DeadPort::new();
+    let port = no_gateway.port().to_string();
     let env = [("OPENCLAW_WORKER__PORT", port.as_str())];
     let o = cli(&["skills", "--skills-dir", "skills"], &env, dir.path());
     assert!(o.status.success(), "{}", show(&o));
@@ -336,17 +370,19 @@ async fn dev_runs_a_coordinator_and_a_worker_that_take_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let skills = dir.path().join("skills");
     crate::support::exec_skill(&skills, "echo", "echo '{\"hi\": 1}'\n");
-    let port = crate::support::free_port();
-    let p = port.to_string();
+    let no_gateway = crate::support::DeadPort::new();
     let mut dev = crate::support::Proc::spawn(
         "dev",
-        &["dev", "--port", &p, "--db-path", "data/cluster.db", "--skills-dir", "skills", "--node-id", "devnode"],
-        &[("OPENCLAW_WORKER__PORT", &crate::support::free_port().to_string())],
+        &["dev", "--port", "0", "--db-path", "data/cluster.db", "--skills-dir", "skills", "--node-id", "devnode"],
+        &[("OPENCLAW_WORKER__PORT", &no_gateway.port().to_string())],
         dir.path(),
         &dir.path().join("logs"),
     );
     dev.wait_for_output("registered with the coordinator", Duration::from_secs(15)).await;
-    let url = format!("http://127.0.0.1:{port}");
+    let out = dev.out();
+    let ready =
+        out.lines().find(|l| l.contains("coordinator ready on http://")).expect("the dev coordinator says where");
+    let url: String = ready[ready.find("http://").unwrap()..].chars().take_while(|c| *c != '"').collect();
     // The CLI finds data/admin.token from the default storage.path in this folder.
     let o = cli(&["tasks", "submit", "--url", &url, "--skill", "echo", "--wait"], &[], dir.path());
     assert_eq!(o.status.code(), Some(0), "{}\n{}", show(&o), dev.logs());
@@ -376,7 +412,8 @@ async fn a_second_signal_exits_at_once() {
 }
 
 /// Regression (issue 14): terminal escape sequences in node and task fields reached the
-/// CLI's output raw. Free text (a skill's error, a worker's reasons) is printed escaped.
+/// CLI's output raw. Names refuse control characters on the server; free text (a skill's
+/// error, a worker's reasons) keeps them and is printed escaped.
 #[tokio::test]
 async fn escape_sequences_from_the_server_are_printed_escaped() {
     let cluster = Cluster::start().await;
@@ -385,7 +422,6 @@ async fn escape_sequences_from_the_server_are_printed_escaped() {
         "node_id": "esc", "hostname": "esc.local", "platform": "linux", "arch": "x64",
         "available_skills": ["x"], "max_concurrent_tasks": 1,
         "unavailable_skills": {"chat": format!("the gateway said {evil}")},
-        "version": format!("1.0{evil}"),
     });
     let (status, answer) =
         cluster.call("POST", "/api/v1/nodes/register", Some(&cluster.worker_token()), Some(&body.to_string())).await;

@@ -4,6 +4,8 @@
 mod support;
 
 mod cli;
+mod docs;
+mod fuzz;
 mod hostile;
 mod nodes;
 mod stand_in_gateway;

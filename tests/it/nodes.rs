@@ -167,9 +167,15 @@ async fn register_again_keeps_counters_and_starts_a_new_incarnation() {
     let cluster = Cluster::start().await;
     let old = cluster.register("n1", &["a"], 2).await;
     let body = json!({"node_id": "n1", "hostname": "n1b", "platform": "linux", "arch": "arm64", "available_skills": ["b"], "max_concurrent_tasks": 7, "tags": ["gpu"]});
-    let (status, again) =
+    let (status, answer) =
         cluster.call("POST", "/api/v1/nodes/register", Some(&cluster.worker_token()), Some(&body.to_string())).await;
-    assert_eq!(status, 200);
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("node_id_in_use")),
+        "the join token cannot take a live node"
+    );
+    let (status, again) = cluster.call("POST", "/api/v1/nodes/register", Some(&old), Some(&body.to_string())).await;
+    assert_eq!(status, 200, "its own secret registers it again: {again}");
     assert_eq!((again["registered"].as_bool(), again["incarnation"].as_u64()), (Some(false), Some(2)));
     let node = cluster.node("n1").await;
     assert_eq!((node["hostname"].as_str(), node["max_concurrent_tasks"].as_u64()), (Some("n1b"), Some(7)));
@@ -179,7 +185,7 @@ async fn register_again_keeps_counters_and_starts_a_new_incarnation() {
 }
 
 #[tokio::test]
-async fn a_node_goes_offline_within_a_second_of_its_deadline() {
+async fn a_node_goes_offline_at_its_deadline_and_a_heartbeat_brings_it_back() {
     let settings = Settings { heartbeat_timeout: 2.0, heartbeat_interval: 0.5, ..Settings::default() };
     let cluster = Cluster::start_with(settings).await;
     let secret = cluster.register("n1", &["a"], 1).await;
@@ -187,9 +193,10 @@ async fn a_node_goes_offline_within_a_second_of_its_deadline() {
     let last = Instant::now();
     assert_eq!(status, 200);
     cluster.wait_node("n1", "offline", Duration::from_secs(10), |n| n["status"] == "offline").await;
+    // Never before its deadline (how soon after it is the timers' job, tested in the state
+    // machine's unit tests with simulated time).
     let after = last.elapsed();
     assert!(after >= Duration::from_millis(1900), "offline too early: {after:?}");
-    assert!(after <= Duration::from_secs(3), "offline {after:?} after the last heartbeat; the deadline was 2 s");
     let log = cluster.coordinator.as_ref().unwrap().out();
     assert!(
         log.lines().any(|l| l.contains("\"module\":\"coordinator\"")
@@ -227,7 +234,7 @@ async fn a_heartbeat_for_an_unknown_node_says_register_again() {
     assert_eq!(status, 401);
     // Only with auth off does the request reach the registry.
     let mut open = Cluster::new(Settings::default());
-    std::fs::write(&open.config, std::fs::read_to_string(&open.config).unwrap() + "auth:\n  enabled: false\n").unwrap();
+    open.append_config("auth:\n  enabled: false\n");
     open.start_coordinator().await;
     let (status, body) = open.call("POST", "/api/v1/nodes/ghost/heartbeat", None, Some("{}")).await;
     assert_eq!(status, 404, "{body}");
@@ -579,8 +586,8 @@ async fn nodes_and_health_cli_against_a_live_coordinator() {
 #[test]
 fn an_unreachable_coordinator_is_exit_1_naming_the_address_and_the_checks() {
     let dir = tempfile::tempdir().unwrap();
-    let port = crate::support::free_port();
-    let url = format!("http://127.0.0.1:{port}");
+    let nobody = crate::support::DeadPort::new();
+    let url = format!("http://127.0.0.1:{}", nobody.port());
     for args in [vec!["nodes", "--url", url.as_str()], vec!["health", "--url", url.as_str()]] {
         let o = cli(&args, &[("OPENCLAW_TOKEN", "x")], dir.path());
         assert_eq!(o.status.code(), Some(1), "{}", show(&o));

@@ -28,6 +28,8 @@ fn schema_1_fixture(db: &Path) {
            VALUES ('old-node', 'old.local', 'linux', 'x64', 5, 'offline', 1700000000000, 'x');
          INSERT INTO tasks (task_id, seq, name, task_type, priority, required_skills, timeout_ms, max_retries, status, submitted_at, completed_at)
            VALUES ('task_old', 1, 'old', 'batch', 2, '[\"echo\"]', 60000, 3, 'completed', unixepoch() * 1000, unixepoch() * 1000);
+         INSERT INTO task_events (task_id, at, event, status, attempt, node_id)
+           VALUES ('task_old', unixepoch() * 1000, 'completed', 'completed', 1, 'old-node');
          PRAGMA user_version = 1;",
     )
     .unwrap();
@@ -39,7 +41,7 @@ async fn a_new_database_is_created_at_the_current_schema_with_private_files() {
     use std::os::unix::fs::PermissionsExt;
     let cluster = Cluster::start().await;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(user_version(&cluster.db()), 2);
+    assert_eq!(user_version(&cluster.db()), openclaw::store::schema::LATEST as i64);
     assert_eq!(mode(&cluster.path().join("data")), 0o700);
     assert_eq!(mode(&cluster.db()), 0o600);
     assert_eq!(mode(&cluster.path().join("data/admin.token")), 0o600);
@@ -62,7 +64,9 @@ async fn an_older_database_needs_migrate_which_backs_up_first_and_is_idempotent(
     let status = c.wait_exit(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(1), "{}", c.logs());
     assert!(
-        c.err().contains("schema 1") && c.err().contains("needs 2") && c.err().contains("openclaw migrate"),
+        c.err().contains("schema 1")
+            && c.err().contains(&format!("needs {}", openclaw::store::schema::LATEST))
+            && c.err().contains("openclaw migrate"),
         "{}",
         c.logs()
     );
@@ -87,8 +91,8 @@ async fn an_older_database_needs_migrate_which_backs_up_first_and_is_idempotent(
     let backup = Path::new(backup);
     assert_eq!(user_version(backup), 1, "the backup is the database as it was");
     assert_eq!((count(backup, "nodes"), count(backup, "tasks")), (1, 1));
-    assert_eq!(user_version(&db), 2);
-    assert_eq!((count(&db, "nodes"), count(&db, "tasks")), (1, 1), "migration kept the rows");
+    assert_eq!(user_version(&db), openclaw::store::schema::LATEST as i64);
+    assert_eq!((count(&db, "nodes"), count(&db, "tasks"), count(&db, "events")), (1, 1, 1), "migration kept the rows");
 
     let backups = |dir: &Path| {
         std::fs::read_dir(dir)
@@ -104,7 +108,14 @@ async fn an_older_database_needs_migrate_which_backs_up_first_and_is_idempotent(
     let mut cluster = cluster;
     cluster.start_coordinator().await;
     assert_eq!(cluster.node("old-node").await["status"], "offline");
-    assert_eq!(cluster.get("/api/v1/tasks/task_old").await["status"], "completed");
+    let old = cluster.get("/api/v1/tasks/task_old").await;
+    assert_eq!(old["status"], "completed");
+    assert_eq!(old["events"][0]["node_id"], "old-node", "the history moved with the migration: {old}");
+    assert_eq!(
+        cluster.get("/api/v1/tasks?skill=echo").await["tasks"][0]["task_id"],
+        "task_old",
+        "the skill index was filled"
+    );
 }
 
 #[tokio::test]
@@ -166,10 +177,9 @@ async fn a_second_process_on_the_same_database_is_refused_naming_the_lock_and_pi
     let mut cluster = Cluster::start().await;
     let config = cluster.config.display().to_string();
     let first_pid = cluster.coordinator.as_ref().unwrap().pid();
-    let other_port = crate::support::free_port().to_string();
     let mut second = Proc::spawn(
         "coordinator-2",
-        &["-c", &config, "coordinator", "--port", &other_port],
+        &["-c", &config, "coordinator", "--port", "0"],
         &[],
         cluster.path(),
         &cluster.logs(),
@@ -199,7 +209,7 @@ async fn sigterm_stops_cleanly_with_database_and_tokens_intact() {
     let status = c.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(0), "{}", c.logs());
     assert!(c.out().contains("coordinator stopped"));
-    assert_eq!(user_version(&cluster.db()), 2);
+    assert_eq!(user_version(&cluster.db()), openclaw::store::schema::LATEST as i64);
     assert_eq!(count(&cluster.db(), "nodes"), 1);
     let integrity: String =
         Connection::open(cluster.db()).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
@@ -224,10 +234,9 @@ async fn a_second_coordinator_through_a_symlink_or_a_hard_link_is_refused() {
     let config = cluster.config.display().to_string();
     for (name, needle) in [("link.db", "cluster.db.lock"), ("hard.db", "hard.db")] {
         let db = elsewhere.join(name).display().to_string();
-        let port = crate::support::free_port().to_string();
         let mut second = Proc::spawn(
             &format!("coordinator-{name}"),
-            &["-c", &config, "coordinator", "--port", &port, "--db-path", &db],
+            &["-c", &config, "coordinator", "--port", "0", "--db-path", &db],
             &[],
             cluster.path(),
             &cluster.logs(),
@@ -317,4 +326,80 @@ async fn a_coordinator_that_cannot_write_stops_at_start_with_exit_3() {
 
     // Writable again: it starts (as root, the files now belong to nobody: root still writes).
     cluster.start_coordinator().await;
+}
+
+/// Regression (core review): a failed write called `process::exit(1)` from the writer, so the
+/// non-blocking log writer could lose the ERROR that explained it. Now a store failure stops
+/// the coordinator through its shutdown path: the ERROR is logged, the exit code is 1, and
+/// nothing acknowledged is lost. The fault is real: the process may not grow files past
+/// RLIMIT_FSIZE, so SQLite's writes fail as on a full disk.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_failed_write_stops_the_coordinator_cleanly_and_loses_nothing_acknowledged() {
+    let mut cluster = Cluster::new(Settings::default());
+    let config = cluster.config.display().to_string();
+    let limit: u64 = 3 * 1024 * 1024;
+    let mut c =
+        Proc::spawn_with("coordinator", &["-c", &config, "coordinator"], &[], cluster.path(), &cluster.logs(), |cmd| {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: only async-signal-safe calls between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                    let lim = libc::rlimit { rlim_cur: limit, rlim_max: limit };
+                    if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        });
+    c.wait_for_output("coordinator ready on ", Duration::from_secs(20)).await;
+    let out = c.out();
+    let line = out.lines().find(|l| l.contains("coordinator ready on ")).unwrap();
+    let port: String = line[line.find("127.0.0.1:").unwrap() + 10..].chars().take_while(char::is_ascii_digit).collect();
+    let url = format!("http://127.0.0.1:{port}");
+    let http = crate::support::http_client();
+    let admin = cluster.admin();
+    let big = "x".repeat(100_000);
+    let mut acked = Vec::new();
+    let mut refused = None;
+    for i in 0..200 {
+        let r = http
+            .post(format!("{url}/api/v1/tasks"))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"name": format!("t{i}"), "required_skills": ["x"], "parameters": {"pad": big}}))
+            .send()
+            .await;
+        match r {
+            Ok(r) if r.status() == 201 => {
+                acked.push(r.json::<serde_json::Value>().await.unwrap()["task_id"].as_str().unwrap().to_string())
+            }
+            Ok(r) => {
+                refused = Some((r.status().as_u16(), r.text().await.unwrap()));
+                break;
+            }
+            Err(e) => {
+                refused = Some((0, e.to_string()));
+                break;
+            }
+        }
+    }
+    let (status, body) = refused.expect("the file size limit was never reached");
+    assert!(status == 0 || status == 503, "{status}: {body}");
+    assert_eq!(c.wait_exit(Duration::from_secs(30)).await.code(), Some(1), "{}", c.logs());
+    let error = c.out().lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|v| {
+        v["level"] == "ERROR" && v["message"].as_str().unwrap_or("").contains("cannot write to the database")
+    });
+    assert!(error.is_some(), "the ERROR explaining the stop was not logged\n{}", c.logs());
+    assert!(c.err().contains("a write to the database"), "{}", c.logs());
+    assert!(!acked.is_empty());
+    // Without the limit, everything acknowledged is there.
+    cluster.coordinator = None;
+    cluster.port = 0;
+    cluster.start_coordinator().await;
+    for id in &acked {
+        let (status, _) = cluster.api("GET", &format!("/api/v1/tasks/{id}"), None).await;
+        assert_eq!(status, 200, "acknowledged task {id} was lost");
+    }
 }

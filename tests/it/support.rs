@@ -19,9 +19,29 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::new()
 }
 
-/// A port nobody listens on right now (bound, then released).
+/// A port nobody listens on right now (bound, then released). Only for what must know a
+/// port before the process that binds it starts (a worker started before its coordinator);
+/// everything else binds port 0 and reads the port back.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A port that is bound but never listens, held as long as the value lives: connecting to
+/// it is refused, and nobody else can take it (where a test needs "no gateway here").
+pub struct DeadPort {
+    socket: tokio::net::TcpSocket,
+}
+
+impl DeadPort {
+    pub fn new() -> DeadPort {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        DeadPort { socket }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.socket.local_addr().unwrap().port()
+    }
 }
 
 /// A child process whose output goes to files; killed (SIGKILL) when dropped.
@@ -35,6 +55,18 @@ pub struct Proc {
 
 impl Proc {
     pub fn spawn(name: &str, args: &[&str], env: &[(&str, &str)], cwd: &Path, logs: &Path) -> Proc {
+        Self::spawn_with(name, args, env, cwd, logs, |_| {})
+    }
+
+    /// Like [`Proc::spawn`], with a last change to the command (limits, signals).
+    pub fn spawn_with(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        cwd: &Path,
+        logs: &Path,
+        prepare: impl FnOnce(&mut Command),
+    ) -> Proc {
         std::fs::create_dir_all(logs).unwrap();
         let stdout = logs.join(format!("{name}.out"));
         let stderr = logs.join(format!("{name}.err"));
@@ -50,6 +82,7 @@ impl Proc {
         for (k, v) in env {
             cmd.env(k, v);
         }
+        prepare(&mut cmd);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {BIN} {args:?}: {e}"));
         Proc { name: name.into(), child: Some(child), stdout, stderr, status: None }
     }
@@ -210,12 +243,19 @@ impl Default for Settings {
 /// A temp dir with a config file and a coordinator process.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
+    /// The coordinator's port: 0 until it first binds one (port 0, read back from its
+    /// log); restarts reuse it so that workers find the coordinator again.
     pub port: u16,
     pub scheme: &'static str,
     pub config: PathBuf,
+    /// The config file with `__PORT__` for the coordinator's port.
+    template: String,
     pub coordinator: Option<Proc>,
     pub http: reqwest::Client,
     restarts: u32,
+    /// Where `worker.port` (the OpenClaw gateway) points: refused, unless a test sets
+    /// a gateway of its own.
+    pub no_gateway: DeadPort,
 }
 
 impl Cluster {
@@ -233,8 +273,8 @@ impl Cluster {
     /// The files only, no process yet.
     pub fn new(s: Settings) -> Cluster {
         let dir = tempfile::Builder::new().prefix("openclaw-it-").tempdir().unwrap();
-        let port = free_port();
-        let gateway_port = free_port();
+        let no_gateway = DeadPort::new();
+        let gateway_port = no_gateway.port();
         let config = dir.path().join("config.yaml");
         let (mut extra_coordinator, mut extra_worker, mut http) =
             (s.extra_coordinator.clone(), s.extra_worker.clone(), http_client());
@@ -247,7 +287,7 @@ impl Cluster {
             http = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
         }
         let yaml = format!(
-            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: {port}\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: 5\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n  port: {gateway_port}\n{ew}log:\n  level: DEBUG\n  format: json\n",
+            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: 5\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n  port: {gateway_port}\n{ew}log:\n  level: DEBUG\n  format: json\n",
             data = dir.path().join("data").display(),
             ht = s.heartbeat_timeout,
             hi = s.heartbeat_interval,
@@ -257,9 +297,28 @@ impl Cluster {
             ec = extra_coordinator,
             ew = extra_worker,
         );
-        std::fs::write(&config, yaml).unwrap();
         let scheme = if s.tls { "https" } else { "http" };
-        Cluster { dir, port, scheme, config, coordinator: None, http, restarts: 0 }
+        let c =
+            Cluster { dir, port: 0, scheme, config, template: yaml, coordinator: None, http, restarts: 0, no_gateway };
+        c.write_config();
+        c
+    }
+
+    fn write_config(&self) {
+        std::fs::write(&self.config, self.template.replace("__PORT__", &self.port.to_string())).unwrap();
+    }
+
+    /// Appends YAML to the config file (kept across the port rewrite).
+    pub fn append_config(&mut self, yaml: &str) {
+        self.template.push_str(yaml);
+        self.write_config();
+    }
+
+    /// Fixes the coordinator's port before it starts, for a test whose worker starts first
+    /// and so must know the port in advance.
+    pub fn reserve_port(&mut self) {
+        self.port = free_port();
+        self.write_config();
     }
 
     pub fn path(&self) -> &Path {
@@ -299,6 +358,16 @@ impl Cluster {
 
     async fn wait_ready(&mut self) {
         let started = Instant::now();
+        if self.port == 0 {
+            let c = self.coordinator.as_ref().unwrap();
+            c.wait_for_output("coordinator ready on ", Duration::from_secs(20)).await;
+            let out = c.out();
+            let line = out.lines().find(|l| l.contains("coordinator ready on ")).unwrap();
+            let rest = &line[line.find("coordinator ready on ").unwrap()..];
+            let port: String = rest.split(':').nth(2).unwrap().chars().take_while(char::is_ascii_digit).collect();
+            self.port = port.parse().unwrap_or_else(|_| panic!("no port in {line:?}"));
+            self.write_config();
+        }
         loop {
             if let Ok(r) = self.http.get(format!("{}/health", self.url())).send().await
                 && r.status().is_success()
@@ -431,14 +500,20 @@ impl Cluster {
         .await
     }
 
-    /// Registers a node through the API (no worker process) and returns its secret.
+    /// Registers a node through the API (no worker process) with the join token and
+    /// returns its secret.
     pub async fn register(&self, id: &str, skills: &[&str], max: u32) -> String {
+        self.register_with(&self.worker_token(), id, skills, max).await
+    }
+
+    /// Registers a node with the given bearer token (its own secret to register again, or
+    /// the admin token) and returns the new secret.
+    pub async fn register_with(&self, token: &str, id: &str, skills: &[&str], max: u32) -> String {
         let body = serde_json::json!({
             "node_id": id, "hostname": format!("{id}.local"), "platform": "linux", "arch": "x64",
             "available_skills": skills, "max_concurrent_tasks": max,
         });
-        let (status, answer) =
-            self.call("POST", "/api/v1/nodes/register", Some(&self.worker_token()), Some(&body.to_string())).await;
+        let (status, answer) = self.call("POST", "/api/v1/nodes/register", Some(token), Some(&body.to_string())).await;
         assert_eq!(status, 200, "register {id}: {answer}");
         answer["node_secret"].as_str().unwrap().to_string()
     }

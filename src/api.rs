@@ -1,0 +1,746 @@
+//! The route table: every endpoint of the HTTP API, once. The server parses requests into
+//! a [`Route`] with it, the client renders a `Route` back into a method and a path with
+//! it, the CLI builds `Route`s (never path strings), and the API docs test walks it.
+//!
+//! | method | path | route | who may call |
+//! |---|---|---|---|
+//! | GET | `/health` | Health | anyone |
+//! | GET | `/metrics` | Metrics | admin |
+//! | POST | `/api/v1/nodes/register` | RegisterNode | join token, the node's secret, or admin |
+//! | GET | `/api/v1/nodes` | ListNodes (`?status=`) | read |
+//! | GET | `/api/v1/nodes/online` | OnlineNodes | read |
+//! | GET | `/api/v1/nodes/skills/{skill}` | NodesWithSkill | read |
+//! | GET | `/api/v1/nodes/{node}` | GetNode | read |
+//! | DELETE | `/api/v1/nodes/{node}` | ForgetNode (offline nodes only) | admin |
+//! | GET | `/api/v1/nodes/{node}/health` | NodeHealth | read |
+//! | POST | `/api/v1/nodes/{node}/heartbeat` | Heartbeat | that node |
+//! | POST | `/api/v1/nodes/{node}/shutdown` | ShutdownNode | that node |
+//! | POST | `/api/v1/nodes/{node}/drain` | DrainNode | admin |
+//! | POST | `/api/v1/nodes/{node}/undrain` | UndrainNode | admin |
+//! | POST | `/api/v1/nodes/{node}/tasks/poll` | PollTasks | that node |
+//! | POST | `/api/v1/nodes/{node}/tasks/{task}/start` | StartTask | that node |
+//! | POST | `/api/v1/nodes/{node}/tasks/{task}/result` | TaskResult | that node |
+//! | GET | `/api/v1/cluster/health` | ClusterHealth | read |
+//! | POST | `/api/v1/cluster/check-heartbeat` | CheckHeartbeat | admin |
+//! | POST | `/api/v1/tasks` | SubmitTask | submit |
+//! | GET | `/api/v1/tasks` | ListTasks (`?status= &node= &skill= &limit= &after=`) | read |
+//! | GET | `/api/v1/tasks/{task}` | GetTask | read |
+//! | GET | `/api/v1/tasks/{task}/wait` | WaitTask (`?timeout=`) | read |
+//! | POST | `/api/v1/tasks/{task}/cancel` | CancelTask | submit |
+//!
+//! Invariants: a path template appears in [`TABLE`] only; a known path with another method
+//! is a 405 naming the allowed ones; a query parameter a route does not take, or one that
+//! does not parse, is a 400 naming it.
+
+use std::fmt;
+
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{NodeStatus, TaskStatus};
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, no token.
+    Open,
+    /// The join token (a new or offline node), the node's own secret, or the admin token.
+    Join,
+    /// Only the node named in the path, with its secret.
+    Node,
+    /// Reading the cluster: nodes, tasks, health.
+    Read,
+    /// Submitting and cancelling tasks.
+    Submit,
+    /// Everything else: drain, forget, metrics, liveness checks.
+    Admin,
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Access::Open => "anyone",
+            Access::Join => "join token, the node's secret, or admin",
+            Access::Node => "that node's secret",
+            Access::Read => "read (admin)",
+            Access::Submit => "submit (admin)",
+            Access::Admin => "admin",
+        })
+    }
+}
+
+/// `?status=` of `GET /api/v1/nodes` (`status_filter` is the original's name).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeQuery {
+    #[serde(default, alias = "status_filter", skip_serializing_if = "Option::is_none")]
+    pub status: Option<NodeStatus>,
+}
+
+/// The filters and the page of `GET /api/v1/tasks`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TaskStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+    /// 1 to 1000; 50 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+}
+
+/// `?timeout=` of `GET /api/v1/tasks/{task}/wait`: seconds or `90s`, `10m` (at most 1 h).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// Every endpoint, with its path parameters and its typed query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Metrics,
+    RegisterNode,
+    ListNodes(NodeQuery),
+    OnlineNodes,
+    NodesWithSkill { skill: String },
+    GetNode { node: String },
+    ForgetNode { node: String },
+    NodeHealth { node: String },
+    Heartbeat { node: String },
+    ShutdownNode { node: String },
+    DrainNode { node: String },
+    UndrainNode { node: String },
+    PollTasks { node: String },
+    StartTask { node: String, task: String },
+    TaskResult { node: String, task: String },
+    ClusterHealth,
+    CheckHeartbeat,
+    SubmitTask,
+    ListTasks(TaskQuery),
+    GetTask { task: String },
+    WaitTask { task: String, query: WaitQuery },
+    CancelTask { task: String },
+}
+
+/// One row of the table.
+pub struct Endpoint {
+    pub method: Method,
+    /// `{name}` marks a path parameter.
+    pub path: &'static str,
+    /// The route's name, as [`Route::name`] gives it (metrics, logs, docs).
+    pub name: &'static str,
+    pub access: Access,
+    /// What it does, for the docs.
+    pub summary: &'static str,
+    /// What a 2xx answer holds, for the docs.
+    pub answer: &'static str,
+    /// Builds the route from the path parameters (in path order) and the raw query.
+    build: fn(Vec<String>, &str) -> Result<Route, RouteError>,
+}
+
+fn none(params: Vec<String>, query: &str, route: Route) -> Result<Route, RouteError> {
+    let _ = params;
+    no_query(query)?;
+    Ok(route)
+}
+
+/// The table. Order matters only for reading; paths are matched exactly.
+pub static TABLE: &[Endpoint] = &[
+    Endpoint {
+        method: Method::GET,
+        path: "/health",
+        name: "health",
+        answer: "`ServiceHealth`",
+        access: Access::Open,
+        summary: "Liveness of the coordinator",
+        build: |p, q| none(p, q, Route::Health),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/metrics",
+        name: "metrics",
+        answer: "OpenMetrics text",
+        access: Access::Admin,
+        summary: "Prometheus (OpenMetrics) text",
+        build: |p, q| none(p, q, Route::Metrics),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/nodes/register",
+        name: "nodes_register",
+        answer: "`RegisterResponse`",
+        access: Access::Join,
+        summary: "A worker joins; the answer carries its node secret",
+        build: |p, q| none(p, q, Route::RegisterNode),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/nodes",
+        name: "nodes_list",
+        answer: "`[Node]`",
+        access: Access::Read,
+        summary: "Every node, optionally of one status",
+        build: |_, q| Ok(Route::ListNodes(query(q)?)),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/nodes/online",
+        name: "nodes_online",
+        answer: "`[Node]`",
+        access: Access::Read,
+        summary: "Online nodes",
+        build: |p, q| none(p, q, Route::OnlineNodes),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/nodes/skills/{skill}",
+        name: "nodes_by_skill",
+        answer: "`[Node]`",
+        access: Access::Read,
+        summary: "Online nodes that have the skill",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::NodesWithSkill { skill: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/nodes/{node}",
+        name: "node_get",
+        answer: "`Node`",
+        access: Access::Read,
+        summary: "One node",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::GetNode { node: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::DELETE,
+        path: "/api/v1/nodes/{node}",
+        name: "node_forget",
+        answer: "`NodeActionResponse`",
+        access: Access::Admin,
+        summary: "Forget an offline node that holds no work",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::ForgetNode { node: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/nodes/{node}/health",
+        name: "node_health",
+        answer: "`NodeHealth`",
+        access: Access::Read,
+        summary: "One node's health",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::NodeHealth { node: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/nodes/{node}/heartbeat",
+        name: "node_heartbeat",
+        answer: "`HeartbeatResponse`",
+        access: Access::Node,
+        summary: "Usage figures, held attempts, skills when they changed",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::Heartbeat { node: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/nodes/{node}/shutdown",
+        name: "node_shutdown",
+        answer: "`NodeActionResponse`",
+        access: Access::Node,
+        summary: "The node leaves (offline now, its tasks requeued)",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::ShutdownNode { node: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/nodes/{node}/drain",
+        name: "node_drain",
+        answer: "`NodeActionResponse`",
+        access: Access::Admin,
+        summary: "Maintenance on: no new tasks",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::DrainNode { node: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/nodes/{node}/undrain",
+        name: "node_undrain",
+        answer: "`NodeActionResponse`",
+        access: Access::Admin,
+        summary: "Maintenance off",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::UndrainNode { node: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/nodes/{node}/tasks/poll",
+        name: "node_poll",
+        answer: "`PollResponse`",
+        access: Access::Node,
+        summary: "Long poll for assignments and cancels",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::PollTasks { node: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/nodes/{node}/tasks/{task}/start",
+        name: "node_task_start",
+        answer: "`ReportResponse`",
+        access: Access::Node,
+        summary: "An attempt started",
+        build: |mut p, q| {
+            no_query(q)?;
+            let node = take(&mut p);
+            Ok(Route::StartTask { node, task: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/nodes/{node}/tasks/{task}/result",
+        name: "node_task_result",
+        answer: "`ReportResponse`",
+        access: Access::Node,
+        summary: "How an attempt ended",
+        build: |mut p, q| {
+            no_query(q)?;
+            let node = take(&mut p);
+            Ok(Route::TaskResult { node, task: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/cluster/health",
+        name: "cluster_health",
+        answer: "`ClusterHealth`",
+        access: Access::Read,
+        summary: "Totals and task counts",
+        build: |p, q| none(p, q, Route::ClusterHealth),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/cluster/check-heartbeat",
+        name: "cluster_check_heartbeat",
+        answer: "`CheckHeartbeatResponse`",
+        access: Access::Admin,
+        summary: "Run a liveness check now",
+        build: |p, q| none(p, q, Route::CheckHeartbeat),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/tasks",
+        name: "tasks_submit",
+        answer: "201 `Task` (200 on an idempotent repeat)",
+        access: Access::Submit,
+        summary: "Submit a task (201)",
+        build: |p, q| none(p, q, Route::SubmitTask),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/tasks",
+        name: "tasks_list",
+        answer: "`TaskList`",
+        access: Access::Read,
+        summary: "A page of tasks, newest first",
+        build: |_, q| Ok(Route::ListTasks(query(q)?)),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/tasks/{task}",
+        name: "task_get",
+        answer: "`Task` with `events`",
+        access: Access::Read,
+        summary: "One task with its history and why it waits",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::GetTask { task: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/tasks/{task}/wait",
+        name: "task_wait",
+        answer: "`Task`",
+        access: Access::Read,
+        summary: "Answers when the task ends or the timeout passes",
+        build: |mut p, q| Ok(Route::WaitTask { task: take(&mut p), query: query(q)? }),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/tasks/{task}/cancel",
+        name: "task_cancel",
+        answer: "`Task` with `events`",
+        access: Access::Submit,
+        summary: "Cancel: pending ends now, running is stopped on its worker",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::CancelTask { task: take(&mut p) })
+        },
+    },
+];
+
+/// The endpoint table of docs/api.md, rendered from [`TABLE`] (a test keeps the file
+/// current).
+pub fn markdown_table() -> String {
+    let mut out = String::from("| method | path | who | what | answer |\n|---|---|---|---|---|\n");
+    for e in TABLE {
+        out.push_str(&format!("| {} | `{}` | {} | {} | {} |\n", e.method, e.path, e.access, e.summary, e.answer));
+    }
+    out
+}
+
+/// Why a request matches no route.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("no endpoint at {path}; see docs/api.md")]
+    NotFound { path: String },
+    #[error("method {method} is not allowed on {path}; allowed: {allow}")]
+    MethodNotAllowed { method: String, path: String, allow: String },
+    #[error("{0}")]
+    InvalidQuery(String),
+}
+
+fn take(params: &mut Vec<String>) -> String {
+    if params.is_empty() { String::new() } else { params.remove(0) }
+}
+
+fn no_query(query: &str) -> Result<(), RouteError> {
+    match form_urlencoded::parse(query.as_bytes()).next() {
+        None => Ok(()),
+        Some((k, _)) => {
+            Err(RouteError::InvalidQuery(format!("unknown query parameter `{k}`: this endpoint takes none")))
+        }
+    }
+}
+
+/// Parses a query string into a route's typed query; unknown or malformed parameters are
+/// named in the error.
+fn query<T: DeserializeOwned>(query: &str) -> Result<T, RouteError> {
+    let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        let text = e.into_inner().to_string();
+        RouteError::InvalidQuery(match text.strip_prefix("unknown field ") {
+            Some(rest) => {
+                format!("unknown query parameter {}", rest.replacen(", expected one of", "; this endpoint takes", 1))
+            }
+            None if field != "." && !field.is_empty() => format!("query parameter `{field}`: {text}"),
+            None => format!("bad query string: {text}"),
+        })
+    })
+}
+
+/// Matches `path` against a template, returning the decoded parameters.
+fn matches(template: &str, path: &str) -> Option<Vec<String>> {
+    let want: Vec<&str> = template.split('/').skip(1).collect();
+    let trimmed = path.trim_end_matches('/');
+    let have: Vec<&str> = if trimmed.is_empty() { vec![""] } else { trimmed.split('/').skip(1).collect() };
+    if want.len() != have.len() {
+        return None;
+    }
+    let mut params = Vec::new();
+    for (w, h) in want.iter().zip(&have) {
+        if w.starts_with('{') {
+            let decoded = percent_encoding::percent_decode_str(h).decode_utf8_lossy().into_owned();
+            if decoded.is_empty() {
+                return None;
+            }
+            params.push(decoded);
+        } else if w != h {
+            return None;
+        }
+    }
+    Some(params)
+}
+
+impl Route {
+    /// Turns a method, a path and a query string into a route, or a 404 / 405 / 400.
+    pub fn parse(method: &Method, path: &str, query: &str) -> Result<Route, RouteError> {
+        // A literal segment beats a parameter (`/nodes/online` is not node `online`).
+        let candidates: Vec<(&Endpoint, Vec<String>)> =
+            TABLE.iter().filter_map(|e| matches(e.path, path).map(|p| (e, p))).collect();
+        let literal = |e: &Endpoint| e.path.matches('{').count();
+        let Some(best) = candidates.iter().map(|(e, _)| literal(e)).min() else {
+            return Err(RouteError::NotFound { path: path.to_string() });
+        };
+        let same_path: Vec<&(&Endpoint, Vec<String>)> = candidates.iter().filter(|(e, _)| literal(e) == best).collect();
+        let wanted = if *method == Method::HEAD { Method::GET } else { method.clone() };
+        match same_path.iter().find(|(e, _)| e.method == wanted) {
+            Some((e, params)) => (e.build)(params.clone(), query),
+            None => {
+                let mut allow: Vec<&str> = Vec::new();
+                for (e, _) in &same_path {
+                    allow.push(e.method.as_str());
+                    if e.method == Method::GET {
+                        allow.push("HEAD");
+                    }
+                }
+                Err(RouteError::MethodNotAllowed {
+                    method: method.to_string(),
+                    path: path.to_string(),
+                    allow: allow.join(", "),
+                })
+            }
+        }
+    }
+
+    /// A short stable name for metrics and logs (no ids in it).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::Health => "health",
+            Route::Metrics => "metrics",
+            Route::RegisterNode => "nodes_register",
+            Route::ListNodes(_) => "nodes_list",
+            Route::OnlineNodes => "nodes_online",
+            Route::NodesWithSkill { .. } => "nodes_by_skill",
+            Route::GetNode { .. } => "node_get",
+            Route::ForgetNode { .. } => "node_forget",
+            Route::NodeHealth { .. } => "node_health",
+            Route::Heartbeat { .. } => "node_heartbeat",
+            Route::ShutdownNode { .. } => "node_shutdown",
+            Route::DrainNode { .. } => "node_drain",
+            Route::UndrainNode { .. } => "node_undrain",
+            Route::PollTasks { .. } => "node_poll",
+            Route::StartTask { .. } => "node_task_start",
+            Route::TaskResult { .. } => "node_task_result",
+            Route::ClusterHealth => "cluster_health",
+            Route::CheckHeartbeat => "cluster_check_heartbeat",
+            Route::SubmitTask => "tasks_submit",
+            Route::ListTasks(_) => "tasks_list",
+            Route::GetTask { .. } => "task_get",
+            Route::WaitTask { .. } => "task_wait",
+            Route::CancelTask { .. } => "task_cancel",
+        }
+    }
+
+    /// The route's row of the table.
+    pub fn endpoint(&self) -> &'static Endpoint {
+        let name = self.name();
+        TABLE.iter().find(|e| e.name == name).expect("every route has a row (checked by a test)")
+    }
+
+    /// Who may call it.
+    pub fn access(&self) -> Access {
+        self.endpoint().access
+    }
+
+    /// The node a node-only route acts for.
+    pub fn node(&self) -> Option<&str> {
+        match self {
+            Route::Heartbeat { node }
+            | Route::ShutdownNode { node }
+            | Route::PollTasks { node }
+            | Route::StartTask { node, .. }
+            | Route::TaskResult { node, .. } => Some(node),
+            _ => None,
+        }
+    }
+
+    /// The path parameters, in path order.
+    fn params(&self) -> Vec<&str> {
+        match self {
+            Route::NodesWithSkill { skill } => vec![skill],
+            Route::GetNode { node }
+            | Route::ForgetNode { node }
+            | Route::NodeHealth { node }
+            | Route::Heartbeat { node }
+            | Route::ShutdownNode { node }
+            | Route::DrainNode { node }
+            | Route::UndrainNode { node }
+            | Route::PollTasks { node } => vec![node],
+            Route::StartTask { node, task } | Route::TaskResult { node, task } => vec![node, task],
+            Route::GetTask { task } | Route::WaitTask { task, .. } | Route::CancelTask { task } => vec![task],
+            _ => vec![],
+        }
+    }
+
+    fn query_string(&self) -> String {
+        let encoded = match self {
+            Route::ListNodes(q) => serde_urlencoded::to_string(q),
+            Route::ListTasks(q) => serde_urlencoded::to_string(q),
+            Route::WaitTask { query, .. } => serde_urlencoded::to_string(query),
+            _ => Ok(String::new()),
+        };
+        encoded.unwrap_or_default()
+    }
+
+    /// The method and the path with its query, percent-encoded, as a client sends them.
+    pub fn request(&self) -> (Method, String) {
+        let endpoint = self.endpoint();
+        let mut params = self.params().into_iter();
+        let mut path = String::new();
+        for segment in endpoint.path.split('/').skip(1) {
+            path.push('/');
+            if segment.starts_with('{') {
+                let value = params.next().unwrap_or_default();
+                path.push_str(
+                    &percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string(),
+                );
+            } else {
+                path.push_str(segment);
+            }
+        }
+        let query = self.query_string();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query);
+        }
+        (endpoint.method.clone(), path)
+    }
+}
+
+impl Route {
+    /// Whether the route reads a request body. The server reads no body for the others:
+    /// it answers without waiting for one (and closes the connection after the answer
+    /// when a body was declared anyway).
+    pub fn takes_body(&self) -> bool {
+        match self {
+            Route::RegisterNode
+            | Route::Heartbeat { .. }
+            | Route::PollTasks { .. }
+            | Route::StartTask { .. }
+            | Route::TaskResult { .. }
+            | Route::SubmitTask => true,
+            Route::Health
+            | Route::Metrics
+            | Route::ListNodes(_)
+            | Route::OnlineNodes
+            | Route::NodesWithSkill { .. }
+            | Route::GetNode { .. }
+            | Route::ForgetNode { .. }
+            | Route::NodeHealth { .. }
+            | Route::ShutdownNode { .. }
+            | Route::DrainNode { .. }
+            | Route::UndrainNode { .. }
+            | Route::ClusterHealth
+            | Route::CheckHeartbeat
+            | Route::ListTasks(_)
+            | Route::GetTask { .. }
+            | Route::WaitTask { .. }
+            | Route::CancelTask { .. } => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(method: Method, target: &str) -> Result<Route, RouteError> {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        Route::parse(&method, path, query)
+    }
+
+    /// Every row renders and parses back to itself, and its name is the route's.
+    #[test]
+    fn every_row_round_trips() {
+        for e in TABLE {
+            let params: Vec<String> = e.path.matches('{').enumerate().map(|(i, _)| format!("p {i}/x")).collect();
+            let route = (e.build)(params, "").unwrap_or_else(|err| panic!("{}: {err}", e.path));
+            assert_eq!(route.name(), e.name, "{}", e.path);
+            let (method, target) = route.request();
+            assert_eq!(method, e.method);
+            assert_eq!(parse(method, &target).unwrap(), route, "{target}");
+        }
+        let mut names: Vec<&str> = TABLE.iter().map(|e| e.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), TABLE.len(), "route names are unique");
+    }
+
+    #[test]
+    fn paths_become_routes() {
+        assert_eq!(parse(Method::GET, "/health").unwrap(), Route::Health);
+        assert_eq!(parse(Method::GET, "/api/v1/nodes/").unwrap(), Route::ListNodes(NodeQuery::default()));
+        assert_eq!(parse(Method::GET, "/api/v1/nodes/online").unwrap(), Route::OnlineNodes);
+        assert_eq!(
+            parse(Method::GET, "/api/v1/nodes/skills/data%20analysis").unwrap(),
+            Route::NodesWithSkill { skill: "data analysis".into() }
+        );
+        assert_eq!(parse(Method::GET, "/api/v1/nodes/w1").unwrap(), Route::GetNode { node: "w1".into() });
+        assert_eq!(parse(Method::HEAD, "/api/v1/nodes/w1").unwrap(), Route::GetNode { node: "w1".into() });
+        assert_eq!(parse(Method::DELETE, "/api/v1/nodes/w1").unwrap(), Route::ForgetNode { node: "w1".into() });
+        assert_eq!(
+            parse(Method::POST, "/api/v1/nodes/w1/tasks/t1/result").unwrap(),
+            Route::TaskResult { node: "w1".into(), task: "t1".into() }
+        );
+        assert_eq!(parse(Method::POST, "/api/v1/tasks").unwrap(), Route::SubmitTask);
+        assert_eq!(
+            parse(Method::GET, "/api/v1/tasks?status=pending&limit=5").unwrap(),
+            Route::ListTasks(TaskQuery { status: Some(TaskStatus::Pending), limit: Some(5), ..Default::default() })
+        );
+        assert_eq!(
+            parse(Method::GET, "/api/v1/nodes?status_filter=online").unwrap(),
+            Route::ListNodes(NodeQuery { status: Some(NodeStatus::Online) })
+        );
+    }
+
+    #[test]
+    fn unknown_paths_are_404_and_wrong_methods_405() {
+        assert!(matches!(parse(Method::GET, "/api/v2/nodes"), Err(RouteError::NotFound { .. })));
+        assert!(matches!(parse(Method::GET, "/"), Err(RouteError::NotFound { .. })));
+        assert!(matches!(parse(Method::GET, "/api/v1/nodes//health"), Err(RouteError::NotFound { .. })));
+        match parse(Method::DELETE, "/api/v1/nodes") {
+            Err(RouteError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, HEAD"),
+            other => panic!("{other:?}"),
+        }
+        match parse(Method::GET, "/api/v1/nodes/w1/heartbeat") {
+            Err(RouteError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "POST"),
+            other => panic!("{other:?}"),
+        }
+        match parse(Method::PUT, "/api/v1/nodes/w1") {
+            Err(RouteError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, HEAD, DELETE"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(parse(Method::PUT, "/api/v1/tasks"), Err(RouteError::MethodNotAllowed { .. })));
+    }
+
+    /// Regression: `?stauts=pending` used to return every task.
+    #[test]
+    fn unknown_or_malformed_query_parameters_are_named() {
+        let e = parse(Method::GET, "/api/v1/tasks?stauts=pending").unwrap_err().to_string();
+        assert!(e.contains("`stauts`"), "{e}");
+        let e = parse(Method::GET, "/api/v1/tasks?limit=many").unwrap_err().to_string();
+        assert!(e.contains("limit") || e.contains("invalid digit"), "{e}");
+        let e = parse(Method::GET, "/api/v1/tasks?status=sleepy").unwrap_err().to_string();
+        assert!(e.contains("sleepy"), "{e}");
+        let e = parse(Method::GET, "/health?x=1").unwrap_err().to_string();
+        assert!(e.contains("`x`") && e.contains("takes none"), "{e}");
+    }
+
+    #[test]
+    fn node_routes_name_their_node() {
+        let r = parse(Method::POST, "/api/v1/nodes/w1/heartbeat").unwrap();
+        assert_eq!((r.access(), r.node()), (Access::Node, Some("w1")));
+        assert_eq!(parse(Method::POST, "/api/v1/nodes/register").unwrap().access(), Access::Join);
+        assert_eq!(parse(Method::GET, "/health").unwrap().access(), Access::Open);
+        assert_eq!(parse(Method::POST, "/api/v1/nodes/w1/drain").unwrap().access(), Access::Admin);
+    }
+}

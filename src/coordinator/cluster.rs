@@ -1,0 +1,475 @@
+//! [`Cluster`]: the one door into the coordinator's state, used by the HTTP handlers and
+//! the background loops (and by every future transport). It owns the state machine behind
+//! its mutex, the store (reads) and its writer, and the event bus.
+//!
+//! The durability rule lives here, once: [`Cluster::mutate`] runs a transition under the
+//! lock, queues the batch of writes it produced inside the same critical section (so the
+//! disk sees changes in memory order), and returns only after everything queued up to then
+//! is committed — a caller that answers after `mutate` never shows an uncommitted change,
+//! its own or another's. Events are published on the bus by the writer right after their
+//! commit, so a subscriber never sees an event the store does not have.
+//!
+//! Locking: the state lives behind a std `Mutex`, held only for synchronous sections and
+//! never across an `.await`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::Tokens;
+use super::core::registry::Registrant;
+use super::core::tasks::{Cancel, Report, spec_of};
+use super::core::{Core, Error, Now};
+use super::metrics::Metrics;
+use crate::api::TaskQuery;
+use crate::config::Config;
+use crate::model::{
+    Assignment, ErrorCode, Event, PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportResponse,
+    ResultReport, SubmitTask, Task, TaskList, TaskStatus,
+};
+use crate::store::tasks::ListFilter;
+use crate::store::{Store, StoreError, Writer};
+use crate::util::lock;
+
+/// How many events the bus keeps for subscribers that fall behind.
+pub const EVENT_BUS_CAPACITY: usize = 4096;
+
+/// The coordinator's state, its store and its event bus.
+pub struct Cluster {
+    config: Config,
+    /// A std mutex, not tokio's: held only for short synchronous sections.
+    core: Mutex<Core>,
+    store: Store,
+    writer: Writer,
+    metrics: Arc<Metrics>,
+    /// The admin and join tokens, for the auth check of every door.
+    tokens: Tokens,
+    shutdown: CancellationToken,
+    /// Committed events, in commit order.
+    events: broadcast::Sender<Event>,
+    /// Submissions in flight per idempotency key: one at a time per key, so that the store
+    /// lookup and the insert of two equal submissions cannot interleave.
+    keys: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// A store failure as the doors report it.
+fn store_error(err: StoreError) -> Error {
+    match err {
+        StoreError::WriterGone => {
+            Error::new(ErrorCode::Unavailable, "the coordinator is shutting down; try again shortly")
+        }
+        StoreError::WriteFailed(e) => Error::new(
+            ErrorCode::Unavailable,
+            format!("the coordinator cannot write to its database ({e}) and is stopping; try again after it restarts"),
+        ),
+        err => Error::new(ErrorCode::Internal, format!("the store failed: {err}")),
+    }
+}
+
+impl Cluster {
+    pub fn new(
+        config: Config,
+        core: Core,
+        store: Store,
+        writer: Writer,
+        tokens: Tokens,
+        metrics: Arc<Metrics>,
+        shutdown: CancellationToken,
+    ) -> Cluster {
+        let (events, _) = broadcast::channel(EVENT_BUS_CAPACITY);
+        Cluster {
+            config,
+            core: Mutex::new(core),
+            store,
+            writer,
+            metrics,
+            tokens,
+            shutdown,
+            events,
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Fires on Ctrl+C / SIGTERM or a store failure; long waits return early on it.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Committed events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+
+    /// Queues what the state machine changed (called with the lock held).
+    fn queue(&self, core: &mut Core) {
+        if let Some(batch) = core.take_batch() {
+            let events = batch.events.clone();
+            let tx = self.events.clone();
+            self.writer.queue(
+                Box::new(move |c| batch.apply(c)),
+                Some(Box::new(move || {
+                    for e in events {
+                        let _ = tx.send(e);
+                    }
+                })),
+            );
+        }
+    }
+
+    /// Runs a transition for a client: refused with `overloaded` when too many writes wait
+    /// for the disk; answers once its changes (and all before them) are committed.
+    pub async fn mutate<T>(&self, f: impl FnOnce(&mut Core, Now) -> Result<T, Error>) -> Result<T, Error> {
+        let backlog = self.writer.backlog();
+        if backlog > self.config.coordinator.max_write_backlog {
+            return Err(Error::new(
+                ErrorCode::Overloaded,
+                format!(
+                    "{backlog} changes are waiting for the disk (coordinator.max_write_backlog); retry in a second"
+                ),
+            ));
+        }
+        let (answer, seq) = {
+            let mut core = self.lock();
+            let answer = f(&mut core, Now::get());
+            self.queue(&mut core);
+            (answer, self.writer.queued())
+        };
+        let answer = answer?;
+        self.writer.committed(seq).await.map_err(store_error)?;
+        Ok(answer)
+    }
+
+    /// Runs a transition for the coordinator itself (timers, sweeps): never refused, not
+    /// awaited.
+    pub fn internal<T>(&self, f: impl FnOnce(&mut Core, Now) -> T) -> T {
+        let mut core = self.lock();
+        let answer = f(&mut core, Now::get());
+        self.queue(&mut core);
+        answer
+    }
+
+    /// A read of the state (no change).
+    pub fn view<T>(&self, f: impl FnOnce(&Core) -> T) -> T {
+        f(&self.lock())
+    }
+
+    /// Resolves once everything queued so far is committed.
+    pub async fn settled(&self) -> Result<(), Error> {
+        let seq = self.writer.queued();
+        self.writer.committed(seq).await.map_err(store_error)
+    }
+
+    /// Queues the heartbeat figures changed since the last call, in memory order.
+    pub fn flush_liveness(&self) {
+        let mut core = self.lock();
+        let batch = core.take_liveness();
+        if !batch.is_empty() {
+            self.writer.queue(Box::new(move |c| crate::store::nodes::update_liveness(c, &batch)), None);
+        }
+    }
+
+    /// Queues a raw write in memory order (retention).
+    pub fn write(&self, op: crate::store::WriteOp) -> u64 {
+        let _core = self.lock();
+        self.writer.queue(op, None)
+    }
+
+    /// Waits for one write.
+    pub async fn committed(&self, seq: u64) -> Result<(), Error> {
+        self.writer.committed(seq).await.map_err(store_error)
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, Error> {
+        self.store.read(move |c| Ok(f(c)?)).await.map_err(store_error)
+    }
+
+    /// Registers a node.
+    pub async fn register(
+        &self,
+        req: RegisterRequest,
+        who: Registrant,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<RegisterResponse, Error> {
+        self.mutate(|core, now| core.register(req, who, peer, now)).await
+    }
+
+    /// Submits a task; with an idempotency key, a repeat returns the first task (`false`).
+    pub async fn submit(
+        &self,
+        req: SubmitTask,
+        header_key: Option<String>,
+        origin: &str,
+    ) -> Result<(Task, bool), Error> {
+        let key = match (header_key, req.idempotency_key.clone()) {
+            (Some(h), Some(b)) if h != b => {
+                return Err(Error::invalid(
+                    "idempotency_key",
+                    "the Idempotency-Key header and the body's idempotency_key differ",
+                ));
+            }
+            (h, b) => h.or(b),
+        };
+        let spec = {
+            let core = self.lock();
+            spec_of(SubmitTask { idempotency_key: key.clone(), ..req }, origin, core.settings())?
+        };
+        let Some(key) = key else {
+            let id = self.mutate(|core, now| Ok(core.submit(spec, now))).await?;
+            return Ok((self.task(&id, false).await?, true));
+        };
+        let gate = lock(&self.keys).entry(key.clone()).or_default().clone();
+        let answer = {
+            let _turn = gate.lock().await;
+            let k = key.clone();
+            match self.read(move |c| crate::store::tasks::by_idempotency_key(c, &k)).await? {
+                Some((_, first)) if same_submission(&first.spec, &spec) => Ok((self.overlay(first), false)),
+                Some((_, first)) => Err(Error::new(
+                    ErrorCode::IdempotencyConflict,
+                    format!(
+                        "idempotency key `{key}` was used for task {} with a different submission; use another key, or submit exactly what was sent then",
+                        first.task_id
+                    ),
+                )),
+                None => {
+                    let id = self.mutate(|core, now| Ok(core.submit(spec, now))).await?;
+                    self.task(&id, false).await.map(|t| (t, true))
+                }
+            }
+        };
+        let mut keys = lock(&self.keys);
+        if Arc::strong_count(&gate) <= 2 {
+            keys.remove(&key);
+        }
+        answer
+    }
+
+    /// The live state of an active task over its stored row.
+    fn overlay(&self, mut task: Task) -> Task {
+        if let Some((state, reason)) = self.view(|core| core.live(&task.task_id, crate::util::now_ms())) {
+            task.state = state;
+            task.pending_reason = reason;
+        }
+        task
+    }
+
+    /// One task as the API shows it, with its history when asked.
+    pub async fn task(&self, id: &str, with_events: bool) -> Result<Task, Error> {
+        if with_events {
+            // Changes made by timers may still be queued: read the history once they are
+            // on disk, so that it agrees with the live record.
+            self.settled().await?;
+        }
+        let key = id.to_string();
+        let (row, events) = self
+            .read(move |c| {
+                let row = crate::store::tasks::get(c, &key)?;
+                let events = if with_events { Some(crate::store::events::for_task(c, &key)?) } else { None };
+                Ok((row, events))
+            })
+            .await?;
+        let Some((_, task)) = row else { return Err(Error::unknown_task(id)) };
+        Ok(Task { events, ..self.overlay(task) })
+    }
+
+    /// A page of tasks, newest first.
+    pub async fn list_tasks(&self, q: TaskQuery) -> Result<TaskList, Error> {
+        let limit = match q.limit {
+            Some(l) if (1..=1000).contains(&l) => l,
+            Some(l) => {
+                return Err(Error::new(ErrorCode::InvalidQuery, format!("limit: must be from 1 to 1000, got {l}")));
+            }
+            None => 50,
+        };
+        let before_seq = match &q.after {
+            Some(a) => Some(a.parse::<i64>().map_err(|_| {
+                Error::new(
+                    ErrorCode::InvalidQuery,
+                    format!("after: `{a}` is not a cursor from a previous page's `next`"),
+                )
+            })?),
+            None => None,
+        };
+        let filter = ListFilter { status: q.status, node: q.node, skill: q.skill, before_seq, limit };
+        let rows = self.read(move |c| crate::store::tasks::list(c, &filter)).await?;
+        let next = (rows.len() == limit as usize).then(|| rows.last().map(|(seq, _)| seq.to_string())).flatten();
+        let now = crate::util::now_ms();
+        let tasks = self.view(|core| {
+            rows.into_iter()
+                .map(|(_, mut t)| {
+                    if let Some((state, reason)) = core.live(&t.task_id, now) {
+                        t.state = state;
+                        t.pending_reason = reason;
+                    }
+                    t
+                })
+                .collect()
+        });
+        Ok(TaskList { tasks, next })
+    }
+
+    /// Waits up to `timeout` for a task to end, then shows it.
+    pub async fn wait_task(&self, id: &str, timeout: Duration) -> Result<Task, Error> {
+        let rx = self.lock().wait_for(id);
+        if let Some(mut rx) = rx {
+            tokio::select! {
+                _ = tokio::time::timeout(timeout, rx.changed()) => {}
+                _ = self.shutdown.cancelled() => {}
+            }
+            // The end was queued before the wake-up; read it once it is on disk.
+            self.settled().await?;
+        }
+        self.task(id, false).await
+    }
+
+    /// Cancels a task; an ended one is `task_ended`.
+    pub async fn cancel(&self, id: &str) -> Result<Task, Error> {
+        let outcome = self.mutate(|core, now| Ok(core.cancel(id, now))).await?;
+        if outcome == Cancel::NotActive {
+            let task = self.task(id, false).await?;
+            return Err(Error::new(
+                ErrorCode::TaskEnded,
+                format!("task {id} already ended ({}); nothing to cancel", task.state.status),
+            ));
+        }
+        self.task(id, true).await
+    }
+
+    /// A worker's long poll: answers at once when there is something for it, else waits for
+    /// a placement or a cancel (or `wait`, or shutdown) and answers then. Hands out only
+    /// what is on disk: a restarted coordinator must know the attempt.
+    pub async fn poll(&self, node: &str, req: PollRequest) -> Result<PollResponse, Error> {
+        let limit = self.config.coordinator.long_poll_timeout.get();
+        // Clamp before converting: a huge wait_secs must not reach Duration's constructor.
+        let wait = match req.wait_secs {
+            Some(s) if s.is_finite() => Duration::from_secs_f64(s.clamp(0.0, limit.as_secs_f64())),
+            _ => limit,
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let gone =
+            || Error::new(ErrorCode::UnknownNode, format!("node `{node}` is not registered here: register again"));
+        loop {
+            let (notified, (handouts, cancel)) = {
+                let core = self.lock();
+                // Register for the wake-up before looking at the state, so that a placement
+                // made after the look is not missed (placements use notify_waiters).
+                let mut notified = Box::pin(core.registry().waker(node).ok_or_else(gone)?.notified_owned());
+                notified.as_mut().enable();
+                (notified, core.poll(node, &req.held))
+            };
+            if !handouts.is_empty() || !cancel.is_empty() {
+                self.settled().await?;
+                let ids: Vec<String> = handouts.iter().map(|h| h.task_id.clone()).collect();
+                let mut details = self
+                    .read(move |c| crate::store::tasks::handout(c, &ids.iter().map(String::as_str).collect::<Vec<_>>()))
+                    .await?;
+                let assignments = handouts
+                    .into_iter()
+                    .filter_map(|h| {
+                        let (name, description, parameters) = details.remove(&h.task_id)?;
+                        Some(Assignment {
+                            task_id: h.task_id,
+                            attempt: h.attempt,
+                            name,
+                            description,
+                            skill: h.skill,
+                            required_skills: h.required_skills,
+                            parameters,
+                            timeout: h.timeout,
+                            priority: h.priority,
+                        })
+                    })
+                    .collect();
+                return Ok(PollResponse { assignments, cancel });
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => return Ok(PollResponse::default()),
+                _ = self.shutdown.cancelled() => return Ok(PollResponse::default()),
+            }
+        }
+    }
+
+    /// A worker's start report.
+    pub async fn start(&self, node: &str, task: &str, attempt: u32) -> Result<ReportResponse, Error> {
+        let found = self.mutate(|core, now| core.start(node, task, attempt, now)).await?;
+        self.report_answer(found, node, task, attempt, None).await
+    }
+
+    /// A worker's result report.
+    pub async fn result(&self, node: &str, task: &str, report: ResultReport) -> Result<ReportResponse, Error> {
+        let (attempt, outcome) = (report.attempt, report.outcome);
+        let found = self.mutate(|core, now| core.result(node, task, report, now)).await?;
+        self.report_answer(found, node, task, attempt, Some(outcome)).await
+    }
+
+    /// A report for a task no longer active is a harmless repeat when it matches how the
+    /// task ended, else stale.
+    async fn report_answer(
+        &self,
+        found: Report,
+        node: &str,
+        task_id: &str,
+        attempt: u32,
+        outcome: Option<crate::model::Outcome>,
+    ) -> Result<ReportResponse, Error> {
+        match found {
+            Report::Done(answer) => Ok(answer),
+            Report::NotActive => {
+                let task = self.task(task_id, false).await?;
+                let same_attempt = task.state.attempt == attempt && task.state.assigned_node.as_deref() == Some(node);
+                let same_end = outcome.is_some_and(|o| TaskStatus::from(o) == task.state.status);
+                if same_attempt && same_end {
+                    return Ok(ReportResponse { success: true, task_id: task_id.into(), status: task.state.status });
+                }
+                Err(Error::new(
+                    ErrorCode::StaleAttempt,
+                    format!(
+                        "stale report: task {task_id} already ended ({}) at attempt {} on {}",
+                        task.state.status,
+                        task.state.attempt,
+                        task.state.assigned_node.as_deref().unwrap_or("no node")
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// The cluster's health with task counts from the store.
+    pub async fn cluster_health(&self) -> Result<crate::model::ClusterHealth, Error> {
+        let counts: BTreeMap<String, u64> = self.read(crate::store::tasks::count_by_status).await?;
+        Ok(self.view(|core| core.registry().cluster_health(counts, Now::get())))
+    }
+
+    /// Committed events after `after` from the store, oldest first (for resuming).
+    pub async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<Event>, Error> {
+        self.read(move |c| crate::store::events::after(c, after, limit)).await
+    }
+}
+
+/// Two submissions are the same when what they ask for is the same (defaults applied).
+fn same_submission(a: &crate::model::TaskSpec, b: &crate::model::TaskSpec) -> bool {
+    let normal = |s: &crate::model::TaskSpec| crate::model::TaskSpec { origin: String::new(), ..s.clone() };
+    normal(a) == normal(b)
+}

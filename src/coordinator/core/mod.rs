@@ -1,0 +1,334 @@
+//! The coordinator's state machine: the node registry, the active tasks with their pending
+//! queue, and the deadline timers. Every door into the cluster (HTTP handlers, MCP, NATS,
+//! the dashboard, the background loops) goes through [`Core`]'s transition methods, via
+//! [`super::Cluster::mutate`]; nothing else touches this state.
+//!
+//! Invariants:
+//! - The owners of the data keep it consistent: [`registry::Registry`] (nodes, the secret
+//!   and skill indexes), [`tasks::Tasks`] (active tasks, the pending queue, waiters) and
+//!   [`timers::Timers`]; their fields are private to their files.
+//! - Durability cannot be forgotten: the only mutable access to a task's state or a node's
+//!   durable record marks it dirty in its owner, and [`Core::take_batch`] turns everything
+//!   dirty, plus new tasks and recorded events, into one [`Batch`] of store writes. The
+//!   caller queues the batch inside the same critical section, so the disk sees changes in
+//!   memory order, and answers after its commit.
+//! - A task is in exactly one place: pending (in the queue, or waiting for its retry
+//!   timer), or scheduled/running in its node's `assigned` set. Ended tasks live in the
+//!   store only.
+//! - Every transition is synchronous and takes the moment it happens ([`Now`]): no clock
+//!   is read inside, so tests drive it with simulated time.
+
+pub mod registry;
+pub mod scheduler;
+pub mod tasks;
+pub mod timers;
+
+mod queue;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::metrics::Metrics;
+use crate::config::{Config, Strategy};
+use crate::model::{ErrorCode, Event, EventKind, TaskState, Timestamp};
+use crate::store::nodes::NodeRecord;
+use crate::store::tasks::NewTask;
+
+pub use registry::Registry;
+pub use tasks::Tasks;
+pub use timers::{Timer, Timers};
+
+/// Why a transition or a read was refused: a stable code (what clients branch on) and a
+/// message that says what to do.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Error {
+        Error { code, message: message.into() }
+    }
+
+    /// A field of a request that is not acceptable.
+    pub fn invalid(field: &str, message: impl std::fmt::Display) -> Error {
+        Error::new(ErrorCode::BadRequest, format!("{field}: {message}"))
+    }
+
+    pub fn unknown_node(node_id: &str) -> Error {
+        Error::new(
+            ErrorCode::UnknownNode,
+            format!("no node `{node_id}` is registered (see GET /api/v1/nodes or `openclaw nodes`)"),
+        )
+    }
+
+    pub fn unknown_task(task_id: &str) -> Error {
+        Error::new(
+            ErrorCode::UnknownTask,
+            format!(
+                "no task {task_id}: see `openclaw tasks list` (ended tasks are purged after storage.task_retention_days)"
+            ),
+        )
+    }
+}
+
+/// The settings the state machine uses, copied from the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub heartbeat_timeout: Duration,
+    pub strategy: Strategy,
+    pub default_timeout: Duration,
+    pub default_max_retries: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How long a just-assigned or just-started task may be missing from a worker's report
+    /// before it counts as lost (reports and assignments cross on the wire).
+    pub reconcile_grace: Duration,
+    /// How long past its timeout a running attempt may stay silent before the coordinator
+    /// gives up on it (the worker enforces the timeout itself; this is the backstop).
+    pub attempt_grace: Duration,
+    /// The most nodes the registry holds (`coordinator.max_nodes`).
+    pub max_nodes: usize,
+}
+
+impl Settings {
+    pub fn from_config(c: &Config) -> Settings {
+        let heartbeat_timeout = c.coordinator.heartbeat_timeout.get();
+        Settings {
+            heartbeat_timeout,
+            strategy: c.coordinator.scheduling_strategy,
+            default_timeout: c.coordinator.default_task_timeout.get(),
+            default_max_retries: c.coordinator.default_max_retries,
+            backoff_base: c.coordinator.retry_backoff_base.get(),
+            backoff_max: c.coordinator.retry_backoff_max.get(),
+            reconcile_grace: (c.worker.heartbeat_interval.get() * 2).max(Duration::from_secs(5)),
+            attempt_grace: heartbeat_timeout.max(Duration::from_secs(30)),
+            max_nodes: c.coordinator.max_nodes,
+        }
+    }
+}
+
+/// The moment a transition happens: monotonic for deadlines, wall clock for records.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub at: Instant,
+    pub ms: i64,
+}
+
+impl Now {
+    pub fn get() -> Now {
+        Now { at: Instant::now(), ms: crate::util::now_ms() }
+    }
+
+    /// `d` later (tests move time with it).
+    pub fn after(self, d: Duration) -> Now {
+        Now { at: self.at + d, ms: self.ms + d.as_millis() as i64 }
+    }
+}
+
+/// An event as a transition records it; it gets its id when the batch is taken.
+#[derive(Debug, Clone)]
+struct Draft {
+    at: i64,
+    kind: EventKind,
+    event: String,
+    task_id: Option<String>,
+    node_id: Option<String>,
+    status: String,
+    attempt: Option<u32>,
+    skill: Option<String>,
+    message: Option<String>,
+}
+
+/// What one or more transitions changed, as store writes, and the events they recorded.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub new_tasks: Vec<NewTask>,
+    pub task_states: Vec<(String, TaskState)>,
+    pub nodes: Vec<NodeRecord>,
+    pub forgotten: Vec<String>,
+    pub events: Vec<Event>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.new_tasks.is_empty()
+            && self.task_states.is_empty()
+            && self.nodes.is_empty()
+            && self.forgotten.is_empty()
+            && self.events.is_empty()
+    }
+
+    /// Writes it (inside the writer's transaction).
+    pub fn apply(&self, c: &rusqlite::Connection) -> rusqlite::Result<()> {
+        for t in &self.new_tasks {
+            crate::store::tasks::insert(c, t)?;
+        }
+        for (id, state) in &self.task_states {
+            crate::store::tasks::update_state(c, id, state)?;
+        }
+        for n in &self.nodes {
+            crate::store::nodes::upsert(c, n)?;
+        }
+        for id in &self.forgotten {
+            crate::store::nodes::delete(c, id)?;
+        }
+        for e in &self.events {
+            crate::store::events::insert(c, e)?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything behind the coordinator's mutex.
+pub struct Core {
+    settings: Settings,
+    registry: Registry,
+    tasks: Tasks,
+    timers: Timers,
+    metrics: Arc<Metrics>,
+    /// The next task's place in submission order.
+    next_seq: i64,
+    /// The next event's id.
+    next_event: u64,
+    /// Events recorded since the last batch.
+    drafts: Vec<Draft>,
+}
+
+impl Core {
+    /// An empty state machine; `next_seq` and `next_event` continue the store's numbering.
+    pub fn new(settings: Settings, metrics: Arc<Metrics>, next_seq: i64, next_event: u64) -> Core {
+        Core {
+            settings,
+            registry: Registry::default(),
+            tasks: Tasks::default(),
+            timers: Timers::default(),
+            metrics,
+            next_seq: next_seq.max(1),
+            next_event: next_event.max(1),
+            drafts: Vec::new(),
+        }
+    }
+
+    /// The state a store holds, as a coordinator starting on it sees it: known nodes
+    /// offline until they heartbeat, attempts of unknown nodes lost.
+    pub fn restore(settings: Settings, metrics: Arc<Metrics>, snapshot: crate::store::Snapshot, now: Now) -> Core {
+        let mut core = Core::new(settings, metrics, snapshot.max_seq + 1, snapshot.max_event + 1);
+        for node in snapshot.nodes {
+            core.restore_node(node, now);
+        }
+        for task in snapshot.tasks {
+            core.restore_task(task, now);
+        }
+        core
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn timers(&self) -> &Timers {
+        &self.timers
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn tasks(&self) -> &Tasks {
+        &self.tasks
+    }
+
+    /// Everything changed since the last call, as one batch of writes (`None`: nothing).
+    pub fn take_batch(&mut self) -> Option<Batch> {
+        let (new_tasks, task_states) = self.tasks.take_dirty();
+        let nodes = self.registry.take_dirty();
+        let forgotten = self.registry.take_forgotten();
+        let events: Vec<Event> = self
+            .drafts
+            .drain(..)
+            .map(|d| {
+                let id = self.next_event;
+                self.next_event += 1;
+                Event {
+                    id,
+                    at: Timestamp(d.at),
+                    kind: d.kind,
+                    event: d.event,
+                    task_id: d.task_id,
+                    node_id: d.node_id,
+                    status: d.status,
+                    attempt: d.attempt,
+                    skill: d.skill,
+                    message: d.message,
+                }
+            })
+            .collect();
+        let batch = Batch { new_tasks, task_states, nodes, forgotten, events };
+        (!batch.is_empty()).then_some(batch)
+    }
+
+    /// Records a task event (its status and attempt are the task's now).
+    fn task_event(&mut self, task_id: &str, event: &str, node: Option<&str>, message: Option<String>, now: Now) {
+        let Some((state, skill)) = self.tasks.state_and_skill(task_id) else { return };
+        self.drafts.push(Draft {
+            at: now.ms,
+            kind: EventKind::Task,
+            event: event.to_string(),
+            task_id: Some(task_id.to_string()),
+            node_id: node.map(str::to_string),
+            status: state.status.as_str().to_string(),
+            attempt: Some(state.attempt),
+            skill: Some(skill),
+            message,
+        });
+    }
+
+    /// Records a node event (its status is the node's now).
+    fn node_event(&mut self, node_id: &str, event: &str, message: Option<String>, now: Now) {
+        let status =
+            self.registry.status(node_id).map(|s| s.as_str().to_string()).unwrap_or_else(|| "forgotten".into());
+        self.drafts.push(Draft {
+            at: now.ms,
+            kind: EventKind::Node,
+            event: event.to_string(),
+            task_id: None,
+            node_id: Some(node_id.to_string()),
+            status,
+            attempt: None,
+            skill: None,
+            message,
+        });
+    }
+
+    /// Acts on every timer due at `now`; returns the next deadline.
+    pub fn fire_timers(&mut self, now: Now) -> Option<Instant> {
+        for timer in self.timers.take_due(now.at) {
+            match timer {
+                Timer::NodeDeadline(node) => self.node_deadline(&node, now),
+                Timer::RetryDue(task) => self.retry_due(&task, now),
+                Timer::AttemptDeadline(task, attempt) => self.attempt_deadline(&task, attempt, now),
+            }
+        }
+        self.timers.next()
+    }
+
+    /// Pushes a timer, dropping dead ones when the heap grows past the live state.
+    fn push_timer(&mut self, at: Instant, timer: Timer) {
+        self.timers.push(at, timer);
+        if self.timers.len() > 2 * (self.tasks.len() + self.registry.len()) + 4096 {
+            let (tasks, registry) = (&self.tasks, &self.registry);
+            self.timers.retain(|t| match t {
+                Timer::NodeDeadline(n) => registry.deadline_armed(n),
+                Timer::RetryDue(t) => tasks.is_waiting_for_retry(t),
+                Timer::AttemptDeadline(t, a) => tasks.is_on_attempt(t, *a),
+            });
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Placement: which pending task goes to which node, and why a task still waits.
+//!
+//! [`Core::schedule`] runs on events (submit, node online, capacity freed, skills changed,
+//! undrain, retry due), never on a polling interval. It places tasks in order — priority
+//! first, FIFO within a priority — among the tasks some node can take now: each step takes
+//! the earliest head of the active queue groups that have a candidate with a free slot. A
+//! group no serving node could ever take is parked on the way (see the queue), so a step
+//! costs O(active groups × holders of their rarest skill): neither the number of parked
+//! skill sets nor the number of nodes without the skills counts.
+//!
+//! Candidates: online, not draining, every required skill, a free slot. A retry prefers
+//! the candidates it has not failed on (a penalty, as Nomad's reschedule penalty: when only
+//! nodes it failed on are free, it runs there). The strategy chooses among them; optional
+//! skills break its ties.
+
+use std::time::Duration;
+
+use rand::seq::IndexedRandom;
+
+use super::queue::QueueKey;
+use super::registry::{Candidate, Capacity};
+use super::{Core, Now, Timer};
+use crate::config::Strategy;
+use crate::model::{TaskStatus, Timestamp};
+use crate::store::tasks::ActiveRow;
+use crate::util;
+
+impl Core {
+    /// Places every pending task that can be placed now.
+    pub(super) fn schedule(&mut self, now: Now) {
+        loop {
+            // The earliest head among the groups some node can take now.
+            let mut best: Option<QueueKey> = None;
+            let mut nobody = Vec::new();
+            for (skills, head) in self.tasks.queue().active_heads() {
+                if best.as_ref().is_some_and(|b| head >= b) {
+                    continue;
+                }
+                match self.registry.capacity(skills) {
+                    Capacity::Free => best = Some(head.clone()),
+                    Capacity::Full => {}
+                    Capacity::Nobody => nobody.push(skills.clone()),
+                }
+            }
+            for group in &nobody {
+                self.tasks.park(group);
+            }
+            let Some((_, _, task_id)) = best else { return };
+            let Some(node) = self.pick_node(&task_id) else { return };
+            self.place(&task_id, &node, now);
+        }
+    }
+
+    /// The node a task should go to now, if any.
+    fn pick_node(&mut self, task_id: &str) -> Option<String> {
+        let strategy = self.settings.strategy;
+        let rr = if strategy == Strategy::RoundRobin { self.registry.next_round() } else { 0 };
+        let task = self.tasks.get(task_id)?;
+        let mut candidates = self.registry.candidates(&task.required_skills);
+        if candidates.iter().any(|c| !task.state.failed_on.iter().any(|f| f == c.node_id)) {
+            candidates.retain(|c| !task.state.failed_on.iter().any(|f| f == c.node_id));
+        }
+        let optional = |n: &Candidate| task.optional_skills.iter().filter(|s| n.skills.contains(s)).count();
+        let load = |n: &Candidate| n.running as f64 / n.max as f64;
+        let chosen = match strategy {
+            Strategy::LeastLoaded => candidates.iter().min_by(|a, b| {
+                load(a).total_cmp(&load(b)).then(optional(b).cmp(&optional(a))).then(a.running.cmp(&b.running))
+            }),
+            Strategy::BestFit => candidates.iter().max_by(|a, b| {
+                best_fit_score(a)
+                    .total_cmp(&best_fit_score(b))
+                    .then(optional(a).cmp(&optional(b)))
+                    .then(b.node_id.cmp(a.node_id))
+            }),
+            Strategy::Affinity => {
+                let tags = |n: &Candidate| task.affinity_tags.iter().filter(|t| n.tags.contains(t)).count();
+                candidates.iter().min_by(|a, b| {
+                    tags(b).cmp(&tags(a)).then(load(a).total_cmp(&load(b))).then(optional(b).cmp(&optional(a)))
+                })
+            }
+            Strategy::RoundRobin | Strategy::Random => {
+                let best = candidates.iter().map(optional).max().unwrap_or(0);
+                let preferred: Vec<&Candidate> = candidates.iter().filter(|n| optional(n) == best).collect();
+                if strategy == Strategy::Random {
+                    preferred.choose(&mut rand::rng()).copied()
+                } else if preferred.is_empty() {
+                    None
+                } else {
+                    preferred.get(rr % preferred.len()).copied()
+                }
+            }
+        };
+        chosen.map(|n| n.node_id.to_string())
+    }
+
+    /// Assigns a pending task to a node: a new attempt.
+    fn place(&mut self, task_id: &str, node_id: &str, now: Now) {
+        let grace = self.settings.attempt_grace;
+        self.tasks.dequeue(task_id);
+        let Some(state) = self.tasks.state_mut(task_id) else { return };
+        let retried_elsewhere = state.failed_on.last().filter(|f| *f != node_id).cloned();
+        state.status = TaskStatus::Scheduled;
+        state.assigned_node = Some(node_id.to_string());
+        state.attempt += 1;
+        state.scheduled_at = Some(Timestamp(now.ms));
+        state.started_at = None;
+        state.next_attempt_at = None;
+        state.cancel_requested = false;
+        let attempt = state.attempt;
+        let timeout = self.tasks.get(task_id).map(|t| t.timeout_ms.max(0) as u64).unwrap_or(0);
+        let message = retried_elsewhere.map(|f| format!("placed away from `{f}`, where an earlier attempt failed"));
+        self.task_event(task_id, "scheduled", Some(node_id), message, now);
+        self.registry.assign(node_id, task_id);
+        self.push_timer(
+            now.at + Duration::from_millis(timeout) + grace,
+            Timer::AttemptDeadline(task_id.to_string(), attempt),
+        );
+        self.metrics.placements.inc();
+    }
+
+    /// Why a pending task has not been placed, in words.
+    pub(super) fn pending_reason(&self, task: &ActiveRow, now_ms: i64) -> Option<String> {
+        let state = &task.state;
+        if state.status != TaskStatus::Pending {
+            return None;
+        }
+        if let Some(due) = state.next_attempt_at.map(|t| t.0).filter(|d| *d > now_ms) {
+            let wait = util::short_duration(Duration::from_millis((due - now_ms) as u64));
+            let last = state.error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
+            return Some(if state.retry_count == 0 {
+                format!("requeued; next try due in {wait}{last}")
+            } else {
+                format!("retry {} of {} due in {wait}{last}", state.retry_count, task.max_retries)
+            });
+        }
+        let required = &task.required_skills;
+        let skills = quote_list(required);
+        let holders = self.registry.holders(required);
+        if holders.is_empty() {
+            let missing: Vec<String> = required.iter().filter(|s| !self.registry.anyone_has(s)).cloned().collect();
+            let unavailable = self.registry.unavailable(required, 3);
+            let hint = if unavailable.is_empty() { String::new() } else { format!(" ({})", unavailable.join("; ")) };
+            return Some(match (missing.len(), required.len()) {
+                (0, _) => format!("no node has all of {skills}{hint}"),
+                (1, 1) => format!("no node has skill {skills}{hint}"),
+                _ => format!("no node has skill {}{hint}", quote_list(&missing)),
+            });
+        }
+        let noun = if required.len() == 1 { skills.clone() } else { format!("all of {skills}") };
+        let online: Vec<_> = holders.iter().filter(|n| n.online).collect();
+        if online.is_empty() {
+            let examples: Vec<String> = holders
+                .iter()
+                .take(3)
+                .map(|n| match n.offline_since {
+                    Some(since) => format!(
+                        "{} has it, offline for {}",
+                        n.node_id,
+                        util::short_duration(Duration::from_millis((now_ms - since).max(0) as u64))
+                    ),
+                    None => format!("{} has it, offline", n.node_id),
+                })
+                .collect();
+            return Some(format!("no online node has {noun} ({})", examples.join("; ")));
+        }
+        let (draining, active): (Vec<&&super::registry::Holder>, Vec<&&super::registry::Holder>) =
+            online.iter().partition(|n| n.draining);
+        if active.is_empty() {
+            return Some(match draining.len() {
+                1 => format!("the only online node with {noun} ({}) is draining", draining[0].node_id),
+                n => format!("all {n} online nodes with {noun} are draining"),
+            });
+        }
+        if active.iter().all(|n| n.running >= n.max) {
+            let loads: Vec<String> = active.iter().map(|n| format!("{}/{}", n.running, n.max)).collect();
+            let extra = if draining.is_empty() { String::new() } else { format!("; {} more draining", draining.len()) };
+            return Some(match active.len() {
+                1 => format!("the only node with {noun} ({}) is full ({}){extra}", active[0].node_id, loads[0]),
+                2 => format!("both nodes with {noun} are full ({}){extra}", loads.join(", ")),
+                n => format!("all {n} nodes with {noun} are full ({}){extra}", loads.join(", ")),
+            });
+        }
+        Some("waiting for its turn: a node with free capacity exists and placement is under way".into())
+    }
+}
+
+/// The original's best-fit score: free CPU and memory, and free slots.
+fn best_fit_score(n: &Candidate) -> f64 {
+    let free_ratio = (n.max - n.running.min(n.max)) as f64 / n.max as f64;
+    (100.0 - n.usage.cpu_usage) * 0.3 + (100.0 - n.usage.memory_usage) * 0.3 + free_ratio * 100.0 * 0.2
+}
+
+/// `'a'`, `'a' and 'b'`, `'a', 'b' and 'c'`.
+fn quote_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{s}'")).collect();
+    match quoted.len() {
+        0 => String::new(),
+        1 => quoted[0].clone(),
+        n => format!("{} and {}", quoted[..n - 1].join(", "), quoted[n - 1]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lists_read_naturally() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(super::quote_list(&v(&["a"])), "'a'");
+        assert_eq!(super::quote_list(&v(&["a", "b"])), "'a' and 'b'");
+        assert_eq!(super::quote_list(&v(&["a", "b", "c"])), "'a', 'b' and 'c'");
+    }
+}

@@ -1,0 +1,667 @@
+//! The task lifecycle: submit, start, result, cancel, retry, loss, reconciliation, and
+//! what a worker's poll hands out.
+//!
+//! pending → scheduled → running → completed | failed | cancelled | timeout. Each
+//! placement starts a new attempt (1, 2, ...); reports name their attempt and a report for
+//! any other attempt, or from another node, is refused (`stale_attempt`): at-least-once
+//! with fencing. A failed or lost attempt goes back to pending after a backoff until
+//! `max_retries` failures are spent, or at once for good when the failure is permanent;
+//! then the task ends `failed` (or `timeout`) with the last error.
+//!
+//! [`Tasks`] owns the active tasks (without their parameters), the pending queue and the
+//! waiters. Its only mutable access to a task's state marks the task dirty; a task that
+//! ends leaves memory with its final state kept for the next batch.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use super::queue::{PendingQueue, QueueKey, SkillSet, skill_set};
+use super::registry::{check_name, clean_names};
+use super::{Core, Error, Now, Timer};
+use crate::model::{
+    ErrorCode, MAX_RETRIES, MAX_TASK_TIMEOUT, Outcome, Priority, ReportResponse, ResultReport, SubmitTask, TaskRef,
+    TaskSpec, TaskState, TaskStatus, TaskType, Timestamp,
+};
+use crate::store::tasks::{ActiveRow, NewTask};
+use crate::util;
+
+/// An active task and the queue group it belongs to.
+#[derive(Debug)]
+struct Entry {
+    row: ActiveRow,
+    group: SkillSet,
+}
+
+impl Entry {
+    fn key(&self) -> QueueKey {
+        (self.row.priority.number(), self.row.seq, self.row.task_id.clone())
+    }
+}
+
+/// The active tasks, the pending queue and the clients waiting for tasks to end.
+#[derive(Default)]
+pub struct Tasks {
+    active: HashMap<String, Entry>,
+    queue: PendingQueue,
+    /// Clients waiting for a task to end.
+    waiters: HashMap<String, watch::Sender<bool>>,
+    /// Tasks submitted since the last batch.
+    new: Vec<NewTask>,
+    /// Tasks whose state changed since the last batch.
+    dirty: BTreeSet<String>,
+    /// Final states (and skills) of tasks that ended since the last batch.
+    ended: HashMap<String, (TaskState, String)>,
+}
+
+impl Tasks {
+    /// How many tasks are active.
+    pub fn len(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.active.is_empty()
+    }
+
+    /// An active task.
+    pub fn get(&self, task_id: &str) -> Option<&ActiveRow> {
+        self.active.get(task_id).map(|e| &e.row)
+    }
+
+    /// How many pending tasks wait in the queue, and in how many parked groups.
+    pub fn queued(&self) -> (usize, usize) {
+        (self.queue.len(), self.queue.parked_groups())
+    }
+
+    /// Active tasks by status, for the metrics gauges.
+    pub fn counts(&self) -> HashMap<TaskStatus, i64> {
+        let mut counts = HashMap::new();
+        for e in self.active.values() {
+            *counts.entry(e.row.state.status).or_default() += 1;
+        }
+        counts
+    }
+
+    pub(super) fn state_mut(&mut self, task_id: &str) -> Option<&mut TaskState> {
+        let entry = self.active.get_mut(task_id)?;
+        self.dirty.insert(task_id.to_string());
+        Some(&mut entry.row.state)
+    }
+
+    /// A task's state and skill, also just after it ended (for its events).
+    pub(super) fn state_and_skill(&self, task_id: &str) -> Option<(&TaskState, String)> {
+        match self.active.get(task_id) {
+            Some(e) => Some((&e.row.state, e.row.skill().to_string())),
+            None => self.ended.get(task_id).map(|(s, skill)| (s, skill.clone())),
+        }
+    }
+
+    pub(super) fn add(&mut self, new: NewTask) {
+        let row = ActiveRow::of(&new);
+        self.new.push(new);
+        self.insert(row);
+    }
+
+    pub(super) fn insert(&mut self, row: ActiveRow) {
+        let entry = Entry { group: skill_set(&row.required_skills), row };
+        self.active.insert(entry.row.task_id.clone(), entry);
+    }
+
+    pub(super) fn enqueue(&mut self, task_id: &str) {
+        if let Some(e) = self.active.get(task_id) {
+            self.queue.insert(&e.group, e.key());
+        }
+    }
+
+    pub(super) fn dequeue(&mut self, task_id: &str) {
+        if let Some(e) = self.active.get(task_id) {
+            self.queue.remove(&e.group, &e.key());
+        }
+    }
+
+    pub(super) fn is_queued(&self, task_id: &str) -> bool {
+        self.active.get(task_id).is_some_and(|e| self.queue.contains(&e.group, &e.key()))
+    }
+
+    /// Pending and not in the queue: its retry timer is what brings it back.
+    pub fn is_waiting_for_retry(&self, task_id: &str) -> bool {
+        self.get(task_id).is_some_and(|t| t.state.status == TaskStatus::Pending) && !self.is_queued(task_id)
+    }
+
+    /// On this attempt and placed.
+    pub fn is_on_attempt(&self, task_id: &str, attempt: u32) -> bool {
+        self.get(task_id).is_some_and(|t| t.state.attempt == attempt && t.state.status != TaskStatus::Pending)
+    }
+
+    /// Takes a task out of memory for good; its final state goes to the next batch and its
+    /// waiters are woken.
+    pub(super) fn end(&mut self, task_id: &str) -> Option<ActiveRow> {
+        self.dequeue(task_id);
+        let entry = self.active.remove(task_id)?;
+        self.dirty.insert(task_id.to_string());
+        self.ended.insert(task_id.to_string(), (entry.row.state.clone(), entry.row.skill().to_string()));
+        if let Some(tx) = self.waiters.remove(task_id) {
+            let _ = tx.send(true);
+        }
+        Some(entry.row)
+    }
+
+    /// A receiver that changes when the task ends; `None` when it is not active.
+    pub fn wait_for(&mut self, task_id: &str) -> Option<watch::Receiver<bool>> {
+        self.active.get(task_id)?;
+        Some(self.waiters.entry(task_id.to_string()).or_insert_with(|| watch::channel(false).0).subscribe())
+    }
+
+    /// Every active task and whether it is in the queue (tests).
+    #[cfg(test)]
+    pub(super) fn inspect(&self) -> Vec<(&ActiveRow, bool)> {
+        self.active.values().map(|e| (&e.row, self.queue.contains(&e.group, &e.key()))).collect()
+    }
+
+    /// New tasks and the states changed since the last call.
+    pub(super) fn take_dirty(&mut self) -> (Vec<NewTask>, Vec<(String, TaskState)>) {
+        let dirty = std::mem::take(&mut self.dirty);
+        let mut ended = std::mem::take(&mut self.ended);
+        let states = dirty
+            .into_iter()
+            .filter_map(|id| {
+                let state = match self.active.get(&id) {
+                    Some(e) => e.row.state.clone(),
+                    None => ended.remove(&id)?.0,
+                };
+                Some((id, state))
+            })
+            .collect();
+        (std::mem::take(&mut self.new), states)
+    }
+
+    /// Unparks the queue groups a node with these skills can serve.
+    pub(super) fn unpark_servable(&mut self, skills: &[String]) {
+        self.queue.unpark_servable(skills);
+    }
+
+    pub(super) fn queue(&self) -> &PendingQueue {
+        &self.queue
+    }
+
+    pub(super) fn park(&mut self, group: &SkillSet) {
+        self.queue.park(group);
+    }
+}
+
+/// A task handed to a worker, as memory knows it (the store adds name, description and
+/// parameters).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handout {
+    pub task_id: String,
+    pub attempt: u32,
+    pub skill: String,
+    pub required_skills: Vec<String>,
+    /// Seconds.
+    pub timeout: f64,
+    pub priority: Priority,
+}
+
+/// What a report found in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// Applied (or a harmless repeat).
+    Done(ReportResponse),
+    /// The task is not active here: the caller checks the store for an ended task.
+    NotActive,
+}
+
+/// What a cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// The task ended cancelled.
+    Ended,
+    /// Its worker was told to stop it.
+    Requested,
+    /// The task is not active here: the caller checks the store.
+    NotActive,
+}
+
+/// The submission checked, with defaults applied.
+pub fn spec_of(req: SubmitTask, origin: &str, settings: &super::Settings) -> Result<TaskSpec, Error> {
+    let name = check_name("name", &req.name, 200)?;
+    if req.description.contains('\0') || req.description.len() > 100_000 {
+        return Err(Error::invalid("description", "at most 100000 bytes, without NUL characters"));
+    }
+    if req.required_skills.is_empty() {
+        return Err(Error::invalid("required_skills", "must name at least one skill"));
+    }
+    let timeout = match req.timeout {
+        None => settings.default_timeout.as_secs_f64(),
+        Some(t) if t.is_finite() && t >= 1.0 && t <= MAX_TASK_TIMEOUT.as_secs_f64() => t,
+        Some(t) => {
+            return Err(Error::invalid(
+                "timeout",
+                format!("must be between 1 and {} seconds (7 days), got {t}", MAX_TASK_TIMEOUT.as_secs()),
+            ));
+        }
+    };
+    let max_retries = req.max_retries.unwrap_or(settings.default_max_retries);
+    if max_retries > MAX_RETRIES {
+        return Err(Error::invalid("max_retries", format!("must be between 0 and {MAX_RETRIES}, got {max_retries}")));
+    }
+    let metadata = match req.metadata {
+        None => Value::Object(Default::default()),
+        Some(m @ Value::Object(_)) => m,
+        Some(_) => return Err(Error::invalid("metadata", "must be a JSON object")),
+    };
+    let user_id = req.user_id.as_deref().map(|u| check_name("user_id", u, 200)).transpose()?;
+    let idempotency_key = req.idempotency_key.as_deref().map(|k| check_name("idempotency_key", k, 200)).transpose()?;
+    Ok(TaskSpec {
+        name,
+        description: req.description,
+        task_type: req.task_type.unwrap_or(TaskType::Batch),
+        priority: req.priority.unwrap_or(Priority::Normal),
+        required_skills: clean_names("required_skills", &req.required_skills)?,
+        optional_skills: clean_names("optional_skills", &req.optional_skills)?,
+        affinity_tags: clean_names("affinity_tags", &req.affinity_tags)?,
+        parameters: req.parameters.unwrap_or_else(|| Value::Object(Default::default())),
+        metadata,
+        timeout: (timeout * 1000.0).round() / 1000.0,
+        max_retries,
+        user_id,
+        idempotency_key,
+        origin: check_name("origin", origin, 64)?,
+        retry_of: None,
+    })
+}
+
+impl Core {
+    /// Accepts a task (checked by [`spec_of`]) and places it if a node can take it now.
+    /// Returns its id.
+    pub fn submit(&mut self, spec: TaskSpec, now: Now) -> String {
+        let task_id = util::new_task_id();
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.tasks.add(NewTask { task_id: task_id.clone(), seq, spec, submitted_at: now.ms });
+        self.task_event(&task_id, "submitted", None, None, now);
+        self.tasks.enqueue(&task_id);
+        self.metrics.tasks_submitted.inc();
+        self.schedule(now);
+        task_id
+    }
+
+    /// Puts a task recovered from the store back in memory (at coordinator start).
+    pub fn restore_task(&mut self, mut row: ActiveRow, now: Now) {
+        let id = row.task_id.clone();
+        match row.state.status {
+            TaskStatus::Scheduled | TaskStatus::Running => {
+                let node = row.state.assigned_node.clone().unwrap_or_default();
+                let deadline =
+                    now.at + Duration::from_millis(row.timeout_ms.max(0) as u64) + self.settings.attempt_grace;
+                let attempt = row.state.attempt;
+                self.tasks.insert(row);
+                if self.registry.contains(&node) {
+                    self.registry.assign(&node, &id);
+                    self.push_timer(deadline, Timer::AttemptDeadline(id, attempt));
+                } else {
+                    self.attempt_lost(&id, &format!("node `{node}` is not registered any more"), now);
+                }
+            }
+            _ => {
+                row.state.status = TaskStatus::Pending;
+                let due = row.state.next_attempt_at.map(|t| t.0).filter(|d| *d > now.ms);
+                self.tasks.insert(row);
+                match due {
+                    Some(due) => {
+                        let wait = Duration::from_millis((due - now.ms) as u64);
+                        self.push_timer(now.at + wait, Timer::RetryDue(id));
+                    }
+                    None => self.tasks.enqueue(&id),
+                }
+            }
+        }
+    }
+
+    /// Cancels an active task.
+    pub fn cancel(&mut self, task_id: &str, now: Now) -> Cancel {
+        let Some(task) = self.tasks.get(task_id) else { return Cancel::NotActive };
+        let outcome = match task.state.status {
+            TaskStatus::Running => {
+                let node = task.state.assigned_node.clone().unwrap_or_default();
+                if self.registry.is_live(&node, now.at) {
+                    if !task.state.cancel_requested {
+                        if let Some(s) = self.tasks.state_mut(task_id) {
+                            s.cancel_requested = true;
+                        }
+                        self.task_event(
+                            task_id,
+                            "cancel_requested",
+                            Some(&node),
+                            Some(format!("worker `{node}` told to stop it")),
+                            now,
+                        );
+                        self.registry.wake(&node);
+                    }
+                    Cancel::Requested
+                } else {
+                    self.finish(
+                        task_id,
+                        TaskStatus::Cancelled,
+                        None,
+                        Some(format!("cancelled; node `{node}` is gone")),
+                        None,
+                        now,
+                    );
+                    Cancel::Ended
+                }
+            }
+            _ => {
+                self.finish(task_id, TaskStatus::Cancelled, None, Some("cancelled before it ran".into()), None, now);
+                Cancel::Ended
+            }
+        };
+        self.schedule(now);
+        outcome
+    }
+
+    /// Ends a task for good. Like [`Core::attempt_failed`], it does not run the scheduler:
+    /// the caller does, once, after all its changes.
+    fn finish(
+        &mut self,
+        task_id: &str,
+        status: TaskStatus,
+        result: Option<Value>,
+        error: Option<String>,
+        duration: Option<Duration>,
+        now: Now,
+    ) {
+        let Some(state) = self.tasks.state_mut(task_id) else { return };
+        let node = state.assigned_node.clone();
+        state.status = status;
+        state.result = result;
+        if error.is_some() || status == TaskStatus::Completed {
+            state.error = error.clone();
+        }
+        state.completed_at = Some(Timestamp(now.ms));
+        state.next_attempt_at = None;
+        self.tasks.end(task_id);
+        if let Some(n) = &node {
+            self.registry.unassign(n, task_id);
+            if let Some(d) = duration {
+                self.registry.count_attempt(n, status, d);
+            }
+        }
+        self.task_event(task_id, status.as_str(), node.as_deref(), error, now);
+        self.metrics
+            .tasks_ended
+            .get_or_create(&super::super::metrics::StatusLabel { status: status.as_str().into() })
+            .inc();
+        tracing::info!(target: "openclaw::coordinator", task_id, status = status.as_str(), node = node.as_deref().unwrap_or(""), "task ended");
+    }
+
+    /// An attempt ended badly. `counts`: it spends one of the retries (a 429 from the
+    /// gateway does not). `permanent`: retrying cannot help. Requeues with backoff, or ends
+    /// the task.
+    #[allow(clippy::too_many_arguments)]
+    fn attempt_failed(
+        &mut self,
+        task_id: &str,
+        outcome: TaskStatus,
+        error: String,
+        result: Option<Value>,
+        counts: bool,
+        permanent: bool,
+        retry_after: Option<Duration>,
+        duration: Option<Duration>,
+        now: Now,
+    ) {
+        let Some(task) = self.tasks.get(task_id) else { return };
+        // A cancel that was acknowledged wins over however the attempt ended.
+        if task.state.cancel_requested {
+            self.finish(task_id, TaskStatus::Cancelled, result, Some(format!("cancelled ({error})")), duration, now);
+            return;
+        }
+        let node = task.state.assigned_node.clone();
+        let spent = task.state.retry_count + u32::from(counts);
+        let max_retries = task.max_retries;
+        if permanent || (counts && spent > max_retries) {
+            if let Some(s) = self.tasks.state_mut(task_id) {
+                s.retry_count = spent.min(max_retries);
+            }
+            let error = if permanent {
+                format!("{error} (permanent: not retried)")
+            } else if spent > 1 {
+                format!("{error} (after {spent} attempts)")
+            } else {
+                error
+            };
+            self.finish(task_id, outcome, result, Some(error), duration, now);
+            return;
+        }
+        if let Some(n) = &node {
+            self.registry.unassign(n, task_id);
+            // Bounces that spend no retry (429, a full worker) are not work done.
+            if let Some(d) = duration.filter(|_| counts) {
+                self.registry.count_attempt(n, TaskStatus::Failed, d);
+            }
+        }
+        let delay = match retry_after {
+            Some(d) => d,
+            None => util::backoff(self.settings.backoff_base, self.settings.backoff_max, spent.max(1)),
+        };
+        let Some(state) = self.tasks.state_mut(task_id) else { return };
+        state.retry_count = spent;
+        state.status = TaskStatus::Pending;
+        state.assigned_node = None;
+        state.cancel_requested = false;
+        state.error = Some(error.clone());
+        state.next_attempt_at = Some(Timestamp(now.ms + delay.as_millis() as i64));
+        if counts
+            && let Some(n) = &node
+            && !state.failed_on.contains(n)
+        {
+            state.failed_on.push(n.clone());
+        }
+        let plan = if counts {
+            format!("retry {spent} of {max_retries} in {}", util::short_duration(delay))
+        } else {
+            format!("requeued without spending a retry; next try in {}", util::short_duration(delay))
+        };
+        let name = if outcome == TaskStatus::Timeout { "timeout" } else { "failed" };
+        self.task_event(task_id, name, node.as_deref(), Some(format!("{error}; {plan}")), now);
+        if delay.is_zero() {
+            self.tasks.enqueue(task_id);
+        } else {
+            self.push_timer(now.at + delay, Timer::RetryDue(task_id.to_string()));
+        }
+        tracing::info!(target: "openclaw::coordinator", task_id, node = node.as_deref().unwrap_or(""), error = %error, retry_in_ms = delay.as_millis() as u64, "task attempt failed; requeued");
+    }
+
+    /// The attempt's node is gone or no longer has it: counts as a failed attempt when it
+    /// had started.
+    pub(super) fn attempt_lost(&mut self, task_id: &str, reason: &str, now: Now) {
+        let Some(task) = self.tasks.get(task_id) else { return };
+        if task.state.status == TaskStatus::Pending {
+            return;
+        }
+        if task.state.cancel_requested {
+            self.finish(task_id, TaskStatus::Cancelled, None, Some(format!("cancelled; {reason}")), None, now);
+            return;
+        }
+        // An attempt that never started did not fail: requeue it at once without spending
+        // a retry. One that ran counts.
+        let started = task.state.status == TaskStatus::Running;
+        let retry_after = (!started).then_some(Duration::ZERO);
+        let error = format!("attempt lost: {reason}");
+        self.attempt_failed(task_id, TaskStatus::Failed, error, None, started, false, retry_after, None, now);
+    }
+
+    /// A retry became due: the task may be placed again.
+    pub(super) fn retry_due(&mut self, task_id: &str, now: Now) {
+        if !self.tasks.is_waiting_for_retry(task_id) {
+            return;
+        }
+        self.tasks.enqueue(task_id);
+        self.schedule(now);
+    }
+
+    /// An attempt's backstop deadline passed without a result.
+    pub(super) fn attempt_deadline(&mut self, task_id: &str, attempt: u32, now: Now) {
+        if !self.tasks.is_on_attempt(task_id, attempt) {
+            return;
+        }
+        let Some(task) = self.tasks.get(task_id) else { return };
+        let node = task.state.assigned_node.clone().unwrap_or_default();
+        let limit = util::short_duration(Duration::from_millis(task.timeout_ms.max(0) as u64));
+        let error = format!("no result from node `{node}` within the timeout ({limit}) and a grace period");
+        self.attempt_failed(task_id, TaskStatus::Timeout, error, None, true, false, None, None, now);
+        self.schedule(now);
+    }
+
+    /// The active task a report is about, when it is the named attempt on that node.
+    fn check_report(&self, node: &str, task_id: &str, attempt: u32) -> Result<Option<&ActiveRow>, Error> {
+        let Some(task) = self.tasks.get(task_id) else { return Ok(None) };
+        if task.state.assigned_node.as_deref() != Some(node) || task.state.attempt != attempt {
+            return Err(Error::new(
+                ErrorCode::StaleAttempt,
+                format!(
+                    "stale report: task {task_id} attempt {attempt} is not assigned to node `{node}` (current attempt {} on {})",
+                    task.state.attempt,
+                    task.state.assigned_node.as_deref().unwrap_or("no node")
+                ),
+            ));
+        }
+        Ok(Some(task))
+    }
+
+    /// The worker started an attempt.
+    pub fn start(&mut self, node: &str, task_id: &str, attempt: u32, now: Now) -> Result<Report, Error> {
+        let Some(task) = self.check_report(node, task_id, attempt)? else { return Ok(Report::NotActive) };
+        if task.state.status == TaskStatus::Scheduled {
+            if let Some(s) = self.tasks.state_mut(task_id) {
+                s.status = TaskStatus::Running;
+                s.started_at = Some(Timestamp(now.ms));
+            }
+            self.task_event(task_id, "running", Some(node), None, now);
+        }
+        let status = self.tasks.get(task_id).map(|t| t.state.status).unwrap_or(TaskStatus::Running);
+        Ok(Report::Done(ReportResponse { success: true, task_id: task_id.into(), status }))
+    }
+
+    /// The worker reports how an attempt ended.
+    pub fn result(&mut self, node: &str, task_id: &str, report: ResultReport, now: Now) -> Result<Report, Error> {
+        let Some(task) = self.check_report(node, task_id, report.attempt)? else { return Ok(Report::NotActive) };
+        let cancel_requested = task.state.cancel_requested;
+        // The worker's figure, bounded by what the attempt could have taken.
+        let longest = task.timeout_ms.max(0) as u64 + self.settings.attempt_grace.as_millis() as u64;
+        let duration = Some(Duration::from_millis(report.duration_ms.min(longest)));
+        match report.outcome {
+            Outcome::Completed => self.finish(task_id, TaskStatus::Completed, report.result, None, duration, now),
+            Outcome::Cancelled if cancel_requested => self.finish(
+                task_id,
+                TaskStatus::Cancelled,
+                report.result,
+                Some("cancelled while running".into()),
+                duration,
+                now,
+            ),
+            Outcome::Failed | Outcome::Timeout | Outcome::Cancelled => {
+                let status = if report.outcome == Outcome::Timeout { TaskStatus::Timeout } else { TaskStatus::Failed };
+                let error =
+                    report.error.unwrap_or_else(|| format!("attempt ended {:?}", report.outcome).to_lowercase());
+                let retry_after = report
+                    .retry_after
+                    .filter(|s| s.is_finite() && *s >= 0.0)
+                    .map(|s| Duration::from_secs_f64(s.min(3600.0)));
+                let counts = retry_after.is_none();
+                self.attempt_failed(
+                    task_id,
+                    status,
+                    error,
+                    report.result,
+                    counts,
+                    report.permanent,
+                    retry_after,
+                    duration,
+                    now,
+                );
+            }
+        }
+        self.schedule(now);
+        let status = self.tasks.get(task_id).map(|t| t.state.status).unwrap_or(report.outcome.into());
+        Ok(Report::Done(ReportResponse { success: true, task_id: task_id.into(), status }))
+    }
+
+    /// Compares what a worker holds with what it should: requeues what it lost (after a
+    /// grace) and returns what it must stop.
+    pub(super) fn reconcile(&mut self, node: &str, held: &[TaskRef], now: Now) -> Vec<TaskRef> {
+        let held_set: HashSet<(&str, u32)> = held.iter().map(|t| (t.task_id.as_str(), t.attempt)).collect();
+        let grace = self.settings.reconcile_grace.as_millis() as i64;
+        let lost: Vec<String> = self
+            .registry
+            .assigned(node)
+            .into_iter()
+            .filter(|id| {
+                self.tasks.get(id).is_some_and(|t| {
+                    let since = t.state.started_at.or(t.state.scheduled_at).map(|s| s.0).unwrap_or(now.ms);
+                    !held_set.contains(&(id.as_str(), t.state.attempt)) && now.ms - since > grace
+                })
+            })
+            .collect();
+        if !lost.is_empty() {
+            for id in lost {
+                self.attempt_lost(&id, &format!("node `{node}` no longer reports it"), now);
+            }
+            self.schedule(now);
+        }
+        self.cancels_for(node, held)
+    }
+
+    /// Tasks the worker holds that it must stop.
+    fn cancels_for(&self, node: &str, held: &[TaskRef]) -> Vec<TaskRef> {
+        held.iter()
+            .filter(|h| match self.tasks.get(&h.task_id) {
+                Some(t) => {
+                    t.state.assigned_node.as_deref() != Some(node)
+                        || t.state.attempt != h.attempt
+                        || t.state.cancel_requested
+                }
+                None => true,
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// What a poll hands out now: assignments the worker does not hold yet, and cancels.
+    pub fn poll(&self, node: &str, held: &[TaskRef]) -> (Vec<Handout>, Vec<TaskRef>) {
+        let held_set: HashSet<(&str, u32)> = held.iter().map(|t| (t.task_id.as_str(), t.attempt)).collect();
+        let handouts = self
+            .registry
+            .assigned(node)
+            .iter()
+            .filter_map(|id| self.tasks.get(id))
+            .filter(|t| {
+                t.state.status == TaskStatus::Scheduled && !held_set.contains(&(t.task_id.as_str(), t.state.attempt))
+            })
+            .map(|t| Handout {
+                task_id: t.task_id.clone(),
+                attempt: t.state.attempt,
+                skill: t.skill().to_string(),
+                required_skills: t.required_skills.clone(),
+                timeout: t.timeout_ms as f64 / 1000.0,
+                priority: t.priority,
+            })
+            .collect();
+        (handouts, self.cancels_for(node, held))
+    }
+
+    /// A receiver that changes when the task ends; `None` when it is not active.
+    pub fn wait_for(&mut self, task_id: &str) -> Option<watch::Receiver<bool>> {
+        self.tasks.wait_for(task_id)
+    }
+
+    /// The live state of an active task, with why it waits when pending.
+    pub fn live(&self, task_id: &str, now_ms: i64) -> Option<(TaskState, Option<String>)> {
+        let t = self.tasks.get(task_id)?;
+        Some((t.state.clone(), self.pending_reason(t, now_ms)))
+    }
+}

@@ -1,0 +1,665 @@
+//! State-machine tests: the transitions driven directly, with simulated time, no processes
+//! and no sleeps. Every batch a transition produces is written to a real SQLite file at the
+//! current schema, so "memory equals what a reload from the store gives" is checked
+//! against the real store code.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::registry::Registrant;
+use super::tasks::{Cancel, Report, spec_of};
+use super::{Core, Error, Now, Settings};
+use crate::config::Strategy as Placement;
+use crate::coordinator::metrics::Metrics;
+use crate::model::{
+    ErrorCode, HeartbeatRequest, NodeCounters, NodeSpec, Outcome, Priority, RegisterRequest, ResultReport, SubmitTask,
+    TaskRef, TaskState, TaskStatus,
+};
+
+fn settings() -> Settings {
+    Settings {
+        heartbeat_timeout: Duration::from_secs(10),
+        strategy: Placement::LeastLoaded,
+        default_timeout: Duration::from_secs(60),
+        default_max_retries: 2,
+        backoff_base: Duration::from_secs(1),
+        backoff_max: Duration::from_secs(4),
+        reconcile_grace: Duration::from_secs(5),
+        attempt_grace: Duration::from_secs(30),
+        max_nodes: 8,
+    }
+}
+
+/// A state machine, the moment it lives in, and the store its batches go to.
+struct Sim {
+    core: Core,
+    now: Now,
+    conn: rusqlite::Connection,
+    _dir: tempfile::TempDir,
+}
+
+impl Sim {
+    fn new() -> Sim {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.db");
+        drop(crate::store::Store::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
+        let core = Core::new(settings(), Arc::new(Metrics::new()), 1, 1);
+        Sim { core, now: Now::get(), conn, _dir: dir }
+    }
+
+    /// Writes what the last transitions changed, as the writer would.
+    fn commit(&mut self) {
+        if let Some(batch) = self.core.take_batch() {
+            let tx = self.conn.transaction().unwrap();
+            batch.apply(&tx).unwrap();
+            tx.commit().unwrap();
+        }
+    }
+
+    fn advance(&mut self, d: Duration) {
+        self.now = self.now.after(d);
+        self.core.fire_timers(self.now);
+        self.commit();
+    }
+
+    fn register(&mut self, id: &str, skills: &[&str], max: u32) -> Result<String, Error> {
+        self.register_as(Registrant::Join, id, skills, max)
+    }
+
+    fn register_as(&mut self, who: Registrant, id: &str, skills: &[&str], max: u32) -> Result<String, Error> {
+        let req = RegisterRequest {
+            node_id: Some(id.into()),
+            hostname: format!("{id}.local"),
+            platform: "linux".into(),
+            arch: "x64".into(),
+            available_skills: skills.iter().map(|s| s.to_string()).collect(),
+            max_concurrent_tasks: Some(max),
+            ..Default::default()
+        };
+        let r = self.core.register(req, who, None, self.now);
+        self.commit();
+        r.map(|r| r.node_secret)
+    }
+
+    fn heartbeat(&mut self, node: &str, held: Option<Vec<TaskRef>>) -> Result<Vec<TaskRef>, Error> {
+        let req = HeartbeatRequest { held_tasks: held, ..Default::default() };
+        let r = self.core.heartbeat(node, req, self.now);
+        self.commit();
+        r.map(|r| r.cancel)
+    }
+
+    fn submit_with(&mut self, req: SubmitTask) -> String {
+        let spec = spec_of(req, "test", self.core.settings()).unwrap();
+        let id = self.core.submit(spec, self.now);
+        self.commit();
+        id
+    }
+
+    fn submit(&mut self, skills: &[&str]) -> String {
+        self.submit_with(SubmitTask {
+            name: "t".into(),
+            required_skills: skills.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        })
+    }
+
+    fn state(&self, id: &str) -> TaskState {
+        match self.core.tasks.get(id) {
+            Some(t) => t.state.clone(),
+            None => crate::store::tasks::get(&self.conn, id).unwrap().expect("task in the store").1.state,
+        }
+    }
+
+    fn start(&mut self, node: &str, id: &str) -> Result<Report, Error> {
+        let attempt = self.state(id).attempt;
+        let r = self.core.start(node, id, attempt, self.now);
+        self.commit();
+        r
+    }
+
+    fn report(&mut self, node: &str, id: &str, outcome: Outcome, retry_after: Option<f64>) -> Result<Report, Error> {
+        let report = ResultReport {
+            attempt: self.state(id).attempt,
+            outcome,
+            result: Some(json!({"by": node})),
+            error: (outcome != Outcome::Completed).then(|| "it broke".to_string()),
+            duration_ms: 10,
+            retry_after,
+            permanent: false,
+        };
+        let r = self.core.result(node, id, report, self.now);
+        self.commit();
+        r
+    }
+
+    fn cancel(&mut self, id: &str) -> Cancel {
+        let c = self.core.cancel(id, self.now);
+        self.commit();
+        c
+    }
+
+    /// The coordinator restarted on its store.
+    fn reload(&mut self) {
+        let snapshot = crate::store::snapshot(&self.conn).unwrap();
+        self.core = Core::restore(settings(), Arc::new(Metrics::new()), snapshot, self.now);
+        self.commit();
+    }
+
+    fn events(&self, id: &str) -> Vec<String> {
+        crate::store::events::for_task(&self.conn, id).unwrap().into_iter().map(|e| e.event).collect()
+    }
+}
+
+/// The durable part of a node, as memory and the store must agree on it.
+#[derive(Debug, PartialEq)]
+struct DurableNode {
+    spec: NodeSpec,
+    counters: NodeCounters,
+    draining: bool,
+    incarnation: u64,
+    secret_hash: String,
+}
+
+/// Memory's durable state: nodes and active tasks.
+fn durable(core: &Core) -> (BTreeMap<String, DurableNode>, BTreeMap<String, TaskState>) {
+    let nodes = core
+        .registry
+        .inspect()
+        .into_iter()
+        .map(|(r, _, _)| {
+            let node = DurableNode {
+                spec: r.spec.clone(),
+                counters: r.counters,
+                draining: r.draining,
+                incarnation: r.incarnation,
+                secret_hash: r.secret_hash.clone(),
+            };
+            (r.node_id.clone(), node)
+        })
+        .collect();
+    let tasks = core.tasks.inspect().into_iter().map(|(t, _)| (t.task_id.clone(), t.state.clone())).collect();
+    (nodes, tasks)
+}
+
+/// The invariants that hold after every transition.
+fn check_invariants(sim: &Sim) {
+    let core = &sim.core;
+    let mut holders: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (record, _, assigned) in core.registry.inspect() {
+        for t in assigned {
+            holders.entry(t.as_str()).or_default().push(&record.node_id);
+        }
+    }
+    for (task, queued) in core.tasks.inspect() {
+        let s = &task.state;
+        let on: Vec<&str> = holders.get(task.task_id.as_str()).cloned().unwrap_or_default();
+        match s.status {
+            TaskStatus::Pending => {
+                assert!(on.is_empty(), "pending task {} is assigned to {on:?}", task.task_id);
+                assert!(s.assigned_node.is_none(), "pending task {} names a node", task.task_id);
+                // In the queue, or waiting for its retry timer: never both, never neither
+                // (a task waiting with no timer would wait for ever).
+                let waiting = s.next_attempt_at.is_some_and(|t| t.0 > sim.now.ms);
+                assert!(queued || waiting || s.next_attempt_at.is_some(), "pending task {} is nowhere", task.task_id);
+            }
+            TaskStatus::Scheduled | TaskStatus::Running => {
+                assert!(!queued, "placed task {} is still queued", task.task_id);
+                let node = s.assigned_node.as_deref().expect("a placed task names its node");
+                assert_eq!(on, vec![node], "task {} is held by {on:?}, not exactly by {node}", task.task_id);
+            }
+            ended => panic!("ended task {} ({ended}) is still in memory", task.task_id),
+        }
+    }
+    for (record, _, assigned) in core.registry.inspect() {
+        for t in assigned {
+            let task = core.tasks.get(t).unwrap_or_else(|| panic!("node {} holds unknown task {t}", record.node_id));
+            assert_eq!(task.state.assigned_node.as_deref(), Some(record.node_id.as_str()));
+        }
+    }
+    // Memory equals the store: what a reload gives.
+    let snapshot = crate::store::snapshot(&sim.conn).unwrap();
+    let reloaded = Core::restore(settings(), Arc::new(Metrics::new()), snapshot, sim.now);
+    let (mem_nodes, mem_tasks) = durable(core);
+    let (disk_nodes, disk_tasks) = durable(&reloaded);
+    assert_eq!(mem_nodes, disk_nodes, "nodes in memory and in the store differ");
+    for (id, state) in &mem_tasks {
+        let disk = disk_tasks.get(id).unwrap_or_else(|| panic!("active task {id} is not active in the store"));
+        // A reload loses attempts whose node is gone; everything else is as stored.
+        if core.registry.contains(state.assigned_node.as_deref().unwrap_or("")) || state.assigned_node.is_none() {
+            assert_eq!(state, disk, "task {id} differs between memory and the store");
+        }
+    }
+    assert_eq!(mem_tasks.len(), disk_tasks.len(), "active task sets differ");
+}
+
+#[test]
+fn submit_place_start_complete() {
+    let mut sim = Sim::new();
+    sim.register("a", &["x"], 2).unwrap();
+    let id = sim.submit(&["x"]);
+    assert_eq!(sim.state(&id).status, TaskStatus::Scheduled);
+    assert_eq!(sim.state(&id).assigned_node.as_deref(), Some("a"));
+    let (handouts, cancels) = sim.core.poll("a", &[]);
+    assert_eq!((handouts.len(), cancels.len()), (1, 0));
+    assert_eq!(handouts[0].attempt, 1);
+    assert!(matches!(sim.start("a", &id).unwrap(), Report::Done(_)));
+    assert_eq!(sim.state(&id).status, TaskStatus::Running);
+    sim.report("a", &id, Outcome::Completed, None).unwrap();
+    check_invariants(&sim);
+    assert!(sim.core.tasks.get(&id).is_none(), "an ended task leaves memory");
+    let stored = sim.state(&id);
+    assert_eq!((stored.status, stored.result), (TaskStatus::Completed, Some(json!({"by": "a"}))));
+    assert_eq!(sim.events(&id), ["submitted", "scheduled", "running", "completed"]);
+}
+
+#[test]
+fn a_failure_is_retried_after_a_backoff_on_another_node_then_ends_failed() {
+    let mut sim = Sim::new();
+    sim.register("a", &["x"], 1).unwrap();
+    let id = sim.submit(&["x"]);
+    sim.register("b", &["x"], 1).unwrap();
+    sim.start("a", &id).unwrap();
+    sim.report("a", &id, Outcome::Failed, None).unwrap();
+    let s = sim.state(&id);
+    assert_eq!((s.status, s.retry_count, s.failed_on.clone()), (TaskStatus::Pending, 1, vec!["a".to_string()]));
+    check_invariants(&sim);
+    sim.advance(Duration::from_secs(5));
+    let s = sim.state(&id);
+    assert_eq!((s.status, s.assigned_node.as_deref(), s.attempt), (TaskStatus::Scheduled, Some("b"), 2));
+    // Fails on b too: with both nodes tried, the next retry may go anywhere.
+    sim.start("b", &id).unwrap();
+    sim.report("b", &id, Outcome::Failed, None).unwrap();
+    sim.heartbeat("a", None).unwrap();
+    sim.heartbeat("b", None).unwrap();
+    sim.advance(Duration::from_secs(5));
+    let node = sim
+        .state(&id)
+        .assigned_node
+        .unwrap_or_else(|| panic!("{:?} {:?}", sim.state(&id), sim.core.registry.inspect()));
+    sim.start(&node, &id).unwrap();
+    sim.report(&node, &id, Outcome::Failed, None).unwrap();
+    let s = sim.state(&id);
+    assert_eq!((s.status, s.retry_count), (TaskStatus::Failed, 2));
+    assert!(s.error.unwrap().contains("after 3 attempts"));
+    check_invariants(&sim);
+}
+
+#[test]
+fn a_permanent_failure_and_a_rate_limit_spend_no_retries() {
+    let mut sim = Sim::new();
+    sim.register("a", &["x"], 1).unwrap();
+    let id = sim.submit(&["x"]);
+    sim.start("a", &id).unwrap();
+    sim.report("a", &id, Outcome::Failed, Some(2.0)).unwrap();
+    assert_eq!((sim.state(&id).status, sim.state(&id).retry_count), (TaskStatus::Pending, 0));
+    sim.advance(Duration::from_secs(3));
+    sim.start("a", &id).unwrap();
+    let report = ResultReport {
+        attempt: 2,
+        outcome: Outcome::Failed,
+        result: None,
+        error: Some("bad request".into()),
+        duration_ms: 1,
+        retry_after: None,
+        permanent: true,
+    };
+    sim.core.result("a", &id, report, sim.now).unwrap();
+    sim.commit();
+    let s = sim.state(&id);
+    assert_eq!(s.status, TaskStatus::Failed);
+    assert!(s.error.unwrap().contains("permanent"));
+    check_invariants(&sim);
+}
+
+#[test]
+fn reports_are_fenced_by_node_and_attempt() {
+    let mut sim = Sim::new();
+    sim.register("a", &["x"], 1).unwrap();
+    sim.register("b", &["x"], 1).unwrap();
+    let id = sim.submit(&["x"]);
+    let node = sim
+        .state(&id)
+        .assigned_node
+        .unwrap_or_else(|| panic!("{:?} {:?}", sim.state(&id), sim.core.registry.inspect()));
+    let other = if node == "a" { "b" } else { "a" };
+    let err = sim.core.start(other, &id, 1, sim.now).unwrap_err();
+    assert_eq!(err.code, ErrorCode::StaleAttempt);
+    let err = sim.core.start(&node, &id, 2, sim.now).unwrap_err();
+    assert_eq!(err.code, ErrorCode::StaleAttempt);
+    sim.start(&node, &id).unwrap();
+    sim.report(&node, &id, Outcome::Completed, None).unwrap();
+    // A repeat after the end is found in the store by the caller.
+    assert_eq!(sim.report(&node, &id, Outcome::Completed, None).unwrap(), Report::NotActive);
+}
+
+#[test]
+fn an_unreported_attempt_is_lost_after_the_grace_and_requeued() {
+    let mut sim = Sim::new();
+    sim.register("a", &["x"], 1).unwrap();
+    let id = sim.submit(&["x"]);
+    sim.start("a", &id).unwrap();
+    // Within the grace, a report that misses the task changes nothing.
+    sim.heartbeat("a", Some(vec![])).unwrap();
+    assert_eq!(sim.state(&id).status, TaskStatus::Running);
+    sim.now = sim.now.after(Duration::from_secs(6));
+    let cancels = sim.heartbeat("a", Some(vec![TaskRef { task_id: "task_ghost".into(), attempt: 1 }])).unwrap();
+    assert_eq!(cancels, vec![TaskRef { task_id: "task_ghost".into(), attempt: 1 }], "unknown work is stopped");
+    let s = sim.state(&id);
+    assert_eq!((s.status, s.retry_count), (TaskStatus::Pending, 1), "a started attempt that vanished counts");
+    assert!(s.error.unwrap().contains("no longer reports it"));
+    check_invariants(&sim);
+}
+
+#[test]
+fn cancel_pending_at_once_and_running_through_the_worker() {
+    let mut sim = Sim::new();
+    let waiting = sim.submit(&["nobody-has-it"]);
+    assert_eq!(sim.cancel(&waiting), Cancel::Ended);
+    assert_eq!(sim.state(&waiting).status, TaskStatus::Cancelled);
+    sim.register("a", &["x"], 1).unwrap();
+    let id = sim.submit(&["x"]);
+    sim.start("a", &id).unwrap();
+    assert_eq!(sim.cancel(&id), Cancel::Requested);
+    assert!(sim.state(&id).cancel_requested);
+    let (_, cancels) = sim.core.poll("a", &[TaskRef { task_id: id.clone(), attempt: 1 }]);
+    assert_eq!(cancels.len(), 1, "the worker is told");
+    // However the attempt ends afterwards, the task ends cancelled, not retried.
+    sim.report("a", &id, Outcome::Failed, None).unwrap();
+    assert_eq!(sim.state(&id).status, TaskStatus::Cancelled);
+    assert_eq!(sim.cancel(&id), Cancel::NotActive);
+    check_invariants(&sim);
+}
+
+#[test]
+fn a_silent_node_goes_offline_at_its_deadline_and_its_work_moves() {
+    let mut sim = Sim::new();
+    sim.register("a", &["x"], 1).unwrap();
+    let id = sim.submit(&["x"]);
+    sim.register("b", &["x"], 1).unwrap();
+    sim.start("a", &id).unwrap();
+    sim.advance(Duration::from_secs(9));
+    sim.heartbeat("b", None).unwrap();
+    assert_eq!(sim.core.registry.status("a"), Some(crate::model::NodeStatus::Busy));
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(sim.core.registry.status("a"), Some(crate::model::NodeStatus::Offline));
+    let s = sim.state(&id);
+    assert_eq!((s.status, s.retry_count), (TaskStatus::Pending, 1));
+    sim.advance(Duration::from_secs(5));
+    assert_eq!(sim.state(&id).assigned_node.as_deref(), Some("b"));
+    check_invariants(&sim);
+}
+
+#[test]
+fn drain_stops_placement_and_undrain_resumes_it() {
+    let mut sim = Sim::new();
+    sim.register("a", &["x"], 1).unwrap();
+    sim.core.set_draining("a", true, sim.now).unwrap();
+    sim.commit();
+    let id = sim.submit(&["x"]);
+    assert_eq!(sim.state(&id).status, TaskStatus::Pending);
+    let reason = sim.core.live(&id, sim.now.ms).unwrap().1.unwrap();
+    assert!(reason.contains("draining"), "{reason}");
+    sim.core.set_draining("a", false, sim.now).unwrap();
+    sim.commit();
+    assert_eq!(sim.state(&id).status, TaskStatus::Scheduled);
+    check_invariants(&sim);
+}
+
+#[test]
+fn priorities_first_fifo_within_one_and_nobodys_tasks_do_not_block() {
+    let mut sim = Sim::new();
+    let blocked = sim.submit_with(SubmitTask {
+        name: "c".into(),
+        required_skills: vec!["nobody".into()],
+        priority: Some(Priority::Critical),
+        ..Default::default()
+    });
+    let low = sim.submit_with(SubmitTask {
+        name: "l".into(),
+        required_skills: vec!["x".into()],
+        priority: Some(Priority::Low),
+        ..Default::default()
+    });
+    let first = sim.submit(&["x"]);
+    let second = sim.submit(&["x"]);
+    let high = sim.submit_with(SubmitTask {
+        name: "h".into(),
+        required_skills: vec!["x".into()],
+        priority: Some(Priority::High),
+        ..Default::default()
+    });
+    sim.register("a", &["x"], 1).unwrap();
+    let mut order = Vec::new();
+    for _ in 0..4 {
+        let running: Vec<String> = sim.core.poll("a", &[]).0.into_iter().map(|h| h.task_id).collect();
+        let id = running[0].clone();
+        order.push(id.clone());
+        sim.start("a", &id).unwrap();
+        sim.report("a", &id, Outcome::Completed, None).unwrap();
+    }
+    assert_eq!(order, vec![high, first, second, low]);
+    assert_eq!(sim.state(&blocked).status, TaskStatus::Pending);
+    assert_eq!(sim.core.tasks.queued(), (1, 1), "the unplaceable group is parked");
+    // A node with the skill unparks it.
+    sim.register("b", &["nobody"], 1).unwrap();
+    assert_eq!(sim.state(&blocked).assigned_node.as_deref(), Some("b"));
+    check_invariants(&sim);
+}
+
+#[test]
+fn restart_reload_keeps_work_and_loses_only_what_cannot_be_known() {
+    let mut sim = Sim::new();
+    let secret = sim.register("a", &["x"], 2).unwrap();
+    let running = sim.submit(&["x"]);
+    let scheduled = sim.submit(&["x"]);
+    let waiting = sim.submit(&["y"]);
+    sim.start("a", &running).unwrap();
+    sim.reload();
+    check_invariants(&sim);
+    assert_eq!(sim.core.registry.status("a"), Some(crate::model::NodeStatus::Offline), "offline until it heartbeats");
+    assert_eq!(sim.core.registry.node_of_secret(&crate::util::hash_secret(&secret)), Some("a"));
+    assert_eq!(sim.state(&running).status, TaskStatus::Running);
+    assert_eq!(sim.state(&scheduled).status, TaskStatus::Scheduled);
+    assert_eq!(sim.state(&waiting).status, TaskStatus::Pending);
+    // The node comes back within its deadline: nothing is lost.
+    let held =
+        vec![TaskRef { task_id: running.clone(), attempt: 1 }, TaskRef { task_id: scheduled.clone(), attempt: 1 }];
+    sim.heartbeat("a", Some(held)).unwrap();
+    assert_eq!(sim.state(&running).attempt, 1);
+    // A new task continues the numbering.
+    let next = sim.submit(&["y"]);
+    let seqs: Vec<i64> = [&waiting, &next].iter().map(|id| sim.core.tasks.get(id).unwrap().seq).collect();
+    assert!(seqs[1] > seqs[0], "{seqs:?}");
+    check_invariants(&sim);
+}
+
+#[test]
+fn identity_the_join_token_takes_new_or_offline_nodes_only() {
+    let mut sim = Sim::new();
+    let secret = sim.register("a", &["x"], 1).unwrap();
+    let err = sim.register("a", &["x"], 1).unwrap_err();
+    assert_eq!(err.code, ErrorCode::NodeIdInUse);
+    let owner = sim.core.registry.node_of_secret(&crate::util::hash_secret(&secret)).map(str::to_string);
+    let again = sim.register_as(Registrant::Node(owner.unwrap()), "a", &["x"], 1).unwrap();
+    let err = sim.register_as(Registrant::Node("a".into()), "b", &["x"], 1).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Forbidden);
+    sim.register_as(Registrant::Admin, "a", &["x"], 1).unwrap();
+    assert!(sim.core.registry.node_of_secret(&crate::util::hash_secret(&again)).is_none(), "rotated");
+    sim.advance(Duration::from_secs(11));
+    sim.register("a", &["x"], 1).expect("an offline node may be taken by the join token");
+    check_invariants(&sim);
+}
+
+#[test]
+fn the_node_cap_refuses_new_ids_but_not_known_ones() {
+    let mut sim = Sim::new();
+    for i in 0..8 {
+        sim.register(&format!("n{i}"), &[], 1).unwrap();
+    }
+    assert_eq!(sim.register("n8", &[], 1).unwrap_err().code, ErrorCode::NodeLimit);
+    sim.register_as(Registrant::Admin, "n0", &[], 1).expect("a known node registers again");
+}
+
+#[test]
+fn the_scheduler_never_looks_at_parked_groups() {
+    let mut sim = Sim::new();
+    sim.register("a", &["x"], 100).unwrap();
+    for i in 0..200 {
+        sim.submit(&[&format!("nobody-{i}")]);
+    }
+    assert_eq!(sim.core.tasks.queued(), (200, 200));
+    assert_eq!(sim.core.tasks.queue().active_heads().count(), 0);
+    let id = sim.submit(&["x"]);
+    assert_eq!(sim.state(&id).status, TaskStatus::Scheduled);
+    check_invariants(&sim);
+}
+
+/// One step of a random history.
+#[derive(Debug, Clone)]
+enum Op {
+    Register { node: usize, skills: u8, max: u32 },
+    Heartbeat { node: usize, honest: bool },
+    Submit { skills: u8, priority: u8, retries: u32 },
+    Start { pick: usize },
+    Report { pick: usize, outcome: u8, retry_after: bool },
+    Cancel { pick: usize },
+    Drain { node: usize, on: bool },
+    Leave { node: usize },
+    Forget { node: usize },
+    Advance { ms: u64 },
+    Reload,
+}
+
+const NODES: [&str; 4] = ["n0", "n1", "n2", "n3"];
+const SKILLS: [&str; 3] = ["s0", "s1", "s2"];
+
+fn skills_of(mask: u8) -> Vec<&'static str> {
+    SKILLS.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, s)| *s).collect()
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..4usize, 0..8u8, 1..3u32).prop_map(|(node, skills, max)| Op::Register { node, skills, max }),
+        (0..4usize, any::<bool>()).prop_map(|(node, honest)| Op::Heartbeat { node, honest }),
+        (1..8u8, 0..4u8, 0..3u32).prop_map(|(skills, priority, retries)| Op::Submit { skills, priority, retries }),
+        any::<usize>().prop_map(|pick| Op::Start { pick }),
+        (any::<usize>(), 0..4u8, any::<bool>()).prop_map(|(pick, outcome, retry_after)| Op::Report {
+            pick,
+            outcome,
+            retry_after
+        }),
+        any::<usize>().prop_map(|pick| Op::Cancel { pick }),
+        (0..4usize, any::<bool>()).prop_map(|(node, on)| Op::Drain { node, on }),
+        (0..4usize).prop_map(|node| Op::Leave { node }),
+        (0..4usize).prop_map(|node| Op::Forget { node }),
+        (0..15_000u64).prop_map(|ms| Op::Advance { ms }),
+        Just(Op::Reload),
+    ]
+}
+
+/// The active tasks placed on a node, in a stable order.
+fn placed(sim: &Sim) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = sim
+        .core
+        .tasks
+        .inspect()
+        .into_iter()
+        .filter_map(|(t, _)| t.state.assigned_node.clone().map(|n| (t.task_id.clone(), n)))
+        .collect();
+    v.sort();
+    v
+}
+
+fn run(sim: &mut Sim, op: &Op, submitted: &mut Vec<String>) {
+    match op.clone() {
+        Op::Register { node, skills, max } => {
+            let _ = sim.register_as(Registrant::Admin, NODES[node], &skills_of(skills), max);
+        }
+        Op::Heartbeat { node, honest } => {
+            let held = honest.then(|| {
+                placed(sim)
+                    .into_iter()
+                    .filter(|(_, n)| n == NODES[node])
+                    .map(|(id, _)| TaskRef { attempt: sim.state(&id).attempt, task_id: id })
+                    .collect()
+            });
+            let _ = sim.heartbeat(NODES[node], held);
+        }
+        Op::Submit { skills, priority, retries } => {
+            let id = sim.submit_with(SubmitTask {
+                name: "p".into(),
+                required_skills: skills_of(skills).iter().map(|s| s.to_string()).collect(),
+                priority: Priority::from_number(i64::from(priority)),
+                max_retries: Some(retries),
+                ..Default::default()
+            });
+            submitted.push(id);
+        }
+        Op::Start { pick } => {
+            let p = placed(sim);
+            if let Some((id, node)) = p.get(pick % p.len().max(1)) {
+                let (id, node) = (id.clone(), node.clone());
+                let _ = sim.start(&node, &id);
+            }
+        }
+        Op::Report { pick, outcome, retry_after } => {
+            let p = placed(sim);
+            if let Some((id, node)) = p.get(pick % p.len().max(1)) {
+                let (id, node) = (id.clone(), node.clone());
+                let outcome =
+                    [Outcome::Completed, Outcome::Failed, Outcome::Timeout, Outcome::Cancelled][outcome as usize];
+                let _ = sim.report(&node, &id, outcome, retry_after.then_some(0.5));
+            }
+        }
+        Op::Cancel { pick } => {
+            if !submitted.is_empty() {
+                let id = submitted[pick % submitted.len()].clone();
+                sim.cancel(&id);
+            }
+        }
+        Op::Drain { node, on } => {
+            let _ = sim.core.set_draining(NODES[node], on, sim.now);
+            sim.commit();
+        }
+        Op::Leave { node } => {
+            let _ = sim.core.node_shutdown(NODES[node], sim.now);
+            sim.commit();
+        }
+        Op::Forget { node } => {
+            let _ = sim.core.forget_node(NODES[node], sim.now);
+            sim.commit();
+        }
+        Op::Advance { ms } => sim.advance(Duration::from_millis(ms)),
+        Op::Reload => sim.reload(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// Any history keeps the invariants after every step, and every task ends up where
+    /// its history says.
+    #[test]
+    fn random_histories_keep_the_invariants(ops in prop::collection::vec(op(), 1..60)) {
+        let mut sim = Sim::new();
+        let mut submitted = Vec::new();
+        for op in &ops {
+            run(&mut sim, op, &mut submitted);
+            check_invariants(&sim);
+        }
+        for id in &submitted {
+            let stored = sim.state(id);
+            let events = sim.events(id);
+            prop_assert_eq!(events.first().map(String::as_str), Some("submitted"));
+            if stored.status.is_terminal() {
+                prop_assert_eq!(events.last().map(String::as_str), Some(stored.status.as_str()));
+            }
+        }
+    }
+}

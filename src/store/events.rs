@@ -1,0 +1,100 @@
+//! The event log: every task and node transition, with an id in commit order. A task's
+//! events are its history (deleted with the task); node events are purged with the same
+//! retention as ended tasks. The event stream resumes from here by id.
+
+use rusqlite::{Connection, Row, params};
+
+use super::damaged;
+use crate::model::{Event, EventKind, TaskEvent, Timestamp};
+
+/// Appends an event (its id was assigned by the coordinator).
+pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO events (id, at, kind, event, task_id, node_id, status, attempt, skill, message) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        e.id as i64,
+        e.at.0,
+        e.kind.as_str(),
+        e.event,
+        e.task_id,
+        e.node_id,
+        e.status,
+        e.attempt,
+        e.skill,
+        e.message
+    ])?;
+    Ok(())
+}
+
+const COLUMNS: &str = "id, at, kind, event, task_id, node_id, status, attempt, skill, message";
+
+fn from_row(r: &Row) -> rusqlite::Result<Event> {
+    let id: i64 = r.get(0)?;
+    let kind: String = r.get(2)?;
+    Ok(Event {
+        id: id as u64,
+        at: Timestamp(r.get(1)?),
+        kind: kind.parse().map_err(|_| damaged(r, 2, "events", &id.to_string(), &format!("unknown kind `{kind}`")))?,
+        event: r.get(3)?,
+        task_id: r.get(4)?,
+        node_id: r.get(5)?,
+        status: r.get(6)?,
+        attempt: r.get(7)?,
+        skill: r.get(8)?,
+        message: r.get(9)?,
+    })
+}
+
+/// A task's history, oldest first.
+pub fn for_task(conn: &Connection, task_id: &str) -> rusqlite::Result<Vec<TaskEvent>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE task_id = ?1 ORDER BY id"))?;
+    let rows = stmt.query_map([task_id], |r| {
+        let e = from_row(r)?;
+        let status = e
+            .status
+            .parse()
+            .map_err(|_| damaged(r, 6, "events", &e.id.to_string(), &format!("unknown task status `{}`", e.status)))?;
+        Ok(TaskEvent {
+            at: e.at,
+            event: e.event,
+            status,
+            attempt: e.attempt.unwrap_or(0),
+            node_id: e.node_id,
+            message: e.message,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Up to `limit` events after `after_id`, oldest first.
+pub fn after(conn: &Connection, after_id: u64, limit: u32) -> rusqlite::Result<Vec<Event>> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"))?;
+    let rows = stmt.query_map(params![after_id as i64, limit], from_row)?;
+    rows.collect()
+}
+
+/// The highest event id in use (0 when there is none).
+pub fn max_id(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT coalesce(max(id), 0) FROM events", [], |r| r.get::<_, i64>(0)).map(|v| v as u64)
+}
+
+/// The lowest event id still stored (None when there is none): a resume point older than
+/// this has lost events.
+pub fn min_id(conn: &Connection) -> rusqlite::Result<Option<u64>> {
+    conn.query_row("SELECT min(id) FROM events", [], |r| r.get::<_, Option<i64>>(0)).map(|v| v.map(|v| v as u64))
+}
+
+/// Deletes up to `limit` node events older than `before_ms`; returns how many.
+pub fn purge_node_events(conn: &Connection, before_ms: i64, limit: u32) -> rusqlite::Result<usize> {
+    conn.prepare_cached(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE task_id IS NULL AND at < ?1 LIMIT ?2)",
+    )?
+    .execute(params![before_ms, limit])
+}
+
+/// Whether an event kind is about tasks (for filters).
+pub fn is_task(kind: EventKind) -> bool {
+    kind == EventKind::Task
+}
