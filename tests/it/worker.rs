@@ -278,15 +278,6 @@ async fn a_second_live_worker_with_the_same_id_stops_at_once() {
     assert!(restarted.is_running(), "{}", restarted.logs());
 }
 
-/// Whether `pid` is gone (or a zombie nobody reaped yet) now.
-#[cfg(target_os = "linux")]
-fn is_gone(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
-        Err(_) => true,
-    }
-}
-
 /// Regression (issue 14): a worker killed with kill -9 left its skill's processes running,
 /// and the task ran to its end twice. Now the supervisor ends the whole tree — a child, a
 /// grandchild whose parent exited, one that called setsid — and only the retry finishes.
@@ -325,14 +316,14 @@ echo '{{"done": true}}'
     let pids: Vec<i32> =
         std::fs::read_to_string(skills.join("slow/pids")).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
     assert_eq!(pids.len(), 4, "{pids:?}");
-    assert!(pids.iter().all(|p| !is_gone(*p)), "the task's processes run: {pids:?}");
+    assert!(pids.iter().all(|p| !crate::support::is_gone(*p)), "the task's processes run: {pids:?}");
     let _w2 = cluster.worker("w2", &skills, &[]);
     cluster.wait_online("w2", &["slow"]).await;
 
     w1.kill9();
     // Left alone, every one of them would run for another minute.
     eventually("the task's process tree ends with its worker", Duration::from_secs(20), || async {
-        pids.iter().all(|p| is_gone(*p))
+        pids.iter().all(|p| crate::support::is_gone(*p))
     })
     .await;
     let task = cluster.wait_task(&id, 30).await;
