@@ -1,5 +1,5 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
-//! test: it prints figures). Run: `cargo bench --bench load -- [heartbeats|tasks|all]`.
+//! test: it prints figures). Run: `cargo bench --bench load -- [heartbeats|tasks|sched|nodes|store|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -7,6 +7,11 @@
 //!   a submitter keeps 32 submissions in flight. Submit→complete throughput.
 //! - tasks, paced: one task every 10 ms to idle simulated workers: the submit→worker
 //!   receipt latency alone (p50/p99).
+//! - sched: placeable-submit latency with 0 and with 20,000 distinct unplaceable skill sets
+//!   waiting, one coordinator, one run.
+//! - nodes: coordinator CPU per submit with one node and with 10,000 online nodes, and per
+//!   registration with 0 and 3,000 unplaceable tasks waiting (CPU from /proc).
+//! - store: RSS and list-page latency with 1,000,000 stored tasks, 100,000 pending.
 //!
 //! The coordinator and this generator share the machine: figures from one run compare
 //! with each other, not with another machine's.
@@ -36,6 +41,29 @@ struct Server {
     _dir: tempfile::TempDir,
 }
 
+impl Server {
+    /// CPU seconds the coordinator has used (user + system), from /proc.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
+        let ticks: f64 = fields.get(11).and_then(|u| u.parse::<f64>().ok()).unwrap_or(0.0)
+            + fields.get(12).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+        // SAFETY: sysconf has no preconditions.
+        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    }
+
+    /// Resident memory of the coordinator, MiB, from /proc.
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
+        let kb: f64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0.0);
+        kb / 1024.0
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -60,14 +88,18 @@ fn report(name: &str, h: &Histogram<u64>) -> String {
 }
 
 async fn start() -> (Server, Endpoint) {
+    start_in(tempfile::tempdir().unwrap()).await
+}
+
+/// Starts a coordinator on the store in `dir` (created if there is none).
+async fn start_in(dir: tempfile::TempDir) -> (Server, Endpoint) {
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
-    let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = dir.path().join("config.yaml");
     std::fs::write(
         &config,
         format!(
-            "storage:\n  path: {}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: {port}\n  heartbeat_timeout: 600\n  long_poll_timeout: 5\nlog:\n  level: WARN\n",
+            "storage:\n  path: {}/cluster.db\n  task_retention_days: 0\ncoordinator:\n  host: 127.0.0.1\n  port: {port}\n  heartbeat_timeout: 600\n  long_poll_timeout: 5\n  max_nodes: 20000\nlog:\n  level: WARN\n",
             dir.path().display()
         ),
     )
@@ -78,7 +110,7 @@ async fn start() -> (Server, Endpoint) {
         .spawn()
         .unwrap();
     let url = format!("http://127.0.0.1:{port}");
-    for _ in 0..400 {
+    for _ in 0..4000 {
         if http.get(format!("{url}/health")).send().await.is_ok_and(|r| r.status().is_success()) {
             break;
         }
@@ -91,7 +123,11 @@ async fn start() -> (Server, Endpoint) {
 
 impl Endpoint {
     async fn register(&self, id: &str, slots: u32) -> String {
-        let body = json!({"node_id": id, "hostname": id, "platform": "linux", "arch": "x64", "available_skills": ["work"], "max_concurrent_tasks": slots});
+        self.register_with(id, slots, &["work"]).await
+    }
+
+    async fn register_with(&self, id: &str, slots: u32, skills: &[&str]) -> String {
+        let body = json!({"node_id": id, "hostname": id, "platform": "linux", "arch": "x64", "available_skills": skills, "max_concurrent_tasks": slots});
         let r = self
             .http
             .post(format!("{}/api/v1/nodes/register", self.url))
@@ -320,6 +356,203 @@ async fn tasks_paced(total: u64, gap: Duration, backlog: u64) -> f64 {
     receipt.value_at_quantile(0.99) as f64
 }
 
+/// Submits `n` tasks needing `skill(i)`, 64 in flight, and returns each one's latency.
+async fn submit_many(ep: &Endpoint, n: u64, skill: impl Fn(u64) -> String) -> Histogram<u64> {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
+    let latency = Arc::new(Mutex::new(histogram()));
+    let mut submits = Vec::new();
+    for i in 0..n {
+        let permit = in_flight.clone().acquire_owned().await.unwrap();
+        let (ep, lat) = (ep.clone(), latency.clone());
+        let body = json!({"name": format!("t{i}"), "required_skills": [skill(i)], "parameters": {"i": i}});
+        submits.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = ep
+                .http
+                .post(format!("{}/api/v1/tasks", ep.url))
+                .bearer_auth(&ep.admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            lat.lock().unwrap().record(t.elapsed().as_micros() as u64).unwrap();
+            drop(permit);
+        }));
+    }
+    for s in submits {
+        s.await.unwrap();
+    }
+    latency.lock().unwrap().clone()
+}
+
+/// Placeable submits one at a time (each placed at once on an idle node), latency each.
+async fn placeable_submits(ep: &Endpoint, n: u64, tag: &str) -> Histogram<u64> {
+    let mut h = histogram();
+    for i in 0..n {
+        let body = json!({"name": format!("{tag}{i}"), "required_skills": ["work"]});
+        let t = Instant::now();
+        let r =
+            ep.http.post(format!("{}/api/v1/tasks", ep.url)).bearer_auth(&ep.admin).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let task: Value = r.json().await.unwrap();
+        h.record(t.elapsed().as_micros() as u64).unwrap();
+        assert_eq!(task["status"], "scheduled", "placeable: {task}");
+    }
+    h
+}
+
+/// Issue 11: a placeable submit's cost with 0 and with 20,000 distinct unplaceable skill
+/// sets waiting, in one run on one coordinator.
+async fn scheduler(backlog: u64) {
+    let (_server, ep) = start().await;
+    ep.register("holder", 1000).await;
+    let clear = placeable_submits(&ep, 400, "a").await;
+    let started = Instant::now();
+    submit_many(&ep, backlog, |i| format!("nobody-has-{i}")).await;
+    let fill = started.elapsed();
+    let loaded = placeable_submits(&ep, 400, "b").await;
+    println!("  {}", report("placeable submit, nothing waiting", &clear));
+    println!("  {}", report(&format!("placeable submit, {backlog} distinct unplaceable skill sets waiting"), &loaded));
+    println!(
+        "  backlog of {backlog} filled in {:.2} s ({:.0} submits/s)",
+        fill.as_secs_f64(),
+        backlog as f64 / fill.as_secs_f64()
+    );
+    let q = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64;
+    println!(
+        "  ratio with / without the backlog: p50 {:.2}, p99 {:.2} (target <= 1.5)",
+        q(&loaded, 0.5) / q(&clear, 0.5),
+        q(&loaded, 0.99) / q(&clear, 0.99)
+    );
+}
+
+/// Issue 14: a submit's coordinator CPU with no other node and with 10,000 online nodes
+/// that lack the skill; a registration's CPU with 0 and with 3,000 unplaceable tasks
+/// waiting. CPU comes from /proc, so the load generator's own work does not count.
+async fn cluster_size(nodes: u64) {
+    let (server, ep) = start().await;
+    for h in 0..10 {
+        ep.register(&format!("holder-{h}"), 1000).await;
+    }
+    let per = |cpu: f64, n: u64| cpu / n as f64 * 1000.0;
+    let (submits, registrations) = (5000, 3000);
+    let c0 = server.cpu_seconds();
+    submit_many(&ep, submits, |_| "work".into()).await;
+    let alone = per(server.cpu_seconds() - c0, submits);
+    let c0 = server.cpu_seconds();
+    register_many(&ep, registrations, "early", 0).await;
+    let reg_idle = per(server.cpu_seconds() - c0, registrations);
+    submit_many(&ep, 3000, |i| format!("missing-{i}")).await;
+    let c0 = server.cpu_seconds();
+    register_many(&ep, registrations, "late", 0).await;
+    let reg_busy = per(server.cpu_seconds() - c0, registrations);
+    register_many(&ep, nodes - 2 * registrations, "bulk", 0).await;
+    let c0 = server.cpu_seconds();
+    submit_many(&ep, submits, |_| "work".into()).await;
+    let crowded = per(server.cpu_seconds() - c0, submits);
+    println!(
+        "  submit CPU: {alone:.3} ms with 10 nodes, {crowded:.3} ms with {} online nodes; ratio {:.2} (target <= 2)",
+        nodes + 10,
+        crowded / alone
+    );
+    println!(
+        "  register CPU: {reg_idle:.3} ms with nothing waiting, {reg_busy:.3} ms with 3,000 unplaceable tasks waiting; ratio {:.2}",
+        reg_busy / reg_idle
+    );
+}
+
+async fn register_many(ep: &Endpoint, n: u64, prefix: &str, offset: u64) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let permit = in_flight.clone().acquire_owned().await.unwrap();
+        let ep = ep.clone();
+        let id = format!("{prefix}-{:05}", i + offset);
+        handles.push(tokio::spawn(async move {
+            let skill = format!("other-{}", i % 50);
+            ep.register_with(&id, 4, &[skill.as_str()]).await;
+            drop(permit);
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+/// Issue 11: memory and list latency with 1,000,000 stored tasks, 100,000 of them pending.
+/// The store is filled with SQL before the coordinator starts (as a long-lived cluster
+/// would have left it), then the real coordinator loads it.
+async fn store(stored: u64, pending: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cluster.db");
+    let started = Instant::now();
+    let o = std::process::Command::new(BIN).args(["migrate", "--db-path", &db.display().to_string()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let c = rusqlite::Connection::open(&db).unwrap();
+    c.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF; BEGIN;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {stored})
+         INSERT INTO tasks (task_id, seq, name, description, task_type, priority, required_skills, parameters,
+                            timeout_ms, max_retries, status, assigned_node, attempt, result, submitted_at,
+                            scheduled_at, started_at, completed_at)
+         SELECT printf('task_%032d', i), i, 'task ' || i, 'a stored task', 'batch', i % 4,
+                json_array('skill-' || (i % 20)), json_object('i', i, 'text', 'some parameters of the task'),
+                60000, 3,
+                CASE WHEN i > {stored} - {pending} THEN 'pending' ELSE 'completed' END,
+                CASE WHEN i > {stored} - {pending} THEN NULL ELSE 'node-' || (i % 10) END,
+                CASE WHEN i > {stored} - {pending} THEN 0 ELSE 1 END,
+                CASE WHEN i > {stored} - {pending} THEN NULL ELSE json_object('ok', 1) END,
+                1700000000000 + i, NULL, NULL,
+                CASE WHEN i > {stored} - {pending} THEN NULL ELSE 1700000000000 + i END
+         FROM n;
+         INSERT INTO task_skills (skill, seq, task_id) SELECT json_extract(required_skills, '$[0]'), seq, task_id FROM tasks;
+         INSERT INTO events (id, at, kind, event, task_id, status, attempt, skill)
+           SELECT seq, submitted_at, 'task', 'submitted', task_id, 'pending', 0, json_extract(required_skills, '$[0]') FROM tasks;
+         COMMIT; PRAGMA wal_checkpoint(TRUNCATE);"
+    ))
+    .unwrap();
+    drop(c);
+    println!(
+        "  filled {stored} tasks ({pending} pending) in {:.1} s; database {:.0} MiB",
+        started.elapsed().as_secs_f64(),
+        std::fs::metadata(&db).unwrap().len() as f64 / 1048576.0
+    );
+    let started = Instant::now();
+    let (server, ep) = start_in(dir).await;
+    println!(
+        "  coordinator up in {:.2} s; RSS {:.1} MiB (goal <= 100)",
+        started.elapsed().as_secs_f64(),
+        server.rss_mib()
+    );
+    let pages = [
+        ("newest 50", "/api/v1/tasks?limit=50".to_string()),
+        ("status=pending", "/api/v1/tasks?status=pending".to_string()),
+        ("status=completed", "/api/v1/tasks?status=completed".to_string()),
+        ("skill=skill-7", "/api/v1/tasks?skill=skill-7".to_string()),
+        ("node=node-3", "/api/v1/tasks?node=node-3".to_string()),
+        ("status=completed&node=node-3", "/api/v1/tasks?status=completed&node=node-3".to_string()),
+        ("skill=skill-7&status=pending", "/api/v1/tasks?skill=skill-7&status=pending".to_string()),
+        ("deep page (after=500000)", "/api/v1/tasks?after=500000".to_string()),
+        ("limit=1000", "/api/v1/tasks?limit=1000".to_string()),
+    ];
+    for (what, path) in pages {
+        let mut h = histogram();
+        for _ in 0..30 {
+            let t = Instant::now();
+            let r = ep.http.get(format!("{}{path}", ep.url)).bearer_auth(&ep.admin).send().await.unwrap();
+            assert!(r.status().is_success());
+            let page: Value = r.json().await.unwrap();
+            h.record(t.elapsed().as_micros() as u64).unwrap();
+            assert!(!page["tasks"].as_array().unwrap().is_empty(), "{what}: empty page");
+        }
+        println!("  {}", report(&format!("list {what}"), &h));
+    }
+    println!("  RSS after the lists: {:.1} MiB", server.rss_mib());
+    register_many(&ep, 10_000, "node", 0).await;
+    println!("  RSS with 10,000 nodes registered too: {:.1} MiB", server.rss_mib());
+}
+
 fn main() {
     let which = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_else(|| "all".into());
     openclaw::cmd::install_crypto();
@@ -330,6 +563,18 @@ fn main() {
             let small = heartbeats(1_000, 10).await;
             let large = heartbeats(10_000, 10).await;
             println!("  ratio of rates, 10,000 / 1,000 nodes: {:.2}", large / small);
+        }
+        if which == "sched" || which == "all" {
+            println!("scheduler:");
+            scheduler(20_000).await;
+        }
+        if which == "nodes" || which == "all" {
+            println!("cluster size:");
+            cluster_size(10_000).await;
+        }
+        if which == "store" || which == "all" {
+            println!("store:");
+            store(1_000_000, 100_000).await;
         }
         if which == "tasks" || which == "all" {
             println!("tasks:");

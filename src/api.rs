@@ -27,6 +27,8 @@
 //! | GET | `/api/v1/tasks/{task}` | GetTask | read |
 //! | GET | `/api/v1/tasks/{task}/wait` | WaitTask (`?timeout=`) | read |
 //! | POST | `/api/v1/tasks/{task}/cancel` | CancelTask | submit |
+//! | POST | `/api/v1/tasks/{task}/retry` | RetryTask | submit |
+//! | GET | `/api/v1/backup` | Backup | admin |
 //!
 //! Invariants: a path template appears in [`TABLE`] only; a known path with another method
 //! is a 405 naming the allowed ones; a query parameter a route does not take, or one that
@@ -63,8 +65,8 @@ impl fmt::Display for Access {
             Access::Open => "anyone",
             Access::Join => "join token, the node's secret, or admin",
             Access::Node => "that node's secret",
-            Access::Read => "read (admin)",
-            Access::Submit => "submit (admin)",
+            Access::Read => "admin or tasks token",
+            Access::Submit => "admin or tasks token",
             Access::Admin => "admin",
         })
     }
@@ -130,6 +132,8 @@ pub enum Route {
     GetTask { task: String },
     WaitTask { task: String, query: WaitQuery },
     CancelTask { task: String },
+    RetryTask { task: String },
+    Backup,
 }
 
 /// One row of the table.
@@ -404,6 +408,27 @@ pub static TABLE: &[Endpoint] = &[
             Ok(Route::CancelTask { task: take(&mut p) })
         },
     },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/tasks/{task}/retry",
+        name: "task_retry",
+        answer: "201 `Task` (the new one, with `retry_of`)",
+        access: Access::Submit,
+        summary: "Submit an ended task again as a new task linked to it",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::RetryTask { task: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/backup",
+        name: "backup",
+        answer: "the database, consistent (`application/vnd.sqlite3`)",
+        access: Access::Admin,
+        summary: "A consistent copy of the store, taken while the coordinator runs",
+        build: |p, q| none(p, q, Route::Backup),
+    },
 ];
 
 /// The endpoint table of docs/api.md, rendered from [`TABLE`] (a test keeps the file
@@ -537,6 +562,8 @@ impl Route {
             Route::GetTask { .. } => "task_get",
             Route::WaitTask { .. } => "task_wait",
             Route::CancelTask { .. } => "task_cancel",
+            Route::RetryTask { .. } => "task_retry",
+            Route::Backup => "backup",
         }
     }
 
@@ -576,7 +603,10 @@ impl Route {
             | Route::UndrainNode { node }
             | Route::PollTasks { node } => vec![node],
             Route::StartTask { node, task } | Route::TaskResult { node, task } => vec![node, task],
-            Route::GetTask { task } | Route::WaitTask { task, .. } | Route::CancelTask { task } => vec![task],
+            Route::GetTask { task }
+            | Route::WaitTask { task, .. }
+            | Route::CancelTask { task }
+            | Route::RetryTask { task } => vec![task],
             _ => vec![],
         }
     }
@@ -644,7 +674,9 @@ impl Route {
             | Route::ListTasks(_)
             | Route::GetTask { .. }
             | Route::WaitTask { .. }
-            | Route::CancelTask { .. } => false,
+            | Route::CancelTask { .. }
+            | Route::RetryTask { .. }
+            | Route::Backup => false,
         }
     }
 }

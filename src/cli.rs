@@ -23,7 +23,7 @@ use crate::model::{NodeStatus, Priority, TaskStatus};
     about,
     propagate_version = true,
     max_term_width = 100,
-    after_long_help = "Exit status: 0 success; 1 a negative answer (a task failed, the cluster is unhealthy, not found, unreachable) or a failure; 2 a usage or configuration error; 3 (coordinator, dev) the coordinator cannot write its database or the folder holding it."
+    after_long_help = "Exit status: 0 success; 1 a negative answer (a task failed, the cluster is unhealthy, not found, unreachable) or a failure; 2 a usage or configuration error; 3 (coordinator, dev) the coordinator cannot write its database or the folder holding it; 4 a wait that ran out of its --timeout with the task still pending or running."
 )]
 pub struct Cli {
     /// YAML configuration file (the seed's config.yaml works as is).
@@ -64,6 +64,18 @@ pub enum Command {
     Tasks(TasksArgs),
     /// Which skills this machine has, and why a skill is not eligible.
     Skills(SkillsArgs),
+    /// Save a consistent copy of the coordinator's database while it runs.
+    Backup(BackupArgs),
+}
+
+/// Flags of `openclaw backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Where to write the copy (an SQLite file; an existing file is not overwritten).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Flags of `openclaw coordinator`.
@@ -147,9 +159,14 @@ pub struct ClientArgs {
     /// Coordinator URL (else OPENCLAW_URL, else coordinator.host:port from the config).
     #[arg(long, env = "OPENCLAW_URL", hide_env_values = true, value_name = "URL")]
     pub url: Option<String>,
-    /// Admin token (else OPENCLAW_TOKEN, auth.admin_token, or the admin.token file beside storage.path).
+    /// Admin token (else OPENCLAW_TOKEN, auth.admin_token, or the admin.token file beside
+    /// --db-path, beside storage.path, or in /var/lib/openclaw-cluster).
     #[arg(long, env = "OPENCLAW_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// The coordinator's database, to find admin.token beside it (when the CLI runs on the
+    /// coordinator's machine from another folder).
+    #[arg(long, value_name = "PATH")]
+    pub db_path: Option<PathBuf>,
 }
 
 /// Flags of `openclaw nodes`.
@@ -234,6 +251,24 @@ pub enum TasksCommand {
     Wait(WaitArgs),
     /// Cancel a task (a running one is killed on its worker).
     Cancel(TaskTarget),
+    /// Submit an ended task again: a new task with the same request, linked to the old one.
+    Retry(RetryArgs),
+}
+
+/// Flags of `openclaw tasks retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// The ended task's id.
+    #[arg(value_name = "TASK_ID")]
+    pub task_id: String,
+    /// Wait for the new task to end; exit 0 only if it completed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Flags of `openclaw tasks submit`.

@@ -20,15 +20,18 @@ use crate::model::{
     RegisterRequest, RegisterResponse, ReportResponse, ResultReport, StartReport, SubmitTask, Task,
 };
 
-/// Why a call failed.
+/// Why a call failed. Paths are shown decoded (`task_01…`, not `task%5F01…`); the caller
+/// adds the hint that fits it (the CLI's flags differ from the worker's).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error(
-        "cannot reach the coordinator at {url} ({method} {path}): {cause}. Check that it is running (openclaw coordinator), that the address is right (--url, OPENCLAW_URL, or coordinator.host/port), and that no firewall blocks the port (telnet <host> <port>)"
-    )]
+    #[error("cannot reach the coordinator at {url} ({method} {path}): {cause}")]
     Unreachable { url: String, method: Method, path: String, cause: String },
-    #[error("{method} {path} returned {status} ({code}): {message}")]
-    Status { method: Method, path: String, status: u16, code: String, message: String },
+    #[error(
+        "the coordinator at {url} is not trusted ({method} {path}): {cause}; set worker.ca_file to the PEM file of the CA that signed its certificate (the worker and the CLI both read it), or give the coordinator a certificate this machine trusts"
+    )]
+    Untrusted { url: String, method: Method, path: String, cause: String },
+    #[error("{method} {url}{path} returned {status} ({code}): {message}")]
+    Status { url: String, method: Method, path: String, status: u16, code: String, message: String },
     #[error(
         "{method} {path}: the answer is not what this client understands ({cause}); are the client and the coordinator the same version? compare `openclaw --version` with GET /health"
     )]
@@ -51,6 +54,11 @@ impl ClientError {
             _ => None,
         }
     }
+}
+
+/// A path for messages: percent-decoded.
+fn shown(path: &str) -> String {
+    percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned()
 }
 
 /// The innermost cause of an error, which is the useful part ("Connection refused").
@@ -106,6 +114,37 @@ impl Client {
         &self.base
     }
 
+    /// The error for a request that got no HTTP answer: untrusted TLS, or unreachable.
+    fn transport(&self, method: &Method, path: &str, e: &reqwest::Error) -> ClientError {
+        let cause = if e.is_timeout() { "timed out".to_string() } else { root_cause(e) };
+        let (url, method, path) = (self.base.clone(), method.clone(), shown(path));
+        let tls = ["certificate", "UnknownIssuer", "NotValidForName", "CertExpired", "BadSignature"];
+        if tls.iter().any(|t| cause.contains(t)) {
+            ClientError::Untrusted { url, method, path, cause }
+        } else {
+            ClientError::Unreachable { url, method, path, cause }
+        }
+    }
+
+    /// The error for a non-2xx answer.
+    fn refused(&self, method: Method, path: &str, status: reqwest::StatusCode, bytes: &[u8]) -> ClientError {
+        let (code, message) = match serde_json::from_slice::<ErrorBody>(bytes) {
+            Ok(e) => (e.error.code, e.error.message),
+            Err(_) => (
+                status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_"),
+                String::from_utf8_lossy(bytes).chars().take(500).collect(),
+            ),
+        };
+        ClientError::Status {
+            url: self.base.clone(),
+            method,
+            path: shown(path),
+            status: status.as_u16(),
+            code,
+            message,
+        }
+    }
+
     /// Sends a route's request and returns the raw body of a 2xx answer.
     pub async fn raw(&self, route: &Route, body: Option<Vec<u8>>, timeout: Duration) -> Result<Bytes, ClientError> {
         let (method, path) = route.request();
@@ -116,30 +155,13 @@ impl Client {
         if let Some(bytes) = body {
             req = req.header("content-type", "application/json").body(bytes);
         }
-        let response = req.send().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            method: method.clone(),
-            path: path.clone(),
-            cause: if e.is_timeout() { "timed out".into() } else { root_cause(&e) },
-        })?;
+        let response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
         let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| ClientError::Unreachable {
-            url: self.base.clone(),
-            method: method.clone(),
-            path: path.clone(),
-            cause: root_cause(&e),
-        })?;
+        let bytes = response.bytes().await.map_err(|e| self.transport(&method, &path, &e))?;
         if status.is_success() {
             return Ok(bytes);
         }
-        let (code, message) = match serde_json::from_slice::<ErrorBody>(&bytes) {
-            Ok(e) => (e.error.code, e.error.message),
-            Err(_) => (
-                status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_"),
-                String::from_utf8_lossy(&bytes).chars().take(500).collect(),
-            ),
-        };
-        Err(ClientError::Status { method, path, status: status.as_u16(), code, message })
+        Err(self.refused(method, &path, status, &bytes))
     }
 
     /// Sends a route's request with an optional JSON body and decodes the answer.
@@ -153,6 +175,35 @@ impl Client {
         let bytes = self.raw(route, body, timeout).await?;
         let (method, path) = route.request();
         decode(&method, &path, &bytes)
+    }
+
+    /// Streams a route's answer into `out` (a large download: a backup); returns its size.
+    pub async fn download(&self, route: &Route, out: &mut tokio::fs::File) -> Result<u64, ClientError> {
+        use tokio::io::AsyncWriteExt;
+        let (method, path) = route.request();
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let mut response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(self.refused(method, &path, status, &bytes));
+        }
+        let write_failed = |e: std::io::Error| ClientError::Unreachable {
+            url: self.base.clone(),
+            method: method.clone(),
+            path: shown(&path),
+            cause: format!("cannot write the download: {e}"),
+        };
+        let mut total = 0u64;
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&method, &path, &e))? {
+            out.write_all(&chunk).await.map_err(write_failed)?;
+            total += chunk.len() as u64;
+        }
+        out.flush().await.map_err(write_failed)?;
+        Ok(total)
     }
 
     /// A GET-style call without a body.
@@ -226,7 +277,7 @@ const NONE: Option<&()> = None;
 pub fn decode<T: DeserializeOwned>(method: &Method, path: &str, bytes: &[u8]) -> Result<T, ClientError> {
     serde_json::from_slice(bytes).map_err(|e| ClientError::Decode {
         method: method.clone(),
-        path: path.into(),
+        path: shown(path),
         cause: e.to_string(),
     })
 }

@@ -341,11 +341,15 @@ pub struct AuthConfig {
     /// The join token for workers; default: the worker.token file beside storage.path.
     #[serde(deserialize_with = "lenient_opt")]
     pub worker_token: Option<String>,
+    /// Submit and read tasks and read nodes, nothing else (for agents and MCP clients);
+    /// default: the tasks.token file beside storage.path.
+    #[serde(deserialize_with = "lenient_opt")]
+    pub tasks_token: Option<String>,
 }
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { enabled: true, admin_token: None, worker_token: None }
+        Self { enabled: true, admin_token: None, worker_token: None, tasks_token: None }
     }
 }
 
@@ -846,7 +850,11 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     if c.log.max_files == 0 {
         return Err(l.invalid("log.max_files", "must be at least 1"));
     }
-    for (key, token) in [("auth.admin_token", &c.auth.admin_token), ("auth.worker_token", &c.auth.worker_token)] {
+    for (key, token) in [
+        ("auth.admin_token", &c.auth.admin_token),
+        ("auth.worker_token", &c.auth.worker_token),
+        ("auth.tasks_token", &c.auth.tasks_token),
+    ] {
         if let Some(t) = token
             && t.trim().len() < 16
         {

@@ -41,6 +41,8 @@ pub enum Exit {
     /// The coordinator cannot write its database or the folder holding it: read-only,
     /// not permitted, or the disk is full (3). Restarting cannot help until that is fixed.
     NotWritable,
+    /// A wait ran out of time with the task still pending or running (4).
+    StillRunning,
 }
 
 impl Exit {
@@ -66,6 +68,7 @@ impl From<Exit> for std::process::ExitCode {
             Exit::Negative => 1,
             Exit::Usage => 2,
             Exit::NotWritable => 3,
+            Exit::StillRunning => 4,
         })
     }
 }

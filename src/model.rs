@@ -754,6 +754,8 @@ string_enum! {
         NodeLimit = "node_limit",
         /// The task already ended (e.g. cancel).
         TaskEnded = "task_ended",
+        /// The task has not ended yet (e.g. retry).
+        TaskActive = "task_active",
         /// The idempotency key was used for a different submission.
         IdempotencyConflict = "idempotency_conflict",
         PayloadTooLarge = "payload_too_large",
@@ -794,6 +796,7 @@ impl ErrorCode {
             ErrorCode::NodeBusy => "the node is online or holds tasks (forget)",
             ErrorCode::NodeLimit => "the registry holds `coordinator.max_nodes` nodes already",
             ErrorCode::TaskEnded => "the task already ended (cancel)",
+            ErrorCode::TaskActive => "the task has not ended yet (retry)",
             ErrorCode::IdempotencyConflict => {
                 "the idempotency key was used for a different submission (the message names the first task)"
             }

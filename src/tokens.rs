@@ -1,6 +1,6 @@
-//! Token files, shared by every role: the coordinator writes `admin.token` and
-//! `worker.token` beside its database on first start (mode 0600); the CLI and a worker on
-//! the same machine read them from there.
+//! Token files, shared by every role: the coordinator writes `admin.token`,
+//! `worker.token` and `tasks.token` beside its database on first start (mode 0600); the
+//! CLI and a worker on the same machine read them from there.
 //!
 //! Invariant: a token file holds one token and a newline; an empty or missing file means
 //! "no token here" (never an empty token).
@@ -13,6 +13,8 @@ use crate::config::Config;
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 /// The worker join token's file name (registration only).
 pub const WORKER_TOKEN_FILE: &str = "worker.token";
+/// The tasks token's file name (submit and read; for agents and MCP clients).
+pub const TASKS_TOKEN_FILE: &str = "tasks.token";
 
 /// Where a token file lives for a config: beside `storage.path`.
 pub fn token_path(config: &Config, file: &str) -> PathBuf {

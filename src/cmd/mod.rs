@@ -4,6 +4,7 @@
 //! token; local tools (`migrate`, `skills`) work on files; remote clients (`nodes`,
 //! `health`, `tasks`) talk to the coordinator's API through [`crate::client`].
 
+mod backup;
 mod coordinator;
 mod migrate;
 mod nodes;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             flags.set("worker.state_dir", "--state-dir", args.state_dir.clone());
             let loaded = load(&cli.config, flags)?;
             loaded.config.check_client_port("the worker")?;
+            worker::check_skills_dirs(&loaded.config)?;
             server(&loaded, Role::Worker, worker::run(loaded.config.clone(), args.token))
         }
         Command::Dev(args) => {
@@ -60,7 +62,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 flags.set("worker.skills_dir", "--skills-dir", Some(args.skills_dir.clone()));
             }
             flags.set("worker.node_id", "--node-id", args.node_id.clone());
-            let loaded = load(&cli.config, flags)?;
+            let mut loaded = load(&cli.config, flags)?;
+            // A first try is read by a person: text logs on a terminal, unless asked otherwise.
+            if loaded.origin("log.format") == "the built-in default"
+                && std::io::IsTerminal::is_terminal(&std::io::stdout())
+            {
+                loaded.config.log.format = crate::config::LogFormat::Text;
+            }
+            worker::check_skills_dirs(&loaded.config)?;
             server(&loaded, Role::Coordinator, worker::dev(loaded.config.clone()))
         }
         Command::Skills(args) => {
@@ -83,6 +92,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tasks(args) => {
             let loaded = load(&cli.config, flags)?;
             client(tasks::run(&loaded.config, args.command))
+        }
+        Command::Backup(args) => {
+            let loaded = load(&cli.config, flags)?;
+            client(backup::run(&loaded.config, args))
         }
     }
 }

@@ -8,25 +8,20 @@ use crate::model::{Node, NodeStatus};
 use crate::util::{ago, now_ms};
 
 use super::output::{clean, fields, out, outln, table};
-use super::remote::{connect, fail, fetch};
+use super::remote::connect;
 
 pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     if let Some(action) = args.action {
-        let (target, answer) = match action {
-            NodesAction::Drain(t) => {
-                let answer = connect(config, &t.client)?.set_draining(&t.node_id, true).await;
-                (t, answer)
-            }
-            NodesAction::Undrain(t) => {
-                let answer = connect(config, &t.client)?.set_draining(&t.node_id, false).await;
-                (t, answer)
-            }
-            NodesAction::Forget(t) => {
-                let answer = connect(config, &t.client)?.forget_node(&t.node_id).await;
-                (t, answer)
-            }
+        let target = match &action {
+            NodesAction::Drain(t) | NodesAction::Undrain(t) | NodesAction::Forget(t) => t,
         };
-        let answer = answer.map_err(|e| fail(config, e))?;
+        let client = connect(config, &target.client)?;
+        let answer = match &action {
+            NodesAction::Drain(t) => client.set_draining(&t.node_id, true).await,
+            NodesAction::Undrain(t) => client.set_draining(&t.node_id, false).await,
+            NodesAction::Forget(t) => client.forget_node(&t.node_id).await,
+        };
+        let answer = answer.map_err(|e| client.fail(e))?;
         if target.json {
             outln!("{}", serde_json::to_string_pretty(&answer)?);
         } else {
@@ -36,7 +31,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     }
     let client = connect(config, &args.client)?;
     if let Some(id) = &args.node_id {
-        let node: Node = fetch(config, &client, &Route::GetNode { node: id.clone() }, args.json).await?;
+        let node: Node = client.fetch(&Route::GetNode { node: id.clone() }, args.json).await?;
         if !args.json {
             out!("{}", node_detail(&node));
         }
@@ -49,7 +44,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     } else {
         Route::ListNodes(NodeQuery { status: args.status })
     };
-    let nodes: Vec<Node> = fetch(config, &client, &route, args.json).await?;
+    let nodes: Vec<Node> = client.fetch(&route, args.json).await?;
     if args.json {
         return Ok(Exit::Ok);
     }
@@ -72,8 +67,9 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
                 n.node_id.clone(),
                 n.status.to_string(),
                 format!("{}/{}", n.running_tasks, n.spec.max_concurrent_tasks),
-                format!("{:.0}%", n.usage.cpu_usage),
-                format!("{:.0}%", n.usage.memory_usage),
+                // An offline node's figures are its last ones, not current: not shown here.
+                if n.status == NodeStatus::Offline { "-".into() } else { format!("{:.0}%", n.usage.cpu_usage) },
+                if n.status == NodeStatus::Offline { "-".into() } else { format!("{:.0}%", n.usage.memory_usage) },
                 n.last_heartbeat.map(|t| ago(t.0, now)).unwrap_or_else(|| "never".into()),
                 n.spec.platform.clone(),
                 if n.spec.available_skills.is_empty() { "-".into() } else { n.spec.available_skills.join(",") },
@@ -100,7 +96,16 @@ fn node_detail(n: &Node) -> String {
             ),
         ),
         ("tasks", format!("{} running of {}", n.running_tasks, s.max_concurrent_tasks)),
-        ("usage", format!("cpu {:.0}%, memory {:.0}%, disk {:.0}%", u.cpu_usage, u.memory_usage, u.disk_usage)),
+        (
+            "usage",
+            format!(
+                "cpu {:.0}%, memory {:.0}%, disk {:.0}%{}",
+                u.cpu_usage,
+                u.memory_usage,
+                u.disk_usage,
+                if n.status == NodeStatus::Offline { " (at its last heartbeat)" } else { "" }
+            ),
+        ),
         ("last heartbeat", n.last_heartbeat.map(|t| ago(t.0, now)).unwrap_or_else(|| "never".into())),
         ("registered", n.registered_at.map(|t| ago(t.0, now)).unwrap_or_default()),
         (
@@ -127,8 +132,7 @@ fn node_detail(n: &Node) -> String {
 pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
     if let Some(node) = &args.node {
-        let h: crate::model::NodeHealth =
-            fetch(config, &client, &Route::NodeHealth { node: node.clone() }, args.json).await?;
+        let h: crate::model::NodeHealth = client.fetch(&Route::NodeHealth { node: node.clone() }, args.json).await?;
         if !args.json {
             let seen = h
                 .time_since_heartbeat
@@ -154,7 +158,7 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
         }
         return Ok(if h.healthy { Exit::Ok } else { Exit::Negative });
     }
-    let h: crate::model::ClusterHealth = fetch(config, &client, &Route::ClusterHealth, args.json).await?;
+    let h: crate::model::ClusterHealth = client.fetch(&Route::ClusterHealth, args.json).await?;
     if !args.json {
         let tasks: Vec<String> =
             h.tasks_by_status.iter().filter(|(_, n)| **n > 0).map(|(s, n)| format!("{n} {s}")).collect();

@@ -69,28 +69,6 @@ fn escape(text: &str, keep_newlines: bool) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_and_plain_text_is_untouched() {
-        assert!(matches!(clean("mac-mini.local ✓"), Cow::Borrowed(_)));
-        assert_eq!(clean("a\u{1b}[31mred\u{7}"), "a\\x1b[31mred\\x07");
-        assert_eq!(clean("two\nlines\r\ttab"), "two\\nlines\\r\\ttab");
-        assert_eq!(clean("\u{9b}2J \u{202e}txt.exe"), "\\x9b2J \\u{202e}txt.exe");
-        assert_eq!(clean_lines("first\nsecond\u{1b}]0;title\u{7}"), "first\nsecond\\x1b]0;title\\x07");
-    }
-
-    #[test]
-    fn tables_and_fields_escape_every_cell() {
-        let t = table(&["NODE", "HOST"], vec![vec!["n1".into(), "\u{1b}[2Jevil".into()]]);
-        assert!(!t.contains('\u{1b}') && t.contains("\\x1b[2Jevil"), "{t}");
-        let f = fields(&[("host", "\u{1b}]52;c;cGF5bG9hZA==\u{7}".into()), ("tags", "a, b\u{1b}".into())]);
-        assert!(!f.contains('\u{1b}') && !f.contains('\u{7}') && f.contains("tags:"), "{f}");
-    }
-}
-
 /// Standard output was closed by the reader (`openclaw … | head`): the command ends
 /// quietly with exit 0, like ripgrep.
 #[derive(Debug, thiserror::Error)]
@@ -127,3 +105,25 @@ macro_rules! out {
 }
 
 pub(crate) use {out, outln};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_plain_text_is_untouched() {
+        assert!(matches!(clean("mac-mini.local ✓"), Cow::Borrowed(_)));
+        assert_eq!(clean("a\u{1b}[31mred\u{7}"), "a\\x1b[31mred\\x07");
+        assert_eq!(clean("two\nlines\r\ttab"), "two\\nlines\\r\\ttab");
+        assert_eq!(clean("\u{9b}2J \u{202e}txt.exe"), "\\x9b2J \\u{202e}txt.exe");
+        assert_eq!(clean_lines("first\nsecond\u{1b}]0;title\u{7}"), "first\nsecond\\x1b]0;title\\x07");
+    }
+
+    #[test]
+    fn tables_and_fields_escape_every_cell() {
+        let t = table(&["NODE", "HOST"], vec![vec!["n1".into(), "\u{1b}[2Jevil".into()]]);
+        assert!(!t.contains('\u{1b}') && t.contains("\\x1b[2Jevil"), "{t}");
+        let f = fields(&[("host", "\u{1b}]52;c;cGF5bG9hZA==\u{7}".into()), ("tags", "a, b\u{1b}".into())]);
+        assert!(!f.contains('\u{1b}') && !f.contains('\u{7}') && f.contains("tags:"), "{f}");
+    }
+}

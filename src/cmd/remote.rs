@@ -1,18 +1,81 @@
-//! What the remote clients share: finding the coordinator and the token, and turning API
-//! errors into exit codes.
+//! What the remote clients share: finding the coordinator and the admin token, and turning
+//! API errors into messages that name the URL, where the token came from, and what to do.
+//!
+//! The admin token is looked for, first found wins: `--token`, `OPENCLAW_TOKEN`,
+//! `auth.admin_token` in the config, `admin.token` beside `--db-path`, beside
+//! `storage.path` (default `./data/`), then in the packaged data folder
+//! `/var/lib/openclaw-cluster/` (Unix).
 
-use super::output::outln;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::output::outln;
 use crate::api::Route;
 use crate::cli::ClientArgs;
 use crate::client::{Client, ClientError};
 use crate::config::Config;
 use crate::tokens::{ADMIN_TOKEN_FILE, read_token_file, token_path};
 
-/// A client for the coordinator: `--url` / OPENCLAW_URL or the config's address; the token
-/// from `--token` / OPENCLAW_TOKEN, `auth.admin_token`, or the admin.token file.
-pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Client> {
+/// The data folder the Debian package and the systemd units use.
+pub const PACKAGED_DATA_DIR: &str = "/var/lib/openclaw-cluster";
+
+/// A client for the coordinator, and where its token came from (for messages).
+pub struct Remote {
+    client: Client,
+    token_from: String,
+}
+
+impl std::ops::Deref for Remote {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+/// The admin token and where it came from.
+fn find_token(config: &Config, args: &ClientArgs) -> (Option<String>, String) {
+    if let Some(t) = &args.token {
+        let from_env = std::env::var("OPENCLAW_TOKEN").is_ok_and(|e| e == *t);
+        return (Some(t.clone()), if from_env { "OPENCLAW_TOKEN" } else { "--token" }.into());
+    }
+    if let Some(t) = &config.auth.admin_token {
+        return (Some(t.clone()), "auth.admin_token in the config".into());
+    }
+    let mut places: Vec<PathBuf> = Vec::new();
+    if let Some(db) = &args.db_path {
+        places.push(db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(ADMIN_TOKEN_FILE));
+    }
+    places.push(token_path(config, ADMIN_TOKEN_FILE));
+    if cfg!(unix) {
+        places.push(Path::new(PACKAGED_DATA_DIR).join(ADMIN_TOKEN_FILE));
+    }
+    let mut unreadable = Vec::new();
+    for p in &places {
+        match read_token_file(p) {
+            Ok(Some(t)) => return (Some(t), absolute(p).display().to_string()),
+            Ok(None) => {}
+            Err(e) => unreadable.push(format!("{} ({e})", absolute(p).display())),
+        }
+    }
+    let looked: Vec<String> = places.iter().map(|p| absolute(p).display().to_string()).collect();
+    let mut why =
+        format!("no token: --token and OPENCLAW_TOKEN are not set, and no admin.token in {}", looked.join(", "));
+    if !unreadable.is_empty() {
+        why.push_str(&format!(
+            "; cannot read {} — it belongs to the coordinator's user: run as that user (e.g. sudo -u openclaw-cluster …) or pass --token",
+            unreadable.join(", ")
+        ));
+    }
+    (None, why)
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// A client for the coordinator: `--url` / OPENCLAW_URL or the config's address, and the
+/// admin token (see the module's order).
+pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Remote> {
     let url = match &args.url {
         Some(u) if u.contains("://") => u.clone(),
         Some(u) => format!("http://{u}"),
@@ -22,38 +85,34 @@ pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Client> {
         }
     };
     reqwest::Url::parse(&url).map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}")))?;
-    let token = args
-        .token
-        .clone()
-        .or_else(|| config.auth.admin_token.clone())
-        .or_else(|| read_token_file(&token_path(config, ADMIN_TOKEN_FILE)).ok().flatten());
-    Client::new(&url, token, config.worker.ca_file.as_deref())
+    let (token, token_from) = find_token(config, args);
+    Ok(Remote { client: Client::new(&url, token, config.worker.ca_file.as_deref())?, token_from })
 }
 
-/// Fetches a route and decodes it; with `json`, also prints the API's JSON unchanged.
-pub async fn fetch<T: serde::de::DeserializeOwned>(
-    config: &Config,
-    client: &Client,
-    route: &Route,
-    json: bool,
-) -> anyhow::Result<T> {
-    let raw = client.raw(route, None, Duration::from_secs(15)).await.map_err(|e| fail(config, e))?;
-    if json {
-        outln!("{}", String::from_utf8_lossy(&raw));
+impl Remote {
+    /// Fetches a route and decodes it; with `json`, also prints the API's JSON unchanged.
+    pub async fn fetch<T: serde::de::DeserializeOwned>(&self, route: &Route, json: bool) -> anyhow::Result<T> {
+        let raw = self.client.raw(route, None, Duration::from_secs(15)).await.map_err(|e| self.fail(e))?;
+        if json {
+            outln!("{}", String::from_utf8_lossy(&raw));
+        }
+        let (method, path) = route.request();
+        Ok(crate::client::decode(&method, &path, &raw)?)
     }
-    let (method, path) = route.request();
-    Ok(crate::client::decode(&method, &path, &raw)?)
-}
 
-/// An API error as the CLI reports it: a 400 is the user's input (exit 2), a 401 gets a
-/// hint about tokens, everything else is a negative answer (exit 1).
-pub fn fail(config: &Config, err: ClientError) -> anyhow::Error {
-    match err.status() {
-        Some(400) => crate::usage_error(err.to_string()),
-        Some(401) => anyhow::anyhow!(
-            "{err}\nhint: pass the admin token with --token or OPENCLAW_TOKEN; on the coordinator's machine it is in {}",
-            token_path(config, ADMIN_TOKEN_FILE).display()
-        ),
-        _ => anyhow::Error::new(err),
+    /// An API error as the CLI reports it: a 400 is the user's input (exit 2); a refused
+    /// token says where it came from; an unreachable coordinator says what to check.
+    pub fn fail(&self, err: ClientError) -> anyhow::Error {
+        match &err {
+            ClientError::Status { status: 400, .. } => crate::usage_error(err.to_string()),
+            ClientError::Status { status: 401 | 403, .. } => anyhow::anyhow!(
+                "{err}\nthe token came from {}; pass the admin token with --token or OPENCLAW_TOKEN (on the coordinator's machine it is admin.token beside the database)",
+                self.token_from
+            ),
+            ClientError::Unreachable { .. } => anyhow::anyhow!(
+                "{err}\ncheck that the coordinator is running (openclaw coordinator), that the address is right (--url, OPENCLAW_URL, or coordinator.host/port in the config), and that no firewall blocks the port"
+            ),
+            _ => anyhow::Error::new(err),
+        }
     }
 }

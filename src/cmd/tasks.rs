@@ -6,15 +6,15 @@ use serde_json::{Map, Value};
 
 use crate::Exit;
 use crate::api::{Route, TaskQuery};
-use crate::cli::{ListArgs, SubmitArgs, TaskTarget, TasksCommand, WaitArgs};
+use crate::cli::{ListArgs, RetryArgs, SubmitArgs, TaskTarget, TasksCommand, WaitArgs};
 use crate::client::Client;
 use crate::config::Config;
-use crate::model::{SubmitTask, Task, TaskStatus};
+use crate::model::{ErrorCode, SubmitTask, Task, TaskStatus};
 use crate::usage_error;
 use crate::util::{ago, now_ms, short_duration};
 
 use super::output::{clean, fields, out, outln, table};
-use super::remote::{connect, fail, fetch};
+use super::remote::{Remote, connect};
 
 pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit> {
     match command {
@@ -23,6 +23,7 @@ pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit>
         TasksCommand::Get(args) => get(config, args).await,
         TasksCommand::Wait(args) => wait(config, args).await,
         TasksCommand::Cancel(args) => cancel(config, args).await,
+        TasksCommand::Retry(args) => retry(config, args).await,
     }
 }
 
@@ -72,7 +73,7 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         idempotency_key: args.idempotency_key.clone(),
         metadata: None,
     };
-    let task = client.submit(&request).await.map_err(|e| fail(config, e))?;
+    let task = client.submit(&request).await.map_err(|e| client.fail(e))?;
     if !args.wait {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task)?);
@@ -85,31 +86,67 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     eprintln!("submitted {}", clean(&task.task_id));
-    let task = wait_until_done(config, &client, &task.task_id, None).await?;
+    let task = wait_until_done(&client, &task.task_id.clone(), Some(task), None).await?;
     report(&task, args.json)
 }
 
-/// Waits (in server-side long waits) until the task ends or `limit` passes.
-async fn wait_until_done(config: &Config, client: &Client, id: &str, limit: Option<Duration>) -> anyhow::Result<Task> {
+/// How long one server-side wait lasts: the pending reason is checked at least this often.
+const WAIT_CHUNK: Duration = Duration::from_secs(10);
+
+/// Waits (in server-side long waits) until the task ends or `limit` passes, printing the
+/// pending reason at once and whenever it changes. A coordinator that stops answering (a
+/// restart) is waited for with backoff, up to the wait's own limit.
+async fn wait_until_done(
+    client: &Remote,
+    id: &str,
+    first: Option<Task>,
+    limit: Option<Duration>,
+) -> anyhow::Result<Task> {
     let started = Instant::now();
     let mut last_reason: Option<String> = None;
+    let mut task = first;
+    let mut away = 0u32;
     loop {
         let left = limit.map(|l| l.saturating_sub(started.elapsed()));
-        let chunk = left.unwrap_or(Duration::from_secs(60)).min(Duration::from_secs(60));
-        let task = client.wait_task(id, chunk).await.map_err(|e| fail(config, e))?;
-        if task.state.status.is_terminal() || left.is_some_and(|l| l <= chunk) {
-            return Ok(task);
-        }
-        if task.pending_reason != last_reason {
-            if let Some(r) = &task.pending_reason {
-                eprintln!("pending: {}", clean(r));
+        if let Some(t) = &task {
+            if t.pending_reason != last_reason {
+                if let Some(r) = &t.pending_reason {
+                    eprintln!("pending: {}", clean(r));
+                }
+                last_reason = t.pending_reason.clone();
             }
-            last_reason = task.pending_reason.clone();
+            if t.state.status.is_terminal() || left.is_some_and(|l| l.is_zero()) {
+                return Ok(t.clone());
+            }
+        }
+        // Ask at once the first time, so the reason shows without delay.
+        let chunk = if task.is_none() { Duration::ZERO } else { left.unwrap_or(WAIT_CHUNK).min(WAIT_CHUNK) };
+        match client.wait_task(id, chunk).await {
+            Ok(t) => {
+                if away > 0 {
+                    eprintln!("the coordinator answers again");
+                    away = 0;
+                }
+                task = Some(t);
+            }
+            Err(e) if e.status().is_none() || e.code() == Some(ErrorCode::Unavailable) => {
+                if left.is_some_and(|l| l.is_zero()) {
+                    return Err(client.fail(e));
+                }
+                if away == 0 {
+                    eprintln!("{e}\nwaiting for the coordinator to come back (until this wait's own limit)");
+                }
+                away += 1;
+                let pause = crate::util::backoff(Duration::from_millis(500), Duration::from_secs(5), away);
+                tokio::time::sleep(left.map(|l| l.min(pause)).unwrap_or(pause)).await;
+            }
+            Err(e) => return Err(client.fail(e)),
         }
     }
 }
 
-/// Prints how a task ended; exit 0 only when it completed.
+/// Prints how a task ended; exit 0 only when it completed, 4 when the wait timed out with
+/// the task still pending or running.
 fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
     if json {
         outln!("{}", serde_json::to_string_pretty(task)?);
@@ -139,7 +176,11 @@ fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
             }
         }
     }
-    Ok(if task.state.status == TaskStatus::Completed { Exit::Ok } else { Exit::Negative })
+    Ok(match task.state.status {
+        TaskStatus::Completed => Exit::Ok,
+        s if s.is_terminal() => Exit::Negative,
+        _ => Exit::StillRunning,
+    })
 }
 
 async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
@@ -151,7 +192,7 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
         limit: args.limit,
         after: args.after.clone(),
     };
-    let page: crate::model::TaskList = fetch(config, &client, &Route::ListTasks(query), args.json).await?;
+    let page: crate::model::TaskList = client.fetch(&Route::ListTasks(query), args.json).await?;
     if args.json {
         return Ok(Exit::Ok);
     }
@@ -185,7 +226,7 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
 
 async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let t: Task = fetch(config, &client, &Route::GetTask { task: args.task_id.clone() }, args.json).await?;
+    let t: Task = client.fetch(&Route::GetTask { task: args.task_id.clone() }, args.json).await?;
     if args.json {
         return Ok(Exit::Ok);
     }
@@ -233,13 +274,30 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
 
 async fn wait(config: &Config, args: WaitArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let task = wait_until_done(config, &client, &args.task_id, args.timeout).await?;
+    let task = wait_until_done(&client, &args.task_id, None, args.timeout).await?;
+    report(&task, args.json)
+}
+
+async fn retry(config: &Config, args: RetryArgs) -> anyhow::Result<Exit> {
+    let client = connect(config, &args.client)?;
+    let route = Route::RetryTask { task: args.task_id.clone() };
+    let task: Task = client.call(&route, None::<&()>, Client::SHORT).await.map_err(|e| client.fail(e))?;
+    if !args.wait {
+        if args.json {
+            outln!("{}", serde_json::to_string_pretty(&task)?);
+        } else {
+            outln!("{}", task.task_id);
+        }
+        return Ok(Exit::Ok);
+    }
+    eprintln!("submitted {} (a retry of {})", task.task_id, args.task_id);
+    let task = wait_until_done(&client, &task.task_id.clone(), Some(task), None).await?;
     report(&task, args.json)
 }
 
 async fn cancel(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let task = client.cancel_task(&args.task_id).await.map_err(|e| fail(config, e))?;
+    let task = client.cancel_task(&args.task_id).await.map_err(|e| client.fail(e))?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&task)?);
     } else if task.state.status == TaskStatus::Cancelled {

@@ -21,6 +21,25 @@ fn prepare_worker_process(config: &Config) {
     crate::worker::exec::warn_if_admin_token_readable(config);
 }
 
+/// Refuses a worker none of whose skills folders exists (it would join with no skills and
+/// no warning); WARNs about the missing ones when some exist.
+pub fn check_skills_dirs(config: &Config) -> Result<(), crate::UsageError> {
+    let dirs = &config.worker.skills_dir.0;
+    let missing: Vec<String> = dirs.iter().filter(|d| !d.is_dir()).map(|d| d.display().to_string()).collect();
+    if missing.len() == dirs.len() {
+        return Err(crate::UsageError(format!(
+            "no skills folder exists: {} (worker.skills_dir / --skills-dir); create it, or point --skills-dir at the folder holding your skills",
+            missing.join(", ")
+        )));
+    }
+    for d in missing {
+        eprintln!(
+            "openclaw: warning: skills folder {d} does not exist (worker.skills_dir); skills put there later are found without a restart"
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(config: Config, token: Option<String>) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
     prepare_worker_process(&config);

@@ -1,15 +1,25 @@
-//! Authentication: the admin token, the worker join token and per-node secrets.
+//! Authentication: the admin token, the worker join token, the tasks token and per-node
+//! secrets.
+//!
+//! | token | may |
+//! |---|---|
+//! | admin | everything but a node's own endpoints |
+//! | tasks | read nodes, tasks and health; submit and cancel tasks (agents, MCP clients) |
+//! | join | register a new or offline node |
+//! | node secret | that node's own endpoints, and register that node again |
 //!
 //! Decided once per request, before dispatch, from the route's [`Access`] and the bearer
 //! token. Tokens are compared in constant time; node secrets are kept only as SHA-256
 //! hashes (in the store and in memory). On first start the coordinator writes missing
-//! tokens to `admin.token` and `worker.token` beside the database (mode 0600) and logs
-//! their paths, never their values.
+//! tokens to `admin.token`, `worker.token` and `tasks.token` beside the database (mode
+//! 0600) and logs their paths, never their values.
 
 use super::error::ApiError;
 use crate::api::Access;
 use crate::config::Config;
-use crate::tokens::{ADMIN_TOKEN_FILE, WORKER_TOKEN_FILE, read_token_file, token_path, write_token_file};
+use crate::tokens::{
+    ADMIN_TOKEN_FILE, TASKS_TOKEN_FILE, WORKER_TOKEN_FILE, read_token_file, token_path, write_token_file,
+};
 use crate::util;
 
 /// The cluster-wide tokens.
@@ -19,6 +29,7 @@ pub struct Tokens {
     pub enabled: bool,
     admin: String,
     worker: String,
+    tasks: String,
 }
 
 impl std::fmt::Debug for Tokens {
@@ -47,10 +58,13 @@ impl Tokens {
         };
         let admin = resolve(&config.auth.admin_token, ADMIN_TOKEN_FILE)?;
         let worker = resolve(&config.auth.worker_token, WORKER_TOKEN_FILE)?;
-        if admin == worker {
-            anyhow::bail!("auth.admin_token and auth.worker_token must differ: a worker could act as admin");
+        let tasks = resolve(&config.auth.tasks_token, TASKS_TOKEN_FILE)?;
+        if admin == worker || admin == tasks || worker == tasks {
+            anyhow::bail!(
+                "auth.admin_token, auth.worker_token and auth.tasks_token must all differ: one kind of client could act as another"
+            );
         }
-        Ok(Tokens { enabled: config.auth.enabled, admin, worker })
+        Ok(Tokens { enabled: config.auth.enabled, admin, worker, tasks })
     }
 }
 
@@ -58,6 +72,8 @@ impl Tokens {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
     Admin,
+    /// The tasks token: read, submit and cancel.
+    Tasks,
     Join,
     /// A node, by its secret.
     Node(String),
@@ -94,17 +110,23 @@ pub fn authorize(
     };
     let caller = if util::constant_time_eq(token, &tokens.admin) {
         Caller::Admin
+    } else if util::constant_time_eq(token, &tokens.tasks) {
+        Caller::Tasks
     } else if util::constant_time_eq(token, &tokens.worker) {
         Caller::Join
     } else if let Some(node) = node_of_secret(&util::hash_secret(token)) {
         Caller::Node(node)
     } else {
         return Err(ApiError::unauthorized(
-            "invalid token: reads and admin calls take the admin token (admin.token beside the database), registration the worker token, a node's own endpoints its node_secret",
+            "invalid token: admin calls take the admin token (admin.token beside the database), reads and task submissions the admin or tasks token (tasks.token), registration the worker token, a node's own endpoints its node_secret",
         ));
     };
     match (access, &caller) {
         (Access::Admin | Access::Read | Access::Submit, Caller::Admin) => Ok(caller),
+        (Access::Read | Access::Submit, Caller::Tasks) => Ok(caller),
+        (_, Caller::Tasks) => Err(ApiError::forbidden(
+            "the tasks token reads the cluster and submits and cancels tasks; this endpoint takes the admin token",
+        )),
         (Access::Join, Caller::Admin | Caller::Join | Caller::Node(_)) => Ok(caller),
         (Access::Node, Caller::Node(have)) if node == Some(have.as_str()) => Ok(caller),
         (Access::Node, Caller::Node(have)) => Err(ApiError::forbidden(format!(
@@ -124,7 +146,12 @@ mod tests {
     use super::*;
 
     fn tokens() -> Tokens {
-        Tokens { enabled: true, admin: "admin-token-xxxxxxxx".into(), worker: "worker-token-xxxxxxx".into() }
+        Tokens {
+            enabled: true,
+            admin: "admin-token-xxxxxxxx".into(),
+            worker: "worker-token-xxxxxxx".into(),
+            tasks: "tasks-token-xxxxxxxx".into(),
+        }
     }
 
     #[test]
@@ -148,6 +175,11 @@ mod tests {
         assert_eq!(check(Access::Node, Some("b"), Some("secret-a")), Err(403));
         assert_eq!(check(Access::Node, Some("a"), Some("admin-token-xxxxxxxx")), Err(403));
         assert_eq!(check(Access::Node, Some("a"), None), Err(401));
+        assert_eq!(check(Access::Read, None, Some("tasks-token-xxxxxxxx")), Ok(Caller::Tasks));
+        assert_eq!(check(Access::Submit, None, Some("tasks-token-xxxxxxxx")), Ok(Caller::Tasks));
+        assert_eq!(check(Access::Admin, None, Some("tasks-token-xxxxxxxx")), Err(403));
+        assert_eq!(check(Access::Join, None, Some("tasks-token-xxxxxxxx")), Err(403));
+        assert_eq!(check(Access::Node, Some("a"), Some("tasks-token-xxxxxxxx")), Err(403));
     }
 
     #[test]

@@ -356,6 +356,25 @@ impl Cluster {
         self.task(id, true).await
     }
 
+    /// Submits an ended task again: a new task with the same request, `retry_of` the old.
+    pub async fn retry(&self, id: &str, origin: &str) -> Result<Task, Error> {
+        let old = self.task(id, false).await?;
+        if !old.state.status.is_terminal() {
+            return Err(Error::new(
+                ErrorCode::TaskActive,
+                format!("task {id} is still {}: cancel it first, or wait for it to end", old.state.status),
+            ));
+        }
+        let spec = crate::model::TaskSpec {
+            idempotency_key: None,
+            origin: origin.to_string(),
+            retry_of: Some(id.to_string()),
+            ..old.spec
+        };
+        let new = self.mutate(|core, now| Ok(core.submit(spec, now))).await?;
+        self.task(&new, false).await
+    }
+
     /// A worker's long poll: answers at once when there is something for it, else waits for
     /// a placement or a cancel (or `wait`, or shutdown) and answers then. Hands out only
     /// what is on disk: a restarted coordinator must know the attempt.
@@ -460,6 +479,24 @@ impl Cluster {
     pub async fn cluster_health(&self) -> Result<crate::model::ClusterHealth, Error> {
         let counts: BTreeMap<String, u64> = self.read(crate::store::tasks::count_by_status).await?;
         Ok(self.view(|core| core.registry().cluster_health(counts, Now::get())))
+    }
+
+    /// A consistent copy of the store in a new file beside it (the caller streams it and
+    /// removes it). Every change acknowledged before the call is in it.
+    pub async fn backup(&self) -> Result<std::path::PathBuf, Error> {
+        self.settled().await?;
+        let db = &self.config.storage.path;
+        let name = db.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "cluster.db".into());
+        let to = db.with_file_name(format!(
+            "{name}.backup-{}-{}.tmp",
+            crate::util::now_ms(),
+            &crate::util::new_secret()[..8]
+        ));
+        let path = to.clone();
+        self.read(move |c| crate::store::backup_into(c, &path)).await.inspect_err(|_| {
+            let _ = std::fs::remove_file(&to);
+        })?;
+        Ok(to)
     }
 
     /// Committed events after `after` from the store, oldest first (for resuming).

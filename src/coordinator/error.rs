@@ -35,6 +35,7 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::NodeBusy
         | ErrorCode::NodeLimit
         | ErrorCode::TaskEnded
+        | ErrorCode::TaskActive
         | ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Overloaded | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::StatusCode;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
 
 use super::auth::Caller;
 use super::cluster::Cluster;
@@ -33,8 +32,8 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, 
         Route::RegisterNode => {
             let who = match &req.caller {
                 Caller::Admin => Registrant::Admin,
-                Caller::Join => Registrant::Join,
                 Caller::Node(n) => Registrant::Node(n.clone()),
+                Caller::Join | Caller::Tasks => Registrant::Join,
             };
             ok(&cluster.register(req.json()?, who, Some(req.client)).await?)
         }
@@ -84,7 +83,39 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, 
             ok(&cluster.wait_task(task, timeout).await?)
         }
         Route::CancelTask { task } => ok(&cluster.cancel(task).await?),
+        Route::RetryTask { task } => Ok(cluster.retry(task, "api").await?.respond(StatusCode::CREATED)),
+        Route::Backup => backup(cluster).await,
     }
+}
+
+/// Streams a consistent copy of the store, then removes the copy.
+async fn backup(cluster: &Cluster) -> Result<Response, ApiError> {
+    let path = cluster.backup().await?;
+    let file = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&path).await;
+            return Err(ApiError::new(crate::model::ErrorCode::Internal, format!("cannot read the backup copy: {e}")));
+        }
+    };
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut file = file;
+        let mut buf = vec![0u8; 256 * 1024];
+        while let Ok(n) = file.read(&mut buf).await {
+            if n == 0 || tx.send(bytes::Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                break;
+            }
+        }
+        let _ = tokio::fs::remove_file(&path).await;
+    });
+    let mut r = hyper::Response::new(super::http::channel_body(rx));
+    let headers = r.headers_mut();
+    headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/vnd.sqlite3"));
+    headers.insert(hyper::header::CONTENT_LENGTH, hyper::header::HeaderValue::from(len));
+    Ok(r)
 }
 
 /// Serialize-and-answer for any JSON value, so `dispatch` can use one closure.
@@ -119,8 +150,5 @@ fn metrics(cluster: &Cluster) -> Response {
             m.tasks_active.get_or_create(&super::metrics::StatusLabel { status: status.to_string() }).set(n);
         }
     });
-    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(m.encode())));
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"));
-    r
+    super::http::bytes(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", m.encode())
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::body::Incoming;
@@ -32,15 +33,44 @@ use super::error::ApiError;
 use crate::api::Route;
 use crate::model::ErrorCode;
 
-pub type Response = hyper::Response<Full<Bytes>>;
+/// Every answer: a whole body, or a stream (events, live output, MCP).
+pub type Response = hyper::Response<BoxBody<Bytes, Infallible>>;
+
+/// A whole body.
+pub fn full(bytes: impl Into<Bytes>) -> BoxBody<Bytes, Infallible> {
+    Full::new(bytes.into()).boxed()
+}
+
+/// A body that streams what is sent on a channel, ending when the sender is dropped.
+pub fn channel_body(rx: tokio::sync::mpsc::Receiver<Bytes>) -> BoxBody<Bytes, Infallible> {
+    ChannelBody(rx).boxed()
+}
+
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// An answer with a whole body of a content type.
+pub fn bytes(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Response {
+    let mut r = hyper::Response::new(full(body));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
 
 /// A JSON answer.
 pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
-    let body = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
+    bytes(status, "application/json", serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()))
 }
 
 /// A parsed request, as handlers see it.
@@ -249,7 +279,7 @@ async fn handle(shared: Arc<Cluster>, peer: SocketAddr, slot: &Slot, req: hyper:
     };
     let mut response = response;
     if method == Method::HEAD {
-        *response.body_mut() = Full::new(Bytes::new());
+        *response.body_mut() = full(Bytes::new());
     }
     if body_unread {
         response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));

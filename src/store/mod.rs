@@ -341,6 +341,13 @@ fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<()
     tx.commit()
 }
 
+/// Writes a consistent copy of the database to `to` (which must not exist) while writers go
+/// on: SQLite's `VACUUM INTO` reads one snapshot. The copy is compacted and has no WAL.
+pub fn backup_into(conn: &Connection, to: &Path) -> rusqlite::Result<()> {
+    conn.execute("VACUUM INTO ?1", [to.to_string_lossy().as_ref()])?;
+    Ok(())
+}
+
 /// What the coordinator loads at start: every node, the active tasks, and where the task
 /// and event numbering continues.
 #[derive(Debug, Default)]

@@ -27,7 +27,8 @@ pub struct NewTask {
 /// state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActiveRow {
-    pub task_id: String,
+    /// Shared with the coordinator's indexes of the task (one allocation per task).
+    pub task_id: std::sync::Arc<str>,
     /// Submission order; the list cursor.
     pub seq: i64,
     pub priority: Priority,
@@ -43,7 +44,7 @@ impl ActiveRow {
     /// The in-memory form of a new task.
     pub fn of(new: &NewTask) -> ActiveRow {
         ActiveRow {
-            task_id: new.task_id.clone(),
+            task_id: new.task_id.as_str().into(),
             seq: new.seq,
             priority: new.spec.priority,
             required_skills: new.spec.required_skills.clone(),
@@ -243,7 +244,7 @@ pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveRow>> {
             timeout_ms: r.get(6)?,
             max_retries: r.get(7)?,
             state: state(r, 8, key)?,
-            task_id,
+            task_id: task_id.into(),
         })
     })?;
     rows.collect()

@@ -120,7 +120,7 @@ impl Session {
     pub fn link_down(&self, err: &ClientError) {
         let mut link = lock(&self.link);
         if *link != Link::Down {
-            tracing::warn!(target: "openclaw::worker", url = %self.url, error = %err, "the coordinator is not answering; retrying with backoff (running tasks go on)");
+            tracing::warn!(target: "openclaw::worker", url = %self.url, error = %err, "the coordinator is not answering; retrying with backoff (running tasks go on). Check that it runs and that worker.coordinator_host / worker.coordinator_port (--coordinator-host / --coordinator-port) point at it");
         }
         *link = Link::Down;
     }

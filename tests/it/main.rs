@@ -8,6 +8,7 @@ mod docs;
 mod fuzz;
 mod hostile;
 mod nodes;
+mod operator;
 mod stand_in_gateway;
 mod store;
 mod tasks;

@@ -245,22 +245,22 @@ async fn a_heartbeat_for_an_unknown_node_says_register_again() {
 /// `gone` is offline with no tasks).
 fn routes(task: &str) -> Vec<(&'static str, String, Option<String>, &'static str)> {
     vec![
-        ("GET", format!("/api/v1/tasks/{task}"), None, "admin"),
-        ("GET", format!("/api/v1/tasks/{task}/wait?timeout=0"), None, "admin"),
-        ("POST", format!("/api/v1/tasks/{task}/cancel"), None, "admin"),
+        ("GET", format!("/api/v1/tasks/{task}"), None, "read"),
+        ("GET", format!("/api/v1/tasks/{task}/wait?timeout=0"), None, "read"),
+        ("POST", format!("/api/v1/tasks/{task}/cancel"), None, "submit"),
         ("DELETE", "/api/v1/nodes/gone".into(), None, "admin"),
         ("GET", "/metrics".into(), None, "admin"),
-        ("GET", "/api/v1/nodes".into(), None, "admin"),
-        ("GET", "/api/v1/nodes/online".into(), None, "admin"),
-        ("GET", "/api/v1/nodes/skills/a".into(), None, "admin"),
-        ("GET", "/api/v1/nodes/a1".into(), None, "admin"),
-        ("GET", "/api/v1/nodes/a1/health".into(), None, "admin"),
+        ("GET", "/api/v1/nodes".into(), None, "read"),
+        ("GET", "/api/v1/nodes/online".into(), None, "read"),
+        ("GET", "/api/v1/nodes/skills/a".into(), None, "read"),
+        ("GET", "/api/v1/nodes/a1".into(), None, "read"),
+        ("GET", "/api/v1/nodes/a1/health".into(), None, "read"),
         ("POST", "/api/v1/nodes/a1/drain".into(), None, "admin"),
         ("POST", "/api/v1/nodes/a1/undrain".into(), None, "admin"),
-        ("GET", "/api/v1/cluster/health".into(), None, "admin"),
+        ("GET", "/api/v1/cluster/health".into(), None, "read"),
         ("POST", "/api/v1/cluster/check-heartbeat".into(), None, "admin"),
-        ("POST", "/api/v1/tasks".into(), Some(r#"{"name":"t","required_skills":["zzz"]}"#.into()), "admin"),
-        ("GET", "/api/v1/tasks".into(), None, "admin"),
+        ("POST", "/api/v1/tasks".into(), Some(r#"{"name":"t","required_skills":["zzz"]}"#.into()), "submit"),
+        ("GET", "/api/v1/tasks".into(), None, "read"),
         (
             "POST",
             "/api/v1/nodes/register".into(),
@@ -290,6 +290,7 @@ async fn the_auth_matrix_on_every_route() {
     let task = cluster.submit(json!({"name": "t", "required_skills": ["nobody"]})).await;
     let admin = cluster.admin();
     let join = cluster.worker_token();
+    let tasks = std::fs::read_to_string(cluster.path().join("data/tasks.token")).unwrap().trim().to_string();
     let (status, _) = cluster.call("GET", "/health", None, None).await;
     assert_eq!(status, 200, "/health is open");
     for (method, path, body, who) in routes(&task) {
@@ -305,27 +306,38 @@ async fn the_auth_matrix_on_every_route() {
             .await
             .unwrap();
         assert_eq!(r.status(), 401, "{method} {path} with a malformed header");
-        let ok = |s: u16| (200..300).contains(&s) || (s == 404 && path.contains("/tasks/t/"));
+        // A cancel that went through once is `task_ended` the next time: still allowed.
+        let ok = |s: u16| {
+            (200..300).contains(&s)
+                || (s == 404 && path.contains("/tasks/t/"))
+                || (s == 409 && path.ends_with("/cancel"))
+        };
         let (wrong, _) = cluster.call(method, &path, Some("not-a-token-at-all"), body).await;
         assert_eq!(wrong, 401, "{method} {path} with a wrong token");
         let (with_join, _) = cluster.call(method, &path, Some(&join), body).await;
+        let (with_tasks, _) = cluster.call(method, &path, Some(&tasks), body).await;
         let (with_admin, _) = cluster.call(method, &path, Some(&admin), body).await;
         let (with_other, _) = cluster.call(method, &path, Some(&b1), body).await;
         match who {
             "admin" => {
-                assert_eq!(with_join, 403, "{method} {path}: worker token");
+                assert_eq!((with_join, with_tasks), (403, 403), "{method} {path}: worker token, tasks token");
                 assert!(ok(with_admin), "{method} {path}: admin got {with_admin}");
+                assert_eq!(with_other, 403, "{method} {path}: a node secret");
+            }
+            "read" | "submit" => {
+                assert_eq!(with_join, 403, "{method} {path}: worker token");
+                assert!(ok(with_tasks) && ok(with_admin), "{method} {path}: tasks {with_tasks}, admin {with_admin}");
                 assert_eq!(with_other, 403, "{method} {path}: a node secret");
             }
             "join" => {
                 assert!(ok(with_join) && ok(with_admin), "{method} {path}: {with_join} {with_admin}");
-                assert_eq!(with_other, 403, "{method} {path}: a node secret");
+                assert_eq!((with_tasks, with_other), (403, 403), "{method} {path}: tasks token, a node secret");
             }
             _ => {
                 assert_eq!(
-                    (with_join, with_admin, with_other),
-                    (403, 403, 403),
-                    "{method} {path}: join, admin, another node's secret"
+                    (with_join, with_tasks, with_admin, with_other),
+                    (403, 403, 403, 403),
+                    "{method} {path}: join, tasks, admin, another node's secret"
                 );
                 let (own, answer) = cluster.call(method, &path, Some(&a1), body).await;
                 assert!(ok(own), "{method} {path}: own secret got {own}: {answer}");
@@ -619,4 +631,37 @@ async fn tls_end_to_end_with_a_private_ca() {
     drop(worker);
     let log = cluster.coordinator.as_ref().unwrap().out();
     assert!(log.contains("coordinator ready on https://"), "{log}");
+    // Regression (operator review): a TLS trust failure was reported as "cannot reach".
+    let o = crate::support::cli(&["nodes", "--url", &cluster.url(), "--token", &cluster.admin()], &[], cluster.path());
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("not trusted") && err.contains("worker.ca_file") && !err.contains("cannot reach"), "{err}");
+}
+
+/// Regression (operator review): `cd /tmp; openclaw nodes` failed with a 401 and a hint
+/// about `./data/admin.token`; errors named neither the URL nor where the token came from,
+/// and showed percent-encoded ids.
+#[tokio::test]
+async fn the_cli_finds_the_token_from_anywhere_and_its_errors_say_where_things_came_from() {
+    let cluster = Cluster::start().await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    let url = cluster.url();
+    let db = cluster.db().display().to_string();
+    // From another folder, --db-path finds admin.token beside the database.
+    let o = crate::support::cli(&["nodes", "--url", &url, "--db-path", &db], &[], elsewhere.path());
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // Without it there is no token: the error names the URL and every place looked at.
+    let o = crate::support::cli(&["nodes", "--url", &url], &[], elsewhere.path());
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&url) && err.contains("no token") && err.contains("admin.token"), "{err}");
+    // A wrong token says where it came from.
+    let o =
+        crate::support::cli(&["nodes", "--url", &url], &[("OPENCLAW_TOKEN", "wrong-wrong-wrong")], elsewhere.path());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("401") && err.contains("the token came from OPENCLAW_TOKEN"), "{err}");
+    // Ids are shown as typed, not percent-encoded.
+    let o = cluster.cli(&["tasks", "get", "task_missing"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("/api/v1/tasks/task_missing") && !err.contains("%5F"), "{err}");
 }

@@ -308,6 +308,16 @@ impl Cluster {
         std::fs::write(&self.config, self.template.replace("__PORT__", &self.port.to_string())).unwrap();
     }
 
+    /// A cluster whose database is a copy of `db` (a restored backup), with its
+    /// coordinator running.
+    pub async fn start_on_copy(db: &Path) -> Cluster {
+        let mut c = Self::new(Settings::default());
+        std::fs::create_dir_all(c.db().parent().unwrap()).unwrap();
+        std::fs::copy(db, c.db()).unwrap();
+        c.start_coordinator().await;
+        c
+    }
+
     /// Appends YAML to the config file (kept across the port rewrite).
     pub fn append_config(&mut self, yaml: &str) {
         self.template.push_str(yaml);

@@ -756,7 +756,7 @@ async fn the_tasks_cli_submits_waits_and_reports_with_exit_codes() {
     let pending = cluster.cli(&["tasks", "submit", "--skill", "nobody"]);
     let pid = String::from_utf8_lossy(&pending.stdout).trim().to_string();
     let o = cluster.cli(&["tasks", "wait", &pid, "--timeout", "1"]);
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert_eq!(o.status.code(), Some(4), "a wait that timed out has its own code: {}", show(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no node has skill 'nobody'"), "{}", show(&o));
     let o = cluster.cli(&["tasks", "cancel", &pid]);
     assert!(o.status.success() && String::from_utf8_lossy(&o.stdout).contains("cancelled"), "{}", show(&o));

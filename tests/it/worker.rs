@@ -398,3 +398,21 @@ async fn a_worker_that_cannot_reach_admin_token_does_not_warn() {
     cluster.wait_online("w1", &["echo"]).await;
     assert!(!worker.out().contains("admin token"), "{}", worker.logs());
 }
+
+/// Regression (operator review): `worker --skills-dir /tmp/does-not-exist` registered with no
+/// skills and no warning.
+#[tokio::test]
+async fn a_worker_whose_skills_folder_does_not_exist_is_refused() {
+    let cluster = Cluster::start().await;
+    let missing = cluster.path().join("does-not-exist");
+    let config = cluster.config.display().to_string();
+    let o = crate::support::cli(
+        &["-c", &config, "worker", "--node-id", "w1", "--skills-dir", missing.to_str().unwrap()],
+        &[],
+        cluster.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", crate::support::show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no skills folder exists") && err.contains("does-not-exist"), "{err}");
+    assert!(cluster.node("w1").await.is_null(), "nothing registered");
+}

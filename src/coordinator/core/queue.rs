@@ -14,7 +14,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 /// Placement order: priority number (0 = critical first), then submission order, then id.
-pub type QueueKey = (i64, i64, String);
+pub type QueueKey = (i64, i64, Arc<str>);
 
 /// A set of required skills, sorted and without duplicates (the group's key).
 pub type SkillSet = Arc<[String]>;
@@ -37,6 +37,16 @@ pub struct PendingQueue {
 }
 
 impl PendingQueue {
+    /// The group key of these skills, shared with the group's key when the group exists
+    /// (so that a large backlog holds each set once).
+    pub fn intern(&self, required: &[String]) -> SkillSet {
+        let set = skill_set(required);
+        match self.active.get_key_value(&*set).or_else(|| self.parked.get_key_value(&*set)) {
+            Some((key, _)) => key.clone(),
+            None => set,
+        }
+    }
+
     /// Adds a task to its group (a new group starts active; placement parks it if nobody
     /// can serve it).
     pub fn insert(&mut self, set: &SkillSet, key: QueueKey) {
@@ -131,7 +141,7 @@ mod tests {
     use super::*;
 
     fn key(p: i64, seq: i64) -> QueueKey {
-        (p, seq, format!("t{seq}"))
+        (p, seq, format!("t{seq}").into())
     }
 
     #[test]

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::queue::{PendingQueue, QueueKey, SkillSet, skill_set};
+use super::queue::{PendingQueue, QueueKey, SkillSet};
 use super::registry::{check_name, clean_names};
 use super::{Core, Error, Now, Timer};
 use crate::model::{
@@ -44,7 +44,9 @@ impl Entry {
 /// The active tasks, the pending queue and the clients waiting for tasks to end.
 #[derive(Default)]
 pub struct Tasks {
-    active: HashMap<String, Entry>,
+    /// Boxed: a map grown by doubling keeps up to half its slots empty, and an empty slot
+    /// costs a pointer, not a whole entry.
+    active: HashMap<std::sync::Arc<str>, Box<Entry>>,
     queue: PendingQueue,
     /// Clients waiting for a task to end.
     waiters: HashMap<String, watch::Sender<bool>>,
@@ -106,7 +108,7 @@ impl Tasks {
     }
 
     pub(super) fn insert(&mut self, row: ActiveRow) {
-        let entry = Entry { group: skill_set(&row.required_skills), row };
+        let entry = Box::new(Entry { group: self.queue.intern(&row.required_skills), row });
         self.active.insert(entry.row.task_id.clone(), entry);
     }
 
@@ -168,7 +170,7 @@ impl Tasks {
         let states = dirty
             .into_iter()
             .filter_map(|id| {
-                let state = match self.active.get(&id) {
+                let state = match self.active.get(id.as_str()) {
                     Some(e) => e.row.state.clone(),
                     None => ended.remove(&id)?.0,
                 };
@@ -281,8 +283,9 @@ impl Core {
         let task_id = util::new_task_id();
         let seq = self.next_seq;
         self.next_seq += 1;
+        let note = spec.retry_of.as_ref().map(|old| format!("a retry of {old}"));
         self.tasks.add(NewTask { task_id: task_id.clone(), seq, spec, submitted_at: now.ms });
-        self.task_event(&task_id, "submitted", None, None, now);
+        self.task_event(&task_id, "submitted", None, note, now);
         self.tasks.enqueue(&task_id);
         self.metrics.tasks_submitted.inc();
         self.schedule(now);
@@ -291,7 +294,7 @@ impl Core {
 
     /// Puts a task recovered from the store back in memory (at coordinator start).
     pub fn restore_task(&mut self, mut row: ActiveRow, now: Now) {
-        let id = row.task_id.clone();
+        let id = row.task_id.to_string();
         match row.state.status {
             TaskStatus::Scheduled | TaskStatus::Running => {
                 let node = row.state.assigned_node.clone().unwrap_or_default();
@@ -639,11 +642,9 @@ impl Core {
             .assigned(node)
             .iter()
             .filter_map(|id| self.tasks.get(id))
-            .filter(|t| {
-                t.state.status == TaskStatus::Scheduled && !held_set.contains(&(t.task_id.as_str(), t.state.attempt))
-            })
+            .filter(|t| t.state.status == TaskStatus::Scheduled && !held_set.contains(&(&*t.task_id, t.state.attempt)))
             .map(|t| Handout {
-                task_id: t.task_id.clone(),
+                task_id: t.task_id.to_string(),
                 attempt: t.state.attempt,
                 skill: t.skill().to_string(),
                 required_skills: t.required_skills.clone(),

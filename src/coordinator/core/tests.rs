@@ -183,7 +183,7 @@ fn durable(core: &Core) -> (BTreeMap<String, DurableNode>, BTreeMap<String, Task
             (r.node_id.clone(), node)
         })
         .collect();
-    let tasks = core.tasks.inspect().into_iter().map(|(t, _)| (t.task_id.clone(), t.state.clone())).collect();
+    let tasks = core.tasks.inspect().into_iter().map(|(t, _)| (t.task_id.to_string(), t.state.clone())).collect();
     (nodes, tasks)
 }
 
@@ -198,7 +198,7 @@ fn check_invariants(sim: &Sim) {
     }
     for (task, queued) in core.tasks.inspect() {
         let s = &task.state;
-        let on: Vec<&str> = holders.get(task.task_id.as_str()).cloned().unwrap_or_default();
+        let on: Vec<&str> = holders.get(&*task.task_id).cloned().unwrap_or_default();
         match s.status {
             TaskStatus::Pending => {
                 assert!(on.is_empty(), "pending task {} is assigned to {on:?}", task.task_id);
@@ -570,7 +570,7 @@ fn placed(sim: &Sim) -> Vec<(String, String)> {
         .tasks
         .inspect()
         .into_iter()
-        .filter_map(|(t, _)| t.state.assigned_node.clone().map(|n| (t.task_id.clone(), n)))
+        .filter_map(|(t, _)| t.state.assigned_node.clone().map(|n| (t.task_id.to_string(), n)))
         .collect();
     v.sort();
     v

@@ -1,0 +1,52 @@
+//! `openclaw backup FILE`: a consistent copy of the coordinator's database, taken through the
+//! API while it runs (`cp` of a live WAL database is not a backup).
+//!
+//! The copy is written to `FILE.partial`, synced, checked to be a readable openclaw store,
+//! then renamed to `FILE`: a `FILE` that exists is always a whole backup.
+
+use crate::Exit;
+use crate::api::Route;
+use crate::cli::BackupArgs;
+use crate::config::Config;
+use crate::usage_error;
+
+use super::output::outln;
+use super::remote::connect;
+
+pub async fn run(config: &Config, args: BackupArgs) -> anyhow::Result<Exit> {
+    if args.file.exists() {
+        return Err(usage_error(format!("{} exists; choose a new file name", args.file.display())));
+    }
+    let client = connect(config, &args.client)?;
+    let mut partial = args.file.clone().into_os_string();
+    partial.push(".partial");
+    let partial = std::path::PathBuf::from(partial);
+    let mut out = tokio::fs::File::create(&partial)
+        .await
+        .map_err(|e| usage_error(format!("cannot create {}: {e}", partial.display())))?;
+    let size = match client.download(&Route::Backup, &mut out).await {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(client.fail(e));
+        }
+    };
+    out.sync_all().await?;
+    drop(out);
+    match crate::store::inspect(&partial) {
+        Ok(Some(crate::store::schema::State::At(version))) => {
+            std::fs::rename(&partial, &args.file)?;
+            outln!("{} ({size} bytes, schema {version})", args.file.display());
+            outln!(
+                "restore: stop the coordinator, replace storage.path with this file (remove the old -wal and -shm files beside it), start the coordinator"
+            );
+            Ok(Exit::Ok)
+        }
+        other => {
+            let _ = std::fs::remove_file(&partial);
+            anyhow::bail!(
+                "the coordinator sent something that is not an openclaw database ({other:?}); nothing was written"
+            )
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! What an operator leans on: backups of a running coordinator, retrying an ended task,
+//! and waits that say why a task waits and outlive a coordinator restart.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{Cluster, Proc, eventually, exec_skill, show};
+
+/// A backup taken under load restores into a new coordinator that serves every task the
+/// backup held, with its status and history.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_backup_taken_under_load_restores_into_a_working_coordinator() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    let _worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["echo"]).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(
+            cluster
+                .submit(json!({"name": format!("before-{i}"), "required_skills": ["echo"], "parameters": {"i": i}}))
+                .await,
+        );
+    }
+    // Load while the backup runs: submissions racing it.
+    let load = {
+        let (http, url, admin) = (cluster.http.clone(), cluster.url(), cluster.admin());
+        tokio::spawn(async move {
+            for i in 0..100 {
+                let body = json!({"name": format!("during-{i}"), "required_skills": ["echo"]});
+                let r = http.post(format!("{url}/api/v1/tasks")).bearer_auth(&admin).json(&body).send().await.unwrap();
+                assert_eq!(r.status(), 201);
+            }
+        })
+    };
+    let file = cluster.path().join("backup.db");
+    let o = cluster.cli(&["backup", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("restore:"), "{}", show(&o));
+    load.await.unwrap();
+    // Taking it again onto the same name is refused and changes nothing.
+    let again = cluster.cli(&["backup", file.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "{}", show(&again));
+
+    // A new coordinator on the backup.
+    let mut restored = Cluster::start_on_copy(&file).await;
+    for id in &ids {
+        let t = restored.get(&format!("/api/v1/tasks/{id}")).await;
+        assert_eq!(t["events"][0]["event"], "submitted", "{t}");
+    }
+    let listed = restored.get("/api/v1/tasks?limit=1000").await["tasks"].as_array().unwrap().len();
+    assert!(listed >= ids.len(), "{listed} tasks restored");
+    // It works: a new worker takes the tasks that were still waiting.
+    let skills2 = restored.path().join("skills");
+    exec_skill(&skills2, "echo", "cat\n");
+    let _w = restored.worker("w2", &skills2, &[]);
+    let id = restored.submit(json!({"name": "after", "required_skills": ["echo"]})).await;
+    assert_eq!(restored.wait_task(&id, 30).await["status"], "completed");
+    restored.kill_coordinator();
+}
+
+#[tokio::test]
+async fn an_ended_task_can_be_retried_as_a_new_linked_task() {
+    let cluster = Cluster::start().await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["nobody"], "parameters": {"p": 1}})).await;
+    let (status, answer) = cluster.api("POST", &format!("/api/v1/tasks/{id}/retry"), None).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("task_active")), "{answer}");
+    cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
+    let (status, new) = cluster.api("POST", &format!("/api/v1/tasks/{id}/retry"), None).await;
+    assert_eq!(status, 201, "{new}");
+    assert_eq!((new["retry_of"].as_str(), new["parameters"]["p"].as_i64()), (Some(id.as_str()), Some(1)));
+    assert_ne!(new["task_id"], id.as_str());
+    let history = cluster.get(&format!("/api/v1/tasks/{}", new["task_id"].as_str().unwrap())).await;
+    assert!(history["events"][0]["message"].as_str().unwrap().contains(&id), "{history}");
+    let o = cluster.cli(&["tasks", "retry", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    assert_eq!(cluster.cli(&["tasks", "retry", "task_nope"]).status.code(), Some(1));
+}
+
+/// Regression (operator review): `tasks submit --skill wordcout --wait` printed nothing and
+/// hung; `tasks wait` showed the reason only after 60 s; a timed-out wait exited 1 like a
+/// failed task.
+#[tokio::test]
+async fn waits_say_why_at_once_and_a_timeout_has_its_own_exit_code() {
+    let cluster = Cluster::start().await;
+    let config = cluster.config.display().to_string();
+    let waiting = Proc::spawn(
+        "submit-wait",
+        &["-c", &config, "tasks", "submit", "--skill", "wordcout", "--wait"],
+        &[],
+        cluster.path(),
+        &cluster.logs(),
+    );
+    eventually("the pending reason is printed", Duration::from_secs(20), || async {
+        waiting.err().contains("pending: no node has skill 'wordcout'")
+    })
+    .await;
+    drop(waiting);
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["nobody"]})).await;
+    let o = cluster.cli(&["tasks", "wait", &id, "--timeout", "1s"]);
+    assert_eq!(o.status.code(), Some(4), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("pending: no node has skill 'nobody'") && err.contains("still pending"), "{err}");
+}
+
+/// A wait outlives a coordinator restart: it reconnects and reports the task's end.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_wait_survives_a_coordinator_restart() {
+    let mut cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    let gate = cluster.path().join("gate");
+    exec_skill(
+        &skills,
+        "gated",
+        &format!("while [ ! -f {} ]; do sleep 0.05; done; echo '{{\"ok\": true}}'\n", gate.display()),
+    );
+    let _worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["gated"]).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["gated"]})).await;
+    let config = cluster.config.display().to_string();
+    let mut wait = Proc::spawn(
+        "wait",
+        &["-c", &config, "tasks", "wait", &id, "--timeout", "120s"],
+        &[],
+        cluster.path(),
+        &cluster.logs(),
+    );
+    eventually("the task runs", Duration::from_secs(20), || async {
+        cluster.get(&format!("/api/v1/tasks/{id}")).await["status"] == "running"
+    })
+    .await;
+    cluster.kill_coordinator();
+    eventually("the wait notices", Duration::from_secs(30), || async {
+        wait.err().contains("waiting for the coordinator")
+    })
+    .await;
+    cluster.start_coordinator().await;
+    std::fs::write(&gate, "").unwrap();
+    assert_eq!(wait.wait_exit(Duration::from_secs(60)).await.code(), Some(0), "{}", wait.logs());
+    assert!(wait.out().contains("\"ok\": true"), "{}", wait.logs());
+}
