@@ -66,6 +66,17 @@ pub enum Command {
     Skills(SkillsArgs),
     /// Save a consistent copy of the coordinator's database while it runs.
     Backup(BackupArgs),
+    /// Print a shell completion script: bash, zsh, fish or powershell (e.g.
+    /// `openclaw-cluster completions bash > /etc/bash_completion.d/openclaw-cluster`).
+    Completions(CompletionsArgs),
+}
+
+/// Flags of `openclaw completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, powershell or elvish.
+    #[arg(value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 /// Flags of `openclaw backup`.
@@ -104,7 +115,7 @@ pub struct WorkerArgs {
     /// Coordinator port (worker.coordinator_port; default: coordinator.port).
     #[arg(long, value_name = "PORT")]
     pub coordinator_port: Option<u16>,
-    /// Skills folder; repeat for several (the first wins on a name clash).
+    /// Skills folder; repeat for several (as with OpenClaw's extraDirs, the later wins a name clash).
     #[arg(long, value_name = "DIR")]
     pub skills_dir: Vec<PathBuf>,
     /// How many tasks this node runs at once (worker.max_concurrent_tasks, default 5).
@@ -388,26 +399,44 @@ pub struct SkillsArgs {
     pub json: bool,
 }
 
-/// Parses arguments (the first one is the program name).
+/// Parses arguments (the first one is the program name). Called through a role link
+/// (`openclaw-coordinator`), that role's usage line names the link alone.
 pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
-    Cli::try_parse_from(args)
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    if let Some((link, role)) = role_link(&args) {
+        command = command.mut_subcommand(role, |s| s.override_usage(format!("{link} [OPTIONS]")));
+    }
+    Cli::from_arg_matches(&command.try_get_matches_from(args)?)
+}
+
+/// The program's name as it was called (`openclaw-cluster`, `openclaw`, …).
+pub fn program_name(args0: Option<&OsString>) -> String {
+    args0
+        .and_then(|p| std::path::Path::new(p).file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "openclaw".into())
+}
+
+/// A role link (`openclaw-coordinator`, `openclaw-worker`) and its subcommand.
+fn role_link(args: &[OsString]) -> Option<(String, &'static str)> {
+    let stem = program_name(args.first()).to_ascii_lowercase();
+    let role = match stem.as_str() {
+        "openclaw-coordinator" => "coordinator",
+        "openclaw-worker" => "worker",
+        _ => return None,
+    };
+    Some((stem, role))
 }
 
 /// The arguments as `openclaw` would see them: a program called `openclaw-coordinator` or
 /// `openclaw-worker` gets that subcommand put in front of its arguments.
 pub fn args_from_invocation(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut args: Vec<OsString> = args.into_iter().collect();
-    let Some(program) = args.first() else {
+    if args.is_empty() {
         return vec!["openclaw".into()];
-    };
-    let stem =
-        std::path::Path::new(program).file_stem().map(|s| s.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
-    let role = match stem.as_str() {
-        "openclaw-coordinator" => Some("coordinator"),
-        "openclaw-worker" => Some("worker"),
-        _ => None,
-    };
-    if let Some(role) = role {
+    }
+    if let Some((_, role)) = role_link(&args) {
         args.insert(1, role.into());
     }
     args

@@ -181,16 +181,26 @@ pub struct WorkerConfig {
     pub token: Option<String>,
     pub max_concurrent_tasks: u32,
     pub heartbeat_interval: Secs,
-    /// One folder or a list; the first wins on a name clash.
+    /// One folder or a list; as with OpenClaw's `skills.load.extraDirs`, a later one wins a
+    /// name clash.
     pub skills_dir: SkillsDirs,
-    /// The local OpenClaw gateway's port (OpenClaw's default 18789).
-    pub port: u16,
-    /// The gateway's URL; default http://127.0.0.1:{port}.
+    /// The local OpenClaw gateway's port; default from OpenClaw's own config
+    /// (`OPENCLAW_GATEWAY_PORT`, `gateway.port`), else 18789.
+    pub port: Option<u16>,
+    /// The gateway's URL; default http://127.0.0.1:{port} (or what OpenClaw's `gateway.bind`
+    /// says).
     #[serde(deserialize_with = "lenient_opt")]
     pub gateway_url: Option<String>,
-    /// The gateway's bearer token; default OPENCLAW_GATEWAY_TOKEN.
+    /// The gateway's bearer token; default OpenClaw's `gateway.auth.token`, else
+    /// OPENCLAW_GATEWAY_TOKEN.
     #[serde(deserialize_with = "lenient_opt")]
     pub gateway_token: Option<String>,
+    /// OpenClaw's CLI, whose skills listing is the truth for agent skills: a path, `off`, or
+    /// unset to take the first `openclaw` on PATH that is not this program.
+    #[serde(deserialize_with = "lenient_opt")]
+    pub openclaw_cli: Option<String>,
+    /// How often OpenClaw's skills listing is taken again when nothing it reads changed.
+    pub openclaw_refresh_interval: Secs,
     /// The OpenClaw agent that runs agent tasks (model `openclaw/{agent_id}`).
     #[serde(deserialize_with = "lenient")]
     pub agent_id: String,
@@ -202,7 +212,7 @@ pub struct WorkerConfig {
     pub max_output_bytes: u64,
     /// How often the skills folders are rescanned.
     pub skills_rescan_interval: Secs,
-    /// How often the gateway is probed.
+    /// How often the gateway is probed (two loopback GETs, never a chat call).
     pub gateway_check_interval: Secs,
     /// Where the worker keeps its node secret and its one-worker-per-node-id lock; default:
     /// the folder of storage.path.
@@ -221,15 +231,17 @@ impl Default for WorkerConfig {
             max_concurrent_tasks: 5,
             heartbeat_interval: Secs::from_secs(5),
             skills_dir: SkillsDirs(vec![PathBuf::from("./skills")]),
-            port: 18789,
+            port: None,
             gateway_url: None,
             gateway_token: None,
+            openclaw_cli: None,
+            openclaw_refresh_interval: Secs::from_secs(300),
             agent_id: "default".into(),
             tags: Vec::new(),
             shutdown_timeout: Secs::from_secs(30),
             max_output_bytes: 1024 * 1024,
             skills_rescan_interval: Secs::from_secs(2),
-            gateway_check_interval: Secs::from_secs(30),
+            gateway_check_interval: Secs::from_secs(5),
             state_dir: None,
         }
     }
@@ -748,7 +760,7 @@ fn describe_figment_error(e: figment::Error) -> String {
 /// Checks values that types alone cannot.
 fn validate(l: &Loaded) -> Result<(), UsageError> {
     let c = &l.config;
-    if c.worker.port == 0 {
+    if c.worker.port == Some(0) {
         return Err(l.invalid("worker.port", "must be between 1 and 65535, not 0"));
     }
     if c.worker.coordinator_port == Some(0) {
@@ -838,6 +850,11 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     }
     if c.worker.skills_dir.0.is_empty() {
         return Err(l.invalid("worker.skills_dir", "needs at least one folder"));
+    }
+    if c.worker.openclaw_refresh_interval.get() < Duration::from_secs(1) {
+        return Err(
+            l.invalid("worker.openclaw_refresh_interval", "must be at least 1s (one listing costs seconds of CPU)")
+        );
     }
     if c.worker.max_output_bytes == 0 {
         return Err(l.invalid("worker.max_output_bytes", "must be above 0"));

@@ -20,6 +20,42 @@ use crate::cli::{Cli, Command};
 use crate::config::{self, FlagOverrides, Loaded};
 use crate::{Exit, UsageError};
 
+/// The program: parse arguments, run one subcommand, map the outcome to an exit code (see
+/// [`Exit`]). Both executables call it.
+pub fn main() -> ExitCode {
+    // The worker runs this executable as the supervisor of each exec task; clap never
+    // sees that invocation.
+    if let Some(code) = crate::worker::supervisor::run_if_requested() {
+        return code;
+    }
+    let args = crate::cli::args_from_invocation(std::env::args_os());
+    let cli = match crate::cli::parse(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+            let _ = err.print();
+            return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let exit = Exit::of(&err);
+            // A closed stdout (`| head`) ends the command quietly. Errors quote the server
+            // and the user: no raw control characters on the terminal.
+            if exit != Exit::Ok {
+                let message = format!("{err:#}");
+                eprintln!(
+                    "{}: {}",
+                    crate::cli::program_name(std::env::args_os().next().as_ref()),
+                    output::clean_lines(&message)
+                );
+            }
+            exit.into()
+        }
+    }
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut flags = FlagOverrides::default();
@@ -92,6 +128,14 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tasks(args) => {
             let loaded = load(&cli.config, flags)?;
             client(tasks::run(&loaded.config, args.command))
+        }
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            let name = crate::cli::program_name(std::env::args_os().next().as_ref());
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut crate::cli::Cli::command(), name, &mut script);
+            output::write_stdout(format_args!("{}", String::from_utf8_lossy(&script)), false)?;
+            Ok(Exit::Ok.into())
         }
         Command::Backup(args) => {
             let loaded = load(&cli.config, flags)?;

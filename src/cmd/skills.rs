@@ -1,4 +1,8 @@
-//! `openclaw skills`: every skill found on this machine, and why one is not eligible.
+//! `openclaw skills`: every skill this machine has — the skills dirs' and, when OpenClaw's
+//! CLI is installed, OpenClaw's own — whether the worker would advertise it, and why not.
+//! Agent skills also depend on the local OpenClaw gateway, which is probed (never with a
+//! chat call); when it cannot run turns, the reason says what to do (for chat completions
+//! switched off: the exact OpenClaw command).
 
 use super::output::{out, outln};
 use std::process::ExitCode;
@@ -8,26 +12,61 @@ use serde_json::json;
 use crate::Exit;
 use crate::cli::SkillsArgs;
 use crate::config::Config;
+use crate::worker::adverts::find_cli;
 use crate::worker::gateway::{Availability, Gateway};
-use crate::worker::skills::{self, Kind};
+use crate::worker::openclaw::Inventory;
+use crate::worker::skills::{self, Kind, Skill};
+
+/// The skills dirs' scan, OpenClaw's skills not shadowed by it, and a note about OpenClaw's
+/// CLI when it could not be used.
+async fn gather(config: &Config, args: &SkillsArgs) -> (skills::Scan, Vec<Skill>, Option<String>) {
+    let dirs = if args.skills_dir.is_empty() { config.worker.skills_dir.0.clone() } else { args.skills_dir.clone() };
+    let host = skills::Host::current();
+    let scan = skills::scan(&dirs, &host);
+    let (native, note) = match find_cli(config) {
+        Ok(Some(cli)) => {
+            let program = cli.program.display().to_string();
+            let mut inventory =
+                Inventory::new(cli, &config.worker.agent_id, config.worker.openclaw_refresh_interval.get());
+            inventory.update(&host).await;
+            let note = inventory.listing.as_ref().err().map(|e| format!("OpenClaw's skills are missing here: {e}"));
+            let native = inventory.skills().iter().filter(|s| scan.get(&s.name).is_none()).cloned().collect();
+            (native, note.or(Some(format!("OpenClaw's own skills from `{program} skills list`"))))
+        }
+        Ok(None) if config.worker.openclaw_cli.is_some() => (Vec::new(), None),
+        Ok(None) => (
+            Vec::new(),
+            Some(
+                "OpenClaw's CLI is not on PATH: only the skills dirs are listed (set worker.openclaw_cli to its path)"
+                    .into(),
+            ),
+        ),
+        Err(e) => (Vec::new(), Some(e)),
+    };
+    (scan, native, note)
+}
 
 pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode> {
-    let dirs = if args.skills_dir.is_empty() { config.worker.skills_dir.0.clone() } else { args.skills_dir.clone() };
-    let scan = skills::scan(&dirs, &skills::Host::current());
-    let has_agent = scan.skills.iter().any(|s| s.kind == Kind::Agent && s.eligible);
+    let (scan, native, note) = gather(config, args).await;
+    let all: Vec<&Skill> = scan.skills.iter().chain(native.iter()).collect();
+    let has_agent = all.iter().any(|s| s.kind == Kind::Agent && s.eligible);
     let gateway = if has_agent {
         let g = Gateway::from_config(config);
-        Some((g.url().to_string(), g.probe().await))
+        let state = g.probe().await;
+        Some((g.url(), g.origin(), state))
     } else {
         None
     };
+    let unavailable = |s: &Skill| match (&s.kind, &gateway) {
+        (Kind::Agent, Some((_, _, Availability::Unavailable(why)))) if s.eligible => Some(why.clone()),
+        _ => None,
+    };
     if args.json {
-        let mut items: Vec<serde_json::Value> = scan
-            .skills
+        let mut items: Vec<serde_json::Value> = all
             .iter()
             .map(|s| {
                 let mut v = serde_json::to_value(s).unwrap_or_default();
-                if let (Kind::Agent, Some((_, Availability::Unavailable(why)))) = (&s.kind, &gateway) {
+                if let Some(why) = unavailable(s) {
                     v["unavailable"] = json!(why);
                 }
                 v
@@ -40,20 +79,24 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
         outln!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(Exit::Ok.into());
     }
-    if scan.skills.is_empty() && scan.problems.is_empty() {
+    if all.is_empty() && scan.problems.is_empty() {
+        let dirs = if args.skills_dir.is_empty() { &config.worker.skills_dir.0 } else { &args.skills_dir };
         let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
         outln!("no skills found in {} (a skill is a folder with a SKILL.md; see README)", list.join(", "));
         return Ok(Exit::Ok.into());
     }
     let mut rows = Vec::new();
-    for s in &scan.skills {
-        let mut status = if s.eligible { "ready" } else { "missing" };
-        let mut missing = s.missing.describe();
-        if let (true, Kind::Agent, Some((_, Availability::Unavailable(why)))) = (s.eligible, &s.kind, &gateway) {
-            status = "unavailable";
-            missing = format!("gateway: {why}");
+    for s in &all {
+        let (status, mut why) = match unavailable(s) {
+            Some(why) => ("unavailable", format!("gateway: {why}")),
+            None if s.disabled => ("disabled", "turned off in OpenClaw's config (skills.entries)".into()),
+            None if s.eligible => ("ready", String::new()),
+            None => ("missing", s.missing.describe()),
+        };
+        for w in &s.warnings {
+            why = if why.is_empty() { format!("note: {w}") } else { format!("{why}; note: {w}") };
         }
-        rows.push(vec![s.name.clone(), status.into(), s.kind.name().into(), missing, s.source.display().to_string()]);
+        rows.push(vec![s.name.clone(), status.into(), s.kind.name().into(), why, s.source.clone()]);
     }
     for p in &scan.problems {
         rows.push(vec![
@@ -65,11 +108,14 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
         ]);
     }
     out!("{}", super::output::table(&["NAME", "STATUS", "KIND", "MISSING", "SOURCE"], rows));
-    if let Some((url, state)) = gateway {
+    if let Some(note) = note {
+        outln!("\n{note}");
+    }
+    if let Some((url, origin, state)) = gateway {
         match state {
-            Availability::Ready => outln!("\ngateway {url}: agent skills can run"),
+            Availability::Ready => outln!("gateway {url} ({origin}): agent skills can run"),
             Availability::Unavailable(why) => {
-                outln!("\ngateway {url}: agent skills cannot run: {}", super::output::clean(&why))
+                outln!("gateway {url} ({origin}): agent skills cannot run: {}", super::output::clean(&why))
             }
         }
     }

@@ -134,7 +134,10 @@ async fn wait_until_done(
                     return Err(client.fail(e));
                 }
                 if away == 0 {
-                    eprintln!("{e}\nwaiting for the coordinator to come back (until this wait's own limit)");
+                    eprintln!(
+                        "{}\nwaiting for the coordinator to come back (until this wait's own limit)",
+                        clean(&e.to_string())
+                    );
                 }
                 away += 1;
                 let pause = crate::util::backoff(Duration::from_millis(500), Duration::from_secs(5), away);
@@ -286,11 +289,11 @@ async fn retry(config: &Config, args: RetryArgs) -> anyhow::Result<Exit> {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task)?);
         } else {
-            outln!("{}", task.task_id);
+            outln!("{}", clean(&task.task_id));
         }
         return Ok(Exit::Ok);
     }
-    eprintln!("submitted {} (a retry of {})", task.task_id, args.task_id);
+    eprintln!("submitted {} (a retry of {})", clean(&task.task_id), clean(&args.task_id));
     let task = wait_until_done(&client, &task.task_id.clone(), Some(task), None).await?;
     report(&task, args.json)
 }

@@ -1,20 +1,26 @@
-//! What this node advertises: the eligible skills of the last scan, minus agent skills
-//! while the local OpenClaw gateway cannot run turns (those are sent as unavailable, with
-//! the reason).
+//! What this node advertises: the eligible skills of the last scan of the skills dirs, plus
+//! the skills OpenClaw's own CLI says its agent can use (when the CLI is installed), minus
+//! agent skills while the local OpenClaw gateway cannot run turns (those are sent as
+//! unavailable, with the reason). A skills-dir skill wins a name shared with OpenClaw's.
 //!
-//! Owns the scan, the gateway's availability and which version of the lists the
-//! coordinator has. Every change bumps a version; a heartbeat sends the lists when the
-//! coordinator's version is older and marks that version as sent once it is accepted, so a
-//! change made while a heartbeat is in flight is sent with the next one.
+//! Owns the scan, OpenClaw's listing, the gateway's availability and which version of the
+//! lists the coordinator has. Every change bumps a version; a heartbeat sends the lists
+//! when the coordinator's version is older and marks that version as sent once it is
+//! accepted, so a change made while a heartbeat is in flight is sent with the next one.
 //!
-//! Locking: one std mutex, held only for short synchronous sections.
+//! Locking: one std mutex over the state, held only for short synchronous sections; the
+//! OpenClaw listing sits behind a tokio mutex because taking one awaits the CLI (only the
+//! skills loop takes it).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::Notify;
+
 use super::Context;
 use super::gateway::{Availability, Gateway};
+use super::openclaw::{Cli, Inventory};
 use super::skills::{self, Kind, Scan, Skill};
 use crate::config::Config;
 use crate::util::lock;
@@ -25,6 +31,8 @@ pub type Lists = (Vec<String>, BTreeMap<String, String>);
 #[derive(Default)]
 struct State {
     scan: Scan,
+    /// OpenClaw's own skills (its CLI's listing), not shadowed by the skills dirs.
+    native: Vec<Skill>,
     gateway: Option<Availability>,
     advertised: Vec<String>,
     unavailable: BTreeMap<String, String>,
@@ -34,34 +42,90 @@ struct State {
     sent: Option<u64>,
     /// Problems already warned about.
     warned: HashSet<(PathBuf, String)>,
+    /// The last listing error warned about.
+    listing_error: Option<String>,
 }
 
-/// The skills scan and the gateway's state.
+impl State {
+    fn all(&self) -> impl Iterator<Item = &Skill> {
+        self.scan.skills.iter().chain(self.native.iter())
+    }
+}
+
+/// The skills scan, OpenClaw's listing and the gateway's state.
 pub struct Adverts {
     dirs: Vec<PathBuf>,
     gateway: Gateway,
     state: Mutex<State>,
+    inventory: Option<tokio::sync::Mutex<Inventory>>,
+    /// Wakes the gateway loop for a probe now (a turn lost its connection).
+    probe_now: Notify,
+}
+
+/// OpenClaw's CLI as `worker.openclaw_cli` says: `off`, a path, or the first on PATH.
+pub fn find_cli(config: &Config) -> Result<Option<Cli>, String> {
+    match config.worker.openclaw_cli.as_deref().map(str::trim) {
+        Some("off" | "") => Ok(None),
+        Some(path) => Cli::find(Some(std::path::Path::new(path)), None),
+        None => Cli::find(None, std::env::var_os("PATH").as_deref()),
+    }
 }
 
 impl Adverts {
     pub fn new(config: &Config, gateway: Gateway) -> Adverts {
-        Adverts { dirs: config.worker.skills_dir.0.clone(), gateway, state: Mutex::new(State::default()) }
+        let inventory = match find_cli(config) {
+            Ok(Some(cli)) => {
+                tracing::info!(target: "openclaw::worker", cli = %cli.program.display(), "OpenClaw's CLI found: its skills listing decides which of OpenClaw's skills the agent has");
+                let every = config.worker.openclaw_refresh_interval.get();
+                Some(tokio::sync::Mutex::new(Inventory::new(cli, &config.worker.agent_id, every)))
+            }
+            Ok(None) => None,
+            Err(why) => {
+                tracing::warn!(target: "openclaw::worker", error = %why, "not using OpenClaw's CLI");
+                None
+            }
+        };
+        Adverts {
+            dirs: config.worker.skills_dir.0.clone(),
+            gateway,
+            state: Mutex::new(State::default()),
+            inventory,
+            probe_now: Notify::new(),
+        }
     }
 
-    /// Rescans the skills dirs; with `probe`, also asks the gateway.
+    /// Rescans the skills dirs (and OpenClaw's listing when it is due); with `probe`, also
+    /// asks the gateway.
     pub async fn refresh(&self, probe: bool) {
         let dirs = self.dirs.clone();
-        let Ok(scan) = tokio::task::spawn_blocking(move || skills::scan(&dirs, &skills::Host::current())).await else {
+        let Ok((scan, host)) = tokio::task::spawn_blocking(move || {
+            let host = skills::Host::current();
+            (skills::scan(&dirs, &host), host)
+        })
+        .await
+        else {
             return;
+        };
+        let native = match &self.inventory {
+            Some(inventory) => {
+                let mut inv = inventory.lock().await;
+                inv.update(&host).await;
+                self.warn_listing(inv.listing.as_ref().err());
+                Some(inv.skills().iter().filter(|s| scan.get(&s.name).is_none()).cloned().collect::<Vec<_>>())
+            }
+            None => None,
         };
         {
             let mut st = lock(&self.state);
             for p in &scan.problems {
                 if st.warned.insert((p.path.clone(), p.error.clone())) {
-                    tracing::warn!(target: "openclaw::worker", file = %p.path.display(), error = %p.error, "skipping a skill that does not parse");
+                    tracing::warn!(target: "openclaw::worker", file = %p.path.display(), error = %p.error, "skipping a skill file that OpenClaw skips too");
                 }
             }
             st.scan = scan;
+            if let Some(native) = native {
+                st.native = native;
+            }
         }
         if probe {
             self.probe_gateway().await;
@@ -69,9 +133,19 @@ impl Adverts {
         self.recompute();
     }
 
-    /// An eligible skill by name.
+    fn warn_listing(&self, error: Option<&String>) {
+        let mut st = lock(&self.state);
+        if st.listing_error.as_ref() != error {
+            if let Some(e) = error {
+                tracing::warn!(target: "openclaw::worker", error = %e, "OpenClaw's skills listing failed; advertising the skills dirs only");
+            }
+            st.listing_error = error.cloned();
+        }
+    }
+
+    /// An eligible skill by name (a skills-dir skill first, then OpenClaw's).
     pub fn skill(&self, name: &str) -> Option<Skill> {
-        lock(&self.state).scan.get(name).filter(|s| s.eligible).cloned()
+        lock(&self.state).all().find(|s| s.name == name && s.eligible).cloned()
     }
 
     /// The current lists with their version (for a registration, which sends them).
@@ -98,12 +172,23 @@ impl Adverts {
 
     /// The agent runner found the gateway unable to run turns: withdraw agent skills now.
     pub fn gateway_unavailable(&self, why: String) {
-        lock(&self.state).gateway = Some(Availability::Unavailable(why));
+        {
+            let mut st = lock(&self.state);
+            if st.gateway.as_ref() != Some(&Availability::Unavailable(why.clone())) {
+                tracing::warn!(target: "openclaw::worker", gateway = %self.gateway.url(), reason = %why, "agent skills withdrawn");
+            }
+            st.gateway = Some(Availability::Unavailable(why));
+        }
         self.recompute();
     }
 
+    /// Probe the gateway now rather than at the next interval.
+    pub fn probe_soon(&self) {
+        self.probe_now.notify_one();
+    }
+
     fn has_agent_skills(&self) -> bool {
-        lock(&self.state).scan.skills.iter().any(|s| s.kind == Kind::Agent && s.eligible)
+        lock(&self.state).all().any(|s| s.kind == Kind::Agent && s.eligible)
     }
 
     async fn probe_gateway(&self) {
@@ -112,23 +197,23 @@ impl Adverts {
         if st.gateway.as_ref() != Some(&state) {
             match &state {
                 Availability::Ready => {
-                    tracing::info!(target: "openclaw::worker", gateway = %self.gateway.url(), "the OpenClaw gateway can run agent tasks")
+                    tracing::info!(target: "openclaw::worker", gateway = %self.gateway.url(), from = %self.gateway.origin(), agent = %self.gateway.agent_id(), "the OpenClaw gateway can run agent tasks")
                 }
                 Availability::Unavailable(why) => {
-                    tracing::warn!(target: "openclaw::worker", gateway = %self.gateway.url(), reason = %why, "agent skills are unavailable")
+                    tracing::warn!(target: "openclaw::worker", gateway = %self.gateway.url(), from = %self.gateway.origin(), reason = %why, "agent skills are unavailable")
                 }
             }
             st.gateway = Some(state);
         }
     }
 
-    /// Works out what to advertise from the scan and the gateway's state.
+    /// Works out what to advertise from the scan, OpenClaw's listing and the gateway.
     fn recompute(&self) {
         let mut st = lock(&self.state);
         let gateway = st.gateway.clone().unwrap_or(Availability::Unavailable("not checked yet".into()));
         let mut advertised = Vec::new();
         let mut unavailable = BTreeMap::new();
-        for s in st.scan.skills.iter().filter(|s| s.eligible) {
+        for s in st.all().filter(|s| s.eligible && s.unadvertisable().is_none()) {
             match (&s.kind, &gateway) {
                 (Kind::Exec { .. }, _) | (Kind::Agent, Availability::Ready) => advertised.push(s.name.clone()),
                 (Kind::Agent, Availability::Unavailable(why)) => {
@@ -137,6 +222,7 @@ impl Adverts {
             }
         }
         advertised.sort();
+        advertised.dedup();
         if advertised.len() > crate::model::MAX_SKILLS {
             tracing::warn!(target: "openclaw::worker", found = advertised.len(), "more eligible skills than a node may advertise; advertising the first {}", crate::model::MAX_SKILLS);
             advertised.truncate(crate::model::MAX_SKILLS);
@@ -162,12 +248,14 @@ pub async fn skills_loop(adverts: Arc<Adverts>, ctx: Arc<Context>) {
     }
 }
 
-/// Probes the gateway every `gateway_check_interval` while there are agent skills.
+/// Probes the gateway every `gateway_check_interval` (or at once when a turn asks) while
+/// there are agent skills.
 pub async fn gateway_loop(adverts: Arc<Adverts>, ctx: Arc<Context>) {
     let every = ctx.config.worker.gateway_check_interval.get();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
+            _ = adverts.probe_now.notified() => {}
             _ = ctx.leave.cancelled() => return,
         }
         if adverts.has_agent_skills() {

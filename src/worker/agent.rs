@@ -1,9 +1,16 @@
 //! The agent runner: one turn of the local OpenClaw agent for an assignment.
 //!
-//! The prompt is the task's `parameters.prompt`, else its description, else its name; the
-//! answer text is the result. A gateway that turns out unable to run turns withdraws the
-//! node's agent skills at once (through [`Adverts::gateway_unavailable`]), and the attempt
-//! is requeued without spending a retry.
+//! The turn carries the skill's instructions: the system message (which OpenClaw merges
+//! into its own system prompt) names the skill and holds the body of its SKILL.md, so the
+//! agent has the skill with any stock OpenClaw config, whether or not the skill is in one
+//! of OpenClaw's own skill folders. The prompt is the task's `parameters.prompt`, else its
+//! description, else its name; the answer text is the result.
+//!
+//! What a failure does (see [`TurnOutcome`]): lost before it started, or the gateway cannot
+//! run turns → agent skills are withdrawn at once and the attempt is requeued without
+//! spending a retry; 429 → requeued after Retry-After (or 30 s) without spending a retry;
+//! 400 → failed for good (`permanent`); 408, 5xx, a lost connection → a failed attempt,
+//! retried with backoff by the coordinator.
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -13,17 +20,49 @@ use super::dispatch::{attempt_timeout, failed};
 use super::gateway::{Gateway, TurnOutcome};
 use crate::model::{Assignment, Outcome, ResultReport};
 
-/// Runs the assignment as an agent turn.
-pub async fn run(gateway: &Gateway, adverts: &Adverts, a: &Assignment, cancel: CancellationToken) -> ResultReport {
-    let prompt = match a.parameters.get("prompt") {
+/// The system message: which skill to use, and its instructions.
+pub fn system_message(a: &Assignment, instructions: Option<(&str, String)>) -> String {
+    let mut text = format!(
+        "You are running task `{}` for an openclaw cluster. Use the skill `{}` to do it, and answer with the result only.",
+        a.task_id, a.skill
+    );
+    let others: Vec<&str> = a.required_skills.iter().filter(|s| **s != a.skill).map(String::as_str).collect();
+    if !others.is_empty() {
+        text.push_str(&format!(" These skills are available too: {}.", others.join(", ")));
+    }
+    match instructions {
+        Some((location, body)) => text.push_str(&format!(
+            "\n\nThe skill's instructions follow (its folder is the parent of {location}).\n<skill name=\"{}\" location=\"{location}\">\n{body}\n</skill>",
+            a.skill
+        )),
+        None => text.push_str(&format!(
+            " `{}` is one of your available skills: read its SKILL.md first and follow it.",
+            a.skill
+        )),
+    }
+    text
+}
+
+/// The user message.
+pub fn prompt(a: &Assignment) -> String {
+    match a.parameters.get("prompt") {
         Some(Value::String(p)) if !p.trim().is_empty() => p.clone(),
         _ if !a.description.trim().is_empty() => a.description.clone(),
         _ => a.name.clone(),
-    };
-    let others: Vec<String> = a.required_skills.iter().filter(|s| **s != a.skill).cloned().collect();
+    }
+}
+
+/// Runs the assignment as an agent turn.
+pub async fn run(gateway: &Gateway, adverts: &Adverts, a: &Assignment, cancel: CancellationToken) -> ResultReport {
+    let instructions = adverts.skill(&a.skill).and_then(|s| {
+        let location = s.path.as_ref()?.join("SKILL.md").display().to_string();
+        Some((location, s.instructions()?))
+    });
+    let system = system_message(a, instructions.as_ref().map(|(l, b)| (l.as_str(), b.clone())));
     let timeout = attempt_timeout(a);
+    let prompt = prompt(a);
     let turn = tokio::select! {
-        t = gateway.turn(&a.skill, &others, &prompt, timeout) => t,
+        t = gateway.turn(&system, &prompt, timeout) => t,
         _ = cancel.cancelled() => {
             return ResultReport { outcome: Outcome::Cancelled, ..failed(a.attempt, "cancelled".into()) };
         }
@@ -35,20 +74,28 @@ pub async fn run(gateway: &Gateway, adverts: &Adverts, a: &Assignment, cancel: C
             error: None,
             ..failed(a.attempt, String::new())
         },
+        TurnOutcome::NotStarted(message) => {
+            adverts.gateway_unavailable(message.clone());
+            ResultReport { retry_after: Some(0.0), ..failed(a.attempt, message) }
+        }
+        TurnOutcome::Unavailable { message, retry_after } => {
+            adverts.gateway_unavailable(message.clone());
+            ResultReport { retry_after: Some(retry_after.as_secs_f64()), ..failed(a.attempt, message) }
+        }
         TurnOutcome::RateLimited { retry_after, message } => {
             ResultReport { retry_after: Some(retry_after.as_secs_f64()), ..failed(a.attempt, message) }
         }
-        TurnOutcome::Disabled(message) => {
-            adverts.gateway_unavailable(message.clone());
-            ResultReport { retry_after: Some(1.0), ..failed(a.attempt, message) }
+        TurnOutcome::Refused(message) => ResultReport { permanent: true, ..failed(a.attempt, message) },
+        TurnOutcome::Failed(message) => {
+            adverts.probe_soon();
+            failed(a.attempt, message)
         }
-        TurnOutcome::Failed(message) => failed(a.attempt, message),
         TurnOutcome::TimedOut => ResultReport {
             outcome: Outcome::Timeout,
             ..failed(
                 a.attempt,
                 format!(
-                    "the agent did not answer within the task's timeout ({})",
+                    "the agent did not answer within the task's timeout ({}); the turn was cancelled on the gateway",
                     crate::util::short_duration(timeout)
                 ),
             )

@@ -178,8 +178,8 @@ impl Dispatch {
             Some(skill) => {
                 let mut report = match &skill.kind {
                     Kind::Exec { argv } => {
-                        self.run_exec(&a, argv.clone(), skill.path.clone(), skill.requires_env.clone(), cancel.clone())
-                            .await
+                        let dir = skill.path.clone().unwrap_or_default();
+                        self.run_exec(&a, argv.clone(), dir, skill.requires_env.clone(), cancel.clone()).await
                     }
                     Kind::Agent => agent::run(&self.gateway, &self.adverts, &a, cancel.clone()).await,
                 };

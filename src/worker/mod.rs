@@ -12,6 +12,8 @@
 //!   `gateway_check_interval` while there are agent skills.
 //! - runners: [`exec`] (a skill's command as a process tree) and [`agent`] (one turn of
 //!   the local OpenClaw agent through [`gateway`]).
+//! - [`skills`] reads skills as OpenClaw's loader does; [`openclaw`] is the local OpenClaw
+//!   installation (its config, its CLI's skills listing).
 //!
 //! The coordinator being away is never fatal: every part retries with backoff and jitter.
 //! A refusal that retrying cannot fix (bad join token, an id owned by another worker) is
@@ -26,6 +28,7 @@ pub mod dispatch;
 pub mod exec;
 pub mod gateway;
 pub mod identity;
+pub mod openclaw;
 pub mod session;
 pub mod skills;
 pub mod supervisor;

@@ -154,7 +154,7 @@ impl Session {
             available_skills: available.clone(),
             ip_address: ip,
             tailscale_ip: tailscale,
-            port: Some(w.port),
+            port: Some(w.port.unwrap_or_else(super::openclaw::local_gateway_port)),
             max_concurrent_tasks: Some(w.max_concurrent_tasks),
             tags: Some(w.tags.clone()),
             version: Some(env!("CARGO_PKG_VERSION").into()),

@@ -47,7 +47,30 @@ fn link_names_act_as_their_subcommand() {
         std::os::unix::fs::symlink(crate::support::BIN, &path).unwrap();
         let o = std::process::Command::new(&path).arg("--help").output().unwrap();
         assert!(o.status.success() && stdout(&o).contains(expect), "{link} --help:\n{}", show(&o));
+        // Regression: `openclaw-coordinator --help` printed a usage line that then failed.
+        let usage = stdout(&o).lines().find(|l| l.starts_with("Usage:")).unwrap_or_default().to_string();
+        assert!(usage.starts_with(&format!("Usage: {link} ")) && !usage.contains("coordinator coordinator"), "{usage}");
     }
+}
+
+#[test]
+fn completions_are_generated_for_every_shell_under_the_called_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_openclaw-cluster"))
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(0), "{shell}: {}", show(&o));
+        let text = stdout(&o);
+        assert!(
+            text.contains("openclaw-cluster") && text.contains("submit"),
+            "{shell}: {}",
+            &text[..text.len().min(400)]
+        );
+    }
+    let o = cli(&["completions", "tcsh"], &[], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
 }
 
 /// `migrate --status` prints the database path: a cheap probe of storage.path.
@@ -323,7 +346,7 @@ fn the_skills_command_explains_every_skill() {
     std::fs::create_dir_all(skills.join("needs-op")).unwrap();
     std::fs::write(
         skills.join("needs-op/SKILL.md"),
-        "---\nname: needs-op\ndescription: d\nmetadata: {openclaw: {requires: {bins: [zzz-op], env: [ZZZ_KEY], config: [browser.enabled]}}, cluster: {run: cat}}\n---\n",
+        "---\nname: needs-op\ndescription: d\nmetadata:\n  openclaw: {requires: {bins: [zzz-op], env: [ZZZ_KEY], config: [browser.enabled, zzz.cfg]}}\n  cluster: {run: cat}\n---\n",
     )
     .unwrap();
     crate::support::agent_skill(&skills, "chat");
@@ -344,7 +367,7 @@ fn the_skills_command_explains_every_skill() {
         op.contains("missing")
             && op.contains("bins: zzz-op")
             && op.contains("env: ZZZ_KEY")
-            && op.contains("not checked"),
+            && op.contains("config: zzz.cfg (in OpenClaw's config)"),
         "{op}"
     );
     assert!(line("chat").contains("unavailable") && line("chat").contains("gateway"), "{text}");
@@ -356,7 +379,7 @@ fn the_skills_command_explains_every_skill() {
     assert_eq!(op["eligible"], false);
     assert_eq!(
         op["missing"],
-        serde_json::json!({"bins": ["zzz-op"], "anyBins": [], "env": ["ZZZ_KEY"], "config": ["browser.enabled"], "os": []})
+        serde_json::json!({"bins": ["zzz-op"], "anyBins": [], "env": ["ZZZ_KEY"], "config": ["zzz.cfg"], "os": []})
     );
     assert_eq!(op["kind"], "exec");
     assert!(op["path"].as_str().unwrap().ends_with("needs-op"));

@@ -1,6 +1,8 @@
 //! The integration tests: one binary, one module per topic. They start the real
 //! `openclaw` executable on free loopback ports, with real SQLite files in temp dirs.
 
+mod real_openclaw;
+mod stub_model;
 mod support;
 
 mod cli;
@@ -8,8 +10,9 @@ mod docs;
 mod fuzz;
 mod hostile;
 mod nodes;
+mod openclaw_gateway;
+mod openclaw_skills;
 mod operator;
-mod stand_in_gateway;
 mod store;
 mod tasks;
 mod worker;

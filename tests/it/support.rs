@@ -71,14 +71,8 @@ impl Proc {
         let stdout = logs.join(format!("{name}.out"));
         let stderr = logs.join(format!("{name}.err"));
         let mut cmd = Command::new(BIN);
-        cmd.args(args)
-            .current_dir(cwd)
-            .env_remove("OPENCLAW_TOKEN")
-            .env_remove("OPENCLAW_URL")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(append(&stdout))
-            .stderr(append(&stderr));
+        isolate(&mut cmd, cwd);
+        cmd.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(append(&stdout)).stderr(append(&stderr));
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -193,10 +187,23 @@ impl Drop for Proc {
     }
 }
 
+/// Keeps the machine's own settings out of a test process: no inherited `OPENCLAW_*`
+/// variables or `RUST_LOG`, no OpenClaw installation (its state dir is an empty folder
+/// under `cwd`, its CLI is off). A test that wants OpenClaw passes its own values.
+fn isolate(cmd: &mut Command, cwd: &Path) {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("OPENCLAW_") || k == "RUST_LOG" {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("OPENCLAW_STATE_DIR", cwd.join("no-openclaw")).env("OPENCLAW_WORKER__OPENCLAW_CLI", "off");
+}
+
 /// Runs the CLI to completion.
 pub fn cli(args: &[&str], env: &[(&str, &str)], cwd: &Path) -> Output {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).current_dir(cwd).env_remove("OPENCLAW_TOKEN").env_remove("OPENCLAW_URL").env_remove("RUST_LOG");
+    isolate(&mut cmd, cwd);
+    cmd.args(args).current_dir(cwd);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -224,6 +231,9 @@ pub struct Settings {
     pub tls: bool,
     pub extra_coordinator: String,
     pub extra_worker: String,
+    /// Give the worker a gateway port of nobody (the default), so no test reaches a real
+    /// gateway by accident; off, the worker finds the gateway in OpenClaw's config.
+    pub pin_gateway_port: bool,
 }
 
 impl Default for Settings {
@@ -236,6 +246,7 @@ impl Default for Settings {
             tls: false,
             extra_coordinator: String::new(),
             extra_worker: String::new(),
+            pin_gateway_port: true,
         }
     }
 }
@@ -274,7 +285,7 @@ impl Cluster {
     pub fn new(s: Settings) -> Cluster {
         let dir = tempfile::Builder::new().prefix("openclaw-it-").tempdir().unwrap();
         let no_gateway = DeadPort::new();
-        let gateway_port = no_gateway.port();
+        let gateway_port = if s.pin_gateway_port { format!("  port: {}\n", no_gateway.port()) } else { String::new() };
         let config = dir.path().join("config.yaml");
         let (mut extra_coordinator, mut extra_worker, mut http) =
             (s.extra_coordinator.clone(), s.extra_worker.clone(), http_client());
@@ -287,7 +298,7 @@ impl Cluster {
             http = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
         }
         let yaml = format!(
-            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: 5\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n  port: {gateway_port}\n{ew}log:\n  level: DEBUG\n  format: json\n",
+            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: 5\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: DEBUG\n  format: json\n",
             data = dir.path().join("data").display(),
             ht = s.heartbeat_timeout,
             hi = s.heartbeat_interval,

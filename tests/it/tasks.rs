@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::stand_in_gateway::{Chat, StandIn};
-use crate::support::{Cluster, Settings, agent_skill, eventually, exec_skill, show};
+use crate::support::{Cluster, Settings, eventually, exec_skill, show};
 
 fn events(task: &Value) -> Vec<(String, u64, String)> {
     task["events"]
@@ -626,98 +625,6 @@ async fn a_long_poll_hands_over_a_placed_task_at_once() {
         )
         .await;
     assert_eq!(empty["assignments"], json!([]), "a held task is not sent again");
-}
-
-#[tokio::test]
-async fn the_agent_runner_speaks_to_the_gateway() {
-    let gateway = StandIn::start().await;
-    let settings = Settings { extra_worker: format!("  gateway_url: {}\n", gateway.url()), ..Settings::default() };
-    let cluster = Cluster::start_with(settings).await;
-    let skills = cluster.path().join("skills");
-    agent_skill(&skills, "summarize");
-    let _w = cluster.worker_env("w1", &skills, &[], &[("OPENCLAW_GATEWAY_TOKEN", "gw-token")]);
-    cluster.wait_online("w1", &["summarize"]).await;
-
-    // Success: the answer text is the result.
-    gateway.set(|b| b.script.push_back(Chat::Answer("three bullet points".into())));
-    let id = cluster
-        .submit(
-            json!({"name": "s", "required_skills": ["summarize", "web"], "parameters": {"prompt": "Summarize this"}}),
-        )
-        .await;
-    // "web" is not on the node: the task waits; the node has only summarize.
-    assert_eq!(cluster.get(&format!("/api/v1/tasks/{id}")).await["status"], "pending");
-    cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
-    let id = cluster
-        .submit(json!({"name": "s", "required_skills": ["summarize"], "parameters": {"prompt": "Summarize this"}}))
-        .await;
-    let task = cluster.wait_task(&id, 20).await;
-    assert_eq!(
-        (task["status"].as_str(), task["result"]["text"].as_str()),
-        (Some("completed"), Some("three bullet points")),
-        "{task}"
-    );
-    let (request, auth) = gateway.requests().last().cloned().unwrap();
-    assert_eq!(request["model"], "openclaw/default");
-    assert_eq!(request["stream"], false);
-    assert_eq!(request["messages"][1], json!({"role": "user", "content": "Summarize this"}));
-    assert!(request["messages"][0]["content"].as_str().unwrap().contains("summarize"), "{request}");
-    assert_eq!(auth.as_deref(), Some("Bearer gw-token"));
-
-    // 500 then 401: the gateway's message becomes the task's error.
-    gateway.set(|b| {
-        b.script.push_back(Chat::Error(500, "model exploded".into()));
-        b.script.push_back(Chat::Error(401, "bad token".into()));
-    });
-    let id = cluster
-        .submit(
-            json!({"name": "s", "required_skills": ["summarize"], "description": "fallback prompt", "max_retries": 1}),
-        )
-        .await;
-    let task = cluster.wait_task(&id, 20).await;
-    assert_eq!(task["status"], "failed", "{task}");
-    let failures: Vec<String> = task["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|e| e["event"] == "failed")
-        .map(|e| e["message"].as_str().unwrap().to_string())
-        .collect();
-    assert!(failures[0].contains("500") && failures[0].contains("model exploded"), "{failures:?}");
-    assert!(task["error"].as_str().unwrap().contains("bad token"), "{task}");
-    let prompt = &gateway.requests()[gateway.requests().len() - 1].0["messages"][1]["content"];
-    assert_eq!(prompt, "fallback prompt", "the description is the prompt without parameters.prompt");
-
-    // 429: requeued without spending a retry.
-    gateway.set(|b| {
-        b.script.push_back(Chat::Error(429, "slow down".into()));
-        b.script.push_back(Chat::Answer("ok".into()));
-    });
-    let id = cluster.submit(json!({"name": "s", "required_skills": ["summarize"], "max_retries": 0})).await;
-    let task = cluster.wait_task(&id, 20).await;
-    assert_eq!(
-        (task["status"].as_str(), task["retry_count"].as_u64(), task["attempt"].as_u64()),
-        (Some("completed"), Some(0), Some(2)),
-        "{task}"
-    );
-    assert!(
-        task["events"].as_array().unwrap().iter().any(|e| e["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("slow down") && m.contains("without spending a retry"))),
-        "{task}"
-    );
-
-    // 404 on the call: the endpoint was switched off; the task goes back without spending a
-    // retry and the node stops advertising the skill.
-    gateway.set(|b| {
-        b.script.push_back(Chat::Error(404, "Not Found".into()));
-        b.models = 404;
-    });
-    let id = cluster.submit(json!({"name": "s", "required_skills": ["summarize"], "max_retries": 0})).await;
-    cluster.wait_online("w1", &[]).await;
-    let task = cluster.get(&format!("/api/v1/tasks/{id}")).await;
-    assert_eq!((task["status"].as_str(), task["retry_count"].as_u64()), (Some("pending"), Some(0)), "{task}");
-    assert!(task["pending_reason"].as_str().unwrap_or("").contains("chatCompletions"), "{task}");
 }
 
 #[cfg(unix)]
