@@ -113,6 +113,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 flags.set("worker.skills_dir", "--skills-dir", Some(args.skills_dir.clone()));
             }
             let loaded = load(&cli.config, flags)?;
+            worker::check_skills_dirs(&loaded.config)?;
             install_crypto();
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(skills::run(&loaded.config, &args))

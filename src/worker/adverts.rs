@@ -127,7 +127,8 @@ impl Adverts {
                 st.native = native;
             }
         }
-        if probe {
+        // An exec-only worker has no business with the gateway (and no warning about it).
+        if probe && self.has_agent_skills() {
             self.probe_gateway().await;
         }
         self.recompute();

@@ -384,3 +384,20 @@ async fn a_worker_whose_skills_folder_does_not_exist_is_refused() {
     assert!(err.contains("no skills folder exists") && err.contains("does-not-exist"), "{err}");
     assert!(cluster.node("w1").await.is_null(), "nothing registered");
 }
+
+/// Regression (operator review): the gateway WARN fired on workers that have only exec
+/// skills; `openclaw skills --skills-dir /nonexistent` said "no skills found", exit 0.
+#[cfg(unix)]
+#[tokio::test]
+async fn an_exec_only_worker_never_warns_about_the_gateway() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    let worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["echo"]).await;
+    worker.wait_for_output("registered with the coordinator", Duration::from_secs(10)).await;
+    assert!(!worker.out().contains("agent skills are unavailable"), "{}", worker.logs());
+    let o = cluster.cli(&["skills", "--skills-dir", cluster.path().join("nope").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", crate::support::show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no skills folder exists"), "{}", crate::support::show(&o));
+}

@@ -427,7 +427,8 @@ impl Core {
         let spent = task.state.retry_count + u32::from(counts);
         let max_retries = task.max_retries;
         if permanent || (counts && spent > max_retries) {
-            if let Some(s) = self.tasks.state_mut(task_id) {
+            // A permanent failure spends none of the retries: it never used them.
+            if let Some(s) = self.tasks.state_mut(task_id).filter(|_| !permanent) {
                 s.retry_count = spent.min(max_retries);
             }
             let error = if permanent {

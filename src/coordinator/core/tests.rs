@@ -312,7 +312,7 @@ fn a_permanent_failure_and_a_rate_limit_spend_no_retries() {
     sim.core.result("a", &id, report, sim.now).unwrap();
     sim.commit();
     let s = sim.state(&id);
-    assert_eq!(s.status, TaskStatus::Failed);
+    assert_eq!((s.status, s.retry_count), (TaskStatus::Failed, 0), "a permanent failure spends no retry");
     assert!(s.error.unwrap().contains("permanent"));
     check_invariants(&sim);
 }
