@@ -646,6 +646,41 @@ impl Route {
     }
 }
 
+impl Route {
+    /// Whether the route reads a request body. The server reads no body for the others:
+    /// it answers without waiting for one (and closes the connection after the answer
+    /// when a body was declared anyway).
+    pub fn takes_body(&self) -> bool {
+        match self {
+            Route::RegisterNode
+            | Route::Heartbeat { .. }
+            | Route::PollTasks { .. }
+            | Route::StartTask { .. }
+            | Route::TaskResult { .. }
+            | Route::SubmitTask => true,
+            Route::Health
+            | Route::Metrics
+            | Route::ListNodes(_)
+            | Route::OnlineNodes
+            | Route::NodesWithSkill { .. }
+            | Route::GetNode { .. }
+            | Route::ForgetNode { .. }
+            | Route::NodeHealth { .. }
+            | Route::ShutdownNode { .. }
+            | Route::DrainNode { .. }
+            | Route::UndrainNode { .. }
+            | Route::ClusterHealth
+            | Route::CheckHeartbeat
+            | Route::ListTasks(_)
+            | Route::GetTask { .. }
+            | Route::WaitTask { .. }
+            | Route::CancelTask { .. }
+            | Route::RetryTask { .. }
+            | Route::Backup => false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

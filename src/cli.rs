@@ -17,7 +17,14 @@ use crate::model::{NodeStatus, Priority, TaskStatus};
 /// Run OpenClaw on several machines as one cluster: tasks land on the machine that has
 /// the skills for them.
 #[derive(Debug, Parser)]
-#[command(name = "openclaw", version, about, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "openclaw",
+    version,
+    about,
+    propagate_version = true,
+    max_term_width = 100,
+    after_long_help = "Exit status: 0 success; 1 a negative answer (a task failed, the cluster is unhealthy, not found, unreachable) or a failure; 2 a usage or configuration error; 3 (coordinator, dev) the coordinator cannot write its database or the folder holding it; 4 a wait that ran out of its --timeout with the task still pending or running."
+)]
 pub struct Cli {
     /// YAML configuration file (the seed's config.yaml works as is).
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
@@ -39,6 +46,9 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the coordinator: HTTP API, node registry, scheduler and the SQLite store.
+    #[command(
+        after_long_help = "Exit status: 0 after a clean stop (Ctrl+C, SIGTERM); 1 on a failure such as another coordinator holding the database or a busy port; 2 for a usage or configuration error; 3 when it cannot write its database or the folder holding it (read-only, not permitted, disk full) — checked at start, before it answers anything."
+    )]
     Coordinator(CoordinatorArgs),
     /// Run a worker: join the coordinator, advertise this machine's skills, run tasks.
     Worker(WorkerArgs),

@@ -77,6 +77,17 @@ pub struct CoordinatorConfig {
     pub heartbeat_check_interval: Secs,
     /// Request bodies above this many bytes get 413.
     pub max_body_bytes: u64,
+    /// A request's headers (and an idle keep-alive connection's next request) must arrive
+    /// within this; else the connection is closed.
+    pub header_read_timeout: Secs,
+    /// A request's whole body must arrive within this once its handler reads it; else 408
+    /// and the connection is closed.
+    pub body_read_timeout: Secs,
+    /// Open client connections at most; past it the stalest idle or slow one is closed
+    /// to make room, and when none is, the new one is refused.
+    pub max_connections: u32,
+    /// Open connections from one client address at most (trusted proxies are exempt).
+    pub max_connections_per_ip: u32,
     /// Proxies whose X-Forwarded-For / X-Real-IP headers are believed (IP addresses).
     pub trusted_proxies: Vec<IpAddr>,
     /// How a node is chosen among the eligible ones.
@@ -112,6 +123,10 @@ impl Default for CoordinatorConfig {
             heartbeat_timeout: Secs::from_secs(90),
             heartbeat_check_interval: Secs::from_secs(30),
             max_body_bytes: 1024 * 1024,
+            header_read_timeout: Secs::from_secs(30),
+            body_read_timeout: Secs::from_secs(30),
+            max_connections: 4096,
+            max_connections_per_ip: 256,
             trusted_proxies: Vec::new(),
             scheduling_strategy: Strategy::LeastLoaded,
             default_task_timeout: Secs::from_secs(3600),
@@ -781,6 +796,30 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     }
     if c.coordinator.max_body_bytes < 1024 {
         return Err(l.invalid("coordinator.max_body_bytes", "must be at least 1024"));
+    }
+    for (key, value) in [
+        ("coordinator.header_read_timeout", c.coordinator.header_read_timeout),
+        ("coordinator.body_read_timeout", c.coordinator.body_read_timeout),
+    ] {
+        if value.get() < Duration::from_millis(100) || value.get() > Duration::from_secs(3600) {
+            return Err(l.invalid(key, format!("must be between 0.1s and 1h, not {value}")));
+        }
+    }
+    if c.coordinator.max_connections < 16 {
+        return Err(l.invalid(
+            "coordinator.max_connections",
+            format!("must be at least 16, not {}", c.coordinator.max_connections),
+        ));
+    }
+    if c.coordinator.max_connections_per_ip == 0 || c.coordinator.max_connections_per_ip > c.coordinator.max_connections
+    {
+        return Err(l.invalid(
+            "coordinator.max_connections_per_ip",
+            format!(
+                "must be between 1 and coordinator.max_connections ({}), not {}",
+                c.coordinator.max_connections, c.coordinator.max_connections_per_ip
+            ),
+        ));
     }
     let timeout = c.coordinator.default_task_timeout.get();
     if timeout < Duration::from_secs(1) || timeout > crate::model::MAX_TASK_TIMEOUT {

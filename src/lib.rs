@@ -38,16 +38,21 @@ pub enum Exit {
     Negative,
     /// Bad usage or configuration (2).
     Usage,
+    /// The coordinator cannot write its database or the folder holding it: read-only,
+    /// not permitted, or the disk is full (3). Restarting cannot help until that is fixed.
+    NotWritable,
     /// A wait ran out of time with the task still pending or running (4).
     StillRunning,
 }
 
 impl Exit {
-    /// The exit status for an error that reached `main`: [`UsageError`] means 2, anything
-    /// else 1.
+    /// The exit status for an error that reached `main`: [`UsageError`] means 2,
+    /// [`store::NotWritable`] 3, anything else 1.
     pub fn of(err: &anyhow::Error) -> Exit {
         if err.chain().any(|e| e.downcast_ref::<cmd::output::ClosedStdout>().is_some()) {
             Exit::Ok
+        } else if err.chain().any(|e| e.downcast_ref::<store::NotWritable>().is_some()) {
+            Exit::NotWritable
         } else if err.chain().any(|e| e.downcast_ref::<UsageError>().is_some()) {
             Exit::Usage
         } else {
@@ -62,6 +67,7 @@ impl From<Exit> for std::process::ExitCode {
             Exit::Ok => 0,
             Exit::Negative => 1,
             Exit::Usage => 2,
+            Exit::NotWritable => 3,
             Exit::StillRunning => 4,
         })
     }

@@ -801,12 +801,14 @@ impl ErrorCode {
                 "the idempotency key was used for a different submission (the message names the first task)"
             }
             ErrorCode::PayloadTooLarge => "the body is over `coordinator.max_body_bytes`",
-            ErrorCode::RequestTimeout => "the request was not sent in time",
+            ErrorCode::RequestTimeout => {
+                "the body did not arrive within `coordinator.body_read_timeout`; the connection is closed"
+            }
             ErrorCode::Overloaded => {
                 "more than `coordinator.max_write_backlog` changes wait for the disk; retry after `Retry-After` seconds"
             }
             ErrorCode::Unavailable => {
-                "the coordinator is shutting down, or stopping after a failed write; retry after `Retry-After` seconds"
+                "the coordinator is shutting down, stopping after a failed write, or has `coordinator.max_connections` connections all busy; retry after `Retry-After` seconds"
             }
             ErrorCode::Internal => {
                 "the store failed a read (the message says so; details are in the coordinator's log)"

@@ -25,6 +25,11 @@ use crate::{Exit, UsageError};
 /// The program: parse arguments, run one subcommand, map the outcome to an exit code (see
 /// [`Exit`]). Both executables call it.
 pub fn main() -> ExitCode {
+    // The worker runs this executable as the supervisor of each exec task; clap never
+    // sees that invocation.
+    if let Some(code) = crate::worker::supervisor::run_if_requested() {
+        return code;
+    }
     let args = crate::cli::args_from_invocation(std::env::args_os());
     let cli = match crate::cli::parse(args) {
         Ok(cli) => cli,
@@ -38,9 +43,15 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             let exit = Exit::of(&err);
-            // A closed stdout (`| head`) ends the command quietly.
+            // A closed stdout (`| head`) ends the command quietly. Errors quote the server
+            // and the user: no raw control characters on the terminal.
             if exit != Exit::Ok {
-                eprintln!("{}: {err:#}", crate::cli::program_name(std::env::args_os().next().as_ref()));
+                let message = format!("{err:#}");
+                eprintln!(
+                    "{}: {}",
+                    crate::cli::program_name(std::env::args_os().next().as_ref()),
+                    output::clean_lines(&message)
+                );
             }
             exit.into()
         }

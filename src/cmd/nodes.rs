@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::model::{Node, NodeStatus};
 use crate::util::{ago, now_ms};
 
-use super::output::{fields, out, outln, table};
+use super::output::{clean, fields, out, outln, table};
 use super::remote::connect;
 
 pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
@@ -25,7 +25,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
         if target.json {
             outln!("{}", serde_json::to_string_pretty(&answer)?);
         } else {
-            outln!("{}", answer.message);
+            outln!("{}", clean(&answer.message));
         }
         return Ok(Exit::Ok);
     }
@@ -140,7 +140,7 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
                 .unwrap_or_else(|| "never".into());
             outln!(
                 "{}: {} ({}) — last heartbeat {} ago, {} of {} slots free, cpu {:.0}%, memory {:.0}%, disk {:.0}%",
-                h.node_id,
+                clean(&h.node_id),
                 if h.healthy { "healthy" } else { "unhealthy" },
                 h.status,
                 seen,

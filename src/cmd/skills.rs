@@ -114,7 +114,9 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
     if let Some((url, origin, state)) = gateway {
         match state {
             Availability::Ready => outln!("gateway {url} ({origin}): agent skills can run"),
-            Availability::Unavailable(why) => outln!("gateway {url} ({origin}): agent skills cannot run: {why}"),
+            Availability::Unavailable(why) => {
+                outln!("gateway {url} ({origin}): agent skills cannot run: {}", super::output::clean(&why))
+            }
         }
     }
     Ok(Exit::Ok.into())

@@ -13,7 +13,7 @@ use crate::model::{ErrorCode, SubmitTask, Task, TaskStatus};
 use crate::usage_error;
 use crate::util::{ago, now_ms, short_duration};
 
-use super::output::{fields, out, outln, table};
+use super::output::{clean, fields, out, outln, table};
 use super::remote::{Remote, connect};
 
 pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit> {
@@ -78,14 +78,14 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task)?);
         } else {
-            outln!("{}", task.task_id);
+            outln!("{}", clean(&task.task_id));
             if let Some(reason) = &task.pending_reason {
-                eprintln!("pending: {reason}");
+                eprintln!("pending: {}", clean(reason));
             }
         }
         return Ok(Exit::Ok);
     }
-    eprintln!("submitted {}", task.task_id);
+    eprintln!("submitted {}", clean(&task.task_id));
     let task = wait_until_done(&client, &task.task_id.clone(), Some(task), None).await?;
     report(&task, args.json)
 }
@@ -111,7 +111,7 @@ async fn wait_until_done(
         if let Some(t) = &task {
             if t.pending_reason != last_reason {
                 if let Some(r) = &t.pending_reason {
-                    eprintln!("pending: {}", super::output::escape(r));
+                    eprintln!("pending: {}", clean(r));
                 }
                 last_reason = t.pending_reason.clone();
             }
@@ -134,7 +134,10 @@ async fn wait_until_done(
                     return Err(client.fail(e));
                 }
                 if away == 0 {
-                    eprintln!("{e}\nwaiting for the coordinator to come back (until this wait's own limit)");
+                    eprintln!(
+                        "{}\nwaiting for the coordinator to come back (until this wait's own limit)",
+                        clean(&e.to_string())
+                    );
                 }
                 away += 1;
                 let pause = crate::util::backoff(Duration::from_millis(500), Duration::from_secs(5), away);
@@ -154,14 +157,25 @@ fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
         let st = &task.state;
         match st.status {
             TaskStatus::Completed => {
-                eprintln!("completed on {} (attempt {})", st.assigned_node.as_deref().unwrap_or("?"), st.attempt);
+                eprintln!(
+                    "completed on {} (attempt {})",
+                    clean(st.assigned_node.as_deref().unwrap_or("?")),
+                    st.attempt
+                );
                 outln!("{}", serde_json::to_string_pretty(st.result.as_ref().unwrap_or(&Value::Null))?);
             }
             s if s.is_terminal() => {
-                eprintln!("{s} after attempt {}: {}", st.attempt, st.error.as_deref().unwrap_or("no error recorded"));
+                eprintln!(
+                    "{s} after attempt {}: {}",
+                    st.attempt,
+                    clean(st.error.as_deref().unwrap_or("no error recorded"))
+                );
             }
             s => {
-                eprintln!("still {s}{}", task.pending_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default());
+                eprintln!(
+                    "still {s}{}",
+                    task.pending_reason.as_deref().map(|r| format!(": {}", clean(r))).unwrap_or_default()
+                );
             }
         }
     }
@@ -208,7 +222,7 @@ async fn list(config: &Config, args: ListArgs) -> anyhow::Result<Exit> {
         .collect();
     out!("{}", table(&["TASK", "STATUS", "PRIORITY", "SKILLS", "NODE", "ATTEMPT", "SUBMITTED", "NOTE"], rows));
     if let Some(next) = page.next {
-        outln!("more: openclaw tasks list --after {next}");
+        outln!("more: openclaw tasks list --after {}", clean(&next));
     }
     Ok(Exit::Ok)
 }
@@ -275,11 +289,11 @@ async fn retry(config: &Config, args: RetryArgs) -> anyhow::Result<Exit> {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task)?);
         } else {
-            outln!("{}", task.task_id);
+            outln!("{}", clean(&task.task_id));
         }
         return Ok(Exit::Ok);
     }
-    eprintln!("submitted {} (a retry of {})", task.task_id, args.task_id);
+    eprintln!("submitted {} (a retry of {})", clean(&task.task_id), clean(&args.task_id));
     let task = wait_until_done(&client, &task.task_id.clone(), Some(task), None).await?;
     report(&task, args.json)
 }
@@ -290,9 +304,9 @@ async fn cancel(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&task)?);
     } else if task.state.status == TaskStatus::Cancelled {
-        outln!("{} cancelled", task.task_id);
+        outln!("{} cancelled", clean(&task.task_id));
     } else {
-        outln!("{}: cancel requested; its worker is stopping it", task.task_id);
+        outln!("{}: cancel requested; its worker is stopping it", clean(&task.task_id));
     }
     Ok(Exit::Ok)
 }

@@ -12,6 +12,15 @@ pub fn join_token(config: &Config, flag: Option<String>) -> Option<String> {
         .filter(|t| !t.trim().is_empty())
 }
 
+/// What a worker process sets up before its first task: exec commands under our own
+/// supervisor, a process its skills cannot look into, and a WARN when they could read the
+/// coordinator's admin token.
+fn prepare_worker_process(config: &Config) {
+    crate::worker::exec::supervise_with_this_executable();
+    crate::worker::exec::protect_worker_process();
+    crate::worker::exec::warn_if_admin_token_readable(config);
+}
+
 /// Refuses a worker none of whose skills folders exists (it would join with no skills and
 /// no warning); WARNs about the missing ones when some exist.
 pub fn check_skills_dirs(config: &Config) -> Result<(), crate::UsageError> {
@@ -33,6 +42,7 @@ pub fn check_skills_dirs(config: &Config) -> Result<(), crate::UsageError> {
 
 pub async fn run(config: Config, token: Option<String>) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
+    prepare_worker_process(&config);
     let token = join_token(&config, token);
     crate::worker::run(config, token, shutdown).await
 }
@@ -50,6 +60,7 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
     config.worker.coordinator_host = Some("127.0.0.1".into());
     config.worker.coordinator_port = Some(port);
     let token = join_token(&config, None);
+    prepare_worker_process(&config);
     tracing::info!(
         target: "openclaw::worker",
         url = %format!("http://127.0.0.1:{port}"),

@@ -1,5 +1,12 @@
-//! The HTTP/1.1 server: accept loop, graceful shutdown, body limits, auth, request logs
-//! and request metrics. Everything endpoint-specific is in [`super::handlers`].
+//! The HTTP/1.1 server: accept loop, connection caps, time limits, graceful shutdown,
+//! body limits, auth, request logs and request metrics. Everything endpoint-specific is in
+//! [`super::handlers`].
+//!
+//! A hostile client costs little: the accept loop only accepts and admits (see
+//! [`super::connections`]: capped overall and per address, waiting connections closed
+//! first to make room), headers must arrive within `coordinator.header_read_timeout`,
+//! auth is decided from the headers alone, a route that takes no body never reads one, and
+//! a body must arrive within `coordinator.body_read_timeout` (408).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -9,8 +16,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Body;
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -20,8 +28,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{self, Caller};
 use super::cluster::Cluster;
+use super::connections::{self, Connections, Slot};
 use super::error::ApiError;
 use crate::api::Route;
+use crate::model::ErrorCode;
 
 /// Every answer: a whole body, or a stream (events, live output, MCP).
 pub type Response = hyper::Response<BoxBody<Bytes, Infallible>>;
@@ -125,7 +135,12 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
+    let settings = &shared.config().coordinator;
+    let cap = connections::fit_to_fd_limit(settings.max_connections as usize);
+    let connections =
+        Arc::new(Connections::new(cap, settings.max_connections_per_ip as usize, settings.trusted_proxies.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut accept_errors = connections::Throttle::default();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -134,25 +149,48 @@ pub async fn serve(
         let (stream, peer) = match accepted {
             Ok(a) => a,
             Err(e) => {
-                // Out of file descriptors and the like: back off briefly instead of spinning.
-                tracing::warn!(target: "openclaw::coordinator", error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                // Out of file descriptors: close the connection that has waited longest on
+                // its client, so the next accept can succeed; otherwise back off briefly
+                // rather than spin. Either way the log gets one line per period, not one
+                // per failure.
+                let freed = connections::out_of_descriptors(&e) && connections.evict_oldest();
+                if accept_errors.ready() {
+                    tracing::warn!(
+                        target: "openclaw::coordinator",
+                        error = %e, more_in_last_period = accept_errors.held_back(), open = connections.open(),
+                        "accept failed (further failures in the next {}s are counted, not logged); if it says too many open files, raise LimitNOFILE / `ulimit -n` or lower coordinator.max_connections",
+                        connections::Throttle::PERIOD.as_secs()
+                    );
+                }
+                let pause = if freed { 5 } else { 50 };
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
                 continue;
             }
         };
+        let Some(slot) = connections.admit(peer.ip()) else {
+            refuse(stream, tls.is_none());
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
+        let conn_slot = slot.clone();
         let service = hyper::service::service_fn(move |req| {
             let shared = shared.clone();
-            async move { Ok::<_, Infallible>(handle(shared, peer, req).await) }
+            let slot = conn_slot.clone();
+            async move { Ok::<_, Infallible>(handle(shared, peer, &slot, req).await) }
         });
         // Each connection is tracked by `graceful`: shutdown below signals it and waits.
         let watcher = graceful.watcher();
+        let http = http1(settings);
         match &tls {
             None => {
-                let conn = watcher.watch(http1().serve_connection(TokioIo::new(stream), service));
+                let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    // Closed to make room for another: dropping the connection closes it.
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = slot.evicted() => {}
+                    }
                 });
             }
             Some(acceptor) => {
@@ -172,8 +210,13 @@ pub async fn serve(
                             Err(_) => return,
                         },
                         _ = shutdown.cancelled() => return,
+                        _ = slot.evicted() => return,
                     };
-                    let _ = watcher.watch(http1().serve_connection(TokioIo::new(stream), service)).await;
+                    let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = slot.evicted() => {}
+                    }
                 });
             }
         }
@@ -185,22 +228,48 @@ pub async fn serve(
     }
 }
 
-/// The HTTP/1.1 settings of every connection.
-fn http1() -> hyper::server::conn::http1::Builder {
+/// The answer to a connection past the caps while every open one is busy: a 503 written
+/// only if the socket takes it at once, then closed. Never waits on the client.
+fn refuse(stream: tokio::net::TcpStream, plain: bool) {
+    if plain {
+        const BODY: &str = r#"{"error":{"code":"unavailable","message":"the coordinator has too many open connections (coordinator.max_connections); try again shortly"}}"#;
+        let answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+            BODY.len()
+        );
+        let _ = stream.try_write(answer.as_bytes());
+        // Whatever the client already sent is read and dropped, so that closing sends a
+        // FIN after the answer rather than a reset that could discard it.
+        let mut sink = [0u8; 4096];
+        for _ in 0..4 {
+            if !matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {
+                break;
+            }
+        }
+    }
+}
+
+/// The HTTP/1.1 settings of every connection. The header timeout also ends idle keep-alive
+/// connections: hyper starts it whenever it waits for a request head.
+fn http1(settings: &crate::config::CoordinatorConfig) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(std::time::Duration::from_secs(30));
+    builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(settings.header_read_timeout.get());
     builder
 }
 
-async fn handle(shared: Arc<Cluster>, peer: SocketAddr, req: hyper::Request<Incoming>) -> Response {
+async fn handle(shared: Arc<Cluster>, peer: SocketAddr, slot: &Slot, req: hyper::Request<Incoming>) -> Response {
+    slot.busy();
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let client = client_address(&shared, peer.ip(), req.headers());
+    // A body the request declares but nobody reads leaves the connection unusable for
+    // another request: hyper closes it after the answer; `Connection: close` says so.
+    let mut body_unread = !req.body().is_end_stream();
     let (route_name, response) = match Route::parse(&method, &path, req.uri().query().unwrap_or("")) {
         Ok(route) => {
             let name = route.name();
-            let response = match prepare(&shared, shared.tokens(), route, client, req).await {
+            let response = match prepare(&shared, shared.tokens(), route, client, slot, req, &mut body_unread).await {
                 Ok(request) => super::handlers::dispatch(&shared, request).await,
                 Err(e) => Err(e),
             };
@@ -212,6 +281,9 @@ async fn handle(shared: Arc<Cluster>, peer: SocketAddr, req: hyper::Request<Inco
     if method == Method::HEAD {
         *response.body_mut() = full(Bytes::new());
     }
+    if body_unread {
+        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     shared.metrics().observe_request(route_name, status, elapsed.as_secs_f64());
@@ -220,16 +292,21 @@ async fn handle(shared: Arc<Cluster>, peer: SocketAddr, req: hyper::Request<Inco
         method = %method, path = %path, status, duration_ms = elapsed.as_secs_f64() * 1000.0, client = %client,
         "request"
     );
+    slot.waiting();
     response
 }
 
-/// Auth, query and body: everything a handler needs, checked before dispatch.
+/// Auth, query and body: everything a handler needs, checked before dispatch. Auth comes
+/// first, so an unauthenticated request never waits on its body; a route that takes no
+/// body does not read one; a body must arrive within `coordinator.body_read_timeout`.
 async fn prepare(
     shared: &Cluster,
     tokens: &auth::Tokens,
     route: Route,
     client: IpAddr,
+    slot: &Slot,
     req: hyper::Request<Incoming>,
+    body_unread: &mut bool,
 ) -> Result<Request, ApiError> {
     let (parts, body) = req.into_parts();
     let header = parts.headers.get(hyper::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
@@ -237,6 +314,9 @@ async fn prepare(
     let caller = auth::authorize(tokens, route.access(), route.node(), token, |hash| {
         shared.view(|core| core.registry().node_of_secret(hash).map(str::to_string))
     })?;
+    if !route.takes_body() {
+        return Ok(Request { route, caller, headers: parts.headers, body: Bytes::new(), client });
+    }
     let limit = shared.config().coordinator.max_body_bytes;
     if let Some(len) =
         parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
@@ -244,15 +324,29 @@ async fn prepare(
     {
         return Err(ApiError::too_large(limit));
     }
-    let body = match Limited::new(body, limit as usize).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    let deadline = shared.config().coordinator.body_read_timeout.get();
+    slot.waiting();
+    let read = tokio::time::timeout(deadline, Limited::new(body, limit as usize).collect()).await;
+    slot.busy();
+    let body = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return Err(ApiError::too_large(limit));
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             return Err(ApiError::bad_request(format!("could not read the request body: {e}")));
         }
+        Err(_) => {
+            return Err(ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} (coordinator.body_read_timeout)",
+                    crate::util::short_duration(deadline)
+                ),
+            ));
+        }
     };
+    *body_unread = false;
     Ok(Request { route, caller, headers: parts.headers, body, client })
 }
 

@@ -12,6 +12,7 @@
 
 pub mod auth;
 pub mod cluster;
+pub mod connections;
 pub mod core;
 pub mod error;
 pub mod handlers;
@@ -48,7 +49,14 @@ impl Coordinator {
     /// Locks and opens the store, loads the state, starts the background loops.
     pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Coordinator> {
         let path = config.storage.path.clone();
-        crate::store::prepare_dir(&path)?;
+        crate::store::prepare_dir(&path).map_err(|e| match &e {
+            crate::store::StoreError::Io { path, source } => {
+                crate::store::probe::from_io(path, source).map_or_else(|| e.into(), anyhow::Error::new)
+            }
+            _ => anyhow::Error::new(e),
+        })?;
+        // Before anything answers: a coordinator that cannot write stops here (exit 3).
+        crate::store::probe::check_files(&path)?;
         let lock = StoreLock::acquire(&path)?;
         let store = tokio::task::spawn_blocking({
             let path = path.clone();
@@ -63,6 +71,11 @@ impl Coordinator {
                     named => named.into(),
                 })
             }
+        })
+        .await??;
+        tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || crate::store::probe::check_database(&path)
         })
         .await??;
         let tokens = auth::Tokens::load_or_create(&config)?;

@@ -19,6 +19,7 @@
 pub mod events;
 pub mod lock;
 pub mod nodes;
+pub mod probe;
 pub mod schema;
 pub mod tasks;
 
@@ -31,6 +32,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, watch};
 
 pub use lock::{LockError, StoreLock};
+pub use probe::NotWritable;
 
 /// A pooled connection source.
 pub type Pool = r2d2::Pool<SqliteConnectionManager>;

@@ -178,7 +178,8 @@ impl Dispatch {
             Some(skill) => {
                 let mut report = match &skill.kind {
                     Kind::Exec { argv } => {
-                        self.run_exec(&a, argv.clone(), skill.path.clone().unwrap_or_default(), cancel.clone()).await
+                        let dir = skill.path.clone().unwrap_or_default();
+                        self.run_exec(&a, argv.clone(), dir, skill.requires_env.clone(), cancel.clone()).await
                     }
                     Kind::Agent => agent::run(&self.gateway, &self.adverts, &a, cancel.clone()).await,
                 };
@@ -203,6 +204,7 @@ impl Dispatch {
         a: &Assignment,
         argv: Vec<String>,
         dir: PathBuf,
+        pass_env: Vec<String>,
         cancel: CancellationToken,
     ) -> ResultReport {
         let stdin = serde_json::to_vec(&json!({
@@ -219,6 +221,7 @@ impl Dispatch {
                 ("OPENCLAW_SKILL".into(), a.skill.clone()),
                 ("OPENCLAW_ATTEMPT".into(), a.attempt.to_string()),
             ],
+            pass_env,
             timeout: attempt_timeout(a),
             max_output: self.ctx.config.worker.max_output_bytes,
         };

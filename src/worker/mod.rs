@@ -31,6 +31,7 @@ pub mod identity;
 pub mod openclaw;
 pub mod session;
 pub mod skills;
+pub mod supervisor;
 pub mod system;
 
 use std::sync::{Arc, Mutex};

@@ -694,6 +694,7 @@ fn to_skills(listing: &Listing, cli: &Cli, host: &Host) -> Vec<Skill> {
                 path: folders.get(&l.name).cloned().flatten(),
                 source: format!("openclaw:{}", l.source),
                 warnings,
+                requires_env: Vec::new(),
             }
         })
         .collect()

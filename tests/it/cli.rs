@@ -447,3 +447,48 @@ fn the_launchd_plist_is_a_valid_property_list() {
     assert_eq!(d["ProgramArguments"][0], "/usr/local/bin/openclaw-cluster");
     assert_eq!(d["ProgramArguments"].as_array().unwrap().last().unwrap(), "worker");
 }
+
+/// Regression (issue 14): terminal escape sequences in node and task fields reached the
+/// CLI's output raw. Names refuse control characters on the server; free text (a skill's
+/// error, a worker's reasons) keeps them and is printed escaped.
+#[tokio::test]
+async fn escape_sequences_from_the_server_are_printed_escaped() {
+    let cluster = Cluster::start().await;
+    let evil = "\u{1b}[2J\u{1b}]0;pwned\u{7}";
+    let body = serde_json::json!({
+        "node_id": "esc", "hostname": "esc.local", "platform": "linux", "arch": "x64",
+        "available_skills": ["x"], "max_concurrent_tasks": 1,
+        "unavailable_skills": {"chat": format!("the gateway said {evil}")},
+    });
+    let (status, answer) =
+        cluster.call("POST", "/api/v1/nodes/register", Some(&cluster.worker_token()), Some(&body.to_string())).await;
+    assert_eq!(status, 200, "{answer}");
+    let secret = answer["node_secret"].as_str().unwrap().to_string();
+    let id = cluster.submit(serde_json::json!({"name": "t", "required_skills": ["x"], "max_retries": 0})).await;
+    let (_, poll) =
+        cluster.call("POST", "/api/v1/nodes/esc/tasks/poll", Some(&secret), Some(r#"{"wait_secs": 0}"#)).await;
+    assert_eq!(poll["assignments"][0]["task_id"], id.as_str(), "{poll}");
+    let path = format!("/api/v1/nodes/esc/tasks/{id}");
+    cluster.call("POST", &format!("{path}/start"), Some(&secret), Some(r#"{"attempt": 1}"#)).await;
+    let report = serde_json::json!({"attempt": 1, "outcome": "failed", "error": format!("boom {evil}")});
+    let (status, _) = cluster.call("POST", &format!("{path}/result"), Some(&secret), Some(&report.to_string())).await;
+    assert_eq!(status, 200);
+
+    let runs: [(&[&str], bool); 4] = [
+        (&["nodes", "esc"], true),
+        (&["tasks", "get", &id], true),
+        (&["tasks", "list"], true),
+        (&["tasks", "wait", &id], false),
+    ];
+    for (args, on_stdout) in runs {
+        let o = cluster.cli(args);
+        let (out, err) = (stdout(&o), String::from_utf8_lossy(&o.stderr).into_owned());
+        assert!(
+            !out.contains('\u{1b}') && !err.contains('\u{1b}') && !out.contains('\u{7}'),
+            "{args:?}: raw escape\n{}",
+            show(&o)
+        );
+        let shown = if on_stdout { &out } else { &err };
+        assert!(shown.contains("\\x1b[2J\\x1b]0;pwned\\x07"), "{args:?}: not shown escaped\n{}", show(&o));
+    }
+}

@@ -8,6 +8,7 @@ mod support;
 mod cli;
 mod docs;
 mod fuzz;
+mod hostile;
 mod nodes;
 mod openclaw_gateway;
 mod openclaw_skills;

@@ -219,6 +219,115 @@ async fn sigterm_stops_cleanly_with_database_and_tokens_intact() {
     assert_eq!(cluster.node("n1").await["node_id"], "n1");
 }
 
+/// Regression (issue 14): the lock was keyed by the path given, so a second coordinator
+/// reached the same database through a symbolic link and every task ran twice. A hard link
+/// (another name, its own `-wal` file) must be refused too.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_second_coordinator_through_a_symlink_or_a_hard_link_is_refused() {
+    let cluster = Cluster::start().await;
+    let first_pid = cluster.coordinator.as_ref().unwrap().pid();
+    let elsewhere = cluster.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(cluster.db(), elsewhere.join("link.db")).unwrap();
+    std::fs::hard_link(cluster.db(), elsewhere.join("hard.db")).unwrap();
+    let config = cluster.config.display().to_string();
+    for (name, needle) in [("link.db", "cluster.db.lock"), ("hard.db", "hard.db")] {
+        let db = elsewhere.join(name).display().to_string();
+        let mut second = Proc::spawn(
+            &format!("coordinator-{name}"),
+            &["-c", &config, "coordinator", "--port", "0", "--db-path", &db],
+            &[],
+            cluster.path(),
+            &cluster.logs(),
+        );
+        let status = second.wait_exit(Duration::from_secs(10)).await;
+        assert_eq!(status.code(), Some(1), "{name}: {}", second.logs());
+        let err = second.err();
+        assert!(
+            err.contains("the database is in use") && err.contains(needle) && err.contains(&format!("PID {first_pid}")),
+            "{name}: {}",
+            second.logs()
+        );
+        assert!(!elsewhere.join(format!("{name}-wal")).exists(), "{name}: SQLite was opened before the lock");
+    }
+    // The first coordinator goes on undisturbed.
+    cluster.submit(serde_json::json!({"name": "after", "required_skills": ["x"]})).await;
+    let integrity: String =
+        Connection::open(cluster.db()).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+}
+
+/// Runs the coordinator to its exit as a user that file modes apply to: as root (CI runs
+/// as root, and root writes through any mode) the test chowns the folder to `nobody` and
+/// starts the coordinator as `nobody`.
+#[cfg(unix)]
+fn coordinator_without_privilege(cluster: &Cluster) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(crate::support::BIN);
+    cmd.args(["-c", &cluster.config.display().to_string(), "coordinator"])
+        .current_dir(cluster.path())
+        .env_remove("OPENCLAW_TOKEN")
+        .env_remove("RUST_LOG");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        const NOBODY: u32 = 65534;
+        for entry in walk(cluster.path()) {
+            std::os::unix::fs::lchown(&entry, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    cmd.output().unwrap()
+}
+
+#[cfg(unix)]
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() && !path.is_symlink() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Regression (issue 14): a coordinator that could not write answered `/health`, then died
+/// on its first write — a crash loop under `Restart=`. Now it stops at start with exit 3,
+/// naming what it cannot write.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_coordinator_that_cannot_write_stops_at_start_with_exit_3() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cluster = Cluster::start().await;
+    let c = cluster.coordinator.as_mut().unwrap();
+    c.term();
+    assert_eq!(c.wait_exit(Duration::from_secs(20)).await.code(), Some(0), "{}", c.logs());
+    let data = cluster.path().join("data");
+    let mode = |path: &Path, mode: u32| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+
+    // A read-only database file.
+    mode(&cluster.db(), 0o444);
+    let o = coordinator_without_privilege(&cluster);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(err.contains(&format!("cannot write {}", cluster.db().display())), "{}", show(&o));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("coordinator ready"), "{}", show(&o));
+
+    // A read-only folder.
+    mode(&cluster.db(), 0o600);
+    mode(&data, 0o500);
+    let o = coordinator_without_privilege(&cluster);
+    mode(&data, 0o700);
+    assert_eq!(o.status.code(), Some(3), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!("cannot write {}", data.display())), "{}", show(&o));
+
+    // Writable again: it starts (as root, the files now belong to nobody: root still writes).
+    cluster.start_coordinator().await;
+}
+
 /// Regression (core review): a failed write called `process::exit(1)` from the writer, so the
 /// non-blocking log writer could lose the ERROR that explained it. Now a store failure stops
 /// the coordinator through its shutdown path: the ERROR is logged, the exit code is 1, and

@@ -600,16 +600,21 @@ pub fn agent_skill(skills: &Path, name: &str) {
     .unwrap();
 }
 
+/// Whether a process is gone (or a zombie nobody reaped yet) now.
+#[cfg(unix)]
+pub fn is_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        // SAFETY: signal 0 only checks that the process exists.
+        Err(_) => (unsafe { libc::kill(pid, 0) }) != 0,
+    }
+}
+
 /// Whether a process is gone (or a zombie nobody reaped yet), waiting up to 5 s.
 #[cfg(unix)]
 pub async fn gone(pid: i32) -> bool {
     for _ in 0..100 {
-        let gone = match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-            Ok(s) => s.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
-            // SAFETY: signal 0 only checks that the process exists.
-            Err(_) => (unsafe { libc::kill(pid, 0) }) != 0,
-        };
-        if gone {
+        if is_gone(pid) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -246,6 +246,127 @@ async fn a_second_live_worker_with_the_same_id_stops_at_once() {
     assert!(restarted.is_running(), "{}", restarted.logs());
 }
 
+/// Regression (issue 14): a worker killed with kill -9 left its skill's processes running,
+/// and the task ran to its end twice. Now the supervisor ends the whole tree — a child, a
+/// grandchild whose parent exited, one that called setsid — and only the retry finishes.
+/// (Measured: all gone at the first re-check, 50 ms after the kill; the 20 s here only
+/// guards against a hang.)
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn kill_9_of_the_worker_ends_its_skills_process_tree_and_only_the_retry_finishes() {
+    let cluster = Cluster::start_with(Settings { heartbeat_timeout: 2.0, ..Settings::default() }).await;
+    let skills = cluster.path().join("skills");
+    let finished = cluster.path().join("finished");
+    exec_skill(
+        &skills,
+        "slow",
+        &format!(
+            r#"if [ "$OPENCLAW_NODE_ID" = w1 ]; then
+  echo $$ >> pids
+  sleep 60 & echo $! >> pids
+  setsid sh -c 'echo $$ >> pids; sleep 60; echo setsid >> {finished}' &
+  sh -c 'sh -c "echo \$\$ >> pids; sleep 60; echo orphan >> {finished}" & exit 0'
+  while [ "$(wc -l < pids)" -lt 4 ]; do sleep 0.05; done
+  touch started
+  sleep 60
+fi
+echo "$OPENCLAW_NODE_ID" >> {finished}
+echo '{{"done": true}}'
+"#,
+            finished = finished.display()
+        ),
+    );
+    let mut w1 = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["slow"]).await;
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["slow"], "max_retries": 2})).await;
+    let started = skills.join("slow/started");
+    eventually("the task runs on w1", Duration::from_secs(10), || async { started.exists() }).await;
+    let pids: Vec<i32> =
+        std::fs::read_to_string(skills.join("slow/pids")).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
+    assert_eq!(pids.len(), 4, "{pids:?}");
+    assert!(pids.iter().all(|p| !crate::support::is_gone(*p)), "the task's processes run: {pids:?}");
+    let _w2 = cluster.worker("w2", &skills, &[]);
+    cluster.wait_online("w2", &["slow"]).await;
+
+    w1.kill9();
+    // Left alone, every one of them would run for another minute.
+    eventually("the task's process tree ends with its worker", Duration::from_secs(20), || async {
+        pids.iter().all(|p| crate::support::is_gone(*p))
+    })
+    .await;
+    let task = cluster.wait_task(&id, 30).await;
+    assert_eq!((task["status"].as_str(), task["assigned_node"].as_str()), (Some("completed"), Some("w2")), "{task}");
+    assert_eq!(std::fs::read_to_string(&finished).unwrap(), "w2\n", "only the retry on w2 ran to its end");
+}
+
+/// Skills run with an allowlisted environment: what they declare, PATH and the like, the
+/// task's variables — never the worker's tokens (issue 14).
+#[cfg(unix)]
+#[tokio::test]
+async fn an_exec_skill_sees_its_declared_variables_and_no_token() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    let dir = skills.join("envdump");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("SKILL.md"),
+        "---\nname: envdump\ndescription: d\nmetadata:\n  openclaw:\n    requires:\n      env: [SKILL_API_KEY, OPENCLAW_GATEWAY_TOKEN]\n  cluster:\n    run: [sh, run.sh]\n---\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("run.sh"), "env > env.txt\necho '{}'\n").unwrap();
+    let join = cluster.worker_token();
+    let worker = cluster.worker_env(
+        "w1",
+        &skills,
+        &[],
+        &[
+            ("SKILL_API_KEY", "declared-value"),
+            ("UNDECLARED_SECRET", "not-for-skills"),
+            ("OPENCLAW_GATEWAY_TOKEN", "gateway-secret-123456"),
+            ("OPENCLAW_WORKER__TOKEN", &join),
+            ("OPENCLAW_TOKEN", &join),
+        ],
+    );
+    cluster.wait_online("w1", &["envdump"]).await;
+    let id = cluster.submit(json!({"name": "env", "required_skills": ["envdump"]})).await;
+    assert_eq!(cluster.wait_task(&id, 20).await["status"], "completed");
+    let env = std::fs::read_to_string(dir.join("env.txt")).unwrap();
+    let names: Vec<&str> = env.lines().filter_map(|l| l.split_once('=').map(|(k, _)| k)).collect();
+    for wanted in
+        ["SKILL_API_KEY", "PATH", "OPENCLAW_TASK_ID", "OPENCLAW_NODE_ID", "OPENCLAW_SKILL", "OPENCLAW_ATTEMPT"]
+    {
+        assert!(names.contains(&wanted), "{wanted} missing:\n{env}");
+    }
+    assert!(env.contains("SKILL_API_KEY=declared-value"), "{env}");
+    for secret in ["OPENCLAW_GATEWAY_TOKEN", "OPENCLAW_WORKER__TOKEN", "OPENCLAW_TOKEN", "UNDECLARED_SECRET"] {
+        assert!(!names.contains(&secret), "{secret} reached the skill:\n{env}");
+    }
+    assert!(
+        !env.contains(&join) && !env.contains("gateway-secret-123456"),
+        "a token's value reached the skill:\n{env}"
+    );
+    // This worker shares the coordinator's data folder: its skills could read admin.token.
+    let warn = worker.out().lines().find(|l| l.contains("admin token")).map(str::to_string).unwrap_or_default();
+    assert!(warn.contains("\"level\":\"WARN\"") && warn.contains("admin.token"), "{}", worker.logs());
+    assert!(worker.out().contains("never passes its own or OpenClaw's tokens"), "{}", worker.logs());
+}
+
+/// The admin.token warning is about what the worker can read, not a fixed line: a worker
+/// whose data folder has no admin.token stays quiet.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_worker_that_cannot_reach_admin_token_does_not_warn() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    let elsewhere = cluster.path().join("worker-data/cluster.db").display().to_string();
+    let join = cluster.worker_token();
+    let worker =
+        cluster.worker_env("w1", &skills, &[], &[("OPENCLAW_STORAGE__PATH", &elsewhere), ("OPENCLAW_TOKEN", &join)]);
+    cluster.wait_online("w1", &["echo"]).await;
+    assert!(!worker.out().contains("admin token"), "{}", worker.logs());
+}
+
 /// Regression (operator review): `worker --skills-dir /tmp/does-not-exist` registered with no
 /// skills and no warning.
 #[tokio::test]

@@ -126,6 +126,10 @@ pub struct Skill {
     /// Things OpenClaw would read differently from what the author probably meant.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The environment variables it declares (`requires.env`, `primaryEnv`): the only
+    /// ones, beyond the worker's allowlist, that an exec skill's command is given.
+    #[serde(skip)]
+    pub requires_env: Vec<String>,
 }
 
 impl Skill {
@@ -651,6 +655,10 @@ fn load(c: &Candidate, host: &Host, source: &str) -> Result<Skill, String> {
         path: Some(c.dir.clone()),
         source: source.to_string(),
         warnings,
+        requires_env: frontmatter::list(manifest.and_then(|m| m.get("requires")).and_then(|r| r.get("env")))
+            .into_iter()
+            .chain(manifest.and_then(|m| m.get("primaryEnv")).and_then(Value::as_str).map(str::to_string))
+            .collect(),
     };
     if let Some(why) = skill.unadvertisable() {
         let mut skill = skill;
