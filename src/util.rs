@@ -64,11 +64,18 @@ pub fn short_duration(d: Duration) -> String {
     }
 }
 
-/// A new secret: 32 random bytes (256 bits), URL-safe base64 without padding (43 chars).
+/// A new secret: 32 random bytes (256 bits), URL-safe base64 without padding (43 chars),
+/// starting with a letter or digit (a token that starts with `-` reads as a flag in
+/// `--token <value>`).
 pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    loop {
+        let mut bytes = [0u8; 32];
+        rand::rng().fill(&mut bytes);
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        if secret.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return secret;
+        }
+    }
 }
 
 /// SHA-256 of a secret, hex: what the store keeps instead of the secret itself.
@@ -129,6 +136,7 @@ mod tests {
         assert_eq!(s.len(), 43);
         assert!(s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(s, new_secret());
+        assert!((0..500).all(|_| new_secret().starts_with(|c: char| c.is_ascii_alphanumeric())));
         assert_eq!(hash_secret("x").len(), 64);
         assert!(constant_time_eq("abc", "abc") && !constant_time_eq("abc", "abd") && !constant_time_eq("a", "ab"));
     }

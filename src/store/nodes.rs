@@ -21,12 +21,14 @@ pub struct NodeRecord {
     pub last_heartbeat: Option<i64>,
     pub incarnation: u64,
     pub secret_hash: String,
+    /// The current secret was used at least once (its worker got the registration's answer).
+    pub secret_used: bool,
 }
 
 const COLUMNS: &str = "node_id, hostname, platform, arch, available_skills, unavailable_skills, \
     max_concurrent_tasks, ip_address, tailscale_ip, port, tags, version, draining, status, \
     cpu_usage, memory_usage, disk_usage, total_tasks_processed, successful_tasks, failed_tasks, \
-    total_execution_ms, registered_at, last_heartbeat, incarnation, secret_hash";
+    total_execution_ms, registered_at, last_heartbeat, incarnation, secret_hash, secret_used";
 
 fn count(r: &Row, idx: usize, key: &str) -> rusqlite::Result<u64> {
     let v: i64 = r.get(idx)?;
@@ -63,6 +65,7 @@ fn from_row(r: &Row) -> rusqlite::Result<NodeRecord> {
         last_heartbeat: r.get(22)?,
         incarnation: count(r, 23, key)?,
         secret_hash: r.get(24)?,
+        secret_used: r.get(25)?,
         node_id,
     })
 }
@@ -79,7 +82,7 @@ pub fn upsert(conn: &Connection, n: &NodeRecord) -> rusqlite::Result<()> {
     let s = &n.spec;
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO nodes ({COLUMNS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
     ))?
     .execute(params![
         n.node_id,
@@ -107,6 +110,7 @@ pub fn upsert(conn: &Connection, n: &NodeRecord) -> rusqlite::Result<()> {
         n.last_heartbeat,
         n.incarnation as i64,
         n.secret_hash,
+        n.secret_used,
     ])?;
     Ok(())
 }

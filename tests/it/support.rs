@@ -536,7 +536,13 @@ impl Cluster {
         });
         let (status, answer) = self.call("POST", "/api/v1/nodes/register", Some(token), Some(&body.to_string())).await;
         assert_eq!(status, 200, "register {id}: {answer}");
-        answer["node_secret"].as_str().unwrap().to_string()
+        let secret = answer["node_secret"].as_str().unwrap().to_string();
+        // As a worker does: the first heartbeat right after registering (it also shows the
+        // coordinator that the secret arrived).
+        let (status, answer) =
+            self.call("POST", &format!("/api/v1/nodes/{id}/heartbeat"), Some(&secret), Some("{}")).await;
+        assert_eq!(status, 200, "heartbeat {id}: {answer}");
+        secret
     }
 }
 

@@ -234,6 +234,16 @@ impl Registry {
         }
     }
 
+    /// The node's current secret was used: from now on only it (or the admin token) may
+    /// register the node again while it is live. Durable, so that a restart keeps it so.
+    pub fn secret_used(&mut self, node_id: &str) {
+        if self.nodes.get(node_id).is_some_and(|n| !n.record.secret_used)
+            && let Some(e) = self.entry_mut(node_id)
+        {
+            e.record.secret_used = true;
+        }
+    }
+
     /// Counts a finished attempt in the node's figures.
     pub fn count_attempt(&mut self, node_id: &str, status: TaskStatus, duration: Duration) {
         if let Some(n) = self.entry_mut(node_id) {
@@ -652,7 +662,10 @@ impl Core {
             ));
         }
         let live = self.registry.is_live(&node_id, now.at);
-        if let (Some(old), Registrant::Join, true) = (existing, &who, live) {
+        // A secret never used means its worker never got the registration's answer (the
+        // coordinator stopped in between): that worker may only have the join token.
+        let claimed = existing.is_some_and(|e| e.record.secret_used);
+        if let (Some(old), Registrant::Join, true, true) = (existing, &who, live, claimed) {
             let seen = old.record.last_heartbeat.map(|t| util::ago(t, now.ms)).unwrap_or_else(|| "never".into());
             return Err(Error::new(
                 ErrorCode::NodeIdInUse,
@@ -685,6 +698,7 @@ impl Core {
                     spec,
                     incarnation: old.record.incarnation + 1,
                     secret_hash,
+                    secret_used: false,
                     last_heartbeat: Some(now.ms),
                     ..old.record
                 };
@@ -699,6 +713,7 @@ impl Core {
                     last_heartbeat: Some(now.ms),
                     incarnation: 1,
                     secret_hash,
+                    secret_used: false,
                     ..Default::default()
                 },
                 Default::default(),
@@ -785,6 +800,7 @@ impl Core {
         })?;
         entry.record.usage = usage;
         entry.record.last_heartbeat = Some(now.ms);
+        let first_use = !entry.record.secret_used;
         let came_back = !entry.online;
         entry.online = true;
         entry.offline_since = None;
@@ -798,6 +814,9 @@ impl Core {
             && let Some(e) = self.registry.entry_mut(node_id)
         {
             e.record.spec.unavailable_skills = unavailable;
+        }
+        if first_use {
+            self.registry.secret_used(node_id);
         }
         self.arm_deadline(node_id, now);
         self.metrics.heartbeats.inc();

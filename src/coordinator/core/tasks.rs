@@ -539,6 +539,7 @@ impl Core {
 
     /// The worker started an attempt.
     pub fn start(&mut self, node: &str, task_id: &str, attempt: u32, now: Now) -> Result<Report, Error> {
+        self.registry.secret_used(node);
         let Some(task) = self.check_report(node, task_id, attempt)? else { return Ok(Report::NotActive) };
         if task.state.status == TaskStatus::Scheduled {
             if let Some(s) = self.tasks.state_mut(task_id) {
@@ -553,6 +554,7 @@ impl Core {
 
     /// The worker reports how an attempt ended.
     pub fn result(&mut self, node: &str, task_id: &str, report: ResultReport, now: Now) -> Result<Report, Error> {
+        self.registry.secret_used(node);
         let Some(task) = self.check_report(node, task_id, report.attempt)? else { return Ok(Report::NotActive) };
         let cancel_requested = task.state.cancel_requested;
         // The worker's figure, bounded by what the attempt could have taken.

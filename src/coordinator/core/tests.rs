@@ -483,10 +483,18 @@ fn restart_reload_keeps_work_and_loses_only_what_cannot_be_known() {
 fn identity_the_join_token_takes_new_or_offline_nodes_only() {
     let mut sim = Sim::new();
     let secret = sim.register("a", &["x"], 1).unwrap();
+    // Until its worker uses the secret, the answer may have been lost: the join token may
+    // register the node again (a coordinator that stopped before answering).
+    let secret = {
+        let _ = secret;
+        sim.register("a", &["x"], 1).expect("an unused secret: the registration's answer may have been lost")
+    };
+    sim.heartbeat("a", None).unwrap();
     let err = sim.register("a", &["x"], 1).unwrap_err();
     assert_eq!(err.code, ErrorCode::NodeIdInUse);
     let owner = sim.core.registry.node_of_secret(&crate::util::hash_secret(&secret)).map(str::to_string);
     let again = sim.register_as(Registrant::Node(owner.unwrap()), "a", &["x"], 1).unwrap();
+    sim.heartbeat("a", None).unwrap();
     let err = sim.register_as(Registrant::Node("a".into()), "b", &["x"], 1).unwrap_err();
     assert_eq!(err.code, ErrorCode::Forbidden);
     sim.register_as(Registrant::Admin, "a", &["x"], 1).unwrap();

@@ -1,6 +1,6 @@
 -- One event log for tasks and nodes (the task history and the cluster's event stream),
--- an index table for the skill filter, and task columns for origin, retries of ended
--- tasks and the nodes an attempt failed on.
+-- an index table for the skill filter, task columns for origin, retries of ended tasks and
+-- the nodes an attempt failed on, and whether a node's secret was ever used.
 
 CREATE TABLE events (
     id       INTEGER PRIMARY KEY,   -- assigned by the coordinator in commit order
@@ -37,6 +37,9 @@ INSERT INTO task_skills (skill, seq, task_id)
     WHERE true ON CONFLICT DO NOTHING;
 
 CREATE INDEX task_skills_by_task ON task_skills(task_id);
+
+-- Whether a node's current secret was ever used (1 for nodes that existed before).
+ALTER TABLE nodes ADD COLUMN secret_used INTEGER NOT NULL DEFAULT 1;
 
 ALTER TABLE tasks ADD COLUMN origin TEXT NOT NULL DEFAULT 'api';
 ALTER TABLE tasks ADD COLUMN retry_of TEXT;
