@@ -285,7 +285,7 @@ pub enum TasksCommand {
     List(ListArgs),
     /// Show one task with its event history and, while pending, why it waits.
     Get(TaskTarget),
-    /// Wait until a task ends; exit 0 if it completed, 1 otherwise.
+    /// Wait until a task ends; exit 0 if it completed, 1 if it failed, 4 if the wait timed out.
     Wait(WaitArgs),
     /// Cancel a task (a running one is killed on its worker).
     Cancel(TaskTarget),

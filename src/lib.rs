@@ -6,6 +6,7 @@
 //! - [`cmd`]: one module per subcommand; the glue between parsed flags and the library.
 //! - [`config`]: the `Config` tree and its figment loader (defaults < YAML < env < flags).
 //! - [`logging`]: tracing setup (JSON lines or text, stdout and optional rolling files).
+//! - [`manpages`]: the man pages, rendered from the CLI definitions.
 //! - [`model`]: the serde types on the wire, shared by coordinator, worker and CLI.
 //! - [`store`]: SQLite: the single-writer group-commit path, reads, migrations, the file lock.
 //! - [`coordinator`]: the server: router, auth, registry, scheduler, dispatch, metrics.
@@ -22,6 +23,7 @@ pub mod cmd;
 pub mod config;
 pub mod coordinator;
 pub mod logging;
+pub mod manpages;
 pub mod model;
 pub mod shutdown;
 pub mod store;

@@ -219,24 +219,8 @@ async fn log_lines_are_json_with_the_seeds_keys() {
     );
 }
 
-/// Man pages for the command and every subcommand, rendered from the clap definitions.
 fn man_pages() -> Vec<(String, Vec<u8>)> {
-    use clap::CommandFactory;
-    fn walk(cmd: &clap::Command, name: String, out: &mut Vec<(String, Vec<u8>)>) {
-        let mut page = Vec::new();
-        clap_mangen::Man::new(cmd.clone().name(name.clone()).bin_name(name.replace('-', " ")))
-            .render(&mut page)
-            .unwrap();
-        out.push((format!("{name}.1"), page));
-        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-            walk(sub, format!("{name}-{}", sub.get_name()), out);
-        }
-    }
-    let mut cmd = openclaw::cli::Cli::command();
-    cmd.build();
-    let mut out = Vec::new();
-    walk(&cmd, "openclaw".into(), &mut out);
-    out
+    openclaw::manpages::pages()
 }
 
 /// The committed man pages match the CLI. Regenerate with

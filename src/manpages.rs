@@ -1,0 +1,159 @@
+//! The man pages, rendered from the clap definitions under the installed name
+//! (`openclaw-cluster`), with the sections clap does not know: EXIT STATUS, ENVIRONMENT,
+//! EXAMPLES and SEE ALSO. The committed `man/` folder is checked against this by a test
+//! (`OPENCLAW_UPDATE_MAN=1 cargo test --test it man_pages` rewrites it); the Debian
+//! package installs those files.
+
+use clap::CommandFactory;
+use clap_mangen::roff::{Roff, roman};
+
+/// The installed name, and the prefix of every page.
+pub const NAME: &str = "openclaw-cluster";
+
+/// Environment variables every command reads.
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "OPENCLAW_<SECTION>__<KEY>",
+        "Any configuration key, e.g. OPENCLAW_COORDINATOR__PORT=9000 (lists as [a, b]); above the -c file, below flags.",
+    ),
+    ("OPENCLAW_URL", "The coordinator's URL for the client commands (--url)."),
+    ("OPENCLAW_TOKEN", "The admin (or tasks) token for the client commands, the join token for worker (--token)."),
+    (
+        "OPENCLAW_GATEWAY_TOKEN",
+        "The local OpenClaw gateway's token, for a worker's agent skills (never passed to skills).",
+    ),
+    ("RUST_LOG", "Log filter; wins over log.level."),
+];
+
+/// Examples, by page name.
+fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
+    match page {
+        "openclaw-cluster" => &[
+            (
+                "Try it on one machine: a coordinator and a worker in one process.",
+                "openclaw-cluster dev --skills-dir examples/skills",
+            ),
+            ("Submit a task and wait for its result.", "openclaw-cluster tasks submit --skill echo --param n=3 --wait"),
+        ],
+        "openclaw-cluster-coordinator" => &[
+            (
+                "Run the coordinator with a config file.",
+                "openclaw-cluster coordinator -c /etc/openclaw-cluster/coordinator.yaml",
+            ),
+            (
+                "On another port and database.",
+                "openclaw-cluster coordinator --port 9000 --db-path /srv/openclaw/cluster.db",
+            ),
+        ],
+        "openclaw-cluster-worker" => &[(
+            "Join a coordinator on another machine.",
+            "OPENCLAW_TOKEN=$(cat worker.token) openclaw-cluster worker --coordinator-host 10.0.0.5 --skills-dir ./skills",
+        )],
+        "openclaw-cluster-migrate" => &[
+            ("What a migration would do.", "openclaw-cluster migrate --status"),
+            (
+                "Migrate (a backup is taken first).",
+                "openclaw-cluster migrate --db-path /var/lib/openclaw-cluster/cluster.db",
+            ),
+        ],
+        "openclaw-cluster-nodes" => &[
+            ("Online nodes that have a skill.", "openclaw-cluster nodes --skill ocr"),
+            ("Take a node out of placement for maintenance.", "openclaw-cluster nodes drain mac-mini"),
+        ],
+        "openclaw-cluster-health" => {
+            &[("In a script: is any node online?", "openclaw-cluster health >/dev/null || echo 'no worker'")]
+        }
+        "openclaw-cluster-tasks-submit" => &[(
+            "An agent task with a prompt, at high priority.",
+            "openclaw-cluster tasks submit --skill summarize --prompt \"$(cat notes.txt)\" --priority high",
+        )],
+        "openclaw-cluster-tasks-wait" => {
+            &[("Wait at most ten minutes.", "openclaw-cluster tasks wait TASK_ID --timeout 10m")]
+        }
+        "openclaw-cluster-skills" => {
+            &[("Why a skill is not advertised.", "openclaw-cluster skills --skills-dir ./skills")]
+        }
+        "openclaw-cluster-backup" => {
+            &[("A nightly backup from cron.", "openclaw-cluster backup /var/backups/openclaw/cluster-$(date +%F).db")]
+        }
+        "openclaw-cluster-completions" => {
+            &[("Completions for bash.", "openclaw-cluster completions bash > /etc/bash_completion.d/openclaw-cluster")]
+        }
+        _ => &[],
+    }
+}
+
+const EXIT_STATUS: &str = "0 success; 1 a negative answer (a task failed, the cluster is unhealthy, not found, the coordinator is unreachable) or a failure; 2 a usage or configuration error; 3 the coordinator cannot write its database or the folder holding it; 4 a wait that ran out of its --timeout with the task still pending or running.";
+
+/// Every page: (file name, roff text).
+pub fn pages() -> Vec<(String, Vec<u8>)> {
+    let mut cmd = crate::cli::Cli::command().name(NAME).disable_help_subcommand(true);
+    cmd.build();
+    let mut out = Vec::new();
+    walk(&cmd, NAME.to_string(), None, &mut out);
+    out
+}
+
+/// One of clap_mangen's section renderers.
+type Section = fn(&clap_mangen::Man, &mut dyn std::io::Write) -> std::io::Result<()>;
+
+fn walk(cmd: &clap::Command, name: String, parent: Option<&str>, out: &mut Vec<(String, Vec<u8>)>) {
+    let subcommands: Vec<&clap::Command> = cmd.get_subcommands().collect();
+    let bin_name = format!("{NAME}{}", name[NAME.len()..].replace('-', " "));
+    let man = clap_mangen::Man::new(cmd.clone().name(name.clone()).bin_name(bin_name));
+    let mut page = Vec::new();
+    let sections: [Section; 4] = [
+        clap_mangen::Man::render_title,
+        clap_mangen::Man::render_name_section,
+        clap_mangen::Man::render_synopsis_section,
+        clap_mangen::Man::render_description_section,
+    ];
+    for render in sections {
+        render(&man, &mut page).expect("rendering into memory cannot fail");
+    }
+    if cmd.get_arguments().any(|a| !a.is_hide_set()) {
+        man.render_options_section(&mut page).expect("rendering into memory cannot fail");
+    }
+    if !subcommands.is_empty() {
+        man.render_subcommands_section(&mut page).expect("rendering into memory cannot fail");
+    }
+    let mut roff = Roff::default();
+    roff.control("SH", ["EXIT STATUS"]);
+    let exit = cmd.get_after_long_help().map(|h| h.to_string());
+    roff.text([roman(exit.as_deref().map(|h| h.trim_start_matches("Exit status: ")).unwrap_or(EXIT_STATUS))]);
+    roff.control("SH", ["ENVIRONMENT"]);
+    for (var, what) in ENVIRONMENT {
+        roff.control("TP", []).text([clap_mangen::roff::bold(*var)]).text([roman(*what)]);
+    }
+    let examples = examples(&name);
+    if !examples.is_empty() {
+        roff.control("SH", ["EXAMPLES"]);
+        for (what, line) in examples {
+            roff.text([roman(*what)])
+                .control("PP", [])
+                .control("RS", ["4"])
+                .control("nf", [])
+                .text([roman(*line)])
+                .control("fi", [])
+                .control("RE", [])
+                .control("PP", []);
+        }
+    }
+    roff.control("SH", ["SEE ALSO"]);
+    let mut see: Vec<String> = Vec::new();
+    if let Some(p) = parent {
+        see.push(format!("{p}(1)"));
+    }
+    see.extend(subcommands.iter().map(|s| format!("{name}-{}(1)", s.get_name())));
+    if parent.is_some() && !see.iter().any(|s| s == &format!("{NAME}(1)")) {
+        see.push(format!("{NAME}(1)"));
+    }
+    see.push("openclaw(1) (OpenClaw's own CLI, when installed)".into());
+    roff.text([roman(see.join(", "))]);
+    roff.to_writer(&mut page).expect("rendering into memory cannot fail");
+    man.render_version_section(&mut page).expect("rendering into memory cannot fail");
+    out.push((format!("{name}.1"), page));
+    for sub in subcommands {
+        walk(sub, format!("{name}-{}", sub.get_name()), Some(&name), out);
+    }
+}
