@@ -183,6 +183,13 @@ impl Dispatch {
                     }
                     Kind::Agent => agent::run(&self.gateway, &self.adverts, &a, cancel.clone()).await,
                 };
+                // The skill says this exit code means retrying cannot help.
+                let code = report.result.as_ref().and_then(|r| r.get("exit_code")).and_then(|c| c.as_i64());
+                if report.outcome == Outcome::Failed
+                    && code.is_some_and(|c| skill.permanent_exit_codes.contains(&(c as i32)))
+                {
+                    report.permanent = true;
+                }
                 if report.outcome == Outcome::Cancelled && !told.load(Ordering::SeqCst) {
                     report.outcome = Outcome::Failed;
                     report.error = Some(format!("node `{node_id}` shut down before the task finished"));

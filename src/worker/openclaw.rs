@@ -695,6 +695,7 @@ fn to_skills(listing: &Listing, cli: &Cli, host: &Host) -> Vec<Skill> {
                 source: format!("openclaw:{}", l.source),
                 warnings,
                 requires_env: Vec::new(),
+                permanent_exit_codes: Vec::new(),
             }
         })
         .collect()

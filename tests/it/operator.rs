@@ -143,3 +143,56 @@ async fn a_wait_survives_a_coordinator_restart() {
     assert_eq!(wait.wait_exit(Duration::from_secs(60)).await.code(), Some(0), "{}", wait.logs());
     assert!(wait.out().contains("\"ok\": true"), "{}", wait.logs());
 }
+
+/// Regression (operator review): every retry of a deterministic failure ran on the same
+/// node although another had the skill. A skill can also say which exit codes mean
+/// "retrying cannot help".
+#[cfg(unix)]
+#[tokio::test]
+async fn retries_go_to_another_node_and_permanent_exit_codes_are_not_retried() {
+    let cluster = Cluster::start().await;
+    // The same skill on two nodes; on w1 it always fails (say, a tool is broken there).
+    let write = |dir: &std::path::Path| {
+        let d = dir.join("flaky");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("SKILL.md"),
+            "---\nname: flaky\ndescription: d\nmetadata:\n  cluster:\n    run: [sh, run.sh]\n    permanent_exit_codes: [64]\n---\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("run.sh"),
+            "read -r task\ncase \"$task\" in *permanent*) exit 64;; esac\n[ \"$OPENCLAW_NODE_ID\" = w1 ] && exit 3\necho '{\"on\": \"'$OPENCLAW_NODE_ID'\"}'\n",
+        )
+        .unwrap();
+    };
+    let (s1, s2) = (cluster.path().join("skills1"), cluster.path().join("skills2"));
+    write(&s1);
+    write(&s2);
+    let _w1 = cluster.worker("w1", &s1, &[]);
+    cluster.wait_online("w1", &["flaky"]).await;
+    // Only w1 is there: the first attempt runs on it and fails.
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["flaky"], "max_retries": 3})).await;
+    eventually("the first attempt failed", Duration::from_secs(20), || async {
+        cluster.get(&format!("/api/v1/tasks/{id}")).await["failed_on"] == json!(["w1"])
+    })
+    .await;
+    let _w2 = cluster.worker("w2", &s2, &[]);
+    let task = cluster.wait_task(&id, 60).await;
+    assert_eq!((task["status"].as_str(), task["result"]["on"].as_str()), (Some("completed"), Some("w2")), "{task}");
+    let placed_away = task["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["event"] == "scheduled" && e["message"].as_str().is_some_and(|m| m.contains("away from `w1`")));
+    assert!(placed_away, "the history says the retry went elsewhere: {task}");
+    // Exit code 64 is declared permanent: no retry at all.
+    let id = cluster.submit(json!({"name": "permanent", "required_skills": ["flaky"], "max_retries": 3})).await;
+    let task = cluster.wait_task(&id, 60).await;
+    assert_eq!(
+        (task["status"].as_str(), task["attempt"].as_u64(), task["retry_count"].as_u64()),
+        (Some("failed"), Some(1), Some(0)),
+        "{task}"
+    );
+    assert!(task["error"].as_str().unwrap().contains("permanent"), "{task}");
+}

@@ -130,6 +130,10 @@ pub struct Skill {
     /// ones, beyond the worker's allowlist, that an exec skill's command is given.
     #[serde(skip)]
     pub requires_env: Vec<String>,
+    /// Exit codes of an exec skill's command that mean "retrying cannot help"
+    /// (`metadata.cluster.permanent_exit_codes`): the task fails at once, its retries unspent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub permanent_exit_codes: Vec<i32>,
 }
 
 impl Skill {
@@ -632,6 +636,8 @@ fn load(c: &Candidate, host: &Host, source: &str) -> Result<Skill, String> {
         Some(argv) => Kind::Exec { argv },
         None => Kind::Agent,
     };
+    let permanent_exit_codes =
+        exit_codes(metadata.as_ref().and_then(|m| m.get("cluster")).and_then(|c| c.get("permanent_exit_codes")))?;
     let manifest = metadata.as_ref().and_then(frontmatter::manifest);
     let key = manifest
         .and_then(|m| m.get("skillKey"))
@@ -659,6 +665,7 @@ fn load(c: &Candidate, host: &Host, source: &str) -> Result<Skill, String> {
             .into_iter()
             .chain(manifest.and_then(|m| m.get("primaryEnv")).and_then(Value::as_str).map(str::to_string))
             .collect(),
+        permanent_exit_codes,
     };
     if let Some(why) = skill.unadvertisable() {
         let mut skill = skill;
@@ -744,6 +751,22 @@ pub fn parse_skill_json(text: &str) -> Result<Parsed, String> {
     let run = command(doc.get("run"), "run")?;
     let metadata = doc.get("metadata").cloned().filter(Value::is_object);
     Ok((name, description, metadata, run))
+}
+
+/// `metadata.cluster.permanent_exit_codes`: a list of exit codes from 1 to 255.
+fn exit_codes(v: Option<&Value>) -> Result<Vec<i32>, String> {
+    let key = "metadata.cluster.permanent_exit_codes";
+    match v {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| match i.as_i64() {
+                Some(n @ 1..=255) => Ok(n as i32),
+                _ => Err(format!("{key}: every entry must be an exit code from 1 to 255, got {i}")),
+            })
+            .collect(),
+        Some(other) => Err(format!("{key}: must be a list of exit codes, got {other}")),
+    }
 }
 
 /// A command: an argv list, or one line split like a shell would (without running one).

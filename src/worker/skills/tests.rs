@@ -271,3 +271,21 @@ fn instructions_are_the_body_with_the_folder() {
     let text = scan.get("i").unwrap().instructions().unwrap();
     assert_eq!(text, format!("Run {}/tool.sh first.", dir.path().join("i").display()));
 }
+
+#[test]
+fn permanent_exit_codes_are_read_and_bad_ones_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let skill = |codes: &str| {
+        format!(
+            "---\nname: x\ndescription: d\nmetadata:\n  cluster:\n    run: [sh, run.sh]\n    permanent_exit_codes: {codes}\n---\n"
+        )
+    };
+    write(dir.path(), "good/SKILL.md", &skill("[2, 64]").replace("name: x", "name: good"));
+    write(dir.path(), "zero/SKILL.md", &skill("[0]").replace("name: x", "name: zero"));
+    write(dir.path(), "word/SKILL.md", &skill("often").replace("name: x", "name: word"));
+    let s = scan(&[dir.path().into()], &Host::current());
+    assert_eq!(s.get("good").unwrap().permanent_exit_codes, vec![2, 64]);
+    assert!(s.get("zero").is_none() && s.get("word").is_none());
+    let said: Vec<String> = s.problems.iter().map(|p| format!("{p:?}")).collect();
+    assert_eq!(said.iter().filter(|p| p.contains("permanent_exit_codes")).count(), 2, "{said:?}");
+}
