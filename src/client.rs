@@ -164,6 +164,29 @@ impl Client {
         Err(self.refused(method, &path, status, &bytes))
     }
 
+    /// Opens a Server-Sent Events stream (no time limit), resuming after `last_id`; see
+    /// [`crate::eventsource::EventSource`], which reads it.
+    pub async fn open_stream(&self, route: &Route, last_id: Option<&str>) -> Result<reqwest::Response, ClientError> {
+        let (method, path) = route.request();
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header("accept", "text/event-stream");
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(id) = last_id {
+            req = req.header("last-event-id", id);
+        }
+        let response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let bytes = response.bytes().await.map_err(|e| self.transport(&method, &path, &e))?;
+        Err(self.refused(method, &path, status, &bytes))
+    }
+
     /// Sends a route's request with an optional JSON body and decodes the answer.
     pub async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
