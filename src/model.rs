@@ -832,7 +832,8 @@ string_enum! {
         UnknownNode = "unknown_node",
         /// No task with this id (ended tasks are purged after the retention period).
         UnknownTask = "unknown_task",
-        /// A report for an attempt that is not the task's current one on this node.
+        /// A report (start, output, result) for an attempt that is not the task's current
+        /// one on this node.
         StaleAttempt = "stale_attempt",
         /// The node id belongs to a live worker; only its secret (or the admin token) may
         /// register it again.
@@ -877,7 +878,7 @@ impl ErrorCode {
                 "no task with this id (ended tasks are purged after `storage.task_retention_days`)"
             }
             ErrorCode::StaleAttempt => {
-                "a start or result report for an attempt that is not the task's current one on this node"
+                "a start, output or result report for an attempt that is not the task's current one on this node"
             }
             ErrorCode::NodeIdInUse => {
                 "the node id belongs to a live worker: only its own secret (or the admin token) may register it again"

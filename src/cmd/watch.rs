@@ -4,7 +4,8 @@
 //! They read Server-Sent Events through [`EventSource`], which reconnects on its own with
 //! the last id it saw, so a dropped connection or a coordinator restart loses and repeats
 //! nothing. They run until Ctrl+C (or SIGTERM), which ends them with exit 0; notes about
-//! the connection go to stderr, events and output lines to stdout.
+//! the connection go to stderr, events and output lines to stdout (stderr lines of a task's
+//! output to stderr). Text from the server is printed with control characters escaped.
 
 use crate::Exit;
 use crate::api::{EventQuery, OutputQuery, Route};
@@ -14,7 +15,7 @@ use crate::eventsource::{EventSource, Message, Status};
 use crate::model::{Event, EventKind, OutputEnd, OutputLine, OutputStream, StreamError, StreamGap, TaskOutput};
 use crate::util::rfc3339;
 
-use super::output::outln;
+use super::output::{escape, outln};
 use super::remote::connect;
 
 /// `openclaw tasks watch`.
@@ -74,7 +75,8 @@ async fn events(
     }
 }
 
-/// One line per event: time, subject, what happened, and the details it carries.
+/// One line per event: time, subject, what happened, and the details it carries (control
+/// characters escaped).
 fn event_line(e: &Event) -> String {
     let subject = match e.kind {
         EventKind::Task => e.task_id.as_deref().unwrap_or("-"),
@@ -98,7 +100,7 @@ fn event_line(e: &Event) -> String {
     if let Some(m) = &e.message {
         line.push_str(&format!(": {m}"));
     }
-    line
+    escape(&line)
 }
 
 /// Tells the user about the connection, once per outage.
@@ -183,11 +185,12 @@ pub async fn logs(config: &Config, args: LogsArgs) -> anyhow::Result<Exit> {
     }
 }
 
-/// A line of output on the stream it came from.
+/// A line of output on the stream it came from, control characters (colours too) escaped:
+/// `--json` has the text as it was printed.
 fn print_line(line: &OutputLine) -> anyhow::Result<()> {
     match line.stream {
-        OutputStream::Stdout => outln!("{}", line.text),
-        OutputStream::Stderr => eprintln!("{}", line.text),
+        OutputStream::Stdout => outln!("{}", escape(&line.text)),
+        OutputStream::Stderr => eprintln!("{}", escape(&line.text)),
     }
     Ok(())
 }
