@@ -577,18 +577,34 @@ async fn lane(ep: Endpoint, i: usize, run_for: Duration, phase: Arc<Phase>) {
     let text = format!("lane {i:03} progress line {}", "·".repeat(50));
     while !phase.stop.load(Ordering::Relaxed) {
         let body = json!({"name": format!("{node}-task"), "required_skills": [skill]});
-        let r = ep.http.post(format!("{}/api/v1/tasks", ep.url)).bearer_auth(&ep.admin).json(&body).send().await.unwrap();
+        let r =
+            ep.http.post(format!("{}/api/v1/tasks", ep.url)).bearer_auth(&ep.admin).json(&body).send().await.unwrap();
         assert_eq!(r.status(), 201);
         let task = r.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_string();
         let attempt = loop {
-            let r = ep.http.post(format!("{base}/tasks/poll")).bearer_auth(&secret).json(&json!({"wait_secs": 5})).send().await.unwrap();
+            let r = ep
+                .http
+                .post(format!("{base}/tasks/poll"))
+                .bearer_auth(&secret)
+                .json(&json!({"wait_secs": 5}))
+                .send()
+                .await
+                .unwrap();
             let poll: Value = r.json().await.unwrap();
-            if let Some(a) = poll["assignments"].as_array().and_then(|a| a.iter().find(|a| a["task_id"] == task.as_str())) {
+            if let Some(a) =
+                poll["assignments"].as_array().and_then(|a| a.iter().find(|a| a["task_id"] == task.as_str()))
+            {
                 break a["attempt"].as_u64().unwrap();
             }
         };
         let task_url = format!("{base}/tasks/{task}");
-        ep.http.post(format!("{task_url}/start")).bearer_auth(&secret).json(&json!({"attempt": attempt})).send().await.unwrap();
+        ep.http
+            .post(format!("{task_url}/start"))
+            .bearer_auth(&secret)
+            .json(&json!({"attempt": attempt}))
+            .send()
+            .await
+            .unwrap();
         let until = Instant::now() + run_for;
         while Instant::now() < until {
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -658,7 +674,8 @@ async fn streams(lanes: usize, watchers: usize, seconds: u64) {
             (0..if watching { watchers } else { 0 }).map(|_| tokio::spawn(watcher(ep.clone(), stop.clone()))).collect();
         tokio::time::sleep(Duration::from_millis(500)).await; // settle into the phase
         let (c0, t0) = (server.cpu_seconds(), Instant::now());
-        let (done0, batches0) = (phase.tasks_done.load(Ordering::Relaxed), phase.output_batches.load(Ordering::Relaxed));
+        let (done0, batches0) =
+            (phase.tasks_done.load(Ordering::Relaxed), phase.output_batches.load(Ordering::Relaxed));
         tokio::time::sleep(Duration::from_secs(seconds)).await;
         let wall = t0.elapsed().as_secs_f64();
         let cpu = (server.cpu_seconds() - c0) / wall * 100.0;

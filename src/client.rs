@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ErrorBody, ErrorCode, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, PollRequest, PollResponse,
-    RegisterRequest, RegisterResponse, ReportResponse, ResultReport, StartReport, SubmitTask, Task,
+    ErrorBody, ErrorCode, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, OutputAck, OutputBatch, PollRequest,
+    PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, StartReport, SubmitTask, Task,
 };
 
 /// Why a call failed. Paths are shown decoded (`task_01…`, not `task%5F01…`); the caller
@@ -168,10 +168,8 @@ impl Client {
     /// [`crate::eventsource::EventSource`], which reads it.
     pub async fn open_stream(&self, route: &Route, last_id: Option<&str>) -> Result<reqwest::Response, ClientError> {
         let (method, path) = route.request();
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .header("accept", "text/event-stream");
+        let mut req =
+            self.http.request(method.clone(), format!("{}{path}", self.base)).header("accept", "text/event-stream");
         if let Some(token) = &self.token {
             req = req.bearer_auth(token);
         }
@@ -265,6 +263,11 @@ impl Client {
         report: &ResultReport,
     ) -> Result<ReportResponse, ClientError> {
         self.call(&Route::TaskResult { node: node.into(), task: task.into() }, Some(report), Self::SHORT).await
+    }
+
+    /// A batch of an attempt's output lines.
+    pub async fn push_output(&self, node: &str, task: &str, batch: &OutputBatch) -> Result<OutputAck, ClientError> {
+        self.call(&Route::PushOutput { node: node.into(), task: task.into() }, Some(batch), Self::SHORT).await
     }
 
     pub async fn set_draining(&self, node: &str, drain: bool) -> Result<NodeActionResponse, ClientError> {

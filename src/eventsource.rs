@@ -138,7 +138,8 @@ impl EventSource {
             }
             let Some(response) = self.response.as_mut() else {
                 if self.failures > 0 {
-                    let delay = crate::util::backoff(Duration::from_millis(500), Duration::from_secs(10), self.failures);
+                    let delay =
+                        crate::util::backoff(Duration::from_millis(500), Duration::from_secs(10), self.failures);
                     tokio::time::sleep(delay).await;
                 }
                 match self.client.open_stream(&self.route, self.parser.last_id()).await {

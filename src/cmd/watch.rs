@@ -20,13 +20,8 @@ use super::remote::connect;
 
 /// `openclaw tasks watch`.
 pub async fn tasks(config: &Config, args: WatchArgs) -> anyhow::Result<Exit> {
-    let query = EventQuery {
-        task: args.task,
-        node: args.node,
-        skill: args.skill,
-        kind: Some(EventKind::Task),
-        after: None,
-    };
+    let query =
+        EventQuery { task: args.task, node: args.node, skill: args.skill, kind: Some(EventKind::Task), after: None };
     events(config, &args.client, query, args.after, args.json).await
 }
 
@@ -138,17 +133,23 @@ pub async fn logs(config: &Config, args: LogsArgs) -> anyhow::Result<Exit> {
             return Ok(Exit::Ok);
         }
         if output.truncated {
-            eprintln!("note: earlier lines were dropped (the coordinator keeps coordinator.output_tail_bytes per task)");
+            eprintln!(
+                "note: earlier lines were dropped (the coordinator keeps coordinator.output_tail_bytes per task)"
+            );
         }
         for line in &output.lines {
             print_line(line)?;
         }
         if !output.ended {
-            eprintln!("note: task {} is still active; follow its output with `openclaw tasks logs -f {}`", output.task_id, output.task_id);
+            eprintln!(
+                "note: task {} is still active; follow its output with `openclaw tasks logs -f {}`",
+                output.task_id, output.task_id
+            );
         }
         return Ok(Exit::Ok);
     }
-    let route = Route::TaskOutput { task: args.task_id.clone(), query: OutputQuery { follow: Some(true), after: None } };
+    let route =
+        Route::TaskOutput { task: args.task_id.clone(), query: OutputQuery { follow: Some(true), after: None } };
     let mut source = EventSource::new((*remote).clone(), route, None);
     let interrupted = crate::shutdown::wait_for_signal();
     tokio::pin!(interrupted);

@@ -571,18 +571,13 @@ impl Cluster {
         // The status first: once it says ended, every line is on disk.
         let task = self.task(task_id, false).await?;
         let key = task_id.to_string();
-        let (kept, lines, first) = self
-            .read(move |c| {
-                let (kept, lines) = crate::store::output::read(c, &key, after)?;
-                Ok((kept, lines, crate::store::output::first_kept(c, &key)?))
-            })
-            .await?;
+        let tail = self.read(move |c| crate::store::output::read(c, &key, after)).await?;
         Ok(TaskOutput {
             task_id: task.task_id,
-            attempt: kept.map(|(attempt, _)| attempt).unwrap_or(task.state.attempt),
-            truncated: matches!((kept, first), (Some((_, first_seq)), Some(first)) if first > first_seq),
+            attempt: tail.attempt.map(|(attempt, _)| attempt).unwrap_or(task.state.attempt),
+            truncated: tail.truncated(),
             ended: task.state.status.is_terminal(),
-            lines,
+            lines: tail.lines,
         })
     }
 
@@ -593,8 +588,8 @@ impl Cluster {
         let task = self.task(task_id, false).await?;
         let ended = Some(task.state.status).filter(|s| s.is_terminal());
         let key = task_id.to_string();
-        let (_, lines) = self.read(move |c| crate::store::output::read(c, &key, after)).await?;
-        Ok(OutputFeed::new(rx, task_id, after, lines, ended))
+        let tail = self.read(move |c| crate::store::output::read(c, &key, after)).await?;
+        Ok(OutputFeed::new(rx, task_id, after, tail.lines, ended))
     }
 }
 

@@ -60,24 +60,38 @@ fn line_from_row(r: &Row, task_id: &str) -> rusqlite::Result<OutputLine> {
     })
 }
 
-/// A task's kept output: the kept attempt and its first line's number (None when it
-/// printed nothing yet), and the lines numbered above `after`, oldest first.
-pub fn read(c: &Connection, task_id: &str, after: u64) -> rusqlite::Result<(Option<(u32, u64)>, Vec<OutputLine>)> {
+/// A task's kept output as stored.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tail {
+    /// The kept attempt and the number of its first line (None when it printed nothing).
+    pub attempt: Option<(u32, u64)>,
+    /// The number of the first kept line.
+    pub first_kept: Option<u64>,
+    /// The lines numbered above the `after` asked for, oldest first.
+    pub lines: Vec<OutputLine>,
+}
+
+impl Tail {
+    /// Lines of the kept attempt were dropped.
+    pub fn truncated(&self) -> bool {
+        matches!((self.attempt, self.first_kept), (Some((_, first_seq)), Some(first)) if first > first_seq)
+    }
+}
+
+/// A task's kept output, the lines numbered above `after`.
+pub fn read(c: &Connection, task_id: &str, after: u64) -> rusqlite::Result<Tail> {
     let attempt = c
         .prepare_cached("SELECT attempt, first_seq FROM task_output_attempts WHERE task_id = ?1")?
         .query_row([task_id], |r| Ok((r.get::<_, u32>(0)?, r.get::<_, i64>(1)? as u64)))
         .optional()?;
+    let first_kept = c
+        .prepare_cached("SELECT min(seq) FROM task_output WHERE task_id = ?1")?
+        .query_row([task_id], |r| r.get::<_, Option<i64>>(0))?
+        .map(|v| v as u64);
     let mut stmt =
         c.prepare_cached("SELECT seq, at, stream, text FROM task_output WHERE task_id = ?1 AND seq > ?2 ORDER BY seq")?;
     let lines = stmt.query_map(params![task_id, after.min(i64::MAX as u64) as i64], |r| line_from_row(r, task_id))?;
-    Ok((attempt, lines.collect::<rusqlite::Result<_>>()?))
-}
-
-/// The number of a task's first kept line (None when none is kept).
-pub fn first_kept(c: &Connection, task_id: &str) -> rusqlite::Result<Option<u64>> {
-    c.prepare_cached("SELECT min(seq) FROM task_output WHERE task_id = ?1")?
-        .query_row([task_id], |r| r.get::<_, Option<i64>>(0))
-        .map(|v| v.map(|v| v as u64))
+    Ok(Tail { attempt, first_kept, lines: lines.collect::<rusqlite::Result<_>>()? })
 }
 
 /// The kept output of an active task, as the coordinator needs it to go on numbering and

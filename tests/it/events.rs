@@ -101,7 +101,8 @@ async fn filters_by_task_node_skill_and_kind() {
     let mut sse = Sse::open(&cluster, "/api/v1/events?after=0", &admin, None).await;
     let all = read_until(&mut sse, is("registered", "marker")).await;
     assert!(all.len() >= 10, "{all:?}");
-    let cases: Vec<(String, Box<dyn Fn(&Value) -> bool>)> = vec![
+    type Wanted<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
+    let cases: Vec<(String, Wanted)> = vec![
         (format!("task={ta}"), Box::new(|e: &Value| e["task_id"] == ta.as_str())),
         ("node=wb".into(), Box::new(|e: &Value| e["node_id"] == "wb")),
         ("skill=b".into(), Box::new(|e: &Value| e["skill"] == "b")),
@@ -220,7 +221,9 @@ async fn a_client_that_stops_reading_is_cut_off_and_slows_nothing() {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stalled = socket.connect(format!("127.0.0.1:{}", cluster.port).parse().unwrap()).await.unwrap();
     stalled
-        .write_all(format!("GET /api/v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {admin}\r\n\r\n").as_bytes())
+        .write_all(
+            format!("GET /api/v1/events HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {admin}\r\n\r\n").as_bytes(),
+        )
         .await
         .unwrap();
     let mut head = vec![0u8; 256];
@@ -301,8 +304,9 @@ async fn watch_commands_print_events_and_survive_a_restart() {
     cluster.start_coordinator().await;
     // Committed before the watchers are back: they get it from the store.
     let t2 = cluster.submit(json!({"name": "t2", "required_skills": ["echo"]})).await;
-    let (status, _) =
-        cluster.call("POST", &format!("/api/v1/nodes/w1/tasks/{t1}/start"), Some(&secret), Some(r#"{"attempt":1}"#)).await;
+    let (status, _) = cluster
+        .call("POST", &format!("/api/v1/nodes/w1/tasks/{t1}/start"), Some(&secret), Some(r#"{"attempt":1}"#))
+        .await;
     assert_eq!(status, 200);
     tasks.wait_for_output(&format!("task {t1} running"), Duration::from_secs(30)).await;
     cluster.call("POST", "/api/v1/nodes/w1/heartbeat", Some(&secret), Some("{}")).await;

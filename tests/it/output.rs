@@ -26,8 +26,9 @@ async fn take(cluster: &Cluster, node: &str, secret: &str, id: &str) -> (String,
         if let Some(a) = poll["assignments"].as_array().unwrap().iter().find(|a| a["task_id"] == id) {
             let attempt = a["attempt"].as_u64().unwrap();
             let body = json!({"attempt": attempt}).to_string();
-            let (status, answer) =
-                cluster.call("POST", &format!("/api/v1/nodes/{node}/tasks/{id}/start"), Some(secret), Some(&body)).await;
+            let (status, answer) = cluster
+                .call("POST", &format!("/api/v1/nodes/{node}/tasks/{id}/start"), Some(secret), Some(&body))
+                .await;
             assert_eq!(status, 200, "{answer}");
             return (id.to_string(), attempt);
         }
@@ -36,7 +37,14 @@ async fn take(cluster: &Cluster, node: &str, secret: &str, id: &str) -> (String,
 }
 
 /// Sends a batch of (stream, text) lines.
-async fn push(cluster: &Cluster, node: &str, secret: &str, task: &str, attempt: u64, lines: &[(&str, &str)]) -> (u16, Value) {
+async fn push(
+    cluster: &Cluster,
+    node: &str,
+    secret: &str,
+    task: &str,
+    attempt: u64,
+    lines: &[(&str, &str)],
+) -> (u16, Value) {
     let lines: Vec<Value> = lines
         .iter()
         .map(|(stream, text)| json!({"stream": stream, "text": text, "at": "2026-02-16T16:00:00.000Z"}))
@@ -65,7 +73,8 @@ async fn output_is_fenced_by_attempt_kept_and_followed_live() {
     let tasks_token = std::fs::read_to_string(cluster.path().join("data/tasks.token")).unwrap().trim().to_string();
     let mut follow = Sse::open(&cluster, &format!("/api/v1/tasks/{task}/output?follow=true"), &tasks_token, None).await;
 
-    let (status, ack) = push(&cluster, "w1", &secret, &task, attempt, &[("stdout", "hello"), ("stderr", "warming up")]).await;
+    let (status, ack) =
+        push(&cluster, "w1", &secret, &task, attempt, &[("stdout", "hello"), ("stderr", "warming up")]).await;
     assert_eq!((status, &ack["accepted"], &ack["last_seq"]), (200, &json!(2), &json!(2)), "{ack}");
     let m = follow.next().await.unwrap();
     assert_eq!((m.event.as_str(), m.id.as_deref()), ("output", Some("1")));
@@ -91,7 +100,12 @@ async fn output_is_fenced_by_attempt_kept_and_followed_live() {
     assert_eq!(status, 400);
     assert!(body["error"]["message"].as_str().unwrap().contains("lines[1].text"), "{body}");
     let (status, body) = cluster
-        .call("POST", &format!("/api/v1/nodes/w1/tasks/{task}/output"), Some(&secret), Some(r#"{"attempt":1,"lines":[],"x":1}"#))
+        .call(
+            "POST",
+            &format!("/api/v1/nodes/w1/tasks/{task}/output"),
+            Some(&secret),
+            Some(r#"{"attempt":1,"lines":[],"x":1}"#),
+        )
         .await;
     assert_eq!(status, 400, "{body}");
 
@@ -113,7 +127,8 @@ async fn output_is_fenced_by_attempt_kept_and_followed_live() {
     let (status, body) = push(&cluster, "w1", &secret, &task, attempt, &[("stdout", "late")]).await;
     assert_eq!((status, body["error"]["code"].as_str()), (409, Some("stale_attempt")), "{body}");
     // Following an ended task replays it and ends; resuming skips what was seen.
-    let mut again = Sse::open(&cluster, &format!("/api/v1/tasks/{task}/output?follow=true"), &tasks_token, Some(2)).await;
+    let mut again =
+        Sse::open(&cluster, &format!("/api/v1/tasks/{task}/output?follow=true"), &tasks_token, Some(2)).await;
     assert_eq!(again.next_json().await.unwrap().1["text"], "done");
     assert_eq!(again.next_json().await.unwrap().0, "end");
     let (status, body) = cluster.api("GET", "/api/v1/tasks/task_nope/output", None).await;
@@ -193,7 +208,8 @@ async fn tasks_logs_prints_and_follows() {
     assert!(err.contains("first err") && err.contains("still active"), "{err}");
 
     let config = cluster.config.display().to_string();
-    let mut follow = Proc::spawn("logs-f", &["-c", &config, "tasks", "logs", "-f", &task], &[], cluster.path(), &cluster.logs());
+    let mut follow =
+        Proc::spawn("logs-f", &["-c", &config, "tasks", "logs", "-f", &task], &[], cluster.path(), &cluster.logs());
     follow.wait_for_output("first out", Duration::from_secs(20)).await;
     push(&cluster, "w1", &secret, &task, attempt, &[("stdout", "second out")]).await;
     follow.wait_for_output("second out", Duration::from_secs(20)).await;
