@@ -16,7 +16,7 @@ use crate::model::{Event, EventKind, OutputEnd, OutputLine, OutputStream, Stream
 use crate::util::rfc3339;
 
 use super::output::{escape, outln};
-use super::remote::connect;
+use super::remote::{Remote, connect};
 
 /// `openclaw tasks watch`.
 pub async fn tasks(config: &Config, args: WatchArgs) -> anyhow::Result<Exit> {
@@ -40,7 +40,36 @@ async fn events(
     json: bool,
 ) -> anyhow::Result<Exit> {
     let remote = connect(config, client)?;
-    let mut source = EventSource::new((*remote).clone(), Route::Events(query), after.map(|a| a.to_string()));
+    follow(&remote, Route::Events(query), after.map(|a| a.to_string()), |m| {
+        match m.event.as_str() {
+            "task" | "node" if json => outln!("{}", m.data),
+            "task" | "node" => match serde_json::from_str::<Event>(&m.data) {
+                Ok(e) => outln!("{}", event_line(&e)),
+                Err(e) => eprintln!("note: skipped an event this client does not understand ({e})"),
+            },
+            "gap" => {
+                let oldest = serde_json::from_str::<StreamGap>(&m.data).map(|g| g.oldest).unwrap_or(0);
+                eprintln!(
+                    "note: events before id {oldest} are no longer kept (storage.task_retention_days); some were missed"
+                );
+            }
+            "error" => note_error(&m),
+            _ => {}
+        }
+        Ok(false)
+    })
+    .await
+}
+
+/// Reads a stream, resuming by itself, and hands each message to `handle` until it says
+/// the stream is done (`true`) or the user interrupts (both exit 0).
+async fn follow(
+    remote: &Remote,
+    route: Route,
+    last_id: Option<String>,
+    mut handle: impl FnMut(Message) -> anyhow::Result<bool>,
+) -> anyhow::Result<Exit> {
+    let mut source = EventSource::new((**remote).clone(), route, last_id);
     let interrupted = crate::shutdown::wait_for_signal();
     tokio::pin!(interrupted);
     let mut reconnecting = false;
@@ -51,21 +80,11 @@ async fn events(
         };
         match next.map_err(|e| remote.fail(e))? {
             Err(status) => note_connection(status, &mut reconnecting, source.last_id()),
-            Ok(m) => match m.event.as_str() {
-                "task" | "node" if json => outln!("{}", m.data),
-                "task" | "node" => match serde_json::from_str::<Event>(&m.data) {
-                    Ok(e) => outln!("{}", event_line(&e)),
-                    Err(e) => eprintln!("note: skipped an event this client does not understand ({e})"),
-                },
-                "gap" => {
-                    let oldest = serde_json::from_str::<StreamGap>(&m.data).map(|g| g.oldest).unwrap_or(0);
-                    eprintln!(
-                        "note: events before id {oldest} are no longer kept (storage.task_retention_days); some were missed"
-                    );
+            Ok(m) => {
+                if handle(m)? {
+                    return Ok(Exit::Ok);
                 }
-                "error" => note_error(&m),
-                _ => {}
-            },
+            }
         }
     }
 }
@@ -150,40 +169,24 @@ pub async fn logs(config: &Config, args: LogsArgs) -> anyhow::Result<Exit> {
     }
     let route =
         Route::TaskOutput { task: args.task_id.clone(), query: OutputQuery { follow: Some(true), after: None } };
-    let mut source = EventSource::new((*remote).clone(), route, None);
-    let interrupted = crate::shutdown::wait_for_signal();
-    tokio::pin!(interrupted);
-    let mut reconnecting = false;
-    loop {
-        let next = tokio::select! {
-            n = source.next() => n,
-            _ = &mut interrupted => return Ok(Exit::Ok),
-        };
-        let m = match next.map_err(|e| remote.fail(e))? {
-            Err(status) => {
-                note_connection(status, &mut reconnecting, source.last_id());
-                continue;
-            }
-            Ok(m) => m,
-        };
+    follow(&remote, route, None, |m| {
         match m.event.as_str() {
             "output" | "end" if args.json => outln!("{}", m.data),
             "output" => match serde_json::from_str::<OutputLine>(&m.data) {
                 Ok(line) => print_line(&line)?,
                 Err(e) => eprintln!("note: skipped a line this client does not understand ({e})"),
             },
+            "end" => {
+                if let Ok(end) = serde_json::from_str::<OutputEnd>(&m.data) {
+                    eprintln!("task {} ended: {}", args.task_id, end.status);
+                }
+            }
             "error" => note_error(&m),
             _ => {}
         }
-        if m.event == "end" {
-            if !args.json
-                && let Ok(end) = serde_json::from_str::<OutputEnd>(&m.data)
-            {
-                eprintln!("task {} ended: {}", args.task_id, end.status);
-            }
-            return Ok(Exit::Ok);
-        }
-    }
+        Ok(m.event == "end")
+    })
+    .await
 }
 
 /// A line of output on the stream it came from, control characters (colours too) escaped:

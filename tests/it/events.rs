@@ -194,21 +194,6 @@ async fn the_stream_takes_a_read_token_and_names_bad_input() {
     assert!(body["error"]["message"].as_str().unwrap().contains("Last-Event-ID"), "{body}");
 }
 
-/// The value of a counter in the coordinator's metrics.
-async fn metric(cluster: &Cluster, name: &str) -> f64 {
-    let text = cluster
-        .http
-        .get(format!("{}/metrics", cluster.url()))
-        .bearer_auth(cluster.admin())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or(0.0)
-}
-
 /// A client that stops reading is cut off by its own stream, while the coordinator goes on
 /// answering and another watcher gets every event.
 #[tokio::test]
@@ -236,7 +221,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_slows_nothing() {
     let started = Instant::now();
     let mut slowest = Duration::ZERO;
     let mut submitted = 0u32;
-    while metric(&cluster, "openclaw_streams_cut_off_total").await < 1.0 {
+    while cluster.metric("openclaw_streams_cut_off_total").await < 1.0 {
         assert!(submitted < 100_000, "the stalled client was never cut off");
         let mut batch = Vec::new();
         for _ in 0..50 {
@@ -290,7 +275,7 @@ async fn watch_commands_print_events_and_survive_a_restart() {
     let mut tasks = watch("tasks-watch", &["tasks", "watch", "--skill", "echo"]);
     let mut nodes = watch("nodes-watch", &["nodes", "--watch"]);
     eventually("both watchers connected", Duration::from_secs(20), || async {
-        metric(&cluster, "openclaw_streams_open").await >= 2.0
+        cluster.metric("openclaw_streams_open").await >= 2.0
     })
     .await;
     let secret = cluster.register("w1", &["echo"], 5).await;

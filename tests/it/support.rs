@@ -482,6 +482,19 @@ impl Cluster {
         }
     }
 
+    /// The coordinator's metrics (OpenMetrics text).
+    pub async fn metrics(&self) -> String {
+        let r = self.http.get(format!("{}/metrics", self.url())).bearer_auth(self.admin()).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
+    /// The sum of a metric's samples whose line starts with `prefix` (a name, or a name and
+    /// the start of its labels); 0 when there is none.
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    }
+
     /// The node as the API shows it (Null when unknown).
     pub async fn node(&self, id: &str) -> Value {
         let (status, node) = self.api("GET", &format!("/api/v1/nodes/{id}"), None).await;

@@ -871,22 +871,7 @@ async fn a_slow_cancel_does_not_make_the_worker_spin() {
     let id = cluster.submit(json!({"name": "t", "required_skills": ["stubborn"]})).await;
     let started = skills.join("stubborn/started");
     eventually("the task started", Duration::from_secs(10), || async { started.exists() }).await;
-    let polls = || async {
-        let text = cluster
-            .http
-            .get(format!("{}/metrics", cluster.url()))
-            .bearer_auth(cluster.admin())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with("openclaw_http_requests_total{route=\"node_poll\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum::<u64>()
-    };
+    let polls = || async { cluster.metric("openclaw_http_requests_total{route=\"node_poll\"").await as u64 };
     let before = polls().await;
     cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
     // The process ignores SIGTERM: the worker needs the kill grace (3 s) to stop it.
