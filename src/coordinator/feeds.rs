@@ -82,15 +82,10 @@ impl EventFeed {
     ) -> EventFeed {
         let mut feed = EventFeed::live(rx, store, filter);
         feed.replaying = true;
-        feed.cursor = after;
-        if let Some((oldest, newest)) = bounds {
-            if after.saturating_add(1) < oldest {
-                feed.gap = Some(oldest);
-            }
-            // A resume point beyond anything stored (another database, a typo) means
-            // "from now on", not "skip the next N events".
-            feed.cursor = after.min(newest);
-        }
+        // A resume point beyond anything stored (another database, a typo) means "from now
+        // on", not "skip the next N events".
+        feed.cursor = bounds.map(|(_, newest)| after.min(newest)).unwrap_or(0);
+        feed.gap = bounds.map(|(oldest, _)| oldest).filter(|oldest| after.saturating_add(1) < *oldest);
         feed
     }
 
@@ -213,5 +208,95 @@ impl OutputFeed {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{EventKind, Timestamp};
+
+    fn event(id: u64) -> Event {
+        Event {
+            id,
+            at: Timestamp(0),
+            kind: if id % 3 == 0 { EventKind::Node } else { EventKind::Task },
+            event: "x".into(),
+            task_id: (id % 3 != 0).then(|| format!("t{}", id % 2)),
+            node_id: Some("n".into()),
+            status: "pending".into(),
+            attempt: None,
+            skill: None,
+            message: None,
+        }
+    }
+
+    /// A store holding events `stored`, and a bus that already carries `live` (subscribed
+    /// before the store was read, as `Cluster::events` does).
+    fn setup(stored: std::ops::RangeInclusive<u64>) -> (tempfile::TempDir, Store, broadcast::Sender<Event>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.db");
+        let store = Store::open(&path).unwrap();
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute("INSERT INTO tasks (task_id, seq, name, task_type, priority, required_skills, timeout_ms, max_retries, status, submitted_at) VALUES ('t0', 1, 't', 'batch', 2, '[]', 1, 0, 'pending', 0), ('t1', 2, 't', 'batch', 2, '[]', 1, 0, 'pending', 0)", []).unwrap();
+        for id in stored {
+            crate::store::events::insert(&c, &event(id)).unwrap();
+        }
+        (dir, store, broadcast::channel(64).0)
+    }
+
+    async fn drain(feed: &mut EventFeed, until: u64) -> Vec<u64> {
+        let mut ids = Vec::new();
+        while ids.last() != Some(&until) {
+            match feed.next().await.unwrap() {
+                EventItem::Event(e) => ids.push(e.id),
+                other => panic!("{other:?}"),
+            }
+        }
+        ids
+    }
+
+    #[tokio::test]
+    async fn a_resume_replays_the_store_then_the_bus_once_each() {
+        let (_dir, store, bus) = setup(1..=10);
+        let rx = bus.subscribe();
+        // Committed after the subscription: on the bus, and 8..10 in the store as well.
+        for id in 8..=1200 {
+            bus.send(event(id)).unwrap_or_default();
+        }
+        let mut feed = EventFeed::resume(rx, store.clone(), Filter::default(), 5, Some((1, 10)));
+        // The bus holds 64: more than that since the subscription is a lag, not a gap.
+        assert_eq!(drain(&mut feed, 10).await, (6..=10).collect::<Vec<_>>());
+        assert!(matches!(feed.next().await, Some(EventItem::Lagged { .. })));
+        assert_eq!(feed.next().await, None);
+
+        let rx = bus.subscribe();
+        for id in 8..=20 {
+            bus.send(event(id)).unwrap();
+        }
+        let mut feed = EventFeed::resume(rx, store.clone(), Filter::default(), 5, Some((1, 10)));
+        assert_eq!(drain(&mut feed, 20).await, (6..=20).collect::<Vec<_>>());
+
+        let rx = bus.subscribe();
+        for id in 8..=20 {
+            bus.send(event(id)).unwrap();
+        }
+        let only_t1 = Filter { task: Some("t1".into()), ..Filter::default() };
+        let mut feed = EventFeed::resume(rx, store, only_t1, 0, Some((1, 10)));
+        let want: Vec<u64> = (1..=20).filter(|i| i % 3 != 0 && i % 2 == 1).collect();
+        assert_eq!(drain(&mut feed, 19).await, want);
+    }
+
+    #[tokio::test]
+    async fn a_gap_is_told_and_a_resume_point_beyond_the_store_means_from_now_on() {
+        let (_dir, store, bus) = setup(4..=10);
+        let mut feed = EventFeed::resume(bus.subscribe(), store.clone(), Filter::default(), 1, Some((4, 10)));
+        assert_eq!(feed.next().await, Some(EventItem::Gap { oldest: 4 }));
+        assert_eq!(drain(&mut feed, 10).await, (4..=10).collect::<Vec<_>>());
+        let mut feed = EventFeed::resume(bus.subscribe(), store.clone(), Filter::default(), 3, Some((4, 10)));
+        assert_eq!(feed.next().await, Some(EventItem::Event(event(4))));
+        let mut feed = EventFeed::resume(bus.subscribe(), store, Filter::default(), 5000, Some((4, 10)));
+        bus.send(event(11)).unwrap();
+        assert_eq!(feed.next().await, Some(EventItem::Event(event(11))));
     }
 }

@@ -124,13 +124,19 @@ pub fn min_id(conn: &Connection) -> rusqlite::Result<Option<u64>> {
     conn.query_row("SELECT min(id) FROM events", [], |r| r.get::<_, Option<i64>>(0)).map(|v| v.map(|v| v as u64))
 }
 
-/// Deletes up to `limit` node events older than `before_ms`; returns how many.
+/// Deletes up to `limit` node events older than `before_ms`; returns how many. The newest
+/// event is never deleted: the coordinator numbers new events after the highest stored id,
+/// so ids never repeat, even after a restart on a cluster idle for longer than retention.
 pub fn purge_node_events(conn: &Connection, before_ms: i64, limit: u32) -> rusqlite::Result<usize> {
     conn.prepare_cached(
-        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE task_id IS NULL AND at < ?1 LIMIT ?2)",
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE task_id IS NULL AND at < ?1 \
+         AND id < (SELECT max(id) FROM events) LIMIT ?2)",
     )?
     .execute(params![before_ms, limit])
 }
+
+/// The task whose event is the newest (never purged, see [`purge_node_events`]).
+pub const NEWEST_EVENTS_TASK: &str = "(SELECT task_id FROM events WHERE id = (SELECT max(id) FROM events))";
 
 /// The lowest and the highest event id stored (None when there is none).
 pub fn bounds(conn: &Connection) -> rusqlite::Result<Option<(u64, u64)>> {
@@ -140,4 +146,40 @@ pub fn bounds(conn: &Connection) -> rusqlite::Result<Option<(u64, u64)>> {
             _ => None,
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: u64, at: i64, task: Option<&str>) -> Event {
+        Event {
+            id,
+            at: Timestamp(at),
+            kind: if task.is_some() { EventKind::Task } else { EventKind::Node },
+            event: "x".into(),
+            task_id: task.map(str::to_string),
+            node_id: Some("n".into()),
+            status: "pending".into(),
+            attempt: None,
+            skill: None,
+            message: None,
+        }
+    }
+
+    /// Regression: purging every old event let ids start again at 1 after a restart, so a
+    /// client resuming with its last id would skip the new events.
+    #[test]
+    fn retention_keeps_the_newest_event_so_ids_never_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.db");
+        drop(crate::store::Store::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        for id in 1..=5 {
+            insert(&c, &event(id, 1000, None)).unwrap();
+        }
+        assert_eq!(purge_node_events(&c, 2000, 100).unwrap(), 4);
+        assert_eq!(bounds(&c).unwrap(), Some((5, 5)));
+        assert_eq!(max_id(&c).unwrap(), 5);
+    }
 }

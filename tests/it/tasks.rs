@@ -675,11 +675,13 @@ async fn old_ended_tasks_are_purged() {
     let id = cluster.submit(json!({"name": "keep", "required_skills": ["x"]})).await;
     cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
     cluster.kill_coordinator();
+    // An old task, as a month-old store has it: its event is older (a lower id) than the
+    // newest, which retention always keeps.
     let c = rusqlite::Connection::open(cluster.db()).unwrap();
     c.execute_batch(
         "INSERT INTO tasks (task_id, seq, name, task_type, priority, required_skills, timeout_ms, max_retries, status, submitted_at, completed_at, idempotency_key)
          VALUES ('task_ancient', 100, 'old', 'batch', 2, '[\"x\"]', 1000, 0, 'completed', 0, unixepoch() * 1000 - 31 * 86400000, 'ancient-key');
-         INSERT INTO events (id, task_id, at, kind, event, status, attempt) VALUES (1000000, 'task_ancient', 0, 'task', 'completed', 'completed', 1);",
+         INSERT INTO events (id, task_id, at, kind, event, status, attempt) VALUES (0, 'task_ancient', 0, 'task', 'completed', 'completed', 1);",
     )
     .unwrap();
     drop(c);
