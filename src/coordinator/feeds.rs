@@ -220,9 +220,9 @@ mod tests {
         Event {
             id,
             at: Timestamp(0),
-            kind: if id % 3 == 0 { EventKind::Node } else { EventKind::Task },
+            kind: if id.is_multiple_of(3) { EventKind::Node } else { EventKind::Task },
             event: "x".into(),
-            task_id: (id % 3 != 0).then(|| format!("t{}", id % 2)),
+            task_id: (!id.is_multiple_of(3)).then(|| format!("t{}", id % 2)),
             node_id: Some("n".into()),
             status: "pending".into(),
             attempt: None,
@@ -283,7 +283,7 @@ mod tests {
         }
         let only_t1 = Filter { task: Some("t1".into()), ..Filter::default() };
         let mut feed = EventFeed::resume(rx, store, only_t1, 0, Some((1, 10)));
-        let want: Vec<u64> = (1..=20).filter(|i| i % 3 != 0 && i % 2 == 1).collect();
+        let want: Vec<u64> = (1..=20u64).filter(|i| !i.is_multiple_of(3) && !i.is_multiple_of(2)).collect();
         assert_eq!(drain(&mut feed, 19).await, want);
     }
 
