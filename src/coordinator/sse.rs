@@ -175,12 +175,12 @@ async fn stream(
         }
     }
     // The body ends once it has passed on what is queued; then the connection closes
-    // (`Connection: close`). A client that does not take it in time is disconnected.
+    // (`Connection: close`). A client that does not take it in time is disconnected (also
+    // on shutdown: the stream then ends cleanly for a client that reads).
     drop(tx);
     tokio::select! {
         _ = close.cancelled() => {}
         _ = tokio::time::sleep(CUT_OFF_GRACE) => close.cancel(),
-        _ = shutdown.cancelled() => close.cancel(),
     }
 }
 
