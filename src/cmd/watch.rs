@@ -15,7 +15,7 @@ use crate::eventsource::{EventSource, Message, Status};
 use crate::model::{Event, EventKind, OutputEnd, OutputLine, OutputStream, StreamError, StreamGap, TaskOutput};
 use crate::util::rfc3339;
 
-use super::output::{escape, outln};
+use super::output::{clean, outln};
 use super::remote::{Remote, connect};
 
 /// `openclaw tasks watch`.
@@ -114,7 +114,7 @@ fn event_line(e: &Event) -> String {
     if let Some(m) = &e.message {
         line.push_str(&format!(": {m}"));
     }
-    escape(&line)
+    clean(&line).into_owned()
 }
 
 /// Tells the user about the connection, once per outage.
@@ -193,8 +193,8 @@ pub async fn logs(config: &Config, args: LogsArgs) -> anyhow::Result<Exit> {
 /// `--json` has the text as it was printed.
 fn print_line(line: &OutputLine) -> anyhow::Result<()> {
     match line.stream {
-        OutputStream::Stdout => outln!("{}", escape(&line.text)),
-        OutputStream::Stderr => eprintln!("{}", escape(&line.text)),
+        OutputStream::Stdout => outln!("{}", clean(&line.text)),
+        OutputStream::Stderr => eprintln!("{}", clean(&line.text)),
     }
     Ok(())
 }
