@@ -300,11 +300,10 @@ async fn handle(
     let (route_name, response) = match Route::parse(&method, &path, req.uri().query().unwrap_or("")) {
         Ok(route) => {
             let name = route.name();
-            let response =
-                match prepare(&shared, shared.tokens(), route, client, slot, req, &mut body_unread, connection).await {
-                    Ok(request) => super::handlers::dispatch(&shared, request).await,
-                    Err(e) => Err(e),
-                };
+            let response = match prepare(&shared, route, client, slot, req, &mut body_unread, connection).await {
+                Ok(request) => super::handlers::dispatch(&shared, request).await,
+                Err(e) => Err(e),
+            };
             (name, response.unwrap_or_else(ApiError::into_response))
         }
         Err(e) => ("unmatched", ApiError::from(e).into_response()),
@@ -339,7 +338,6 @@ async fn handle(
 /// body does not read one; a body must arrive within `coordinator.body_read_timeout`.
 async fn prepare(
     shared: &Cluster,
-    tokens: &auth::Tokens,
     route: Route,
     client: IpAddr,
     slot: &Slot,
@@ -350,7 +348,7 @@ async fn prepare(
     let (parts, body) = req.into_parts();
     let header = parts.headers.get(hyper::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
     let token = auth::bearer(header)?;
-    let caller = auth::authorize(tokens, route.access(), route.node(), token, |hash| {
+    let caller = auth::authorize(shared.tokens(), route.access(), route.node(), token, |hash| {
         shared.view(|core| core.registry().node_of_secret(hash).map(str::to_string))
     })?;
     if !route.takes_body() {
