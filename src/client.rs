@@ -110,6 +110,11 @@ impl Client {
         Client { http: self.http.clone(), base: self.base.clone(), token }
     }
 
+    /// The bearer token it sends (the worker redacts it from task output).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }

@@ -49,6 +49,19 @@ impl Redactor {
         Redactor { secrets }
     }
 
+    /// A JSON value with the secrets in its strings (keys too) replaced.
+    pub fn redact_json(&self, value: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(self.redact(&s).into_owned()),
+            Value::Array(items) => Value::Array(items.into_iter().map(|v| self.redact_json(v)).collect()),
+            Value::Object(map) => Value::Object(
+                map.into_iter().map(|(k, v)| (self.redact(&k).into_owned(), self.redact_json(v))).collect(),
+            ),
+            other => other,
+        }
+    }
+
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for s in &self.secrets {
@@ -58,6 +71,34 @@ impl Redactor {
         }
         out
     }
+}
+
+/// What this worker knows that must not leave it through a task's output: its join token
+/// and node secret, the gateway's token, the tokens of its config and of the token files it
+/// can read, and its environment's token variables (`OPENCLAW_TOKEN`, every config
+/// variable `OPENCLAW_<SECTION>__<KEY>`, and any other `OPENCLAW_*` named like a secret).
+pub fn known_secrets(config: &crate::config::Config, session: &Session, gateway: &super::gateway::Gateway) -> Redactor {
+    let mut secrets = session.secrets();
+    secrets.extend(gateway.token_to_redact());
+    let a = &config.auth;
+    let w = &config.worker;
+    secrets.extend(
+        [&a.admin_token, &a.worker_token, &a.tasks_token, &w.token, &w.gateway_token].into_iter().flatten().cloned(),
+    );
+    for file in [crate::tokens::ADMIN_TOKEN_FILE, crate::tokens::WORKER_TOKEN_FILE, crate::tokens::TASKS_TOKEN_FILE] {
+        if let Ok(Some(t)) = crate::tokens::read_token_file(&crate::tokens::token_path(config, file)) {
+            secrets.push(t);
+        }
+    }
+    secrets.extend(crate::config::utf8_vars().filter(|(k, _)| secret_variable(k)).map(|(_, v)| v));
+    Redactor::new(secrets)
+}
+
+/// Whether an environment variable of the worker's holds a secret.
+fn secret_variable(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    super::exec::withheld(name)
+        || (upper.starts_with("OPENCLAW_") && ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|w| upper.contains(w)))
 }
 
 /// Splits one stream's bytes into lines (without `\n` or `\r\n`), pieces of at most
@@ -352,6 +393,8 @@ mod tests {
         let r = Redactor::new(["secret-token-1".to_string(), "secret-token-12345".into(), "short".into()]);
         assert_eq!(r.redact("a secret-token-12345 b secret-token-1 short"), "a [REDACTED] b [REDACTED] short");
         assert!(matches!(r.redact("nothing here"), Cow::Borrowed(_)));
+        let v = serde_json::json!({"stderr": "token secret-token-1 leaked", "n": [1, "secret-token-12345"]});
+        assert_eq!(r.redact_json(v), serde_json::json!({"stderr": "token [REDACTED] leaked", "n": [1, "[REDACTED]"]}));
     }
 
     fn line(n: usize) -> NewOutputLine {

@@ -1,14 +1,14 @@
-//! Task output, coordinator side: batches fenced by attempt, the kept tail (bounded,
-//! truncated, replaced by a new attempt, kept across a restart), following it live, and
-//! `openclaw tasks logs`. Here the test plays the worker over the node API (a registered
-//! node with its own secret, exactly the requests a worker sends); the worker's own
-//! streaming is tested in `worker.rs`.
+//! Task output: batches fenced by attempt, the kept tail (bounded, truncated, replaced by a
+//! new attempt, kept across a restart), following it live, and `openclaw tasks logs` —
+//! first with the test playing the worker over the node API (a registered node with its own
+//! secret, exactly the requests a worker sends), then with a real worker running exec
+//! skills: lines streamed while the task runs, secrets redacted, few requests for many lines.
 
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, Proc, Settings, Sse};
+use crate::support::{Cluster, Proc, Settings, Sse, exec_skill};
 
 /// Submits a task for `skill`, takes it as `node` and starts it; returns its id and attempt.
 async fn start_task(cluster: &Cluster, node: &str, secret: &str, skill: &str) -> (String, u64) {
@@ -224,4 +224,129 @@ async fn tasks_logs_prints_and_follows() {
     let o = cluster.cli(&["tasks", "logs", "task_nope"]);
     assert_eq!(o.status.code(), Some(1), "{}", crate::support::show(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no task task_nope"), "{}", crate::support::show(&o));
+}
+
+/// A real worker streams what an exec skill prints while it runs — the skill waits for a
+/// file the test creates only after it has seen the first lines on the followed stream —
+/// with the secrets the worker knows redacted, and a task that completes keeps its stderr.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_worker_streams_a_running_task_with_its_secrets_redacted() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    let dir = skills.join("progress");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The skill declares a token variable of the worker's, which a skill may be given; the
+    // worker still keeps its value out of the output.
+    std::fs::write(
+        dir.join("SKILL.md"),
+        "---\nname: progress\ndescription: d\nmetadata:\n  openclaw:\n    requires:\n      env: [OPENCLAW_CUSTOM_TOKEN]\n  cluster:\n    run: [sh, run.sh]\n---\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("run.sh"),
+        "echo 'step 1'\necho 'warming up' >&2\necho \"join $(cat ../../data/worker.token) custom $OPENCLAW_CUSTOM_TOKEN\" >&2\n\
+         while [ ! -e go ]; do sleep 0.05; done\necho 'step 2' >&2\necho '{\"ok\": true}'\n",
+    )
+    .unwrap();
+    let custom = "custom-secret-value-0123456789";
+    let _w = cluster.worker_env("w1", &skills, &[], &[("OPENCLAW_CUSTOM_TOKEN", custom)]);
+    cluster.wait_online("w1", &["progress"]).await;
+    let task = cluster.submit(json!({"name": "p", "required_skills": ["progress"]})).await;
+    let mut follow =
+        Sse::open(&cluster, &format!("/api/v1/tasks/{task}/output?follow=true"), &cluster.admin(), None).await;
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let (event, line) = follow.next_json().await.unwrap();
+        assert_eq!(event, "output", "{line}");
+        seen.push((line["stream"].as_str().unwrap().to_string(), line["text"].as_str().unwrap().to_string()));
+    }
+    // Still running: it waits for `go`.
+    assert_eq!(cluster.get(&format!("/api/v1/tasks/{task}")).await["status"], "running");
+    assert!(seen.contains(&("stdout".into(), "step 1".into())), "{seen:?}");
+    assert!(seen.contains(&("stderr".into(), "warming up".into())), "{seen:?}");
+    assert!(seen.contains(&("stderr".into(), "join [REDACTED] custom [REDACTED]".into())), "{seen:?}");
+    std::fs::write(dir.join("go"), "").unwrap();
+    loop {
+        match follow.next_json().await.unwrap() {
+            (e, end) if e == "end" => {
+                assert_eq!(end, json!({"status": "completed"}));
+                break;
+            }
+            (_, line) => seen.push((line["stream"].as_str().unwrap().into(), line["text"].as_str().unwrap().into())),
+        }
+    }
+    assert!(seen.contains(&("stderr".into(), "step 2".into())), "{seen:?}");
+    let output = cluster.get(&format!("/api/v1/tasks/{task}/output")).await;
+    let kept: Vec<(String, String)> = output["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["stream"].as_str().unwrap().into(), l["text"].as_str().unwrap().into()))
+        .collect();
+    assert_eq!(kept, seen, "the kept tail is what was followed");
+    assert_eq!(output["ended"], true);
+    let everything = format!("{output} {}", cluster.get(&format!("/api/v1/tasks/{task}")).await);
+    for secret in [cluster.worker_token(), custom.to_string()] {
+        assert!(!everything.contains(&secret), "a secret leaked: {everything}");
+    }
+}
+
+/// A task that prints many lines costs the coordinator few requests (batches of 250 ms or
+/// 64 KiB), and its tail keeps the newest lines.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_chatty_task_costs_few_requests() {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "chatty", "seq 1 20000 >&2\necho '{}'\n");
+    let _w = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["chatty"]).await;
+    let requests = || cluster.metric("openclaw_http_requests_total{route=\"node_task_output\"");
+    let before = requests().await;
+    let task = cluster.submit(json!({"name": "c", "required_skills": ["chatty"]})).await;
+    assert_eq!(cluster.wait_task(&task, 60).await["status"], "completed");
+    let output = cluster.get(&format!("/api/v1/tasks/{task}/output")).await;
+    let lines = output["lines"].as_array().unwrap();
+    let last = lines.iter().rev().find(|l| l["stream"] == "stderr").unwrap();
+    assert_eq!(last["text"], "20000", "{output}");
+    assert!(last["seq"].as_u64().unwrap() >= 20000, "{last}");
+    assert_eq!(output["truncated"], true);
+    // Counted before each answer went out, so before the result was sent.
+    let sent = requests().await - before;
+    eprintln!("20,000 lines in {sent} output requests");
+    assert!(sent > 0.0 && sent <= 20.0, "20,000 lines took {sent} requests");
+}
+
+/// Lines printed while the coordinator is down wait on the worker and arrive once it is
+/// back; what was acknowledged before the kill -9 is still there.
+#[cfg(unix)]
+#[tokio::test]
+async fn output_printed_during_a_coordinator_outage_arrives_after_it() {
+    let mut cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(
+        &skills,
+        "slow",
+        "echo before\nwhile [ ! -e go1 ]; do sleep 0.05; done\necho during\nwhile [ ! -e go2 ]; do sleep 0.05; done\necho after\n",
+    );
+    let _w = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["slow"]).await;
+    let task = cluster.submit(json!({"name": "s", "required_skills": ["slow"]})).await;
+    let mut follow =
+        Sse::open(&cluster, &format!("/api/v1/tasks/{task}/output?follow=true"), &cluster.admin(), None).await;
+    assert_eq!(follow.next_json().await.unwrap().1["text"], "before");
+    cluster.kill_coordinator();
+    std::fs::write(skills.join("slow/go1"), "").unwrap();
+    // The line is read while nobody answers: the worker keeps it.
+    let worker_log = cluster.logs().join("worker-w1.out");
+    crate::support::eventually("the worker noticed the outage", Duration::from_secs(20), || async {
+        std::fs::read_to_string(&worker_log).unwrap_or_default().contains("the coordinator is not answering")
+    })
+    .await;
+    cluster.start_coordinator().await;
+    std::fs::write(skills.join("slow/go2"), "").unwrap();
+    assert_eq!(cluster.wait_task(&task, 60).await["status"], "completed");
+    let output = cluster.get(&format!("/api/v1/tasks/{task}/output")).await;
+    assert_eq!(texts(&output), ["before", "during", "after"]);
 }
