@@ -650,7 +650,7 @@ mod tests {
     #[tokio::test]
     async fn printed_lines_reach_the_sink_from_both_streams() {
         let (sink, mut rx) = OutputSink::new();
-        let mut j = job("echo out1; echo err1 >&2; echo err2 >&2; printf '{\"ok\": true}'");
+        let mut j = job("echo '{\"ok\":'; echo err1 >&2; echo err2 >&2; printf ' true}'");
         j.output = Some(sink);
         assert_eq!(run(j, CancellationToken::new()).await, Ending::Completed(json!({"ok": true})));
         let mut got = Vec::new();
@@ -658,7 +658,7 @@ mod tests {
             got.push((l.stream, l.text));
         }
         let of = |s| got.iter().filter(|(st, _)| *st == s).map(|(_, t)| t.as_str()).collect::<Vec<_>>();
-        assert_eq!(of(OutputStream::Stdout), ["out1", "{\"ok\": true}"]);
+        assert_eq!(of(OutputStream::Stdout), ["{\"ok\":", " true}"], "a last line without a newline too");
         assert_eq!(of(OutputStream::Stderr), ["err1", "err2"], "a completed task keeps its stderr");
     }
 
