@@ -1,5 +1,5 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
-//! test: it prints figures). Run: `cargo bench --bench load -- [heartbeats|tasks|sched|nodes|store|all]`.
+//! test: it prints figures). Run: `cargo bench --bench load -- [heartbeats|tasks|sched|nodes|store|streams|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -12,6 +12,9 @@
 //! - nodes: coordinator CPU per submit with one node and with 10,000 online nodes, and per
 //!   registration with 0 and 3,000 unplaceable tasks waiting (CPU from /proc).
 //! - store: RSS and list-page latency with 1,000,000 stored tasks, 100,000 pending.
+//! - streams: coordinator CPU with 100 running tasks (simulated workers, each task 2 s),
+//!   then with 10 event-stream watchers, with every task streaming output (5 lines every
+//!   250 ms), and with both; one coordinator, one run, CPU from /proc.
 //!
 //! The coordinator and this generator share the machine: figures from one run compare
 //! with each other, not with another machine's.
@@ -553,6 +556,158 @@ async fn store(stored: u64, pending: u64) {
     println!("  RSS with 10,000 nodes registered too: {:.1} MiB", server.rss_mib());
 }
 
+/// What the simulated lanes and watchers do in the current phase.
+#[derive(Default)]
+struct Phase {
+    /// Tasks send output batches while they run.
+    output: AtomicBool,
+    stop: AtomicBool,
+    /// Counters for the report.
+    tasks_done: AtomicU64,
+    output_batches: AtomicU64,
+}
+
+/// One simulated worker with one slot and its own skill, looping: submit a task for its
+/// skill, take it (long poll), start it, run it for `run_for` (sending output batches when
+/// the phase says so), report it completed.
+async fn lane(ep: Endpoint, i: usize, run_for: Duration, phase: Arc<Phase>) {
+    let (node, skill) = (format!("lane-{i:03}"), format!("skill-{i:03}"));
+    let secret = ep.register_with(&node, 1, &[skill.as_str()]).await;
+    let base = format!("{}/api/v1/nodes/{node}", ep.url);
+    let text = format!("lane {i:03} progress line {}", "·".repeat(50));
+    while !phase.stop.load(Ordering::Relaxed) {
+        let body = json!({"name": format!("{node}-task"), "required_skills": [skill]});
+        let r =
+            ep.http.post(format!("{}/api/v1/tasks", ep.url)).bearer_auth(&ep.admin).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let task = r.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_string();
+        let attempt = loop {
+            let r = ep
+                .http
+                .post(format!("{base}/tasks/poll"))
+                .bearer_auth(&secret)
+                .json(&json!({"wait_secs": 5}))
+                .send()
+                .await
+                .unwrap();
+            let poll: Value = r.json().await.unwrap();
+            if let Some(a) =
+                poll["assignments"].as_array().and_then(|a| a.iter().find(|a| a["task_id"] == task.as_str()))
+            {
+                break a["attempt"].as_u64().unwrap();
+            }
+        };
+        let task_url = format!("{base}/tasks/{task}");
+        ep.http
+            .post(format!("{task_url}/start"))
+            .bearer_auth(&secret)
+            .json(&json!({"attempt": attempt}))
+            .send()
+            .await
+            .unwrap();
+        let until = Instant::now() + run_for;
+        while Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            if phase.output.load(Ordering::Relaxed) {
+                let at = "2026-02-16T16:00:00.000Z";
+                let lines: Vec<Value> = (0..5).map(|_| json!({"stream": "stdout", "text": text, "at": at})).collect();
+                let r = ep
+                    .http
+                    .post(format!("{task_url}/output"))
+                    .bearer_auth(&secret)
+                    .json(&json!({"attempt": attempt, "lines": lines}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+                phase.output_batches.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let result = json!({"attempt": attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1});
+        let r = ep.http.post(format!("{task_url}/result")).bearer_auth(&secret).json(&result).send().await.unwrap();
+        assert!(r.status().is_success());
+        phase.tasks_done.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// An event-stream watcher: counts the events it gets until `stop`.
+async fn watcher(ep: Endpoint, stop: Arc<AtomicBool>) -> (u64, u64) {
+    let mut r = ep.http.get(format!("{}/api/v1/events", ep.url)).bearer_auth(&ep.admin).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut parser = openclaw::eventsource::Parser::default();
+    let (mut events, mut errors) = (0, 0);
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_millis(200), r.chunk()).await else { continue };
+        for m in parser.feed(&chunk) {
+            if m.event == "error" {
+                errors += 1;
+            } else {
+                events += 1;
+            }
+        }
+    }
+    (events, errors)
+}
+
+/// Issue 10: the coordinator's extra CPU for streaming output and event-stream watchers,
+/// against the same task load without them.
+async fn streams(lanes: usize, watchers: usize, seconds: u64) {
+    let (server, ep) = start().await;
+    let phase = Arc::new(Phase::default());
+    let run_for = Duration::from_secs(2);
+    let mut handles = Vec::new();
+    for i in 0..lanes {
+        handles.push(tokio::spawn(lane(ep.clone(), i, run_for, phase.clone())));
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // every lane is registered and busy
+    let mut rows = Vec::new();
+    for (name, output, watching) in [
+        ("tasks only", false, false),
+        (&*format!("+ {watchers} watchers"), false, true),
+        ("+ output", true, false),
+        (&*format!("+ output + {watchers} watchers"), true, true),
+        ("tasks only, again", false, false),
+    ] {
+        phase.output.store(output, Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        let watching: Vec<_> =
+            (0..if watching { watchers } else { 0 }).map(|_| tokio::spawn(watcher(ep.clone(), stop.clone()))).collect();
+        tokio::time::sleep(Duration::from_millis(500)).await; // settle into the phase
+        let (c0, t0) = (server.cpu_seconds(), Instant::now());
+        let (done0, batches0) =
+            (phase.tasks_done.load(Ordering::Relaxed), phase.output_batches.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        let wall = t0.elapsed().as_secs_f64();
+        let cpu = (server.cpu_seconds() - c0) / wall * 100.0;
+        let tasks = (phase.tasks_done.load(Ordering::Relaxed) - done0) as f64 / wall;
+        let batches = (phase.output_batches.load(Ordering::Relaxed) - batches0) as f64 / wall;
+        stop.store(true, Ordering::Relaxed);
+        let mut got = (0, 0);
+        for w in watching {
+            let (events, errors) = w.await.unwrap();
+            got = (got.0 + events, got.1 + errors);
+        }
+        println!(
+            "  {name:<28} coordinator CPU {cpu:5.1}% of a core; {tasks:.0} tasks/s, {batches:.0} output batches/s ({:.0} lines/s); watchers got {} events, {} errors",
+            batches * 5.0,
+            got.0,
+            got.1
+        );
+        rows.push(cpu);
+    }
+    phase.stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.await;
+    }
+    let base = (rows[0] + rows[4]) / 2.0;
+    println!(
+        "  extra CPU over tasks only (mean of the two): watchers {:+.1}, output {:+.1}, both {:+.1} points of a core",
+        rows[1] - base,
+        rows[2] - base,
+        rows[3] - base
+    );
+}
+
 fn main() {
     let which = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_else(|| "all".into());
     openclaw::cmd::install_crypto();
@@ -575,6 +730,10 @@ fn main() {
         if which == "store" || which == "all" {
             println!("store:");
             store(1_000_000, 100_000).await;
+        }
+        if which == "streams" || which == "all" {
+            println!("streams (15 s per phase):");
+            streams(100, 10, 15).await;
         }
         if which == "tasks" || which == "all" {
             println!("tasks:");

@@ -20,6 +20,7 @@
 //! | POST | `/api/v1/nodes/{node}/tasks/poll` | PollTasks | that node |
 //! | POST | `/api/v1/nodes/{node}/tasks/{task}/start` | StartTask | that node |
 //! | POST | `/api/v1/nodes/{node}/tasks/{task}/result` | TaskResult | that node |
+//! | POST | `/api/v1/nodes/{node}/tasks/{task}/output` | PushOutput | that node |
 //! | GET | `/api/v1/cluster/health` | ClusterHealth | read |
 //! | POST | `/api/v1/cluster/check-heartbeat` | CheckHeartbeat | admin |
 //! | POST | `/api/v1/tasks` | SubmitTask | submit |
@@ -29,6 +30,8 @@
 //! | POST | `/api/v1/tasks/{task}/cancel` | CancelTask | submit |
 //! | POST | `/api/v1/tasks/{task}/retry` | RetryTask | submit |
 //! | GET | `/api/v1/backup` | Backup | admin |
+//! | GET | `/api/v1/tasks/{task}/output` | TaskOutput (`?follow= &after=`) | read |
+//! | GET | `/api/v1/events` | Events (`?task= &node= &skill= &kind= &after=`) | read |
 //!
 //! Invariants: a path template appears in [`TABLE`] only; a known path with another method
 //! is a 405 naming the allowed ones; a query parameter a route does not take, or one that
@@ -40,7 +43,7 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{NodeStatus, TaskStatus};
+use crate::model::{EventKind, NodeStatus, TaskStatus};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +109,39 @@ pub struct WaitQuery {
     pub timeout: Option<String>,
 }
 
+/// The filters and the resume point of `GET /api/v1/events`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventQuery {
+    /// Only this task's events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// Only events about this node (its own, and its tasks' placements and ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Only events of tasks whose skill (first required) is this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill: Option<String>,
+    /// Only `task` or only `node` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<EventKind>,
+    /// Resume after this event id (the `Last-Event-ID` header wins when both are sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+}
+
+/// `?follow= &after=` of `GET /api/v1/tasks/{task}/output`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputQuery {
+    /// Stream the lines as Server-Sent Events until the task ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<bool>,
+    /// Only lines after this `seq` (the `Last-Event-ID` header wins when following).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+}
+
 /// Every endpoint, with its path parameters and its typed query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -125,6 +161,7 @@ pub enum Route {
     PollTasks { node: String },
     StartTask { node: String, task: String },
     TaskResult { node: String, task: String },
+    PushOutput { node: String, task: String },
     ClusterHealth,
     CheckHeartbeat,
     SubmitTask,
@@ -134,6 +171,8 @@ pub enum Route {
     CancelTask { task: String },
     RetryTask { task: String },
     Backup,
+    TaskOutput { task: String, query: OutputQuery },
+    Events(EventQuery),
 }
 
 /// One row of the table.
@@ -340,6 +379,19 @@ pub static TABLE: &[Endpoint] = &[
         },
     },
     Endpoint {
+        method: Method::POST,
+        path: "/api/v1/nodes/{node}/tasks/{task}/output",
+        name: "node_task_output",
+        answer: "`OutputAck`",
+        access: Access::Node,
+        summary: "Lines an attempt printed (batched; kept after the commit)",
+        build: |mut p, q| {
+            no_query(q)?;
+            let node = take(&mut p);
+            Ok(Route::PushOutput { node, task: take(&mut p) })
+        },
+    },
+    Endpoint {
         method: Method::GET,
         path: "/api/v1/cluster/health",
         name: "cluster_health",
@@ -428,6 +480,24 @@ pub static TABLE: &[Endpoint] = &[
         access: Access::Admin,
         summary: "A consistent copy of the store, taken while the coordinator runs",
         build: |p, q| none(p, q, Route::Backup),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/tasks/{task}/output",
+        name: "task_output",
+        answer: "`TaskOutput`; with `follow=true` a stream of `output` events, then `end`",
+        access: Access::Read,
+        summary: "The kept tail of a task's output, or its lines as they come",
+        build: |mut p, q| Ok(Route::TaskOutput { task: take(&mut p), query: query(q)? }),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/events",
+        name: "events",
+        answer: "`text/event-stream` of `Event`s",
+        access: Access::Read,
+        summary: "Task and node transitions as Server-Sent Events; resumes with `Last-Event-ID`",
+        build: |_, q| Ok(Route::Events(query(q)?)),
     },
 ];
 
@@ -555,6 +625,7 @@ impl Route {
             Route::PollTasks { .. } => "node_poll",
             Route::StartTask { .. } => "node_task_start",
             Route::TaskResult { .. } => "node_task_result",
+            Route::PushOutput { .. } => "node_task_output",
             Route::ClusterHealth => "cluster_health",
             Route::CheckHeartbeat => "cluster_check_heartbeat",
             Route::SubmitTask => "tasks_submit",
@@ -564,6 +635,8 @@ impl Route {
             Route::CancelTask { .. } => "task_cancel",
             Route::RetryTask { .. } => "task_retry",
             Route::Backup => "backup",
+            Route::TaskOutput { .. } => "task_output",
+            Route::Events(_) => "events",
         }
     }
 
@@ -585,7 +658,8 @@ impl Route {
             | Route::ShutdownNode { node }
             | Route::PollTasks { node }
             | Route::StartTask { node, .. }
-            | Route::TaskResult { node, .. } => Some(node),
+            | Route::TaskResult { node, .. }
+            | Route::PushOutput { node, .. } => Some(node),
             _ => None,
         }
     }
@@ -602,11 +676,14 @@ impl Route {
             | Route::DrainNode { node }
             | Route::UndrainNode { node }
             | Route::PollTasks { node } => vec![node],
-            Route::StartTask { node, task } | Route::TaskResult { node, task } => vec![node, task],
+            Route::StartTask { node, task } | Route::TaskResult { node, task } | Route::PushOutput { node, task } => {
+                vec![node, task]
+            }
             Route::GetTask { task }
             | Route::WaitTask { task, .. }
             | Route::CancelTask { task }
-            | Route::RetryTask { task } => vec![task],
+            | Route::RetryTask { task }
+            | Route::TaskOutput { task, .. } => vec![task],
             _ => vec![],
         }
     }
@@ -616,6 +693,8 @@ impl Route {
             Route::ListNodes(q) => serde_urlencoded::to_string(q),
             Route::ListTasks(q) => serde_urlencoded::to_string(q),
             Route::WaitTask { query, .. } => serde_urlencoded::to_string(query),
+            Route::TaskOutput { query, .. } => serde_urlencoded::to_string(query),
+            Route::Events(q) => serde_urlencoded::to_string(q),
             _ => Ok(String::new()),
         };
         encoded.unwrap_or_default()
@@ -657,6 +736,7 @@ impl Route {
             | Route::PollTasks { .. }
             | Route::StartTask { .. }
             | Route::TaskResult { .. }
+            | Route::PushOutput { .. }
             | Route::SubmitTask => true,
             Route::Health
             | Route::Metrics
@@ -676,7 +756,9 @@ impl Route {
             | Route::WaitTask { .. }
             | Route::CancelTask { .. }
             | Route::RetryTask { .. }
-            | Route::Backup => false,
+            | Route::Backup
+            | Route::TaskOutput { .. }
+            | Route::Events(_) => false,
         }
     }
 }
@@ -732,6 +814,23 @@ mod tests {
             parse(Method::GET, "/api/v1/nodes?status_filter=online").unwrap(),
             Route::ListNodes(NodeQuery { status: Some(NodeStatus::Online) })
         );
+        assert_eq!(
+            parse(Method::GET, "/api/v1/events?kind=node&after=42&skill=ocr").unwrap(),
+            Route::Events(EventQuery {
+                kind: Some(EventKind::Node),
+                after: Some(42),
+                skill: Some("ocr".into()),
+                ..Default::default()
+            })
+        );
+        assert_eq!(
+            parse(Method::GET, "/api/v1/tasks/t1/output?follow=true").unwrap(),
+            Route::TaskOutput { task: "t1".into(), query: OutputQuery { follow: Some(true), after: None } }
+        );
+        assert_eq!(
+            parse(Method::POST, "/api/v1/nodes/w1/tasks/t1/output").unwrap(),
+            Route::PushOutput { node: "w1".into(), task: "t1".into() }
+        );
     }
 
     #[test]
@@ -763,6 +862,12 @@ mod tests {
         assert!(e.contains("limit") || e.contains("invalid digit"), "{e}");
         let e = parse(Method::GET, "/api/v1/tasks?status=sleepy").unwrap_err().to_string();
         assert!(e.contains("sleepy"), "{e}");
+        let e = parse(Method::GET, "/api/v1/events?kind=job").unwrap_err().to_string();
+        assert!(e.contains("kind") && e.contains("job"), "{e}");
+        let e = parse(Method::GET, "/api/v1/events?after=-1").unwrap_err().to_string();
+        assert!(e.contains("after"), "{e}");
+        let e = parse(Method::GET, "/api/v1/tasks/t1/output?follow=maybe").unwrap_err().to_string();
+        assert!(e.contains("follow"), "{e}");
         let e = parse(Method::GET, "/health?x=1").unwrap_err().to_string();
         assert!(e.contains("`x`") && e.contains("takes none"), "{e}");
     }

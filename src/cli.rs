@@ -223,7 +223,11 @@ pub struct NodesArgs {
     /// Only nodes in this status: online, offline, busy (every slot taken), maintenance (drained).
     #[arg(long, value_name = "STATUS")]
     pub status: Option<NodeStatus>,
-    /// Print the API's JSON unchanged.
+    /// Print node events (registered, online, offline, drained, ...) as they happen, one line
+    /// each, until Ctrl+C; with NODE_ID, only that node's. Reconnects on its own.
+    #[arg(long, conflicts_with_all = ["online", "skill", "status"])]
+    pub watch: bool,
+    /// Print the API's JSON unchanged (with --watch: one event object per line).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -291,6 +295,12 @@ pub enum TasksCommand {
     Cancel(TaskTarget),
     /// Submit an ended task again: a new task with the same request, linked to the old one.
     Retry(RetryArgs),
+    /// Print task events (submitted, scheduled, running, completed, ...) as they happen, one
+    /// line each, until Ctrl+C. Reconnects on its own without missing or repeating events.
+    Watch(WatchArgs),
+    /// Print a task's output: the kept tail of what its latest attempt printed, stdout lines
+    /// on stdout and stderr lines on stderr; with -f, then its new lines until it ends.
+    Logs(LogsArgs),
 }
 
 /// Flags of `openclaw tasks retry`.
@@ -409,6 +419,44 @@ pub struct WaitArgs {
     #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
     pub timeout: Option<Duration>,
     /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw tasks watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Only this task's events.
+    #[arg(long, value_name = "TASK_ID")]
+    pub task: Option<String>,
+    /// Only events of tasks whose skill (the first required one) is this.
+    #[arg(long, value_name = "SKILL")]
+    pub skill: Option<String>,
+    /// Only events of tasks on this node.
+    #[arg(long, value_name = "NODE_ID")]
+    pub node: Option<String>,
+    /// First replay the kept events after this event id; default: from now on.
+    #[arg(long, value_name = "EVENT_ID")]
+    pub after: Option<u64>,
+    /// One event object (JSON) per line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw tasks logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The task's id.
+    #[arg(value_name = "TASK_ID")]
+    pub task_id: String,
+    /// Then print new lines as they come, until the task ends (or Ctrl+C).
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Print the API's JSON (with -f: one line object per line, then the end).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -555,6 +603,20 @@ mod tests {
     }
 
     #[test]
+    fn watch_and_logs_parse() {
+        let cli = parse_ok(&["openclaw", "tasks", "watch", "--skill", "ocr", "--after", "12"]);
+        let Command::Tasks(TasksArgs { command: TasksCommand::Watch(w) }) = cli.command else { panic!() };
+        assert_eq!((w.skill.as_deref(), w.after), (Some("ocr"), Some(12)));
+        let cli = parse_ok(&["openclaw", "tasks", "logs", "t1", "-f"]);
+        let Command::Tasks(TasksArgs { command: TasksCommand::Logs(l) }) = cli.command else { panic!() };
+        assert!(l.follow && l.task_id == "t1");
+        let cli = parse_ok(&["openclaw", "nodes", "--watch", "w1"]);
+        let Command::Nodes(n) = cli.command else { panic!() };
+        assert!(n.watch && n.node_id.as_deref() == Some("w1"));
+        assert!(parse(["openclaw", "nodes", "--watch", "--online"].map(OsString::from).to_vec()).is_err());
+    }
+
+    #[test]
     fn bad_values_are_usage_errors() {
         for args in [
             vec!["openclaw", "tasks", "submit", "--skill", "x", "--priority", "urgent"],
@@ -562,6 +624,8 @@ mod tests {
             vec!["openclaw", "tasks", "submit", "--skill", "x", "--param", "novalue"],
             vec!["openclaw", "tasks", "submit"],
             vec!["openclaw", "coordinator", "--port", "70000"],
+            vec!["openclaw", "tasks", "watch", "--after", "soon"],
+            vec!["openclaw", "tasks", "logs"],
         ] {
             let err = parse(args.iter().map(OsString::from).collect()).unwrap_err();
             assert!(err.use_stderr(), "{args:?} should be a usage error");

@@ -16,8 +16,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::model::{
-    ErrorBody, ErrorCode, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, PollRequest, PollResponse,
-    RegisterRequest, RegisterResponse, ReportResponse, ResultReport, StartReport, SubmitTask, Task,
+    ErrorBody, ErrorCode, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, OutputAck, OutputBatch, PollRequest,
+    PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, StartReport, SubmitTask, Task,
 };
 
 /// Why a call failed. Paths are shown decoded (`task_01…`, not `task%5F01…`); the caller
@@ -110,6 +110,11 @@ impl Client {
         Client { http: self.http.clone(), base: self.base.clone(), token }
     }
 
+    /// The bearer token it sends (the worker redacts it from task output).
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     pub fn base(&self) -> &str {
         &self.base
     }
@@ -161,6 +166,27 @@ impl Client {
         if status.is_success() {
             return Ok(bytes);
         }
+        Err(self.refused(method, &path, status, &bytes))
+    }
+
+    /// Opens a Server-Sent Events stream (no time limit), resuming after `last_id`; see
+    /// [`crate::eventsource::EventSource`], which reads it.
+    pub async fn open_stream(&self, route: &Route, last_id: Option<&str>) -> Result<reqwest::Response, ClientError> {
+        let (method, path) = route.request();
+        let mut req =
+            self.http.request(method.clone(), format!("{}{path}", self.base)).header("accept", "text/event-stream");
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        if let Some(id) = last_id {
+            req = req.header("last-event-id", id);
+        }
+        let response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let bytes = response.bytes().await.map_err(|e| self.transport(&method, &path, &e))?;
         Err(self.refused(method, &path, status, &bytes))
     }
 
@@ -242,6 +268,11 @@ impl Client {
         report: &ResultReport,
     ) -> Result<ReportResponse, ClientError> {
         self.call(&Route::TaskResult { node: node.into(), task: task.into() }, Some(report), Self::SHORT).await
+    }
+
+    /// A batch of an attempt's output lines.
+    pub async fn push_output(&self, node: &str, task: &str, batch: &OutputBatch) -> Result<OutputAck, ClientError> {
+        self.call(&Route::PushOutput { node: node.into(), task: task.into() }, Some(batch), Self::SHORT).await
     }
 
     pub async fn set_draining(&self, node: &str, drain: bool) -> Result<NodeActionResponse, ClientError> {

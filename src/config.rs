@@ -113,6 +113,9 @@ pub struct CoordinatorConfig {
     /// The most state changes queued for the store and not yet on disk; client requests
     /// that would change state beyond it get 503 `overloaded` with Retry-After.
     pub max_write_backlog: u64,
+    /// How many bytes of each task's output are kept (the newest lines of its latest
+    /// attempt), for `GET /api/v1/tasks/{id}/output` and `openclaw tasks logs`.
+    pub output_tail_bytes: u64,
 }
 
 impl Default for CoordinatorConfig {
@@ -139,6 +142,7 @@ impl Default for CoordinatorConfig {
             tls_key: None,
             max_nodes: 1000,
             max_write_backlog: 10_000,
+            output_tail_bytes: 64 * 1024,
         }
     }
 }
@@ -841,6 +845,9 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     }
     if c.coordinator.max_write_backlog < 16 {
         return Err(l.invalid("coordinator.max_write_backlog", "must be at least 16"));
+    }
+    if !(1024..=16 * 1024 * 1024).contains(&c.coordinator.output_tail_bytes) {
+        return Err(l.invalid("coordinator.output_tail_bytes", "must be between 1024 and 16777216 (16 MiB)"));
     }
     if c.coordinator.tls_cert.is_some() != c.coordinator.tls_key.is_some() {
         return Err(l.invalid("coordinator.tls_cert", "tls_cert and tls_key must be set together"));

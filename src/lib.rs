@@ -12,6 +12,7 @@
 //! - [`coordinator`]: the server: router, auth, registry, scheduler, dispatch, metrics.
 //! - [`worker`]: the node agent: join, heartbeat, skill discovery, runners.
 //! - [`client`]: the typed HTTP client used by the worker and the CLI clients.
+//! - [`eventsource`]: reading Server-Sent Events (the event stream, followed output).
 //! - [`shutdown`]: Ctrl+C / SIGTERM turned into one cancellation token.
 //! - [`tokens`]: the token files beside the database, read by every role.
 //! - [`util`]: small shared helpers (time, ids, secrets).
@@ -22,6 +23,7 @@ pub mod client;
 pub mod cmd;
 pub mod config;
 pub mod coordinator;
+pub mod eventsource;
 pub mod logging;
 pub mod manpages;
 pub mod model;

@@ -59,6 +59,15 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         "openclaw-cluster-nodes" => &[
             ("Online nodes that have a skill.", "openclaw-cluster nodes --skill ocr"),
             ("Take a node out of placement for maintenance.", "openclaw-cluster nodes drain mac-mini"),
+            ("Print nodes going online, offline, drained, ... as it happens.", "openclaw-cluster nodes --watch"),
+        ],
+        "openclaw-cluster-tasks-watch" => &[
+            ("Every task event of one skill, until Ctrl+C.", "openclaw-cluster tasks watch --skill ocr"),
+            ("Events as JSON lines, for jq.", "openclaw-cluster tasks watch --json | jq -c '{task_id, event, status}'"),
+        ],
+        "openclaw-cluster-tasks-logs" => &[
+            ("What a task printed (its kept tail).", "openclaw-cluster tasks logs TASK_ID"),
+            ("Follow a running task's output until it ends.", "openclaw-cluster tasks logs -f TASK_ID"),
         ],
         "openclaw-cluster-health" => {
             &[("In a script: is any node online?", "openclaw-cluster health >/dev/null || echo 'no worker'")]

@@ -712,6 +712,95 @@ pub struct ReportResponse {
     pub status: TaskStatus,
 }
 
+string_enum! {
+    /// Which stream of a task's process a line of output came from.
+    OutputStream {
+        Stdout = "stdout",
+        Stderr = "stderr",
+    }
+}
+
+impl<'de> Deserialize<'de> for OutputStream {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A line of output as the worker sends it (without the newline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewOutputLine {
+    pub stream: OutputStream,
+    pub text: String,
+    /// When the worker read it.
+    pub at: Timestamp,
+}
+
+/// `POST /api/v1/nodes/{id}/tasks/{task_id}/output`: lines of one attempt, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputBatch {
+    pub attempt: u32,
+    pub lines: Vec<NewOutputLine>,
+}
+
+/// The answer to an output batch: its lines are on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputAck {
+    pub success: bool,
+    pub task_id: String,
+    /// How many lines the batch held.
+    pub accepted: u32,
+    /// The number of the batch's last line (0 for an empty batch).
+    pub last_seq: u64,
+}
+
+/// A line of a task's output as it is kept and shown. `seq` numbers the lines of a task
+/// from 1, across attempts, without gaps; lines dropped to keep the tail within
+/// `coordinator.output_tail_bytes` leave their numbers unused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputLine {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub stream: OutputStream,
+    pub text: String,
+}
+
+/// `GET /api/v1/tasks/{id}/output`: the kept tail of the output of the task's latest attempt
+/// that printed anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskOutput {
+    pub task_id: String,
+    /// The attempt the lines come from (the task's current attempt when there are none).
+    pub attempt: u32,
+    pub lines: Vec<OutputLine>,
+    /// Earlier lines of this attempt were dropped to keep within the tail's size.
+    pub truncated: bool,
+    /// The task has ended: no more lines will come.
+    pub ended: bool,
+}
+
+/// The data of the `end` event of a followed output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputEnd {
+    pub status: TaskStatus,
+}
+
+/// The data of an `error` event that ends a stream (`lagged`: the client fell behind and is
+/// cut off; reconnect with `Last-Event-ID`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The data of the `gap` event: events before `oldest` were purged, so some after the
+/// resume point are gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamGap {
+    pub oldest: u64,
+}
+
 /// Every error answer: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -743,7 +832,8 @@ string_enum! {
         UnknownNode = "unknown_node",
         /// No task with this id (ended tasks are purged after the retention period).
         UnknownTask = "unknown_task",
-        /// A report for an attempt that is not the task's current one on this node.
+        /// A report (start, output, result) for an attempt that is not the task's current
+        /// one on this node.
         StaleAttempt = "stale_attempt",
         /// The node id belongs to a live worker; only its secret (or the admin token) may
         /// register it again.
@@ -788,7 +878,7 @@ impl ErrorCode {
                 "no task with this id (ended tasks are purged after `storage.task_retention_days`)"
             }
             ErrorCode::StaleAttempt => {
-                "a start or result report for an attempt that is not the task's current one on this node"
+                "a start, output or result report for an attempt that is not the task's current one on this node"
             }
             ErrorCode::NodeIdInUse => {
                 "the node id belongs to a live worker: only its own secret (or the admin token) may register it again"

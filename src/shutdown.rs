@@ -21,8 +21,9 @@ pub fn on_signal() -> CancellationToken {
     token
 }
 
+/// Resolves on Ctrl+C or SIGTERM (for commands that run until interrupted).
 #[cfg(unix)]
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = match signal(SignalKind::terminate()) {
         Ok(s) => s,
@@ -37,7 +38,8 @@ async fn wait_for_signal() {
     }
 }
 
+/// Resolves on Ctrl+C.
 #[cfg(not(unix))]
-async fn wait_for_signal() {
+pub async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }

@@ -14,6 +14,7 @@ mod remote;
 mod service;
 mod skills;
 mod tasks;
+mod watch;
 mod worker;
 
 use std::process::ExitCode;

@@ -29,6 +29,9 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Ok);
     }
+    if args.watch {
+        return super::watch::nodes(config, &args.client, args.node_id, args.json).await;
+    }
     let client = connect(config, &args.client)?;
     if let Some(id) = &args.node_id {
         let node: Node = client.fetch(&Route::GetNode { node: id.clone() }, args.json).await?;

@@ -1,4 +1,4 @@
-//! `openclaw tasks submit|list|get|wait|cancel`.
+//! `openclaw tasks submit|list|get|wait|cancel` (`watch` and `logs` are in `super::watch`).
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,8 @@ pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit>
         TasksCommand::Wait(args) => wait(config, args).await,
         TasksCommand::Cancel(args) => cancel(config, args).await,
         TasksCommand::Retry(args) => retry(config, args).await,
+        TasksCommand::Watch(args) => super::watch::tasks(config, args).await,
+        TasksCommand::Logs(args) => super::watch::logs(config, args).await,
     }
 }
 

@@ -7,7 +7,8 @@
 //! disk sees changes in memory order), and returns only after everything queued up to then
 //! is committed — a caller that answers after `mutate` never shows an uncommitted change,
 //! its own or another's. Events are published on the bus by the writer right after their
-//! commit, so a subscriber never sees an event the store does not have.
+//! commit, so a subscriber never sees an event the store does not have; task output lines
+//! go the same way on the output bus. Followers read both through [`super::feeds`].
 //!
 //! Locking: the state lives behind a std `Mutex`, held only for synchronous sections and
 //! never across an `.await`.
@@ -23,19 +24,24 @@ use super::auth::Tokens;
 use super::core::registry::Registrant;
 use super::core::tasks::{Cancel, Report, spec_of};
 use super::core::{Core, Error, Now};
+use super::feeds::{EventFeed, OutputFeed, OutputNews};
 use super::metrics::Metrics;
 use crate::api::TaskQuery;
 use crate::config::Config;
 use crate::model::{
-    Assignment, ErrorCode, Event, PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportResponse,
-    ResultReport, SubmitTask, Task, TaskList, TaskStatus,
+    Assignment, ErrorCode, Event, EventKind, OutputAck, OutputBatch, PollRequest, PollResponse, RegisterRequest,
+    RegisterResponse, ReportResponse, ResultReport, SubmitTask, Task, TaskList, TaskOutput, TaskStatus,
 };
+use crate::store::events::Filter;
 use crate::store::tasks::ListFilter;
 use crate::store::{Store, StoreError, Writer};
 use crate::util::lock;
 
 /// How many events the bus keeps for subscribers that fall behind.
 pub const EVENT_BUS_CAPACITY: usize = 4096;
+/// How many output batches (and task ends) the output bus keeps for followers that fall
+/// behind.
+pub const OUTPUT_BUS_CAPACITY: usize = 1024;
 
 /// The coordinator's state, its store and its event bus.
 pub struct Cluster {
@@ -50,13 +56,15 @@ pub struct Cluster {
     shutdown: CancellationToken,
     /// Committed events, in commit order.
     events: broadcast::Sender<Event>,
+    /// Committed output lines and task ends, in commit order.
+    output: broadcast::Sender<OutputNews>,
     /// Submissions in flight per idempotency key: one at a time per key, so that the store
     /// lookup and the insert of two equal submissions cannot interleave.
     keys: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// A store failure as the doors report it.
-fn store_error(err: StoreError) -> Error {
+pub(super) fn store_error(err: StoreError) -> Error {
     match err {
         StoreError::WriterGone => {
             Error::new(ErrorCode::Unavailable, "the coordinator is shutting down; try again shortly")
@@ -80,6 +88,7 @@ impl Cluster {
         shutdown: CancellationToken,
     ) -> Cluster {
         let (events, _) = broadcast::channel(EVENT_BUS_CAPACITY);
+        let (output, _) = broadcast::channel(OUTPUT_BUS_CAPACITY);
         Cluster {
             config,
             core: Mutex::new(core),
@@ -89,6 +98,7 @@ impl Cluster {
             tokens,
             shutdown,
             events,
+            output,
             keys: Mutex::new(HashMap::new()),
         }
     }
@@ -103,6 +113,11 @@ impl Cluster {
 
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The metrics, for what outlives a request (stream pumps).
+    pub fn shared_metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Fires on Ctrl+C / SIGTERM or a store failure; long waits return early on it.
@@ -123,12 +138,24 @@ impl Cluster {
     fn queue(&self, core: &mut Core) {
         if let Some(batch) = core.take_batch() {
             let events = batch.events.clone();
-            let tx = self.events.clone();
+            let mut news: Vec<OutputNews> = batch
+                .output
+                .iter()
+                .map(|o| OutputNews::Lines { task_id: o.task_id.as_str().into(), lines: o.lines.clone() })
+                .collect();
+            news.extend(events.iter().filter(|e| e.kind == EventKind::Task).filter_map(|e| {
+                let status = e.status.parse::<TaskStatus>().ok().filter(|s| s.is_terminal())?;
+                Some(OutputNews::Ended { task_id: e.task_id.as_deref()?.into(), status })
+            }));
+            let (tx, out) = (self.events.clone(), self.output.clone());
             self.writer.queue(
                 Box::new(move |c| batch.apply(c)),
                 Some(Box::new(move || {
                     for e in events {
                         let _ = tx.send(e);
+                    }
+                    for n in news {
+                        let _ = out.send(n);
                     }
                 })),
             );
@@ -501,7 +528,68 @@ impl Cluster {
 
     /// Committed events after `after` from the store, oldest first (for resuming).
     pub async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<Event>, Error> {
-        self.read(move |c| crate::store::events::after(c, after, limit)).await
+        self.read(move |c| crate::store::events::after(c, after, &Filter::default(), limit)).await
+    }
+
+    /// The events that match `filter`: with `after`, every stored one after it first (and
+    /// a gap when some were purged), then live ones; without, live ones from now on.
+    pub async fn events(&self, filter: Filter, after: Option<u64>) -> Result<EventFeed, Error> {
+        // Subscribe before reading the store: see `feeds`.
+        let rx = self.subscribe();
+        let Some(after) = after else { return Ok(EventFeed::live(rx, self.store.clone(), filter)) };
+        let bounds = self.read(crate::store::events::bounds).await?;
+        Ok(EventFeed::resume(rx, self.store.clone(), filter, after, bounds))
+    }
+
+    /// A batch of output lines from the node running the attempt; answers once they are on
+    /// disk. Output yields to state changes: it is refused as `overloaded` at half the
+    /// write backlog that refuses them.
+    pub async fn push_output(&self, node: &str, task_id: &str, batch: OutputBatch) -> Result<OutputAck, Error> {
+        let backlog = self.writer.backlog();
+        if backlog > self.config.coordinator.max_write_backlog / 2 {
+            return Err(Error::new(
+                ErrorCode::Overloaded,
+                format!("{backlog} changes are waiting for the disk; send the output again in a second"),
+            ));
+        }
+        let attempt = batch.attempt;
+        if let Some(ack) = self.mutate(|core, _| core.output(node, task_id, batch)).await? {
+            return Ok(ack);
+        }
+        let task = self.task(task_id, false).await?;
+        Err(Error::new(
+            ErrorCode::StaleAttempt,
+            format!(
+                "stale output: task {task_id} already ended ({}); output of attempt {attempt} is not kept",
+                task.state.status
+            ),
+        ))
+    }
+
+    /// The kept tail of a task's output, the lines numbered above `after`.
+    pub async fn output(&self, task_id: &str, after: u64) -> Result<TaskOutput, Error> {
+        // The status first: once it says ended, every line is on disk.
+        let task = self.task(task_id, false).await?;
+        let key = task_id.to_string();
+        let tail = self.read(move |c| crate::store::output::read(c, &key, after)).await?;
+        Ok(TaskOutput {
+            task_id: task.task_id,
+            attempt: tail.attempt.map(|(attempt, _)| attempt).unwrap_or(task.state.attempt),
+            truncated: tail.truncated(),
+            ended: task.state.status.is_terminal(),
+            lines: tail.lines,
+        })
+    }
+
+    /// A task's kept lines after `after`, then its new lines as they are committed, then
+    /// its end.
+    pub async fn follow_output(&self, task_id: &str, after: u64) -> Result<OutputFeed, Error> {
+        let rx = self.output.subscribe();
+        let task = self.task(task_id, false).await?;
+        let ended = Some(task.state.status).filter(|s| s.is_terminal());
+        let key = task_id.to_string();
+        let tail = self.read(move |c| crate::store::output::read(c, &key, after)).await?;
+        Ok(OutputFeed::new(rx, task_id, after, tail.lines, ended))
     }
 }
 

@@ -15,8 +15,10 @@ use super::error::ApiError;
 use super::http::{Request, Response, json};
 use crate::api::Route;
 use crate::model::{
-    HeartbeatRequest, PollRequest, ResultReport, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp,
+    ErrorCode, HeartbeatRequest, OutputBatch, PollRequest, ResultReport, ServiceHealth, StartReport, SubmitTask,
+    TaskStatus, Timestamp,
 };
+use crate::store::events::Filter;
 
 /// Runs a route.
 pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, ApiError> {
@@ -62,6 +64,10 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, 
             let body: ResultReport = req.json()?;
             ok(&cluster.result(node, task, body).await?)
         }
+        Route::PushOutput { node, task } => {
+            let body: OutputBatch = req.json()?;
+            ok(&cluster.push_output(node, task, body).await?)
+        }
         Route::ClusterHealth => ok(&cluster.cluster_health().await?),
         Route::CheckHeartbeat => ok(&cluster.mutate(|c, now| Ok(c.check_liveness(now))).await?),
         Route::SubmitTask => {
@@ -74,9 +80,8 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, 
         Route::GetTask { task } => ok(&cluster.task(task, true).await?),
         Route::WaitTask { task, query } => {
             let timeout = match &query.timeout {
-                Some(t) => crate::util::parse_duration(t).map_err(|e| {
-                    ApiError::new(crate::model::ErrorCode::InvalidQuery, format!("query parameter `timeout`: {e}"))
-                })?,
+                Some(t) => crate::util::parse_duration(t)
+                    .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("query parameter `timeout`: {e}")))?,
                 None => Duration::from_secs(30),
             }
             .min(Duration::from_secs(3600));
@@ -85,6 +90,17 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, 
         Route::CancelTask { task } => ok(&cluster.cancel(task).await?),
         Route::RetryTask { task } => Ok(cluster.retry(task, "api").await?.respond(StatusCode::CREATED)),
         Route::Backup => backup(cluster).await,
+        Route::TaskOutput { task, query } if query.follow == Some(true) => {
+            let after = last_event_id(&req)?.or(query.after).unwrap_or(0);
+            let feed = cluster.follow_output(task, after).await?;
+            Ok(super::sse::respond(feed, &req.connection, cluster.shared_metrics()))
+        }
+        Route::TaskOutput { task, query } => ok(&cluster.output(task, query.after.unwrap_or(0)).await?),
+        Route::Events(q) => {
+            let filter = Filter { task: q.task.clone(), node: q.node.clone(), skill: q.skill.clone(), kind: q.kind };
+            let feed = cluster.events(filter, last_event_id(&req)?.or(q.after)).await?;
+            Ok(super::sse::respond(feed, &req.connection, cluster.shared_metrics()))
+        }
     }
 }
 
@@ -95,7 +111,7 @@ async fn backup(cluster: &Cluster) -> Result<Response, ApiError> {
         Ok(f) => f,
         Err(e) => {
             let _ = tokio::fs::remove_file(&path).await;
-            return Err(ApiError::new(crate::model::ErrorCode::Internal, format!("cannot read the backup copy: {e}")));
+            return Err(ApiError::new(ErrorCode::Internal, format!("cannot read the backup copy: {e}")));
         }
     };
     let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
@@ -116,6 +132,18 @@ async fn backup(cluster: &Cluster) -> Result<Response, ApiError> {
     headers.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/vnd.sqlite3"));
     headers.insert(hyper::header::CONTENT_LENGTH, hyper::header::HeaderValue::from(len));
     Ok(r)
+}
+
+/// The `Last-Event-ID` header of a stream's reconnect (it wins over `?after=`).
+fn last_event_id(req: &Request) -> Result<Option<u64>, ApiError> {
+    let Some(value) = req.headers.get("last-event-id") else { return Ok(None) };
+    let text = value.to_str().unwrap_or("").trim();
+    text.parse().map(Some).map_err(|_| {
+        ApiError::new(
+            ErrorCode::BadRequest,
+            format!("header Last-Event-ID: `{}` is not an id from this stream's `id:` lines", text.escape_debug()),
+        )
+    })
 }
 
 /// Serialize-and-answer for any JSON value, so `dispatch` can use one closure.

@@ -25,6 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use super::auth::{self, Caller};
 use super::cluster::Cluster;
@@ -73,6 +74,17 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response {
     bytes(status, "application/json", serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec()))
 }
 
+/// The connection a request came on, for answers that outlive the handler (streams).
+#[derive(Clone)]
+pub struct Connection {
+    /// Cancelling it drops the connection; it is cancelled once the connection has ended.
+    pub close: CancellationToken,
+    /// Where stream pumps run; awaited when the server stops.
+    pub streams: TaskTracker,
+    /// The coordinator's shutdown.
+    pub shutdown: CancellationToken,
+}
+
 /// A parsed request, as handlers see it.
 pub struct Request {
     pub route: Route,
@@ -81,6 +93,7 @@ pub struct Request {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub client: IpAddr,
+    pub connection: Connection,
 }
 
 impl Request {
@@ -141,6 +154,7 @@ pub async fn serve(
         Arc::new(Connections::new(cap, settings.max_connections_per_ip as usize, settings.trusted_proxies.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut accept_errors = connections::Throttle::default();
+    let streams = TaskTracker::new();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -174,10 +188,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
         let conn_slot = slot.clone();
+        let connection =
+            Connection { close: CancellationToken::new(), streams: streams.clone(), shutdown: shutdown.clone() };
+        let close = connection.close.clone();
         let service = hyper::service::service_fn(move |req| {
-            let shared = shared.clone();
+            let (shared, connection) = (shared.clone(), connection.clone());
             let slot = conn_slot.clone();
-            async move { Ok::<_, Infallible>(handle(shared, peer, &slot, req).await) }
+            async move { Ok::<_, Infallible>(handle(shared, peer, &slot, req, connection).await) }
         });
         // Each connection is tracked by `graceful`: shutdown below signals it and waits.
         let watcher = graceful.watcher();
@@ -186,11 +203,14 @@ pub async fn serve(
             None => {
                 let conn = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {
-                    // Closed to make room for another: dropping the connection closes it.
+                    // Closed to make room for another, or cut off (a stream's client that
+                    // does not read): dropping the connection closes it.
                     tokio::select! {
                         _ = conn => {}
                         _ = slot.evicted() => {}
+                        _ = close.cancelled() => {}
                     }
+                    close.cancel();
                 });
             }
             Some(acceptor) => {
@@ -216,7 +236,9 @@ pub async fn serve(
                     tokio::select! {
                         _ = conn => {}
                         _ = slot.evicted() => {}
+                        _ = close.cancelled() => {}
                     }
+                    close.cancel();
                 });
             }
         }
@@ -226,6 +248,9 @@ pub async fn serve(
     if tokio::time::timeout(limit, graceful.shutdown()).await.is_err() {
         tracing::warn!(target: "openclaw::coordinator", "in-flight requests did not finish within coordinator.shutdown_timeout; closing them");
     }
+    // Stream pumps end on the shutdown token; wait for them to let go of the state.
+    streams.close();
+    let _ = tokio::time::timeout(limit, streams.wait()).await;
 }
 
 /// The answer to a connection past the caps while every open one is busy: a 503 written
@@ -257,7 +282,13 @@ fn http1(settings: &crate::config::CoordinatorConfig) -> hyper::server::conn::ht
     builder
 }
 
-async fn handle(shared: Arc<Cluster>, peer: SocketAddr, slot: &Slot, req: hyper::Request<Incoming>) -> Response {
+async fn handle(
+    shared: Arc<Cluster>,
+    peer: SocketAddr,
+    slot: &Slot,
+    req: hyper::Request<Incoming>,
+    connection: Connection,
+) -> Response {
     slot.busy();
     let started = Instant::now();
     let method = req.method().clone();
@@ -269,7 +300,7 @@ async fn handle(shared: Arc<Cluster>, peer: SocketAddr, slot: &Slot, req: hyper:
     let (route_name, response) = match Route::parse(&method, &path, req.uri().query().unwrap_or("")) {
         Ok(route) => {
             let name = route.name();
-            let response = match prepare(&shared, shared.tokens(), route, client, slot, req, &mut body_unread).await {
+            let response = match prepare(&shared, route, client, slot, req, &mut body_unread, connection).await {
                 Ok(request) => super::handlers::dispatch(&shared, request).await,
                 Err(e) => Err(e),
             };
@@ -292,7 +323,13 @@ async fn handle(shared: Arc<Cluster>, peer: SocketAddr, slot: &Slot, req: hyper:
         method = %method, path = %path, status, duration_ms = elapsed.as_secs_f64() * 1000.0, client = %client,
         "request"
     );
-    slot.waiting();
+    // A stream (events, followed output) is at work like a long poll while it is open: its
+    // own pump cuts off a client that stops reading, so it is not closed to make room.
+    let streaming = method != Method::HEAD
+        && response.headers().get(CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"text/event-stream");
+    if !streaming {
+        slot.waiting();
+    }
     response
 }
 
@@ -301,21 +338,21 @@ async fn handle(shared: Arc<Cluster>, peer: SocketAddr, slot: &Slot, req: hyper:
 /// body does not read one; a body must arrive within `coordinator.body_read_timeout`.
 async fn prepare(
     shared: &Cluster,
-    tokens: &auth::Tokens,
     route: Route,
     client: IpAddr,
     slot: &Slot,
     req: hyper::Request<Incoming>,
     body_unread: &mut bool,
+    connection: Connection,
 ) -> Result<Request, ApiError> {
     let (parts, body) = req.into_parts();
     let header = parts.headers.get(hyper::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
     let token = auth::bearer(header)?;
-    let caller = auth::authorize(tokens, route.access(), route.node(), token, |hash| {
+    let caller = auth::authorize(shared.tokens(), route.access(), route.node(), token, |hash| {
         shared.view(|core| core.registry().node_of_secret(hash).map(str::to_string))
     })?;
     if !route.takes_body() {
-        return Ok(Request { route, caller, headers: parts.headers, body: Bytes::new(), client });
+        return Ok(Request { route, caller, headers: parts.headers, body: Bytes::new(), client, connection });
     }
     let limit = shared.config().coordinator.max_body_bytes;
     if let Some(len) =
@@ -347,7 +384,7 @@ async fn prepare(
         }
     };
     *body_unread = false;
-    Ok(Request { route, caller, headers: parts.headers, body, client })
+    Ok(Request { route, caller, headers: parts.headers, body, client, connection })
 }
 
 /// The client's address: the peer, or what a trusted proxy says it forwarded.

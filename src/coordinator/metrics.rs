@@ -43,6 +43,10 @@ pub struct Metrics {
     pub nodes: Family<StatusLabel, Gauge>,
     pub capacity: Family<KindLabel, Gauge>,
     pub tasks_active: Family<StatusLabel, Gauge>,
+    /// Event and output streams open now.
+    pub streams_open: Gauge,
+    /// Streams ended because their client fell behind or stopped reading.
+    pub streams_cut_off: Counter,
 }
 
 fn duration_histogram() -> Histogram {
@@ -63,6 +67,8 @@ impl Metrics {
             nodes: Family::default(),
             capacity: Family::default(),
             tasks_active: Family::default(),
+            streams_open: Gauge::default(),
+            streams_cut_off: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
@@ -78,6 +84,12 @@ impl Metrics {
         registry.register("nodes", "Nodes by status", m.nodes.clone());
         registry.register("capacity_slots", "Task slots of online nodes: total and used", m.capacity.clone());
         registry.register("tasks_active", "Active tasks by status", m.tasks_active.clone());
+        registry.register("streams_open", "Event and output streams open", m.streams_open.clone());
+        registry.register(
+            "streams_cut_off",
+            "Event and output streams ended because the client fell behind or stopped reading",
+            m.streams_cut_off.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -15,10 +15,12 @@ pub mod cluster;
 pub mod connections;
 pub mod core;
 pub mod error;
+pub mod feeds;
 pub mod handlers;
 pub mod housekeeping;
 pub mod http;
 pub mod metrics;
+pub mod sse;
 pub mod tls;
 
 use std::sync::{Arc, Mutex};

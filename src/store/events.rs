@@ -68,10 +68,48 @@ pub fn for_task(conn: &Connection, task_id: &str) -> rusqlite::Result<Vec<TaskEv
     rows.collect()
 }
 
-/// Up to `limit` events after `after_id`, oldest first.
-pub fn after(conn: &Connection, after_id: u64, limit: u32) -> rusqlite::Result<Vec<Event>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE id > ?1 ORDER BY id LIMIT ?2"))?;
-    let rows = stmt.query_map(params![after_id as i64, limit], from_row)?;
+/// Which events a reader wants; every field set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub task: Option<String>,
+    pub node: Option<String>,
+    pub skill: Option<String>,
+    pub kind: Option<EventKind>,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &Event) -> bool {
+        let same = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+        same(&self.task, &e.task_id)
+            && same(&self.node, &e.node_id)
+            && same(&self.skill, &e.skill)
+            && self.kind.is_none_or(|k| k == e.kind)
+    }
+}
+
+/// Up to `limit` events after `after_id` that match `filter`, oldest first.
+pub fn after(conn: &Connection, after_id: u64, filter: &Filter, limit: u32) -> rusqlite::Result<Vec<Event>> {
+    let mut sql = format!("SELECT {COLUMNS} FROM events WHERE id > ?1");
+    let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
+    let after_id = after_id.min(i64::MAX as u64) as i64;
+    args.push(&after_id);
+    let kind = filter.kind.map(|k| k.as_str());
+    for (column, value) in
+        [("task_id", filter.task.as_ref()), ("node_id", filter.node.as_ref()), ("skill", filter.skill.as_ref())]
+    {
+        if let Some(v) = value {
+            args.push(v);
+            sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+        }
+    }
+    if let Some(k) = &kind {
+        args.push(k);
+        sql.push_str(&format!(" AND kind = ?{}", args.len()));
+    }
+    args.push(&limit);
+    sql.push_str(&format!(" ORDER BY id LIMIT ?{}", args.len()));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(args.as_slice(), from_row)?;
     rows.collect()
 }
 
@@ -86,15 +124,62 @@ pub fn min_id(conn: &Connection) -> rusqlite::Result<Option<u64>> {
     conn.query_row("SELECT min(id) FROM events", [], |r| r.get::<_, Option<i64>>(0)).map(|v| v.map(|v| v as u64))
 }
 
-/// Deletes up to `limit` node events older than `before_ms`; returns how many.
+/// Deletes up to `limit` node events older than `before_ms`; returns how many. The newest
+/// event is never deleted: the coordinator numbers new events after the highest stored id,
+/// so ids never repeat, even after a restart on a cluster idle for longer than retention.
 pub fn purge_node_events(conn: &Connection, before_ms: i64, limit: u32) -> rusqlite::Result<usize> {
     conn.prepare_cached(
-        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE task_id IS NULL AND at < ?1 LIMIT ?2)",
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE task_id IS NULL AND at < ?1 \
+         AND id < (SELECT max(id) FROM events) LIMIT ?2)",
     )?
     .execute(params![before_ms, limit])
 }
 
-/// Whether an event kind is about tasks (for filters).
-pub fn is_task(kind: EventKind) -> bool {
-    kind == EventKind::Task
+/// The task whose event is the newest (never purged, see [`purge_node_events`]).
+pub const NEWEST_EVENTS_TASK: &str = "(SELECT task_id FROM events WHERE id = (SELECT max(id) FROM events))";
+
+/// The lowest and the highest event id stored (None when there is none).
+pub fn bounds(conn: &Connection) -> rusqlite::Result<Option<(u64, u64)>> {
+    conn.query_row("SELECT min(id), max(id) FROM events", [], |r| {
+        Ok(match (r.get::<_, Option<i64>>(0)?, r.get::<_, Option<i64>>(1)?) {
+            (Some(lo), Some(hi)) => Some((lo as u64, hi as u64)),
+            _ => None,
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: u64, at: i64, task: Option<&str>) -> Event {
+        Event {
+            id,
+            at: Timestamp(at),
+            kind: if task.is_some() { EventKind::Task } else { EventKind::Node },
+            event: "x".into(),
+            task_id: task.map(str::to_string),
+            node_id: Some("n".into()),
+            status: "pending".into(),
+            attempt: None,
+            skill: None,
+            message: None,
+        }
+    }
+
+    /// Regression: purging every old event let ids start again at 1 after a restart, so a
+    /// client resuming with its last id would skip the new events.
+    #[test]
+    fn retention_keeps_the_newest_event_so_ids_never_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.db");
+        drop(crate::store::Store::open(&path).unwrap());
+        let c = Connection::open(&path).unwrap();
+        for id in 1..=5 {
+            insert(&c, &event(id, 1000, None)).unwrap();
+        }
+        assert_eq!(purge_node_events(&c, 2000, 100).unwrap(), 4);
+        assert_eq!(bounds(&c).unwrap(), Some((5, 5)));
+        assert_eq!(max_id(&c).unwrap(), 5);
+    }
 }

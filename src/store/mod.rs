@@ -19,6 +19,7 @@
 pub mod events;
 pub mod lock;
 pub mod nodes;
+pub mod output;
 pub mod probe;
 pub mod schema;
 pub mod tasks;
@@ -356,6 +357,8 @@ pub struct Snapshot {
     pub tasks: Vec<tasks::ActiveRow>,
     pub max_seq: i64,
     pub max_event: u64,
+    /// The kept output of the active tasks.
+    pub outputs: Vec<output::Kept>,
 }
 
 /// Reads a [`Snapshot`].
@@ -365,6 +368,7 @@ pub fn snapshot(c: &Connection) -> rusqlite::Result<Snapshot> {
         tasks: tasks::load_active(c)?,
         max_seq: tasks::max_seq(c)?,
         max_event: events::max_id(c)?,
+        outputs: output::load_active(c)?,
     })
 }
 

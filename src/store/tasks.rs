@@ -328,13 +328,16 @@ pub fn count_by_status(conn: &Connection) -> rusqlite::Result<BTreeMap<String, u
     Ok(counts)
 }
 
-/// Deletes up to `limit` ended tasks that completed before `before_ms` (their events and
-/// index rows go with them). Returns how many were deleted.
+/// Deletes up to `limit` ended tasks that completed before `before_ms` (their events, output
+/// and index rows go with them), but not the one with the newest event (see
+/// [`super::events::purge_node_events`]). Returns how many were deleted.
 pub fn purge_ended(conn: &Connection, before_ms: i64, limit: u32) -> rusqlite::Result<usize> {
-    conn.prepare_cached(
+    conn.prepare_cached(&format!(
         "DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM tasks WHERE completed_at IS NOT NULL \
-         AND completed_at < ?1 AND status IN ('completed', 'failed', 'cancelled', 'timeout') LIMIT ?2)",
-    )?
+         AND completed_at < ?1 AND status IN ('completed', 'failed', 'cancelled', 'timeout') \
+         AND task_id IS NOT {} LIMIT ?2)",
+        super::events::NEWEST_EVENTS_TASK
+    ))?
     .execute(params![before_ms, limit])
 }
 

@@ -3,7 +3,9 @@
 //!
 //! Owns the running attempts. The poll loop long-polls while a slot is free; each accepted
 //! assignment gets a task that reports the start, runs the skill (exec or agent runner),
-//! and delivers the result until the coordinator takes it (or refuses it as stale). A
+//! and delivers the result until the coordinator takes it (or refuses it as stale). An exec
+//! attempt streams what it prints to the coordinator while it runs ([`output`]); its last
+//! lines go before the result, and the secrets this worker knows are redacted from both. A
 //! cancel from the coordinator (in a poll or heartbeat answer) stops the attempt's runner.
 //!
 //! Locking: one std mutex over the running attempts, never held across `.await`.
@@ -23,7 +25,7 @@ use super::adverts::Adverts;
 use super::gateway::Gateway;
 use super::session::Session;
 use super::skills::Kind;
-use super::{Context, agent, exec};
+use super::{Context, agent, exec, output};
 use crate::client::{Client, ClientError};
 use crate::model::{Assignment, ErrorCode, Outcome, PollRequest, ResultReport, TaskRef};
 use crate::util::lock;
@@ -218,6 +220,8 @@ impl Dispatch {
             "task_id": a.task_id, "attempt": a.attempt, "name": a.name, "parameters": a.parameters,
         }))
         .unwrap_or_default();
+        let (sink, lines) = output::OutputSink::new();
+        let redactor = output::known_secrets(&self.ctx.config, &self.session, &self.gateway);
         let job = exec::Job {
             argv,
             dir,
@@ -231,8 +235,15 @@ impl Dispatch {
             pass_env,
             timeout: attempt_timeout(a),
             max_output: self.ctx.config.worker.max_output_bytes,
+            output: Some(sink),
         };
-        let (outcome, result, error) = match exec::run(job, cancel).await {
+        // The run drops the sink when it ends: the stream then sends its last lines, before
+        // the result is delivered.
+        let (ending, ()) = tokio::join!(
+            exec::run(job, cancel),
+            output::stream(&self.session, &self.ctx.node_id, &a.task_id, a.attempt, lines, redactor.clone()),
+        );
+        let (outcome, result, error) = match ending {
             exec::Ending::Completed(v) => (Outcome::Completed, Some(v), None),
             exec::Ending::Failed { error, detail } => (Outcome::Failed, Some(detail), Some(error)),
             exec::Ending::TimedOut { error, detail } => (Outcome::Timeout, Some(detail), Some(error)),
@@ -240,7 +251,12 @@ impl Dispatch {
                 (Outcome::Cancelled, None, Some("cancelled; the process tree was stopped".into()))
             }
         };
-        ResultReport { outcome, result, error, ..failed(a.attempt, String::new()) }
+        ResultReport {
+            outcome,
+            result: result.map(|r| redactor.redact_json(r)),
+            error: error.map(|e| redactor.redact(&e).into_owned()),
+            ..failed(a.attempt, String::new())
+        }
     }
 
     /// Delivers a result until the coordinator takes it (or refuses it as stale). Gives up

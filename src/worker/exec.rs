@@ -2,7 +2,9 @@
 //!
 //! The task arrives as JSON on stdin; stdout is the result (JSON when it parses, else
 //! `{"stdout": text}`); the last 64 KiB of stderr are kept; a non-zero exit is a failure.
-//! Stdout beyond `worker.max_output_bytes` fails the attempt ("output too large").
+//! Stdout beyond `worker.max_output_bytes` fails the attempt ("output too large"). While
+//! it runs, every line it prints on either stream also goes to the job's
+//! [`OutputSink`] (live output), as it is read.
 //!
 //! Environment: cleared, then only an allowlist from the worker's own environment (PATH,
 //! HOME, user, locale, time zone, temp dirs; on Windows the system variables programs need),
@@ -35,6 +37,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use super::output::{OutputSink, StreamWriter};
+use crate::model::OutputStream;
+
 /// How much stderr is kept.
 pub const STDERR_TAIL: usize = 64 * 1024;
 /// How long a terminated process tree gets before SIGKILL.
@@ -52,6 +57,8 @@ pub struct Job {
     pub pass_env: Vec<String>,
     pub timeout: Duration,
     pub max_output: u64,
+    /// Where the lines the command prints go while it runs (`None`: only the result).
+    pub output: Option<OutputSink>,
 }
 
 /// How it ended.
@@ -104,8 +111,12 @@ pub async fn run(job: Job, cancel: CancellationToken) -> Ending {
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();
     let limit = job.max_output;
-    let out_task = tokio::spawn(async move { read_capped(stdout, limit).await });
-    let err_task = tokio::spawn(async move { read_tail(stderr, STDERR_TAIL).await });
+    let (out_lines, err_lines) = match &job.output {
+        Some(sink) => (Some(sink.writer(OutputStream::Stdout)), Some(sink.writer(OutputStream::Stderr))),
+        None => (None, None),
+    };
+    let out_task = tokio::spawn(async move { read_capped(stdout, limit, out_lines).await });
+    let err_task = tokio::spawn(async move { read_tail(stderr, STDERR_TAIL, err_lines).await });
 
     enum Stop {
         Exited(std::io::Result<std::process::ExitStatus>),
@@ -339,13 +350,19 @@ pub fn protect_worker_process() {
 }
 
 /// Reads up to `limit` bytes; returns whether there was more.
-async fn read_capped(reader: Option<impl AsyncRead + Unpin>, limit: u64) -> (Vec<u8>, bool) {
+/// Reads up to `limit` bytes (passing them on to `lines` as they come); returns whether
+/// there was more.
+async fn read_capped(
+    reader: Option<impl AsyncRead + Unpin>,
+    limit: u64,
+    lines: Option<StreamWriter>,
+) -> (Vec<u8>, bool) {
     let Some(reader) = reader else {
         return (Vec::new(), false);
     };
     let mut buf = Vec::new();
     let mut limited = reader.take(limit + 1);
-    let _ = limited.read_to_end(&mut buf).await;
+    read_chunks(&mut limited, lines, |chunk| buf.extend_from_slice(chunk)).await;
     if buf.len() as u64 > limit {
         buf.truncate(limit as usize);
         return (buf, true);
@@ -353,28 +370,47 @@ async fn read_capped(reader: Option<impl AsyncRead + Unpin>, limit: u64) -> (Vec
     (buf, false)
 }
 
-/// Reads everything, keeping only the last `keep` bytes.
-async fn read_tail(reader: Option<impl AsyncRead + Unpin>, keep: usize) -> Vec<u8> {
+/// Reads everything (passing it on to `lines` as it comes), keeping only the last `keep`
+/// bytes.
+async fn read_tail(reader: Option<impl AsyncRead + Unpin>, keep: usize, lines: Option<StreamWriter>) -> Vec<u8> {
     let Some(mut reader) = reader else {
         return Vec::new();
     };
     let mut tail: Vec<u8> = Vec::new();
+    read_chunks(&mut reader, lines, |chunk| {
+        tail.extend_from_slice(chunk);
+        if tail.len() > keep * 2 {
+            tail.drain(..tail.len() - keep);
+        }
+    })
+    .await;
+    if tail.len() > keep {
+        tail.drain(..tail.len() - keep);
+    }
+    tail
+}
+
+/// Reads to the end, handing each chunk to `keep` and to `lines`.
+async fn read_chunks(
+    reader: &mut (impl AsyncRead + Unpin),
+    mut lines: Option<StreamWriter>,
+    mut keep: impl FnMut(&[u8]),
+) {
     let mut chunk = [0u8; 8192];
     loop {
         match reader.read(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                tail.extend_from_slice(&chunk[..n]);
-                if tail.len() > keep * 2 {
-                    tail.drain(..tail.len() - keep);
+                keep(&chunk[..n]);
+                if let Some(l) = lines.as_mut() {
+                    l.write(&chunk[..n]);
                 }
             }
         }
     }
-    if tail.len() > keep {
-        tail.drain(..tail.len() - keep);
+    if let Some(l) = lines {
+        l.finish();
     }
-    tail
 }
 
 /// A task's process tree on Unix: the supervisor (or the command itself) leads a process
@@ -606,7 +642,24 @@ mod tests {
             pass_env: vec![],
             timeout: Duration::from_secs(10),
             max_output: 1024,
+            output: None,
         }
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn printed_lines_reach_the_sink_from_both_streams() {
+        let (sink, mut rx) = OutputSink::new();
+        let mut j = job("echo '{\"ok\":'; echo err1 >&2; echo err2 >&2; printf ' true}'");
+        j.output = Some(sink);
+        assert_eq!(run(j, CancellationToken::new()).await, Ending::Completed(json!({"ok": true})));
+        let mut got = Vec::new();
+        while let Some(l) = rx.recv().await {
+            got.push((l.stream, l.text));
+        }
+        let of = |s| got.iter().filter(|(st, _)| *st == s).map(|(_, t)| t.as_str()).collect::<Vec<_>>();
+        assert_eq!(of(OutputStream::Stdout), ["{\"ok\":", " true}"], "a last line without a newline too");
+        assert_eq!(of(OutputStream::Stderr), ["err1", "err2"], "a completed task keeps its stderr");
     }
 
     #[cfg(unix)]

@@ -193,6 +193,11 @@ impl Gateway {
         self.current().url
     }
 
+    /// The gateway's token, only for redacting it from task output.
+    pub fn token_to_redact(&self) -> Option<String> {
+        self.current().token
+    }
+
     pub fn agent_id(&self) -> &str {
         &self.agent_id
     }

@@ -29,6 +29,7 @@ pub mod exec;
 pub mod gateway;
 pub mod identity;
 pub mod openclaw;
+pub mod output;
 pub mod session;
 pub mod skills;
 pub mod supervisor;

@@ -69,6 +69,16 @@ impl Session {
         }
     }
 
+    /// The join token and the current node secret (for redacting them from task output).
+    pub fn secrets(&self) -> Vec<String> {
+        let current = self.current();
+        [self.join.token(), current.as_ref().and_then(Client::token)]
+            .into_iter()
+            .flatten()
+            .map(str::to_string)
+            .collect()
+    }
+
     /// The client of the current registration, if any.
     pub fn current(&self) -> Option<Client> {
         lock(&self.current).clone()

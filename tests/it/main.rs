@@ -7,12 +7,14 @@ mod support;
 
 mod cli;
 mod docs;
+mod events;
 mod fuzz;
 mod hostile;
 mod nodes;
 mod openclaw_gateway;
 mod openclaw_skills;
 mod operator;
+mod output;
 mod store;
 mod tasks;
 mod worker;

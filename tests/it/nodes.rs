@@ -276,6 +276,16 @@ fn routes(task: &str) -> Vec<(&'static str, String, Option<String>, &'static str
             Some(r#"{"attempt":1,"outcome":"completed"}"#.into()),
             "node",
         ),
+        (
+            "POST",
+            "/api/v1/nodes/a1/tasks/t/output".into(),
+            Some(r#"{"attempt":1,"lines":[{"stream":"stdout","text":"x","at":"2026-01-01T00:00:00Z"}]}"#.into()),
+            "node",
+        ),
+        ("GET", format!("/api/v1/tasks/{task}/output"), None, "read"),
+        // Streams: HEAD answers the headers (and the access check) without the stream.
+        ("HEAD", "/api/v1/events?kind=task".into(), None, "read"),
+        ("HEAD", format!("/api/v1/tasks/{task}/output?follow=true"), None, "read"),
         ("POST", "/api/v1/nodes/a1/shutdown".into(), None, "node"),
     ]
 }

@@ -482,6 +482,19 @@ impl Cluster {
         }
     }
 
+    /// The coordinator's metrics (OpenMetrics text).
+    pub async fn metrics(&self) -> String {
+        let r = self.http.get(format!("{}/metrics", self.url())).bearer_auth(self.admin()).send().await.unwrap();
+        r.text().await.unwrap()
+    }
+
+    /// The sum of a metric's samples whose line starts with `prefix` (a name, or a name and
+    /// the start of its labels); 0 when there is none.
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        let text = self.metrics().await;
+        text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
+    }
+
     /// The node as the API shows it (Null when unknown).
     pub async fn node(&self, id: &str) -> Value {
         let (status, node) = self.api("GET", &format!("/api/v1/nodes/{id}"), None).await;
@@ -640,5 +653,51 @@ where
             panic!("timed out after {limit:?} waiting for: {what}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A Server-Sent Events stream read by the test (the parser is the CLI's, unit-tested on
+/// its own).
+pub struct Sse {
+    response: reqwest::Response,
+    parser: openclaw::eventsource::Parser,
+    ready: std::collections::VecDeque<openclaw::eventsource::Message>,
+}
+
+impl Sse {
+    /// Opens `path` with `token`, resuming after `last_id`; expects 200 and an event stream.
+    pub async fn open(cluster: &Cluster, path: &str, token: &str, last_id: Option<u64>) -> Sse {
+        let mut req = cluster.http.get(format!("{}{path}", cluster.url())).bearer_auth(token);
+        if let Some(id) = last_id {
+            req = req.header("last-event-id", id.to_string());
+        }
+        let response = req.send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        let kind = response.headers().get("content-type").map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(kind.as_deref(), Some("text/event-stream"), "GET {path}");
+        Sse { response, parser: Default::default(), ready: Default::default() }
+    }
+
+    /// The next message; `None` when the server ended the stream. Panics when nothing
+    /// comes for 30 s (the server sends a keep-alive every 15 s).
+    pub async fn next(&mut self) -> Option<openclaw::eventsource::Message> {
+        loop {
+            if let Some(m) = self.ready.pop_front() {
+                return Some(m);
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.response.chunk())
+                .await
+                .expect("nothing on the stream for 30 s")
+                .ok()
+                .flatten()?;
+            self.ready.extend(self.parser.feed(&chunk));
+        }
+    }
+
+    /// The next message's data as JSON, with its event name.
+    pub async fn next_json(&mut self) -> Option<(String, Value)> {
+        let m = self.next().await?;
+        let data = serde_json::from_str(&m.data).unwrap_or_else(|e| panic!("{}: not JSON ({e})", m.data));
+        Some((m.event, data))
     }
 }

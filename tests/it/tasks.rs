@@ -675,11 +675,13 @@ async fn old_ended_tasks_are_purged() {
     let id = cluster.submit(json!({"name": "keep", "required_skills": ["x"]})).await;
     cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
     cluster.kill_coordinator();
+    // An old task, as a month-old store has it: its event is older (a lower id) than the
+    // newest, which retention always keeps.
     let c = rusqlite::Connection::open(cluster.db()).unwrap();
     c.execute_batch(
         "INSERT INTO tasks (task_id, seq, name, task_type, priority, required_skills, timeout_ms, max_retries, status, submitted_at, completed_at, idempotency_key)
          VALUES ('task_ancient', 100, 'old', 'batch', 2, '[\"x\"]', 1000, 0, 'completed', 0, unixepoch() * 1000 - 31 * 86400000, 'ancient-key');
-         INSERT INTO events (id, task_id, at, kind, event, status, attempt) VALUES (1000000, 'task_ancient', 0, 'task', 'completed', 'completed', 1);",
+         INSERT INTO events (id, task_id, at, kind, event, status, attempt) VALUES (0, 'task_ancient', 0, 'task', 'completed', 'completed', 1);",
     )
     .unwrap();
     drop(c);
@@ -871,22 +873,7 @@ async fn a_slow_cancel_does_not_make_the_worker_spin() {
     let id = cluster.submit(json!({"name": "t", "required_skills": ["stubborn"]})).await;
     let started = skills.join("stubborn/started");
     eventually("the task started", Duration::from_secs(10), || async { started.exists() }).await;
-    let polls = || async {
-        let text = cluster
-            .http
-            .get(format!("{}/metrics", cluster.url()))
-            .bearer_auth(cluster.admin())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .filter(|l| l.starts_with("openclaw_http_requests_total{route=\"node_poll\""))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum::<u64>()
-    };
+    let polls = || async { cluster.metric("openclaw_http_requests_total{route=\"node_poll\"").await as u64 };
     let before = polls().await;
     cluster.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
     // The process ignores SIGTERM: the worker needs the kill grace (3 s) to stop it.

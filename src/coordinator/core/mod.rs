@@ -18,6 +18,7 @@
 //! - Every transition is synchronous and takes the moment it happens ([`Now`]): no clock
 //!   is read inside, so tests drive it with simulated time.
 
+pub mod output;
 pub mod registry;
 pub mod scheduler;
 pub mod tasks;
@@ -36,6 +37,7 @@ use super::metrics::Metrics;
 use crate::config::{Config, Strategy};
 use crate::model::{ErrorCode, Event, EventKind, TaskState, Timestamp};
 use crate::store::nodes::NodeRecord;
+use crate::store::output::OutputWrite;
 use crate::store::tasks::NewTask;
 
 pub use registry::Registry;
@@ -95,6 +97,8 @@ pub struct Settings {
     pub attempt_grace: Duration,
     /// The most nodes the registry holds (`coordinator.max_nodes`).
     pub max_nodes: usize,
+    /// How much of each task's output is kept (`coordinator.output_tail_bytes`).
+    pub output_tail_bytes: u64,
 }
 
 impl Settings {
@@ -110,6 +114,7 @@ impl Settings {
             reconcile_grace: (c.worker.heartbeat_interval.get() * 2).max(Duration::from_secs(5)),
             attempt_grace: heartbeat_timeout.max(Duration::from_secs(30)),
             max_nodes: c.coordinator.max_nodes,
+            output_tail_bytes: c.coordinator.output_tail_bytes,
         }
     }
 }
@@ -154,6 +159,8 @@ pub struct Batch {
     pub nodes: Vec<NodeRecord>,
     pub forgotten: Vec<String>,
     pub events: Vec<Event>,
+    /// Output lines of running attempts (no events: they are not transitions).
+    pub output: Vec<OutputWrite>,
 }
 
 impl Batch {
@@ -163,6 +170,7 @@ impl Batch {
             && self.nodes.is_empty()
             && self.forgotten.is_empty()
             && self.events.is_empty()
+            && self.output.is_empty()
     }
 
     /// Writes it (inside the writer's transaction).
@@ -182,6 +190,9 @@ impl Batch {
         for e in &self.events {
             crate::store::events::insert(c, e)?;
         }
+        for o in &self.output {
+            crate::store::output::apply(c, o)?;
+        }
         Ok(())
     }
 }
@@ -199,6 +210,8 @@ pub struct Core {
     next_event: u64,
     /// Events recorded since the last batch.
     drafts: Vec<Draft>,
+    /// Output received since the last batch.
+    output: Vec<OutputWrite>,
 }
 
 impl Core {
@@ -213,6 +226,7 @@ impl Core {
             next_seq: next_seq.max(1),
             next_event: next_event.max(1),
             drafts: Vec::new(),
+            output: Vec::new(),
         }
     }
 
@@ -225,6 +239,11 @@ impl Core {
         }
         for task in snapshot.tasks {
             core.restore_task(task, now);
+        }
+        for kept in &snapshot.outputs {
+            if let Some(ring) = core.tasks.output_ring(&kept.task_id) {
+                *ring = Some(Box::new(output::OutputRing::restore(kept)));
+            }
         }
         core
     }
@@ -270,7 +289,8 @@ impl Core {
                 }
             })
             .collect();
-        let batch = Batch { new_tasks, task_states, nodes, forgotten, events };
+        let output = std::mem::take(&mut self.output);
+        let batch = Batch { new_tasks, task_states, nodes, forgotten, events, output };
         (!batch.is_empty()).then_some(batch)
     }
 

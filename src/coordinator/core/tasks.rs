@@ -33,6 +33,8 @@ use crate::util;
 struct Entry {
     row: ActiveRow,
     group: SkillSet,
+    /// The kept lines of its output, once it printed any.
+    output: Option<Box<super::output::OutputRing>>,
 }
 
 impl Entry {
@@ -101,6 +103,11 @@ impl Tasks {
         }
     }
 
+    /// The output accounting of an active task (`None` outside: not active).
+    pub(super) fn output_ring(&mut self, task_id: &str) -> Option<&mut Option<Box<super::output::OutputRing>>> {
+        self.active.get_mut(task_id).map(|e| &mut e.output)
+    }
+
     pub(super) fn add(&mut self, new: NewTask) {
         let row = ActiveRow::of(&new);
         self.new.push(new);
@@ -108,7 +115,7 @@ impl Tasks {
     }
 
     pub(super) fn insert(&mut self, row: ActiveRow) {
-        let entry = Box::new(Entry { group: self.queue.intern(&row.required_skills), row });
+        let entry = Box::new(Entry { group: self.queue.intern(&row.required_skills), row, output: None });
         self.active.insert(entry.row.task_id.clone(), entry);
     }
 
@@ -522,7 +529,7 @@ impl Core {
     }
 
     /// The active task a report is about, when it is the named attempt on that node.
-    fn check_report(&self, node: &str, task_id: &str, attempt: u32) -> Result<Option<&ActiveRow>, Error> {
+    pub(super) fn check_report(&self, node: &str, task_id: &str, attempt: u32) -> Result<Option<&ActiveRow>, Error> {
         let Some(task) = self.tasks.get(task_id) else { return Ok(None) };
         if task.state.assigned_node.as_deref() != Some(node) || task.state.attempt != attempt {
             return Err(Error::new(

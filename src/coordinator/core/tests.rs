@@ -31,6 +31,7 @@ fn settings() -> Settings {
         reconcile_grace: Duration::from_secs(5),
         attempt_grace: Duration::from_secs(30),
         max_nodes: 8,
+        output_tail_bytes: 64 * 1024,
     }
 }
 
