@@ -348,6 +348,15 @@ pub struct SubmitArgs {
     /// An affinity tag: nodes with this tag are preferred. Repeatable.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// Run only on this node.
+    #[arg(long, value_name = "NODE_ID")]
+    pub node: Option<String>,
+    /// Run only on nodes of this platform: linux, macos or windows.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Run only on nodes that have this tag (unlike --tag, a requirement). Repeatable.
+    #[arg(long = "require-tag", value_name = "TAG")]
+    pub require_tags: Vec<String>,
     /// Submitting again with the same key returns the first task instead of a new one.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,

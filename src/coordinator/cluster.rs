@@ -28,7 +28,7 @@ use crate::api::TaskQuery;
 use crate::config::Config;
 use crate::model::{
     Assignment, ErrorCode, Event, PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportResponse,
-    ResultReport, SubmitTask, Task, TaskList, TaskStatus,
+    ResultReport, SubmitTask, Task, TaskList, TaskSpec, TaskStatus,
 };
 use crate::store::tasks::ListFilter;
 use crate::store::{Store, StoreError, Writer};
@@ -216,6 +216,8 @@ impl Cluster {
     }
 
     /// Submits a task; with an idempotency key, a repeat returns the first task (`false`).
+    /// `origin` is the door's label for the task (`api`, `mcp`); `req.origin` is the HTTP
+    /// door's business (it checks what a client claims and passes it here).
     pub async fn submit(
         &self,
         req: SubmitTask,
@@ -231,12 +233,13 @@ impl Cluster {
             }
             (h, b) => h.or(b),
         };
+        let reject = req.reject_unplaceable;
         let spec = {
             let core = self.lock();
             spec_of(SubmitTask { idempotency_key: key.clone(), ..req }, origin, core.settings())?
         };
         let Some(key) = key else {
-            let id = self.mutate(|core, now| Ok(core.submit(spec, now))).await?;
+            let id = self.mutate(place(spec, reject)).await?;
             return Ok((self.task(&id, false).await?, true));
         };
         let gate = lock(&self.keys).entry(key.clone()).or_default().clone();
@@ -253,7 +256,7 @@ impl Cluster {
                     ),
                 )),
                 None => {
-                    let id = self.mutate(|core, now| Ok(core.submit(spec, now))).await?;
+                    let id = self.mutate(place(spec, reject)).await?;
                     self.task(&id, false).await.map(|t| (t, true))
                 }
             }
@@ -502,6 +505,18 @@ impl Cluster {
     /// Committed events after `after` from the store, oldest first (for resuming).
     pub async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<Event>, Error> {
         self.read(move |c| crate::store::events::after(c, after, limit)).await
+    }
+}
+
+/// The transition of a submission: refused with `unplaceable` when asked to and no node
+/// can take it now, else accepted. The check and the insert run in one critical section,
+/// so no node can go away in between.
+fn place(spec: TaskSpec, reject: bool) -> impl FnOnce(&mut Core, Now) -> Result<String, Error> {
+    move |core, now| {
+        if reject && let Some(why) = core.unplaceable(&spec, now.ms) {
+            return Err(Error::new(ErrorCode::Unplaceable, why));
+        }
+        Ok(core.submit(spec, now))
     }
 }
 

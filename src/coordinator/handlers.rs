@@ -15,7 +15,8 @@ use super::error::ApiError;
 use super::http::{Request, Response, json};
 use crate::api::Route;
 use crate::model::{
-    HeartbeatRequest, PollRequest, ResultReport, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp,
+    CLAIMABLE_ORIGINS, HeartbeatRequest, PollRequest, ResultReport, ServiceHealth, StartReport, SubmitTask, TaskStatus,
+    Timestamp,
 };
 
 /// Runs a route.
@@ -67,7 +68,16 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, 
         Route::SubmitTask => {
             let body: SubmitTask = req.json()?;
             let key = req.header("idempotency-key").map(str::to_string);
-            let (task, created) = cluster.submit(body, key, "api").await?;
+            let origin = match body.origin.as_deref() {
+                None => "api",
+                Some(claimed) => CLAIMABLE_ORIGINS.iter().find(|o| **o == claimed).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "origin: `{claimed}` is not one of {}; leave it out for `api`",
+                        CLAIMABLE_ORIGINS.join(", ")
+                    ))
+                })?,
+            };
+            let (task, created) = cluster.submit(body, key, origin).await?;
             Ok(task.respond(if created { StatusCode::CREATED } else { StatusCode::OK }))
         }
         Route::ListTasks(q) => ok(&cluster.list_tasks(q.clone()).await?),
