@@ -29,6 +29,7 @@
 //! | POST | `/api/v1/tasks/{task}/cancel` | CancelTask | submit |
 //! | POST | `/api/v1/tasks/{task}/retry` | RetryTask | submit |
 //! | GET | `/api/v1/backup` | Backup | admin |
+//! | POST | `/mcp` | Mcp (MCP over Streamable HTTP) | submit |
 //!
 //! Invariants: a path template appears in [`TABLE`] only; a known path with another method
 //! is a 405 naming the allowed ones; a query parameter a route does not take, or one that
@@ -114,17 +115,41 @@ pub enum Route {
     RegisterNode,
     ListNodes(NodeQuery),
     OnlineNodes,
-    NodesWithSkill { skill: String },
-    GetNode { node: String },
-    ForgetNode { node: String },
-    NodeHealth { node: String },
-    Heartbeat { node: String },
-    ShutdownNode { node: String },
-    DrainNode { node: String },
-    UndrainNode { node: String },
-    PollTasks { node: String },
-    StartTask { node: String, task: String },
-    TaskResult { node: String, task: String },
+    NodesWithSkill {
+        skill: String,
+    },
+    GetNode {
+        node: String,
+    },
+    ForgetNode {
+        node: String,
+    },
+    NodeHealth {
+        node: String,
+    },
+    Heartbeat {
+        node: String,
+    },
+    ShutdownNode {
+        node: String,
+    },
+    DrainNode {
+        node: String,
+    },
+    UndrainNode {
+        node: String,
+    },
+    PollTasks {
+        node: String,
+    },
+    StartTask {
+        node: String,
+        task: String,
+    },
+    TaskResult {
+        node: String,
+        task: String,
+    },
     ClusterHealth,
     CheckHeartbeat,
     SubmitTask,
@@ -134,6 +159,8 @@ pub enum Route {
     CancelTask { task: String },
     RetryTask { task: String },
     Backup,
+    /// MCP (Model Context Protocol) over Streamable HTTP.
+    Mcp,
 }
 
 /// One row of the table.
@@ -429,6 +456,15 @@ pub static TABLE: &[Endpoint] = &[
         summary: "A consistent copy of the store, taken while the coordinator runs",
         build: |p, q| none(p, q, Route::Backup),
     },
+    Endpoint {
+        method: Method::POST,
+        path: "/mcp",
+        name: "mcp",
+        answer: "JSON-RPC: `application/json`, or an SSE stream when a tool sends progress",
+        access: Access::Submit,
+        summary: "MCP (Model Context Protocol) over Streamable HTTP: the tools of `openclaw mcp` (stateless)",
+        build: |p, q| none(p, q, Route::Mcp),
+    },
 ];
 
 /// The endpoint table of docs/api.md, rendered from [`TABLE`] (a test keeps the file
@@ -564,6 +600,7 @@ impl Route {
             Route::CancelTask { .. } => "task_cancel",
             Route::RetryTask { .. } => "task_retry",
             Route::Backup => "backup",
+            Route::Mcp => "mcp",
         }
     }
 
@@ -657,7 +694,8 @@ impl Route {
             | Route::PollTasks { .. }
             | Route::StartTask { .. }
             | Route::TaskResult { .. }
-            | Route::SubmitTask => true,
+            | Route::SubmitTask
+            | Route::Mcp => true,
             Route::Health
             | Route::Metrics
             | Route::ListNodes(_)

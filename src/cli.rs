@@ -73,6 +73,9 @@ pub enum Command {
     /// Print a shell completion script: bash, zsh, fish or powershell (e.g.
     /// `openclaw-cluster completions bash > /etc/bash_completion.d/openclaw-cluster`).
     Completions(CompletionsArgs),
+    /// Serve the cluster to an AI agent over MCP (Model Context Protocol) on stdin and
+    /// stdout: tools to list nodes and skills, and to submit, follow and cancel tasks.
+    Mcp(McpArgs),
 }
 
 /// `openclaw-cluster service` (Windows).
@@ -203,6 +206,22 @@ pub struct ClientArgs {
     pub token: Option<String>,
     /// The coordinator's database, to find admin.token beside it (when the CLI runs on the
     /// coordinator's machine from another folder).
+    #[arg(long, value_name = "PATH")]
+    pub db_path: Option<PathBuf>,
+}
+
+/// Flags of `openclaw mcp`.
+#[derive(Debug, Args, Default)]
+pub struct McpArgs {
+    /// Coordinator URL (else OPENCLAW_URL, else coordinator.host:port from the config).
+    #[arg(long, env = "OPENCLAW_URL", hide_env_values = true, value_name = "URL")]
+    pub url: Option<String>,
+    /// Tasks token: reads the cluster, submits and cancels tasks, nothing else (else
+    /// OPENCLAW_TOKEN, auth.tasks_token, or the tasks.token file beside --db-path, beside
+    /// storage.path, or in /var/lib/openclaw-cluster; then the admin token's places).
+    #[arg(long, env = "OPENCLAW_TOKEN", hide_env_values = true, value_name = "TOKEN")]
+    pub token: Option<String>,
+    /// The coordinator's database, to find tasks.token beside it.
     #[arg(long, value_name = "PATH")]
     pub db_path: Option<PathBuf>,
 }

@@ -13,14 +13,15 @@ use super::cluster::Cluster;
 use super::core::registry::Registrant;
 use super::error::ApiError;
 use super::http::{Request, Response, json};
+use super::mcp::Door;
 use crate::api::Route;
 use crate::model::{
     CLAIMABLE_ORIGINS, HeartbeatRequest, PollRequest, ResultReport, ServiceHealth, StartReport, SubmitTask, TaskStatus,
     Timestamp,
 };
 
-/// Runs a route.
-pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, ApiError> {
+/// Runs a route (`/mcp` goes to the MCP door, which calls the cluster itself).
+pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Result<Response, ApiError> {
     let ok = |v: &dyn erased::Json| Ok(v.respond(StatusCode::OK));
     match &req.route {
         Route::Health => ok(&ServiceHealth {
@@ -95,6 +96,7 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, 
         Route::CancelTask { task } => ok(&cluster.cancel(task).await?),
         Route::RetryTask { task } => Ok(cluster.retry(task, "api").await?.respond(StatusCode::CREATED)),
         Route::Backup => backup(cluster).await,
+        Route::Mcp => Ok(mcp.handle(req).await),
     }
 }
 

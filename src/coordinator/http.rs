@@ -30,6 +30,7 @@ use super::auth::{self, Caller};
 use super::cluster::Cluster;
 use super::connections::{self, Connections, Slot};
 use super::error::ApiError;
+use super::mcp::Door;
 use crate::api::Route;
 use crate::model::ErrorCode;
 
@@ -132,6 +133,7 @@ fn strip_position(message: &str) -> String {
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Cluster>,
+    mcp: Arc<Door>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
@@ -172,12 +174,12 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
+        let (shared, mcp) = (shared.clone(), mcp.clone());
         let conn_slot = slot.clone();
         let service = hyper::service::service_fn(move |req| {
-            let shared = shared.clone();
+            let (shared, mcp) = (shared.clone(), mcp.clone());
             let slot = conn_slot.clone();
-            async move { Ok::<_, Infallible>(handle(shared, peer, &slot, req).await) }
+            async move { Ok::<_, Infallible>(handle(shared, &mcp, peer, &slot, req).await) }
         });
         // Each connection is tracked by `graceful`: shutdown below signals it and waits.
         let watcher = graceful.watcher();
@@ -257,7 +259,13 @@ fn http1(settings: &crate::config::CoordinatorConfig) -> hyper::server::conn::ht
     builder
 }
 
-async fn handle(shared: Arc<Cluster>, peer: SocketAddr, slot: &Slot, req: hyper::Request<Incoming>) -> Response {
+async fn handle(
+    shared: Arc<Cluster>,
+    mcp: &Door,
+    peer: SocketAddr,
+    slot: &Slot,
+    req: hyper::Request<Incoming>,
+) -> Response {
     slot.busy();
     let started = Instant::now();
     let method = req.method().clone();
@@ -270,7 +278,7 @@ async fn handle(shared: Arc<Cluster>, peer: SocketAddr, slot: &Slot, req: hyper:
         Ok(route) => {
             let name = route.name();
             let response = match prepare(&shared, shared.tokens(), route, client, slot, req, &mut body_unread).await {
-                Ok(request) => super::handlers::dispatch(&shared, request).await,
+                Ok(request) => super::handlers::dispatch(&shared, mcp, request).await,
                 Err(e) => Err(e),
             };
             (name, response.unwrap_or_else(ApiError::into_response))

@@ -9,6 +9,7 @@ mod cli;
 mod docs;
 mod fuzz;
 mod hostile;
+mod mcp;
 mod nodes;
 mod openclaw_gateway;
 mod openclaw_skills;
