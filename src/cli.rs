@@ -299,7 +299,7 @@ pub struct TasksArgs {
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {
     /// Submit a task; prints its id, or with --wait its outcome.
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// List tasks, newest first.
     List(ListArgs),
     /// Show one task with its event history and, while pending, why it waits.

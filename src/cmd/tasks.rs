@@ -18,7 +18,7 @@ use super::remote::{Remote, connect};
 
 pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit> {
     match command {
-        TasksCommand::Submit(args) => submit(config, args).await,
+        TasksCommand::Submit(args) => submit(config, *args).await,
         TasksCommand::List(args) => list(config, args).await,
         TasksCommand::Get(args) => get(config, args).await,
         TasksCommand::Wait(args) => wait(config, args).await,
