@@ -115,41 +115,17 @@ pub enum Route {
     RegisterNode,
     ListNodes(NodeQuery),
     OnlineNodes,
-    NodesWithSkill {
-        skill: String,
-    },
-    GetNode {
-        node: String,
-    },
-    ForgetNode {
-        node: String,
-    },
-    NodeHealth {
-        node: String,
-    },
-    Heartbeat {
-        node: String,
-    },
-    ShutdownNode {
-        node: String,
-    },
-    DrainNode {
-        node: String,
-    },
-    UndrainNode {
-        node: String,
-    },
-    PollTasks {
-        node: String,
-    },
-    StartTask {
-        node: String,
-        task: String,
-    },
-    TaskResult {
-        node: String,
-        task: String,
-    },
+    NodesWithSkill { skill: String },
+    GetNode { node: String },
+    ForgetNode { node: String },
+    NodeHealth { node: String },
+    Heartbeat { node: String },
+    ShutdownNode { node: String },
+    DrainNode { node: String },
+    UndrainNode { node: String },
+    PollTasks { node: String },
+    StartTask { node: String, task: String },
+    TaskResult { node: String, task: String },
     ClusterHealth,
     CheckHeartbeat,
     SubmitTask,
@@ -159,7 +135,6 @@ pub enum Route {
     CancelTask { task: String },
     RetryTask { task: String },
     Backup,
-    /// MCP (Model Context Protocol) over Streamable HTTP.
     Mcp,
 }
 

@@ -227,8 +227,10 @@ impl TaskView {
             TaskStatus::Pending | TaskStatus::Scheduled | TaskStatus::Running => {
                 format!("not ended yet: call wait_task with task_id \"{id}\" to wait for the result")
             }
-            _ => "ended without a result (see `error`); submit_task again to retry, or check the skill with list_skills"
-                .to_string(),
+            _ => {
+                "ended without a result (see `error`); submit_task again to retry, or check the skill with list_skills"
+                    .to_string()
+            }
         };
         TaskView {
             task_id: id.clone(),
