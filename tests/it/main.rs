@@ -12,6 +12,7 @@ mod hostile;
 mod mcp;
 mod nodes;
 mod openclaw_gateway;
+mod openclaw_mcp;
 mod openclaw_skills;
 mod operator;
 mod store;

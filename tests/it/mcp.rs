@@ -247,7 +247,11 @@ async fn the_stdio_server_explains_an_unreachable_coordinator_and_a_wrong_token(
         &stdio(vec!["mcp".into(), "--url".into(), c.url(), "--token".into(), "wrong-token-wrong-token".into()]),
     );
     let text = report["list_nodes"]["text"].as_str().unwrap_or_default();
-    assert!(text.contains("invalid token") && text.contains("the token came from --token; openclaw mcp needs the tasks token"), "{text}");
+    assert!(
+        text.contains("invalid token")
+            && text.contains("the token came from --token; openclaw mcp needs the tasks token"),
+        "{text}"
+    );
     let report =
         client(&python, &stdio(vec!["mcp".into(), "--url".into(), c.url(), "--token".into(), tasks_token(&c)]));
     assert_eq!(report["list_nodes"]["is_error"], false, "{report}");
