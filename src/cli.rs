@@ -210,20 +210,15 @@ pub struct ClientArgs {
     pub db_path: Option<PathBuf>,
 }
 
-/// Flags of `openclaw mcp`.
+/// Flags of `openclaw mcp`: a client's, looking for the tasks token.
 #[derive(Debug, Args, Default)]
+#[command(
+    mut_arg("token", |a| a.help("Tasks token: reads the cluster, submits and cancels tasks, nothing else (else OPENCLAW_TOKEN, auth.tasks_token, or the tasks.token file beside --db-path, beside storage.path, or in /var/lib/openclaw-cluster; then the admin token's places)")),
+    mut_arg("db_path", |a| a.help("The coordinator's database, to find tasks.token beside it")),
+)]
 pub struct McpArgs {
-    /// Coordinator URL (else OPENCLAW_URL, else coordinator.host:port from the config).
-    #[arg(long, env = "OPENCLAW_URL", hide_env_values = true, value_name = "URL")]
-    pub url: Option<String>,
-    /// Tasks token: reads the cluster, submits and cancels tasks, nothing else (else
-    /// OPENCLAW_TOKEN, auth.tasks_token, or the tasks.token file beside --db-path, beside
-    /// storage.path, or in /var/lib/openclaw-cluster; then the admin token's places).
-    #[arg(long, env = "OPENCLAW_TOKEN", hide_env_values = true, value_name = "TOKEN")]
-    pub token: Option<String>,
-    /// The coordinator's database, to find tasks.token beside it.
-    #[arg(long, value_name = "PATH")]
-    pub db_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Flags of `openclaw nodes`.

@@ -14,15 +14,14 @@ use rmcp::ServiceExt;
 use super::remote::{Remote, TokenKind, connect_as};
 use crate::Exit;
 use crate::api::{NodeQuery, Route, TaskQuery};
-use crate::cli::{ClientArgs, McpArgs};
+use crate::cli::McpArgs;
 use crate::client::ClientError;
 use crate::config::Config;
 use crate::mcp::{Backend, BoxFuture, Failure, Tools};
 use crate::model::{ErrorCode, Node, SubmitTask, Task, TaskList};
 
 pub async fn run(config: &Config, args: McpArgs) -> anyhow::Result<Exit> {
-    let args = ClientArgs { url: args.url, token: args.token, db_path: args.db_path };
-    let remote = connect_as(config, &args, TokenKind::Tasks)?;
+    let remote = connect_as(config, &args.client, TokenKind::Tasks)?;
     let tools = Tools::new(Arc::new(remote));
     let server = tools
         .serve(rmcp::transport::stdio())
