@@ -217,6 +217,36 @@ async fn the_http_door_takes_the_admin_or_tasks_token() {
     assert!(report["tools"].is_null(), "{report}");
 }
 
+/// An MCP `initialize` with a given `Host` header: the status.
+async fn initialize_as(c: &Cluster, host: &str, token: Option<&str>) -> u16 {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}});
+    let mut req = c
+        .http
+        .post(format!("{}/mcp", c.url()))
+        .header("host", host)
+        .header("accept", "application/json, text/event-stream")
+        .json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap().status().as_u16()
+}
+
+/// Regression guard for rmcp's DNS-rebinding check, which by default answers 403 to any
+/// `Host` but loopback names: with auth on, a coordinator reached by its network name
+/// serves `/mcp` (the token is the guard); with auth off, only loopback names are served.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_check_applies_only_without_auth() {
+    let c = Cluster::start().await;
+    assert_eq!(initialize_as(&c, "mac-mini.local:8888", Some(&tasks_token(&c))).await, 200);
+    let mut open = Cluster::new(crate::support::Settings::default());
+    open.append_config("auth:\n  enabled: false\n");
+    open.start_coordinator().await;
+    assert_eq!(initialize_as(&open, &format!("127.0.0.1:{}", open.port), None).await, 200);
+    assert_eq!(initialize_as(&open, "attacker.example", None).await, 403);
+}
+
 /// `openclaw mcp` starts without the coordinator and says, as a tool error, what is wrong:
 /// nothing answers there, or the token is not one it takes.
 #[tokio::test(flavor = "multi_thread")]
