@@ -1,5 +1,5 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
-//! test: it prints figures). Run: `cargo bench --bench load -- [heartbeats|tasks|sched|nodes|store|streams|all]`.
+//! test: it prints figures). Run: `cargo bench --bench load -- [heartbeats|tasks|sched|nodes|store|streams|mcp|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -15,6 +15,9 @@
 //! - streams: coordinator CPU with 100 running tasks (simulated workers, each task 2 s),
 //!   then with 10 event-stream watchers, with every task streaming output (5 lines every
 //!   250 ms), and with both; one coordinator, one run, CPU from /proc.
+//! - mcp: submit-and-wait of a no-op exec task on one real worker, interleaved in one run:
+//!   the plain API (submit, then wait), the MCP tool `submit_task` on `/mcp` (rmcp's
+//!   Streamable HTTP client), and the same through `openclaw mcp` (stdio child process).
 //!
 //! The coordinator and this generator share the machine: figures from one run compare
 //! with each other, not with another machine's.
@@ -708,6 +711,111 @@ async fn streams(lanes: usize, watchers: usize, seconds: u64) {
     );
 }
 
+/// One MCP client session, connected the way real clients connect.
+async fn mcp_client<T, E, A>(transport: T) -> rmcp::service::RunningService<rmcp::RoleClient, ()>
+where
+    T: rmcp::transport::IntoTransport<rmcp::RoleClient, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    use rmcp::ServiceExt;
+    ().serve(transport).await.expect("MCP handshake")
+}
+
+/// One `submit_task` that waits for the end; panics unless the task completed.
+async fn mcp_submit(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>) {
+    let args = json!({"skill": "noop", "wait_seconds": 50});
+    let call = rmcp::model::CallToolRequestParams::new("submit_task").with_arguments(args.as_object().unwrap().clone());
+    let r = client.call_tool(call).await.expect("tools/call");
+    let status = r.structured_content.as_ref().and_then(|v| v["status"].as_str().map(str::to_string));
+    assert_eq!(status.as_deref(), Some("completed"), "{r:?}");
+}
+
+/// The same through the plain API: submit, then wait on the server.
+async fn api_submit(ep: &Endpoint) {
+    let body = json!({"name": "noop", "required_skills": ["noop"]});
+    let r = ep.http.post(format!("{}/api/v1/tasks", ep.url)).bearer_auth(&ep.admin).json(&body).send().await.unwrap();
+    let task: Value = r.json().await.unwrap();
+    let id = task["task_id"].as_str().unwrap().to_string();
+    let mut status = task["status"].as_str().unwrap_or("").to_string();
+    while !["completed", "failed", "cancelled", "timeout"].contains(&status.as_str()) {
+        let url = format!("{}/api/v1/tasks/{id}/wait?timeout=30", ep.url);
+        let t: Value = ep.http.get(url).bearer_auth(&ep.admin).send().await.unwrap().json().await.unwrap();
+        status = t["status"].as_str().unwrap_or("").to_string();
+    }
+    assert_eq!(status, "completed");
+}
+
+/// Submit-and-wait of a no-op exec task: the API, `/mcp`, and `openclaw mcp`, interleaved.
+async fn mcp_overhead(rounds: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let skills = dir.path().join("skills/noop");
+    std::fs::create_dir_all(&skills).unwrap();
+    std::fs::write(
+        skills.join("SKILL.md"),
+        "---\nname: noop\ndescription: does nothing\nmetadata:\n  cluster:\n    run: [sh, -c, \"exec cat >/dev/null\"]\n---\n",
+    )
+    .unwrap();
+    let config = dir.path().join("config.yaml").display().to_string();
+    let skills_dir = dir.path().join("skills").display().to_string();
+    let (_server, ep) = start_in(dir).await;
+    let mut worker = std::process::Command::new(BIN)
+        .args(["-c", &config, "worker", "--node-id", "w1", "--skills-dir", &skills_dir])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    loop {
+        let r = ep.http.get(format!("{}/api/v1/nodes/w1", ep.url)).bearer_auth(&ep.admin).send().await.unwrap();
+        let node: Value = r.json().await.unwrap_or_default();
+        if node["available_skills"] == json!(["noop"]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tasks_token = std::fs::read_to_string(std::path::Path::new(&config).with_file_name("tasks.token")).unwrap();
+    let http_config = rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(format!(
+        "{}/mcp",
+        ep.url
+    ))
+    .auth_header(tasks_token.trim().to_string());
+    let http = mcp_client(rmcp::transport::StreamableHttpClientTransport::from_config(http_config)).await;
+    let mut command = tokio::process::Command::new(BIN);
+    command.args(["-c", &config, "mcp"]);
+    let stdio = mcp_client(rmcp::transport::TokioChildProcess::new(command).unwrap()).await;
+    let (mut api, mut door, mut child) = (histogram(), histogram(), histogram());
+    for i in 0..rounds + 20 {
+        let t = Instant::now();
+        api_submit(&ep).await;
+        let a = t.elapsed();
+        let t = Instant::now();
+        mcp_submit(&http).await;
+        let h = t.elapsed();
+        let t = Instant::now();
+        mcp_submit(&stdio).await;
+        let s = t.elapsed();
+        // The first rounds warm up connections, the worker and the caches.
+        if i >= 20 {
+            api.record(a.as_micros() as u64).unwrap();
+            door.record(h.as_micros() as u64).unwrap();
+            child.record(s.as_micros() as u64).unwrap();
+        }
+    }
+    println!("  {}", report("API submit + wait        ", &api));
+    println!("  {}", report("MCP submit_task, /mcp    ", &door));
+    println!("  {}", report("MCP submit_task, stdio   ", &child));
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    for (name, h) in [("/mcp", &door), ("stdio", &child)] {
+        println!(
+            "  overhead of {name} over the API: p50 {:+.2} ms, p99 {:+.2} ms",
+            ms(h, 0.5) - ms(&api, 0.5),
+            ms(h, 0.99) - ms(&api, 0.99)
+        );
+    }
+    let _ = http.cancel().await;
+    let _ = stdio.cancel().await;
+    let _ = worker.kill();
+    let _ = worker.wait();
+}
+
 fn main() {
     let which = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_else(|| "all".into());
     openclaw::cmd::install_crypto();
@@ -734,6 +842,10 @@ fn main() {
         if which == "streams" || which == "all" {
             println!("streams (15 s per phase):");
             streams(100, 10, 15).await;
+        }
+        if which == "mcp" || which == "all" {
+            println!("mcp (500 rounds):");
+            mcp_overhead(500).await;
         }
         if which == "tasks" || which == "all" {
             println!("tasks:");

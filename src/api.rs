@@ -32,6 +32,7 @@
 //! | GET | `/api/v1/backup` | Backup | admin |
 //! | GET | `/api/v1/tasks/{task}/output` | TaskOutput (`?follow= &after=`) | read |
 //! | GET | `/api/v1/events` | Events (`?task= &node= &skill= &kind= &after=`) | read |
+//! | POST | `/mcp` | Mcp (MCP over Streamable HTTP) | submit |
 //!
 //! Invariants: a path template appears in [`TABLE`] only; a known path with another method
 //! is a 405 naming the allowed ones; a query parameter a route does not take, or one that
@@ -173,6 +174,7 @@ pub enum Route {
     Backup,
     TaskOutput { task: String, query: OutputQuery },
     Events(EventQuery),
+    Mcp,
 }
 
 /// One row of the table.
@@ -499,6 +501,15 @@ pub static TABLE: &[Endpoint] = &[
         summary: "Task and node transitions as Server-Sent Events; resumes with `Last-Event-ID`",
         build: |_, q| Ok(Route::Events(query(q)?)),
     },
+    Endpoint {
+        method: Method::POST,
+        path: "/mcp",
+        name: "mcp",
+        answer: "JSON-RPC: `application/json`, or an SSE stream when a tool sends progress",
+        access: Access::Submit,
+        summary: "MCP (Model Context Protocol) over Streamable HTTP: the tools of `openclaw mcp` (stateless)",
+        build: |p, q| none(p, q, Route::Mcp),
+    },
 ];
 
 /// The endpoint table of docs/api.md, rendered from [`TABLE`] (a test keeps the file
@@ -637,6 +648,7 @@ impl Route {
             Route::Backup => "backup",
             Route::TaskOutput { .. } => "task_output",
             Route::Events(_) => "events",
+            Route::Mcp => "mcp",
         }
     }
 
@@ -737,7 +749,8 @@ impl Route {
             | Route::StartTask { .. }
             | Route::TaskResult { .. }
             | Route::PushOutput { .. }
-            | Route::SubmitTask => true,
+            | Route::SubmitTask
+            | Route::Mcp => true,
             Route::Health
             | Route::Metrics
             | Route::ListNodes(_)

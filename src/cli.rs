@@ -73,6 +73,9 @@ pub enum Command {
     /// Print a shell completion script: bash, zsh, fish or powershell (e.g.
     /// `openclaw-cluster completions bash > /etc/bash_completion.d/openclaw-cluster`).
     Completions(CompletionsArgs),
+    /// Serve the cluster to an AI agent over MCP (Model Context Protocol) on stdin and
+    /// stdout: tools to list nodes and skills, and to submit, follow and cancel tasks.
+    Mcp(McpArgs),
 }
 
 /// `openclaw-cluster service` (Windows).
@@ -207,6 +210,17 @@ pub struct ClientArgs {
     pub db_path: Option<PathBuf>,
 }
 
+/// Flags of `openclaw mcp`: a client's, looking for the tasks token.
+#[derive(Debug, Args, Default)]
+#[command(
+    mut_arg("token", |a| a.help("Tasks token: reads the cluster, submits and cancels tasks, nothing else (else OPENCLAW_TOKEN, auth.tasks_token, or the tasks.token file beside --db-path, beside storage.path, or in /var/lib/openclaw-cluster; then the admin token's places)")),
+    mut_arg("db_path", |a| a.help("The coordinator's database, to find tasks.token beside it")),
+)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// Flags of `openclaw nodes`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -284,7 +298,7 @@ pub struct TasksArgs {
 #[derive(Debug, Subcommand)]
 pub enum TasksCommand {
     /// Submit a task; prints its id, or with --wait its outcome.
-    Submit(SubmitArgs),
+    Submit(Box<SubmitArgs>),
     /// List tasks, newest first.
     List(ListArgs),
     /// Show one task with its event history and, while pending, why it waits.
@@ -358,6 +372,15 @@ pub struct SubmitArgs {
     /// An affinity tag: nodes with this tag are preferred. Repeatable.
     #[arg(long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
+    /// Run only on this node.
+    #[arg(long, value_name = "NODE_ID")]
+    pub node: Option<String>,
+    /// Run only on nodes of this platform: linux, macos or windows.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Run only on nodes that have this tag (unlike --tag, a requirement). Repeatable.
+    #[arg(long = "require-tag", value_name = "TAG")]
+    pub require_tags: Vec<String>,
     /// Submitting again with the same key returns the first task instead of a new one.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,

@@ -7,6 +7,8 @@
 //! - [`config`]: the `Config` tree and its figment loader (defaults < YAML < env < flags).
 //! - [`logging`]: tracing setup (JSON lines or text, stdout and optional rolling files).
 //! - [`manpages`]: the man pages, rendered from the CLI definitions.
+//! - [`mcp`]: the cluster as an MCP server: the tools, written once over a backend (the
+//!   coordinator's state in process, or the HTTP client).
 //! - [`model`]: the serde types on the wire, shared by coordinator, worker and CLI.
 //! - [`store`]: SQLite: the single-writer group-commit path, reads, migrations, the file lock.
 //! - [`coordinator`]: the server: router, auth, registry, scheduler, dispatch, metrics.
@@ -26,6 +28,7 @@ pub mod coordinator;
 pub mod eventsource;
 pub mod logging;
 pub mod manpages;
+pub mod mcp;
 pub mod model;
 pub mod shutdown;
 pub mod store;

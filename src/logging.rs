@@ -56,6 +56,14 @@ where
     layer
 }
 
+/// The filter for `log.level`. The MCP SDK (rmcp) is held at WARN: in stateless mode it
+/// logs every `/mcp` request at INFO ("Service initialized", "serve finished") and every
+/// message, tool lists included, at DEBUG; `RUST_LOG=rmcp=debug` shows them.
+fn configured_filter(level: crate::config::LogLevel) -> String {
+    let rmcp = if level == crate::config::LogLevel::Error { "error" } else { "warn" };
+    format!("{},rmcp={rmcp}", level.as_filter())
+}
+
 /// Installs the global subscriber. Call once, after the config is loaded.
 pub fn init(config: &LogConfig) -> io::Result<LogGuard> {
     // Lines from crates that log through `log` (r2d2, rusqlite_migration) come out here too.
@@ -64,7 +72,7 @@ pub fn init(config: &LogConfig) -> io::Result<LogGuard> {
         Ok(spec) if !spec.trim().is_empty() => {
             EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new(config.level.as_filter()))
         }
-        _ => EnvFilter::new(config.level.as_filter()),
+        _ => EnvFilter::new(configured_filter(config.level)),
     };
 
     let (file_writer, guard) = match &config.dir {
@@ -119,6 +127,13 @@ fn install_panic_hook() {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_mcp_sdk_is_quiet_below_warn() {
+        use crate::config::LogLevel;
+        assert_eq!(super::configured_filter(LogLevel::Debug), "debug,rmcp=warn");
+        assert_eq!(super::configured_filter(LogLevel::Error), "error,rmcp=error");
+    }
+
     #[test]
     fn module_is_the_first_segment_below_the_crate() {
         assert_eq!(super::module_of("openclaw::coordinator::registry"), "coordinator");

@@ -72,10 +72,26 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         "openclaw-cluster-health" => {
             &[("In a script: is any node online?", "openclaw-cluster health >/dev/null || echo 'no worker'")]
         }
-        "openclaw-cluster-tasks-submit" => &[(
-            "An agent task with a prompt, at high priority.",
-            "openclaw-cluster tasks submit --skill summarize --prompt \"$(cat notes.txt)\" --priority high",
-        )],
+        "openclaw-cluster-tasks-submit" => &[
+            (
+                "An agent task with a prompt, at high priority.",
+                "openclaw-cluster tasks submit --skill summarize --prompt \"$(cat notes.txt)\" --priority high",
+            ),
+            (
+                "Only on a Mac, and wait for the result.",
+                "openclaw-cluster tasks submit --skill shortcuts --platform macos --wait",
+            ),
+        ],
+        "openclaw-cluster-mcp" => &[
+            (
+                "Add the cluster to Claude Code, through this program.",
+                "claude mcp add cluster -e OPENCLAW_TOKEN=$(cat tasks.token) -- openclaw-cluster mcp --url http://coordinator:8888",
+            ),
+            (
+                "In OpenClaw's openclaw.json (mcp.servers), on the coordinator's machine.",
+                "\"cluster\": { \"command\": \"openclaw-cluster\", \"args\": [\"mcp\"] }",
+            ),
+        ],
         "openclaw-cluster-tasks-wait" => {
             &[("Wait at most ten minutes.", "openclaw-cluster tasks wait TASK_ID --timeout 10m")]
         }

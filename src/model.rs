@@ -515,6 +515,73 @@ pub struct SubmitTask {
     /// Free-form JSON object kept with the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// Where the task may run (a hard constraint): one node, one platform, nodes with
+    /// every one of some tags. Absent: any node with the skills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
+    /// Refuse the submission (409 `unplaceable`, nothing stored) when no online, undrained
+    /// node has the skills and matches the target right now, instead of queueing it until
+    /// one comes. A node that is only full does not make a task unplaceable.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reject_unplaceable: bool,
+    /// The front-end the client says it is, recorded as the task's `origin`: one of
+    /// [`CLAIMABLE_ORIGINS`]. A label for people reading the task list, never used to
+    /// decide anything (the server cannot check it). Absent: `api`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+/// The `origin` labels a client may claim in [`SubmitTask::origin`]: `api` (the default)
+/// and `mcp` (the `openclaw mcp` server, which reaches the coordinator over HTTP).
+pub const CLAIMABLE_ORIGINS: &[&str] = &["api", "mcp"];
+
+/// Where a task may run, on top of its required skills: a filter on the candidates, never
+/// a preference (affinity tags are the preference). Every part given must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// Only this node (its `node_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// Only nodes of this platform, as nodes report it (`linux`, `macos`, `windows`;
+    /// compared without regard to case).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// Only nodes that have every one of these tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+impl Target {
+    /// No constraint at all.
+    pub fn is_any(&self) -> bool {
+        self.node.is_none() && self.platform.is_none() && self.tags.is_empty()
+    }
+
+    /// Whether a node with this id, platform and tags may run the task.
+    pub fn admits(&self, node_id: &str, platform: &str, tags: &[String]) -> bool {
+        self.node.as_deref().is_none_or(|n| n == node_id)
+            && self.platform.as_deref().is_none_or(|p| p.eq_ignore_ascii_case(platform))
+            && self.tags.iter().all(|t| tags.contains(t))
+    }
+}
+
+impl fmt::Display for Target {
+    /// `node `w1`, platform `macos`, tags `gpu`, `fast``.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(n) = &self.node {
+            parts.push(format!("node `{n}`"));
+        }
+        if let Some(p) = &self.platform {
+            parts.push(format!("platform `{p}`"));
+        }
+        if !self.tags.is_empty() {
+            let tags: Vec<String> = self.tags.iter().map(|t| format!("`{t}`")).collect();
+            parts.push(format!("{} {}", if tags.len() == 1 { "tag" } else { "tags" }, tags.join(", ")));
+        }
+        f.write_str(&parts.join(", "))
+    }
 }
 
 /// What was submitted, checked and with defaults applied: it never changes afterwards.
@@ -534,7 +601,11 @@ pub struct TaskSpec {
     pub max_retries: u32,
     pub user_id: Option<String>,
     pub idempotency_key: Option<String>,
-    /// Where the submission came from: `api` (HTTP), `cli`, `mcp`, … (informational).
+    /// Where the task may run; null: any node with the skills.
+    #[serde(default)]
+    pub target: Option<Target>,
+    /// Where the submission came from: `api` (HTTP), `mcp` (the MCP tools), …
+    /// (informational).
     #[serde(default = "default_origin")]
     pub origin: String,
     /// The ended task this one retries (`openclaw tasks retry`).
@@ -848,6 +919,9 @@ string_enum! {
         TaskActive = "task_active",
         /// The idempotency key was used for a different submission.
         IdempotencyConflict = "idempotency_conflict",
+        /// No online node can take the task now and the submission asked to be refused
+        /// then (`reject_unplaceable`); the message says why.
+        Unplaceable = "unplaceable",
         PayloadTooLarge = "payload_too_large",
         /// The client did not send its request in time.
         RequestTimeout = "request_timeout",
@@ -889,6 +963,9 @@ impl ErrorCode {
             ErrorCode::TaskActive => "the task has not ended yet (retry)",
             ErrorCode::IdempotencyConflict => {
                 "the idempotency key was used for a different submission (the message names the first task)"
+            }
+            ErrorCode::Unplaceable => {
+                "`reject_unplaceable` was set and no online, undrained node has the skills and matches the target (the message says why, as a pending reason would); nothing was stored"
             }
             ErrorCode::PayloadTooLarge => "the body is over `coordinator.max_body_bytes`",
             ErrorCode::RequestTimeout => {

@@ -2,10 +2,12 @@
 //!
 //! Servers (`coordinator`, `worker`, `dev`) run on a tokio runtime with the shutdown
 //! token; local tools (`migrate`, `skills`) work on files; remote clients (`nodes`,
-//! `health`, `tasks`) talk to the coordinator's API through [`crate::client`].
+//! `health`, `tasks`, and `mcp`, the MCP server on stdio) talk to the coordinator's API
+//! through [`crate::client`].
 
 mod backup;
 mod coordinator;
+mod mcp;
 mod migrate;
 mod nodes;
 pub mod output;
@@ -149,6 +151,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup(args) => {
             let loaded = load(&cli.config, flags)?;
             client(backup::run(&loaded.config, args))
+        }
+        Command::Mcp(args) => {
+            let loaded = load(&cli.config, flags)?;
+            client(mcp::run(&loaded.config, args))
         }
     }
 }

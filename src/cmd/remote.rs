@@ -4,7 +4,8 @@
 //! The admin token is looked for, first found wins: `--token`, `OPENCLAW_TOKEN`,
 //! `auth.admin_token` in the config, `admin.token` beside `--db-path`, beside
 //! `storage.path` (default `./data/`), then in the packaged data folder
-//! `/var/lib/openclaw-cluster/` (Unix).
+//! `/var/lib/openclaw-cluster/` (Unix). `openclaw mcp` looks for the tasks token the same
+//! way (`auth.tasks_token`, `tasks.token`), and for the admin token's only after that.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,7 +15,7 @@ use crate::api::Route;
 use crate::cli::ClientArgs;
 use crate::client::{Client, ClientError};
 use crate::config::Config;
-use crate::tokens::{ADMIN_TOKEN_FILE, read_token_file, token_path};
+use crate::tokens::{ADMIN_TOKEN_FILE, TASKS_TOKEN_FILE, read_token_file, token_path};
 
 /// The data folder the Debian package and the systemd units use.
 pub const PACKAGED_DATA_DIR: &str = "/var/lib/openclaw-cluster";
@@ -22,7 +23,35 @@ pub const PACKAGED_DATA_DIR: &str = "/var/lib/openclaw-cluster";
 /// A client for the coordinator, and where its token came from (for messages).
 pub struct Remote {
     client: Client,
-    token_from: String,
+    /// Where the token came from, or why there is none.
+    pub token_from: String,
+}
+
+/// Which token a client looks for when none is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Everything (`nodes`, `tasks`, `health`, `backup`).
+    Admin,
+    /// Read, submit, cancel (`mcp`): the tasks token's sources, then the admin token's.
+    Tasks,
+}
+
+impl TokenKind {
+    /// The config key and the file of one kind.
+    fn sources(self, config: &Config) -> (Option<&String>, &'static str, &'static str) {
+        match self {
+            TokenKind::Admin => (config.auth.admin_token.as_ref(), "auth.admin_token", ADMIN_TOKEN_FILE),
+            TokenKind::Tasks => (config.auth.tasks_token.as_ref(), "auth.tasks_token", TASKS_TOKEN_FILE),
+        }
+    }
+
+    /// The kinds looked for, in order.
+    fn order(self) -> &'static [TokenKind] {
+        match self {
+            TokenKind::Admin => &[TokenKind::Admin],
+            TokenKind::Tasks => &[TokenKind::Tasks, TokenKind::Admin],
+        }
+    }
 }
 
 impl std::ops::Deref for Remote {
@@ -32,34 +61,42 @@ impl std::ops::Deref for Remote {
     }
 }
 
-/// The admin token and where it came from.
-fn find_token(config: &Config, args: &ClientArgs) -> (Option<String>, String) {
+/// The token and where it came from.
+fn find_token(config: &Config, args: &ClientArgs, kind: TokenKind) -> (Option<String>, String) {
     if let Some(t) = &args.token {
         let from_env = std::env::var("OPENCLAW_TOKEN").is_ok_and(|e| e == *t);
         return (Some(t.clone()), if from_env { "OPENCLAW_TOKEN" } else { "--token" }.into());
     }
-    if let Some(t) = &config.auth.admin_token {
-        return (Some(t.clone()), "auth.admin_token in the config".into());
-    }
-    let mut places: Vec<PathBuf> = Vec::new();
-    if let Some(db) = &args.db_path {
-        places.push(db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(ADMIN_TOKEN_FILE));
-    }
-    places.push(token_path(config, ADMIN_TOKEN_FILE));
-    if cfg!(unix) {
-        places.push(Path::new(PACKAGED_DATA_DIR).join(ADMIN_TOKEN_FILE));
-    }
-    let mut unreadable = Vec::new();
-    for p in &places {
-        match read_token_file(p) {
-            Ok(Some(t)) => return (Some(t), absolute(p).display().to_string()),
-            Ok(None) => {}
-            Err(e) => unreadable.push(format!("{} ({e})", absolute(p).display())),
+    let (mut looked, mut unreadable, mut files) = (Vec::new(), Vec::new(), Vec::new());
+    for k in kind.order() {
+        let (configured, key, file) = k.sources(config);
+        let fallback = if *k != kind { " (no tasks token found; the admin token works too)" } else { "" };
+        if let Some(t) = configured {
+            return (Some(t.clone()), format!("{key} in the config{fallback}"));
         }
+        let mut places: Vec<PathBuf> = Vec::new();
+        if let Some(db) = &args.db_path {
+            places.push(db.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new(".")).join(file));
+        }
+        places.push(token_path(config, file));
+        if cfg!(unix) {
+            places.push(Path::new(PACKAGED_DATA_DIR).join(file));
+        }
+        for p in &places {
+            match read_token_file(p) {
+                Ok(Some(t)) => return (Some(t), format!("{}{fallback}", absolute(p).display())),
+                Ok(None) => {}
+                Err(e) => unreadable.push(format!("{} ({e})", absolute(p).display())),
+            }
+        }
+        looked.extend(places.iter().map(|p| absolute(p).display().to_string()));
+        files.push(file);
     }
-    let looked: Vec<String> = places.iter().map(|p| absolute(p).display().to_string()).collect();
-    let mut why =
-        format!("no token: --token and OPENCLAW_TOKEN are not set, and no admin.token in {}", looked.join(", "));
+    let mut why = format!(
+        "no token: --token and OPENCLAW_TOKEN are not set, and no {} in {}",
+        files.join(" or "),
+        looked.join(", ")
+    );
     if !unreadable.is_empty() {
         why.push_str(&format!(
             "; cannot read {} — it belongs to the coordinator's user: run as that user (e.g. sudo -u openclaw-cluster …) or pass --token",
@@ -76,6 +113,11 @@ fn absolute(p: &Path) -> PathBuf {
 /// A client for the coordinator: `--url` / OPENCLAW_URL or the config's address, and the
 /// admin token (see the module's order).
 pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Remote> {
+    connect_as(config, args, TokenKind::Admin)
+}
+
+/// A client with the token of a kind (see the module's order).
+pub fn connect_as(config: &Config, args: &ClientArgs, kind: TokenKind) -> anyhow::Result<Remote> {
     let url = match &args.url {
         Some(u) if u.contains("://") => u.clone(),
         Some(u) => format!("http://{u}"),
@@ -85,7 +127,7 @@ pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Remote> {
         }
     };
     reqwest::Url::parse(&url).map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}")))?;
-    let (token, token_from) = find_token(config, args);
+    let (token, token_from) = find_token(config, args, kind);
     Ok(Remote { client: Client::new(&url, token, config.worker.ca_file.as_deref())?, token_from })
 }
 

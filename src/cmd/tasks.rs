@@ -9,7 +9,7 @@ use crate::api::{Route, TaskQuery};
 use crate::cli::{ListArgs, RetryArgs, SubmitArgs, TaskTarget, TasksCommand, WaitArgs};
 use crate::client::Client;
 use crate::config::Config;
-use crate::model::{ErrorCode, SubmitTask, Task, TaskStatus};
+use crate::model::{ErrorCode, SubmitTask, Target, Task, TaskStatus};
 use crate::usage_error;
 use crate::util::{ago, now_ms, short_duration};
 
@@ -18,7 +18,7 @@ use super::remote::{Remote, connect};
 
 pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit> {
     match command {
-        TasksCommand::Submit(args) => submit(config, args).await,
+        TasksCommand::Submit(args) => submit(config, *args).await,
         TasksCommand::List(args) => list(config, args).await,
         TasksCommand::Get(args) => get(config, args).await,
         TasksCommand::Wait(args) => wait(config, args).await,
@@ -74,6 +74,14 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         user_id: None,
         idempotency_key: args.idempotency_key.clone(),
         metadata: None,
+        target: Some(Target {
+            node: args.node.clone(),
+            platform: args.platform.clone(),
+            tags: args.require_tags.clone(),
+        })
+        .filter(|t| !t.is_any()),
+        reject_unplaceable: false,
+        origin: None,
     };
     let task = client.submit(&request).await.map_err(|e| client.fail(e))?;
     if !args.wait {
@@ -248,6 +256,9 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
         ("timeout", short_duration(Duration::from_secs_f64(spec.timeout))),
         ("submitted", format!("{} (from {})", ago(t.submitted_at.0, now), spec.origin)),
     ];
+    if let Some(target) = &spec.target {
+        pairs.push(("runs only on", target.to_string()));
+    }
     if let Some(r) = &t.pending_reason {
         pairs.push(("pending", r.clone()));
     }

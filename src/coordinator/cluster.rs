@@ -30,7 +30,7 @@ use crate::api::TaskQuery;
 use crate::config::Config;
 use crate::model::{
     Assignment, ErrorCode, Event, EventKind, OutputAck, OutputBatch, PollRequest, PollResponse, RegisterRequest,
-    RegisterResponse, ReportResponse, ResultReport, SubmitTask, Task, TaskList, TaskOutput, TaskStatus,
+    RegisterResponse, ReportResponse, ResultReport, SubmitTask, Task, TaskList, TaskOutput, TaskSpec, TaskStatus,
 };
 use crate::store::events::Filter;
 use crate::store::tasks::ListFilter;
@@ -243,6 +243,8 @@ impl Cluster {
     }
 
     /// Submits a task; with an idempotency key, a repeat returns the first task (`false`).
+    /// `origin` is the door's label for the task (`api`, `mcp`); `req.origin` is the HTTP
+    /// door's business (it checks what a client claims and passes it here).
     pub async fn submit(
         &self,
         req: SubmitTask,
@@ -258,12 +260,13 @@ impl Cluster {
             }
             (h, b) => h.or(b),
         };
+        let reject = req.reject_unplaceable;
         let spec = {
             let core = self.lock();
             spec_of(SubmitTask { idempotency_key: key.clone(), ..req }, origin, core.settings())?
         };
         let Some(key) = key else {
-            let id = self.mutate(|core, now| Ok(core.submit(spec, now))).await?;
+            let id = self.mutate(place(spec, reject)).await?;
             return Ok((self.task(&id, false).await?, true));
         };
         let gate = lock(&self.keys).entry(key.clone()).or_default().clone();
@@ -280,7 +283,7 @@ impl Cluster {
                     ),
                 )),
                 None => {
-                    let id = self.mutate(|core, now| Ok(core.submit(spec, now))).await?;
+                    let id = self.mutate(place(spec, reject)).await?;
                     self.task(&id, false).await.map(|t| (t, true))
                 }
             }
@@ -590,6 +593,18 @@ impl Cluster {
         let key = task_id.to_string();
         let tail = self.read(move |c| crate::store::output::read(c, &key, after)).await?;
         Ok(OutputFeed::new(rx, task_id, after, tail.lines, ended))
+    }
+}
+
+/// The transition of a submission: refused with `unplaceable` when asked to and no node
+/// can take it now, else accepted. The check and the insert run in one critical section,
+/// so no node can go away in between.
+fn place(spec: TaskSpec, reject: bool) -> impl FnOnce(&mut Core, Now) -> Result<String, Error> {
+    move |core, now| {
+        if reject && let Some(why) = core.unplaceable(&spec, now.ms) {
+            return Err(Error::new(ErrorCode::Unplaceable, why));
+        }
+        Ok(core.submit(spec, now))
     }
 }
 

@@ -36,7 +36,8 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::NodeLimit
         | ErrorCode::TaskEnded
         | ErrorCode::TaskActive
-        | ErrorCode::IdempotencyConflict => StatusCode::CONFLICT,
+        | ErrorCode::IdempotencyConflict
+        | ErrorCode::Unplaceable => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::Overloaded | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,

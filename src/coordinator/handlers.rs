@@ -13,15 +13,16 @@ use super::cluster::Cluster;
 use super::core::registry::Registrant;
 use super::error::ApiError;
 use super::http::{Request, Response, json};
+use super::mcp::Door;
 use crate::api::Route;
 use crate::model::{
-    ErrorCode, HeartbeatRequest, OutputBatch, PollRequest, ResultReport, ServiceHealth, StartReport, SubmitTask,
-    TaskStatus, Timestamp,
+    CLAIMABLE_ORIGINS, ErrorCode, HeartbeatRequest, OutputBatch, PollRequest, ResultReport, ServiceHealth, StartReport,
+    SubmitTask, TaskStatus, Timestamp,
 };
 use crate::store::events::Filter;
 
-/// Runs a route.
-pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, ApiError> {
+/// Runs a route (`/mcp` goes to the MCP door, which calls the cluster itself).
+pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Result<Response, ApiError> {
     let ok = |v: &dyn erased::Json| Ok(v.respond(StatusCode::OK));
     match &req.route {
         Route::Health => ok(&ServiceHealth {
@@ -73,7 +74,16 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, 
         Route::SubmitTask => {
             let body: SubmitTask = req.json()?;
             let key = req.header("idempotency-key").map(str::to_string);
-            let (task, created) = cluster.submit(body, key, "api").await?;
+            let origin = match body.origin.as_deref() {
+                None => "api",
+                Some(claimed) => CLAIMABLE_ORIGINS.iter().find(|o| **o == claimed).ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "origin: `{claimed}` is not one of {}; leave it out for `api`",
+                        CLAIMABLE_ORIGINS.join(", ")
+                    ))
+                })?,
+            };
+            let (task, created) = cluster.submit(body, key, origin).await?;
             Ok(task.respond(if created { StatusCode::CREATED } else { StatusCode::OK }))
         }
         Route::ListTasks(q) => ok(&cluster.list_tasks(q.clone()).await?),
@@ -101,6 +111,7 @@ pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, 
             let feed = cluster.events(filter, last_event_id(&req)?.or(q.after)).await?;
             Ok(super::sse::respond(feed, &req.connection, cluster.shared_metrics()))
         }
+        Route::Mcp => Ok(mcp.handle(req).await),
     }
 }
 

@@ -31,6 +31,7 @@ use super::auth::{self, Caller};
 use super::cluster::Cluster;
 use super::connections::{self, Connections, Slot};
 use super::error::ApiError;
+use super::mcp::Door;
 use crate::api::Route;
 use crate::model::ErrorCode;
 
@@ -145,6 +146,7 @@ fn strip_position(message: &str) -> String {
 pub async fn serve(
     listener: TcpListener,
     shared: Arc<Cluster>,
+    mcp: Arc<Door>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: CancellationToken,
 ) {
@@ -186,15 +188,15 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
+        let (shared, mcp) = (shared.clone(), mcp.clone());
         let conn_slot = slot.clone();
         let connection =
             Connection { close: CancellationToken::new(), streams: streams.clone(), shutdown: shutdown.clone() };
         let close = connection.close.clone();
         let service = hyper::service::service_fn(move |req| {
-            let (shared, connection) = (shared.clone(), connection.clone());
+            let (shared, mcp, connection) = (shared.clone(), mcp.clone(), connection.clone());
             let slot = conn_slot.clone();
-            async move { Ok::<_, Infallible>(handle(shared, peer, &slot, req, connection).await) }
+            async move { Ok::<_, Infallible>(handle(shared, &mcp, peer, &slot, req, connection).await) }
         });
         // Each connection is tracked by `graceful`: shutdown below signals it and waits.
         let watcher = graceful.watcher();
@@ -284,6 +286,7 @@ fn http1(settings: &crate::config::CoordinatorConfig) -> hyper::server::conn::ht
 
 async fn handle(
     shared: Arc<Cluster>,
+    mcp: &Door,
     peer: SocketAddr,
     slot: &Slot,
     req: hyper::Request<Incoming>,
@@ -301,7 +304,7 @@ async fn handle(
         Ok(route) => {
             let name = route.name();
             let response = match prepare(&shared, route, client, slot, req, &mut body_unread, connection).await {
-                Ok(request) => super::handlers::dispatch(&shared, request).await,
+                Ok(request) => super::handlers::dispatch(&shared, mcp, request).await,
                 Err(e) => Err(e),
             };
             (name, response.unwrap_or_else(ApiError::into_response))

@@ -1,8 +1,8 @@
 //! The coordinator: HTTP API, node registry, scheduler and store.
 //!
 //! Layers, each using only the one below: the HTTP server ([`http`], [`handlers`],
-//! [`auth`], [`error`]) → [`cluster::Cluster`], the one door into the state → the state
-//! machine ([`core`]) and the store (`crate::store`).
+//! [`auth`], [`error`]; [`mcp`] for `/mcp`) → [`cluster::Cluster`], the one door into the
+//! state → the state machine ([`core`]) and the store (`crate::store`).
 //!
 //! [`Coordinator::start`] takes the store lock, opens the store, loads tokens and the state
 //! (nodes, active tasks) and starts the background loops; [`Coordinator::serve`] answers
@@ -19,6 +19,7 @@ pub mod feeds;
 pub mod handlers;
 pub mod housekeeping;
 pub mod http;
+pub mod mcp;
 pub mod metrics;
 pub mod sse;
 pub mod tls;
@@ -131,7 +132,8 @@ impl Coordinator {
         let address = listener.local_addr()?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         tracing::info!(target: "openclaw::coordinator", address = %address, "coordinator ready on {scheme}://{address}");
-        http::serve(listener, self.cluster.clone(), self.tls.clone(), self.cluster.shutdown().clone()).await;
+        let mcp = Arc::new(mcp::Door::new(self.cluster.clone()));
+        http::serve(listener, self.cluster.clone(), mcp, self.tls.clone(), self.cluster.shutdown().clone()).await;
         self.stop().await
     }
 

@@ -386,7 +386,28 @@ pub(crate) fn json_column<T: serde::de::DeserializeOwned>(
     key: &str,
 ) -> rusqlite::Result<T> {
     let text: String = row.get(idx)?;
-    serde_json::from_str(&text).map_err(|e| damaged(row, idx, table, key, &format!("not the JSON expected ({e})")))
+    parse_json(row, idx, table, key, &text)
+}
+
+/// A nullable JSON column: NULL is `None`, damage an error naming the row and column.
+pub(crate) fn optional_json_column<T: serde::de::DeserializeOwned>(
+    row: &rusqlite::Row,
+    idx: usize,
+    table: &str,
+    key: &str,
+) -> rusqlite::Result<Option<T>> {
+    let text: Option<String> = row.get(idx)?;
+    text.map(|text| parse_json(row, idx, table, key, &text)).transpose()
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(
+    row: &rusqlite::Row,
+    idx: usize,
+    table: &str,
+    key: &str,
+    text: &str,
+) -> rusqlite::Result<T> {
+    serde_json::from_str(text).map_err(|e| damaged(row, idx, table, key, &format!("not the JSON expected ({e})")))
 }
 
 /// An error for a damaged column: `tasks row task_x column required_skills: …`.

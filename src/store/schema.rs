@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_task_queries", include_str!("migrations/0002_task_queries.sql")),
     ("0003_events_and_indexes", include_str!("migrations/0003_events_and_indexes.sql")),
     ("0004_task_output", include_str!("migrations/0004_task_output.sql")),
+    ("0005_task_target", include_str!("migrations/0005_task_target.sql")),
 ];
 
 /// The schema version this binary works with.

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, HashMap};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
-use super::{damaged, json_column, to_json};
-use crate::model::{Priority, Task, TaskSpec, TaskState, TaskStatus, Timestamp};
+use super::{damaged, json_column, optional_json_column, to_json};
+use crate::model::{Priority, Target, Task, TaskSpec, TaskState, TaskStatus, Timestamp};
 
 /// A new task: its submission, its place in submission order, and when it came.
 #[derive(Debug, Clone)]
@@ -35,6 +35,8 @@ pub struct ActiveRow {
     pub required_skills: Vec<String>,
     pub optional_skills: Vec<String>,
     pub affinity_tags: Vec<String>,
+    /// Where it may run (boxed: most tasks have none, and a box is one pointer).
+    pub target: Option<Box<Target>>,
     pub timeout_ms: i64,
     pub max_retries: u32,
     pub state: TaskState,
@@ -50,6 +52,7 @@ impl ActiveRow {
             required_skills: new.spec.required_skills.clone(),
             optional_skills: new.spec.optional_skills.clone(),
             affinity_tags: new.spec.affinity_tags.clone(),
+            target: new.spec.target.clone().map(Box::new),
             timeout_ms: (new.spec.timeout * 1000.0).round() as i64,
             max_retries: new.spec.max_retries,
             state: TaskState::default(),
@@ -64,7 +67,7 @@ impl ActiveRow {
 
 const SPEC: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
-    idempotency_key, origin, retry_of, submitted_at";
+    idempotency_key, origin, retry_of, submitted_at, target";
 const STATE: &str = "status, assigned_node, attempt, retry_count, result, error, scheduled_at, \
     started_at, completed_at, next_attempt_at, cancel_requested, failed_on";
 
@@ -80,14 +83,7 @@ fn priority(r: &Row, idx: usize, key: &str) -> rusqlite::Result<Priority> {
 
 /// The state columns starting at `at` (in [`STATE`] order).
 fn state(r: &Row, at: usize, key: &str) -> rusqlite::Result<TaskState> {
-    let result: Option<String> = r.get(at + 4)?;
-    let result = match result {
-        None => None,
-        Some(text) => Some(
-            serde_json::from_str::<Value>(&text)
-                .map_err(|e| damaged(r, at + 4, "tasks", key, &format!("not the JSON expected ({e})")))?,
-        ),
-    };
+    let result = optional_json_column::<Value>(r, at + 4, "tasks", key)?;
     Ok(TaskState {
         status: text_enum(r, at, key)?,
         assigned_node: r.get(at + 1)?,
@@ -125,10 +121,11 @@ fn task_from_row(r: &Row) -> rusqlite::Result<(i64, Task)> {
         idempotency_key: r.get(14)?,
         origin: r.get(15)?,
         retry_of: r.get(16)?,
+        target: optional_json_column(r, 18, "tasks", key)?,
     };
     let seq: i64 = r.get(1)?;
     let submitted_at = Timestamp(r.get(17)?);
-    let state = state(r, 18, key)?;
+    let state = state(r, 19, key)?;
     Ok((seq, Task { task_id, spec, state, submitted_at, pending_reason: None, events: None }))
 }
 
@@ -137,7 +134,7 @@ pub fn insert(conn: &Connection, t: &NewTask) -> rusqlite::Result<()> {
     let s = &t.spec;
     conn.prepare_cached(&format!(
         "INSERT INTO tasks ({SPEC}, {STATE}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-         ?13, ?14, ?15, ?16, ?17, ?18, 'pending', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]')"
+         ?13, ?14, ?15, ?16, ?17, ?18, ?19, 'pending', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]')"
     ))?
     .execute(params![
         t.task_id,
@@ -158,6 +155,7 @@ pub fn insert(conn: &Connection, t: &NewTask) -> rusqlite::Result<()> {
         s.origin,
         s.retry_of,
         t.submitted_at,
+        s.target.as_ref().map(to_json),
     ])?;
     let mut skill = conn.prepare_cached("INSERT INTO task_skills (skill, seq, task_id) VALUES (?1, ?2, ?3)")?;
     for name in &s.required_skills {
@@ -230,7 +228,7 @@ pub fn handout(conn: &Connection, ids: &[&str]) -> rusqlite::Result<HashMap<Stri
 pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveRow>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT task_id, seq, priority, required_skills, optional_skills, affinity_tags, timeout_ms, \
-         max_retries, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
+         max_retries, target, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
     ))?;
     let rows = stmt.query_map([], |r| {
         let task_id: String = r.get(0)?;
@@ -243,7 +241,8 @@ pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveRow>> {
             affinity_tags: json_column(r, 5, "tasks", key)?,
             timeout_ms: r.get(6)?,
             max_retries: r.get(7)?,
-            state: state(r, 8, key)?,
+            target: optional_json_column::<Target>(r, 8, "tasks", key)?.map(Box::new),
+            state: state(r, 9, key)?,
             task_id: task_id.into(),
         })
     })?;
@@ -369,6 +368,7 @@ mod tests {
             idempotency_key: None,
             origin: "api".into(),
             retry_of: None,
+            target: None,
         };
         NewTask { task_id: id.into(), seq, spec, submitted_at: 1 }
     }

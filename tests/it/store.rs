@@ -339,8 +339,13 @@ async fn a_failed_write_stops_the_coordinator_cleanly_and_loses_nothing_acknowle
     let mut cluster = Cluster::new(Settings::default());
     let config = cluster.config.display().to_string();
     let limit: u64 = 3 * 1024 * 1024;
-    let mut c =
-        Proc::spawn_with("coordinator", &["-c", &config, "coordinator"], &[], cluster.path(), &cluster.logs(), |cmd| {
+    let mut c = Proc::spawn_with(
+        "coordinator-limited",
+        &["-c", &config, "coordinator"],
+        &[],
+        cluster.path(),
+        &cluster.logs(),
+        |cmd| {
             use std::os::unix::process::CommandExt;
             // SAFETY: only async-signal-safe calls between fork and exec.
             unsafe {
@@ -353,7 +358,8 @@ async fn a_failed_write_stops_the_coordinator_cleanly_and_loses_nothing_acknowle
                     Ok(())
                 });
             }
-        });
+        },
+    );
     c.wait_for_output("coordinator ready on ", Duration::from_secs(20)).await;
     let out = c.out();
     let line = out.lines().find(|l| l.contains("coordinator ready on ")).unwrap();

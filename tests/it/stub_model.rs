@@ -8,7 +8,8 @@
 //! share one gateway: `STUB-500`, `STUB-429`, `STUB-400` answer that status with an
 //! OpenAI-style error body; `STUB-HANG` opens the stream and sends only keep-alive comments
 //! until the caller hangs up (recorded as `closed_after`); `REPLY(text)` answers `text`;
-//! anything else answers "stub answer".
+//! a marker given to [`StubModel::call_tools`] answers with those tool calls, one per turn,
+//! then `The tool said: ` and the last tool result; anything else answers "stub answer".
 
 #![allow(dead_code)]
 
@@ -61,9 +62,17 @@ impl Seen {
     }
 }
 
+/// Tool calls a request with `marker` is answered with, one per turn.
+#[derive(Debug, Clone)]
+struct Script {
+    marker: String,
+    calls: Vec<(String, Value)>,
+}
+
 pub struct StubModel {
     pub port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
+    scripts: Arc<Mutex<Vec<Script>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -90,20 +99,30 @@ impl StubModel {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let s = seen.clone();
+        let scripts: Arc<Mutex<Vec<Script>>> = Arc::new(Mutex::new(Vec::new()));
+        let (s, sc) = (seen.clone(), scripts.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let s = s.clone();
+                let (s, sc) = (s.clone(), sc.clone());
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| answer(s.clone(), req));
+                    let service = hyper::service::service_fn(move |req| answer(s.clone(), sc.clone(), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        StubModel { port, seen, task }
+        StubModel { port, seen, scripts, task }
+    }
+
+    /// A turn whose text contains `marker` calls these tools, as a model would: the n-th
+    /// model call of the turn (the one carrying n-1 tool results) answers with the n-th
+    /// call; the one after the last answers `The tool said: ` and the last tool result's
+    /// text (a sentence: OpenClaw 2026.9 dropped a leading `TOOL-RESULT: ` from the answer).
+    pub fn call_tools(&self, marker: &str, calls: Vec<(&str, Value)>) {
+        let calls = calls.into_iter().map(|(name, args)| (name.to_string(), args)).collect();
+        self.scripts.lock().unwrap().push(Script { marker: marker.to_string(), calls });
     }
 
     /// The base URL for OpenClaw's provider config.
@@ -125,8 +144,25 @@ fn sse(data: &Value) -> Bytes {
     Bytes::from(format!("data: {data}\n\n"))
 }
 
+/// The text of the `tool` messages of a request, oldest first (content as a string or as
+/// text parts).
+pub fn tool_results(request: &Value) -> Vec<String> {
+    request["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["role"] == "tool")
+        .map(|m| match &m["content"] {
+            Value::String(s) => s.clone(),
+            Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
 async fn answer(
     seen: Arc<Mutex<Vec<Seen>>>,
+    scripts: Arc<Mutex<Vec<Script>>>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<ChannelBody>, Infallible> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
@@ -161,14 +197,27 @@ async fn answer(
         }
     }
     let model = request["model"].clone();
-    let reply = text
-        .find("REPLY(")
-        .and_then(|i| text[i + 6..].find(')').map(|j| text[i + 6..i + 6 + j].to_string()))
-        .unwrap_or_else(|| "stub answer".into());
+    let script = scripts.lock().unwrap().iter().find(|s| text.contains(&s.marker)).cloned();
+    let results = tool_results(&request);
+    let call = script.as_ref().and_then(|s| s.calls.get(results.len())).map(|(name, args)| {
+        json!([{"index": 0, "id": format!("call_{}", results.len() + 1), "type": "function",
+            "function": {"name": name, "arguments": args.to_string()}}])
+    });
+    let reply = match (&script, results.last()) {
+        (Some(_), Some(last)) => format!("The tool said: {last}"),
+        _ => text
+            .find("REPLY(")
+            .and_then(|i| text[i + 6..].find(')').map(|j| text[i + 6..i + 6 + j].to_string()))
+            .unwrap_or_else(|| "stub answer".into()),
+    };
+    let (message, finish) = match &call {
+        Some(calls) => (json!({"role": "assistant", "content": null, "tool_calls": calls}), "tool_calls"),
+        None => (json!({"role": "assistant", "content": reply}), "stop"),
+    };
     if request["stream"] != true {
         response.headers_mut().insert("content-type", "application/json".parse().unwrap());
         let done = json!({"id": "stub-1", "object": "chat.completion", "created": 1, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}});
         let _ = tx.try_send(Bytes::from(done.to_string()));
         return Ok(response);
@@ -190,8 +239,8 @@ async fn answer(
             json!({"id": "stub-1", "object": "chat.completion.chunk", "created": 1, "model": model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         };
-        let _ = tx.send(sse(&chunk(json!({"role": "assistant", "content": reply}), Value::Null))).await;
-        let mut last = chunk(json!({}), json!("stop"));
+        let _ = tx.send(sse(&chunk(message, Value::Null))).await;
+        let mut last = chunk(json!({}), json!(finish));
         last["usage"] = json!({"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2});
         let _ = tx.send(sse(&last)).await;
         let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;

@@ -315,8 +315,12 @@ impl Cluster {
         c
     }
 
+    /// Replaces the config file whole (write + rename), so that a process starting at the
+    /// same moment reads the old file or the new one, never half of one.
     fn write_config(&self) {
-        std::fs::write(&self.config, self.template.replace("__PORT__", &self.port.to_string())).unwrap();
+        let next = self.config.with_extension("yaml.next");
+        std::fs::write(&next, self.template.replace("__PORT__", &self.port.to_string())).unwrap();
+        std::fs::rename(&next, &self.config).unwrap();
     }
 
     /// A cluster whose database is a copy of `db` (a restored backup), with its

@@ -761,6 +761,53 @@ async fn strategies_choose_as_documented() {
     assert!(seen[0] != seen[1] && seen[0] == seen[2] && seen[1] == seen[3], "{seen:?}");
 }
 
+/// A target is a requirement, unlike affinity tags: the node named, the platform, the tags.
+/// `reject_unplaceable` refuses with the pending reason and stores nothing; the `origin`
+/// a client claims must be one the API knows.
+#[tokio::test]
+async fn a_target_pins_placement_and_reject_unplaceable_refuses_with_the_reason() {
+    let cluster = Cluster::start().await;
+    cluster.register("a", &["x"], 4).await;
+    cluster.register("b", &["x"], 4).await;
+    let on = |target: Value| json!({"name": "t", "required_skills": ["x"], "target": target});
+    for _ in 0..2 {
+        assert_eq!(placed_on(&cluster, on(json!({"node": "b"}))).await, "b");
+    }
+    let out = cluster.cli(&["tasks", "submit", "--skill", "x", "--node", "a", "--json"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let task: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((task["assigned_node"].as_str(), &task["target"]), (Some("a"), &json!({"node": "a"})));
+
+    let waiting = cluster.submit(on(json!({"platform": "MacOS"}))).await;
+    let t = cluster.get(&format!("/api/v1/tasks/{waiting}")).await;
+    assert_eq!(
+        t["pending_reason"],
+        "no node with 'x' matches the target (platform `macos`); nodes with it: a (linux), b (linux)"
+    );
+    let out = cluster.cli(&["tasks", "get", &waiting]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("runs only on: platform `macos`"), "{}", show(&out));
+
+    let before = cluster.get("/api/v1/tasks").await["tasks"].as_array().unwrap().len();
+    let refused =
+        json!({"name": "t", "required_skills": ["x"], "target": {"tags": ["gpu"]}, "reject_unplaceable": true});
+    let (status, answer) = cluster.api("POST", "/api/v1/tasks", Some(refused)).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(answer["error"]["code"], "unplaceable");
+    assert_eq!(
+        answer["error"]["message"],
+        "no node with 'x' matches the target (tag `gpu`); nodes with it: a (linux; no tags), b (linux; no tags)"
+    );
+    let accepted = json!({"name": "t", "required_skills": ["x"], "reject_unplaceable": true, "origin": "mcp"});
+    let (status, answer) = cluster.api("POST", "/api/v1/tasks", Some(accepted)).await;
+    assert_eq!((status, answer["origin"].as_str()), (201, Some("mcp")), "a full node is no reason to refuse");
+    let claimed = json!({"name": "t", "required_skills": ["x"], "origin": "cron"});
+    let (status, answer) = cluster.api("POST", "/api/v1/tasks", Some(claimed)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"]["message"].as_str().unwrap().starts_with("origin: `cron` is not one of api, mcp"));
+    let after = cluster.get("/api/v1/tasks").await["tasks"].as_array().unwrap().len();
+    assert_eq!(after, before + 1, "only the accepted submission was stored");
+}
+
 /// Regression (review L8): right after a coordinator restart a node is offline until it
 /// heartbeats, but its worker may still run the task: a cancel must reach that worker, and
 /// only end the task on its own when the node's deadline passes.

@@ -28,8 +28,8 @@ use tokio::time::Instant;
 use super::{Core, Error, Now, Timer};
 use crate::model::{
     CheckHeartbeatResponse, ClusterHealth, ErrorCode, HeartbeatRequest, HeartbeatResponse, MAX_NODE_CONCURRENCY, Node,
-    NodeActionResponse, NodeHealth, NodeSpec, NodeStatus, NodeUsage, RegisterRequest, RegisterResponse, TaskStatus,
-    TimedOutNode, Timestamp, node_id_from_hostname, validate_node_id,
+    NodeActionResponse, NodeHealth, NodeSpec, NodeStatus, NodeUsage, RegisterRequest, RegisterResponse, Target,
+    TaskStatus, TimedOutNode, Timestamp, node_id_from_hostname, validate_node_id,
 };
 use crate::store::nodes::{Liveness, NodeRecord};
 use crate::util;
@@ -85,6 +85,12 @@ impl NodeEntry {
         skills.iter().all(|s| self.record.spec.available_skills.iter().any(|a| a == s))
     }
 
+    /// Whether a task with this target may run here.
+    fn admits(&self, target: Option<&Target>) -> bool {
+        let spec = &self.record.spec;
+        target.is_none_or(|t| t.admits(&self.record.node_id, &spec.platform, &spec.tags))
+    }
+
     fn status(&self) -> NodeStatus {
         if !self.online {
             NodeStatus::Offline
@@ -119,7 +125,8 @@ impl NodeEntry {
     }
 }
 
-/// A node placement may choose, as the strategies see it.
+/// A node placement may choose, as the strategies see it (it has the task's skills and
+/// matches its target).
 #[derive(Debug, Clone, Copy)]
 pub struct Candidate<'a> {
     pub node_id: &'a str,
@@ -145,11 +152,26 @@ pub enum Capacity {
 #[derive(Debug, Clone)]
 pub struct Holder {
     pub node_id: String,
+    pub platform: String,
+    pub tags: Vec<String>,
     pub online: bool,
     pub draining: bool,
     pub running: u32,
     pub max: u32,
     pub offline_since: Option<i64>,
+}
+
+impl Holder {
+    /// `w1 (macos)`, or with its tags `w1 (macos; tags: gpu, fast)`.
+    pub fn describe(&self, with_tags: bool) -> String {
+        if with_tags && !self.tags.is_empty() {
+            format!("{} ({}; tags: {})", self.node_id, self.platform, self.tags.join(", "))
+        } else if with_tags {
+            format!("{} ({}; no tags)", self.node_id, self.platform)
+        } else {
+            format!("{} ({})", self.node_id, self.platform)
+        }
+    }
 }
 
 /// The nodes and their indexes.
@@ -258,8 +280,13 @@ impl Registry {
         }
     }
 
-    /// The nodes that advertise every one of `skills` (the rarest skill's holders, checked).
-    fn holding<'a>(&'a self, skills: &'a [String]) -> impl Iterator<Item = &'a NodeEntry> + 'a {
+    /// The nodes that advertise every one of `skills` (the rarest skill's holders, checked)
+    /// and match `target`.
+    fn holding<'a>(
+        &'a self,
+        skills: &'a [String],
+        target: Option<&'a Target>,
+    ) -> impl Iterator<Item = &'a NodeEntry> + 'a {
         let rarest = skills.iter().filter_map(|s| self.by_skill.get(s).map(|n| (n.len(), n))).min_by_key(|(n, _)| *n);
         let none = skills.iter().any(|s| !self.by_skill.contains_key(s));
         rarest
@@ -267,13 +294,13 @@ impl Registry {
             .into_iter()
             .flat_map(|(_, ids)| ids.iter())
             .filter_map(|id| self.nodes.get(id))
-            .filter(move |n| n.has_skills(skills))
+            .filter(move |n| n.has_skills(skills) && n.admits(target))
     }
 
-    /// Whether a task with these skills could be placed now.
-    pub fn capacity(&self, skills: &[String]) -> Capacity {
+    /// Whether a task with these skills and this target could be placed now.
+    pub fn capacity(&self, skills: &[String], target: Option<&Target>) -> Capacity {
         let mut capacity = Capacity::Nobody;
-        for n in self.holding(skills).filter(|n| n.serves()) {
+        for n in self.holding(skills, target).filter(|n| n.serves()) {
             if n.free_slots() > 0 {
                 return Capacity::Free;
             }
@@ -282,9 +309,9 @@ impl Registry {
         capacity
     }
 
-    /// The nodes that can take a task with these skills now.
-    pub fn candidates<'a>(&'a self, skills: &'a [String]) -> Vec<Candidate<'a>> {
-        self.holding(skills)
+    /// The nodes that can take a task with these skills and this target now.
+    pub fn candidates<'a>(&'a self, skills: &'a [String], target: Option<&'a Target>) -> Vec<Candidate<'a>> {
+        self.holding(skills, target)
             .filter(|n| n.serves() && n.free_slots() > 0)
             .map(|n| Candidate {
                 node_id: &n.record.node_id,
@@ -297,11 +324,13 @@ impl Registry {
             .collect()
     }
 
-    /// Every node that has these skills, for pending reasons.
-    pub fn holders(&self, skills: &[String]) -> Vec<Holder> {
-        self.holding(skills)
+    /// Every node that has these skills and matches the target, for pending reasons.
+    pub fn holders(&self, skills: &[String], target: Option<&Target>) -> Vec<Holder> {
+        self.holding(skills, target)
             .map(|n| Holder {
                 node_id: n.record.node_id.clone(),
+                platform: n.record.spec.platform.clone(),
+                tags: n.record.spec.tags.clone(),
                 online: n.online,
                 draining: n.record.draining,
                 running: n.running(),
@@ -445,7 +474,7 @@ impl Registry {
         match skill {
             Some(s) => {
                 let skills = [s.to_string()];
-                let mut v: Vec<Node> = self.holding(&skills).filter(|e| e.online).map(NodeEntry::view).collect();
+                let mut v: Vec<Node> = self.holding(&skills, None).filter(|e| e.online).map(NodeEntry::view).collect();
                 v.sort_by(|a, b| a.node_id.cmp(&b.node_id));
                 v
             }
@@ -721,7 +750,6 @@ impl Core {
             ),
         };
         let incarnation = record.incarnation;
-        let skills = record.spec.available_skills.clone();
         self.registry.insert(NodeEntry {
             record,
             online: true,
@@ -754,7 +782,7 @@ impl Core {
             }
         }
         tracing::info!(target: "openclaw::coordinator", node_id = %node_id, incarnation, new = is_new, "node registered");
-        self.tasks.unpark_servable(&skills);
+        self.unpark_for(&node_id);
         self.schedule(now);
         Ok(RegisterResponse {
             success: true,
@@ -765,6 +793,12 @@ impl Core {
             node_secret: secret,
             incarnation,
         })
+    }
+
+    /// Unparks the queue groups this node can serve: its skills, a target it matches.
+    fn unpark_for(&mut self, node_id: &str) {
+        let Some(node) = self.registry.nodes.get(node_id) else { return };
+        self.tasks.unpark_servable(&node.record.spec.available_skills, |t| node.admits(t));
     }
 
     fn arm_deadline(&mut self, node_id: &str, now: Now) {
@@ -835,8 +869,7 @@ impl Core {
             None => Vec::new(),
         };
         if came_back || skills_changed {
-            let skills = self.registry.nodes.get(node_id).map(|n| n.record.spec.available_skills.clone());
-            self.tasks.unpark_servable(&skills.unwrap_or_default());
+            self.unpark_for(node_id);
             self.schedule(now);
         }
         Ok(HeartbeatResponse {
@@ -890,13 +923,12 @@ impl Core {
         let entry = self.registry.entry_mut(node_id).ok_or_else(|| Error::unknown_node(node_id))?;
         let changed = entry.record.draining != draining;
         entry.record.draining = draining;
-        let skills = entry.record.spec.available_skills.clone();
         if changed {
             self.node_event(node_id, if draining { "drained" } else { "undrained" }, None, now);
             tracing::info!(target: "openclaw::coordinator", node_id, draining, "node drain changed");
         }
         if !draining {
-            self.tasks.unpark_servable(&skills);
+            self.unpark_for(node_id);
             self.schedule(now);
         }
         let view = self.registry.view(node_id)?;

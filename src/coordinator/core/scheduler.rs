@@ -8,7 +8,8 @@
 //! costs O(active groups × holders of their rarest skill): neither the number of parked
 //! skill sets nor the number of nodes without the skills counts.
 //!
-//! Candidates: online, not draining, every required skill, a free slot. A retry prefers
+//! Candidates: online, not draining, every required skill, matching the task's target (a
+//! node, a platform, tags), a free slot. A retry prefers
 //! the candidates it has not failed on (a penalty, as Nomad's reschedule penalty: when only
 //! nodes it failed on are free, it runs there). The strategy chooses among them; optional
 //! skills break its ties.
@@ -21,7 +22,7 @@ use super::queue::QueueKey;
 use super::registry::{Candidate, Capacity};
 use super::{Core, Now, Timer};
 use crate::config::Strategy;
-use crate::model::{TaskStatus, Timestamp};
+use crate::model::{Target, TaskSpec, TaskStatus, Timestamp};
 use crate::store::tasks::ActiveRow;
 use crate::util;
 
@@ -32,14 +33,14 @@ impl Core {
             // The earliest head among the groups some node can take now.
             let mut best: Option<QueueKey> = None;
             let mut nobody = Vec::new();
-            for (skills, head) in self.tasks.queue().active_heads() {
+            for (group, head) in self.tasks.queue().active_heads() {
                 if best.as_ref().is_some_and(|b| head >= b) {
                     continue;
                 }
-                match self.registry.capacity(skills) {
+                match self.registry.capacity(&group.skills, group.target.as_ref()) {
                     Capacity::Free => best = Some(head.clone()),
                     Capacity::Full => {}
-                    Capacity::Nobody => nobody.push(skills.clone()),
+                    Capacity::Nobody => nobody.push(group.clone()),
                 }
             }
             for group in &nobody {
@@ -56,7 +57,7 @@ impl Core {
         let strategy = self.settings.strategy;
         let rr = if strategy == Strategy::RoundRobin { self.registry.next_round() } else { 0 };
         let task = self.tasks.get(task_id)?;
-        let mut candidates = self.registry.candidates(&task.required_skills);
+        let mut candidates = self.registry.candidates(&task.required_skills, task.target.as_deref());
         if candidates.iter().any(|c| !task.state.failed_on.iter().any(|f| f == c.node_id)) {
             candidates.retain(|c| !task.state.failed_on.iter().any(|f| f == c.node_id));
         }
@@ -133,20 +134,45 @@ impl Core {
                 format!("retry {} of {} due in {wait}{last}", state.retry_count, task.max_retries)
             });
         }
-        let required = &task.required_skills;
+        Some(self.why_waiting(&task.required_skills, task.target.as_deref(), now_ms))
+    }
+
+    /// Why no node can take a submission now, when that is so (`None`: some online,
+    /// undrained node has the skills and matches the target, even if it is full).
+    pub fn unplaceable(&self, spec: &TaskSpec, now_ms: i64) -> Option<String> {
+        let target = spec.target.as_ref();
+        (self.registry.capacity(&spec.required_skills, target) == Capacity::Nobody)
+            .then(|| self.why_waiting(&spec.required_skills, target, now_ms))
+    }
+
+    /// Why a task with these skills and this target is not placed, in words: nobody has
+    /// the skills, nobody with them matches the target, all are offline, draining or full.
+    fn why_waiting(&self, required: &[String], target: Option<&Target>, now_ms: i64) -> String {
         let skills = quote_list(required);
-        let holders = self.registry.holders(required);
+        let noun = if required.len() == 1 { skills.clone() } else { format!("all of {skills}") };
+        let holders = self.registry.holders(required, target);
+        if let Some(target) = target.filter(|_| holders.is_empty()) {
+            let others = self.registry.holders(required, None);
+            if !others.is_empty() {
+                let with_tags = !target.tags.is_empty();
+                let examples: Vec<String> = others.iter().take(3).map(|n| n.describe(with_tags)).collect();
+                let more = if others.len() > 3 { format!(" and {} more", others.len() - 3) } else { String::new() };
+                return format!(
+                    "no node with {noun} matches the target ({target}); nodes with it: {}{more}",
+                    examples.join(", ")
+                );
+            }
+        }
         if holders.is_empty() {
             let missing: Vec<String> = required.iter().filter(|s| !self.registry.anyone_has(s)).cloned().collect();
             let unavailable = self.registry.unavailable(required, 3);
             let hint = if unavailable.is_empty() { String::new() } else { format!(" ({})", unavailable.join("; ")) };
-            return Some(match (missing.len(), required.len()) {
+            return match (missing.len(), required.len()) {
                 (0, _) => format!("no node has all of {skills}{hint}"),
                 (1, 1) => format!("no node has skill {skills}{hint}"),
                 _ => format!("no node has skill {}{hint}", quote_list(&missing)),
-            });
+            };
         }
-        let noun = if required.len() == 1 { skills.clone() } else { format!("all of {skills}") };
         let online: Vec<_> = holders.iter().filter(|n| n.online).collect();
         if online.is_empty() {
             let examples: Vec<String> = holders
@@ -161,26 +187,26 @@ impl Core {
                     None => format!("{} has it, offline", n.node_id),
                 })
                 .collect();
-            return Some(format!("no online node has {noun} ({})", examples.join("; ")));
+            return format!("no online node has {noun} ({})", examples.join("; "));
         }
         let (draining, active): (Vec<&&super::registry::Holder>, Vec<&&super::registry::Holder>) =
             online.iter().partition(|n| n.draining);
         if active.is_empty() {
-            return Some(match draining.len() {
+            return match draining.len() {
                 1 => format!("the only online node with {noun} ({}) is draining", draining[0].node_id),
                 n => format!("all {n} online nodes with {noun} are draining"),
-            });
+            };
         }
         if active.iter().all(|n| n.running >= n.max) {
             let loads: Vec<String> = active.iter().map(|n| format!("{}/{}", n.running, n.max)).collect();
             let extra = if draining.is_empty() { String::new() } else { format!("; {} more draining", draining.len()) };
-            return Some(match active.len() {
+            return match active.len() {
                 1 => format!("the only node with {noun} ({}) is full ({}){extra}", active[0].node_id, loads[0]),
                 2 => format!("both nodes with {noun} are full ({}){extra}", loads.join(", ")),
                 n => format!("all {n} nodes with {noun} are full ({}){extra}", loads.join(", ")),
-            });
+            };
         }
-        Some("waiting for its turn: a node with free capacity exists and placement is under way".into())
+        "waiting for its turn: a node with free capacity exists and placement is under way".into()
     }
 }
 

@@ -18,12 +18,12 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use super::queue::{PendingQueue, QueueKey, SkillSet};
+use super::queue::{Group, PendingQueue, QueueKey};
 use super::registry::{check_name, clean_names};
 use super::{Core, Error, Now, Timer};
 use crate::model::{
-    ErrorCode, MAX_RETRIES, MAX_TASK_TIMEOUT, Outcome, Priority, ReportResponse, ResultReport, SubmitTask, TaskRef,
-    TaskSpec, TaskState, TaskStatus, TaskType, Timestamp,
+    ErrorCode, MAX_RETRIES, MAX_TASK_TIMEOUT, Outcome, Priority, ReportResponse, ResultReport, SubmitTask, Target,
+    TaskRef, TaskSpec, TaskState, TaskStatus, TaskType, Timestamp, validate_node_id,
 };
 use crate::store::tasks::{ActiveRow, NewTask};
 use crate::util;
@@ -32,7 +32,7 @@ use crate::util;
 #[derive(Debug)]
 struct Entry {
     row: ActiveRow,
-    group: SkillSet,
+    group: Group,
     /// The kept lines of its output, once it printed any.
     output: Option<Box<super::output::OutputRing>>,
 }
@@ -115,7 +115,11 @@ impl Tasks {
     }
 
     pub(super) fn insert(&mut self, row: ActiveRow) {
-        let entry = Box::new(Entry { group: self.queue.intern(&row.required_skills), row, output: None });
+        let entry = Box::new(Entry {
+            group: self.queue.intern(&row.required_skills, row.target.as_deref()),
+            row,
+            output: None,
+        });
         self.active.insert(entry.row.task_id.clone(), entry);
     }
 
@@ -187,16 +191,17 @@ impl Tasks {
         (std::mem::take(&mut self.new), states)
     }
 
-    /// Unparks the queue groups a node with these skills can serve.
-    pub(super) fn unpark_servable(&mut self, skills: &[String]) {
-        self.queue.unpark_servable(skills);
+    /// Unparks the queue groups a node with these skills can serve (`admits`: whether the
+    /// node matches a group's target).
+    pub(super) fn unpark_servable(&mut self, skills: &[String], admits: impl Fn(Option<&Target>) -> bool) {
+        self.queue.unpark_servable(skills, admits);
     }
 
     pub(super) fn queue(&self) -> &PendingQueue {
         &self.queue
     }
 
-    pub(super) fn park(&mut self, group: &SkillSet) {
+    pub(super) fn park(&mut self, group: &Group) {
         self.queue.park(group);
     }
 }
@@ -278,8 +283,24 @@ pub fn spec_of(req: SubmitTask, origin: &str, settings: &super::Settings) -> Res
         max_retries,
         user_id,
         idempotency_key,
+        target: req.target.map(check_target).transpose()?.filter(|t| !t.is_any()),
         origin: check_name("origin", origin, 64)?,
         retry_of: None,
+    })
+}
+
+/// A target, checked: a valid node id, a platform name (lower case), tag names.
+fn check_target(t: Target) -> Result<Target, Error> {
+    let node = t.node.as_deref().map(|n| validate_node_id(n.trim()).map(|_| n.trim().to_string()));
+    Ok(Target {
+        node: node.transpose().map_err(|e| Error::invalid("target.node", e))?,
+        platform: t
+            .platform
+            .as_deref()
+            .map(|p| check_name("target.platform", p, 64))
+            .transpose()?
+            .map(|p| p.to_lowercase()),
+        tags: clean_names("target.tags", &t.tags)?,
     })
 }
 

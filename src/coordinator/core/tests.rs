@@ -17,7 +17,7 @@ use crate::config::Strategy as Placement;
 use crate::coordinator::metrics::Metrics;
 use crate::model::{
     ErrorCode, HeartbeatRequest, NodeCounters, NodeSpec, Outcome, Priority, RegisterRequest, ResultReport, SubmitTask,
-    TaskRef, TaskState, TaskStatus,
+    Target, TaskRef, TaskState, TaskStatus,
 };
 
 fn settings() -> Settings {
@@ -74,13 +74,27 @@ impl Sim {
     }
 
     fn register_as(&mut self, who: Registrant, id: &str, skills: &[&str], max: u32) -> Result<String, Error> {
+        self.register_node(who, id, skills, max, "linux", &[])
+    }
+
+    /// Registers a node of a platform with tags.
+    fn register_node(
+        &mut self,
+        who: Registrant,
+        id: &str,
+        skills: &[&str],
+        max: u32,
+        platform: &str,
+        tags: &[&str],
+    ) -> Result<String, Error> {
         let req = RegisterRequest {
             node_id: Some(id.into()),
             hostname: format!("{id}.local"),
-            platform: "linux".into(),
+            platform: platform.into(),
             arch: "x64".into(),
             available_skills: skills.iter().map(|s| s.to_string()).collect(),
             max_concurrent_tasks: Some(max),
+            tags: Some(tags.iter().map(|t| t.to_string()).collect()),
             ..Default::default()
         };
         let r = self.core.register(req, who, None, self.now);
@@ -221,6 +235,10 @@ fn check_invariants(sim: &Sim) {
         for t in assigned {
             let task = core.tasks.get(t).unwrap_or_else(|| panic!("node {} holds unknown task {t}", record.node_id));
             assert_eq!(task.state.assigned_node.as_deref(), Some(record.node_id.as_str()));
+            if let Some(target) = &task.target {
+                let spec = &record.spec;
+                assert!(target.admits(&record.node_id, &spec.platform, &spec.tags), "task {t} placed outside {target}");
+            }
         }
     }
     // Memory equals the store: what a reload gives.
@@ -228,6 +246,10 @@ fn check_invariants(sim: &Sim) {
     let reloaded = Core::restore(settings(), Arc::new(Metrics::new()), snapshot, sim.now);
     let (mem_nodes, mem_tasks) = durable(core);
     let (disk_nodes, disk_tasks) = durable(&reloaded);
+    for (task, _) in core.tasks.inspect() {
+        let disk = reloaded.tasks.get(&task.task_id).map(|t| &t.target);
+        assert_eq!(Some(&task.target), disk, "task {}'s target differs in the store", task.task_id);
+    }
     assert_eq!(mem_nodes, disk_nodes, "nodes in memory and in the store differ");
     for (id, state) in &mem_tasks {
         let disk = disk_tasks.get(id).unwrap_or_else(|| panic!("active task {id} is not active in the store"));
@@ -529,12 +551,101 @@ fn the_scheduler_never_looks_at_parked_groups() {
     check_invariants(&sim);
 }
 
+fn on(target: Target, skills: &[&str]) -> SubmitTask {
+    SubmitTask {
+        name: "t".into(),
+        required_skills: skills.iter().map(|s| s.to_string()).collect(),
+        target: Some(target),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_target_limits_placement_to_the_nodes_it_admits_without_blocking_others() {
+    let mut sim = Sim::new();
+    sim.register_node(Registrant::Join, "lin", &["x"], 4, "linux", &["gpu"]).unwrap();
+    sim.register_node(Registrant::Join, "lin2", &["x"], 4, "linux", &[]).unwrap();
+    // A node target beats the strategy's choice (lin2 is as idle as lin).
+    let pinned = sim.submit_with(on(Target { node: Some("lin2".into()), ..Default::default() }, &["x"]));
+    assert_eq!(sim.state(&pinned).assigned_node.as_deref(), Some("lin2"));
+    let tagged = sim.submit_with(on(Target { tags: vec!["gpu".into()], ..Default::default() }, &["x"]));
+    assert_eq!(sim.state(&tagged).assigned_node.as_deref(), Some("lin"));
+    // Nobody matches: the task waits, says why, and its group is parked, so it blocks
+    // nothing behind it.
+    let mac = sim.submit_with(SubmitTask {
+        priority: Some(Priority::Critical),
+        ..on(Target { platform: Some("MacOS".into()), ..Default::default() }, &["x"])
+    });
+    assert_eq!(sim.state(&mac).status, TaskStatus::Pending);
+    let reason = sim.core.live(&mac, sim.now.ms).unwrap().1.unwrap();
+    assert_eq!(
+        reason,
+        "no node with 'x' matches the target (platform `macos`); nodes with it: lin (linux), lin2 (linux)"
+    );
+    let later = sim.submit(&["x"]);
+    assert_eq!(sim.state(&later).status, TaskStatus::Scheduled, "the unmatched target blocks nothing");
+    assert_eq!(sim.core.tasks.queued(), (1, 1), "its group is parked");
+    // A node it admits unparks it; another platform's node with the skill does not.
+    sim.register_node(Registrant::Join, "win", &["x"], 1, "windows", &[]).unwrap();
+    assert_eq!(sim.state(&mac).status, TaskStatus::Pending);
+    sim.register_node(Registrant::Join, "mac", &["x"], 1, "macos", &[]).unwrap();
+    assert_eq!(sim.state(&mac).assigned_node.as_deref(), Some("mac"));
+    check_invariants(&sim);
+    // The target survives a restart of the coordinator.
+    let waiting = sim.submit_with(on(Target { node: Some("elsewhere".into()), ..Default::default() }, &["x"]));
+    sim.reload();
+    assert_eq!(
+        sim.core.tasks.get(&waiting).unwrap().target.as_deref(),
+        Some(&Target { node: Some("elsewhere".into()), ..Default::default() })
+    );
+    check_invariants(&sim);
+}
+
+#[test]
+fn a_target_is_checked_and_an_empty_one_means_anywhere() {
+    let settings = settings();
+    let spec = |t: Target| spec_of(on(t, &["x"]), "test", &settings);
+    assert_eq!(spec(Target::default()).unwrap().target, None);
+    let t = spec(Target { platform: Some(" Linux ".into()), tags: vec!["a".into(), "a".into()], ..Default::default() })
+        .unwrap()
+        .target
+        .unwrap();
+    assert_eq!((t.platform.as_deref(), t.tags), (Some("linux"), vec!["a".to_string()]));
+    let e = spec(Target { node: Some("a/b".into()), ..Default::default() }).unwrap_err();
+    assert!(e.message.starts_with("target.node:"), "{e}");
+    let e = spec(Target { tags: vec!["".into()], ..Default::default() }).unwrap_err();
+    assert!(e.message.starts_with("target.tags"), "{e}");
+}
+
+/// `unplaceable` says why when no online, undrained node can ever take the task now, and
+/// nothing when one could (even a full one).
+#[test]
+fn unplaceable_names_why_and_ignores_nodes_that_are_only_full() {
+    let mut sim = Sim::new();
+    let spec = |skills: &[&str], target: Option<Target>| {
+        let req = SubmitTask { target, ..on(Target::default(), skills) };
+        spec_of(req, "test", &settings()).unwrap()
+    };
+    assert_eq!(sim.core.unplaceable(&spec(&["ocr"], None), sim.now.ms).unwrap(), "no node has skill 'ocr'");
+    sim.register("gpu", &["ocr"], 1).unwrap();
+    assert_eq!(sim.core.unplaceable(&spec(&["ocr"], None), sim.now.ms), None);
+    sim.submit(&["ocr"]);
+    assert_eq!(sim.core.unplaceable(&spec(&["ocr"], None), sim.now.ms), None, "full is not unplaceable");
+    let elsewhere = Some(Target { node: Some("cpu".into()), ..Default::default() });
+    let why = sim.core.unplaceable(&spec(&["ocr"], elsewhere), sim.now.ms).unwrap();
+    assert!(why.starts_with("no node with 'ocr' matches the target (node `cpu`)"), "{why}");
+    sim.advance(Duration::from_secs(11));
+    sim.advance(Duration::from_secs(3 * 3600));
+    let why = sim.core.unplaceable(&spec(&["ocr"], None), sim.now.ms).unwrap();
+    assert_eq!(why, "no online node has 'ocr' (gpu has it, offline for 3h)");
+}
+
 /// One step of a random history.
 #[derive(Debug, Clone)]
 enum Op {
     Register { node: usize, skills: u8, max: u32 },
     Heartbeat { node: usize, honest: bool },
-    Submit { skills: u8, priority: u8, retries: u32 },
+    Submit { skills: u8, priority: u8, retries: u32, on: Option<usize> },
     Start { pick: usize },
     Report { pick: usize, outcome: u8, retry_after: bool },
     Cancel { pick: usize },
@@ -556,7 +667,12 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (0..4usize, 0..8u8, 1..3u32).prop_map(|(node, skills, max)| Op::Register { node, skills, max }),
         (0..4usize, any::<bool>()).prop_map(|(node, honest)| Op::Heartbeat { node, honest }),
-        (1..8u8, 0..4u8, 0..3u32).prop_map(|(skills, priority, retries)| Op::Submit { skills, priority, retries }),
+        (1..8u8, 0..4u8, 0..3u32, prop::option::of(0..4usize)).prop_map(|(skills, priority, retries, on)| Op::Submit {
+            skills,
+            priority,
+            retries,
+            on
+        }),
         any::<usize>().prop_map(|pick| Op::Start { pick }),
         (any::<usize>(), 0..4u8, any::<bool>()).prop_map(|(pick, outcome, retry_after)| Op::Report {
             pick,
@@ -600,12 +716,13 @@ fn run(sim: &mut Sim, op: &Op, submitted: &mut Vec<String>) {
             });
             let _ = sim.heartbeat(NODES[node], held);
         }
-        Op::Submit { skills, priority, retries } => {
+        Op::Submit { skills, priority, retries, on } => {
             let id = sim.submit_with(SubmitTask {
                 name: "p".into(),
                 required_skills: skills_of(skills).iter().map(|s| s.to_string()).collect(),
                 priority: Priority::from_number(i64::from(priority)),
                 max_retries: Some(retries),
+                target: on.map(|n| Target { node: Some(NODES[n].into()), ..Default::default() }),
                 ..Default::default()
             });
             submitted.push(id);

@@ -1,0 +1,252 @@
+//! What the MCP tools answer: compact views of nodes, skills and tasks, made for a model to
+//! read (the resources carry the API's full JSON instead). Each view is a serde type with a
+//! JSON Schema; the tools declare it as their `outputSchema`, and clients (OpenClaw among
+//! them) validate `structuredContent` against it, so the schema and what is written must
+//! agree: every field is always written, and no property schema is the boolean `true`
+//! (the TypeScript SDK refuses a server whose tool has one; a unit test walks every schema).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::model::{Node, NodeStatus, Task, TaskStatus};
+use crate::util::{ago, short_duration};
+
+/// Any JSON value, as the schema `{}` (schemars writes the boolean schema `true` for
+/// `serde_json::Value`, which the TypeScript MCP SDK refuses).
+pub fn any_json(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({})
+}
+
+/// The answer of `list_nodes`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NodeList {
+    /// One line: how many nodes, how many can take work now.
+    pub summary: String,
+    pub nodes: Vec<NodeView>,
+}
+
+/// One machine of the cluster.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct NodeView {
+    /// The id to use as `node` in submit_task.
+    pub node_id: String,
+    /// online (takes work), busy (every slot taken), maintenance (drained: takes no new
+    /// work), offline.
+    pub status: String,
+    pub hostname: String,
+    /// linux, macos or windows: use as `platform` in submit_task.
+    pub platform: String,
+    pub arch: String,
+    /// The node's tags: use as `tags` in submit_task.
+    pub tags: Vec<String>,
+    /// Skills this node can run now.
+    pub skills: Vec<String>,
+    /// Skills present on the node that it cannot run now, with the reason.
+    pub unavailable_skills: BTreeMap<String, String>,
+    /// Tasks running or about to run here.
+    pub running_tasks: u32,
+    /// How many tasks it runs at once.
+    pub max_concurrent_tasks: u32,
+    /// CPU use in percent, from its last heartbeat.
+    pub cpu_usage: f64,
+    /// Memory use in percent, from its last heartbeat.
+    pub memory_usage: f64,
+    /// When it was last heard from, e.g. "2s ago".
+    pub last_seen: String,
+}
+
+impl NodeView {
+    pub fn of(n: &Node, now_ms: i64) -> NodeView {
+        NodeView {
+            node_id: n.node_id.clone(),
+            status: n.status.to_string(),
+            hostname: n.spec.hostname.clone(),
+            platform: n.spec.platform.clone(),
+            arch: n.spec.arch.clone(),
+            tags: n.spec.tags.clone(),
+            skills: n.spec.available_skills.clone(),
+            unavailable_skills: n.spec.unavailable_skills.clone(),
+            running_tasks: n.running_tasks,
+            max_concurrent_tasks: n.spec.max_concurrent_tasks,
+            cpu_usage: n.usage.cpu_usage,
+            memory_usage: n.usage.memory_usage,
+            last_seen: n.last_heartbeat.map(|t| ago(t.0, now_ms)).unwrap_or_else(|| "never".into()),
+        }
+    }
+}
+
+impl NodeList {
+    pub fn of(nodes: &[Node], now_ms: i64) -> NodeList {
+        let ready = nodes.iter().filter(|n| n.status == NodeStatus::Online).count();
+        let offline = nodes.iter().filter(|n| n.status == NodeStatus::Offline).count();
+        let summary = match nodes.len() {
+            0 => "no nodes: start a worker (`openclaw worker`) on a machine to add one".to_string(),
+            total => format!(
+                "{total} node{}: {ready} can take work now, {} busy or drained, {offline} offline",
+                if total == 1 { "" } else { "s" },
+                total - ready - offline
+            ),
+        };
+        NodeList { summary, nodes: nodes.iter().map(|n| NodeView::of(n, now_ms)).collect() }
+    }
+}
+
+/// The answer of `list_skills`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SkillList {
+    /// One line: how many skills, how many can run now.
+    pub summary: String,
+    pub skills: Vec<SkillView>,
+}
+
+/// One skill and where it can run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SkillView {
+    /// The name to pass as `skill` to submit_task.
+    pub name: String,
+    /// Some node can run it now (online, not drained, the skill usable there).
+    pub ready: bool,
+    /// The nodes that can run it now.
+    pub ready_on: Vec<String>,
+    /// Every node that has it, and whether it can run it now.
+    pub nodes: Vec<SkillOnNode>,
+}
+
+/// A skill on one node.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SkillOnNode {
+    pub node_id: String,
+    /// ready, busy (every slot taken: the task waits its turn), maintenance (drained),
+    /// offline, unavailable (present but not usable: see `why`).
+    pub state: String,
+    /// Why it is not ready, e.g. "offline, last seen 3h ago" ("" when ready).
+    pub why: String,
+}
+
+impl SkillList {
+    /// Every skill any node has (usable or not), with where it can run.
+    pub fn of(nodes: &[Node], now_ms: i64) -> SkillList {
+        let mut skills: BTreeMap<&str, Vec<SkillOnNode>> = BTreeMap::new();
+        for n in nodes {
+            let (state, why) = match n.status {
+                NodeStatus::Online => ("ready", String::new()),
+                NodeStatus::Busy => ("busy", format!("all {} slots taken; a task waits its turn", n.running_tasks)),
+                NodeStatus::Maintenance => ("maintenance", "drained: takes no new tasks".to_string()),
+                NodeStatus::Offline | NodeStatus::Error => (
+                    "offline",
+                    match n.last_heartbeat {
+                        Some(t) => format!("offline, last seen {}", ago(t.0, now_ms)),
+                        None => "offline".to_string(),
+                    },
+                ),
+            };
+            for s in &n.spec.available_skills {
+                skills.entry(s).or_default().push(SkillOnNode {
+                    node_id: n.node_id.clone(),
+                    state: state.to_string(),
+                    why: why.clone(),
+                });
+            }
+            for (s, reason) in &n.spec.unavailable_skills {
+                skills.entry(s).or_default().push(SkillOnNode {
+                    node_id: n.node_id.clone(),
+                    state: "unavailable".to_string(),
+                    why: reason.clone(),
+                });
+            }
+        }
+        let skills: Vec<SkillView> = skills
+            .into_iter()
+            .map(|(name, nodes)| {
+                let ready_on: Vec<String> =
+                    nodes.iter().filter(|n| n.state == "ready").map(|n| n.node_id.clone()).collect();
+                SkillView { name: name.to_string(), ready: !ready_on.is_empty(), ready_on, nodes }
+            })
+            .collect();
+        let ready = skills.iter().filter(|s| s.ready).count();
+        let summary = match skills.len() {
+            0 => "no skills: no node advertises any (see list_nodes)".to_string(),
+            total => format!("{total} skill{}, {ready} ready to run now", if total == 1 { "" } else { "s" }),
+        };
+        SkillList { summary, skills }
+    }
+}
+
+/// A task, as the task tools answer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TaskView {
+    /// The id for get_task, wait_task and cancel_task.
+    pub task_id: String,
+    /// The skill it runs.
+    pub skill: String,
+    /// pending, scheduled, running (not ended yet); completed, failed, cancelled, timeout
+    /// (ended).
+    pub status: String,
+    /// True once the status will not change any more.
+    pub ended: bool,
+    /// The node it runs or ran on ("" while pending).
+    pub node: String,
+    /// Attempt number (retries increase it).
+    pub attempt: u32,
+    /// While pending: why no node has taken it yet.
+    pub pending_reason: String,
+    /// What the skill produced (an agent skill: `{"text": ...}`; an exec skill: the JSON
+    /// it printed, or its text); null until it completes.
+    #[schemars(schema_with = "any_json")]
+    pub result: Value,
+    /// Why it failed, timed out or was cancelled ("" otherwise).
+    pub error: String,
+    /// critical, high, normal or low.
+    pub priority: String,
+    /// Where it may run, e.g. "platform `macos`" ("" for any node with the skill).
+    pub runs_only_on: String,
+    /// How long ago it was submitted, e.g. "12s ago".
+    pub submitted: String,
+    /// How long it ran or has been running ("" before it started).
+    pub run_time: String,
+    /// What to do next.
+    pub next: String,
+}
+
+impl TaskView {
+    pub fn of(t: &Task, now_ms: i64) -> TaskView {
+        let st = &t.state;
+        let ended = st.status.is_terminal();
+        let run_time = match (st.started_at, st.completed_at) {
+            (Some(s), Some(e)) => short_duration(Duration::from_millis((e.0 - s.0).max(0) as u64)),
+            (Some(s), None) => short_duration(Duration::from_millis((now_ms - s.0).max(0) as u64)),
+            _ => String::new(),
+        };
+        let id = &t.task_id;
+        let next = match st.status {
+            TaskStatus::Completed => "done: the result is in `result`".to_string(),
+            TaskStatus::Pending | TaskStatus::Scheduled | TaskStatus::Running => {
+                format!("not ended yet: call wait_task with task_id \"{id}\" to wait for the result")
+            }
+            _ => {
+                "ended without a result (see `error`); submit_task again to retry, or check the skill with list_skills"
+                    .to_string()
+            }
+        };
+        TaskView {
+            task_id: id.clone(),
+            skill: t.spec.skill().to_string(),
+            status: st.status.to_string(),
+            ended,
+            node: st.assigned_node.clone().unwrap_or_default(),
+            attempt: st.attempt,
+            pending_reason: t.pending_reason.clone().unwrap_or_default(),
+            result: st.result.clone().unwrap_or(Value::Null),
+            error: st.error.clone().unwrap_or_default(),
+            priority: t.spec.priority.to_string(),
+            runs_only_on: t.spec.target.as_ref().map(|t| t.to_string()).unwrap_or_default(),
+            submitted: ago(t.submitted_at.0, now_ms),
+            run_time,
+            next,
+        }
+    }
+}
