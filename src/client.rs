@@ -114,6 +114,11 @@ impl Client {
         &self.base
     }
 
+    /// The bearer token this client sends.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// The error for a request that got no HTTP answer: untrusted TLS, or unreachable.
     fn transport(&self, method: &Method, path: &str, e: &reqwest::Error) -> ClientError {
         let cause = if e.is_timeout() { "timed out".to_string() } else { root_cause(e) };

@@ -12,6 +12,8 @@
 //! - [`coordinator`]: the server: router, auth, registry, scheduler, dispatch, metrics.
 //! - [`worker`]: the node agent: join, heartbeat, skill discovery, runners.
 //! - [`client`]: the typed HTTP client used by the worker and the CLI clients.
+//! - [`transport`]: doors besides HTTP (NATS JetStream), behind hooks of the coordinator
+//!   and the worker.
 //! - [`shutdown`]: Ctrl+C / SIGTERM turned into one cancellation token.
 //! - [`tokens`]: the token files beside the database, read by every role.
 //! - [`util`]: small shared helpers (time, ids, secrets).
@@ -28,6 +30,7 @@ pub mod model;
 pub mod shutdown;
 pub mod store;
 pub mod tokens;
+pub mod transport;
 pub mod util;
 pub mod worker;
 

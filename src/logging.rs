@@ -64,7 +64,12 @@ pub fn init(config: &LogConfig) -> io::Result<LogGuard> {
         Ok(spec) if !spec.trim().is_empty() => {
             EnvFilter::try_new(&spec).unwrap_or_else(|_| EnvFilter::new(config.level.as_filter()))
         }
-        _ => EnvFilter::new(config.level.as_filter()),
+        // async-nats narrates every connection attempt at INFO/DEBUG; the NATS transport
+        // logs what matters itself, so only its warnings and errors come through.
+        _ => {
+            let nats = if config.level == crate::config::LogLevel::Error { "error" } else { "warn" };
+            EnvFilter::new(format!("{},async_nats={nats}", config.level.as_filter()))
+        }
     };
 
     let (file_writer, guard) = match &config.dir {

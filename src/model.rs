@@ -386,6 +386,10 @@ pub struct HeartbeatRequest {
     /// Agent skills that are present but unusable, with the reason, sent with available_skills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable_skills: Option<BTreeMap<String, String>>,
+    /// Sent by a worker configured for NATS: whether its NATS link is up and pulling, so
+    /// that the coordinator may hand it assignments there (`dispatch` in the answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<bool>,
 }
 
 /// The answer to a heartbeat.
@@ -398,6 +402,69 @@ pub struct HeartbeatResponse {
     /// Tasks this worker must stop: cancelled, ended or given to another node.
     #[serde(default)]
     pub cancel: Vec<TaskRef>,
+    /// How this node receives its assignments until the next heartbeat: `nats` (pull them
+    /// from its NATS consumer; no HTTP long poll) or `http`. Absent when the coordinator
+    /// has no NATS transport configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<Transport>,
+}
+
+string_enum! {
+    /// How work travels between the coordinator and a worker.
+    Transport {
+        /// The worker long-polls `POST /api/v1/nodes/{id}/tasks/poll` and reports results
+        /// over HTTP.
+        Http = "http",
+        /// Assignments and results travel through NATS JetStream (starts, heartbeats and
+        /// registration stay on HTTP).
+        Nats = "nats",
+    }
+}
+
+impl<'de> Deserialize<'de> for Transport {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+string_enum! {
+    /// The coordinator's connection to NATS.
+    NatsState {
+        /// Not connected yet: the first connection attempt failed or is under way.
+        Connecting = "connecting",
+        /// Connected; work goes over NATS once the streams are set up.
+        Connected = "connected",
+        /// Was connected and lost it; the client reconnects in the background.
+        Disconnected = "disconnected",
+    }
+}
+
+impl<'de> Deserialize<'de> for NatsState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The NATS transport as `GET /api/v1/cluster/health` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NatsHealth {
+    pub state: NatsState,
+    /// The configured server URL(s), without credentials.
+    pub url: String,
+    /// Since when `state` holds.
+    pub since: Timestamp,
+    /// The server's version, once connected.
+    pub server_version: Option<String>,
+    /// The server runs JetStream (`-js`); without it only the event feed uses NATS.
+    pub jetstream: bool,
+    /// The streams and the coordinator's consumer are set up on the server.
+    pub streams_ready: bool,
+    /// Nodes that receive their assignments over NATS now.
+    pub nodes: u32,
+    /// The id of the last event published on the event subjects.
+    pub last_event_id: u64,
+    /// The last connection or setup error, if any.
+    pub last_error: Option<String>,
 }
 
 /// A task and one of its attempts.
@@ -456,6 +523,17 @@ pub struct ClusterHealth {
     /// Percent of total capacity in use.
     pub capacity_utilization: f64,
     pub tasks_by_status: BTreeMap<String, u64>,
+    /// How work travels: `nats` while the NATS transport is connected and set up, else
+    /// `http`.
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+    /// The NATS transport's state; absent when `communication.nats_url` is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsHealth>,
+}
+
+fn default_transport() -> Transport {
+    Transport::Http
 }
 
 /// `POST /api/v1/cluster/check-heartbeat` (the original's shape).
