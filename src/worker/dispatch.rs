@@ -270,7 +270,8 @@ impl Dispatch {
             // The coordinator may be away: run anyway and deliver the result later.
             _ => answer(Taken::Started),
         }
-        tracing::info!(target: "openclaw::worker", task_id = %a.task_id, attempt = a.attempt, skill = %a.skill, "task started");
+        let via = if from_nats { "nats" } else { "http" };
+        tracing::info!(target: "openclaw::worker", task_id = %a.task_id, attempt = a.attempt, skill = %a.skill, via, "task started");
         let started = Instant::now();
         let report = match self.adverts.skill(&a.skill) {
             None => {
@@ -413,6 +414,14 @@ pub fn session_refused(e: &ClientError) -> bool {
     matches!(e.code(), Some(ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::UnknownNode))
 }
 
+/// Resolves when assignments start coming over NATS (never without NATS).
+async fn switched_to_nats(dispatch: &Dispatch) {
+    match &dispatch.nats {
+        Some(nats) => nats.activated().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Long-polls for assignments while a slot is free, until the worker stops taking tasks.
 pub async fn poll_loop(dispatch: Arc<Dispatch>) {
     let ctx = dispatch.ctx.clone();
@@ -445,6 +454,9 @@ pub async fn poll_loop(dispatch: Arc<Dispatch>) {
         let req = PollRequest { held: dispatch.held_not_cancelling(), wait_secs: Some(wait.as_secs_f64()) };
         let answer = tokio::select! {
             a = client.poll(&ctx.node_id, &req, wait) => a,
+            // Assignments come over NATS from now on: stop waiting here (what this poll
+            // would have handed out is scheduled still, and published there).
+            _ = switched_to_nats(&dispatch), if !wait.is_zero() => continue,
             _ = ctx.stop_taking.cancelled() => break,
         };
         match answer {

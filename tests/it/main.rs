@@ -9,6 +9,7 @@ mod cli;
 mod docs;
 mod fuzz;
 mod hostile;
+mod nats;
 mod nodes;
 mod openclaw_gateway;
 mod openclaw_skills;

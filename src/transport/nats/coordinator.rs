@@ -23,7 +23,7 @@
 //! Locking: a std mutex over the per-node table, never held across `.await`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, DiscardPolicy, RetentionPolicy, StorageType};
 use async_nats::jetstream::{self, AckKind};
 use futures_util::StreamExt;
-use tokio::sync::{Semaphore, broadcast, mpsc};
+use tokio::sync::{Semaphore, broadcast, mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
@@ -71,6 +71,15 @@ struct NodeLink {
     dispatch: bool,
 }
 
+/// What the setup made on the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Ready {
+    /// The tasks and results streams and the coordinator's consumer.
+    streams: bool,
+    /// The events stream (when configured).
+    events: bool,
+}
+
 /// Work for the dispatcher from the heartbeat hook.
 enum Request {
     /// Create or update the node's durable consumer.
@@ -85,11 +94,8 @@ pub struct Relay {
     link: Arc<Link>,
     names: Names,
     config: CommunicationConfig,
-    /// The tasks and results streams and the coordinator's consumer exist on the server
-    /// we are connected to now.
-    streams_ready: AtomicBool,
-    /// The events stream exists there (when configured).
-    events_ready: AtomicBool,
+    /// What is set up on the server we are connected to now (a `watch`: loops wait for it).
+    ready: watch::Sender<Ready>,
     /// A std mutex: short sections only.
     nodes: Mutex<HashMap<String, NodeLink>>,
     requests: mpsc::UnboundedSender<Request>,
@@ -119,8 +125,7 @@ pub fn start(cluster: &Arc<Cluster>, shutdown: CancellationToken) -> Option<Join
         link,
         names: super::Names::new(&config.nats_subject_prefix),
         config,
-        streams_ready: AtomicBool::new(false),
-        events_ready: AtomicBool::new(false),
+        ready: watch::channel(Ready::default()).0,
         nodes: Mutex::new(HashMap::new()),
         requests,
         echoes,
@@ -134,7 +139,7 @@ pub fn start(cluster: &Arc<Cluster>, shutdown: CancellationToken) -> Option<Join
 impl WorkerTransport for Relay {
     fn heartbeat(&self, node: &str, req: &HeartbeatRequest) -> Transport {
         let linked = req.nats == Some(true);
-        let usable = self.link.connected() && self.streams_ready.load(Ordering::SeqCst);
+        let usable = self.link.connected() && self.ready.borrow().streams;
         let nats = {
             let mut nodes = lock(&self.nodes);
             let entry = nodes.entry(node.to_string()).or_default();
@@ -164,7 +169,7 @@ impl WorkerTransport for Relay {
 
     fn health(&self) -> (Transport, NatsHealth) {
         let (status, facts) = self.link.health();
-        let ready = self.streams_ready.load(Ordering::SeqCst);
+        let ready = self.ready.borrow().streams;
         let nodes = lock(&self.nodes).values().filter(|n| n.dispatch).count() as u32;
         let last_error = lock(&self.setup_error).clone().or(status.last_error.clone());
         let connected = status.state == crate::model::NatsState::Connected;
@@ -332,13 +337,21 @@ async fn run(
     echoes: mpsc::Receiver<Vec<u8>>,
     shutdown: CancellationToken,
 ) {
+    // The feed starts with what is committed from now on (or resumes the events stream).
+    let at_start = match cluster.last_event_id().await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::error!(target: "openclaw::nats", error = %e, "cannot read the event log; the NATS transport is off");
+            return;
+        }
+    };
     let Some(client) = relay.link.connect(&shutdown).await else { return };
     let js = jetstream::new(client.clone());
     let loops = vec![
         tokio::spawn(setup_loop(relay.clone(), cluster.clone(), js.clone(), shutdown.clone())),
         tokio::spawn(dispatch_loop(relay.clone(), cluster.clone(), js.clone(), requests, shutdown.clone())),
         tokio::spawn(results_loop(relay.clone(), cluster.clone(), js.clone(), shutdown.clone())),
-        tokio::spawn(events_loop(relay.clone(), cluster.clone(), js, shutdown.clone())),
+        tokio::spawn(events_loop(relay.clone(), cluster.clone(), js, at_start, shutdown.clone())),
         tokio::spawn(echo_loop(relay.clone(), client, echoes, shutdown)),
     ];
     for handle in loops {
@@ -363,15 +376,14 @@ async fn setup_loop(relay: Arc<Relay>, cluster: Arc<Cluster>, js: jetstream::Con
         }
         let mut retry = false;
         if now.state == crate::model::NatsState::Connected && now.connections != done_for {
-            relay.streams_ready.store(false, Ordering::SeqCst);
-            relay.events_ready.store(false, Ordering::SeqCst);
+            relay.ready.send_replace(Ready::default());
             match relay.set_up(&js).await {
                 Ok(()) => {
+                    let first = done_for == 0;
                     done_for = now.connections;
                     *lock(&relay.setup_error) = None;
-                    relay.streams_ready.store(true, Ordering::SeqCst);
-                    relay.events_ready.store(relay.config.nats_events_stream, Ordering::SeqCst);
-                    if logged.take().is_some() || now.connections == 1 {
+                    relay.ready.send_replace(Ready { streams: true, events: relay.config.nats_events_stream });
+                    if logged.take().is_some() || first {
                         tracing::info!(
                             target: "openclaw::nats",
                             tasks = %relay.names.tasks_stream(), results = %relay.names.results_stream(),
@@ -488,6 +500,12 @@ fn note(
             {
                 // The attempt ended or was requeued before its worker took it.
                 stale.push(seq);
+            }
+        }
+        // A new worker process, or none: HTTP until its heartbeats say otherwise.
+        (EventKind::Node, "registered" | "secret_rotated" | "offline" | "left") => {
+            if let Some(node) = e.node_id {
+                relay.fall_back(&node);
             }
         }
         (EventKind::Node, "forgotten") => {
@@ -611,14 +629,15 @@ fn failed(relay: &Relay, cluster: &Cluster, node: &str, error: &str) {
 /// Takes results from the results stream and records them through [`Cluster::result`].
 async fn results_loop(relay: Arc<Relay>, cluster: Arc<Cluster>, js: jetstream::Context, shutdown: CancellationToken) {
     let slots = Arc::new(Semaphore::new(RESULTS_IN_FLIGHT));
+    let mut status = relay.link.watch();
+    let mut ready = relay.ready.subscribe();
     let mut in_flight: JoinSet<()> = JoinSet::new();
     let mut failures = 0u32;
     'outer: while !shutdown.is_cancelled() {
-        if !relay.streams_ready.load(Ordering::SeqCst) || !relay.link.connected() {
-            let mut status = relay.link.watch();
+        if !ready.borrow_and_update().streams || !relay.link.connected() {
             tokio::select! {
                 _ = status.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = ready.changed() => {}
                 _ = shutdown.cancelled() => break,
             }
             continue;
@@ -678,11 +697,14 @@ async fn results_loop(relay: Arc<Relay>, cluster: Arc<Cluster>, js: jetstream::C
                         }
                         K::ConsumerDeleted | K::PushBasedConsumer | K::RequestLimitExceeded => {
                             tracing::warn!(target: "openclaw::nats", error = %e, "the results consumer went away; setting it up again");
-                            relay.streams_ready.store(false, Ordering::SeqCst);
+                            // The setup loop makes it again at the next connection;
+                            // meanwhile wait a little and look again.
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = shutdown.cancelled() => break 'outer,
+                            }
                             if let Err(e) = relay.set_up(&js).await {
                                 tracing::error!(target: "openclaw::nats", error = %e, "{e}");
-                            } else {
-                                relay.streams_ready.store(true, Ordering::SeqCst);
                             }
                             continue 'outer;
                         }
@@ -759,25 +781,32 @@ async fn judge(relay: &Relay, cluster: &Cluster, m: &jetstream::Message) -> Take
 
 /// Publishes every committed event after a cursor, in order; an outage resumes exactly
 /// where it stopped.
-async fn events_loop(relay: Arc<Relay>, cluster: Arc<Cluster>, js: jetstream::Context, shutdown: CancellationToken) {
+async fn events_loop(
+    relay: Arc<Relay>,
+    cluster: Arc<Cluster>,
+    js: jetstream::Context,
+    at_start: u64,
+    shutdown: CancellationToken,
+) {
     let mut bus = cluster.subscribe();
     let mut status = relay.link.watch();
+    let mut ready_rx = relay.ready.subscribe();
     let mut cursor: Option<u64> = None;
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
         let stream = relay.config.nats_events_stream && relay.link.facts().is_some_and(|f| f.jetstream);
-        let ready = relay.link.connected() && (!stream || relay.events_ready.load(Ordering::SeqCst));
+        let ready = relay.link.connected() && (!stream || ready_rx.borrow_and_update().events);
         if !ready {
             tokio::select! {
                 _ = status.changed() => {}
-                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = ready_rx.changed() => {}
                 _ = shutdown.cancelled() => break,
             }
             continue;
         }
         let after = match cursor {
             Some(c) => c,
-            None => match first_cursor(&relay, &cluster, &js, stream).await {
+            None => match first_cursor(&relay, &js, stream, at_start).await {
                 Some(c) => {
                     cursor = Some(c);
                     relay.last_event.store(c, Ordering::SeqCst);
@@ -834,7 +863,7 @@ async fn events_loop(relay: Arc<Relay>, cluster: Arc<Cluster>, js: jetstream::Co
         && let Ok(batch) = cluster.events_after(after, EVENTS_PER_ROUND).await
         && !batch.is_empty()
     {
-        let stream = relay.events_ready.load(Ordering::SeqCst);
+        let stream = relay.ready.borrow().events;
         if let Ok(Ok(())) =
             tokio::time::timeout(Duration::from_secs(2), publish_events(&relay, &js, &batch, stream)).await
         {
@@ -849,9 +878,8 @@ fn kind(k: &str) -> crate::coordinator::metrics::KindLabel {
 
 /// Where the feed starts: after the last event in the events stream (so a restarted
 /// coordinator publishes what it committed while NATS or it was away), else after the
-/// store's last event (core NATS subscribers only see what happens while they listen).
-async fn first_cursor(relay: &Relay, cluster: &Cluster, js: &jetstream::Context, stream: bool) -> Option<u64> {
-    let last_stored = cluster.last_event_id().await.ok()?;
+/// last event stored when the coordinator started (`last_stored`).
+async fn first_cursor(relay: &Relay, js: &jetstream::Context, stream: bool, last_stored: u64) -> Option<u64> {
     if !stream {
         return Some(last_stored);
     }

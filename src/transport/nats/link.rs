@@ -257,10 +257,15 @@ fn on_event(link: &Weak<Link>, event: async_nats::Event) {
     match event {
         async_nats::Event::Connected => {
             let was = link.status.borrow().state;
-            link.status.send_modify(|s| {
+            // The first connection may have been noted by `connect` already.
+            link.status.send_if_modified(|s| {
+                if s.state == NatsState::Connected {
+                    return false;
+                }
                 s.state = NatsState::Connected;
                 s.since = crate::util::now_ms();
                 s.connections += 1;
+                true
             });
             if was == NatsState::Disconnected {
                 tracing::info!(target: "openclaw::nats", url = %shown, "connected to NATS again at {shown}");

@@ -218,14 +218,12 @@ pub fn servers(url: &str) -> Result<Servers, String> {
         if part.is_empty() {
             return Err(format!("`{url}` has an empty entry; write one URL or several separated by commas"));
         }
-        let parsed: async_nats::ServerAddr = part.parse().map_err(|e| format!("`{}`: {e}", redact(part)))?;
-        if !matches!(parsed.scheme(), "nats" | "tls") {
-            return Err(format!(
-                "`{}`: the scheme must be nats:// or tls:// (got {}://)",
-                redact(part),
-                parsed.scheme()
-            ));
+        if let Some((scheme, _)) = part.split_once("://")
+            && !matches!(scheme, "nats" | "tls")
+        {
+            return Err(format!("`{}`: the scheme must be nats:// or tls:// (got {scheme}://)", redact(part)));
         }
+        let parsed: async_nats::ServerAddr = part.parse().map_err(|e| format!("`{}`: {e}", redact(part)))?;
         if parsed.host().is_empty() {
             return Err(format!("`{}` names no host", redact(part)));
         }

@@ -135,6 +135,18 @@ impl WorkerNats {
         }
     }
 
+    /// Resolves once assignments come over NATS.
+    pub async fn activated(&self) {
+        let mut mode = self.mode.subscribe();
+        let mut link = self.link.watch();
+        while !self.takes_assignments() {
+            tokio::select! {
+                changed = mode.changed() => if changed.is_err() { return std::future::pending().await },
+                changed = link.changed() => if changed.is_err() { return std::future::pending().await },
+            }
+        }
+    }
+
     /// Attempts whose result went to NATS and is not known to be recorded: still held.
     pub fn unconfirmed(&self) -> Vec<TaskRef> {
         lock(&self.unconfirmed).iter().map(|(t, a)| TaskRef { task_id: t.clone(), attempt: *a }).collect()
