@@ -215,6 +215,71 @@ async fn publish_result(c: &Cluster, js: &jetstream::Context, node: &str, task: 
     js.send_publish(subject, message).await.unwrap().await.unwrap();
 }
 
+/// `examples/nats-events.py` following a subject, its output in files.
+struct Watcher {
+    child: Child,
+    out: PathBuf,
+}
+
+impl Watcher {
+    /// Starts the script and waits until it follows `subject`; `None` without python3
+    /// (outside CI).
+    async fn start(url: &str, subject: &str, dir: &Path) -> Option<Watcher> {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/nats-events.py");
+        let (out, err) = (dir.join("watcher.out"), dir.join("watcher.err"));
+        let child = match Command::new("python3")
+            .arg(&script)
+            .args([url, subject])
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .spawn()
+        {
+            Ok(c) => c,
+            Err(e) => {
+                assert!(std::env::var("CI").as_deref() != Ok("true"), "python3 is needed in CI: {e}");
+                eprintln!("skipped the nats-events.py check: no python3 ({e})");
+                return None;
+            }
+        };
+        let mut w = Watcher { child, out };
+        let started = Instant::now();
+        while !std::fs::read_to_string(&err).unwrap_or_default().contains("following") {
+            if let Some(status) = w.child.try_wait().unwrap() {
+                panic!("nats-events.py exited ({status}): {}", std::fs::read_to_string(&err).unwrap_or_default());
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "nats-events.py never subscribed");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        Some(w)
+    }
+
+    /// The first event it printed about `task`.
+    async fn event_of(&mut self, task: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+            if let Some(e) =
+                text.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|e| e["task_id"] == task)
+            {
+                return e;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "nats-events.py printed nothing about {task}: {text}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tasks_run_over_nats_end_to_end_and_every_transition_is_published() {
     let Some(server) = NatsServer::start(None) else { return };
@@ -589,9 +654,22 @@ async fn an_authenticated_nats_carries_the_work_and_wrong_credentials_are_named(
     exec_skill(&skills, "echo", "cat\n");
     let w = c.worker("w1", &skills, &[]);
     on_nats(&w).await;
+    // The README's way to follow the events without the nats CLI (standard-library Python).
+    let watcher = Watcher::start(
+        &format!("nats://openclaw:s3cret-pw@127.0.0.1:{}", server.port),
+        "site-a.oc.events.tasks.completed",
+        c.path(),
+    )
+    .await;
     let id = c.submit(json!({"name": "authed", "required_skills": ["echo"]})).await;
     assert_eq!(c.wait_task(&id, 30).await["status"], "completed");
     assert_eq!(started_via(&w, &id), ["nats"]);
+    if let Some(mut watcher) = watcher {
+        let event = watcher.event_of(&id).await;
+        assert_eq!(event["event"], "completed", "{event}");
+        assert_eq!(event["node_id"], "w1", "{event}");
+        watcher.stop();
+    }
     // The prefix names the streams.
     let client = async_nats::ConnectOptions::with_user_and_password("openclaw".into(), "s3cret-pw".into())
         .connect(server.url())
@@ -635,5 +713,16 @@ fn bad_nats_settings_are_config_errors_naming_the_key() {
         for n in needles {
             assert!(err.contains(n), "{yaml}: stderr lacks {n:?}: {err}");
         }
+    }
+}
+
+#[test]
+fn the_example_configs_load_with_their_nats_keys() {
+    for file in ["config/coordinator.yaml", "config/worker.yaml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let loaded = openclaw::config::load(Some(&path), Default::default())
+            .unwrap_or_else(|e| panic!("{file} does not load: {e}"));
+        assert_eq!(loaded.config.communication.nats_subject_prefix, "cluster", "{file}");
+        assert!(loaded.config.communication.nats_url.is_none(), "{file}: NATS is opt-in");
     }
 }
