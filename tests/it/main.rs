@@ -10,6 +10,7 @@ mod docs;
 mod fuzz;
 mod hostile;
 mod nats;
+mod nats_server;
 mod nodes;
 mod openclaw_gateway;
 mod openclaw_skills;

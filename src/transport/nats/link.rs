@@ -147,17 +147,8 @@ impl Link {
                 Ok(client) => {
                     let info = client.server_info();
                     *lock(&self.client) = Some(client.clone());
-                    // The client's own `Connected` event may have come before the client
-                    // was kept; make sure the state says so.
-                    self.status.send_if_modified(|s| {
-                        if s.state == NatsState::Connected {
-                            return false;
-                        }
-                        s.state = NatsState::Connected;
-                        s.since = crate::util::now_ms();
-                        s.connections += 1;
-                        true
-                    });
+                    // The client's own `Connected` event may come before or after this.
+                    self.mark_connected();
                     tracing::info!(
                         target: "openclaw::nats",
                         url = %self.servers.shown, server_version = %info.version, jetstream = info.jetstream,
@@ -186,6 +177,20 @@ impl Link {
                 }
             }
         }
+    }
+
+    /// Notes a connection (once per connection: both `connect` and the client's event
+    /// report the first one).
+    fn mark_connected(&self) {
+        self.status.send_if_modified(|s| {
+            if s.state == NatsState::Connected {
+                return false;
+            }
+            s.state = NatsState::Connected;
+            s.since = crate::util::now_ms();
+            s.connections += 1;
+            true
+        });
     }
 
     /// Flushes and closes the connection (bounded).
@@ -257,16 +262,7 @@ fn on_event(link: &Weak<Link>, event: async_nats::Event) {
     match event {
         async_nats::Event::Connected => {
             let was = link.status.borrow().state;
-            // The first connection may have been noted by `connect` already.
-            link.status.send_if_modified(|s| {
-                if s.state == NatsState::Connected {
-                    return false;
-                }
-                s.state = NatsState::Connected;
-                s.since = crate::util::now_ms();
-                s.connections += 1;
-                true
-            });
+            link.mark_connected();
             if was == NatsState::Disconnected {
                 tracing::info!(target: "openclaw::nats", url = %shown, "connected to NATS again at {shown}");
             }

@@ -163,9 +163,13 @@ impl WorkerNats {
     }
 
     /// Publishes a result to the results stream (signed with the node's secret hash
-    /// `key`); false when NATS cannot take it now (not connected, too large, no ack): the
-    /// caller sends it over HTTP then.
+    /// `key`); false when NATS cannot take it now (not connected, too large, no ack, or the
+    /// coordinator's last word was `http`: it may not be reading the stream): the caller
+    /// sends it over HTTP then.
     pub async fn publish_result(&self, task_id: &str, report: &ResultReport, key: &str) -> bool {
+        if !self.mode.borrow().dispatch {
+            return false;
+        }
         let Some(client) = self.link.client().filter(|_| self.link.connected()) else { return false };
         let max_payload = client.server_info().max_payload;
         let Ok(payload) = serde_json::to_vec(report) else { return false };
