@@ -298,7 +298,7 @@ fn on_event(link: &Weak<Link>, event: async_nats::Event) {
 
 /// A connection error as one line: the cause and what to check.
 fn explain(e: &async_nats::ConnectError) -> String {
-    let detail = std::error::Error::source(e).map(|s| crate::client::root_cause(s)).unwrap_or_else(|| e.to_string());
+    let detail = std::error::Error::source(e).map(crate::client::root_cause).unwrap_or_else(|| e.to_string());
     let check = match e.kind() {
         ConnectErrorKind::Io if detail.contains("refused") => {
             "is nats-server running there, listening on that port and started with -js? (systemctl status nats-server; ss -ltn)"
