@@ -188,7 +188,9 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
 
 /// "transport: nats (nats://…, server 2.9.10; 3 nodes on NATS)" or why it is HTTP.
 fn transport_line(transport: crate::model::Transport, n: &crate::model::NatsHealth) -> String {
-    let since = crate::util::ago(n.since.0, crate::util::now_ms());
+    let since = crate::util::short_duration(std::time::Duration::from_millis(
+        (crate::util::now_ms() - n.since.0).max(0) as u64,
+    ));
     match (n.state, n.streams_ready) {
         (crate::model::NatsState::Connected, true) => format!(
             "transport: {transport} ({}, server {}; {} node(s) receive work over NATS; last event published {})",
@@ -203,7 +205,7 @@ fn transport_line(transport: crate::model::Transport, n: &crate::model::NatsHeal
             n.last_error.as_deref().unwrap_or("setting up")
         ),
         (state, _) => format!(
-            "transport: {transport} — NATS at {} is {state} ({since}): {} (work goes over HTTP meanwhile)",
+            "transport: {transport} — NATS at {}: {state} for {since}: {} (work goes over HTTP meanwhile)",
             n.url,
             n.last_error.as_deref().unwrap_or("connecting")
         ),

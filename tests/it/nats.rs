@@ -613,3 +613,25 @@ fn the_example_configs_load_with_their_nats_keys() {
         assert!(loaded.config.communication.nats_url.is_none(), "{file}: NATS is opt-in");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_reaches_a_task_that_came_over_nats() {
+    let Some(server) = NatsServer::start(None) else { return };
+    let c = nats_cluster(Settings::default(), &server.url(), "").await;
+    let skills = c.path().join("skills");
+    exec_skill(&skills, "gate", "while [ ! -f go ]; do sleep 0.05; done\ncat\n");
+    let w = c.worker("w1", &skills, &[]);
+    on_nats(&w).await;
+    let id = c.submit(json!({"name": "long", "required_skills": ["gate"]})).await;
+    eventually("the task running", Duration::from_secs(20), || async {
+        c.get(&format!("/api/v1/tasks/{id}")).await["status"] == "running"
+    })
+    .await;
+    assert_eq!(started_via(&w, &id), ["nats"]);
+    let (status, _) = c.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
+    assert_eq!(status, 200);
+    // The heartbeat answer carries the cancel; the worker stops the process and reports.
+    let task = c.wait_task(&id, 30).await;
+    assert_eq!(task["status"], "cancelled", "{task}");
+    assert_eq!(count_events(&task, "cancelled"), 1, "{task}");
+}
