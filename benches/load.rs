@@ -1,5 +1,6 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
-//! test: it prints figures). Run: `cargo bench --bench load -- [heartbeats|tasks|sched|nodes|store|streams|mcp|all]`.
+//! test: it prints figures). Run:
+//! `cargo bench --bench load -- [heartbeats|tasks|transport|sched|nodes|store|streams|mcp|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -7,6 +8,10 @@
 //!   a submitter keeps 32 submissions in flight. Submit→complete throughput.
 //! - tasks, paced: one task every 10 ms to idle simulated workers: the submit→worker
 //!   receipt latency alone (p50/p99).
+//! - transport: the same two task loads (saturated, paced) over HTTP and over NATS
+//!   JetStream, one coordinator (configured for NATS) and one real `nats-server`, one run:
+//!   simulated workers long-poll over HTTP, or pull from their NATS consumer, report the
+//!   start over HTTP and publish the signed result to NATS, as `openclaw worker` does.
 //! - sched: placeable-submit latency with 0 and with 20,000 distinct unplaceable skill sets
 //!   waiting, one coordinator, one run.
 //! - nodes: coordinator CPU per submit with one node and with 10,000 online nodes, and per
@@ -27,8 +32,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
+
+#[path = "../tests/it/nats_server.rs"]
+mod nats_server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_openclaw");
 
@@ -39,6 +48,8 @@ struct Endpoint {
     admin: String,
     join: String,
     http: reqwest::Client,
+    /// The NATS server the coordinator uses, when it uses one.
+    nats_url: Option<String>,
 }
 
 /// The coordinator process; killed on drop.
@@ -99,13 +110,18 @@ async fn start() -> (Server, Endpoint) {
 
 /// Starts a coordinator on the store in `dir` (created if there is none).
 async fn start_in(dir: tempfile::TempDir) -> (Server, Endpoint) {
+    start_with(dir, "").await
+}
+
+/// Starts a coordinator with `extra` appended to its config file.
+async fn start_with(dir: tempfile::TempDir, extra: &str) -> (Server, Endpoint) {
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = dir.path().join("config.yaml");
     std::fs::write(
         &config,
         format!(
-            "storage:\n  path: {}/cluster.db\n  task_retention_days: 0\ncoordinator:\n  host: 127.0.0.1\n  port: {port}\n  heartbeat_timeout: 600\n  long_poll_timeout: 5\n  max_nodes: 20000\nlog:\n  level: WARN\n",
+            "storage:\n  path: {}/cluster.db\n  task_retention_days: 0\ncoordinator:\n  host: 127.0.0.1\n  port: {port}\n  heartbeat_timeout: 600\n  long_poll_timeout: 5\n  max_nodes: 20000\nlog:\n  level: WARN\n{extra}",
             dir.path().display()
         ),
     )
@@ -123,7 +139,7 @@ async fn start_in(dir: tempfile::TempDir) -> (Server, Endpoint) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap().trim().to_string();
-    let endpoint = Endpoint { url, admin: read("admin.token"), join: read("worker.token"), http };
+    let endpoint = Endpoint { url, admin: read("admin.token"), join: read("worker.token"), http, nats_url: None };
     (Server { child, _dir: dir }, endpoint)
 }
 
@@ -145,11 +161,12 @@ impl Endpoint {
         r.json::<Value>().await.unwrap()["node_secret"].as_str().unwrap().to_string()
     }
 
-    /// Submits task `i`, recording its send time first (a worker may get it before the 201).
-    async fn submit(&self, i: u64, sent: &Mutex<HashMap<u64, Instant>>) -> Duration {
+    /// Submits task `i` needing `skill`, recording its send time first (a worker may get
+    /// it before the 201).
+    async fn submit(&self, i: u64, sent: &Mutex<HashMap<u64, Instant>>, skill: &str) -> Duration {
         let t0 = Instant::now();
         sent.lock().unwrap().insert(i, t0);
-        let body = json!({"name": format!("t{i}"), "required_skills": ["work"], "parameters": {"i": i}});
+        let body = json!({"name": format!("t{i}"), "required_skills": [skill], "parameters": {"i": i}});
         let r = self
             .http
             .post(format!("{}/api/v1/tasks", self.url))
@@ -229,8 +246,27 @@ async fn heartbeats(nodes: usize, seconds: u64) -> f64 {
     rate
 }
 
-/// Simulated workers: each long-polls, and completes every assignment at once in its own
-/// task (start report, then result report), as a worker with free slots would.
+/// Which door simulated workers take their assignments through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Door {
+    /// The HTTP long poll; start and result reports over HTTP.
+    Http,
+    /// Their NATS consumer; the start report over HTTP, the result published to NATS.
+    Nats,
+}
+
+impl Door {
+    fn name(self) -> &'static str {
+        match self {
+            Door::Http => "http",
+            Door::Nats => "nats",
+        }
+    }
+}
+
+/// Simulated workers: each takes its assignments through its door, and completes every
+/// one at once in its own task (start report, then result), as a worker with free slots
+/// would.
 struct Simulated {
     done: Arc<AtomicU64>,
     receipt: Arc<Mutex<Histogram<u64>>>,
@@ -240,44 +276,43 @@ struct Simulated {
 
 impl Simulated {
     async fn start(ep: &Endpoint, workers: usize, slots: u32, sent: Arc<Mutex<HashMap<u64, Instant>>>) -> Simulated {
-        let done = Arc::new(AtomicU64::new(0));
-        let receipt = Arc::new(Mutex::new(histogram()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut handles = Vec::new();
+        Self::start_as(ep, Door::Http, "work", workers, slots, sent).await
+    }
+
+    /// `workers` nodes with the one skill `skill`, taking work through `door` (for NATS,
+    /// the coordinator must be configured for it; `nats_url` is then in `ep`).
+    async fn start_as(
+        ep: &Endpoint,
+        door: Door,
+        skill: &str,
+        workers: usize,
+        slots: u32,
+        sent: Arc<Mutex<HashMap<u64, Instant>>>,
+    ) -> Simulated {
+        let sim = Simulated {
+            done: Arc::new(AtomicU64::new(0)),
+            receipt: Arc::new(Mutex::new(histogram())),
+            stop: Arc::new(AtomicBool::new(false)),
+            handles: Vec::new(),
+        };
+        let mut sim = sim;
         for w in 0..workers {
-            let id = format!("sim-{w}");
-            let secret = ep.register(&id, slots).await;
-            let (ep, sent, receipt, done, stop) =
-                (ep.clone(), sent.clone(), receipt.clone(), done.clone(), stop.clone());
-            handles.push(tokio::spawn(async move {
-                let held: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
-                while !stop.load(Ordering::Relaxed) {
-                    let body = json!({"wait_secs": 1, "held": held.lock().unwrap().clone()});
-                    let url = format!("{}/api/v1/nodes/{id}/tasks/poll", ep.url);
-                    let Ok(r) = ep.http.post(url).bearer_auth(&secret).json(&body).send().await else { continue };
-                    let poll: Value = r.json().await.unwrap_or(Value::Null);
-                    for a in poll["assignments"].as_array().cloned().unwrap_or_default() {
-                        if let Some(t0) = a["parameters"]["i"].as_u64().and_then(|i| sent.lock().unwrap().get(&i).copied()) {
-                            receipt.lock().unwrap().record(t0.elapsed().as_micros() as u64).unwrap();
-                        }
-                        let task = a["task_id"].as_str().unwrap().to_string();
-                        let attempt = a["attempt"].as_u64().unwrap();
-                        held.lock().unwrap().push(json!({"task_id": task, "attempt": attempt}));
-                        let (ep, secret, done, held, id) = (ep.clone(), secret.clone(), done.clone(), held.clone(), id.clone());
-                        tokio::spawn(async move {
-                            let base = format!("{}/api/v1/nodes/{id}/tasks/{task}", ep.url);
-                            ep.http.post(format!("{base}/start")).bearer_auth(&secret).json(&json!({"attempt": attempt})).send().await.unwrap();
-                            let result = json!({"attempt": attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1});
-                            let r = ep.http.post(format!("{base}/result")).bearer_auth(&secret).json(&result).send().await.unwrap();
-                            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-                            held.lock().unwrap().retain(|h| h["task_id"] != task.as_str());
-                            done.fetch_add(1, Ordering::Relaxed);
-                        });
-                    }
+            let id = format!("{skill}-{}-{w}", door.name());
+            let secret = ep.register_with(&id, slots, &[skill]).await;
+            let handle = match door {
+                Door::Http => tokio::spawn(http_worker(ep.clone(), id, secret, sent.clone(), sim.shared())),
+                Door::Nats => {
+                    let worker = nats_worker(ep.clone(), id, secret, sent.clone(), sim.shared()).await;
+                    tokio::spawn(worker)
                 }
-            }));
+            };
+            sim.handles.push(handle);
         }
-        Simulated { done, receipt, stop, handles }
+        sim
+    }
+
+    fn shared(&self) -> (Arc<AtomicU64>, Arc<Mutex<Histogram<u64>>>, Arc<AtomicBool>) {
+        (self.done.clone(), self.receipt.clone(), self.stop.clone())
     }
 
     async fn wait_for(&self, total: u64) {
@@ -294,19 +329,152 @@ impl Simulated {
     }
 }
 
-async fn tasks_saturated(total: u64, workers: usize, slots: u32) {
-    let (_server, ep) = start().await;
-    let sent = Arc::new(Mutex::new(HashMap::new()));
-    let sim = Simulated::start(&ep, workers, slots, sent.clone()).await;
+/// Records an assignment's submit→receipt latency.
+fn received(a: &Value, sent: &Mutex<HashMap<u64, Instant>>, receipt: &Mutex<Histogram<u64>>) {
+    if let Some(t0) = a["parameters"]["i"].as_u64().and_then(|i| sent.lock().unwrap().get(&i).copied()) {
+        receipt.lock().unwrap().record(t0.elapsed().as_micros() as u64).unwrap();
+    }
+}
+
+/// One simulated worker on the HTTP long poll.
+async fn http_worker(
+    ep: Endpoint,
+    id: String,
+    secret: String,
+    sent: Arc<Mutex<HashMap<u64, Instant>>>,
+    (done, receipt, stop): (Arc<AtomicU64>, Arc<Mutex<Histogram<u64>>>, Arc<AtomicBool>),
+) {
+    let held: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
+    while !stop.load(Ordering::Relaxed) {
+        let body = json!({"wait_secs": 1, "held": held.lock().unwrap().clone()});
+        let url = format!("{}/api/v1/nodes/{id}/tasks/poll", ep.url);
+        let Ok(r) = ep.http.post(url).bearer_auth(&secret).json(&body).send().await else { continue };
+        let poll: Value = r.json().await.unwrap_or(Value::Null);
+        for a in poll["assignments"].as_array().cloned().unwrap_or_default() {
+            received(&a, &sent, &receipt);
+            let task = a["task_id"].as_str().unwrap().to_string();
+            let attempt = a["attempt"].as_u64().unwrap();
+            held.lock().unwrap().push(json!({"task_id": task, "attempt": attempt}));
+            let (ep, secret, done, held, id) = (ep.clone(), secret.clone(), done.clone(), held.clone(), id.clone());
+            tokio::spawn(async move {
+                let base = format!("{}/api/v1/nodes/{id}/tasks/{task}", ep.url);
+                ep.http
+                    .post(format!("{base}/start"))
+                    .bearer_auth(&secret)
+                    .json(&json!({"attempt": attempt}))
+                    .send()
+                    .await
+                    .unwrap();
+                let result =
+                    json!({"attempt": attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1});
+                let r = ep.http.post(format!("{base}/result")).bearer_auth(&secret).json(&result).send().await.unwrap();
+                assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+                held.lock().unwrap().retain(|h| h["task_id"] != task.as_str());
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    }
+}
+
+/// One simulated worker on NATS: heartbeats with `nats: true` until the coordinator says
+/// `dispatch: nats` (the answer to return), then pulls from its consumer. Heartbeats carry
+/// no `held_tasks`, so the coordinator does not reconcile (as the HTTP ones never heartbeat).
+async fn nats_worker(
+    ep: Endpoint,
+    id: String,
+    secret: String,
+    sent: Arc<Mutex<HashMap<u64, Instant>>>,
+    (done, receipt, stop): (Arc<AtomicU64>, Arc<Mutex<Histogram<u64>>>, Arc<AtomicBool>),
+) -> impl std::future::Future<Output = ()> {
+    use async_nats::jetstream::{self, consumer::PullConsumer, message::PublishMessage};
+    use openclaw::transport::nats::{Delivery, Names, result_id, signature};
+    let beat = {
+        let (ep, id, secret) = (ep.clone(), id.clone(), secret.clone());
+        move || {
+            let (ep, id, secret) = (ep.clone(), id.clone(), secret.clone());
+            async move {
+                let url = format!("{}/api/v1/nodes/{id}/heartbeat", ep.url);
+                let r = ep.http.post(url).bearer_auth(&secret).json(&json!({"nats": true})).send().await.unwrap();
+                r.json::<Value>().await.unwrap()["dispatch"] == "nats"
+            }
+        }
+    };
+    while !beat().await {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let nats_url = ep.nats_url.clone().expect("a coordinator configured for NATS");
+    let client = async_nats::connect(nats_url).await.unwrap();
+    let js = jetstream::new(client);
+    let names = Names::new("cluster");
+    let consumer: PullConsumer =
+        js.get_consumer_from_stream(names.node_consumer(&id), names.tasks_stream()).await.unwrap();
+    let key = openclaw::util::hash_secret(&secret);
+    async move {
+        let mut messages = consumer.stream().max_messages_per_batch(64).messages().await.unwrap();
+        let mut last_beat = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if last_beat.elapsed() > Duration::from_secs(1) {
+                beat().await;
+                last_beat = Instant::now();
+            }
+            let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(200), messages.next()).await else {
+                continue;
+            };
+            let Ok(Delivery::Assignment(a)) = serde_json::from_slice::<Delivery>(&m.payload) else {
+                let _ = m.ack().await;
+                continue;
+            };
+            received(&json!({"parameters": a.parameters}), &sent, &receipt);
+            let (ep, secret, done, id, js, key) =
+                (ep.clone(), secret.clone(), done.clone(), id.clone(), js.clone(), key.clone());
+            let subject = names.result(&a.task_id);
+            tokio::spawn(async move {
+                let base = format!("{}/api/v1/nodes/{id}/tasks/{}", ep.url, a.task_id);
+                let r = ep
+                    .http
+                    .post(format!("{base}/start"))
+                    .bearer_auth(&secret)
+                    .json(&json!({"attempt": a.attempt}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+                let _ = m.ack().await;
+                let result =
+                    json!({"attempt": a.attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1});
+                let payload = result.to_string().into_bytes();
+                let msg_id = result_id(&a.task_id, a.attempt);
+                let sig = signature(&key, &subject, &msg_id, &payload);
+                let message = PublishMessage::build()
+                    .message_id(&msg_id)
+                    .header("Openclaw-Node", id.as_str())
+                    .header("Openclaw-Sig", sig.as_str())
+                    .payload(payload.into());
+                js.send_publish(subject, message).await.unwrap().await.unwrap();
+                done.fetch_add(1, Ordering::Relaxed);
+            });
+        }
+    }
+}
+
+/// Submits `total` tasks needing `skill`, 32 in flight, until `sim` completed them all:
+/// tasks per second, submit→complete, and the submit latencies.
+async fn saturate(
+    ep: &Endpoint,
+    sim: &Simulated,
+    sent: &Arc<Mutex<HashMap<u64, Instant>>>,
+    total: u64,
+    skill: &str,
+) -> (f64, Histogram<u64>) {
     let started = Instant::now();
     let in_flight = Arc::new(tokio::sync::Semaphore::new(32));
     let submit_latency = Arc::new(Mutex::new(histogram()));
     let mut submits = Vec::new();
     for i in 0..total {
         let permit = in_flight.clone().acquire_owned().await.unwrap();
-        let (ep, sent, lat) = (ep.clone(), sent.clone(), submit_latency.clone());
+        let (ep, sent, lat, skill) = (ep.clone(), sent.clone(), submit_latency.clone(), skill.to_string());
         submits.push(tokio::spawn(async move {
-            let d = ep.submit(i, &sent).await;
+            let d = ep.submit(i, &sent, &skill).await;
             lat.lock().unwrap().record(d.as_micros() as u64).unwrap();
             drop(permit);
         }));
@@ -315,13 +483,41 @@ async fn tasks_saturated(total: u64, workers: usize, slots: u32) {
         s.await.unwrap();
     }
     sim.wait_for(total).await;
+    let rate = total as f64 / started.elapsed().as_secs_f64();
+    let latency = submit_latency.lock().unwrap().clone();
+    (rate, latency)
+}
+
+/// One task needing `skill` every `gap` to idle workers, until `sim` completed them all.
+async fn pace(
+    ep: &Endpoint,
+    sim: &Simulated,
+    sent: &Arc<Mutex<HashMap<u64, Instant>>>,
+    total: u64,
+    gap: Duration,
+    skill: &str,
+) -> Histogram<u64> {
+    tokio::time::sleep(Duration::from_millis(300)).await; // every simulated worker is waiting for work
+    for i in 0..total {
+        ep.submit(i, sent, skill).await;
+        tokio::time::sleep(gap).await;
+    }
+    sim.wait_for(total).await;
+    sim.receipt.lock().unwrap().clone()
+}
+
+async fn tasks_saturated(total: u64, workers: usize, slots: u32) {
+    let (_server, ep) = start().await;
+    let sent = Arc::new(Mutex::new(HashMap::new()));
+    let sim = Simulated::start(&ep, workers, slots, sent.clone()).await;
+    let started = Instant::now();
+    let (rate, submit_latency) = saturate(&ep, &sim, &sent, total, "work").await;
     let elapsed = started.elapsed().as_secs_f64();
     sim.stop().await;
     println!(
-        "  saturated: {total} tasks, {workers} simulated workers x {slots} slots: {:.0} tasks/s submit→complete ({elapsed:.2} s)",
-        total as f64 / elapsed
+        "  saturated: {total} tasks, {workers} simulated workers x {slots} slots: {rate:.0} tasks/s submit→complete ({elapsed:.2} s)"
     );
-    println!("  {}", report("submit answered (201, committed)", &submit_latency.lock().unwrap()));
+    println!("  {}", report("submit answered (201, committed)", &submit_latency));
 }
 
 /// Paced dispatch, optionally with `backlog` pending tasks that no node can run in front of
@@ -347,19 +543,51 @@ async fn tasks_paced(total: u64, gap: Duration, backlog: u64) -> f64 {
     }
     let sent = Arc::new(Mutex::new(HashMap::new()));
     let sim = Simulated::start(&ep, 4, 8, sent.clone()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // every simulated worker is in its long poll
-    for i in 0..total {
-        ep.submit(i, &sent).await;
-        tokio::time::sleep(gap).await;
-    }
-    sim.wait_for(total).await;
-    let receipt = sim.receipt.lock().unwrap().clone();
+    let receipt = pace(&ep, &sim, &sent, total, gap, "work").await;
     sim.stop().await;
     println!(
         "  paced ({total} tasks, one every {gap:?}, idle workers, {backlog} unplaceable critical tasks queued): {}",
         report("submit→worker receipt", &receipt)
     );
     receipt.value_at_quantile(0.99) as f64
+}
+
+/// Issue 12: the same loads over HTTP and over NATS, one coordinator, one run. The
+/// coordinator publishes its event feed to NATS in both phases.
+async fn transports(total: u64, paced: u64, gap: Duration) {
+    if !nats_server::installed() {
+        println!("  skipped: nats-server is not installed (apt-get install nats-server)");
+        return;
+    }
+    let server = nats_server::NatsServer::start_on(-1, None);
+    let extra = format!("communication:\n  nats_url: {}\n", server.url());
+    let (_coordinator, mut ep) = start_with(tempfile::tempdir().unwrap(), &extra).await;
+    ep.nats_url = Some(server.url());
+    let mut rows = Vec::new();
+    for door in [Door::Http, Door::Nats] {
+        let skill = format!("work-{}", door.name());
+        let sent = Arc::new(Mutex::new(HashMap::new()));
+        let sim = Simulated::start_as(&ep, door, &format!("{skill}-s"), 8, 16, sent.clone()).await;
+        let (rate, _) = saturate(&ep, &sim, &sent, total, &format!("{skill}-s")).await;
+        sim.stop().await;
+        let sent = Arc::new(Mutex::new(HashMap::new()));
+        let sim = Simulated::start_as(&ep, door, &format!("{skill}-p"), 4, 8, sent.clone()).await;
+        let receipt = pace(&ep, &sim, &sent, paced, gap, &format!("{skill}-p")).await;
+        sim.stop().await;
+        println!(
+            "  {}: saturated {total} tasks, 8 simulated workers x 16 slots: {rate:.0} tasks/s submit→complete; paced {paced} (one every {gap:?}): {}",
+            door.name(),
+            report("submit→worker receipt", &receipt)
+        );
+        rows.push((rate, receipt));
+    }
+    let q = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64;
+    println!(
+        "  nats / http: throughput {:.2}, receipt p50 {:.2}, p99 {:.2}",
+        rows[1].0 / rows[0].0,
+        q(&rows[1].1, 0.5) / q(&rows[0].1, 0.5),
+        q(&rows[1].1, 0.99) / q(&rows[0].1, 0.99)
+    );
 }
 
 /// Submits `n` tasks needing `skill(i)`, 64 in flight, and returns each one's latency.
@@ -846,6 +1074,10 @@ fn main() {
         if which == "mcp" || which == "all" {
             println!("mcp (500 rounds):");
             mcp_overhead(500).await;
+        }
+        if which == "transport" || which == "all" {
+            println!("transport (HTTP vs NATS, one coordinator, one run):");
+            transports(5_000, 500, Duration::from_millis(10)).await;
         }
         if which == "tasks" || which == "all" {
             println!("tasks:");

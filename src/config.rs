@@ -251,19 +251,68 @@ impl Default for WorkerConfig {
     }
 }
 
-/// `communication.*`.
+/// `communication.*`: the optional NATS transport (see `crate::transport::nats`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CommunicationConfig {
-    /// Accepted for compatibility with the seed's config.yaml. This version dispatches over
-    /// HTTP only; the NATS transport is not built in, and the value is not used.
+    /// The NATS server(s), comma-separated (`nats://host:4222`, `tls://…`). Unset (the
+    /// default): HTTP only. Set: assignments, results and the event feed go over NATS
+    /// JetStream, with HTTP as the fallback while NATS is away.
     #[serde(deserialize_with = "lenient_opt")]
     pub nats_url: Option<String>,
+    /// The first subject tokens of every subject (`cluster.nodes.<id>.tasks`, …), and the
+    /// stream names' prefix (`CLUSTER_TASKS`); two clusters on one NATS need two prefixes.
+    #[serde(deserialize_with = "lenient")]
+    pub nats_subject_prefix: String,
+    /// Token authentication.
+    #[serde(deserialize_with = "lenient_opt")]
+    pub nats_token: Option<String>,
+    /// User/password authentication (with nats_password).
+    #[serde(deserialize_with = "lenient_opt")]
+    pub nats_user: Option<String>,
+    #[serde(deserialize_with = "lenient_opt")]
+    pub nats_password: Option<String>,
+    /// A `.creds` file (user JWT and nkey seed; decentralized auth).
+    pub nats_creds_file: Option<PathBuf>,
+    /// A file holding a user nkey seed (`SU…`).
+    pub nats_nkey_seed_file: Option<PathBuf>,
+    /// Require TLS (also implied by a `tls://` URL or a server that demands it).
+    pub nats_tls: bool,
+    /// PEM CA certificate(s) to trust for the server's certificate (instead of the system's).
+    pub nats_ca_file: Option<PathBuf>,
+    /// PEM client certificate, with nats_key_file, for servers that verify clients.
+    pub nats_cert_file: Option<PathBuf>,
+    pub nats_key_file: Option<PathBuf>,
+    /// Also keep the event feed in a bounded JetStream stream (`<PREFIX>_EVENTS`), so
+    /// subscribers can replay it and the feed resumes exactly across restarts.
+    pub nats_events_stream: bool,
+    /// How long the events stream keeps an event.
+    pub nats_events_max_age: Secs,
+    /// The most events the events stream keeps (the oldest go first).
+    pub nats_events_max_msgs: u64,
+    /// Replicas of every stream (1 for a single server; 3 in a NATS cluster).
+    pub nats_replicas: usize,
 }
 
 impl Default for CommunicationConfig {
     fn default() -> Self {
-        Self { nats_url: Some("nats://localhost:4222".into()) }
+        Self {
+            nats_url: None,
+            nats_subject_prefix: "cluster".into(),
+            nats_token: None,
+            nats_user: None,
+            nats_password: None,
+            nats_creds_file: None,
+            nats_nkey_seed_file: None,
+            nats_tls: false,
+            nats_ca_file: None,
+            nats_cert_file: None,
+            nats_key_file: None,
+            nats_events_stream: true,
+            nats_events_max_age: Secs::from_secs(24 * 3600),
+            nats_events_max_msgs: 1_000_000,
+            nats_replicas: 1,
+        }
     }
 }
 
@@ -870,6 +919,9 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
         && let Err(e) = crate::model::validate_node_id(id)
     {
         return Err(l.invalid("worker.node_id", e));
+    }
+    if let Err((key, message)) = crate::transport::nats::check_config(&c.communication) {
+        return Err(l.invalid(key, message));
     }
     if c.log.max_files == 0 {
         return Err(l.invalid("log.max_files", "must be at least 1"));

@@ -15,6 +15,8 @@
 //! - [`worker`]: the node agent: join, heartbeat, skill discovery, runners.
 //! - [`client`]: the typed HTTP client used by the worker and the CLI clients.
 //! - [`eventsource`]: reading Server-Sent Events (the event stream, followed output).
+//! - [`transport`]: doors besides HTTP (NATS JetStream), behind hooks of the coordinator
+//!   and the worker.
 //! - [`shutdown`]: Ctrl+C / SIGTERM turned into one cancellation token.
 //! - [`tokens`]: the token files beside the database, read by every role.
 //! - [`util`]: small shared helpers (time, ids, secrets).
@@ -33,6 +35,7 @@ pub mod model;
 pub mod shutdown;
 pub mod store;
 pub mod tokens;
+pub mod transport;
 pub mod util;
 pub mod worker;
 

@@ -56,12 +56,14 @@ where
     layer
 }
 
-/// The filter for `log.level`. The MCP SDK (rmcp) is held at WARN: in stateless mode it
+/// The filter for `log.level`. The MCP SDK (rmcp) and async-nats are held at WARN: in stateless mode rmcp
 /// logs every `/mcp` request at INFO ("Service initialized", "serve finished") and every
 /// message, tool lists included, at DEBUG; `RUST_LOG=rmcp=debug` shows them.
 fn configured_filter(level: crate::config::LogLevel) -> String {
-    let rmcp = if level == crate::config::LogLevel::Error { "error" } else { "warn" };
-    format!("{},rmcp={rmcp}", level.as_filter())
+    // The MCP SDK and async-nats narrate every session and connection attempt at
+    // INFO/DEBUG; our own lines say what matters, so only their warnings and errors come through.
+    let quiet = if level == crate::config::LogLevel::Error { "error" } else { "warn" };
+    format!("{},rmcp={quiet},async_nats={quiet}", level.as_filter())
 }
 
 /// Installs the global subscriber. Call once, after the config is loaded.
@@ -128,10 +130,10 @@ fn install_panic_hook() {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_mcp_sdk_is_quiet_below_warn() {
+    fn the_mcp_sdk_and_async_nats_are_quiet_below_warn() {
         use crate::config::LogLevel;
-        assert_eq!(super::configured_filter(LogLevel::Debug), "debug,rmcp=warn");
-        assert_eq!(super::configured_filter(LogLevel::Error), "error,rmcp=error");
+        assert_eq!(super::configured_filter(LogLevel::Debug), "debug,rmcp=warn,async_nats=warn");
+        assert_eq!(super::configured_filter(LogLevel::Error), "error,rmcp=error,async_nats=error");
     }
 
     #[test]

@@ -386,6 +386,10 @@ pub struct HeartbeatRequest {
     /// Agent skills that are present but unusable, with the reason, sent with available_skills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable_skills: Option<BTreeMap<String, String>>,
+    /// Sent by a worker configured for NATS: whether its NATS link is up and pulling, so
+    /// that the coordinator may hand it assignments there (`dispatch` in the answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<bool>,
 }
 
 /// The answer to a heartbeat.
@@ -398,6 +402,69 @@ pub struct HeartbeatResponse {
     /// Tasks this worker must stop: cancelled, ended or given to another node.
     #[serde(default)]
     pub cancel: Vec<TaskRef>,
+    /// How this node receives its assignments until the next heartbeat: `nats` (pull them
+    /// from its NATS consumer; no HTTP long poll) or `http`. Absent when the coordinator
+    /// has no NATS transport configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<Transport>,
+}
+
+string_enum! {
+    /// How work travels between the coordinator and a worker.
+    Transport {
+        /// The worker long-polls `POST /api/v1/nodes/{id}/tasks/poll` and reports results
+        /// over HTTP.
+        Http = "http",
+        /// Assignments and results travel through NATS JetStream (starts, heartbeats and
+        /// registration stay on HTTP).
+        Nats = "nats",
+    }
+}
+
+impl<'de> Deserialize<'de> for Transport {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+string_enum! {
+    /// The coordinator's connection to NATS.
+    NatsState {
+        /// Not connected yet: the first connection attempt failed or is under way.
+        Connecting = "connecting",
+        /// Connected; work goes over NATS once the streams are set up.
+        Connected = "connected",
+        /// Was connected and lost it; the client reconnects in the background.
+        Disconnected = "disconnected",
+    }
+}
+
+impl<'de> Deserialize<'de> for NatsState {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The NATS transport as `GET /api/v1/cluster/health` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NatsHealth {
+    pub state: NatsState,
+    /// The configured server URL(s), without credentials.
+    pub url: String,
+    /// Since when `state` holds.
+    pub since: Timestamp,
+    /// The server's version, once connected.
+    pub server_version: Option<String>,
+    /// The server runs JetStream (`-js`); without it only the event feed uses NATS.
+    pub jetstream: bool,
+    /// The streams and the coordinator's consumer are set up on the server.
+    pub streams_ready: bool,
+    /// Nodes that receive their assignments over NATS now.
+    pub nodes: u32,
+    /// The id of the last event published on the event subjects.
+    pub last_event_id: u64,
+    /// The last connection or setup error, if any.
+    pub last_error: Option<String>,
 }
 
 /// A task and one of its attempts.
@@ -456,6 +523,17 @@ pub struct ClusterHealth {
     /// Percent of total capacity in use.
     pub capacity_utilization: f64,
     pub tasks_by_status: BTreeMap<String, u64>,
+    /// How work travels: `nats` while the NATS transport is connected and set up, else
+    /// `http`.
+    #[serde(default = "default_transport")]
+    pub transport: Transport,
+    /// The NATS transport's state; absent when `communication.nats_url` is not set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<NatsHealth>,
+}
+
+fn default_transport() -> Transport {
+    Transport::Http
 }
 
 /// `POST /api/v1/cluster/check-heartbeat` (the original's shape).
@@ -812,6 +890,11 @@ pub struct NewOutputLine {
 #[serde(deny_unknown_fields)]
 pub struct OutputBatch {
     pub attempt: u32,
+    /// The attempt's number (from 0, counted by the worker) of the batch's first line.
+    /// With it, a batch sent again after a lost answer adds only the lines the coordinator
+    /// does not have yet; without it, every batch is taken as new lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<u64>,
     pub lines: Vec<NewOutputLine>,
 }
 
@@ -827,8 +910,9 @@ pub struct OutputAck {
 }
 
 /// A line of a task's output as it is kept and shown. `seq` numbers the lines of a task
-/// from 1, across attempts, without gaps; lines dropped to keep the tail within
-/// `coordinator.output_tail_bytes` leave their numbers unused.
+/// from 1, across attempts, in order; lines dropped to keep the tail within
+/// `coordinator.output_tail_bytes`, and lines the worker dropped while the coordinator was
+/// away, leave their numbers unused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutputLine {
     pub seq: u64,

@@ -182,6 +182,35 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
                 NodeStatus::Offline
             );
         }
+        if let Some(nats) = &h.nats {
+            outln!("{}", transport_line(h.transport, nats));
+        }
     }
     Ok(if h.healthy { Exit::Ok } else { Exit::Negative })
+}
+
+/// "transport: nats (nats://…, server 2.9.10; 3 nodes on NATS)" or why it is HTTP.
+fn transport_line(transport: crate::model::Transport, n: &crate::model::NatsHealth) -> String {
+    let since = crate::util::short_duration(std::time::Duration::from_millis(
+        (crate::util::now_ms() - n.since.0).max(0) as u64,
+    ));
+    match (n.state, n.streams_ready) {
+        (crate::model::NatsState::Connected, true) => format!(
+            "transport: {transport} ({}, server {}; {} node(s) receive work over NATS; last event published {})",
+            n.url,
+            n.server_version.as_deref().unwrap_or("?"),
+            n.nodes,
+            n.last_event_id
+        ),
+        (crate::model::NatsState::Connected, false) => format!(
+            "transport: {transport} — connected to NATS at {} but its streams are not set up: {}",
+            n.url,
+            n.last_error.as_deref().unwrap_or("setting up")
+        ),
+        (state, _) => format!(
+            "transport: {transport} — NATS at {}: {state} for {since}: {} (work goes over HTTP meanwhile)",
+            n.url,
+            n.last_error.as_deref().unwrap_or("connecting")
+        ),
+    }
 }

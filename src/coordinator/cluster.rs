@@ -14,7 +14,7 @@
 //! never across an `.await`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::sync::broadcast;
@@ -29,8 +29,9 @@ use super::metrics::Metrics;
 use crate::api::TaskQuery;
 use crate::config::Config;
 use crate::model::{
-    Assignment, ErrorCode, Event, EventKind, OutputAck, OutputBatch, PollRequest, PollResponse, RegisterRequest,
-    RegisterResponse, ReportResponse, ResultReport, SubmitTask, Task, TaskList, TaskOutput, TaskSpec, TaskStatus,
+    Assignment, ErrorCode, Event, EventKind, HeartbeatRequest, HeartbeatResponse, NatsHealth, OutputAck, OutputBatch,
+    PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, SubmitTask, Task,
+    TaskList, TaskOutput, TaskSpec, TaskStatus,
 };
 use crate::store::events::Filter;
 use crate::store::tasks::ListFilter;
@@ -42,6 +43,17 @@ pub const EVENT_BUS_CAPACITY: usize = 4096;
 /// How many output batches (and task ends) the output bus keeps for followers that fall
 /// behind.
 pub const OUTPUT_BUS_CAPACITY: usize = 1024;
+
+/// A second way to reach workers besides the HTTP poll (NATS, `crate::transport`). It
+/// never touches the state: it hands out what [`Cluster::scheduled_assignments`] shows and
+/// reports through [`Cluster::result`], like the HTTP handlers.
+pub trait WorkerTransport: Send + Sync {
+    /// An accepted heartbeat of `node`: answers how that node receives its assignments
+    /// until its next heartbeat.
+    fn heartbeat(&self, node: &str, req: &HeartbeatRequest) -> crate::model::Transport;
+    /// How work travels now, and the transport's state (for health and metrics).
+    fn health(&self) -> (crate::model::Transport, NatsHealth);
+}
 
 /// The coordinator's state, its store and its event bus.
 pub struct Cluster {
@@ -61,6 +73,8 @@ pub struct Cluster {
     /// Submissions in flight per idempotency key: one at a time per key, so that the store
     /// lookup and the insert of two equal submissions cannot interleave.
     keys: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The NATS transport, when `communication.nats_url` is set (set once at start).
+    transport: OnceLock<Arc<dyn WorkerTransport>>,
 }
 
 /// A store failure as the doors report it.
@@ -100,7 +114,18 @@ impl Cluster {
             events,
             output,
             keys: Mutex::new(HashMap::new()),
+            transport: OnceLock::new(),
         }
+    }
+
+    /// Installs the second door for workers (once, at start).
+    pub fn set_transport(&self, transport: Arc<dyn WorkerTransport>) {
+        let _ = self.transport.set(transport);
+    }
+
+    /// The second door for workers, if one is configured.
+    pub fn transport(&self) -> Option<&Arc<dyn WorkerTransport>> {
+        self.transport.get()
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -429,27 +454,7 @@ impl Cluster {
             };
             if !handouts.is_empty() || !cancel.is_empty() {
                 self.settled().await?;
-                let ids: Vec<String> = handouts.iter().map(|h| h.task_id.clone()).collect();
-                let mut details = self
-                    .read(move |c| crate::store::tasks::handout(c, &ids.iter().map(String::as_str).collect::<Vec<_>>()))
-                    .await?;
-                let assignments = handouts
-                    .into_iter()
-                    .filter_map(|h| {
-                        let (name, description, parameters) = details.remove(&h.task_id)?;
-                        Some(Assignment {
-                            task_id: h.task_id,
-                            attempt: h.attempt,
-                            name,
-                            description,
-                            skill: h.skill,
-                            required_skills: h.required_skills,
-                            parameters,
-                            timeout: h.timeout,
-                            priority: h.priority,
-                        })
-                    })
-                    .collect();
+                let assignments = self.assignments(handouts).await?;
                 return Ok(PollResponse { assignments, cancel });
             }
             tokio::select! {
@@ -458,6 +463,53 @@ impl Cluster {
                 _ = self.shutdown.cancelled() => return Ok(PollResponse::default()),
             }
         }
+    }
+
+    /// A worker's heartbeat; with a second transport configured, the answer says how the
+    /// node receives its assignments.
+    pub async fn heartbeat(&self, node: &str, req: HeartbeatRequest) -> Result<HeartbeatResponse, Error> {
+        let seen = self.transport.get().map(|_| req.clone());
+        let mut answer = self.mutate(|core, now| core.heartbeat(node, req, now)).await?;
+        if let (Some(transport), Some(req)) = (self.transport.get(), seen) {
+            answer.dispatch = Some(transport.heartbeat(node, &req));
+        }
+        Ok(answer)
+    }
+
+    /// Every attempt placed on `node` and not started yet, as the HTTP poll hands them out
+    /// (for the other transports). Only what is on disk.
+    pub async fn scheduled_assignments(&self, node: &str) -> Result<Vec<Assignment>, Error> {
+        let handouts = self.view(|core| core.poll(node, &[]).0);
+        if handouts.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.settled().await?;
+        self.assignments(handouts).await
+    }
+
+    /// The assignments of handouts, with their names and parameters from the store.
+    async fn assignments(&self, handouts: Vec<super::core::tasks::Handout>) -> Result<Vec<Assignment>, Error> {
+        let ids: Vec<String> = handouts.iter().map(|h| h.task_id.clone()).collect();
+        let mut details = self
+            .read(move |c| crate::store::tasks::handout(c, &ids.iter().map(String::as_str).collect::<Vec<_>>()))
+            .await?;
+        Ok(handouts
+            .into_iter()
+            .filter_map(|h| {
+                let (name, description, parameters) = details.remove(&h.task_id)?;
+                Some(Assignment {
+                    task_id: h.task_id,
+                    attempt: h.attempt,
+                    name,
+                    description,
+                    skill: h.skill,
+                    required_skills: h.required_skills,
+                    parameters,
+                    timeout: h.timeout,
+                    priority: h.priority,
+                })
+            })
+            .collect())
     }
 
     /// A worker's start report.
@@ -505,10 +557,22 @@ impl Cluster {
         }
     }
 
-    /// The cluster's health with task counts from the store.
+    /// The cluster's health with task counts from the store, and the transport's state.
     pub async fn cluster_health(&self) -> Result<crate::model::ClusterHealth, Error> {
         let counts: BTreeMap<String, u64> = self.read(crate::store::tasks::count_by_status).await?;
-        Ok(self.view(|core| core.registry().cluster_health(counts, Now::get())))
+        let mut health = self.view(|core| core.registry().cluster_health(counts, Now::get()));
+        if let Some(transport) = self.transport.get() {
+            let (mode, nats) = transport.health();
+            health.transport = mode;
+            health.nats = Some(nats);
+        }
+        Ok(health)
+    }
+
+    /// The id of the last committed event (0 when there is none).
+    pub async fn last_event_id(&self) -> Result<u64, Error> {
+        self.settled().await?;
+        self.read(crate::store::events::max_id).await
     }
 
     /// A consistent copy of the store in a new file beside it (the caller streams it and

@@ -48,7 +48,7 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         Route::NodeHealth { node } => ok(&cluster.view(|c| c.registry().health(node, super::core::Now::get()))?),
         Route::Heartbeat { node } => {
             let body: HeartbeatRequest = req.json_or_default()?;
-            ok(&cluster.mutate(|c, now| c.heartbeat(node, body, now)).await?)
+            ok(&cluster.heartbeat(node, body).await?)
         }
         Route::ShutdownNode { node } => ok(&cluster.mutate(|c, now| c.node_shutdown(node, now)).await?),
         Route::DrainNode { node } => ok(&cluster.mutate(|c, now| c.set_draining(node, true, now)).await?),
@@ -189,5 +189,8 @@ fn metrics(cluster: &Cluster) -> Response {
             m.tasks_active.get_or_create(&super::metrics::StatusLabel { status: status.to_string() }).set(n);
         }
     });
+    if let Some(transport) = cluster.transport() {
+        m.observe_transport(&transport.health().1);
+    }
     super::http::bytes(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", m.encode())
 }

@@ -47,6 +47,25 @@ pub struct Metrics {
     pub streams_open: Gauge,
     /// Streams ended because their client fell behind or stopped reading.
     pub streams_cut_off: Counter,
+    /// The NATS transport (registered only when `communication.nats_url` is set).
+    pub nats: NatsMetrics,
+}
+
+/// The NATS transport's figures.
+#[derive(Default)]
+pub struct NatsMetrics {
+    /// 1 while connected to NATS.
+    pub connected: Gauge,
+    /// Nodes receiving their assignments over NATS.
+    pub nodes: Gauge,
+    /// Connections made after the first (the client reconnects by itself).
+    pub reconnects: Counter,
+    /// Messages published, by kind: assignment, event, heartbeat.
+    pub published: Family<KindLabel, Counter>,
+    /// Results taken from the results stream, by outcome: recorded, refused, retried.
+    pub results: Family<KindLabel, Counter>,
+    /// Publishes that failed (left to HTTP, or retried), by kind.
+    pub publish_failures: Family<KindLabel, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -69,6 +88,7 @@ impl Metrics {
             tasks_active: Family::default(),
             streams_open: Gauge::default(),
             streams_cut_off: Counter::default(),
+            nats: NatsMetrics::default(),
             registry: Registry::default(),
         };
         registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
@@ -91,6 +111,29 @@ impl Metrics {
             m.streams_cut_off.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// Adds the NATS transport's figures to the export (once, when it is configured).
+    pub fn register_nats(&mut self) {
+        let n = &self.nats;
+        let r = &mut self.registry;
+        r.register("nats_connected", "1 while the coordinator is connected to NATS", n.connected.clone());
+        r.register("nats_nodes", "Nodes receiving their assignments over NATS", n.nodes.clone());
+        r.register("nats_reconnects", "Reconnections to NATS after the first connection", n.reconnects.clone());
+        r.register("nats_published", "Messages published to NATS, by kind", n.published.clone());
+        r.register("nats_results", "Results taken from NATS, by outcome", n.results.clone());
+        r.register("nats_publish_failures", "NATS publishes that failed, by kind", n.publish_failures.clone());
+    }
+
+    /// Sets the NATS gauges from the transport's state (at scrape time).
+    pub fn observe_transport(&self, nats: &crate::model::NatsHealth) {
+        self.nats.connected.set(i64::from(nats.state == crate::model::NatsState::Connected));
+        self.nats.nodes.set(i64::from(nats.nodes));
+    }
+
+    /// Counts one NATS message of `kind` in `family`.
+    pub fn nats_count(family: &Family<KindLabel, Counter>, kind: &str) {
+        family.get_or_create(&KindLabel { kind: kind.into() }).inc();
     }
 
     /// The OpenMetrics text.

@@ -93,9 +93,6 @@ impl Coordinator {
                 tracing::warn!(target: "openclaw::coordinator", host = %config.coordinator.host, "auth.enabled is false on a non-loopback address: anyone who can reach this port controls the cluster");
             }
         }
-        if config.communication.nats_url.is_some() {
-            tracing::debug!(target: "openclaw::coordinator", "communication.nats_url is accepted but unused: this version dispatches over HTTP");
-        }
         let failure = Arc::new(Mutex::new(None));
         let (writer, writer_task) = store.start_writer({
             let failure = failure.clone();
@@ -105,7 +102,11 @@ impl Coordinator {
                 shutdown.cancel();
             }
         })?;
-        let metrics = Arc::new(metrics::Metrics::new());
+        let mut metrics = metrics::Metrics::new();
+        if config.communication.nats_url.is_some() {
+            metrics.register_nats();
+        }
+        let metrics = Arc::new(metrics);
         let snapshot = store
             .read(|c| Ok(crate::store::snapshot(c)?))
             .await
@@ -122,6 +123,9 @@ impl Coordinator {
             tokio::spawn(housekeeping::sweep_loop(cluster.clone(), shutdown.clone())),
             tokio::spawn(housekeeping::retention_loop(cluster.clone(), shutdown.clone())),
         ];
+        // NATS, when configured: a second door for workers and the event feed.
+        let loops =
+            loops.into_iter().chain(crate::transport::nats::coordinator::start(&cluster, shutdown.clone())).collect();
         Ok(Coordinator { cluster, writer, writer_task, loops, tls, failure, _lock: lock })
     }
 

@@ -7,6 +7,10 @@
 //! attempt streams what it prints to the coordinator while it runs ([`output`]); its last
 //! lines go before the result, and the secrets this worker knows are redacted from both. A
 //! cancel from the coordinator (in a poll or heartbeat answer) stops the attempt's runner.
+//! With NATS configured (`crate::transport::nats::worker`), assignments may also come from
+//! there ([`Dispatch::take_confirmed`]: run only once the start report is accepted), the
+//! poll pauses while they do, and results go there first, HTTP being the fallback. Each
+//! (task, attempt) is held once, whichever door brought it.
 //!
 //! Locking: one std mutex over the running attempts, never held across `.await`.
 
@@ -17,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -28,6 +32,7 @@ use super::skills::Kind;
 use super::{Context, agent, exec, output};
 use crate::client::{Client, ClientError};
 use crate::model::{Assignment, ErrorCode, Outcome, PollRequest, ResultReport, TaskRef};
+use crate::transport::nats::worker::{Wake, WorkerNats};
 use crate::util::lock;
 
 /// A task attempt in progress here.
@@ -49,6 +54,24 @@ pub struct Dispatch {
     slot_freed: Notify,
     /// Every attempt's task (and result deliveries), awaited on shutdown.
     tracker: TaskTracker,
+    /// The NATS transport, when configured.
+    nats: Option<Arc<WorkerNats>>,
+}
+
+/// How an assignment that came over NATS was taken; its message is acked, or delivered
+/// again, on this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// This attempt is held here already (it came through the other door too).
+    Held,
+    /// The coordinator accepted the start report: it runs.
+    Started,
+    /// The coordinator no longer wants this attempt (or a newer one is held): dropped.
+    Refused,
+    /// The coordinator could not be asked: not run now.
+    Unreachable,
+    /// Every slot is taken: not run now.
+    Full,
 }
 
 /// An assignment's time limit (the coordinator validated it; a bad value falls back to 1 h).
@@ -79,6 +102,35 @@ impl Dispatch {
             running: Mutex::new(HashMap::new()),
             slot_freed: Notify::new(),
             tracker: TaskTracker::new(),
+            nats: None,
+        }
+    }
+
+    /// Takes assignments from NATS too, and publishes results there first.
+    pub fn with_nats(mut self, nats: Option<Arc<WorkerNats>>) -> Dispatch {
+        self.nats = nats;
+        self
+    }
+
+    pub fn nats(&self) -> Option<&Arc<WorkerNats>> {
+        self.nats.as_ref()
+    }
+
+    /// Waits for a free slot; answers how many are free (`None` once `until` fires).
+    pub async fn free_slot(&self, until: &CancellationToken) -> Option<usize> {
+        let max = self.ctx.config.worker.max_concurrent_tasks as usize;
+        loop {
+            let freed = self.slot_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            let running = self.running();
+            if running < max {
+                return Some(max - running);
+            }
+            tokio::select! {
+                _ = freed => {}
+                _ = until.cancelled() => return None,
+            }
         }
     }
 
@@ -94,9 +146,15 @@ impl Dispatch {
         tokio::time::timeout(limit, self.tracker.wait()).await.is_ok()
     }
 
-    /// The attempts held here: received, starting or running.
+    /// The attempts held here: received, starting or running, and (with NATS) those whose
+    /// result is published but not yet known to be recorded.
     pub fn held(&self) -> Vec<TaskRef> {
-        lock(&self.running).iter().map(|(id, r)| TaskRef { task_id: id.clone(), attempt: r.attempt }).collect()
+        let mut held: Vec<TaskRef> =
+            lock(&self.running).iter().map(|(id, r)| TaskRef { task_id: id.clone(), attempt: r.attempt }).collect();
+        if let Some(nats) = &self.nats {
+            held.extend(nats.unconfirmed());
+        }
+        held
     }
 
     fn held_not_cancelling(&self) -> Vec<TaskRef> {
@@ -109,6 +167,9 @@ impl Dispatch {
 
     /// Stops the attempts the coordinator no longer wants here.
     pub fn apply_cancels(&self, cancels: &[TaskRef]) {
+        if let Some(nats) = &self.nats {
+            nats.confirmed(cancels);
+        }
         let running = lock(&self.running);
         for c in cancels {
             if let Some(r) = running.get(&c.task_id).filter(|r| r.attempt == c.attempt) {
@@ -121,18 +182,41 @@ impl Dispatch {
         }
     }
 
-    /// Accepts an assignment: records it as held and starts its task.
+    /// Accepts an assignment from the HTTP poll: records it as held and starts its task.
     fn take(self: &Arc<Self>, a: Assignment, client: &Client) {
+        self.accept(a, client, None);
+    }
+
+    /// Accepts an assignment from NATS: it runs only once the coordinator accepts its
+    /// start report; the answer says what became of it.
+    pub fn take_confirmed(self: &Arc<Self>, a: Assignment, client: &Client) -> oneshot::Receiver<Taken> {
+        let (tx, rx) = oneshot::channel();
+        self.accept(a, client, Some(tx));
+        rx
+    }
+
+    fn accept(self: &Arc<Self>, a: Assignment, client: &Client, confirm: Option<oneshot::Sender<Taken>>) {
         let max = self.ctx.config.worker.max_concurrent_tasks as usize;
         let cancel = self.ctx.kill_all.child_token();
         let told = Arc::new(AtomicBool::new(false));
         {
             let mut running = lock(&self.running);
             if let Some(existing) = running.get(&a.task_id) {
+                if existing.attempt >= a.attempt {
+                    // Held already (both doors brought it), or an older attempt.
+                    if let Some(c) = confirm {
+                        let _ = c.send(if existing.attempt == a.attempt { Taken::Held } else { Taken::Refused });
+                    }
+                    return;
+                }
                 // A newer attempt of a task we still run: the old one must stop.
                 existing.told.store(true, Ordering::SeqCst);
                 existing.cancel.cancel();
             } else if running.len() >= max {
+                if let Some(c) = confirm {
+                    let _ = c.send(Taken::Full);
+                    return;
+                }
                 drop(running);
                 let report = ResultReport { retry_after: Some(1.0), ..failed(a.attempt, "the worker is full".into()) };
                 let this = self.clone();
@@ -147,7 +231,7 @@ impl Dispatch {
         self.tracker.spawn(async move {
             let id = a.task_id.clone();
             let attempt = a.attempt;
-            this.run_task(a, client, cancel, told).await;
+            this.run_task(a, client, cancel, told, confirm).await;
             let mut running = lock(&this.running);
             if running.get(&id).is_some_and(|r| r.attempt == attempt) {
                 running.remove(&id);
@@ -157,17 +241,39 @@ impl Dispatch {
         });
     }
 
-    async fn run_task(&self, a: Assignment, client: Client, cancel: CancellationToken, told: Arc<AtomicBool>) {
+    async fn run_task(
+        &self,
+        a: Assignment,
+        client: Client,
+        cancel: CancellationToken,
+        told: Arc<AtomicBool>,
+        confirm: Option<oneshot::Sender<Taken>>,
+    ) {
         let node_id = &self.ctx.node_id;
+        let from_nats = confirm.is_some();
+        let answer = |taken| {
+            if let Some(c) = confirm {
+                let _ = c.send(taken);
+            }
+        };
         match client.report_start(node_id, &a.task_id, a.attempt).await {
             Err(e) if matches!(e.code(), Some(ErrorCode::UnknownTask | ErrorCode::StaleAttempt)) => {
                 tracing::info!(target: "openclaw::worker", task_id = %a.task_id, error = %e, "the coordinator no longer wants this attempt; not running it");
+                answer(Taken::Refused);
+                return;
+            }
+            // From NATS, a message may be an old one delivered again: run only what the
+            // coordinator confirms.
+            Err(e) if from_nats => {
+                tracing::debug!(target: "openclaw::worker", task_id = %a.task_id, error = %e, "cannot report the start of an assignment from NATS; it will come again");
+                answer(Taken::Unreachable);
                 return;
             }
             // The coordinator may be away: run anyway and deliver the result later.
-            _ => {}
+            _ => answer(Taken::Started),
         }
-        tracing::info!(target: "openclaw::worker", task_id = %a.task_id, attempt = a.attempt, skill = %a.skill, "task started");
+        let via = if from_nats { "nats" } else { "http" };
+        tracing::info!(target: "openclaw::worker", task_id = %a.task_id, attempt = a.attempt, skill = %a.skill, via, "task started");
         let started = Instant::now();
         let report = match self.adverts.skill(&a.skill) {
             None => {
@@ -264,6 +370,12 @@ impl Dispatch {
     async fn deliver(&self, task_id: &str, mut report: ResultReport) {
         let mut failures = 0u32;
         loop {
+            if let Some(nats) = &self.nats
+                && let Some(key) = self.session.secret_hash()
+                && nats.publish_result(task_id, &report, &key).await
+            {
+                return;
+            }
             let Some(client) = self.session.wait(&self.ctx.leave).await else { return };
             match client.report_result(&self.ctx.node_id, task_id, &report).await {
                 Ok(_) => return,
@@ -318,13 +430,33 @@ pub fn session_refused(e: &ClientError) -> bool {
     matches!(e.code(), Some(ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::UnknownNode))
 }
 
+/// Resolves when assignments start coming over NATS (never without NATS).
+async fn switched_to_nats(dispatch: &Dispatch) {
+    match &dispatch.nats {
+        Some(nats) => nats.activated().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Long-polls for assignments while a slot is free, until the worker stops taking tasks.
 pub async fn poll_loop(dispatch: Arc<Dispatch>) {
     let ctx = dispatch.ctx.clone();
     let max = ctx.config.worker.max_concurrent_tasks as usize;
-    let wait = ctx.config.coordinator.long_poll_timeout.get();
+    let long_poll = ctx.config.coordinator.long_poll_timeout.get();
     let mut failures = 0u32;
     while !ctx.stop_taking.is_cancelled() {
+        let mut wait = long_poll;
+        if let Some(nats) = dispatch.nats.as_ref().filter(|n| n.takes_assignments()) {
+            // Assignments come over NATS: poll only when that stops, or for one too large.
+            let wake = tokio::select! {
+                w = nats.paused() => w,
+                _ = ctx.stop_taking.cancelled() => break,
+            };
+            if wake == Wake::Http {
+                continue;
+            }
+            wait = Duration::ZERO;
+        }
         let Some(client) = dispatch.session.wait(&ctx.stop_taking).await else { break };
         if dispatch.running() >= max {
             tokio::select! {
@@ -338,6 +470,9 @@ pub async fn poll_loop(dispatch: Arc<Dispatch>) {
         let req = PollRequest { held: dispatch.held_not_cancelling(), wait_secs: Some(wait.as_secs_f64()) };
         let answer = tokio::select! {
             a = client.poll(&ctx.node_id, &req, wait) => a,
+            // Assignments come over NATS from now on: stop waiting here (what this poll
+            // would have handed out is scheduled still, and published there).
+            _ = switched_to_nats(&dispatch), if !wait.is_zero() => continue,
             _ = ctx.stop_taking.cancelled() => break,
         };
         match answer {

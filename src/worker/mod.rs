@@ -91,15 +91,26 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
     tracing::info!(target: "openclaw::worker", node_id = %ctx.node_id, coordinator = %url, "worker starting");
     let adverts = Arc::new(adverts::Adverts::new(&ctx.config, gateway.clone()));
     let session = Arc::new(session::Session::new(ctx.clone(), url, join, identity));
-    let dispatch = Arc::new(dispatch::Dispatch::new(ctx.clone(), session.clone(), adverts.clone(), gateway));
+    let nats = crate::transport::nats::worker::WorkerNats::new(&ctx.config, &ctx.node_id);
+    let dispatch = Arc::new(
+        dispatch::Dispatch::new(ctx.clone(), session.clone(), adverts.clone(), gateway).with_nats(nats.clone()),
+    );
     adverts.refresh(true).await;
 
-    let loops = vec![
+    let mut loops = vec![
         tokio::spawn(session::heartbeat_loop(session.clone(), dispatch.clone(), adverts.clone())),
         tokio::spawn(dispatch::poll_loop(dispatch.clone())),
         tokio::spawn(adverts::skills_loop(adverts.clone(), ctx.clone())),
         tokio::spawn(adverts::gateway_loop(adverts.clone(), ctx.clone())),
     ];
+    if let Some(nats) = nats {
+        loops.push(tokio::spawn(crate::transport::nats::worker::run(
+            nats,
+            dispatch.clone(),
+            session.clone(),
+            ctx.clone(),
+        )));
+    }
     shutdown.cancelled().await;
     wind_down(&ctx, &session, &dispatch).await;
     for handle in loops {

@@ -197,11 +197,15 @@ impl StreamWriter {
     }
 }
 
-/// Lines waiting for the coordinator, bounded by [`PENDING_BYTES`].
+/// Lines waiting for the coordinator, bounded by [`PENDING_BYTES`]. Each line has its
+/// number in the attempt (from 0): a batch says the number of its first line, so that the
+/// coordinator keeps a batch sent again (its answer lost) only once.
 #[derive(Debug, Default)]
 struct Pending {
     lines: VecDeque<NewOutputLine>,
     bytes: usize,
+    /// The number of `lines[0]`.
+    front: u64,
     /// Lines dropped since the last batch went out.
     dropped: u64,
 }
@@ -213,13 +217,19 @@ impl Pending {
         while self.bytes > PENDING_BYTES {
             let Some(old) = self.lines.pop_front() else { break };
             self.bytes -= old.text.len();
+            self.front += 1;
             self.dropped += 1;
         }
     }
 
     /// The next batch: up to [`BATCH_BYTES`] of the oldest lines, after a note of what was
-    /// dropped. They stay pending until [`Pending::sent`].
-    fn batch(&self) -> Vec<NewOutputLine> {
+    /// dropped (which takes the number of the last dropped line). They stay pending until
+    /// [`Pending::sent`].
+    fn batch(&self, attempt: u32) -> OutputBatch {
+        OutputBatch { attempt, first: Some(self.front - u64::from(self.dropped > 0)), lines: self.lines() }
+    }
+
+    fn lines(&self) -> Vec<NewOutputLine> {
         let mut out = Vec::new();
         if self.dropped > 0 {
             out.push(NewOutputLine {
@@ -249,6 +259,7 @@ impl Pending {
         for _ in 0..taken {
             if let Some(l) = self.lines.pop_front() {
                 self.bytes -= l.text.len();
+                self.front += 1;
             }
         }
     }
@@ -324,7 +335,7 @@ pub async fn stream(
             tracing::warn!(target: "openclaw::worker", task_id = task, lines = pending.lines.len(), "the coordinator did not take the last output lines of this task in time; they are not kept");
             return;
         }
-        let body = OutputBatch { attempt, lines: pending.batch() };
+        let body = pending.batch(attempt);
         let sent = match session.current() {
             Some(client) => client.push_output(node, task, &body).await.map_err(|e| (classify(&e), e.to_string())),
             None => Err((Refused::Later, "not registered".to_string())),
@@ -408,15 +419,17 @@ mod tests {
             p.push(line(BATCH_BYTES));
         }
         assert_eq!((p.lines.len(), p.dropped), (4, 1));
-        let batch = p.batch();
-        assert_eq!(batch.len(), 2, "the note and one full line");
-        assert!(batch[0].text.contains("1 earlier lines were dropped"));
-        p.sent(&batch);
+        let batch = p.batch(1);
+        // The note takes the number of the dropped line 0; line 1 follows it.
+        assert_eq!((batch.first, batch.lines.len()), (Some(0), 2), "the note and one full line");
+        assert!(batch.lines[0].text.contains("1 earlier lines were dropped"));
+        p.sent(&batch.lines);
         assert_eq!((p.lines.len(), p.dropped, p.bytes), (3, 0, 3 * BATCH_BYTES));
+        assert_eq!(p.batch(1).first, Some(2));
         let mut p = Pending::default();
         for _ in 0..10 {
             p.push(line(100));
         }
-        assert_eq!(p.batch().len(), 10);
+        assert_eq!((p.batch(1).first, p.batch(1).lines.len()), (Some(0), 10));
     }
 }

@@ -84,6 +84,12 @@ impl Session {
         lock(&self.current).clone()
     }
 
+    /// The hash of the current registration's secret: the key NATS messages to and from
+    /// this node are signed with.
+    pub fn secret_hash(&self) -> Option<String> {
+        lock(&self.current).as_ref().and_then(|c| c.token().map(crate::util::hash_secret))
+    }
+
     /// The current registration, waiting for one if there is none; `None` once `until`
     /// fires.
     pub async fn wait(&self, until: &CancellationToken) -> Option<Client> {
@@ -299,6 +305,7 @@ pub async fn heartbeat_loop(session: Arc<Session>, dispatch: Arc<Dispatch>, adve
             held_tasks: Some(held),
             available_skills: changed.as_ref().map(|(_, (a, _))| a.clone()),
             unavailable_skills: changed.as_ref().map(|(_, (_, u))| u.clone()),
+            nats: dispatch.nats().map(|n| n.linked()),
         };
         match client.heartbeat(&ctx.node_id, &req).await {
             Ok(answer) => {
@@ -307,6 +314,9 @@ pub async fn heartbeat_loop(session: Arc<Session>, dispatch: Arc<Dispatch>, adve
                     adverts.mark_sent(version);
                 }
                 dispatch.apply_cancels(&answer.cancel);
+                if let Some(nats) = dispatch.nats() {
+                    nats.set_dispatch(answer.dispatch);
+                }
                 session.pause(interval).await;
             }
             Err(e) if super::dispatch::session_refused(&e) => {

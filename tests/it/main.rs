@@ -11,6 +11,8 @@ mod events;
 mod fuzz;
 mod hostile;
 mod mcp;
+mod nats;
+mod nats_server;
 mod nodes;
 mod openclaw_gateway;
 mod openclaw_mcp;

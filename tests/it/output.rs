@@ -45,11 +45,27 @@ async fn push(
     attempt: u64,
     lines: &[(&str, &str)],
 ) -> (u16, Value) {
+    push_numbered(cluster, node, secret, task, (attempt, None), lines).await
+}
+
+/// Sends a batch whose first line has the number `first` in its attempt, as the worker does.
+async fn push_numbered(
+    cluster: &Cluster,
+    node: &str,
+    secret: &str,
+    task: &str,
+    (attempt, first): (u64, Option<u64>),
+    lines: &[(&str, &str)],
+) -> (u16, Value) {
     let lines: Vec<Value> = lines
         .iter()
         .map(|(stream, text)| json!({"stream": stream, "text": text, "at": "2026-02-16T16:00:00.000Z"}))
         .collect();
-    let body = json!({"attempt": attempt, "lines": lines}).to_string();
+    let mut body = json!({"attempt": attempt, "lines": lines});
+    if let Some(first) = first {
+        body["first"] = json!(first);
+    }
+    let body = body.to_string();
     cluster.call("POST", &format!("/api/v1/nodes/{node}/tasks/{task}/output"), Some(secret), Some(&body)).await
 }
 
@@ -191,6 +207,32 @@ async fn the_kept_tail_is_bounded_and_survives_a_restart() {
     assert_eq!(texts(&after).last().unwrap(), "after the restart");
     let cost: usize = texts(&after).iter().map(|t| t.len() + 16).sum();
     assert!(cost <= 2048, "the tail grew past its size after the restart: {cost}");
+}
+
+/// A batch the worker sends again because its answer was lost (the coordinator killed
+/// after the commit, or the connection cut) is kept once: lines carry their number in the
+/// attempt, and the coordinator takes only those it does not have, after a restart too.
+#[tokio::test]
+async fn a_batch_sent_again_is_kept_once_even_across_a_restart() {
+    let mut cluster = Cluster::start().await;
+    let secret = cluster.register("w1", &["s"], 2).await;
+    let (task, attempt) = start_task(&cluster, "w1", &secret, "s").await;
+    let (status, ack) = push_numbered(&cluster, "w1", &secret, &task, (attempt, Some(0)), &[("stdout", "a")]).await;
+    assert_eq!((status, &ack["last_seq"]), (200, &json!(1)), "{ack}");
+    let again = [("stdout", "a"), ("stdout", "b")];
+    let (status, ack) = push_numbered(&cluster, "w1", &secret, &task, (attempt, Some(0)), &again).await;
+    assert_eq!((status, &ack["last_seq"]), (200, &json!(2)), "{ack}");
+    cluster.kill_coordinator();
+    cluster.start_coordinator().await;
+    cluster.call("POST", "/api/v1/nodes/w1/heartbeat", Some(&secret), Some("{}")).await;
+    let again = [("stdout", "b"), ("stderr", "c")];
+    let (status, ack) = push_numbered(&cluster, "w1", &secret, &task, (attempt, Some(1)), &again).await;
+    assert_eq!((status, &ack["last_seq"]), (200, &json!(3)), "{ack}");
+    let output = cluster.get(&format!("/api/v1/tasks/{task}/output")).await;
+    assert_eq!(texts(&output), ["a", "b", "c"]);
+    // Without numbers (an older worker) every batch is new lines.
+    push(&cluster, "w1", &secret, &task, attempt, &[("stdout", "c")]).await;
+    assert_eq!(texts(&cluster.get(&format!("/api/v1/tasks/{task}/output")).await), ["a", "b", "c", "c"]);
 }
 
 /// `openclaw tasks logs` prints stdout lines on stdout and stderr lines on stderr; `-f`

@@ -3,7 +3,10 @@
 //!
 //! A batch is fenced like a start or result report: it must name the task's current
 //! attempt on the node that sends it (`stale_attempt` otherwise). Lines are numbered per
-//! task from 1, across attempts, without gaps. Each task keeps the lines of its latest
+//! task from 1, across attempts; line `i` of an attempt (the worker's count, `first` in
+//! a batch) is number `first_seq + i`, so a batch sent again after its answer was lost
+//! adds only what is new (exactly once), and lines the worker had to drop leave their
+//! numbers unused. Each task keeps the lines of its latest
 //! attempt that printed anything, within `coordinator.output_tail_bytes` (a line costs its
 //! text plus [`LINE_OVERHEAD`]); the oldest go first, but the newest line always stays. The
 //! first lines of a new attempt replace the previous attempt's.
@@ -55,14 +58,28 @@ impl OutputRing {
         }
     }
 
-    /// Numbers `lines` and keeps them. Returns where a new kept attempt begins, the lines
-    /// still kept (numbered), and the first kept number when older lines were dropped.
+    /// Numbers `lines` and keeps them; `first` is the attempt's number of the first one
+    /// (the worker's count), when the worker sends it. Returns where a new kept attempt
+    /// begins, the new lines still kept (numbered), and the first kept number when older
+    /// lines were dropped.
     fn append(
         &mut self,
         attempt: u32,
-        lines: Vec<OutputLine>,
+        first: Option<u64>,
+        mut lines: Vec<OutputLine>,
         cap: u64,
     ) -> (Option<u64>, Vec<OutputLine>, Option<u64>) {
+        if attempt == self.attempt
+            && let Some(first) = first
+        {
+            // Lines this attempt already has are a resend: only what follows them is new.
+            let have = self.next_seq - self.first_seq;
+            let repeated = usize::try_from(have.saturating_sub(first)).unwrap_or(usize::MAX).min(lines.len());
+            lines.drain(..repeated);
+        }
+        if lines.is_empty() {
+            return (None, Vec::new(), None);
+        }
         let new_attempt = (attempt != self.attempt).then(|| {
             self.attempt = attempt;
             self.first_seq = self.next_seq;
@@ -70,6 +87,11 @@ impl OutputRing {
             self.total = 0;
             self.next_seq
         });
+        if let Some(first) = first {
+            // Lines the worker dropped before this batch keep their numbers, unused.
+            let have = self.next_seq - self.first_seq;
+            self.next_seq += first.saturating_sub(have).min(u64::from(u32::MAX));
+        }
         let mut numbered = Vec::with_capacity(lines.len());
         for mut line in lines {
             line.seq = self.next_seq;
@@ -128,16 +150,11 @@ impl Core {
         let cap = self.settings.output_tail_bytes;
         let Some(ring) = self.tasks.output_ring(task_id) else { return Ok(None) };
         let ring = ring.get_or_insert_with(|| Box::new(OutputRing::new()));
-        if lines.is_empty() {
-            return Ok(Some(OutputAck {
-                success: true,
-                task_id: task_id.into(),
-                accepted,
-                last_seq: ring.next_seq - 1,
-            }));
-        }
-        let (new_attempt, lines, drop_before) = ring.append(batch.attempt, lines, cap);
+        let (new_attempt, lines, drop_before) = ring.append(batch.attempt, batch.first, lines, cap);
         let last_seq = ring.next_seq - 1;
+        if lines.is_empty() && drop_before.is_none() {
+            return Ok(Some(OutputAck { success: true, task_id: task_id.into(), accepted, last_seq }));
+        }
         self.output.push(OutputWrite {
             task_id: task_id.to_string(),
             attempt: batch.attempt,
@@ -169,11 +186,11 @@ mod tests {
     fn lines_are_numbered_and_the_oldest_dropped_over_the_cap() {
         let mut r = ring();
         // Each line costs 4 + 16 = 20 bytes; 50 bytes hold two.
-        let (new, kept, dropped) = r.append(1, lines(&["aaaa", "bbbb"]), 50);
+        let (new, kept, dropped) = r.append(1, None, lines(&["aaaa", "bbbb"]), 50);
         assert_eq!(new, Some(1));
         assert_eq!(kept.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![1, 2]);
         assert_eq!(dropped, None);
-        let (new, kept, dropped) = r.append(1, lines(&["cccc", "dddd", "eeee"]), 50);
+        let (new, kept, dropped) = r.append(1, None, lines(&["cccc", "dddd", "eeee"]), 50);
         assert_eq!(new, None);
         // Line 3 is dropped before it reaches the disk; 1 and 2 go from it.
         assert_eq!(kept.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![4, 5]);
@@ -185,7 +202,7 @@ mod tests {
     fn the_newest_line_stays_however_long() {
         let mut r = ring();
         let long = "x".repeat(500);
-        let (_, kept, _) = r.append(1, lines(&["a", &long]), 100);
+        let (_, kept, _) = r.append(1, None, lines(&["a", &long]), 100);
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].text.len(), 500);
         assert_eq!(r.costs.len(), 1);
@@ -194,12 +211,32 @@ mod tests {
     #[test]
     fn a_new_attempt_starts_over_and_numbers_go_on() {
         let mut r = ring();
-        r.append(1, lines(&["a", "b"]), 1000);
-        let (new, kept, dropped) = r.append(2, lines(&["c"]), 1000);
+        r.append(1, None, lines(&["a", "b"]), 1000);
+        let (new, kept, dropped) = r.append(2, None, lines(&["c"]), 1000);
         assert_eq!(new, Some(3));
         assert_eq!(kept[0].seq, 3);
         assert_eq!(dropped, None);
         assert_eq!((r.attempt, r.first_seq, r.costs.len()), (2, 3, 1));
+    }
+
+    #[test]
+    fn a_resent_batch_adds_only_its_new_lines_and_dropped_lines_keep_their_numbers() {
+        let mut r = ring();
+        let (_, kept, _) = r.append(1, Some(0), lines(&["a", "b"]), 1000);
+        assert_eq!(kept.iter().map(|l| l.seq).collect::<Vec<_>>(), vec![1, 2]);
+        // The answer was lost: the worker sends a, b again with c.
+        let (new, kept, _) = r.append(1, Some(0), lines(&["a", "b", "c"]), 1000);
+        assert_eq!((new, kept.iter().map(|l| (l.seq, l.text.as_str())).collect::<Vec<_>>()), (None, vec![(3, "c")]));
+        // Only repeats: nothing to write.
+        let (_, kept, dropped) = r.append(1, Some(1), lines(&["b", "c"]), 1000);
+        assert!(kept.is_empty() && dropped.is_none());
+        // The worker dropped its lines 3 and 4: 5 is number 6.
+        let (_, kept, _) = r.append(1, Some(5), lines(&["f"]), 1000);
+        assert_eq!(kept[0].seq, 6);
+        assert_eq!(r.next_seq, 7);
+        // A new attempt counts from its own first line.
+        let (new, kept, _) = r.append(2, Some(0), lines(&["x"]), 1000);
+        assert_eq!((new, kept[0].seq), (Some(7), 7));
     }
 
     #[test]

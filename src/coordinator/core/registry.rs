@@ -209,6 +209,11 @@ impl Registry {
         self.nodes.get(node_id).map(NodeEntry::status)
     }
 
+    /// The hash of a node's current secret (the key its NATS messages are signed with).
+    pub fn secret_hash(&self, node_id: &str) -> Option<&str> {
+        self.nodes.get(node_id).map(|e| e.record.secret_hash.as_str())
+    }
+
     /// The node a secret (by its hash) belongs to.
     pub fn node_of_secret(&self, hash: &str) -> Option<&str> {
         self.secrets.get(hash).map(String::as_str)
@@ -537,6 +542,8 @@ impl Registry {
             used_capacity: used,
             capacity_utilization: if total == 0 { 0.0 } else { (used as f64 / total as f64 * 1000.0).round() / 10.0 },
             tasks_by_status,
+            transport: crate::model::Transport::Http,
+            nats: None,
         }
     }
 
@@ -878,6 +885,7 @@ impl Core {
             node_id: node_id.to_string(),
             timestamp: Timestamp(now.ms),
             cancel,
+            dispatch: None,
         })
     }
 

@@ -1,0 +1,183 @@
+//! Recording results: the durable `coordinator` consumer of `P_RESULTS`, up to
+//! `RESULTS_IN_FLIGHT` at once (their commits share the writer's group commit). Each
+//! message is checked (subject, headers, the node's signature, the message id against the
+//! report) and handed to [`Cluster::result`], the code the HTTP handler runs; it is acked
+//! after the commit or after a refusal (stale, unknown, forged: logged), and delivered
+//! again later when the coordinator cannot take it now (shutting down, overloaded).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use async_nats::jetstream::{self, AckKind};
+use futures_util::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::Relay;
+use crate::coordinator::cluster::Cluster;
+use crate::coordinator::metrics::Metrics;
+use crate::model::{ErrorCode, ResultReport};
+use crate::transport::nats::{COORDINATOR_CONSUMER, HEADER_MSG_ID, HEADER_NODE, HEADER_SIG};
+
+/// How many results are recorded at once.
+const RESULTS_IN_FLIGHT: usize = 64;
+
+/// Takes results from the results stream and records them through [`Cluster::result`].
+pub(super) async fn results_loop(
+    relay: Arc<Relay>,
+    cluster: Arc<Cluster>,
+    js: jetstream::Context,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(RESULTS_IN_FLIGHT));
+    let mut status = relay.link.watch();
+    let mut ready = relay.ready.subscribe();
+    let mut in_flight: JoinSet<()> = JoinSet::new();
+    let mut failures = 0u32;
+    'outer: while !shutdown.is_cancelled() {
+        if !ready.borrow_and_update().streams || !relay.link.connected() {
+            tokio::select! {
+                _ = status.changed() => {}
+                _ = ready.changed() => {}
+                _ = shutdown.cancelled() => break,
+            }
+            continue;
+        }
+        let consumer: Result<PullConsumer, String> = js
+            .get_consumer_from_stream(COORDINATOR_CONSUMER, relay.names.results_stream())
+            .await
+            .map_err(|e| e.to_string());
+        let messages = match consumer {
+            Ok(c) => c
+                .stream()
+                .max_messages_per_batch(RESULTS_IN_FLIGHT)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        let mut messages = match messages {
+            Ok(m) => m,
+            Err(e) => {
+                failures += 1;
+                tracing::debug!(target: "openclaw::nats", error = %e, "cannot pull results yet; retrying");
+                let delay = crate::util::backoff(Duration::from_millis(200), Duration::from_secs(5), failures);
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => continue,
+                    _ = shutdown.cancelled() => break,
+                }
+            }
+        };
+        failures = 0;
+        loop {
+            let permit = tokio::select! {
+                p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                _ = shutdown.cancelled() => break 'outer,
+            };
+            let next = tokio::select! {
+                m = messages.next() => m,
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
+                _ = shutdown.cancelled() => break 'outer,
+            };
+            match next {
+                Some(Ok(m)) => {
+                    let (relay, cluster) = (relay.clone(), cluster.clone());
+                    in_flight.spawn(async move {
+                        take_result(&relay, &cluster, m).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => {
+                    use async_nats::jetstream::consumer::pull::MessagesErrorKind as K;
+                    match e.kind() {
+                        // The server is away or restarting: the stream resumes by itself.
+                        K::MissingHeartbeat | K::NoResponders | K::Pull | K::Other => {
+                            tracing::debug!(target: "openclaw::nats", error = %e, "pulling results");
+                        }
+                        K::ConsumerDeleted | K::PushBasedConsumer | K::RequestLimitExceeded => {
+                            tracing::warn!(target: "openclaw::nats", error = %e, "the results consumer went away; setting it up again");
+                            // The setup loop makes it again at the next connection;
+                            // meanwhile wait a little and look again.
+                            tokio::select! {
+                                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                                _ = shutdown.cancelled() => break 'outer,
+                            }
+                            if let Err(e) = relay.set_up(&js).await {
+                                tracing::error!(target: "openclaw::nats", error = %e, "{e}");
+                            }
+                            continue 'outer;
+                        }
+                    }
+                }
+                None => continue 'outer,
+            }
+        }
+    }
+    // Results in hand are recorded (the writer closes after this loop ends).
+    while in_flight.join_next().await.is_some() {}
+}
+
+/// How a result message was dealt with.
+enum Taken {
+    Recorded,
+    Refused(String),
+    Later(String),
+}
+
+/// Checks one result message and records it; acks after the commit or the refusal.
+async fn take_result(relay: &Relay, cluster: &Cluster, m: jetstream::Message) {
+    let taken = judge(relay, cluster, &m).await;
+    let family = &cluster.metrics().nats.results;
+    match taken {
+        Taken::Recorded => {
+            Metrics::nats_count(family, "recorded");
+            let _ = m.double_ack().await;
+        }
+        Taken::Refused(why) => {
+            Metrics::nats_count(family, "refused");
+            tracing::info!(target: "openclaw::nats", subject = %m.subject, reason = %why, "a result from NATS was not recorded: {why}");
+            let _ = m.double_ack().await;
+        }
+        Taken::Later(why) => {
+            Metrics::nats_count(family, "retried");
+            tracing::debug!(target: "openclaw::nats", subject = %m.subject, reason = %why, "a result from NATS will be tried again");
+            let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
+        }
+    }
+}
+
+async fn judge(relay: &Relay, cluster: &Cluster, m: &jetstream::Message) -> Taken {
+    let Some(task) = relay.names.task_of_result(&m.subject) else {
+        return Taken::Refused(format!("`{}` is not a result subject", m.subject));
+    };
+    let header = |name: &str| m.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
+    let (Some(node), Some(sig), Some(id)) = (header(HEADER_NODE), header(HEADER_SIG), header(HEADER_MSG_ID)) else {
+        return Taken::Refused(format!("the message lacks one of {HEADER_NODE}, {HEADER_SIG}, {HEADER_MSG_ID}"));
+    };
+    let Some(key) = cluster.view(|c| c.registry().secret_hash(&node).map(str::to_string)) else {
+        return Taken::Refused(format!("node `{node}` is not registered"));
+    };
+    if !crate::transport::nats::verify(&key, &m.subject, &id, &m.payload, &sig) {
+        return Taken::Refused(format!(
+            "the signature does not match node `{node}`'s current secret (a forged message, or one sent before the node registered again)"
+        ));
+    }
+    let report: ResultReport = match serde_json::from_slice(&m.payload) {
+        Ok(r) => r,
+        Err(e) => return Taken::Refused(format!("the body is not a result report: {e}")),
+    };
+    if id != crate::transport::nats::result_id(task, report.attempt) {
+        return Taken::Refused(format!("the message id `{id}` does not name task {task} attempt {}", report.attempt));
+    }
+    match cluster.result(&node, task, report).await {
+        Ok(_) => Taken::Recorded,
+        Err(e) if matches!(e.code, ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::Internal) => {
+            Taken::Later(e.message)
+        }
+        Err(e) => Taken::Refused(e.message),
+    }
+}
