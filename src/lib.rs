@@ -8,8 +8,10 @@
 //! - [`logging`]: tracing setup (JSON lines or text, stdout and optional rolling files).
 //! - [`manpages`]: the man pages, rendered from the CLI definitions.
 //! - [`model`]: the serde types on the wire, shared by coordinator, worker and CLI.
+//! - [`openapi`]: the OpenAPI 3.1 document, built from the route table and the model's schemas.
 //! - [`store`]: SQLite: the single-writer group-commit path, reads, migrations, the file lock.
-//! - [`coordinator`]: the server: router, auth, registry, scheduler, dispatch, metrics.
+//! - [`coordinator`]: the server: router, auth, registry, scheduler, dispatch, metrics, the
+//!   web dashboard.
 //! - [`worker`]: the node agent: join, heartbeat, skill discovery, runners.
 //! - [`client`]: the typed HTTP client used by the worker and the CLI clients.
 //! - [`shutdown`]: Ctrl+C / SIGTERM turned into one cancellation token.
@@ -25,6 +27,7 @@ pub mod coordinator;
 pub mod logging;
 pub mod manpages;
 pub mod model;
+pub mod openapi;
 pub mod shutdown;
 pub mod store;
 pub mod tokens;

@@ -15,13 +15,20 @@ use super::error::ApiError;
 use super::http::{Request, Response, json};
 use crate::api::Route;
 use crate::model::{
-    HeartbeatRequest, PollRequest, ResultReport, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp,
+    HeartbeatRequest, PollRequest, ResultReport, Role, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp,
+    Whoami,
 };
 
 /// Runs a route.
 pub async fn dispatch(cluster: &Arc<Cluster>, req: Request) -> Result<Response, ApiError> {
     let ok = |v: &dyn erased::Json| Ok(v.respond(StatusCode::OK));
     match &req.route {
+        Route::Dashboard => Ok(super::dashboard::page()),
+        Route::Ui => Ok(super::dashboard::redirect()),
+        Route::Asset { asset } => super::dashboard::asset(asset),
+        Route::OpenApi => Ok(super::http::bytes(StatusCode::OK, "application/json", crate::openapi::text())),
+        // Read access lets only the admin and the tasks token through.
+        Route::Whoami => ok(&Whoami { role: if req.caller == Caller::Tasks { Role::Tasks } else { Role::Admin } }),
         Route::Health => ok(&ServiceHealth {
             status: "healthy".into(),
             timestamp: Timestamp::now(),

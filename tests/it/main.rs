@@ -10,6 +10,7 @@ mod docs;
 mod fuzz;
 mod hostile;
 mod nodes;
+mod openapi;
 mod openclaw_gateway;
 mod openclaw_skills;
 mod operator;
