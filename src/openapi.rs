@@ -13,17 +13,17 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+use utoipa::ToSchema;
 use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
 use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ComponentsBuilder, ObjectBuilder, SchemaType, Type};
-use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
     ContentBuilder, HeaderBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
     Required, ResponseBuilder, Schema,
 };
-use utoipa::ToSchema;
 
 use crate::api::{Access, Endpoint, TABLE};
 use crate::model::{ErrorBody, ErrorCode};
@@ -71,10 +71,7 @@ pub fn list<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
 
 /// The answer of `GET /openapi.json` (this document; its shape is OpenAPI's own).
 pub fn document_schema(_: &mut Components) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .description(Some("An OpenAPI 3.1 document (this one)"))
-        .into()
+    ObjectBuilder::new().schema_type(Type::Object).description(Some("An OpenAPI 3.1 document (this one)")).into()
 }
 
 /// Every error code an endpoint can answer: those of every endpoint (a bad query; too
@@ -280,7 +277,8 @@ pub fn text() -> &'static str {
 /// The endpoint table of docs/api.md, rendered from the document (in table order).
 pub fn markdown_table() -> String {
     let doc = document();
-    let mut out = String::from("| method | path | who | what | answers | its own errors |\n|---|---|---|---|---|---|\n");
+    let mut out =
+        String::from("| method | path | who | what | answers | its own errors |\n|---|---|---|---|---|---|\n");
     for e in TABLE {
         let item = &doc.paths.paths[e.path];
         let op = match method(&e.method) {
@@ -356,13 +354,21 @@ mod tests {
                 assert_eq!(op["operationId"], row.name);
                 for name in path.split('/').filter_map(|s| s.strip_prefix('{')) {
                     let name = name.trim_end_matches('}');
-                    let declared = op["parameters"].as_array().into_iter().flatten().any(|p| p["name"] == name && p["in"] == "path");
+                    let declared = op["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p["name"] == name && p["in"] == "path");
                     assert!(declared, "{m} {path}: path parameter {name} is not declared");
                 }
                 for code in error_codes(row) {
                     let status = crate::coordinator::error::status(code).as_u16().to_string();
-                    let listed = &op["responses"][&status]["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"]["properties"]["code"]["enum"];
-                    assert!(listed.as_array().is_some_and(|l| l.contains(&code.as_str().into())), "{m} {path}: {code} not under {status}");
+                    let listed = &op["responses"][&status]["content"]["application/json"]["schema"]["allOf"][1]["properties"]
+                        ["error"]["properties"]["code"]["enum"];
+                    assert!(
+                        listed.as_array().is_some_and(|l| l.contains(&code.as_str().into())),
+                        "{m} {path}: {code} not under {status}"
+                    );
                 }
             }
         }

@@ -87,7 +87,10 @@ mod tests {
         }
         for text in [PAGE].into_iter().chain(ASSETS.iter().map(|a| a.body)) {
             let elsewhere = text.replace("http://www.w3.org/2000/svg", "");
-            assert!(!elsewhere.contains("http://") && !elsewhere.contains("https://"), "an asset refers to another origin");
+            assert!(
+                !elsewhere.contains("http://") && !elsewhere.contains("https://"),
+                "an asset refers to another origin"
+            );
         }
         assert!(asset("nope.js").is_err());
     }

@@ -6,6 +6,7 @@ mod stub_model;
 mod support;
 
 mod cli;
+mod dashboard;
 mod docs;
 mod fuzz;
 mod hostile;

@@ -154,7 +154,8 @@ async fn every_route_answers_as_the_document_says() {
     p.send("POST", "/api/v1/nodes/n1/heartbeat", Some(&s1), Some(usage.clone())).await;
     p.send("POST", "/api/v1/nodes/n1/heartbeat", Some(admin), Some(usage)).await;
     p.send("POST", "/api/v1/nodes/n1/heartbeat", Some(&s1), Some(json!({"cpu_usage": "high"}))).await;
-    let (status, polled) = p.send("POST", "/api/v1/nodes/n1/tasks/poll", Some(&s1), Some(json!({"wait_secs": 5}))).await;
+    let (status, polled) =
+        p.send("POST", "/api/v1/nodes/n1/tasks/poll", Some(&s1), Some(json!({"wait_secs": 5}))).await;
     assert_eq!((status, polled["assignments"][0]["task_id"].as_str()), (200, Some(solo.as_str())), "{polled}");
     let start = format!("/api/v1/nodes/n1/tasks/{solo}/start");
     let result = format!("/api/v1/nodes/n1/tasks/{solo}/result");
@@ -178,8 +179,10 @@ async fn every_route_answers_as_the_document_says() {
     p.send_with("POST", "/api/v1/tasks", Some(tasks), Some(submit), &[("idempotency-key", "k1")]).await;
     let other = json!({"name": "other", "required_skills": ["echo"]}).to_string();
     p.send_with("POST", "/api/v1/tasks", Some(tasks), Some(other), &[("idempotency-key", "k1")]).await;
-    p.send("POST", "/api/v1/tasks", Some(admin), Some(json!({"name": "t", "required_skills": ["echo"], "timeout": 0}))).await;
-    p.send("POST", "/api/v1/tasks", Some(admin), Some(json!({"name": "t", "required_skills": ["echo"], "bogus": 1}))).await;
+    p.send("POST", "/api/v1/tasks", Some(admin), Some(json!({"name": "t", "required_skills": ["echo"], "timeout": 0})))
+        .await;
+    p.send("POST", "/api/v1/tasks", Some(admin), Some(json!({"name": "t", "required_skills": ["echo"], "bogus": 1})))
+        .await;
     p.send_with("POST", "/api/v1/tasks", Some(admin), Some("x".repeat(2 << 20)), &[]).await;
     p.send("GET", "/api/v1/tasks", Some(tasks), None).await;
     p.send("GET", "/api/v1/tasks?status=completed&limit=1", Some(admin), None).await;
@@ -208,7 +211,8 @@ async fn every_route_answers_as_the_document_says() {
         assert!(answered, "no successful sample of {} {}: add one to this test", e.method, e.path);
     }
     let Some(python) = tool("venv/bin/python") else { return };
-    let served = cluster.http.get(format!("{}/openapi.json", cluster.url())).send().await.unwrap().text().await.unwrap();
+    let served =
+        cluster.http.get(format!("{}/openapi.json", cluster.url())).send().await.unwrap().text().await.unwrap();
     let doc = cluster.path().join("openapi.json");
     std::fs::write(&doc, served).unwrap();
     let samples = cluster.path().join("samples.json");
@@ -242,7 +246,9 @@ async fn the_checker_finds_what_the_document_lacks() {
         std::process::Command::new(&python).args([script.as_path(), doc.as_path(), file.as_path()]).output().unwrap()
     };
     assert!(check(json!([sample(200, &health)])).status.success());
-    for (bad, why) in [(sample(200, &extra), "uptime"), (sample(200, &wrong), "date-time"), (sample(418, &health), "418")] {
+    for (bad, why) in
+        [(sample(200, &extra), "uptime"), (sample(200, &wrong), "date-time"), (sample(418, &health), "418")]
+    {
         let out = check(json!([bad]));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(!out.status.success() && text.contains(why), "the checker let {why} through:\n{text}");

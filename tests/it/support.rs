@@ -659,7 +659,10 @@ pub fn tool(path: &str) -> Option<PathBuf> {
     if full.exists() {
         return Some(full);
     }
-    let what = format!("{} is missing: run .ci/tools (it installs chromium, playwright-core and the Python checkers)", full.display());
+    let what = format!(
+        "{} is missing: run .ci/tools (it installs chromium, playwright-core and the Python checkers)",
+        full.display()
+    );
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{what}");
     }
@@ -669,7 +672,8 @@ pub fn tool(path: &str) -> Option<PathBuf> {
 
 /// Runs a tool to completion, failing the test with its output when it fails.
 pub fn run_tool(program: &Path, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let out =
+        Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{} {args:?} failed ({:?}):\n{text}", program.display(), out.status.code());
     text
