@@ -55,6 +55,9 @@ pub enum Answer {
     Media(&'static [&'static str]),
     /// A redirect to this location, no body.
     Redirect(&'static str),
+    /// Server-Sent Events: each event's name and the schema of its `data` (JSON, one line),
+    /// listed in the content's `x-events`.
+    Stream(&'static [(&'static str, SchemaFn)]),
 }
 
 /// A model type, by reference.
@@ -195,19 +198,44 @@ fn operation(e: &Endpoint, c: &mut Components) -> utoipa::openapi::path::Operati
                 .build(),
         ));
     }
-    for (status, answer) in e.ok {
-        let response = match answer {
-            Answer::Json(f) => ResponseBuilder::new()
-                .description(if *status == 201 { "Created" } else { "OK" })
-                .content("application/json", ContentBuilder::new().schema(Some(f(c))).build()),
-            Answer::Media(types) => types.iter().fold(ResponseBuilder::new().description("OK"), |r, t| {
-                r.content(*t, ContentBuilder::new().schema(Some(text_schema())).build())
-            }),
-            Answer::Redirect(to) => ResponseBuilder::new().description(format!("Redirects to `{to}`")).header(
-                "Location",
-                HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String))).build(),
-            ),
-        };
+    // Answers of one status (JSON, or a stream when asked to follow) share one response.
+    let mut statuses: Vec<u16> = e.ok.iter().map(|(s, _)| *s).collect();
+    statuses.dedup();
+    for status in statuses {
+        let description = if status == 201 { "Created".to_string() } else { "OK".to_string() };
+        let mut response = ResponseBuilder::new().description(description);
+        for (_, answer) in e.ok.iter().filter(|(s, _)| *s == status) {
+            response = match answer {
+                Answer::Json(f) => {
+                    response.content("application/json", ContentBuilder::new().schema(Some(f(c))).build())
+                }
+                Answer::Media(types) => types
+                    .iter()
+                    .fold(response, |r, t| r.content(*t, ContentBuilder::new().schema(Some(text_schema())).build())),
+                Answer::Redirect(to) => response.description(format!("Redirects to `{to}`")).header(
+                    "Location",
+                    HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String))).build(),
+                ),
+                Answer::Stream(events) => {
+                    let mut map = serde_json::Map::new();
+                    for (name, f) in *events {
+                        map.insert(name.to_string(), serde_json::to_value(f(c)).expect("a schema is plain data"));
+                    }
+                    let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
+                    let schema = ObjectBuilder::new().schema_type(Type::String).description(Some(format!(
+                        "Server-Sent Events `{}`; each `data:` is one line of JSON of the schema `x-events` names",
+                        names.join("`, `")
+                    )));
+                    response.content(
+                        "text/event-stream",
+                        ContentBuilder::new()
+                            .schema(Some(schema))
+                            .extensions(Some(ExtensionsBuilder::new().add("x-events", map).build()))
+                            .build(),
+                    )
+                }
+            };
+        }
         op = op.response(status.to_string(), response.build());
     }
     let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();

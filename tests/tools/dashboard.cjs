@@ -137,9 +137,17 @@ async function screenshots(url, admin, out) {
     await page.waitForSelector("#nodes tbody tr", { timeout: WAIT });
     await page.waitForSelector("#tasks tbody tr", { timeout: WAIT });
     await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
-    await page.waitForTimeout(300); // let the last refetches land before the picture
+    // One more task through the form, so that the activity feed has something to show.
+    await page.click("#new-task");
+    await page.fill('#submit [name="name"]', "greet again");
+    await page.fill('#submit [name="skills"]', "echo");
+    await page.click('#submit button[type="submit"]');
+    await page.waitForSelector("#task-dialog .pill.s-completed", { timeout: WAIT });
+    await page.click("#task-dialog [data-close]");
+    await page.waitForSelector('#activity li[data-event="task:completed"]', { timeout: WAIT });
+    await page.waitForTimeout(500); // let the last refetches land before the picture
     await page.screenshot({ path: `${out}/dashboard.png`, fullPage: true });
-    await page.click("#tasks tbody tr");
+    await page.click('#tasks tbody tr:has-text("weekly report")');
     await page.waitForSelector("#task-dialog[open] ol.events li", { timeout: WAIT });
     await page.waitForTimeout(300);
     await page.screenshot({ path: `${out}/dashboard-task.png` });

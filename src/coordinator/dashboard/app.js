@@ -331,9 +331,14 @@ async function showOutput(t) {
     state.output = ctl;
     const r = await fetch(`${path}?follow=true`, { headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" }, signal: ctl.signal });
     if (!r.ok) throw new ApiError(r.status, ((await r.json().catch(() => ({}))).error || {}).code, `output answered ${r.status}`);
-    box.replaceChildren();
+    box.replaceChildren(el("span", { class: "note" }, "no output yet"));
+    let first = true;
     await readEvents(r, (ev) => {
-      if (ev.event === "output") add(JSON.parse(ev.data));
+      if (ev.event === "output") {
+        if (first) box.replaceChildren();
+        first = false;
+        add(JSON.parse(ev.data));
+      }
       if (ev.event === "end" && state.openTask === t.task_id) showTask(t.task_id);
     });
   } catch (e) {
