@@ -9,6 +9,7 @@ mod cli;
 mod dashboard;
 mod docs;
 mod fuzz;
+mod grafana;
 mod hostile;
 mod nodes;
 mod openapi;
