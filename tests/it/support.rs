@@ -644,11 +644,12 @@ where
 }
 
 /// Where `.ci/tools` installs what some tests drive (chromium's driver, the Python
-/// checkers): `target/ci-tools`, or `$OPENCLAW_CI_TOOLS`.
+/// checkers): `$OPENCLAW_CI_DIR/tools`, by default `~/.cache/openclaw-ci/tools`.
 pub fn tools_dir() -> PathBuf {
-    std::env::var_os("OPENCLAW_CI_TOOLS")
+    std::env::var_os("OPENCLAW_CI_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-tools"))
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/openclaw-ci"))
+        .join("tools")
 }
 
 /// A tool installed by `.ci/tools` (a path under [`tools_dir`], or an absolute path).
