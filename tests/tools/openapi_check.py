@@ -51,6 +51,39 @@ def open_member(member, flattened):
                     close(prop, flattened)
 
 
+def check_stream(where, content, text, registry):
+    """Each event of a captured stream is one the answer lists in `x-events`, and its data
+    (one line of JSON) validates against that event's schema."""
+    events = content.get("x-events", {})
+    problems = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        lines = [l for l in block.split("\n") if l and not l.startswith(":")]
+        if not lines:
+            continue
+        fields = {}
+        for line in lines:
+            key, _, value = line.partition(":")
+            fields.setdefault(key, []).append(value[1:] if value.startswith(" ") else value)
+        name = fields.get("event", ["message"])[0]
+        if name not in events:
+            problems.append(f"{where}: event {name!r} is not listed (x-events: {', '.join(events)})")
+            continue
+        data = "\n".join(fields.get("data", []))
+        try:
+            value = json.loads(data)
+        except ValueError:
+            problems.append(f"{where}: the data of event {name!r} is not JSON: {data[:80]!r}")
+            continue
+        schema = dict(events[name])
+        if "$ref" in schema:
+            schema["$ref"] = "urn:doc" + schema["$ref"]
+        validator = Draft202012Validator(schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        for e in validator.iter_errors(value):
+            at = "/".join(map(str, e.absolute_path)) or "(the data)"
+            problems.append(f"{where}: event {name!r}: {at}: {e.message}")
+    return problems
+
+
 def main():
     doc = json.load(open(sys.argv[1]))
     samples = json.load(open(sys.argv[2]))
@@ -90,6 +123,9 @@ def main():
             continue
         if media not in content:
             problems.append(f"{where}: content type {media!r} is not documented (listed: {', '.join(content)})")
+            continue
+        if media == "text/event-stream":
+            problems.extend(check_stream(where, content[media], s.get("text", ""), registry))
             continue
         if media != "application/json":
             continue

@@ -64,9 +64,26 @@ function clock(iso) {
   return d.toLocaleTimeString([], { hour12: false });
 }
 
+// Runs fn once typing has paused for ms.
 function debounce(name, ms, fn) {
   clearTimeout(state.timers[name]);
   state.timers[name] = setTimeout(fn, ms);
+}
+
+// Runs fn within ms, once for however many calls come meanwhile (a busy cluster's events
+// never starve the refresh, as a debounce would).
+function soon(name, ms, fn) {
+  if (state.timers[name]) return;
+  state.timers[name] = setTimeout(() => { delete state.timers[name]; fn(); }, ms);
+}
+
+// A message at the top of the page for a few seconds (a refused drain, cancel, filter).
+function notify(message) {
+  const n = $("notice");
+  n.textContent = message;
+  n.hidden = false;
+  clearTimeout(state.timers.notice);
+  state.timers.notice = setTimeout(() => { n.hidden = true; }, 8000);
 }
 
 // ---- the API ----
@@ -206,7 +223,7 @@ async function drain(node, on) {
     refreshNodes();
     refreshSummary();
   } catch (e) {
-    alert(e.message);
+    notify(e.message);
   }
 }
 
@@ -224,7 +241,8 @@ function filters() {
 
 async function refreshTasks(more) {
   const q = filters();
-  q.set("limit", "50");
+  // A refresh keeps as many rows as are shown (older pages included), up to the API's 1000.
+  q.set("limit", String(more ? 50 : Math.min(1000, Math.max(50, state.tasks.length))));
   if (more && state.next) q.set("after", state.next);
   const page = await api("GET", `/api/v1/tasks?${q}`);
   state.tasks = more ? state.tasks.concat(page.tasks) : page.tasks;
@@ -257,7 +275,7 @@ async function cancelTask(id) {
     refreshTasks();
     if (state.openTask === id) showTask(id);
   } catch (e) {
-    alert(e.message);
+    notify(e.message);
   }
 }
 
@@ -473,12 +491,12 @@ function onEvent(ev) {
       if (e.node_id) row.assigned_node = e.node_id;
       renderTasks();
     }
-    debounce("tasks", 250, () => refreshTasks().catch(() => {}));
-    if (state.openTask === e.task_id) debounce("task", 250, () => showTask(e.task_id));
+    soon("tasks", 250, () => refreshTasks().catch(() => {}));
+    if (state.openTask === e.task_id) soon("task", 250, () => showTask(e.task_id));
   } else {
-    debounce("nodes", 250, () => refreshNodes().catch(() => {}));
+    soon("nodes", 250, () => refreshNodes().catch(() => {}));
   }
-  debounce("summary", 400, () => refreshSummary().catch(() => {}));
+  soon("summary", 400, () => refreshSummary().catch(() => {}));
 }
 
 function activity(e) {
@@ -517,7 +535,7 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
   $("logout").addEventListener("click", () => logout());
-  $("filters").addEventListener("input", () => debounce("filter", 200, () => refreshTasks().catch((e) => alert(e.message))));
+  $("filters").addEventListener("input", () => debounce("filter", 200, () => { state.tasks = []; refreshTasks().catch((e) => notify(e.message)); }));
   $("filters").addEventListener("submit", (ev) => ev.preventDefault());
   $("more").addEventListener("click", () => refreshTasks(true));
   $("new-task").addEventListener("click", openSubmit);
