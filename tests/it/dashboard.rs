@@ -2,8 +2,9 @@
 //! (tests/tools/dashboard.cjs), against the real coordinator and a real worker. It logs in
 //! (a wrong token is refused; the tasks token gets drain disabled with a note), sees a node
 //! appear and a task submitted through the form go to completed without a reload (both
-//! arrive over the event stream: the activity feed shows the events), filters, drains and
-//! undrains with the admin token, and fits a phone's width.
+//! arrive over the event stream: the activity feed shows the events), rides out a
+//! coordinator restart (it reconnects and resumes by itself), filters, drains and undrains
+//! with the admin token, and fits a phone's width.
 //!
 //! `OPENCLAW_SCREENSHOTS=1 cargo test --test it dashboard_screenshots` rewrites the
 //! README's pictures in docs/.
@@ -37,7 +38,7 @@ fn tasks_token(cluster: &Cluster) -> String {
 #[tokio::test]
 async fn the_dashboard_in_a_real_browser() {
     let Some((chromium, playwright)) = browser() else { return };
-    let cluster = Cluster::start().await;
+    let mut cluster = Cluster::start().await;
     let skills = cluster.path().join("skills");
     exec_skill(&skills, "echo", "cat\n");
     let (admin, tasks) = (cluster.admin(), tasks_token(&cluster));
@@ -54,6 +55,7 @@ async fn the_dashboard_in_a_real_browser() {
     let mut seen = Vec::new();
     let mut worker = None;
     let mut task = None;
+    let mut restarted = false;
     while let Some(line) = out.next_line().await.unwrap() {
         seen.push(line.clone());
         if line == "STEP need-node" {
@@ -61,6 +63,11 @@ async fn the_dashboard_in_a_real_browser() {
             stdin.write_all(b"go\n").await.unwrap();
         } else if let Some(id) = line.strip_prefix("STEP task ") {
             task = Some(id.to_string());
+        } else if line == "STEP restart" {
+            cluster.kill_coordinator();
+            cluster.start_coordinator().await;
+            restarted = true;
+            stdin.write_all(b"go\n").await.unwrap();
         }
     }
     let status = child.wait().await.unwrap();
@@ -71,7 +78,7 @@ async fn the_dashboard_in_a_real_browser() {
         "the browser walk failed:\n{}\n{stderr}",
         seen.join("\n")
     );
-    assert!(worker.is_some(), "the walk never asked for a node");
+    assert!(worker.is_some() && restarted, "the walk skipped a step");
     // What the page showed is what the API says.
     let task = task.expect("the walk submitted a task");
     let t = cluster.get(&format!("/api/v1/tasks/{task}")).await;

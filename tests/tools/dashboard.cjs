@@ -2,8 +2,9 @@
 //
 //   node dashboard.cjs test URL ADMIN_TOKEN TASKS_TOKEN
 //       The end-to-end walk. Prints `STEP need-node` and waits for a line on stdin (the
-//       test starts a worker then), prints `STEP task <id>` for the task it submitted, and
-//       `OK` at the end; any failed expectation exits 1 with the reason.
+//       test starts a worker then), prints `STEP task <id>` for the task it submitted,
+//       `STEP restart` and waits (the test restarts the coordinator), and `OK` at the end;
+//       any failed expectation exits 1 with the reason.
 //   node dashboard.cjs screenshots URL ADMIN_TOKEN OUT_DIR
 //       Saves the main pages as PNG (desktop, a task, a phone) into OUT_DIR.
 //   node dashboard.cjs paint URL RUNS
@@ -101,6 +102,21 @@ async function walk(url, admin, tasks) {
     await page.waitForSelector(`#tasks tr[data-task="${id}"]`, { state: "detached", timeout: WAIT });
     await page.selectOption('#filters [name="status"]', "completed");
     await page.waitForSelector(`#tasks tr[data-task="${id}"]`, { timeout: WAIT });
+
+    // The coordinator restarts: the page reconnects by itself (resuming after the last event
+    // it saw) and keeps following: a second task goes to completed without a reload.
+    const connects = await page.getAttribute("#live", "data-connects");
+    console.log("STEP restart");
+    await stdin.next();
+    await page.waitForSelector(`#live[data-state="live"]:not([data-connects="${connects}"])`, { timeout: WAIT });
+    await page.click("#new-task");
+    await page.fill('#submit [name="name"]', "after the restart");
+    await page.fill('#submit [name="skills"]', "echo");
+    await page.click('#submit button[type="submit"]');
+    await page.waitForSelector("#task-dialog .pill.s-completed", { timeout: WAIT });
+    const second = (await page.textContent("#task-title")).split("·").pop().trim();
+    await page.click("#task-dialog [data-close]");
+    await page.waitForSelector(`#activity li[data-event="task:completed"][data-subject="${second}"]`, { timeout: WAIT });
 
     // The admin token may drain and undrain; the node's status follows live.
     await page.click("#logout");

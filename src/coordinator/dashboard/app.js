@@ -26,7 +26,8 @@ const state = {
   openTask: null, // the task id shown in the dialog
   output: null, // AbortController of the live output
   timers: {},
-  events: 0, // events received, for the activity feed and tests
+  events: 0, // events received
+  connects: 0, // times the event stream was opened (shown as #live's data-connects)
 };
 
 // ---- small DOM helpers ----
@@ -255,7 +256,8 @@ function renderTasks() {
     const ended = ENDED.has(t.status);
     const note = t.pending_reason || t.error || (t.cancel_requested && !ended ? "cancel requested" : "");
     const cancel = ended ? null : el("button", { class: "small quiet", type: "button", onclick: (ev) => { ev.stopPropagation(); cancelTask(t.task_id); } }, "Cancel");
-    return el("tr", { "data-task": t.task_id, "data-status": t.status, onclick: () => openTask(t.task_id) },
+    return el("tr", { "data-task": t.task_id, "data-status": t.status, tabindex: "0", onclick: () => openTask(t.task_id),
+      onkeydown: (ev) => { if (ev.key === "Enter") openTask(t.task_id); } },
       el("td", { "data-label": "Task" }, el("div", {}, el("b", {}, t.name), el("div", { class: "id sub" }, t.task_id))),
       el("td", { "data-label": "Status" }, pill(t.status)),
       el("td", { "data-label": "Skill" }, t.required_skills[0] || ""),
@@ -460,6 +462,8 @@ async function follow() {
       if (!r.ok) throw new Error(`the event stream answered ${r.status}`);
       const resumed = state.lastEventId !== null;
       setLive("live");
+      state.connects += 1;
+      $("live").dataset.connects = String(state.connects);
       clearInterval(state.timers.poll);
       delay = 500;
       // What changed before the stream opened is fetched now (a resume gets it from the stream).
