@@ -33,11 +33,14 @@ async function launch() {
   return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: ARGS });
 }
 
-// Console errors, uncaught exceptions and CSP refusals fail the walk.
+// Console errors, uncaught exceptions and CSP refusals fail the walk. Expected network
+// failures do not: refused answers the page handles (a wrong token) and a stream cut by
+// the coordinator's restart (the page reconnects).
 function watch(page, problems) {
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("console", (m) => {
-    if (m.type() === "error" && !/the server responded with a status of (401|403|404|409)/.test(m.text())) {
+    const expected = /the server responded with a status of (401|403|404|409)|net::ERR_(INCOMPLETE_CHUNKED_ENCODING|CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE)/;
+    if (m.type() === "error" && !expected.test(m.text())) {
       problems.push(`console error: ${m.text()}`);
     }
   });
