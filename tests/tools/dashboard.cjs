@@ -100,6 +100,16 @@ async function walk(url, admin, tasks) {
     await page.waitForSelector(`#tasks tr[data-task="${id}"][data-status="completed"]`, { timeout: WAIT });
     await page.waitForSelector(`#activity li[data-event="task:completed"][data-subject="${id}"]`, { timeout: WAIT });
 
+    // A task no node can run says why it waits, and is cancelled from its page.
+    await page.click("#new-task");
+    await page.fill('#submit [name="name"]', "nobody can");
+    await page.fill('#submit [name="skills"]', "whisper");
+    await page.click('#submit button[type="submit"]');
+    await page.waitForSelector('#task-dialog dd:has-text("no node has skill \'whisper\'")', { timeout: WAIT });
+    await page.click('#task-dialog button:has-text("Cancel this task")');
+    await page.waitForSelector("#task-dialog .pill.s-cancelled", { timeout: WAIT });
+    await page.click("#task-dialog [data-close]");
+
     // Filters: by status.
     await page.selectOption('#filters [name="status"]', "failed");
     await page.waitForSelector(`#tasks tr[data-task="${id}"]`, { state: "detached", timeout: WAIT });
