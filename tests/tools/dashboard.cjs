@@ -7,9 +7,10 @@
 //       any failed expectation exits 1 with the reason.
 //   node dashboard.cjs screenshots URL ADMIN_TOKEN OUT_DIR
 //       Saves the main pages as PNG (desktop, a task, a phone) into OUT_DIR.
-//   node dashboard.cjs paint URL RUNS
+//   node dashboard.cjs paint URL RUNS [TOKEN]
 //       Loads the page RUNS times in fresh contexts and prints Chromium's paint timings
-//       (first-paint, first-contentful-paint, DOMContentLoaded, load) as JSON.
+//       (first-paint, first-contentful-paint, DOMContentLoaded, load) as JSON; with a
+//       token, logged in, also when the first data (the summary) was shown.
 //
 // Environment: PLAYWRIGHT_CORE (the package's folder), CHROMIUM (the executable).
 "use strict";
@@ -190,20 +191,30 @@ async function screenshots(url, admin, out) {
   }
 }
 
-async function paint(url, runs) {
+async function paint(url, runs, token) {
   const browser = await launch();
   const samples = [];
   try {
     for (let i = 0; i < runs; i++) {
       const context = await browser.newContext();
       const page = await context.newPage();
+      // Logged in already (the token in the tab's storage): also time the first data shown,
+      // recorded by the page itself when the summary cards appear.
+      await page.addInitScript((t) => {
+        if (t) sessionStorage.setItem("openclaw.token", t);
+        new MutationObserver((_, o) => {
+          const s = document.getElementById("summary");
+          if (s && s.children.length) { window.__dataAt = performance.now(); o.disconnect(); }
+        }).observe(document, { childList: true, subtree: true });
+      }, token || "");
       await page.goto(url, { waitUntil: "load" });
       await page.waitForFunction(() => performance.getEntriesByName("first-contentful-paint").length > 0);
+      if (token) await page.waitForFunction(() => window.__dataAt !== undefined);
       samples.push(await page.evaluate(() => {
         const p = (n) => performance.getEntriesByName(n)[0].startTime;
         const nav = performance.getEntriesByType("navigation")[0];
         return { first_paint: p("first-paint"), first_contentful_paint: p("first-contentful-paint"),
-          dom_content_loaded: nav.domContentLoadedEventEnd, load: nav.loadEventEnd, bytes: nav.transferSize };
+          dom_content_loaded: nav.domContentLoadedEventEnd, load: nav.loadEventEnd, data_shown: window.__dataAt ?? null };
       }));
       await context.close();
     }
@@ -216,11 +227,11 @@ async function paint(url, runs) {
   };
   console.log(JSON.stringify({ runs, median_ms: { first_paint: median("first_paint"),
     first_contentful_paint: median("first_contentful_paint"), dom_content_loaded: median("dom_content_loaded"),
-    load: median("load") }, samples }));
+    load: median("load"), data_shown: token ? median("data_shown") : null }, samples }));
 }
 
 const [mode, ...args] = process.argv.slice(2);
-const run = { test: () => walk(...args), screenshots: () => screenshots(...args), paint: () => paint(args[0], Number(args[1] || 20)) }[mode];
+const run = { test: () => walk(...args), screenshots: () => screenshots(...args), paint: () => paint(args[0], Number(args[1] || 20), args[2]) }[mode];
 if (!run) {
   console.error("usage: dashboard.cjs test|screenshots|paint URL ...");
   process.exit(2);
