@@ -127,7 +127,8 @@ function logout(message) {
   if (state.stream) state.stream.abort();
   stopOutput();
   Object.values(state.timers).forEach((t) => { clearTimeout(t); clearInterval(t); });
-  Object.assign(state, { token: null, role: null, stream: null, lastEventId: null, live: "off", timers: {} });
+  Object.assign(state, { token: null, role: null, stream: null, lastEventId: null, live: "off", timers: {}, tasks: [], nodes: [] });
+  $("activity").replaceChildren(); // what the last token saw is not for the next one
   for (const d of document.querySelectorAll("dialog[open]")) d.close();
   $("app").hidden = true;
   for (const id of ["logout", "role", "live", "health"]) $(id).hidden = true;
