@@ -136,6 +136,8 @@ async fn every_route_answers_as_the_document_says() {
     let (status, answer) = p.send("POST", "/api/v1/nodes/register", Some(join), Some(reg.clone())).await;
     assert_eq!(status, 200, "{answer}");
     let s2 = answer["node_secret"].as_str().unwrap().to_string();
+    // Once its secret was used, the node id is taken: the join token cannot register it again.
+    p.send("POST", "/api/v1/nodes/n2/heartbeat", Some(&s2), None).await;
     p.send("POST", "/api/v1/nodes/register", Some(join), Some(reg)).await;
     p.send("POST", "/api/v1/nodes/register", Some(join), Some(json!({"hostname": 5}))).await;
     p.send("GET", "/api/v1/nodes", Some(tasks), None).await;
