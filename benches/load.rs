@@ -1,6 +1,6 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
 //! test: it prints figures). Run:
-//! `cargo bench --bench load -- [heartbeats|tasks|transport|sched|nodes|store|streams|mcp|all]`.
+//! `cargo bench --bench load -- [heartbeats|tasks|transport|sched|nodes|store|streams|mcp|paint|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -23,6 +23,10 @@
 //! - mcp: submit-and-wait of a no-op exec task on one real worker, interleaved in one run:
 //!   the plain API (submit, then wait), the MCP tool `submit_task` on `/mcp` (rmcp's
 //!   Streamable HTTP client), and the same through `openclaw mcp` (stdio child process).
+//! - paint: the dashboard on loopback in headless Chromium (tests/tools/dashboard.cjs,
+//!   installed by .ci/tools): first paint and first contentful paint of the page, and,
+//!   logged in, the time until the first data is shown; medians of 30 fresh loads, with
+//!   20 nodes and 200 tasks in the cluster.
 //!
 //! The coordinator and this generator share the machine: figures from one run compare
 //! with each other, not with another machine's.
@@ -638,6 +642,38 @@ async fn placeable_submits(ep: &Endpoint, n: u64, tag: &str) -> Histogram<u64> {
 
 /// Issue 11: a placeable submit's cost with 0 and with 20,000 distinct unplaceable skill
 /// sets waiting, in one run on one coordinator.
+/// The dashboard's first paint and first data, from Chromium's own timings.
+async fn paint(runs: u32) {
+    let tools = std::env::var_os("OPENCLAW_CI_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/openclaw-ci")
+        })
+        .join("tools/node/node_modules/playwright-core");
+    if !tools.exists() {
+        println!("  skipped: {} is missing (run .ci/tools)", tools.display());
+        return;
+    }
+    let (_server, ep) = start().await;
+    for i in 0..20 {
+        ep.register(&format!("node-{i:02}"), 4).await;
+    }
+    submit_many(&ep, 200, |i| format!("skill-{}", i % 7)).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/tools/dashboard.cjs");
+    let out = std::process::Command::new("node")
+        .args([script, "paint", &ep.url, &runs.to_string(), &ep.admin])
+        .env("PLAYWRIGHT_CORE", &tools)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let m = &v["median_ms"];
+    println!(
+        "  {runs} fresh loads, medians: first paint {} ms, first contentful paint {} ms, DOMContentLoaded {} ms, load {} ms; logged in, first data shown {} ms",
+        m["first_paint"], m["first_contentful_paint"], m["dom_content_loaded"], m["load"], m["data_shown"]
+    );
+}
+
 async fn scheduler(backlog: u64) {
     let (_server, ep) = start().await;
     ep.register("holder", 1000).await;
@@ -1078,6 +1114,10 @@ fn main() {
         if which == "transport" || which == "all" {
             println!("transport (HTTP vs NATS, one coordinator, one run):");
             transports(5_000, 500, Duration::from_millis(10)).await;
+        }
+        if which == "paint" || which == "all" {
+            println!("dashboard:");
+            paint(30).await;
         }
         if which == "tasks" || which == "all" {
             println!("tasks:");

@@ -4,8 +4,13 @@
 //!
 //! | method | path | route | who may call |
 //! |---|---|---|---|
+//! | GET | `/` | Dashboard (the web UI's page) | anyone |
+//! | GET | `/ui` | Ui (a redirect to `/`) | anyone |
+//! | GET | `/assets/{asset}` | Asset (the web UI's scripts and styles) | anyone |
+//! | GET | `/openapi.json` | OpenApi (this table as OpenAPI 3.1) | anyone |
 //! | GET | `/health` | Health | anyone |
 //! | GET | `/metrics` | Metrics | admin |
+//! | GET | `/api/v1/whoami` | Whoami (which token this is) | read |
 //! | POST | `/api/v1/nodes/register` | RegisterNode | join token, the node's secret, or admin |
 //! | GET | `/api/v1/nodes` | ListNodes (`?status=`) | read |
 //! | GET | `/api/v1/nodes/online` | OnlineNodes | read |
@@ -34,6 +39,9 @@
 //! | GET | `/api/v1/events` | Events (`?task= &node= &skill= &kind= &after=`) | read |
 //! | POST | `/mcp` | Mcp (MCP over Streamable HTTP) | submit |
 //!
+//! Each row also says what the endpoint takes and answers (query, body, success answers,
+//! its own error codes); [`crate::openapi`] turns the table into the OpenAPI document.
+//!
 //! Invariants: a path template appears in [`TABLE`] only; a known path with another method
 //! is a 405 naming the allowed ones; a query parameter a route does not take, or one that
 //! does not parse, is a 400 naming it.
@@ -43,8 +51,11 @@ use std::fmt;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use utoipa::IntoParams;
+use utoipa::openapi::path::{Parameter, ParameterIn};
 
-use crate::model::{EventKind, NodeStatus, TaskStatus};
+use crate::model::{self as m, ErrorCode as E, EventKind, NodeStatus, TaskStatus};
+use crate::openapi::{Answer, Body, json, list};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,25 +88,32 @@ impl fmt::Display for Access {
 }
 
 /// `?status=` of `GET /api/v1/nodes` (`status_filter` is the original's name).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct NodeQuery {
+    /// Only nodes of this status (alias: `status_filter`).
     #[serde(default, alias = "status_filter", skip_serializing_if = "Option::is_none")]
     pub status: Option<NodeStatus>,
 }
 
 /// The filters and the page of `GET /api/v1/tasks`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TaskQuery {
+    /// Only tasks of this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TaskStatus>,
+    /// Only tasks assigned to this node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// Only tasks that require this skill.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skill: Option<String>,
     /// 1 to 1000; 50 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,16 +121,19 @@ pub struct TaskQuery {
 }
 
 /// `?timeout=` of `GET /api/v1/tasks/{task}/wait`: seconds or `90s`, `10m` (at most 1 h).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
+    /// How long to wait: seconds or `90s`, `10m`; 30 s when absent, at most 1 h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
 }
 
 /// The filters and the resume point of `GET /api/v1/events`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventQuery {
     /// Only this task's events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -132,8 +153,9 @@ pub struct EventQuery {
 }
 
 /// `?follow= &after=` of `GET /api/v1/tasks/{task}/output`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OutputQuery {
     /// Stream the lines as Server-Sent Events until the task ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,8 +168,13 @@ pub struct OutputQuery {
 /// Every endpoint, with its path parameters and its typed query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
+    Dashboard,
+    Ui,
+    Asset { asset: String },
+    OpenApi,
     Health,
     Metrics,
+    Whoami,
     RegisterNode,
     ListNodes(NodeQuery),
     OnlineNodes,
@@ -187,8 +214,15 @@ pub struct Endpoint {
     pub access: Access,
     /// What it does, for the docs.
     pub summary: &'static str,
-    /// What a 2xx answer holds, for the docs.
-    pub answer: &'static str,
+    /// The query parameters it takes (from the route's query type).
+    pub query: Option<fn() -> Vec<Parameter>>,
+    /// The request body it takes.
+    pub body: Body,
+    /// Its success answers: status and what the body holds.
+    pub ok: &'static [(u16, Answer)],
+    /// The error codes it may answer besides those every endpoint of its access and body
+    /// answers (see [`crate::openapi`]).
+    pub errors: &'static [E],
     /// Builds the route from the path parameters (in path order) and the raw query.
     build: fn(Vec<String>, &str) -> Result<Route, RouteError>,
 }
@@ -203,9 +237,63 @@ fn none(params: Vec<String>, query: &str, route: Route) -> Result<Route, RouteEr
 pub static TABLE: &[Endpoint] = &[
     Endpoint {
         method: Method::GET,
+        path: "/",
+        name: "dashboard",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Media(&["text/html"]))],
+        errors: &[],
+        access: Access::Open,
+        summary: "The web dashboard (it logs in with a token of its own)",
+        build: |p, q| none(p, q, Route::Dashboard),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/ui",
+        name: "ui",
+        query: None,
+        body: Body::None,
+        ok: &[(308, Answer::Redirect("/"))],
+        errors: &[],
+        access: Access::Open,
+        summary: "Redirects to the dashboard",
+        build: |p, q| none(p, q, Route::Ui),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/assets/{asset}",
+        name: "asset",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Media(&["text/javascript", "text/css", "image/svg+xml"]))],
+        errors: &[E::NotFound],
+        access: Access::Open,
+        summary: "A script, style sheet or icon of the dashboard",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::Asset { asset: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/openapi.json",
+        name: "openapi",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(crate::openapi::document_schema))],
+        errors: &[],
+        access: Access::Open,
+        summary: "This API as an OpenAPI 3.1 document",
+        build: |p, q| none(p, q, Route::OpenApi),
+    },
+    Endpoint {
+        method: Method::GET,
         path: "/health",
         name: "health",
-        answer: "`ServiceHealth`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::ServiceHealth>))],
+        errors: &[],
         access: Access::Open,
         summary: "Liveness of the coordinator",
         build: |p, q| none(p, q, Route::Health),
@@ -214,16 +302,34 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/metrics",
         name: "metrics",
-        answer: "OpenMetrics text",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Media(&["application/openmetrics-text"]))],
+        errors: &[],
         access: Access::Admin,
         summary: "Prometheus (OpenMetrics) text",
         build: |p, q| none(p, q, Route::Metrics),
     },
     Endpoint {
+        method: Method::GET,
+        path: "/api/v1/whoami",
+        name: "whoami",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::Whoami>))],
+        errors: &[],
+        access: Access::Read,
+        summary: "Which kind of token the request carries (the dashboard shows admin controls by it)",
+        build: |p, q| none(p, q, Route::Whoami),
+    },
+    Endpoint {
         method: Method::POST,
         path: "/api/v1/nodes/register",
         name: "nodes_register",
-        answer: "`RegisterResponse`",
+        query: None,
+        body: Body::Json(json::<m::RegisterRequest>),
+        ok: &[(200, Answer::Json(json::<m::RegisterResponse>))],
+        errors: &[E::NodeIdInUse, E::NodeLimit, E::Overloaded, E::Unavailable],
         access: Access::Join,
         summary: "A worker joins; the answer carries its node secret",
         build: |p, q| none(p, q, Route::RegisterNode),
@@ -232,7 +338,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/nodes",
         name: "nodes_list",
-        answer: "`[Node]`",
+        query: Some(|| NodeQuery::into_params(|| Some(ParameterIn::Query))),
+        body: Body::None,
+        ok: &[(200, Answer::Json(list::<m::Node>))],
+        errors: &[],
         access: Access::Read,
         summary: "Every node, optionally of one status",
         build: |_, q| Ok(Route::ListNodes(query(q)?)),
@@ -241,7 +350,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/nodes/online",
         name: "nodes_online",
-        answer: "`[Node]`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(list::<m::Node>))],
+        errors: &[],
         access: Access::Read,
         summary: "Online nodes",
         build: |p, q| none(p, q, Route::OnlineNodes),
@@ -250,7 +362,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/nodes/skills/{skill}",
         name: "nodes_by_skill",
-        answer: "`[Node]`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(list::<m::Node>))],
+        errors: &[],
         access: Access::Read,
         summary: "Online nodes that have the skill",
         build: |mut p, q| {
@@ -262,7 +377,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/nodes/{node}",
         name: "node_get",
-        answer: "`Node`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::Node>))],
+        errors: &[E::UnknownNode],
         access: Access::Read,
         summary: "One node",
         build: |mut p, q| {
@@ -274,7 +392,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::DELETE,
         path: "/api/v1/nodes/{node}",
         name: "node_forget",
-        answer: "`NodeActionResponse`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::NodeActionResponse>))],
+        errors: &[E::UnknownNode, E::NodeBusy, E::Overloaded, E::Unavailable],
         access: Access::Admin,
         summary: "Forget an offline node that holds no work",
         build: |mut p, q| {
@@ -286,7 +407,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/nodes/{node}/health",
         name: "node_health",
-        answer: "`NodeHealth`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::NodeHealth>))],
+        errors: &[E::UnknownNode],
         access: Access::Read,
         summary: "One node's health",
         build: |mut p, q| {
@@ -298,7 +422,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/heartbeat",
         name: "node_heartbeat",
-        answer: "`HeartbeatResponse`",
+        query: None,
+        body: Body::Optional(json::<m::HeartbeatRequest>),
+        ok: &[(200, Answer::Json(json::<m::HeartbeatResponse>))],
+        errors: &[E::UnknownNode, E::Overloaded, E::Unavailable],
         access: Access::Node,
         summary: "Usage figures, held attempts, skills when they changed",
         build: |mut p, q| {
@@ -310,7 +437,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/shutdown",
         name: "node_shutdown",
-        answer: "`NodeActionResponse`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::NodeActionResponse>))],
+        errors: &[E::UnknownNode, E::Overloaded, E::Unavailable],
         access: Access::Node,
         summary: "The node leaves (offline now, its tasks requeued)",
         build: |mut p, q| {
@@ -322,7 +452,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/drain",
         name: "node_drain",
-        answer: "`NodeActionResponse`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::NodeActionResponse>))],
+        errors: &[E::UnknownNode, E::Overloaded, E::Unavailable],
         access: Access::Admin,
         summary: "Maintenance on: no new tasks",
         build: |mut p, q| {
@@ -334,7 +467,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/undrain",
         name: "node_undrain",
-        answer: "`NodeActionResponse`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::NodeActionResponse>))],
+        errors: &[E::UnknownNode, E::Overloaded, E::Unavailable],
         access: Access::Admin,
         summary: "Maintenance off",
         build: |mut p, q| {
@@ -346,7 +482,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/tasks/poll",
         name: "node_poll",
-        answer: "`PollResponse`",
+        query: None,
+        body: Body::Optional(json::<m::PollRequest>),
+        ok: &[(200, Answer::Json(json::<m::PollResponse>))],
+        errors: &[E::UnknownNode, E::Overloaded, E::Unavailable],
         access: Access::Node,
         summary: "Long poll for assignments and cancels",
         build: |mut p, q| {
@@ -358,7 +497,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/tasks/{task}/start",
         name: "node_task_start",
-        answer: "`ReportResponse`",
+        query: None,
+        body: Body::Json(json::<m::StartReport>),
+        ok: &[(200, Answer::Json(json::<m::ReportResponse>))],
+        errors: &[E::UnknownNode, E::UnknownTask, E::StaleAttempt, E::Overloaded, E::Unavailable],
         access: Access::Node,
         summary: "An attempt started",
         build: |mut p, q| {
@@ -371,7 +513,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/tasks/{task}/result",
         name: "node_task_result",
-        answer: "`ReportResponse`",
+        query: None,
+        body: Body::Json(json::<m::ResultReport>),
+        ok: &[(200, Answer::Json(json::<m::ReportResponse>))],
+        errors: &[E::UnknownNode, E::UnknownTask, E::StaleAttempt, E::Overloaded, E::Unavailable],
         access: Access::Node,
         summary: "How an attempt ended",
         build: |mut p, q| {
@@ -384,7 +529,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/nodes/{node}/tasks/{task}/output",
         name: "node_task_output",
-        answer: "`OutputAck`",
+        query: None,
+        body: Body::Json(json::<m::OutputBatch>),
+        ok: &[(200, Answer::Json(json::<m::OutputAck>))],
+        errors: &[E::UnknownNode, E::UnknownTask, E::StaleAttempt, E::Overloaded, E::Unavailable],
         access: Access::Node,
         summary: "Lines an attempt printed (batched; kept after the commit)",
         build: |mut p, q| {
@@ -397,7 +545,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/cluster/health",
         name: "cluster_health",
-        answer: "`ClusterHealth`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::ClusterHealth>))],
+        errors: &[E::Internal, E::Unavailable],
         access: Access::Read,
         summary: "Totals and task counts",
         build: |p, q| none(p, q, Route::ClusterHealth),
@@ -406,7 +557,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/cluster/check-heartbeat",
         name: "cluster_check_heartbeat",
-        answer: "`CheckHeartbeatResponse`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::CheckHeartbeatResponse>))],
+        errors: &[E::Overloaded, E::Unavailable],
         access: Access::Admin,
         summary: "Run a liveness check now",
         build: |p, q| none(p, q, Route::CheckHeartbeat),
@@ -415,7 +569,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/tasks",
         name: "tasks_submit",
-        answer: "201 `Task` (200 on an idempotent repeat)",
+        query: None,
+        body: Body::Json(json::<m::SubmitTask>),
+        ok: &[(201, Answer::Json(json::<m::Task>)), (200, Answer::Json(json::<m::Task>))],
+        errors: &[E::IdempotencyConflict, E::Overloaded, E::Unavailable],
         access: Access::Submit,
         summary: "Submit a task (201)",
         build: |p, q| none(p, q, Route::SubmitTask),
@@ -424,7 +581,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/tasks",
         name: "tasks_list",
-        answer: "`TaskList`",
+        query: Some(|| TaskQuery::into_params(|| Some(ParameterIn::Query))),
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::TaskList>))],
+        errors: &[E::Internal, E::Unavailable],
         access: Access::Read,
         summary: "A page of tasks, newest first",
         build: |_, q| Ok(Route::ListTasks(query(q)?)),
@@ -433,7 +593,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/tasks/{task}",
         name: "task_get",
-        answer: "`Task` with `events`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::Task>))],
+        errors: &[E::UnknownTask, E::Internal, E::Unavailable],
         access: Access::Read,
         summary: "One task with its history and why it waits",
         build: |mut p, q| {
@@ -445,7 +608,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/tasks/{task}/wait",
         name: "task_wait",
-        answer: "`Task`",
+        query: Some(|| WaitQuery::into_params(|| Some(ParameterIn::Query))),
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::Task>))],
+        errors: &[E::UnknownTask, E::Internal, E::Unavailable],
         access: Access::Read,
         summary: "Answers when the task ends or the timeout passes",
         build: |mut p, q| Ok(Route::WaitTask { task: take(&mut p), query: query(q)? }),
@@ -454,7 +620,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/tasks/{task}/cancel",
         name: "task_cancel",
-        answer: "`Task` with `events`",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::Task>))],
+        errors: &[E::UnknownTask, E::TaskEnded, E::Overloaded, E::Unavailable],
         access: Access::Submit,
         summary: "Cancel: pending ends now, running is stopped on its worker",
         build: |mut p, q| {
@@ -466,7 +635,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/api/v1/tasks/{task}/retry",
         name: "task_retry",
-        answer: "201 `Task` (the new one, with `retry_of`)",
+        query: None,
+        body: Body::None,
+        ok: &[(201, Answer::Json(json::<m::Task>))],
+        errors: &[E::UnknownTask, E::TaskActive, E::Overloaded, E::Unavailable, E::Internal],
         access: Access::Submit,
         summary: "Submit an ended task again as a new task linked to it",
         build: |mut p, q| {
@@ -478,7 +650,10 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/backup",
         name: "backup",
-        answer: "the database, consistent (`application/vnd.sqlite3`)",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Media(&["application/vnd.sqlite3"]))],
+        errors: &[E::Internal, E::Unavailable],
         access: Access::Admin,
         summary: "A consistent copy of the store, taken while the coordinator runs",
         build: |p, q| none(p, q, Route::Backup),
@@ -487,7 +662,20 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/tasks/{task}/output",
         name: "task_output",
-        answer: "`TaskOutput`; with `follow=true` a stream of `output` events, then `end`",
+        query: Some(|| OutputQuery::into_params(|| Some(ParameterIn::Query))),
+        body: Body::None,
+        ok: &[
+            (200, Answer::Json(json::<m::TaskOutput>)),
+            (
+                200,
+                Answer::Stream(&[
+                    ("output", json::<m::OutputLine>),
+                    ("end", json::<m::OutputEnd>),
+                    ("error", json::<m::StreamError>),
+                ]),
+            ),
+        ],
+        errors: &[E::UnknownTask, E::BadRequest, E::Internal, E::Unavailable],
         access: Access::Read,
         summary: "The kept tail of a task's output, or its lines as they come",
         build: |mut p, q| Ok(Route::TaskOutput { task: take(&mut p), query: query(q)? }),
@@ -496,7 +684,18 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/events",
         name: "events",
-        answer: "`text/event-stream` of `Event`s",
+        query: Some(|| EventQuery::into_params(|| Some(ParameterIn::Query))),
+        body: Body::None,
+        ok: &[(
+            200,
+            Answer::Stream(&[
+                ("task", json::<m::Event>),
+                ("node", json::<m::Event>),
+                ("gap", json::<m::StreamGap>),
+                ("error", json::<m::StreamError>),
+            ]),
+        )],
+        errors: &[E::BadRequest, E::Internal, E::Unavailable],
         access: Access::Read,
         summary: "Task and node transitions as Server-Sent Events; resumes with `Last-Event-ID`",
         build: |_, q| Ok(Route::Events(query(q)?)),
@@ -505,22 +704,19 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::POST,
         path: "/mcp",
         name: "mcp",
-        answer: "JSON-RPC: `application/json`, or an SSE stream when a tool sends progress",
+        query: None,
+        body: Body::Json(crate::openapi::json_rpc_schema),
+        ok: &[
+            (200, Answer::Json(crate::openapi::json_rpc_schema)),
+            (200, Answer::Media(&["text/event-stream"])),
+            (202, Answer::Media(&[])),
+        ],
+        errors: &[],
         access: Access::Submit,
         summary: "MCP (Model Context Protocol) over Streamable HTTP: the tools of `openclaw mcp` (stateless)",
         build: |p, q| none(p, q, Route::Mcp),
     },
 ];
-
-/// The endpoint table of docs/api.md, rendered from [`TABLE`] (a test keeps the file
-/// current).
-pub fn markdown_table() -> String {
-    let mut out = String::from("| method | path | who | what | answer |\n|---|---|---|---|---|\n");
-    for e in TABLE {
-        out.push_str(&format!("| {} | `{}` | {} | {} | {} |\n", e.method, e.path, e.access, e.summary, e.answer));
-    }
-    out
-}
 
 /// Why a request matches no route.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -620,8 +816,13 @@ impl Route {
     /// A short stable name for metrics and logs (no ids in it).
     pub fn name(&self) -> &'static str {
         match self {
+            Route::Dashboard => "dashboard",
+            Route::Ui => "ui",
+            Route::Asset { .. } => "asset",
+            Route::OpenApi => "openapi",
             Route::Health => "health",
             Route::Metrics => "metrics",
+            Route::Whoami => "whoami",
             Route::RegisterNode => "nodes_register",
             Route::ListNodes(_) => "nodes_list",
             Route::OnlineNodes => "nodes_online",
@@ -679,6 +880,7 @@ impl Route {
     /// The path parameters, in path order.
     fn params(&self) -> Vec<&str> {
         match self {
+            Route::Asset { asset } => vec![asset],
             Route::NodesWithSkill { skill } => vec![skill],
             Route::GetNode { node }
             | Route::ForgetNode { node }
@@ -742,37 +944,7 @@ impl Route {
     /// it answers without waiting for one (and closes the connection after the answer
     /// when a body was declared anyway).
     pub fn takes_body(&self) -> bool {
-        match self {
-            Route::RegisterNode
-            | Route::Heartbeat { .. }
-            | Route::PollTasks { .. }
-            | Route::StartTask { .. }
-            | Route::TaskResult { .. }
-            | Route::PushOutput { .. }
-            | Route::SubmitTask
-            | Route::Mcp => true,
-            Route::Health
-            | Route::Metrics
-            | Route::ListNodes(_)
-            | Route::OnlineNodes
-            | Route::NodesWithSkill { .. }
-            | Route::GetNode { .. }
-            | Route::ForgetNode { .. }
-            | Route::NodeHealth { .. }
-            | Route::ShutdownNode { .. }
-            | Route::DrainNode { .. }
-            | Route::UndrainNode { .. }
-            | Route::ClusterHealth
-            | Route::CheckHeartbeat
-            | Route::ListTasks(_)
-            | Route::GetTask { .. }
-            | Route::WaitTask { .. }
-            | Route::CancelTask { .. }
-            | Route::RetryTask { .. }
-            | Route::Backup
-            | Route::TaskOutput { .. }
-            | Route::Events(_) => false,
-        }
+        !matches!(self.endpoint().body, Body::None)
     }
 }
 
@@ -849,7 +1021,8 @@ mod tests {
     #[test]
     fn unknown_paths_are_404_and_wrong_methods_405() {
         assert!(matches!(parse(Method::GET, "/api/v2/nodes"), Err(RouteError::NotFound { .. })));
-        assert!(matches!(parse(Method::GET, "/"), Err(RouteError::NotFound { .. })));
+        assert_eq!(parse(Method::GET, "/").unwrap(), Route::Dashboard);
+        assert!(matches!(parse(Method::GET, "/ui/x"), Err(RouteError::NotFound { .. })));
         assert!(matches!(parse(Method::GET, "/api/v1/nodes//health"), Err(RouteError::NotFound { .. })));
         match parse(Method::DELETE, "/api/v1/nodes") {
             Err(RouteError::MethodNotAllowed { allow, .. }) => assert_eq!(allow, "GET, HEAD"),

@@ -10,8 +10,10 @@
 //! - [`mcp`]: the cluster as an MCP server: the tools, written once over a backend (the
 //!   coordinator's state in process, or the HTTP client).
 //! - [`model`]: the serde types on the wire, shared by coordinator, worker and CLI.
+//! - [`openapi`]: the OpenAPI 3.1 document, built from the route table and the model's schemas.
 //! - [`store`]: SQLite: the single-writer group-commit path, reads, migrations, the file lock.
-//! - [`coordinator`]: the server: router, auth, registry, scheduler, dispatch, metrics.
+//! - [`coordinator`]: the server: router, auth, registry, scheduler, dispatch, metrics, the
+//!   web dashboard.
 //! - [`worker`]: the node agent: join, heartbeat, skill discovery, runners.
 //! - [`client`]: the typed HTTP client used by the worker and the CLI clients.
 //! - [`eventsource`]: reading Server-Sent Events (the event stream, followed output).
@@ -32,6 +34,7 @@ pub mod logging;
 pub mod manpages;
 pub mod mcp;
 pub mod model;
+pub mod openapi;
 pub mod shutdown;
 pub mod store;
 pub mod tokens;

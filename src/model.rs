@@ -12,6 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
+use utoipa::openapi::{Ref, RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 
 use crate::util;
 
@@ -39,6 +42,18 @@ impl Serialize for Timestamp {
         s.serialize_str(&util::rfc3339(self.0))
     }
 }
+
+/// Its serde is hand-written, so is its schema.
+impl PartialSchema for Timestamp {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("RFC 3339 time in UTC"))
+            .into()
+    }
+}
+impl ToSchema for Timestamp {}
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -88,6 +103,14 @@ macro_rules! string_enum {
                 s.serialize_str(self.as_str())
             }
         }
+
+        /// The wire names, from the same list as serde's.
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                ObjectBuilder::new().schema_type(Type::String).enum_values(Some([$($text),+])).into()
+            }
+        }
+        impl ToSchema for $name {}
     };
 }
 
@@ -176,6 +199,16 @@ impl Priority {
     }
 }
 
+/// A priority as a request may send it: the name, or the original's number 0-3.
+fn priority_input() -> Schema {
+    OneOfBuilder::new()
+        .item(Ref::from_schema_name("Priority"))
+        .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(3)))
+        .description(Some("critical, high, normal (default), low; or the original's 0 (critical) to 3 (low)"))
+        .build()
+        .into()
+}
+
 impl<'de> Deserialize<'de> for Priority {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         match Value::deserialize(d)? {
@@ -237,7 +270,7 @@ pub fn node_id_from_hostname(hostname: &str) -> String {
 
 /// What a worker declares about its node at registration (and later in heartbeats: the
 /// skills). Stored with the node and shown in every node view.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeSpec {
     pub hostname: String,
     pub platform: String,
@@ -256,7 +289,7 @@ pub struct NodeSpec {
 }
 
 /// What a node has done, counted by the coordinator.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeCounters {
     pub total_tasks_processed: u64,
     pub successful_tasks: u64,
@@ -267,7 +300,7 @@ pub struct NodeCounters {
 }
 
 /// Usage figures from the node's last heartbeat, percent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeUsage {
     pub cpu_usage: f64,
     pub memory_usage: f64,
@@ -275,7 +308,7 @@ pub struct NodeUsage {
 }
 
 /// A node as every node endpoint shows it (the original's 21 fields, then ours).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Node {
     pub node_id: String,
     pub status: NodeStatus,
@@ -297,7 +330,7 @@ pub struct Node {
 /// `POST /api/v1/nodes/register`. The original's payload (with `null` tailscale_ip, and the
 /// server-owned NodeInfo fields some clients send) is accepted; server-owned fields are
 /// ignored.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     #[serde(default)]
@@ -322,33 +355,44 @@ pub struct RegisterRequest {
     /// Agent skills found but not runnable now, with the reason (shown, never placed on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unavailable_skills: Option<BTreeMap<String, String>>,
-    // Server-owned NodeInfo fields the original's clients may send; ignored.
-    #[serde(default, skip_serializing)]
+    // Server-owned NodeInfo fields the original's clients may send.
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<Value>,
-    #[serde(default, skip_serializing)]
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_tasks: Option<Value>,
-    #[serde(default, skip_serializing)]
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu_usage: Option<Value>,
-    #[serde(default, skip_serializing)]
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_usage: Option<Value>,
-    #[serde(default, skip_serializing)]
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disk_usage: Option<Value>,
-    #[serde(default, skip_serializing)]
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_tasks_processed: Option<Value>,
-    #[serde(default, skip_serializing)]
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successful_tasks: Option<Value>,
-    #[serde(default, skip_serializing)]
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed_tasks: Option<Value>,
-    #[serde(default, skip_serializing)]
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub average_execution_time: Option<Value>,
-    #[serde(default, skip_serializing)]
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub registered_at: Option<Value>,
-    #[serde(default, skip_serializing)]
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat: Option<Value>,
 }
 
 /// The answer to a registration: the original's fields plus this node's secret.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegisterResponse {
     pub success: bool,
     pub node_id: String,
@@ -364,7 +408,7 @@ pub struct RegisterResponse {
 }
 
 /// `POST /api/v1/nodes/{id}/heartbeat`. The original sent the four numbers only.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
     #[serde(default)]
@@ -393,7 +437,7 @@ pub struct HeartbeatRequest {
 }
 
 /// The answer to a heartbeat.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatResponse {
     pub success: bool,
     pub message: String,
@@ -446,7 +490,7 @@ impl<'de> Deserialize<'de> for NatsState {
 }
 
 /// The NATS transport as `GET /api/v1/cluster/health` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NatsHealth {
     pub state: NatsState,
     /// The configured server URL(s), without credentials.
@@ -468,14 +512,14 @@ pub struct NatsHealth {
 }
 
 /// A task and one of its attempts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TaskRef {
     pub task_id: String,
     pub attempt: u32,
 }
 
 /// The answer to `POST /api/v1/nodes/{id}/shutdown` and to drain/undrain.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeActionResponse {
     pub success: bool,
     pub message: String,
@@ -485,7 +529,7 @@ pub struct NodeActionResponse {
 }
 
 /// `GET /api/v1/nodes/{id}/health` (the original's keys plus `draining`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct NodeHealth {
     pub node_id: String,
     pub hostname: String,
@@ -505,7 +549,7 @@ pub struct NodeHealth {
 }
 
 /// `GET /api/v1/cluster/health`: the seed's fields, the original's, and task counts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ClusterHealth {
     /// True when at least one node is online and the store answers.
     pub healthy: bool,
@@ -537,7 +581,7 @@ fn default_transport() -> Transport {
 }
 
 /// `POST /api/v1/cluster/check-heartbeat` (the original's shape).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct CheckHeartbeatResponse {
     pub checked_at: Timestamp,
     pub timeout_nodes_count: u32,
@@ -546,7 +590,7 @@ pub struct CheckHeartbeatResponse {
 }
 
 /// A node found past its deadline by a liveness check.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TimedOutNode {
     pub node_id: String,
     pub hostname: String,
@@ -555,7 +599,7 @@ pub struct TimedOutNode {
 }
 
 /// `GET /health`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ServiceHealth {
     pub status: String,
     pub timestamp: Timestamp,
@@ -563,8 +607,30 @@ pub struct ServiceHealth {
     pub version: String,
 }
 
+string_enum! {
+    /// The kind of token a request carries, as far as the dashboard cares.
+    Role {
+        /// Everything.
+        Admin = "admin",
+        /// Read the cluster, submit and cancel tasks.
+        Tasks = "tasks",
+    }
+}
+
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `GET /api/v1/whoami`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Whoami {
+    pub role: Role,
+}
+
 /// `POST /api/v1/tasks`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitTask {
     pub name: String,
@@ -576,6 +642,7 @@ pub struct SubmitTask {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub optional_skills: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = priority_input)]
     pub priority: Option<Priority>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Value>,
@@ -615,7 +682,7 @@ pub const CLAIMABLE_ORIGINS: &[&str] = &["api", "mcp"];
 
 /// Where a task may run, on top of its required skills: a filter on the candidates, never
 /// a preference (affinity tags are the preference). Every part given must hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// Only this node (its `node_id`).
@@ -663,7 +730,7 @@ impl fmt::Display for Target {
 }
 
 /// What was submitted, checked and with defaults applied: it never changes afterwards.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TaskSpec {
     pub name: String,
     pub description: String,
@@ -703,7 +770,7 @@ impl TaskSpec {
 }
 
 /// Where a task is in its life: everything a transition changes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TaskState {
     pub status: TaskStatus,
     pub assigned_node: Option<String>,
@@ -726,7 +793,7 @@ pub struct TaskState {
 }
 
 /// A task as the API shows it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Task {
     pub task_id: String,
     #[serde(flatten)]
@@ -743,7 +810,7 @@ pub struct Task {
 }
 
 /// One step of a task's history.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TaskEvent {
     pub at: Timestamp,
     /// submitted, scheduled, running, completed, failed, timeout, cancel_requested,
@@ -758,7 +825,7 @@ pub struct TaskEvent {
 }
 
 /// `GET /api/v1/tasks`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TaskList {
     pub tasks: Vec<Task>,
     /// Pass as `after` for the next page; null at the end.
@@ -766,7 +833,7 @@ pub struct TaskList {
 }
 
 /// `POST /api/v1/nodes/{id}/tasks/poll`: a worker asks for work.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PollRequest {
     /// The tasks the worker holds now; anything assigned but not listed is (re)sent.
@@ -778,7 +845,7 @@ pub struct PollRequest {
 }
 
 /// The answer to a poll.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct PollResponse {
     pub assignments: Vec<Assignment>,
     /// Tasks the worker must stop.
@@ -786,7 +853,7 @@ pub struct PollResponse {
 }
 
 /// A task handed to a worker.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Assignment {
     pub task_id: String,
     pub attempt: u32,
@@ -802,14 +869,14 @@ pub struct Assignment {
 }
 
 /// `POST /api/v1/nodes/{id}/tasks/{task_id}/start`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StartReport {
     pub attempt: u32,
 }
 
 /// How an attempt ended, as the worker reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Completed,
@@ -831,7 +898,7 @@ impl From<Outcome> for TaskStatus {
 }
 
 /// `POST /api/v1/nodes/{id}/tasks/{task_id}/result`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResultReport {
     pub attempt: u32,
@@ -854,7 +921,7 @@ pub struct ResultReport {
 }
 
 /// The answer to start and result reports.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReportResponse {
     pub success: bool,
     pub task_id: String,
@@ -876,7 +943,7 @@ impl<'de> Deserialize<'de> for OutputStream {
 }
 
 /// A line of output as the worker sends it (without the newline).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOutputLine {
     pub stream: OutputStream,
@@ -886,7 +953,7 @@ pub struct NewOutputLine {
 }
 
 /// `POST /api/v1/nodes/{id}/tasks/{task_id}/output`: lines of one attempt, in order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputBatch {
     pub attempt: u32,
@@ -899,7 +966,7 @@ pub struct OutputBatch {
 }
 
 /// The answer to an output batch: its lines are on disk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OutputAck {
     pub success: bool,
     pub task_id: String,
@@ -913,7 +980,7 @@ pub struct OutputAck {
 /// from 1, across attempts, in order; lines dropped to keep the tail within
 /// `coordinator.output_tail_bytes`, and lines the worker dropped while the coordinator was
 /// away, leave their numbers unused.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OutputLine {
     pub seq: u64,
     pub at: Timestamp,
@@ -923,7 +990,7 @@ pub struct OutputLine {
 
 /// `GET /api/v1/tasks/{id}/output`: the kept tail of the output of the task's latest attempt
 /// that printed anything.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TaskOutput {
     pub task_id: String,
     /// The attempt the lines come from (the task's current attempt when there are none).
@@ -936,14 +1003,14 @@ pub struct TaskOutput {
 }
 
 /// The data of the `end` event of a followed output.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OutputEnd {
     pub status: TaskStatus,
 }
 
 /// The data of an `error` event that ends a stream (`lagged`: the client fell behind and is
 /// cut off; reconnect with `Last-Event-ID`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StreamError {
     pub code: String,
     pub message: String,
@@ -951,19 +1018,19 @@ pub struct StreamError {
 
 /// The data of the `gap` event: events before `oldest` were purged, so some after the
 /// resume point are gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StreamGap {
     pub oldest: u64,
 }
 
 /// Every error answer: `{"error": {"code", "message"}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
 /// The inside of [`ErrorBody`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable and machine-readable: one of [`ErrorCode`]'s names. Clients branch on it.
     pub code: String,
@@ -1090,7 +1157,7 @@ impl<'de> Deserialize<'de> for EventKind {
 
 /// One transition of a task or a node, as recorded and streamed. Ids increase in commit
 /// order: resuming after id N gives every later event exactly once.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     pub id: u64,
     pub at: Timestamp,

@@ -16,8 +16,8 @@ use super::http::{Request, Response, json};
 use super::mcp::Door;
 use crate::api::Route;
 use crate::model::{
-    CLAIMABLE_ORIGINS, ErrorCode, HeartbeatRequest, OutputBatch, PollRequest, ResultReport, ServiceHealth, StartReport,
-    SubmitTask, TaskStatus, Timestamp,
+    CLAIMABLE_ORIGINS, ErrorCode, HeartbeatRequest, OutputBatch, PollRequest, ResultReport, Role, ServiceHealth,
+    StartReport, SubmitTask, TaskStatus, Timestamp, Whoami,
 };
 use crate::store::events::Filter;
 
@@ -25,6 +25,12 @@ use crate::store::events::Filter;
 pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Result<Response, ApiError> {
     let ok = |v: &dyn erased::Json| Ok(v.respond(StatusCode::OK));
     match &req.route {
+        Route::Dashboard => Ok(super::dashboard::page()),
+        Route::Ui => Ok(super::dashboard::redirect()),
+        Route::Asset { asset } => super::dashboard::asset(asset),
+        Route::OpenApi => Ok(super::http::bytes(StatusCode::OK, "application/json", crate::openapi::text())),
+        // Read access lets only the admin and the tasks token through.
+        Route::Whoami => ok(&Whoami { role: if req.caller == Caller::Tasks { Role::Tasks } else { Role::Admin } }),
         Route::Health => ok(&ServiceHealth {
             status: "healthy".into(),
             timestamp: Timestamp::now(),

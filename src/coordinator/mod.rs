@@ -14,6 +14,7 @@ pub mod auth;
 pub mod cluster;
 pub mod connections;
 pub mod core;
+pub mod dashboard;
 pub mod error;
 pub mod feeds;
 pub mod handlers;

@@ -1,6 +1,6 @@
-//! The API docs follow the code: the endpoint and error-code tables of docs/api.md are
-//! rendered from the route table and the error codes. `OPENCLAW_UPDATE_DOCS=1 cargo test
-//! --test it docs` rewrites them.
+//! The API docs follow the code: the endpoint table of docs/api.md is rendered from the
+//! OpenAPI document (itself built from the route table), the error-code table from the
+//! codes. `OPENCLAW_UPDATE_DOCS=1 cargo test --test it docs` rewrites them.
 
 use std::path::Path;
 
@@ -29,7 +29,7 @@ fn errors_table() -> String {
 fn api_md_lists_every_route_and_error_code() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api.md");
     let doc = std::fs::read_to_string(&path).unwrap();
-    let want = splice(&splice(&doc, "routes", &openclaw::api::markdown_table()), "errors", &errors_table());
+    let want = splice(&splice(&doc, "routes", &openclaw::openapi::markdown_table()), "errors", &errors_table());
     if std::env::var_os("OPENCLAW_UPDATE_DOCS").is_some() {
         std::fs::write(&path, &want).unwrap();
     }

@@ -6,14 +6,17 @@ mod stub_model;
 mod support;
 
 mod cli;
+mod dashboard;
 mod docs;
 mod events;
 mod fuzz;
+mod grafana;
 mod hostile;
 mod mcp;
 mod nats;
 mod nats_server;
 mod nodes;
+mod openapi;
 mod openclaw_gateway;
 mod openclaw_mcp;
 mod openclaw_skills;

@@ -251,6 +251,7 @@ fn routes(task: &str) -> Vec<(&'static str, String, Option<String>, &'static str
         ("DELETE", "/api/v1/nodes/gone".into(), None, "admin"),
         ("GET", "/metrics".into(), None, "admin"),
         ("GET", "/api/v1/nodes".into(), None, "read"),
+        ("GET", "/api/v1/whoami".into(), None, "read"),
         ("GET", "/api/v1/nodes/online".into(), None, "read"),
         ("GET", "/api/v1/nodes/skills/a".into(), None, "read"),
         ("GET", "/api/v1/nodes/a1".into(), None, "read"),

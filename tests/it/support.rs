@@ -705,3 +705,40 @@ impl Sse {
         Some((m.event, data))
     }
 }
+
+/// Where `.ci/tools` installs what some tests drive (chromium's driver, the Python
+/// checkers): `$OPENCLAW_CI_DIR/tools`, by default `~/.cache/openclaw-ci/tools`.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("OPENCLAW_CI_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/openclaw-ci"))
+        .join("tools")
+}
+
+/// A tool installed by `.ci/tools` (a path under [`tools_dir`], or an absolute path).
+/// Missing: under `CI=true` the test fails (CI must run everything); elsewhere the test is
+/// skipped with a note on how to install it (None).
+pub fn tool(path: &str) -> Option<PathBuf> {
+    let full = if path.starts_with('/') { PathBuf::from(path) } else { tools_dir().join(path) };
+    if full.exists() {
+        return Some(full);
+    }
+    let what = format!(
+        "{} is missing: run .ci/tools (it installs chromium, playwright-core and the Python checkers)",
+        full.display()
+    );
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{what}");
+    }
+    eprintln!("SKIPPED: {what}");
+    None
+}
+
+/// Runs a tool to completion, failing the test with its output when it fails.
+pub fn run_tool(program: &Path, args: &[&str]) -> String {
+    let out =
+        Command::new(program).args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{} {args:?} failed ({:?}):\n{text}", program.display(), out.status.code());
+    text
+}

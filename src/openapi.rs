@@ -1,0 +1,432 @@
+//! The OpenAPI 3.1 document of the HTTP API, built from the route table
+//! ([`crate::api::TABLE`]) and the wire types: component schemas are derived by utoipa from
+//! the serde types of `model.rs` (hand-written beside a hand-written serde impl), and each
+//! row of the table says what its endpoint takes and answers. Served at `GET /openapi.json`,
+//! kept in `docs/openapi.json`, and the endpoint table of `docs/api.md` is rendered from it
+//! (tests keep both files current and check real answers against the document).
+//!
+//! Invariants: one operation per row of the table, none elsewhere; each operation lists
+//! every status it answers — its success answers, then the error statuses of the codes
+//! that every endpoint of its access and body can answer ([`error_codes`]) plus its row's
+//! own — and each error answer's schema narrows `code` to the codes of that status.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use utoipa::ToSchema;
+use utoipa::openapi::extensions::ExtensionsBuilder;
+use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
+use utoipa::openapi::request_body::RequestBodyBuilder;
+use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ComponentsBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{
+    ContentBuilder, HeaderBuilder, InfoBuilder, LicenseBuilder, OpenApi, OpenApiBuilder, PathsBuilder, Ref, RefOr,
+    Required, ResponseBuilder, Schema,
+};
+
+use crate::api::{Access, Endpoint, TABLE};
+use crate::model::{ErrorBody, ErrorCode};
+
+/// The component schemas an operation refers to, collected while the document is built.
+pub type Components = Vec<(String, RefOr<Schema>)>;
+
+/// Registers a schema (and those it refers to) and returns what an operation puts in place
+/// of it: a `$ref`, an array of one, or an inline schema.
+pub type SchemaFn = fn(&mut Components) -> RefOr<Schema>;
+
+/// What a request body holds.
+#[derive(Clone, Copy)]
+pub enum Body {
+    /// Nothing is read.
+    None,
+    /// JSON of this schema, required.
+    Json(SchemaFn),
+    /// JSON of this schema, or an empty body (every field is optional).
+    Optional(SchemaFn),
+}
+
+/// What a success answer holds.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// JSON of this schema.
+    Json(SchemaFn),
+    /// A body of one of these media types.
+    Media(&'static [&'static str]),
+    /// A redirect to this location, no body.
+    Redirect(&'static str),
+    /// Server-Sent Events: each event's name and the schema of its `data` (JSON, one line),
+    /// listed in the content's `x-events`.
+    Stream(&'static [(&'static str, SchemaFn)]),
+}
+
+/// A model type, by reference.
+pub fn json<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
+    T::schemas(c);
+    c.push((T::name().into_owned(), T::schema()));
+    Ref::from_schema_name(T::name()).into()
+}
+
+/// An array of a model type.
+pub fn list<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
+    ArrayBuilder::new().items(json::<T>(c)).into()
+}
+
+/// The answer of `GET /openapi.json` (this document; its shape is OpenAPI's own).
+pub fn document_schema(_: &mut Components) -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::Object).description(Some("An OpenAPI 3.1 document (this one)")).into()
+}
+
+/// A JSON-RPC 2.0 message of MCP (`/mcp`): a request, a notification or an answer. Its
+/// `params` and `result` are MCP's own (modelcontextprotocol.io, the version the
+/// `initialize` answer names).
+pub fn json_rpc_schema(_: &mut Components) -> RefOr<Schema> {
+    let any = || ObjectBuilder::new().schema_type(Type::Object);
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some("A JSON-RPC 2.0 message of the Model Context Protocol"))
+        .property("jsonrpc", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["2.0"])))
+        .required("jsonrpc")
+        .property("id", ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Integer])))
+        .property("method", ObjectBuilder::new().schema_type(Type::String))
+        .property("params", any())
+        .property("result", any())
+        .property("error", any())
+        .into()
+}
+
+/// Every error code an endpoint can answer: those of every endpoint (a bad query; too
+/// many open connections), of every endpoint that takes a token (a missing or wrong token,
+/// a token of another kind), of every endpoint that reads a body (a bad, oversized or slow
+/// body), and its row's own codes.
+pub fn error_codes(e: &Endpoint) -> Vec<ErrorCode> {
+    let mut codes = vec![ErrorCode::InvalidQuery, ErrorCode::Unavailable];
+    if e.access != Access::Open {
+        codes.extend([ErrorCode::Unauthorized, ErrorCode::Forbidden]);
+    }
+    if !matches!(e.body, Body::None) {
+        codes.extend([ErrorCode::BadRequest, ErrorCode::PayloadTooLarge, ErrorCode::RequestTimeout]);
+    }
+    for code in e.errors {
+        if !codes.contains(code) {
+            codes.push(*code);
+        }
+    }
+    codes
+}
+
+/// The short name of an access level, as the `x-access` extension of each operation says it.
+fn access_name(a: Access) -> &'static str {
+    match a {
+        Access::Open => "open",
+        Access::Join => "join",
+        Access::Node => "node",
+        Access::Read => "read",
+        Access::Submit => "submit",
+        Access::Admin => "admin",
+    }
+}
+
+/// The group an endpoint is listed under.
+fn tag(e: &Endpoint) -> &'static str {
+    if e.access == Access::Node {
+        return "worker";
+    }
+    match e.path.strip_prefix("/api/v1/").map(|p| p.split('/').next().unwrap_or("")) {
+        Some("nodes") => "nodes",
+        Some("tasks") => "tasks",
+        Some("cluster") | Some("whoami") => "cluster",
+        _ if e.access == Access::Open && e.name != "health" && e.name != "openapi" => "dashboard",
+        _ => "service",
+    }
+}
+
+const TAGS: &[(&str, &str)] = &[
+    ("service", "The coordinator itself"),
+    ("cluster", "The cluster as a whole"),
+    ("nodes", "Cluster nodes: list, inspect, drain, forget"),
+    ("tasks", "Submit, list, inspect, wait for and cancel tasks"),
+    ("worker", "The worker protocol: what `openclaw worker` sends, with its node secret"),
+    ("dashboard", "The web dashboard's page and assets"),
+];
+
+fn method(m: &reqwest::Method) -> HttpMethod {
+    match *m {
+        reqwest::Method::POST => HttpMethod::Post,
+        reqwest::Method::PUT => HttpMethod::Put,
+        reqwest::Method::DELETE => HttpMethod::Delete,
+        reqwest::Method::PATCH => HttpMethod::Patch,
+        _ => HttpMethod::Get,
+    }
+}
+
+fn text_schema() -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).into()
+}
+
+/// The error answer of one status: the `ErrorBody` with `code` narrowed to these codes.
+fn error_response(codes: &[ErrorCode], c: &mut Components) -> utoipa::openapi::Response {
+    let body = json::<ErrorBody>(c);
+    let names: Vec<&str> = codes.iter().map(|c| c.as_str()).collect();
+    // A refinement of ErrorBody, not a shape of its own: no `type`, so it closes nothing.
+    let refine = || ObjectBuilder::new().schema_type(SchemaType::AnyValue);
+    let narrowed = refine().property(
+        "error",
+        refine().property("code", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names))),
+    );
+    let schema = AllOfBuilder::new().item(body).item(narrowed);
+    let description: Vec<String> = codes.iter().map(|c| format!("`{c}`: {}", c.meaning())).collect();
+    ResponseBuilder::new()
+        .description(description.join("; "))
+        .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
+        .build()
+}
+
+fn operation(e: &Endpoint, c: &mut Components) -> utoipa::openapi::path::Operation {
+    let mut op = OperationBuilder::new()
+        .operation_id(Some(e.name))
+        .summary(Some(e.summary))
+        .description(Some(format!("Who may call: {}.", e.access)))
+        .tag(tag(e))
+        .extensions(Some(ExtensionsBuilder::new().add("x-access", access_name(e.access)).build()));
+    for name in e.path.split('/').filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}'))) {
+        op = op.parameter(
+            ParameterBuilder::new()
+                .name(name)
+                .parameter_in(ParameterIn::Path)
+                .required(Required::True)
+                .schema(Some(text_schema())),
+        );
+    }
+    if let Some(query) = e.query {
+        for p in query() {
+            op = op.parameter(p);
+        }
+    }
+    let (schema, required) = match e.body {
+        Body::None => (None, Required::False),
+        Body::Json(f) => (Some(f(c)), Required::True),
+        Body::Optional(f) => (Some(f(c)), Required::False),
+    };
+    if let Some(schema) = schema {
+        op = op.request_body(Some(
+            RequestBodyBuilder::new()
+                .content("application/json", ContentBuilder::new().schema(Some(schema)).build())
+                .required(Some(required))
+                .build(),
+        ));
+    }
+    // Answers of one status (JSON, or a stream when asked to follow) share one response.
+    let mut statuses: Vec<u16> = e.ok.iter().map(|(s, _)| *s).collect();
+    statuses.dedup();
+    for status in statuses {
+        let description = match status {
+            201 => "Created",
+            202 => "Accepted",
+            _ => "OK",
+        };
+        let mut response = ResponseBuilder::new().description(description);
+        for (_, answer) in e.ok.iter().filter(|(s, _)| *s == status) {
+            response = match answer {
+                Answer::Json(f) => {
+                    response.content("application/json", ContentBuilder::new().schema(Some(f(c))).build())
+                }
+                Answer::Media(types) => types
+                    .iter()
+                    .fold(response, |r, t| r.content(*t, ContentBuilder::new().schema(Some(text_schema())).build())),
+                Answer::Redirect(to) => response.description(format!("Redirects to `{to}`")).header(
+                    "Location",
+                    HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String))).build(),
+                ),
+                Answer::Stream(events) => {
+                    let mut map = serde_json::Map::new();
+                    for (name, f) in *events {
+                        map.insert(name.to_string(), serde_json::to_value(f(c)).expect("a schema is plain data"));
+                    }
+                    let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
+                    let schema = ObjectBuilder::new().schema_type(Type::String).description(Some(format!(
+                        "Server-Sent Events `{}`; each `data:` is one line of JSON of the schema `x-events` names",
+                        names.join("`, `")
+                    )));
+                    response.content(
+                        "text/event-stream",
+                        ContentBuilder::new()
+                            .schema(Some(schema))
+                            .extensions(Some(ExtensionsBuilder::new().add("x-events", map).build()))
+                            .build(),
+                    )
+                }
+            };
+        }
+        op = op.response(status.to_string(), response.build());
+    }
+    let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
+    for code in error_codes(e) {
+        let codes = by_status.entry(crate::coordinator::error::status(code).as_u16()).or_default();
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    for (status, codes) in by_status {
+        op = op.response(status.to_string(), error_response(&codes, c));
+    }
+    if e.access != Access::Open {
+        op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+    }
+    op.build()
+}
+
+/// The document, built from the table.
+pub fn document() -> OpenApi {
+    let mut components = Components::new();
+    let mut paths = PathsBuilder::new().build();
+    for e in TABLE {
+        let op = operation(e, &mut components);
+        paths.add_path_operation(e.path, vec![method(&e.method)], op);
+    }
+    let mut schemas = ComponentsBuilder::new().schemas_from_iter(components);
+    schemas = schemas.security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("The admin, tasks or join token, or a node's secret: see docs/api.md"))
+                .build(),
+        ),
+    );
+    OpenApiBuilder::new()
+        .info(
+            InfoBuilder::new()
+                .title("openclaw coordinator API")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "The HTTP API of the openclaw coordinator. Every GET also answers HEAD; a known path \
+                     with another method is a 405 `method_not_allowed` with `Allow`; an unknown path a 404 \
+                     `not_found`. Semantics (placement, retries, idempotency, the worker protocol) are in \
+                     docs/api.md.",
+                ))
+                .license(Some(LicenseBuilder::new().name("MIT").identifier(Some("MIT")).build()))
+                .build(),
+        )
+        .paths(paths)
+        .components(Some(schemas.build()))
+        .tags(Some(TAGS.iter().map(|(name, what)| TagBuilder::new().name(*name).description(Some(*what)).build())))
+        .build()
+}
+
+/// The document as served: pretty JSON with a final newline, built once.
+pub fn text() -> &'static str {
+    static TEXT: OnceLock<String> = OnceLock::new();
+    TEXT.get_or_init(|| {
+        let mut text = document().to_pretty_json().expect("the document is plain data");
+        text.push('\n');
+        text
+    })
+}
+
+/// The endpoint table of docs/api.md, rendered from the document (in table order).
+pub fn markdown_table() -> String {
+    let doc = document();
+    let mut out =
+        String::from("| method | path | who | what | answers | its own errors |\n|---|---|---|---|---|---|\n");
+    for e in TABLE {
+        let item = &doc.paths.paths[e.path];
+        let op = match method(&e.method) {
+            HttpMethod::Post => &item.post,
+            HttpMethod::Put => &item.put,
+            HttpMethod::Delete => &item.delete,
+            HttpMethod::Patch => &item.patch,
+            _ => &item.get,
+        }
+        .as_ref()
+        .expect("every row is an operation");
+        let mut answers = Vec::new();
+        for (status, response) in &op.responses.responses {
+            let RefOr::T(response) = response else { continue };
+            if !status.starts_with('2') && !status.starts_with('3') {
+                continue;
+            }
+            let what: Vec<String> = response
+                .content
+                .iter()
+                .map(|(media, c)| match c {
+                    RefOr::T(c) => describe(media, c.schema.as_ref()),
+                    RefOr::Ref(_) => media.clone(),
+                })
+                .collect();
+            answers.push(format!("{status} {}", what.join(" or ")).trim_end().to_string());
+        }
+        let own: Vec<String> = e.errors.iter().map(|c| format!("`{c}`")).collect();
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} | {} | {} |\n",
+            e.method,
+            e.path,
+            e.access,
+            e.summary,
+            answers.join(", "),
+            own.join(", ")
+        ));
+    }
+    out
+}
+
+/// `Task`, `[Node]`, or the media type.
+fn describe(media: &str, schema: Option<&RefOr<Schema>>) -> String {
+    let name = |r: &Ref| r.ref_location.rsplit('/').next().unwrap_or("").to_string();
+    match schema {
+        Some(RefOr::Ref(r)) if media == "application/json" => format!("`{}`", name(r)),
+        Some(RefOr::T(Schema::Array(a))) if media == "application/json" => match &a.items {
+            utoipa::openapi::schema::ArrayItems::RefOrSchema(item) => match item.as_ref() {
+                RefOr::Ref(r) => format!("`[{}]`", name(r)),
+                _ => "JSON".into(),
+            },
+            _ => "JSON".into(),
+        },
+        _ => media.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row is one operation and every operation a row; every path parameter is
+    /// declared; every schema a `$ref` names is in the components.
+    #[test]
+    fn the_document_is_the_table() {
+        let doc: serde_json::Value = serde_json::from_str(text()).unwrap();
+        let mut ops = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (m, op) in item.as_object().unwrap() {
+                ops += 1;
+                let row = TABLE.iter().find(|e| e.path == path && e.method.as_str().eq_ignore_ascii_case(m));
+                let row = row.unwrap_or_else(|| panic!("{m} {path} is not in the table"));
+                assert_eq!(op["operationId"], row.name);
+                for name in path.split('/').filter_map(|s| s.strip_prefix('{')) {
+                    let name = name.trim_end_matches('}');
+                    let declared = op["parameters"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|p| p["name"] == name && p["in"] == "path");
+                    assert!(declared, "{m} {path}: path parameter {name} is not declared");
+                }
+                for code in error_codes(row) {
+                    let status = crate::coordinator::error::status(code).as_u16().to_string();
+                    let listed = &op["responses"][&status]["content"]["application/json"]["schema"]["allOf"][1]["properties"]
+                        ["error"]["properties"]["code"]["enum"];
+                    assert!(
+                        listed.as_array().is_some_and(|l| l.contains(&code.as_str().into())),
+                        "{m} {path}: {code} not under {status}"
+                    );
+                }
+            }
+        }
+        assert_eq!(ops, TABLE.len());
+        let text = text();
+        for r in text.match_indices("\"$ref\": \"#/components/schemas/") {
+            let name: String = text[r.0 + r.1.len()..].chars().take_while(|c| *c != '"').collect();
+            assert!(doc["components"]["schemas"][&name].is_object(), "dangling $ref {name}");
+        }
+    }
+}

@@ -1,0 +1,257 @@
+// Drives the dashboard in Debian's chromium with playwright-core, for tests/it/dashboard.rs.
+//
+//   node dashboard.cjs test URL ADMIN_TOKEN TASKS_TOKEN
+//       The end-to-end walk. Prints `STEP need-node` and waits for a line on stdin (the
+//       test starts a worker then), prints `STEP task <id>` for the task it submitted,
+//       `STEP output` and waits (the test lets the running `progress` task print its second
+//       line), `STEP restart` and waits (the test restarts the coordinator), and `OK` at the end;
+//       any failed expectation exits 1 with the reason.
+//   node dashboard.cjs screenshots URL ADMIN_TOKEN OUT_DIR
+//       Saves the main pages as PNG (desktop, a task, a phone) into OUT_DIR.
+//   node dashboard.cjs paint URL RUNS [TOKEN]
+//       Loads the page RUNS times in fresh contexts and prints Chromium's paint timings
+//       (first-paint, first-contentful-paint, DOMContentLoaded, load) as JSON; with a
+//       token, logged in, also when the first data (the summary) was shown.
+//
+// Environment: PLAYWRIGHT_CORE (the package's folder), CHROMIUM (the executable).
+"use strict";
+
+const { chromium } = require(process.env.PLAYWRIGHT_CORE || "playwright-core");
+const readline = require("readline");
+
+// The flags this machine's notes ask for: no sandbox as root, and nothing that reaches out.
+const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const WAIT = 30000;
+
+const lines = readline.createInterface({ input: process.stdin });
+const stdin = lines[Symbol.asyncIterator]();
+
+function expect(ok, what) {
+  if (!ok) throw new Error(`expected: ${what}`);
+}
+
+async function launch() {
+  return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: ARGS });
+}
+
+// Console errors, uncaught exceptions and CSP refusals fail the walk. Expected network
+// failures do not: refused answers the page handles (a wrong token) and a stream cut by
+// the coordinator's restart (the page reconnects).
+function watch(page, problems) {
+  page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
+  page.on("console", (m) => {
+    const expected = /the server responded with a status of (401|403|404|409)|net::ERR_(INCOMPLETE_CHUNKED_ENCODING|CONNECTION_REFUSED|CONNECTION_RESET|EMPTY_RESPONSE)/;
+    if (m.type() === "error" && !expected.test(m.text())) {
+      problems.push(`console error: ${m.text()}`);
+    }
+  });
+}
+
+async function login(page, token) {
+  await page.fill("#token", token);
+  await page.click("#login button[type=submit]");
+}
+
+async function walk(url, admin, tasks) {
+  const browser = await launch();
+  const problems = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    watch(page, problems);
+    // /ui redirects to the page; the login form shows.
+    await page.goto(`${url}/ui`);
+    expect(new URL(page.url()).pathname === "/", `/ui lands on / (got ${page.url()})`);
+    await page.waitForSelector("#login-view:not([hidden])", { timeout: WAIT });
+    await page.evaluate(() => { window.__loadedOnce = true; });
+
+    // A wrong token is refused with a message.
+    await login(page, "not-a-token-at-all");
+    await page.waitForSelector("#login-error:not([hidden])", { timeout: WAIT });
+    expect((await page.textContent("#login-error")).includes("not valid"), "a wrong token is called not valid");
+
+    // The tasks token: read, submit, cancel; drain and undrain are disabled with a note.
+    await login(page, tasks);
+    await page.waitForSelector("#app:not([hidden])", { timeout: WAIT });
+    expect((await page.textContent("#role")).includes("tasks token"), "the role says tasks token");
+    await page.waitForSelector("#nodes-note:not([hidden])", { timeout: WAIT });
+    expect(!page.url().includes(tasks), "the token is not in the URL");
+    expect(await page.evaluate(() => sessionStorage.getItem("openclaw.token")) !== null, "the token is in sessionStorage");
+    await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
+
+    // A node joins: it appears without a reload, and the event is in the activity feed.
+    console.log("STEP need-node");
+    await stdin.next();
+    await page.waitForSelector('#nodes tr[data-node="w1"] .pill.s-online', { timeout: WAIT });
+    await page.waitForSelector('#activity li[data-event^="node:"][data-subject="w1"]', { timeout: WAIT });
+    expect(await page.isDisabled('#nodes tr[data-node="w1"] button'), "drain is disabled for the tasks token");
+
+    // Submit through the form; the task goes to completed without a reload.
+    await page.click("#new-task");
+    await page.fill('#submit [name="name"]', "hello from the browser");
+    await page.fill('#submit [name="skills"]', "echo");
+    await page.fill('#submit [name="parameters"]', '{"greeting": "hi"}');
+    await page.click('#submit button[type="submit"]');
+    await page.waitForSelector("#task-dialog[open]", { timeout: WAIT });
+    const id = (await page.textContent("#task-title")).split("·").pop().trim();
+    expect(id.startsWith("task_"), `the task dialog names the task (got ${id})`);
+    console.log(`STEP task ${id}`);
+    await page.waitForSelector(`#task-dialog .pill.s-completed`, { timeout: WAIT });
+    await page.waitForSelector(`#task-dialog ol.events li:has-text("completed")`, { timeout: WAIT });
+    await page.click("#task-dialog [data-close]");
+    await page.waitForSelector(`#tasks tr[data-task="${id}"][data-status="completed"]`, { timeout: WAIT });
+    await page.waitForSelector(`#activity li[data-event="task:completed"][data-subject="${id}"]`, { timeout: WAIT });
+
+    // A running task's output shows in its page as it is printed: the first line while the
+    // task waits for the test, the second once the test lets it go on.
+    await page.click("#new-task");
+    await page.fill('#submit [name="name"]', "progress");
+    await page.fill('#submit [name="skills"]', "progress");
+    await page.click('#submit button[type="submit"]');
+    await page.waitForSelector('#task-dialog #output:has-text("step one of two")', { timeout: WAIT });
+    expect(!(await page.textContent("#output")).includes("step two of two"), "the second line is not there before it is printed");
+    console.log("STEP output");
+    await stdin.next();
+    await page.waitForSelector('#task-dialog #output:has-text("step two of two")', { timeout: WAIT });
+    await page.waitForSelector("#task-dialog .pill.s-completed", { timeout: WAIT });
+    await page.click("#task-dialog [data-close]");
+
+    // A task no node can run says why it waits, and is cancelled from its page.
+    await page.click("#new-task");
+    await page.fill('#submit [name="name"]', "nobody can");
+    await page.fill('#submit [name="skills"]', "whisper");
+    await page.click('#submit button[type="submit"]');
+    await page.waitForSelector('#task-dialog dd:has-text("no node has skill \'whisper\'")', { timeout: WAIT });
+    await page.click('#task-dialog button:has-text("Cancel this task")');
+    await page.waitForSelector("#task-dialog .pill.s-cancelled", { timeout: WAIT });
+    await page.click("#task-dialog [data-close]");
+
+    // Filters: by status.
+    await page.selectOption('#filters [name="status"]', "failed");
+    await page.waitForSelector(`#tasks tr[data-task="${id}"]`, { state: "detached", timeout: WAIT });
+    await page.selectOption('#filters [name="status"]', "completed");
+    await page.waitForSelector(`#tasks tr[data-task="${id}"]`, { timeout: WAIT });
+
+    // The coordinator restarts: the page reconnects by itself (resuming after the last event
+    // it saw) and keeps following: a second task goes to completed without a reload.
+    const connects = await page.getAttribute("#live", "data-connects");
+    console.log("STEP restart");
+    await stdin.next();
+    await page.waitForSelector(`#live[data-state="live"]:not([data-connects="${connects}"])`, { timeout: WAIT });
+    await page.click("#new-task");
+    await page.fill('#submit [name="name"]', "after the restart");
+    await page.fill('#submit [name="skills"]', "echo");
+    await page.click('#submit button[type="submit"]');
+    await page.waitForSelector("#task-dialog .pill.s-completed", { timeout: WAIT });
+    const second = (await page.textContent("#task-title")).split("·").pop().trim();
+    await page.click("#task-dialog [data-close]");
+    await page.waitForSelector(`#activity li[data-event="task:completed"][data-subject="${second}"]`, { timeout: WAIT });
+
+    // The admin token may drain and undrain; the node's status follows live.
+    await page.click("#logout");
+    await page.waitForSelector("#login-view:not([hidden])", { timeout: WAIT });
+    expect(await page.evaluate(() => sessionStorage.getItem("openclaw.token")) === null, "log out forgets the token");
+    await login(page, admin);
+    await page.waitForSelector("#nodes-note", { state: "hidden", timeout: WAIT });
+    const drain = '#nodes tr[data-node="w1"] button';
+    await page.waitForSelector(`${drain}:not([disabled])`, { timeout: WAIT });
+    await page.click(drain);
+    await page.waitForSelector('#nodes tr[data-node="w1"] .pill.s-maintenance', { timeout: WAIT });
+    await page.click(drain);
+    await page.waitForSelector('#nodes tr[data-node="w1"] .pill.s-online', { timeout: WAIT });
+
+    // On a phone the page does not scroll sideways.
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow <= 0, `no horizontal scrolling at 390 px (${overflow} px too wide)`);
+
+    expect(await page.evaluate(() => window.__loadedOnce === true), "the page was never reloaded");
+    expect(problems.length === 0, `no page errors: ${problems.join("; ")}`);
+    console.log("OK");
+  } finally {
+    await browser.close();
+  }
+}
+
+async function screenshots(url, admin, out) {
+  const browser = await launch();
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 860 }, deviceScaleFactor: 1 });
+    await page.goto(url);
+    await login(page, admin);
+    await page.waitForSelector("#nodes tbody tr", { timeout: WAIT });
+    await page.waitForSelector("#tasks tbody tr", { timeout: WAIT });
+    await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
+    // One more task through the form, so that the activity feed has something to show.
+    await page.click("#new-task");
+    await page.fill('#submit [name="name"]', "greet again");
+    await page.fill('#submit [name="skills"]', "echo");
+    await page.click('#submit button[type="submit"]');
+    await page.waitForSelector("#task-dialog .pill.s-completed", { timeout: WAIT });
+    await page.click("#task-dialog [data-close]");
+    await page.waitForSelector('#activity li[data-event="task:completed"]', { timeout: WAIT });
+    await page.waitForTimeout(500); // let the last refetches land before the picture
+    await page.screenshot({ path: `${out}/dashboard.png`, fullPage: true });
+    await page.click('#tasks tbody tr:has-text("weekly report")');
+    await page.waitForSelector("#task-dialog[open] ol.events li", { timeout: WAIT });
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: `${out}/dashboard-task.png` });
+    await page.click("#task-dialog [data-close]");
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: `${out}/dashboard-phone.png` });
+    console.log("OK");
+  } finally {
+    await browser.close();
+  }
+}
+
+async function paint(url, runs, token) {
+  const browser = await launch();
+  const samples = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      // Logged in already (the token in the tab's storage): also time the first data shown,
+      // recorded by the page itself when the summary cards appear.
+      await page.addInitScript((t) => {
+        if (t) sessionStorage.setItem("openclaw.token", t);
+        new MutationObserver((_, o) => {
+          const s = document.getElementById("summary");
+          if (s && s.children.length) { window.__dataAt = performance.now(); o.disconnect(); }
+        }).observe(document, { childList: true, subtree: true });
+      }, token || "");
+      await page.goto(url, { waitUntil: "load" });
+      await page.waitForFunction(() => performance.getEntriesByName("first-contentful-paint").length > 0);
+      if (token) await page.waitForFunction(() => window.__dataAt !== undefined);
+      samples.push(await page.evaluate(() => {
+        const p = (n) => performance.getEntriesByName(n)[0].startTime;
+        const nav = performance.getEntriesByType("navigation")[0];
+        return { first_paint: p("first-paint"), first_contentful_paint: p("first-contentful-paint"),
+          dom_content_loaded: nav.domContentLoadedEventEnd, load: nav.loadEventEnd, data_shown: window.__dataAt ?? null };
+      }));
+      await context.close();
+    }
+  } finally {
+    await browser.close();
+  }
+  const median = (k) => {
+    const v = samples.map((s) => s[k]).sort((a, b) => a - b);
+    return Math.round(v[Math.floor(v.length / 2)] * 10) / 10;
+  };
+  console.log(JSON.stringify({ runs, median_ms: { first_paint: median("first_paint"),
+    first_contentful_paint: median("first_contentful_paint"), dom_content_loaded: median("dom_content_loaded"),
+    load: median("load"), data_shown: token ? median("data_shown") : null }, samples }));
+}
+
+const [mode, ...args] = process.argv.slice(2);
+const run = { test: () => walk(...args), screenshots: () => screenshots(...args), paint: () => paint(args[0], Number(args[1] || 20), args[2]) }[mode];
+if (!run) {
+  console.error("usage: dashboard.cjs test|screenshots|paint URL ...");
+  process.exit(2);
+}
+run().then(() => process.exit(0), (e) => {
+  console.error(`FAILED: ${e.stack || e}`);
+  process.exit(1);
+});
