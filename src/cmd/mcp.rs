@@ -13,12 +13,12 @@ use rmcp::ServiceExt;
 
 use super::remote::{Remote, TokenKind, connect_as};
 use crate::Exit;
-use crate::api::{NodeQuery, Route, TaskQuery};
+use crate::api::{NodeQuery, OutputQuery, Route, TaskQuery};
 use crate::cli::McpArgs;
 use crate::client::ClientError;
 use crate::config::Config;
 use crate::mcp::{Backend, BoxFuture, Failure, Tools};
-use crate::model::{ErrorCode, Node, SubmitTask, Task, TaskList};
+use crate::model::{ErrorCode, Node, SubmitTask, Task, TaskList, TaskOutput};
 
 pub async fn run(config: &Config, args: McpArgs) -> anyhow::Result<Exit> {
     let remote = connect_as(config, &args.client, TokenKind::Tasks)?;
@@ -78,6 +78,13 @@ impl Backend for Remote {
 
     fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Task, Failure>> {
         Box::pin(async move { self.cancel_task(id).await.map_err(|e| self.failure(e)) })
+    }
+
+    fn output<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<TaskOutput, Failure>> {
+        Box::pin(async move {
+            let route = Route::TaskOutput { task: id.into(), query: OutputQuery::default() };
+            self.get(&route).await.map_err(|e| self.failure(e))
+        })
     }
 
     fn recent_tasks(&self, limit: u32) -> BoxFuture<'_, Result<Vec<Task>, Failure>> {

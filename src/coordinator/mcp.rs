@@ -24,7 +24,7 @@ use super::core::Error;
 use super::http::{Request, Response};
 use crate::api::TaskQuery;
 use crate::mcp::{Backend, BoxFuture, Failure, Tools};
-use crate::model::{Node, SubmitTask, Task};
+use crate::model::{Node, SubmitTask, Task, TaskOutput};
 
 /// The `/mcp` endpoint.
 pub struct Door {
@@ -80,6 +80,10 @@ impl Backend for Cluster {
 
     fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Task, Failure>> {
         Box::pin(async move { Cluster::cancel(self, id).await.map_err(failure) })
+    }
+
+    fn output<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<TaskOutput, Failure>> {
+        Box::pin(async move { Cluster::output(self, id, 0).await.map_err(failure) })
     }
 
     fn recent_tasks(&self, limit: u32) -> BoxFuture<'_, Result<Vec<Task>, Failure>> {

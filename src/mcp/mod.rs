@@ -35,7 +35,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{ErrorCode, Node, Priority, SubmitTask, Target, Task};
+use crate::model::{ErrorCode, Node, Priority, SubmitTask, Target, Task, TaskOutput};
 use crate::util::now_ms;
 use views::{NodeList, SkillList, TaskView};
 
@@ -78,6 +78,8 @@ pub trait Backend: Send + Sync + 'static {
     fn wait<'a>(&'a self, id: &'a str, timeout: Duration) -> BoxFuture<'a, Result<Task, Failure>>;
     /// Cancels a task.
     fn cancel<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Task, Failure>>;
+    /// The kept tail of a task's output.
+    fn output<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<TaskOutput, Failure>>;
     /// The most recent tasks, newest first.
     fn recent_tasks(&self, limit: u32) -> BoxFuture<'_, Result<Vec<Task>, Failure>>;
 }
@@ -198,6 +200,17 @@ impl Tools {
         Tools { backend, tool_router: Self::tool_router() }
     }
 
+    /// A task tool's answer: the task, with the last lines it printed (none when its output
+    /// cannot be read: the answer is about the task).
+    async fn answer(&self, task: &Task) -> CallToolResult {
+        let view = TaskView::of(task, now_ms());
+        let view = match self.backend.output(&task.task_id).await {
+            Ok(output) => view.with_output(&output),
+            Err(_) => view,
+        };
+        structured(&view)
+    }
+
     /// Waits up to `limit` for a task to end, in steps, sending a progress notification
     /// after each step when the client asked for them. Answers early when the client
     /// cancels the call (the task keeps running).
@@ -277,7 +290,7 @@ impl Tools {
         let request = submission(args)?;
         let task = self.backend.submit(request).await.map_err(explain)?;
         let task = self.wait_with_progress(task, Duration::from_secs(wait.into()), &ctx).await?;
-        Ok(structured(&TaskView::of(&task, now_ms())))
+        Ok(self.answer(&task).await)
     }
 
     /// Look at a task of the cluster: its status, why it waits, where it runs, its result
@@ -288,7 +301,7 @@ impl Tools {
     )]
     async fn get_task(&self, Parameters(args): Parameters<TaskArgs>) -> Result<CallToolResult, String> {
         let task = self.backend.task(&args.task_id, false).await.map_err(explain)?;
-        Ok(structured(&TaskView::of(&task, now_ms())))
+        Ok(self.answer(&task).await)
     }
 
     /// Wait for a task of the cluster to end, up to timeout_seconds (default 30), and
@@ -306,7 +319,7 @@ impl Tools {
         let limit = args.timeout_seconds.unwrap_or(DEFAULT_WAIT).clamp(1, MAX_WAIT);
         let task = self.backend.task(&args.task_id, false).await.map_err(explain)?;
         let task = self.wait_with_progress(task, Duration::from_secs(limit.into()), &ctx).await?;
-        Ok(structured(&TaskView::of(&task, now_ms())))
+        Ok(self.answer(&task).await)
     }
 
     /// Cancel a task of the cluster: a waiting one ends at once, a running one is stopped
@@ -317,7 +330,7 @@ impl Tools {
     )]
     async fn cancel_task(&self, Parameters(args): Parameters<TaskArgs>) -> Result<CallToolResult, String> {
         let task = self.backend.cancel(&args.task_id).await.map_err(explain)?;
-        Ok(structured(&TaskView::of(&task, now_ms())))
+        Ok(self.answer(&task).await)
     }
 }
 
@@ -473,6 +486,9 @@ mod tests {
             Box::pin(async { Err(Failure { code: None, message: "no".into() }) })
         }
         fn cancel<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Task, Failure>> {
+            Box::pin(async { Err(Failure { code: None, message: "no".into() }) })
+        }
+        fn output<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<TaskOutput, Failure>> {
             Box::pin(async { Err(Failure { code: None, message: "no".into() }) })
         }
         fn recent_tasks(&self, _: u32) -> BoxFuture<'_, Result<Vec<Task>, Failure>> {

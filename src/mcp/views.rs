@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::model::{Node, NodeStatus, Task, TaskStatus};
+use crate::model::{Node, NodeStatus, OutputStream, Task, TaskOutput, TaskStatus};
 use crate::util::{ago, short_duration};
 
 /// Any JSON value, as the schema `{}` (schemars writes the boolean schema `true` for
@@ -208,11 +208,35 @@ pub struct TaskView {
     pub submitted: String,
     /// How long it ran or has been running ("" before it started).
     pub run_time: String,
+    /// The last lines the skill printed (at most [`OUTPUT_LINES`]; stderr lines start with
+    /// "stderr: "), while it runs and after; empty when it printed nothing.
+    pub last_output: Vec<String>,
     /// What to do next.
     pub next: String,
 }
 
+/// How many of a task's last output lines a task answer shows.
+pub const OUTPUT_LINES: usize = 20;
+/// The longest output line shown, in characters; longer ones are cut with "…".
+const OUTPUT_LINE_CHARS: usize = 400;
+
 impl TaskView {
+    /// The last lines of `output` in the answer.
+    pub fn with_output(mut self, output: &TaskOutput) -> TaskView {
+        let from = output.lines.len().saturating_sub(OUTPUT_LINES);
+        self.last_output = output.lines[from..]
+            .iter()
+            .map(|l| {
+                let mut text: String = l.text.chars().take(OUTPUT_LINE_CHARS).collect();
+                if text.len() < l.text.len() {
+                    text.push('…');
+                }
+                if l.stream == OutputStream::Stderr { format!("stderr: {text}") } else { text }
+            })
+            .collect();
+        self
+    }
+
     pub fn of(t: &Task, now_ms: i64) -> TaskView {
         let st = &t.state;
         let ended = st.status.is_terminal();
@@ -246,6 +270,7 @@ impl TaskView {
             runs_only_on: t.spec.target.as_ref().map(|t| t.to_string()).unwrap_or_default(),
             submitted: ago(t.submitted_at.0, now_ms),
             run_time,
+            last_output: Vec::new(),
             next,
         }
     }

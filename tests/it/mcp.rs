@@ -55,7 +55,11 @@ async fn cluster() -> (Cluster, crate::support::Proc, crate::support::Proc, Path
     exec_skill(&one, "echo", "cat\n");
     exec_skill(&two, "echo", "cat\n");
     // Runs until the client opens the gate (it does so on the first progress notice).
-    exec_skill(&one, "gated", "while [ ! -e gate ]; do sleep 0.05; done\necho '{\"opened\": true}'\n");
+    exec_skill(
+        &one,
+        "gated",
+        "echo 'waiting for the gate' >&2\nwhile [ ! -e gate ]; do sleep 0.05; done\necho '{\"opened\": true}'\n",
+    );
     let gate = one.join("gated/gate");
     let w1 = c.worker("w1", &one, &[]);
     let w2 = c.worker("w2", &two, &[]);
@@ -137,7 +141,11 @@ async fn check(c: &Cluster, r: &Value, mode: &str) {
     let id = gated["task_id"].as_str().unwrap();
     assert_eq!(progress[0]["total"], 120.0);
     assert!(progress[0]["message"].as_str().unwrap().starts_with(&format!("task {id} is ")), "{progress:?}");
-    assert_eq!(ok("get_gated")["status"], "completed");
+    let got = ok("get_gated");
+    assert_eq!(got["status"], "completed");
+    // The task answer shows the last lines the skill printed.
+    let printed = got["last_output"].as_array().unwrap();
+    assert!(printed.contains(&json!("stderr: waiting for the gate")), "{got}");
 
     // Queued for a skill nobody has, then cancelled.
     let queued = ok("submit_queued");
