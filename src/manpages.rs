@@ -101,6 +101,40 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         "openclaw-cluster-backup" => {
             &[("A nightly backup from cron.", "openclaw-cluster backup /var/backups/openclaw/cluster-$(date +%F).db")]
         }
+        "openclaw-cluster-dev" => &[
+            ("A trial cluster in this folder, until Ctrl+C.", "openclaw-cluster dev --skills-dir examples/skills"),
+            ("On another port, with text logs.", "openclaw-cluster dev --port 9000 --log-format text"),
+        ],
+        "openclaw-cluster-tasks" => &[
+            (
+                "The newest tasks, then one of them.",
+                "openclaw-cluster tasks list && openclaw-cluster tasks get TASK_ID",
+            ),
+            ("Submit a task and wait for its result.", "openclaw-cluster tasks submit --skill echo --wait"),
+        ],
+        "openclaw-cluster-tasks-get" => &[
+            ("A task with its history and why it waits.", "openclaw-cluster tasks get TASK_ID"),
+            ("Only its result, for a script.", "openclaw-cluster tasks get TASK_ID --json | jq .result"),
+        ],
+        "openclaw-cluster-tasks-list" => &[
+            ("Tasks waiting for a node.", "openclaw-cluster tasks list --status pending"),
+            ("The failed tasks of one skill.", "openclaw-cluster tasks list --status failed --skill ocr"),
+        ],
+        "openclaw-cluster-tasks-cancel" => {
+            &[("Cancel a task; a running one is stopped on its worker.", "openclaw-cluster tasks cancel TASK_ID")]
+        }
+        "openclaw-cluster-tasks-retry" => {
+            &[("Run an ended task again and wait for it.", "openclaw-cluster tasks retry TASK_ID --wait")]
+        }
+        "openclaw-cluster-nodes-drain" => {
+            &[("No new work for a node; its running tasks finish.", "openclaw-cluster nodes drain mac-mini")]
+        }
+        "openclaw-cluster-nodes-undrain" => {
+            &[("Let a drained node take work again.", "openclaw-cluster nodes undrain mac-mini")]
+        }
+        "openclaw-cluster-nodes-forget" => {
+            &[("Remove an offline node from the registry.", "openclaw-cluster nodes forget old-laptop")]
+        }
         "openclaw-cluster-completions" => {
             &[("Completions for bash.", "openclaw-cluster completions bash > /etc/bash_completion.d/openclaw-cluster")]
         }

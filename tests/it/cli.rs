@@ -243,6 +243,12 @@ fn man_pages_are_current() {
         }
     }
     let committed = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    for (name, page) in &pages {
+        let text = String::from_utf8_lossy(page);
+        for section in [".SH \"EXIT STATUS\"", ".SH ENVIRONMENT", ".SH EXAMPLES", ".SH \"SEE ALSO\""] {
+            assert!(text.contains(section), "{name} has no {section} section");
+        }
+    }
     assert!(
         stale.is_empty() && committed == pages.len(),
         "man pages are out of date ({stale:?}; {committed} files for {} pages): run OPENCLAW_UPDATE_MAN=1 cargo test --test it man_pages",

@@ -418,6 +418,27 @@ async fn bad_input_gets_4xx_and_changes_nothing() {
         (
             "POST",
             "/api/v1/nodes/register",
+            r#"{"hostname":"h","platform":"linux","arch":"x64","node_id":"n\u0000x"}"#.into(),
+            400,
+            "node_id",
+        ),
+        (
+            "POST",
+            "/api/v1/nodes/register",
+            r#"{"hostname":"h\u001b[2J","platform":"linux","arch":"x64","node_id":"n9"}"#.into(),
+            400,
+            "hostname",
+        ),
+        (
+            "POST",
+            "/api/v1/nodes/register",
+            r#"{"hostname":"h","platform":"linux","arch":"x64","node_id":"n9","tags":["gpu\u0007"]}"#.into(),
+            400,
+            "tags",
+        ),
+        (
+            "POST",
+            "/api/v1/nodes/register",
             r#"{"hostname":"  ","platform":"linux","arch":"x64"}"#.into(),
             400,
             "hostname",

@@ -459,6 +459,11 @@ async fn idempotent_submission_returns_the_first_task() {
     assert_eq!((s3, third["task_id"].clone()), (200, first["task_id"].clone()));
     let (s4, _) = post("order-43", json!({"name": "t", "required_skills": ["x"], "idempotency_key": "order-44"})).await;
     assert_eq!(s4, 400, "header and body keys differ");
+    // The same key with a different submission is refused, naming the first task.
+    let (s5, conflict) = post("order-42", json!({"name": "t", "required_skills": ["x"], "priority": "high"})).await;
+    assert_eq!((s5, &conflict["error"]["code"]), (409, &json!("idempotency_conflict")), "{conflict}");
+    let message = conflict["error"]["message"].as_str().unwrap();
+    assert!(message.contains(first["task_id"].as_str().unwrap()), "{message}");
     assert_eq!(cluster.get("/api/v1/tasks").await["tasks"].as_array().unwrap().len(), 1);
     // The CLI flag does the same.
     let a = cluster.cli(&["tasks", "submit", "--skill", "x", "--idempotency-key", "k1"]);
@@ -489,6 +494,9 @@ async fn every_bad_submission_is_a_400_naming_the_field() {
         (json!({"name": "t", "required_skills": ["x"], "task_type": "weird"}), "task_type"),
         (json!({"name": "t", "required_skills": ["x"], "metadata": [1]}), "metadata"),
         (json!({"name": "t", "required_skills": ["x"], "optional_skills": [1]}), "optional_skills[0]"),
+        (json!({"name": "a\u{0}b", "required_skills": ["x"]}), "name"),
+        (json!({"name": "\u{1b}[31mred", "required_skills": ["x"]}), "name"),
+        (json!({"name": "t", "required_skills": ["x\u{7}"]}), "required_skills[0]"),
     ];
     for (body, field) in cases {
         let (status, answer) = cluster.api("POST", "/api/v1/tasks", Some(body.clone())).await;
