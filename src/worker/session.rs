@@ -49,6 +49,8 @@ pub struct Session {
     ready: Notify,
     /// Wakes loops backing off when the coordinator answers again.
     restored: Notify,
+    /// Wakes the heartbeat loop to heartbeat now (the coordinator has news for this node).
+    nudge: Notify,
     link: Mutex<Link>,
     /// The kept secret and the claim on the node id.
     identity: Identity,
@@ -64,6 +66,7 @@ impl Session {
             lost: Notify::new(),
             ready: Notify::new(),
             restored: Notify::new(),
+            nudge: Notify::new(),
             link: Mutex::new(Link::Unknown),
             identity,
         }
@@ -215,12 +218,31 @@ impl Session {
         (ip.map(|i| i.to_string()), tailscale.map(|i| i.to_string()))
     }
 
+    /// Asks the heartbeat loop to heartbeat now rather than at its next interval (the
+    /// coordinator said over NATS that it has news for this node, such as a cancel). Many
+    /// asks before the heartbeat make one.
+    pub fn heartbeat_now(&self) {
+        self.nudge.notify_one();
+    }
+
     /// Sleeps, waking early to register again or to leave.
     async fn pause(&self, d: Duration) {
         tokio::select! {
             _ = tokio::time::sleep(d) => {}
             _ = self.lost.notified() => {}
             _ = self.ctx.leave.cancelled() => {}
+        }
+    }
+
+    /// Sleeps until the next heartbeat is due, or [`Session::heartbeat_now`] asks for one
+    /// (no sooner than [`MIN_HEARTBEAT_GAP`] after the last).
+    async fn until_next_heartbeat(&self, d: Duration) {
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            _ = self.pause(d) => {}
+            _ = self.nudge.notified() => {
+                tokio::time::sleep_until(started + MIN_HEARTBEAT_GAP.min(d)).await;
+            }
         }
     }
 }
@@ -238,6 +260,10 @@ fn is_final(e: &ClientError) -> bool {
         )
     )
 }
+
+/// The least time between two heartbeats when the coordinator asks for one early (a
+/// flood of wake-ups costs the coordinator at most four heartbeats a second).
+const MIN_HEARTBEAT_GAP: Duration = Duration::from_millis(250);
 
 /// Registers (again when needed) and heartbeats until the worker leaves.
 pub async fn heartbeat_loop(session: Arc<Session>, dispatch: Arc<Dispatch>, adverts: Arc<Adverts>) {
@@ -317,7 +343,7 @@ pub async fn heartbeat_loop(session: Arc<Session>, dispatch: Arc<Dispatch>, adve
                 if let Some(nats) = dispatch.nats() {
                     nats.set_dispatch(answer.dispatch);
                 }
-                session.pause(interval).await;
+                session.until_next_heartbeat(interval).await;
             }
             Err(e) if super::dispatch::session_refused(&e) => {
                 session.drop_session(&format!("heartbeat refused: {e}"));

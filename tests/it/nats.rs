@@ -620,7 +620,9 @@ fn the_example_configs_load_with_their_nats_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_reaches_a_task_that_came_over_nats() {
     let Some(server) = NatsServer::start(None) else { return };
-    let c = nats_cluster(Settings::default(), &server.url(), "").await;
+    // Heartbeats every 4 s: a cancel that waited for the next regular one would take that long.
+    let settings = Settings { heartbeat_interval: 4.0, heartbeat_timeout: 20.0, ..Settings::default() };
+    let c = nats_cluster(settings, &server.url(), "").await;
     let skills = c.path().join("skills");
     exec_skill(&skills, "gate", "while [ ! -f go ]; do sleep 0.05; done\ncat\n");
     let w = c.worker("w1", &skills, &[]);
@@ -632,10 +634,22 @@ async fn a_cancel_reaches_a_task_that_came_over_nats() {
     })
     .await;
     assert_eq!(started_via(&w, &id), ["nats"]);
+    // Cancel right after a regular heartbeat, so the next one is 4 s away.
+    let last = c.get("/api/v1/nodes/w1").await["last_heartbeat"].clone();
+    eventually("a heartbeat", Duration::from_secs(20), || async {
+        c.get("/api/v1/nodes/w1").await["last_heartbeat"] != last
+    })
+    .await;
+    let asked = std::time::Instant::now();
     let (status, _) = c.api("POST", &format!("/api/v1/tasks/{id}/cancel"), None).await;
     assert_eq!(status, 200);
-    // The heartbeat answer carries the cancel; the worker stops the process and reports.
+    // The coordinator publishes a wake-up on `cluster.nodes.w1.wake`; the worker heartbeats
+    // at once, its answer carries the cancel, the worker stops the process and reports.
     let task = c.wait_task(&id, 30).await;
     assert_eq!(task["status"], "cancelled", "{task}");
     assert_eq!(count_events(&task, "cancelled"), 1, "{task}");
+    // Not a speed assertion: half the heartbeat interval tells "woken" from "waited for the
+    // next heartbeat" with seconds to spare.
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(2), "the cancel waited for the regular heartbeat ({took:?})");
 }

@@ -11,6 +11,7 @@
 //! | task transition | `P.events.tasks.<status>` | `S_EVENTS` (limits), when `nats_events_stream` |
 //! | node transition | `P.events.nodes.<status>` | same |
 //! | accepted heartbeat | `P.nodes.heartbeat` | none (core NATS, informational) |
+//! | "heartbeat now" for node N (a cancel waits for it) | `P.nodes.<N>.wake` | none (core NATS; empty, unsigned: it only makes the worker heartbeat early, at most every 250 ms) |
 //!
 //! `<N>` is the node id with `.` written `~` (a `.` would split the token; `~` is never in
 //! a node id, so the encoding is reversible). Registration, heartbeats and the fenced start
@@ -79,6 +80,12 @@ impl Names {
     /// Where node `node`'s assignments are published.
     pub fn assignments(&self, node: &str) -> String {
         format!("{}.nodes.{}.tasks", self.prefix, node_token(node))
+    }
+
+    /// Where node `node` is asked to heartbeat at once (its heartbeat answer carries news
+    /// for it: a cancel).
+    pub fn wake(&self, node: &str) -> String {
+        format!("{}.nodes.{}.wake", self.prefix, node_token(node))
     }
 
     /// Every node's assignments (the tasks stream's subject).

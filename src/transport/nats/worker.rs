@@ -31,6 +31,7 @@ use async_nats::jetstream::{self, AckKind, ErrorCode};
 use futures_util::StreamExt;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::link::Link;
 use super::{Delivery, HEADER_MSG_ID, HEADER_NODE, HEADER_ROOM, HEADER_SIG, Names};
@@ -215,12 +216,41 @@ impl WorkerNats {
 /// closes the connection once the worker leaves (results may be published until then).
 pub async fn run(nats: Arc<WorkerNats>, dispatch: Arc<Dispatch>, session: Arc<Session>, ctx: Arc<Context>) {
     let until = ctx.stop_taking.clone();
+    let mut wake = None;
     if let Some(client) = nats.link.connect(&until).await {
+        let subject = nats.names.wake(&nats.node_id);
+        wake = Some(tokio::spawn(wake_loop(client.clone(), subject, session.clone(), ctx.leave.clone())));
         pull(&nats, &dispatch, &session, &ctx, jetstream::new(client)).await;
     }
     nats.set_pulling(false);
     ctx.leave.cancelled().await;
+    if let Some(w) = wake {
+        w.abort();
+    }
     nats.link.close().await;
+}
+
+/// Heartbeats early when the coordinator publishes a wake-up for this node: a cancel waits
+/// in the next heartbeat answer (the HTTP long poll, paused under NATS, would have carried
+/// it at once). The message is empty and unsigned: all it can do is bring a heartbeat, at
+/// most every 250 ms. The client renews the subscription after a reconnection.
+async fn wake_loop(client: async_nats::Client, subject: String, session: Arc<Session>, leave: CancellationToken) {
+    let mut wakes = match client.subscribe(subject).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!(target: "openclaw::nats", error = %e, "cannot subscribe to this node's wake-ups; cancels come with the regular heartbeat");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            m = wakes.next() => match m {
+                Some(_) => session.heartbeat_now(),
+                None => return,
+            },
+            _ = leave.cancelled() => return,
+        }
+    }
 }
 
 async fn pull(

@@ -3,7 +3,9 @@
 //! `P_EVENTS` with the event id as message id when that stream is on, else as core NATS
 //! messages), from a cursor over the store's event log: nothing waits in memory, and an
 //! outage of NATS (or of the coordinator, with the stream on) resumes exactly after the
-//! last event published. Also the echo of accepted heartbeats on `P.nodes.heartbeat`.
+//! last event published. A `cancel_requested` event also goes to its node as a wake-up on
+//! `P.nodes.<N>.wake`, so a worker on NATS heartbeats at once and learns of the cancel. Also
+//! the echo of accepted heartbeats on `P.nodes.heartbeat`.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -166,6 +168,12 @@ async fn publish_events(relay: &Relay, js: &jetstream::Context, batch: &[Event],
             headers.insert(HEADER_EVENT_ID, id.as_str());
             headers.insert(HEADER_EVENT, e.event.as_str());
             client.publish_with_headers(subject, headers, payload.into()).await.map_err(|e| e.to_string())?;
+        }
+        // A worker on NATS hears of a cancel in its heartbeat answer: ask for one now.
+        if e.event == "cancel_requested"
+            && let Some(node) = &e.node_id
+        {
+            client.publish(relay.names.wake(node), bytes::Bytes::new()).await.map_err(|e| e.to_string())?;
         }
     }
     if stream {
