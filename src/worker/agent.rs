@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::adverts::Adverts;
 use super::dispatch::{attempt_timeout, failed};
 use super::gateway::{Gateway, TurnOutcome};
+use super::output::OutputSink;
 use crate::model::{Assignment, Outcome, ResultReport};
 
 /// The system message: which skill to use, and its instructions.
@@ -53,7 +54,13 @@ pub fn prompt(a: &Assignment) -> String {
 }
 
 /// Runs the assignment as an agent turn.
-pub async fn run(gateway: &Gateway, adverts: &Adverts, a: &Assignment, cancel: CancellationToken) -> ResultReport {
+pub async fn run(
+    gateway: &Gateway,
+    adverts: &Adverts,
+    a: &Assignment,
+    cancel: CancellationToken,
+    output: OutputSink,
+) -> ResultReport {
     let instructions = adverts.skill(&a.skill).and_then(|s| {
         let location = s.path.as_ref()?.join("SKILL.md").display().to_string();
         Some((location, s.instructions()?))
@@ -62,7 +69,7 @@ pub async fn run(gateway: &Gateway, adverts: &Adverts, a: &Assignment, cancel: C
     let timeout = attempt_timeout(a);
     let prompt = prompt(a);
     let turn = tokio::select! {
-        t = gateway.turn(&system, &prompt, timeout) => t,
+        t = gateway.turn(&system, &prompt, timeout, Some(&output)) => t,
         _ = cancel.cancelled() => {
             return ResultReport { outcome: Outcome::Cancelled, ..failed(a.attempt, "cancelled".into()) };
         }

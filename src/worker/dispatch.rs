@@ -289,7 +289,15 @@ impl Dispatch {
                         let dir = skill.path.clone().unwrap_or_default();
                         self.run_exec(&a, argv.clone(), dir, skill.requires_env.clone(), cancel.clone()).await
                     }
-                    Kind::Agent => agent::run(&self.gateway, &self.adverts, &a, cancel.clone()).await,
+                    Kind::Agent => {
+                        let run = |sink| agent::run(&self.gateway, &self.adverts, &a, cancel.clone(), sink);
+                        let (report, redactor) = self.with_output(&a, run).await;
+                        ResultReport {
+                            result: report.result.map(|r| redactor.redact_json(r)),
+                            error: report.error.map(|e| redactor.redact(&e).into_owned()),
+                            ..report
+                        }
+                    }
                 };
                 // The skill says this exit code means retrying cannot help.
                 let code = report.result.as_ref().and_then(|r| r.get("exit_code")).and_then(|c| c.as_i64());
@@ -326,9 +334,7 @@ impl Dispatch {
             "task_id": a.task_id, "attempt": a.attempt, "name": a.name, "parameters": a.parameters,
         }))
         .unwrap_or_default();
-        let (sink, lines) = output::OutputSink::new();
-        let redactor = output::known_secrets(&self.ctx.config, &self.session, &self.gateway);
-        let job = exec::Job {
+        let job = |sink| exec::Job {
             argv,
             dir,
             stdin,
@@ -343,12 +349,7 @@ impl Dispatch {
             max_output: self.ctx.config.worker.max_output_bytes,
             output: Some(sink),
         };
-        // The run drops the sink when it ends: the stream then sends its last lines, before
-        // the result is delivered.
-        let (ending, ()) = tokio::join!(
-            exec::run(job, cancel),
-            output::stream(&self.session, &self.ctx.node_id, &a.task_id, a.attempt, lines, redactor.clone()),
-        );
+        let (ending, redactor) = self.with_output(a, |sink| exec::run(job(sink), cancel)).await;
         let (outcome, result, error) = match ending {
             exec::Ending::Completed(v) => (Outcome::Completed, Some(v), None),
             exec::Ending::Failed { error, detail } => (Outcome::Failed, Some(detail), Some(error)),
@@ -363,6 +364,24 @@ impl Dispatch {
             error: error.map(|e| redactor.redact(&e).into_owned()),
             ..failed(a.attempt, String::new())
         }
+    }
+
+    /// Runs `work` with a sink for the attempt's output, which streams to the coordinator
+    /// (redacted) while it runs. `work` drops the sink when it ends; the last lines are sent
+    /// before this returns, so before the result is delivered. Also returns the redactor,
+    /// for the result.
+    async fn with_output<T, F: Future<Output = T>>(
+        &self,
+        a: &Assignment,
+        work: impl FnOnce(output::OutputSink) -> F,
+    ) -> (T, output::Redactor) {
+        let (sink, lines) = output::OutputSink::new();
+        let redactor = output::known_secrets(&self.ctx.config, &self.session, &self.gateway);
+        let (done, ()) = tokio::join!(
+            work(sink),
+            output::stream(&self.session, &self.ctx.node_id, &a.task_id, a.attempt, lines, redactor.clone()),
+        );
+        (done, redactor)
     }
 
     /// Delivers a result until the coordinator takes it (or refuses it as stale). Gives up

@@ -10,9 +10,13 @@
 //! means chat completions are off in OpenClaw's config; 401/403 a refused token; 429 with
 //! type `rate_limited` the gateway's lockout after failed logins.
 //!
-//! A turn is `POST /v1/chat/completions` with model `openclaw/<agent_id>`; the answer is
-//! `choices[0].message.content`. Its failures are sorted by what retrying can do (see
-//! [`TurnOutcome`]), from the real gateway's statuses and error `type`s. Dropping the
+//! A turn is `POST /v1/chat/completions` with model `openclaw/<agent_id>` and `stream:
+//! true`: the answer's pieces (`choices[0].delta.content`) go to the task's live output as
+//! they come, and the whole is the result. Its failures are sorted by what retrying can do
+//! (see [`TurnOutcome`]), from the real gateway's statuses and error `type`s; once a stream
+//! has begun (200), the gateway reports a failure as an `{"error": {message, type}}` chunk,
+//! which is sorted by its type as the same failure without streaming would be by its
+//! status. A gateway that answers plain JSON instead is read as before. Dropping the
 //! connection (the task's timeout, a cancel) makes the gateway abort the turn.
 //!
 //! The token is a full owner credential: it is only ever sent to the gateway and never
@@ -25,7 +29,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::openclaw::{self, ENABLE_CHAT_COMMAND};
+use super::output::OutputSink;
 use crate::client::root_cause;
+use crate::model::OutputStream;
 use crate::util::lock;
 
 /// Whether agent tasks can run here.
@@ -116,6 +122,67 @@ impl std::fmt::Debug for Gateway {
 
 /// The gateway's `{"error": {"message", "type"}}`, or the body's start (a 404 from a
 /// disabled endpoint is plain text).
+/// The answer of a streamed turn as its chunks come: the text so far (also written to the
+/// task's output), the model, and how it ended.
+struct Answer {
+    text: String,
+    model: Option<String>,
+    /// The `error` object of an error chunk.
+    failed: Option<Value>,
+    /// `data: [DONE]` came.
+    done: bool,
+    output: Option<super::output::StreamWriter>,
+}
+
+impl Answer {
+    fn new(sink: Option<&OutputSink>) -> Answer {
+        let output = sink.map(|s| s.writer(OutputStream::Stdout));
+        Answer { text: String::new(), model: None, failed: None, done: false, output }
+    }
+
+    /// One `data:` of the stream.
+    fn piece(&mut self, data: &str) {
+        if data.trim() == "[DONE]" {
+            self.done = true;
+            return;
+        }
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else { return };
+        if let Some(error) = chunk.get("error") {
+            self.failed = Some(error.clone());
+            return;
+        }
+        if let Some(model) = chunk.get("model").and_then(Value::as_str) {
+            self.model = Some(model.to_string());
+        }
+        if let Some(Value::String(piece)) = chunk.pointer("/choices/0/delta/content") {
+            self.text.push_str(piece);
+            if let Some(w) = &mut self.output {
+                w.write(piece.as_bytes());
+            }
+        }
+    }
+
+    /// The stream ended: a last line without a newline goes to the output too.
+    fn finish(&mut self) {
+        if let Some(w) = self.output.take() {
+            w.finish();
+        }
+    }
+}
+
+/// The status the gateway answers for an error `type` when it does not stream (seen on the
+/// real gateway): what an error chunk of a stream is sorted as.
+fn status_of(error: &Value) -> u16 {
+    let message = error.get("message").and_then(Value::as_str).unwrap_or("");
+    match error.get("type").and_then(Value::as_str).unwrap_or("") {
+        "invalid_request_error" => 400,
+        "unauthorized" => 401,
+        "rate_limit_error" | "rate_limited" => 429,
+        "api_error" if message.contains("timeout") => 408,
+        _ => 502,
+    }
+}
+
 fn error_parts(body: &[u8]) -> (String, Option<String>) {
     let v = serde_json::from_slice::<Value>(body).ok();
     let message = v.as_ref().and_then(|v| v.pointer("/error/message")).and_then(Value::as_str).map(str::to_string);
@@ -209,6 +276,13 @@ impl Gateway {
             (None, Some(path)) => format!("OpenClaw's config {}", path.display()),
             (None, None) => "OpenClaw's defaults (no OpenClaw config found)".into(),
         }
+    }
+
+    fn too_large(&self) -> TurnOutcome {
+        TurnOutcome::Failed(format!(
+            "the gateway's answer is larger than {} bytes (worker.max_output_bytes)",
+            self.max_answer
+        ))
     }
 
     fn disabled_hint(&self) -> String {
@@ -316,8 +390,14 @@ impl Gateway {
 
     /// Runs one agent turn: `system` merged into OpenClaw's system prompt, `prompt` as the
     /// user message. `timeout` is the task's; at its end the connection is dropped, which
-    /// makes the gateway abort the turn.
-    pub async fn turn(&self, system: &str, prompt: &str, timeout: Duration) -> TurnOutcome {
+    /// makes the gateway abort the turn. The answer streams into `output` as it comes.
+    pub async fn turn(
+        &self,
+        system: &str,
+        prompt: &str,
+        timeout: Duration,
+        output: Option<&OutputSink>,
+    ) -> TurnOutcome {
         let target = self.current();
         if let Some(e) = target.token_error {
             return TurnOutcome::Unavailable { message: e, retry_after: Duration::from_secs(5) };
@@ -328,7 +408,7 @@ impl Gateway {
                 {"role": "system", "content": system},
                 {"role": "user", "content": prompt},
             ],
-            "stream": false,
+            "stream": true,
         });
         let req = self.request(reqwest::Method::POST, "/v1/chat/completions", &target).timeout(timeout).json(&body);
         let response = match req.send().await {
@@ -349,19 +429,35 @@ impl Gateway {
                 ));
             }
         };
-        let status = response.status().as_u16();
+        let mut status = response.status().as_u16();
         let retry = retry_after(response.headers());
+        let streamed = status == 200
+            && response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|t| t.starts_with("text/event-stream"));
         let mut response = response;
         let mut bytes = Vec::new();
+        let mut answer = Answer::new(output);
+        let mut parser = crate::eventsource::Parser::default();
         loop {
             match response.chunk().await {
+                Ok(Some(chunk)) if streamed => {
+                    for m in parser.feed(&chunk) {
+                        answer.piece(&m.data);
+                    }
+                    if answer.failed.is_some() || answer.done {
+                        break;
+                    }
+                    if answer.text.len() as u64 > self.max_answer {
+                        return self.too_large();
+                    }
+                }
                 Ok(Some(chunk)) => {
                     bytes.extend_from_slice(&chunk);
                     if bytes.len() as u64 > self.max_answer {
-                        return TurnOutcome::Failed(format!(
-                            "the gateway's answer is larger than {} bytes (worker.max_output_bytes)",
-                            self.max_answer
-                        ));
+                        return self.too_large();
                     }
                 }
                 Ok(None) => break,
@@ -370,6 +466,17 @@ impl Gateway {
                     return TurnOutcome::Failed(format!("reading the gateway's answer failed: {}", root_cause(&e)));
                 }
             }
+        }
+        if streamed {
+            answer.finish();
+            (status, bytes) = match answer.failed.take() {
+                Some(error) => (status_of(&error), serde_json::to_vec(&json!({ "error": error })).unwrap_or_default()),
+                None if answer.done || !answer.text.is_empty() => {
+                    let whole = json!({"model": answer.model, "choices": [{"message": {"content": answer.text}}]});
+                    (200, serde_json::to_vec(&whole).unwrap_or_default())
+                }
+                None => (502, br#"{"error": {"message": "the gateway's stream ended without an answer"}}"#.to_vec()),
+            };
         }
         let (message, kind) = error_parts(&bytes);
         let said = |status: u16| match &kind {
@@ -400,6 +507,50 @@ impl Gateway {
             },
             429 => TurnOutcome::RateLimited { retry_after: retry.unwrap_or(DEFAULT_RETRY_AFTER), message: said(429) },
             _ => TurnOutcome::Failed(said(status)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_streamed_answer_is_gathered_and_written_as_lines() {
+        let (sink, mut lines) = OutputSink::new();
+        let mut a = Answer::new(Some(&sink));
+        for data in [
+            r#"{"model":"openclaw/default","choices":[{"index":0,"delta":{"role":"assistant"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"one"}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"content":"\ntwo"}}]}"#,
+            "[DONE]",
+        ] {
+            a.piece(data);
+        }
+        a.finish();
+        drop(sink);
+        assert_eq!((a.text.as_str(), a.model.as_deref(), a.done), ("one\ntwo", Some("openclaw/default"), true));
+        let mut got = Vec::new();
+        while let Ok(l) = lines.try_recv() {
+            got.push(l.text);
+        }
+        assert_eq!(got, ["one", "two"]);
+    }
+
+    #[test]
+    fn an_error_chunk_is_sorted_as_the_status_the_gateway_answers_without_streaming() {
+        let mut a = Answer::new(None);
+        a.piece(r#"{"error":{"message":"upstream provider error","type":"api_error"}}"#);
+        assert_eq!(status_of(a.failed.as_ref().unwrap()), 502);
+        for (kind, message, status) in [
+            ("invalid_request_error", "400 bad", 400),
+            ("rate_limit_error", "429 slow down", 429),
+            ("rate_limited", "locked out", 429),
+            ("unauthorized", "no", 401),
+            ("api_error", "upstream provider timeout", 408),
+            ("something_new", "?", 502),
+        ] {
+            assert_eq!(status_of(&json!({"type": kind, "message": message})), status, "{kind}");
         }
     }
 }

@@ -322,3 +322,34 @@ async fn the_disabled_endpoint_hint_works_and_a_lockout_is_named() {
         .await;
     assert!(node["unavailable_skills"]["chat"].as_str().unwrap().contains("refuses even the right token"), "{node}");
 }
+
+/// Item 1 of issue 10 for agent skills: the answer reaches the task's live output as the
+/// gateway streams it — the first line is there while the model is still answering — and
+/// the whole answer is the result.
+#[tokio::test]
+async fn an_agent_answer_streams_into_the_task_output() {
+    let install = require_openclaw!();
+    let g = Gateway::start(install, Options::default()).await;
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    agent_skill(&skills, "chat");
+    let _w = cluster.worker_env("w1", &skills, &[], &env_refs(&pinned(&g)));
+    cluster.wait_online("w1", &["chat"]).await;
+    let m = marker();
+    let id = cluster
+        .submit(json!({"name": "a", "required_skills": ["chat"], "description": format!("{m} STUB-GATED")}))
+        .await;
+    let output = format!("/api/v1/tasks/{id}/output");
+    eventually("the first line in the output while the model answers", Duration::from_secs(60), || async {
+        crate::support::texts(&cluster.get(&output).await) == ["first line of the answer"]
+    })
+    .await;
+    assert_eq!(cluster.get(&format!("/api/v1/tasks/{id}")).await["status"], "running");
+    g.stub.open_gate(&m);
+    let task = cluster.wait_task(&id, 60).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["result"]["text"], "first line of the answer\nsecond line of the answer", "{task}");
+    let lines = cluster.get(&output).await;
+    assert_eq!(crate::support::texts(&lines), ["first line of the answer", "second line of the answer"]);
+    assert!(lines["lines"].as_array().unwrap().iter().all(|l| l["stream"] == "stdout"), "{lines}");
+}

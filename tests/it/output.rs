@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, Proc, Settings, Sse, exec_skill};
+use crate::support::{Cluster, Proc, Settings, Sse, exec_skill, texts};
 
 /// Submits a task for `skill`, takes it as `node` and starts it; returns its id and attempt.
 async fn start_task(cluster: &Cluster, node: &str, secret: &str, skill: &str) -> (String, u64) {
@@ -74,10 +74,6 @@ async fn finish(cluster: &Cluster, node: &str, secret: &str, task: &str, attempt
     let (status, answer) =
         cluster.call("POST", &format!("/api/v1/nodes/{node}/tasks/{task}/result"), Some(secret), Some(&body)).await;
     assert_eq!(status, 200, "{answer}");
-}
-
-fn texts(output: &Value) -> Vec<String> {
-    output["lines"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap().to_string()).collect()
 }
 
 #[tokio::test]

@@ -7,7 +7,11 @@
 //! does is chosen per request by a marker in the request's text, so several tests can
 //! share one gateway: `STUB-500`, `STUB-429`, `STUB-400` answer that status with an
 //! OpenAI-style error body; `STUB-HANG` opens the stream and sends only keep-alive comments
-//! until the caller hangs up (recorded as `closed_after`); `REPLY(text)` answers `text`;
+//! until the caller hangs up (recorded as `closed_after`); `STUB-GATED` streams "first line
+//! of the answer\nsecond line", then waits until the test calls [`StubModel::open_gate`]
+//! with a marker of the request before it streams " of the answer" (the gateway passes
+//! pieces on as they come, but holds a trailing newline back until the next piece);
+//! `REPLY(text)` answers `text`;
 //! a marker given to [`StubModel::call_tools`] answers with those tool calls, one per turn,
 //! then `The tool said: ` and the last tool result; anything else answers "stub answer".
 
@@ -73,6 +77,8 @@ pub struct StubModel {
     pub port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
     scripts: Arc<Mutex<Vec<Script>>>,
+    /// Markers whose `STUB-GATED` answers may go on.
+    gates: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -100,20 +106,26 @@ impl StubModel {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let scripts: Arc<Mutex<Vec<Script>>> = Arc::new(Mutex::new(Vec::new()));
-        let (s, sc) = (seen.clone(), scripts.clone());
+        let gates: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+        let (s, sc, g) = (seen.clone(), scripts.clone(), gates.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                let (s, sc) = (s.clone(), sc.clone());
+                let (s, sc, g) = (s.clone(), sc.clone(), g.clone());
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| answer(s.clone(), sc.clone(), req));
+                    let service = hyper::service::service_fn(move |req| answer(s.clone(), sc.clone(), g.clone(), req));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
                 });
             }
         });
-        StubModel { port, seen, scripts, task }
+        StubModel { port, seen, scripts, gates, task }
+    }
+
+    /// Lets the `STUB-GATED` answers of requests containing `marker` go on.
+    pub fn open_gate(&self, marker: &str) {
+        self.gates.lock().unwrap().push(marker.to_string());
     }
 
     /// A turn whose text contains `marker` calls these tools, as a model would: the n-th
@@ -163,6 +175,7 @@ pub fn tool_results(request: &Value) -> Vec<String> {
 async fn answer(
     seen: Arc<Mutex<Vec<Seen>>>,
     scripts: Arc<Mutex<Vec<Script>>>,
+    gates: Arc<Mutex<Vec<String>>>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Response<ChannelBody>, Infallible> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
@@ -239,7 +252,17 @@ async fn answer(
             json!({"id": "stub-1", "object": "chat.completion.chunk", "created": 1, "model": model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
         };
-        let _ = tx.send(sse(&chunk(message, Value::Null))).await;
+        if text.contains("STUB-GATED") {
+            let first = json!({"role": "assistant", "content": "first line of the answer\nsecond line"});
+            let _ = tx.send(sse(&chunk(first, Value::Null))).await;
+            while !gates.lock().unwrap().iter().any(|m| text.contains(m.as_str())) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let second = json!({"content": " of the answer"});
+            let _ = tx.send(sse(&chunk(second, Value::Null))).await;
+        } else {
+            let _ = tx.send(sse(&chunk(message, Value::Null))).await;
+        }
         let mut last = chunk(json!({}), json!(finish));
         last["usage"] = json!({"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2});
         let _ = tx.send(sse(&last)).await;

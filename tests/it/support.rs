@@ -742,3 +742,8 @@ pub fn run_tool(program: &Path, args: &[&str]) -> String {
     assert!(out.status.success(), "{} {args:?} failed ({:?}):\n{text}", program.display(), out.status.code());
     text
 }
+
+/// The texts of the lines of a task output answer (`GET /api/v1/tasks/{id}/output`).
+pub fn texts(output: &Value) -> Vec<String> {
+    output["lines"].as_array().unwrap().iter().map(|l| l["text"].as_str().unwrap().to_string()).collect()
+}
