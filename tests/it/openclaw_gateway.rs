@@ -46,6 +46,16 @@ fn events(task: &Value, kind: &str) -> Vec<String> {
         .collect()
 }
 
+/// A cluster whose one worker `w1` has the agent skill `chat`, on gateway `g` (pinned).
+async fn chat_cluster(g: &Gateway) -> (Cluster, crate::support::Proc) {
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    agent_skill(&skills, "chat");
+    let w = cluster.worker_env("w1", &skills, &[], &env_refs(&pinned(g)));
+    cluster.wait_online("w1", &["chat"]).await;
+    (cluster, w)
+}
+
 fn marker() -> String {
     format!("M{}", uuid::Uuid::now_v7().simple())
 }
@@ -149,11 +159,7 @@ async fn an_agent_task_gets_its_skills_instructions() {
 async fn gateway_failures_are_sorted_by_what_retrying_can_do() {
     let install = require_openclaw!();
     let g = Gateway::start(install, Options::default()).await;
-    let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    agent_skill(&skills, "chat");
-    let _w = cluster.worker_env("w1", &skills, &[], &env_refs(&pinned(&g)));
-    cluster.wait_online("w1", &["chat"]).await;
+    let (cluster, _w) = chat_cluster(&g).await;
 
     // The model fails (500): the gateway answers 502; the attempt fails and is retried.
     let m = marker();
@@ -330,11 +336,7 @@ async fn the_disabled_endpoint_hint_works_and_a_lockout_is_named() {
 async fn an_agent_answer_streams_into_the_task_output() {
     let install = require_openclaw!();
     let g = Gateway::start(install, Options::default()).await;
-    let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    agent_skill(&skills, "chat");
-    let _w = cluster.worker_env("w1", &skills, &[], &env_refs(&pinned(&g)));
-    cluster.wait_online("w1", &["chat"]).await;
+    let (cluster, _w) = chat_cluster(&g).await;
     let m = marker();
     let id = cluster
         .submit(json!({"name": "a", "required_skills": ["chat"], "description": format!("{m} STUB-GATED")}))

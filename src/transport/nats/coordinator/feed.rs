@@ -169,11 +169,13 @@ async fn publish_events(relay: &Relay, js: &jetstream::Context, batch: &[Event],
             headers.insert(HEADER_EVENT, e.event.as_str());
             client.publish_with_headers(subject, headers, payload.into()).await.map_err(|e| e.to_string())?;
         }
-        // A worker on NATS hears of a cancel in its heartbeat answer: ask for one now.
+        // A worker on NATS hears of a cancel in its heartbeat answer: ask for one now. Best
+        // effort: a lost wake-up only means the cancel waits for the regular heartbeat, and
+        // must not make the events around it be published again.
         if e.event == "cancel_requested"
             && let Some(node) = &e.node_id
         {
-            client.publish(relay.names.wake(node), bytes::Bytes::new()).await.map_err(|e| e.to_string())?;
+            let _ = client.publish(relay.names.wake(node), bytes::Bytes::new()).await;
         }
     }
     if stream {
