@@ -1,0 +1,152 @@
+//! The worker side of an attempt on the wire: polls and assignments, start and result
+//! reports, output batches and their answers.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{Priority, TaskRef, TaskStatus, Timestamp};
+
+/// `POST /api/v1/nodes/{id}/tasks/poll`: a worker asks for work.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PollRequest {
+    /// The tasks the worker holds now; anything assigned but not listed is (re)sent.
+    #[serde(default)]
+    pub held: Vec<TaskRef>,
+    /// Wait at most this many seconds for work (capped by coordinator.long_poll_timeout).
+    #[serde(default)]
+    pub wait_secs: Option<f64>,
+}
+
+/// The answer to a poll.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct PollResponse {
+    pub assignments: Vec<Assignment>,
+    /// Tasks the worker must stop.
+    pub cancel: Vec<TaskRef>,
+}
+
+/// A task handed to a worker.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Assignment {
+    pub task_id: String,
+    pub attempt: u32,
+    pub name: String,
+    pub description: String,
+    /// The skill to run: the task's first required skill.
+    pub skill: String,
+    pub required_skills: Vec<String>,
+    pub parameters: Value,
+    /// Per-attempt time limit, seconds.
+    pub timeout: f64,
+    pub priority: Priority,
+}
+
+/// `POST /api/v1/nodes/{id}/tasks/{task_id}/start`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartReport {
+    pub attempt: u32,
+}
+
+/// How an attempt ended, as the worker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Completed,
+    Failed,
+    Timeout,
+    Cancelled,
+}
+
+impl From<Outcome> for TaskStatus {
+    /// The status a task ends with when an attempt ends this way.
+    fn from(o: Outcome) -> TaskStatus {
+        match o {
+            Outcome::Completed => TaskStatus::Completed,
+            Outcome::Failed => TaskStatus::Failed,
+            Outcome::Timeout => TaskStatus::Timeout,
+            Outcome::Cancelled => TaskStatus::Cancelled,
+        }
+    }
+}
+
+/// `POST /api/v1/nodes/{id}/tasks/{task_id}/result`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResultReport {
+    pub attempt: u32,
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub result: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+    /// How long the attempt ran, milliseconds.
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// Not the task's fault (e.g. the gateway said 429): requeue after this many seconds
+    /// without counting a retry.
+    #[serde(default)]
+    pub retry_after: Option<f64>,
+    /// Retrying cannot help (the skill said so, or the gateway refused the request as
+    /// malformed): the task ends failed without spending its retries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub permanent: bool,
+}
+
+/// The answer to start and result reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReportResponse {
+    pub success: bool,
+    pub task_id: String,
+    pub status: TaskStatus,
+}
+
+string_enum! {
+    /// Which stream of a task's process a line of output came from.
+    OutputStream {
+        Stdout = "stdout",
+        Stderr = "stderr",
+    }
+}
+
+impl<'de> Deserialize<'de> for OutputStream {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A line of output as the worker sends it (without the newline).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOutputLine {
+    pub stream: OutputStream,
+    pub text: String,
+    /// When the worker read it.
+    pub at: Timestamp,
+}
+
+/// `POST /api/v1/nodes/{id}/tasks/{task_id}/output`: lines of one attempt, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputBatch {
+    pub attempt: u32,
+    /// The attempt's number (from 0, counted by the worker) of the batch's first line.
+    /// With it, a batch sent again after a lost answer adds only the lines the coordinator
+    /// does not have yet; without it, every batch is taken as new lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<u64>,
+    pub lines: Vec<NewOutputLine>,
+}
+
+/// The answer to an output batch: its lines are on disk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OutputAck {
+    pub success: bool,
+    pub task_id: String,
+    /// How many lines the batch held.
+    pub accepted: u32,
+    /// The number of the batch's last line (0 for an empty batch).
+    pub last_seq: u64,
+}

@@ -1,0 +1,122 @@
+//! Error answers: the `{"error": {"code", "message"}}` body and the stable codes.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: one of [`ErrorCode`]'s names. Clients branch on it.
+    pub code: String,
+    pub message: String,
+}
+
+string_enum! {
+    /// The stable `code` of every error answer. Clients branch on these, never on the
+    /// message; each has one HTTP status (see docs/api.md).
+    ErrorCode {
+        /// The body is not the JSON the endpoint takes (the message names the field).
+        BadRequest = "bad_request",
+        /// An unknown or malformed query parameter (the message names it).
+        InvalidQuery = "invalid_query",
+        Unauthorized = "unauthorized",
+        Forbidden = "forbidden",
+        /// No endpoint at this path.
+        NotFound = "not_found",
+        MethodNotAllowed = "method_not_allowed",
+        /// No node with this id is registered.
+        UnknownNode = "unknown_node",
+        /// No task with this id (ended tasks are purged after the retention period).
+        UnknownTask = "unknown_task",
+        /// A report (start, output, result) for an attempt that is not the task's current
+        /// one on this node.
+        StaleAttempt = "stale_attempt",
+        /// The node id belongs to a live worker; only its secret (or the admin token) may
+        /// register it again.
+        NodeIdInUse = "node_id_in_use",
+        /// The node still has work or is online (e.g. forget).
+        NodeBusy = "node_busy",
+        /// The cluster holds `coordinator.max_nodes` nodes already.
+        NodeLimit = "node_limit",
+        /// The task already ended (e.g. cancel).
+        TaskEnded = "task_ended",
+        /// The task has not ended yet (e.g. retry).
+        TaskActive = "task_active",
+        /// The idempotency key was used for a different submission.
+        IdempotencyConflict = "idempotency_conflict",
+        /// No online node can take the task now and the submission asked to be refused
+        /// then (`reject_unplaceable`); the message says why.
+        Unplaceable = "unplaceable",
+        PayloadTooLarge = "payload_too_large",
+        /// The client did not send its request in time.
+        RequestTimeout = "request_timeout",
+        /// Too much work queued for the store: retry after the `Retry-After` seconds.
+        Overloaded = "overloaded",
+        /// Shutting down, or the store failed: try again shortly.
+        Unavailable = "unavailable",
+        Internal = "internal",
+    }
+}
+
+impl ErrorCode {
+    /// When the code is sent, for the docs.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => {
+                "the body is not what the endpoint takes: invalid JSON, a wrong type, an unknown field, a value out of range (the message names the field)"
+            }
+            ErrorCode::InvalidQuery => "an unknown query parameter, or one that does not parse (the message names it)",
+            ErrorCode::Unauthorized => {
+                "no token, a malformed `Authorization` header, or a token nobody has; the answer carries `WWW-Authenticate: Bearer`"
+            }
+            ErrorCode::Forbidden => "a valid token that may not use this endpoint (or act for this node)",
+            ErrorCode::NotFound => "no endpoint at this path",
+            ErrorCode::MethodNotAllowed => "a known path with another method; the answer carries `Allow`",
+            ErrorCode::UnknownNode => "no node with this id is registered (for a node's own endpoints: register again)",
+            ErrorCode::UnknownTask => {
+                "no task with this id (ended tasks are purged after `storage.task_retention_days`)"
+            }
+            ErrorCode::StaleAttempt => {
+                "a start, output or result report for an attempt that is not the task's current one on this node"
+            }
+            ErrorCode::NodeIdInUse => {
+                "the node id belongs to a live worker: only its own secret (or the admin token) may register it again"
+            }
+            ErrorCode::NodeBusy => "the node is online or holds tasks (forget)",
+            ErrorCode::NodeLimit => "the registry holds `coordinator.max_nodes` nodes already",
+            ErrorCode::TaskEnded => "the task already ended (cancel)",
+            ErrorCode::TaskActive => "the task has not ended yet (retry)",
+            ErrorCode::IdempotencyConflict => {
+                "the idempotency key was used for a different submission (the message names the first task)"
+            }
+            ErrorCode::Unplaceable => {
+                "`reject_unplaceable` was set and no online, undrained node has the skills and matches the target (the message says why, as a pending reason would); nothing was stored"
+            }
+            ErrorCode::PayloadTooLarge => "the body is over `coordinator.max_body_bytes`",
+            ErrorCode::RequestTimeout => {
+                "the body did not arrive within `coordinator.body_read_timeout`; the connection is closed"
+            }
+            ErrorCode::Overloaded => {
+                "more than `coordinator.max_write_backlog` changes wait for the disk; retry after `Retry-After` seconds"
+            }
+            ErrorCode::Unavailable => {
+                "the coordinator is shutting down, stopping after a failed write, or has `coordinator.max_connections` connections all busy; retry after `Retry-After` seconds"
+            }
+            ErrorCode::Internal => {
+                "the store failed a read (the message says so; details are in the coordinator's log)"
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,280 @@
+//! Nodes on the wire: a node's spec, counters and view; registration and heartbeats;
+//! node ids and the node-level answers.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::{Timestamp, Transport};
+
+string_enum! {
+    /// A node's status as the API shows it.
+    NodeStatus {
+        Online = "online",
+        Offline = "offline",
+        /// Online with every slot taken.
+        Busy = "busy",
+        /// Drained: takes no new tasks.
+        Maintenance = "maintenance",
+        /// The original's; never set by this version, kept so that filters on it work.
+        Error = "error",
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeStatus {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A node id is 1-128 characters of `A-Z a-z 0-9 . _ -`.
+pub fn validate_node_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 128 {
+        return Err(format!("node_id must be 1-128 characters, got {}", id.len()));
+    }
+    if id == "." || id == ".." {
+        return Err(format!("node_id `{id}` is not allowed (it is a path segment)"));
+    }
+    if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+        return Err(format!("node_id `{id}` has `{c}`; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"));
+    }
+    Ok(())
+}
+
+/// A node id derived from a host name: lower case, other characters as `-`.
+pub fn node_id_from_hostname(hostname: &str) -> String {
+    let mut id: String = hostname
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c.to_ascii_lowercase() } else { '-' })
+        .take(128)
+        .collect();
+    if id.is_empty() {
+        id = "node".into();
+    }
+    id
+}
+
+/// What a worker declares about its node at registration (and later in heartbeats: the
+/// skills). Stored with the node and shown in every node view.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeSpec {
+    pub hostname: String,
+    pub platform: String,
+    pub arch: String,
+    pub available_skills: Vec<String>,
+    /// Agent skills this node has but cannot run right now, with the reason.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub unavailable_skills: BTreeMap<String, String>,
+    pub max_concurrent_tasks: u32,
+    pub ip_address: String,
+    pub tailscale_ip: String,
+    pub port: u16,
+    pub tags: Vec<String>,
+    /// The worker's openclaw version.
+    pub version: Option<String>,
+}
+
+/// What a node has done, counted by the coordinator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeCounters {
+    pub total_tasks_processed: u64,
+    pub successful_tasks: u64,
+    pub failed_tasks: u64,
+    /// Summed run time of the finished attempts, milliseconds (for the average).
+    #[serde(default, skip_serializing)]
+    pub total_execution_ms: u64,
+}
+
+/// Usage figures from the node's last heartbeat, percent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NodeUsage {
+    pub cpu_usage: f64,
+    pub memory_usage: f64,
+    pub disk_usage: f64,
+}
+
+/// A node as every node endpoint shows it (the original's 21 fields, then ours).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Node {
+    pub node_id: String,
+    pub status: NodeStatus,
+    #[serde(flatten)]
+    pub spec: NodeSpec,
+    pub running_tasks: u32,
+    #[serde(flatten)]
+    pub usage: NodeUsage,
+    #[serde(flatten)]
+    pub counters: NodeCounters,
+    /// Seconds, over the tasks this node finished.
+    pub average_execution_time: f64,
+    pub registered_at: Option<Timestamp>,
+    pub last_heartbeat: Option<Timestamp>,
+    /// In maintenance: no new tasks are placed here.
+    pub draining: bool,
+}
+
+/// `POST /api/v1/nodes/register`. The original's payload (with `null` tailscale_ip, and the
+/// server-owned NodeInfo fields some clients send) is accepted; server-owned fields are
+/// ignored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    #[serde(default)]
+    pub node_id: Option<String>,
+    pub hostname: String,
+    pub platform: String,
+    pub arch: String,
+    #[serde(default)]
+    pub available_skills: Vec<String>,
+    #[serde(default)]
+    pub ip_address: Option<String>,
+    #[serde(default)]
+    pub tailscale_ip: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub max_concurrent_tasks: Option<u32>,
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Agent skills found but not runnable now, with the reason (shown, never placed on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_skills: Option<BTreeMap<String, String>>,
+    // Server-owned NodeInfo fields the original's clients may send.
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Value>,
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_tasks: Option<Value>,
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_usage: Option<Value>,
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_usage: Option<Value>,
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_usage: Option<Value>,
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_tasks_processed: Option<Value>,
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub successful_tasks: Option<Value>,
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_tasks: Option<Value>,
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average_execution_time: Option<Value>,
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_at: Option<Value>,
+    /// Server-owned: accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_heartbeat: Option<Value>,
+}
+
+/// The answer to a registration: the original's fields plus this node's secret.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegisterResponse {
+    pub success: bool,
+    pub node_id: String,
+    pub message: String,
+    /// True when the node was new; false when it re-registered.
+    pub registered: bool,
+    pub node_info: Node,
+    /// The bearer token for this node's own endpoints (heartbeat, poll, reports,
+    /// shutdown). Shown once; the coordinator keeps only its hash.
+    pub node_secret: String,
+    /// Counts registrations of this node id; a new one makes the old one's tasks requeue.
+    pub incarnation: u64,
+}
+
+/// `POST /api/v1/nodes/{id}/heartbeat`. The original sent the four numbers only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatRequest {
+    #[serde(default)]
+    pub cpu_usage: f64,
+    #[serde(default)]
+    pub memory_usage: f64,
+    #[serde(default)]
+    pub disk_usage: f64,
+    /// The original's count; informational (the coordinator counts assignments itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_tasks: Option<u32>,
+    /// The tasks (id and attempt) this worker holds: received, starting or running. When
+    /// present, the coordinator reconciles against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_tasks: Option<Vec<TaskRef>>,
+    /// The eligible skills, sent when they changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub available_skills: Option<Vec<String>>,
+    /// Agent skills that are present but unusable, with the reason, sent with available_skills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable_skills: Option<BTreeMap<String, String>>,
+    /// Sent by a worker configured for NATS: whether its NATS link is up and pulling, so
+    /// that the coordinator may hand it assignments there (`dispatch` in the answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats: Option<bool>,
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HeartbeatResponse {
+    pub success: bool,
+    pub message: String,
+    pub node_id: String,
+    pub timestamp: Timestamp,
+    /// Tasks this worker must stop: cancelled, ended or given to another node.
+    #[serde(default)]
+    pub cancel: Vec<TaskRef>,
+    /// How this node receives its assignments until the next heartbeat: `nats` (pull them
+    /// from its NATS consumer; no HTTP long poll) or `http`. Absent when the coordinator
+    /// has no NATS transport configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<Transport>,
+}
+
+/// A task and one of its attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TaskRef {
+    pub task_id: String,
+    pub attempt: u32,
+}
+
+/// The answer to `POST /api/v1/nodes/{id}/shutdown` and to drain/undrain.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeActionResponse {
+    pub success: bool,
+    pub message: String,
+    pub node_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_info: Option<Node>,
+}
+
+/// `GET /api/v1/nodes/{id}/health` (the original's keys plus `draining`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NodeHealth {
+    pub node_id: String,
+    pub hostname: String,
+    pub healthy: bool,
+    pub status: NodeStatus,
+    pub last_heartbeat: Option<Timestamp>,
+    /// Seconds since the last heartbeat.
+    pub time_since_heartbeat: Option<f64>,
+    pub is_timeout: bool,
+    pub cpu_usage: f64,
+    pub memory_usage: f64,
+    pub disk_usage: f64,
+    pub running_tasks: u32,
+    pub max_concurrent_tasks: u32,
+    pub available_capacity: u32,
+    pub draining: bool,
+}
