@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::Tokens;
 use super::core::registry::Registrant;
-use super::core::tasks::{Cancel, Report, spec_of};
+use super::core::tasks::{Cancel, Report};
+use super::core::validate::task_spec;
 use super::core::{Core, Error, Now};
 use super::feeds::{EventFeed, OutputFeed, OutputNews};
 use super::metrics::Metrics;
@@ -288,7 +289,7 @@ impl Cluster {
         let reject = req.reject_unplaceable;
         let spec = {
             let core = self.lock();
-            spec_of(SubmitTask { idempotency_key: key.clone(), ..req }, origin, core.settings())?
+            task_spec(SubmitTask { idempotency_key: key.clone(), ..req }, origin, core.settings())?
         };
         let Some(key) = key else {
             let id = self.mutate(place(spec, reject)).await?;

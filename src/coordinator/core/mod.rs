@@ -23,6 +23,7 @@ pub mod registry;
 pub mod scheduler;
 pub mod tasks;
 pub mod timers;
+pub mod validate;
 
 mod queue;
 #[cfg(test)]

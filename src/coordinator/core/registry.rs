@@ -25,17 +25,15 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::validate::{RESERVED_IDS, check_name, check_usage, clean_names, node_spec};
 use super::{Core, Error, Now, Timer};
 use crate::model::{
-    CheckHeartbeatResponse, ClusterHealth, ErrorCode, HeartbeatRequest, HeartbeatResponse, MAX_NODE_CONCURRENCY, Node,
-    NodeActionResponse, NodeHealth, NodeSpec, NodeStatus, NodeUsage, RegisterRequest, RegisterResponse, Target,
-    TaskStatus, TimedOutNode, Timestamp, node_id_from_hostname, validate_node_id,
+    CheckHeartbeatResponse, ClusterHealth, ErrorCode, HeartbeatRequest, HeartbeatResponse, Node, NodeActionResponse,
+    NodeHealth, NodeStatus, NodeUsage, RegisterRequest, RegisterResponse, Target, TaskStatus, TimedOutNode, Timestamp,
+    node_id_from_hostname, validate_node_id,
 };
 use crate::store::nodes::{Liveness, NodeRecord};
 use crate::util;
-
-/// Path words under `/api/v1/nodes/` that cannot be node ids.
-const RESERVED_IDS: &[&str] = &["online", "register", "skills"];
 
 /// Who is registering a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -562,90 +560,6 @@ impl Registry {
     }
 }
 
-/// Trims, drops duplicates (keeping order) and checks a list of names.
-pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, Error> {
-    if names.len() > crate::model::MAX_SKILLS {
-        return Err(Error::invalid(
-            field,
-            format!("at most {} entries, got {}", crate::model::MAX_SKILLS, names.len()),
-        ));
-    }
-    let mut seen = HashSet::new();
-    let mut out = Vec::with_capacity(names.len());
-    for (i, name) in names.iter().enumerate() {
-        let name = check_name(&format!("{field}[{i}]"), name, 128)?;
-        if seen.insert(name.clone()) {
-            out.push(name);
-        }
-    }
-    Ok(out)
-}
-
-/// A trimmed, non-empty name without control characters (NUL included), at most `max`
-/// characters.
-pub fn check_name(field: &str, v: &str, max: usize) -> Result<String, Error> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
-    }
-    if v.chars().count() > max {
-        return Err(Error::invalid(field, format!("longer than {max} characters")));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "contains control characters"));
-    }
-    Ok(v.to_string())
-}
-
-fn check_usage(field: &str, v: f64) -> Result<f64, Error> {
-    if v.is_finite() && (0.0..=100.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(Error::invalid(field, format!("must be a percentage between 0 and 100, got {v}")))
-    }
-}
-
-/// The spec a registration declares, checked.
-fn spec_of(req: &RegisterRequest, peer: Option<IpAddr>) -> Result<NodeSpec, Error> {
-    let max = req.max_concurrent_tasks.unwrap_or(5);
-    if !(1..=MAX_NODE_CONCURRENCY).contains(&max) {
-        return Err(Error::invalid(
-            "max_concurrent_tasks",
-            format!("must be between 1 and {MAX_NODE_CONCURRENCY}, got {max}"),
-        ));
-    }
-    let optional = |field: &str, v: &Option<String>, max: usize| -> Result<String, Error> {
-        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => check_name(field, s, max),
-            None => Ok(String::new()),
-        }
-    };
-    let unavailable = req.unavailable_skills.clone().unwrap_or_default();
-    for (skill, why) in &unavailable {
-        check_name("unavailable_skills", skill, 128)?;
-        if why.len() > 2000 || why.contains('\0') {
-            return Err(Error::invalid("unavailable_skills", "reasons are at most 2000 characters, without NUL"));
-        }
-    }
-    let ip = optional("ip_address", &req.ip_address, 64)?;
-    Ok(NodeSpec {
-        hostname: check_name("hostname", &req.hostname, 255)?,
-        platform: check_name("platform", &req.platform, 64)?,
-        arch: check_name("arch", &req.arch, 64)?,
-        available_skills: clean_names("available_skills", &req.available_skills)?,
-        unavailable_skills: unavailable,
-        max_concurrent_tasks: max,
-        ip_address: if ip.is_empty() { peer.map(|p| p.to_string()).unwrap_or_default() } else { ip },
-        tailscale_ip: optional("tailscale_ip", &req.tailscale_ip, 64)?,
-        port: req.port.unwrap_or(18789),
-        tags: clean_names("tags", req.tags.as_deref().unwrap_or_default())?,
-        version: match &req.version {
-            Some(v) => Some(check_name("version", v, 64)?),
-            None => None,
-        },
-    })
-}
-
 impl Core {
     /// The liveness figures changed since the last call, for a batched write.
     pub fn take_liveness(&mut self) -> Vec<Liveness> {
@@ -679,7 +593,7 @@ impl Core {
         peer: Option<IpAddr>,
         now: Now,
     ) -> Result<RegisterResponse, Error> {
-        let spec = spec_of(&req, peer)?;
+        let spec = node_spec(&req, peer)?;
         let node_id = match &req.node_id {
             Some(id) => id.trim().to_string(),
             None => node_id_from_hostname(&spec.hostname),

@@ -19,11 +19,10 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::queue::{Group, PendingQueue, QueueKey};
-use super::registry::{check_name, clean_names};
 use super::{Core, Error, Now, Timer};
 use crate::model::{
-    ErrorCode, MAX_RETRIES, MAX_TASK_TIMEOUT, Outcome, Priority, ReportResponse, ResultReport, SubmitTask, Target,
-    TaskRef, TaskSpec, TaskState, TaskStatus, TaskType, Timestamp, validate_node_id,
+    ErrorCode, Outcome, Priority, ReportResponse, ResultReport, Target, TaskRef, TaskSpec, TaskState, TaskStatus,
+    Timestamp,
 };
 use crate::store::tasks::{ActiveRow, NewTask};
 use crate::util;
@@ -239,73 +238,8 @@ pub enum Cancel {
     NotActive,
 }
 
-/// The submission checked, with defaults applied.
-pub fn spec_of(req: SubmitTask, origin: &str, settings: &super::Settings) -> Result<TaskSpec, Error> {
-    let name = check_name("name", &req.name, 200)?;
-    if req.description.contains('\0') || req.description.len() > 100_000 {
-        return Err(Error::invalid("description", "at most 100000 bytes, without NUL characters"));
-    }
-    if req.required_skills.is_empty() {
-        return Err(Error::invalid("required_skills", "must name at least one skill"));
-    }
-    let timeout = match req.timeout {
-        None => settings.default_timeout.as_secs_f64(),
-        Some(t) if t.is_finite() && t >= 1.0 && t <= MAX_TASK_TIMEOUT.as_secs_f64() => t,
-        Some(t) => {
-            return Err(Error::invalid(
-                "timeout",
-                format!("must be between 1 and {} seconds (7 days), got {t}", MAX_TASK_TIMEOUT.as_secs()),
-            ));
-        }
-    };
-    let max_retries = req.max_retries.unwrap_or(settings.default_max_retries);
-    if max_retries > MAX_RETRIES {
-        return Err(Error::invalid("max_retries", format!("must be between 0 and {MAX_RETRIES}, got {max_retries}")));
-    }
-    let metadata = match req.metadata {
-        None => Value::Object(Default::default()),
-        Some(m @ Value::Object(_)) => m,
-        Some(_) => return Err(Error::invalid("metadata", "must be a JSON object")),
-    };
-    let user_id = req.user_id.as_deref().map(|u| check_name("user_id", u, 200)).transpose()?;
-    let idempotency_key = req.idempotency_key.as_deref().map(|k| check_name("idempotency_key", k, 200)).transpose()?;
-    Ok(TaskSpec {
-        name,
-        description: req.description,
-        task_type: req.task_type.unwrap_or(TaskType::Batch),
-        priority: req.priority.unwrap_or(Priority::Normal),
-        required_skills: clean_names("required_skills", &req.required_skills)?,
-        optional_skills: clean_names("optional_skills", &req.optional_skills)?,
-        affinity_tags: clean_names("affinity_tags", &req.affinity_tags)?,
-        parameters: req.parameters.unwrap_or_else(|| Value::Object(Default::default())),
-        metadata,
-        timeout: (timeout * 1000.0).round() / 1000.0,
-        max_retries,
-        user_id,
-        idempotency_key,
-        target: req.target.map(check_target).transpose()?.filter(|t| !t.is_any()),
-        origin: check_name("origin", origin, 64)?,
-        retry_of: None,
-    })
-}
-
-/// A target, checked: a valid node id, a platform name (lower case), tag names.
-fn check_target(t: Target) -> Result<Target, Error> {
-    let node = t.node.as_deref().map(|n| validate_node_id(n.trim()).map(|_| n.trim().to_string()));
-    Ok(Target {
-        node: node.transpose().map_err(|e| Error::invalid("target.node", e))?,
-        platform: t
-            .platform
-            .as_deref()
-            .map(|p| check_name("target.platform", p, 64))
-            .transpose()?
-            .map(|p| p.to_lowercase()),
-        tags: clean_names("target.tags", &t.tags)?,
-    })
-}
-
 impl Core {
-    /// Accepts a task (checked by [`spec_of`]) and places it if a node can take it now.
+    /// Accepts a task (checked by [`super::validate::task_spec`]) and places it if a node can take it now.
     /// Returns its id.
     pub fn submit(&mut self, spec: TaskSpec, now: Now) -> String {
         let task_id = util::new_task_id();

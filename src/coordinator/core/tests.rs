@@ -11,7 +11,8 @@ use proptest::prelude::*;
 use serde_json::json;
 
 use super::registry::Registrant;
-use super::tasks::{Cancel, Report, spec_of};
+use super::tasks::{Cancel, Report};
+use super::validate::task_spec;
 use super::{Core, Error, Now, Settings};
 use crate::config::Strategy as Placement;
 use crate::coordinator::metrics::Metrics;
@@ -110,7 +111,7 @@ impl Sim {
     }
 
     fn submit_with(&mut self, req: SubmitTask) -> String {
-        let spec = spec_of(req, "test", self.core.settings()).unwrap();
+        let spec = task_spec(req, "test", self.core.settings()).unwrap();
         let id = self.core.submit(spec, self.now);
         self.commit();
         id
@@ -604,7 +605,7 @@ fn a_target_limits_placement_to_the_nodes_it_admits_without_blocking_others() {
 #[test]
 fn a_target_is_checked_and_an_empty_one_means_anywhere() {
     let settings = settings();
-    let spec = |t: Target| spec_of(on(t, &["x"]), "test", &settings);
+    let spec = |t: Target| task_spec(on(t, &["x"]), "test", &settings);
     assert_eq!(spec(Target::default()).unwrap().target, None);
     let t = spec(Target { platform: Some(" Linux ".into()), tags: vec!["a".into(), "a".into()], ..Default::default() })
         .unwrap()
@@ -624,7 +625,7 @@ fn unplaceable_names_why_and_ignores_nodes_that_are_only_full() {
     let mut sim = Sim::new();
     let spec = |skills: &[&str], target: Option<Target>| {
         let req = SubmitTask { target, ..on(Target::default(), skills) };
-        spec_of(req, "test", &settings()).unwrap()
+        task_spec(req, "test", &settings()).unwrap()
     };
     assert_eq!(sim.core.unplaceable(&spec(&["ocr"], None), sim.now.ms).unwrap(), "no node has skill 'ocr'");
     sim.register("gpu", &["ocr"], 1).unwrap();
