@@ -214,14 +214,14 @@ impl OutputFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{EventKind, Timestamp};
+    use crate::model::{EventKind, NodeTransition, TaskTransition, Timestamp};
 
     fn event(id: u64) -> Event {
         Event {
             id,
             at: Timestamp(0),
             kind: if id.is_multiple_of(3) { EventKind::Node } else { EventKind::Task },
-            event: "x".into(),
+            event: if id.is_multiple_of(3) { NodeTransition::Online.into() } else { TaskTransition::Submitted.into() },
             task_id: (!id.is_multiple_of(3)).then(|| format!("t{}", id % 2)),
             node_id: Some("n".into()),
             status: "pending".into(),

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, Row, params};
 
 use super::damaged;
-use crate::model::{Event, EventKind, TaskEvent, Timestamp};
+use crate::model::{Event, EventKind, TaskEvent, Timestamp, Transition};
 
 /// Appends an event (its id was assigned by the coordinator).
 pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<()> {
@@ -17,7 +17,7 @@ pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<()> {
         e.id as i64,
         e.at.0,
         e.kind.as_str(),
-        e.event,
+        e.event.as_str(),
         e.task_id,
         e.node_id,
         e.status,
@@ -33,11 +33,16 @@ const COLUMNS: &str = "id, at, kind, event, task_id, node_id, status, attempt, s
 fn from_row(r: &Row) -> rusqlite::Result<Event> {
     let id: i64 = r.get(0)?;
     let kind: String = r.get(2)?;
+    let kind: EventKind =
+        kind.parse().map_err(|_| damaged(r, 2, "events", &id.to_string(), &format!("unknown kind `{kind}`")))?;
+    let event: String = r.get(3)?;
+    let event = Transition::parse(kind, &event)
+        .map_err(|_| damaged(r, 3, "events", &id.to_string(), &format!("unknown {kind} event `{event}`")))?;
     Ok(Event {
         id: id as u64,
         at: Timestamp(r.get(1)?),
-        kind: kind.parse().map_err(|_| damaged(r, 2, "events", &id.to_string(), &format!("unknown kind `{kind}`")))?,
-        event: r.get(3)?,
+        kind,
+        event,
         task_id: r.get(4)?,
         node_id: r.get(5)?,
         status: r.get(6)?,
@@ -58,7 +63,7 @@ pub fn for_task(conn: &Connection, task_id: &str) -> rusqlite::Result<Vec<TaskEv
             .map_err(|_| damaged(r, 6, "events", &e.id.to_string(), &format!("unknown task status `{}`", e.status)))?;
         Ok(TaskEvent {
             at: e.at,
-            event: e.event,
+            event: e.event.as_str().to_string(),
             status,
             attempt: e.attempt.unwrap_or(0),
             node_id: e.node_id,
@@ -151,13 +156,14 @@ pub fn bounds(conn: &Connection) -> rusqlite::Result<Option<(u64, u64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{NodeTransition, TaskTransition};
 
     fn event(id: u64, at: i64, task: Option<&str>) -> Event {
         Event {
             id,
             at: Timestamp(at),
             kind: if task.is_some() { EventKind::Task } else { EventKind::Node },
-            event: "x".into(),
+            event: if task.is_some() { TaskTransition::Submitted.into() } else { NodeTransition::Online.into() },
             task_id: task.map(str::to_string),
             node_id: Some("n".into()),
             status: "pending".into(),

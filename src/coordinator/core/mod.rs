@@ -36,7 +36,7 @@ use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use crate::config::{Config, Strategy};
-use crate::model::{ErrorCode, Event, EventKind, TaskState, Timestamp};
+use crate::model::{ErrorCode, Event, NodeTransition, TaskState, TaskTransition, Timestamp, Transition};
 use crate::store::nodes::NodeRecord;
 use crate::store::output::OutputWrite;
 use crate::store::tasks::NewTask;
@@ -142,8 +142,7 @@ impl Now {
 #[derive(Debug, Clone)]
 struct Draft {
     at: i64,
-    kind: EventKind,
-    event: String,
+    event: Transition,
     task_id: Option<String>,
     node_id: Option<String>,
     status: String,
@@ -279,7 +278,7 @@ impl Core {
                 Event {
                     id,
                     at: Timestamp(d.at),
-                    kind: d.kind,
+                    kind: d.event.kind(),
                     event: d.event,
                     task_id: d.task_id,
                     node_id: d.node_id,
@@ -296,12 +295,18 @@ impl Core {
     }
 
     /// Records a task event (its status and attempt are the task's now).
-    fn task_event(&mut self, task_id: &str, event: &str, node: Option<&str>, message: Option<String>, now: Now) {
+    fn task_event(
+        &mut self,
+        task_id: &str,
+        event: TaskTransition,
+        node: Option<&str>,
+        message: Option<String>,
+        now: Now,
+    ) {
         let Some((state, skill)) = self.tasks.state_and_skill(task_id) else { return };
         self.drafts.push(Draft {
             at: now.ms,
-            kind: EventKind::Task,
-            event: event.to_string(),
+            event: event.into(),
             task_id: Some(task_id.to_string()),
             node_id: node.map(str::to_string),
             status: state.status.as_str().to_string(),
@@ -312,13 +317,12 @@ impl Core {
     }
 
     /// Records a node event (its status is the node's now).
-    fn node_event(&mut self, node_id: &str, event: &str, message: Option<String>, now: Now) {
+    fn node_event(&mut self, node_id: &str, event: NodeTransition, message: Option<String>, now: Now) {
         let status =
             self.registry.status(node_id).map(|s| s.as_str().to_string()).unwrap_or_else(|| "forgotten".into());
         self.drafts.push(Draft {
             at: now.ms,
-            kind: EventKind::Node,
-            event: event.to_string(),
+            event: event.into(),
             task_id: None,
             node_id: Some(node_id.to_string()),
             status,

@@ -29,8 +29,8 @@ use super::validate::{RESERVED_IDS, check_name, check_usage, clean_names, node_s
 use super::{Core, Error, Now, Timer};
 use crate::model::{
     CheckHeartbeatResponse, ClusterHealth, ErrorCode, HeartbeatRequest, HeartbeatResponse, Node, NodeActionResponse,
-    NodeHealth, NodeStatus, NodeUsage, RegisterRequest, RegisterResponse, Target, TaskStatus, TimedOutNode, Timestamp,
-    node_id_from_hostname, validate_node_id,
+    NodeHealth, NodeStatus, NodeTransition, NodeUsage, RegisterRequest, RegisterResponse, Target, TaskStatus,
+    TimedOutNode, Timestamp, node_id_from_hostname, validate_node_id,
 };
 use crate::store::nodes::{Liveness, NodeRecord};
 use crate::util;
@@ -683,14 +683,14 @@ impl Core {
         self.arm_deadline(&node_id, now);
         let rotated = live && who == Registrant::Admin;
         let (event, message) = match (&who, is_new) {
-            (_, true) => ("registered", None),
+            (_, true) => (NodeTransition::Registered, None),
             (Registrant::Admin, false) if rotated => (
-                "secret_rotated",
+                NodeTransition::SecretRotated,
                 Some(format!(
                     "registered again with the admin token (incarnation {incarnation}): the previous secret no longer works"
                 )),
             ),
-            _ => ("registered", Some(format!("registered again (incarnation {incarnation})"))),
+            _ => (NodeTransition::Registered, Some(format!("registered again (incarnation {incarnation})"))),
         };
         self.node_event(&node_id, event, message, now);
         if rotated {
@@ -779,11 +779,11 @@ impl Core {
             tracing::info!(target: "openclaw::coordinator", node_id, "node is online again");
             // Its status is durable: a restart must not show it offline with live tasks.
             self.registry.dirty.insert(node_id.to_string());
-            self.node_event(node_id, "online", None, now);
+            self.node_event(node_id, NodeTransition::Online, None, now);
         }
         if skills_changed || unavailable_changed {
             tracing::info!(target: "openclaw::coordinator", node_id, "node's skills changed");
-            self.node_event(node_id, "skills_changed", None, now);
+            self.node_event(node_id, NodeTransition::SkillsChanged, None, now);
         }
         let cancel = match req.held_tasks {
             Some(held) => self.reconcile(node_id, &held, now),
@@ -806,7 +806,7 @@ impl Core {
     /// The node leaves gracefully: offline now, its tasks requeued.
     pub fn node_shutdown(&mut self, node_id: &str, now: Now) -> Result<NodeActionResponse, Error> {
         self.registry.view(node_id)?;
-        self.mark_offline(node_id, &format!("node `{node_id}` shut down"), "left", now);
+        self.mark_offline(node_id, &format!("node `{node_id}` shut down"), NodeTransition::Left, now);
         Ok(NodeActionResponse {
             success: true,
             message: format!("node {node_id} marked offline"),
@@ -830,7 +830,7 @@ impl Core {
         }
         let view = entry.view();
         self.registry.remove(node_id);
-        self.node_event(node_id, "forgotten", None, now);
+        self.node_event(node_id, NodeTransition::Forgotten, None, now);
         tracing::info!(target: "openclaw::coordinator", node_id, "node forgotten");
         Ok(NodeActionResponse {
             success: true,
@@ -846,7 +846,8 @@ impl Core {
         let changed = entry.record.draining != draining;
         entry.record.draining = draining;
         if changed {
-            self.node_event(node_id, if draining { "drained" } else { "undrained" }, None, now);
+            let event = if draining { NodeTransition::Drained } else { NodeTransition::Undrained };
+            self.node_event(node_id, event, None, now);
             tracing::info!(target: "openclaw::coordinator", node_id, draining, "node drain changed");
         }
         if !draining {
@@ -867,7 +868,7 @@ impl Core {
     }
 
     /// Marks a node offline and requeues its tasks.
-    fn mark_offline(&mut self, node_id: &str, reason: &str, event: &str, now: Now) {
+    fn mark_offline(&mut self, node_id: &str, reason: &str, event: NodeTransition, now: Now) {
         let Some(entry) = self.registry.live_mut(node_id) else { return };
         let was_online = entry.online;
         entry.online = false;
@@ -898,7 +899,12 @@ impl Core {
         entry.deadline_armed = false;
         if entry.online || !entry.assigned.is_empty() {
             let timeout = self.settings.heartbeat_timeout.as_secs_f64();
-            self.mark_offline(node_id, &format!("node `{node_id}` sent no heartbeat for {timeout}s"), "offline", now);
+            self.mark_offline(
+                node_id,
+                &format!("node `{node_id}` sent no heartbeat for {timeout}s"),
+                NodeTransition::Offline,
+                now,
+            );
         }
     }
 
@@ -920,7 +926,7 @@ impl Core {
         for n in &late {
             // The node's own timer stays armed in the heap; it finds the node offline.
             let reason = format!("node `{}` sent no heartbeat for {}s", n.node_id, n.timeout_seconds);
-            self.mark_offline(&n.node_id, &reason, "offline", now);
+            self.mark_offline(&n.node_id, &reason, NodeTransition::Offline, now);
         }
         CheckHeartbeatResponse {
             checked_at: Timestamp(now.ms),

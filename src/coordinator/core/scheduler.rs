@@ -22,7 +22,7 @@ use super::queue::QueueKey;
 use super::registry::{Candidate, Capacity};
 use super::{Core, Now, Timer};
 use crate::config::Strategy;
-use crate::model::{Target, TaskSpec, TaskStatus, Timestamp};
+use crate::model::{Target, TaskSpec, TaskStatus, TaskTransition, Timestamp};
 use crate::store::tasks::ActiveRow;
 use crate::util;
 
@@ -110,7 +110,7 @@ impl Core {
         let attempt = state.attempt;
         let timeout = self.tasks.get(task_id).map(|t| t.timeout_ms.max(0) as u64).unwrap_or(0);
         let message = retried_elsewhere.map(|f| format!("placed away from `{f}`, where an earlier attempt failed"));
-        self.task_event(task_id, "scheduled", Some(node_id), message, now);
+        self.task_event(task_id, TaskTransition::Scheduled, Some(node_id), message, now);
         self.registry.assign(node_id, task_id);
         self.push_timer(
             now.at + Duration::from_millis(timeout) + grace,

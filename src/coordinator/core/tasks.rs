@@ -22,7 +22,7 @@ use super::queue::{Group, PendingQueue, QueueKey};
 use super::{Core, Error, Now, Timer};
 use crate::model::{
     ErrorCode, Outcome, Priority, ReportResponse, ResultReport, Target, TaskRef, TaskSpec, TaskState, TaskStatus,
-    Timestamp,
+    TaskTransition, Timestamp,
 };
 use crate::store::tasks::{ActiveRow, NewTask};
 use crate::util;
@@ -247,7 +247,7 @@ impl Core {
         self.next_seq += 1;
         let note = spec.retry_of.as_ref().map(|old| format!("a retry of {old}"));
         self.tasks.add(NewTask { task_id: task_id.clone(), seq, spec, submitted_at: now.ms });
-        self.task_event(&task_id, "submitted", None, note, now);
+        self.task_event(&task_id, TaskTransition::Submitted, None, note, now);
         self.tasks.enqueue(&task_id);
         self.metrics.tasks_submitted.inc();
         self.schedule(now);
@@ -299,7 +299,7 @@ impl Core {
                         }
                         self.task_event(
                             task_id,
-                            "cancel_requested",
+                            TaskTransition::CancelRequested,
                             Some(&node),
                             Some(format!("worker `{node}` told to stop it")),
                             now,
@@ -310,7 +310,7 @@ impl Core {
                 } else {
                     self.finish(
                         task_id,
-                        TaskStatus::Cancelled,
+                        Outcome::Cancelled,
                         None,
                         Some(format!("cancelled; node `{node}` is gone")),
                         None,
@@ -320,7 +320,7 @@ impl Core {
                 }
             }
             _ => {
-                self.finish(task_id, TaskStatus::Cancelled, None, Some("cancelled before it ran".into()), None, now);
+                self.finish(task_id, Outcome::Cancelled, None, Some("cancelled before it ran".into()), None, now);
                 Cancel::Ended
             }
         };
@@ -328,17 +328,18 @@ impl Core {
         outcome
     }
 
-    /// Ends a task for good. Like [`Core::attempt_failed`], it does not run the scheduler:
-    /// the caller does, once, after all its changes.
+    /// Ends a task for good, the way `end` says. Like [`Core::attempt_failed`], it does not
+    /// run the scheduler: the caller does, once, after all its changes.
     fn finish(
         &mut self,
         task_id: &str,
-        status: TaskStatus,
+        end: Outcome,
         result: Option<Value>,
         error: Option<String>,
         duration: Option<Duration>,
         now: Now,
     ) {
+        let status = TaskStatus::from(end);
         let Some(state) = self.tasks.state_mut(task_id) else { return };
         let node = state.assigned_node.clone();
         state.status = status;
@@ -355,7 +356,7 @@ impl Core {
                 self.registry.count_attempt(n, status, d);
             }
         }
-        self.task_event(task_id, status.as_str(), node.as_deref(), error, now);
+        self.task_event(task_id, end.into(), node.as_deref(), error, now);
         self.metrics
             .tasks_ended
             .get_or_create(&super::super::metrics::StatusLabel { status: status.as_str().into() })
@@ -363,14 +364,14 @@ impl Core {
         tracing::info!(target: "openclaw::coordinator", task_id, status = status.as_str(), node = node.as_deref().unwrap_or(""), "task ended");
     }
 
-    /// An attempt ended badly. `counts`: it spends one of the retries (a 429 from the
-    /// gateway does not). `permanent`: retrying cannot help. Requeues with backoff, or ends
-    /// the task.
+    /// An attempt ended badly (`outcome`: failed or timeout). `counts`: it spends one of
+    /// the retries (a 429 from the gateway does not). `permanent`: retrying cannot help.
+    /// Requeues with backoff, or ends the task.
     #[allow(clippy::too_many_arguments)]
     fn attempt_failed(
         &mut self,
         task_id: &str,
-        outcome: TaskStatus,
+        outcome: Outcome,
         error: String,
         result: Option<Value>,
         counts: bool,
@@ -382,7 +383,7 @@ impl Core {
         let Some(task) = self.tasks.get(task_id) else { return };
         // A cancel that was acknowledged wins over however the attempt ended.
         if task.state.cancel_requested {
-            self.finish(task_id, TaskStatus::Cancelled, result, Some(format!("cancelled ({error})")), duration, now);
+            self.finish(task_id, Outcome::Cancelled, result, Some(format!("cancelled ({error})")), duration, now);
             return;
         }
         let node = task.state.assigned_node.clone();
@@ -432,7 +433,7 @@ impl Core {
         } else {
             format!("requeued without spending a retry; next try in {}", util::short_duration(delay))
         };
-        let name = if outcome == TaskStatus::Timeout { "timeout" } else { "failed" };
+        let name = if outcome == Outcome::Timeout { TaskTransition::Timeout } else { TaskTransition::Failed };
         self.task_event(task_id, name, node.as_deref(), Some(format!("{error}; {plan}")), now);
         if delay.is_zero() {
             self.tasks.enqueue(task_id);
@@ -450,7 +451,7 @@ impl Core {
             return;
         }
         if task.state.cancel_requested {
-            self.finish(task_id, TaskStatus::Cancelled, None, Some(format!("cancelled; {reason}")), None, now);
+            self.finish(task_id, Outcome::Cancelled, None, Some(format!("cancelled; {reason}")), None, now);
             return;
         }
         // An attempt that never started did not fail: requeue it at once without spending
@@ -458,7 +459,7 @@ impl Core {
         let started = task.state.status == TaskStatus::Running;
         let retry_after = (!started).then_some(Duration::ZERO);
         let error = format!("attempt lost: {reason}");
-        self.attempt_failed(task_id, TaskStatus::Failed, error, None, started, false, retry_after, None, now);
+        self.attempt_failed(task_id, Outcome::Failed, error, None, started, false, retry_after, None, now);
     }
 
     /// A retry became due: the task may be placed again.
@@ -479,7 +480,7 @@ impl Core {
         let node = task.state.assigned_node.clone().unwrap_or_default();
         let limit = util::short_duration(Duration::from_millis(task.timeout_ms.max(0) as u64));
         let error = format!("no result from node `{node}` within the timeout ({limit}) and a grace period");
-        self.attempt_failed(task_id, TaskStatus::Timeout, error, None, true, false, None, None, now);
+        self.attempt_failed(task_id, Outcome::Timeout, error, None, true, false, None, None, now);
         self.schedule(now);
     }
 
@@ -508,7 +509,7 @@ impl Core {
                 s.status = TaskStatus::Running;
                 s.started_at = Some(Timestamp(now.ms));
             }
-            self.task_event(task_id, "running", Some(node), None, now);
+            self.task_event(task_id, TaskTransition::Running, Some(node), None, now);
         }
         let status = self.tasks.get(task_id).map(|t| t.state.status).unwrap_or(TaskStatus::Running);
         Ok(Report::Done(ReportResponse { success: true, task_id: task_id.into(), status }))
@@ -523,17 +524,17 @@ impl Core {
         let longest = task.timeout_ms.max(0) as u64 + self.settings.attempt_grace.as_millis() as u64;
         let duration = Some(Duration::from_millis(report.duration_ms.min(longest)));
         match report.outcome {
-            Outcome::Completed => self.finish(task_id, TaskStatus::Completed, report.result, None, duration, now),
+            Outcome::Completed => self.finish(task_id, Outcome::Completed, report.result, None, duration, now),
             Outcome::Cancelled if cancel_requested => self.finish(
                 task_id,
-                TaskStatus::Cancelled,
+                Outcome::Cancelled,
                 report.result,
                 Some("cancelled while running".into()),
                 duration,
                 now,
             ),
             Outcome::Failed | Outcome::Timeout | Outcome::Cancelled => {
-                let status = if report.outcome == Outcome::Timeout { TaskStatus::Timeout } else { TaskStatus::Failed };
+                let status = if report.outcome == Outcome::Timeout { Outcome::Timeout } else { Outcome::Failed };
                 let error =
                     report.error.unwrap_or_else(|| format!("attempt ended {:?}", report.outcome).to_lowercase());
                 let retry_after = report
