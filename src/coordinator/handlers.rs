@@ -14,12 +14,12 @@ use super::core::registry::Registrant;
 use super::error::ApiError;
 use super::http::{Request, Response, json};
 use super::mcp::Door;
+use super::store::EventFilter;
 use crate::api::Route;
 use crate::model::{
     CLAIMABLE_ORIGINS, ErrorCode, HeartbeatRequest, OutputBatch, PollRequest, ResultReport, Role, ServiceHealth,
     StartReport, SubmitTask, TaskStatus, Timestamp, Whoami,
 };
-use crate::store::events::Filter;
 
 /// Runs a route (`/mcp` goes to the MCP door, which calls the cluster itself).
 pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Result<Response, ApiError> {
@@ -113,7 +113,8 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         }
         Route::TaskOutput { task, query } => ok(&cluster.output(task, query.after.unwrap_or(0)).await?),
         Route::Events(q) => {
-            let filter = Filter { task: q.task.clone(), node: q.node.clone(), skill: q.skill.clone(), kind: q.kind };
+            let filter =
+                EventFilter { task: q.task.clone(), node: q.node.clone(), skill: q.skill.clone(), kind: q.kind };
             let feed = cluster.events(filter, last_event_id(&req)?.or(q.after)).await?;
             Ok(super::sse::respond(feed, &req.connection, cluster.shared_metrics()))
         }

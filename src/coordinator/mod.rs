@@ -2,10 +2,11 @@
 //!
 //! Layers, each using only the one below: the HTTP server ([`http`], [`handlers`],
 //! [`auth`], [`error`]; [`mcp`] for `/mcp`) → [`cluster::Cluster`], the one door into the
-//! state → the state machine ([`core`]) and the store (`crate::store`).
+//! state → the state machine ([`core`]) and the store, through the seam the coordinator
+//! owns ([`store`]; the stores themselves are `crate::store`).
 //!
-//! [`Coordinator::start`] takes the store lock, opens the store, loads tokens and the state
-//! (nodes, active tasks) and starts the background loops; [`Coordinator::serve`] answers
+//! [`Coordinator::start`] opens the configured store (for SQLite: the lock first), loads
+//! tokens and the state (nodes, active tasks) and starts the background loops; [`Coordinator::serve`] answers
 //! HTTP on a listener it is given until the shutdown token fires, then stops the loops,
 //! flushes, closes the writer and releases the lock. A store write that fails stops the
 //! coordinator through the same path, and `serve` returns the error (exit code 1).
@@ -23,6 +24,7 @@ pub mod http;
 pub mod mcp;
 pub mod metrics;
 pub mod sse;
+pub mod store;
 pub mod tls;
 
 use std::sync::{Arc, Mutex};
@@ -33,8 +35,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::core::{Core, Now, Settings};
+use self::store::Writer;
 use crate::config::Config;
-use crate::store::{Store, StoreLock, Writer};
 use cluster::Cluster;
 
 /// A started coordinator, ready to serve.
@@ -46,42 +48,21 @@ pub struct Coordinator {
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// Why the store stopped, when a write failed.
     failure: Arc<Mutex<Option<String>>>,
-    _lock: StoreLock,
+    /// What the store needs held while it is used (the SQLite file's lock), released when
+    /// the coordinator stops, after its last write.
+    _guard: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl Coordinator {
-    /// Locks and opens the store, loads the state, starts the background loops.
+    /// Opens the store, loads the state, starts the background loops.
     pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Coordinator> {
-        let path = config.storage.path.clone();
-        crate::store::prepare_dir(&path).map_err(|e| match &e {
-            crate::store::StoreError::Io { path, source } => {
-                crate::store::probe::from_io(path, source).map_or_else(|| e.into(), anyhow::Error::new)
-            }
-            _ => anyhow::Error::new(e),
-        })?;
         // Before anything answers: a coordinator that cannot write stops here (exit 3).
-        crate::store::probe::check_files(&path)?;
-        let lock = StoreLock::acquire(&path)?;
-        let store = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || {
-                Store::open(&path).map_err(|e| match e {
-                    // These do not name the file themselves.
-                    crate::store::StoreError::Sqlite(_)
-                    | crate::store::StoreError::Pool(_)
-                    | crate::store::StoreError::Migration(_) => {
-                        anyhow::anyhow!("cannot open store at {}: {e}", path.display())
-                    }
-                    named => named.into(),
-                })
-            }
+        let crate::store::Opened { store, guard } = tokio::task::spawn_blocking({
+            let storage = config.storage.clone();
+            move || crate::store::open(&storage)
         })
         .await??;
-        tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || crate::store::probe::check_database(&path)
-        })
-        .await??;
+        let location = store.location();
         let tokens = auth::Tokens::load_or_create(&config)?;
         let tls = match (&config.coordinator.tls_cert, &config.coordinator.tls_key) {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
@@ -95,26 +76,31 @@ impl Coordinator {
             }
         }
         let failure = Arc::new(Mutex::new(None));
-        let (writer, writer_task) = store.start_writer({
+        let session = tokio::task::spawn_blocking({
+            let store = store.clone();
+            move || store.write_session()
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("cannot open the store at {location} for writing: {e}"))?;
+        let (writer, writer_task) = Writer::start(session, {
             let failure = failure.clone();
             let shutdown = shutdown.clone();
             move |message| {
                 *crate::util::lock(&failure) = Some(message);
                 shutdown.cancel();
             }
-        })?;
+        });
         let mut metrics = metrics::Metrics::new();
         if config.communication.nats_url.is_some() {
             metrics.register_nats();
         }
         let metrics = Arc::new(metrics);
-        let snapshot = store
-            .read(|c| Ok(crate::store::snapshot(c)?))
+        let snapshot = store::blocking(&store, |s| s.snapshot())
             .await
-            .map_err(|e| anyhow::anyhow!("cannot load the cluster state from the store at {}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot load the cluster state from the store at {location}: {e}"))?;
         let (n_nodes, n_tasks) = (snapshot.nodes.len(), snapshot.tasks.len());
         let core = Core::restore(Settings::from_config(&config), metrics.clone(), snapshot, Now::get());
-        tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %path.display(), "store opened; known nodes are offline until they heartbeat");
+        tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %location, "store opened; known nodes are offline until they heartbeat");
 
         let cluster = Arc::new(Cluster::new(config, core, store, writer.clone(), tokens, metrics, shutdown.clone()));
         // Tasks whose node is gone were requeued while loading: write that down.
@@ -127,7 +113,7 @@ impl Coordinator {
         // NATS, when configured: a second door for workers and the event feed.
         let loops =
             loops.into_iter().chain(crate::transport::nats::coordinator::start(&cluster, shutdown.clone())).collect();
-        Ok(Coordinator { cluster, writer, writer_task, loops, tls, failure, _lock: lock })
+        Ok(Coordinator { cluster, writer, writer_task, loops, tls, failure, _guard: guard })
     }
 
     /// Serves HTTP on `listener` until the shutdown token fires, then winds down: in-flight
@@ -155,7 +141,7 @@ impl Coordinator {
         if let Some(message) = crate::util::lock(&self.failure).take() {
             anyhow::bail!(
                 "stopped: a write to the database at {} failed ({message}); nothing unwritten was acknowledged — fix the cause (disk full? read-only?) and start again",
-                self.cluster.config().storage.path.display()
+                self.cluster.store_location()
             );
         }
         flushed.map_err(|e| anyhow::anyhow!("final flush to the store failed: {e}"))?;

@@ -37,9 +37,10 @@ use tokio::time::Instant;
 use super::metrics::Metrics;
 use crate::config::{Config, Strategy};
 use crate::model::{ErrorCode, Event, NodeTransition, TaskState, TaskTransition, Timestamp, Transition};
-use crate::store::nodes::NodeRecord;
-use crate::store::output::OutputWrite;
-use crate::store::tasks::NewTask;
+
+use output::{Kept, OutputWrite};
+use registry::NodeRecord;
+use tasks::{ActiveRow, NewTask};
 
 pub use registry::Registry;
 pub use tasks::Tasks;
@@ -151,13 +152,20 @@ struct Draft {
     message: Option<String>,
 }
 
-/// What one or more transitions changed, as store writes, and the events they recorded.
+/// What one or more transitions changed, and the events they recorded: plain data that
+/// a store writes in one transaction (see `coordinator::store`), in field order.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// Tasks submitted (their state is `TaskState::default()`, pending, until a later
+    /// entry of `task_states`).
     pub new_tasks: Vec<NewTask>,
+    /// The whole state of each task that changed, as it is now (ended ones included).
     pub task_states: Vec<(String, TaskState)>,
+    /// The whole durable record of each node that changed (its status as of now).
     pub nodes: Vec<NodeRecord>,
+    /// Nodes removed from the registry.
     pub forgotten: Vec<String>,
+    /// Events, numbered in the order they happened.
     pub events: Vec<Event>,
     /// Output lines of running attempts (no events: they are not transitions).
     pub output: Vec<OutputWrite>,
@@ -172,29 +180,21 @@ impl Batch {
             && self.events.is_empty()
             && self.output.is_empty()
     }
+}
 
-    /// Writes it (inside the writer's transaction).
-    pub fn apply(&self, c: &rusqlite::Connection) -> rusqlite::Result<()> {
-        for t in &self.new_tasks {
-            crate::store::tasks::insert(c, t)?;
-        }
-        for (id, state) in &self.task_states {
-            crate::store::tasks::update_state(c, id, state)?;
-        }
-        for n in &self.nodes {
-            crate::store::nodes::upsert(c, n)?;
-        }
-        for id in &self.forgotten {
-            crate::store::nodes::delete(c, id)?;
-        }
-        for e in &self.events {
-            crate::store::events::insert(c, e)?;
-        }
-        for o in &self.output {
-            crate::store::output::apply(c, o)?;
-        }
-        Ok(())
-    }
+/// What the coordinator loads from its store at start: every node, the active tasks, and
+/// where the task and event numbering continues.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub nodes: Vec<NodeRecord>,
+    /// Tasks not yet ended, in submission order.
+    pub tasks: Vec<ActiveRow>,
+    /// The highest task seq in use (0: none).
+    pub max_seq: i64,
+    /// The highest event id in use (0: none).
+    pub max_event: u64,
+    /// The kept output of the active tasks.
+    pub outputs: Vec<Kept>,
 }
 
 /// Everything behind the coordinator's mutex.
@@ -232,7 +232,7 @@ impl Core {
 
     /// The state a store holds, as a coordinator starting on it sees it: known nodes
     /// offline until they heartbeat, attempts of unknown nodes lost.
-    pub fn restore(settings: Settings, metrics: Arc<Metrics>, snapshot: crate::store::Snapshot, now: Now) -> Core {
+    pub fn restore(settings: Settings, metrics: Arc<Metrics>, snapshot: Snapshot, now: Now) -> Core {
         let mut core = Core::new(settings, metrics, snapshot.max_seq + 1, snapshot.max_event + 1);
         for node in snapshot.nodes {
             core.restore_node(node, now);

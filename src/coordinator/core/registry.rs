@@ -29,11 +29,38 @@ use super::validate::{RESERVED_IDS, check_name, check_usage, clean_names, node_s
 use super::{Core, Error, Now, Timer};
 use crate::model::{
     CheckHeartbeatResponse, ClusterHealth, ErrorCode, HeartbeatRequest, HeartbeatResponse, Node, NodeActionResponse,
-    NodeHealth, NodeStatus, NodeTransition, NodeUsage, RegisterRequest, RegisterResponse, Target, TaskStatus,
-    TimedOutNode, Timestamp, node_id_from_hostname, validate_node_id,
+    NodeCounters, NodeHealth, NodeSpec, NodeStatus, NodeTransition, NodeUsage, RegisterRequest, RegisterResponse,
+    Target, TaskStatus, TimedOutNode, Timestamp, node_id_from_hostname, validate_node_id,
 };
-use crate::store::nodes::{Liveness, NodeRecord};
 use crate::util;
+
+/// The durable part of a node: what its worker declared, its counters, the drain flag,
+/// the secret's hash and the incarnation (a store keeps one of these per node).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeRecord {
+    pub node_id: String,
+    pub spec: NodeSpec,
+    pub usage: NodeUsage,
+    pub counters: NodeCounters,
+    pub draining: bool,
+    /// The status when the row was last written (memory derives the live status).
+    pub status: String,
+    pub registered_at: i64,
+    pub last_heartbeat: Option<i64>,
+    pub incarnation: u64,
+    pub secret_hash: String,
+    /// The current secret was used at least once (its worker got the registration's answer).
+    pub secret_used: bool,
+}
+
+/// The volatile figures of one node, flushed in batches.
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    pub node_id: String,
+    pub status: String,
+    pub usage: NodeUsage,
+    pub last_heartbeat: Option<i64>,
+}
 
 /// Who is registering a node.
 #[derive(Debug, Clone, PartialEq, Eq)]

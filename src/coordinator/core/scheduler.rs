@@ -20,10 +20,10 @@ use rand::seq::IndexedRandom;
 
 use super::queue::QueueKey;
 use super::registry::{Candidate, Capacity};
+use super::tasks::ActiveRow;
 use super::{Core, Now, Timer};
 use crate::config::Strategy;
 use crate::model::{Target, TaskSpec, TaskStatus, TaskTransition, Timestamp};
-use crate::store::tasks::ActiveRow;
 use crate::util;
 
 impl Core {

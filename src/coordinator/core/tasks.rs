@@ -24,8 +24,58 @@ use crate::model::{
     ErrorCode, Outcome, Priority, ReportResponse, ResultReport, Target, TaskRef, TaskSpec, TaskState, TaskStatus,
     TaskTransition, Timestamp,
 };
-use crate::store::tasks::{ActiveRow, NewTask};
 use crate::util;
+
+/// A new task: its submission, its place in submission order, and when it came.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub task_id: String,
+    pub seq: i64,
+    pub spec: TaskSpec,
+    pub submitted_at: i64,
+}
+
+/// What the coordinator keeps in memory of an active task: what placement needs, and its
+/// state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveRow {
+    /// Shared with the coordinator's indexes of the task (one allocation per task).
+    pub task_id: std::sync::Arc<str>,
+    /// Submission order; the list cursor.
+    pub seq: i64,
+    pub priority: Priority,
+    pub required_skills: Vec<String>,
+    pub optional_skills: Vec<String>,
+    pub affinity_tags: Vec<String>,
+    /// Where it may run (boxed: most tasks have none, and a box is one pointer).
+    pub target: Option<Box<Target>>,
+    pub timeout_ms: i64,
+    pub max_retries: u32,
+    pub state: TaskState,
+}
+
+impl ActiveRow {
+    /// The in-memory form of a new task.
+    pub fn of(new: &NewTask) -> ActiveRow {
+        ActiveRow {
+            task_id: new.task_id.as_str().into(),
+            seq: new.seq,
+            priority: new.spec.priority,
+            required_skills: new.spec.required_skills.clone(),
+            optional_skills: new.spec.optional_skills.clone(),
+            affinity_tags: new.spec.affinity_tags.clone(),
+            target: new.spec.target.clone().map(Box::new),
+            timeout_ms: (new.spec.timeout * 1000.0).round() as i64,
+            max_retries: new.spec.max_retries,
+            state: TaskState::default(),
+        }
+    }
+
+    /// The skill that runs: the first required one.
+    pub fn skill(&self) -> &str {
+        self.required_skills.first().map(String::as_str).unwrap_or("")
+    }
+}
 
 /// An active task and the queue group it belongs to.
 #[derive(Debug)]

@@ -1,7 +1,8 @@
 //! State-machine tests: the transitions driven directly, with simulated time, no processes
-//! and no sleeps. Every batch a transition produces is written to a real SQLite file at the
-//! current schema, so "memory equals what a reload from the store gives" is checked
-//! against the real store code.
+//! and no sleeps. Every batch a transition produces is written through the store seam, as
+//! the coordinator's writer writes it, to a real SQLite file at the current schema, so
+//! "memory equals what a reload from the store gives" is checked against the real store
+//! code. Another store runs the same tests by giving [`Sim::on`] its own [`Store`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use super::validate::task_spec;
 use super::{Core, Error, Now, Settings};
 use crate::config::Strategy as Placement;
 use crate::coordinator::metrics::Metrics;
+use crate::coordinator::store::{Store, Write, WriteSession};
 use crate::model::{
     ErrorCode, HeartbeatRequest, NodeCounters, NodeSpec, Outcome, Priority, RegisterRequest, ResultReport, SubmitTask,
     Target, TaskRef, TaskState, TaskStatus,
@@ -36,31 +38,45 @@ fn settings() -> Settings {
     }
 }
 
+/// A new SQLite store in a temporary folder (kept as long as the store is used).
+fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("cluster.db")).unwrap();
+    (Arc::new(store), dir)
+}
+
 /// A state machine, the moment it lives in, and the store its batches go to.
 struct Sim {
     core: Core,
     now: Now,
-    conn: rusqlite::Connection,
+    store: Arc<dyn Store>,
+    /// The writer's session: every batch goes through it, one transaction each.
+    session: Box<dyn WriteSession>,
     _dir: tempfile::TempDir,
 }
 
 impl Sim {
     fn new() -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cluster.db");
-        drop(crate::store::Store::open(&path).unwrap());
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let core = Core::new(settings(), Arc::new(Metrics::new()), 1, 1);
-        Sim { core, now: Now::get(), conn, _dir: dir }
+        Sim::with(settings())
+    }
+
+    /// A simulation with these settings, on a new SQLite store.
+    fn with(settings: Settings) -> Sim {
+        let (store, dir) = sqlite_store();
+        Sim::on(settings, store, dir)
+    }
+
+    /// A simulation on `store` (empty), which lives as long as `keep`.
+    fn on(settings: Settings, store: Arc<dyn Store>, keep: tempfile::TempDir) -> Sim {
+        let session = store.write_session().unwrap();
+        let core = Core::new(settings, Arc::new(Metrics::new()), 1, 1);
+        Sim { core, now: Now::get(), store, session, _dir: keep }
     }
 
     /// Writes what the last transitions changed, as the writer would.
     fn commit(&mut self) {
         if let Some(batch) = self.core.take_batch() {
-            let tx = self.conn.transaction().unwrap();
-            batch.apply(&tx).unwrap();
-            tx.commit().unwrap();
+            self.session.commit(&mut std::iter::once(&Write::Batch(batch))).unwrap();
         }
     }
 
@@ -128,7 +144,7 @@ impl Sim {
     fn state(&self, id: &str) -> TaskState {
         match self.core.tasks.get(id) {
             Some(t) => t.state.clone(),
-            None => crate::store::tasks::get(&self.conn, id).unwrap().expect("task in the store").1.state,
+            None => self.store.task(id, false).unwrap().expect("task in the store").state,
         }
     }
 
@@ -162,13 +178,14 @@ impl Sim {
 
     /// The coordinator restarted on its store.
     fn reload(&mut self) {
-        let snapshot = crate::store::snapshot(&self.conn).unwrap();
-        self.core = Core::restore(settings(), Arc::new(Metrics::new()), snapshot, self.now);
+        let snapshot = self.store.snapshot().unwrap();
+        self.core = Core::restore(self.core.settings().clone(), Arc::new(Metrics::new()), snapshot, self.now);
         self.commit();
     }
 
     fn events(&self, id: &str) -> Vec<String> {
-        crate::store::events::for_task(&self.conn, id).unwrap().into_iter().map(|e| e.event).collect()
+        let task = self.store.task(id, true).unwrap().expect("task in the store");
+        task.events.unwrap_or_default().into_iter().map(|e| e.event).collect()
     }
 }
 
@@ -243,8 +260,8 @@ fn check_invariants(sim: &Sim) {
         }
     }
     // Memory equals the store: what a reload gives.
-    let snapshot = crate::store::snapshot(&sim.conn).unwrap();
-    let reloaded = Core::restore(settings(), Arc::new(Metrics::new()), snapshot, sim.now);
+    let snapshot = sim.store.snapshot().unwrap();
+    let reloaded = Core::restore(core.settings().clone(), Arc::new(Metrics::new()), snapshot, sim.now);
     let (mem_nodes, mem_tasks) = durable(core);
     let (disk_nodes, disk_tasks) = durable(&reloaded);
     for (task, _) in core.tasks.inspect() {

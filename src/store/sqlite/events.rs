@@ -5,6 +5,7 @@
 use rusqlite::{Connection, Row, params};
 
 use super::damaged;
+use crate::coordinator::store::EventFilter;
 use crate::model::{Event, EventKind, TaskEvent, Timestamp, Transition};
 
 /// Appends an event (its id was assigned by the coordinator).
@@ -73,27 +74,8 @@ pub fn for_task(conn: &Connection, task_id: &str) -> rusqlite::Result<Vec<TaskEv
     rows.collect()
 }
 
-/// Which events a reader wants; every field set must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    pub task: Option<String>,
-    pub node: Option<String>,
-    pub skill: Option<String>,
-    pub kind: Option<EventKind>,
-}
-
-impl Filter {
-    pub fn matches(&self, e: &Event) -> bool {
-        let same = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
-        same(&self.task, &e.task_id)
-            && same(&self.node, &e.node_id)
-            && same(&self.skill, &e.skill)
-            && self.kind.is_none_or(|k| k == e.kind)
-    }
-}
-
 /// Up to `limit` events after `after_id` that match `filter`, oldest first.
-pub fn after(conn: &Connection, after_id: u64, filter: &Filter, limit: u32) -> rusqlite::Result<Vec<Event>> {
+pub fn after(conn: &Connection, after_id: u64, filter: &EventFilter, limit: u32) -> rusqlite::Result<Vec<Event>> {
     let mut sql = format!("SELECT {COLUMNS} FROM events WHERE id > ?1");
     let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
     let after_id = after_id.min(i64::MAX as u64) as i64;
@@ -179,7 +161,7 @@ mod tests {
     fn retention_keeps_the_newest_event_so_ids_never_repeat() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cluster.db");
-        drop(crate::store::Store::open(&path).unwrap());
+        drop(super::super::SqliteStore::open(&path).unwrap());
         let c = Connection::open(&path).unwrap();
         for id in 1..=5 {
             insert(&c, &event(id, 1000, None)).unwrap();
