@@ -22,7 +22,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Tokens;
-use super::core::registry::Registrant;
+use super::core::nodes::Registrant;
 use super::core::tasks::{Cancel, Report};
 use super::core::validate::task_spec;
 use super::core::{Core, Error, Now};

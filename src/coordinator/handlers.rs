@@ -10,7 +10,7 @@ use hyper::StatusCode;
 
 use super::auth::Caller;
 use super::cluster::Cluster;
-use super::core::registry::Registrant;
+use super::core::nodes::Registrant;
 use super::error::ApiError;
 use super::http::{Request, Response, json};
 use super::mcp::Door;

@@ -6,7 +6,9 @@
 //! Invariants:
 //! - The owners of the data keep it consistent: [`registry::Registry`] (nodes, the secret
 //!   and skill indexes), [`tasks::Tasks`] (active tasks, the pending queue, waiters) and
-//!   [`timers::Timers`]; their fields are private to their files.
+//!   [`timers::Timers`]; their fields are private to their files. The transitions are
+//!   methods of [`Core`] beside them: [`nodes`] (registration, heartbeats, liveness),
+//!   [`tasks`] (the task lifecycle), [`scheduler`] (placement), [`output`] (task output).
 //! - Durability cannot be forgotten: the only mutable access to a task's state or a node's
 //!   durable record marks it dirty in its owner, and [`Core::take_batch`] turns everything
 //!   dirty, plus new tasks and recorded events, into one [`Batch`] of store writes. The
@@ -18,6 +20,7 @@
 //! - Every transition is synchronous and takes the moment it happens ([`Now`]): no clock
 //!   is read inside, so tests drive it with simulated time.
 
+pub mod nodes;
 pub mod output;
 pub mod registry;
 pub mod scheduler;
@@ -39,7 +42,7 @@ use crate::config::{Config, Strategy};
 use crate::model::{ErrorCode, Event, NodeTransition, TaskState, TaskTransition, Timestamp, Transition};
 
 use output::{Kept, OutputWrite};
-use registry::NodeRecord;
+use registry::{Liveness, NodeRecord};
 use tasks::{ActiveRow, NewTask};
 
 pub use registry::Registry;
@@ -292,6 +295,11 @@ impl Core {
         let output = std::mem::take(&mut self.output);
         let batch = Batch { new_tasks, task_states, nodes, forgotten, events, output };
         (!batch.is_empty()).then_some(batch)
+    }
+
+    /// The liveness figures changed since the last call, for a batched write.
+    pub fn take_liveness(&mut self) -> Vec<Liveness> {
+        self.registry.take_liveness()
     }
 
     /// Records a task event (its status and attempt are the task's now).

@@ -11,7 +11,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::registry::Registrant;
+use super::nodes::Registrant;
 use super::tasks::{Cancel, Report};
 use super::validate::task_spec;
 use super::{Core, Error, Now, Settings};
