@@ -25,7 +25,7 @@ use crate::util::lock;
 
 /// Publishes assignments for nodes on NATS, creates their consumers, and cleans up after
 /// attempts that ended before they started and nodes that were forgotten.
-pub(super) async fn dispatch_loop(
+pub(super) async fn assignment_loop(
     relay: Arc<Relay>,
     cluster: Arc<Cluster>,
     js: jetstream::Context,
@@ -192,7 +192,7 @@ async fn publish(
     let max_payload = relay.link.facts().map(|f| f.max_payload).unwrap_or(1 << 20);
     let mut acks = Vec::new();
     for (node, all) in due {
-        if !relay.dispatches_to(&node) {
+        if !relay.on_nats(&node) {
             continue;
         }
         let Some(key) = cluster.view(|c| c.registry().secret_hash(&node).map(str::to_string)) else { continue };
@@ -244,7 +244,7 @@ async fn publish(
 /// A publish to a node failed: HTTP carries its work until its next heartbeat.
 fn failed(relay: &Relay, cluster: &Cluster, node: &str, error: &str) {
     Metrics::nats_count(&cluster.metrics().nats.publish_failures, "assignment");
-    if relay.dispatches_to(node) {
+    if relay.on_nats(node) {
         tracing::warn!(target: "openclaw::nats", node_id = %node, error = %error, "cannot publish an assignment for node `{node}` to NATS; it goes over HTTP until the node's next heartbeat");
     }
     relay.fall_back(node);

@@ -64,8 +64,8 @@ struct NodeLink {
     /// Its last heartbeat said its NATS link is up.
     linked: bool,
     consumer: Consumer,
-    /// Its last heartbeat answer said `nats`.
-    dispatch: bool,
+    /// Its last heartbeat answer said `nats`: its assignments go over NATS.
+    on_nats: bool,
 }
 
 /// What the setup made on the server.
@@ -77,7 +77,7 @@ struct Ready {
     events: bool,
 }
 
-/// Work for the dispatcher from the heartbeat hook.
+/// Work for the assignment loop from the heartbeat hook.
 enum Request {
     /// Create or update the node's durable consumer.
     Consumer(String),
@@ -146,10 +146,10 @@ impl WorkerTransport for Relay {
                 let _ = self.requests.send(Request::Consumer(node.to_string()));
             }
             let nats = usable && linked && entry.consumer == Consumer::Ready;
-            if nats && !entry.dispatch {
+            if nats && !entry.on_nats {
                 let _ = self.requests.send(Request::Resync(node.to_string()));
             }
-            entry.dispatch = nats;
+            entry.on_nats = nats;
             nats
         };
         if self.link.connected() {
@@ -167,7 +167,7 @@ impl WorkerTransport for Relay {
     fn health(&self) -> (Transport, NatsHealth) {
         let (status, facts) = self.link.health();
         let ready = self.ready.borrow().streams;
-        let nodes = lock(&self.nodes).values().filter(|n| n.dispatch).count() as u32;
+        let nodes = lock(&self.nodes).values().filter(|n| n.on_nats).count() as u32;
         let last_error = lock(&self.setup_error).clone().or(status.last_error.clone());
         let connected = status.state == crate::model::NatsState::Connected;
         let health = NatsHealth {
@@ -187,19 +187,19 @@ impl WorkerTransport for Relay {
 
 impl Relay {
     /// Whether node `node`'s assignments go over NATS now.
-    fn dispatches_to(&self, node: &str) -> bool {
-        lock(&self.nodes).get(node).is_some_and(|n| n.dispatch)
+    fn on_nats(&self, node: &str) -> bool {
+        lock(&self.nodes).get(node).is_some_and(|n| n.on_nats)
     }
 
     /// Puts a node back on HTTP until its next heartbeat (a publish failed).
     fn fall_back(&self, node: &str) {
         if let Some(n) = lock(&self.nodes).get_mut(node) {
-            n.dispatch = false;
+            n.on_nats = false;
         }
     }
 
     fn nodes_on_nats(&self) -> Vec<String> {
-        lock(&self.nodes).iter().filter(|(_, n)| n.dispatch).map(|(id, _)| id.clone()).collect()
+        lock(&self.nodes).iter().filter(|(_, n)| n.on_nats).map(|(id, _)| id.clone()).collect()
     }
 
     fn set_consumer(&self, node: &str, state: Consumer) {
@@ -346,7 +346,7 @@ async fn run(
     let js = jetstream::new(client.clone());
     let loops = vec![
         tokio::spawn(setup_loop(relay.clone(), cluster.clone(), js.clone(), shutdown.clone())),
-        tokio::spawn(dispatch::dispatch_loop(relay.clone(), cluster.clone(), js.clone(), requests, shutdown.clone())),
+        tokio::spawn(dispatch::assignment_loop(relay.clone(), cluster.clone(), js.clone(), requests, shutdown.clone())),
         tokio::spawn(results::results_loop(relay.clone(), cluster.clone(), js.clone(), shutdown.clone())),
         tokio::spawn(feed::events_loop(relay.clone(), cluster.clone(), js, at_start, shutdown.clone())),
         tokio::spawn(feed::echo_loop(relay.clone(), client, echoes, shutdown)),
