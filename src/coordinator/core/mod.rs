@@ -18,7 +18,8 @@
 //!   timer), or scheduled/running in its node's `assigned` set. Ended tasks live in the
 //!   store only.
 //! - Every transition is synchronous and takes the moment it happens ([`Now`]): no clock
-//!   is read inside, so tests drive it with simulated time.
+//!   is read inside, so tests drive it with simulated time. The one source of chance (the
+//!   `random` placement strategy) is the core's own generator, which tests seed.
 
 pub mod nodes;
 pub mod output;
@@ -35,6 +36,8 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tokio::time::Instant;
 
 use super::metrics::Metrics;
@@ -215,6 +218,8 @@ pub struct Core {
     drafts: Vec<Draft>,
     /// Output received since the last batch.
     output: Vec<OutputWrite>,
+    /// Chance, for the `random` strategy: seeded from the OS, or by a test.
+    rng: StdRng,
 }
 
 impl Core {
@@ -230,7 +235,14 @@ impl Core {
             next_event: next_event.max(1),
             drafts: Vec::new(),
             output: Vec::new(),
+            rng: StdRng::from_rng(&mut rand::rng()),
         }
+    }
+
+    /// Makes the placements that depend on chance repeatable (simulations).
+    #[cfg(test)]
+    pub(super) fn seed(&mut self, seed: u64) {
+        self.rng = StdRng::seed_from_u64(seed);
     }
 
     /// The state a store holds, as a coordinator starting on it sees it: known nodes

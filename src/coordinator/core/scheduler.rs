@@ -83,7 +83,7 @@ impl Core {
                 let best = candidates.iter().map(optional).max().unwrap_or(0);
                 let preferred: Vec<&Candidate> = candidates.iter().filter(|n| optional(n) == best).collect();
                 if strategy == Strategy::Random {
-                    preferred.choose(&mut rand::rng()).copied()
+                    preferred.choose(&mut self.rng).copied()
                 } else if preferred.is_empty() {
                     None
                 } else {

@@ -52,6 +52,8 @@ struct Sim {
     store: Arc<dyn Store>,
     /// The writer's session: every batch goes through it, one transaction each.
     session: Box<dyn WriteSession>,
+    /// The seed of the core's chance (the `random` strategy): every run places alike.
+    seed: u64,
     _dir: tempfile::TempDir,
 }
 
@@ -69,8 +71,15 @@ impl Sim {
     /// A simulation on `store` (empty), which lives as long as `keep`.
     fn on(settings: Settings, store: Arc<dyn Store>, keep: tempfile::TempDir) -> Sim {
         let session = store.write_session().unwrap();
-        let core = Core::new(settings, Arc::new(Metrics::new()), 1, 1);
-        Sim { core, now: Now::get(), store, session, _dir: keep }
+        let mut core = Core::new(settings, Arc::new(Metrics::new()), 1, 1);
+        core.seed(0);
+        Sim { core, now: Now::get(), store, session, seed: 0, _dir: keep }
+    }
+
+    /// Seeds the core's chance.
+    fn seed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.core.seed(seed);
     }
 
     /// Writes what the last transitions changed, as the writer would.
@@ -180,6 +189,7 @@ impl Sim {
     fn reload(&mut self) {
         let snapshot = self.store.snapshot().unwrap();
         self.core = Core::restore(self.core.settings().clone(), Arc::new(Metrics::new()), snapshot, self.now);
+        self.seed(self.seed + 1);
         self.commit();
     }
 
@@ -658,6 +668,151 @@ fn unplaceable_names_why_and_ignores_nodes_that_are_only_full() {
     assert_eq!(why, "no online node has 'ocr' (gpu has it, offline for 3h)");
 }
 
+fn placing(strategy: Placement) -> Sim {
+    Sim::with(Settings { strategy, ..settings() })
+}
+
+impl Sim {
+    /// Submits `req` and returns the node it was placed on.
+    fn place(&mut self, req: SubmitTask) -> String {
+        let id = self.submit_with(req);
+        self.state(&id).assigned_node.unwrap_or_else(|| panic!("task {id} was not placed: {:?}", self.state(&id)))
+    }
+
+    /// Places `n` tasks needing `x` and returns where each went.
+    fn place_many(&mut self, n: usize) -> Vec<String> {
+        (0..n).map(|_| self.place(needs(&["x"]))).collect()
+    }
+
+    /// A heartbeat with these usage figures.
+    fn usage(&mut self, node: &str, cpu: f64, memory: f64) {
+        let req = HeartbeatRequest { cpu_usage: cpu, memory_usage: memory, ..Default::default() };
+        self.core.heartbeat(node, req, self.now).unwrap();
+        self.commit();
+    }
+}
+
+/// A task needing `skills`.
+fn needs(skills: &[&str]) -> SubmitTask {
+    SubmitTask {
+        name: "t".into(),
+        required_skills: skills.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// least_loaded: the lowest share of its slots in use (not the fewest tasks), then the
+/// most optional skills, then the fewest running tasks.
+#[test]
+fn least_loaded_takes_the_lowest_share_of_slots_in_use() {
+    let mut sim = placing(Placement::LeastLoaded);
+    sim.register("big", &["x"], 10).unwrap();
+    sim.register("small", &["x"], 2).unwrap();
+    // big at 2/10 is less loaded than small at 1/2; at 5/10 against 1/2 the fewer running
+    // tasks win.
+    assert_eq!(sim.place_many(7), names(&["big", "small", "big", "big", "big", "big", "small"]));
+    // Optional skills break a tie of load.
+    let mut sim = placing(Placement::LeastLoaded);
+    sim.register("a", &["x"], 4).unwrap();
+    sim.register("b", &["x", "gpu"], 4).unwrap();
+    assert_eq!(sim.place(SubmitTask { optional_skills: names(&["gpu"]), ..needs(&["x"]) }), "b");
+    assert_eq!(sim.place(needs(&["x"])), "a", "b has one running");
+    check_invariants(&sim);
+}
+
+/// round_robin: each eligible node in turn; nodes without the skills or full are not in
+/// the turn.
+#[test]
+fn round_robin_takes_each_eligible_node_in_turn() {
+    let mut sim = placing(Placement::RoundRobin);
+    // Unequal sizes: the turn ignores load (least_loaded would skip r2 the second time).
+    for (id, max) in [("r1", 10), ("r2", 3), ("r3", 10)] {
+        sim.register(id, &["x"], max).unwrap();
+    }
+    sim.register("other", &["y"], 10).unwrap();
+    let seen = sim.place_many(6);
+    let first: std::collections::BTreeSet<&String> = seen[..3].iter().collect();
+    assert_eq!(first.len(), 3, "three placements, three nodes: {seen:?}");
+    assert!((3..6).all(|i| seen[i] == seen[i - 3]), "the same turn again: {seen:?}");
+    // A node that becomes full leaves the turn.
+    let mut sim = placing(Placement::RoundRobin);
+    sim.register("a", &["x"], 1).unwrap();
+    sim.register("b", &["x"], 10).unwrap();
+    let seen = sim.place_many(4);
+    assert_eq!(seen.iter().filter(|n| *n == "a").count(), 1, "a has one slot: {seen:?}");
+    check_invariants(&sim);
+}
+
+/// random: repeatable from a seed, spread over every eligible node, among those with the
+/// most optional skills only.
+#[test]
+fn random_is_repeatable_from_a_seed_and_spreads_over_the_eligible_nodes() {
+    let run = |seed: u64, optional: &[&str]| {
+        let mut sim = placing(Placement::Random);
+        sim.seed(seed);
+        for id in ["n0", "n1", "n2", "n3"] {
+            sim.register(id, &["x"], 100).unwrap();
+        }
+        sim.register("gpu", &["x", "cuda"], 100).unwrap();
+        sim.register("other", &["y"], 100).unwrap();
+        let seen: Vec<String> =
+            (0..60).map(|_| sim.place(SubmitTask { optional_skills: names(optional), ..needs(&["x"]) })).collect();
+        check_invariants(&sim);
+        seen
+    };
+    let seen = run(7, &[]);
+    assert_eq!(seen, run(7, &[]), "the same seed places alike");
+    assert_ne!(seen, run(8, &[]), "another seed places otherwise");
+    for id in ["n0", "n1", "n2", "n3", "gpu"] {
+        assert!(seen.iter().any(|n| n == id), "{id} never chosen in 60 placements: {seen:?}");
+    }
+    assert!(!seen.iter().any(|n| n == "other"), "a node without the skill was chosen");
+    assert!(run(7, &["cuda"]).iter().all(|n| n == "gpu"), "the only node with the optional skill is preferred");
+}
+
+/// best_fit: the most free CPU and memory (and free slots); a full node is no candidate.
+#[test]
+fn best_fit_takes_the_most_free_cpu_and_memory() {
+    let mut sim = placing(Placement::BestFit);
+    sim.register("hot", &["x"], 4).unwrap();
+    sim.register("cool", &["x"], 4).unwrap();
+    sim.usage("hot", 95.0, 90.0);
+    sim.usage("cool", 5.0, 10.0);
+    assert_eq!(sim.place_many(5), names(&["cool", "cool", "cool", "cool", "hot"]));
+    // The figures decide, not the order: cool turns hot.
+    let mut sim = placing(Placement::BestFit);
+    sim.register("a", &["x"], 4).unwrap();
+    sim.register("b", &["x"], 4).unwrap();
+    sim.usage("a", 80.0, 80.0);
+    sim.usage("b", 10.0, 10.0);
+    assert_eq!(sim.place(needs(&["x"])), "b");
+    sim.usage("b", 99.0, 99.0);
+    assert_eq!(sim.place(needs(&["x"])), "a");
+    check_invariants(&sim);
+}
+
+/// affinity: the most tags in common with the task's affinity tags, even when busier;
+/// then the least loaded.
+#[test]
+fn affinity_takes_the_most_matching_tags_then_the_least_loaded() {
+    let mut sim = placing(Placement::Affinity);
+    sim.register_node(Registrant::Join, "plain", &["x"], 4, "linux", &[]).unwrap();
+    sim.register_node(Registrant::Join, "gpu", &["x"], 4, "linux", &["gpu"]).unwrap();
+    sim.register_node(Registrant::Join, "gpu-fast", &["x"], 4, "linux", &["gpu", "fast"]).unwrap();
+    let wants = |tags: &[&str]| SubmitTask { affinity_tags: names(tags), ..needs(&["x"]) };
+    assert_eq!(sim.place(wants(&["gpu", "fast"])), "gpu-fast");
+    assert_eq!(sim.place(wants(&["gpu", "fast"])), "gpu-fast", "busier, and still the best match");
+    assert_eq!(sim.place(wants(&["gpu"])), "gpu", "one tag each: the less loaded");
+    assert_eq!(sim.place(wants(&[])), "plain", "no tags asked: the least loaded");
+    // gpu-fast 2/4, gpu and plain 1/4 each.
+    assert_ne!(sim.place(wants(&["tpu"])), "gpu-fast", "no match anywhere: the least loaded");
+    check_invariants(&sim);
+}
+
 /// One step of a random history.
 #[derive(Debug, Clone)]
 enum Op {
@@ -790,8 +945,17 @@ proptest! {
     /// Any history keeps the invariants after every step, and every task ends up where
     /// its history says.
     #[test]
-    fn random_histories_keep_the_invariants(ops in prop::collection::vec(op(), 1..60)) {
-        let mut sim = Sim::new();
+    fn random_histories_keep_the_invariants(
+        strategy in prop::sample::select(&[
+            Placement::LeastLoaded,
+            Placement::RoundRobin,
+            Placement::Random,
+            Placement::BestFit,
+            Placement::Affinity,
+        ][..]),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        let mut sim = placing(strategy);
         let mut submitted = Vec::new();
         for op in &ops {
             run(&mut sim, op, &mut submitted);
