@@ -194,7 +194,8 @@ impl<'de> Deserialize<'de> for Transition {
 pub struct Event {
     pub id: u64,
     pub at: Timestamp,
-    /// Always `event`'s kind.
+    // Always `event.kind()` (the core sets both from the transition; not a doc comment,
+    // which would change the OpenAPI document).
     pub kind: EventKind,
     /// Tasks: submitted, scheduled, running, completed, failed, timeout, cancel_requested,
     /// cancelled. Nodes: registered, online, offline, drained, undrained, skills_changed,
