@@ -54,7 +54,8 @@ struct Sim {
     session: Box<dyn WriteSession>,
     /// The seed of the core's chance (the `random` strategy): every run places alike.
     seed: u64,
-    _dir: tempfile::TempDir,
+    /// What the store needs kept while it is used (its folder).
+    _keep: Box<dyn std::any::Any>,
 }
 
 impl Sim {
@@ -65,15 +66,15 @@ impl Sim {
     /// A simulation with these settings, on a new SQLite store.
     fn with(settings: Settings) -> Sim {
         let (store, dir) = sqlite_store();
-        Sim::on(settings, store, dir)
+        Sim::on(settings, store, Box::new(dir))
     }
 
     /// A simulation on `store` (empty), which lives as long as `keep`.
-    fn on(settings: Settings, store: Arc<dyn Store>, keep: tempfile::TempDir) -> Sim {
+    fn on(settings: Settings, store: Arc<dyn Store>, keep: Box<dyn std::any::Any>) -> Sim {
         let session = store.write_session().unwrap();
         let mut core = Core::new(settings, Arc::new(Metrics::new()), 1, 1);
         core.seed(0);
-        Sim { core, now: Now::get(), store, session, seed: 0, _dir: keep }
+        Sim { core, now: Now::get(), store, session, seed: 0, _keep: keep }
     }
 
     /// Seeds the core's chance.
