@@ -6,10 +6,11 @@
 //! owns ([`store`]; the stores themselves are `crate::store`).
 //!
 //! [`Coordinator::start`] opens the configured store (for SQLite: the lock first), loads
-//! tokens and the state (nodes, active tasks) and starts the background loops; [`Coordinator::serve`] answers
-//! HTTP on a listener it is given until the shutdown token fires, then stops the loops,
-//! flushes, closes the writer and releases the lock. A store write that fails stops the
-//! coordinator through the same path, and `serve` returns the error (exit code 1).
+//! tokens and the state (nodes, active tasks) and starts the background loops;
+//! [`Coordinator::serve`] answers HTTP on a listener it is given until the shutdown token
+//! fires, then stops the loops, flushes, closes the writer and releases the lock. A store
+//! write that fails stops the coordinator through the same path, and `serve` returns the
+//! error (exit code 1).
 
 pub mod auth;
 pub mod cluster;

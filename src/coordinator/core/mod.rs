@@ -46,7 +46,7 @@ use crate::model::{ErrorCode, Event, NodeTransition, TaskState, TaskTransition, 
 
 use output::{Kept, OutputWrite};
 use registry::{Liveness, NodeRecord};
-use tasks::{ActiveRow, NewTask};
+use tasks::{ActiveTask, NewTask};
 
 pub use registry::Registry;
 pub use tasks::Tasks;
@@ -194,7 +194,7 @@ impl Batch {
 pub struct Snapshot {
     pub nodes: Vec<NodeRecord>,
     /// Tasks not yet ended, in submission order.
-    pub tasks: Vec<ActiveRow>,
+    pub tasks: Vec<ActiveTask>,
     /// The highest task seq in use (0: none).
     pub max_seq: i64,
     /// The highest event id in use (0: none).

@@ -20,7 +20,7 @@ use rand::seq::IndexedRandom;
 
 use super::queue::QueueKey;
 use super::registry::{Candidate, Capacity};
-use super::tasks::ActiveRow;
+use super::tasks::ActiveTask;
 use super::{Core, Now, Timer};
 use crate::config::Strategy;
 use crate::model::{Target, TaskSpec, TaskStatus, TaskTransition, Timestamp};
@@ -120,7 +120,7 @@ impl Core {
     }
 
     /// Why a pending task has not been placed, in words.
-    pub(super) fn pending_reason(&self, task: &ActiveRow, now_ms: i64) -> Option<String> {
+    pub(super) fn pending_reason(&self, task: &ActiveTask, now_ms: i64) -> Option<String> {
         let state = &task.state;
         if state.status != TaskStatus::Pending {
             return None;

@@ -38,7 +38,7 @@ pub struct NewTask {
 /// What the coordinator keeps in memory of an active task: what placement needs, and its
 /// state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ActiveRow {
+pub struct ActiveTask {
     /// Shared with the coordinator's indexes of the task (one allocation per task).
     pub task_id: std::sync::Arc<str>,
     /// Submission order; the list cursor.
@@ -54,10 +54,10 @@ pub struct ActiveRow {
     pub state: TaskState,
 }
 
-impl ActiveRow {
+impl ActiveTask {
     /// The in-memory form of a new task.
-    pub fn of(new: &NewTask) -> ActiveRow {
-        ActiveRow {
+    pub fn of(new: &NewTask) -> ActiveTask {
+        ActiveTask {
             task_id: new.task_id.as_str().into(),
             seq: new.seq,
             priority: new.spec.priority,
@@ -80,7 +80,7 @@ impl ActiveRow {
 /// An active task and the queue group it belongs to.
 #[derive(Debug)]
 struct Entry {
-    row: ActiveRow,
+    row: ActiveTask,
     group: Group,
     /// The kept lines of its output, once it printed any.
     output: Option<Box<super::output::OutputRing>>,
@@ -120,7 +120,7 @@ impl Tasks {
     }
 
     /// An active task.
-    pub fn get(&self, task_id: &str) -> Option<&ActiveRow> {
+    pub fn get(&self, task_id: &str) -> Option<&ActiveTask> {
         self.active.get(task_id).map(|e| &e.row)
     }
 
@@ -158,12 +158,12 @@ impl Tasks {
     }
 
     pub(super) fn add(&mut self, new: NewTask) {
-        let row = ActiveRow::of(&new);
+        let row = ActiveTask::of(&new);
         self.new.push(new);
         self.insert(row);
     }
 
-    pub(super) fn insert(&mut self, row: ActiveRow) {
+    pub(super) fn insert(&mut self, row: ActiveTask) {
         let entry = Box::new(Entry {
             group: self.queue.intern(&row.required_skills, row.target.as_deref()),
             row,
@@ -200,7 +200,7 @@ impl Tasks {
 
     /// Takes a task out of memory for good; its final state goes to the next batch and its
     /// waiters are woken.
-    pub(super) fn end(&mut self, task_id: &str) -> Option<ActiveRow> {
+    pub(super) fn end(&mut self, task_id: &str) -> Option<ActiveTask> {
         self.dequeue(task_id);
         let entry = self.active.remove(task_id)?;
         self.dirty.insert(task_id.to_string());
@@ -219,7 +219,7 @@ impl Tasks {
 
     /// Every active task and whether it is in the queue (tests).
     #[cfg(test)]
-    pub(super) fn inspect(&self) -> Vec<(&ActiveRow, bool)> {
+    pub(super) fn inspect(&self) -> Vec<(&ActiveTask, bool)> {
         self.active.values().map(|e| (&e.row, self.queue.contains(&e.group, &e.key()))).collect()
     }
 
@@ -305,7 +305,7 @@ impl Core {
     }
 
     /// Puts a task recovered from the store back in memory (at coordinator start).
-    pub fn restore_task(&mut self, mut row: ActiveRow, now: Now) {
+    pub fn restore_task(&mut self, mut row: ActiveTask, now: Now) {
         let id = row.task_id.to_string();
         match row.state.status {
             TaskStatus::Scheduled | TaskStatus::Running => {
@@ -535,7 +535,7 @@ impl Core {
     }
 
     /// The active task a report is about, when it is the named attempt on that node.
-    pub(super) fn check_report(&self, node: &str, task_id: &str, attempt: u32) -> Result<Option<&ActiveRow>, Error> {
+    pub(super) fn check_report(&self, node: &str, task_id: &str, attempt: u32) -> Result<Option<&ActiveTask>, Error> {
         let Some(task) = self.tasks.get(task_id) else { return Ok(None) };
         if task.state.assigned_node.as_deref() != Some(node) || task.state.attempt != attempt {
             return Err(Error::new(

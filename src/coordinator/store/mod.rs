@@ -44,7 +44,7 @@ use serde_json::Value;
 
 pub use super::core::output::{Kept, OutputWrite};
 pub use super::core::registry::{Liveness, NodeRecord};
-pub use super::core::tasks::{ActiveRow, NewTask};
+pub use super::core::tasks::{ActiveTask, NewTask};
 pub use super::core::{Batch, Snapshot};
 pub use writer::{AfterCommit, Writer};
 

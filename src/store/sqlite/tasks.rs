@@ -3,7 +3,7 @@
 //! make the skill filter an index lookup.
 //!
 //! Reads build the API's [`Task`] directly from a row. The coordinator keeps only an
-//! [`ActiveRow`] of each active task in memory — never its parameters, which are read
+//! [`ActiveTask`] of each active task in memory — never its parameters, which are read
 //! from here when the task is handed to a worker.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::{damaged, json_column, optional_json_column, to_json};
-use crate::coordinator::store::{ActiveRow, HandoutText, ListFilter, NewTask};
+use crate::coordinator::store::{ActiveTask, HandoutText, ListFilter, NewTask};
 use crate::model::{Priority, Target, Task, TaskSpec, TaskState, TaskStatus, Timestamp};
 
 const SPEC: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
@@ -175,7 +175,7 @@ pub fn handout(conn: &Connection, ids: &[String]) -> rusqlite::Result<HashMap<St
 }
 
 /// Tasks not yet ended, oldest first: what the coordinator reloads at start.
-pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveRow>> {
+pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveTask>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT task_id, seq, priority, required_skills, optional_skills, affinity_tags, timeout_ms, \
          max_retries, target, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
@@ -183,7 +183,7 @@ pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveRow>> {
     let rows = stmt.query_map([], |r| {
         let task_id: String = r.get(0)?;
         let key = task_id.as_str();
-        Ok(ActiveRow {
+        Ok(ActiveTask {
             seq: r.get(1)?,
             priority: priority(r, 2, key)?,
             required_skills: json_column(r, 3, "tasks", key)?,
