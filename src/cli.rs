@@ -540,6 +540,37 @@ pub fn args_from_invocation(args: impl IntoIterator<Item = OsString>) -> Vec<OsS
     args
 }
 
+/// Commands of OpenClaw's own CLI, also called `openclaw`, that people type to this
+/// program by mistake (the docs say `openclaw gateway` to start OpenClaw's gateway).
+const OPENCLAW_COMMANDS: &[&str] = &[
+    "gateway",
+    "config",
+    "onboard",
+    "configure",
+    "setup",
+    "agent",
+    "agents",
+    "channels",
+    "models",
+    "plugins",
+    "doctor",
+    "message",
+    "pairing",
+];
+
+/// For a usage error that names one of OpenClaw's own commands: which program has it.
+pub fn foreign_command_hint(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(name)) = err.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    OPENCLAW_COMMANDS.contains(&name.as_str()).then(|| {
+        format!(
+            "note: `{name}` is a command of OpenClaw's own CLI (the npm package openclaw), which is also called `openclaw`; this program is openclaw-cluster. Run OpenClaw's by its path, or install this one under the name openclaw-cluster only (cargo install --locked --path . --bin openclaw-cluster)."
+        )
+    })
+}
+
 fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
     let (key, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
     if key.is_empty() {
@@ -637,6 +668,14 @@ mod tests {
         let Command::Nodes(n) = cli.command else { panic!() };
         assert!(n.watch && n.node_id.as_deref() == Some("w1"));
         assert!(parse(["openclaw", "nodes", "--watch", "--online"].map(OsString::from).to_vec()).is_err());
+    }
+
+    #[test]
+    fn openclaw_own_commands_get_a_hint() {
+        let err = parse(["openclaw", "gateway"].map(OsString::from).to_vec()).unwrap_err();
+        assert!(foreign_command_hint(&err).is_some_and(|h| h.contains("OpenClaw's own CLI")));
+        let err = parse(["openclaw", "nodez"].map(OsString::from).to_vec()).unwrap_err();
+        assert_eq!(foreign_command_hint(&err), None);
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub fn main() -> ExitCode {
         Err(err) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
             let _ = err.print();
+            if let Some(hint) = crate::cli::foreign_command_hint(&err) {
+                eprintln!("{hint}");
+            }
             return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
         }
     };

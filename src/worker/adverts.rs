@@ -196,7 +196,10 @@ impl Adverts {
         let state = self.gateway.probe().await;
         let mut st = lock(&self.state);
         if st.gateway.as_ref() != Some(&state) {
+            // The first state is told by the start's summary line ([`Adverts::summary`]).
+            let first = st.gateway.is_none();
             match &state {
+                _ if first => {}
                 Availability::Ready => {
                     tracing::info!(target: "openclaw::worker", gateway = %self.gateway.url(), from = %self.gateway.origin(), agent = %self.gateway.agent_id(), "the OpenClaw gateway can run agent tasks")
                 }
@@ -229,11 +232,66 @@ impl Adverts {
             advertised.truncate(crate::model::MAX_SKILLS);
         }
         if advertised != st.advertised || unavailable != st.unavailable {
-            tracing::info!(target: "openclaw::worker", skills = ?advertised, unavailable = ?unavailable.keys().collect::<Vec<_>>(), "advertised skills changed");
+            // The first lists are told by the start's summary line.
+            if st.version > 0 {
+                tracing::info!(target: "openclaw::worker", skills = ?advertised, unavailable = ?unavailable.keys().collect::<Vec<_>>(), "advertised skills changed");
+            }
             st.advertised = advertised;
             st.unavailable = unavailable;
             st.version += 1;
         }
+    }
+}
+
+impl Adverts {
+    /// Logs, in one line, which skills can run now and why the others cannot (a WARN when
+    /// an eligible skill cannot run, e.g. OpenClaw's gateway is away). Called once, after
+    /// the first scan and probe: later changes have their own lines.
+    pub fn log_summary(&self) {
+        let (line, warn) = self.summary();
+        let st = lock(&self.state);
+        if warn {
+            tracing::warn!(target: "openclaw::worker", skills = ?st.advertised, unavailable = ?st.unavailable.keys().collect::<Vec<_>>(), "{line}");
+        } else {
+            tracing::info!(target: "openclaw::worker", skills = ?st.advertised, "{line}");
+        }
+    }
+
+    /// "skills: echo can run now; summarize cannot: <why>; ocr is not eligible here: bins:
+    /// tesseract", and whether an eligible skill cannot run. Skills of the skills dirs are
+    /// all named; of OpenClaw's own, the eligible ones (`openclaw-cluster skills` lists the
+    /// rest).
+    pub fn summary(&self) -> (String, bool) {
+        let st = lock(&self.state);
+        let mut parts = Vec::new();
+        parts.push(match st.advertised.len() {
+            0 => "no skill can run now".to_string(),
+            _ => format!("{} can run now", st.advertised.join(", ")),
+        });
+        // Skills with the same reason share one clause.
+        let mut why: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for (name, reason) in &st.unavailable {
+            why.entry(format!("cannot run: {reason}")).or_default().push(name);
+        }
+        for s in
+            st.scan.skills.iter().filter(|s| !st.advertised.contains(&s.name) && !st.unavailable.contains_key(&s.name))
+        {
+            let reason = if s.disabled {
+                "is turned off in OpenClaw's config (skills.entries)".to_string()
+            } else if let Some(r) = s.unadvertisable() {
+                format!("is not advertised: {r}")
+            } else if !s.eligible {
+                format!("is not eligible here: {}", s.missing.describe())
+            } else {
+                continue;
+            };
+            why.entry(reason).or_default().push(&s.name);
+        }
+        let warn = !st.unavailable.is_empty();
+        for (reason, names) in why {
+            parts.push(format!("{} {reason}", names.join(", ")));
+        }
+        (format!("skills: {}", parts.join("; ")), warn)
     }
 }
 

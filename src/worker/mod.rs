@@ -96,6 +96,7 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
         dispatch::Dispatch::new(ctx.clone(), session.clone(), adverts.clone(), gateway).with_nats(nats.clone()),
     );
     adverts.refresh(true).await;
+    adverts.log_summary();
 
     let mut loops = vec![
         tokio::spawn(session::heartbeat_loop(session.clone(), dispatch.clone(), adverts.clone())),
