@@ -116,6 +116,33 @@ pub fn init(config: &LogConfig) -> io::Result<LogGuard> {
     Ok(LogGuard { _file: guard })
 }
 
+/// Whether what the log writes (stdout) reaches the same place as stderr: the same
+/// terminal, pipe or file. A fatal error that was logged is then not printed again.
+pub fn stderr_is_the_log() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let identity = |fd: i32| {
+            let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+            // SAFETY: fstat writes a stat for a descriptor we own for the process's life.
+            (unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0).then(|| {
+                // SAFETY: fstat succeeded, so it filled the struct.
+                let st = unsafe { st.assume_init() };
+                (st.st_dev, st.st_ino)
+            })
+        };
+        match (identity(io::stdout().as_raw_fd()), identity(io::stderr().as_raw_fd())) {
+            (Some(out), Some(err)) => out == err,
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::IsTerminal;
+        io::stdout().is_terminal() && io::stderr().is_terminal()
+    }
+}
+
 /// A panic is a bug: log it where operators look (the JSON log, log files), then abort, so
 /// that a half-dead server does not linger (release builds abort on panic anyway).
 fn install_panic_hook() {

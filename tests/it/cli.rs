@@ -592,3 +592,61 @@ async fn dev_on_a_terminal_says_what_can_run_in_one_readable_line() {
     assert_eq!(code, Some(0), "Ctrl+C stops dev cleanly:\n{out}");
     assert!(lines.last().is_some_and(|l| l.contains("coordinator stopped")), "{out}");
 }
+
+/// Issue 17, item 11: a fatal start-up error was printed twice where a person reads it —
+/// once as a log line, once as `openclaw: …`. With stdout and stderr on one terminal (here:
+/// one file), it comes once; with them apart, the log has it and stderr says it too.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fatal_start_up_error_is_said_once() {
+    let cluster = Cluster::start().await;
+    let config = cluster.config.display().to_string();
+    let skills = cluster.path().join("skills");
+    crate::support::exec_skill(&skills, "echo", "cat\n");
+    let _first = cluster.worker("dup", &skills, &[]);
+    cluster.wait_online("dup", &["echo"]).await;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port().to_string();
+    let skills_arg = skills.display().to_string();
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "port-in-use",
+            vec!["coordinator", "--host", "127.0.0.1", "--port", &busy_port, "--db-path", "other/cluster.db"],
+            "127.0.0.1:",
+        ),
+        ("database-locked", vec!["coordinator", "--port", "0"], "cluster.db.lock"),
+        ("same-node-id", vec!["worker", "--node-id", "dup", "--skills-dir", &skills_arg], "dup"),
+        (
+            "wrong-join-token",
+            vec!["worker", "--node-id", "w2", "--skills-dir", &skills_arg, "--token", "not-the-join-token-at-all"],
+            "401",
+        ),
+    ];
+    for (name, args, needle) in cases {
+        let mut all = vec!["-c", config.as_str()];
+        all.extend(args.iter().copied());
+        let combined = cluster.logs().join(format!("{name}.both"));
+        let file = std::fs::File::create(&combined).unwrap();
+        let mut p = crate::support::Proc::spawn_with(name, &all, &[], cluster.path(), &cluster.logs(), |cmd| {
+            cmd.stdout(file.try_clone().unwrap()).stderr(file);
+        });
+        let status = p.wait_exit(Duration::from_secs(20)).await;
+        assert_eq!(status.code(), Some(1), "{name}: {}", std::fs::read_to_string(&combined).unwrap());
+        let text = std::fs::read_to_string(&combined).unwrap();
+        let saying: Vec<&str> =
+            text.lines().filter(|l| l.contains("\"level\":\"ERROR\"") || l.starts_with("openclaw:")).collect();
+        assert_eq!(saying.len(), 1, "{name}: the error once, not {}:\n{text}", saying.len());
+        assert!(saying[0].contains(needle), "{name}: {text}");
+    }
+    // Apart, both places have it: the log for tools, stderr for the person.
+    let mut apart = crate::support::Proc::spawn(
+        "apart",
+        &["-c", &config, "coordinator", "--port", "0"],
+        &[],
+        cluster.path(),
+        &cluster.logs(),
+    );
+    assert_eq!(apart.wait_exit(Duration::from_secs(20)).await.code(), Some(1), "{}", apart.logs());
+    assert!(apart.out().contains("\"level\":\"ERROR\"") && apart.err().starts_with("openclaw:"), "{}", apart.logs());
+    drop(busy);
+}
