@@ -266,7 +266,7 @@ impl Adverts {
         let mut parts = Vec::new();
         parts.push(match st.advertised.len() {
             0 => "no skill can run now".to_string(),
-            _ => format!("{} can run now", st.advertised.join(", ")),
+            _ => format!("{} can run now", some_names(&st.advertised)),
         });
         // Skills with the same reason share one clause.
         let mut why: BTreeMap<String, Vec<&str>> = BTreeMap::new();
@@ -289,37 +289,57 @@ impl Adverts {
         }
         let warn = !st.unavailable.is_empty();
         for (reason, names) in why {
-            parts.push(format!("{} {reason}", names.join(", ")));
+            parts.push(format!("{} {reason}", some_names(&names)));
         }
         (format!("skills: {}", parts.join("; ")), warn)
     }
 }
 
-/// Rescans the skills dirs every `skills_rescan_interval` until the worker leaves.
+/// "a, b, c" — or, for a long list (OpenClaw bundles dozens of skills), the first few and
+/// "and N more" (`openclaw-cluster skills` lists them all).
+fn some_names(names: &[impl AsRef<str>]) -> String {
+    const SHOWN: usize = 6;
+    let first: Vec<&str> = names.iter().take(SHOWN).map(AsRef::as_ref).collect();
+    match names.len().saturating_sub(SHOWN) {
+        0 => first.join(", "),
+        more => format!("{} and {more} more", first.join(", ")),
+    }
+}
+
+/// Rescans the skills dirs every `skills_rescan_interval` until the worker stops taking
+/// tasks. What a node advertises no longer matters then, so a rescan in flight is dropped
+/// rather than awaited: OpenClaw's listing (a Node process of seconds) is killed, and a
+/// Ctrl+C never waits for it (issue 17: ~2 s after every Ctrl+C where OpenClaw is installed).
 pub async fn skills_loop(adverts: Arc<Adverts>, ctx: Arc<Context>) {
     let every = ctx.config.worker.skills_rescan_interval.get();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = ctx.leave.cancelled() => return,
+            _ = ctx.stop_taking.cancelled() => return,
         }
-        adverts.refresh(false).await;
+        tokio::select! {
+            _ = adverts.refresh(false) => {}
+            _ = ctx.stop_taking.cancelled() => return,
+        }
     }
 }
 
 /// Probes the gateway every `gateway_check_interval` (or at once when a turn asks) while
-/// there are agent skills.
+/// there are agent skills, until the worker stops taking tasks (a probe in flight, up to
+/// two 5 s requests, is dropped then, as a rescan is).
 pub async fn gateway_loop(adverts: Arc<Adverts>, ctx: Arc<Context>) {
     let every = ctx.config.worker.gateway_check_interval.get();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = adverts.probe_now.notified() => {}
-            _ = ctx.leave.cancelled() => return,
+            _ = ctx.stop_taking.cancelled() => return,
         }
         if adverts.has_agent_skills() {
-            adverts.probe_gateway().await;
-            adverts.recompute();
+            tokio::select! {
+                _ = adverts.probe_gateway() => adverts.recompute(),
+                _ = ctx.stop_taking.cancelled() => return,
+            }
         }
     }
 }
