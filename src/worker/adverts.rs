@@ -249,11 +249,16 @@ impl Adverts {
     /// the first scan and probe: later changes have their own lines.
     pub fn log_summary(&self) {
         let (line, warn) = self.summary();
+        // With agent skills, where the gateway is and where that came from (OpenClaw's
+        // config file, the worker's config, or OpenClaw's defaults).
+        let gateway = self.has_agent_skills().then(|| (self.gateway.url(), self.gateway.origin()));
+        let (url, from) = gateway.unzip();
         let st = lock(&self.state);
+        let unavailable: Vec<&String> = st.unavailable.keys().collect();
         if warn {
-            tracing::warn!(target: "openclaw::worker", skills = ?st.advertised, unavailable = ?st.unavailable.keys().collect::<Vec<_>>(), "{line}");
+            tracing::warn!(target: "openclaw::worker", skills = ?st.advertised, ?unavailable, gateway = url, from = from, "{line}");
         } else {
-            tracing::info!(target: "openclaw::worker", skills = ?st.advertised, "{line}");
+            tracing::info!(target: "openclaw::worker", skills = ?st.advertised, gateway = url, from = from, "{line}");
         }
     }
 
