@@ -311,3 +311,31 @@ async fn watch_commands_print_events_and_survive_a_restart() {
     nodes.term();
     assert_eq!(nodes.wait_exit(Duration::from_secs(20)).await.code(), Some(0), "{}", nodes.logs());
 }
+
+/// Issue 17, item 8: `nodes --watch` printed nothing until an event happened, and
+/// `nodes --watch --after 0` was refused although the docs offered `--after`. It prints the
+/// nodes as they are, then their events; `--after` replays the kept events instead.
+#[tokio::test]
+async fn nodes_watch_shows_the_nodes_now_then_their_events() {
+    let cluster = Cluster::start().await;
+    cluster.register("w1", &["echo"], 3).await;
+    let config = cluster.config.display().to_string();
+    let now = Proc::spawn("nodes-now", &["-c", &config, "nodes", "--watch"], &[], cluster.path(), &cluster.logs());
+    now.wait_for_output("node w1 is online: 0/3 tasks", Duration::from_secs(20)).await;
+    cluster.api("POST", "/api/v1/nodes/w1/drain", None).await;
+    now.wait_for_output("node w1 drained", Duration::from_secs(20)).await;
+    let out = now.out();
+    assert!(out.find("is online").unwrap() < out.find("drained").unwrap(), "the picture comes first:\n{out}");
+
+    let replay = Proc::spawn(
+        "nodes-after",
+        &["-c", &config, "nodes", "--watch", "--after", "0"],
+        &[],
+        cluster.path(),
+        &cluster.logs(),
+    );
+    replay.wait_for_output("node w1 drained", Duration::from_secs(20)).await;
+    let out = replay.out();
+    assert!(out.contains("node w1 registered"), "every kept event, from the first:\n{out}");
+    assert!(!out.contains(" is online"), "a replay has no picture:\n{out}");
+}

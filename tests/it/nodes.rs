@@ -627,6 +627,27 @@ async fn nodes_and_health_cli_against_a_live_coordinator() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("401"), "{}", show(&o));
 }
 
+/// Issue 17, item 13: `health --node` on an offline node showed its last load as if it
+/// were current.
+#[tokio::test]
+async fn health_of_an_offline_node_shows_no_load_as_current() {
+    let cluster = Cluster::start().await;
+    let secret = cluster.register("w1", &["echo"], 2).await;
+    let (status, _) = cluster
+        .call("POST", "/api/v1/nodes/w1/heartbeat", Some(&secret), Some(r#"{"cpu_usage": 77, "memory_usage": 55}"#))
+        .await;
+    assert_eq!(status, 200);
+    let o = cluster.cli(&["health", "--node", "w1"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cpu 77%"), "online: its load now: {}", show(&o));
+    let (status, _) = cluster.call("POST", "/api/v1/nodes/w1/shutdown", Some(&secret), Some("{}")).await;
+    assert_eq!(status, 200);
+    let o = cluster.cli(&["health", "--node", "w1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("(offline)") && out.contains("last seen") && out.contains("unknown"), "{out}");
+    assert!(!out.contains("77%") && !out.contains("slots free"), "no load shown as current: {out}");
+}
+
 #[test]
 fn an_unreachable_coordinator_is_exit_1_naming_the_address_and_the_checks() {
     let dir = tempfile::tempdir().unwrap();

@@ -190,7 +190,7 @@ impl Drop for Proc {
 /// Keeps the machine's own settings out of a test process: no inherited `OPENCLAW_*`
 /// variables or `RUST_LOG`, no OpenClaw installation (its state dir is an empty folder
 /// under `cwd`, its CLI is off). A test that wants OpenClaw passes its own values.
-fn isolate(cmd: &mut Command, cwd: &Path) {
+pub fn isolate(cmd: &mut Command, cwd: &Path) {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("OPENCLAW_") || k == "RUST_LOG" {
             cmd.env_remove(&k);

@@ -126,6 +126,17 @@ async function walk(url, admin, tasks) {
     await page.waitForSelector("#task-dialog .pill.s-cancelled", { timeout: WAIT });
     await page.click("#task-dialog [data-close]");
 
+    // The "Ended" card's parts add up to its count, the cancelled task included (issue 17:
+    // "12 — 6 completed, 2 failed" left 4 cancelled out).
+    await page.waitForFunction(() => {
+      const card = document.querySelector('#summary [data-stat="Ended"]');
+      if (!card) return false;
+      const total = Number(card.querySelector(".value").textContent);
+      const sub = card.querySelector(".sub").textContent;
+      const sum = [...sub.matchAll(/(\d+) [a-z ]+/g)].reduce((a, m) => a + Number(m[1]), 0);
+      return total === 3 && sum === total && sub.includes("1 cancelled");
+    }, null, { timeout: WAIT });
+
     // Filters: by status.
     await page.selectOption('#filters [name="status"]', "failed");
     await page.waitForSelector(`#tasks tr[data-task="${id}"]`, { state: "detached", timeout: WAIT });

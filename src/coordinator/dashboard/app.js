@@ -155,7 +155,16 @@ function showApp() {
 // ---- cluster summary ----
 
 function stat(label, value, sub) {
-  return el("div", { class: "stat" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value), el("div", { class: "sub" }, sub));
+  return el("div", { class: "stat", "data-stat": label }, el("div", { class: "label" }, label), el("div", { class: "value" }, value), el("div", { class: "sub" }, sub));
+}
+
+// "6 completed, 2 failed, 1 timed out, 4 cancelled": the parts add up to the Ended count
+// (timed out and cancelled are named when there are any).
+function endedParts(n) {
+  const parts = [`${n("completed")} completed`, `${n("failed")} failed`];
+  if (n("timeout")) parts.push(`${n("timeout")} timed out`);
+  if (n("cancelled")) parts.push(`${n("cancelled")} cancelled`);
+  return parts.join(", ");
 }
 
 async function refreshSummary() {
@@ -167,7 +176,7 @@ async function refreshSummary() {
     stat("Slots in use", `${h.used_capacity} / ${h.total_capacity}`, `${Math.round(h.capacity_utilization)}% used, ${h.available_capacity} free`),
     stat("Waiting", n("pending") + n("scheduled"), `${n("pending")} pending, ${n("scheduled")} scheduled`),
     stat("Running", n("running"), "tasks on nodes now"),
-    stat("Ended", n("completed") + n("failed") + n("timeout") + n("cancelled"), `${n("completed")} completed, ${n("failed") + n("timeout")} failed`),
+    stat("Ended", n("completed") + n("failed") + n("timeout") + n("cancelled"), endedParts(n)),
   );
   const health = $("health");
   health.hidden = false;
