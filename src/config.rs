@@ -90,6 +90,21 @@ pub struct CoordinatorConfig {
     pub max_connections_per_ip: u32,
     /// Proxies whose X-Forwarded-For / X-Real-IP headers are believed (IP addresses).
     pub trusted_proxies: Vec<IpAddr>,
+    /// The share (percent) of max_connections and of max_connections_per_ip that only node
+    /// routes (register, heartbeat, poll, start, output, result) may use: client requests
+    /// (streams, waits, API calls) that would take it get 503.
+    pub node_reserve_percent: u32,
+    /// Event and output streams open at once, at most (and at most half of
+    /// max_connections); past it 429 `too_many_streams`.
+    pub max_streams: u32,
+    /// Streams open at once from one client address, at most (and at most half of
+    /// max_connections_per_ip).
+    pub max_streams_per_ip: u32,
+    /// Streams open at once with one token (admin, tasks), at most.
+    pub max_streams_per_token: u32,
+    /// A stream is ended after this long (`event: error`, code `stream_lifetime`); clients
+    /// reconnect with Last-Event-ID and miss nothing.
+    pub max_stream_lifetime: Secs,
     /// How a node is chosen among the eligible ones.
     pub scheduling_strategy: Strategy,
     /// Per-attempt time limit of a task that does not set one.
@@ -131,6 +146,11 @@ impl Default for CoordinatorConfig {
             max_connections: 4096,
             max_connections_per_ip: 256,
             trusted_proxies: Vec::new(),
+            node_reserve_percent: 25,
+            max_streams: 512,
+            max_streams_per_ip: 32,
+            max_streams_per_token: 256,
+            max_stream_lifetime: Secs::from_secs(1800),
             scheduling_strategy: Strategy::LeastLoaded,
             default_task_timeout: Secs::from_secs(3600),
             default_max_retries: 3,
@@ -398,8 +418,14 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// `false` turns authentication off (experiments only; a WARN when not on loopback).
+    /// `false` turns authentication off, for a trial on one machine: the coordinator then
+    /// answers only requests to a loopback `Host` (and a browser page of its own origin), and
+    /// refuses to listen on a non-loopback address unless `insecure_listen_without_auth`.
     pub enabled: bool,
+    /// With auth off, listen on a non-loopback `coordinator.host` anyway (e.g. inside a
+    /// container whose port is published on the host's loopback only). Requests must still
+    /// name a loopback `Host`. Logged at WARN on every start.
+    pub insecure_listen_without_auth: bool,
     /// The admin token; default: the admin.token file beside storage.path (created on first start).
     #[serde(deserialize_with = "lenient_opt")]
     pub admin_token: Option<String>,
@@ -414,7 +440,13 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { enabled: true, admin_token: None, worker_token: None, tasks_token: None }
+        Self {
+            enabled: true,
+            insecure_listen_without_auth: false,
+            admin_token: None,
+            worker_token: None,
+            tasks_token: None,
+        }
     }
 }
 
@@ -872,6 +904,28 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
                 "must be between 1 and coordinator.max_connections ({}), not {}",
                 c.coordinator.max_connections, c.coordinator.max_connections_per_ip
             ),
+        ));
+    }
+    if c.coordinator.node_reserve_percent > 90 {
+        return Err(l.invalid(
+            "coordinator.node_reserve_percent",
+            format!("must be between 0 and 90, not {}", c.coordinator.node_reserve_percent),
+        ));
+    }
+    for (key, value) in [
+        ("coordinator.max_streams", c.coordinator.max_streams),
+        ("coordinator.max_streams_per_ip", c.coordinator.max_streams_per_ip),
+        ("coordinator.max_streams_per_token", c.coordinator.max_streams_per_token),
+    ] {
+        if value == 0 {
+            return Err(l.invalid(key, "must be at least 1"));
+        }
+    }
+    let lifetime = c.coordinator.max_stream_lifetime.get();
+    if lifetime < Duration::from_secs(1) || lifetime > Duration::from_secs(24 * 3600) {
+        return Err(l.invalid(
+            "coordinator.max_stream_lifetime",
+            format!("must be between 1s and 24h, not {}", c.coordinator.max_stream_lifetime),
         ));
     }
     let timeout = c.coordinator.default_task_timeout.get();
