@@ -29,6 +29,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// File descriptors kept free for everything that is not a client connection (the store,
@@ -48,6 +49,8 @@ pub struct Connections {
     client_max_per_ip: usize,
     /// Addresses without a per-address cap (trusted proxies).
     exempt: Vec<IpAddr>,
+    /// Exported as `openclaw_connections_open` and `openclaw_connections_held`.
+    gauges: Option<(Gauge, Gauge)>,
 }
 
 #[derive(Default)]
@@ -100,7 +103,19 @@ impl Connections {
             client_max: share(max),
             client_max_per_ip: share(max_per_ip),
             exempt,
+            gauges: None,
         }
+    }
+
+    /// Keeps `open` and `held` set to the open connections and those holding a client place.
+    pub fn with_gauges(mut self, open: Gauge, held: Gauge) -> Connections {
+        self.gauges = Some((open, held));
+        self
+    }
+
+    /// A lock on the table that publishes the counts when it is let go.
+    fn lock_and_publish(&self) -> Published<'_> {
+        Published { table: self.lock(), gauges: self.gauges.as_ref() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -110,7 +125,7 @@ impl Connections {
     /// Makes room for a new connection from `ip` and registers it (waiting), or `None` when
     /// every connection in the way is busy: the caller refuses it.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Arc<Slot>> {
-        let mut t = self.lock();
+        let mut t = self.lock_and_publish();
         let capped = !self.exempt.contains(&ip);
         if capped && t.per_ip.get(&ip).is_some_and(|p| p.open >= self.max_per_ip) {
             let oldest = t.per_ip.get(&ip).and_then(|p| p.waiting.values().next().copied());
@@ -140,7 +155,7 @@ impl Connections {
     /// Closes the connection that has been waiting longest, to free a file descriptor.
     /// Returns whether there was one.
     pub fn evict_oldest(&self) -> bool {
-        let mut t = self.lock();
+        let mut t = self.lock_and_publish();
         match t.waiting.values().next().copied() {
             Some(id) => {
                 t.evict(id);
@@ -162,7 +177,7 @@ impl Connections {
     /// Gives connection `id` a client place, unless client requests already hold all but
     /// the workers' share overall or from its address.
     fn hold(&self, id: u64) -> Result<(), NoRoom> {
-        let mut t = self.lock();
+        let mut t = self.lock_and_publish();
         let Some(entry) = t.conns.get(&id) else { return Ok(()) };
         if entry.held {
             return Ok(());
@@ -186,11 +201,39 @@ impl Connections {
     }
 
     fn release(&self, id: u64) {
-        self.lock().set_held(id, false);
+        self.lock_and_publish().set_held(id, false);
     }
 
     fn remove(&self, id: u64) {
-        self.lock().remove(id);
+        self.lock_and_publish().remove(id);
+    }
+}
+
+/// The table, locked; on drop the gauges get its counts.
+struct Published<'a> {
+    table: MutexGuard<'a, Table>,
+    gauges: Option<&'a (Gauge, Gauge)>,
+}
+
+impl std::ops::Deref for Published<'_> {
+    type Target = Table;
+    fn deref(&self) -> &Table {
+        &self.table
+    }
+}
+
+impl std::ops::DerefMut for Published<'_> {
+    fn deref_mut(&mut self) -> &mut Table {
+        &mut self.table
+    }
+}
+
+impl Drop for Published<'_> {
+    fn drop(&mut self) {
+        if let Some((open, held)) = self.gauges {
+            open.set(self.table.conns.len() as i64);
+            held.set(self.table.held as i64);
+        }
     }
 }
 

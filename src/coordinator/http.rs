@@ -162,12 +162,16 @@ pub async fn serve(
 ) {
     let settings = &shared.config().coordinator;
     let cap = connections::fit_to_fd_limit(settings.max_connections as usize);
-    let connections = Arc::new(Connections::new(
-        cap,
-        settings.max_connections_per_ip as usize,
-        settings.node_reserve_percent,
-        settings.trusted_proxies.clone(),
-    ));
+    let metrics = shared.metrics();
+    let connections = Arc::new(
+        Connections::new(
+            cap,
+            settings.max_connections_per_ip as usize,
+            settings.node_reserve_percent,
+            settings.trusted_proxies.clone(),
+        )
+        .with_gauges(metrics.connections_open.clone(), metrics.connections_held.clone()),
+    );
     let stream_limits = Arc::new(StreamLimits::new(shared.config()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut accept_errors = connections::Throttle::default();
