@@ -53,6 +53,7 @@ pub struct Coordinator {
 impl Coordinator {
     /// Locks and opens the store, loads the state, starts the background loops.
     pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Coordinator> {
+        check_auth_off(&config)?;
         let path = config.storage.path.clone();
         crate::store::prepare_dir(&path).map_err(|e| match &e {
             crate::store::StoreError::Io { path, source } => {
@@ -88,7 +89,6 @@ impl Coordinator {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
             _ => None,
         };
-        check_auth_off(&config)?;
         let failure = Arc::new(Mutex::new(None));
         let (writer, writer_task) = store.start_writer({
             let failure = failure.clone();

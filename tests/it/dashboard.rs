@@ -16,23 +16,23 @@ use std::process::Stdio;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::support::{Cluster, exec_skill, tool};
+use crate::support::{Cluster, Settings, exec_skill, tool};
 
 /// chromium and playwright-core, or None (skipped outside CI; a failure under CI=true).
-fn browser() -> Option<(PathBuf, PathBuf)> {
+pub fn browser() -> Option<(PathBuf, PathBuf)> {
     let chromium = tool("/usr/bin/chromium")?;
     let playwright = tool("node/node_modules/playwright-core")?;
     Some((chromium, playwright))
 }
 
-fn driver(chromium: &Path, playwright: &Path, args: &[&str]) -> tokio::process::Command {
+pub fn driver(chromium: &Path, playwright: &Path, args: &[&str]) -> tokio::process::Command {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/dashboard.cjs");
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(script).args(args).env("CHROMIUM", chromium).env("PLAYWRIGHT_CORE", playwright).kill_on_drop(true);
     cmd
 }
 
-fn tasks_token(cluster: &Cluster) -> String {
+pub fn tasks_token(cluster: &Cluster) -> String {
     std::fs::read_to_string(cluster.path().join("data/tasks.token")).unwrap().trim().to_string()
 }
 
@@ -96,6 +96,51 @@ async fn the_dashboard_in_a_real_browser() {
     let t = cluster.get(&format!("/api/v1/tasks/{task}")).await;
     assert_eq!((t["status"].as_str(), t["name"].as_str()), (Some("completed"), Some("hello from the browser")), "{t}");
     assert_eq!(t["parameters"], json!({"greeting": "hi"}));
+}
+
+/// With streams that live one second, the page stays live across their planned ends, shows
+/// each event once, and follows a running task's output across them: every line once.
+#[tokio::test]
+async fn the_dashboard_rides_planned_stream_ends() {
+    let Some((chromium, playwright)) = browser() else { return };
+    let cluster =
+        Cluster::start_with(Settings { extra_coordinator: "  max_stream_lifetime: 1\n".into(), ..Settings::default() })
+            .await;
+    let skills = cluster.path().join("skills");
+    // Prints a line, then waits for the test's go before the next.
+    exec_skill(
+        &skills,
+        "ticker",
+        "for i in 1 2 3; do echo \"tick $i\" >&2; while [ ! -e go$i ]; do sleep 0.05; done; done\necho '{}'\n",
+    );
+    let _worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["ticker"]).await;
+    let mut child = driver(&chromium, &playwright, &["lifetime", &cluster.url(), &cluster.admin()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut err = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    while let Some(line) = out.next_line().await.unwrap() {
+        seen.push(line.clone());
+        if let Some(n) = line.strip_prefix("STEP tick ") {
+            std::fs::write(skills.join(format!("ticker/go{n}")), "").unwrap();
+            stdin.write_all(b"go\n").await.unwrap();
+        }
+    }
+    let status = child.wait().await.unwrap();
+    let mut stderr = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut err, &mut stderr).await.unwrap();
+    assert!(
+        status.success() && seen.last().map(String::as_str) == Some("OK"),
+        "the browser walk failed:\n{}\n{stderr}",
+        seen.join("\n")
+    );
+    assert_eq!(seen.iter().filter(|l| l.starts_with("STEP tick")).count(), 3, "{seen:?}");
 }
 
 /// Pictures of the main pages for the README (only with OPENCLAW_SCREENSHOTS=1): a cluster
