@@ -212,3 +212,130 @@ async fn without_auth_pages_of_other_origins_cannot_create_or_read_anything() {
     // Two cross-site fetches, two form posts, two rebinding posts.
     assert!(refused >= 6, "the coordinator refused {refused} cross-site task posts:\n{log}");
 }
+
+/// Every answer carries `X-Content-Type-Options: nosniff`; JSON answers (the register answer
+/// with its `node_secret` among them) and errors also `Cache-Control: no-store`; answers
+/// with a caching rule of their own keep it (dashboard assets `no-cache`, streams `no-cache`).
+/// (Every JSON answer of the suite's `Cluster::call` is checked the same way.)
+#[tokio::test]
+async fn every_answer_is_nosniff_and_json_is_never_stored() {
+    let cluster = Cluster::start().await;
+    let admin = cluster.admin();
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = cluster.http.get(format!("{}{path}", cluster.url()));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers().get(name).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    };
+    let register = cluster
+        .http
+        .post(format!("{}/api/v1/nodes/register", cluster.url()))
+        .bearer_auth(cluster.worker_token())
+        .json(&json!({"node_id": "n1", "hostname": "h", "platform": "linux", "arch": "x64"}))
+        .send()
+        .await
+        .unwrap();
+    let mut answers = vec![("register".to_string(), register)];
+    for (path, token) in [
+        ("/health", None),
+        ("/api/v1/nodes", Some(admin.as_str())),
+        ("/api/v1/nodes", None),
+        ("/api/v1/nodes/nobody", Some(admin.as_str())),
+        ("/api/v1/nothing-here", None),
+        ("/openapi.json", None),
+        ("/metrics", Some(admin.as_str())),
+        ("/assets/app.js", None),
+        ("/", None),
+    ] {
+        answers.push((path.to_string(), get(path, token).await.unwrap()));
+    }
+    let mut json = 0;
+    for (what, r) in &answers {
+        assert_eq!(header(r, "x-content-type-options"), "nosniff", "{what}");
+        let kind = header(r, "content-type");
+        if kind.starts_with("application/json") {
+            json += 1;
+            assert_eq!(header(r, "cache-control"), "no-store", "{what}");
+        } else if what.starts_with("/assets") || what == "/" {
+            assert_eq!(header(r, "cache-control"), "no-cache", "{what}: the dashboard's own rule");
+        } else {
+            assert_eq!(header(r, "cache-control"), "no-store", "{what} ({kind})");
+        }
+    }
+    assert!(json >= 6, "{json} JSON answers checked");
+    let stream = get("/api/v1/events", Some(&admin)).await.unwrap();
+    assert_eq!(
+        (header(&stream, "cache-control"), header(&stream, "x-content-type-options")),
+        ("no-cache".into(), "nosniff".into())
+    );
+}
+
+/// Regression test for issue 24: the CLI sent the admin token it found on disk to any
+/// `--url`. Now a token found beside a database goes only to the coordinator that wrote the
+/// `coordinator.address` beside it; another coordinator on this machine (another port) gets
+/// no token (it says "missing bearer token", not "invalid token") and the CLI says why and
+/// what to pass. An explicit token goes where the user says, with a warning over plain http
+/// off loopback.
+#[tokio::test]
+async fn a_token_found_on_disk_goes_only_to_the_coordinator_that_wrote_it() {
+    let home = Cluster::start().await;
+    let other = Cluster::start().await;
+    let recorded = std::fs::read_to_string(home.path().join("data/coordinator.address")).unwrap();
+    assert_eq!(recorded.trim(), home.url(), "the coordinator records the address it listens on");
+
+    // Home: the config's address, and a loopback name for it.
+    for extra in [vec![], vec!["--url".to_string(), format!("http://localhost:{}", home.port)]] {
+        let mut args = vec!["nodes"];
+        args.extend(extra.iter().map(String::as_str));
+        let o = home.cli(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("not sent"), "{}", show(&o));
+    }
+    // Another coordinator, by --url and by OPENCLAW_URL: the found token is not sent.
+    let config = home.config.display().to_string();
+    let by_flag = home.cli(&["nodes", "--url", &other.url()]);
+    let by_env = crate::support::cli(&["-c", &config, "nodes"], &[("OPENCLAW_URL", &other.url())], home.path());
+    for o in [&by_flag, &by_env] {
+        assert_eq!(o.status.code(), Some(1), "{}", show(o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("admin.token was not sent to")
+                && err.contains(&format!("listening on {}", home.url()))
+                && err.contains("--token or OPENCLAW_TOKEN")
+                && err.contains("401"),
+            "{err}"
+        );
+    }
+    let log = other.coordinator.as_ref().unwrap().out();
+    assert!(
+        log.contains("missing bearer token") && !log.contains("invalid token"),
+        "the other coordinator got a token:\n{log}"
+    );
+    // Explicitly given, the other coordinator's token works.
+    let o = crate::support::cli(
+        &["-c", &config, "nodes", "--url", &other.url()],
+        &[("OPENCLAW_TOKEN", &other.admin())],
+        home.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    // Over plain http to an address that is not loopback (0.0.0.0 reaches this machine on
+    // Linux, and is not a loopback address): a warning, and the request goes.
+    let wide = format!("http://0.0.0.0:{}", home.port);
+    let o = home.cli(&["nodes", "--url", &wide, "--token", &home.admin()]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("warning:") && err.contains("over plain http") && err.contains("coordinator.tls_cert"),
+        "{err}"
+    );
+    // No record beside the token: it is sent nowhere, and the CLI says how to fix that.
+    std::fs::remove_file(home.path().join("data/coordinator.address")).unwrap();
+    let o = home.cli(&["nodes"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no coordinator.address beside it") && err.contains("start the coordinator"), "{err}");
+}

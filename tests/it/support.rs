@@ -447,6 +447,7 @@ impl Cluster {
         }
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
+        assert_private(r.headers(), &format!("{path} ({status})"));
         let text = r.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
@@ -657,6 +658,17 @@ where
             panic!("timed out after {limit:?} waiting for: {what}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every JSON answer of the coordinator is kept by no cache and sniffed by no browser (it
+/// may carry tokens, node secrets and task data). Checked on every answer the tests get
+/// through [`Cluster::call`].
+pub fn assert_private(headers: &reqwest::header::HeaderMap, what: &str) {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if get("content-type").starts_with("application/json") {
+        assert_eq!(get("cache-control"), "no-store", "{what}: a JSON answer without Cache-Control: no-store");
+        assert_eq!(get("x-content-type-options"), "nosniff", "{what}: a JSON answer without nosniff");
     }
 }
 
