@@ -23,6 +23,7 @@ mod openclaw_mcp;
 mod openclaw_skills;
 mod operator;
 mod output;
+mod postgres_server;
 mod security;
 mod store;
 mod tasks;
