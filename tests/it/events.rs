@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Cluster, Proc, Settings, Sse, eventually};
+use crate::support::{Cluster, Settings, Sse, eventually};
 
 /// Reads events (skipping keep-alives) until one satisfies `last`, returning all of them.
 async fn read_until(sse: &mut Sse, last: impl Fn(&Value) -> bool) -> Vec<Value> {
@@ -265,15 +265,8 @@ async fn a_client_that_stops_reading_is_cut_off_and_slows_nothing() {
 #[tokio::test]
 async fn watch_commands_print_events_and_survive_a_restart() {
     let mut cluster = Cluster::start_with(Settings::default()).await;
-    let config = cluster.config.display().to_string();
-    let logs = cluster.logs();
-    let watch = |name: &str, args: &[&str]| {
-        let mut all = vec!["-c", config.as_str()];
-        all.extend_from_slice(args);
-        Proc::spawn(name, &all, &[], cluster.path(), &logs)
-    };
-    let mut tasks = watch("tasks-watch", &["tasks", "watch", "--skill", "echo"]);
-    let mut nodes = watch("nodes-watch", &["nodes", "--watch"]);
+    let mut tasks = cluster.cli_process("tasks-watch", &["tasks", "watch", "--skill", "echo"]);
+    let mut nodes = cluster.cli_process("nodes-watch", &["nodes", "--watch"]);
     eventually("both watchers connected", Duration::from_secs(20), || async {
         cluster.metric("openclaw_streams_open").await >= 2.0
     })
@@ -320,15 +313,8 @@ async fn streams_end_at_their_lifetime_and_the_watchers_resume_without_loss_or_r
     let cluster =
         Cluster::start_with(Settings { extra_coordinator: "  max_stream_lifetime: 1\n".into(), ..Settings::default() })
             .await;
-    let config = cluster.config.display().to_string();
-    let logs = cluster.logs();
-    let watch = |name: &str, args: &[&str]| {
-        let mut all = vec!["-c", config.as_str()];
-        all.extend_from_slice(args);
-        Proc::spawn(name, &all, &[], cluster.path(), &logs)
-    };
-    let mut tasks = watch("tasks-watch", &["tasks", "watch", "--json"]);
-    let mut nodes = watch("nodes-watch", &["nodes", "--watch", "--json"]);
+    let mut tasks = cluster.cli_process("tasks-watch", &["tasks", "watch", "--json"]);
+    let mut nodes = cluster.cli_process("nodes-watch", &["nodes", "--watch", "--json"]);
     eventually("both watchers connected", Duration::from_secs(20), || async {
         cluster.metric("openclaw_streams_open").await >= 2.0
     })

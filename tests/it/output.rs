@@ -399,9 +399,7 @@ async fn a_followed_output_resumes_after_each_lifetime_without_loss_or_repeat() 
             .await;
     let secret = cluster.register("w1", &["s"], 2).await;
     let (task, attempt) = start_task(&cluster, "w1", &secret, "s").await;
-    let config = cluster.config.display().to_string();
-    let mut follow =
-        Proc::spawn("logs-f", &["-c", &config, "tasks", "logs", "-f", &task], &[], cluster.path(), &cluster.logs());
+    let mut follow = cluster.cli_process("logs-f", &["tasks", "logs", "-f", &task]);
     let reconnects = r#"openclaw_http_requests_total{route="task_output",status="200"}"#;
     let mut want = String::new();
     for round in 0..3 {

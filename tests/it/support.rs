@@ -435,6 +435,15 @@ impl Cluster {
         cli(&all, &[], self.dir.path())
     }
 
+    /// Starts the CLI against this cluster's config as a process that keeps running (a
+    /// watcher, a follower), its output in the cluster's logs folder.
+    pub fn cli_process(&self, name: &str, args: &[&str]) -> Proc {
+        let config = self.config.display().to_string();
+        let mut all = vec!["-c", config.as_str()];
+        all.extend_from_slice(args);
+        Proc::spawn(name, &all, &[], self.dir.path(), &self.logs())
+    }
+
     /// A request with an explicit token (None: no Authorization header) and a raw body.
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
