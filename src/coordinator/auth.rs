@@ -146,7 +146,8 @@ pub fn authorize(
     }
 }
 
-/// With auth off: whether a request comes from this machine, judged by its `Host`, its
+/// With auth off: whether a request comes from this machine, judged by its `Host` (and the
+/// authority of an absolute request target, when there is one: both must be loopback), its
 /// `Origin` and its `Sec-Fetch-Site` (see the module). `https` is whether the coordinator
 /// speaks TLS (its own origin's scheme).
 pub fn local_only(headers: &hyper::HeaderMap, authority: Option<&str>, https: bool) -> Result<(), ApiError> {
@@ -155,6 +156,9 @@ pub fn local_only(headers: &hyper::HeaderMap, authority: Option<&str>, https: bo
     let Some(host) = header(hyper::header::HOST).or(authority) else {
         return Err(ApiError::forbidden(format!("{why}: send a `Host` header naming localhost, 127.0.0.1 or [::1]")));
     };
+    if let Some(target) = authority.filter(|a| *a != host) {
+        local_only(&hyper::HeaderMap::new(), Some(target), https)?;
+    }
     let scheme = if https { "https" } else { "http" };
     let own =
         reqwest::Url::parse(&format!("{scheme}://{host}")).ok().filter(|u| u.path() == "/" && u.query().is_none());
@@ -233,6 +237,8 @@ mod tests {
         }
         let mut h = hyper::HeaderMap::new();
         h.insert("host", "localhost:1".parse().unwrap());
+        assert!(local_only(&h, Some("evil.example"), false).is_err(), "an absolute target must be loopback too");
+        assert!(local_only(&h, Some("127.0.0.1:1"), false).is_ok());
         assert_eq!(local_only(&h, None, true).map_err(|e| e.message), Ok(()));
         h.insert("origin", "http://localhost:1".parse().unwrap());
         assert!(local_only(&h, None, true).is_err(), "an https coordinator's origin is https");

@@ -330,8 +330,7 @@ async fn handle(
             let name = route.name();
             let response = async {
                 if !shared.tokens().enabled {
-                    let https = connection.tls;
-                    auth::local_only(req.headers(), req.uri().authority().map(|a| a.as_str()), https)?;
+                    auth::local_only(req.headers(), req.uri().authority().map(|a| a.as_str()), connection.tls)?;
                 }
                 // Node routes use the share of the connections kept for workers; any other
                 // request must leave it free.
@@ -368,7 +367,11 @@ async fn handle(
     // it keeps its client place until it ends (the connection ends with it).
     let streaming = method != Method::HEAD
         && response.headers().get(CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"text/event-stream");
-    if !streaming {
+    if streaming {
+        // The place is given back when the connection ends, so it must end with the stream
+        // (ours say so already; an MCP call's progress stream does not).
+        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    } else {
         if held {
             slot.release();
         }

@@ -126,6 +126,7 @@ async fn with_auth_any_host_is_served_and_bodies_must_still_be_json() {
 /// `auth.enabled: false` on a non-loopback address is refused at start (exit 2), unless
 /// `auth.insecure_listen_without_auth` says so; then it starts with a WARN, and a request
 /// must still name a loopback `Host`.
+#[cfg(unix)]
 #[tokio::test]
 async fn without_auth_a_non_loopback_address_needs_the_loud_setting() {
     let cluster = auth_off();
@@ -280,6 +281,7 @@ async fn every_answer_is_nosniff_and_json_is_never_stored() {
 /// no token (it says "missing bearer token", not "invalid token") and the CLI says why and
 /// what to pass. An explicit token goes where the user says, with a warning over plain http
 /// off loopback.
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_token_found_on_disk_goes_only_to_the_coordinator_that_wrote_it() {
     let home = Cluster::start().await;
