@@ -4,9 +4,13 @@
 //!
 //! A hostile client costs little: the accept loop only accepts and admits (see
 //! [`super::connections`]: capped overall and per address, waiting connections closed
-//! first to make room), headers must arrive within `coordinator.header_read_timeout`,
-//! auth is decided from the headers alone, a route that takes no body never reads one, and
-//! a body must arrive within `coordinator.body_read_timeout` (408).
+//! first to make room, a share kept for node routes), headers must arrive within
+//! `coordinator.header_read_timeout`, auth is decided from the headers alone, a route that
+//! takes no body never reads one, a body must say `application/json` (415) and arrive
+//! within `coordinator.body_read_timeout` (408), and a stream needs a place in the streams'
+//! budget ([`super::stream_limits`]). With auth off, only requests from this machine are
+//! served ([`auth::local_only`]). Every answer carries `nosniff`, and `no-store` unless it
+//! sets its own `Cache-Control`.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
