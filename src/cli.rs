@@ -201,7 +201,8 @@ pub struct ClientArgs {
     #[arg(long, env = "OPENCLAW_URL", hide_env_values = true, value_name = "URL")]
     pub url: Option<String>,
     /// Admin token (else OPENCLAW_TOKEN, auth.admin_token, or the admin.token file beside
-    /// --db-path, beside storage.path, or in /var/lib/openclaw-cluster).
+    /// --db-path, beside storage.path, or in /var/lib/openclaw-cluster; a token from a file
+    /// goes only to the coordinator that wrote it, named in coordinator.address beside it).
     #[arg(long, env = "OPENCLAW_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
     /// The coordinator's database, to find admin.token beside it (when the CLI runs on the

@@ -103,6 +103,24 @@ pub struct CoordinatorConfig {
     /// believed.
     #[schema(value_type = Vec<String>)]
     pub trusted_proxies: Vec<IpAddr>,
+    /// The share (percent, 0 to 90) of `max_connections` and of `max_connections_per_ip`
+    /// that only the node endpoints (register, heartbeat, poll, start, output, result) may
+    /// use: a stream, wait or API call that would take it gets 503 (see operations.md,
+    /// Connection limits).
+    pub node_reserve_percent: u32,
+    /// Event and output streams open at once, at most (and at most half of
+    /// `max_connections`); one past a stream cap gets 429 `too_many_streams` naming it.
+    pub max_streams: u32,
+    /// Streams open at once from one client address, at most (and at most half of
+    /// `max_connections_per_ip`).
+    pub max_streams_per_ip: u32,
+    /// Streams open at once with one token (the admin token, the tasks token; with auth off,
+    /// everyone counts as one), at most.
+    pub max_streams_per_token: u32,
+    /// A stream is ended after this long (1 s to 24 h; less up to a tenth at random) with
+    /// `event: error`, code `stream_lifetime`; clients reconnect with `Last-Event-ID` and
+    /// miss nothing.
+    pub max_stream_lifetime: Secs,
     /// How a node is chosen among the eligible ones: `least_loaded` (fewest running tasks
     /// relative to capacity; the original's `least_tasks` too), `round_robin` (each in
     /// turn), `random`, `best_fit` (most free CPU, memory and slots), `affinity` (most tags
@@ -152,6 +170,11 @@ impl Default for CoordinatorConfig {
             max_connections: 4096,
             max_connections_per_ip: 256,
             trusted_proxies: Vec::new(),
+            node_reserve_percent: 25,
+            max_streams: 512,
+            max_streams_per_ip: 32,
+            max_streams_per_token: 256,
+            max_stream_lifetime: Secs::from_secs(1800),
             scheduling_strategy: Strategy::LeastLoaded,
             default_task_timeout: Secs::from_secs(3600),
             default_max_retries: 3,
@@ -459,9 +482,15 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// `false` turns authentication off: for experiments only (a WARN when the coordinator
-    /// listens beyond loopback).
+    /// `false` turns authentication off, for a trial on one machine: the coordinator then
+    /// answers only requests to a loopback `Host` (and a browser page of its own origin), and
+    /// refuses to listen on a non-loopback address unless `insecure_listen_without_auth`
+    /// (see security.md, Without authentication).
     pub enabled: bool,
+    /// With auth off, listen on a non-loopback `coordinator.host` anyway (e.g. inside a
+    /// container whose port is published on the host's loopback only). Requests must still
+    /// name a loopback `Host`. Logged at WARN (`INSECURE`) on every start.
+    pub insecure_listen_without_auth: bool,
     /// The admin token: everything. Unset: the `admin.token` file beside `storage.path`
     /// (created on first start).
     #[serde(deserialize_with = "lenient_opt")]
@@ -478,7 +507,13 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { enabled: true, admin_token: None, worker_token: None, tasks_token: None }
+        Self {
+            enabled: true,
+            insecure_listen_without_auth: false,
+            admin_token: None,
+            worker_token: None,
+            tasks_token: None,
+        }
     }
 }
 
@@ -1082,6 +1117,29 @@ fn check_coordinator(l: &Loaded) -> Result<(), UsageError> {
             ),
         ));
     }
+    if c.node_reserve_percent > 90 {
+        return Err(l.invalid(
+            "coordinator.node_reserve_percent",
+            format!("must be between 0 and 90, not {}", c.node_reserve_percent),
+        ));
+    }
+    for (key, value) in [
+        ("coordinator.max_streams", c.max_streams),
+        ("coordinator.max_streams_per_ip", c.max_streams_per_ip),
+        ("coordinator.max_streams_per_token", c.max_streams_per_token),
+    ] {
+        if value == 0 {
+            return Err(l.invalid(key, "must be at least 1"));
+        }
+    }
+    check_between(
+        l,
+        "coordinator.max_stream_lifetime",
+        c.max_stream_lifetime,
+        Duration::from_secs(1),
+        Duration::from_secs(24 * 3600),
+        "1s and 24h",
+    )?;
     let task_timeout = (Duration::from_secs(1), crate::model::MAX_TASK_TIMEOUT);
     check_between(
         l,

@@ -96,16 +96,25 @@ pub fn json_rpc_schema(_: &mut Components) -> RefOr<Schema> {
 }
 
 /// Every error code an endpoint can answer: those of every endpoint (a bad query; too
-/// many open connections), of every endpoint that takes a token (a missing or wrong token,
-/// a token of another kind), of every endpoint that reads a body (a bad, oversized or slow
-/// body), and its row's own codes.
+/// many open connections; with auth off, a request not from this machine), of every
+/// endpoint that takes a token (a missing or wrong token, a token of another kind), of
+/// every endpoint that reads a body (a bad, oversized, slow or non-JSON body), of every
+/// stream (past a stream cap), and its row's own codes.
 pub fn error_codes(e: &Endpoint) -> Vec<ErrorCode> {
-    let mut codes = vec![ErrorCode::InvalidQuery, ErrorCode::Unavailable];
+    let mut codes = vec![ErrorCode::InvalidQuery, ErrorCode::Unavailable, ErrorCode::Forbidden];
     if e.access != Access::Open {
-        codes.extend([ErrorCode::Unauthorized, ErrorCode::Forbidden]);
+        codes.push(ErrorCode::Unauthorized);
     }
     if !matches!(e.body, Body::None) {
-        codes.extend([ErrorCode::BadRequest, ErrorCode::PayloadTooLarge, ErrorCode::RequestTimeout]);
+        codes.extend([
+            ErrorCode::BadRequest,
+            ErrorCode::PayloadTooLarge,
+            ErrorCode::RequestTimeout,
+            ErrorCode::UnsupportedMediaType,
+        ]);
+    }
+    if e.ok.iter().any(|(_, answer)| matches!(answer, Answer::Stream(_))) {
+        codes.push(ErrorCode::TooManyStreams);
     }
     for code in e.errors {
         if !codes.contains(code) {

@@ -199,7 +199,11 @@ fn note_connection(status: Status, reconnecting: &mut bool, last_id: Option<&str
 /// An `error` event ends the stream; the source reconnects after it.
 fn note_error(m: &Message) {
     match serde_json::from_str::<StreamError>(&m.data) {
-        Ok(e) if e.code == "lagged" => eprintln!("note: this client fell behind; resuming from the last id it got"),
+        Ok(e) if e.code == StreamError::LAGGED => {
+            eprintln!("note: this client fell behind; resuming from the last id it got")
+        }
+        // A planned end: the source resumes at once, nothing is missed.
+        Ok(e) if e.code == StreamError::LIFETIME => {}
         Ok(e) => eprintln!("note: the stream ended with {}: {}", e.code, e.message),
         Err(_) => eprintln!("note: the stream ended with an error: {}", m.data),
     }

@@ -39,6 +39,8 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::IdempotencyConflict
         | ErrorCode::Unplaceable => StatusCode::CONFLICT,
         ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::Overloaded | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -89,6 +91,9 @@ impl ApiError {
             }
             ErrorCode::Overloaded | ErrorCode::Unavailable => {
                 headers.insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+            }
+            ErrorCode::TooManyStreams => {
+                headers.insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("10"));
             }
             _ => {}
         }

@@ -108,14 +108,17 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         Route::Backup => backup(cluster).await,
         Route::TaskOutput { task, query } if query.follow == Some(true) => {
             let after = last_event_id(&req)?.or(query.after).unwrap_or(0);
+            let permit = req.stream_permit()?;
             let feed = cluster.follow_output(task, after).await?;
-            Ok(super::sse::respond(feed, &req.connection, cluster.shared_metrics()))
+            Ok(super::sse::respond(feed, permit, &req.connection, cluster.shared_metrics()))
         }
         Route::TaskOutput { task, query } => ok(&cluster.output(task, query.after.unwrap_or(0)).await?),
         Route::Events(q) => {
             let filter = Filter { task: q.task.clone(), node: q.node.clone(), skill: q.skill.clone(), kind: q.kind };
-            let feed = cluster.events(filter, last_event_id(&req)?.or(q.after)).await?;
-            Ok(super::sse::respond(feed, &req.connection, cluster.shared_metrics()))
+            let after = last_event_id(&req)?.or(q.after);
+            let permit = req.stream_permit()?;
+            let feed = cluster.events(filter, after).await?;
+            Ok(super::sse::respond(feed, permit, &req.connection, cluster.shared_metrics()))
         }
         Route::Mcp => Ok(mcp.handle(req).await),
     }

@@ -54,8 +54,12 @@ string_enum! {
         /// then (`reject_unplaceable`); the message says why.
         Unplaceable = "unplaceable",
         PayloadTooLarge = "payload_too_large",
+        /// A body that is not `Content-Type: application/json` on a route that takes JSON.
+        UnsupportedMediaType = "unsupported_media_type",
         /// The client did not send its request in time.
         RequestTimeout = "request_timeout",
+        /// A stream limit is reached (the message names it and its config key).
+        TooManyStreams = "too_many_streams",
         /// Too much work queued for the store: retry after the `Retry-After` seconds.
         Overloaded = "overloaded",
         /// Shutting down, or the store failed: try again shortly.
@@ -75,7 +79,9 @@ impl ErrorCode {
             ErrorCode::Unauthorized => {
                 "no token, a malformed `Authorization` header, or a token nobody has; the answer carries `WWW-Authenticate: Bearer`"
             }
-            ErrorCode::Forbidden => "a valid token that may not use this endpoint (or act for this node)",
+            ErrorCode::Forbidden => {
+                "a valid token that may not use this endpoint (or act for this node); with `auth.enabled: false`, a request whose `Host` is not a loopback name or whose `Origin` is another site"
+            }
             ErrorCode::NotFound => "no endpoint at this path",
             ErrorCode::MethodNotAllowed => "a known path with another method; the answer carries `Allow`",
             ErrorCode::UnknownNode => "no node with this id is registered (for a node's own endpoints: register again)",
@@ -99,6 +105,12 @@ impl ErrorCode {
                 "`reject_unplaceable` was set and no online, undrained node has the skills and matches the target (the message says why, as a pending reason would); nothing was stored"
             }
             ErrorCode::PayloadTooLarge => "the body is over `coordinator.max_body_bytes`",
+            ErrorCode::UnsupportedMediaType => {
+                "a body whose `Content-Type` is not `application/json` on an endpoint that takes JSON"
+            }
+            ErrorCode::TooManyStreams => {
+                "an event or output stream past `coordinator.max_streams`, `max_streams_per_ip` or `max_streams_per_token` (the message names which); close one, or retry after `Retry-After` seconds"
+            }
             ErrorCode::RequestTimeout => {
                 "the body did not arrive within `coordinator.body_read_timeout`; the connection is closed"
             }
@@ -106,7 +118,7 @@ impl ErrorCode {
                 "more than `coordinator.max_write_backlog` changes wait for the disk; retry after `Retry-After` seconds"
             }
             ErrorCode::Unavailable => {
-                "the coordinator is shutting down, stopping after a failed write, or has `coordinator.max_connections` connections all busy; retry after `Retry-After` seconds"
+                "the coordinator is shutting down, stopping after a failed write, or has `coordinator.max_connections` connections all busy, or client requests hold all but the share kept for workers (`coordinator.node_reserve_percent`); retry after `Retry-After` seconds"
             }
             ErrorCode::Internal => {
                 "the store failed a read (the message says so; details are in the coordinator's log)"

@@ -38,12 +38,25 @@ pub struct OutputEnd {
     pub status: TaskStatus,
 }
 
-/// The data of an `error` event that ends a stream (`lagged`: the client fell behind and is
-/// cut off; reconnect with `Last-Event-ID`).
+/// The data of an `error` event that ends a stream: `lagged` (the client fell behind and is
+/// cut off) or `stream_lifetime` (the stream reached `coordinator.max_stream_lifetime`);
+/// after either, reconnect with `Last-Event-ID` and nothing is missed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StreamError {
     pub code: String,
     pub message: String,
+}
+
+impl StreamError {
+    /// The client fell behind the live feed and was cut off.
+    pub const LAGGED: &str = "lagged";
+    /// The stream reached its lifetime (a planned end).
+    pub const LIFETIME: &str = "stream_lifetime";
+
+    /// Whether the stream ended so that the client resumes at once from its last id.
+    pub fn resume_at_once(&self) -> bool {
+        self.code == Self::LAGGED || self.code == Self::LIFETIME
+    }
 }
 
 /// The data of the `gap` event: events before `oldest` were purged, so some after the

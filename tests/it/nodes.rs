@@ -528,7 +528,7 @@ async fn bad_input_gets_4xx_and_changes_nothing() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", cluster.port)).await.unwrap();
         let mut req = format!(
-            "POST /api/v1/nodes/register HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {join}\r\ntransfer-encoding: chunked\r\n\r\n"
+            "POST /api/v1/nodes/register HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {join}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
         );
         for _ in 0..5 {
             req.push_str(&format!("3e8\r\n{}\r\n", " ".repeat(1000)));
@@ -563,6 +563,7 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
             .post(format!("{}/api/v1/nodes/register", cluster.url()))
             .bearer_auth(cluster.worker_token())
             .header("x-forwarded-for", "10.9.8.7, 127.0.0.1")
+            .header("content-type", "application/json")
             .body(r#"{"node_id":"n","hostname":"h","platform":"linux","arch":"x64"}"#)
             .send()
             .await

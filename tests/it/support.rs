@@ -435,6 +435,15 @@ impl Cluster {
         cli(&all, &[], self.dir.path())
     }
 
+    /// Starts the CLI against this cluster's config as a process that keeps running (a
+    /// watcher, a follower), its output in the cluster's logs folder.
+    pub fn cli_process(&self, name: &str, args: &[&str]) -> Proc {
+        let config = self.config.display().to_string();
+        let mut all = vec!["-c", config.as_str()];
+        all.extend_from_slice(args);
+        Proc::spawn(name, &all, &[], self.dir.path(), &self.logs())
+    }
+
     /// A request with an explicit token (None: no Authorization header) and a raw body.
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -447,6 +456,7 @@ impl Cluster {
         }
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
+        assert_private(r.headers(), &format!("{path} ({status})"));
         let text = r.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
@@ -657,6 +667,17 @@ where
             panic!("timed out after {limit:?} waiting for: {what}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every JSON answer of the coordinator is kept by no cache and sniffed by no browser (it
+/// may carry tokens, node secrets and task data). Checked on every answer the tests get
+/// through [`Cluster::call`].
+pub fn assert_private(headers: &reqwest::header::HeaderMap, what: &str) {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if get("content-type").starts_with("application/json") {
+        assert_eq!(get("cache-control"), "no-store", "{what}: a JSON answer without Cache-Control: no-store");
+        assert_eq!(get("x-content-type-options"), "nosniff", "{what}: a JSON answer without nosniff");
     }
 }
 

@@ -612,6 +612,7 @@ async fn a_long_poll_hands_over_a_placed_task_at_once() {
             let r = http
                 .post(format!("{url}/api/v1/nodes/a/tasks/poll"))
                 .bearer_auth(a)
+                .header("content-type", "application/json")
                 .body(r#"{"wait_secs": 20}"#)
                 .send()
                 .await
