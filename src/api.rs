@@ -51,11 +51,12 @@ use std::fmt;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr, Schema};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::model::{self as m, ErrorCode as E, EventKind, NodeStatus, TaskStatus};
-use crate::openapi::{Answer, Body, json, list};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +166,73 @@ pub struct OutputQuery {
     pub after: Option<u64>,
 }
 
+/// The component schemas an operation refers to, collected while the document is built.
+pub type Components = Vec<(String, RefOr<Schema>)>;
+
+/// Registers a schema (and those it refers to) and returns what an operation puts in place
+/// of it: a `$ref`, an array of one, or an inline schema.
+pub type SchemaFn = fn(&mut Components) -> RefOr<Schema>;
+
+/// What a request body holds.
+#[derive(Clone, Copy)]
+pub enum Body {
+    /// Nothing is read.
+    None,
+    /// JSON of this schema, required.
+    Json(SchemaFn),
+    /// JSON of this schema, or an empty body (every field is optional).
+    Optional(SchemaFn),
+}
+
+/// What a success answer holds.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// JSON of this schema.
+    Json(SchemaFn),
+    /// A body of one of these media types.
+    Media(&'static [&'static str]),
+    /// A redirect to this location, no body.
+    Redirect(&'static str),
+    /// Server-Sent Events: each event's name and the schema of its `data` (JSON, one line),
+    /// listed in the content's `x-events`.
+    Stream(&'static [(&'static str, SchemaFn)]),
+}
+
+/// A model type, by reference.
+pub fn json<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
+    T::schemas(c);
+    c.push((T::name().into_owned(), T::schema()));
+    Ref::from_schema_name(T::name()).into()
+}
+
+/// An array of a model type.
+pub fn list<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
+    ArrayBuilder::new().items(json::<T>(c)).into()
+}
+
+/// The answer of `GET /openapi.json` (the document; its shape is OpenAPI's own).
+pub fn document_schema(_: &mut Components) -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::Object).description(Some("An OpenAPI 3.1 document (this one)")).into()
+}
+
+/// A JSON-RPC 2.0 message of MCP (`/mcp`): a request, a notification or an answer. Its
+/// `params` and `result` are MCP's own (modelcontextprotocol.io, the version the
+/// `initialize` answer names).
+pub fn json_rpc_schema(_: &mut Components) -> RefOr<Schema> {
+    let any = || ObjectBuilder::new().schema_type(Type::Object);
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some("A JSON-RPC 2.0 message of the Model Context Protocol"))
+        .property("jsonrpc", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["2.0"])))
+        .required("jsonrpc")
+        .property("id", ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Integer])))
+        .property("method", ObjectBuilder::new().schema_type(Type::String))
+        .property("params", any())
+        .property("result", any())
+        .property("error", any())
+        .into()
+}
+
 /// Every endpoint, with its path parameters and its typed query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -221,10 +289,32 @@ pub struct Endpoint {
     /// Its success answers: status and what the body holds.
     pub ok: &'static [(u16, Answer)],
     /// The error codes it may answer besides those every endpoint of its access and body
-    /// answers (see [`crate::openapi`]).
+    /// answers (see [`Endpoint::error_codes`]).
     pub errors: &'static [E],
     /// Builds the route from the path parameters (in path order) and the raw query.
     build: fn(Vec<String>, &str) -> Result<Route, RouteError>,
+}
+
+impl Endpoint {
+    /// Every error code the endpoint can answer: those of every endpoint (a bad query; too
+    /// many open connections), of every endpoint that takes a token (a missing or wrong
+    /// token, a token of another kind), of every endpoint that reads a body (a bad,
+    /// oversized or slow body), and its row's own codes.
+    pub fn error_codes(&self) -> Vec<E> {
+        let mut codes = vec![E::InvalidQuery, E::Unavailable];
+        if self.access != Access::Open {
+            codes.extend([E::Unauthorized, E::Forbidden]);
+        }
+        if !matches!(self.body, Body::None) {
+            codes.extend([E::BadRequest, E::PayloadTooLarge, E::RequestTimeout]);
+        }
+        for code in self.errors {
+            if !codes.contains(code) {
+                codes.push(*code);
+            }
+        }
+        codes
+    }
 }
 
 fn none(params: Vec<String>, query: &str, route: Route) -> Result<Route, RouteError> {
@@ -280,7 +370,7 @@ pub static TABLE: &[Endpoint] = &[
         name: "openapi",
         query: None,
         body: Body::None,
-        ok: &[(200, Answer::Json(crate::openapi::document_schema))],
+        ok: &[(200, Answer::Json(document_schema))],
         errors: &[],
         access: Access::Open,
         summary: "This API as an OpenAPI 3.1 document",
@@ -705,9 +795,9 @@ pub static TABLE: &[Endpoint] = &[
         path: "/mcp",
         name: "mcp",
         query: None,
-        body: Body::Json(crate::openapi::json_rpc_schema),
+        body: Body::Json(json_rpc_schema),
         ok: &[
-            (200, Answer::Json(crate::openapi::json_rpc_schema)),
+            (200, Answer::Json(json_rpc_schema)),
             (200, Answer::Media(&["text/event-stream"])),
             (202, Answer::Media(&[])),
         ],

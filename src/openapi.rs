@@ -1,23 +1,25 @@
 //! The OpenAPI 3.1 document of the HTTP API, built from the route table
-//! ([`crate::api::TABLE`]) and the wire types: component schemas are derived by utoipa from
-//! the serde types of `model.rs` (hand-written beside a hand-written serde impl), and each
-//! row of the table says what its endpoint takes and answers. Served at `GET /openapi.json`,
-//! kept in `docs/openapi.json`, and the endpoint table of `docs/api.md` is rendered from it
-//! (tests keep both files current and check real answers against the document).
+//! ([`crate::api::TABLE`]) and the wire types ([`crate::model`]) and from nothing else:
+//! component schemas are derived by utoipa from the serde types (hand-written beside a
+//! hand-written serde impl), each row of the table says what its endpoint takes and
+//! answers, and each error code says its status ([`ErrorCode::status`]). Served at
+//! `GET /openapi.json`, kept in `docs/openapi.json`, and the endpoint table of `docs/api.md`
+//! is rendered from it (tests keep both files current and check real answers against the
+//! document).
 //!
 //! Invariants: one operation per row of the table, none elsewhere; each operation lists
 //! every status it answers — its success answers, then the error statuses of the codes
-//! that every endpoint of its access and body can answer ([`error_codes`]) plus its row's
-//! own — and each error answer's schema narrows `code` to the codes of that status.
+//! that every endpoint of its access and body can answer ([`Endpoint::error_codes`]) plus
+//! its row's own — and each error answer's schema narrows `code` to the codes of that
+//! status. This module imports no server code: the server serves what it builds.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use utoipa::ToSchema;
 use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ComponentsBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{AllOfBuilder, ComponentsBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
@@ -25,95 +27,8 @@ use utoipa::openapi::{
     Required, ResponseBuilder, Schema,
 };
 
-use crate::api::{Access, Endpoint, TABLE};
+use crate::api::{Access, Answer, Body, Components, Endpoint, TABLE, json};
 use crate::model::{ErrorBody, ErrorCode};
-
-/// The component schemas an operation refers to, collected while the document is built.
-pub type Components = Vec<(String, RefOr<Schema>)>;
-
-/// Registers a schema (and those it refers to) and returns what an operation puts in place
-/// of it: a `$ref`, an array of one, or an inline schema.
-pub type SchemaFn = fn(&mut Components) -> RefOr<Schema>;
-
-/// What a request body holds.
-#[derive(Clone, Copy)]
-pub enum Body {
-    /// Nothing is read.
-    None,
-    /// JSON of this schema, required.
-    Json(SchemaFn),
-    /// JSON of this schema, or an empty body (every field is optional).
-    Optional(SchemaFn),
-}
-
-/// What a success answer holds.
-#[derive(Clone, Copy)]
-pub enum Answer {
-    /// JSON of this schema.
-    Json(SchemaFn),
-    /// A body of one of these media types.
-    Media(&'static [&'static str]),
-    /// A redirect to this location, no body.
-    Redirect(&'static str),
-    /// Server-Sent Events: each event's name and the schema of its `data` (JSON, one line),
-    /// listed in the content's `x-events`.
-    Stream(&'static [(&'static str, SchemaFn)]),
-}
-
-/// A model type, by reference.
-pub fn json<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
-    T::schemas(c);
-    c.push((T::name().into_owned(), T::schema()));
-    Ref::from_schema_name(T::name()).into()
-}
-
-/// An array of a model type.
-pub fn list<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
-    ArrayBuilder::new().items(json::<T>(c)).into()
-}
-
-/// The answer of `GET /openapi.json` (this document; its shape is OpenAPI's own).
-pub fn document_schema(_: &mut Components) -> RefOr<Schema> {
-    ObjectBuilder::new().schema_type(Type::Object).description(Some("An OpenAPI 3.1 document (this one)")).into()
-}
-
-/// A JSON-RPC 2.0 message of MCP (`/mcp`): a request, a notification or an answer. Its
-/// `params` and `result` are MCP's own (modelcontextprotocol.io, the version the
-/// `initialize` answer names).
-pub fn json_rpc_schema(_: &mut Components) -> RefOr<Schema> {
-    let any = || ObjectBuilder::new().schema_type(Type::Object);
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .description(Some("A JSON-RPC 2.0 message of the Model Context Protocol"))
-        .property("jsonrpc", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["2.0"])))
-        .required("jsonrpc")
-        .property("id", ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Integer])))
-        .property("method", ObjectBuilder::new().schema_type(Type::String))
-        .property("params", any())
-        .property("result", any())
-        .property("error", any())
-        .into()
-}
-
-/// Every error code an endpoint can answer: those of every endpoint (a bad query; too
-/// many open connections), of every endpoint that takes a token (a missing or wrong token,
-/// a token of another kind), of every endpoint that reads a body (a bad, oversized or slow
-/// body), and its row's own codes.
-pub fn error_codes(e: &Endpoint) -> Vec<ErrorCode> {
-    let mut codes = vec![ErrorCode::InvalidQuery, ErrorCode::Unavailable];
-    if e.access != Access::Open {
-        codes.extend([ErrorCode::Unauthorized, ErrorCode::Forbidden]);
-    }
-    if !matches!(e.body, Body::None) {
-        codes.extend([ErrorCode::BadRequest, ErrorCode::PayloadTooLarge, ErrorCode::RequestTimeout]);
-    }
-    for code in e.errors {
-        if !codes.contains(code) {
-            codes.push(*code);
-        }
-    }
-    codes
-}
 
 /// The short name of an access level, as the `x-access` extension of each operation says it.
 fn access_name(a: Access) -> &'static str {
@@ -261,8 +176,8 @@ fn operation(e: &Endpoint, c: &mut Components) -> utoipa::openapi::path::Operati
         op = op.response(status.to_string(), response.build());
     }
     let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
-    for code in error_codes(e) {
-        let codes = by_status.entry(crate::coordinator::error::status(code).as_u16()).or_default();
+    for code in e.error_codes() {
+        let codes = by_status.entry(code.status()).or_default();
         if !codes.contains(&code) {
             codes.push(code);
         }
@@ -411,8 +326,8 @@ mod tests {
                         .any(|p| p["name"] == name && p["in"] == "path");
                     assert!(declared, "{m} {path}: path parameter {name} is not declared");
                 }
-                for code in error_codes(row) {
-                    let status = crate::coordinator::error::status(code).as_u16().to_string();
+                for code in row.error_codes() {
+                    let status = code.status().to_string();
                     let listed = &op["responses"][&status]["content"]["application/json"]["schema"]["allOf"][1]["properties"]
                         ["error"]["properties"]["code"]["enum"];
                     assert!(
