@@ -95,6 +95,7 @@ impl fmt::Display for Access {
 pub struct NodeQuery {
     /// Only nodes of this status (alias: `status_filter`).
     #[serde(default, alias = "status_filter", skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::NodeStatusInput>, inline)]
     pub status: Option<NodeStatus>,
 }
 
@@ -105,6 +106,7 @@ pub struct NodeQuery {
 pub struct TaskQuery {
     /// Only tasks of this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::TaskStatusInput>, inline)]
     pub status: Option<TaskStatus>,
     /// Only tasks assigned to this node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,11 +116,30 @@ pub struct TaskQuery {
     pub skill: Option<String>,
     /// 1 to 1000; 50 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(value_type = Option<m::PageLimit>, inline)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::TaskCursor>, inline)]
     pub after: Option<String>,
+}
+
+impl TaskQuery {
+    /// The page size (`limit`, [`m::DEFAULT_PAGE_LIMIT`] when absent), or why it is refused.
+    pub fn page_limit(&self) -> Result<u32, String> {
+        match self.limit {
+            None => Ok(m::DEFAULT_PAGE_LIMIT),
+            Some(l) if m::PAGE_LIMIT.contains(&l) => Ok(l),
+            Some(l) => {
+                Err(format!("limit: must be from {} to {}, got {l}", m::PAGE_LIMIT.start(), m::PAGE_LIMIT.end()))
+            }
+        }
+    }
+
+    /// The position the page continues after (`after`), or why it is refused.
+    pub fn position(&self) -> Result<Option<i64>, String> {
+        self.after.as_deref().map(|a| m::parse_cursor(a).map_err(|e| format!("after: {e}"))).transpose()
+    }
 }
 
 /// `?timeout=` of `GET /api/v1/tasks/{task}/wait`: seconds or `90s`, `10m` (at most 1 h).
@@ -126,9 +147,26 @@ pub struct TaskQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
-    /// How long to wait: seconds or `90s`, `10m`; 30 s when absent, at most 1 h.
+    /// How long to wait: seconds (`90`, `1.5`) or a number with `ms`, `s`, `m` or `h`
+    /// (`250ms`, `10m`); 30 s when absent, at most 1 h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::WaitTimeout>, inline)]
     pub timeout: Option<String>,
+}
+
+impl WaitQuery {
+    /// A wait of this long.
+    pub fn new(wait: std::time::Duration) -> WaitQuery {
+        WaitQuery { timeout: Some(m::wait_text(wait)) }
+    }
+
+    /// How long to wait (at most [`m::MAX_WAIT`]), or why the timeout is refused.
+    pub fn wait(&self) -> Result<std::time::Duration, String> {
+        match &self.timeout {
+            None => Ok(m::DEFAULT_WAIT),
+            Some(t) => m::parse_wait(t).map_err(|e| format!("query parameter `timeout`: {e}")),
+        }
+    }
 }
 
 /// The filters and the resume point of `GET /api/v1/events`.
@@ -147,6 +185,7 @@ pub struct EventQuery {
     pub skill: Option<String>,
     /// Only `task` or only `node` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::EventKindInput>, inline)]
     pub kind: Option<EventKind>,
     /// Resume after this event id (the `Last-Event-ID` header wins when both are sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -233,10 +233,37 @@ pub fn document() -> OpenApi {
 pub fn text() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| {
-        let mut text = document().to_pretty_json().expect("the document is plain data");
+        let mut doc = serde_json::to_value(document()).expect("the document is plain data");
+        bound_integers(&mut doc);
+        let mut text = serde_json::to_string_pretty(&doc).expect("the document is plain data");
         text.push('\n');
         text
     })
+}
+
+/// utoipa writes an unsigned field's Rust type as its `format` (`u-int32`); each becomes
+/// the registry's name (`uint32`) with the range that type holds, so that what the
+/// document allows is what serde takes.
+fn bound_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let bits = match map.get("format").and_then(|f| f.as_str()) {
+                Some("u-int8") => Some(8),
+                Some("u-int16") => Some(16),
+                Some("u-int32") => Some(32),
+                Some("u-int64") => Some(64),
+                _ => None,
+            };
+            if let Some(bits) = bits {
+                map.insert("format".into(), format!("uint{bits}").into());
+                map.insert("minimum".into(), 0.into());
+                map.insert("maximum".into(), (u64::MAX >> (64 - bits)).into());
+            }
+            map.values_mut().for_each(bound_integers);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
 }
 
 /// The endpoint table of docs/api.md, rendered from the document (in table order).

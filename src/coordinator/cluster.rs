@@ -350,25 +350,13 @@ impl Cluster {
 
     /// A page of tasks, newest first.
     pub async fn list_tasks(&self, q: TaskQuery) -> Result<TaskList, Error> {
-        let limit = match q.limit {
-            Some(l) if (1..=1000).contains(&l) => l,
-            Some(l) => {
-                return Err(Error::new(ErrorCode::InvalidQuery, format!("limit: must be from 1 to 1000, got {l}")));
-            }
-            None => 50,
-        };
-        let before_seq = match &q.after {
-            Some(a) => Some(a.parse::<i64>().map_err(|_| {
-                Error::new(
-                    ErrorCode::InvalidQuery,
-                    format!("after: `{a}` is not a cursor from a previous page's `next`"),
-                )
-            })?),
-            None => None,
-        };
+        let invalid = |e: String| Error::new(ErrorCode::InvalidQuery, e);
+        let limit = q.page_limit().map_err(invalid)?;
+        let before_seq = q.position().map_err(invalid)?;
         let filter = ListFilter { status: q.status, node: q.node, skill: q.skill, before_seq, limit };
         let rows = self.read(move |c| crate::store::tasks::list(c, &filter)).await?;
-        let next = (rows.len() == limit as usize).then(|| rows.last().map(|(seq, _)| seq.to_string())).flatten();
+        let next =
+            (rows.len() == limit as usize).then(|| rows.last().map(|(seq, _)| crate::model::cursor(*seq))).flatten();
         let now = crate::util::now_ms();
         let tasks = self.view(|core| {
             rows.into_iter()

@@ -4,7 +4,6 @@
 //! state change is answered after its commit, by `Cluster::mutate`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::StatusCode;
 
@@ -95,12 +94,7 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         Route::ListTasks(q) => ok(&cluster.list_tasks(q.clone()).await?),
         Route::GetTask { task } => ok(&cluster.task(task, true).await?),
         Route::WaitTask { task, query } => {
-            let timeout = match &query.timeout {
-                Some(t) => crate::util::parse_duration(t)
-                    .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("query parameter `timeout`: {e}")))?,
-                None => Duration::from_secs(30),
-            }
-            .min(Duration::from_secs(3600));
+            let timeout = query.wait().map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e))?;
             ok(&cluster.wait_task(task, timeout).await?)
         }
         Route::CancelTask { task } => ok(&cluster.cancel(task).await?),

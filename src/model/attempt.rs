@@ -5,7 +5,18 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::limits::{Text, lenient, schema_type};
 use super::{Priority, TaskRef, TaskStatus, Timestamp};
+
+/// A line of output, as a worker sends it: workers split longer lines.
+pub const OUTPUT_LINE: Text = Text::any(16 * 1024);
+
+schema_type! {
+    /// The text of a line of output.
+    OutputText => OUTPUT_LINE.schema();
+    /// An output stream's name in a request.
+    OutputStreamInput => lenient::<OutputStream>();
+}
 
 /// `POST /api/v1/nodes/{id}/tasks/poll`: a worker asks for work.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
@@ -121,7 +132,9 @@ impl<'de> Deserialize<'de> for OutputStream {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOutputLine {
+    #[schema(value_type = OutputStreamInput, inline)]
     pub stream: OutputStream,
+    #[schema(value_type = OutputText)]
     pub text: String,
     /// When the worker read it.
     pub at: Timestamp,

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+use super::limits::{lenient, schema_type};
 use super::{OutputStream, TaskStatus, Timestamp};
 
 /// A line of a task's output as it is kept and shown. `seq` numbers the lines of a task
@@ -59,6 +60,11 @@ string_enum! {
         Task = "task",
         Node = "node",
     }
+}
+
+schema_type! {
+    /// An event kind's name in a request.
+    EventKindInput => lenient::<EventKind>();
 }
 
 impl<'de> Deserialize<'de> for EventKind {
