@@ -232,8 +232,8 @@ pub enum Answer {
     Media(&'static [&'static str]),
     /// A redirect to this location, no body.
     Redirect(&'static str),
-    /// Server-Sent Events: each event's name and the schema of its `data` (JSON, one line),
-    /// listed in the content's `x-events`.
+    /// Server-Sent Events: each event's name and the schema of its `data` (JSON, one line);
+    /// the document describes each event (name, `id`, `data` with its `contentSchema`).
     Stream(&'static [(&'static str, SchemaFn)]),
 }
 
@@ -701,7 +701,7 @@ pub static TABLE: &[Endpoint] = &[
         query: None,
         body: Body::Json(json::<m::SubmitTask>),
         ok: &[(201, Answer::Json(json::<m::Task>)), (200, Answer::Json(json::<m::Task>))],
-        errors: &[E::IdempotencyConflict, E::Overloaded, E::Unavailable],
+        errors: &[E::IdempotencyConflict, E::Unplaceable, E::Overloaded, E::Unavailable],
         access: Access::Submit,
         summary: "Submit a task (201)",
         build: |p, q| none(p, q, Route::SubmitTask),
@@ -844,6 +844,158 @@ pub static TABLE: &[Endpoint] = &[
         access: Access::Submit,
         summary: "MCP (Model Context Protocol) over Streamable HTTP: the tools of `openclaw mcp` (stateless)",
         build: |p, q| none(p, q, Route::Mcp),
+    },
+];
+
+/// A link of the document: from a success answer of one route to another route, saying
+/// where each of the target's parameters comes from (OpenAPI runtime expressions), so that
+/// a stateful API tester follows a registered node and a submitted task through every
+/// operation that reads or changes them.
+pub struct Link {
+    /// The route whose answer the values come from.
+    pub from: &'static str,
+    /// The success status of that answer.
+    pub status: u16,
+    /// The route the link leads to (the link is named after it).
+    pub to: &'static str,
+    /// `path.node`, `query.after`, `header.Authorization`: where each value comes from.
+    pub parameters: &'static [(&'static str, &'static str)],
+    /// A request body for the target, merged into the one the tester makes, with
+    /// expressions for the values that come from the answer or the request.
+    pub body: Option<fn() -> serde_json::Value>,
+}
+
+/// The node a registration answered, and its secret.
+const REGISTERED: &[(&str, &str)] = &[("path.node", "$response.body#/node_id")];
+const REGISTERED_AS_IT: &[(&str, &str)] =
+    &[("path.node", "$response.body#/node_id"), ("header.Authorization", "Bearer {$response.body#/node_secret}")];
+/// The same node, with the same secret.
+const SAME_NODE: &[(&str, &str)] =
+    &[("path.node", "$request.path.node"), ("header.Authorization", "$request.header.Authorization")];
+/// The task an answer shows.
+const THE_TASK: &[(&str, &str)] = &[("path.task", "$response.body#/task_id")];
+/// The task a poll handed out, reported on by the node that polled.
+const ASSIGNED: &[(&str, &str)] = &[
+    ("path.node", "$request.path.node"),
+    ("path.task", "$response.body#/assignments/0/task_id"),
+    ("header.Authorization", "$request.header.Authorization"),
+];
+fn assigned_attempt() -> serde_json::Value {
+    serde_json::json!({ "attempt": "$response.body#/assignments/0/attempt" })
+}
+/// The attempt a start report named, reported on again.
+const STARTED: &[(&str, &str)] = &[
+    ("path.node", "$request.path.node"),
+    ("path.task", "$request.path.task"),
+    ("header.Authorization", "$request.header.Authorization"),
+];
+fn started_attempt() -> serde_json::Value {
+    serde_json::json!({ "attempt": "$request.body#/attempt" })
+}
+
+/// A node that has the skills a submitted task needs: the task is placed on it, and its
+/// poll hands it out.
+fn node_for_task() -> serde_json::Value {
+    serde_json::json!({ "available_skills": "$response.body#/required_skills" })
+}
+
+/// Every link, by source: what a created node or task leads to (the document's `links`).
+pub static LINKS: &[Link] = &[
+    // A registered node: read it, drain it, forget it; and, with its secret, act as it.
+    Link { from: "nodes_register", status: 200, to: "node_get", parameters: REGISTERED, body: None },
+    Link { from: "nodes_register", status: 200, to: "node_health", parameters: REGISTERED, body: None },
+    Link { from: "nodes_register", status: 200, to: "node_drain", parameters: REGISTERED, body: None },
+    Link { from: "nodes_register", status: 200, to: "node_undrain", parameters: REGISTERED, body: None },
+    Link { from: "nodes_register", status: 200, to: "node_forget", parameters: REGISTERED, body: None },
+    Link { from: "nodes_register", status: 200, to: "node_heartbeat", parameters: REGISTERED_AS_IT, body: None },
+    Link { from: "nodes_register", status: 200, to: "node_poll", parameters: REGISTERED_AS_IT, body: None },
+    Link { from: "nodes_register", status: 200, to: "node_shutdown", parameters: REGISTERED_AS_IT, body: None },
+    Link {
+        from: "nodes_register",
+        status: 200,
+        to: "nodes_by_skill",
+        parameters: &[("path.skill", "$response.body#/node_info/available_skills/0")],
+        body: None,
+    },
+    Link {
+        from: "nodes_register",
+        status: 200,
+        to: "tasks_list",
+        parameters: &[("query.node", "$response.body#/node_id")],
+        body: None,
+    },
+    Link {
+        from: "nodes_list",
+        status: 200,
+        to: "node_get",
+        parameters: &[("path.node", "$response.body#/0/node_id")],
+        body: None,
+    },
+    Link {
+        from: "nodes_online",
+        status: 200,
+        to: "node_get",
+        parameters: &[("path.node", "$response.body#/0/node_id")],
+        body: None,
+    },
+    Link { from: "node_drain", status: 200, to: "node_undrain", parameters: REGISTERED, body: None },
+    Link { from: "node_shutdown", status: 200, to: "node_forget", parameters: REGISTERED, body: None },
+    // The worker protocol, as the node that registered.
+    Link { from: "node_heartbeat", status: 200, to: "node_poll", parameters: SAME_NODE, body: None },
+    Link { from: "node_poll", status: 200, to: "node_task_start", parameters: ASSIGNED, body: Some(assigned_attempt) },
+    Link { from: "node_poll", status: 200, to: "node_task_output", parameters: ASSIGNED, body: Some(assigned_attempt) },
+    Link { from: "node_poll", status: 200, to: "node_task_result", parameters: ASSIGNED, body: Some(assigned_attempt) },
+    Link {
+        from: "node_task_start",
+        status: 200,
+        to: "node_task_output",
+        parameters: STARTED,
+        body: Some(started_attempt),
+    },
+    Link {
+        from: "node_task_start",
+        status: 200,
+        to: "node_task_result",
+        parameters: STARTED,
+        body: Some(started_attempt),
+    },
+    Link {
+        from: "node_task_output",
+        status: 200,
+        to: "node_task_result",
+        parameters: STARTED,
+        body: Some(started_attempt),
+    },
+    // A submitted task (201, or 200 for an idempotent repeat), and a retry's new task: read
+    // it, wait for it, follow its output, cancel it; an ended one can be retried.
+    Link { from: "tasks_submit", status: 201, to: "task_get", parameters: THE_TASK, body: None },
+    Link { from: "tasks_submit", status: 201, to: "task_wait", parameters: THE_TASK, body: None },
+    Link { from: "tasks_submit", status: 201, to: "task_output", parameters: THE_TASK, body: None },
+    Link { from: "tasks_submit", status: 201, to: "task_cancel", parameters: THE_TASK, body: None },
+    Link { from: "tasks_submit", status: 201, to: "task_retry", parameters: THE_TASK, body: None },
+    Link { from: "tasks_submit", status: 201, to: "nodes_register", parameters: &[], body: Some(node_for_task) },
+    Link { from: "tasks_submit", status: 200, to: "task_get", parameters: THE_TASK, body: None },
+    Link { from: "tasks_submit", status: 200, to: "task_cancel", parameters: THE_TASK, body: None },
+    Link { from: "task_cancel", status: 200, to: "task_retry", parameters: THE_TASK, body: None },
+    Link { from: "task_cancel", status: 200, to: "task_get", parameters: THE_TASK, body: None },
+    Link { from: "task_retry", status: 201, to: "task_get", parameters: THE_TASK, body: None },
+    Link { from: "task_retry", status: 201, to: "task_cancel", parameters: THE_TASK, body: None },
+    Link { from: "task_retry", status: 201, to: "task_output", parameters: THE_TASK, body: None },
+    Link { from: "task_get", status: 200, to: "task_output", parameters: THE_TASK, body: None },
+    // Pages of tasks: the next page, and a task on this one.
+    Link {
+        from: "tasks_list",
+        status: 200,
+        to: "tasks_list",
+        parameters: &[("query.after", "$response.body#/next")],
+        body: None,
+    },
+    Link {
+        from: "tasks_list",
+        status: 200,
+        to: "task_get",
+        parameters: &[("path.task", "$response.body#/tasks/0/task_id")],
+        body: None,
     },
 ];
 
@@ -1185,6 +1337,68 @@ mod tests {
         assert!(e.contains("follow"), "{e}");
         let e = parse(Method::GET, "/health?x=1").unwrap_err().to_string();
         assert!(e.contains("`x`") && e.contains("takes none"), "{e}");
+    }
+
+    fn row(name: &str) -> &'static Endpoint {
+        TABLE.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("no route {name}"))
+    }
+
+    /// Each link leaves from a success answer of a real route and fills only parameters
+    /// its target has.
+    #[test]
+    fn links_name_real_routes_and_parameters() {
+        for l in LINKS {
+            let (from, to) = (row(l.from), row(l.to));
+            assert!(from.ok.iter().any(|(s, _)| *s == l.status), "{} answers no {}", l.from, l.status);
+            for (name, expression) in l.parameters {
+                let (place, param) = name.split_once('.').unwrap();
+                let known = match place {
+                    "path" => to.path.contains(&format!("{{{param}}}")),
+                    "query" => to.query.is_some_and(|q| q().iter().any(|p| p.name == param)),
+                    "header" => param == "Authorization",
+                    _ => false,
+                };
+                assert!(known, "{} -> {}: {name} is not a parameter of {}", l.from, l.to, l.to);
+                if let Some(p) = expression.strip_prefix("$request.path.") {
+                    assert!(from.path.contains(&format!("{{{p}}}")), "{} has no path parameter {p}", l.from);
+                }
+            }
+            assert!(l.body.is_none() || !matches!(to.body, Body::None), "{} takes no body", l.to);
+        }
+    }
+
+    /// Following links from a registration and a submission reaches every route that acts on
+    /// one node or one task.
+    #[test]
+    fn links_reach_every_route_on_a_node_or_a_task() {
+        let mut reached = vec!["nodes_register", "tasks_submit"];
+        let mut i = 0;
+        while i < reached.len() {
+            let from = reached[i];
+            for l in LINKS.iter().filter(|l| l.from == from) {
+                if !reached.contains(&l.to) {
+                    reached.push(l.to);
+                }
+            }
+            i += 1;
+        }
+        for e in TABLE.iter().filter(|e| e.path.contains("{node}") || e.path.contains("{task}")) {
+            assert!(reached.contains(&e.name), "no link leads to {} {}", e.method, e.path);
+        }
+    }
+
+    /// The words of the API's paths under `/api/v1/nodes/` are the reserved node ids.
+    #[test]
+    fn reserved_node_ids_are_the_paths_words() {
+        let mut words: Vec<&str> = TABLE
+            .iter()
+            .filter_map(|e| e.path.strip_prefix("/api/v1/nodes/"))
+            .map(|rest| rest.split('/').next().unwrap_or(""))
+            .filter(|w| !w.starts_with('{'))
+            .collect();
+        words.sort();
+        words.dedup();
+        assert_eq!(words, m::RESERVED_NODE_IDS);
     }
 
     #[test]

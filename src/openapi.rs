@@ -27,7 +27,7 @@ use utoipa::openapi::{
     Required, ResponseBuilder, Schema,
 };
 
-use crate::api::{Access, Answer, Body, Components, Endpoint, TABLE, json};
+use crate::api::{Access, Answer, Body, Components, Endpoint, LINKS, Link, TABLE, json};
 use crate::model::{ErrorBody, ErrorCode};
 
 /// The short name of an access level, as the `x-access` extension of each operation says it.
@@ -79,6 +79,38 @@ fn text_schema() -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::String).into()
 }
 
+/// One event of a Server-Sent Events answer, as OpenAPI 3.1 describes a stream (the schema
+/// of each event): its name, its `id`, and its `data`, one line of JSON of the schema that
+/// event's name says.
+fn stream_event(events: &[(&str, crate::api::SchemaFn)], c: &mut Components) -> RefOr<Schema> {
+    let mut one_of = utoipa::openapi::schema::OneOfBuilder::new();
+    for (name, data) in events {
+        one_of = one_of.item(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("event", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([*name])))
+                .required("event")
+                .property("id", ObjectBuilder::new().schema_type(Type::String))
+                .property(
+                    "data",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .content_media_type("application/json")
+                        .content_schema(Some(data(c))),
+                )
+                .required("data"),
+        );
+    }
+    let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
+    let one_of = one_of
+        .description(Some(format!(
+            "Server-Sent Events `{}`; each event's `data:` is one line of JSON of the schema its name says",
+            names.join("`, `")
+        )))
+        .build();
+    RefOr::T(Schema::OneOf(one_of))
+}
+
 /// The error answer of one status: the `ErrorBody` with `code` narrowed to these codes.
 fn error_response(codes: &[ErrorCode], c: &mut Components) -> utoipa::openapi::Response {
     let body = json::<ErrorBody>(c);
@@ -114,7 +146,10 @@ fn operation(e: &Endpoint, c: &mut Components) -> utoipa::openapi::path::Operati
         );
     }
     if let Some(query) = e.query {
-        for p in query() {
+        for mut p in query() {
+            if let Some(schema) = p.schema.as_mut() {
+                bound_integers(schema);
+            }
             op = op.parameter(p);
         }
     }
@@ -153,25 +188,12 @@ fn operation(e: &Endpoint, c: &mut Components) -> utoipa::openapi::path::Operati
                     "Location",
                     HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String))).build(),
                 ),
-                Answer::Stream(events) => {
-                    let mut map = serde_json::Map::new();
-                    for (name, f) in *events {
-                        map.insert(name.to_string(), serde_json::to_value(f(c)).expect("a schema is plain data"));
-                    }
-                    let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
-                    let schema = ObjectBuilder::new().schema_type(Type::String).description(Some(format!(
-                        "Server-Sent Events `{}`; each `data:` is one line of JSON of the schema `x-events` names",
-                        names.join("`, `")
-                    )));
-                    response.content(
-                        "text/event-stream",
-                        ContentBuilder::new()
-                            .schema(Some(schema))
-                            .extensions(Some(ExtensionsBuilder::new().add("x-events", map).build()))
-                            .build(),
-                    )
-                }
+                Answer::Stream(events) => response
+                    .content("text/event-stream", ContentBuilder::new().schema(Some(stream_event(events, c))).build()),
             };
+        }
+        for link in LINKS.iter().filter(|l| l.from == e.name && l.status == status) {
+            response = response.link(link.to, document_link(link));
         }
         op = op.response(status.to_string(), response.build());
     }
@@ -185,10 +207,32 @@ fn operation(e: &Endpoint, c: &mut Components) -> utoipa::openapi::path::Operati
     for (status, codes) in by_status {
         op = op.response(status.to_string(), error_response(&codes, c));
     }
-    if e.access != Access::Open {
-        op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+    for scheme in security(e.access) {
+        op = op.security(SecurityRequirement::new(*scheme, Vec::<String>::new()));
     }
     op.build()
+}
+
+/// The security schemes that may call an endpoint (any one of them).
+fn security(access: Access) -> &'static [&'static str] {
+    match access {
+        Access::Open => &[],
+        Access::Node => &["nodeSecret"],
+        Access::Join => &["bearer", "nodeSecret"],
+        Access::Read | Access::Submit | Access::Admin => &["bearer"],
+    }
+}
+
+/// A link of the table as the document writes it.
+fn document_link(link: &Link) -> utoipa::openapi::link::Link {
+    let mut builder = utoipa::openapi::link::LinkBuilder::new().operation_id(link.to);
+    for (name, expression) in link.parameters {
+        builder = builder.parameter(*name, *expression);
+    }
+    if let Some(body) = link.body {
+        builder = builder.request_body(Some(body()));
+    }
+    builder.build()
 }
 
 /// The document, built from the table.
@@ -199,16 +243,31 @@ pub fn document() -> OpenApi {
         let op = operation(e, &mut components);
         paths.add_path_operation(e.path, vec![method(&e.method)], op);
     }
+    for (_, schema) in components.iter_mut() {
+        bound_integers(schema);
+    }
     let mut schemas = ComponentsBuilder::new().schemas_from_iter(components);
-    schemas = schemas.security_scheme(
-        "bearer",
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .description(Some("The admin, tasks or join token, or a node's secret: see docs/api.md"))
-                .build(),
-        ),
-    );
+    schemas = schemas
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The admin, tasks or join token: see docs/api.md"))
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            "nodeSecret",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A node's secret, from its registration's answer (`node_secret`): for that node's own endpoints",
+                    ))
+                    .build(),
+            ),
+        );
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -233,35 +292,47 @@ pub fn document() -> OpenApi {
 pub fn text() -> &'static str {
     static TEXT: OnceLock<String> = OnceLock::new();
     TEXT.get_or_init(|| {
-        let mut doc = serde_json::to_value(document()).expect("the document is plain data");
-        bound_integers(&mut doc);
-        let mut text = serde_json::to_string_pretty(&doc).expect("the document is plain data");
+        let mut text = document().to_pretty_json().expect("the document is plain data");
         text.push('\n');
         text
     })
 }
 
-/// utoipa writes an unsigned field's Rust type as its `format` (`u-int32`); each becomes
-/// the registry's name (`uint32`) with the range that type holds, so that what the
+/// utoipa writes an unsigned field's Rust type as its `format` (`u-int32`); each becomes the
+/// format registry's name (`uint32`) with the range that type holds, so that what the
 /// document allows is what serde takes.
-fn bound_integers(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Object(map) => {
-            let bits = match map.get("format").and_then(|f| f.as_str()) {
-                Some("u-int8") => Some(8),
-                Some("u-int16") => Some(16),
-                Some("u-int32") => Some(32),
-                Some("u-int64") => Some(64),
+fn bound_integers(schema: &mut RefOr<Schema>) {
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, KnownFormat, SchemaFormat};
+    let RefOr::T(schema) = schema else { return };
+    match schema {
+        Schema::Object(o) => {
+            let bits = match &o.format {
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt8)) => Some(8),
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt16)) => Some(16),
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt32)) => Some(32),
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt64)) => Some(64),
                 _ => None,
             };
             if let Some(bits) = bits {
-                map.insert("format".into(), format!("uint{bits}").into());
-                map.insert("minimum".into(), 0.into());
-                map.insert("maximum".into(), (u64::MAX >> (64 - bits)).into());
+                o.format = Some(SchemaFormat::Custom(format!("uint{bits}")));
+                o.minimum = Some(0usize.into());
+                o.maximum = usize::try_from(u64::MAX >> (64 - bits)).ok().map(Into::into);
             }
-            map.values_mut().for_each(bound_integers);
+            o.properties.values_mut().for_each(bound_integers);
+            if let Some(extra) = o.additional_properties.as_deref_mut()
+                && let AdditionalProperties::RefOr(extra) = extra
+            {
+                bound_integers(extra);
+            }
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(bound_integers),
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                bound_integers(items);
+            }
+        }
+        Schema::OneOf(x) => x.items.iter_mut().for_each(bound_integers),
+        Schema::AllOf(x) => x.items.iter_mut().for_each(bound_integers),
+        Schema::AnyOf(x) => x.items.iter_mut().for_each(bound_integers),
         _ => {}
     }
 }

@@ -277,7 +277,7 @@ impl Cluster {
         origin: &str,
     ) -> Result<(Task, bool), Error> {
         let key = match (header_key, req.idempotency_key.clone()) {
-            (Some(h), Some(b)) if h != b => {
+            (Some(h), Some(b)) if h.trim() != b.trim() => {
                 return Err(Error::invalid(
                     "idempotency_key",
                     "the Idempotency-Key header and the body's idempotency_key differ",
@@ -288,9 +288,12 @@ impl Cluster {
         let reject = req.reject_unplaceable;
         let spec = {
             let core = self.lock();
-            spec_of(SubmitTask { idempotency_key: key.clone(), ..req }, origin, core.settings())?
+            spec_of(SubmitTask { idempotency_key: key, ..req }, origin, core.settings())?
         };
-        let Some(key) = key else {
+        // The key as kept (trimmed): the one the store's unique index holds. Looking up the
+        // key as sent instead let ` k` and `k` both insert, and the second insert's
+        // constraint failure stopped the coordinator.
+        let Some(key) = spec.idempotency_key.clone() else {
             let id = self.mutate(place(spec, reject)).await?;
             return Ok((self.task(&id, false).await?, true));
         };

@@ -23,7 +23,7 @@ schema_type! {
 #[serde(deny_unknown_fields)]
 pub struct PollRequest {
     /// The tasks the worker holds now; anything assigned but not listed is (re)sent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::limits::objects")]
     pub held: Vec<TaskRef>,
     /// Wait at most this many seconds for work (capped by coordinator.long_poll_timeout).
     #[serde(default)]
@@ -150,6 +150,7 @@ pub struct OutputBatch {
     /// does not have yet; without it, every batch is taken as new lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first: Option<u64>,
+    #[serde(deserialize_with = "super::limits::objects")]
     pub lines: Vec<NewOutputLine>,
 }
 

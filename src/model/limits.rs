@@ -312,13 +312,83 @@ schema_type! {
     RequiredSkills => names(SKILL_NAME, 1, "One skill or more (duplicates are dropped); the first one runs");
 }
 
+/// Reads a struct only from a JSON object: serde's derive also reads one from an array of
+/// its fields in order, which the document (and so the API) does not allow.
+pub struct MapOnly<T>(pub T);
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = T;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData)).map(MapOnly)
+    }
+}
+
+/// `deserialize_with` for an `Option` of a struct: null, absent or a JSON object.
+pub fn optional_object<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(<Option<MapOnly<T>> as serde::Deserialize>::deserialize(d)?.map(|m| m.0))
+}
+
+/// `deserialize_with` for a list of structs: an array of JSON objects.
+pub fn objects<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(<Vec<MapOnly<T>> as serde::Deserialize>::deserialize(d)?.into_iter().map(|m| m.0).collect())
+}
+
+/// `deserialize_with` for an optional list of structs: null, absent or an array of JSON
+/// objects.
+pub fn optional_objects<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    Ok(<Option<Vec<MapOnly<T>>> as serde::Deserialize>::deserialize(d)?.map(|v| v.into_iter().map(|m| m.0).collect()))
+}
+
+/// Rewrites every number with no fraction (`5.0`, `1e2`) as an integer, when it fits one;
+/// returns whether any was. JSON Schema counts `5.0` as the integer 5, and so does the API:
+/// a request whose integer fields serde refused is read again after this.
+pub fn integral_numbers(value: &mut serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Number(n) if n.is_f64() => {
+            let Some(f) = n.as_f64() else { return false };
+            let whole = if f.fract() != 0.0 {
+                None
+            } else if f >= 0.0 && f <= u64::MAX as f64 && f < 18_446_744_073_709_551_616.0 {
+                Some(serde_json::Number::from(f as u64))
+            } else if f < 0.0 && f >= i64::MIN as f64 {
+                Some(serde_json::Number::from(f as i64))
+            } else {
+                None
+            };
+            match whole {
+                Some(w) => {
+                    *n = w;
+                    true
+                }
+                None => false,
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().fold(false, |any, v| integral_numbers(v) | any),
+        serde_json::Value::Object(map) => map.values_mut().fold(false, |any, v| integral_numbers(v) | any),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     //! Each schema against its check: strings drawn from the characters that matter (white
     //! space, controls, NUL, letters, digits, dots, far Unicode) are accepted by the check
     //! exactly when they match the schema, read by a small evaluator of the keywords these
     //! schemas use (`regex` reads the patterns as Rust does; Python's reading is the API
-    //! fuzzer's, in tests/it/schemathesis.rs).
+    //! fuzzer's, in tests/it/contract.rs).
 
     use proptest::prelude::*;
     use serde_json::Value;
@@ -424,6 +494,23 @@ pub(crate) mod tests {
 
     fn words<T: WireNames>() -> Vec<String> {
         T::all().iter().map(|v| v.wire().to_string()).collect()
+    }
+
+    #[test]
+    fn structs_are_read_from_objects_only_and_integers_may_be_written_as_floats() {
+        use crate::model::{PollRequest, SubmitTask};
+        let body = r#"{"name": "t", "required_skills": ["s"], "target": [null, null]}"#;
+        let e = serde_json::from_str::<SubmitTask>(body).unwrap_err().to_string();
+        assert!(e.contains("expected a JSON object"), "{e}");
+        let e = serde_json::from_str::<PollRequest>(r#"{"held": [["t1", 1]]}"#).unwrap_err().to_string();
+        assert!(e.contains("expected a JSON object"), "{e}");
+        assert!(serde_json::from_str::<MapOnly<PollRequest>>("[[], 5]").is_err());
+        assert_eq!(serde_json::from_str::<MapOnly<PollRequest>>(r#"{"held": []}"#).unwrap().0.held, vec![]);
+
+        let mut v: Value = serde_json::from_str(r#"{"a": 356.0, "b": [1e2, -3.0, 1.5, 7], "c": 1e300}"#).unwrap();
+        assert!(integral_numbers(&mut v));
+        assert_eq!(v, serde_json::json!({"a": 356, "b": [100, -3, 1.5, 7], "c": 1e300}));
+        assert!(!integral_numbers(&mut v));
     }
 
     #[test]

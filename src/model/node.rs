@@ -304,7 +304,7 @@ pub struct HeartbeatRequest {
     pub running_tasks: Option<u32>,
     /// The tasks (id and attempt) this worker holds: received, starting or running. When
     /// present, the coordinator reconciles against it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::limits::optional_objects")]
     pub held_tasks: Option<Vec<TaskRef>>,
     /// The eligible skills, sent when they changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -298,7 +298,7 @@ pub struct SubmitTask {
     pub metadata: Option<Value>,
     /// Where the task may run (a hard constraint): one node, one platform, nodes with
     /// every one of some tags. Absent: any node with the skills.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::limits::optional_object")]
     pub target: Option<Target>,
     /// Refuse the submission (409 `unplaceable`, nothing stored) when no online, undrained
     /// node has the skills and matches the target right now, instead of queueing it until

@@ -6,6 +6,7 @@ mod stub_model;
 mod support;
 
 mod cli;
+mod contract;
 mod dashboard;
 mod docs;
 mod events;
