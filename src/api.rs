@@ -200,7 +200,7 @@ pub struct OutputQuery {
     /// Stream the lines as Server-Sent Events until the task ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow: Option<bool>,
-    /// Only lines after this `seq` (the `Last-Event-ID` header wins when following).
+    /// Only lines after this `seq` (the `Last-Event-ID` header wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,
 }
@@ -321,7 +321,8 @@ pub struct Endpoint {
     pub access: Access,
     /// What it does, for the docs.
     pub summary: &'static str,
-    /// The query parameters it takes (from the route's query type).
+    /// The query parameters it takes (from the route's query type), and the headers it
+    /// reads besides `Authorization`.
     pub query: Option<fn() -> Vec<Parameter>>,
     /// The request body it takes.
     pub body: Body,
@@ -354,6 +355,20 @@ impl Endpoint {
         }
         codes
     }
+}
+
+/// A stream's parameters, and the `Last-Event-ID` header that resumes it.
+fn resumable(mut parameters: Vec<Parameter>) -> Vec<Parameter> {
+    use utoipa::PartialSchema;
+    parameters.push(
+        utoipa::openapi::path::ParameterBuilder::new()
+            .name("Last-Event-ID")
+            .parameter_in(ParameterIn::Header)
+            .description(Some("Resume after this id (sent by EventSource clients when they reconnect)"))
+            .schema(Some(m::LastEventId::schema()))
+            .build(),
+    );
+    parameters
 }
 
 fn none(params: Vec<String>, query: &str, route: Route) -> Result<Route, RouteError> {
@@ -791,7 +806,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/tasks/{task}/output",
         name: "task_output",
-        query: Some(|| OutputQuery::into_params(|| Some(ParameterIn::Query))),
+        query: Some(|| resumable(OutputQuery::into_params(|| Some(ParameterIn::Query)))),
         body: Body::None,
         ok: &[
             (200, Answer::Json(json::<m::TaskOutput>)),
@@ -813,7 +828,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/events",
         name: "events",
-        query: Some(|| EventQuery::into_params(|| Some(ParameterIn::Query))),
+        query: Some(|| resumable(EventQuery::into_params(|| Some(ParameterIn::Query)))),
         body: Body::None,
         ok: &[(
             200,

@@ -100,12 +100,14 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         Route::CancelTask { task } => ok(&cluster.cancel(task).await?),
         Route::RetryTask { task } => Ok(cluster.retry(task, "api").await?.respond(StatusCode::CREATED)),
         Route::Backup => backup(cluster).await,
-        Route::TaskOutput { task, query } if query.follow == Some(true) => {
+        Route::TaskOutput { task, query } => {
             let after = last_event_id(&req)?.or(query.after).unwrap_or(0);
+            if query.follow != Some(true) {
+                return ok(&cluster.output(task, after).await?);
+            }
             let feed = cluster.follow_output(task, after).await?;
             Ok(super::sse::respond(feed, &req.connection, cluster.shared_metrics()))
         }
-        Route::TaskOutput { task, query } => ok(&cluster.output(task, query.after.unwrap_or(0)).await?),
         Route::Events(q) => {
             let filter = Filter { task: q.task.clone(), node: q.node.clone(), skill: q.skill.clone(), kind: q.kind };
             let feed = cluster.events(filter, last_event_id(&req)?.or(q.after)).await?;
@@ -148,13 +150,9 @@ async fn backup(cluster: &Cluster) -> Result<Response, ApiError> {
 /// The `Last-Event-ID` header of a stream's reconnect (it wins over `?after=`).
 fn last_event_id(req: &Request) -> Result<Option<u64>, ApiError> {
     let Some(value) = req.headers.get("last-event-id") else { return Ok(None) };
-    let text = value.to_str().unwrap_or("").trim();
-    text.parse().map(Some).map_err(|_| {
-        ApiError::new(
-            ErrorCode::BadRequest,
-            format!("header Last-Event-ID: `{}` is not an id from this stream's `id:` lines", text.escape_debug()),
-        )
-    })
+    crate::model::parse_last_event_id(value.to_str().unwrap_or(""))
+        .map(Some)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("header Last-Event-ID: {e}")))
 }
 
 /// Serialize-and-answer for any JSON value, so `dispatch` can use one closure.

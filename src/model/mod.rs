@@ -204,6 +204,13 @@ mod tests {
             }
 
             #[test]
+            fn last_event_ids_match_their_schema(s in near(vec![
+                "0".into(), "42".into(), "+5".into(), "-1".into(), "9".repeat(19), "9".repeat(20), "yesterday".into(),
+            ])) {
+                prop_assert_eq!(parse_last_event_id(&s).is_ok(), valid(&json::<LastEventId>(), &Value::String(s.clone())), "{:?}", s);
+            }
+
+            #[test]
             fn waits_match_their_schema(s in near(vec![
                 "0".into(), "90".into(), "1.5".into(), "250ms".into(), "10m".into(), "2h".into(), "1d".into(),
                 ".5".into(), "5.".into(), "1h30m".into(), "9".repeat(12), "9".repeat(13), "1.123456789s".into(),
