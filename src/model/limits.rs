@@ -229,20 +229,10 @@ impl Text {
     }
 }
 
-/// An integer field's range, as a schema.
-pub fn integer(range: RangeInclusive<u32>, description: &str) -> Object {
+/// A number's range, as a schema of that `kind` (`Type::Integer` or `Type::Number`).
+pub fn bounded<N: Copy + Into<utoipa::Number>>(kind: Type, range: RangeInclusive<N>, description: &str) -> Object {
     ObjectBuilder::new()
-        .schema_type(Type::Integer)
-        .minimum(Some(*range.start()))
-        .maximum(Some(*range.end()))
-        .description(Some(description))
-        .build()
-}
-
-/// A number field's range, as a schema.
-pub fn number(range: RangeInclusive<f64>, description: &str) -> Object {
-    ObjectBuilder::new()
-        .schema_type(Type::Number)
+        .schema_type(kind)
         .minimum(Some(*range.start()))
         .maximum(Some(*range.end()))
         .description(Some(description))

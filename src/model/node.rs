@@ -9,9 +9,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
-use super::limits::{
-    Name, SkillNames, Text, excluding, integer, lenient, number, schema_type, string, trimmed_pattern,
-};
+use super::limits::{Name, SkillNames, Text, bounded, excluding, lenient, schema_type, string, trimmed_pattern};
 use super::{Label, Timestamp, Transport};
 
 /// The most characters of a node id.
@@ -42,9 +40,9 @@ schema_type! {
     /// An address, or blank.
     Address => ADDRESS.schema_or_blank();
     /// A percentage.
-    Percent => number(PERCENT, "Percent, 0 to 100");
+    Percent => bounded(Type::Number, PERCENT, "Percent, 0 to 100");
     /// How many tasks a node runs at once.
-    Concurrency => integer(NODE_CONCURRENCY, "How many tasks the node runs at once");
+    Concurrency => bounded(Type::Integer, NODE_CONCURRENCY, "How many tasks the node runs at once");
     /// A node status's name in a request.
     NodeStatusInput => lenient::<NodeStatus>();
 }

@@ -11,9 +11,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 
-use super::limits::{
-    Name, RequiredSkills, SkillNames, Text, integer, lenient, number, schema_type, string, trimmed_pattern,
-};
+use super::limits::{Name, RequiredSkills, SkillNames, Text, bounded, lenient, schema_type, string, trimmed_pattern};
 use super::{NodeId, Timestamp};
 
 /// The longest per-attempt timeout a task may ask for.
@@ -95,7 +93,7 @@ pub fn wait_text(wait: Duration) -> String {
 
 schema_type! {
     /// A page size.
-    PageLimit => integer(PAGE_LIMIT, "Tasks per page: 1 to 1000; 50 when absent");
+    PageLimit => bounded(Type::Integer, PAGE_LIMIT, "Tasks per page: 1 to 1000; 50 when absent");
     /// A page cursor.
     TaskCursor => string(
         trimmed_pattern(&format!("[0-9]{{1,{CURSOR_DIGITS}}}")),
@@ -121,9 +119,9 @@ schema_type! {
     /// A platform, an architecture, a version.
     Label => LABEL.schema();
     /// A per-attempt time limit.
-    TaskTimeout => number(TASK_TIMEOUT_SECS, "Per-attempt time limit, seconds (1 s to 7 days)");
+    TaskTimeout => bounded(Type::Number, TASK_TIMEOUT_SECS, "Per-attempt time limit, seconds (1 s to 7 days)");
     /// How many failed attempts may be retried.
-    MaxRetries => integer(0..=MAX_RETRIES, "How many failed attempts are retried");
+    MaxRetries => bounded(Type::Integer, 0..=MAX_RETRIES, "How many failed attempts are retried");
     /// A task type's name in a request.
     TaskTypeInput => lenient::<TaskType>();
     /// A task status's name in a request.
