@@ -39,12 +39,15 @@
 //! | GET | `/api/v1/events` | Events (`?task= &node= &skill= &kind= &after=`) | read |
 //! | POST | `/mcp` | Mcp (MCP over Streamable HTTP) | submit |
 //!
-//! Each row also says what the endpoint takes and answers (query, body, success answers,
-//! its own error codes); [`crate::openapi`] turns the table into the OpenAPI document.
+//! Each row also says what the endpoint takes and answers (query and headers, body, success
+//! answers, its own error codes), in the schemas of the wire model; [`LINKS`] says where a
+//! registered node's id and secret and a task's id go next. [`crate::openapi`] turns both
+//! into the OpenAPI document; this module imports nothing from the server.
 //!
 //! Invariants: a path template appears in [`TABLE`] only; a known path with another method
 //! is a 405 naming the allowed ones; a query parameter a route does not take, or one that
-//! does not parse, is a 400 naming it.
+//! does not parse, is a 400 naming it; the formats of query values are those of the
+//! document (`TaskQuery::position`, `WaitQuery::wait` read them, from src/model).
 
 use std::fmt;
 
