@@ -39,6 +39,7 @@ use super::mcp::Door;
 use super::stream_limits::{StreamLimits, StreamPermit};
 use crate::api::{Access, Route};
 use crate::model::ErrorCode;
+use crate::model::limits::MapOnly;
 
 /// Every answer: a whole body, or a stream (events, live output, MCP).
 pub type Response = hyper::Response<BoxBody<Bytes, Infallible>>;
@@ -133,18 +134,37 @@ impl Request {
     }
 }
 
+/// A request body: one JSON object (a struct is never read from an array), and nothing
+/// after it. Integer fields may be written as `5.0`: JSON Schema counts that as the integer
+/// 5, and so does the API (a body serde refused is read again with such numbers as
+/// integers; see [`crate::model::limits::integral_numbers`]).
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let error = match read_json(body) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else { return Err(error) };
+    if !crate::model::limits::integral_numbers(&mut value) {
+        return Err(error);
+    }
+    serde_path_to_error::deserialize(value).map(|MapOnly(v)| v).map_err(describe)
+}
+
+fn read_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let inner = strip_position(&inner.to_string());
-        if path == "." || path.is_empty() {
-            ApiError::bad_request(format!("invalid request body: {inner}"))
-        } else {
-            ApiError::bad_request(format!("invalid request body: {path}: {inner}"))
-        }
-    })
+    let MapOnly(v) = serde_path_to_error::deserialize(&mut *de).map_err(describe)?;
+    de.end().map_err(|e| ApiError::bad_request(format!("invalid request body: {}", strip_position(&e.to_string()))))?;
+    Ok(v)
+}
+
+fn describe<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = strip_position(&e.into_inner().to_string());
+    if path == "." || path.is_empty() {
+        ApiError::bad_request(format!("invalid request body: {inner}"))
+    } else {
+        ApiError::bad_request(format!("invalid request body: {path}: {inner}"))
+    }
 }
 
 /// serde_json's " at line 1 column 20" means little to a person sending one line.

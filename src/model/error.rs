@@ -1,4 +1,6 @@
-//! Error answers: the `{"error": {"code", "message"}}` body and the stable codes.
+//! Error answers: the `{"error": {"code", "message"}}` body, the stable codes and the HTTP
+//! status of each (the server answers with it, the OpenAPI document lists it, clients may
+//! branch on either).
 
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -69,6 +71,32 @@ string_enum! {
 }
 
 impl ErrorCode {
+    /// The HTTP status of the code: a 4xx for the client's mistakes, a 5xx for the server's.
+    /// The code alone decides it.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::InvalidQuery => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
+            ErrorCode::StaleAttempt
+            | ErrorCode::NodeIdInUse
+            | ErrorCode::NodeBusy
+            | ErrorCode::NodeLimit
+            | ErrorCode::TaskEnded
+            | ErrorCode::TaskActive
+            | ErrorCode::IdempotencyConflict
+            | ErrorCode::Unplaceable => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::TooManyStreams => 429,
+            ErrorCode::Overloaded | ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
     /// When the code is sent, for the docs.
     pub fn meaning(self) -> &'static str {
         match self {
@@ -130,5 +158,22 @@ impl ErrorCode {
 impl<'de> Deserialize<'de> for ErrorCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code has a status of its class, and 4xx codes are the client's.
+    #[test]
+    fn every_code_maps_to_one_status() {
+        for code in ErrorCode::ALL {
+            let s = code.status();
+            assert!((400..600).contains(&s), "{code}: {s}");
+        }
+        assert_eq!(ErrorCode::StaleAttempt.status(), 409);
+        assert_eq!(ErrorCode::NodeIdInUse.status(), 409);
+        assert_eq!(ErrorCode::Internal.status(), 500);
     }
 }

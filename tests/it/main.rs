@@ -6,6 +6,7 @@ mod stub_model;
 mod support;
 
 mod cli;
+mod contract;
 mod crowding;
 mod dashboard;
 mod docs;

@@ -227,6 +227,8 @@ pub struct Settings {
     pub heartbeat_interval: f64,
     pub strategy: &'static str,
     pub retry_backoff_base: f64,
+    /// The longest a worker's poll waits for work, seconds.
+    pub long_poll_timeout: f64,
     /// Serve HTTPS with a certificate from a CA made for the test.
     pub tls: bool,
     pub extra_coordinator: String,
@@ -243,6 +245,7 @@ impl Default for Settings {
             heartbeat_interval: 0.5,
             strategy: "least_loaded",
             retry_backoff_base: 0.2,
+            long_poll_timeout: 5.0,
             tls: false,
             extra_coordinator: String::new(),
             extra_worker: String::new(),
@@ -298,13 +301,14 @@ impl Cluster {
             http = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
         }
         let yaml = format!(
-            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: 5\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: DEBUG\n  format: json\n",
+            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: {lp}\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: DEBUG\n  format: json\n",
             data = dir.path().join("data").display(),
             ht = s.heartbeat_timeout,
             hi = s.heartbeat_interval,
             strategy = s.strategy,
             rb = s.retry_backoff_base,
             rm = (s.retry_backoff_base * 5.0).max(1.0),
+            lp = s.long_poll_timeout,
             ec = extra_coordinator,
             ew = extra_worker,
         );

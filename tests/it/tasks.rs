@@ -459,6 +459,20 @@ async fn idempotent_submission_returns_the_first_task() {
     assert_eq!((s3, third["task_id"].clone()), (200, first["task_id"].clone()));
     let (s4, _) = post("order-43", json!({"name": "t", "required_skills": ["x"], "idempotency_key": "order-44"})).await;
     assert_eq!(s4, 400, "header and body keys differ");
+    // Regression (found by the API fuzzer): the key is kept trimmed, so a key sent with white
+    // space around it is the same key. Looking it up as sent let a second insert break the
+    // store's unique index, and that stopped the coordinator.
+    let (s6, sixth) = cluster
+        .api(
+            "POST",
+            "/api/v1/tasks",
+            Some(json!({"name": "t", "required_skills": ["x"], "idempotency_key": " order-42\n"})),
+        )
+        .await;
+    assert_eq!((s6, sixth["task_id"].clone()), (200, first["task_id"].clone()), "{sixth}");
+    let (s7, _) =
+        post("order-42", json!({"name": "t", "required_skills": ["x"], "idempotency_key": "order-42 "})).await;
+    assert_eq!(s7, 200, "the header's key and the body's are the same key once trimmed");
     // The same key with a different submission is refused, naming the first task.
     let (s5, conflict) = post("order-42", json!({"name": "t", "required_skills": ["x"], "priority": "high"})).await;
     assert_eq!((s5, &conflict["error"]["code"]), (409, &json!("idempotency_conflict")), "{conflict}");
