@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::registry::{NodeEntry, NodeRecord};
-use super::validate::{RESERVED_IDS, check_name, check_usage, clean_names, node_spec};
+use super::validate::{check_unavailable, check_usage, clean_names, node_spec};
 use super::{Core, Error, Now, Timer};
 use crate::model::{
     CheckHeartbeatResponse, ErrorCode, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, NodeStatus,
@@ -76,9 +76,6 @@ impl Core {
             None => node_id_from_hostname(&spec.hostname),
         };
         validate_node_id(&node_id).map_err(|e| Error::invalid("node_id", e))?;
-        if RESERVED_IDS.contains(&node_id.as_str()) {
-            return Err(Error::invalid("node_id", format!("`{node_id}` is reserved by the API; choose another")));
-        }
         let existing = self.registry.entry(&node_id);
         if let Registrant::Node(owner) = &who
             && *owner != node_id
@@ -218,9 +215,7 @@ impl Core {
         };
         let skills = req.available_skills.as_deref().map(|s| clean_names("available_skills", s)).transpose()?;
         if let Some(unavailable) = &req.unavailable_skills {
-            for skill in unavailable.keys() {
-                check_name("unavailable_skills", skill, 128)?;
-            }
+            check_unavailable(unavailable)?;
         }
         let entry = self.registry.live_mut(node_id).ok_or_else(|| {
             Error::new(

@@ -349,8 +349,9 @@ impl Registry {
         self.by_skill.contains_key(skill)
     }
 
-    /// Nodes that have the skill but cannot run it now, with the reason (at most `max`).
-    pub fn unavailable(&self, skills: &[String], max: usize) -> Vec<String> {
+    /// Nodes that have one of the skills but cannot run it now: (node, skill, the node's
+    /// reason), at most `max`.
+    pub fn unavailable<'a>(&'a self, skills: &'a [String], max: usize) -> Vec<(&'a str, &'a str, &'a str)> {
         self.nodes
             .values()
             .filter_map(|n| {
@@ -359,7 +360,7 @@ impl Registry {
                         .spec
                         .unavailable_skills
                         .get(s)
-                        .map(|why| format!("`{}` has '{s}' but cannot run it: {why}", n.record.node_id))
+                        .map(|why| (n.record.node_id.as_str(), s.as_str(), why.as_str()))
                 })
             })
             .take(max)

@@ -814,6 +814,31 @@ fn affinity_takes_the_most_matching_tags_then_the_least_loaded() {
     check_invariants(&sim);
 }
 
+/// Issue 17, item 5: a skill a node has but cannot run read "no node has skill
+/// 'summarize' (`vm` has 'summarize' but cannot run it: …)". It says "cannot run", with
+/// the node's reason.
+#[test]
+fn a_skill_present_but_unavailable_reads_as_cannot_run() {
+    let mut sim = Sim::new();
+    let req = RegisterRequest {
+        node_id: Some("vm".into()),
+        hostname: "vm.local".into(),
+        platform: "linux".into(),
+        arch: "x64".into(),
+        available_skills: vec!["echo".into()],
+        unavailable_skills: Some([("summarize".to_string(), "the gateway is down".to_string())].into()),
+        max_concurrent_tasks: Some(2),
+        ..Default::default()
+    };
+    sim.core.register(req, Registrant::Join, None, sim.now).unwrap();
+    sim.commit();
+    let spec = |skills: &[&str]| task_spec(on(Target::default(), skills), "test", &settings()).unwrap();
+    let why = sim.core.unplaceable(&spec(&["summarize"]), sim.now.ms).unwrap();
+    assert_eq!(why, "no node can run 'summarize' now: `vm` has it but cannot run it: the gateway is down");
+    let why = sim.core.unplaceable(&spec(&["summarize", "ocr"]), sim.now.ms).unwrap();
+    assert_eq!(why, "no node has skill 'ocr'; `vm` has 'summarize' but cannot run it: the gateway is down");
+}
+
 /// One step of a random history.
 #[derive(Debug, Clone)]
 enum Op {

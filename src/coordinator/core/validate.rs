@@ -1,22 +1,22 @@
 //! The checks of what clients send: names, lists of names, usage figures, a node's
 //! registration and a task's submission. Each check names the field that is wrong and says
 //! what is accepted; a value that passes comes back cleaned (trimmed, duplicates dropped,
-//! defaults applied). The transitions call these before they change anything, so bad input
-//! changes nothing.
+//! defaults applied). The limits themselves are defined once in `model::limits`, for these
+//! checks and for the OpenAPI document. The transitions call these before they change
+//! anything, so bad input changes nothing.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 
 use serde_json::Value;
 
 use super::Error;
+use crate::model::limits::{Name, SKILL_NAME};
 use crate::model::{
-    MAX_NODE_CONCURRENCY, MAX_RETRIES, MAX_TASK_TIMEOUT, NodeSpec, Priority, RegisterRequest, SubmitTask, Target,
-    TaskSpec, TaskType, validate_node_id,
+    ADDRESS, CLIENT_KEY, DESCRIPTION, HOSTNAME, LABEL, MAX_NODE_CONCURRENCY, MAX_RETRIES, MAX_TASK_TIMEOUT,
+    NODE_CONCURRENCY, NodeSpec, PERCENT, Priority, RegisterRequest, SKILL_REASON, SubmitTask, TASK_NAME,
+    TASK_TIMEOUT_SECS, Target, TaskSpec, TaskType, validate_node_id,
 };
-
-/// Path words under `/api/v1/nodes/` that cannot be node ids.
-pub const RESERVED_IDS: &[&str] = &["online", "register", "skills"];
 
 /// Trims, drops duplicates (keeping order) and checks a list of names.
 pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, Error> {
@@ -29,7 +29,7 @@ pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, Error> 
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        let name = check_name(&format!("{field}[{i}]"), name, 128)?;
+        let name = check_name(&format!("{field}[{i}]"), name, SKILL_NAME)?;
         if seen.insert(name.clone()) {
             out.push(name);
         }
@@ -37,66 +37,59 @@ pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, Error> 
     Ok(out)
 }
 
-/// A trimmed, non-empty name without control characters (NUL included), at most `max`
-/// characters.
-pub fn check_name(field: &str, v: &str, max: usize) -> Result<String, Error> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
-    }
-    if v.chars().count() > max {
-        return Err(Error::invalid(field, format!("longer than {max} characters")));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "contains control characters"));
-    }
-    Ok(v.to_string())
+/// A trimmed, non-empty name without control characters (NUL included), at most
+/// `rule.max()` characters ([`Name::check`]).
+pub fn check_name(field: &str, v: &str, rule: Name) -> Result<String, Error> {
+    rule.check(v).map_err(|e| Error::invalid(field, e))
 }
 
 pub fn check_usage(field: &str, v: f64) -> Result<f64, Error> {
-    if v.is_finite() && (0.0..=100.0).contains(&v) {
+    if v.is_finite() && PERCENT.contains(&v) {
         Ok(v)
     } else {
         Err(Error::invalid(field, format!("must be a percentage between 0 and 100, got {v}")))
     }
 }
 
+/// Agent skills that cannot run now: skill names, and reasons of at most 2000 characters
+/// without NUL.
+pub fn check_unavailable(unavailable: &BTreeMap<String, String>) -> Result<(), Error> {
+    for (skill, why) in unavailable {
+        check_name("unavailable_skills", skill, SKILL_NAME)?;
+        SKILL_REASON.check(why).map_err(|e| Error::invalid(&format!("unavailable_skills.{skill}"), e))?;
+    }
+    Ok(())
+}
+
 /// The spec a registration declares, checked.
 pub fn node_spec(req: &RegisterRequest, peer: Option<IpAddr>) -> Result<NodeSpec, Error> {
     let max = req.max_concurrent_tasks.unwrap_or(5);
-    if !(1..=MAX_NODE_CONCURRENCY).contains(&max) {
+    if !NODE_CONCURRENCY.contains(&max) {
         return Err(Error::invalid(
             "max_concurrent_tasks",
             format!("must be between 1 and {MAX_NODE_CONCURRENCY}, got {max}"),
         ));
     }
-    let optional = |field: &str, v: &Option<String>, max: usize| -> Result<String, Error> {
-        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => check_name(field, s, max),
-            None => Ok(String::new()),
-        }
+    let optional = |field: &str, v: &Option<String>| -> Result<String, Error> {
+        let kept = v.as_deref().map(|v| ADDRESS.check_or_blank(v)).transpose();
+        Ok(kept.map_err(|e| Error::invalid(field, e))?.flatten().unwrap_or_default())
     };
     let unavailable = req.unavailable_skills.clone().unwrap_or_default();
-    for (skill, why) in &unavailable {
-        check_name("unavailable_skills", skill, 128)?;
-        if why.len() > 2000 || why.contains('\0') {
-            return Err(Error::invalid("unavailable_skills", "reasons are at most 2000 characters, without NUL"));
-        }
-    }
-    let ip = optional("ip_address", &req.ip_address, 64)?;
+    check_unavailable(&unavailable)?;
+    let ip = optional("ip_address", &req.ip_address)?;
     Ok(NodeSpec {
-        hostname: check_name("hostname", &req.hostname, 255)?,
-        platform: check_name("platform", &req.platform, 64)?,
-        arch: check_name("arch", &req.arch, 64)?,
+        hostname: check_name("hostname", &req.hostname, HOSTNAME)?,
+        platform: check_name("platform", &req.platform, LABEL)?,
+        arch: check_name("arch", &req.arch, LABEL)?,
         available_skills: clean_names("available_skills", &req.available_skills)?,
         unavailable_skills: unavailable,
         max_concurrent_tasks: max,
         ip_address: if ip.is_empty() { peer.map(|p| p.to_string()).unwrap_or_default() } else { ip },
-        tailscale_ip: optional("tailscale_ip", &req.tailscale_ip, 64)?,
+        tailscale_ip: optional("tailscale_ip", &req.tailscale_ip)?,
         port: req.port.unwrap_or(18789),
         tags: clean_names("tags", req.tags.as_deref().unwrap_or_default())?,
         version: match &req.version {
-            Some(v) => Some(check_name("version", v, 64)?),
+            Some(v) => Some(check_name("version", v, LABEL)?),
             None => None,
         },
     })
@@ -104,16 +97,14 @@ pub fn node_spec(req: &RegisterRequest, peer: Option<IpAddr>) -> Result<NodeSpec
 
 /// The submission checked, with defaults applied.
 pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> Result<TaskSpec, Error> {
-    let name = check_name("name", &req.name, 200)?;
-    if req.description.contains('\0') || req.description.len() > 100_000 {
-        return Err(Error::invalid("description", "at most 100000 bytes, without NUL characters"));
-    }
+    let name = check_name("name", &req.name, TASK_NAME)?;
+    DESCRIPTION.check(&req.description).map_err(|e| Error::invalid("description", e))?;
     if req.required_skills.is_empty() {
         return Err(Error::invalid("required_skills", "must name at least one skill"));
     }
     let timeout = match req.timeout {
         None => settings.default_timeout.as_secs_f64(),
-        Some(t) if t.is_finite() && t >= 1.0 && t <= MAX_TASK_TIMEOUT.as_secs_f64() => t,
+        Some(t) if TASK_TIMEOUT_SECS.contains(&t) => t,
         Some(t) => {
             return Err(Error::invalid(
                 "timeout",
@@ -130,8 +121,9 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
         Some(m @ Value::Object(_)) => m,
         Some(_) => return Err(Error::invalid("metadata", "must be a JSON object")),
     };
-    let user_id = req.user_id.as_deref().map(|u| check_name("user_id", u, 200)).transpose()?;
-    let idempotency_key = req.idempotency_key.as_deref().map(|k| check_name("idempotency_key", k, 200)).transpose()?;
+    let user_id = req.user_id.as_deref().map(|u| check_name("user_id", u, CLIENT_KEY)).transpose()?;
+    let idempotency_key =
+        req.idempotency_key.as_deref().map(|k| check_name("idempotency_key", k, CLIENT_KEY)).transpose()?;
     Ok(TaskSpec {
         name,
         description: req.description,
@@ -147,7 +139,7 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
         user_id,
         idempotency_key,
         target: req.target.map(check_target).transpose()?.filter(|t| !t.is_any()),
-        origin: check_name("origin", origin, 64)?,
+        origin: check_name("origin", origin, LABEL)?,
         retry_of: None,
     })
 }
@@ -160,7 +152,7 @@ fn check_target(t: Target) -> Result<Target, Error> {
         platform: t
             .platform
             .as_deref()
-            .map(|p| check_name("target.platform", p, 64))
+            .map(|p| check_name("target.platform", p, LABEL))
             .transpose()?
             .map(|p| p.to_lowercase()),
         tags: clean_names("target.tags", &t.tags)?,
