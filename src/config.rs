@@ -31,7 +31,10 @@ pub struct Config {
     pub storage: StorageConfig,
     pub coordinator: CoordinatorConfig,
     pub worker: WorkerConfig,
-    pub communication: CommunicationConfig,
+    /// `communication.*`: the settings of the transports besides HTTP. Each transport
+    /// defines, documents and checks its own keys (the NATS transport's are `nats_*`);
+    /// `crate::transport::CONFIG` lists them for the loader.
+    pub communication: Section,
     pub log: LogConfig,
     pub auth: AuthConfig,
 }
@@ -251,68 +254,69 @@ impl Default for WorkerConfig {
     }
 }
 
-/// `communication.*`: the optional NATS transport (see `crate::transport::nats`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CommunicationConfig {
-    /// The NATS server(s), comma-separated (`nats://host:4222`, `tls://…`). Unset (the
-    /// default): HTTP only. Set: assignments, results and the event feed go over NATS
-    /// JetStream, with HTTP as the fallback while NATS is away.
-    #[serde(deserialize_with = "lenient_opt")]
-    pub nats_url: Option<String>,
-    /// The first subject tokens of every subject (`cluster.nodes.<id>.tasks`, …), and the
-    /// stream names' prefix (`CLUSTER_TASKS`); two clusters on one NATS need two prefixes.
-    #[serde(deserialize_with = "lenient")]
-    pub nats_subject_prefix: String,
-    /// Token authentication.
-    #[serde(deserialize_with = "lenient_opt")]
-    pub nats_token: Option<String>,
-    /// User/password authentication (with nats_password).
-    #[serde(deserialize_with = "lenient_opt")]
-    pub nats_user: Option<String>,
-    #[serde(deserialize_with = "lenient_opt")]
-    pub nats_password: Option<String>,
-    /// A `.creds` file (user JWT and nkey seed; decentralized auth).
-    pub nats_creds_file: Option<PathBuf>,
-    /// A file holding a user nkey seed (`SU…`).
-    pub nats_nkey_seed_file: Option<PathBuf>,
-    /// Require TLS (also implied by a `tls://` URL or a server that demands it).
-    pub nats_tls: bool,
-    /// PEM CA certificate(s) to trust for the server's certificate (instead of the system's).
-    pub nats_ca_file: Option<PathBuf>,
-    /// PEM client certificate, with nats_key_file, for servers that verify clients.
-    pub nats_cert_file: Option<PathBuf>,
-    pub nats_key_file: Option<PathBuf>,
-    /// Also keep the event feed in a bounded JetStream stream (`<PREFIX>_EVENTS`), so
-    /// subscribers can replay it and the feed resumes exactly across restarts.
-    pub nats_events_stream: bool,
-    /// How long the events stream keeps an event.
-    pub nats_events_max_age: Secs,
-    /// The most events the events stream keeps (the oldest go first).
-    pub nats_events_max_msgs: u64,
-    /// Replicas of every stream (1 for a single server; 3 in a NATS cluster).
-    pub nats_replicas: usize,
+/// A section whose keys plug-ins define (`communication`): kept as loaded, each plug-in
+/// reading its own typed settings with [`Section::get`]. The loader checks it against the
+/// [`Plugin`]s it is given: a key none of them defines is refused, and each plug-in's
+/// settings must parse and pass its own checks, errors naming the key and where its value
+/// came from (file and line, environment variable, flag).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Section(Dict);
+
+impl Section {
+    /// A plug-in's settings from this section: the keys it defines (the others belong to
+    /// other plug-ins), defaults for the ones not set. Checked at load, so this fails only
+    /// for a config built in code; the error names the key at fault.
+    pub fn get<T: serde::de::DeserializeOwned>(&self) -> Result<T, KeyError> {
+        Value::from(self.0.clone())
+            .deserialize::<T>()
+            .map_err(|e| KeyError { key: e.path.join("."), message: friendly(&e.kind.to_string()) })
+    }
+
+    /// Sets `key` (tests and tools that build a config in code).
+    pub fn set(&mut self, key: &str, value: impl Serialize) -> Result<(), String> {
+        let value = Value::serialize(value).map_err(|e| e.to_string())?;
+        self.0.insert(key.to_string(), value);
+        Ok(())
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.keys()
+    }
 }
 
-impl Default for CommunicationConfig {
-    fn default() -> Self {
-        Self {
-            nats_url: None,
-            nats_subject_prefix: "cluster".into(),
-            nats_token: None,
-            nats_user: None,
-            nats_password: None,
-            nats_creds_file: None,
-            nats_nkey_seed_file: None,
-            nats_tls: false,
-            nats_ca_file: None,
-            nats_cert_file: None,
-            nats_key_file: None,
-            nats_events_stream: true,
-            nats_events_max_age: Secs::from_secs(24 * 3600),
-            nats_events_max_msgs: 1_000_000,
-            nats_replicas: 1,
-        }
+/// A bad value in a plug-in's section: the key at fault (within the section) and what is
+/// wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    pub key: String,
+    pub message: String,
+}
+
+impl KeyError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> KeyError {
+        KeyError { key: key.into(), message: message.into() }
+    }
+}
+
+/// What a plug-in (a transport) adds to the `communication` section, for the loader:
+/// `crate::transport::CONFIG` lists one per transport.
+#[derive(Debug, Clone, Copy)]
+pub struct Plugin {
+    /// Its name, for messages (`nats`).
+    pub name: &'static str,
+    /// The keys it defines.
+    pub keys: fn() -> Vec<String>,
+    /// Reads its settings from the section and checks them.
+    pub check: fn(&Section) -> Result<(), KeyError>,
+}
+
+/// The keys of a plug-in's settings type: its serialized default's field names (so the list
+/// cannot drift from the struct).
+pub fn keys_of<T: Default + Serialize>() -> Vec<String> {
+    match Value::serialize(T::default()) {
+        Ok(Value::Dict(_, dict)) => dict.into_keys().collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -425,8 +429,8 @@ pub fn utf8_vars() -> impl Iterator<Item = (String, String)> {
 }
 
 /// A string key written as text, a number or a boolean (`node_id: 123`, or an environment
-/// variable that looks like a number).
-fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+/// variable that looks like a number): `#[serde(deserialize_with = "lenient")]`.
+pub fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
         type Value = String;
@@ -452,7 +456,8 @@ fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     d.deserialize_any(V)
 }
 
-fn lenient_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+/// [`lenient`] for an optional key.
+pub fn lenient_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     struct V;
     impl<'de> serde::de::Visitor<'de> for V {
         type Value = Option<String>;
@@ -640,9 +645,10 @@ impl Loaded {
     }
 }
 
-/// Loads the configuration: defaults < `file` < environment < `flags`, then checks values.
-pub fn load(file: Option<&Path>, flags: FlagOverrides) -> Result<Loaded, UsageError> {
-    load_with_env(file, flags, utf8_vars())
+/// Loads the configuration: defaults < `file` < environment < `flags`, then checks values,
+/// the `communication` section against `plugins` (`crate::transport::CONFIG`).
+pub fn load(file: Option<&Path>, flags: FlagOverrides, plugins: &[Plugin]) -> Result<Loaded, UsageError> {
+    load_with_env(file, flags, utf8_vars(), plugins)
 }
 
 /// [`load`] with an explicit environment (tests pass their own).
@@ -650,6 +656,7 @@ pub fn load_with_env(
     file: Option<&Path>,
     flags: FlagOverrides,
     env: impl IntoIterator<Item = (String, String)>,
+    plugins: &[Plugin],
 ) -> Result<Loaded, UsageError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     let mut file_text = None;
@@ -667,6 +674,7 @@ pub fn load_with_env(
     let config: Config = figment.extract().map_err(|e| UsageError(describe_figment_error(e)))?;
     let loaded = Loaded { config, figment, file_text, flags };
     validate(&loaded)?;
+    check_plugins(&loaded, plugins)?;
     Ok(loaded)
 }
 
@@ -920,9 +928,6 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
     {
         return Err(l.invalid("worker.node_id", e));
     }
-    if let Err((key, message)) = crate::transport::nats::check_config(&c.communication) {
-        return Err(l.invalid(key, message));
-    }
     if c.log.max_files == 0 {
         return Err(l.invalid("log.max_files", "must be at least 1"));
     }
@@ -935,6 +940,26 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
             && t.trim().len() < 16
         {
             return Err(l.invalid(key, "must be at least 16 characters (use a long random value)"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the `communication` section against the plug-ins: every key belongs to one, and
+/// each one's settings parse and pass its checks.
+fn check_plugins(l: &Loaded, plugins: &[Plugin]) -> Result<(), UsageError> {
+    let known: Vec<String> = plugins.iter().flat_map(|p| (p.keys)()).collect();
+    if let Some(key) = l.config.communication.keys().find(|k| !known.contains(k)) {
+        let message = if known.is_empty() {
+            format!("unknown key `{key}`; this build has no transport besides HTTP")
+        } else {
+            format!("unknown key `{key}`; known keys here: {}", known.join(", "))
+        };
+        return Err(l.invalid(&format!("communication.{key}"), message));
+    }
+    for plugin in plugins {
+        if let Err(e) = (plugin.check)(&l.config.communication) {
+            return Err(l.invalid(&format!("communication.{}", e.key), e.message));
         }
     }
     Ok(())
@@ -988,7 +1013,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, yaml).unwrap();
-        load_with_env(Some(&path), FlagOverrides::default(), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        load_with_env(
+            Some(&path),
+            FlagOverrides::default(),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &[],
+        )
     }
 
     #[test]
@@ -1005,7 +1035,7 @@ mod tests {
     fn flags_win_and_are_named() {
         let mut flags = FlagOverrides::default();
         flags.set("worker.coordinator_port", "--coordinator-port", Some(0u16));
-        let err = load_with_env(None, flags, Vec::<(String, String)>::new()).err().unwrap();
+        let err = load_with_env(None, flags, Vec::<(String, String)>::new(), &[]).err().unwrap();
         assert!(err.0.contains("flag --coordinator-port"), "{}", err.0);
     }
 

@@ -12,13 +12,13 @@
 //! - [`model`]: the serde types on the wire, shared by coordinator, worker and CLI.
 //! - [`openapi`]: the OpenAPI 3.1 document, built from the route table and the model's schemas.
 //! - [`store`]: SQLite: the single-writer group-commit path, reads, migrations, the file lock.
-//! - [`coordinator`]: the server: router, auth, registry, scheduler, dispatch, metrics, the
+//! - [`coordinator`]: the server: router, auth, registry, scheduler, assignments, metrics, the
 //!   web dashboard.
 //! - [`worker`]: the node agent: join, heartbeat, skill discovery, runners.
 //! - [`client`]: the typed HTTP client used by the worker and the CLI clients.
 //! - [`eventsource`]: reading Server-Sent Events (the event stream, followed output).
-//! - [`transport`]: doors besides HTTP (NATS JetStream), behind hooks of the coordinator
-//!   and the worker.
+//! - [`transport`]: doors besides HTTP (NATS JetStream): plug-ins into seams the coordinator,
+//!   the worker and the config loader own (one line each in `transport/mod.rs`).
 //! - [`shutdown`]: Ctrl+C / SIGTERM turned into one cancellation token.
 //! - [`tokens`]: the token files beside the database, read by every role.
 //! - [`util`]: small shared helpers (time, ids, secrets).

@@ -16,9 +16,9 @@ pub fn join_token(config: &Config, flag: Option<String>) -> Option<String> {
 /// supervisor, a process its skills cannot look into, and a WARN when they could read the
 /// coordinator's admin token.
 fn prepare_worker_process(config: &Config) {
-    crate::worker::exec::supervise_with_this_executable();
-    crate::worker::exec::protect_worker_process();
-    crate::worker::exec::warn_if_admin_token_readable(config);
+    crate::worker::runner::exec::supervise_with_this_executable();
+    crate::worker::runner::exec::protect_worker_process();
+    crate::worker::runner::exec::warn_if_admin_token_readable(config);
 }
 
 /// Refuses a worker none of whose skills folders exists (it would join with no skills and
@@ -44,7 +44,7 @@ pub async fn run(config: Config, token: Option<String>) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
     prepare_worker_process(&config);
     let token = join_token(&config, token);
-    crate::worker::run(config, token, shutdown).await
+    crate::worker::run(config, token, shutdown, crate::transport::WORKER).await
 }
 
 /// A coordinator on 127.0.0.1 and one worker in this process.
@@ -55,7 +55,9 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
     config.coordinator.host = "127.0.0.1".into();
     let listener = crate::coordinator::bind(&config.coordinator.host, config.coordinator.port).await?;
     let port = listener.local_addr()?.port();
-    let coordinator = crate::coordinator::Coordinator::start(config.clone(), coordinator_stop.clone()).await?;
+    let coordinator =
+        crate::coordinator::Coordinator::start(config.clone(), coordinator_stop.clone(), crate::transport::COORDINATOR)
+            .await?;
     let server = tokio::spawn(coordinator.serve(listener));
     config.worker.coordinator_host = Some("127.0.0.1".into());
     config.worker.coordinator_port = Some(port);
@@ -67,7 +69,7 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
         admin_token_file = %token_path(&config, crate::tokens::ADMIN_TOKEN_FILE).display(),
         "dev cluster: try `openclaw nodes` and `openclaw tasks submit --skill <name> --wait` in another terminal"
     );
-    let worker = crate::worker::run(config, token, shutdown.clone()).await;
+    let worker = crate::worker::run(config, token, shutdown.clone(), crate::transport::WORKER).await;
     coordinator_stop.cancel();
     let served = server.await?;
     worker.and(served)

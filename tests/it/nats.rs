@@ -12,6 +12,9 @@ use async_nats::jetstream::{self, consumer::PullConsumer, stream::RetentionPolic
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use openclaw::transport::nats::NodeKey;
+use openclaw::transport::nats::config::NatsConfig;
+
 use crate::nats_server::{NatsServer, installed};
 use crate::support::{Cluster, DeadPort, Proc, Settings, eventually, exec_skill, show};
 
@@ -85,15 +88,15 @@ async fn consumer_state(js: &jetstream::Context, node: &str) -> Option<(u64, usi
     Some((info.num_pending, info.num_ack_pending, info.delivered.consumer_sequence))
 }
 
-/// Publishes a result as worker `node` would, signed with its kept secret.
+/// Publishes a result as worker `node` would, signed with the key of its kept secret.
 async fn publish_result(c: &Cluster, js: &jetstream::Context, node: &str, task: &str, report: Value) {
     let secret = std::fs::read_to_string(c.path().join(format!("data/worker-{node}.secret"))).unwrap();
-    let key = openclaw::util::hash_secret(secret.trim());
+    let key = NodeKey::derive(secret.trim());
     let attempt = report["attempt"].as_u64().unwrap() as u32;
     let subject = format!("cluster.task.results.{task}");
-    let id = openclaw::transport::nats::result_id(task, attempt);
+    let id = key.result_id(task, attempt);
     let payload = report.to_string().into_bytes();
-    let sig = openclaw::transport::nats::signature(&key, &subject, &id, &payload);
+    let sig = key.sign(&subject, &id, &payload);
     let message = jetstream::message::PublishMessage::build()
         .message_id(&id)
         .header("Openclaw-Node", node)
@@ -610,10 +613,11 @@ fn bad_nats_settings_are_config_errors_naming_the_key() {
 fn the_example_configs_load_with_their_nats_keys() {
     for file in ["config/coordinator.yaml", "config/worker.yaml"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
-        let loaded = openclaw::config::load(Some(&path), Default::default())
+        let loaded = openclaw::config::load(Some(&path), Default::default(), openclaw::transport::CONFIG)
             .unwrap_or_else(|e| panic!("{file} does not load: {e}"));
-        assert_eq!(loaded.config.communication.nats_subject_prefix, "cluster", "{file}");
-        assert!(loaded.config.communication.nats_url.is_none(), "{file}: NATS is opt-in");
+        let nats: NatsConfig = loaded.config.communication.get().unwrap();
+        assert_eq!(nats.nats_subject_prefix, "cluster", "{file}");
+        assert!(nats.nats_url.is_none(), "{file}: NATS is opt-in");
     }
 }
 
