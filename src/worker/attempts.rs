@@ -76,8 +76,8 @@ pub struct Attempts {
     slot_freed: Notify,
     /// Every attempt's task (and result deliveries), awaited on shutdown.
     tracker: TaskTracker,
-    /// The second transport, when one is configured.
-    transport: Option<Arc<dyn CoordinatorTransport>>,
+    /// The second transport ([`super::transport::HttpOnly`] when none is configured).
+    transport: Arc<dyn CoordinatorTransport>,
     /// Heartbeats sent so far (a heartbeat's number is its place in this count).
     heartbeats_sent: AtomicU64,
     /// The number of the last heartbeat answered: results the transport took count the
@@ -91,7 +91,7 @@ impl Attempts {
         session: Arc<Session>,
         adverts: Arc<Adverts>,
         runners: Runners,
-        transport: Option<Arc<dyn CoordinatorTransport>>,
+        transport: Arc<dyn CoordinatorTransport>,
     ) -> Attempts {
         Attempts {
             ctx,
@@ -154,9 +154,7 @@ impl Attempts {
     /// The answer to heartbeat `number`: its cancels, and its part for the transport.
     pub fn heartbeat_answered(&self, number: u64, answer: &crate::model::HeartbeatResponse) {
         self.apply_cancels(&answer.cancel);
-        if let Some(t) = &self.transport {
-            t.heartbeat_answer(answer);
-        }
+        self.transport.heartbeat_answer(answer);
         self.answered.send_if_modified(|last| std::mem::replace(last, number.max(*last)) < number);
     }
 
@@ -291,10 +289,7 @@ impl Attempts {
             // The coordinator may be away: run anyway and deliver the result later.
             _ => answer(Taken::Started),
         }
-        let via = match (&self.transport, carried) {
-            (Some(t), true) => t.name(),
-            _ => "http",
-        };
+        let via = if carried { self.transport.name() } else { "http" };
         tracing::info!(target: "openclaw::worker", task_id = %a.task_id, attempt = a.attempt, skill = %a.skill, via, "task started");
         let started = Instant::now();
         let report = match self.adverts.skill(&a.skill) {
@@ -384,11 +379,10 @@ impl Attempts {
         let mut failures = 0u32;
         let mut tried_transport = false;
         loop {
-            if let Some(t) = self.transport.as_ref().filter(|_| !tried_transport)
-                && let Some(secret) = self.session.current().and_then(|c| c.token().map(str::to_string))
+            if !tried_transport && let Some(secret) = self.session.current().and_then(|c| c.token().map(str::to_string))
             {
                 let after = self.heartbeats_sent.load(Ordering::SeqCst);
-                if t.send_result(task_id, &report, &secret).await {
+                if self.transport.send_result(task_id, &report, &secret).await {
                     tried_transport = true;
                     match self.confirmation(after, confirmed).await {
                         Confirmation::Confirmed | Confirmation::Leaving => return,
@@ -490,14 +484,6 @@ pub fn session_refused(e: &ClientError) -> bool {
     matches!(e.code(), Some(ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::UnknownNode))
 }
 
-/// Resolves when assignments start coming over the transport (never without one).
-async fn switched_to_transport(attempts: &Attempts) {
-    match &attempts.transport {
-        Some(t) => t.activated().await,
-        None => std::future::pending().await,
-    }
-}
-
 /// Long-polls for assignments while a slot is free, until the worker stops taking tasks.
 pub async fn poll_loop(attempts: Arc<Attempts>) {
     let ctx = attempts.ctx.clone();
@@ -506,11 +492,11 @@ pub async fn poll_loop(attempts: Arc<Attempts>) {
     let mut failures = 0u32;
     while !ctx.stop_taking.is_cancelled() {
         let mut wait = long_poll;
-        if let Some(t) = attempts.transport.as_ref().filter(|t| t.carries_assignments()) {
+        if attempts.transport.carries_assignments() {
             // Assignments come over the transport: poll only when that stops, or for one
             // it could not carry.
             let wake = tokio::select! {
-                w = t.paused() => w,
+                w = attempts.transport.paused() => w,
                 _ = ctx.stop_taking.cancelled() => break,
             };
             if wake == Wake::Http {
@@ -531,7 +517,7 @@ pub async fn poll_loop(attempts: Arc<Attempts>) {
             a = client.poll(&ctx.node_id, &req, wait) => a,
             // Assignments come over the transport from now on: stop waiting here (what
             // this poll would have handed out is scheduled still, and published there).
-            _ = switched_to_transport(&attempts), if !wait.is_zero() => continue,
+            _ = attempts.transport.activated(), if !wait.is_zero() => continue,
             _ = ctx.stop_taking.cancelled() => break,
         };
         match answer {

@@ -101,7 +101,10 @@ pub async fn run(
     tracing::info!(target: "openclaw::worker", node_id = %ctx.node_id, coordinator = %url, "worker starting");
     let adverts = Arc::new(adverts::Adverts::new(&ctx.config, gateway.clone()));
     let session = Arc::new(session::Session::new(ctx.clone(), url, join, identity));
-    let transport = transports.iter().find_map(|start| start(&ctx.config, &ctx.node_id));
+    let transport = transports
+        .iter()
+        .find_map(|start| start(&ctx.config, &ctx.node_id))
+        .unwrap_or_else(|| Arc::new(transport::HttpOnly));
     let runners = runner::Runners::new(gateway, adverts.clone());
     let attempts =
         Arc::new(attempts::Attempts::new(ctx.clone(), session.clone(), adverts.clone(), runners, transport.clone()));
@@ -113,10 +116,8 @@ pub async fn run(
         tokio::spawn(adverts::skills_loop(adverts.clone(), ctx.clone())),
         tokio::spawn(adverts::gateway_loop(adverts.clone(), ctx.clone())),
     ];
-    if let Some(t) = transport {
-        let handle = transport::Handle { ctx: ctx.clone(), attempts: attempts.clone(), session: session.clone() };
-        loops.push(tokio::spawn(t.run(handle)));
-    }
+    let handle = transport::Handle { ctx: ctx.clone(), attempts: attempts.clone(), session: session.clone() };
+    loops.push(tokio::spawn(transport.run(handle)));
     shutdown.cancelled().await;
     wind_down(&ctx, &session, &attempts).await;
     for handle in loops {

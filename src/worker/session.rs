@@ -261,13 +261,13 @@ fn is_final(e: &ClientError) -> bool {
 const MIN_HEARTBEAT_GAP: Duration = Duration::from_millis(250);
 
 /// Registers (again when needed) and heartbeats until the worker leaves. The second
-/// transport, when there is one, adds its part to each heartbeat and reads its part of the
-/// answer.
+/// transport adds its part to each heartbeat (its part of the answer is read by
+/// `attempts`).
 pub async fn heartbeat_loop(
     session: Arc<Session>,
     attempts: Arc<Attempts>,
     adverts: Arc<Adverts>,
-    transport: Option<Arc<dyn CoordinatorTransport>>,
+    transport: Arc<dyn CoordinatorTransport>,
 ) {
     let ctx = session.ctx.clone();
     let interval = ctx.config.worker.heartbeat_interval.get();
@@ -335,8 +335,8 @@ pub async fn heartbeat_loop(
             unavailable_skills: changed.as_ref().map(|(_, (_, u))| u.clone()),
             ..Default::default()
         };
-        if let (Some(t), Some(secret)) = (&transport, client.token()) {
-            t.heartbeat(&mut req, secret);
+        if let Some(secret) = client.token() {
+            transport.heartbeat(&mut req, secret);
         }
         match client.heartbeat(&ctx.node_id, &req).await {
             Ok(answer) => {
@@ -359,7 +359,7 @@ pub async fn heartbeat_loop(
                         tracing::error!(target: "openclaw::worker", error = %e, "the coordinator refused a heartbeat; sending the next ones without the skills list");
                         adverts.mark_sent(version);
                     }
-                    None if transport.as_ref().is_some_and(|t| t.heartbeat_refused()) => {}
+                    None if transport.heartbeat_refused() => {}
                     None => {
                         tracing::error!(target: "openclaw::worker", error = %e, "the coordinator refused a heartbeat")
                     }

@@ -62,6 +62,44 @@ pub trait CoordinatorTransport: Send + Sync {
     fn run(self: Arc<Self>, worker: Handle) -> BoxFuture<'static, ()>;
 }
 
+/// No transport besides HTTP: carries nothing, adds nothing. The worker always has a
+/// transport, so no part of it asks whether there is one.
+pub struct HttpOnly;
+
+impl CoordinatorTransport for HttpOnly {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    fn heartbeat(&self, _req: &mut HeartbeatRequest, _secret: &str) {}
+
+    fn heartbeat_answer(&self, _answer: &HeartbeatResponse) {}
+
+    fn heartbeat_refused(&self) -> bool {
+        false
+    }
+
+    fn carries_assignments(&self) -> bool {
+        false
+    }
+
+    fn paused(&self) -> BoxFuture<'_, Wake> {
+        Box::pin(std::future::ready(Wake::Http))
+    }
+
+    fn activated(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
+
+    fn send_result<'a>(&'a self, _: &'a str, _: &'a ResultReport, _: &'a str) -> BoxFuture<'a, bool> {
+        Box::pin(std::future::ready(false))
+    }
+
+    fn run(self: Arc<Self>, _worker: Handle) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::ready(()))
+    }
+}
+
 /// Why the paused HTTP poll loop wakes up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wake {

@@ -584,7 +584,11 @@ async fn an_authenticated_nats_carries_the_work_and_wrong_credentials_are_named(
 
 #[test]
 fn bad_nats_settings_are_config_errors_naming_the_key() {
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 6] = [
+        (
+            "communication:\n  nats_url: nats://h\n  nats_urll: nats://g\n",
+            &["communication.nats_urll", "c.yaml:3", "unknown key", "nats_subject_prefix"],
+        ),
         ("communication:\n  nats_url: http://127.0.0.1:4222\n", &["communication.nats_url", "c.yaml:2", "nats://"]),
         (
             "communication:\n  nats_url: nats://u:p@127.0.0.1\n  nats_token: t\n",
@@ -860,4 +864,36 @@ async fn a_result_the_coordinator_never_takes_from_nats_is_delivered_over_http()
     assert_eq!(metric(&c, r#"openclaw_nats_results_total{kind="recorded"}"#).await, 0);
     let js = client_as(&server, "coordinator", "change-me-coordinator", "_INBOX.coordinator.probe").await;
     assert_eq!(stream_messages(&js, "CLUSTER_RESULTS").await, 1, "the published result should still wait unread");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_worker_that_sends_no_key_stays_on_http() {
+    // A worker from before the node keys says its NATS link is up but sends no key: the
+    // coordinator could not check its messages, so it keeps it on HTTP and says why, once.
+    let Some(server) = NatsServer::start(None) else { return };
+    let c = nats_cluster(Settings::default(), &server.url(), "").await;
+    let coordinator = c.coordinator.as_ref().unwrap();
+    coordinator.wait_for_output("NATS streams ready", Duration::from_secs(20)).await;
+    let secret = c.register("old", &["echo"], 1).await;
+    for _ in 0..3 {
+        assert_eq!(dispatch_after_heartbeat(&c, "old", &secret, json!({"nats": true})).await, "http");
+    }
+    coordinator.wait_for_output("runs an older worker", Duration::from_secs(10)).await;
+    assert_eq!(coordinator.out().matches("runs an older worker").count(), 1, "{}", coordinator.logs());
+    let bad = json!({"nats": true, "nats_key": "c2hvcnQ="});
+    assert_eq!(dispatch_after_heartbeat(&c, "old", &secret, bad).await, "http");
+    // With its key, the same node moves to NATS once its consumer exists.
+    let with_key = json!({"nats": true, "nats_key": NodeKey::derive(&secret).to_base64()});
+    eventually("the node on NATS", Duration::from_secs(20), || async {
+        dispatch_after_heartbeat(&c, "old", &secret, with_key.clone()).await == "nats"
+    })
+    .await;
+}
+
+/// Heartbeats as node `node` with `body`; the answer's `dispatch`.
+async fn dispatch_after_heartbeat(c: &Cluster, node: &str, secret: &str, body: Value) -> String {
+    let path = format!("/api/v1/nodes/{node}/heartbeat");
+    let (status, answer) = c.call("POST", &path, Some(secret), Some(&body.to_string())).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["dispatch"].as_str().unwrap().to_string()
 }
