@@ -26,7 +26,7 @@ use crate::model::{NodeStatus, Priority, TaskStatus};
     after_long_help = "Exit status: 0 success; 1 a negative answer (a task failed, the cluster is unhealthy, not found, unreachable) or a failure; 2 a usage or configuration error; 3 (coordinator, dev) the coordinator cannot write its database or the folder holding it; 4 a wait that ran out of its --timeout with the task still pending or running."
 )]
 pub struct Cli {
-    /// YAML configuration file (the seed's config.yaml works as is).
+    /// YAML configuration file (the Python original's config.yaml works as is).
     #[arg(short = 'c', long = "config", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

@@ -21,6 +21,9 @@ use figment::providers::{Format, Serialized};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 
 use crate::UsageError;
 
@@ -34,21 +37,23 @@ pub struct Config {
     /// `communication.*`: the settings of the transports besides HTTP. Each transport
     /// defines, documents and checks its own keys (the NATS transport's are `nats_*`);
     /// `crate::transport::CONFIG` lists them for the loader.
-    pub communication: Section,
+    pub communication: PluginSection,
     pub log: LogConfig,
     pub auth: AuthConfig,
 }
 
-/// `storage.*`: where the coordinator keeps its state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Where the coordinator keeps its state. A worker uses only the folder of `storage.path`,
+/// where it finds `worker.token` (and, by default, keeps its node secret).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// Only `sqlite` exists (the seed's key).
+    /// The storage engine; `sqlite` is the only one.
     #[serde(rename = "type")]
     pub kind: StorageKind,
-    /// The SQLite database file. Token files and the lock file live beside it.
+    /// The SQLite database file. The token files and the lock file live beside it.
+    #[schema(value_type = String, format = "path")]
     pub path: PathBuf,
-    /// Ended tasks older than this many days are purged in the background (0 keeps them).
+    /// Ended tasks older than this many days are purged in the background (0 keeps them all).
     pub task_retention_days: u32,
 }
 
@@ -59,65 +64,81 @@ impl Default for StorageConfig {
 }
 
 /// The storage engines there are.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
     Sqlite,
 }
 
-/// `coordinator.*`: the server.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The coordinator: the HTTP API, the node registry and the scheduler.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct CoordinatorConfig {
+    /// The address to listen on (`--host`); `0.0.0.0` is every IPv4 interface.
     #[serde(deserialize_with = "lenient")]
     pub host: String,
-    /// 0 picks any free port (logged at start): for tests and tools.
+    /// The port to listen on (`--port`); 0 picks any free port, logged as `coordinator
+    /// ready on …` (for tests and tools).
     pub port: u16,
-    /// A node without a heartbeat for this long is offline.
+    /// A cluster node without a heartbeat for this long is offline. Must be above
+    /// `worker.heartbeat_interval`.
     pub heartbeat_timeout: Secs,
     /// Period of the background consistency sweep. Offline detection itself runs at each
     /// node's own deadline and does not wait for this sweep.
     pub heartbeat_check_interval: Secs,
-    /// Request bodies above this many bytes get 413.
+    /// Request bodies above this many bytes get 413 (at least 1024).
     pub max_body_bytes: u64,
     /// A request's headers (and an idle keep-alive connection's next request) must arrive
-    /// within this; else the connection is closed.
+    /// within this, else the connection is closed (0.1 s to 1 h).
     pub header_read_timeout: Secs,
-    /// A request's whole body must arrive within this once its handler reads it; else 408
-    /// and the connection is closed.
+    /// A request's whole body must arrive within this once its handler reads it, else 408
+    /// and the connection is closed (0.1 s to 1 h).
     pub body_read_timeout: Secs,
-    /// Open client connections at most; past it the stalest idle or slow one is closed
-    /// to make room, and when none is, the new one is refused.
+    /// Open client connections at most (at least 16); past it the one that has waited
+    /// longest on its client is closed to make room, and when none is, the new one gets
+    /// 503. Size it at about three per worker plus dashboards and scripts; the process
+    /// needs this many open files plus 128 (see operations.md, Connection limits).
     pub max_connections: u32,
-    /// Open connections from one client address at most (trusted proxies are exempt).
+    /// Open connections from one client address at most (1 to `max_connections`); trusted
+    /// proxies are exempt.
     pub max_connections_per_ip: u32,
-    /// Proxies whose X-Forwarded-For / X-Real-IP headers are believed (IP addresses).
+    /// Reverse proxies (IP addresses) whose X-Real-IP / X-Forwarded-For headers are
+    /// believed.
+    #[schema(value_type = Vec<String>)]
     pub trusted_proxies: Vec<IpAddr>,
-    /// How a node is chosen among the eligible ones.
+    /// How a node is chosen among the eligible ones: `least_loaded` (fewest running tasks
+    /// relative to capacity; the original's `least_tasks` too), `round_robin` (each in
+    /// turn), `random`, `best_fit` (most free CPU, memory and slots), `affinity` (most tags
+    /// in common with the task's, then least loaded).
     pub scheduling_strategy: Strategy,
-    /// Per-attempt time limit of a task that does not set one.
+    /// The time limit of each attempt of a task that sets none (1 s to 7 days).
     pub default_task_timeout: Secs,
-    /// Retries of a task that does not set max_retries.
+    /// How many times a failed attempt is retried when the task does not say (0 to 100).
     pub default_max_retries: u32,
-    /// First retry delay; doubles with each failed attempt (with jitter).
+    /// The first retry's delay; it doubles with each failed attempt (with jitter).
     pub retry_backoff_base: Secs,
-    /// Longest retry delay.
+    /// The longest retry delay.
     pub retry_backoff_max: Secs,
-    /// How long a worker's poll for tasks waits before an empty answer.
+    /// How long a worker's poll for tasks waits before an empty answer (1 s to 300 s).
     pub long_poll_timeout: Secs,
     /// On shutdown, how long in-flight requests may take to finish.
     pub shutdown_timeout: Secs,
-    /// PEM certificate chain; with tls_key, the coordinator speaks HTTPS.
+    /// A PEM certificate chain; with `tls_key`, the coordinator serves HTTPS.
+    #[schema(value_type = Option<String>, format = "path")]
     pub tls_cert: Option<PathBuf>,
-    /// PEM private key for tls_cert.
+    /// The PEM private key of `tls_cert` (set the two together).
+    #[schema(value_type = Option<String>, format = "path")]
     pub tls_key: Option<PathBuf>,
-    /// The most nodes the registry holds; a registration beyond it gets 409 `node_limit`.
+    /// The most cluster nodes the registry holds; a registration of a new node id beyond it
+    /// gets 409 `node_limit`.
     pub max_nodes: usize,
-    /// The most state changes queued for the store and not yet on disk; client requests
-    /// that would change state beyond it get 503 `overloaded` with Retry-After.
+    /// The most state changes queued for the store and not yet on disk (at least 16);
+    /// client requests that would change state beyond it get 503 `overloaded` with
+    /// Retry-After.
     pub max_write_backlog: u64,
     /// How many bytes of each task's output are kept (the newest lines of its latest
-    /// attempt), for `GET /api/v1/tasks/{id}/output` and `openclaw tasks logs`.
+    /// attempt, after it ends too), for `GET /api/v1/tasks/{id}/output` and `tasks logs`
+    /// (1 KiB to 16 MiB).
     pub output_tail_bytes: u64,
 }
 
@@ -151,7 +172,7 @@ impl Default for CoordinatorConfig {
 }
 
 /// Placement strategies (`coordinator.scheduling_strategy`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Fewest running tasks relative to capacity (the original's `least_tasks` too).
@@ -167,62 +188,75 @@ pub enum Strategy {
     Affinity,
 }
 
-/// `worker.*`: the node agent.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The worker on each machine (the CLI also reads `coordinator_host`, `coordinator_port`,
+/// `coordinator_tls` and `ca_file` to find the coordinator).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
-    /// This node's id; default derived from the host name.
+    /// This cluster node's id (`--node-id`): 1 to 128 of `A-Z a-z 0-9 . _ -`. Unset: derived
+    /// from the host name.
     #[serde(deserialize_with = "lenient_opt")]
     pub node_id: Option<String>,
-    /// Where the coordinator is; default coordinator.host (0.0.0.0 meaning 127.0.0.1).
+    /// Where the coordinator is (`--coordinator-host`; the CLI reads it too). Unset:
+    /// `coordinator.host`, with 0.0.0.0 meaning 127.0.0.1.
     #[serde(deserialize_with = "lenient_opt")]
     pub coordinator_host: Option<String>,
-    /// Default coordinator.port.
+    /// The coordinator's port (`--coordinator-port`). Unset: `coordinator.port`.
     pub coordinator_port: Option<u16>,
-    /// Use https to reach the coordinator.
+    /// Reach the coordinator with `https://` (set it on machines whose config has no
+    /// `coordinator.tls_cert`).
     pub coordinator_tls: bool,
-    /// Extra CA certificate (PEM) to trust for the coordinator's TLS.
+    /// PEM CA certificate(s) to trust for the coordinator's TLS besides the system's, for
+    /// the worker and the CLI.
+    #[schema(value_type = Option<String>, format = "path")]
     pub ca_file: Option<PathBuf>,
-    /// Join token; default: the worker.token file beside storage.path.
+    /// The join token (`--token` and `OPENCLAW_TOKEN` win; never passed to skills). Unset:
+    /// the `worker.token` file beside `storage.path`.
     #[serde(deserialize_with = "lenient_opt")]
     pub token: Option<String>,
+    /// How many tasks this cluster node runs at once (1 to 1000; `--max-concurrent-tasks`).
     pub max_concurrent_tasks: u32,
+    /// Time between heartbeats; must be below the coordinator's `heartbeat_timeout`.
     pub heartbeat_interval: Secs,
-    /// One folder or a list; as with OpenClaw's `skills.load.extraDirs`, a later one wins a
-    /// name clash.
+    /// The skills folder, or a list of them (`--skills-dir`); as with OpenClaw's
+    /// `skills.load.extraDirs`, a later one wins a name clash.
     pub skills_dir: SkillsDirs,
-    /// The local OpenClaw gateway's port; default from OpenClaw's own config
-    /// (`OPENCLAW_GATEWAY_PORT`, `gateway.port`), else 18789.
+    /// The local OpenClaw gateway's port. Unset: OpenClaw's own (`OPENCLAW_GATEWAY_PORT`,
+    /// `gateway.port` in its config), else 18789.
     pub port: Option<u16>,
-    /// The gateway's URL; default http://127.0.0.1:{port} (or what OpenClaw's `gateway.bind`
-    /// says).
+    /// The gateway's URL. Unset: from OpenClaw's `gateway.bind` and the port
+    /// (`http://127.0.0.1:<port>` by default).
     #[serde(deserialize_with = "lenient_opt")]
     pub gateway_url: Option<String>,
-    /// The gateway's bearer token; default OpenClaw's `gateway.auth.token`, else
-    /// OPENCLAW_GATEWAY_TOKEN.
+    /// The gateway's bearer token (never logged). Unset: OpenClaw's `gateway.auth.token`,
+    /// else `OPENCLAW_GATEWAY_TOKEN`.
     #[serde(deserialize_with = "lenient_opt")]
     pub gateway_token: Option<String>,
-    /// OpenClaw's CLI, whose skills listing is the truth for agent skills: a path, `off`, or
-    /// unset to take the first `openclaw` on PATH that is not this program.
+    /// OpenClaw's CLI, whose skills listing decides OpenClaw's agent skills: a path, or
+    /// `off` to ignore it. Unset: the first `openclaw` on PATH that is OpenClaw's (never
+    /// this program).
     #[serde(deserialize_with = "lenient_opt")]
     pub openclaw_cli: Option<String>,
-    /// How often OpenClaw's skills listing is taken again when nothing it reads changed.
+    /// How often OpenClaw's skills listing is taken again when nothing it reads changed (at
+    /// least 1 s; one listing costs seconds of CPU).
     pub openclaw_refresh_interval: Secs,
-    /// The OpenClaw agent that runs agent tasks (model `openclaw/{agent_id}`).
+    /// The OpenClaw agent that runs agent tasks (model `openclaw/<agent_id>`, which the
+    /// gateway must list in `/v1/models`).
     #[serde(deserialize_with = "lenient")]
     pub agent_id: String,
-    /// Tags for affinity placement.
+    /// Tags of this cluster node, for `affinity` placement and `--require-tag` (`--tag`).
     pub tags: Vec<String>,
     /// On shutdown, how long running tasks may take to finish before they are killed.
     pub shutdown_timeout: Secs,
-    /// An exec task whose stdout exceeds this fails with "output too large".
+    /// An exec task whose stdout exceeds this many bytes fails with "output too large".
     pub max_output_bytes: u64,
-    /// How often the skills folders are rescanned.
+    /// How often the skills folders are rescanned (changes need no restart).
     pub skills_rescan_interval: Secs,
     /// How often the gateway is probed (two loopback GETs, never a chat call).
     pub gateway_check_interval: Secs,
-    /// Where the worker keeps its node secret and its one-worker-per-node-id lock; default:
-    /// the folder of storage.path.
+    /// Where the worker keeps its node secret and its one-worker-per-node-id lock
+    /// (`--state-dir`). Unset: the folder of `storage.path`.
+    #[schema(value_type = Option<String>, format = "path")]
     pub state_dir: Option<PathBuf>,
 }
 
@@ -254,16 +288,19 @@ impl Default for WorkerConfig {
     }
 }
 
-/// A section whose keys plug-ins define (`communication`): kept as loaded, each plug-in
-/// reading its own typed settings with [`Section::get`]. The loader checks it against the
-/// [`Plugin`]s it is given: a key none of them defines is refused, and each plug-in's
-/// settings must parse and pass its own checks, errors naming the key and where its value
-/// came from (file and line, environment variable, flag).
+/// The transports besides HTTP: each one defines, documents and checks its own keys here
+/// (the NATS transport's are `nats_*`; see nats.md).
+///
+/// A section whose keys plug-ins define: kept as loaded, each plug-in reading its own typed
+/// settings with [`PluginSection::get`]. The loader checks it against the [`Plugin`]s it is
+/// given: a key none of them defines is refused, and each plug-in's settings must parse and
+/// pass its own checks, errors naming the key and where its value came from (file and line,
+/// environment variable, flag).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct Section(Dict);
+pub struct PluginSection(Dict);
 
-impl Section {
+impl PluginSection {
     /// A plug-in's settings from this section: the keys it defines (the others belong to
     /// other plug-ins), defaults for the ones not set. Checked at load, so this fails only
     /// for a config built in code; the error names the key at fault.
@@ -285,6 +322,21 @@ impl Section {
     }
 }
 
+/// The schema of the section itself: its description; the keys are the plug-ins' (see
+/// [`Plugin::section`]).
+impl utoipa::PartialSchema for PluginSection {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "The transports besides HTTP, each with keys of its own; today NATS JetStream (see nats.md). Unset, work goes over HTTP only.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for PluginSection {}
+
 /// A bad value in a plug-in's section: the key at fault (within the section) and what is
 /// wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -299,36 +351,42 @@ impl KeyError {
     }
 }
 
-/// What a plug-in (a transport) adds to the `communication` section, for the loader:
-/// `crate::transport::CONFIG` lists one per transport.
-#[derive(Debug, Clone, Copy)]
+/// What a plug-in (a transport) adds to the `communication` section, for the loader and
+/// the reference: `crate::transport::CONFIG` lists one per transport.
 pub struct Plugin {
     /// Its name, for messages (`nats`).
     pub name: &'static str,
-    /// The keys it defines.
-    pub keys: fn() -> Vec<String>,
+    /// Its settings type as a section (key `communication`): its keys, defaults and doc
+    /// comments, which the reference shows with the section's.
+    pub section: SectionInfo,
     /// Reads its settings from the section and checks them.
-    pub check: fn(&Section) -> Result<(), KeyError>,
+    pub check: fn(&PluginSection) -> Result<(), KeyError>,
 }
 
-/// The keys of a plug-in's settings type: its serialized default's field names (so the list
-/// cannot drift from the struct).
-pub fn keys_of<T: Default + Serialize>() -> Vec<String> {
-    match Value::serialize(T::default()) {
-        Ok(Value::Dict(_, dict)) => dict.into_keys().collect(),
-        _ => Vec::new(),
+impl Plugin {
+    /// The keys it defines (its settings' fields).
+    pub fn keys(&self) -> Vec<String> {
+        match (self.section.defaults)() {
+            serde_json::Value::Object(fields) => fields.into_iter().map(|(k, _)| k).collect(),
+            _ => Vec::new(),
+        }
     }
 }
 
-/// `log.*`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Logging (see operations.md, Logs).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
+    /// The lowest level logged, in any case (`--log-level`; `RUST_LOG`, when set, wins).
     pub level: LogLevel,
+    /// `json` lines (top-level `timestamp`, `level`, `message`, `module`) or `text` for
+    /// people (`--log-format`). `dev` writes text when its output is a terminal and the
+    /// format is not set.
     pub format: LogFormat,
-    /// If set, logs also go to daily-rotated files in this folder.
+    /// Also write logs to daily-rotated `openclaw.<date>.log` files in this folder.
+    #[schema(value_type = Option<String>, format = "path")]
     pub dir: Option<PathBuf>,
-    /// How many rotated files to keep.
+    /// How many rotated files to keep (at least 1).
     pub max_files: usize,
 }
 
@@ -383,6 +441,17 @@ impl Serialize for LogLevel {
     }
 }
 
+impl utoipa::PartialSchema for LogLevel {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["ERROR", "WARN", "INFO", "DEBUG", "TRACE"]))
+            .into()
+    }
+}
+
+impl ToSchema for LogLevel {}
+
 impl<'de> Deserialize<'de> for LogLevel {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
@@ -391,27 +460,31 @@ impl<'de> Deserialize<'de> for LogLevel {
 }
 
 /// Log line formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Json,
     Text,
 }
 
-/// `auth.*`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The coordinator's tokens (see security.md). Each is at least 16 characters, and the three
+/// differ.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// `false` turns authentication off (experiments only; a WARN when not on loopback).
+    /// `false` turns authentication off: for experiments only (a WARN when the coordinator
+    /// listens beyond loopback).
     pub enabled: bool,
-    /// The admin token; default: the admin.token file beside storage.path (created on first start).
+    /// The admin token: everything. Unset: the `admin.token` file beside `storage.path`
+    /// (created on first start).
     #[serde(deserialize_with = "lenient_opt")]
     pub admin_token: Option<String>,
-    /// The join token for workers; default: the worker.token file beside storage.path.
+    /// The join token: workers register with it, nothing else; not the admin token. Unset:
+    /// the `worker.token` file beside `storage.path`.
     #[serde(deserialize_with = "lenient_opt")]
     pub worker_token: Option<String>,
-    /// Submit and read tasks and read nodes, nothing else (for agents and MCP clients);
-    /// default: the tasks.token file beside storage.path.
+    /// The tasks token: read nodes and tasks, submit and cancel tasks, nothing else (for
+    /// agents and MCP clients). Unset: the `tasks.token` file beside `storage.path`.
     #[serde(deserialize_with = "lenient_opt")]
     pub tasks_token: Option<String>,
 }
@@ -482,6 +555,14 @@ pub fn lenient_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D:
 #[serde(transparent)]
 pub struct SkillsDirs(pub Vec<PathBuf>);
 
+impl utoipa::PartialSchema for SkillsDirs {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().title(Some("folder or list of folders")).into()
+    }
+}
+
+impl ToSchema for SkillsDirs {}
+
 impl<'de> Deserialize<'de> for SkillsDirs {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
@@ -529,6 +610,14 @@ impl fmt::Display for Secs {
         write!(f, "{}s", self.0.as_secs_f64())
     }
 }
+
+impl utoipa::PartialSchema for Secs {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new().title(Some("duration")).into()
+    }
+}
+
+impl ToSchema for Secs {}
 
 impl Serialize for Secs {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -600,8 +689,71 @@ impl Provider for FlagOverrides {
     }
 }
 
-/// The sections a `OPENCLAW_<SECTION>__<KEY>` variable may address.
-const SECTIONS: &[&str] = &["storage", "coordinator", "worker", "communication", "log", "auth"];
+/// A section of the configuration (`storage:`, `coordinator:`, …): its key, its defaults,
+/// and its doc comments (through its utoipa schema), which are the reference
+/// (docs/configuration.md). A section's type may live with the part it configures.
+pub trait Section: ToSchema + Serialize + Default {
+    /// The section's key in the YAML file and in `OPENCLAW_<SECTION>__<KEY>`.
+    const KEY: &'static str;
+}
+
+impl Section for StorageConfig {
+    const KEY: &'static str = "storage";
+}
+impl Section for CoordinatorConfig {
+    const KEY: &'static str = "coordinator";
+}
+impl Section for WorkerConfig {
+    const KEY: &'static str = "worker";
+}
+impl Section for PluginSection {
+    const KEY: &'static str = "communication";
+}
+impl Section for LogConfig {
+    const KEY: &'static str = "log";
+}
+impl Section for AuthConfig {
+    const KEY: &'static str = "auth";
+}
+
+/// A section's schema (doc comments as descriptions) and the named schemas it refers to.
+pub type SectionSchema = (RefOr<Schema>, Vec<(String, RefOr<Schema>)>);
+
+/// What the reference needs of one section, without naming its type.
+pub struct SectionInfo {
+    pub key: &'static str,
+    /// The section's schema and the schemas it refers to.
+    pub schema: fn() -> SectionSchema,
+    /// The section's built-in defaults, as JSON.
+    pub defaults: fn() -> serde_json::Value,
+}
+
+impl SectionInfo {
+    /// The section `S` (a plug-in's settings type too: `crate::transport` builds its
+    /// [`Plugin::section`] with this).
+    pub const fn of<S: Section>() -> SectionInfo {
+        fn schema<S: Section>() -> SectionSchema {
+            let mut refs = Vec::new();
+            S::schemas(&mut refs);
+            (S::schema(), refs)
+        }
+        fn defaults<S: Section>() -> serde_json::Value {
+            serde_json::to_value(S::default()).unwrap_or_default()
+        }
+        SectionInfo { key: S::KEY, schema: schema::<S>, defaults: defaults::<S> }
+    }
+}
+
+/// Every section of [`Config`], in its order: the keys `OPENCLAW_<SECTION>__<KEY>`
+/// variables may address, and the reference's chapters. A section is one line here.
+pub const SECTIONS: &[SectionInfo] = &[
+    SectionInfo::of::<StorageConfig>(),
+    SectionInfo::of::<CoordinatorConfig>(),
+    SectionInfo::of::<WorkerConfig>(),
+    SectionInfo::of::<PluginSection>(),
+    SectionInfo::of::<LogConfig>(),
+    SectionInfo::of::<AuthConfig>(),
+];
 
 /// The configuration with the knowledge of where each value came from.
 pub struct Loaded {
@@ -689,7 +841,8 @@ fn env_provider(env: impl IntoIterator<Item = (String, String)>) -> impl Provide
             let Some((section, _)) = rest.split_once("__") else {
                 return false;
             };
-            SECTIONS.contains(&section.to_ascii_lowercase().as_str())
+            let section = section.to_ascii_lowercase();
+            SECTIONS.iter().any(|s| s.key == section)
         })
         .collect();
     EnvVars(vars)
@@ -948,7 +1101,7 @@ fn validate(l: &Loaded) -> Result<(), UsageError> {
 /// Checks the `communication` section against the plug-ins: every key belongs to one, and
 /// each one's settings parse and pass its checks.
 fn check_plugins(l: &Loaded, plugins: &[Plugin]) -> Result<(), UsageError> {
-    let known: Vec<String> = plugins.iter().flat_map(|p| (p.keys)()).collect();
+    let known: Vec<String> = plugins.iter().flat_map(Plugin::keys).collect();
     if let Some(key) = l.config.communication.keys().find(|k| !known.contains(k)) {
         let message = if known.is_empty() {
             format!("unknown key `{key}`; this build has no transport besides HTTP")

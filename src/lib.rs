@@ -5,6 +5,8 @@
 //! - [`cli`]: clap definitions of every subcommand and flag (parsing only, no side effects).
 //! - [`cmd`]: one module per subcommand; the glue between parsed flags and the library.
 //! - [`config`]: the `Config` tree and its figment loader (defaults < YAML < env < flags).
+//! - [`config_reference`]: the configuration reference (docs/configuration.md), rendered from
+//!   the config types' doc comments.
 //! - [`logging`]: tracing setup (JSON lines or text, stdout and optional rolling files).
 //! - [`manpages`]: the man pages, rendered from the CLI definitions.
 //! - [`mcp`]: the cluster as an MCP server: the tools, written once over a backend (the
@@ -28,6 +30,7 @@ pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod config;
+pub mod config_reference;
 pub mod coordinator;
 pub mod eventsource;
 pub mod logging;

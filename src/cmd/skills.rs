@@ -83,7 +83,7 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
     if all.is_empty() && scan.problems.is_empty() {
         let dirs = if args.skills_dir.is_empty() { &config.worker.skills_dir.0 } else { &args.skills_dir };
         let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        outln!("no skills found in {} (a skill is a folder with a SKILL.md; see README)", list.join(", "));
+        outln!("no skills found in {} (a skill is a folder with a SKILL.md; see docs/skills.md)", list.join(", "));
         return Ok(Exit::Ok.into());
     }
     let mut rows = Vec::new();

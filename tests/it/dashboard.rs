@@ -8,7 +8,7 @@
 //! with the admin token, and fits a phone's width.
 //!
 //! `OPENCLAW_SCREENSHOTS=1 cargo test --test it dashboard_screenshots` rewrites the
-//! README's pictures in docs/.
+//! pictures in docs/.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -98,7 +98,7 @@ async fn the_dashboard_in_a_real_browser() {
     assert_eq!(t["parameters"], json!({"greeting": "hi"}));
 }
 
-/// Pictures of the main pages for the README (only with OPENCLAW_SCREENSHOTS=1): a cluster
+/// Pictures of the main pages for docs/guide.md (only with OPENCLAW_SCREENSHOTS=1): a cluster
 /// with two nodes (one draining), finished, failed and waiting tasks.
 #[tokio::test]
 async fn dashboard_screenshots() {

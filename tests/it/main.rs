@@ -22,6 +22,7 @@ mod openclaw_mcp;
 mod openclaw_skills;
 mod operator;
 mod output;
+mod postgres_server;
 mod store;
 mod tasks;
 mod worker;

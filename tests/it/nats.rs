@@ -547,7 +547,7 @@ async fn an_authenticated_nats_carries_the_work_and_wrong_credentials_are_named(
     exec_skill(&skills, "echo", "cat\n");
     let w = c.worker("w1", &skills, &[]);
     on_nats(&w).await;
-    // The README's way to follow the events without the nats CLI (standard-library Python).
+    // docs/nats.md's way to follow the events without the nats CLI (standard-library Python).
     let watcher = Watcher::start(
         &format!("nats://openclaw:s3cret-pw@127.0.0.1:{}", server.port),
         "site-a.oc.events.tasks.completed",

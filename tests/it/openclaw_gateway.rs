@@ -125,7 +125,7 @@ async fn an_agent_task_gets_its_skills_instructions() {
     assert!(system.contains(&format!("{}/template.md", skills.join("notes").display())), "{{baseDir}} is the folder");
     assert!(system.contains("summarize-notes") && seen[0].user().contains(&prompt), "{}", seen[0].text);
     // The price: the SKILL.md body plus a few lines around it, on top of OpenClaw's own
-    // system prompt (printed for the README's figure).
+    // system prompt (printed for the figure in docs/skills.md).
     let body_len = std::fs::read_to_string(skills.join("notes/SKILL.md")).unwrap().len();
     eprintln!("system prompt {} bytes, skill file {body_len} bytes", system.len());
 

@@ -13,7 +13,7 @@ use openclaw::worker::skills::{self, Host, Missing, Rules, Skill, native};
 use crate::require_openclaw;
 
 /// Where the worker deliberately differs from OpenClaw on these inputs: (comparison, skill
-/// name, why). README "Running with OpenClaw" lists the same. The test fails when a
+/// name, why). docs/skills.md "Running with OpenClaw" lists the same. The test fails when a
 /// difference appears that is not here, or one listed here disappears.
 const DIFFERENCES: &[(&str, &str, &str)] = &[];
 

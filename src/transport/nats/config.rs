@@ -12,66 +12,71 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::config::{KeyError, Plugin, Secs, Section, keys_of, lenient, lenient_opt};
+use crate::config::{KeyError, Plugin, PluginSection, Secs, Section, SectionInfo, lenient, lenient_opt};
 
-/// The transport's entry for the config loader (`crate::transport::CONFIG`).
-pub const PLUGIN: Plugin = Plugin { name: "nats", keys: keys_of::<NatsConfig>, check: check_section };
+/// The transport's entry for the config loader and the reference (`crate::transport::CONFIG`).
+pub const PLUGIN: Plugin = Plugin { name: "nats", section: SectionInfo::of::<NatsConfig>(), check: check_section };
 
-fn check_section(section: &Section) -> Result<(), KeyError> {
+fn check_section(section: &PluginSection) -> Result<(), KeyError> {
     section.get::<NatsConfig>()?.check()
 }
 
-/// `communication.nats_*`: the optional NATS JetStream transport. Unset `nats_url` (the
-/// default) means HTTP only.
+/// The optional NATS transport (see nats.md): `communication.nats_*`. One way to
+/// authenticate at most; the files named must be readable at start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(default)]
 pub struct NatsConfig {
-    /// The NATS server(s), comma-separated (`nats://host:4222`, `tls://…`). Unset (the
-    /// default): HTTP only. Set: assignments, results and the event feed go over NATS
-    /// JetStream, with HTTP as the fallback while NATS is away.
+    /// The NATS server(s), comma-separated (`nats://host:4222`, `tls://…`). Unset: HTTP
+    /// only. Set: assignments, results and the event feed go over NATS JetStream, with HTTP
+    /// as the fallback while NATS is away.
     #[serde(deserialize_with = "lenient_opt")]
     pub nats_url: Option<String>,
-    /// The first subject tokens of every subject (`cluster.nodes.<id>.tasks`, …), and the
-    /// stream names' prefix (`CLUSTER_TASKS`); two clusters on one NATS need two prefixes.
-    /// Lower-case letters, digits and `-`, tokens joined by `.`.
+    /// The first subject tokens of every subject (`cluster.nodes.<id>.tasks`, …) and the
+    /// stream names' prefix (`CLUSTER_TASKS`): `a-z 0-9 -` tokens joined by `.`. Two
+    /// clusters on one NATS need two prefixes.
     #[serde(deserialize_with = "lenient")]
     pub nats_subject_prefix: String,
-    /// Token authentication (the server's `authorization { token: … }`).
+    /// Token authentication.
     #[serde(deserialize_with = "lenient_opt")]
     pub nats_token: Option<String>,
-    /// User/password authentication, with `nats_password`.
+    /// User/password authentication: the user (set `nats_password` too).
     #[serde(deserialize_with = "lenient_opt")]
     pub nats_user: Option<String>,
-    /// The password of `nats_user`.
+    /// User/password authentication: the password (set `nats_user` too).
     #[serde(deserialize_with = "lenient_opt")]
     pub nats_password: Option<String>,
     /// A `.creds` file (user JWT and nkey seed; decentralized auth).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = "path")]
     pub nats_creds_file: Option<PathBuf>,
     /// A file holding a user nkey seed (`SU…`).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = "path")]
     pub nats_nkey_seed_file: Option<PathBuf>,
     /// Require TLS (also implied by a `tls://` URL or a server that demands it).
     pub nats_tls: bool,
-    /// PEM CA certificate(s) to trust for the server's certificate (instead of the system's).
-    #[schema(value_type = Option<String>)]
+    /// PEM CA certificate(s) of the server's certificate (then only they are trusted, not
+    /// the system's roots).
+    #[schema(value_type = Option<String>, format = "path")]
     pub nats_ca_file: Option<PathBuf>,
-    /// PEM client certificate, with `nats_key_file`, for servers that verify clients.
-    #[schema(value_type = Option<String>)]
+    /// A PEM client certificate, for servers that verify clients (set `nats_key_file` too).
+    #[schema(value_type = Option<String>, format = "path")]
     pub nats_cert_file: Option<PathBuf>,
     /// The PEM private key of `nats_cert_file`.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = "path")]
     pub nats_key_file: Option<PathBuf>,
     /// Also keep the event feed in a bounded JetStream stream (`<PREFIX>_EVENTS`), so
     /// subscribers can replay it and the feed resumes exactly across restarts.
     pub nats_events_stream: bool,
-    /// How long the events stream keeps an event (seconds, or text: `24h`).
-    #[schema(value_type = f64)]
+    /// How long the events stream keeps an event.
     pub nats_events_max_age: Secs,
     /// The most events the events stream keeps (the oldest go first).
     pub nats_events_max_msgs: u64,
-    /// Replicas of every stream (1 for a single server; 3 in a NATS cluster).
+    /// Replicas of every stream (1 to 5: 1 for a single server, 3 in a NATS cluster).
     pub nats_replicas: usize,
+}
+
+/// The reference shows these keys in the `communication` section.
+impl Section for NatsConfig {
+    const KEY: &'static str = "communication";
 }
 
 impl Default for NatsConfig {
@@ -306,7 +311,7 @@ mod tests {
 
     #[test]
     fn the_keys_are_the_seeds() {
-        let keys = keys_of::<NatsConfig>();
+        let keys = PLUGIN.keys();
         assert_eq!(keys.len(), 15, "{keys:?}");
         assert!(keys.iter().all(|k| k.starts_with("nats_")), "{keys:?}");
         for k in ["nats_url", "nats_subject_prefix", "nats_creds_file", "nats_events_max_age", "nats_replicas"] {
@@ -316,7 +321,7 @@ mod tests {
 
     #[test]
     fn a_section_reads_into_the_settings_and_names_a_bad_key() {
-        let mut section = Section::default();
+        let mut section = PluginSection::default();
         section.set("nats_url", "nats://h:1").unwrap();
         section.set("nats_replicas", 3).unwrap();
         let c: NatsConfig = section.get().unwrap();

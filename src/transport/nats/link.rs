@@ -282,7 +282,7 @@ fn on_event(link: &Weak<Link>, event: async_nats::Event) {
         }
         async_nats::Event::ServerError(e) => {
             // Permission violations arrive here; the publisher only sees a timeout.
-            tracing::warn!(target: "openclaw::nats", url = %shown, error = %e, "the NATS server reported an error: {e} (a permission violation means this user may not use a subject: see the permissions in docs/nats.md)");
+            tracing::warn!(target: "openclaw::nats", url = %shown, error = %e, "the NATS server reported an error: {e} (a permission violation means this user may not use a subject: docs/nats.md lists the subjects)");
             link.status.send_modify(|s| s.last_error = Some(format!("server error: {e}")));
         }
         async_nats::Event::ClientError(e) => {

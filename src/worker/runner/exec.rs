@@ -366,7 +366,7 @@ pub fn warn_if_admin_token_readable(config: &crate::config::Config) {
         tracing::warn!(
             target: "openclaw::worker",
             path = %path.display(),
-            "this worker can read the coordinator's admin token, so every skill it runs can too: run the worker as a user that cannot read the coordinator's data folder (README: \"Running skills safely\")"
+            "this worker can read the coordinator's admin token, so every skill it runs can too: run the worker as a user that cannot read the coordinator's data folder (docs/security.md, \"Running skills safely\")"
         );
     }
 }
