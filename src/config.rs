@@ -354,8 +354,6 @@ impl KeyError {
 /// What a plug-in (a transport) adds to the `communication` section, for the loader and
 /// the reference: `crate::transport::CONFIG` lists one per transport.
 pub struct Plugin {
-    /// Its name, for messages (`nats`).
-    pub name: &'static str,
     /// Its settings type as a section (key `communication`): its keys, defaults and doc
     /// comments, which the reference shows with the section's.
     pub section: SectionInfo,

@@ -6,9 +6,9 @@
 //!
 //! [`Coordinator::start`] takes the store lock, opens the store, loads tokens and the state
 //! (nodes, active tasks) and starts the background loops and the transports it is given
-//! (doors to workers besides HTTP, [`cluster::TransportPlug`]; `crate::transport` has them); [`Coordinator::serve`] answers
-//! HTTP on a listener it is given until the shutdown token fires, then stops the loops,
-//! flushes, closes the writer and releases the lock. A store write that fails stops the
+//! (doors to workers besides HTTP, [`cluster::TransportPlug`]; `crate::transport` has
+//! them); [`Coordinator::serve`] answers HTTP on a listener it is given until the shutdown
+//! token fires, then stops the loops, flushes, closes the writer and releases the lock. A store write that fails stops the
 //! coordinator through the same path, and `serve` returns the error (exit code 1).
 
 pub mod auth;

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use crate::config::{KeyError, Plugin, PluginSection, Secs, Section, SectionInfo, lenient, lenient_opt};
 
 /// The transport's entry for the config loader and the reference (`crate::transport::CONFIG`).
-pub const PLUGIN: Plugin = Plugin { name: "nats", section: SectionInfo::of::<NatsConfig>(), check: check_section };
+pub const PLUGIN: Plugin = Plugin { section: SectionInfo::of::<NatsConfig>(), check: check_section };
 
 fn check_section(section: &PluginSection) -> Result<(), KeyError> {
     section.get::<NatsConfig>()?.check()

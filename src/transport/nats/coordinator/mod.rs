@@ -10,11 +10,11 @@
 //! [`WorkerTransport`] hook): NATS when the coordinator is connected with its streams set
 //! up, the node's durable consumer exists, and the worker says its own link is up and
 //! sends the key its messages are signed with (kept here, in memory only; a worker that
-//! sends no key, an older one, stays on HTTP); otherwise HTTP, where the long poll hands out every scheduled attempt the worker does
-//! not hold. A node that switches to NATS gets all its scheduled attempts published again
-//! (duplicates are dropped by JetStream's message ids, then by the worker's held set and
-//! the fenced start report). A publish that fails puts the node back on HTTP until its
-//! next heartbeat.
+//! sends no key, an older one, stays on HTTP); otherwise HTTP, where the long poll hands
+//! out every scheduled attempt the worker does not hold. A node that switches to NATS gets
+//! all its scheduled attempts published again (duplicates are dropped by JetStream's
+//! message ids, then by the worker's held set and the fenced start report). A publish
+//! that fails puts the node back on HTTP until its next heartbeat.
 //!
 //! Invariants: no NATS call runs on the state machine's path (the hook only reads and
 //! writes the relay's own table); every spawned task is awaited before [`run`] returns;
