@@ -1,9 +1,12 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
 //! test: it prints figures). Run:
-//! `cargo bench --bench load -- [heartbeats|tasks|transport|sched|nodes|store|streams|mcp|paint|all]`.
+//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|paint|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
+//! - siege: 200 nodes heartbeat from 127.0.0.1, first while that address is quiet, then
+//!   while clients on it hold every place they may (32 streams, 160 waits: the default
+//!   caps less the workers' reserve); rate and latency of both, one coordinator, one run.
 //! - tasks, saturated: simulated workers long-poll and complete every assignment at once;
 //!   a submitter keeps 32 submissions in flight. Submit→complete throughput.
 //! - tasks, paced: one task every 10 ms to idle simulated workers: the submit→worker
@@ -210,9 +213,22 @@ async fn heartbeats(nodes: usize, seconds: u64) -> f64 {
         started.elapsed().as_secs_f64(),
         nodes as f64 / started.elapsed().as_secs_f64()
     );
-    let secrets = Arc::new(secrets);
-    let stop = Arc::new(AtomicBool::new(false));
     let clients = 64;
+    let all = heartbeat_load(&ep, Arc::new(secrets), clients, seconds).await;
+    let rate = all.len() as f64 / seconds as f64;
+    println!("  {nodes} nodes: {rate:.0} heartbeats/s with {clients} clients; {}", report("latency", &all));
+    rate
+}
+
+/// `clients` concurrent clients send heartbeats for the nodes in `secrets`, in turn, as fast
+/// as they can for `seconds`; the latency of each.
+async fn heartbeat_load(
+    ep: &Endpoint,
+    secrets: Arc<Vec<(String, String)>>,
+    clients: usize,
+    seconds: u64,
+) -> Histogram<u64> {
+    let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for k in 0..clients {
         let (ep, secrets, stop) = (ep.clone(), secrets.clone(), stop.clone());
@@ -227,11 +243,12 @@ async fn heartbeats(nodes: usize, seconds: u64) -> f64 {
                     .http
                     .post(format!("{}/api/v1/nodes/{id}/heartbeat", ep.url))
                     .bearer_auth(secret)
+                    .header("content-type", "application/json")
                     .body(body)
                     .send()
                     .await
                     .unwrap();
-                assert!(r.status().is_success());
+                assert!(r.status().is_success(), "heartbeat: {}", r.status());
                 let _ = r.bytes().await;
                 h.record(t.elapsed().as_micros() as u64).unwrap();
                 i += clients;
@@ -245,9 +262,77 @@ async fn heartbeats(nodes: usize, seconds: u64) -> f64 {
     for h in handles {
         all.add(h.await.unwrap()).unwrap();
     }
-    let rate = all.len() as f64 / seconds as f64;
-    println!("  {nodes} nodes: {rate:.0} heartbeats/s with {clients} clients; {}", report("latency", &all));
-    rate
+    all
+}
+
+/// siege: `nodes` nodes heartbeat from 127.0.0.1 (16 clients) for `seconds` while that
+/// address is quiet, then for `seconds` while clients on the same address hold every place
+/// they may (default caps): 32 event streams (`max_streams_per_ip`) and waits on a task
+/// nobody runs up to the clients' share of `max_connections_per_ip` (192 of 256). One
+/// coordinator, one run.
+async fn siege(nodes: usize, seconds: u64) {
+    let (_server, ep) = start().await;
+    let mut secrets = Vec::new();
+    for i in 0..nodes {
+        let id = format!("node-{i:04}");
+        let secret = ep.register(&id, 4).await;
+        secrets.push((id, secret));
+    }
+    let secrets = Arc::new(secrets);
+    let quiet = heartbeat_load(&ep, secrets.clone(), 16, seconds).await;
+    // The siege, from the nodes' own address; the figures are read from another one.
+    let crowd = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let observer = reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, 2])).build().unwrap();
+    let body = json!({"name": "parked", "required_skills": ["nobody-has-it"]});
+    let r = ep.http.post(format!("{}/api/v1/tasks", ep.url)).bearer_auth(&ep.admin).json(&body).send().await.unwrap();
+    let parked = r.json::<Value>().await.unwrap()["task_id"].as_str().unwrap().to_string();
+    let mut streams = Vec::new();
+    for _ in 0..32 {
+        let r = crowd.get(format!("{}/api/v1/events", ep.url)).bearer_auth(&ep.admin).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        streams.push(r);
+    }
+    let extra = crowd.get(format!("{}/api/v1/events", ep.url)).bearer_auth(&ep.admin).send().await.unwrap();
+    assert_eq!(extra.status(), 429, "the 33rd stream from one address");
+    let mut waits = Vec::new();
+    for _ in 0..160 {
+        let url = format!("{}/api/v1/tasks/{parked}/wait?timeout=600", ep.url);
+        let (crowd, admin) = (crowd.clone(), ep.admin.clone());
+        waits.push(tokio::spawn(async move { crowd.get(url).bearer_auth(admin).send().await.map(|r| r.status()) }));
+    }
+    let held = || async {
+        let r = observer.get(format!("{}/metrics", ep.url)).bearer_auth(&ep.admin).send().await.unwrap();
+        let text = r.text().await.unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("openclaw_connections_held "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // 192 from the nodes' address, and the scrape itself.
+    while held().await < 193.0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused =
+        crowd.get(format!("{}/api/v1/tasks/{parked}/wait", ep.url)).bearer_auth(&ep.admin).send().await.unwrap();
+    assert_eq!(refused.status(), 503, "a client request past the clients' share");
+    let besieged = heartbeat_load(&ep, secrets, 16, seconds).await;
+    let (q, b) = (quiet.len() as f64 / seconds as f64, besieged.len() as f64 / seconds as f64);
+    println!("  quiet:    {q:.0} heartbeats/s; {}", report("latency", &quiet));
+    println!(
+        "  besieged: {b:.0} heartbeats/s; {} (32 streams + 160 waits held on the same address)",
+        report("latency", &besieged)
+    );
+    let p = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64;
+    println!(
+        "  ratios besieged / quiet: rate {:.2}, p50 {:.2}, p99 {:.2}",
+        b / q,
+        p(&besieged, 0.5) / p(&quiet, 0.5),
+        p(&besieged, 0.99) / p(&quiet, 0.99)
+    );
+    drop(streams);
+    for w in waits {
+        w.abort();
+    }
 }
 
 /// Which door simulated workers take their assignments through.
@@ -1092,6 +1177,10 @@ fn main() {
             let small = heartbeats(1_000, 10).await;
             let large = heartbeats(10_000, 10).await;
             println!("  ratio of rates, 10,000 / 1,000 nodes: {:.2}", large / small);
+        }
+        if which == "siege" || which == "all" {
+            println!("siege (10 s per phase):");
+            siege(200, 10).await;
         }
         if which == "sched" || which == "all" {
             println!("scheduler:");

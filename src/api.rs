@@ -39,23 +39,27 @@
 //! | GET | `/api/v1/events` | Events (`?task= &node= &skill= &kind= &after=`) | read |
 //! | POST | `/mcp` | Mcp (MCP over Streamable HTTP) | submit |
 //!
-//! Each row also says what the endpoint takes and answers (query, body, success answers,
-//! its own error codes); [`crate::openapi`] turns the table into the OpenAPI document.
+//! Each row also says what the endpoint takes and answers (query and headers, body, success
+//! answers, its own error codes), in the schemas of the wire model; [`LINKS`] says where a
+//! registered node's id and secret and a task's id go next. [`crate::openapi`] turns both
+//! into the OpenAPI document; this module imports nothing from the server.
 //!
 //! Invariants: a path template appears in [`TABLE`] only; a known path with another method
 //! is a 405 naming the allowed ones; a query parameter a route does not take, or one that
-//! does not parse, is a 400 naming it.
+//! does not parse, is a 400 naming it; the formats of query values are those of the
+//! document (`TaskQuery::position`, `WaitQuery::wait` read them, from src/model).
 
 use std::fmt;
 
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use utoipa::IntoParams;
 use utoipa::openapi::path::{Parameter, ParameterIn};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::{Ref, RefOr, Schema};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::model::{self as m, ErrorCode as E, EventKind, NodeStatus, TaskStatus};
-use crate::openapi::{Answer, Body, json, list};
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +98,7 @@ impl fmt::Display for Access {
 pub struct NodeQuery {
     /// Only nodes of this status (alias: `status_filter`).
     #[serde(default, alias = "status_filter", skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::NodeStatusInput>, inline)]
     pub status: Option<NodeStatus>,
 }
 
@@ -104,6 +109,7 @@ pub struct NodeQuery {
 pub struct TaskQuery {
     /// Only tasks of this status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::TaskStatusInput>, inline)]
     pub status: Option<TaskStatus>,
     /// Only tasks assigned to this node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,11 +119,30 @@ pub struct TaskQuery {
     pub skill: Option<String>,
     /// 1 to 1000; 50 when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[param(minimum = 1, maximum = 1000)]
+    #[param(value_type = Option<m::PageLimit>, inline)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::TaskCursor>, inline)]
     pub after: Option<String>,
+}
+
+impl TaskQuery {
+    /// The page size (`limit`, [`m::DEFAULT_PAGE_LIMIT`] when absent), or why it is refused.
+    pub fn page_limit(&self) -> Result<u32, String> {
+        match self.limit {
+            None => Ok(m::DEFAULT_PAGE_LIMIT),
+            Some(l) if m::PAGE_LIMIT.contains(&l) => Ok(l),
+            Some(l) => {
+                Err(format!("limit: must be from {} to {}, got {l}", m::PAGE_LIMIT.start(), m::PAGE_LIMIT.end()))
+            }
+        }
+    }
+
+    /// The position the page continues after (`after`), or why it is refused.
+    pub fn position(&self) -> Result<Option<i64>, String> {
+        self.after.as_deref().map(|a| m::parse_cursor(a).map_err(|e| format!("after: {e}"))).transpose()
+    }
 }
 
 /// `?timeout=` of `GET /api/v1/tasks/{task}/wait`: seconds or `90s`, `10m` (at most 1 h).
@@ -125,9 +150,26 @@ pub struct TaskQuery {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct WaitQuery {
-    /// How long to wait: seconds or `90s`, `10m`; 30 s when absent, at most 1 h.
+    /// How long to wait: seconds (`90`, `1.5`) or a number with `ms`, `s`, `m` or `h`
+    /// (`250ms`, `10m`); 30 s when absent, at most 1 h.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::WaitTimeout>, inline)]
     pub timeout: Option<String>,
+}
+
+impl WaitQuery {
+    /// A wait of this long.
+    pub fn new(wait: std::time::Duration) -> WaitQuery {
+        WaitQuery { timeout: Some(m::wait_text(wait)) }
+    }
+
+    /// How long to wait (at most [`m::MAX_WAIT`]), or why the timeout is refused.
+    pub fn wait(&self) -> Result<std::time::Duration, String> {
+        match &self.timeout {
+            None => Ok(m::DEFAULT_WAIT),
+            Some(t) => m::parse_wait(t).map_err(|e| format!("query parameter `timeout`: {e}")),
+        }
+    }
 }
 
 /// The filters and the resume point of `GET /api/v1/events`.
@@ -146,6 +188,7 @@ pub struct EventQuery {
     pub skill: Option<String>,
     /// Only `task` or only `node` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::EventKindInput>, inline)]
     pub kind: Option<EventKind>,
     /// Resume after this event id (the `Last-Event-ID` header wins when both are sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,9 +203,76 @@ pub struct OutputQuery {
     /// Stream the lines as Server-Sent Events until the task ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow: Option<bool>,
-    /// Only lines after this `seq` (the `Last-Event-ID` header wins when following).
+    /// Only lines after this `seq` (the `Last-Event-ID` header wins).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,
+}
+
+/// The component schemas an operation refers to, collected while the document is built.
+pub type Components = Vec<(String, RefOr<Schema>)>;
+
+/// Registers a schema (and those it refers to) and returns what an operation puts in place
+/// of it: a `$ref`, an array of one, or an inline schema.
+pub type SchemaFn = fn(&mut Components) -> RefOr<Schema>;
+
+/// What a request body holds.
+#[derive(Clone, Copy)]
+pub enum Body {
+    /// Nothing is read.
+    None,
+    /// JSON of this schema, required.
+    Json(SchemaFn),
+    /// JSON of this schema, or an empty body (every field is optional).
+    Optional(SchemaFn),
+}
+
+/// What a success answer holds.
+#[derive(Clone, Copy)]
+pub enum Answer {
+    /// JSON of this schema.
+    Json(SchemaFn),
+    /// A body of one of these media types.
+    Media(&'static [&'static str]),
+    /// A redirect to this location, no body.
+    Redirect(&'static str),
+    /// Server-Sent Events: each event's name and the schema of its `data` (JSON, one line);
+    /// the document describes each event (name, `id`, `data` with its `contentSchema`).
+    Stream(&'static [(&'static str, SchemaFn)]),
+}
+
+/// A model type, by reference.
+pub fn json<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
+    T::schemas(c);
+    c.push((T::name().into_owned(), T::schema()));
+    Ref::from_schema_name(T::name()).into()
+}
+
+/// An array of a model type.
+pub fn list<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
+    ArrayBuilder::new().items(json::<T>(c)).into()
+}
+
+/// The answer of `GET /openapi.json` (the document; its shape is OpenAPI's own).
+pub fn document_schema(_: &mut Components) -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::Object).description(Some("An OpenAPI 3.1 document (this one)")).into()
+}
+
+/// A JSON-RPC 2.0 message of MCP (`/mcp`): a request, a notification or an answer. Its
+/// `params` and `result` are MCP's own (modelcontextprotocol.io, the version the
+/// `initialize` answer names).
+pub fn json_rpc_schema(_: &mut Components) -> RefOr<Schema> {
+    let any = || ObjectBuilder::new().schema_type(Type::Object);
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some("A JSON-RPC 2.0 message of the Model Context Protocol"))
+        .property("jsonrpc", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["2.0"])))
+        .required("jsonrpc")
+        .property("id", ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Integer])))
+        .property("method", ObjectBuilder::new().schema_type(Type::String))
+        .property("params", any())
+        .property("result", any())
+        .property("error", any())
+        .into()
 }
 
 /// Every endpoint, with its path parameters and its typed query.
@@ -214,17 +324,58 @@ pub struct Endpoint {
     pub access: Access,
     /// What it does, for the docs.
     pub summary: &'static str,
-    /// The query parameters it takes (from the route's query type).
+    /// The query parameters it takes (from the route's query type), and the headers it
+    /// reads besides `Authorization`.
     pub query: Option<fn() -> Vec<Parameter>>,
     /// The request body it takes.
     pub body: Body,
     /// Its success answers: status and what the body holds.
     pub ok: &'static [(u16, Answer)],
     /// The error codes it may answer besides those every endpoint of its access and body
-    /// answers (see [`crate::openapi`]).
+    /// answers (see [`Endpoint::error_codes`]).
     pub errors: &'static [E],
     /// Builds the route from the path parameters (in path order) and the raw query.
     build: fn(Vec<String>, &str) -> Result<Route, RouteError>,
+}
+
+impl Endpoint {
+    /// Every error code the endpoint can answer: those of every endpoint (a bad query; too
+    /// many open connections; with auth off, a request not from this machine), of every
+    /// endpoint that takes a token (a missing or wrong token, a token of another kind), of
+    /// every endpoint that reads a body (a bad, oversized, slow or non-JSON body), of every
+    /// stream (past a stream cap), and its row's own codes.
+    pub fn error_codes(&self) -> Vec<E> {
+        let mut codes = vec![E::InvalidQuery, E::Unavailable, E::Forbidden];
+        if self.access != Access::Open {
+            codes.push(E::Unauthorized);
+        }
+        if !matches!(self.body, Body::None) {
+            codes.extend([E::BadRequest, E::PayloadTooLarge, E::RequestTimeout, E::UnsupportedMediaType]);
+        }
+        if self.ok.iter().any(|(_, answer)| matches!(answer, Answer::Stream(_))) {
+            codes.push(E::TooManyStreams);
+        }
+        for code in self.errors {
+            if !codes.contains(code) {
+                codes.push(*code);
+            }
+        }
+        codes
+    }
+}
+
+/// A stream's parameters, and the `Last-Event-ID` header that resumes it.
+fn resumable(mut parameters: Vec<Parameter>) -> Vec<Parameter> {
+    use utoipa::PartialSchema;
+    parameters.push(
+        utoipa::openapi::path::ParameterBuilder::new()
+            .name("Last-Event-ID")
+            .parameter_in(ParameterIn::Header)
+            .description(Some("Resume after this id (sent by EventSource clients when they reconnect)"))
+            .schema(Some(m::LastEventId::schema()))
+            .build(),
+    );
+    parameters
 }
 
 fn none(params: Vec<String>, query: &str, route: Route) -> Result<Route, RouteError> {
@@ -280,7 +431,7 @@ pub static TABLE: &[Endpoint] = &[
         name: "openapi",
         query: None,
         body: Body::None,
-        ok: &[(200, Answer::Json(crate::openapi::document_schema))],
+        ok: &[(200, Answer::Json(document_schema))],
         errors: &[],
         access: Access::Open,
         summary: "This API as an OpenAPI 3.1 document",
@@ -572,7 +723,7 @@ pub static TABLE: &[Endpoint] = &[
         query: None,
         body: Body::Json(json::<m::SubmitTask>),
         ok: &[(201, Answer::Json(json::<m::Task>)), (200, Answer::Json(json::<m::Task>))],
-        errors: &[E::IdempotencyConflict, E::Overloaded, E::Unavailable],
+        errors: &[E::IdempotencyConflict, E::Unplaceable, E::Overloaded, E::Unavailable],
         access: Access::Submit,
         summary: "Submit a task (201)",
         build: |p, q| none(p, q, Route::SubmitTask),
@@ -662,7 +813,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/tasks/{task}/output",
         name: "task_output",
-        query: Some(|| OutputQuery::into_params(|| Some(ParameterIn::Query))),
+        query: Some(|| resumable(OutputQuery::into_params(|| Some(ParameterIn::Query)))),
         body: Body::None,
         ok: &[
             (200, Answer::Json(json::<m::TaskOutput>)),
@@ -684,7 +835,7 @@ pub static TABLE: &[Endpoint] = &[
         method: Method::GET,
         path: "/api/v1/events",
         name: "events",
-        query: Some(|| EventQuery::into_params(|| Some(ParameterIn::Query))),
+        query: Some(|| resumable(EventQuery::into_params(|| Some(ParameterIn::Query)))),
         body: Body::None,
         ok: &[(
             200,
@@ -705,9 +856,9 @@ pub static TABLE: &[Endpoint] = &[
         path: "/mcp",
         name: "mcp",
         query: None,
-        body: Body::Json(crate::openapi::json_rpc_schema),
+        body: Body::Json(json_rpc_schema),
         ok: &[
-            (200, Answer::Json(crate::openapi::json_rpc_schema)),
+            (200, Answer::Json(json_rpc_schema)),
             (200, Answer::Media(&["text/event-stream"])),
             (202, Answer::Media(&[])),
         ],
@@ -716,6 +867,114 @@ pub static TABLE: &[Endpoint] = &[
         summary: "MCP (Model Context Protocol) over Streamable HTTP: the tools of `openclaw mcp` (stateless)",
         build: |p, q| none(p, q, Route::Mcp),
     },
+];
+
+/// A link of the document: from a success answer of one route to another route, saying
+/// where each of the target's parameters comes from (OpenAPI runtime expressions), so that
+/// a stateful API tester follows a registered node and a submitted task through every
+/// operation that reads or changes them.
+pub struct Link {
+    /// The route whose answer the values come from.
+    pub from: &'static str,
+    /// The success status of that answer.
+    pub status: u16,
+    /// The route the link leads to (the link is named after it).
+    pub to: &'static str,
+    /// `path.node`, `query.after`, `header.Authorization`: where each value comes from.
+    pub parameters: &'static [(&'static str, &'static str)],
+    /// A request body for the target, merged into the one the tester makes, with
+    /// expressions for the values that come from the answer or the request.
+    pub body: Option<fn() -> serde_json::Value>,
+}
+
+/// The node a registration answered, and its secret.
+const REGISTERED: &[(&str, &str)] = &[("path.node", "$response.body#/node_id")];
+const REGISTERED_AS_IT: &[(&str, &str)] =
+    &[("path.node", "$response.body#/node_id"), ("header.Authorization", "Bearer {$response.body#/node_secret}")];
+/// The same node, with the same secret.
+const SAME_NODE: &[(&str, &str)] =
+    &[("path.node", "$request.path.node"), ("header.Authorization", "$request.header.Authorization")];
+/// The task an answer shows.
+const THE_TASK: &[(&str, &str)] = &[("path.task", "$response.body#/task_id")];
+/// The task a poll handed out, reported on by the node that polled.
+const ASSIGNED: &[(&str, &str)] = &[
+    ("path.node", "$request.path.node"),
+    ("path.task", "$response.body#/assignments/0/task_id"),
+    ("header.Authorization", "$request.header.Authorization"),
+];
+fn assigned_attempt() -> serde_json::Value {
+    serde_json::json!({ "attempt": "$response.body#/assignments/0/attempt" })
+}
+/// The attempt a start report named, reported on again.
+const STARTED: &[(&str, &str)] = &[
+    ("path.node", "$request.path.node"),
+    ("path.task", "$request.path.task"),
+    ("header.Authorization", "$request.header.Authorization"),
+];
+fn started_attempt() -> serde_json::Value {
+    serde_json::json!({ "attempt": "$request.body#/attempt" })
+}
+
+/// A node that has the skills a submitted task needs: the task is placed on it, and its
+/// poll hands it out.
+fn node_for_task() -> serde_json::Value {
+    serde_json::json!({ "available_skills": "$response.body#/required_skills" })
+}
+
+/// A link without a body.
+const fn link(
+    from: &'static str,
+    status: u16,
+    to: &'static str,
+    parameters: &'static [(&'static str, &'static str)],
+) -> Link {
+    Link { from, status, to, parameters, body: None }
+}
+
+/// Every link, by source: what a created node or task leads to (the document's `links`).
+pub static LINKS: &[Link] = &[
+    // A registered node: read it, drain it, forget it; and, with its secret, act as it.
+    link("nodes_register", 200, "node_get", REGISTERED),
+    link("nodes_register", 200, "node_health", REGISTERED),
+    link("nodes_register", 200, "node_drain", REGISTERED),
+    link("nodes_register", 200, "node_undrain", REGISTERED),
+    link("nodes_register", 200, "node_forget", REGISTERED),
+    link("nodes_register", 200, "node_heartbeat", REGISTERED_AS_IT),
+    link("nodes_register", 200, "node_poll", REGISTERED_AS_IT),
+    link("nodes_register", 200, "node_shutdown", REGISTERED_AS_IT),
+    link("nodes_register", 200, "nodes_by_skill", &[("path.skill", "$response.body#/node_info/available_skills/0")]),
+    link("nodes_register", 200, "tasks_list", &[("query.node", "$response.body#/node_id")]),
+    link("nodes_list", 200, "node_get", &[("path.node", "$response.body#/0/node_id")]),
+    link("nodes_online", 200, "node_get", &[("path.node", "$response.body#/0/node_id")]),
+    link("node_drain", 200, "node_undrain", REGISTERED),
+    link("node_shutdown", 200, "node_forget", REGISTERED),
+    // The worker protocol, as the node that registered.
+    link("node_heartbeat", 200, "node_poll", SAME_NODE),
+    Link { body: Some(assigned_attempt), ..link("node_poll", 200, "node_task_start", ASSIGNED) },
+    Link { body: Some(assigned_attempt), ..link("node_poll", 200, "node_task_output", ASSIGNED) },
+    Link { body: Some(assigned_attempt), ..link("node_poll", 200, "node_task_result", ASSIGNED) },
+    Link { body: Some(started_attempt), ..link("node_task_start", 200, "node_task_output", STARTED) },
+    Link { body: Some(started_attempt), ..link("node_task_start", 200, "node_task_result", STARTED) },
+    Link { body: Some(started_attempt), ..link("node_task_output", 200, "node_task_result", STARTED) },
+    // A submitted task (201, or 200 for an idempotent repeat), and a retry's new task: read
+    // it, wait for it, follow its output, cancel it; an ended one can be retried.
+    link("tasks_submit", 201, "task_get", THE_TASK),
+    link("tasks_submit", 201, "task_wait", THE_TASK),
+    link("tasks_submit", 201, "task_output", THE_TASK),
+    link("tasks_submit", 201, "task_cancel", THE_TASK),
+    link("tasks_submit", 201, "task_retry", THE_TASK),
+    Link { body: Some(node_for_task), ..link("tasks_submit", 201, "nodes_register", &[]) },
+    link("tasks_submit", 200, "task_get", THE_TASK),
+    link("tasks_submit", 200, "task_cancel", THE_TASK),
+    link("task_cancel", 200, "task_retry", THE_TASK),
+    link("task_cancel", 200, "task_get", THE_TASK),
+    link("task_retry", 201, "task_get", THE_TASK),
+    link("task_retry", 201, "task_cancel", THE_TASK),
+    link("task_retry", 201, "task_output", THE_TASK),
+    link("task_get", 200, "task_output", THE_TASK),
+    // Pages of tasks: the next page, and a task on this one.
+    link("tasks_list", 200, "tasks_list", &[("query.after", "$response.body#/next")]),
+    link("tasks_list", 200, "task_get", &[("path.task", "$response.body#/tasks/0/task_id")]),
 ];
 
 /// Why a request matches no route.
@@ -1056,6 +1315,68 @@ mod tests {
         assert!(e.contains("follow"), "{e}");
         let e = parse(Method::GET, "/health?x=1").unwrap_err().to_string();
         assert!(e.contains("`x`") && e.contains("takes none"), "{e}");
+    }
+
+    fn row(name: &str) -> &'static Endpoint {
+        TABLE.iter().find(|e| e.name == name).unwrap_or_else(|| panic!("no route {name}"))
+    }
+
+    /// Each link leaves from a success answer of a real route and fills only parameters
+    /// its target has.
+    #[test]
+    fn links_name_real_routes_and_parameters() {
+        for l in LINKS {
+            let (from, to) = (row(l.from), row(l.to));
+            assert!(from.ok.iter().any(|(s, _)| *s == l.status), "{} answers no {}", l.from, l.status);
+            for (name, expression) in l.parameters {
+                let (place, param) = name.split_once('.').unwrap();
+                let known = match place {
+                    "path" => to.path.contains(&format!("{{{param}}}")),
+                    "query" => to.query.is_some_and(|q| q().iter().any(|p| p.name == param)),
+                    "header" => param == "Authorization",
+                    _ => false,
+                };
+                assert!(known, "{} -> {}: {name} is not a parameter of {}", l.from, l.to, l.to);
+                if let Some(p) = expression.strip_prefix("$request.path.") {
+                    assert!(from.path.contains(&format!("{{{p}}}")), "{} has no path parameter {p}", l.from);
+                }
+            }
+            assert!(l.body.is_none() || !matches!(to.body, Body::None), "{} takes no body", l.to);
+        }
+    }
+
+    /// Following links from a registration and a submission reaches every route that acts on
+    /// one node or one task.
+    #[test]
+    fn links_reach_every_route_on_a_node_or_a_task() {
+        let mut reached = vec!["nodes_register", "tasks_submit"];
+        let mut i = 0;
+        while i < reached.len() {
+            let from = reached[i];
+            for l in LINKS.iter().filter(|l| l.from == from) {
+                if !reached.contains(&l.to) {
+                    reached.push(l.to);
+                }
+            }
+            i += 1;
+        }
+        for e in TABLE.iter().filter(|e| e.path.contains("{node}") || e.path.contains("{task}")) {
+            assert!(reached.contains(&e.name), "no link leads to {} {}", e.method, e.path);
+        }
+    }
+
+    /// The words of the API's paths under `/api/v1/nodes/` are the reserved node ids.
+    #[test]
+    fn reserved_node_ids_are_the_paths_words() {
+        let mut words: Vec<&str> = TABLE
+            .iter()
+            .filter_map(|e| e.path.strip_prefix("/api/v1/nodes/"))
+            .map(|rest| rest.split('/').next().unwrap_or(""))
+            .filter(|w| !w.starts_with('{'))
+            .collect();
+        words.sort();
+        words.dedup();
+        assert_eq!(words, m::RESERVED_NODE_IDS);
     }
 
     #[test]

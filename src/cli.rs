@@ -23,7 +23,7 @@ use crate::model::{NodeStatus, Priority, TaskStatus};
     about,
     propagate_version = true,
     max_term_width = 100,
-    after_long_help = "Exit status: 0 success; 1 a negative answer (a task failed, the cluster is unhealthy, not found, unreachable) or a failure; 2 a usage or configuration error; 3 (coordinator, dev) the coordinator cannot write its database or the folder holding it; 4 a wait that ran out of its --timeout with the task still pending or running."
+    after_long_help = "Exit status: 0 success; 1 a negative answer (a task failed, the cluster is unhealthy, not found, unreachable) or a failure; 2 a usage or configuration error; 3 (coordinator, dev) the coordinator cannot write its database or the folder holding it; 4 a wait that ran out of its --wait-timeout with the task still pending or running."
 )]
 pub struct Cli {
     /// YAML configuration file (the Python original's config.yaml works as is).
@@ -201,7 +201,8 @@ pub struct ClientArgs {
     #[arg(long, env = "OPENCLAW_URL", hide_env_values = true, value_name = "URL")]
     pub url: Option<String>,
     /// Admin token (else OPENCLAW_TOKEN, auth.admin_token, or the admin.token file beside
-    /// --db-path, beside storage.path, or in /var/lib/openclaw-cluster).
+    /// --db-path, beside storage.path, or in /var/lib/openclaw-cluster; a token from a file
+    /// goes only to the coordinator that wrote it, named in coordinator.address beside it).
     #[arg(long, env = "OPENCLAW_TOKEN", hide_env_values = true, value_name = "TOKEN")]
     pub token: Option<String>,
     /// The coordinator's database, to find admin.token beside it (when the CLI runs on the
@@ -237,10 +238,15 @@ pub struct NodesArgs {
     /// Only nodes in this status: online, offline, busy (every slot taken), maintenance (drained).
     #[arg(long, value_name = "STATUS")]
     pub status: Option<NodeStatus>,
-    /// Print node events (registered, online, offline, drained, ...) as they happen, one line
-    /// each, until Ctrl+C; with NODE_ID, only that node's. Reconnects on its own.
+    /// Print the nodes as they are now, then node events (registered, online, offline,
+    /// drained, ...) as they happen, one line each, until Ctrl+C; with NODE_ID, only that
+    /// node's. Reconnects on its own.
     #[arg(long, conflicts_with_all = ["online", "skill", "status"])]
     pub watch: bool,
+    /// With --watch: instead of the nodes as they are now, first replay the kept events
+    /// after this event id (0: every kept one).
+    #[arg(long, value_name = "EVENT_ID", requires = "watch")]
+    pub after: Option<u64>,
     /// Print the API's JSON unchanged (with --watch: one event object per line).
     #[arg(long)]
     pub json: bool,
@@ -326,6 +332,10 @@ pub struct RetryArgs {
     /// Wait for the new task to end; exit 0 only if it completed.
     #[arg(long)]
     pub wait: bool,
+    /// Wait at most this long (implies --wait): seconds or 90s, 10m...; exit 4 if the task
+    /// has not ended by then (it keeps going).
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
+    pub wait_timeout: Option<Duration>,
     /// Print the API's JSON unchanged.
     #[arg(long)]
     pub json: bool,
@@ -363,7 +373,8 @@ pub struct SubmitArgs {
     /// critical, high, normal (default) or low.
     #[arg(long, value_name = "PRIORITY")]
     pub priority: Option<Priority>,
-    /// Time limit per attempt: seconds or a duration like 90s, 10m, 2h (default coordinator.default_task_timeout).
+    /// Time limit of each attempt on its worker: seconds or a duration like 90s, 10m, 2h
+    /// (default coordinator.default_task_timeout). How long --wait waits is --wait-timeout.
     #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
     pub timeout: Option<Duration>,
     /// How many times a failed attempt is retried (default coordinator.default_max_retries, 3).
@@ -384,9 +395,18 @@ pub struct SubmitArgs {
     /// Submitting again with the same key returns the first task instead of a new one.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
+    /// Submit even when no node has ever advertised the first skill: the task waits until a
+    /// node with it joins. Without it, such a submission is refused (exit 2) with the skills
+    /// the cluster knows and the nearest name.
+    #[arg(long)]
+    pub queue: bool,
     /// Wait for the outcome and print it; exit 0 completed, 1 failed, timeout or cancelled.
     #[arg(long)]
     pub wait: bool,
+    /// Wait at most this long (implies --wait): seconds or 90s, 10m...; exit 4 if the task
+    /// has not ended by then (it keeps going). Not --timeout, which limits each attempt.
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
+    pub wait_timeout: Option<Duration>,
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -438,9 +458,10 @@ pub struct WaitArgs {
     /// The task's id.
     #[arg(value_name = "TASK_ID")]
     pub task_id: String,
-    /// Give up after this long (seconds or 90s, 10m...); default: wait as long as it takes.
-    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
-    pub timeout: Option<Duration>,
+    /// Give up after this long (seconds or 90s, 10m...; exit 4, the task keeps going);
+    /// default: wait as long as it takes. (`--timeout` is an older name for it.)
+    #[arg(long, alias = "timeout", value_name = "DURATION", value_parser = crate::util::parse_duration)]
+    pub wait_timeout: Option<Duration>,
     /// Print the API's JSON unchanged.
     #[arg(long)]
     pub json: bool,
@@ -540,6 +561,37 @@ pub fn args_from_invocation(args: impl IntoIterator<Item = OsString>) -> Vec<OsS
     args
 }
 
+/// Commands of OpenClaw's own CLI, also called `openclaw`, that people type to this
+/// program by mistake (the docs say `openclaw gateway` to start OpenClaw's gateway).
+const OPENCLAW_COMMANDS: &[&str] = &[
+    "gateway",
+    "config",
+    "onboard",
+    "configure",
+    "setup",
+    "agent",
+    "agents",
+    "channels",
+    "models",
+    "plugins",
+    "doctor",
+    "message",
+    "pairing",
+];
+
+/// For a usage error that names one of OpenClaw's own commands: which program has it.
+pub fn foreign_command_hint(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(name)) = err.get(ContextKind::InvalidSubcommand) else {
+        return None;
+    };
+    OPENCLAW_COMMANDS.contains(&name.as_str()).then(|| {
+        format!(
+            "note: `{name}` is a command of OpenClaw's own CLI (the npm package openclaw), which is also called `openclaw`; this program is openclaw-cluster. Run OpenClaw's by its path, or install this one under the name openclaw-cluster only (cargo install --locked --path . --bin openclaw-cluster)."
+        )
+    })
+}
+
 fn parse_param(text: &str) -> Result<(String, serde_json::Value), String> {
     let (key, value) = text.split_once('=').ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
     if key.is_empty() {
@@ -637,6 +689,33 @@ mod tests {
         let Command::Nodes(n) = cli.command else { panic!() };
         assert!(n.watch && n.node_id.as_deref() == Some("w1"));
         assert!(parse(["openclaw", "nodes", "--watch", "--online"].map(OsString::from).to_vec()).is_err());
+        // Regression (issue 17): `nodes --watch --after 0` was refused.
+        let cli = parse_ok(&["openclaw", "nodes", "--watch", "--after", "0"]);
+        let Command::Nodes(n) = cli.command else { panic!() };
+        assert_eq!((n.watch, n.after), (true, Some(0)));
+        assert!(parse(["openclaw", "nodes", "--after", "0"].map(OsString::from).to_vec()).is_err());
+    }
+
+    /// Issue 17: `--timeout` is the per-attempt limit; waiting has its own limit.
+    #[test]
+    fn waits_have_their_own_limit() {
+        let cli =
+            parse_ok(&["openclaw", "tasks", "submit", "--skill", "x", "--timeout", "90s", "--wait-timeout", "10m"]);
+        let Command::Tasks(TasksArgs { command: TasksCommand::Submit(s) }) = cli.command else { panic!() };
+        assert_eq!((s.timeout, s.wait_timeout), (Some(Duration::from_secs(90)), Some(Duration::from_secs(600))));
+        for flag in ["--wait-timeout", "--timeout"] {
+            let cli = parse_ok(&["openclaw", "tasks", "wait", "t1", flag, "5"]);
+            let Command::Tasks(TasksArgs { command: TasksCommand::Wait(w) }) = cli.command else { panic!() };
+            assert_eq!(w.wait_timeout, Some(Duration::from_secs(5)), "{flag}");
+        }
+    }
+
+    #[test]
+    fn openclaw_own_commands_get_a_hint() {
+        let err = parse(["openclaw", "gateway"].map(OsString::from).to_vec()).unwrap_err();
+        assert!(foreign_command_hint(&err).is_some_and(|h| h.contains("OpenClaw's own CLI")));
+        let err = parse(["openclaw", "nodez"].map(OsString::from).to_vec()).unwrap_err();
+        assert_eq!(foreign_command_hint(&err), None);
     }
 
     #[test]

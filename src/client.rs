@@ -291,8 +291,7 @@ impl Client {
 
     /// Waits on the coordinator up to `wait` for the task to end.
     pub async fn wait_task(&self, id: &str, wait: Duration) -> Result<Task, ClientError> {
-        let route =
-            Route::WaitTask { task: id.into(), query: WaitQuery { timeout: Some(format!("{}", wait.as_secs_f64())) } };
+        let route = Route::WaitTask { task: id.into(), query: WaitQuery::new(wait) };
         self.call(&route, NONE, wait + Duration::from_secs(10)).await
     }
 

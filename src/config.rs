@@ -106,6 +106,24 @@ pub struct CoordinatorConfig {
     /// believed.
     #[schema(value_type = Vec<String>)]
     pub trusted_proxies: Vec<IpAddr>,
+    /// The share (percent, 0 to 90) of `max_connections` and of `max_connections_per_ip`
+    /// that only the node endpoints (register, heartbeat, poll, start, output, result) may
+    /// use: a stream, wait or API call that would take it gets 503 (see operations.md,
+    /// Connection limits).
+    pub node_reserve_percent: u32,
+    /// Event and output streams open at once, at most (and at most half of
+    /// `max_connections`); one past a stream cap gets 429 `too_many_streams` naming it.
+    pub max_streams: u32,
+    /// Streams open at once from one client address, at most (and at most half of
+    /// `max_connections_per_ip`).
+    pub max_streams_per_ip: u32,
+    /// Streams open at once with one token (the admin token, the tasks token; with auth off,
+    /// everyone counts as one), at most.
+    pub max_streams_per_token: u32,
+    /// A stream is ended after this long (1 s to 24 h; less up to a tenth at random) with
+    /// `event: error`, code `stream_lifetime`; clients reconnect with `Last-Event-ID` and
+    /// miss nothing.
+    pub max_stream_lifetime: Secs,
     /// How a node is chosen among the eligible ones: `least_loaded` (fewest running tasks
     /// relative to capacity; the original's `least_tasks` too), `round_robin` (each in
     /// turn), `random`, `best_fit` (most free CPU, memory and slots), `affinity` (most tags
@@ -155,6 +173,11 @@ impl Default for CoordinatorConfig {
             max_connections: 4096,
             max_connections_per_ip: 256,
             trusted_proxies: Vec::new(),
+            node_reserve_percent: 25,
+            max_streams: 512,
+            max_streams_per_ip: 32,
+            max_streams_per_token: 256,
+            max_stream_lifetime: Secs::from_secs(1800),
             scheduling_strategy: Strategy::LeastLoaded,
             default_task_timeout: Secs::from_secs(3600),
             default_max_retries: 3,
@@ -305,9 +328,16 @@ impl PluginSection {
     /// other plug-ins), defaults for the ones not set. Checked at load, so this fails only
     /// for a config built in code; the error names the key at fault.
     pub fn get<T: serde::de::DeserializeOwned>(&self) -> Result<T, KeyError> {
-        Value::from(self.0.clone())
-            .deserialize::<T>()
-            .map_err(|e| KeyError { key: e.path.join("."), message: friendly(&e.kind.to_string()) })
+        Value::from(self.0.clone()).deserialize::<T>().map_err(|e| {
+            use figment::error::Kind;
+            let message = match &e.kind {
+                Kind::InvalidType(found, expected) | Kind::InvalidValue(found, expected) => {
+                    format!("expected {}, found {found}", expected_words(expected))
+                }
+                other => friendly(&other.to_string()),
+            };
+            KeyError { key: e.path.join("."), message }
+        })
     }
 
     /// Sets `key` (tests and tools that build a config in code).
@@ -470,9 +500,15 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// `false` turns authentication off: for experiments only (a WARN when the coordinator
-    /// listens beyond loopback).
+    /// `false` turns authentication off, for a trial on one machine: the coordinator then
+    /// answers only requests to a loopback `Host` (and a browser page of its own origin), and
+    /// refuses to listen on a non-loopback address unless `insecure_listen_without_auth`
+    /// (see security.md, Without authentication).
     pub enabled: bool,
+    /// With auth off, listen on a non-loopback `coordinator.host` anyway (e.g. inside a
+    /// container whose port is published on the host's loopback only). Requests must still
+    /// name a loopback `Host`. Logged at WARN (`INSECURE`) on every start.
+    pub insecure_listen_without_auth: bool,
     /// The admin token: everything. Unset: the `admin.token` file beside `storage.path`
     /// (created on first start).
     #[serde(deserialize_with = "lenient_opt")]
@@ -489,7 +525,13 @@ pub struct AuthConfig {
 
 impl Default for AuthConfig {
     fn default() -> Self {
-        Self { enabled: true, admin_token: None, worker_token: None, tasks_token: None }
+        Self {
+            enabled: true,
+            insecure_listen_without_auth: false,
+            admin_token: None,
+            worker_token: None,
+            tasks_token: None,
+        }
     }
 }
 
@@ -813,15 +855,22 @@ pub fn load_with_env(
     if let Some(path) = file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| UsageError(format!("cannot read config file {}: {e}", path.display())))?;
-        // Parse the file on its own first: saphyr's errors carry line and column.
+        // Parse the file on its own first: saphyr's errors carry line and column. Syntax
+        // first (a type error found while streaming would hide a syntax error after it),
+        // then the keys and types.
+        if let Err(e) = serde_saphyr::from_str::<serde::de::IgnoredAny>(&text) {
+            return Err(UsageError(describe_yaml_syntax_error(path, &e)));
+        }
         if let Err(e) = serde_saphyr::from_str::<Config>(&text) {
             return Err(UsageError(describe_yaml_error(path, &text, &e)));
         }
         figment = figment.merge(serde_saphyr::figment::Yaml::file_exact(path));
         file_text = Some((path.to_path_buf(), text));
     }
-    figment = figment.merge(env_provider(env)).merge(flags.clone());
-    let config: Config = figment.extract().map_err(|e| UsageError(describe_figment_error(e)))?;
+    let env = env_provider(env);
+    let vars = env.0.clone();
+    figment = figment.merge(env).merge(flags.clone());
+    let config: Config = figment.extract().map_err(|e| UsageError(describe_figment_error(e, &vars)))?;
     let loaded = Loaded { config, figment, file_text, flags };
     validate(&loaded)?;
     check_plugins(&loaded, plugins)?;
@@ -829,7 +878,7 @@ pub fn load_with_env(
 }
 
 /// A figment provider over the given `OPENCLAW_<SECTION>__<KEY>` variables.
-fn env_provider(env: impl IntoIterator<Item = (String, String)>) -> impl Provider {
+fn env_provider(env: impl IntoIterator<Item = (String, String)>) -> EnvVars {
     let vars: Vec<(String, String)> = env
         .into_iter()
         .filter(|(k, _)| {
@@ -887,15 +936,60 @@ fn insert_nested(dict: &mut Dict, path: &[String], value: Value) {
     }
 }
 
-/// "invalid config: coordinator.port (config.yaml:2): ...", with the YAML snippet.
+/// "invalid config file config.yaml:2:9: not valid YAML: …".
+fn describe_yaml_syntax_error(path: &Path, e: &serde_saphyr::Error) -> String {
+    let at = match e.location() {
+        Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
+        None => path.display().to_string(),
+    };
+    format!("invalid config file {at}: not valid YAML: {}", yaml_message(e))
+}
+
+/// "invalid config: coordinator.port (config.yaml:2): expected …", once, without the
+/// parser's snippet (which would repeat the message and name the file `<input>`).
 fn describe_yaml_error(path: &Path, text: &str, e: &serde_saphyr::Error) -> String {
     let line = e.location().map(|l| l.line() as usize);
     let key = line.and_then(|l| yaml_key_path_at(text, l));
-    let message = friendly(&e.to_string());
+    let message = yaml_message(e);
     match (key, line) {
         (Some(key), Some(line)) => format!("invalid config: {key} ({}:{line}): {message}", path.display()),
         (None, Some(line)) => format!("invalid config file {}:{line}: {message}", path.display()),
         _ => format!("invalid config file {}: {message}", path.display()),
+    }
+}
+
+/// The parser's message in plain words, without its location and snippet.
+fn yaml_message(e: &serde_saphyr::Error) -> String {
+    use serde_saphyr::{Error, MessageFormatter, UserMessageFormatter};
+    match e.without_snippet() {
+        Error::SerdeUnknownField { field, expected, .. } => unknown_key(field, expected),
+        Error::SerdeInvalidType { unexpected, expected, .. }
+        | Error::SerdeInvalidValue { unexpected, expected, .. } => {
+            format!("expected {}, found {unexpected}", expected_words(expected))
+        }
+        other => friendly(&UserMessageFormatter.format_message(other)),
+    }
+}
+
+/// "unknown key `prot` (did you mean `port`?); the keys here are: host, port, …" (each key
+/// once).
+fn unknown_key(field: &str, expected: &[&str]) -> String {
+    let hint = crate::util::closest(field, expected.iter().copied())
+        .map(|k| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default();
+    format!("unknown key `{field}`{hint}; the keys here are: {}", expected.join(", "))
+}
+
+/// Serde's name of an expected type, in plain words.
+fn expected_words(expected: &str) -> String {
+    match expected {
+        "u16" => "a whole number from 0 to 65535".into(),
+        "u32" => "a whole number from 0 to 4294967295".into(),
+        "u64" | "usize" => "a whole number".into(),
+        "i64" | "i32" => "a number".into(),
+        "f64" | "f32" => "a number".into(),
+        "bool" | "a boolean" => "true or false".into(),
+        other => other.to_string(),
     }
 }
 
@@ -940,152 +1034,214 @@ fn yaml_key_line(text: &str, path: &[&str]) -> Option<usize> {
     yaml_keys(text).into_iter().find(|(_, k)| *k == wanted).map(|(l, _)| l)
 }
 
-fn describe_figment_error(e: figment::Error) -> String {
+/// Errors of the merged configuration (the environment and flags; the file was checked on
+/// its own): "invalid config: OPENCLAW_COORDINATOR__PORT=abc (coordinator.port): expected
+/// a whole number from 0 to 65535".
+fn describe_figment_error(e: figment::Error, vars: &[(String, String)]) -> String {
+    use figment::error::{Actual, Kind};
     let mut messages = Vec::new();
     for err in e {
         let key = err.path.join(".");
-        let source = match (&err.metadata, err.path.is_empty()) {
-            (Some(meta), false) if meta.name.contains("environment") => {
-                format!(" (environment variable {})", meta.interpolate(&Profile::Default, &err.path))
+        let source = match &err.metadata {
+            Some(meta) if meta.name.contains("environment") && !err.path.is_empty() => {
+                let var = meta.interpolate(&Profile::Default, &err.path);
+                match vars.iter().find(|(k, _)| k.eq_ignore_ascii_case(&var)) {
+                    Some((k, v)) => format!("{k}={v}"),
+                    None => format!("environment variable {var}"),
+                }
             }
-            (Some(meta), _) => match &meta.source {
-                Some(figment::Source::File(p)) => format!(" ({})", p.display()),
-                _ => format!(" ({})", meta.name),
+            Some(meta) => match &meta.source {
+                Some(figment::Source::File(p)) => p.display().to_string(),
+                _ => meta.name.to_string(),
             },
-            (None, _) => String::new(),
+            None => String::new(),
         };
         let kind = match &err.kind {
-            figment::error::Kind::UnknownField(field, expected) => {
-                format!("unknown key `{field}`; known keys here: {}", expected.join(", "))
+            Kind::UnknownField(field, expected) => unknown_key(field, expected),
+            Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+                let found = match actual {
+                    Actual::Str(s) => format!("`{s}`"),
+                    other => other.to_string(),
+                };
+                format!("expected {}, found {found}", expected_words(expected))
             }
             other => friendly(&other.to_string()),
         };
-        if key.is_empty() {
-            messages.push(format!("invalid config{source}: {kind}"));
-        } else {
-            messages.push(format!("invalid config: {key}{source}: {kind}"));
-        }
+        messages.push(match (key.is_empty(), source.is_empty()) {
+            (true, true) => format!("invalid config: {kind}"),
+            (true, false) => format!("invalid config ({source}): {kind}"),
+            (false, true) => format!("invalid config: {key}: {kind}"),
+            (false, false) if source.contains('=') => format!("invalid config: {source} ({key}): {kind}"),
+            (false, false) => format!("invalid config: {key} ({source}): {kind}"),
+        });
     }
     messages.join("; ")
 }
 
-/// Checks values that types alone cannot.
+/// Checks values that types alone cannot, one section at a time, then the rules between
+/// sections (the plug-ins' section is checked by [`check_plugins`]). The first problem
+/// found is the error (it names the key and where it came from).
 fn validate(l: &Loaded) -> Result<(), UsageError> {
-    let c = &l.config;
-    if c.worker.port == Some(0) {
-        return Err(l.invalid("worker.port", "must be between 1 and 65535, not 0"));
+    check_storage(l)?;
+    check_coordinator(l)?;
+    check_worker(l)?;
+    check_log(l)?;
+    check_auth(l)?;
+    check_across_sections(l)
+}
+
+/// A duration between two bounds, or the error "must be between {low} and {high}".
+fn check_between(
+    l: &Loaded,
+    key: &str,
+    value: Secs,
+    low: Duration,
+    high: Duration,
+    words: &str,
+) -> Result<(), UsageError> {
+    if value.get() < low || value.get() > high {
+        return Err(l.invalid(key, format!("must be between {words}, not {value}")));
     }
-    if c.worker.coordinator_port == Some(0) {
-        return Err(l.invalid("worker.coordinator_port", "must be between 1 and 65535, not 0"));
+    Ok(())
+}
+
+fn check_storage(l: &Loaded) -> Result<(), UsageError> {
+    if l.config.storage.path.as_os_str().is_empty() {
+        return Err(l.invalid("storage.path", "must not be empty"));
     }
-    if c.coordinator.host.trim().is_empty() {
+    Ok(())
+}
+
+fn check_coordinator(l: &Loaded) -> Result<(), UsageError> {
+    let c = &l.config.coordinator;
+    if c.host.trim().is_empty() {
         return Err(l.invalid("coordinator.host", "must not be empty"));
     }
-    if c.worker.heartbeat_interval.get().is_zero() {
-        return Err(l.invalid("worker.heartbeat_interval", "must be above 0"));
-    }
-    if c.coordinator.heartbeat_timeout <= c.worker.heartbeat_interval {
-        return Err(l.invalid(
-            "coordinator.heartbeat_timeout",
-            format!(
-                "{} must be above worker.heartbeat_interval ({}), or every node would flap offline",
-                c.coordinator.heartbeat_timeout, c.worker.heartbeat_interval
-            ),
-        ));
-    }
-    if c.coordinator.heartbeat_check_interval.get().is_zero() {
+    if c.heartbeat_check_interval.get().is_zero() {
         return Err(l.invalid("coordinator.heartbeat_check_interval", "must be above 0"));
     }
-    if !(1..=crate::model::MAX_NODE_CONCURRENCY).contains(&c.worker.max_concurrent_tasks) {
-        return Err(l.invalid(
-            "worker.max_concurrent_tasks",
-            format!(
-                "must be between 1 and {}, not {}",
-                crate::model::MAX_NODE_CONCURRENCY,
-                c.worker.max_concurrent_tasks
-            ),
-        ));
-    }
-    if c.coordinator.max_body_bytes < 1024 {
+    if c.max_body_bytes < 1024 {
         return Err(l.invalid("coordinator.max_body_bytes", "must be at least 1024"));
     }
-    for (key, value) in [
-        ("coordinator.header_read_timeout", c.coordinator.header_read_timeout),
-        ("coordinator.body_read_timeout", c.coordinator.body_read_timeout),
-    ] {
-        if value.get() < Duration::from_millis(100) || value.get() > Duration::from_secs(3600) {
-            return Err(l.invalid(key, format!("must be between 0.1s and 1h, not {value}")));
-        }
+    let (tenth, hour) = (Duration::from_millis(100), Duration::from_secs(3600));
+    check_between(l, "coordinator.header_read_timeout", c.header_read_timeout, tenth, hour, "0.1s and 1h")?;
+    check_between(l, "coordinator.body_read_timeout", c.body_read_timeout, tenth, hour, "0.1s and 1h")?;
+    if c.max_connections < 16 {
+        return Err(l.invalid("coordinator.max_connections", format!("must be at least 16, not {}", c.max_connections)));
     }
-    if c.coordinator.max_connections < 16 {
-        return Err(l.invalid(
-            "coordinator.max_connections",
-            format!("must be at least 16, not {}", c.coordinator.max_connections),
-        ));
-    }
-    if c.coordinator.max_connections_per_ip == 0 || c.coordinator.max_connections_per_ip > c.coordinator.max_connections
-    {
+    if c.max_connections_per_ip == 0 || c.max_connections_per_ip > c.max_connections {
         return Err(l.invalid(
             "coordinator.max_connections_per_ip",
             format!(
                 "must be between 1 and coordinator.max_connections ({}), not {}",
-                c.coordinator.max_connections, c.coordinator.max_connections_per_ip
+                c.max_connections, c.max_connections_per_ip
             ),
         ));
     }
-    let timeout = c.coordinator.default_task_timeout.get();
-    if timeout < Duration::from_secs(1) || timeout > crate::model::MAX_TASK_TIMEOUT {
-        return Err(l.invalid("coordinator.default_task_timeout", "must be between 1s and 7 days"));
+    if c.node_reserve_percent > 90 {
+        return Err(l.invalid(
+            "coordinator.node_reserve_percent",
+            format!("must be between 0 and 90, not {}", c.node_reserve_percent),
+        ));
     }
-    if c.coordinator.default_max_retries > crate::model::MAX_RETRIES {
+    for (key, value) in [
+        ("coordinator.max_streams", c.max_streams),
+        ("coordinator.max_streams_per_ip", c.max_streams_per_ip),
+        ("coordinator.max_streams_per_token", c.max_streams_per_token),
+    ] {
+        if value == 0 {
+            return Err(l.invalid(key, "must be at least 1"));
+        }
+    }
+    check_between(
+        l,
+        "coordinator.max_stream_lifetime",
+        c.max_stream_lifetime,
+        Duration::from_secs(1),
+        Duration::from_secs(24 * 3600),
+        "1s and 24h",
+    )?;
+    let task_timeout = (Duration::from_secs(1), crate::model::MAX_TASK_TIMEOUT);
+    check_between(
+        l,
+        "coordinator.default_task_timeout",
+        c.default_task_timeout,
+        task_timeout.0,
+        task_timeout.1,
+        "1s and 7 days",
+    )?;
+    if c.default_max_retries > crate::model::MAX_RETRIES {
         return Err(l.invalid(
             "coordinator.default_max_retries",
             format!("must be between 0 and {}", crate::model::MAX_RETRIES),
         ));
     }
-    if c.coordinator.long_poll_timeout.get().is_zero()
-        || c.coordinator.long_poll_timeout.get() > Duration::from_secs(300)
-    {
-        return Err(l.invalid("coordinator.long_poll_timeout", "must be between 1s and 300s"));
-    }
-    if c.coordinator.max_nodes == 0 {
+    let poll = (Duration::from_secs(1), Duration::from_secs(300));
+    check_between(l, "coordinator.long_poll_timeout", c.long_poll_timeout, poll.0, poll.1, "1s and 300s")?;
+    if c.max_nodes == 0 {
         return Err(l.invalid("coordinator.max_nodes", "must be at least 1"));
     }
-    if c.coordinator.max_write_backlog < 16 {
+    if c.max_write_backlog < 16 {
         return Err(l.invalid("coordinator.max_write_backlog", "must be at least 16"));
     }
-    if !(1024..=16 * 1024 * 1024).contains(&c.coordinator.output_tail_bytes) {
+    if !(1024..=16 * 1024 * 1024).contains(&c.output_tail_bytes) {
         return Err(l.invalid("coordinator.output_tail_bytes", "must be between 1024 and 16777216 (16 MiB)"));
     }
-    if c.coordinator.tls_cert.is_some() != c.coordinator.tls_key.is_some() {
+    if c.tls_cert.is_some() != c.tls_key.is_some() {
         return Err(l.invalid("coordinator.tls_cert", "tls_cert and tls_key must be set together"));
     }
-    if c.storage.path.as_os_str().is_empty() {
-        return Err(l.invalid("storage.path", "must not be empty"));
+    Ok(())
+}
+
+fn check_worker(l: &Loaded) -> Result<(), UsageError> {
+    let w = &l.config.worker;
+    if w.port == Some(0) {
+        return Err(l.invalid("worker.port", "must be between 1 and 65535, not 0"));
     }
-    if c.worker.skills_dir.0.is_empty() {
+    if w.coordinator_port == Some(0) {
+        return Err(l.invalid("worker.coordinator_port", "must be between 1 and 65535, not 0"));
+    }
+    if w.heartbeat_interval.get().is_zero() {
+        return Err(l.invalid("worker.heartbeat_interval", "must be above 0"));
+    }
+    if !(1..=crate::model::MAX_NODE_CONCURRENCY).contains(&w.max_concurrent_tasks) {
+        return Err(l.invalid(
+            "worker.max_concurrent_tasks",
+            format!("must be between 1 and {}, not {}", crate::model::MAX_NODE_CONCURRENCY, w.max_concurrent_tasks),
+        ));
+    }
+    if w.skills_dir.0.is_empty() {
         return Err(l.invalid("worker.skills_dir", "needs at least one folder"));
     }
-    if c.worker.openclaw_refresh_interval.get() < Duration::from_secs(1) {
+    if w.openclaw_refresh_interval.get() < Duration::from_secs(1) {
         return Err(
             l.invalid("worker.openclaw_refresh_interval", "must be at least 1s (one listing costs seconds of CPU)")
         );
     }
-    if c.worker.max_output_bytes == 0 {
+    if w.max_output_bytes == 0 {
         return Err(l.invalid("worker.max_output_bytes", "must be above 0"));
     }
-    if let Some(id) = &c.worker.node_id
+    if let Some(id) = &w.node_id
         && let Err(e) = crate::model::validate_node_id(id)
     {
         return Err(l.invalid("worker.node_id", e));
     }
-    if c.log.max_files == 0 {
+    Ok(())
+}
+
+fn check_log(l: &Loaded) -> Result<(), UsageError> {
+    if l.config.log.max_files == 0 {
         return Err(l.invalid("log.max_files", "must be at least 1"));
     }
+    Ok(())
+}
+
+fn check_auth(l: &Loaded) -> Result<(), UsageError> {
+    let a = &l.config.auth;
     for (key, token) in [
-        ("auth.admin_token", &c.auth.admin_token),
-        ("auth.worker_token", &c.auth.worker_token),
-        ("auth.tasks_token", &c.auth.tasks_token),
+        ("auth.admin_token", &a.admin_token),
+        ("auth.worker_token", &a.worker_token),
+        ("auth.tasks_token", &a.tasks_token),
     ] {
         if let Some(t) = token
             && t.trim().len() < 16
@@ -1104,7 +1260,7 @@ fn check_plugins(l: &Loaded, plugins: &[Plugin]) -> Result<(), UsageError> {
         let message = if known.is_empty() {
             format!("unknown key `{key}`; this build has no transport besides HTTP")
         } else {
-            format!("unknown key `{key}`; known keys here: {}", known.join(", "))
+            unknown_key(key, &known.iter().map(String::as_str).collect::<Vec<_>>())
         };
         return Err(l.invalid(&format!("communication.{key}"), message));
     }
@@ -1112,6 +1268,22 @@ fn check_plugins(l: &Loaded, plugins: &[Plugin]) -> Result<(), UsageError> {
         if let Err(e) = (plugin.check)(&l.config.communication) {
             return Err(l.invalid(&format!("communication.{}", e.key), e.message));
         }
+    }
+    Ok(())
+}
+
+/// Rules between sections: a node must heartbeat more often than the coordinator's
+/// timeout, or every node would flap offline.
+fn check_across_sections(l: &Loaded) -> Result<(), UsageError> {
+    let (c, w) = (&l.config.coordinator, &l.config.worker);
+    if c.heartbeat_timeout <= w.heartbeat_interval {
+        return Err(l.invalid(
+            "coordinator.heartbeat_timeout",
+            format!(
+                "{} must be above worker.heartbeat_interval ({}), or every node would flap offline",
+                c.heartbeat_timeout, w.heartbeat_interval
+            ),
+        ));
     }
     Ok(())
 }

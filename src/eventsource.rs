@@ -3,8 +3,9 @@
 //! connections, resuming with `Last-Event-ID` set to the last `id:` it saw.
 //!
 //! The source reconnects on its own when the connection drops, when the server ends the
-//! stream (after a `lagged` error, say), or when nothing — not even a keep-alive — arrived
-//! for [`IDLE_LIMIT`]. An answer that is an error the client caused (4xx) ends it with that
+//! stream, or when nothing — not even a keep-alive — arrived for [`IDLE_LIMIT`]. A stream
+//! the server ends on purpose (`event: error` with `lagged` or `stream_lifetime`) is resumed
+//! at once and quietly: no backoff, no [`Status::Reconnecting`]. An answer that is an error the client caused (4xx) ends it with that
 //! error; everything else is retried with backoff.
 
 use std::collections::VecDeque;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use crate::api::Route;
 use crate::client::{Client, ClientError};
+use crate::model::StreamError;
 
 /// How long a stream may stay silent (the server sends a keep-alive every 15 s) before
 /// the source takes the connection for dead and reconnects.
@@ -114,6 +116,8 @@ pub struct EventSource {
     response: Option<reqwest::Response>,
     ready: VecDeque<Message>,
     failures: u32,
+    /// The server said the stream ends on purpose; its end is no failure.
+    planned_end: bool,
 }
 
 impl EventSource {
@@ -121,7 +125,7 @@ impl EventSource {
     /// `last_id` resumes after that id.
     pub fn new(client: Client, route: Route, last_id: Option<String>) -> EventSource {
         let parser = Parser { last_id, ..Parser::default() };
-        EventSource { client, route, parser, response: None, ready: VecDeque::new(), failures: 0 }
+        EventSource { client, route, parser, response: None, ready: VecDeque::new(), failures: 0, planned_end: false }
     }
 
     /// The last `id:` received (what a reconnect resumes after).
@@ -134,6 +138,9 @@ impl EventSource {
     pub async fn next(&mut self) -> Result<Result<Message, Status>, ClientError> {
         loop {
             if let Some(m) = self.ready.pop_front() {
+                if m.event == "error" {
+                    self.planned_end = serde_json::from_str::<StreamError>(&m.data).is_ok_and(|e| e.resume_at_once());
+                }
                 return Ok(Ok(m));
             }
             let Some(response) = self.response.as_mut() else {
@@ -146,6 +153,7 @@ impl EventSource {
                     Ok(r) => {
                         self.response = Some(r);
                         self.failures = 0;
+                        self.planned_end = false;
                         // A new connection starts a new parse (a half message is dropped).
                         self.parser = Parser { last_id: self.parser.last_id.take(), ..Parser::default() };
                         return Ok(Err(Status::Connected));
@@ -160,6 +168,10 @@ impl EventSource {
             let why = match tokio::time::timeout(IDLE_LIMIT, response.chunk()).await {
                 Ok(Ok(Some(chunk))) => {
                     self.ready.extend(self.parser.feed(&chunk));
+                    continue;
+                }
+                Ok(Ok(None)) if std::mem::take(&mut self.planned_end) => {
+                    self.response = None;
                     continue;
                 }
                 Ok(Ok(None)) => "the coordinator ended the stream".to_string(),

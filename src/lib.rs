@@ -1,7 +1,8 @@
 //! openclaw: run OpenClaw on several machines as one cluster.
 //!
 //! Layout:
-//! - [`api`]: the route table, once for the server, the client, the CLI and the docs.
+//! - [`api`]: the route table, once for the server, the client, the CLI and the docs, and the
+//!   links between its routes.
 //! - [`cli`]: clap definitions of every subcommand and flag (parsing only, no side effects).
 //! - [`cmd`]: one module per subcommand; the glue between parsed flags and the library.
 //! - [`config`]: the `Config` tree and its figment loader (defaults < YAML < env < flags).
@@ -11,8 +12,10 @@
 //! - [`manpages`]: the man pages, rendered from the CLI definitions.
 //! - [`mcp`]: the cluster as an MCP server: the tools, written once over a backend (the
 //!   coordinator's state in process, or the HTTP client).
-//! - [`model`]: the serde types on the wire, shared by coordinator, worker and CLI.
-//! - [`openapi`]: the OpenAPI 3.1 document, built from the route table and the model's schemas.
+//! - [`model`]: the serde types on the wire, shared by coordinator, worker and CLI, with the
+//!   limits a request may not break (each once, for the server's checks and the document).
+//! - [`openapi`]: the OpenAPI 3.1 document, built from the route table and the model's schemas
+//!   (and nothing of the server's).
 //! - [`store`]: SQLite: the single-writer group-commit path, reads, migrations, the file lock.
 //! - [`coordinator`]: the server: router, auth, registry, scheduler, assignments, metrics, the
 //!   web dashboard.

@@ -56,14 +56,14 @@ where
     layer
 }
 
-/// The filter for `log.level`. The MCP SDK (rmcp) and async-nats are held at WARN: in stateless mode rmcp
-/// logs every `/mcp` request at INFO ("Service initialized", "serve finished") and every
-/// message, tool lists included, at DEBUG; `RUST_LOG=rmcp=debug` shows them.
+/// The filter for `log.level`: our own lines at that level, the libraries' at WARN (ERROR
+/// when the level is ERROR). Libraries narrate at INFO/DEBUG what our own lines already
+/// say: rmcp every `/mcp` request ("Service initialized", "serve finished"), async-nats
+/// every connection attempt, rusqlite_migration each schema step (with its source path).
+/// `RUST_LOG` (e.g. `RUST_LOG=info,rmcp=debug`) shows them.
 fn configured_filter(level: crate::config::LogLevel) -> String {
-    // The MCP SDK and async-nats narrate every session and connection attempt at
-    // INFO/DEBUG; our own lines say what matters, so only their warnings and errors come through.
     let quiet = if level == crate::config::LogLevel::Error { "error" } else { "warn" };
-    format!("{},rmcp={quiet},async_nats={quiet}", level.as_filter())
+    format!("{quiet},openclaw={}", level.as_filter())
 }
 
 /// Installs the global subscriber. Call once, after the config is loaded.
@@ -116,6 +116,33 @@ pub fn init(config: &LogConfig) -> io::Result<LogGuard> {
     Ok(LogGuard { _file: guard })
 }
 
+/// Whether what the log writes (stdout) reaches the same place as stderr: the same
+/// terminal, pipe or file. A fatal error that was logged is then not printed again.
+pub fn stderr_is_the_log() -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let identity = |fd: i32| {
+            let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+            // SAFETY: fstat writes a stat for a descriptor we own for the process's life.
+            (unsafe { libc::fstat(fd, st.as_mut_ptr()) } == 0).then(|| {
+                // SAFETY: fstat succeeded, so it filled the struct.
+                let st = unsafe { st.assume_init() };
+                (st.st_dev, st.st_ino)
+            })
+        };
+        match (identity(io::stdout().as_raw_fd()), identity(io::stderr().as_raw_fd())) {
+            (Some(out), Some(err)) => out == err,
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::IsTerminal;
+        io::stdout().is_terminal() && io::stderr().is_terminal()
+    }
+}
+
 /// A panic is a bug: log it where operators look (the JSON log, log files), then abort, so
 /// that a half-dead server does not linger (release builds abort on panic anyway).
 fn install_panic_hook() {
@@ -130,10 +157,10 @@ fn install_panic_hook() {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn the_mcp_sdk_and_async_nats_are_quiet_below_warn() {
+    fn libraries_are_quiet_below_warn() {
         use crate::config::LogLevel;
-        assert_eq!(super::configured_filter(LogLevel::Debug), "debug,rmcp=warn,async_nats=warn");
-        assert_eq!(super::configured_filter(LogLevel::Error), "error,rmcp=error,async_nats=error");
+        assert_eq!(super::configured_filter(LogLevel::Debug), "warn,openclaw=debug");
+        assert_eq!(super::configured_filter(LogLevel::Error), "error,openclaw=error");
     }
 
     #[test]

@@ -1,23 +1,25 @@
 //! The OpenAPI 3.1 document of the HTTP API, built from the route table
-//! ([`crate::api::TABLE`]) and the wire types: component schemas are derived by utoipa from
-//! the serde types of `model.rs` (hand-written beside a hand-written serde impl), and each
-//! row of the table says what its endpoint takes and answers. Served at `GET /openapi.json`,
-//! kept in `docs/openapi.json`, and the endpoint table of `docs/api.md` is rendered from it
-//! (tests keep both files current and check real answers against the document).
+//! ([`crate::api::TABLE`]) and the wire types ([`crate::model`]) and from nothing else:
+//! component schemas are derived by utoipa from the serde types (hand-written beside a
+//! hand-written serde impl), each row of the table says what its endpoint takes and
+//! answers, and each error code says its status ([`ErrorCode::status`]). Served at
+//! `GET /openapi.json`, kept in `docs/openapi.json`, and the endpoint table of `docs/api.md`
+//! is rendered from it (tests keep both files current and check real answers against the
+//! document).
 //!
 //! Invariants: one operation per row of the table, none elsewhere; each operation lists
 //! every status it answers — its success answers, then the error statuses of the codes
-//! that every endpoint of its access and body can answer ([`error_codes`]) plus its row's
-//! own — and each error answer's schema narrows `code` to the codes of that status.
+//! that every endpoint of its access and body can answer ([`Endpoint::error_codes`]) plus
+//! its row's own — and each error answer's schema narrows `code` to the codes of that
+//! status. This module imports no server code: the server serves what it builds.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use utoipa::ToSchema;
 use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::RequestBodyBuilder;
-use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ComponentsBuilder, ObjectBuilder, SchemaType, Type};
+use utoipa::openapi::schema::{AllOfBuilder, ComponentsBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
@@ -25,95 +27,8 @@ use utoipa::openapi::{
     Required, ResponseBuilder, Schema,
 };
 
-use crate::api::{Access, Endpoint, TABLE};
+use crate::api::{Access, Answer, Body, Components, Endpoint, LINKS, Link, TABLE, json};
 use crate::model::{ErrorBody, ErrorCode};
-
-/// The component schemas an operation refers to, collected while the document is built.
-pub type Components = Vec<(String, RefOr<Schema>)>;
-
-/// Registers a schema (and those it refers to) and returns what an operation puts in place
-/// of it: a `$ref`, an array of one, or an inline schema.
-pub type SchemaFn = fn(&mut Components) -> RefOr<Schema>;
-
-/// What a request body holds.
-#[derive(Clone, Copy)]
-pub enum Body {
-    /// Nothing is read.
-    None,
-    /// JSON of this schema, required.
-    Json(SchemaFn),
-    /// JSON of this schema, or an empty body (every field is optional).
-    Optional(SchemaFn),
-}
-
-/// What a success answer holds.
-#[derive(Clone, Copy)]
-pub enum Answer {
-    /// JSON of this schema.
-    Json(SchemaFn),
-    /// A body of one of these media types.
-    Media(&'static [&'static str]),
-    /// A redirect to this location, no body.
-    Redirect(&'static str),
-    /// Server-Sent Events: each event's name and the schema of its `data` (JSON, one line),
-    /// listed in the content's `x-events`.
-    Stream(&'static [(&'static str, SchemaFn)]),
-}
-
-/// A model type, by reference.
-pub fn json<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
-    T::schemas(c);
-    c.push((T::name().into_owned(), T::schema()));
-    Ref::from_schema_name(T::name()).into()
-}
-
-/// An array of a model type.
-pub fn list<T: ToSchema>(c: &mut Components) -> RefOr<Schema> {
-    ArrayBuilder::new().items(json::<T>(c)).into()
-}
-
-/// The answer of `GET /openapi.json` (this document; its shape is OpenAPI's own).
-pub fn document_schema(_: &mut Components) -> RefOr<Schema> {
-    ObjectBuilder::new().schema_type(Type::Object).description(Some("An OpenAPI 3.1 document (this one)")).into()
-}
-
-/// A JSON-RPC 2.0 message of MCP (`/mcp`): a request, a notification or an answer. Its
-/// `params` and `result` are MCP's own (modelcontextprotocol.io, the version the
-/// `initialize` answer names).
-pub fn json_rpc_schema(_: &mut Components) -> RefOr<Schema> {
-    let any = || ObjectBuilder::new().schema_type(Type::Object);
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .description(Some("A JSON-RPC 2.0 message of the Model Context Protocol"))
-        .property("jsonrpc", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["2.0"])))
-        .required("jsonrpc")
-        .property("id", ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Integer])))
-        .property("method", ObjectBuilder::new().schema_type(Type::String))
-        .property("params", any())
-        .property("result", any())
-        .property("error", any())
-        .into()
-}
-
-/// Every error code an endpoint can answer: those of every endpoint (a bad query; too
-/// many open connections), of every endpoint that takes a token (a missing or wrong token,
-/// a token of another kind), of every endpoint that reads a body (a bad, oversized or slow
-/// body), and its row's own codes.
-pub fn error_codes(e: &Endpoint) -> Vec<ErrorCode> {
-    let mut codes = vec![ErrorCode::InvalidQuery, ErrorCode::Unavailable];
-    if e.access != Access::Open {
-        codes.extend([ErrorCode::Unauthorized, ErrorCode::Forbidden]);
-    }
-    if !matches!(e.body, Body::None) {
-        codes.extend([ErrorCode::BadRequest, ErrorCode::PayloadTooLarge, ErrorCode::RequestTimeout]);
-    }
-    for code in e.errors {
-        if !codes.contains(code) {
-            codes.push(*code);
-        }
-    }
-    codes
-}
 
 /// The short name of an access level, as the `x-access` extension of each operation says it.
 fn access_name(a: Access) -> &'static str {
@@ -164,6 +79,38 @@ fn text_schema() -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::String).into()
 }
 
+/// One event of a Server-Sent Events answer, as OpenAPI 3.1 describes a stream (the schema
+/// of each event): its name, its `id`, and its `data`, one line of JSON of the schema that
+/// event's name says.
+fn stream_event(events: &[(&str, crate::api::SchemaFn)], c: &mut Components) -> RefOr<Schema> {
+    let mut one_of = utoipa::openapi::schema::OneOfBuilder::new();
+    for (name, data) in events {
+        one_of = one_of.item(
+            ObjectBuilder::new()
+                .schema_type(Type::Object)
+                .property("event", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([*name])))
+                .required("event")
+                .property("id", ObjectBuilder::new().schema_type(Type::String))
+                .property(
+                    "data",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .content_media_type("application/json")
+                        .content_schema(Some(data(c))),
+                )
+                .required("data"),
+        );
+    }
+    let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
+    let one_of = one_of
+        .description(Some(format!(
+            "Server-Sent Events `{}`; each event's `data:` is one line of JSON of the schema its name says",
+            names.join("`, `")
+        )))
+        .build();
+    RefOr::T(Schema::OneOf(one_of))
+}
+
 /// The error answer of one status: the `ErrorBody` with `code` narrowed to these codes.
 fn error_response(codes: &[ErrorCode], c: &mut Components) -> utoipa::openapi::Response {
     let body = json::<ErrorBody>(c);
@@ -199,7 +146,10 @@ fn operation(e: &Endpoint, c: &mut Components) -> utoipa::openapi::path::Operati
         );
     }
     if let Some(query) = e.query {
-        for p in query() {
+        for mut p in query() {
+            if let Some(schema) = p.schema.as_mut() {
+                bound_integers(schema);
+            }
             op = op.parameter(p);
         }
     }
@@ -238,31 +188,18 @@ fn operation(e: &Endpoint, c: &mut Components) -> utoipa::openapi::path::Operati
                     "Location",
                     HeaderBuilder::new().schema(Some(ObjectBuilder::new().schema_type(Type::String))).build(),
                 ),
-                Answer::Stream(events) => {
-                    let mut map = serde_json::Map::new();
-                    for (name, f) in *events {
-                        map.insert(name.to_string(), serde_json::to_value(f(c)).expect("a schema is plain data"));
-                    }
-                    let names: Vec<&str> = events.iter().map(|(n, _)| *n).collect();
-                    let schema = ObjectBuilder::new().schema_type(Type::String).description(Some(format!(
-                        "Server-Sent Events `{}`; each `data:` is one line of JSON of the schema `x-events` names",
-                        names.join("`, `")
-                    )));
-                    response.content(
-                        "text/event-stream",
-                        ContentBuilder::new()
-                            .schema(Some(schema))
-                            .extensions(Some(ExtensionsBuilder::new().add("x-events", map).build()))
-                            .build(),
-                    )
-                }
+                Answer::Stream(events) => response
+                    .content("text/event-stream", ContentBuilder::new().schema(Some(stream_event(events, c))).build()),
             };
+        }
+        for link in LINKS.iter().filter(|l| l.from == e.name && l.status == status) {
+            response = response.link(link.to, document_link(link));
         }
         op = op.response(status.to_string(), response.build());
     }
     let mut by_status: BTreeMap<u16, Vec<ErrorCode>> = BTreeMap::new();
-    for code in error_codes(e) {
-        let codes = by_status.entry(crate::coordinator::error::status(code).as_u16()).or_default();
+    for code in e.error_codes() {
+        let codes = by_status.entry(code.status()).or_default();
         if !codes.contains(&code) {
             codes.push(code);
         }
@@ -270,10 +207,32 @@ fn operation(e: &Endpoint, c: &mut Components) -> utoipa::openapi::path::Operati
     for (status, codes) in by_status {
         op = op.response(status.to_string(), error_response(&codes, c));
     }
-    if e.access != Access::Open {
-        op = op.security(SecurityRequirement::new("bearer", Vec::<String>::new()));
+    for scheme in security(e.access) {
+        op = op.security(SecurityRequirement::new(*scheme, Vec::<String>::new()));
     }
     op.build()
+}
+
+/// The security schemes that may call an endpoint (any one of them).
+fn security(access: Access) -> &'static [&'static str] {
+    match access {
+        Access::Open => &[],
+        Access::Node => &["nodeSecret"],
+        Access::Join => &["bearer", "nodeSecret"],
+        Access::Read | Access::Submit | Access::Admin => &["bearer"],
+    }
+}
+
+/// A link of the table as the document writes it.
+fn document_link(link: &Link) -> utoipa::openapi::link::Link {
+    let mut builder = utoipa::openapi::link::LinkBuilder::new().operation_id(link.to);
+    for (name, expression) in link.parameters {
+        builder = builder.parameter(*name, *expression);
+    }
+    if let Some(body) = link.body {
+        builder = builder.request_body(Some(body()));
+    }
+    builder.build()
 }
 
 /// The document, built from the table.
@@ -284,16 +243,31 @@ pub fn document() -> OpenApi {
         let op = operation(e, &mut components);
         paths.add_path_operation(e.path, vec![method(&e.method)], op);
     }
+    for (_, schema) in components.iter_mut() {
+        bound_integers(schema);
+    }
     let mut schemas = ComponentsBuilder::new().schemas_from_iter(components);
-    schemas = schemas.security_scheme(
-        "bearer",
-        SecurityScheme::Http(
-            HttpBuilder::new()
-                .scheme(HttpAuthScheme::Bearer)
-                .description(Some("The admin, tasks or join token, or a node's secret: see docs/api.md"))
-                .build(),
-        ),
-    );
+    schemas = schemas
+        .security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The admin, tasks or join token: see docs/api.md"))
+                    .build(),
+            ),
+        )
+        .security_scheme(
+            "nodeSecret",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A node's secret, from its registration's answer (`node_secret`): for that node's own endpoints",
+                    ))
+                    .build(),
+            ),
+        );
     OpenApiBuilder::new()
         .info(
             InfoBuilder::new()
@@ -322,6 +296,45 @@ pub fn text() -> &'static str {
         text.push('\n');
         text
     })
+}
+
+/// utoipa writes an unsigned field's Rust type as its `format` (`u-int32`); each becomes the
+/// format registry's name (`uint32`) with the range that type holds, so that what the
+/// document allows is what serde takes.
+fn bound_integers(schema: &mut RefOr<Schema>) {
+    use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, KnownFormat, SchemaFormat};
+    let RefOr::T(schema) = schema else { return };
+    match schema {
+        Schema::Object(o) => {
+            let bits = match &o.format {
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt8)) => Some(8),
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt16)) => Some(16),
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt32)) => Some(32),
+                Some(SchemaFormat::KnownFormat(KnownFormat::UInt64)) => Some(64),
+                _ => None,
+            };
+            if let Some(bits) = bits {
+                o.format = Some(SchemaFormat::Custom(format!("uint{bits}")));
+                o.minimum = Some(0usize.into());
+                o.maximum = usize::try_from(u64::MAX >> (64 - bits)).ok().map(Into::into);
+            }
+            o.properties.values_mut().for_each(bound_integers);
+            if let Some(extra) = o.additional_properties.as_deref_mut()
+                && let AdditionalProperties::RefOr(extra) = extra
+            {
+                bound_integers(extra);
+            }
+        }
+        Schema::Array(a) => {
+            if let ArrayItems::RefOrSchema(items) = &mut a.items {
+                bound_integers(items);
+            }
+        }
+        Schema::OneOf(x) => x.items.iter_mut().for_each(bound_integers),
+        Schema::AllOf(x) => x.items.iter_mut().for_each(bound_integers),
+        Schema::AnyOf(x) => x.items.iter_mut().for_each(bound_integers),
+        _ => {}
+    }
 }
 
 /// The endpoint table of docs/api.md, rendered from the document (in table order).
@@ -411,8 +424,8 @@ mod tests {
                         .any(|p| p["name"] == name && p["in"] == "path");
                     assert!(declared, "{m} {path}: path parameter {name} is not declared");
                 }
-                for code in error_codes(row) {
-                    let status = crate::coordinator::error::status(code).as_u16().to_string();
+                for code in row.error_codes() {
+                    let status = code.status().to_string();
                     let listed = &op["responses"][&status]["content"]["application/json"]["schema"]["allOf"][1]["properties"]
                         ["error"]["properties"]["code"]["enum"];
                     assert!(

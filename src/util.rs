@@ -109,6 +109,19 @@ pub fn new_task_id() -> String {
     format!("task_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// The candidate nearest to a misspelt `name` ("did you mean"), when one is close enough:
+/// at most a third of the name's length in edits (at least one; swapping two neighbours
+/// is one edit).
+pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (name.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::osa_distance(name, c), c))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,6 +132,14 @@ mod tests {
         let text = rfc3339(ms);
         assert_eq!(text, "2026-02-16T16:00:00.123Z");
         assert_eq!(parse_rfc3339(&text), Some(ms));
+    }
+
+    #[test]
+    fn the_closest_name_is_suggested_when_near() {
+        assert_eq!(closest("ecoh", ["echo", "summarize"]), Some("echo"));
+        assert_eq!(closest("prot", ["host", "port"]), Some("port"));
+        assert_eq!(closest("transcribe", ["echo", "summarize"]), None);
+        assert_eq!(closest("x", Vec::<&str>::new()), None);
     }
 
     #[test]

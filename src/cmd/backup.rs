@@ -2,7 +2,9 @@
 //! API while it runs (`cp` of a live WAL database is not a backup).
 //!
 //! The copy is written to `FILE.partial`, synced, checked to be a readable openclaw store,
-//! then renamed to `FILE`: a `FILE` that exists is always a whole backup.
+//! then renamed to `FILE`: a `FILE` that exists is always a whole backup. Both are mode
+//! 0600 on Unix, like the database they copy: they hold the node secrets' hashes and every
+//! task's parameters and results.
 
 use crate::Exit;
 use crate::api::Route;
@@ -21,9 +23,8 @@ pub async fn run(config: &Config, args: BackupArgs) -> anyhow::Result<Exit> {
     let mut partial = args.file.clone().into_os_string();
     partial.push(".partial");
     let partial = std::path::PathBuf::from(partial);
-    let mut out = tokio::fs::File::create(&partial)
-        .await
-        .map_err(|e| usage_error(format!("cannot create {}: {e}", partial.display())))?;
+    let mut out =
+        private_file(&partial).await.map_err(|e| usage_error(format!("cannot create {}: {e}", partial.display())))?;
     let size = match client.download(&Route::Backup, &mut out).await {
         Ok(n) => n,
         Err(e) => {
@@ -49,4 +50,20 @@ pub async fn run(config: &Config, args: BackupArgs) -> anyhow::Result<Exit> {
             )
         }
     }
+}
+
+/// Creates (or empties) a file only its owner can read (0600 on Unix, also when a stale
+/// `.partial` was left with other permissions).
+async fn private_file(path: &std::path::Path) -> std::io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let file = options.open(path).await?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).await?;
+    }
+    Ok(file)
 }

@@ -39,26 +39,32 @@ pub fn main() -> ExitCode {
         Err(err) => {
             // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
             let _ = err.print();
+            if let Some(hint) = crate::cli::foreign_command_hint(&err) {
+                eprintln!("{hint}");
+            }
             return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
         }
     };
     match run(cli) {
         Ok(code) => code,
-        Err(err) => {
-            let exit = Exit::of(&err);
-            // A closed stdout (`| head`) ends the command quietly. Errors quote the server
-            // and the user: no raw control characters on the terminal.
-            if exit != Exit::Ok {
-                let message = format!("{err:#}");
-                eprintln!(
-                    "{}: {}",
-                    crate::cli::program_name(std::env::args_os().next().as_ref()),
-                    output::clean_lines(&message)
-                );
-            }
-            exit.into()
-        }
+        Err(err) => report(&err).into(),
     }
+}
+
+/// Prints an error that ends the program as `openclaw: …` on stderr and returns its exit
+/// status. A closed stdout (`| head`) ends the command quietly. Errors quote the server and
+/// the user: no raw control characters on the terminal.
+fn report(err: &anyhow::Error) -> Exit {
+    let exit = Exit::of(err);
+    if exit != Exit::Ok {
+        let message = format!("{err:#}");
+        eprintln!(
+            "{}: {}",
+            crate::cli::program_name(std::env::args_os().next().as_ref()),
+            output::clean_lines(&message)
+        );
+    }
+    exit
 }
 
 /// Runs the parsed command line.
@@ -172,8 +178,9 @@ enum Role {
 }
 
 /// Runs a server future on a multi-threaded runtime with logging set up. A fatal error is
-/// also logged in the configured format (so `jq` and `grep '"level":"ERROR"'` see it)
-/// before `main` prints it.
+/// logged in the configured format (so `jq`, `grep '"level":"ERROR"'` and log files see
+/// it), and printed as `openclaw: …` on stderr only when stderr is not where that log line
+/// went: a person at a terminal reads it once.
 fn server<F>(loaded: &Loaded, role: Role, fut: F) -> anyhow::Result<ExitCode>
 where
     F: std::future::Future<Output = anyhow::Result<()>>,
@@ -181,10 +188,10 @@ where
     let _guard = crate::logging::init(&loaded.config.log)?;
     install_crypto();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    if let Err(e) = runtime.block_on(fut) {
-        if e.is::<crate::Logged>() {
-            return Err(e);
-        }
+    let Err(e) = runtime.block_on(fut) else {
+        return Ok(Exit::Ok.into());
+    };
+    if !e.is::<crate::Logged>() {
         let message = format!("{e:#}");
         match role {
             Role::Coordinator => {
@@ -192,9 +199,11 @@ where
             }
             Role::Worker => tracing::error!(target: "openclaw::worker", error = %message, "stopping: {message}"),
         }
-        return Err(e);
     }
-    Ok(Exit::Ok.into())
+    if crate::logging::stderr_is_the_log() {
+        return Ok(Exit::of(&e).into());
+    }
+    Ok(report(&e).into())
 }
 
 /// Runs a client future on a small runtime (no logging: clients print).

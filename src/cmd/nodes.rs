@@ -30,7 +30,7 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     if args.watch {
-        return super::watch::nodes(config, &args.client, args.node_id, args.json).await;
+        return super::watch::nodes(config, &args.client, args.node_id, args.after, args.json).await;
     }
     let client = connect(config, &args.client)?;
     if let Some(id) = &args.node_id {
@@ -139,20 +139,28 @@ pub async fn health(config: &Config, args: HealthArgs) -> anyhow::Result<Exit> {
         if !args.json {
             let seen = h
                 .time_since_heartbeat
-                .map(|s| crate::util::short_duration(std::time::Duration::from_secs_f64(s)))
+                .map(|s| format!("{} ago", crate::util::short_duration(std::time::Duration::from_secs_f64(s))))
                 .unwrap_or_else(|| "never".into());
-            outln!(
-                "{}: {} ({}) — last heartbeat {} ago, {} of {} slots free, cpu {:.0}%, memory {:.0}%, disk {:.0}%",
-                clean(&h.node_id),
-                if h.healthy { "healthy" } else { "unhealthy" },
-                h.status,
-                seen,
-                h.available_capacity,
-                h.max_concurrent_tasks,
-                h.cpu_usage,
-                h.memory_usage,
-                h.disk_usage
-            );
+            let verdict = if h.healthy { "healthy" } else { "unhealthy" };
+            if matches!(h.status, NodeStatus::Offline | NodeStatus::Error) {
+                // Its figures are those of its last heartbeat, not its load now.
+                outln!(
+                    "{}: {verdict} ({}) — last seen {seen}; its load is unknown while it is offline",
+                    clean(&h.node_id),
+                    h.status
+                );
+            } else {
+                outln!(
+                    "{}: {verdict} ({}) — last heartbeat {seen}, {} of {} slots free, cpu {:.0}%, memory {:.0}%, disk {:.0}%",
+                    clean(&h.node_id),
+                    h.status,
+                    h.available_capacity,
+                    h.max_concurrent_tasks,
+                    h.cpu_usage,
+                    h.memory_usage,
+                    h.disk_usage
+                );
+            }
             if !h.healthy {
                 outln!(
                     "check that its worker runs and can reach the coordinator (openclaw worker logs; firewall; address)"

@@ -15,7 +15,7 @@ use crate::api::Route;
 use crate::cli::ClientArgs;
 use crate::client::{Client, ClientError};
 use crate::config::Config;
-use crate::tokens::{ADMIN_TOKEN_FILE, TASKS_TOKEN_FILE, read_token_file, token_path};
+use crate::tokens::{ADMIN_TOKEN_FILE, TASKS_TOKEN_FILE, read_address_file, read_token_file, token_path};
 
 /// The data folder the Debian package and the systemd units use.
 pub const PACKAGED_DATA_DIR: &str = "/var/lib/openclaw-cluster";
@@ -61,18 +61,26 @@ impl std::ops::Deref for Remote {
     }
 }
 
+/// A token, where it came from, and the file when it was found in one.
+struct Found {
+    token: Option<String>,
+    from: String,
+    file: Option<PathBuf>,
+}
+
 /// The token and where it came from.
-fn find_token(config: &Config, args: &ClientArgs, kind: TokenKind) -> (Option<String>, String) {
+fn find_token(config: &Config, args: &ClientArgs, kind: TokenKind) -> Found {
+    let given = |token: String, from: String| Found { token: Some(token), from, file: None };
     if let Some(t) = &args.token {
         let from_env = std::env::var("OPENCLAW_TOKEN").is_ok_and(|e| e == *t);
-        return (Some(t.clone()), if from_env { "OPENCLAW_TOKEN" } else { "--token" }.into());
+        return given(t.clone(), if from_env { "OPENCLAW_TOKEN" } else { "--token" }.into());
     }
     let (mut looked, mut unreadable, mut files) = (Vec::new(), Vec::new(), Vec::new());
     for k in kind.order() {
         let (configured, key, file) = k.sources(config);
         let fallback = if *k != kind { " (no tasks token found; the admin token works too)" } else { "" };
         if let Some(t) = configured {
-            return (Some(t.clone()), format!("{key} in the config{fallback}"));
+            return given(t.clone(), format!("{key} in the config{fallback}"));
         }
         let mut places: Vec<PathBuf> = Vec::new();
         if let Some(db) = &args.db_path {
@@ -84,7 +92,10 @@ fn find_token(config: &Config, args: &ClientArgs, kind: TokenKind) -> (Option<St
         }
         for p in &places {
             match read_token_file(p) {
-                Ok(Some(t)) => return (Some(t), format!("{}{fallback}", absolute(p).display())),
+                Ok(Some(t)) => {
+                    let from = format!("{}{fallback}", absolute(p).display());
+                    return Found { token: Some(t), from, file: Some(p.clone()) };
+                }
                 Ok(None) => {}
                 Err(e) => unreadable.push(format!("{} ({e})", absolute(p).display())),
             }
@@ -103,7 +114,45 @@ fn find_token(config: &Config, args: &ClientArgs, kind: TokenKind) -> (Option<St
             unreadable.join(", ")
         ));
     }
-    (None, why)
+    Found { token: None, from: why, file: None }
+}
+
+/// Whether a token found in `file` may go to `target`: only to the coordinator whose
+/// address is recorded beside it. `Err` says why not and what to do instead.
+fn stays_home(file: &Path, target: &reqwest::Url) -> Result<(), String> {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let shown = absolute(file);
+    let recorded = read_address_file(dir).ok().flatten();
+    let Some(recorded) = recorded else {
+        return Err(format!(
+            "the token in {} was not sent to {target}: no {} beside it says which coordinator wrote it (a coordinator records it at every start); start the coordinator, or pass the token with --token or OPENCLAW_TOKEN",
+            shown.display(),
+            crate::tokens::ADDRESS_FILE
+        ));
+    };
+    match reqwest::Url::parse(&recorded) {
+        Ok(home) if crate::tokens::reaches(&home, target) => Ok(()),
+        _ => Err(format!(
+            "the token in {} was not sent to {target}: it belongs to the coordinator listening on {recorded} ({} beside it), and {target} is not known to be that one. For that coordinator pass its token with --token or OPENCLAW_TOKEN; for this one use --url {}",
+            shown.display(),
+            crate::tokens::ADDRESS_FILE,
+            local_url(&recorded)
+        )),
+    }
+}
+
+/// The URL a client on this machine uses for a coordinator listening on `recorded`.
+fn local_url(recorded: &str) -> String {
+    recorded.replace("://0.0.0.0:", "://127.0.0.1:").replace("://[::]:", "://[::1]:")
+}
+
+/// Whether a URL's host is a loopback name or address.
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host_str() {
+        Some("localhost") | Some("[::1]") => true,
+        Some(h) => h.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
 }
 
 fn absolute(p: &Path) -> PathBuf {
@@ -126,8 +175,22 @@ pub fn connect_as(config: &Config, args: &ClientArgs, kind: TokenKind) -> anyhow
             config.coordinator_url_for_clients()
         }
     };
-    reqwest::Url::parse(&url).map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}")))?;
-    let (token, token_from) = find_token(config, args, kind);
+    let target =
+        reqwest::Url::parse(&url).map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}")))?;
+    let Found { mut token, from: mut token_from, file } = find_token(config, args, kind);
+    match &file {
+        Some(file) => {
+            if let Err(why) = stays_home(file, &target) {
+                eprintln!("note: {why}");
+                token = None;
+                token_from = format!("nowhere: {why}");
+            }
+        }
+        None if token.is_some() && target.scheme() == "http" && !is_loopback(&target) => eprintln!(
+            "warning: the token ({token_from}) goes to {target} over plain http: anyone on the network path can read it and use it. Serve the coordinator over https (coordinator.tls_cert and tls_key), or reach it through an SSH tunnel or a VPN"
+        ),
+        None => {}
+    }
     Ok(Remote { client: Client::new(&url, token, config.worker.ca_file.as_deref())?, token_from })
 }
 

@@ -1,15 +1,22 @@
-//! `openclaw tasks submit|list|get|wait|cancel` (`watch` and `logs` are in `super::watch`).
+//! `openclaw tasks submit|list|get|wait|cancel|retry` (`watch` and `logs` are in
+//! `super::watch`).
+//!
+//! A submission for a skill no node has ever advertised is refused here, before it is
+//! sent, with the skills the cluster knows (the MCP tools' own list, [`SkillList`]) and the
+//! nearest name; `--queue` sends it anyway. A wait (`--wait`, `tasks wait`) has its own
+//! limit, `--wait-timeout` (exit 4 when it passes), distinct from the attempt's `--timeout`.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
 use crate::Exit;
-use crate::api::{Route, TaskQuery};
+use crate::api::{NodeQuery, Route, TaskQuery};
 use crate::cli::{ListArgs, RetryArgs, SubmitArgs, TaskTarget, TasksCommand, WaitArgs};
 use crate::client::Client;
 use crate::config::Config;
-use crate::model::{ErrorCode, SubmitTask, Target, Task, TaskStatus};
+use crate::mcp::views::SkillList;
+use crate::model::{ErrorCode, Node, SubmitTask, Target, Task, TaskStatus};
 use crate::usage_error;
 use crate::util::{ago, now_ms, short_duration};
 
@@ -58,8 +65,37 @@ fn parameters(args: &SubmitArgs) -> anyhow::Result<Value> {
     Ok(Value::Object(map))
 }
 
+/// Refuses skills no node has ever advertised (usable or not, online or not): a typo would
+/// otherwise wait forever. Says which skills the cluster knows and the nearest name.
+async fn check_known_skills(client: &Remote, skills: &[String]) -> anyhow::Result<()> {
+    let nodes: Vec<Node> = client.fetch(&Route::ListNodes(NodeQuery::default()), false).await?;
+    let known = SkillList::of(&nodes, now_ms());
+    let names: Vec<&str> = known.skills.iter().map(|s| s.name.as_str()).collect();
+    let Some(unknown) = skills.iter().find(|s| !names.contains(&s.as_str())) else {
+        return Ok(());
+    };
+    let queue = format!("submit with --queue to queue it anyway, until a node with '{}' joins", clean(unknown));
+    if names.is_empty() {
+        return Err(usage_error(format!(
+            "no node has ever advertised skill '{}': no node advertises any skill yet (start a worker: openclaw-cluster worker), or {queue}",
+            clean(unknown)
+        )));
+    }
+    let hint = crate::util::closest(unknown, names.iter().copied())
+        .map(|n| format!(" — did you mean '{}'?", clean(n)))
+        .unwrap_or_default();
+    Err(usage_error(format!(
+        "no node has ever advertised skill '{}'{hint}\nthe skills the cluster knows: {}\n{queue}",
+        clean(unknown),
+        clean(&names.join(", "))
+    )))
+}
+
 async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
+    if !args.queue {
+        check_known_skills(&client, &args.skills).await?;
+    }
     let request = SubmitTask {
         name: args.name.clone().unwrap_or_else(|| args.skills[0].clone()),
         description: args.description.clone().unwrap_or_default(),
@@ -84,7 +120,7 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         origin: None,
     };
     let task = client.submit(&request).await.map_err(|e| client.fail(e))?;
-    if !args.wait {
+    if !args.wait && args.wait_timeout.is_none() {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task)?);
         } else {
@@ -96,7 +132,7 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     eprintln!("submitted {}", clean(&task.task_id));
-    let task = wait_until_done(&client, &task.task_id.clone(), Some(task), None).await?;
+    let task = wait_until_done(&client, &task.task_id.clone(), Some(task), args.wait_timeout).await?;
     report(&task, args.json)
 }
 
@@ -175,11 +211,15 @@ fn report(task: &Task, json: bool) -> anyhow::Result<Exit> {
                 outln!("{}", serde_json::to_string_pretty(st.result.as_ref().unwrap_or(&Value::Null))?);
             }
             s if s.is_terminal() => {
-                eprintln!(
-                    "{s} after attempt {}: {}",
-                    st.attempt,
-                    clean(st.error.as_deref().unwrap_or("no error recorded"))
-                );
+                // The error says how many attempts it took ("… (after 4 attempts)") and
+                // a cancel's says "cancelled …": neither is repeated here.
+                let error = st.error.as_deref().unwrap_or("no error recorded");
+                let on = st.assigned_node.as_deref().map(|n| format!(" on {}", clean(n))).unwrap_or_default();
+                if error.starts_with(s.as_str()) {
+                    eprintln!("{}", clean(error));
+                } else {
+                    eprintln!("{s}{on}: {}", clean(error));
+                }
             }
             s => {
                 eprintln!(
@@ -290,7 +330,7 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
 
 async fn wait(config: &Config, args: WaitArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
-    let task = wait_until_done(&client, &args.task_id, None, args.timeout).await?;
+    let task = wait_until_done(&client, &args.task_id, None, args.wait_timeout).await?;
     report(&task, args.json)
 }
 
@@ -298,7 +338,7 @@ async fn retry(config: &Config, args: RetryArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
     let route = Route::RetryTask { task: args.task_id.clone() };
     let task: Task = client.call(&route, None::<&()>, Client::SHORT).await.map_err(|e| client.fail(e))?;
-    if !args.wait {
+    if !args.wait && args.wait_timeout.is_none() {
         if args.json {
             outln!("{}", serde_json::to_string_pretty(&task)?);
         } else {
@@ -307,7 +347,7 @@ async fn retry(config: &Config, args: RetryArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     eprintln!("submitted {} (a retry of {})", clean(&task.task_id), clean(&args.task_id));
-    let task = wait_until_done(&client, &task.task_id.clone(), Some(task), None).await?;
+    let task = wait_until_done(&client, &task.task_id.clone(), Some(task), args.wait_timeout).await?;
     report(&task, args.json)
 }
 

@@ -6,14 +6,21 @@
 //! nothing. They run until Ctrl+C (or SIGTERM), which ends them with exit 0; notes about
 //! the connection go to stderr, events and output lines to stdout (stderr lines of a task's
 //! output to stderr). Text from the server is printed with control characters escaped.
+//!
+//! `nodes --watch` first prints the nodes as they are (without `--after` and `--json`).
+//! Nothing falls between that picture and the events: the picture is taken once the stream
+//! is open (the server subscribes before it answers), so a change made meanwhile is in the
+//! picture, or in the events, or in both.
 
 use crate::Exit;
-use crate::api::{EventQuery, OutputQuery, Route};
+use crate::api::{EventQuery, NodeQuery, OutputQuery, Route};
 use crate::cli::{ClientArgs, LogsArgs, WatchArgs};
 use crate::config::Config;
 use crate::eventsource::{EventSource, Message, Status};
-use crate::model::{Event, EventKind, OutputEnd, OutputLine, OutputStream, StreamError, StreamGap, TaskOutput};
-use crate::util::rfc3339;
+use crate::model::{
+    Event, EventKind, Node, NodeStatus, OutputEnd, OutputLine, OutputStream, StreamError, StreamGap, TaskOutput,
+};
+use crate::util::{ago, now_ms, rfc3339};
 
 use super::output::{clean, outln};
 use super::remote::{Remote, connect};
@@ -22,25 +29,73 @@ use super::remote::{Remote, connect};
 pub async fn tasks(config: &Config, args: WatchArgs) -> anyhow::Result<Exit> {
     let query =
         EventQuery { task: args.task, node: args.node, skill: args.skill, kind: Some(EventKind::Task), after: None };
-    events(config, &args.client, query, args.after, args.json).await
+    let remote = connect(config, &args.client)?;
+    events(&remote, query, args.after, args.json, async || Ok(())).await
 }
 
-/// `openclaw nodes --watch [NODE_ID]`.
-pub async fn nodes(config: &Config, client: &ClientArgs, node: Option<String>, json: bool) -> anyhow::Result<Exit> {
-    let query = EventQuery { node, kind: Some(EventKind::Node), ..Default::default() };
-    events(config, client, query, None, json).await
-}
-
-/// Prints events until interrupted.
-async fn events(
+/// `openclaw nodes --watch [NODE_ID] [--after ID]`: the nodes as they are now (unless
+/// replaying `--after` an event, or printing JSON), then their events.
+pub async fn nodes(
     config: &Config,
     client: &ClientArgs,
-    query: EventQuery,
+    node: Option<String>,
     after: Option<u64>,
     json: bool,
 ) -> anyhow::Result<Exit> {
+    let query = EventQuery { node: node.clone(), kind: Some(EventKind::Node), ..Default::default() };
     let remote = connect(config, client)?;
-    follow(&remote, Route::Events(query), after.map(|a| a.to_string()), |m| {
+    let picture = after.is_none() && !json;
+    events(
+        &remote,
+        query,
+        after,
+        json,
+        async || if picture { print_nodes_now(&remote, node.as_deref()).await } else { Ok(()) },
+    )
+    .await
+}
+
+/// One line per node as it is now, before the events.
+async fn print_nodes_now(remote: &Remote, node: Option<&str>) -> anyhow::Result<()> {
+    let nodes: Vec<Node> = match node {
+        Some(id) => vec![remote.fetch(&Route::GetNode { node: id.to_string() }, false).await?],
+        None => remote.fetch(&Route::ListNodes(NodeQuery::default()), false).await?,
+    };
+    let now = now_ms();
+    if nodes.is_empty() {
+        outln!("{} no node has registered yet; waiting for one", rfc3339(now));
+    }
+    for n in &nodes {
+        outln!("{}", node_now_line(n, now));
+    }
+    Ok(())
+}
+
+/// "2026-…Z node w1 is online: 1/5 tasks, last heartbeat 2s ago, skills echo, ocr".
+fn node_now_line(n: &Node, now: i64) -> String {
+    let seen = n.last_heartbeat.map(|t| ago(t.0, now)).unwrap_or_else(|| "never".into());
+    let draining = if n.draining && n.status != NodeStatus::Maintenance { " (draining)" } else { "" };
+    let skills = if n.spec.available_skills.is_empty() { "-".to_string() } else { n.spec.available_skills.join(", ") };
+    let line = format!(
+        "{} node {} is {}{draining}: {}/{} tasks, last heartbeat {seen}, skills {skills}",
+        rfc3339(now),
+        n.node_id,
+        n.status,
+        n.running_tasks,
+        n.spec.max_concurrent_tasks
+    );
+    clean(&line).into_owned()
+}
+
+/// Prints events until interrupted; `first` runs once the stream is open.
+async fn events(
+    remote: &Remote,
+    query: EventQuery,
+    after: Option<u64>,
+    json: bool,
+    first: impl AsyncFnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<Exit> {
+    follow(remote, Route::Events(query), after.map(|a| a.to_string()), first, |m| {
         match m.event.as_str() {
             "task" | "node" if json => outln!("{}", m.data),
             "task" | "node" => match serde_json::from_str::<Event>(&m.data) {
@@ -62,23 +117,31 @@ async fn events(
 }
 
 /// Reads a stream, resuming by itself, and hands each message to `handle` until it says
-/// the stream is done (`true`) or the user interrupts (both exit 0).
+/// the stream is done (`true`) or the user interrupts (both exit 0). `first` runs once,
+/// when the stream is first open (before any message is handled).
 async fn follow(
     remote: &Remote,
     route: Route,
     last_id: Option<String>,
+    first: impl AsyncFnOnce() -> anyhow::Result<()>,
     mut handle: impl FnMut(Message) -> anyhow::Result<bool>,
 ) -> anyhow::Result<Exit> {
     let mut source = EventSource::new((**remote).clone(), route, last_id);
     let interrupted = crate::shutdown::wait_for_signal();
     tokio::pin!(interrupted);
     let mut reconnecting = false;
+    let mut first = Some(first);
     loop {
         let next = tokio::select! {
             n = source.next() => n,
             _ = &mut interrupted => return Ok(Exit::Ok),
         };
         match next.map_err(|e| remote.fail(e))? {
+            Err(Status::Connected) if first.is_some() => {
+                if let Some(first) = first.take() {
+                    first().await?;
+                }
+            }
             Err(status) => note_connection(status, &mut reconnecting, source.last_id()),
             Ok(m) => {
                 if handle(m)? {
@@ -136,7 +199,11 @@ fn note_connection(status: Status, reconnecting: &mut bool, last_id: Option<&str
 /// An `error` event ends the stream; the source reconnects after it.
 fn note_error(m: &Message) {
     match serde_json::from_str::<StreamError>(&m.data) {
-        Ok(e) if e.code == "lagged" => eprintln!("note: this client fell behind; resuming from the last id it got"),
+        Ok(e) if e.code == StreamError::LAGGED => {
+            eprintln!("note: this client fell behind; resuming from the last id it got")
+        }
+        // A planned end: the source resumes at once, nothing is missed.
+        Ok(e) if e.code == StreamError::LIFETIME => {}
         Ok(e) => eprintln!("note: the stream ended with {}: {}", e.code, e.message),
         Err(_) => eprintln!("note: the stream ended with an error: {}", m.data),
     }
@@ -169,23 +236,29 @@ pub async fn logs(config: &Config, args: LogsArgs) -> anyhow::Result<Exit> {
     }
     let route =
         Route::TaskOutput { task: args.task_id.clone(), query: OutputQuery { follow: Some(true), after: None } };
-    follow(&remote, route, None, |m| {
-        match m.event.as_str() {
-            "output" | "end" if args.json => outln!("{}", m.data),
-            "output" => match serde_json::from_str::<OutputLine>(&m.data) {
-                Ok(line) => print_line(&line)?,
-                Err(e) => eprintln!("note: skipped a line this client does not understand ({e})"),
-            },
-            "end" => {
-                if let Ok(end) = serde_json::from_str::<OutputEnd>(&m.data) {
-                    eprintln!("task {} ended: {}", args.task_id, end.status);
+    follow(
+        &remote,
+        route,
+        None,
+        async || Ok(()),
+        |m| {
+            match m.event.as_str() {
+                "output" | "end" if args.json => outln!("{}", m.data),
+                "output" => match serde_json::from_str::<OutputLine>(&m.data) {
+                    Ok(line) => print_line(&line)?,
+                    Err(e) => eprintln!("note: skipped a line this client does not understand ({e})"),
+                },
+                "end" => {
+                    if let Ok(end) = serde_json::from_str::<OutputEnd>(&m.data) {
+                        eprintln!("task {} ended: {}", args.task_id, end.status);
+                    }
                 }
+                "error" => note_error(&m),
+                _ => {}
             }
-            "error" => note_error(&m),
-            _ => {}
-        }
-        Ok(m.event == "end")
-    })
+            Ok(m.event == "end")
+        },
+    )
     .await
 }
 

@@ -13,12 +13,15 @@ pub fn join_token(config: &Config, flag: Option<String>) -> Option<String> {
 }
 
 /// What a worker process sets up before its first task: exec commands under our own
-/// supervisor, a process its skills cannot look into, and a WARN when they could read the
-/// coordinator's admin token.
-fn prepare_worker_process(config: &Config) {
+/// supervisor, a process its skills cannot look into, and (`check_admin_token`) a WARN
+/// when they could read the coordinator's admin token. `dev` shares the coordinator's
+/// folder on purpose and does not warn about it.
+fn prepare_worker_process(config: &Config, check_admin_token: bool) {
     crate::worker::runner::exec::supervise_with_this_executable();
     crate::worker::runner::exec::protect_worker_process();
-    crate::worker::runner::exec::warn_if_admin_token_readable(config);
+    if check_admin_token {
+        crate::worker::runner::exec::warn_if_admin_token_readable(config);
+    }
 }
 
 /// Refuses a worker none of whose skills folders exists (it would join with no skills and
@@ -42,7 +45,7 @@ pub fn check_skills_dirs(config: &Config) -> Result<(), crate::UsageError> {
 
 pub async fn run(config: Config, token: Option<String>) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
-    prepare_worker_process(&config);
+    prepare_worker_process(&config, true);
     let token = join_token(&config, token);
     crate::worker::run(config, token, shutdown, crate::transport::WORKER).await
 }
@@ -62,15 +65,30 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
     config.worker.coordinator_host = Some("127.0.0.1".into());
     config.worker.coordinator_port = Some(port);
     let token = join_token(&config, None);
-    prepare_worker_process(&config);
+    prepare_worker_process(&config, false);
+    let me = this_program();
     tracing::info!(
         target: "openclaw::worker",
         url = %format!("http://127.0.0.1:{port}"),
         admin_token_file = %token_path(&config, crate::tokens::ADMIN_TOKEN_FILE).display(),
-        "dev cluster: try `openclaw nodes` and `openclaw tasks submit --skill <name> --wait` in another terminal"
+        "dev cluster on http://127.0.0.1:{port} (the dashboard too): in another terminal here, try `{me} nodes` and `{me} tasks submit --skill <name> --wait`"
     );
     let worker = crate::worker::run(config, token, shutdown.clone(), crate::transport::WORKER).await;
     coordinator_stop.cancel();
     let served = server.await?;
     worker.and(served)
+}
+
+/// How to run this program from the current folder, for hints: its path when it lives below
+/// the folder (`target/release/openclaw-cluster` after `cargo run`), else the name it was
+/// called by.
+fn this_program() -> String {
+    let called = crate::cli::program_name(std::env::args_os().next().as_ref());
+    let (Ok(exe), Ok(cwd)) = (std::env::current_exe(), std::env::current_dir()) else {
+        return called;
+    };
+    match exe.strip_prefix(&cwd) {
+        Ok(relative) => relative.display().to_string(),
+        Err(_) => called,
+    }
 }

@@ -9,7 +9,12 @@
 //! | node secret | that node's own endpoints, and register that node again |
 //!
 //! Decided once per request, before dispatch, from the route's [`Access`] and the bearer
-//! token. Tokens are compared in constant time; node secrets are kept only as SHA-256
+//! token. With `auth.enabled: false` every caller is admin, so the coordinator must be
+//! reachable only from its own machine: [`local_only`] refuses (403) every request whose
+//! `Host` is not a loopback name or address (a DNS-rebinding page names its own host), whose
+//! `Origin`, when sent, is not the coordinator's own, or that a browser marks as sent by
+//! another site (`Sec-Fetch-Site`); and `Coordinator::start` refuses to listen on a
+//! non-loopback address unless `auth.insecure_listen_without_auth` says so. Tokens are compared in constant time; node secrets are kept only as SHA-256
 //! hashes (in the store and in memory). On first start the coordinator writes missing
 //! tokens to `admin.token`, `worker.token` and `tasks.token` beside the database (mode
 //! 0600) and logs their paths, never their values.
@@ -141,9 +146,103 @@ pub fn authorize(
     }
 }
 
+/// With auth off: whether a request comes from this machine, judged by its `Host` (and the
+/// authority of an absolute request target, when there is one: both must be loopback), its
+/// `Origin` and its `Sec-Fetch-Site` (see the module). `https` is whether the coordinator
+/// speaks TLS (its own origin's scheme).
+pub fn local_only(headers: &hyper::HeaderMap, authority: Option<&str>, https: bool) -> Result<(), ApiError> {
+    let header = |name: hyper::header::HeaderName| headers.get(name).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let why = "auth is off (auth.enabled: false), so the coordinator serves only this machine";
+    let Some(host) = header(hyper::header::HOST).or(authority) else {
+        return Err(ApiError::forbidden(format!("{why}: send a `Host` header naming localhost, 127.0.0.1 or [::1]")));
+    };
+    if let Some(target) = authority.filter(|a| *a != host) {
+        local_only(&hyper::HeaderMap::new(), Some(target), https)?;
+    }
+    let scheme = if https { "https" } else { "http" };
+    let own =
+        reqwest::Url::parse(&format!("{scheme}://{host}")).ok().filter(|u| u.path() == "/" && u.query().is_none());
+    // The URL parser lowercases names and writes addresses in their one canonical form.
+    let loopback = own.as_ref().is_some_and(|u| matches!(u.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")));
+    let Some(own) = own.filter(|_| loopback) else {
+        return Err(ApiError::forbidden(format!(
+            "{why}: Host `{}` is not localhost, 127.0.0.1 or [::1] (with any port); use one of those, or turn auth on to serve other names",
+            host.escape_debug()
+        )));
+    };
+    if let Some(origin) = header(hyper::header::ORIGIN) {
+        let same = reqwest::Url::parse(origin).is_ok_and(|o| {
+            o.scheme() == own.scheme()
+                && o.host_str() == own.host_str()
+                && o.port_or_known_default() == own.port_or_known_default()
+        });
+        if !same {
+            return Err(ApiError::forbidden(format!(
+                "{why}: a page of another origin (`{}`) may not call it; open the dashboard at {}",
+                origin.escape_debug(),
+                own.origin().ascii_serialization()
+            )));
+        }
+    }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && !matches!(site, "same-origin" | "none")
+    {
+        return Err(ApiError::forbidden(format!(
+            "{why}: the browser says this request was sent by a {site} page; open the dashboard at {}",
+            own.origin().ascii_serialization()
+        )));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auth_off_serves_only_loopback_hosts_and_its_own_origin() {
+        let check = |pairs: &[(&str, &str)]| {
+            let mut h = hyper::HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(hyper::header::HeaderName::from_bytes(k.as_bytes()).unwrap(), v.parse().unwrap());
+            }
+            local_only(&h, None, false).map_err(|e| e.message)
+        };
+        for host in ["localhost", "LOCALHOST:8888", "127.0.0.1:1", "[::1]:8888", "[::1]"] {
+            assert_eq!(check(&[("host", host)]), Ok(()), "{host}");
+        }
+        for host in
+            ["rebind.evil.example", "127.0.0.2:8888", "localhost.evil:80", "192.168.1.5:8888", "[::2]", "", "a/b"]
+        {
+            let e = check(&[("host", host)]).unwrap_err();
+            assert!(
+                e.contains("not localhost, 127.0.0.1 or [::1]") && e.contains("auth.enabled: false"),
+                "{host}: {e}"
+            );
+        }
+        assert!(check(&[]).unwrap_err().contains("send a `Host` header"));
+        assert_eq!(check(&[("host", "localhost:8888"), ("origin", "http://localhost:8888")]), Ok(()));
+        assert_eq!(check(&[("host", "localhost"), ("origin", "http://localhost:80")]), Ok(()));
+        for origin in
+            ["http://localhost:9999", "http://127.0.0.1:8888", "https://localhost:8888", "null", "http://evil.example"]
+        {
+            let e = check(&[("host", "localhost:8888"), ("origin", origin)]).unwrap_err();
+            assert!(e.contains("another origin") && e.contains("http://localhost:8888"), "{origin}: {e}");
+        }
+        assert_eq!(check(&[("host", "localhost:8888"), ("sec-fetch-site", "same-origin")]), Ok(()));
+        assert_eq!(check(&[("host", "localhost:8888"), ("sec-fetch-site", "none")]), Ok(()));
+        for site in ["cross-site", "same-site"] {
+            let e = check(&[("host", "localhost:8888"), ("sec-fetch-site", site)]).unwrap_err();
+            assert!(e.contains(site), "{e}");
+        }
+        let mut h = hyper::HeaderMap::new();
+        h.insert("host", "localhost:1".parse().unwrap());
+        assert!(local_only(&h, Some("evil.example"), false).is_err(), "an absolute target must be loopback too");
+        assert!(local_only(&h, Some("127.0.0.1:1"), false).is_ok());
+        assert_eq!(local_only(&h, None, true).map_err(|e| e.message), Ok(()));
+        h.insert("origin", "http://localhost:1".parse().unwrap());
+        assert!(local_only(&h, None, true).is_err(), "an https coordinator's origin is https");
+    }
 
     fn tokens() -> Tokens {
         Tokens {

@@ -278,7 +278,7 @@ impl Cluster {
         origin: &str,
     ) -> Result<(Task, bool), Error> {
         let key = match (header_key, req.idempotency_key.clone()) {
-            (Some(h), Some(b)) if h != b => {
+            (Some(h), Some(b)) if h.trim() != b.trim() => {
                 return Err(Error::invalid(
                     "idempotency_key",
                     "the Idempotency-Key header and the body's idempotency_key differ",
@@ -289,9 +289,12 @@ impl Cluster {
         let reject = req.reject_unplaceable;
         let spec = {
             let core = self.lock();
-            spec_of(SubmitTask { idempotency_key: key.clone(), ..req }, origin, core.settings())?
+            spec_of(SubmitTask { idempotency_key: key, ..req }, origin, core.settings())?
         };
-        let Some(key) = key else {
+        // The key as kept (trimmed): the one the store's unique index holds. Looking up the
+        // key as sent instead let ` k` and `k` both insert, and the second insert's
+        // constraint failure stopped the coordinator.
+        let Some(key) = spec.idempotency_key.clone() else {
             let id = self.mutate(place(spec, reject)).await?;
             return Ok((self.task(&id, false).await?, true));
         };
@@ -351,25 +354,13 @@ impl Cluster {
 
     /// A page of tasks, newest first.
     pub async fn list_tasks(&self, q: TaskQuery) -> Result<TaskList, Error> {
-        let limit = match q.limit {
-            Some(l) if (1..=1000).contains(&l) => l,
-            Some(l) => {
-                return Err(Error::new(ErrorCode::InvalidQuery, format!("limit: must be from 1 to 1000, got {l}")));
-            }
-            None => 50,
-        };
-        let before_seq = match &q.after {
-            Some(a) => Some(a.parse::<i64>().map_err(|_| {
-                Error::new(
-                    ErrorCode::InvalidQuery,
-                    format!("after: `{a}` is not a cursor from a previous page's `next`"),
-                )
-            })?),
-            None => None,
-        };
+        let invalid = |e: String| Error::new(ErrorCode::InvalidQuery, e);
+        let limit = q.page_limit().map_err(invalid)?;
+        let before_seq = q.position().map_err(invalid)?;
         let filter = ListFilter { status: q.status, node: q.node, skill: q.skill, before_seq, limit };
         let rows = self.read(move |c| crate::store::tasks::list(c, &filter)).await?;
-        let next = (rows.len() == limit as usize).then(|| rows.last().map(|(seq, _)| seq.to_string())).flatten();
+        let next =
+            (rows.len() == limit as usize).then(|| rows.last().map(|(seq, _)| crate::model::cursor(*seq))).flatten();
         let now = crate::util::now_ms();
         let tasks = self.view(|core| {
             rows.into_iter()

@@ -10,16 +10,26 @@
 //! open connections and never finish a request cannot lock out those that do, and the
 //! accept loop never waits on a client.
 //!
+//! Workers always have room: a share of both caps (`coordinator.node_reserve_percent`) is
+//! kept for node routes (register, heartbeat, poll, start, output, result). A connection
+//! serving any other request *holds* a client place from the moment its route is known
+//! until its answer is handed over (a stream: until the stream ends); a request that would
+//! hold more than the caps less the reserve is refused with 503 at once. Idle and slow
+//! connections are closed to make room as before, so the reserve is always either in use by
+//! workers or free to be taken by them.
+//!
 //! Invariants: a slot is in the table from [`Connections::admit`] until it is dropped or
-//! evicted, whichever comes first; the per-address counts and the waiting queues always
-//! describe exactly the slots in the table. Trusted proxies are exempt from the per-address
-//! cap (every client behind them shares their address), not from the overall one.
+//! evicted, whichever comes first; the per-address counts, the held counts and the waiting
+//! queues always describe exactly the slots in the table. Trusted proxies are exempt from
+//! the per-address caps (every client behind them shares their address), not from the
+//! overall ones.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::gauge::Gauge;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 /// File descriptors kept free for everything that is not a client connection (the store,
@@ -33,8 +43,14 @@ pub struct Connections {
     table: Mutex<Table>,
     max: usize,
     max_per_ip: usize,
+    /// The most connections client requests (all but node routes) may hold, overall and
+    /// from one address: the caps less the share kept for workers.
+    client_max: usize,
+    client_max_per_ip: usize,
     /// Addresses without a per-address cap (trusted proxies).
     exempt: Vec<IpAddr>,
+    /// Exported as `openclaw_connections_open` and `openclaw_connections_held`.
+    gauges: Option<(Gauge, Gauge)>,
 }
 
 #[derive(Default)]
@@ -43,6 +59,8 @@ struct Table {
     /// Orders waits: a larger stamp started waiting later.
     next_stamp: u64,
     conns: HashMap<u64, Entry>,
+    /// Connections holding a client place.
+    held: usize,
     /// Waiting connections, longest-waiting first: stamp → id.
     waiting: BTreeMap<u64, u64>,
     per_ip: HashMap<IpAddr, PerIp>,
@@ -55,6 +73,7 @@ struct Table {
 #[derive(Default)]
 struct PerIp {
     open: usize,
+    held: usize,
     waiting: BTreeMap<u64, u64>,
 }
 
@@ -62,12 +81,41 @@ struct Entry {
     ip: IpAddr,
     /// Set while the connection waits on its client.
     waiting_since: Option<u64>,
+    /// It serves a client request (not a node route).
+    held: bool,
     close: CancellationToken,
 }
 
+/// Why a client request was refused a place: the numbers and the config key, for its 503.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoRoom(pub String);
+
 impl Connections {
-    pub fn new(max: usize, max_per_ip: usize, exempt: Vec<IpAddr>) -> Connections {
-        Connections { table: Mutex::new(Table::default()), max, max_per_ip: max_per_ip.min(max), exempt }
+    /// Caps of `max` connections and `max_per_ip` from one address, of which
+    /// `reserve_percent` is kept for node routes.
+    pub fn new(max: usize, max_per_ip: usize, reserve_percent: u32, exempt: Vec<IpAddr>) -> Connections {
+        let max_per_ip = max_per_ip.min(max);
+        let share = |cap: usize| (cap - cap * reserve_percent.min(100) as usize / 100).max(1);
+        Connections {
+            table: Mutex::new(Table::default()),
+            max,
+            max_per_ip,
+            client_max: share(max),
+            client_max_per_ip: share(max_per_ip),
+            exempt,
+            gauges: None,
+        }
+    }
+
+    /// Keeps `open` and `held` set to the open connections and those holding a client place.
+    pub fn with_gauges(mut self, open: Gauge, held: Gauge) -> Connections {
+        self.gauges = Some((open, held));
+        self
+    }
+
+    /// A lock on the table that publishes the counts when it is let go.
+    fn lock_and_publish(&self) -> Published<'_> {
+        Published { table: self.lock(), gauges: self.gauges.as_ref() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Table> {
@@ -77,7 +125,7 @@ impl Connections {
     /// Makes room for a new connection from `ip` and registers it (waiting), or `None` when
     /// every connection in the way is busy: the caller refuses it.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Arc<Slot>> {
-        let mut t = self.lock();
+        let mut t = self.lock_and_publish();
         let capped = !self.exempt.contains(&ip);
         if capped && t.per_ip.get(&ip).is_some_and(|p| p.open >= self.max_per_ip) {
             let oldest = t.per_ip.get(&ip).and_then(|p| p.waiting.values().next().copied());
@@ -98,7 +146,7 @@ impl Connections {
         let id = t.next_id;
         t.next_id += 1;
         let close = CancellationToken::new();
-        t.conns.insert(id, Entry { ip, waiting_since: None, close: close.clone() });
+        t.conns.insert(id, Entry { ip, waiting_since: None, held: false, close: close.clone() });
         t.per_ip.entry(ip).or_default().open += 1;
         t.set_waiting(id, true);
         Some(Arc::new(Slot { id, owner: self.clone(), close }))
@@ -107,7 +155,7 @@ impl Connections {
     /// Closes the connection that has been waiting longest, to free a file descriptor.
     /// Returns whether there was one.
     pub fn evict_oldest(&self) -> bool {
-        let mut t = self.lock();
+        let mut t = self.lock_and_publish();
         match t.waiting.values().next().copied() {
             Some(id) => {
                 t.evict(id);
@@ -126,12 +174,86 @@ impl Connections {
         self.lock().set_waiting(id, waiting);
     }
 
+    /// Gives connection `id` a client place, unless client requests already hold all but
+    /// the workers' share overall or from its address.
+    fn hold(&self, id: u64) -> Result<(), NoRoom> {
+        let mut t = self.lock_and_publish();
+        let Some(entry) = t.conns.get(&id) else { return Ok(()) };
+        if entry.held {
+            return Ok(());
+        }
+        let ip = entry.ip;
+        let from_ip = t.per_ip.get(&ip).map_or(0, |p| p.held);
+        if !self.exempt.contains(&ip) && from_ip >= self.client_max_per_ip {
+            return Err(NoRoom(format!(
+                "client requests from {ip} already hold {from_ip} connections, all but the share of coordinator.max_connections_per_ip ({}) kept for workers (coordinator.node_reserve_percent); try again when one of them ends",
+                self.max_per_ip
+            )));
+        }
+        if t.held >= self.client_max {
+            return Err(NoRoom(format!(
+                "client requests already hold {} connections, all but the share of coordinator.max_connections ({}) kept for workers (coordinator.node_reserve_percent); try again shortly",
+                t.held, self.max
+            )));
+        }
+        t.set_held(id, true);
+        Ok(())
+    }
+
+    fn release(&self, id: u64) {
+        self.lock_and_publish().set_held(id, false);
+    }
+
     fn remove(&self, id: u64) {
-        self.lock().remove(id);
+        self.lock_and_publish().remove(id);
+    }
+}
+
+/// The table, locked; on drop the gauges get its counts.
+struct Published<'a> {
+    table: MutexGuard<'a, Table>,
+    gauges: Option<&'a (Gauge, Gauge)>,
+}
+
+impl std::ops::Deref for Published<'_> {
+    type Target = Table;
+    fn deref(&self) -> &Table {
+        &self.table
+    }
+}
+
+impl std::ops::DerefMut for Published<'_> {
+    fn deref_mut(&mut self) -> &mut Table {
+        &mut self.table
+    }
+}
+
+impl Drop for Published<'_> {
+    fn drop(&mut self) {
+        if let Some((open, held)) = self.gauges {
+            open.set(self.table.conns.len() as i64);
+            held.set(self.table.held as i64);
+        }
     }
 }
 
 impl Table {
+    fn set_held(&mut self, id: u64, held: bool) {
+        let Some(entry) = self.conns.get_mut(&id) else { return };
+        if entry.held == held {
+            return;
+        }
+        entry.held = held;
+        let per_ip = self.per_ip.entry(entry.ip).or_default();
+        if held {
+            self.held += 1;
+            per_ip.held += 1;
+        } else {
+            self.held -= 1;
+            per_ip.held -= 1;
+        }
+    }
+
     fn set_waiting(&mut self, id: u64, waiting: bool) {
         let stamp = self.next_stamp;
         let Some(entry) = self.conns.get_mut(&id) else { return };
@@ -153,6 +275,7 @@ impl Table {
 
     /// Drops a connection from the table; returns its close token.
     fn remove(&mut self, id: u64) -> Option<CancellationToken> {
+        self.set_held(id, false);
         let entry = self.conns.remove(&id)?;
         if let Some(since) = entry.waiting_since {
             self.waiting.remove(&since);
@@ -214,6 +337,17 @@ impl Slot {
     /// The connection waits on its client again.
     pub fn waiting(&self) {
         self.owner.set_waiting(self.id, true);
+    }
+
+    /// The connection serves a client request (not a node route) from now until
+    /// [`Slot::release`] or its end; refused when that would take the workers' share.
+    pub fn hold(&self) -> Result<(), NoRoom> {
+        self.owner.hold(self.id)
+    }
+
+    /// The client request has been answered.
+    pub fn release(&self) {
+        self.owner.release(self.id);
     }
 
     /// Resolves when the connection was closed to make room.
@@ -317,7 +451,7 @@ mod tests {
 
     #[test]
     fn the_longest_waiting_connection_makes_room_and_busy_ones_are_kept() {
-        let c = Arc::new(Connections::new(3, 3, vec![]));
+        let c = Arc::new(Connections::new(3, 3, 0, vec![]));
         let a = c.admit(ip(1)).unwrap();
         let b = c.admit(ip(1)).unwrap();
         let d = c.admit(ip(1)).unwrap();
@@ -339,7 +473,7 @@ mod tests {
 
     #[test]
     fn one_address_cannot_take_more_than_its_share() {
-        let c = Arc::new(Connections::new(10, 2, vec![ip(9)]));
+        let c = Arc::new(Connections::new(10, 2, 0, vec![ip(9)]));
         let a = c.admit(ip(1)).unwrap();
         let b = c.admit(ip(1)).unwrap();
         let other = c.admit(ip(2)).unwrap();
@@ -357,6 +491,45 @@ mod tests {
         assert_eq!(c.open(), 0);
         let t = c.lock();
         assert!(t.per_ip.is_empty() && t.waiting.is_empty());
+    }
+
+    #[test]
+    fn client_requests_never_take_the_workers_share() {
+        // 12 overall, 8 per address; a quarter of each is kept for node routes: clients
+        // may hold 9 overall and 6 from one address.
+        let c = Arc::new(Connections::new(12, 8, 25, vec![ip(9)]));
+        let clients: Vec<_> = (0..6).map(|_| c.admit(ip(1)).unwrap()).collect();
+        for s in &clients {
+            s.busy();
+            s.hold().unwrap();
+        }
+        let seventh = c.admit(ip(1)).unwrap();
+        seventh.busy();
+        let refused = seventh.hold().unwrap_err();
+        assert!(refused.0.contains("from 127.0.0.1") && refused.0.contains("node_reserve_percent"), "{refused:?}");
+        // A node route on the same address still gets a connection and needs no place.
+        let worker = c.admit(ip(1)).unwrap();
+        worker.busy();
+        // The refused one goes back to waiting and makes room for the next newcomer.
+        seventh.waiting();
+        let worker2 = c.admit(ip(1)).unwrap();
+        assert!(seventh.close.is_cancelled() && !worker.close.is_cancelled());
+        // Overall: 3 more from elsewhere fill the clients' 9; the 10th is refused.
+        let others: Vec<_> = (0..3).map(|i| c.admit(ip(2 + i)).unwrap()).collect();
+        for s in &others {
+            s.hold().unwrap();
+        }
+        let tenth = c.admit(ip(7)).unwrap();
+        assert!(tenth.hold().unwrap_err().0.contains("coordinator.max_connections (12)"));
+        // A place comes back when a request is answered, and when a connection ends.
+        clients[0].release();
+        tenth.hold().unwrap();
+        tenth.release();
+        drop(others);
+        assert_eq!(c.lock().held, 5);
+        drop((clients, tenth, worker, worker2, seventh));
+        let t = c.lock();
+        assert!(t.held == 0 && t.per_ip.is_empty() && t.conns.is_empty());
     }
 
     #[test]

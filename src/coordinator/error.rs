@@ -1,8 +1,9 @@
 //! `ApiError`: every error answer of the HTTP API, in one place.
 //!
 //! An error carries a stable [`ErrorCode`] (documented in docs/api.md; clients branch on
-//! it) and a message that says what to do. The code alone decides the HTTP status, in
-//! [`status`]; [`ApiError::into_response`] writes `{"error": {"code", "message"}}`.
+//! it) and a message that says what to do. The code alone decides the HTTP status
+//! ([`ErrorCode::status`], beside the codes in the wire model);
+//! [`ApiError::into_response`] writes `{"error": {"code", "message"}}`.
 //! 5xx are logged at WARN, 4xx at DEBUG.
 
 use hyper::StatusCode;
@@ -19,29 +20,6 @@ pub struct ApiError {
     pub message: String,
     /// For 405: the methods the path takes.
     pub allow: Option<String>,
-}
-
-/// The HTTP status of each code.
-pub fn status(code: ErrorCode) -> StatusCode {
-    match code {
-        ErrorCode::BadRequest | ErrorCode::InvalidQuery => StatusCode::BAD_REQUEST,
-        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorCode::Forbidden => StatusCode::FORBIDDEN,
-        ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask => StatusCode::NOT_FOUND,
-        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        ErrorCode::StaleAttempt
-        | ErrorCode::NodeIdInUse
-        | ErrorCode::NodeBusy
-        | ErrorCode::NodeLimit
-        | ErrorCode::TaskEnded
-        | ErrorCode::TaskActive
-        | ErrorCode::IdempotencyConflict
-        | ErrorCode::Unplaceable => StatusCode::CONFLICT,
-        ErrorCode::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ErrorCode::Overloaded | ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
 }
 
 impl ApiError {
@@ -69,7 +47,7 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        status(self.code)
+        StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     /// The HTTP answer.
@@ -89,6 +67,9 @@ impl ApiError {
             }
             ErrorCode::Overloaded | ErrorCode::Unavailable => {
                 headers.insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+            }
+            ErrorCode::TooManyStreams => {
+                headers.insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("10"));
             }
             _ => {}
         }
@@ -115,21 +96,5 @@ impl From<RouteError> for ApiError {
             }
             RouteError::InvalidQuery(_) => ApiError::new(ErrorCode::InvalidQuery, message),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every code has a status of its class, and 4xx codes are the client's.
-    #[test]
-    fn every_code_maps_to_one_status() {
-        for code in ErrorCode::ALL {
-            let s = status(*code);
-            assert!(s.is_client_error() || s.is_server_error(), "{code}: {s}");
-        }
-        assert_eq!(status(ErrorCode::StaleAttempt), StatusCode::CONFLICT);
-        assert_eq!(status(ErrorCode::NodeIdInUse), StatusCode::CONFLICT);
     }
 }

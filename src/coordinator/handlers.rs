@@ -4,7 +4,6 @@
 //! state change is answered after its commit, by `Cluster::mutate`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper::StatusCode;
 
@@ -95,27 +94,27 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         Route::ListTasks(q) => ok(&cluster.list_tasks(q.clone()).await?),
         Route::GetTask { task } => ok(&cluster.task(task, true).await?),
         Route::WaitTask { task, query } => {
-            let timeout = match &query.timeout {
-                Some(t) => crate::util::parse_duration(t)
-                    .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, format!("query parameter `timeout`: {e}")))?,
-                None => Duration::from_secs(30),
-            }
-            .min(Duration::from_secs(3600));
+            let timeout = query.wait().map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e))?;
             ok(&cluster.wait_task(task, timeout).await?)
         }
         Route::CancelTask { task } => ok(&cluster.cancel(task).await?),
         Route::RetryTask { task } => Ok(cluster.retry(task, "api").await?.respond(StatusCode::CREATED)),
         Route::Backup => backup(cluster).await,
-        Route::TaskOutput { task, query } if query.follow == Some(true) => {
+        Route::TaskOutput { task, query } => {
             let after = last_event_id(&req)?.or(query.after).unwrap_or(0);
+            if query.follow != Some(true) {
+                return ok(&cluster.output(task, after).await?);
+            }
+            let permit = req.stream_permit()?;
             let feed = cluster.follow_output(task, after).await?;
-            Ok(super::sse::respond(feed, &req.connection, cluster.shared_metrics()))
+            Ok(super::sse::respond(feed, permit, &req.connection, cluster.shared_metrics()))
         }
-        Route::TaskOutput { task, query } => ok(&cluster.output(task, query.after.unwrap_or(0)).await?),
         Route::Events(q) => {
             let filter = Filter { task: q.task.clone(), node: q.node.clone(), skill: q.skill.clone(), kind: q.kind };
-            let feed = cluster.events(filter, last_event_id(&req)?.or(q.after)).await?;
-            Ok(super::sse::respond(feed, &req.connection, cluster.shared_metrics()))
+            let after = last_event_id(&req)?.or(q.after);
+            let permit = req.stream_permit()?;
+            let feed = cluster.events(filter, after).await?;
+            Ok(super::sse::respond(feed, permit, &req.connection, cluster.shared_metrics()))
         }
         Route::Mcp => Ok(mcp.handle(req).await),
     }
@@ -154,13 +153,9 @@ async fn backup(cluster: &Cluster) -> Result<Response, ApiError> {
 /// The `Last-Event-ID` header of a stream's reconnect (it wins over `?after=`).
 fn last_event_id(req: &Request) -> Result<Option<u64>, ApiError> {
     let Some(value) = req.headers.get("last-event-id") else { return Ok(None) };
-    let text = value.to_str().unwrap_or("").trim();
-    text.parse().map(Some).map_err(|_| {
-        ApiError::new(
-            ErrorCode::BadRequest,
-            format!("header Last-Event-ID: `{}` is not an id from this stream's `id:` lines", text.escape_debug()),
-        )
-    })
+    crate::model::parse_last_event_id(value.to_str().unwrap_or(""))
+        .map(Some)
+        .map_err(|e| ApiError::new(ErrorCode::BadRequest, format!("header Last-Event-ID: {e}")))
 }
 
 /// Serialize-and-answer for any JSON value, so `dispatch` can use one closure.

@@ -4,9 +4,13 @@
 //!
 //! A hostile client costs little: the accept loop only accepts and admits (see
 //! [`super::connections`]: capped overall and per address, waiting connections closed
-//! first to make room), headers must arrive within `coordinator.header_read_timeout`,
-//! auth is decided from the headers alone, a route that takes no body never reads one, and
-//! a body must arrive within `coordinator.body_read_timeout` (408).
+//! first to make room, a share kept for node routes), headers must arrive within
+//! `coordinator.header_read_timeout`, auth is decided from the headers alone, a route that
+//! takes no body never reads one, a body must say `application/json` (415) and arrive
+//! within `coordinator.body_read_timeout` (408), and a stream needs a place in the streams'
+//! budget ([`super::stream_limits`]). With auth off, only requests from this machine are
+//! served ([`auth::local_only`]). Every answer carries `nosniff`, and `no-store` unless it
+//! sets its own `Cache-Control`.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -18,7 +22,7 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
+use hyper::header::{CACHE_CONTROL, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -32,8 +36,10 @@ use super::cluster::Cluster;
 use super::connections::{self, Connections, Slot};
 use super::error::ApiError;
 use super::mcp::Door;
+use super::stream_limits::{StreamLimits, StreamPermit};
 use crate::api::{Access, Route};
 use crate::model::ErrorCode;
+use crate::model::limits::MapOnly;
 
 /// Every answer: a whole body, or a stream (events, live output, MCP).
 pub type Response = hyper::Response<BoxBody<Bytes, Infallible>>;
@@ -84,6 +90,10 @@ pub struct Connection {
     pub streams: TaskTracker,
     /// The coordinator's shutdown.
     pub shutdown: CancellationToken,
+    /// The streams' budget, shared by every connection.
+    pub stream_limits: Arc<StreamLimits>,
+    /// The server speaks TLS (its origin is `https://…`).
+    pub tls: bool,
 }
 
 /// A parsed request, as handlers see it.
@@ -117,20 +127,44 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// A place in the streams' budget for this request's stream, or 429 naming the cap.
+    pub fn stream_permit(&self) -> Result<StreamPermit, ApiError> {
+        self.connection.stream_limits.admit(&self.caller, self.client)
+    }
 }
 
+/// A request body: one JSON object (a struct is never read from an array), and nothing
+/// after it. Integer fields may be written as `5.0`: JSON Schema counts that as the integer
+/// 5, and so does the API (a body serde refused is read again with such numbers as
+/// integers; see [`crate::model::limits::integral_numbers`]).
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let error = match read_json(body) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else { return Err(error) };
+    if !crate::model::limits::integral_numbers(&mut value) {
+        return Err(error);
+    }
+    serde_path_to_error::deserialize(value).map(|MapOnly(v)| v).map_err(describe)
+}
+
+fn read_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let inner = strip_position(&inner.to_string());
-        if path == "." || path.is_empty() {
-            ApiError::bad_request(format!("invalid request body: {inner}"))
-        } else {
-            ApiError::bad_request(format!("invalid request body: {path}: {inner}"))
-        }
-    })
+    let MapOnly(v) = serde_path_to_error::deserialize(&mut *de).map_err(describe)?;
+    de.end().map_err(|e| ApiError::bad_request(format!("invalid request body: {}", strip_position(&e.to_string()))))?;
+    Ok(v)
+}
+
+fn describe<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> ApiError {
+    let path = e.path().to_string();
+    let inner = strip_position(&e.into_inner().to_string());
+    if path == "." || path.is_empty() {
+        ApiError::bad_request(format!("invalid request body: {inner}"))
+    } else {
+        ApiError::bad_request(format!("invalid request body: {path}: {inner}"))
+    }
 }
 
 /// serde_json's " at line 1 column 20" means little to a person sending one line.
@@ -152,8 +186,17 @@ pub async fn serve(
 ) {
     let settings = &shared.config().coordinator;
     let cap = connections::fit_to_fd_limit(settings.max_connections as usize);
-    let connections =
-        Arc::new(Connections::new(cap, settings.max_connections_per_ip as usize, settings.trusted_proxies.clone()));
+    let metrics = shared.metrics();
+    let connections = Arc::new(
+        Connections::new(
+            cap,
+            settings.max_connections_per_ip as usize,
+            settings.node_reserve_percent,
+            settings.trusted_proxies.clone(),
+        )
+        .with_gauges(metrics.connections_open.clone(), metrics.connections_held.clone()),
+    );
+    let stream_limits = Arc::new(StreamLimits::new(shared.config()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut accept_errors = connections::Throttle::default();
     let streams = TaskTracker::new();
@@ -190,8 +233,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (shared, mcp) = (shared.clone(), mcp.clone());
         let conn_slot = slot.clone();
-        let connection =
-            Connection { close: CancellationToken::new(), streams: streams.clone(), shutdown: shutdown.clone() };
+        let connection = Connection {
+            close: CancellationToken::new(),
+            streams: streams.clone(),
+            shutdown: shutdown.clone(),
+            stream_limits: stream_limits.clone(),
+            tls: tls.is_some(),
+        };
         let close = connection.close.clone();
         let service = hyper::service::service_fn(move |req| {
             let (shared, mcp, connection) = (shared.clone(), mcp.clone(), connection.clone());
@@ -261,7 +309,7 @@ fn refuse(stream: tokio::net::TcpStream, plain: bool) {
     if plain {
         const BODY: &str = r#"{"error":{"code":"unavailable","message":"the coordinator has too many open connections (coordinator.max_connections); try again shortly"}}"#;
         let answer = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncache-control: no-store\r\nx-content-type-options: nosniff\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{BODY}",
             BODY.len()
         );
         let _ = stream.try_write(answer.as_bytes());
@@ -300,13 +348,24 @@ async fn handle(
     // A body the request declares but nobody reads leaves the connection unusable for
     // another request: hyper closes it after the answer; `Connection: close` says so.
     let mut body_unread = !req.body().is_end_stream();
+    let mut held = false;
     let (route_name, response) = match Route::parse(&method, &path, req.uri().query().unwrap_or("")) {
         Ok(route) => {
             let name = route.name();
-            let response = match prepare(&shared, route, client, slot, req, &mut body_unread, connection).await {
-                Ok(request) => super::handlers::dispatch(&shared, mcp, request).await,
-                Err(e) => Err(e),
-            };
+            let response = async {
+                if !shared.tokens().enabled {
+                    auth::local_only(req.headers(), req.uri().authority().map(|a| a.as_str()), connection.tls)?;
+                }
+                // Node routes use the share of the connections kept for workers; any other
+                // request must leave it free.
+                if !matches!(route.access(), Access::Node | Access::Join) {
+                    slot.hold().map_err(|no_room| ApiError::new(ErrorCode::Unavailable, no_room.0))?;
+                    held = true;
+                }
+                let request = prepare(&shared, route, client, slot, req, &mut body_unread, connection).await?;
+                super::handlers::dispatch(&shared, mcp, request).await
+            }
+            .await;
             (name, response.unwrap_or_else(ApiError::into_response))
         }
         Err(e) => ("unmatched", ApiError::from(e).into_response()),
@@ -318,6 +377,7 @@ async fn handle(
     if body_unread {
         response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     }
+    secure_headers(response.headers_mut());
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     shared.metrics().observe_request(route_name, status, elapsed.as_secs_f64());
@@ -327,13 +387,39 @@ async fn handle(
         "request"
     );
     // A stream (events, followed output) is at work like a long poll while it is open: its
-    // own pump cuts off a client that stops reading, so it is not closed to make room.
+    // own pump cuts off a client that stops reading, so it is not closed to make room, and
+    // it keeps its client place until it ends (the connection ends with it).
     let streaming = method != Method::HEAD
         && response.headers().get(CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"text/event-stream");
-    if !streaming {
+    if streaming {
+        // The place is given back when the connection ends, so it must end with the stream
+        // (ours say so already; an MCP call's progress stream does not).
+        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    } else {
+        if held {
+            slot.release();
+        }
         slot.waiting();
     }
     response
+}
+
+/// What every answer carries: nothing is sniffed as another type, and nothing is kept by a
+/// cache unless the answer says otherwise (JSON answers carry tokens, secrets and task data).
+fn secure_headers(headers: &mut HeaderMap) {
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// Whether a request's `Content-Type` says JSON (any parameters, e.g. a charset).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Auth, query and body: everything a handler needs, checked before dispatch. Auth comes
@@ -364,6 +450,20 @@ async fn prepare(
         && len > limit
     {
         return Err(ApiError::too_large(limit));
+    }
+    // A body says it is JSON. Without authentication a missing type is refused too (a
+    // browser's `sendBeacon` sends a cross-site body without one); with it, a body without
+    // a type is read as JSON, as the Python original did.
+    let untyped_ok = shared.config().auth.enabled && !parts.headers.contains_key(CONTENT_TYPE);
+    if !body.is_end_stream() && !untyped_ok && !is_json(&parts.headers) {
+        let got = match parts.headers.get(CONTENT_TYPE) {
+            Some(v) => format!("`{}`", v.to_str().unwrap_or("?").escape_debug()),
+            None => "no Content-Type".to_string(),
+        };
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("this endpoint takes a JSON body: send it with `Content-Type: application/json` (got {got})"),
+        ));
     }
     let deadline = shared.config().coordinator.body_read_timeout.get();
     slot.waiting();

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub streams_open: Gauge,
     /// Streams ended because their client fell behind or stopped reading.
     pub streams_cut_off: Counter,
+    /// Client connections open now.
+    pub connections_open: Gauge,
+    /// Connections serving a client request (anything but a node route) now.
+    pub connections_held: Gauge,
 }
 
 fn duration_histogram() -> Histogram {
@@ -76,6 +80,8 @@ impl Metrics {
             tasks_active: Family::default(),
             streams_open: Gauge::default(),
             streams_cut_off: Counter::default(),
+            connections_open: Gauge::default(),
+            connections_held: Gauge::default(),
             registry: Mutex::new(Registry::default()),
         };
         registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
@@ -96,6 +102,12 @@ impl Metrics {
             "streams_cut_off",
             "Event and output streams ended because the client fell behind or stopped reading",
             m.streams_cut_off.clone(),
+        );
+        registry.register("connections_open", "Client connections open", m.connections_open.clone());
+        registry.register(
+            "connections_held",
+            "Connections serving a client request (not a node route); at most the connection caps less coordinator.node_reserve_percent",
+            m.connections_held.clone(),
         );
         Metrics { registry: Mutex::new(registry), ..m }
     }

@@ -24,6 +24,7 @@ pub mod http;
 pub mod mcp;
 pub mod metrics;
 pub mod sse;
+pub mod stream_limits;
 pub mod tls;
 
 use std::sync::{Arc, Mutex};
@@ -58,6 +59,7 @@ impl Coordinator {
         shutdown: CancellationToken,
         transports: &[TransportPlug],
     ) -> anyhow::Result<Coordinator> {
+        check_auth_off(&config)?;
         let path = config.storage.path.clone();
         crate::store::prepare_dir(&path).map_err(|e| match &e {
             crate::store::StoreError::Io { path, source } => {
@@ -93,13 +95,6 @@ impl Coordinator {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
             _ => None,
         };
-        if !config.auth.enabled {
-            let loopback = config.coordinator.host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-                || config.coordinator.host == "localhost";
-            if !loopback {
-                tracing::warn!(target: "openclaw::coordinator", host = %config.coordinator.host, "auth.enabled is false on a non-loopback address: anyone who can reach this port controls the cluster");
-            }
-        }
         let failure = Arc::new(Mutex::new(None));
         let (writer, writer_task) = store.start_writer({
             let failure = failure.clone();
@@ -137,6 +132,7 @@ impl Coordinator {
     pub async fn serve(self, listener: TcpListener) -> anyhow::Result<()> {
         let address = listener.local_addr()?;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
+        record_address(self.cluster.config(), &format!("{scheme}://{address}"));
         tracing::info!(target: "openclaw::coordinator", address = %address, "coordinator ready on {scheme}://{address}");
         let mcp = Arc::new(mcp::Door::new(self.cluster.clone()));
         http::serve(listener, self.cluster.clone(), mcp, self.tls.clone(), self.cluster.shutdown().clone()).await;
@@ -162,6 +158,35 @@ impl Coordinator {
         flushed.map_err(|e| anyhow::anyhow!("final flush to the store failed: {e}"))?;
         tracing::info!(target: "openclaw::coordinator", "coordinator stopped");
         Ok(())
+    }
+}
+
+/// With auth off, the coordinator listens on loopback only, unless
+/// `auth.insecure_listen_without_auth` says otherwise (a WARN at every start then).
+fn check_auth_off(config: &Config) -> Result<(), crate::UsageError> {
+    let host = config.coordinator.host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) || host == "localhost";
+    if config.auth.enabled || loopback {
+        return Ok(());
+    }
+    if !config.auth.insecure_listen_without_auth {
+        return Err(crate::UsageError(format!(
+            "auth.enabled is false and coordinator.host is {host}, not a loopback address: anyone who can reach the port would control the cluster. Listen on 127.0.0.1 (coordinator.host or --host), or turn auth on; if only this machine can reach the port (a container port published on 127.0.0.1), set auth.insecure_listen_without_auth: true"
+        )));
+    }
+    tracing::warn!(target: "openclaw::coordinator", host = %host, "INSECURE: auth.enabled is false and the coordinator listens on {host} (auth.insecure_listen_without_auth): make sure only this machine can reach the port; requests must still name localhost, 127.0.0.1 or [::1] as their Host");
+    Ok(())
+}
+
+/// Writes the address the coordinator listens on beside the token files, so that a CLI that
+/// finds a token there sends it to this coordinator only (see [`crate::tokens`]).
+fn record_address(config: &Config, url: &str) {
+    let dir = config.data_dir();
+    if let Err(e) = crate::tokens::write_address_file(&dir, url) {
+        let path = dir.join(crate::tokens::ADDRESS_FILE);
+        // A stale address would send the token to whoever listens there now.
+        let _ = std::fs::remove_file(&path);
+        tracing::warn!(target: "openclaw::coordinator", path = %path.display(), error = %e, "cannot record the address beside the token files: CLI commands on this machine will not send the token files' tokens until it can (pass --token)");
     }
 }
 

@@ -7,7 +7,11 @@
 //! - a client that accepts nothing for [`STALL_LIMIT`] while frames wait is cut off: its
 //!   connection is closed;
 //! - a feed that fell behind its bus ends with `event: error` (`lagged`), after which the
-//!   client has [`CUT_OFF_GRACE`] to take what is queued before its connection is closed.
+//!   client has [`CUT_OFF_GRACE`] to take what is queued before its connection is closed;
+//! - a stream that reached its lifetime (its [`StreamPermit`], `coordinator.max_stream_lifetime`)
+//!   ends the same way with `event: error` (`stream_lifetime`).
+//!
+//! A stream holds a [`StreamPermit`] (see [`super::stream_limits`]) until its pump ends.
 //!
 //! The bus never waits for a pump (a broadcast channel drops what a slow receiver has not
 //! taken), so a slow consumer costs the coordinator nothing but its own queue. Streams
@@ -26,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::feeds::{EventFeed, EventItem, OutputFeed, OutputItem};
 use super::http::{Connection, Response};
 use super::metrics::Metrics;
+use super::stream_limits::StreamPermit;
 use crate::model::{OutputEnd, StreamError, StreamGap};
 
 /// How often an idle stream sends a comment, so that proxies and clients see it alive.
@@ -64,9 +69,20 @@ impl Frame {
         Frame { bytes: Bytes::from_static(b": keep-alive\n\n"), last: false, lagged: false }
     }
 
+    /// The planned end of a stream that reached its lifetime.
+    fn expired(lifetime: Duration) -> Frame {
+        Frame::error(
+            StreamError::LIFETIME,
+            format!(
+                "this stream reached its lifetime ({}, coordinator.max_stream_lifetime); reconnect with the Last-Event-ID header (or ?after=) set to the last id you received",
+                crate::util::short_duration(lifetime)
+            ),
+        )
+    }
+
     fn lagged(missed: u64) -> Frame {
         let error = Frame::error(
-            "lagged",
+            StreamError::LAGGED,
             format!(
                 "this stream fell {missed} items behind and was cut off; reconnect with the Last-Event-ID header (or ?after=) set to the last id you received"
             ),
@@ -103,11 +119,20 @@ impl Feed for OutputFeed {
 }
 
 /// A `200 text/event-stream` answer fed by `feed` until it ends, the client leaves or is
-/// cut off, or the coordinator stops.
-pub fn respond(feed: impl Feed, connection: &Connection, metrics: std::sync::Arc<Metrics>) -> Response {
+/// cut off, the stream reaches its lifetime, or the coordinator stops.
+pub fn respond(
+    feed: impl Feed,
+    permit: StreamPermit,
+    connection: &Connection,
+    metrics: std::sync::Arc<Metrics>,
+) -> Response {
     let (tx, rx) = mpsc::channel(QUEUE);
     let (close, shutdown) = (connection.close.clone(), connection.shutdown.clone());
-    connection.streams.spawn(pump(feed, tx, close, shutdown, metrics));
+    let lifetime = permit.lifetime();
+    connection.streams.spawn(async move {
+        pump(feed, tx, close, shutdown, lifetime, metrics).await;
+        drop(permit);
+    });
     let mut r = hyper::Response::new(super::http::channel_body(rx));
     *r.status_mut() = StatusCode::OK;
     let h = r.headers_mut();
@@ -125,10 +150,11 @@ async fn pump(
     tx: mpsc::Sender<Bytes>,
     close: CancellationToken,
     shutdown: CancellationToken,
+    lifetime: Duration,
     metrics: std::sync::Arc<Metrics>,
 ) {
     metrics.streams_open.inc();
-    stream(feed, tx, close, shutdown, &metrics).await;
+    stream(feed, tx, close, shutdown, lifetime, &metrics).await;
     metrics.streams_open.dec();
 }
 
@@ -137,13 +163,21 @@ async fn stream(
     tx: mpsc::Sender<Bytes>,
     close: CancellationToken,
     shutdown: CancellationToken,
+    lifetime: Duration,
     metrics: &Metrics,
 ) {
     let mut idle = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+    let expiry = tokio::time::sleep(lifetime);
+    tokio::pin!(expiry);
+    let mut expired = false;
     loop {
         let frame = tokio::select! {
             _ = tx.closed() => return,
             _ = shutdown.cancelled() => break,
+            _ = &mut expiry, if !expired => {
+                expired = true;
+                Frame::expired(lifetime)
+            }
             f = feed.next() => match f {
                 Some(f) => f,
                 None => break,
@@ -188,6 +222,8 @@ async fn stream(
 mod tests {
     use super::*;
 
+    const LIFETIME: Duration = Duration::from_secs(3600);
+
     /// A feed of fixed frames, then silence.
     struct Fixed(Vec<Frame>);
 
@@ -204,7 +240,7 @@ mod tests {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (close, shutdown) = (CancellationToken::new(), CancellationToken::new());
         let metrics = std::sync::Arc::new(Metrics::new());
-        tokio::spawn(pump(feed, tx, close.clone(), shutdown.clone(), metrics.clone()));
+        tokio::spawn(pump(feed, tx, close.clone(), shutdown.clone(), LIFETIME, metrics.clone()));
         (rx, close, shutdown, metrics)
     }
 
@@ -245,6 +281,22 @@ mod tests {
         assert_eq!(rx.recv().await, None, "the body ends after the last frame");
         // The connection would end now with `Connection: close`; here nobody closes it, so
         // the pump does after the grace.
+        close.cancelled().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_ends_at_its_lifetime_saying_so() {
+        let (mut rx, close, ..) = start(Fixed(vec![Frame::event(Some(1), "task", &1)]));
+        let opened = tokio::time::Instant::now();
+        assert!(rx.recv().await.unwrap().starts_with(b"id: 1"));
+        let mut last = Bytes::new();
+        while let Some(frame) = rx.recv().await {
+            last = frame;
+        }
+        assert_eq!(opened.elapsed(), LIFETIME, "ends at the lifetime, not before or later");
+        let text = String::from_utf8_lossy(&last);
+        assert!(text.starts_with("event: error\n") && text.contains("\"stream_lifetime\""), "{text}");
+        assert!(text.contains("coordinator.max_stream_lifetime") && text.contains("Last-Event-ID"), "{text}");
         close.cancelled().await;
     }
 

@@ -5,14 +5,25 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use super::limits::{Text, lenient, schema_type};
 use super::{Priority, TaskRef, TaskStatus, Timestamp};
+
+/// A line of output, as a worker sends it: workers split longer lines.
+pub const OUTPUT_LINE: Text = Text::any(16 * 1024);
+
+schema_type! {
+    /// The text of a line of output.
+    OutputText => OUTPUT_LINE.schema();
+    /// An output stream's name in a request.
+    OutputStreamInput => lenient::<OutputStream>();
+}
 
 /// `POST /api/v1/nodes/{id}/tasks/poll`: a worker asks for work.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PollRequest {
     /// The tasks the worker holds now; anything assigned but not listed is (re)sent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::limits::objects")]
     pub held: Vec<TaskRef>,
     /// Wait at most this many seconds for work (capped by coordinator.long_poll_timeout).
     #[serde(default)]
@@ -121,7 +132,9 @@ impl<'de> Deserialize<'de> for OutputStream {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewOutputLine {
+    #[schema(value_type = OutputStreamInput, inline)]
     pub stream: OutputStream,
+    #[schema(value_type = OutputText)]
     pub text: String,
     /// When the worker read it.
     pub at: Timestamp,
@@ -137,6 +150,7 @@ pub struct OutputBatch {
     /// does not have yet; without it, every batch is taken as new lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first: Option<u64>,
+    #[serde(deserialize_with = "super::limits::objects")]
     pub lines: Vec<NewOutputLine>,
 }
 

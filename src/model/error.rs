@@ -1,4 +1,6 @@
-//! Error answers: the `{"error": {"code", "message"}}` body and the stable codes.
+//! Error answers: the `{"error": {"code", "message"}}` body, the stable codes and the HTTP
+//! status of each (the server answers with it, the OpenAPI document lists it, clients may
+//! branch on either).
 
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -54,8 +56,12 @@ string_enum! {
         /// then (`reject_unplaceable`); the message says why.
         Unplaceable = "unplaceable",
         PayloadTooLarge = "payload_too_large",
+        /// A body that is not `Content-Type: application/json` on a route that takes JSON.
+        UnsupportedMediaType = "unsupported_media_type",
         /// The client did not send its request in time.
         RequestTimeout = "request_timeout",
+        /// A stream limit is reached (the message names it and its config key).
+        TooManyStreams = "too_many_streams",
         /// Too much work queued for the store: retry after the `Retry-After` seconds.
         Overloaded = "overloaded",
         /// Shutting down, or the store failed: try again shortly.
@@ -65,6 +71,32 @@ string_enum! {
 }
 
 impl ErrorCode {
+    /// The HTTP status of the code: a 4xx for the client's mistakes, a 5xx for the server's.
+    /// The code alone decides it.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest | ErrorCode::InvalidQuery => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
+            ErrorCode::StaleAttempt
+            | ErrorCode::NodeIdInUse
+            | ErrorCode::NodeBusy
+            | ErrorCode::NodeLimit
+            | ErrorCode::TaskEnded
+            | ErrorCode::TaskActive
+            | ErrorCode::IdempotencyConflict
+            | ErrorCode::Unplaceable => 409,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::TooManyStreams => 429,
+            ErrorCode::Overloaded | ErrorCode::Unavailable => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+
     /// When the code is sent, for the docs.
     pub fn meaning(self) -> &'static str {
         match self {
@@ -75,7 +107,9 @@ impl ErrorCode {
             ErrorCode::Unauthorized => {
                 "no token, a malformed `Authorization` header, or a token nobody has; the answer carries `WWW-Authenticate: Bearer`"
             }
-            ErrorCode::Forbidden => "a valid token that may not use this endpoint (or act for this node)",
+            ErrorCode::Forbidden => {
+                "a valid token that may not use this endpoint (or act for this node); with `auth.enabled: false`, a request whose `Host` is not a loopback name or whose `Origin` is another site"
+            }
             ErrorCode::NotFound => "no endpoint at this path",
             ErrorCode::MethodNotAllowed => "a known path with another method; the answer carries `Allow`",
             ErrorCode::UnknownNode => "no node with this id is registered (for a node's own endpoints: register again)",
@@ -99,6 +133,12 @@ impl ErrorCode {
                 "`reject_unplaceable` was set and no online, undrained node has the skills and matches the target (the message says why, as a pending reason would); nothing was stored"
             }
             ErrorCode::PayloadTooLarge => "the body is over `coordinator.max_body_bytes`",
+            ErrorCode::UnsupportedMediaType => {
+                "a body whose `Content-Type` is not `application/json` on an endpoint that takes JSON"
+            }
+            ErrorCode::TooManyStreams => {
+                "an event or output stream past `coordinator.max_streams`, `max_streams_per_ip` or `max_streams_per_token` (the message names which); close one, or retry after `Retry-After` seconds"
+            }
             ErrorCode::RequestTimeout => {
                 "the body did not arrive within `coordinator.body_read_timeout`; the connection is closed"
             }
@@ -106,7 +146,7 @@ impl ErrorCode {
                 "more than `coordinator.max_write_backlog` changes wait for the disk; retry after `Retry-After` seconds"
             }
             ErrorCode::Unavailable => {
-                "the coordinator is shutting down, stopping after a failed write, or has `coordinator.max_connections` connections all busy; retry after `Retry-After` seconds"
+                "the coordinator is shutting down, stopping after a failed write, or has `coordinator.max_connections` connections all busy, or client requests hold all but the share kept for workers (`coordinator.node_reserve_percent`); retry after `Retry-After` seconds"
             }
             ErrorCode::Internal => {
                 "the store failed a read (the message says so; details are in the coordinator's log)"
@@ -118,5 +158,22 @@ impl ErrorCode {
 impl<'de> Deserialize<'de> for ErrorCode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every code has a status of its class, and 4xx codes are the client's.
+    #[test]
+    fn every_code_maps_to_one_status() {
+        for code in ErrorCode::ALL {
+            let s = code.status();
+            assert!((400..600).contains(&s), "{code}: {s}");
+        }
+        assert_eq!(ErrorCode::StaleAttempt.status(), 409);
+        assert_eq!(ErrorCode::NodeIdInUse.status(), 409);
+        assert_eq!(ErrorCode::Internal.status(), 500);
     }
 }

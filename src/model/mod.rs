@@ -13,9 +13,9 @@
 //! - [`stream`]: events and kept output, as stream readers see them;
 //! - [`cluster`]: cluster and service health, whoami;
 //! - [`transport`]: how work travels to a worker, and the NATS transport's health;
-//! - [`error`]: the error body and its stable codes.
-
-use std::time::Duration;
+//! - [`error`]: the error body and its stable codes;
+//! - [`limits`]: what a request may carry (lengths, ranges, characters, formats), each rule
+//!   once for the server's check and the document's schema.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
@@ -23,15 +23,6 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::util;
-
-/// The longest per-attempt timeout a task may ask for.
-pub const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The most retries a task may ask for.
-pub const MAX_RETRIES: u32 = 100;
-/// The most skills a node may advertise.
-pub const MAX_SKILLS: usize = 1000;
-/// The most concurrent tasks a node may declare.
-pub const MAX_NODE_CONCURRENCY: u32 = 1000;
 
 /// A moment, stored as milliseconds since the Unix epoch, written as RFC 3339 UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -110,6 +101,15 @@ macro_rules! string_enum {
             }
         }
 
+        impl $crate::model::limits::WireNames for $name {
+            fn all() -> &'static [Self] {
+                Self::ALL
+            }
+            fn wire(self) -> &'static str {
+                self.as_str()
+            }
+        }
+
         /// The wire names, from the same list as serde's.
         impl ::utoipa::PartialSchema for $name {
             fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::Schema> {
@@ -123,6 +123,7 @@ macro_rules! string_enum {
 pub mod attempt;
 pub mod cluster;
 pub mod error;
+pub mod limits;
 pub mod node;
 pub mod stream;
 pub mod task;
@@ -131,6 +132,7 @@ pub mod transport;
 pub use attempt::*;
 pub use cluster::*;
 pub use error::*;
+pub use limits::MAX_SKILLS;
 pub use node::*;
 pub use stream::*;
 pub use task::*;
@@ -157,6 +159,77 @@ mod tests {
         assert!(validate_node_id(&"a".repeat(129)).is_err());
         assert!(validate_node_id("a/b").unwrap_err().contains('/'));
         assert!(validate_node_id("..").is_err() && validate_node_id(".").is_err());
+        assert!(validate_node_id("online").unwrap_err().contains("reserved"));
+        assert!(validate_node_id("Online").is_ok());
+    }
+
+    /// A host name always gives a valid id, even one that is a word of the API's paths.
+    #[test]
+    fn node_ids_from_host_names_are_valid() {
+        for host in ["", ".", "..", "online", "ONLINE", " skills ", "mac.local", "ä", &"x".repeat(300)] {
+            let id = node_id_from_hostname(host);
+            assert!(validate_node_id(&id).is_ok(), "{host:?} gave {id:?}");
+        }
+        assert_eq!(node_id_from_hostname("Mac Book"), "mac-book");
+        assert_eq!(node_id_from_hostname(".."), "node-..");
+    }
+
+    mod schemas {
+        use proptest::prelude::*;
+        use serde_json::Value;
+        use utoipa::PartialSchema;
+
+        use crate::model::limits::tests::{near, valid};
+        use crate::model::*;
+
+        fn json<T: PartialSchema>() -> Value {
+            serde_json::to_value(T::schema()).unwrap()
+        }
+
+        proptest! {
+            /// What the API takes as a node id (trimmed, then checked) is what `NodeId` says.
+            #[test]
+            fn node_ids_match_their_schema(s in near(vec![
+                "w1".into(), ".".into(), "..".into(), "a.b".into(), "online".into(), "register".into(),
+                "skills".into(), "x".repeat(128), "x".repeat(129), "a/b".into(),
+            ])) {
+                prop_assert_eq!(validate_node_id(s.trim()).is_ok(), valid(&json::<NodeId>(), &Value::String(s.clone())), "{:?}", s);
+            }
+
+            #[test]
+            fn cursors_match_their_schema(s in near(vec![
+                "0".into(), "42".into(), "-5".into(), "+5".into(), "9".repeat(18), "9".repeat(19), "1e3".into(),
+            ])) {
+                prop_assert_eq!(parse_cursor(&s).is_ok(), valid(&json::<TaskCursor>(), &Value::String(s.clone())), "{:?}", s);
+            }
+
+            #[test]
+            fn last_event_ids_match_their_schema(s in near(vec![
+                "0".into(), "42".into(), "+5".into(), "-1".into(), "9".repeat(19), "9".repeat(20), "yesterday".into(),
+            ])) {
+                prop_assert_eq!(parse_last_event_id(&s).is_ok(), valid(&json::<LastEventId>(), &Value::String(s.clone())), "{:?}", s);
+            }
+
+            #[test]
+            fn waits_match_their_schema(s in near(vec![
+                "0".into(), "90".into(), "1.5".into(), "250ms".into(), "10m".into(), "2h".into(), "1d".into(),
+                ".5".into(), "5.".into(), "1h30m".into(), "9".repeat(12), "9".repeat(13), "1.123456789s".into(),
+                "1.1234567891".into(), "inf".into(), "MS".into(),
+            ])) {
+                prop_assert_eq!(parse_wait(&s).is_ok(), valid(&json::<WaitTimeout>(), &Value::String(s.clone())), "{:?}", s);
+            }
+        }
+
+        #[test]
+        fn waits_read_back_and_stop_at_an_hour() {
+            for wait in [0, 1, 250, 90_000, 3_600_000] {
+                let d = std::time::Duration::from_millis(wait);
+                assert_eq!(parse_wait(&wait_text(d)), Ok(d));
+            }
+            assert_eq!(parse_wait(" 10m "), Ok(std::time::Duration::from_secs(600)));
+            assert_eq!(parse_wait("2h"), Ok(MAX_WAIT));
+            assert_eq!(parse_cursor(&cursor(12345)), Ok(12345));
+        }
     }
 
     #[test]

@@ -2,12 +2,77 @@
 //! node ids and the node-level answers.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 
-use super::{Timestamp, Transport};
+use super::limits::{Name, SkillNames, Text, bounded, excluding, lenient, schema_type, string, trimmed_pattern};
+use super::{Label, Timestamp, Transport};
+
+/// The most characters of a node id.
+pub const NODE_ID_MAX: usize = 128;
+/// Node ids that are words of the API's paths (`/api/v1/nodes/online`): no node may have one.
+pub const RESERVED_NODE_IDS: &[&str] = &["online", "register", "skills"];
+/// The most concurrent tasks a node may declare.
+pub const MAX_NODE_CONCURRENCY: u32 = 1000;
+/// The concurrency a node may declare.
+pub const NODE_CONCURRENCY: RangeInclusive<u32> = 1..=MAX_NODE_CONCURRENCY;
+/// Usage figures (CPU, memory, disk) are percentages.
+pub const PERCENT: RangeInclusive<f64> = 0.0..=100.0;
+/// A host name.
+pub const HOSTNAME: Name = Name::new(255);
+/// An address a node reports (blank: the one it connected from).
+pub const ADDRESS: Name = Name::new(64);
+/// Why an agent skill cannot run now.
+pub const SKILL_REASON: Text = Text::new(2000);
+
+/// The characters of a node id, as a regex class.
+const NODE_ID_CHARS: &str = "[A-Za-z0-9._-]";
+
+schema_type! {
+    /// A node id, as a request may send it (white space around it is ignored).
+    NodeId => node_id_schema();
+    /// A host name.
+    Hostname => HOSTNAME.schema();
+    /// An address, or blank.
+    Address => ADDRESS.schema_or_blank();
+    /// A percentage.
+    Percent => bounded(Type::Number, PERCENT, "Percent, 0 to 100");
+    /// How many tasks a node runs at once.
+    Concurrency => bounded(Type::Integer, NODE_CONCURRENCY, "How many tasks the node runs at once");
+    /// A node status's name in a request.
+    NodeStatusInput => lenient::<NodeStatus>();
+}
+
+/// Agent skills that cannot run now, by name, with the reason; or null.
+fn unavailable_skills_or_null() -> utoipa::openapi::Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Object, Type::Null]))
+        .property_names(Some(super::limits::SKILL_NAME.schema()))
+        .additional_properties(Some(utoipa::openapi::schema::Schema::from(SKILL_REASON.schema())))
+        .description(Some("Agent skills this node has but cannot run now, by name, with the reason"))
+        .into()
+}
+
+/// What [`validate_node_id`] accepts once trimmed: 1 to 128 of `A-Z a-z 0-9 . _ -`, and not
+/// `.`, `..` or a reserved word.
+fn node_id_schema() -> utoipa::openapi::schema::Object {
+    let refused: Vec<String> = [".", ".."].iter().chain(RESERVED_NODE_IDS).map(|w| w.replace('.', "\\.")).collect();
+    let reserved: Vec<String> = RESERVED_NODE_IDS.iter().map(|w| format!("`{w}`")).collect();
+    excluding(
+        string(
+            trimmed_pattern(&format!("{NODE_ID_CHARS}{{1,{NODE_ID_MAX}}}")),
+            format!(
+                "1 to {NODE_ID_MAX} of A-Z, a-z, 0-9, '.', '_' and '-'; not `.`, `..`, {}; white space around it is ignored",
+                reserved.join(", ")
+            ),
+        ),
+        trimmed_pattern(&refused.join("|")),
+    )
+}
 
 string_enum! {
     /// A node's status as the API shows it.
@@ -29,10 +94,12 @@ impl<'de> Deserialize<'de> for NodeStatus {
     }
 }
 
-/// A node id is 1-128 characters of `A-Z a-z 0-9 . _ -`.
+/// A node id is 1-128 characters of `A-Z a-z 0-9 . _ -`, and neither `.` nor `..` nor one
+/// of the [`RESERVED_NODE_IDS`].
 pub fn validate_node_id(id: &str) -> Result<(), String> {
-    if id.is_empty() || id.len() > 128 {
-        return Err(format!("node_id must be 1-128 characters, got {}", id.len()));
+    let chars = id.chars().count();
+    if id.is_empty() || chars > NODE_ID_MAX {
+        return Err(format!("node_id must be 1-{NODE_ID_MAX} characters, got {chars}"));
     }
     if id == "." || id == ".." {
         return Err(format!("node_id `{id}` is not allowed (it is a path segment)"));
@@ -40,19 +107,26 @@ pub fn validate_node_id(id: &str) -> Result<(), String> {
     if let Some(c) = id.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
         return Err(format!("node_id `{id}` has `{c}`; only A-Z, a-z, 0-9, '.', '_' and '-' are allowed"));
     }
+    if RESERVED_NODE_IDS.contains(&id) {
+        return Err(format!("`{id}` is reserved by the API; choose another"));
+    }
     Ok(())
 }
 
-/// A node id derived from a host name: lower case, other characters as `-`.
+/// A node id derived from a host name: lower case, other characters as `-`; always a valid
+/// id (a host name that would give `.`, `..` or a reserved word gets a `node-` prefix).
 pub fn node_id_from_hostname(hostname: &str) -> String {
     let mut id: String = hostname
         .trim()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c.to_ascii_lowercase() } else { '-' })
-        .take(128)
+        .take(NODE_ID_MAX)
         .collect();
     if id.is_empty() {
         id = "node".into();
+    }
+    if validate_node_id(&id).is_err() {
+        id = format!("node-{id}");
     }
     id
 }
@@ -122,27 +196,41 @@ pub struct Node {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
+    /// Absent or null: derived from the host name.
     #[serde(default)]
+    #[schema(value_type = Option<NodeId>)]
     pub node_id: Option<String>,
+    #[schema(value_type = Hostname)]
     pub hostname: String,
+    #[schema(value_type = Label)]
     pub platform: String,
+    #[schema(value_type = Label)]
     pub arch: String,
     #[serde(default)]
+    #[schema(value_type = SkillNames)]
     pub available_skills: Vec<String>,
+    /// Blank or absent: the address the request came from.
     #[serde(default)]
+    #[schema(value_type = Option<Address>)]
     pub ip_address: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<Address>)]
     pub tailscale_ip: Option<String>,
     #[serde(default)]
     pub port: Option<u16>,
+    /// 5 when absent.
     #[serde(default)]
+    #[schema(value_type = Option<Concurrency>)]
     pub max_concurrent_tasks: Option<u32>,
     #[serde(default)]
+    #[schema(value_type = Option<SkillNames>)]
     pub tags: Option<Vec<String>>,
     #[serde(default)]
+    #[schema(value_type = Option<Label>)]
     pub version: Option<String>,
     /// Agent skills found but not runnable now, with the reason (shown, never placed on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = unavailable_skills_or_null)]
     pub unavailable_skills: Option<BTreeMap<String, String>>,
     // Server-owned NodeInfo fields the original's clients may send.
     /// Server-owned: accepted and ignored.
@@ -201,23 +289,28 @@ pub struct RegisterResponse {
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
     #[serde(default)]
+    #[schema(value_type = Percent)]
     pub cpu_usage: f64,
     #[serde(default)]
+    #[schema(value_type = Percent)]
     pub memory_usage: f64,
     #[serde(default)]
+    #[schema(value_type = Percent)]
     pub disk_usage: f64,
     /// The original's count; informational (the coordinator counts assignments itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_tasks: Option<u32>,
     /// The tasks (id and attempt) this worker holds: received, starting or running. When
     /// present, the coordinator reconciles against it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::limits::optional_objects")]
     pub held_tasks: Option<Vec<TaskRef>>,
     /// The eligible skills, sent when they changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<SkillNames>)]
     pub available_skills: Option<Vec<String>>,
     /// Agent skills that are present but unusable, with the reason, sent with available_skills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = unavailable_skills_or_null)]
     pub unavailable_skills: Option<BTreeMap<String, String>>,
     /// Sent by a worker configured for NATS: whether its NATS link is up and pulling, so
     /// that the coordinator may hand it assignments there (`dispatch` in the answer).

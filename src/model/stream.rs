@@ -4,6 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
+use super::limits::{lenient, schema_type, string, trimmed_pattern};
 use super::{OutputStream, TaskStatus, Timestamp};
 
 /// A line of a task's output as it is kept and shown. `seq` numbers the lines of a task
@@ -38,12 +39,25 @@ pub struct OutputEnd {
     pub status: TaskStatus,
 }
 
-/// The data of an `error` event that ends a stream (`lagged`: the client fell behind and is
-/// cut off; reconnect with `Last-Event-ID`).
+/// The data of an `error` event that ends a stream: `lagged` (the client fell behind and is
+/// cut off) or `stream_lifetime` (the stream reached `coordinator.max_stream_lifetime`);
+/// after either, reconnect with `Last-Event-ID` and nothing is missed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct StreamError {
     pub code: String,
     pub message: String,
+}
+
+impl StreamError {
+    /// The client fell behind the live feed and was cut off.
+    pub const LAGGED: &str = "lagged";
+    /// The stream reached its lifetime (a planned end).
+    pub const LIFETIME: &str = "stream_lifetime";
+
+    /// Whether the stream ended so that the client resumes at once from its last id.
+    pub fn resume_at_once(&self) -> bool {
+        self.code == Self::LAGGED || self.code == Self::LIFETIME
+    }
 }
 
 /// The data of the `gap` event: events before `oldest` were purged, so some after the
@@ -59,6 +73,29 @@ string_enum! {
         Task = "task",
         Node = "node",
     }
+}
+
+/// The most digits of a `Last-Event-ID`.
+const RESUME_DIGITS: usize = 19;
+
+/// A `Last-Event-ID` header: the id of the last event (or the number of the last line of
+/// output) a client saw, to resume after it; white space around it is ignored.
+pub fn parse_last_event_id(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.is_empty() || t.len() > RESUME_DIGITS || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{}` is not an id from this stream's `id:` lines", text.escape_debug()));
+    }
+    t.parse().map_err(|e| format!("`{t}`: {e}"))
+}
+
+schema_type! {
+    /// An event kind's name in a request.
+    EventKindInput => lenient::<EventKind>();
+    /// A `Last-Event-ID`.
+    LastEventId => string(
+        trimmed_pattern(&format!("[0-9]{{1,{RESUME_DIGITS}}}")),
+        "Resume after this id: the last `id:` the client saw (wins over `after`)".into(),
+    );
 }
 
 impl<'de> Deserialize<'de> for EventKind {

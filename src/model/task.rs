@@ -2,14 +2,144 @@
 //! the task views and lists.
 
 use std::fmt;
+use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
+use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-use utoipa::openapi::{Ref, Schema};
 
-use super::Timestamp;
+use super::limits::{Name, RequiredSkills, SkillNames, Text, bounded, lenient, schema_type, string, trimmed_pattern};
+use super::{NodeId, Timestamp};
+
+/// The longest per-attempt timeout a task may ask for.
+pub const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The per-attempt timeouts a task may ask for, seconds.
+pub const TASK_TIMEOUT_SECS: RangeInclusive<f64> = 1.0..=MAX_TASK_TIMEOUT.as_secs_f64();
+/// The most retries a task may ask for.
+pub const MAX_RETRIES: u32 = 100;
+/// A task's name.
+pub const TASK_NAME: Name = Name::new(200);
+/// A task's description.
+pub const DESCRIPTION: Text = Text::new(100_000);
+/// Who submitted a task (`user_id`), and an idempotency key.
+pub const CLIENT_KEY: Name = Name::new(200);
+/// A platform name (`linux`, `macos`, …), an architecture, a version, an origin.
+pub const LABEL: Name = Name::new(64);
+
+/// Tasks on a page of `GET /api/v1/tasks`.
+pub const PAGE_LIMIT: RangeInclusive<u32> = 1..=1000;
+/// Tasks on a page when the request does not say.
+pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+/// The most digits of a page cursor.
+pub const CURSOR_DIGITS: usize = 18;
+/// The longest `GET /api/v1/tasks/{id}/wait` waits; a longer timeout waits this long.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// How long a wait waits when the request does not say.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// The most digits before and after the point of a wait's number.
+const WAIT_DIGITS: (usize, usize) = (12, 9);
+/// The units a wait may name, and their seconds.
+const WAIT_UNITS: &[(&str, f64)] = &[("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0)];
+
+/// A page cursor, as `GET /api/v1/tasks` gives it in `next` and takes it in `after`: the
+/// list position of the previous page's last task, in decimal (white space around it is
+/// ignored).
+pub fn parse_cursor(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    if t.is_empty() || t.len() > CURSOR_DIGITS || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("`{}` is not a cursor from a previous page's `next`", text.escape_debug()));
+    }
+    t.parse().map_err(|e| format!("`{t}`: {e}"))
+}
+
+/// The text of a page cursor ([`parse_cursor`] reads it back).
+pub fn cursor(position: i64) -> String {
+    position.to_string()
+}
+
+/// How long a wait waits: a number of seconds (`90`, `1.5`), or a number with a unit `ms`,
+/// `s`, `m` or `h` (`250ms`, `10m`); white space around it is ignored; at most
+/// [`MAX_WAIT`] (a longer one waits that long).
+pub fn parse_wait(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let refused = || {
+        format!(
+            "`{}` is not a wait: write seconds (90, 1.5) or a number with ms, s, m or h (250ms, 10m)",
+            text.escape_debug()
+        )
+    };
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale = if unit.is_empty() { 1.0 } else { WAIT_UNITS.iter().find(|(u, _)| *u == unit).ok_or_else(refused)?.1 };
+    let (whole, fraction) = match number.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (number, None),
+    };
+    let digits = |d: &str, most: usize| !d.is_empty() && d.len() <= most && d.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole, WAIT_DIGITS.0) || fraction.is_some_and(|f| !digits(f, WAIT_DIGITS.1)) {
+        return Err(refused());
+    }
+    let secs: f64 = number.parse().map_err(|_| refused())?;
+    Ok(Duration::from_secs_f64(secs * scale).min(MAX_WAIT))
+}
+
+/// The text of a wait ([`parse_wait`] reads it back), to the millisecond.
+pub fn wait_text(wait: Duration) -> String {
+    format!("{}ms", wait.as_millis())
+}
+
+schema_type! {
+    /// A page size.
+    PageLimit => bounded(Type::Integer, PAGE_LIMIT, "Tasks per page: 1 to 1000; 50 when absent");
+    /// A page cursor.
+    TaskCursor => string(
+        trimmed_pattern(&format!("[0-9]{{1,{CURSOR_DIGITS}}}")),
+        "A page cursor: the `next` of the previous page".into(),
+    );
+    /// How long a wait waits.
+    WaitTimeout => string(
+        trimmed_pattern(&format!(
+            "[0-9]{{1,{}}}(?:\\.[0-9]{{1,{}}})?(?:{})?",
+            WAIT_DIGITS.0,
+            WAIT_DIGITS.1,
+            WAIT_UNITS.iter().map(|(u, _)| *u).collect::<Vec<_>>().join("|")
+        )),
+        "Seconds (90, 1.5) or a number with ms, s, m or h (250ms, 10m); 30 s when absent, at most 1 h (a longer wait waits 1 h)"
+            .into(),
+    );
+    /// A task's name.
+    TaskName => TASK_NAME.schema();
+    /// A task's description.
+    TaskDescription => DESCRIPTION.schema();
+    /// A user id or an idempotency key.
+    ClientKey => CLIENT_KEY.schema();
+    /// A platform, an architecture, a version.
+    Label => LABEL.schema();
+    /// A per-attempt time limit.
+    TaskTimeout => bounded(Type::Number, TASK_TIMEOUT_SECS, "Per-attempt time limit, seconds (1 s to 7 days)");
+    /// How many failed attempts may be retried.
+    MaxRetries => bounded(Type::Integer, 0..=MAX_RETRIES, "How many failed attempts are retried");
+    /// A task type's name in a request.
+    TaskTypeInput => lenient::<TaskType>();
+    /// A task status's name in a request.
+    TaskStatusInput => lenient::<TaskStatus>();
+    /// The origins a client may claim.
+    ClaimableOrigin => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(CLAIMABLE_ORIGINS.iter().copied()))
+        .description(Some("The front-end the client says it is"));
+}
+
+/// A JSON object, or null.
+fn object_or_null() -> Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some("Free-form JSON object kept with the task"))
+        .into()
+}
 
 string_enum! {
     /// Where a task is in its life.
@@ -76,11 +206,13 @@ impl Priority {
     }
 }
 
-/// A priority as a request may send it: the name, or the original's number 0-3.
+/// A priority as a request may send it: the name (in any case), or the original's number
+/// 0-3, or null (normal).
 fn priority_input() -> Schema {
     OneOfBuilder::new()
-        .item(Ref::from_schema_name("Priority"))
+        .item(lenient::<Priority>())
         .item(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(3)))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
         .description(Some("critical, high, normal (default), low; or the original's 0 (critical) to 3 (low)"))
         .build()
         .into()
@@ -121,36 +253,50 @@ impl<'de> Deserialize<'de> for TaskType {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitTask {
+    #[schema(value_type = TaskName)]
     pub name: String,
     #[serde(default)]
+    #[schema(value_type = TaskDescription)]
     pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TaskTypeInput>, inline)]
     pub task_type: Option<TaskType>,
+    #[schema(value_type = RequiredSkills)]
     pub required_skills: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = SkillNames)]
     pub optional_skills: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = priority_input)]
     pub priority: Option<Priority>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Value>,
-    /// Per-attempt time limit in seconds (1 to 604800).
+    /// Per-attempt time limit in seconds; the coordinator's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TaskTimeout>)]
     pub timeout: Option<f64>,
+    /// How many failed attempts are retried; the coordinator's default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<MaxRetries>)]
     pub max_retries: Option<u32>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = SkillNames)]
     pub affinity_tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ClientKey>)]
     pub user_id: Option<String>,
+    /// The same submission with the same key is stored once (the `Idempotency-Key` header
+    /// may carry it instead; when both are sent they must be equal).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ClientKey>)]
     pub idempotency_key: Option<String>,
     /// Free-form JSON object kept with the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = object_or_null)]
     pub metadata: Option<Value>,
     /// Where the task may run (a hard constraint): one node, one platform, nodes with
     /// every one of some tags. Absent: any node with the skills.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::limits::optional_object")]
     pub target: Option<Target>,
     /// Refuse the submission (409 `unplaceable`, nothing stored) when no online, undrained
     /// node has the skills and matches the target right now, instead of queueing it until
@@ -161,6 +307,7 @@ pub struct SubmitTask {
     /// [`CLAIMABLE_ORIGINS`]. A label for people reading the task list, never used to
     /// decide anything (the server cannot check it). Absent: `api`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ClaimableOrigin>)]
     pub origin: Option<String>,
 }
 
@@ -175,13 +322,16 @@ pub const CLAIMABLE_ORIGINS: &[&str] = &["api", "mcp"];
 pub struct Target {
     /// Only this node (its `node_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<NodeId>)]
     pub node: Option<String>,
     /// Only nodes of this platform, as nodes report it (`linux`, `macos`, `windows`;
     /// compared without regard to case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Label>)]
     pub platform: Option<String>,
     /// Only nodes that have every one of these tags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = SkillNames)]
     pub tags: Vec<String>,
 }
 
@@ -317,5 +467,6 @@ pub struct TaskEvent {
 pub struct TaskList {
     pub tasks: Vec<Task>,
     /// Pass as `after` for the next page; null at the end.
+    #[schema(value_type = Option<TaskCursor>)]
     pub next: Option<String>,
 }

@@ -343,8 +343,20 @@ fn commit_batch(conn: &mut Connection, batch: &mut [Job]) -> rusqlite::Result<()
 }
 
 /// Writes a consistent copy of the database to `to` (which must not exist) while writers go
-/// on: SQLite's `VACUUM INTO` reads one snapshot. The copy is compacted and has no WAL.
+/// on: SQLite's `VACUUM INTO` reads one snapshot. The copy is compacted and has no WAL. It
+/// is created mode 0600 on Unix, like the database (SQLite would make it 0644): it is
+/// created empty with that mode first, which `VACUUM INTO` accepts.
 pub fn backup_into(conn: &Connection, to: &Path) -> rusqlite::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(to).map_err(|e| {
+        rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("cannot create {}: {e}", to.display())),
+        )
+    })?;
     conn.execute("VACUUM INTO ?1", [to.to_string_lossy().as_ref()])?;
     Ok(())
 }

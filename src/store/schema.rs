@@ -112,12 +112,7 @@ pub fn migrate(path: &Path) -> Result<Report, StoreError> {
     let mut conn = Connection::open(path)?;
     super::configure(&conn)?;
     let backup = backup_path(path, from);
-    conn.execute("VACUUM INTO ?1", [backup.to_string_lossy().as_ref()])?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o600));
-    }
+    super::backup_into(&conn, &backup)?;
     let migrations = migrations();
     let mut applied = Vec::new();
     for version in from + 1..=LATEST {

@@ -190,7 +190,10 @@ impl Adverts {
         let state = self.gateway.probe().await;
         let mut st = lock(&self.state);
         if st.gateway.as_ref() != Some(&state) {
+            // The first state is told by the start's summary line ([`Adverts::summary`]).
+            let first = st.gateway.is_none();
             match &state {
+                _ if first => {}
                 Availability::Ready => {
                     tracing::info!(target: "openclaw::worker", gateway = %self.gateway.url(), from = %self.gateway.origin(), agent = %self.gateway.agent_id(), "the OpenClaw gateway can run agent tasks")
                 }
@@ -223,7 +226,10 @@ impl Adverts {
             advertised.truncate(crate::model::MAX_SKILLS);
         }
         if advertised != st.advertised || unavailable != st.unavailable {
-            tracing::info!(target: "openclaw::worker", skills = ?advertised, unavailable = ?unavailable.keys().collect::<Vec<_>>(), "advertised skills changed");
+            // The first lists are told by the start's summary line.
+            if st.version > 0 {
+                tracing::info!(target: "openclaw::worker", skills = ?advertised, unavailable = ?unavailable.keys().collect::<Vec<_>>(), "advertised skills changed");
+            }
             st.advertised = advertised;
             st.unavailable = unavailable;
             st.version += 1;
@@ -231,31 +237,108 @@ impl Adverts {
     }
 }
 
-/// Rescans the skills dirs every `skills_rescan_interval` until the worker leaves.
+impl Adverts {
+    /// Logs, in one line, which skills can run now and why the others cannot (a WARN when
+    /// an eligible skill cannot run, e.g. OpenClaw's gateway is away). Called once, after
+    /// the first scan and probe: later changes have their own lines.
+    pub fn log_summary(&self) {
+        let (line, warn) = self.summary();
+        // With agent skills, where the gateway is and where that came from (OpenClaw's
+        // config file, the worker's config, or OpenClaw's defaults).
+        let gateway = self.has_agent_skills().then(|| (self.gateway.url(), self.gateway.origin()));
+        let (url, from) = gateway.unzip();
+        let st = lock(&self.state);
+        let unavailable: Vec<&String> = st.unavailable.keys().collect();
+        if warn {
+            tracing::warn!(target: "openclaw::worker", skills = ?st.advertised, ?unavailable, gateway = url, from = from, "{line}");
+        } else {
+            tracing::info!(target: "openclaw::worker", skills = ?st.advertised, gateway = url, from = from, "{line}");
+        }
+    }
+
+    /// "skills: echo can run now; summarize cannot: <why>; ocr is not eligible here: bins:
+    /// tesseract", and whether an eligible skill cannot run. Skills of the skills dirs are
+    /// all named; of OpenClaw's own, the eligible ones (`openclaw-cluster skills` lists the
+    /// rest).
+    pub fn summary(&self) -> (String, bool) {
+        let st = lock(&self.state);
+        let mut parts = Vec::new();
+        parts.push(match st.advertised.len() {
+            0 => "no skill can run now".to_string(),
+            _ => format!("{} can run now", some_names(&st.advertised)),
+        });
+        // Skills with the same reason share one clause.
+        let mut why: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for (name, reason) in &st.unavailable {
+            why.entry(format!("cannot run: {reason}")).or_default().push(name);
+        }
+        for s in
+            st.scan.skills.iter().filter(|s| !st.advertised.contains(&s.name) && !st.unavailable.contains_key(&s.name))
+        {
+            let reason = if s.disabled {
+                "is turned off in OpenClaw's config (skills.entries)".to_string()
+            } else if let Some(r) = s.unadvertisable() {
+                format!("is not advertised: {r}")
+            } else if !s.eligible {
+                format!("is not eligible here: {}", s.missing.describe())
+            } else {
+                continue;
+            };
+            why.entry(reason).or_default().push(&s.name);
+        }
+        let warn = !st.unavailable.is_empty();
+        for (reason, names) in why {
+            parts.push(format!("{} {reason}", some_names(&names)));
+        }
+        (format!("skills: {}", parts.join("; ")), warn)
+    }
+}
+
+/// "a, b, c" — or, for a long list (OpenClaw bundles dozens of skills), the first few and
+/// "and N more" (`openclaw-cluster skills` lists them all).
+fn some_names(names: &[impl AsRef<str>]) -> String {
+    const SHOWN: usize = 6;
+    let first: Vec<&str> = names.iter().take(SHOWN).map(AsRef::as_ref).collect();
+    match names.len().saturating_sub(SHOWN) {
+        0 => first.join(", "),
+        more => format!("{} and {more} more", first.join(", ")),
+    }
+}
+
+/// Rescans the skills dirs every `skills_rescan_interval` until the worker stops taking
+/// tasks. What a node advertises no longer matters then, so a rescan in flight is dropped
+/// rather than awaited: OpenClaw's listing (a Node process of seconds) is killed, and a
+/// Ctrl+C never waits for it (issue 17: ~2 s after every Ctrl+C where OpenClaw is installed).
 pub async fn skills_loop(adverts: Arc<Adverts>, ctx: Arc<Context>) {
     let every = ctx.config.worker.skills_rescan_interval.get();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = ctx.leave.cancelled() => return,
+            _ = ctx.stop_taking.cancelled() => return,
         }
-        adverts.refresh(false).await;
+        tokio::select! {
+            _ = adverts.refresh(false) => {}
+            _ = ctx.stop_taking.cancelled() => return,
+        }
     }
 }
 
 /// Probes the gateway every `gateway_check_interval` (or at once when a turn asks) while
-/// there are agent skills.
+/// there are agent skills, until the worker stops taking tasks (a probe in flight, up to
+/// two 5 s requests, is dropped then, as a rescan is).
 pub async fn gateway_loop(adverts: Arc<Adverts>, ctx: Arc<Context>) {
     let every = ctx.config.worker.gateway_check_interval.get();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = adverts.probe_now.notified() => {}
-            _ = ctx.leave.cancelled() => return,
+            _ = ctx.stop_taking.cancelled() => return,
         }
         if adverts.has_agent_skills() {
-            adverts.probe_gateway().await;
-            adverts.recompute();
+            tokio::select! {
+                _ = adverts.probe_gateway() => adverts.recompute(),
+                _ = ctx.stop_taking.cancelled() => return,
+            }
         }
     }
 }

@@ -326,7 +326,7 @@ impl Gateway {
         match health {
             Err(e) => {
                 return Availability::Unavailable(format!(
-                    "the OpenClaw gateway at {url} is not reachable ({}); start it (`openclaw gateway`) or set worker.gateway_url / worker.port",
+                    "the OpenClaw gateway at {url} is not reachable ({}); start it with OpenClaw's own CLI, `openclaw gateway` (the npm package openclaw, not openclaw-cluster), or set worker.gateway_url / worker.port",
                     root_cause(&e)
                 ));
             }

@@ -25,6 +25,8 @@
 //!
 //! Shutdown: stop taking tasks, keep heartbeating while running ones finish (up to
 //! `worker.shutdown_timeout`), kill what is left, tell the coordinator the node leaves.
+//! What only decides what the node advertises (the skills scan with OpenClaw's listing,
+//! the gateway probe) is dropped at once, never awaited: it ends with `stop_taking`.
 
 pub mod adverts;
 pub mod attempts;
@@ -108,7 +110,11 @@ pub async fn run(
     let runners = runner::Runners::new(gateway, adverts.clone());
     let attempts =
         Arc::new(attempts::Attempts::new(ctx.clone(), session.clone(), adverts.clone(), runners, transport.clone()));
-    adverts.refresh(true).await;
+    // The first scan can take seconds (OpenClaw's listing): a Ctrl+C meanwhile ends it.
+    tokio::select! {
+        _ = adverts.refresh(true) => adverts.log_summary(),
+        _ = shutdown.cancelled() => {}
+    }
 
     let mut loops = vec![
         tokio::spawn(session::heartbeat_loop(session.clone(), attempts.clone(), adverts.clone(), transport.clone())),

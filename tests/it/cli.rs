@@ -135,7 +135,7 @@ fn config_errors_name_the_key_and_where_it_came_from() {
         Some("coordinator:\n  prot: 1\n"),
         &[],
         &[],
-        &["coordinator.prot", "bad.yaml:2", "unknown field `prot`"],
+        &["coordinator.prot", "bad.yaml:2", "unknown key `prot` (did you mean `port`?)", "heartbeat_timeout"],
     );
     config_error(Some("coordinator:\n  port: abc\n"), &[], &[], &["coordinator.port", "bad.yaml:2"]);
     config_error(Some("coordinator:\n  port: 70000\n"), &[], &[], &["coordinator.port", "bad.yaml:2", "0 to 65535"]);
@@ -166,6 +166,35 @@ fn config_errors_name_the_key_and_where_it_came_from() {
         &["unknown key `prot`", "OPENCLAW_COORDINATOR__PROT"],
     );
     config_error(None, &["coordinator", "--port", "70000"], &[], &["--port"]);
+}
+
+/// Issue 17, item 10: an unknown key listed the valid keys twice and named the file
+/// `<input>`; `host: [unclosed` read as "invalid type: sequence"; a bad environment
+/// variable said `expected u16` without its value.
+#[test]
+fn config_errors_say_it_once_in_plain_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |yaml: Option<&str>, env: &[(&str, &str)]| {
+        let mut args = vec![];
+        if let Some(yaml) = yaml {
+            std::fs::write(dir.path().join("bad.yaml"), yaml).unwrap();
+            args.extend(["-c", "bad.yaml"]);
+        }
+        args.extend(["migrate", "--status"]);
+        let o = cli(&args, env, dir.path());
+        assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+        stderr(&o)
+    };
+    let err = run(Some("coordinator:\n  host: 0.0.0.0\n  prot: 9000\n"), &[]);
+    assert_eq!(err.matches("heartbeat_timeout").count(), 1, "the keys are listed once:\n{err}");
+    assert!(!err.contains("<input>") && err.contains("bad.yaml:3"), "{err}");
+    assert_eq!(err.lines().count(), 1, "one line:\n{err}");
+    let err = run(Some("coordinator:\n  host: [unclosed\n"), &[]);
+    assert!(err.contains("bad.yaml:2") && err.contains("not valid YAML"), "{err}");
+    assert!(!err.contains("invalid type"), "{err}");
+    let err = run(None, &[("OPENCLAW_COORDINATOR__PORT", "abc")]);
+    assert!(err.contains("OPENCLAW_COORDINATOR__PORT=abc") && err.contains("a whole number from 0 to 65535"), "{err}");
+    assert!(!err.contains("u16"), "{err}");
     config_error(None, &["--log-level", "LOUD"], &[], &["log.level", "LOUD"]);
 }
 
@@ -481,4 +510,143 @@ async fn escape_sequences_from_the_server_are_printed_escaped() {
         let shown = if on_stdout { &out } else { &err };
         assert!(shown.contains("\\x1b[2J\\x1b]0;pwned\\x07"), "{args:?}: not shown escaped\n{}", show(&o));
     }
+}
+
+/// Runs the program in a pseudo-terminal (through Python's `pty`, as a person's terminal
+/// would be) until `until` appears in its output, then types Ctrl+C and reads to the end.
+/// Returns the output (colours removed) and the exit code.
+#[cfg(unix)]
+fn on_a_terminal(args: &[&str], env: &[(&str, &str)], cwd: &Path, until: &str) -> (String, Option<i32>) {
+    const SCRIPT: &str = r#"
+import os, pty, sys, time, select, re
+until = sys.argv[1].encode()
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+out, deadline, sent = b"", time.time() + 60, False
+while True:
+    r, _, _ = select.select([fd], [], [], 0.1)
+    if r:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            data = b""
+        if not data:
+            break
+        out += data
+    if not sent and (until in out or time.time() > deadline):
+        os.write(fd, b"\x03")
+        sent = True
+_, status = os.waitpid(pid, 0)
+text = re.sub(rb"\x1b\[[0-9;]*m", b"", out).decode("utf-8", "replace")
+sys.stdout.write(text)
+sys.stdout.write("\nEXIT %d\n" % (os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1))
+"#;
+    let mut cmd = std::process::Command::new("python3");
+    crate::support::isolate(&mut cmd, cwd);
+    cmd.arg("-c").arg(SCRIPT).arg(until).arg(crate::support::BIN).args(args).current_dir(cwd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().expect("python3 runs");
+    let text = String::from_utf8_lossy(&o.stdout).replace("\r\n", "\n");
+    let code = text.rsplit("EXIT ").next().and_then(|c| c.trim().parse().ok());
+    (text, code)
+}
+
+/// Issue 17, item 4 and "must be true" 2: `dev` on a terminal printed JSON, a first line
+/// from a library with a cargo registry path in it, and a WARN about the admin token that
+/// `dev` shares on purpose. Now: text, no warning about what `dev` intends, and one line
+/// saying which example skills can run and why the others cannot, naming OpenClaw's own
+/// CLI for the fix. Ctrl+C then stops it with exit 0.
+#[cfg(unix)]
+#[tokio::test]
+async fn dev_on_a_terminal_says_what_can_run_in_one_readable_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/skills");
+    let no_gateway = crate::support::DeadPort::new();
+    let port = no_gateway.port().to_string();
+    let (out, code) = tokio::task::spawn_blocking({
+        let cwd = dir.path().to_path_buf();
+        move || {
+            on_a_terminal(
+                &["dev", "--port", "0", "--skills-dir", examples.to_str().unwrap(), "--node-id", "devnode"],
+                &[("OPENCLAW_WORKER__PORT", &port)],
+                &cwd,
+                "registered with the coordinator",
+            )
+        }
+    })
+    .await
+    .unwrap();
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("20")).collect();
+    assert!(!lines.is_empty() && lines.iter().all(|l| !l.contains("{\"")), "text logs on a terminal:\n{out}");
+    assert!(!out.contains("admin token"), "no warning about what dev intends:\n{out}");
+    assert!(lines.iter().all(|l| l.contains(" openclaw::")), "only our own lines, no library's:\n{out}");
+    let skills: Vec<&&str> = lines.iter().filter(|l| l.contains("skills: ")).collect();
+    assert_eq!(skills.len(), 1, "one line about the skills:\n{out}");
+    let line = skills[0];
+    assert!(line.contains("echo can run now") && line.contains("summarize cannot run"), "{line}");
+    assert!(line.contains("OpenClaw's own CLI, `openclaw gateway`"), "{line}");
+    assert!(!out.contains("agent skills are unavailable"), "said once, in that line:\n{out}");
+    assert_eq!(code, Some(0), "Ctrl+C stops dev cleanly:\n{out}");
+    assert!(lines.last().is_some_and(|l| l.contains("coordinator stopped")), "{out}");
+}
+
+/// Issue 17, item 11: a fatal start-up error was printed twice where a person reads it —
+/// once as a log line, once as `openclaw: …`. With stdout and stderr on one terminal (here:
+/// one file), it comes once; with them apart, the log has it and stderr says it too.
+#[cfg(unix)]
+#[tokio::test]
+async fn a_fatal_start_up_error_is_said_once() {
+    let cluster = Cluster::start().await;
+    let config = cluster.config.display().to_string();
+    let skills = cluster.path().join("skills");
+    crate::support::exec_skill(&skills, "echo", "cat\n");
+    let _first = cluster.worker("dup", &skills, &[]);
+    cluster.wait_online("dup", &["echo"]).await;
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port().to_string();
+    let skills_arg = skills.display().to_string();
+    let cases: Vec<(&str, Vec<&str>, &str)> = vec![
+        (
+            "port-in-use",
+            vec!["coordinator", "--host", "127.0.0.1", "--port", &busy_port, "--db-path", "other/cluster.db"],
+            "127.0.0.1:",
+        ),
+        ("database-locked", vec!["coordinator", "--port", "0"], "cluster.db.lock"),
+        ("same-node-id", vec!["worker", "--node-id", "dup", "--skills-dir", &skills_arg], "dup"),
+        (
+            "wrong-join-token",
+            vec!["worker", "--node-id", "w2", "--skills-dir", &skills_arg, "--token", "not-the-join-token-at-all"],
+            "401",
+        ),
+    ];
+    for (name, args, needle) in cases {
+        let mut all = vec!["-c", config.as_str()];
+        all.extend(args.iter().copied());
+        let combined = cluster.logs().join(format!("{name}.both"));
+        let file = std::fs::File::create(&combined).unwrap();
+        let mut p = crate::support::Proc::spawn_with(name, &all, &[], cluster.path(), &cluster.logs(), |cmd| {
+            cmd.stdout(file.try_clone().unwrap()).stderr(file);
+        });
+        let status = p.wait_exit(Duration::from_secs(20)).await;
+        assert_eq!(status.code(), Some(1), "{name}: {}", std::fs::read_to_string(&combined).unwrap());
+        let text = std::fs::read_to_string(&combined).unwrap();
+        let saying: Vec<&str> =
+            text.lines().filter(|l| l.contains("\"level\":\"ERROR\"") || l.starts_with("openclaw:")).collect();
+        assert_eq!(saying.len(), 1, "{name}: the error once, not {}:\n{text}", saying.len());
+        assert!(saying[0].contains(needle), "{name}: {text}");
+    }
+    // Apart, both places have it: the log for tools, stderr for the person.
+    let mut apart = crate::support::Proc::spawn(
+        "apart",
+        &["-c", &config, "coordinator", "--port", "0"],
+        &[],
+        cluster.path(),
+        &cluster.logs(),
+    );
+    assert_eq!(apart.wait_exit(Duration::from_secs(20)).await.code(), Some(1), "{}", apart.logs());
+    assert!(apart.out().contains("\"level\":\"ERROR\"") && apart.err().starts_with("openclaw:"), "{}", apart.logs());
+    drop(busy);
 }

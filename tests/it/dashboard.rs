@@ -16,24 +16,67 @@ use std::process::Stdio;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::support::{Cluster, exec_skill, tool};
+use crate::support::{Cluster, Settings, exec_skill, tool};
 
 /// chromium and playwright-core, or None (skipped outside CI; a failure under CI=true).
-fn browser() -> Option<(PathBuf, PathBuf)> {
+pub fn browser() -> Option<(PathBuf, PathBuf)> {
     let chromium = tool("/usr/bin/chromium")?;
     let playwright = tool("node/node_modules/playwright-core")?;
     Some((chromium, playwright))
 }
 
-fn driver(chromium: &Path, playwright: &Path, args: &[&str]) -> tokio::process::Command {
+pub fn driver(chromium: &Path, playwright: &Path, args: &[&str]) -> tokio::process::Command {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/dashboard.cjs");
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(script).args(args).env("CHROMIUM", chromium).env("PLAYWRIGHT_CORE", playwright).kill_on_drop(true);
     cmd
 }
 
-fn tasks_token(cluster: &Cluster) -> String {
+pub fn tasks_token(cluster: &Cluster) -> String {
     std::fs::read_to_string(cluster.path().join("data/tasks.token")).unwrap().trim().to_string()
+}
+
+/// A walk of the driver: its lines one at a time, a line on its stdin to let it go on past
+/// a `STEP`, and its end (success, with `OK` last).
+struct Walk {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    out: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    seen: Vec<String>,
+}
+
+impl Walk {
+    fn start(mut command: tokio::process::Command) -> Walk {
+        let mut child =
+            command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("node runs");
+        let stdin = child.stdin.take().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap()).lines();
+        Walk { child, stdin, out, seen: Vec::new() }
+    }
+
+    /// The next line it printed; `None` once it is done.
+    async fn next(&mut self) -> Option<String> {
+        let line = self.out.next_line().await.unwrap()?;
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
+    async fn go(&mut self) {
+        self.stdin.write_all(b"go\n").await.unwrap();
+    }
+
+    /// Waits for its end and fails the test unless it passed; returns what it printed.
+    async fn finish(mut self) -> Vec<String> {
+        let status = self.child.wait().await.unwrap();
+        let mut stderr = String::new();
+        tokio::io::AsyncReadExt::read_to_string(self.child.stderr.as_mut().unwrap(), &mut stderr).await.unwrap();
+        assert!(
+            status.success() && self.seen.last().map(String::as_str) == Some("OK"),
+            "the browser walk failed:\n{}\n{stderr}",
+            self.seen.join("\n")
+        );
+        self.seen
+    }
 }
 
 #[tokio::test]
@@ -50,52 +93,63 @@ async fn the_dashboard_in_a_real_browser() {
     );
     let (admin, tasks) = (cluster.admin(), tasks_token(&cluster));
     let url = cluster.url();
-    let mut child = driver(&chromium, &playwright, &["test", &url, &admin, &tasks])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node runs");
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut err = child.stderr.take().unwrap();
-    let mut seen = Vec::new();
+    let mut walk = Walk::start(driver(&chromium, &playwright, &["test", &url, &admin, &tasks]));
     let mut worker = None;
     let mut task = None;
     let mut restarted = false;
     let mut output_seen = false;
-    while let Some(line) = out.next_line().await.unwrap() {
-        seen.push(line.clone());
+    while let Some(line) = walk.next().await {
         if line == "STEP need-node" {
             worker = Some(cluster.worker("w1", &skills, &[]));
-            stdin.write_all(b"go\n").await.unwrap();
+            walk.go().await;
         } else if let Some(id) = line.strip_prefix("STEP task ") {
             task = Some(id.to_string());
         } else if line == "STEP output" {
             std::fs::write(skills.join("progress/go"), "").unwrap();
             output_seen = true;
-            stdin.write_all(b"go\n").await.unwrap();
+            walk.go().await;
         } else if line == "STEP restart" {
             cluster.kill_coordinator();
             cluster.start_coordinator().await;
             restarted = true;
-            stdin.write_all(b"go\n").await.unwrap();
+            walk.go().await;
         }
     }
-    let status = child.wait().await.unwrap();
-    let mut stderr = String::new();
-    tokio::io::AsyncReadExt::read_to_string(&mut err, &mut stderr).await.unwrap();
-    assert!(
-        status.success() && seen.last().map(String::as_str) == Some("OK"),
-        "the browser walk failed:\n{}\n{stderr}",
-        seen.join("\n")
-    );
+    walk.finish().await;
     assert!(worker.is_some() && restarted && output_seen, "the walk skipped a step");
     // What the page showed is what the API says.
     let task = task.expect("the walk submitted a task");
     let t = cluster.get(&format!("/api/v1/tasks/{task}")).await;
     assert_eq!((t["status"].as_str(), t["name"].as_str()), (Some("completed"), Some("hello from the browser")), "{t}");
     assert_eq!(t["parameters"], json!({"greeting": "hi"}));
+}
+
+/// With streams that live one second, the page stays live across their planned ends, shows
+/// each event once, and follows a running task's output across them: every line once.
+#[tokio::test]
+async fn the_dashboard_rides_planned_stream_ends() {
+    let Some((chromium, playwright)) = browser() else { return };
+    let cluster =
+        Cluster::start_with(Settings { extra_coordinator: "  max_stream_lifetime: 1\n".into(), ..Settings::default() })
+            .await;
+    let skills = cluster.path().join("skills");
+    // Prints a line, then waits for the test's go before the next.
+    exec_skill(
+        &skills,
+        "ticker",
+        "for i in 1 2 3; do echo \"tick $i\" >&2; while [ ! -e go$i ]; do sleep 0.05; done; done\necho '{}'\n",
+    );
+    let _worker = cluster.worker("w1", &skills, &[]);
+    cluster.wait_online("w1", &["ticker"]).await;
+    let mut walk = Walk::start(driver(&chromium, &playwright, &["lifetime", &cluster.url(), &cluster.admin()]));
+    while let Some(line) = walk.next().await {
+        if let Some(n) = line.strip_prefix("STEP tick ") {
+            std::fs::write(skills.join(format!("ticker/go{n}")), "").unwrap();
+            walk.go().await;
+        }
+    }
+    let seen = walk.finish().await;
+    assert_eq!(seen.iter().filter(|l| l.starts_with("STEP tick")).count(), 3, "{seen:?}");
 }
 
 /// Pictures of the main pages for docs/guide.md (only with OPENCLAW_SCREENSHOTS=1): a cluster

@@ -33,9 +33,9 @@ fn check_page(page: &str, want: impl FnOnce(&str) -> String) -> String {
 fn errors_table() -> String {
     let mut out = String::from("| status | `code` | when |\n|---|---|---|\n");
     let mut codes: Vec<ErrorCode> = ErrorCode::ALL.to_vec();
-    codes.sort_by_key(|c| openclaw::coordinator::error::status(*c).as_u16());
+    codes.sort_by_key(|c| c.status());
     for c in codes {
-        let status = openclaw::coordinator::error::status(c).as_u16();
+        let status = c.status();
         out.push_str(&format!("| {status} | `{c}` | {} |\n", c.meaning()));
     }
     out

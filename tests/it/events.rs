@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{Cluster, Proc, Settings, Sse, eventually};
+use crate::support::{Cluster, Settings, Sse, eventually};
 
 /// Reads events (skipping keep-alives) until one satisfies `last`, returning all of them.
 async fn read_until(sse: &mut Sse, last: impl Fn(&Value) -> bool) -> Vec<Value> {
@@ -265,15 +265,8 @@ async fn a_client_that_stops_reading_is_cut_off_and_slows_nothing() {
 #[tokio::test]
 async fn watch_commands_print_events_and_survive_a_restart() {
     let mut cluster = Cluster::start_with(Settings::default()).await;
-    let config = cluster.config.display().to_string();
-    let logs = cluster.logs();
-    let watch = |name: &str, args: &[&str]| {
-        let mut all = vec!["-c", config.as_str()];
-        all.extend_from_slice(args);
-        Proc::spawn(name, &all, &[], cluster.path(), &logs)
-    };
-    let mut tasks = watch("tasks-watch", &["tasks", "watch", "--skill", "echo"]);
-    let mut nodes = watch("nodes-watch", &["nodes", "--watch"]);
+    let mut tasks = cluster.cli_process("tasks-watch", &["tasks", "watch", "--skill", "echo"]);
+    let mut nodes = cluster.cli_process("nodes-watch", &["nodes", "--watch"]);
     eventually("both watchers connected", Duration::from_secs(20), || async {
         cluster.metric("openclaw_streams_open").await >= 2.0
     })
@@ -310,4 +303,83 @@ async fn watch_commands_print_events_and_survive_a_restart() {
     assert_eq!(tasks.wait_exit(Duration::from_secs(20)).await.code(), Some(0), "{}", tasks.logs());
     nodes.term();
     assert_eq!(nodes.wait_exit(Duration::from_secs(20)).await.code(), Some(0), "{}", nodes.logs());
+}
+
+/// Issue 17, item 8: `nodes --watch` printed nothing until an event happened, and
+/// `nodes --watch --after 0` was refused although the docs offered `--after`. It prints the
+/// nodes as they are, then their events; `--after` replays the kept events instead.
+#[tokio::test]
+async fn nodes_watch_shows_the_nodes_now_then_their_events() {
+    let cluster = Cluster::start().await;
+    cluster.register("w1", &["echo"], 3).await;
+    let now = cluster.cli_process("nodes-now", &["nodes", "--watch"]);
+    now.wait_for_output("node w1 is online: 0/3 tasks", Duration::from_secs(20)).await;
+    cluster.api("POST", "/api/v1/nodes/w1/drain", None).await;
+    now.wait_for_output("node w1 drained", Duration::from_secs(20)).await;
+    let out = now.out();
+    assert!(out.find("is online").unwrap() < out.find("drained").unwrap(), "the picture comes first:\n{out}");
+
+    let replay = cluster.cli_process("nodes-after", &["nodes", "--watch", "--after", "0"]);
+    replay.wait_for_output("node w1 drained", Duration::from_secs(20)).await;
+    let out = replay.out();
+    assert!(out.contains("node w1 registered"), "every kept event, from the first:\n{out}");
+    assert!(!out.contains(" is online"), "a replay has no picture:\n{out}");
+}
+
+/// A stream ends at `coordinator.max_stream_lifetime` with `event: error`
+/// (`stream_lifetime`); `tasks watch` and `nodes --watch` resume at once from their last id,
+/// quietly, and print every event exactly once, in order.
+#[tokio::test]
+async fn streams_end_at_their_lifetime_and_the_watchers_resume_without_loss_or_repeat() {
+    let cluster =
+        Cluster::start_with(Settings { extra_coordinator: "  max_stream_lifetime: 1\n".into(), ..Settings::default() })
+            .await;
+    let mut tasks = cluster.cli_process("tasks-watch", &["tasks", "watch", "--json"]);
+    let mut nodes = cluster.cli_process("nodes-watch", &["nodes", "--watch", "--json"]);
+    eventually("both watchers connected", Duration::from_secs(20), || async {
+        cluster.metric("openclaw_streams_open").await >= 2.0
+    })
+    .await;
+    // The stream ends as documented (read by the test itself).
+    let mut sse = Sse::open(&cluster, "/api/v1/events", &cluster.admin(), None).await;
+    let opened = Instant::now();
+    let (event, data) = sse.next_json().await.expect("an error event ends the stream");
+    assert_eq!((event.as_str(), data["code"].as_str()), ("error", Some("stream_lifetime")), "{data}");
+    assert!(data["message"].as_str().unwrap().contains("coordinator.max_stream_lifetime"), "{data}");
+    assert!(opened.elapsed() < Duration::from_secs(5), "ended after {:?}", opened.elapsed());
+    assert!(sse.next().await.is_none(), "nothing follows the lifetime's end");
+
+    // Three rounds of work, each followed by at least one reconnect of both watchers.
+    let reconnects = r#"openclaw_http_requests_total{route="events",status="200"}"#;
+    for round in 0..3 {
+        let before = cluster.metric(reconnects).await;
+        for i in 0..5 {
+            cluster.submit(json!({"name": format!("r{round}-{i}"), "required_skills": ["x"]})).await;
+        }
+        cluster.register(&format!("n{round}"), &["x"], 1).await;
+        eventually("both watchers reconnected", Duration::from_secs(20), || async {
+            cluster.metric(reconnects).await >= before + 2.0
+        })
+        .await;
+    }
+    let db = rusqlite::Connection::open(cluster.db()).unwrap();
+    let stored = |kind: &str| -> Vec<u64> {
+        let mut q = db.prepare("SELECT id FROM events WHERE kind = ?1 ORDER BY id").unwrap();
+        q.query_map([kind], |r| r.get::<_, i64>(0)).unwrap().map(|id| id.unwrap() as u64).collect()
+    };
+    for (watcher, kind) in [(&mut tasks, "task"), (&mut nodes, "node")] {
+        let want = stored(kind);
+        assert!(want.len() >= 3, "{kind}: {want:?}");
+        let last = format!("\"id\":{}", want.last().unwrap());
+        watcher.wait_for_output(&last, Duration::from_secs(20)).await;
+        let printed: Vec<u64> = watcher
+            .out()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{l}: {e}"))["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(printed, want, "{kind} events printed once each, in order");
+        assert!(!watcher.err().contains("note:"), "a planned end is resumed quietly:\n{}", watcher.err());
+        watcher.term();
+        assert_eq!(watcher.wait_exit(Duration::from_secs(20)).await.code(), Some(0), "{}", watcher.logs());
+    }
 }

@@ -66,10 +66,10 @@ async fn a_crowd_of_stalled_connections_cannot_lock_out_health_and_admin_calls()
             "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"name\": "
         ), // a body that stops
         format!(
-            "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"na\r\n"
+            "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{{\"na\r\n"
         ), // chunked without the last chunk
         format!(
-            "POST /api/v1/nodes/register HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Length: 500\r\n\r\n"
+            "POST /api/v1/nodes/register HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
         ), // Content-Length, no body
     ];
     let mut held = Vec::new();
@@ -134,13 +134,13 @@ async fn bodies_are_read_only_when_needed_within_the_deadline_and_refusals_close
         (
             "Content-Length",
             format!(
-                "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Length: 100\r\n\r\n{{\"name\":"
+                "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\":"
             ),
         ),
         (
             "chunked",
             format!(
-                "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{{\"name\":\r\n"
+                "POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n{{\"name\":\r\n"
             ),
         ),
     ] {

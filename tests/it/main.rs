@@ -6,6 +6,8 @@ mod stub_model;
 mod support;
 
 mod cli;
+mod contract;
+mod crowding;
 mod dashboard;
 mod docs;
 mod events;
@@ -23,6 +25,7 @@ mod openclaw_skills;
 mod operator;
 mod output;
 mod postgres_server;
+mod security;
 mod store;
 mod tasks;
 mod worker;

@@ -95,7 +95,10 @@ async fn check(c: &Cluster, r: &Value, mode: &str) {
         let call = &r[name];
         assert_eq!(call["is_error"], false, "{name}: {call}");
         assert_eq!(call["schema_errors"], json!([]), "{name}: structured result does not match its outputSchema");
-        assert_eq!(call["text_is_pretty_json"], true, "{name}: text is not the pretty JSON");
+        assert_eq!(call["json_blocks"], 1, "{name}: the text has the pretty JSON once: {call}");
+        assert_eq!(call["other_blocks"], json!([openclaw::mcp::views::DATA_LABEL]), "{name}: the data label: {call}");
+        let marked = call["structured"]["untrusted_fields"].as_array().cloned().unwrap_or_default();
+        assert!(!marked.is_empty(), "{name} names the fields nodes and skills wrote: {call}");
         call["structured"].clone()
     };
     let failed = |name: &str| {

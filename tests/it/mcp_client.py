@@ -48,13 +48,17 @@ def boolean_properties(schema, path, found):
 async def call(c, schemas, name, args, **kw):
     """Calls a tool; returns {is_error, text, structured, valid}."""
     r = await c.call_tool(name, args, **kw)
-    text = "\n".join(getattr(b, "text", "") for b in r.content)
+    blocks = [getattr(b, "text", "") for b in r.content]
+    text = "\n".join(blocks)
     out = {"is_error": bool(r.is_error), "text": text, "structured": r.structured_content}
     if not r.is_error and schemas.get(name) is not None:
         errors = [e.message for e in Draft202012Validator(schemas[name]).iter_errors(r.structured_content)]
         out["schema_errors"] = errors
-        # OpenClaw drops the text block only when it is exactly the pretty JSON.
-        out["text_is_pretty_json"] = text == json.dumps(r.structured_content, indent=2, ensure_ascii=False)
+        # OpenClaw drops a text block only when it is exactly the pretty JSON: the other
+        # blocks (the data label) reach its model besides the structured content.
+        pretty = json.dumps(r.structured_content, indent=2, ensure_ascii=False)
+        out["json_blocks"] = sum(1 for b in blocks if b == pretty)
+        out["other_blocks"] = [b for b in blocks if b != pretty]
     return out
 
 

@@ -528,7 +528,7 @@ async fn bad_input_gets_4xx_and_changes_nothing() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", cluster.port)).await.unwrap();
         let mut req = format!(
-            "POST /api/v1/nodes/register HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {join}\r\ntransfer-encoding: chunked\r\n\r\n"
+            "POST /api/v1/nodes/register HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {join}\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
         );
         for _ in 0..5 {
             req.push_str(&format!("3e8\r\n{}\r\n", " ".repeat(1000)));
@@ -563,6 +563,7 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
             .post(format!("{}/api/v1/nodes/register", cluster.url()))
             .bearer_auth(cluster.worker_token())
             .header("x-forwarded-for", "10.9.8.7, 127.0.0.1")
+            .header("content-type", "application/json")
             .body(r#"{"node_id":"n","hostname":"h","platform":"linux","arch":"x64"}"#)
             .send()
             .await
@@ -625,6 +626,27 @@ async fn nodes_and_health_cli_against_a_live_coordinator() {
     let o = cluster.cli(&["nodes", "--token", "wrong-token-value"]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("401"), "{}", show(&o));
+}
+
+/// Issue 17, item 13: `health --node` on an offline node showed its last load as if it
+/// were current.
+#[tokio::test]
+async fn health_of_an_offline_node_shows_no_load_as_current() {
+    let cluster = Cluster::start().await;
+    let secret = cluster.register("w1", &["echo"], 2).await;
+    let (status, _) = cluster
+        .call("POST", "/api/v1/nodes/w1/heartbeat", Some(&secret), Some(r#"{"cpu_usage": 77, "memory_usage": 55}"#))
+        .await;
+    assert_eq!(status, 200);
+    let o = cluster.cli(&["health", "--node", "w1"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cpu 77%"), "online: its load now: {}", show(&o));
+    let (status, _) = cluster.call("POST", "/api/v1/nodes/w1/shutdown", Some(&secret), Some("{}")).await;
+    assert_eq!(status, 200);
+    let o = cluster.cli(&["health", "--node", "w1"]);
+    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("(offline)") && out.contains("last seen") && out.contains("unknown"), "{out}");
+    assert!(!out.contains("77%") && !out.contains("slots free"), "no load shown as current: {out}");
 }
 
 #[test]

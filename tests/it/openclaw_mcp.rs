@@ -94,6 +94,9 @@ async fn openclaw_runs_a_skill_on_another_machine_through_the_cluster() {
     assert_eq!(results.len(), 1, "{}", seen[1].text);
     let result = &results[0];
     assert!(result.contains("hello from the second machine") && result.contains("\"node\": \"w2\""), "{result}");
+    // The model sees the task once, and the label saying what in it is data.
+    assert_eq!(result.matches("\"task_id\"").count(), 1, "{result}");
+    assert_eq!(result.matches("[openclaw cluster data]").count(), 1, "{result}");
     assert!(answer.starts_with("The tool said: ") && answer.contains("hello from the second machine"), "{answer}");
 
     let tasks = c.get("/api/v1/tasks").await;

@@ -40,6 +40,13 @@ async fn a_backup_taken_under_load_restores_into_a_working_coordinator() {
     let o = cluster.cli(&["backup", file.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("restore:"), "{}", show(&o));
+    // Issue 17, item 9: the copy was 0644 while data/ is 0700 with 0600 files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the backup is readable by its owner only: {mode:o}");
+    }
     load.await.unwrap();
     // Taking it again onto the same name is refused and changes nothing.
     let again = cluster.cli(&["backup", file.to_str().unwrap()]);
@@ -89,7 +96,7 @@ async fn waits_say_why_at_once_and_a_timeout_has_its_own_exit_code() {
     let config = cluster.config.display().to_string();
     let waiting = Proc::spawn(
         "submit-wait",
-        &["-c", &config, "tasks", "submit", "--skill", "wordcout", "--wait"],
+        &["-c", &config, "tasks", "submit", "--skill", "wordcout", "--queue", "--wait"],
         &[],
         cluster.path(),
         &cluster.logs(),
@@ -100,10 +107,39 @@ async fn waits_say_why_at_once_and_a_timeout_has_its_own_exit_code() {
     .await;
     drop(waiting);
     let id = cluster.submit(json!({"name": "t", "required_skills": ["nobody"]})).await;
-    let o = cluster.cli(&["tasks", "wait", &id, "--timeout", "1s"]);
+    let o = cluster.cli(&["tasks", "wait", &id, "--wait-timeout", "1s"]);
     assert_eq!(o.status.code(), Some(4), "{}", show(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("pending: no node has skill 'nobody'") && err.contains("still pending"), "{err}");
+}
+
+/// Issue 17, item 6: `tasks submit --skill ecoh --wait` queued a task no node could ever
+/// take and waited forever, and `--timeout` (the attempt's limit) could not end the wait.
+/// A skill no node has ever advertised is refused (exit 2), naming the known skills and the
+/// nearest one, and nothing is stored; `--queue` submits it, and `--wait-timeout` ends the
+/// wait with exit 4 while the task stays queued.
+#[tokio::test]
+async fn a_misspelt_skill_is_refused_with_a_suggestion_unless_queued() {
+    let cluster = Cluster::start().await;
+    cluster.register("w1", &["echo", "summarize"], 1).await;
+    let o = cluster.cli(&["tasks", "submit", "--skill", "ecoh", "--wait"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no node has ever advertised skill 'ecoh'") && err.contains("did you mean 'echo'?"), "{err}");
+    assert!(err.contains("echo, summarize") && err.contains("--queue"), "{err}");
+    assert_eq!(cluster.get("/api/v1/tasks").await["tasks"], json!([]), "nothing was stored");
+    // A name far from every known one gets no suggestion.
+    let o = cluster.cli(&["tasks", "submit", "--skill", "transcribe"]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("did you mean"), "{}", show(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+
+    let o = cluster.cli(&["tasks", "submit", "--skill", "ecoh", "--queue", "--timeout", "1h", "--wait-timeout", "1s"]);
+    assert_eq!(o.status.code(), Some(4), "the wait's own limit passed: {}", show(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("pending: no node has skill 'ecoh'") && err.contains("still pending"), "{err}");
+    let tasks = cluster.get("/api/v1/tasks").await;
+    assert_eq!(tasks["tasks"][0]["status"], "pending", "{tasks}");
+    assert_eq!(tasks["tasks"][0]["timeout"], 3600.0, "--timeout stays the attempt's limit: {tasks}");
 }
 
 /// A wait outlives a coordinator restart: it reconnects and reports the task's end.
@@ -124,7 +160,7 @@ async fn a_wait_survives_a_coordinator_restart() {
     let config = cluster.config.display().to_string();
     let mut wait = Proc::spawn(
         "wait",
-        &["-c", &config, "tasks", "wait", &id, "--timeout", "120s"],
+        &["-c", &config, "tasks", "wait", &id, "--wait-timeout", "120s"],
         &[],
         cluster.path(),
         &cluster.logs(),

@@ -388,3 +388,36 @@ async fn output_printed_during_a_coordinator_outage_arrives_after_it() {
     let output = cluster.get(&format!("/api/v1/tasks/{task}/output")).await;
     assert_eq!(texts(&output), ["before", "during", "after"]);
 }
+
+/// `openclaw tasks logs -f` across streams that end at `coordinator.max_stream_lifetime`:
+/// after each planned end it resumes after the last line it printed, quietly, and prints
+/// every line once, in order, until the task ends.
+#[tokio::test]
+async fn a_followed_output_resumes_after_each_lifetime_without_loss_or_repeat() {
+    let cluster =
+        Cluster::start_with(Settings { extra_coordinator: "  max_stream_lifetime: 1\n".into(), ..Settings::default() })
+            .await;
+    let secret = cluster.register("w1", &["s"], 2).await;
+    let (task, attempt) = start_task(&cluster, "w1", &secret, "s").await;
+    let mut follow = cluster.cli_process("logs-f", &["tasks", "logs", "-f", &task]);
+    let reconnects = r#"openclaw_http_requests_total{route="task_output",status="200"}"#;
+    let mut want = String::new();
+    for round in 0..3 {
+        let before = cluster.metric(reconnects).await;
+        let lines: Vec<String> = (0..4).map(|i| format!("round {round} line {i}")).collect();
+        let batch: Vec<(&str, &str)> = lines.iter().map(|l| ("stdout", l.as_str())).collect();
+        push(&cluster, "w1", &secret, &task, attempt, &batch).await;
+        for l in &lines {
+            want.push_str(&format!("{l}\n"));
+        }
+        follow.wait_for_output(&lines[3], Duration::from_secs(20)).await;
+        crate::support::eventually("the follower reconnected", Duration::from_secs(20), || async {
+            cluster.metric(reconnects).await > before
+        })
+        .await;
+    }
+    finish(&cluster, "w1", &secret, &task, attempt, "completed").await;
+    assert_eq!(follow.wait_exit(Duration::from_secs(20)).await.code(), Some(0), "{}", follow.logs());
+    assert_eq!(follow.out(), want, "every line once, in order");
+    assert!(!follow.err().contains("note:"), "a planned end is resumed quietly:\n{}", follow.err());
+}

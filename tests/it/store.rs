@@ -52,6 +52,23 @@ async fn a_new_database_is_created_at_the_current_schema_with_private_files() {
     assert!(log.contains("admin.token") && !log.contains(&cluster.admin()), "the log names token paths, never values");
 }
 
+/// Issue 17, item 9: the coordinator's copy behind `GET /api/v1/backup` (and `migrate`'s)
+/// was made by SQLite with mode 0644 beside a 0600 database: `backup_into` makes it 0600.
+#[cfg(unix)]
+#[test]
+fn a_backup_copy_is_private_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join("db")).unwrap();
+    conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
+    let copy = dir.path().join("copy");
+    openclaw::store::backup_into(&conn, &copy).unwrap();
+    assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600);
+    let back = rusqlite::Connection::open(&copy).unwrap();
+    assert_eq!(back.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 1);
+    assert!(openclaw::store::backup_into(&conn, &copy).is_err(), "an existing file is not overwritten");
+}
+
 #[tokio::test]
 async fn an_older_database_needs_migrate_which_backs_up_first_and_is_idempotent() {
     let cluster = Cluster::new(Settings::default());

@@ -190,7 +190,7 @@ impl Drop for Proc {
 /// Keeps the machine's own settings out of a test process: no inherited `OPENCLAW_*`
 /// variables or `RUST_LOG`, no OpenClaw installation (its state dir is an empty folder
 /// under `cwd`, its CLI is off). A test that wants OpenClaw passes its own values.
-fn isolate(cmd: &mut Command, cwd: &Path) {
+pub fn isolate(cmd: &mut Command, cwd: &Path) {
     for (k, _) in std::env::vars_os() {
         if k.to_string_lossy().starts_with("OPENCLAW_") || k == "RUST_LOG" {
             cmd.env_remove(&k);
@@ -227,6 +227,8 @@ pub struct Settings {
     pub heartbeat_interval: f64,
     pub strategy: &'static str,
     pub retry_backoff_base: f64,
+    /// The longest a worker's poll waits for work, seconds.
+    pub long_poll_timeout: f64,
     /// Serve HTTPS with a certificate from a CA made for the test.
     pub tls: bool,
     pub extra_coordinator: String,
@@ -243,6 +245,7 @@ impl Default for Settings {
             heartbeat_interval: 0.5,
             strategy: "least_loaded",
             retry_backoff_base: 0.2,
+            long_poll_timeout: 5.0,
             tls: false,
             extra_coordinator: String::new(),
             extra_worker: String::new(),
@@ -298,13 +301,14 @@ impl Cluster {
             http = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
         }
         let yaml = format!(
-            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: 5\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: DEBUG\n  format: json\n",
+            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: {lp}\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: DEBUG\n  format: json\n",
             data = dir.path().join("data").display(),
             ht = s.heartbeat_timeout,
             hi = s.heartbeat_interval,
             strategy = s.strategy,
             rb = s.retry_backoff_base,
             rm = (s.retry_backoff_base * 5.0).max(1.0),
+            lp = s.long_poll_timeout,
             ec = extra_coordinator,
             ew = extra_worker,
         );
@@ -435,6 +439,15 @@ impl Cluster {
         cli(&all, &[], self.dir.path())
     }
 
+    /// Starts the CLI against this cluster's config as a process that keeps running (a
+    /// watcher, a follower), its output in the cluster's logs folder.
+    pub fn cli_process(&self, name: &str, args: &[&str]) -> Proc {
+        let config = self.config.display().to_string();
+        let mut all = vec!["-c", config.as_str()];
+        all.extend_from_slice(args);
+        Proc::spawn(name, &all, &[], self.dir.path(), &self.logs())
+    }
+
     /// A request with an explicit token (None: no Authorization header) and a raw body.
     pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
@@ -447,6 +460,7 @@ impl Cluster {
         }
         let r = req.send().await.unwrap();
         let status = r.status().as_u16();
+        assert_private(r.headers(), &format!("{path} ({status})"));
         let text = r.text().await.unwrap();
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
@@ -657,6 +671,17 @@ where
             panic!("timed out after {limit:?} waiting for: {what}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every JSON answer of the coordinator is kept by no cache and sniffed by no browser (it
+/// may carry tokens, node secrets and task data). Checked on every answer the tests get
+/// through [`Cluster::call`].
+pub fn assert_private(headers: &reqwest::header::HeaderMap, what: &str) {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if get("content-type").starts_with("application/json") {
+        assert_eq!(get("cache-control"), "no-store", "{what}: a JSON answer without Cache-Control: no-store");
+        assert_eq!(get("x-content-type-options"), "nosniff", "{what}: a JSON answer without nosniff");
     }
 }
 

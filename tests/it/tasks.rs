@@ -459,6 +459,20 @@ async fn idempotent_submission_returns_the_first_task() {
     assert_eq!((s3, third["task_id"].clone()), (200, first["task_id"].clone()));
     let (s4, _) = post("order-43", json!({"name": "t", "required_skills": ["x"], "idempotency_key": "order-44"})).await;
     assert_eq!(s4, 400, "header and body keys differ");
+    // Regression (found by the API fuzzer): the key is kept trimmed, so a key sent with white
+    // space around it is the same key. Looking it up as sent let a second insert break the
+    // store's unique index, and that stopped the coordinator.
+    let (s6, sixth) = cluster
+        .api(
+            "POST",
+            "/api/v1/tasks",
+            Some(json!({"name": "t", "required_skills": ["x"], "idempotency_key": " order-42\n"})),
+        )
+        .await;
+    assert_eq!((s6, sixth["task_id"].clone()), (200, first["task_id"].clone()), "{sixth}");
+    let (s7, _) =
+        post("order-42", json!({"name": "t", "required_skills": ["x"], "idempotency_key": "order-42 "})).await;
+    assert_eq!(s7, 200, "the header's key and the body's are the same key once trimmed");
     // The same key with a different submission is refused, naming the first task.
     let (s5, conflict) = post("order-42", json!({"name": "t", "required_skills": ["x"], "priority": "high"})).await;
     assert_eq!((s5, &conflict["error"]["code"]), (409, &json!("idempotency_conflict")), "{conflict}");
@@ -466,8 +480,8 @@ async fn idempotent_submission_returns_the_first_task() {
     assert!(message.contains(first["task_id"].as_str().unwrap()), "{message}");
     assert_eq!(cluster.get("/api/v1/tasks").await["tasks"].as_array().unwrap().len(), 1);
     // The CLI flag does the same.
-    let a = cluster.cli(&["tasks", "submit", "--skill", "x", "--idempotency-key", "k1"]);
-    let b = cluster.cli(&["tasks", "submit", "--skill", "x", "--idempotency-key", "k1"]);
+    let a = cluster.cli(&["tasks", "submit", "--skill", "x", "--queue", "--idempotency-key", "k1"]);
+    let b = cluster.cli(&["tasks", "submit", "--skill", "x", "--queue", "--idempotency-key", "k1"]);
     assert_eq!(a.stdout, b.stdout, "{}\n{}", show(&a), show(&b));
 }
 
@@ -517,7 +531,7 @@ async fn every_bad_submission_is_a_400_naming_the_field() {
         assert_eq!(answer["error"]["code"], "invalid_query", "{answer}");
     }
     // The CLI maps a refused submission to exit 2.
-    let o = cluster.cli(&["tasks", "submit", "--skill", "x", "--timeout", "0"]);
+    let o = cluster.cli(&["tasks", "submit", "--skill", "x", "--queue", "--timeout", "0"]);
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("timeout"), "{}", show(&o));
 }
@@ -612,6 +626,7 @@ async fn a_long_poll_hands_over_a_placed_task_at_once() {
             let r = http
                 .post(format!("{url}/api/v1/nodes/a/tasks/poll"))
                 .bearer_auth(a)
+                .header("content-type", "application/json")
                 .body(r#"{"wait_secs": 20}"#)
                 .send()
                 .await
@@ -652,11 +667,17 @@ async fn the_tasks_cli_submits_waits_and_reports_with_exit_codes() {
     assert_eq!(out["parameters"], json!({"n": 3, "who": "me", "prompt": "hi"}));
     let o = cluster.cli(&["tasks", "submit", "--skill", "fail", "--retries", "0", "--wait"]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("failed after attempt 1"), "{}", show(&o));
+    // Regression (issue 17): "failed after attempt 4: … (after 4 attempts)" said it twice.
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("failed on w1: ") && err.contains("broken") && !err.contains("attempt"), "{}", show(&o));
+    let o = cluster.cli(&["tasks", "submit", "--skill", "fail", "--retries", "1", "--wait"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("attempt").count(), 1, "{}", show(&o));
+    assert!(err.contains("(after 2 attempts)"), "{}", show(&o));
     let o = cluster.cli(&["tasks", "submit", "--skill", "echo"]);
     let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
     assert!(id.starts_with("task_"), "{}", show(&o));
-    let o = cluster.cli(&["tasks", "wait", &id, "--timeout", "20s"]);
+    let o = cluster.cli(&["tasks", "wait", &id, "--wait-timeout", "20s"]);
     assert_eq!(o.status.code(), Some(0), "{}", show(&o));
     let o = cluster.cli(&["tasks", "get", &id, "--json"]);
     let task: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -664,13 +685,13 @@ async fn the_tasks_cli_submits_waits_and_reports_with_exit_codes() {
     let o = cluster.cli(&["tasks", "list"]);
     let text = String::from_utf8_lossy(&o.stdout);
     assert!(text.starts_with("TASK") && text.contains(&id), "{text}");
-    let o = cluster.cli(&["tasks", "submit", "--skill", "nobody", "--params-json", "[1]", "--param", "a=1"]);
+    let o = cluster.cli(&["tasks", "submit", "--skill", "nobody", "--queue", "--params-json", "[1]", "--param", "a=1"]);
     assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     let o = cluster.cli(&["tasks", "get", "task_missing"]);
     assert_eq!(o.status.code(), Some(1), "{}", show(&o));
-    let pending = cluster.cli(&["tasks", "submit", "--skill", "nobody"]);
+    let pending = cluster.cli(&["tasks", "submit", "--skill", "nobody", "--queue"]);
     let pid = String::from_utf8_lossy(&pending.stdout).trim().to_string();
-    let o = cluster.cli(&["tasks", "wait", &pid, "--timeout", "1"]);
+    let o = cluster.cli(&["tasks", "wait", &pid, "--wait-timeout", "1"]);
     assert_eq!(o.status.code(), Some(4), "a wait that timed out has its own code: {}", show(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no node has skill 'nobody'"), "{}", show(&o));
     let o = cluster.cli(&["tasks", "cancel", &pid]);

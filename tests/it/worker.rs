@@ -401,3 +401,51 @@ async fn an_exec_only_worker_never_warns_about_the_gateway() {
     assert_eq!(o.status.code(), Some(2), "{}", crate::support::show(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no skills folder exists"), "{}", crate::support::show(&o));
 }
+
+/// Issue 17, item 12: Ctrl+C left the worker (and `dev`) lingering about 2 s where
+/// OpenClaw's CLI is installed: the shutdown waited for the skills listing in flight (a
+/// Node process of 2-7 s, with a 60 s limit). Advertising no longer matters once the worker
+/// stops taking tasks, so the listing is dropped (its process killed), at start and in the
+/// rescan loop alike.
+///
+/// A stand-in for OpenClaw's CLI (a script, which the worker accepts as OpenClaw's): the
+/// real one's listing ends by itself within seconds, and this test needs one that is
+/// certainly still running when the signal comes. The 20 s bound only guards against a
+/// hang (the listing's own limit is 60 s).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_signal_does_not_wait_for_openclaws_skills_listing() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = Cluster::start().await;
+    let skills = cluster.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    let calls = cluster.path().join("listings");
+    std::fs::create_dir_all(&calls).unwrap();
+    let cli = cluster.path().join("openclaw");
+    // Each call leaves a file; the first fails at once, later ones hang.
+    let script = format!(
+        "#!/bin/sh\nn=$(ls {dir} | wc -l)\ntouch {dir}/call-$n\n[ \"$n\" = 0 ] && exit 1\nexec sleep 300\n",
+        dir = calls.display()
+    );
+    std::fs::write(&cli, script).unwrap();
+    std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cli_env = cli.display().to_string();
+    let env =
+        [("OPENCLAW_WORKER__OPENCLAW_CLI", cli_env.as_str()), ("OPENCLAW_WORKER__OPENCLAW_REFRESH_INTERVAL", "1")];
+
+    // In the rescan loop: the first listing failed, the next one hangs.
+    let mut worker = cluster.worker_env("w1", &skills, &[], &env);
+    cluster.wait_online("w1", &["echo"]).await;
+    eventually("a second listing runs", Duration::from_secs(20), || async { calls.join("call-1").exists() }).await;
+    worker.term();
+    let status = worker.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(0), "{}", worker.logs());
+    assert!(worker.out().contains("worker stopped"), "{}", worker.logs());
+
+    // At start: the very first listing hangs (the earlier calls' files are there).
+    let mut worker = cluster.worker_env("w2", &skills, &[], &env);
+    eventually("the first listing runs", Duration::from_secs(20), || async { calls.join("call-2").exists() }).await;
+    worker.term();
+    let status = worker.wait_exit(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(0), "{}", worker.logs());
+}

@@ -8,6 +8,18 @@
 //       any failed expectation exits 1 with the reason.
 //   node dashboard.cjs screenshots URL ADMIN_TOKEN OUT_DIR
 //       Saves the main pages as PNG (desktop, a task, a phone) into OUT_DIR.
+//   node dashboard.cjs lifetime URL ADMIN_TOKEN
+//       Against a coordinator whose streams live 1 s: the page stays live across planned
+//       stream ends, shows each task event once, and follows a running `ticker` task's output
+//       across them: for each line it prints `STEP tick N` once it shows line N and its output
+//       stream has been reopened since, and waits for a line on stdin (the test lets the task
+//       print the next). Prints `OK` at the end.
+//   node dashboard.cjs attack URL
+//       Against a coordinator with auth off: pages of other origins (another port, another
+//       host name, a DNS-rebinding page naming the coordinator's port) try to create a task
+//       and a node (text/plain fetches, a text/plain form post) and to read tasks, nodes and
+//       the backup; a page of the coordinator's own origin is the control. Prints one JSON
+//       line with what each page saw.
 //   node dashboard.cjs paint URL RUNS [TOKEN]
 //       Loads the page RUNS times in fresh contexts and prints Chromium's paint timings
 //       (first-paint, first-contentful-paint, DOMContentLoaded, load) as JSON; with a
@@ -21,7 +33,9 @@ const readline = require("readline");
 
 // The flags this machine's notes ask for: no sandbox as root, and nothing that reaches out.
 const ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  // A host name of the attack pages: resolved to loopback without a DNS server.
+  "--host-resolver-rules=MAP rebind.test 127.0.0.1"];
 const WAIT = 30000;
 
 const lines = readline.createInterface({ input: process.stdin });
@@ -31,9 +45,14 @@ function expect(ok, what) {
   if (!ok) throw new Error(`expected: ${what}`);
 }
 
-async function launch() {
-  return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: ARGS });
+async function launch(extra = []) {
+  return chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", headless: true, args: [...ARGS, ...extra] });
 }
+
+// Chromium's own guard against pages reaching loopback from elsewhere (Local Network Access,
+// formerly Private Network Access), turned off for the attack pages: the coordinator must
+// refuse them itself, as it must for browsers without that guard.
+const NO_LOCAL_NETWORK_GUARD = ["--disable-features=LocalNetworkAccessChecks,PrivateNetworkAccessSendPreflights,PrivateNetworkAccessRespectPreflightResults,BlockInsecurePrivateNetworkRequests"];
 
 // Console errors, uncaught exceptions and CSP refusals fail the walk. Expected network
 // failures do not: refused answers the page handles (a wrong token) and a stream cut by
@@ -126,6 +145,17 @@ async function walk(url, admin, tasks) {
     await page.waitForSelector("#task-dialog .pill.s-cancelled", { timeout: WAIT });
     await page.click("#task-dialog [data-close]");
 
+    // The "Ended" card's parts add up to its count, the cancelled task included (issue 17:
+    // "12 — 6 completed, 2 failed" left 4 cancelled out).
+    await page.waitForFunction(() => {
+      const card = document.querySelector('#summary [data-stat="Ended"]');
+      if (!card) return false;
+      const total = Number(card.querySelector(".value").textContent);
+      const sub = card.querySelector(".sub").textContent;
+      const sum = [...sub.matchAll(/(\d+) [a-z ]+/g)].reduce((a, m) => a + Number(m[1]), 0);
+      return total === 3 && sum === total && sub.includes("1 cancelled");
+    }, null, { timeout: WAIT });
+
     // Filters: by status.
     await page.selectOption('#filters [name="status"]', "failed");
     await page.waitForSelector(`#tasks tr[data-task="${id}"]`, { state: "detached", timeout: WAIT });
@@ -171,6 +201,160 @@ async function walk(url, admin, tasks) {
   } finally {
     await browser.close();
   }
+}
+
+async function lifetime(url, admin) {
+  const browser = await launch();
+  const problems = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    watch(page, problems);
+    let outputStreams = 0;
+    page.on("request", (r) => { if (r.url().includes("/output?follow=true")) outputStreams += 1; });
+    await page.goto(url);
+    await login(page, admin);
+    await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
+    // From now on the page must never leave "live": planned ends are resumed at once.
+    await page.evaluate(() => {
+      window.__states = [];
+      new MutationObserver(() => window.__states.push(document.getElementById("live").dataset.state))
+        .observe(document.getElementById("live"), { attributes: true, attributeFilter: ["data-state"] });
+    });
+    const connects = async () => Number(await page.getAttribute("#live", "data-connects"));
+    const reconnected = async (since) =>
+      page.waitForFunction((n) => Number(document.getElementById("live").dataset.connects) > n, since, { timeout: WAIT });
+    // Tasks submitted across several planned ends: each one's event shows once.
+    const ids = [];
+    for (let i = 0; i < 4; i++) {
+      const before = await connects();
+      const t = await page.evaluate(async ([token, n]) => {
+        const r = await fetch("/api/v1/tasks", { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ name: `across ${n}`, required_skills: ["nobody-has-it"] }) });
+        return r.json();
+      }, [admin, i]);
+      ids.push(t.task_id);
+      await reconnected(before);
+    }
+    for (const id of ids) {
+      await page.waitForSelector(`#activity li[data-event="task:submitted"][data-subject="${id}"]`, { timeout: WAIT });
+      const n = await page.locator(`#activity li[data-event="task:submitted"][data-subject="${id}"]`).count();
+      expect(n === 1, `task ${id}'s submitted event shows once (${n} times)`);
+    }
+    // A running task's output, across planned ends of its stream.
+    await page.click("#new-task");
+    await page.fill('#submit [name="name"]', "ticker");
+    await page.fill('#submit [name="skills"]', "ticker");
+    await page.click('#submit button[type="submit"]');
+    for (let i = 1; i <= 3; i++) {
+      await page.waitForSelector(`#task-dialog #output:has-text("tick ${i}")`, { timeout: WAIT });
+      const opened = outputStreams;
+      const deadline = Date.now() + WAIT;
+      while (outputStreams <= opened) {
+        expect(Date.now() < deadline, `the output stream is reopened after tick ${i}`);
+        await page.waitForTimeout(50);
+      }
+      console.log(`STEP tick ${i}`);
+      await stdin.next();
+    }
+    await page.waitForSelector("#task-dialog .pill.s-completed", { timeout: WAIT });
+    const text = await page.textContent("#output");
+    for (let i = 1; i <= 3; i++) {
+      const n = text.split(`tick ${i}\n`).length - 1;
+      expect(n === 1, `tick ${i} shows once in the output (${n} times): ${JSON.stringify(text)}`);
+    }
+    const states = await page.evaluate(() => window.__states);
+    expect(states.every((s) => s === "live"), `the page stayed live across planned ends (states: ${states.join(", ")})`);
+    expect(await connects() >= 5, "the event stream was reopened at each planned end");
+    expect(problems.length === 0, `no page errors: ${problems.join("; ")}`);
+    console.log("OK");
+  } finally {
+    await browser.close();
+  }
+}
+
+// What an attacking page tries against the coordinator at `target` (its origin; "" for
+// the page's own): write with simple cross-site requests (no preflight: text/plain bodies,
+// no-cors) and a form post, and read. Runs in the page; returns what the page could see.
+async function attackInPage([target, sameOrigin]) {
+  const seen = {};
+  const write = async (what, path, body) => {
+    try {
+      const r = await fetch(target + path, { method: "POST", mode: sameOrigin ? "same-origin" : "no-cors",
+        headers: { "Content-Type": "text/plain" }, body: JSON.stringify(body) });
+      seen[what] = { status: r.status, type: r.type, text: r.type === "opaque" ? "" : await r.text() };
+    } catch (e) { seen[what] = { error: String(e) }; }
+  };
+  await write("text/plain task", "/api/v1/tasks", { name: "cross-site task", required_skills: ["x"] });
+  await write("text/plain node", "/api/v1/nodes/register",
+    { node_id: "intruder", hostname: "evil", platform: "linux", arch: "x64", available_skills: ["x"] });
+  if (sameOrigin) {
+    try {
+      const r = await fetch(target + "/api/v1/tasks", { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "json task", required_skills: ["x"] }) });
+      seen["json task"] = { status: r.status, text: (await r.text()).slice(0, 300) };
+    } catch (e) { seen["json task"] = { error: String(e) }; }
+  }
+  for (const path of ["/api/v1/tasks", "/api/v1/nodes", "/api/v1/backup"]) {
+    try {
+      const r = await fetch(target + path);
+      seen["read " + path] = { status: r.status, type: r.type, text: (await r.text()).slice(0, 300) };
+    } catch (e) { seen["read " + path] = { error: String(e) }; }
+  }
+  if (!sameOrigin) {
+    // The classic: a form posting text/plain whose one field spells a JSON body.
+    const sink = document.createElement("iframe");
+    sink.name = "sink";
+    document.body.append(sink);
+    const form = document.createElement("form");
+    Object.assign(form, { method: "post", enctype: "text/plain", target: "sink", action: target + "/api/v1/tasks" });
+    const field = document.createElement("input");
+    field.name = '{"name":"form post","required_skills":["x"],"pad":"';
+    field.value = '"}';
+    form.append(field);
+    document.body.append(form);
+    const loaded = new Promise((r) => sink.addEventListener("load", r, { once: true }));
+    form.submit();
+    await Promise.race([loaded, new Promise((r) => setTimeout(r, 5000))]);
+    seen["form post"] = "sent";
+  }
+  return seen;
+}
+
+async function attack(url) {
+  const http = require("http");
+  const PAGE = "<!doctype html><meta charset=utf-8><title>a page of another site</title><body>";
+  const server = http.createServer((req, res) => {
+    res.writeHead(200, { "Content-Type": "text/html; charset=utf-8" });
+    res.end(PAGE);
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  const other = server.address().port;
+  const port = new URL(url).port;
+  const browser = await launch(NO_LOCAL_NETWORK_GUARD);
+  const report = {};
+  try {
+    const run = async (name, pageUrl, target, sameOrigin, fulfil) => {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      if (fulfil) {
+        // DNS rebinding: the document comes from the attacker, whose name now resolves to
+        // the coordinator; everything the page fetches then goes to the coordinator.
+        await page.route(pageUrl, (route) => route.fulfill({ status: 200, contentType: "text/html", body: PAGE }));
+      }
+      await page.goto(pageUrl);
+      report[name] = await page.evaluate(attackInPage, [target, sameOrigin]);
+      await context.close();
+    };
+    await run("another port", `http://127.0.0.1:${other}/`, url, false, false);
+    await run("another host name", `http://rebind.test:${other}/`, url, false, false);
+    await run("dns rebinding", `http://rebind.test:${port}/`, "", true, true);
+    // The control: the coordinator's own origin may do what the others may not.
+    await run("own origin", `${url}/`, "", true, false);
+  } finally {
+    await browser.close();
+    server.close();
+  }
+  console.log(JSON.stringify(report));
 }
 
 async function screenshots(url, admin, out) {
@@ -246,9 +430,10 @@ async function paint(url, runs, token) {
 }
 
 const [mode, ...args] = process.argv.slice(2);
-const run = { test: () => walk(...args), screenshots: () => screenshots(...args), paint: () => paint(args[0], Number(args[1] || 20), args[2]) }[mode];
+const run = { test: () => walk(...args), screenshots: () => screenshots(...args), lifetime: () => lifetime(...args),
+  attack: () => attack(...args), paint: () => paint(args[0], Number(args[1] || 20), args[2]) }[mode];
 if (!run) {
-  console.error("usage: dashboard.cjs test|screenshots|paint URL ...");
+  console.error("usage: dashboard.cjs test|screenshots|lifetime|attack|paint URL ...");
   process.exit(2);
 }
 run().then(() => process.exit(0), (e) => {

@@ -52,9 +52,14 @@ def open_member(member, flattened):
 
 
 def check_stream(where, content, text, registry):
-    """Each event of a captured stream is one the answer lists in `x-events`, and its data
-    (one line of JSON) validates against that event's schema."""
-    events = content.get("x-events", {})
+    """Each event of a captured stream is one the answer's schema names (a `oneOf` of one
+    object per event name), and its data (one line of JSON) validates against that event's
+    `contentSchema`."""
+    events = {}
+    for branch in content.get("schema", {}).get("oneOf", []):
+        props = branch.get("properties", {})
+        for name in props.get("event", {}).get("enum", []):
+            events[name] = props.get("data", {}).get("contentSchema", {})
     problems = []
     for block in text.replace("\r\n", "\n").split("\n\n"):
         lines = [l for l in block.split("\n") if l and not l.startswith(":")]
@@ -66,7 +71,7 @@ def check_stream(where, content, text, registry):
             fields.setdefault(key, []).append(value[1:] if value.startswith(" ") else value)
         name = fields.get("event", ["message"])[0]
         if name not in events:
-            problems.append(f"{where}: event {name!r} is not listed (x-events: {', '.join(events)})")
+            problems.append(f"{where}: event {name!r} is not one the answer names ({', '.join(events)})")
             continue
         data = "\n".join(fields.get("data", []))
         try:

@@ -19,13 +19,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::{Core, Error};
-use crate::model::{OutputAck, OutputBatch, OutputLine};
+use crate::model::{OUTPUT_LINE, OutputAck, OutputBatch, OutputLine};
 use crate::store::output::{Kept, OutputWrite};
 
 /// What a kept line costs beyond its text (its number, time and stream).
 pub const LINE_OVERHEAD: u64 = 16;
-/// The longest line accepted, in bytes: workers split longer ones.
-pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
 /// The kept lines of an active task: their numbers and costs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,11 +135,8 @@ impl Core {
             return Ok(None);
         }
         for (i, line) in batch.lines.iter().enumerate() {
-            if line.text.len() > MAX_LINE_BYTES {
-                return Err(Error::invalid(
-                    &format!("lines[{i}].text"),
-                    format!("is {} bytes, more than {MAX_LINE_BYTES}: split long lines", line.text.len()),
-                ));
+            if let Err(e) = OUTPUT_LINE.check(&line.text) {
+                return Err(Error::invalid(&format!("lines[{i}].text"), format!("{e}: split long lines")));
             }
         }
         let accepted = batch.lines.len() as u32;

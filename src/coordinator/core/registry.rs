@@ -26,16 +26,15 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{Core, Error, Now, Timer};
+use crate::model::limits::{Name, SKILL_NAME};
 use crate::model::{
-    CheckHeartbeatResponse, ClusterHealth, ErrorCode, HeartbeatRequest, HeartbeatResponse, MAX_NODE_CONCURRENCY, Node,
-    NodeActionResponse, NodeHealth, NodeSpec, NodeStatus, NodeUsage, RegisterRequest, RegisterResponse, Target,
-    TaskStatus, TimedOutNode, Timestamp, node_id_from_hostname, validate_node_id,
+    ADDRESS, CheckHeartbeatResponse, ClusterHealth, ErrorCode, HOSTNAME, HeartbeatRequest, HeartbeatResponse, LABEL,
+    MAX_NODE_CONCURRENCY, NODE_CONCURRENCY, Node, NodeActionResponse, NodeHealth, NodeSpec, NodeStatus, NodeUsage,
+    PERCENT, RegisterRequest, RegisterResponse, SKILL_REASON, Target, TaskStatus, TimedOutNode, Timestamp,
+    node_id_from_hostname, validate_node_id,
 };
 use crate::store::nodes::{Liveness, NodeRecord};
 use crate::util;
-
-/// Path words under `/api/v1/nodes/` that cannot be node ids.
-const RESERVED_IDS: &[&str] = &["online", "register", "skills"];
 
 /// Who is registering a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,8 +349,9 @@ impl Registry {
         self.by_skill.contains_key(skill)
     }
 
-    /// Nodes that have the skill but cannot run it now, with the reason (at most `max`).
-    pub fn unavailable(&self, skills: &[String], max: usize) -> Vec<String> {
+    /// Nodes that have one of the skills but cannot run it now: (node, skill, the node's
+    /// reason), at most `max`.
+    pub fn unavailable<'a>(&'a self, skills: &'a [String], max: usize) -> Vec<(&'a str, &'a str, &'a str)> {
         self.nodes
             .values()
             .filter_map(|n| {
@@ -360,7 +360,7 @@ impl Registry {
                         .spec
                         .unavailable_skills
                         .get(s)
-                        .map(|why| format!("`{}` has '{s}' but cannot run it: {why}", n.record.node_id))
+                        .map(|why| (n.record.node_id.as_str(), s.as_str(), why.as_str()))
                 })
             })
             .take(max)
@@ -573,7 +573,7 @@ pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, Error> 
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
-        let name = check_name(&format!("{field}[{i}]"), name, 128)?;
+        let name = check_name(&format!("{field}[{i}]"), name, SKILL_NAME)?;
         if seen.insert(name.clone()) {
             out.push(name);
         }
@@ -581,66 +581,59 @@ pub fn clean_names(field: &str, names: &[String]) -> Result<Vec<String>, Error> 
     Ok(out)
 }
 
-/// A trimmed, non-empty name without control characters (NUL included), at most `max`
-/// characters.
-pub fn check_name(field: &str, v: &str, max: usize) -> Result<String, Error> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
-    }
-    if v.chars().count() > max {
-        return Err(Error::invalid(field, format!("longer than {max} characters")));
-    }
-    if v.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "contains control characters"));
-    }
-    Ok(v.to_string())
+/// A trimmed, non-empty name without control characters (NUL included), at most
+/// `rule.max()` characters ([`Name::check`]).
+pub fn check_name(field: &str, v: &str, rule: Name) -> Result<String, Error> {
+    rule.check(v).map_err(|e| Error::invalid(field, e))
 }
 
 fn check_usage(field: &str, v: f64) -> Result<f64, Error> {
-    if v.is_finite() && (0.0..=100.0).contains(&v) {
+    if v.is_finite() && PERCENT.contains(&v) {
         Ok(v)
     } else {
         Err(Error::invalid(field, format!("must be a percentage between 0 and 100, got {v}")))
     }
 }
 
+/// Agent skills that cannot run now: skill names, and reasons of at most 2000 characters
+/// without NUL.
+fn check_unavailable(unavailable: &BTreeMap<String, String>) -> Result<(), Error> {
+    for (skill, why) in unavailable {
+        check_name("unavailable_skills", skill, SKILL_NAME)?;
+        SKILL_REASON.check(why).map_err(|e| Error::invalid(&format!("unavailable_skills.{skill}"), e))?;
+    }
+    Ok(())
+}
+
 /// The spec a registration declares, checked.
 fn spec_of(req: &RegisterRequest, peer: Option<IpAddr>) -> Result<NodeSpec, Error> {
     let max = req.max_concurrent_tasks.unwrap_or(5);
-    if !(1..=MAX_NODE_CONCURRENCY).contains(&max) {
+    if !NODE_CONCURRENCY.contains(&max) {
         return Err(Error::invalid(
             "max_concurrent_tasks",
             format!("must be between 1 and {MAX_NODE_CONCURRENCY}, got {max}"),
         ));
     }
-    let optional = |field: &str, v: &Option<String>, max: usize| -> Result<String, Error> {
-        match v.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            Some(s) => check_name(field, s, max),
-            None => Ok(String::new()),
-        }
+    let optional = |field: &str, v: &Option<String>| -> Result<String, Error> {
+        let kept = v.as_deref().map(|v| ADDRESS.check_or_blank(v)).transpose();
+        Ok(kept.map_err(|e| Error::invalid(field, e))?.flatten().unwrap_or_default())
     };
     let unavailable = req.unavailable_skills.clone().unwrap_or_default();
-    for (skill, why) in &unavailable {
-        check_name("unavailable_skills", skill, 128)?;
-        if why.len() > 2000 || why.contains('\0') {
-            return Err(Error::invalid("unavailable_skills", "reasons are at most 2000 characters, without NUL"));
-        }
-    }
-    let ip = optional("ip_address", &req.ip_address, 64)?;
+    check_unavailable(&unavailable)?;
+    let ip = optional("ip_address", &req.ip_address)?;
     Ok(NodeSpec {
-        hostname: check_name("hostname", &req.hostname, 255)?,
-        platform: check_name("platform", &req.platform, 64)?,
-        arch: check_name("arch", &req.arch, 64)?,
+        hostname: check_name("hostname", &req.hostname, HOSTNAME)?,
+        platform: check_name("platform", &req.platform, LABEL)?,
+        arch: check_name("arch", &req.arch, LABEL)?,
         available_skills: clean_names("available_skills", &req.available_skills)?,
         unavailable_skills: unavailable,
         max_concurrent_tasks: max,
         ip_address: if ip.is_empty() { peer.map(|p| p.to_string()).unwrap_or_default() } else { ip },
-        tailscale_ip: optional("tailscale_ip", &req.tailscale_ip, 64)?,
+        tailscale_ip: optional("tailscale_ip", &req.tailscale_ip)?,
         port: req.port.unwrap_or(18789),
         tags: clean_names("tags", req.tags.as_deref().unwrap_or_default())?,
         version: match &req.version {
-            Some(v) => Some(check_name("version", v, 64)?),
+            Some(v) => Some(check_name("version", v, LABEL)?),
             None => None,
         },
     })
@@ -685,9 +678,6 @@ impl Core {
             None => node_id_from_hostname(&spec.hostname),
         };
         validate_node_id(&node_id).map_err(|e| Error::invalid("node_id", e))?;
-        if RESERVED_IDS.contains(&node_id.as_str()) {
-            return Err(Error::invalid("node_id", format!("`{node_id}` is reserved by the API; choose another")));
-        }
         let existing = self.registry.nodes.get(&node_id);
         if let Registrant::Node(owner) = &who
             && *owner != node_id
@@ -827,9 +817,7 @@ impl Core {
         };
         let skills = req.available_skills.as_deref().map(|s| clean_names("available_skills", s)).transpose()?;
         if let Some(unavailable) = &req.unavailable_skills {
-            for skill in unavailable.keys() {
-                check_name("unavailable_skills", skill, 128)?;
-            }
+            check_unavailable(unavailable)?;
         }
         let entry = self.registry.live_mut(node_id).ok_or_else(|| {
             Error::new(

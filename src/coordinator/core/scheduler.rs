@@ -164,13 +164,28 @@ impl Core {
             }
         }
         if holders.is_empty() {
-            let missing: Vec<String> = required.iter().filter(|s| !self.registry.anyone_has(s)).cloned().collect();
+            // A node that has a skill but cannot run it (OpenClaw's gateway away) does not
+            // advertise it: say "cannot run", with the node's reason, not "has no".
             let unavailable = self.registry.unavailable(required, 3);
-            let hint = if unavailable.is_empty() { String::new() } else { format!(" ({})", unavailable.join("; ")) };
-            return match (missing.len(), required.len()) {
-                (0, _) => format!("no node has all of {skills}{hint}"),
-                (1, 1) => format!("no node has skill {skills}{hint}"),
-                _ => format!("no node has skill {}{hint}", quote_list(&missing)),
+            let missing: Vec<String> = required
+                .iter()
+                .filter(|s| !self.registry.anyone_has(s) && !unavailable.iter().any(|(_, skill, _)| skill == s))
+                .cloned()
+                .collect();
+            let cannot: Vec<String> = unavailable
+                .iter()
+                .map(|(node, skill, why)| match required.len() {
+                    1 => format!("`{node}` has it but cannot run it: {why}"),
+                    _ => format!("`{node}` has '{skill}' but cannot run it: {why}"),
+                })
+                .collect();
+            let cannot = cannot.join("; ");
+            return match (missing.len(), required.len(), unavailable.is_empty()) {
+                (0, _, true) => format!("no node has all of {skills}"),
+                (0, _, false) => format!("no node can run {noun} now: {cannot}"),
+                (1, 1, _) => format!("no node has skill {skills}"),
+                (_, _, true) => format!("no node has skill {}", quote_list(&missing)),
+                (_, _, false) => format!("no node has skill {}; {cannot}", quote_list(&missing)),
             };
         }
         let online: Vec<_> = holders.iter().filter(|n| n.online).collect();

@@ -22,8 +22,9 @@ use super::queue::{Group, PendingQueue, QueueKey};
 use super::registry::{check_name, clean_names};
 use super::{Core, Error, Now, Timer};
 use crate::model::{
-    ErrorCode, MAX_RETRIES, MAX_TASK_TIMEOUT, Outcome, Priority, ReportResponse, ResultReport, SubmitTask, Target,
-    TaskRef, TaskSpec, TaskState, TaskStatus, TaskType, Timestamp, validate_node_id,
+    CLIENT_KEY, DESCRIPTION, ErrorCode, LABEL, MAX_RETRIES, MAX_TASK_TIMEOUT, Outcome, Priority, ReportResponse,
+    ResultReport, SubmitTask, TASK_NAME, TASK_TIMEOUT_SECS, Target, TaskRef, TaskSpec, TaskState, TaskStatus, TaskType,
+    Timestamp, validate_node_id,
 };
 use crate::store::tasks::{ActiveRow, NewTask};
 use crate::util;
@@ -241,16 +242,14 @@ pub enum Cancel {
 
 /// The submission checked, with defaults applied.
 pub fn spec_of(req: SubmitTask, origin: &str, settings: &super::Settings) -> Result<TaskSpec, Error> {
-    let name = check_name("name", &req.name, 200)?;
-    if req.description.contains('\0') || req.description.len() > 100_000 {
-        return Err(Error::invalid("description", "at most 100000 bytes, without NUL characters"));
-    }
+    let name = check_name("name", &req.name, TASK_NAME)?;
+    DESCRIPTION.check(&req.description).map_err(|e| Error::invalid("description", e))?;
     if req.required_skills.is_empty() {
         return Err(Error::invalid("required_skills", "must name at least one skill"));
     }
     let timeout = match req.timeout {
         None => settings.default_timeout.as_secs_f64(),
-        Some(t) if t.is_finite() && t >= 1.0 && t <= MAX_TASK_TIMEOUT.as_secs_f64() => t,
+        Some(t) if TASK_TIMEOUT_SECS.contains(&t) => t,
         Some(t) => {
             return Err(Error::invalid(
                 "timeout",
@@ -267,8 +266,9 @@ pub fn spec_of(req: SubmitTask, origin: &str, settings: &super::Settings) -> Res
         Some(m @ Value::Object(_)) => m,
         Some(_) => return Err(Error::invalid("metadata", "must be a JSON object")),
     };
-    let user_id = req.user_id.as_deref().map(|u| check_name("user_id", u, 200)).transpose()?;
-    let idempotency_key = req.idempotency_key.as_deref().map(|k| check_name("idempotency_key", k, 200)).transpose()?;
+    let user_id = req.user_id.as_deref().map(|u| check_name("user_id", u, CLIENT_KEY)).transpose()?;
+    let idempotency_key =
+        req.idempotency_key.as_deref().map(|k| check_name("idempotency_key", k, CLIENT_KEY)).transpose()?;
     Ok(TaskSpec {
         name,
         description: req.description,
@@ -284,7 +284,7 @@ pub fn spec_of(req: SubmitTask, origin: &str, settings: &super::Settings) -> Res
         user_id,
         idempotency_key,
         target: req.target.map(check_target).transpose()?.filter(|t| !t.is_any()),
-        origin: check_name("origin", origin, 64)?,
+        origin: check_name("origin", origin, LABEL)?,
         retry_of: None,
     })
 }
@@ -297,7 +297,7 @@ fn check_target(t: Target) -> Result<Target, Error> {
         platform: t
             .platform
             .as_deref()
-            .map(|p| check_name("target.platform", p, 64))
+            .map(|p| check_name("target.platform", p, LABEL))
             .transpose()?
             .map(|p| p.to_lowercase()),
         tags: clean_names("target.tags", &t.tags)?,

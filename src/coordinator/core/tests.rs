@@ -640,6 +640,31 @@ fn unplaceable_names_why_and_ignores_nodes_that_are_only_full() {
     assert_eq!(why, "no online node has 'ocr' (gpu has it, offline for 3h)");
 }
 
+/// Issue 17, item 5: a skill a node has but cannot run read "no node has skill
+/// 'summarize' (`vm` has 'summarize' but cannot run it: …)". It says "cannot run", with
+/// the node's reason.
+#[test]
+fn a_skill_present_but_unavailable_reads_as_cannot_run() {
+    let mut sim = Sim::new();
+    let req = RegisterRequest {
+        node_id: Some("vm".into()),
+        hostname: "vm.local".into(),
+        platform: "linux".into(),
+        arch: "x64".into(),
+        available_skills: vec!["echo".into()],
+        unavailable_skills: Some([("summarize".to_string(), "the gateway is down".to_string())].into()),
+        max_concurrent_tasks: Some(2),
+        ..Default::default()
+    };
+    sim.core.register(req, Registrant::Join, None, sim.now).unwrap();
+    sim.commit();
+    let spec = |skills: &[&str]| spec_of(on(Target::default(), skills), "test", &settings()).unwrap();
+    let why = sim.core.unplaceable(&spec(&["summarize"]), sim.now.ms).unwrap();
+    assert_eq!(why, "no node can run 'summarize' now: `vm` has it but cannot run it: the gateway is down");
+    let why = sim.core.unplaceable(&spec(&["summarize", "ocr"]), sim.now.ms).unwrap();
+    assert_eq!(why, "no node has skill 'ocr'; `vm` has 'summarize' but cannot run it: the gateway is down");
+}
+
 /// One step of a random history.
 #[derive(Debug, Clone)]
 enum Op {

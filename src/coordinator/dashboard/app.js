@@ -6,7 +6,9 @@
 // - Live: `GET /api/v1/events` is read with fetch() and a stream reader (an EventSource
 //   cannot send a header). Task and node events patch the page and schedule a refetch of
 //   what they touch; a reconnect sends Last-Event-ID and resumes; a `gap` refetches all.
-//   While the stream is down the page polls every few seconds and says so.
+//   While the stream is down the page polls every few seconds and says so. The coordinator
+//   ends every stream at its lifetime (`event: error`, `stream_lifetime`); the event stream
+//   and a running task's output then resume at once from their last id.
 // - Every value from the API reaches the page through textContent, never as HTML.
 "use strict";
 
@@ -155,7 +157,16 @@ function showApp() {
 // ---- cluster summary ----
 
 function stat(label, value, sub) {
-  return el("div", { class: "stat" }, el("div", { class: "label" }, label), el("div", { class: "value" }, value), el("div", { class: "sub" }, sub));
+  return el("div", { class: "stat", "data-stat": label }, el("div", { class: "label" }, label), el("div", { class: "value" }, value), el("div", { class: "sub" }, sub));
+}
+
+// "6 completed, 2 failed, 1 timed out, 4 cancelled": the parts add up to the Ended count
+// (timed out and cancelled are named when there are any).
+function endedParts(n) {
+  const parts = [`${n("completed")} completed`, `${n("failed")} failed`];
+  if (n("timeout")) parts.push(`${n("timeout")} timed out`);
+  if (n("cancelled")) parts.push(`${n("cancelled")} cancelled`);
+  return parts.join(", ");
 }
 
 async function refreshSummary() {
@@ -167,7 +178,7 @@ async function refreshSummary() {
     stat("Slots in use", `${h.used_capacity} / ${h.total_capacity}`, `${Math.round(h.capacity_utilization)}% used, ${h.available_capacity} free`),
     stat("Waiting", n("pending") + n("scheduled"), `${n("pending")} pending, ${n("scheduled")} scheduled`),
     stat("Running", n("running"), "tasks on nodes now"),
-    stat("Ended", n("completed") + n("failed") + n("timeout") + n("cancelled"), `${n("completed")} completed, ${n("failed") + n("timeout")} failed`),
+    stat("Ended", n("completed") + n("failed") + n("timeout") + n("cancelled"), endedParts(n)),
   );
   const health = $("health");
   health.hidden = false;
@@ -350,22 +361,54 @@ async function showOutput(t) {
     }
     const ctl = new AbortController();
     state.output = ctl;
-    const r = await fetch(`${path}?follow=true`, { headers: { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" }, signal: ctl.signal });
-    if (!r.ok) throw new ApiError(r.status, ((await r.json().catch(() => ({}))).error || {}).code, `output answered ${r.status}`);
-    box.replaceChildren(el("span", { class: "note" }, "no output yet"));
+    // The stream resumes after the last line it showed: after a planned end (the
+    // coordinator's max_stream_lifetime, or a client that fell behind) at once, after a
+    // dropped connection with a growing delay, until the task's `end`.
+    let lastId = null;
     let first = true;
-    await readEvents(r, (ev) => {
-      if (ev.event === "output") {
-        if (first) box.replaceChildren();
-        first = false;
-        add(JSON.parse(ev.data));
+    let ended = false;
+    let delay = 500;
+    while (!ended) {
+      let planned = false;
+      try {
+        const headers = { Authorization: `Bearer ${state.token}`, Accept: "text/event-stream" };
+        if (lastId) headers["Last-Event-ID"] = lastId;
+        const r = await fetch(`${path}?follow=true`, { headers, signal: ctl.signal });
+        if (!r.ok) throw new ApiError(r.status, ((await r.json().catch(() => ({}))).error || {}).code, `output answered ${r.status}`);
+        if (first) box.replaceChildren(el("span", { class: "note" }, "no output yet"));
+        await readEvents(r, (ev) => {
+          if (ev.id) lastId = ev.id;
+          if (ev.event === "output") {
+            if (first) box.replaceChildren();
+            first = false;
+            add(JSON.parse(ev.data));
+          }
+          if (ev.event === "error") planned = resumeAtOnce(ev);
+          if (ev.event === "end") {
+            ended = true;
+            if (state.openTask === t.task_id) showTask(t.task_id);
+          }
+        });
+        delay = 500;
+      } catch (e) {
+        if (e.name === "AbortError" || e instanceof ApiError) throw e;
       }
-      if (ev.event === "end" && state.openTask === t.task_id) showTask(t.task_id);
-    });
+      if (!ended && !planned) {
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 10000);
+      }
+      if (ctl.signal.aborted) return;
+    }
   } catch (e) {
     if (e.name === "AbortError") return;
     box.replaceChildren(el("span", { class: "note" }, e.code === "not_found" ? "this coordinator does not keep task output" : `no output: ${e.message}`));
   }
+}
+
+// Whether an `error` event ends its stream on purpose, to be resumed at once from the last
+// id: `stream_lifetime` (coordinator.max_stream_lifetime) or `lagged`.
+function resumeAtOnce(ev) {
+  try { return ["stream_lifetime", "lagged"].includes(JSON.parse(ev.data).code); } catch { return false; }
 }
 
 function stopOutput() {
@@ -469,7 +512,13 @@ async function follow() {
       delay = 500;
       // What changed before the stream opened is fetched now (a resume gets it from the stream).
       if (!resumed) refreshAll();
-      await readEvents(r, onEvent);
+      let planned = false;
+      await readEvents(r, (ev) => {
+        if (ev.event === "error") planned = resumeAtOnce(ev);
+        onEvent(ev);
+      });
+      // A planned end (the stream's lifetime): resume at once, still live.
+      if (planned && !ctl.signal.aborted) continue;
     } catch (e) {
       if (ctl.signal.aborted) return;
     }
@@ -483,7 +532,7 @@ async function follow() {
 function onEvent(ev) {
   if (ev.id) state.lastEventId = ev.id;
   if (ev.event === "gap") return refreshAll();
-  if (ev.event === "error") return; // e.g. lagged: the stream ends, and follow() resumes from lastEventId
+  if (ev.event === "error") return; // lagged or stream_lifetime: the stream ends, and follow() resumes from lastEventId
   if (ev.event !== "task" && ev.event !== "node") return;
   let e;
   try { e = JSON.parse(ev.data); } catch { return; }
