@@ -16,9 +16,10 @@
 //!   limits a request may not break (each once, for the server's checks and the document).
 //! - [`openapi`]: the OpenAPI 3.1 document, built from the route table and the model's schemas
 //!   (and nothing of the server's).
-//! - [`store`]: SQLite: the single-writer group-commit path, reads, migrations, the file lock.
-//! - [`coordinator`]: the server: router, auth, registry, scheduler, assignments, metrics, the
-//!   web dashboard.
+//! - [`store`]: the stores behind the coordinator's store seam, chosen by `storage.type`:
+//!   SQLite (reads, the writer's transactions, migrations, the file lock).
+//! - [`coordinator`]: the server: router, auth, registry, scheduler, the store seam and its
+//!   group-commit writer, metrics, the web dashboard.
 //! - [`worker`]: the node agent: join, heartbeat, skill discovery, runners.
 //! - [`client`]: the typed HTTP client used by the worker and the CLI clients.
 //! - [`eventsource`]: reading Server-Sent Events (the event stream, followed output).

@@ -34,8 +34,8 @@ pub async fn run(config: &Config, args: BackupArgs) -> anyhow::Result<Exit> {
     };
     out.sync_all().await?;
     drop(out);
-    match crate::store::inspect(&partial) {
-        Ok(Some(crate::store::schema::State::At(version))) => {
+    match crate::store::sqlite::inspect(&partial) {
+        Ok(Some(crate::store::sqlite::schema::State::At(version))) => {
             std::fs::rename(&partial, &args.file)?;
             outln!("{} ({size} bytes, schema {version})", args.file.display());
             outln!(

@@ -9,7 +9,7 @@ use anyhow::Context;
 use crate::Exit;
 use crate::cli::MigrateArgs;
 use crate::config::Config;
-use crate::store::{StoreLock, schema};
+use crate::store::sqlite::{StoreLock, schema};
 
 pub fn run(config: &Config, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
     let path = &config.storage.path;
@@ -50,7 +50,7 @@ pub fn run(config: &Config, args: &MigrateArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(Exit::Ok.into());
     }
-    crate::store::prepare_dir(path)?;
+    crate::store::sqlite::prepare_dir(path)?;
     let _lock = StoreLock::acquire(path)?;
     let report = schema::migrate(path).with_context(|| format!("migrating {} failed", path.display()))?;
     if let Some(backup) = &report.backup {

@@ -160,7 +160,7 @@ fn event_line(e: &Event) -> String {
         EventKind::Node => e.node_id.as_deref().unwrap_or("-"),
     };
     let mut line = format!("{} {} {} {}", rfc3339(e.at.0), e.kind, subject, e.event);
-    if e.status != e.event {
+    if e.status != e.event.as_str() {
         line.push_str(&format!(" → {}", e.status));
     }
     if e.kind == EventKind::Task {
@@ -283,7 +283,7 @@ mod tests {
             id: 9,
             at: Timestamp(1_771_257_600_123),
             kind: EventKind::Task,
-            event: "failed".into(),
+            event: crate::model::TaskTransition::Failed.into(),
             task_id: Some("task_1".into()),
             node_id: Some("w1".into()),
             status: "pending".into(),
@@ -297,7 +297,7 @@ mod tests {
         );
         let n = Event {
             kind: EventKind::Node,
-            event: "online".into(),
+            event: crate::model::NodeTransition::Online.into(),
             status: "online".into(),
             task_id: None,
             attempt: None,

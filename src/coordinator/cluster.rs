@@ -1,6 +1,7 @@
 //! [`Cluster`]: the one door into the coordinator's state, used by the HTTP handlers and
 //! the background loops (and by every future transport). It owns the state machine behind
-//! its mutex, the store (reads) and its writer, and the event bus.
+//! its mutex, the store (reads, through the seam in [`super::store`]) and its writer, and
+//! the event bus.
 //!
 //! The durability rule lives here, once: [`Cluster::mutate`] runs a transition under the
 //! lock, queues the batch of writes it produced inside the same critical section (so the
@@ -21,21 +22,20 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::Tokens;
-use super::core::registry::Registrant;
-use super::core::tasks::{Cancel, Report, spec_of};
+use super::core::nodes::Registrant;
+use super::core::tasks::{Cancel, Report};
+use super::core::validate::task_spec;
 use super::core::{Core, Error, Now};
 use super::feeds::{EventFeed, OutputFeed, OutputNews};
 use super::metrics::Metrics;
+use super::store::{EventFilter, ListFilter, Store, StoreError, Write, Writer};
 use crate::api::TaskQuery;
 use crate::config::Config;
 use crate::model::{
-    Assignment, ErrorCode, Event, EventKind, HeartbeatRequest, HeartbeatResponse, OutputAck, OutputBatch, PollRequest,
+    Assignment, ErrorCode, Event, HeartbeatRequest, HeartbeatResponse, OutputAck, OutputBatch, PollRequest,
     PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, SubmitTask, Task, TaskList,
     TaskOutput, TaskSpec, TaskStatus,
 };
-use crate::store::events::Filter;
-use crate::store::tasks::ListFilter;
-use crate::store::{Store, StoreError, Writer};
 use crate::util::lock;
 
 /// How many events the bus keeps for subscribers that fall behind.
@@ -66,7 +66,8 @@ pub struct Cluster {
     config: Config,
     /// A std mutex, not tokio's: held only for short synchronous sections.
     core: Mutex<Core>,
-    store: Store,
+    /// Where the state is kept (reads; writes go through `writer`).
+    store: Arc<dyn Store>,
     writer: Writer,
     metrics: Arc<Metrics>,
     /// The admin and join tokens, for the auth check of every door.
@@ -93,7 +94,7 @@ pub(super) fn store_error(err: StoreError) -> Error {
             ErrorCode::Unavailable,
             format!("the coordinator cannot write to its database ({e}) and is stopping; try again after it restarts"),
         ),
-        err => Error::new(ErrorCode::Internal, format!("the store failed: {err}")),
+        err @ StoreError::Backend(_) => Error::new(ErrorCode::Internal, format!("the store failed: {err}")),
     }
 }
 
@@ -101,7 +102,7 @@ impl Cluster {
     pub fn new(
         config: Config,
         core: Core,
-        store: Store,
+        store: Arc<dyn Store>,
         writer: Writer,
         tokens: Tokens,
         metrics: Arc<Metrics>,
@@ -169,13 +170,17 @@ impl Cluster {
                 .iter()
                 .map(|o| OutputNews::Lines { task_id: o.task_id.as_str().into(), lines: o.lines.clone() })
                 .collect();
-            news.extend(events.iter().filter(|e| e.kind == EventKind::Task).filter_map(|e| {
-                let status = e.status.parse::<TaskStatus>().ok().filter(|s| s.is_terminal())?;
-                Some(OutputNews::Ended { task_id: e.task_id.as_deref()?.into(), status })
-            }));
+            // A task's state is in a batch as it ends, and never again.
+            news.extend(
+                batch
+                    .task_states
+                    .iter()
+                    .filter(|(_, s)| s.status.is_terminal())
+                    .map(|(id, s)| OutputNews::Ended { task_id: id.as_str().into(), status: s.status }),
+            );
             let (tx, out) = (self.events.clone(), self.output.clone());
             self.writer.queue(
-                Box::new(move |c| batch.apply(c)),
+                Write::Batch(batch),
                 Some(Box::new(move || {
                     for e in events {
                         let _ = tx.send(e);
@@ -236,14 +241,14 @@ impl Cluster {
         let mut core = self.lock();
         let batch = core.take_liveness();
         if !batch.is_empty() {
-            self.writer.queue(Box::new(move |c| crate::store::nodes::update_liveness(c, &batch)), None);
+            self.writer.queue(Write::Liveness(batch), None);
         }
     }
 
-    /// Queues a raw write in memory order (retention).
-    pub fn write(&self, op: crate::store::WriteOp) -> u64 {
+    /// Queues a write in memory order (retention).
+    pub fn write(&self, write: Write) -> u64 {
         let _core = self.lock();
-        self.writer.queue(op, None)
+        self.writer.queue(write, None)
     }
 
     /// Waits for one write.
@@ -251,11 +256,17 @@ impl Cluster {
         self.writer.committed(seq).await.map_err(store_error)
     }
 
+    /// Where the store keeps the state, for messages.
+    pub fn store_location(&self) -> String {
+        self.store.location()
+    }
+
+    /// A read of the store, on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T> + Send + 'static,
+        f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Error> {
-        self.store.read(move |c| Ok(f(c)?)).await.map_err(store_error)
+        super::store::blocking(&self.store, f).await.map_err(store_error)
     }
 
     /// Registers a node.
@@ -289,7 +300,7 @@ impl Cluster {
         let reject = req.reject_unplaceable;
         let spec = {
             let core = self.lock();
-            spec_of(SubmitTask { idempotency_key: key, ..req }, origin, core.settings())?
+            task_spec(SubmitTask { idempotency_key: key, ..req }, origin, core.settings())?
         };
         // The key as kept (trimmed): the one the store's unique index holds. Looking up the
         // key as sent instead let ` k` and `k` both insert, and the second insert's
@@ -302,9 +313,9 @@ impl Cluster {
         let answer = {
             let _turn = gate.lock().await;
             let k = key.clone();
-            match self.read(move |c| crate::store::tasks::by_idempotency_key(c, &k)).await? {
-                Some((_, first)) if same_submission(&first.spec, &spec) => Ok((self.overlay(first), false)),
-                Some((_, first)) => Err(Error::new(
+            match self.read(move |s| s.task_by_idempotency_key(&k)).await? {
+                Some(first) if same_submission(&first.spec, &spec) => Ok((self.overlay(first), false)),
+                Some(first) => Err(Error::new(
                     ErrorCode::IdempotencyConflict,
                     format!(
                         "idempotency key `{key}` was used for task {} with a different submission; use another key, or submit exactly what was sent then",
@@ -341,15 +352,10 @@ impl Cluster {
             self.settled().await?;
         }
         let key = id.to_string();
-        let (row, events) = self
-            .read(move |c| {
-                let row = crate::store::tasks::get(c, &key)?;
-                let events = if with_events { Some(crate::store::events::for_task(c, &key)?) } else { None };
-                Ok((row, events))
-            })
-            .await?;
-        let Some((_, task)) = row else { return Err(Error::unknown_task(id)) };
-        Ok(Task { events, ..self.overlay(task) })
+        let Some(task) = self.read(move |s| s.task(&key, with_events)).await? else {
+            return Err(Error::unknown_task(id));
+        };
+        Ok(self.overlay(task))
     }
 
     /// A page of tasks, newest first.
@@ -358,7 +364,7 @@ impl Cluster {
         let limit = q.page_limit().map_err(invalid)?;
         let before_seq = q.position().map_err(invalid)?;
         let filter = ListFilter { status: q.status, node: q.node, skill: q.skill, before_seq, limit };
-        let rows = self.read(move |c| crate::store::tasks::list(c, &filter)).await?;
+        let rows = self.read(move |s| s.tasks(&filter)).await?;
         let next =
             (rows.len() == limit as usize).then(|| rows.last().map(|(seq, _)| crate::model::cursor(*seq))).flatten();
         let now = crate::util::now_ms();
@@ -482,21 +488,19 @@ impl Cluster {
     /// The assignments of handouts, with their names and parameters from the store.
     async fn assignments(&self, handouts: Vec<super::core::tasks::Handout>) -> Result<Vec<Assignment>, Error> {
         let ids: Vec<String> = handouts.iter().map(|h| h.task_id.clone()).collect();
-        let mut details = self
-            .read(move |c| crate::store::tasks::handout(c, &ids.iter().map(String::as_str).collect::<Vec<_>>()))
-            .await?;
+        let mut texts = self.read(move |s| s.handout_texts(&ids)).await?;
         Ok(handouts
             .into_iter()
             .filter_map(|h| {
-                let (name, description, parameters) = details.remove(&h.task_id)?;
+                let text = texts.remove(&h.task_id)?;
                 Some(Assignment {
                     task_id: h.task_id,
                     attempt: h.attempt,
-                    name,
-                    description,
+                    name: text.name,
+                    description: text.description,
                     skill: h.skill,
                     required_skills: h.required_skills,
-                    parameters,
+                    parameters: text.parameters,
                     timeout: h.timeout,
                     priority: h.priority,
                 })
@@ -551,7 +555,7 @@ impl Cluster {
 
     /// The cluster's health with task counts from the store, and the transport's state.
     pub async fn cluster_health(&self) -> Result<crate::model::ClusterHealth, Error> {
-        let counts: BTreeMap<String, u64> = self.read(crate::store::tasks::count_by_status).await?;
+        let counts: BTreeMap<String, u64> = self.read(|s| s.count_by_status()).await?;
         let mut health = self.view(|core| core.registry().cluster_health(counts, Now::get()));
         if let Some(transport) = self.transport.get() {
             transport.health(&mut health);
@@ -562,39 +566,28 @@ impl Cluster {
     /// The id of the last committed event (0 when there is none).
     pub async fn last_event_id(&self) -> Result<u64, Error> {
         self.settled().await?;
-        self.read(crate::store::events::max_id).await
+        Ok(self.read(|s| s.event_bounds()).await?.map_or(0, |(_, newest)| newest))
     }
 
-    /// A consistent copy of the store in a new file beside it (the caller streams it and
-    /// removes it). Every change acknowledged before the call is in it.
+    /// A consistent copy of the store in a new file (the caller streams it and removes
+    /// it). Every change acknowledged before the call is in it.
     pub async fn backup(&self) -> Result<std::path::PathBuf, Error> {
         self.settled().await?;
-        let db = &self.config.storage.path;
-        let name = db.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "cluster.db".into());
-        let to = db.with_file_name(format!(
-            "{name}.backup-{}-{}.tmp",
-            crate::util::now_ms(),
-            &crate::util::new_secret()[..8]
-        ));
-        let path = to.clone();
-        self.read(move |c| crate::store::backup_into(c, &path)).await.inspect_err(|_| {
-            let _ = std::fs::remove_file(&to);
-        })?;
-        Ok(to)
+        self.read(|s| s.backup()).await
     }
 
     /// Committed events after `after` from the store, oldest first (for resuming).
     pub async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<Event>, Error> {
-        self.read(move |c| crate::store::events::after(c, after, &Filter::default(), limit)).await
+        self.read(move |s| s.events_after(after, &EventFilter::default(), limit)).await
     }
 
     /// The events that match `filter`: with `after`, every stored one after it first (and
     /// a gap when some were purged), then live ones; without, live ones from now on.
-    pub async fn events(&self, filter: Filter, after: Option<u64>) -> Result<EventFeed, Error> {
+    pub async fn events(&self, filter: EventFilter, after: Option<u64>) -> Result<EventFeed, Error> {
         // Subscribe before reading the store: see `feeds`.
         let rx = self.subscribe();
         let Some(after) = after else { return Ok(EventFeed::live(rx, self.store.clone(), filter)) };
-        let bounds = self.read(crate::store::events::bounds).await?;
+        let bounds = self.read(|s| s.event_bounds()).await?;
         Ok(EventFeed::resume(rx, self.store.clone(), filter, after, bounds))
     }
 
@@ -628,7 +621,7 @@ impl Cluster {
         // The status first: once it says ended, every line is on disk.
         let task = self.task(task_id, false).await?;
         let key = task_id.to_string();
-        let tail = self.read(move |c| crate::store::output::read(c, &key, after)).await?;
+        let tail = self.read(move |s| s.output(&key, after)).await?;
         Ok(TaskOutput {
             task_id: task.task_id,
             attempt: tail.attempt.map(|(attempt, _)| attempt).unwrap_or(task.state.attempt),
@@ -645,7 +638,7 @@ impl Cluster {
         let task = self.task(task_id, false).await?;
         let ended = Some(task.state.status).filter(|s| s.is_terminal());
         let key = task_id.to_string();
-        let tail = self.read(move |c| crate::store::output::read(c, &key, after)).await?;
+        let tail = self.read(move |s| s.output(&key, after)).await?;
         Ok(OutputFeed::new(rx, task_id, after, tail.lines, ended))
     }
 }

@@ -18,9 +18,8 @@ use std::sync::Arc;
 use tokio::sync::broadcast::{self, error::RecvError};
 
 use super::core::Error;
+use super::store::{EventFilter, Store};
 use crate::model::{Event, OutputLine, TaskStatus};
-use crate::store::Store;
-use crate::store::events::Filter;
 
 /// How many stored events a replay reads at a time.
 const REPLAY_PAGE: u32 = 500;
@@ -52,9 +51,9 @@ pub enum EventItem {
 
 /// Task and node events after a resume point, then live ones.
 pub struct EventFeed {
-    store: Store,
+    store: Arc<dyn Store>,
     rx: broadcast::Receiver<Event>,
-    filter: Filter,
+    filter: EventFilter,
     /// The id of the last event given (or skipped by the filter).
     cursor: u64,
     /// Stored events read but not given yet.
@@ -67,7 +66,7 @@ pub struct EventFeed {
 
 impl EventFeed {
     /// Live events only, from the subscription on.
-    pub(super) fn live(rx: broadcast::Receiver<Event>, store: Store, filter: Filter) -> EventFeed {
+    pub(super) fn live(rx: broadcast::Receiver<Event>, store: Arc<dyn Store>, filter: EventFilter) -> EventFeed {
         EventFeed { store, rx, filter, cursor: 0, backlog: VecDeque::new(), replaying: false, gap: None, ended: false }
     }
 
@@ -75,8 +74,8 @@ impl EventFeed {
     /// stored ids, read after `rx` subscribed.
     pub(super) fn resume(
         rx: broadcast::Receiver<Event>,
-        store: Store,
-        filter: Filter,
+        store: Arc<dyn Store>,
+        filter: EventFilter,
         after: u64,
         bounds: Option<(u64, u64)>,
     ) -> EventFeed {
@@ -106,7 +105,7 @@ impl EventFeed {
             if self.replaying {
                 let (after, filter) = (self.cursor, self.filter.clone());
                 let page =
-                    self.store.read(move |c| Ok(crate::store::events::after(c, after, &filter, REPLAY_PAGE)?)).await;
+                    super::store::blocking(&self.store, move |s| s.events_after(after, &filter, REPLAY_PAGE)).await;
                 match page {
                     Ok(page) => {
                         self.replaying = page.len() == REPLAY_PAGE as usize;
@@ -214,14 +213,15 @@ impl OutputFeed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{EventKind, Timestamp};
+    use crate::coordinator::store::{Batch, NewTask, Write};
+    use crate::model::{EventKind, NodeTransition, TaskTransition, Timestamp};
 
     fn event(id: u64) -> Event {
         Event {
             id,
             at: Timestamp(0),
             kind: if id.is_multiple_of(3) { EventKind::Node } else { EventKind::Task },
-            event: "x".into(),
+            event: if id.is_multiple_of(3) { NodeTransition::Online.into() } else { TaskTransition::Submitted.into() },
             task_id: (!id.is_multiple_of(3)).then(|| format!("t{}", id % 2)),
             node_id: Some("n".into()),
             status: "pending".into(),
@@ -231,18 +231,21 @@ mod tests {
         }
     }
 
-    /// A store holding events `stored`, and a bus that already carries `live` (subscribed
-    /// before the store was read, as `Cluster::events` does).
-    fn setup(stored: std::ops::RangeInclusive<u64>) -> (tempfile::TempDir, Store, broadcast::Sender<Event>) {
+    /// A store holding tasks t0 and t1 and events `stored`, and a bus (whose receivers
+    /// subscribe before the store is read, as `Cluster::events` does).
+    fn setup(stored: std::ops::RangeInclusive<u64>) -> (tempfile::TempDir, Arc<dyn Store>, broadcast::Sender<Event>) {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cluster.db");
-        let store = Store::open(&path).unwrap();
-        let c = rusqlite::Connection::open(&path).unwrap();
-        c.execute("INSERT INTO tasks (task_id, seq, name, task_type, priority, required_skills, timeout_ms, max_retries, status, submitted_at) VALUES ('t0', 1, 't', 'batch', 2, '[]', 1, 0, 'pending', 0), ('t1', 2, 't', 'batch', 2, '[]', 1, 0, 'pending', 0)", []).unwrap();
-        for id in stored {
-            crate::store::events::insert(&c, &event(id)).unwrap();
-        }
-        (dir, store, broadcast::channel(64).0)
+        let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("cluster.db")).unwrap();
+        let settings = crate::coordinator::core::Settings::from_config(&crate::config::Config::default());
+        let submit =
+            crate::model::SubmitTask { name: "t".into(), required_skills: vec!["x".into()], ..Default::default() };
+        let spec = crate::coordinator::core::validate::task_spec(submit, "test", &settings).unwrap();
+        let new_tasks = (0..2)
+            .map(|i| NewTask { task_id: format!("t{i}"), seq: i + 1, spec: spec.clone(), submitted_at: 0 })
+            .collect();
+        let batch = Batch { new_tasks, events: stored.map(event).collect(), ..Batch::default() };
+        store.write_session().unwrap().commit(&mut std::iter::once(&Write::Batch(batch))).unwrap();
+        (dir, Arc::new(store), broadcast::channel(64).0)
     }
 
     async fn drain(feed: &mut EventFeed, until: u64) -> Vec<u64> {
@@ -264,7 +267,7 @@ mod tests {
         for id in 8..=1200 {
             bus.send(event(id)).unwrap_or_default();
         }
-        let mut feed = EventFeed::resume(rx, store.clone(), Filter::default(), 5, Some((1, 10)));
+        let mut feed = EventFeed::resume(rx, store.clone(), EventFilter::default(), 5, Some((1, 10)));
         // The bus holds 64: more than that since the subscription is a lag, not a gap.
         assert_eq!(drain(&mut feed, 10).await, (6..=10).collect::<Vec<_>>());
         assert!(matches!(feed.next().await, Some(EventItem::Lagged { .. })));
@@ -274,14 +277,14 @@ mod tests {
         for id in 8..=20 {
             bus.send(event(id)).unwrap();
         }
-        let mut feed = EventFeed::resume(rx, store.clone(), Filter::default(), 5, Some((1, 10)));
+        let mut feed = EventFeed::resume(rx, store.clone(), EventFilter::default(), 5, Some((1, 10)));
         assert_eq!(drain(&mut feed, 20).await, (6..=20).collect::<Vec<_>>());
 
         let rx = bus.subscribe();
         for id in 8..=20 {
             bus.send(event(id)).unwrap();
         }
-        let only_t1 = Filter { task: Some("t1".into()), ..Filter::default() };
+        let only_t1 = EventFilter { task: Some("t1".into()), ..EventFilter::default() };
         let mut feed = EventFeed::resume(rx, store, only_t1, 0, Some((1, 10)));
         let want: Vec<u64> = (1..=20u64).filter(|i| !i.is_multiple_of(3) && !i.is_multiple_of(2)).collect();
         assert_eq!(drain(&mut feed, 19).await, want);
@@ -290,12 +293,12 @@ mod tests {
     #[tokio::test]
     async fn a_gap_is_told_and_a_resume_point_beyond_the_store_means_from_now_on() {
         let (_dir, store, bus) = setup(4..=10);
-        let mut feed = EventFeed::resume(bus.subscribe(), store.clone(), Filter::default(), 1, Some((4, 10)));
+        let mut feed = EventFeed::resume(bus.subscribe(), store.clone(), EventFilter::default(), 1, Some((4, 10)));
         assert_eq!(feed.next().await, Some(EventItem::Gap { oldest: 4 }));
         assert_eq!(drain(&mut feed, 10).await, (4..=10).collect::<Vec<_>>());
-        let mut feed = EventFeed::resume(bus.subscribe(), store.clone(), Filter::default(), 3, Some((4, 10)));
+        let mut feed = EventFeed::resume(bus.subscribe(), store.clone(), EventFilter::default(), 3, Some((4, 10)));
         assert_eq!(feed.next().await, Some(EventItem::Event(event(4))));
-        let mut feed = EventFeed::resume(bus.subscribe(), store, Filter::default(), 5000, Some((4, 10)));
+        let mut feed = EventFeed::resume(bus.subscribe(), store, EventFilter::default(), 5000, Some((4, 10)));
         bus.send(event(11)).unwrap();
         assert_eq!(feed.next().await, Some(EventItem::Event(event(11))));
     }

@@ -9,16 +9,16 @@ use hyper::StatusCode;
 
 use super::auth::Caller;
 use super::cluster::Cluster;
-use super::core::registry::Registrant;
+use super::core::nodes::Registrant;
 use super::error::ApiError;
 use super::http::{Request, Response, json};
 use super::mcp::Door;
+use super::store::EventFilter;
 use crate::api::Route;
 use crate::model::{
     CLAIMABLE_ORIGINS, ErrorCode, HeartbeatRequest, OutputBatch, PollRequest, ResultReport, Role, ServiceHealth,
     StartReport, SubmitTask, TaskStatus, Timestamp, Whoami,
 };
-use crate::store::events::Filter;
 
 /// Runs a route (`/mcp` goes to the MCP door, which calls the cluster itself).
 pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Result<Response, ApiError> {
@@ -110,7 +110,8 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
             Ok(super::sse::respond(feed, permit, &req.connection, cluster.shared_metrics()))
         }
         Route::Events(q) => {
-            let filter = Filter { task: q.task.clone(), node: q.node.clone(), skill: q.skill.clone(), kind: q.kind };
+            let filter =
+                EventFilter { task: q.task.clone(), node: q.node.clone(), skill: q.skill.clone(), kind: q.kind };
             let after = last_event_id(&req)?.or(q.after);
             let permit = req.stream_permit()?;
             let feed = cluster.events(filter, after).await?;

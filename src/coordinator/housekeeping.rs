@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::cluster::Cluster;
+use super::store::Write;
 
 /// Acts on deadlines as they come due.
 pub async fn timer_loop(cluster: Arc<Cluster>, shutdown: CancellationToken) {
@@ -67,13 +68,8 @@ pub async fn retention_loop(cluster: Arc<Cluster>, shutdown: CancellationToken) 
         }
         let before = crate::util::now_ms() - i64::from(days) * 86_400_000;
         loop {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let seq = cluster.write(Box::new(move |c| {
-                let tasks = crate::store::tasks::purge_ended(c, before, 500)?;
-                let events = crate::store::events::purge_node_events(c, before, 500)?;
-                let _ = tx.send(tasks.max(events));
-                Ok(())
-            }));
+            let (purged, rx) = std::sync::mpsc::channel();
+            let seq = cluster.write(Write::Purge { before_ms: before, limit: 500, purged });
             if cluster.committed(seq).await.is_err() {
                 return;
             }

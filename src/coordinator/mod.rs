@@ -2,14 +2,16 @@
 //!
 //! Layers, each using only the one below: the HTTP server ([`http`], [`handlers`],
 //! [`auth`], [`error`]; [`mcp`] for `/mcp`) → [`cluster::Cluster`], the one door into the
-//! state → the state machine ([`core`]) and the store (`crate::store`).
+//! state → the state machine ([`core`]) and the store, through the seam the coordinator
+//! owns ([`store`]; the stores themselves are `crate::store`).
 //!
-//! [`Coordinator::start`] takes the store lock, opens the store, loads tokens and the state
-//! (nodes, active tasks) and starts the background loops and the transports it is given
-//! (doors to workers besides HTTP, [`cluster::TransportPlug`]; `crate::transport` has
-//! them); [`Coordinator::serve`] answers HTTP on a listener it is given until the shutdown
-//! token fires, then stops the loops, flushes, closes the writer and releases the lock. A store write that fails stops the
-//! coordinator through the same path, and `serve` returns the error (exit code 1).
+//! [`Coordinator::start`] opens the configured store (for SQLite: the lock first), loads
+//! tokens and the state (nodes, active tasks) and starts the background loops and the
+//! transports it is given (doors to workers besides HTTP, [`cluster::TransportPlug`];
+//! `crate::transport` has them); [`Coordinator::serve`] answers HTTP on a listener it is
+//! given until the shutdown token fires, then stops the loops, flushes, closes the writer
+//! and releases the lock. A store write that fails stops the coordinator through the same
+//! path, and `serve` returns the error (exit code 1).
 
 pub mod auth;
 pub mod cluster;
@@ -24,6 +26,7 @@ pub mod http;
 pub mod mcp;
 pub mod metrics;
 pub mod sse;
+pub mod store;
 pub mod stream_limits;
 pub mod tls;
 
@@ -35,8 +38,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use self::core::{Core, Now, Settings};
+use self::store::Writer;
 use crate::config::Config;
-use crate::store::{Store, StoreLock, Writer};
 use cluster::{Cluster, TransportPlug};
 
 /// A started coordinator, ready to serve.
@@ -48,70 +51,54 @@ pub struct Coordinator {
     tls: Option<tokio_rustls::TlsAcceptor>,
     /// Why the store stopped, when a write failed.
     failure: Arc<Mutex<Option<String>>>,
-    _lock: StoreLock,
+    /// What the store needs held while it is used (the SQLite file's lock), released when
+    /// the coordinator stops, after its last write.
+    _guard: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl Coordinator {
-    /// Locks and opens the store, loads the state, starts the background loops and the
-    /// transports that the config turns on.
+    /// Opens the store, loads the state, starts the background loops and the transports
+    /// that the config turns on.
     pub async fn start(
         config: Config,
         shutdown: CancellationToken,
         transports: &[TransportPlug],
     ) -> anyhow::Result<Coordinator> {
         check_auth_off(&config)?;
-        let path = config.storage.path.clone();
-        crate::store::prepare_dir(&path).map_err(|e| match &e {
-            crate::store::StoreError::Io { path, source } => {
-                crate::store::probe::from_io(path, source).map_or_else(|| e.into(), anyhow::Error::new)
-            }
-            _ => anyhow::Error::new(e),
-        })?;
         // Before anything answers: a coordinator that cannot write stops here (exit 3).
-        crate::store::probe::check_files(&path)?;
-        let lock = StoreLock::acquire(&path)?;
-        let store = tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || {
-                Store::open(&path).map_err(|e| match e {
-                    // These do not name the file themselves.
-                    crate::store::StoreError::Sqlite(_)
-                    | crate::store::StoreError::Pool(_)
-                    | crate::store::StoreError::Migration(_) => {
-                        anyhow::anyhow!("cannot open store at {}: {e}", path.display())
-                    }
-                    named => named.into(),
-                })
-            }
+        let crate::store::Opened { store, guard } = tokio::task::spawn_blocking({
+            let storage = config.storage.clone();
+            move || crate::store::open(&storage)
         })
         .await??;
-        tokio::task::spawn_blocking({
-            let path = path.clone();
-            move || crate::store::probe::check_database(&path)
-        })
-        .await??;
+        let location = store.location();
         let tokens = auth::Tokens::load_or_create(&config)?;
         let tls = match (&config.coordinator.tls_cert, &config.coordinator.tls_key) {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
             _ => None,
         };
         let failure = Arc::new(Mutex::new(None));
-        let (writer, writer_task) = store.start_writer({
+        let session = tokio::task::spawn_blocking({
+            let store = store.clone();
+            move || store.write_session()
+        })
+        .await?
+        .map_err(|e| anyhow::anyhow!("cannot open the store at {location} for writing: {e}"))?;
+        let (writer, writer_task) = Writer::start(session, {
             let failure = failure.clone();
             let shutdown = shutdown.clone();
             move |message| {
                 *crate::util::lock(&failure) = Some(message);
                 shutdown.cancel();
             }
-        })?;
+        });
         let metrics = Arc::new(metrics::Metrics::new());
-        let snapshot = store
-            .read(|c| Ok(crate::store::snapshot(c)?))
+        let snapshot = store::blocking(&store, |s| s.snapshot())
             .await
-            .map_err(|e| anyhow::anyhow!("cannot load the cluster state from the store at {}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot load the cluster state from the store at {location}: {e}"))?;
         let (n_nodes, n_tasks) = (snapshot.nodes.len(), snapshot.tasks.len());
         let core = Core::restore(Settings::from_config(&config), metrics.clone(), snapshot, Now::get());
-        tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %path.display(), "store opened; known nodes are offline until they heartbeat");
+        tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %location, "store opened; known nodes are offline until they heartbeat");
 
         let cluster = Arc::new(Cluster::new(config, core, store, writer.clone(), tokens, metrics, shutdown.clone()));
         // Tasks whose node is gone were requeued while loading: write that down.
@@ -123,7 +110,7 @@ impl Coordinator {
         ];
         // The other doors for workers (and their event feeds) that the config turns on.
         loops.extend(transports.iter().filter_map(|start| start(&cluster, shutdown.clone())));
-        Ok(Coordinator { cluster, writer, writer_task, loops, tls, failure, _lock: lock })
+        Ok(Coordinator { cluster, writer, writer_task, loops, tls, failure, _guard: guard })
     }
 
     /// Serves HTTP on `listener` until the shutdown token fires, then winds down: in-flight
@@ -152,7 +139,7 @@ impl Coordinator {
         if let Some(message) = crate::util::lock(&self.failure).take() {
             anyhow::bail!(
                 "stopped: a write to the database at {} failed ({message}); nothing unwritten was acknowledged — fix the cause (disk full? read-only?) and start again",
-                self.cluster.config().storage.path.display()
+                self.cluster.store_location()
             );
         }
         flushed.map_err(|e| anyhow::anyhow!("final flush to the store failed: {e}"))?;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
 use super::limits::{lenient, schema_type, string, trimmed_pattern};
-use super::{OutputStream, TaskStatus, Timestamp};
+use super::{Outcome, OutputStream, TaskStatus, Timestamp};
 
 /// A line of a task's output as it is kept and shown. `seq` numbers the lines of a task
 /// from 1, across attempts, in order; lines dropped to keep the tail within
@@ -104,17 +104,141 @@ impl<'de> Deserialize<'de> for EventKind {
     }
 }
 
+string_enum! {
+    /// What happened to a task: the `event` of a `task` event.
+    TaskTransition {
+        Submitted = "submitted",
+        Scheduled = "scheduled",
+        Running = "running",
+        Completed = "completed",
+        Failed = "failed",
+        Timeout = "timeout",
+        CancelRequested = "cancel_requested",
+        Cancelled = "cancelled",
+    }
+}
+
+impl From<Outcome> for TaskTransition {
+    /// The event of a task that ended this way.
+    fn from(o: Outcome) -> TaskTransition {
+        match o {
+            Outcome::Completed => TaskTransition::Completed,
+            Outcome::Failed => TaskTransition::Failed,
+            Outcome::Timeout => TaskTransition::Timeout,
+            Outcome::Cancelled => TaskTransition::Cancelled,
+        }
+    }
+}
+
+string_enum! {
+    /// What happened to a node: the `event` of a `node` event.
+    NodeTransition {
+        Registered = "registered",
+        Online = "online",
+        Offline = "offline",
+        Drained = "drained",
+        Undrained = "undrained",
+        SkillsChanged = "skills_changed",
+        SecretRotated = "secret_rotated",
+        Left = "left",
+        Forgotten = "forgotten",
+    }
+}
+
+/// The name of an event: a task's or a node's transition. On the wire it is the bare
+/// name (`"scheduled"`, `"offline"`): the two lists share no name, so a name alone says
+/// which kind it is. Whoever acts on an event matches on this, exhaustively, so a renamed
+/// or a new transition is a compile error there, never a silently missed event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transition {
+    Task(TaskTransition),
+    Node(NodeTransition),
+}
+
+impl Transition {
+    /// The kind of event that carries this name.
+    pub fn kind(self) -> EventKind {
+        match self {
+            Transition::Task(_) => EventKind::Task,
+            Transition::Node(_) => EventKind::Node,
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transition::Task(t) => t.as_str(),
+            Transition::Node(n) => n.as_str(),
+        }
+    }
+
+    /// The name `text` has for events of `kind` (an error for a name of the other kind).
+    pub fn parse(kind: EventKind, text: &str) -> Result<Transition, String> {
+        match kind {
+            EventKind::Task => text.parse().map(Transition::Task),
+            EventKind::Node => text.parse().map(Transition::Node),
+        }
+    }
+}
+
+impl From<TaskTransition> for Transition {
+    fn from(t: TaskTransition) -> Transition {
+        Transition::Task(t)
+    }
+}
+
+impl From<NodeTransition> for Transition {
+    fn from(n: NodeTransition) -> Transition {
+        Transition::Node(n)
+    }
+}
+
+impl std::fmt::Display for Transition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Transition {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Transition, String> {
+        Transition::parse(EventKind::Task, s).or_else(|_| Transition::parse(EventKind::Node, s)).map_err(|_| {
+            let names: Vec<&str> = TaskTransition::ALL
+                .iter()
+                .map(|t| t.as_str())
+                .chain(NodeTransition::ALL.iter().map(|n| n.as_str()))
+                .collect();
+            format!("`{s}` is not one of {}", names.join(", "))
+        })
+    }
+}
+
+impl Serialize for Transition {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Transition {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One transition of a task or a node, as recorded and streamed. Ids increase in commit
 /// order: resuming after id N gives every later event exactly once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     pub id: u64,
     pub at: Timestamp,
+    // Always `event.kind()` (the core sets both from the transition; not a doc comment,
+    // which would change the OpenAPI document).
     pub kind: EventKind,
     /// Tasks: submitted, scheduled, running, completed, failed, timeout, cancel_requested,
     /// cancelled. Nodes: registered, online, offline, drained, undrained, skills_changed,
     /// secret_rotated, left, forgotten.
-    pub event: String,
+    #[schema(value_type = String)]
+    pub event: Transition,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,4 +252,31 @@ pub struct Event {
     pub skill: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A name alone says which kind of event it is, and the document lists every name.
+    #[test]
+    fn transition_names_are_unique_and_documented() {
+        let names: Vec<Transition> = TaskTransition::ALL
+            .iter()
+            .map(|t| Transition::from(*t))
+            .chain(NodeTransition::ALL.iter().map(|n| Transition::from(*n)))
+            .collect();
+        let schema = serde_json::to_value(<Event as utoipa::PartialSchema>::schema()).unwrap();
+        let documented = schema["properties"]["event"]["description"].as_str().unwrap().to_string();
+        for name in &names {
+            assert_eq!(name.as_str().parse::<Transition>(), Ok(*name));
+            assert_eq!(Transition::parse(name.kind(), name.as_str()), Ok(*name));
+            assert_eq!(serde_json::to_value(name).unwrap(), serde_json::json!(name.as_str()));
+            assert!(
+                documented.split(|c: char| !c.is_ascii_alphabetic() && c != '_').any(|w| w == name.as_str()),
+                "`{name}` is missing from Event.event's description: {documented}"
+            );
+        }
+        assert!(Transition::parse(EventKind::Node, "scheduled").is_err());
+    }
 }

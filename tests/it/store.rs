@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use crate::support::{Cluster, Proc, Settings, cli, show};
 
-const INIT_SQL: &str = include_str!("../../src/store/migrations/0001_init.sql");
+const INIT_SQL: &str = include_str!("../../src/store/sqlite/migrations/0001_init.sql");
 
 fn user_version(db: &Path) -> i64 {
     Connection::open(db).unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap()
@@ -41,7 +41,7 @@ async fn a_new_database_is_created_at_the_current_schema_with_private_files() {
     use std::os::unix::fs::PermissionsExt;
     let cluster = Cluster::start().await;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-    assert_eq!(user_version(&cluster.db()), openclaw::store::schema::LATEST as i64);
+    assert_eq!(user_version(&cluster.db()), openclaw::store::sqlite::schema::LATEST as i64);
     assert_eq!(mode(&cluster.path().join("data")), 0o700);
     assert_eq!(mode(&cluster.db()), 0o600);
     assert_eq!(mode(&cluster.path().join("data/admin.token")), 0o600);
@@ -62,11 +62,11 @@ fn a_backup_copy_is_private_and_never_overwrites() {
     let conn = rusqlite::Connection::open(dir.path().join("db")).unwrap();
     conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);").unwrap();
     let copy = dir.path().join("copy");
-    openclaw::store::backup_into(&conn, &copy).unwrap();
+    openclaw::store::sqlite::backup_into(&conn, &copy).unwrap();
     assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o777, 0o600);
     let back = rusqlite::Connection::open(&copy).unwrap();
     assert_eq!(back.query_row("SELECT x FROM t", [], |r| r.get::<_, i64>(0)).unwrap(), 1);
-    assert!(openclaw::store::backup_into(&conn, &copy).is_err(), "an existing file is not overwritten");
+    assert!(openclaw::store::sqlite::backup_into(&conn, &copy).is_err(), "an existing file is not overwritten");
 }
 
 #[tokio::test]
@@ -82,7 +82,7 @@ async fn an_older_database_needs_migrate_which_backs_up_first_and_is_idempotent(
     assert_eq!(status.code(), Some(1), "{}", c.logs());
     assert!(
         c.err().contains("schema 1")
-            && c.err().contains(&format!("needs {}", openclaw::store::schema::LATEST))
+            && c.err().contains(&format!("needs {}", openclaw::store::sqlite::schema::LATEST))
             && c.err().contains("openclaw migrate"),
         "{}",
         c.logs()
@@ -108,7 +108,7 @@ async fn an_older_database_needs_migrate_which_backs_up_first_and_is_idempotent(
     let backup = Path::new(backup);
     assert_eq!(user_version(backup), 1, "the backup is the database as it was");
     assert_eq!((count(backup, "nodes"), count(backup, "tasks")), (1, 1));
-    assert_eq!(user_version(&db), openclaw::store::schema::LATEST as i64);
+    assert_eq!(user_version(&db), openclaw::store::sqlite::schema::LATEST as i64);
     assert_eq!((count(&db, "nodes"), count(&db, "tasks"), count(&db, "events")), (1, 1, 1), "migration kept the rows");
 
     let backups = |dir: &Path| {
@@ -226,7 +226,7 @@ async fn sigterm_stops_cleanly_with_database_and_tokens_intact() {
     let status = c.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(status.code(), Some(0), "{}", c.logs());
     assert!(c.out().contains("coordinator stopped"));
-    assert_eq!(user_version(&cluster.db()), openclaw::store::schema::LATEST as i64);
+    assert_eq!(user_version(&cluster.db()), openclaw::store::sqlite::schema::LATEST as i64);
     assert_eq!(count(&cluster.db(), "nodes"), 1);
     let integrity: String =
         Connection::open(cluster.db()).unwrap().query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();

@@ -6,7 +6,9 @@
 //! Invariants:
 //! - The owners of the data keep it consistent: [`registry::Registry`] (nodes, the secret
 //!   and skill indexes), [`tasks::Tasks`] (active tasks, the pending queue, waiters) and
-//!   [`timers::Timers`]; their fields are private to their files.
+//!   [`timers::Timers`]; their fields are private to their files. The transitions are
+//!   methods of [`Core`] beside them: [`nodes`] (registration, heartbeats, liveness),
+//!   [`tasks`] (the task lifecycle), [`scheduler`] (placement), [`output`] (task output).
 //! - Durability cannot be forgotten: the only mutable access to a task's state or a node's
 //!   durable record marks it dirty in its owner, and [`Core::take_batch`] turns everything
 //!   dirty, plus new tasks and recorded events, into one [`Batch`] of store writes. The
@@ -16,13 +18,16 @@
 //!   timer), or scheduled/running in its node's `assigned` set. Ended tasks live in the
 //!   store only.
 //! - Every transition is synchronous and takes the moment it happens ([`Now`]): no clock
-//!   is read inside, so tests drive it with simulated time.
+//!   is read inside, so tests drive it with simulated time. The one source of chance (the
+//!   `random` placement strategy) is the core's own generator, which tests seed.
 
+pub mod nodes;
 pub mod output;
 pub mod registry;
 pub mod scheduler;
 pub mod tasks;
 pub mod timers;
+pub mod validate;
 
 mod queue;
 #[cfg(test)]
@@ -31,14 +36,17 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use crate::config::{Config, Strategy};
-use crate::model::{ErrorCode, Event, EventKind, TaskState, Timestamp};
-use crate::store::nodes::NodeRecord;
-use crate::store::output::OutputWrite;
-use crate::store::tasks::NewTask;
+use crate::model::{ErrorCode, Event, NodeTransition, TaskState, TaskTransition, Timestamp, Transition};
+
+use output::{Kept, OutputWrite};
+use registry::{Liveness, NodeRecord};
+use tasks::{ActiveTask, NewTask};
 
 pub use registry::Registry;
 pub use tasks::Tasks;
@@ -141,8 +149,7 @@ impl Now {
 #[derive(Debug, Clone)]
 struct Draft {
     at: i64,
-    kind: EventKind,
-    event: String,
+    event: Transition,
     task_id: Option<String>,
     node_id: Option<String>,
     status: String,
@@ -151,13 +158,20 @@ struct Draft {
     message: Option<String>,
 }
 
-/// What one or more transitions changed, as store writes, and the events they recorded.
+/// What one or more transitions changed, and the events they recorded: plain data that
+/// a store writes in one transaction (see `coordinator::store`), in field order.
 #[derive(Debug, Default)]
 pub struct Batch {
+    /// Tasks submitted (their state is `TaskState::default()`, pending, until a later
+    /// entry of `task_states`).
     pub new_tasks: Vec<NewTask>,
+    /// The whole state of each task that changed, as it is now (ended ones included).
     pub task_states: Vec<(String, TaskState)>,
+    /// The whole durable record of each node that changed (its status as of now).
     pub nodes: Vec<NodeRecord>,
+    /// Nodes removed from the registry.
     pub forgotten: Vec<String>,
+    /// Events, numbered in the order they happened.
     pub events: Vec<Event>,
     /// Output lines of running attempts (no events: they are not transitions).
     pub output: Vec<OutputWrite>,
@@ -172,29 +186,21 @@ impl Batch {
             && self.events.is_empty()
             && self.output.is_empty()
     }
+}
 
-    /// Writes it (inside the writer's transaction).
-    pub fn apply(&self, c: &rusqlite::Connection) -> rusqlite::Result<()> {
-        for t in &self.new_tasks {
-            crate::store::tasks::insert(c, t)?;
-        }
-        for (id, state) in &self.task_states {
-            crate::store::tasks::update_state(c, id, state)?;
-        }
-        for n in &self.nodes {
-            crate::store::nodes::upsert(c, n)?;
-        }
-        for id in &self.forgotten {
-            crate::store::nodes::delete(c, id)?;
-        }
-        for e in &self.events {
-            crate::store::events::insert(c, e)?;
-        }
-        for o in &self.output {
-            crate::store::output::apply(c, o)?;
-        }
-        Ok(())
-    }
+/// What the coordinator loads from its store at start: every node, the active tasks, and
+/// where the task and event numbering continues.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub nodes: Vec<NodeRecord>,
+    /// Tasks not yet ended, in submission order.
+    pub tasks: Vec<ActiveTask>,
+    /// The highest task seq in use (0: none).
+    pub max_seq: i64,
+    /// The highest event id in use (0: none).
+    pub max_event: u64,
+    /// The kept output of the active tasks.
+    pub outputs: Vec<Kept>,
 }
 
 /// Everything behind the coordinator's mutex.
@@ -212,6 +218,8 @@ pub struct Core {
     drafts: Vec<Draft>,
     /// Output received since the last batch.
     output: Vec<OutputWrite>,
+    /// Chance, for the `random` strategy: seeded from the OS, or by a test.
+    rng: StdRng,
 }
 
 impl Core {
@@ -227,12 +235,19 @@ impl Core {
             next_event: next_event.max(1),
             drafts: Vec::new(),
             output: Vec::new(),
+            rng: StdRng::from_rng(&mut rand::rng()),
         }
+    }
+
+    /// Makes the placements that depend on chance repeatable (simulations).
+    #[cfg(test)]
+    pub(super) fn seed(&mut self, seed: u64) {
+        self.rng = StdRng::seed_from_u64(seed);
     }
 
     /// The state a store holds, as a coordinator starting on it sees it: known nodes
     /// offline until they heartbeat, attempts of unknown nodes lost.
-    pub fn restore(settings: Settings, metrics: Arc<Metrics>, snapshot: crate::store::Snapshot, now: Now) -> Core {
+    pub fn restore(settings: Settings, metrics: Arc<Metrics>, snapshot: Snapshot, now: Now) -> Core {
         let mut core = Core::new(settings, metrics, snapshot.max_seq + 1, snapshot.max_event + 1);
         for node in snapshot.nodes {
             core.restore_node(node, now);
@@ -278,7 +293,7 @@ impl Core {
                 Event {
                     id,
                     at: Timestamp(d.at),
-                    kind: d.kind,
+                    kind: d.event.kind(),
                     event: d.event,
                     task_id: d.task_id,
                     node_id: d.node_id,
@@ -294,13 +309,24 @@ impl Core {
         (!batch.is_empty()).then_some(batch)
     }
 
+    /// The liveness figures changed since the last call, for a batched write.
+    pub fn take_liveness(&mut self) -> Vec<Liveness> {
+        self.registry.take_liveness()
+    }
+
     /// Records a task event (its status and attempt are the task's now).
-    fn task_event(&mut self, task_id: &str, event: &str, node: Option<&str>, message: Option<String>, now: Now) {
+    fn task_event(
+        &mut self,
+        task_id: &str,
+        event: TaskTransition,
+        node: Option<&str>,
+        message: Option<String>,
+        now: Now,
+    ) {
         let Some((state, skill)) = self.tasks.state_and_skill(task_id) else { return };
         self.drafts.push(Draft {
             at: now.ms,
-            kind: EventKind::Task,
-            event: event.to_string(),
+            event: event.into(),
             task_id: Some(task_id.to_string()),
             node_id: node.map(str::to_string),
             status: state.status.as_str().to_string(),
@@ -311,13 +337,12 @@ impl Core {
     }
 
     /// Records a node event (its status is the node's now).
-    fn node_event(&mut self, node_id: &str, event: &str, message: Option<String>, now: Now) {
+    fn node_event(&mut self, node_id: &str, event: NodeTransition, message: Option<String>, now: Now) {
         let status =
             self.registry.status(node_id).map(|s| s.as_str().to_string()).unwrap_or_else(|| "forgotten".into());
         self.drafts.push(Draft {
             at: now.ms,
-            kind: EventKind::Node,
-            event: event.to_string(),
+            event: event.into(),
             task_id: None,
             node_id: Some(node_id.to_string()),
             status,

@@ -20,7 +20,33 @@ use std::sync::Arc;
 
 use super::{Core, Error};
 use crate::model::{OUTPUT_LINE, OutputAck, OutputBatch, OutputLine};
-use crate::store::output::{Kept, OutputWrite};
+
+/// What one output batch changes, in the order it must be applied.
+#[derive(Debug, Clone)]
+pub struct OutputWrite {
+    pub task_id: String,
+    pub attempt: u32,
+    /// The batch begins a new kept attempt whose first line has this number: the previous
+    /// attempt's lines go.
+    pub new_attempt: Option<u64>,
+    /// The new lines, numbered.
+    pub lines: std::sync::Arc<Vec<OutputLine>>,
+    /// Lines numbered below this one are dropped (the tail is over its size).
+    pub drop_before: Option<u64>,
+}
+
+/// The kept output of an active task, as the coordinator needs it to go on numbering and
+/// trimming after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    pub task_id: String,
+    pub attempt: u32,
+    pub first_seq: u64,
+    /// The highest number handed out (kept or dropped).
+    pub last_seq: u64,
+    /// Each kept line's number and size in bytes, oldest first.
+    pub lines: Vec<(u64, u64)>,
+}
 
 /// What a kept line costs beyond its text (its number, time and stream).
 pub const LINE_OVERHEAD: u64 = 16;

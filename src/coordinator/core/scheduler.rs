@@ -20,10 +20,10 @@ use rand::seq::IndexedRandom;
 
 use super::queue::QueueKey;
 use super::registry::{Candidate, Capacity};
+use super::tasks::ActiveTask;
 use super::{Core, Now, Timer};
 use crate::config::Strategy;
-use crate::model::{Target, TaskSpec, TaskStatus, Timestamp};
-use crate::store::tasks::ActiveRow;
+use crate::model::{Target, TaskSpec, TaskStatus, TaskTransition, Timestamp};
 use crate::util;
 
 impl Core {
@@ -83,7 +83,7 @@ impl Core {
                 let best = candidates.iter().map(optional).max().unwrap_or(0);
                 let preferred: Vec<&Candidate> = candidates.iter().filter(|n| optional(n) == best).collect();
                 if strategy == Strategy::Random {
-                    preferred.choose(&mut rand::rng()).copied()
+                    preferred.choose(&mut self.rng).copied()
                 } else if preferred.is_empty() {
                     None
                 } else {
@@ -110,7 +110,7 @@ impl Core {
         let attempt = state.attempt;
         let timeout = self.tasks.get(task_id).map(|t| t.timeout_ms.max(0) as u64).unwrap_or(0);
         let message = retried_elsewhere.map(|f| format!("placed away from `{f}`, where an earlier attempt failed"));
-        self.task_event(task_id, "scheduled", Some(node_id), message, now);
+        self.task_event(task_id, TaskTransition::Scheduled, Some(node_id), message, now);
         self.registry.assign(node_id, task_id);
         self.push_timer(
             now.at + Duration::from_millis(timeout) + grace,
@@ -120,7 +120,7 @@ impl Core {
     }
 
     /// Why a pending task has not been placed, in words.
-    pub(super) fn pending_reason(&self, task: &ActiveRow, now_ms: i64) -> Option<String> {
+    pub(super) fn pending_reason(&self, task: &ActiveTask, now_ms: i64) -> Option<String> {
         let state = &task.state;
         if state.status != TaskStatus::Pending {
             return None;

@@ -19,20 +19,68 @@ use serde_json::Value;
 use tokio::sync::watch;
 
 use super::queue::{Group, PendingQueue, QueueKey};
-use super::registry::{check_name, clean_names};
 use super::{Core, Error, Now, Timer};
 use crate::model::{
-    CLIENT_KEY, DESCRIPTION, ErrorCode, LABEL, MAX_RETRIES, MAX_TASK_TIMEOUT, Outcome, Priority, ReportResponse,
-    ResultReport, SubmitTask, TASK_NAME, TASK_TIMEOUT_SECS, Target, TaskRef, TaskSpec, TaskState, TaskStatus, TaskType,
-    Timestamp, validate_node_id,
+    ErrorCode, Outcome, Priority, ReportResponse, ResultReport, Target, TaskRef, TaskSpec, TaskState, TaskStatus,
+    TaskTransition, Timestamp,
 };
-use crate::store::tasks::{ActiveRow, NewTask};
 use crate::util;
+
+/// A new task: its submission, its place in submission order, and when it came.
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub task_id: String,
+    pub seq: i64,
+    pub spec: TaskSpec,
+    pub submitted_at: i64,
+}
+
+/// What the coordinator keeps in memory of an active task: what placement needs, and its
+/// state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveTask {
+    /// Shared with the coordinator's indexes of the task (one allocation per task).
+    pub task_id: std::sync::Arc<str>,
+    /// Submission order; the list cursor.
+    pub seq: i64,
+    pub priority: Priority,
+    pub required_skills: Vec<String>,
+    pub optional_skills: Vec<String>,
+    pub affinity_tags: Vec<String>,
+    /// Where it may run (boxed: most tasks have none, and a box is one pointer).
+    pub target: Option<Box<Target>>,
+    pub timeout_ms: i64,
+    pub max_retries: u32,
+    pub state: TaskState,
+}
+
+impl ActiveTask {
+    /// The in-memory form of a new task.
+    pub fn of(new: &NewTask) -> ActiveTask {
+        ActiveTask {
+            task_id: new.task_id.as_str().into(),
+            seq: new.seq,
+            priority: new.spec.priority,
+            required_skills: new.spec.required_skills.clone(),
+            optional_skills: new.spec.optional_skills.clone(),
+            affinity_tags: new.spec.affinity_tags.clone(),
+            target: new.spec.target.clone().map(Box::new),
+            timeout_ms: (new.spec.timeout * 1000.0).round() as i64,
+            max_retries: new.spec.max_retries,
+            state: TaskState::default(),
+        }
+    }
+
+    /// The skill that runs: the first required one.
+    pub fn skill(&self) -> &str {
+        self.required_skills.first().map(String::as_str).unwrap_or("")
+    }
+}
 
 /// An active task and the queue group it belongs to.
 #[derive(Debug)]
 struct Entry {
-    row: ActiveRow,
+    row: ActiveTask,
     group: Group,
     /// The kept lines of its output, once it printed any.
     output: Option<Box<super::output::OutputRing>>,
@@ -72,7 +120,7 @@ impl Tasks {
     }
 
     /// An active task.
-    pub fn get(&self, task_id: &str) -> Option<&ActiveRow> {
+    pub fn get(&self, task_id: &str) -> Option<&ActiveTask> {
         self.active.get(task_id).map(|e| &e.row)
     }
 
@@ -110,12 +158,12 @@ impl Tasks {
     }
 
     pub(super) fn add(&mut self, new: NewTask) {
-        let row = ActiveRow::of(&new);
+        let row = ActiveTask::of(&new);
         self.new.push(new);
         self.insert(row);
     }
 
-    pub(super) fn insert(&mut self, row: ActiveRow) {
+    pub(super) fn insert(&mut self, row: ActiveTask) {
         let entry = Box::new(Entry {
             group: self.queue.intern(&row.required_skills, row.target.as_deref()),
             row,
@@ -152,7 +200,7 @@ impl Tasks {
 
     /// Takes a task out of memory for good; its final state goes to the next batch and its
     /// waiters are woken.
-    pub(super) fn end(&mut self, task_id: &str) -> Option<ActiveRow> {
+    pub(super) fn end(&mut self, task_id: &str) -> Option<ActiveTask> {
         self.dequeue(task_id);
         let entry = self.active.remove(task_id)?;
         self.dirty.insert(task_id.to_string());
@@ -171,7 +219,7 @@ impl Tasks {
 
     /// Every active task and whether it is in the queue (tests).
     #[cfg(test)]
-    pub(super) fn inspect(&self) -> Vec<(&ActiveRow, bool)> {
+    pub(super) fn inspect(&self) -> Vec<(&ActiveTask, bool)> {
         self.active.values().map(|e| (&e.row, self.queue.contains(&e.group, &e.key()))).collect()
     }
 
@@ -240,72 +288,8 @@ pub enum Cancel {
     NotActive,
 }
 
-/// The submission checked, with defaults applied.
-pub fn spec_of(req: SubmitTask, origin: &str, settings: &super::Settings) -> Result<TaskSpec, Error> {
-    let name = check_name("name", &req.name, TASK_NAME)?;
-    DESCRIPTION.check(&req.description).map_err(|e| Error::invalid("description", e))?;
-    if req.required_skills.is_empty() {
-        return Err(Error::invalid("required_skills", "must name at least one skill"));
-    }
-    let timeout = match req.timeout {
-        None => settings.default_timeout.as_secs_f64(),
-        Some(t) if TASK_TIMEOUT_SECS.contains(&t) => t,
-        Some(t) => {
-            return Err(Error::invalid(
-                "timeout",
-                format!("must be between 1 and {} seconds (7 days), got {t}", MAX_TASK_TIMEOUT.as_secs()),
-            ));
-        }
-    };
-    let max_retries = req.max_retries.unwrap_or(settings.default_max_retries);
-    if max_retries > MAX_RETRIES {
-        return Err(Error::invalid("max_retries", format!("must be between 0 and {MAX_RETRIES}, got {max_retries}")));
-    }
-    let metadata = match req.metadata {
-        None => Value::Object(Default::default()),
-        Some(m @ Value::Object(_)) => m,
-        Some(_) => return Err(Error::invalid("metadata", "must be a JSON object")),
-    };
-    let user_id = req.user_id.as_deref().map(|u| check_name("user_id", u, CLIENT_KEY)).transpose()?;
-    let idempotency_key =
-        req.idempotency_key.as_deref().map(|k| check_name("idempotency_key", k, CLIENT_KEY)).transpose()?;
-    Ok(TaskSpec {
-        name,
-        description: req.description,
-        task_type: req.task_type.unwrap_or(TaskType::Batch),
-        priority: req.priority.unwrap_or(Priority::Normal),
-        required_skills: clean_names("required_skills", &req.required_skills)?,
-        optional_skills: clean_names("optional_skills", &req.optional_skills)?,
-        affinity_tags: clean_names("affinity_tags", &req.affinity_tags)?,
-        parameters: req.parameters.unwrap_or_else(|| Value::Object(Default::default())),
-        metadata,
-        timeout: (timeout * 1000.0).round() / 1000.0,
-        max_retries,
-        user_id,
-        idempotency_key,
-        target: req.target.map(check_target).transpose()?.filter(|t| !t.is_any()),
-        origin: check_name("origin", origin, LABEL)?,
-        retry_of: None,
-    })
-}
-
-/// A target, checked: a valid node id, a platform name (lower case), tag names.
-fn check_target(t: Target) -> Result<Target, Error> {
-    let node = t.node.as_deref().map(|n| validate_node_id(n.trim()).map(|_| n.trim().to_string()));
-    Ok(Target {
-        node: node.transpose().map_err(|e| Error::invalid("target.node", e))?,
-        platform: t
-            .platform
-            .as_deref()
-            .map(|p| check_name("target.platform", p, LABEL))
-            .transpose()?
-            .map(|p| p.to_lowercase()),
-        tags: clean_names("target.tags", &t.tags)?,
-    })
-}
-
 impl Core {
-    /// Accepts a task (checked by [`spec_of`]) and places it if a node can take it now.
+    /// Accepts a task (checked by [`super::validate::task_spec`]) and places it if a node can take it now.
     /// Returns its id.
     pub fn submit(&mut self, spec: TaskSpec, now: Now) -> String {
         let task_id = util::new_task_id();
@@ -313,7 +297,7 @@ impl Core {
         self.next_seq += 1;
         let note = spec.retry_of.as_ref().map(|old| format!("a retry of {old}"));
         self.tasks.add(NewTask { task_id: task_id.clone(), seq, spec, submitted_at: now.ms });
-        self.task_event(&task_id, "submitted", None, note, now);
+        self.task_event(&task_id, TaskTransition::Submitted, None, note, now);
         self.tasks.enqueue(&task_id);
         self.metrics.tasks_submitted.inc();
         self.schedule(now);
@@ -321,7 +305,7 @@ impl Core {
     }
 
     /// Puts a task recovered from the store back in memory (at coordinator start).
-    pub fn restore_task(&mut self, mut row: ActiveRow, now: Now) {
+    pub fn restore_task(&mut self, mut row: ActiveTask, now: Now) {
         let id = row.task_id.to_string();
         match row.state.status {
             TaskStatus::Scheduled | TaskStatus::Running => {
@@ -365,7 +349,7 @@ impl Core {
                         }
                         self.task_event(
                             task_id,
-                            "cancel_requested",
+                            TaskTransition::CancelRequested,
                             Some(&node),
                             Some(format!("worker `{node}` told to stop it")),
                             now,
@@ -376,7 +360,7 @@ impl Core {
                 } else {
                     self.finish(
                         task_id,
-                        TaskStatus::Cancelled,
+                        Outcome::Cancelled,
                         None,
                         Some(format!("cancelled; node `{node}` is gone")),
                         None,
@@ -386,7 +370,7 @@ impl Core {
                 }
             }
             _ => {
-                self.finish(task_id, TaskStatus::Cancelled, None, Some("cancelled before it ran".into()), None, now);
+                self.finish(task_id, Outcome::Cancelled, None, Some("cancelled before it ran".into()), None, now);
                 Cancel::Ended
             }
         };
@@ -394,17 +378,18 @@ impl Core {
         outcome
     }
 
-    /// Ends a task for good. Like [`Core::attempt_failed`], it does not run the scheduler:
-    /// the caller does, once, after all its changes.
+    /// Ends a task for good, the way `end` says. Like [`Core::attempt_failed`], it does not
+    /// run the scheduler: the caller does, once, after all its changes.
     fn finish(
         &mut self,
         task_id: &str,
-        status: TaskStatus,
+        end: Outcome,
         result: Option<Value>,
         error: Option<String>,
         duration: Option<Duration>,
         now: Now,
     ) {
+        let status = TaskStatus::from(end);
         let Some(state) = self.tasks.state_mut(task_id) else { return };
         let node = state.assigned_node.clone();
         state.status = status;
@@ -421,7 +406,7 @@ impl Core {
                 self.registry.count_attempt(n, status, d);
             }
         }
-        self.task_event(task_id, status.as_str(), node.as_deref(), error, now);
+        self.task_event(task_id, end.into(), node.as_deref(), error, now);
         self.metrics
             .tasks_ended
             .get_or_create(&super::super::metrics::StatusLabel { status: status.as_str().into() })
@@ -429,14 +414,14 @@ impl Core {
         tracing::info!(target: "openclaw::coordinator", task_id, status = status.as_str(), node = node.as_deref().unwrap_or(""), "task ended");
     }
 
-    /// An attempt ended badly. `counts`: it spends one of the retries (a 429 from the
-    /// gateway does not). `permanent`: retrying cannot help. Requeues with backoff, or ends
-    /// the task.
+    /// An attempt ended badly (`outcome`: failed or timeout). `counts`: it spends one of
+    /// the retries (a 429 from the gateway does not). `permanent`: retrying cannot help.
+    /// Requeues with backoff, or ends the task.
     #[allow(clippy::too_many_arguments)]
     fn attempt_failed(
         &mut self,
         task_id: &str,
-        outcome: TaskStatus,
+        outcome: Outcome,
         error: String,
         result: Option<Value>,
         counts: bool,
@@ -448,7 +433,7 @@ impl Core {
         let Some(task) = self.tasks.get(task_id) else { return };
         // A cancel that was acknowledged wins over however the attempt ended.
         if task.state.cancel_requested {
-            self.finish(task_id, TaskStatus::Cancelled, result, Some(format!("cancelled ({error})")), duration, now);
+            self.finish(task_id, Outcome::Cancelled, result, Some(format!("cancelled ({error})")), duration, now);
             return;
         }
         let node = task.state.assigned_node.clone();
@@ -498,7 +483,7 @@ impl Core {
         } else {
             format!("requeued without spending a retry; next try in {}", util::short_duration(delay))
         };
-        let name = if outcome == TaskStatus::Timeout { "timeout" } else { "failed" };
+        let name = if outcome == Outcome::Timeout { TaskTransition::Timeout } else { TaskTransition::Failed };
         self.task_event(task_id, name, node.as_deref(), Some(format!("{error}; {plan}")), now);
         if delay.is_zero() {
             self.tasks.enqueue(task_id);
@@ -516,7 +501,7 @@ impl Core {
             return;
         }
         if task.state.cancel_requested {
-            self.finish(task_id, TaskStatus::Cancelled, None, Some(format!("cancelled; {reason}")), None, now);
+            self.finish(task_id, Outcome::Cancelled, None, Some(format!("cancelled; {reason}")), None, now);
             return;
         }
         // An attempt that never started did not fail: requeue it at once without spending
@@ -524,7 +509,7 @@ impl Core {
         let started = task.state.status == TaskStatus::Running;
         let retry_after = (!started).then_some(Duration::ZERO);
         let error = format!("attempt lost: {reason}");
-        self.attempt_failed(task_id, TaskStatus::Failed, error, None, started, false, retry_after, None, now);
+        self.attempt_failed(task_id, Outcome::Failed, error, None, started, false, retry_after, None, now);
     }
 
     /// A retry became due: the task may be placed again.
@@ -545,12 +530,12 @@ impl Core {
         let node = task.state.assigned_node.clone().unwrap_or_default();
         let limit = util::short_duration(Duration::from_millis(task.timeout_ms.max(0) as u64));
         let error = format!("no result from node `{node}` within the timeout ({limit}) and a grace period");
-        self.attempt_failed(task_id, TaskStatus::Timeout, error, None, true, false, None, None, now);
+        self.attempt_failed(task_id, Outcome::Timeout, error, None, true, false, None, None, now);
         self.schedule(now);
     }
 
     /// The active task a report is about, when it is the named attempt on that node.
-    pub(super) fn check_report(&self, node: &str, task_id: &str, attempt: u32) -> Result<Option<&ActiveRow>, Error> {
+    pub(super) fn check_report(&self, node: &str, task_id: &str, attempt: u32) -> Result<Option<&ActiveTask>, Error> {
         let Some(task) = self.tasks.get(task_id) else { return Ok(None) };
         if task.state.assigned_node.as_deref() != Some(node) || task.state.attempt != attempt {
             return Err(Error::new(
@@ -574,7 +559,7 @@ impl Core {
                 s.status = TaskStatus::Running;
                 s.started_at = Some(Timestamp(now.ms));
             }
-            self.task_event(task_id, "running", Some(node), None, now);
+            self.task_event(task_id, TaskTransition::Running, Some(node), None, now);
         }
         let status = self.tasks.get(task_id).map(|t| t.state.status).unwrap_or(TaskStatus::Running);
         Ok(Report::Done(ReportResponse { success: true, task_id: task_id.into(), status }))
@@ -589,17 +574,17 @@ impl Core {
         let longest = task.timeout_ms.max(0) as u64 + self.settings.attempt_grace.as_millis() as u64;
         let duration = Some(Duration::from_millis(report.duration_ms.min(longest)));
         match report.outcome {
-            Outcome::Completed => self.finish(task_id, TaskStatus::Completed, report.result, None, duration, now),
+            Outcome::Completed => self.finish(task_id, Outcome::Completed, report.result, None, duration, now),
             Outcome::Cancelled if cancel_requested => self.finish(
                 task_id,
-                TaskStatus::Cancelled,
+                Outcome::Cancelled,
                 report.result,
                 Some("cancelled while running".into()),
                 duration,
                 now,
             ),
             Outcome::Failed | Outcome::Timeout | Outcome::Cancelled => {
-                let status = if report.outcome == Outcome::Timeout { TaskStatus::Timeout } else { TaskStatus::Failed };
+                let status = if report.outcome == Outcome::Timeout { Outcome::Timeout } else { Outcome::Failed };
                 let error =
                     report.error.unwrap_or_else(|| format!("attempt ended {:?}", report.outcome).to_lowercase());
                 let retry_after = report

@@ -1,7 +1,8 @@
 //! State-machine tests: the transitions driven directly, with simulated time, no processes
-//! and no sleeps. Every batch a transition produces is written to a real SQLite file at the
-//! current schema, so "memory equals what a reload from the store gives" is checked
-//! against the real store code.
+//! and no sleeps. Every batch a transition produces is written through the store seam, as
+//! the coordinator's writer writes it, to a real SQLite file at the current schema, so
+//! "memory equals what a reload from the store gives" is checked against the real store
+//! code. Another store runs the same tests by giving [`Sim::on`] its own [`Store`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -10,11 +11,13 @@ use std::time::Duration;
 use proptest::prelude::*;
 use serde_json::json;
 
-use super::registry::Registrant;
-use super::tasks::{Cancel, Report, spec_of};
+use super::nodes::Registrant;
+use super::tasks::{Cancel, Report};
+use super::validate::task_spec;
 use super::{Core, Error, Now, Settings};
 use crate::config::Strategy as Placement;
 use crate::coordinator::metrics::Metrics;
+use crate::coordinator::store::{Store, Write, WriteSession};
 use crate::model::{
     ErrorCode, HeartbeatRequest, NodeCounters, NodeSpec, Outcome, Priority, RegisterRequest, ResultReport, SubmitTask,
     Target, TaskRef, TaskState, TaskStatus,
@@ -35,31 +38,55 @@ fn settings() -> Settings {
     }
 }
 
+/// A new SQLite store in a temporary folder (kept as long as the store is used).
+fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("cluster.db")).unwrap();
+    (Arc::new(store), dir)
+}
+
 /// A state machine, the moment it lives in, and the store its batches go to.
 struct Sim {
     core: Core,
     now: Now,
-    conn: rusqlite::Connection,
-    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    /// The writer's session: every batch goes through it, one transaction each.
+    session: Box<dyn WriteSession>,
+    /// The seed of the core's chance (the `random` strategy): every run places alike.
+    seed: u64,
+    /// What the store needs kept while it is used (its folder).
+    _keep: Box<dyn std::any::Any>,
 }
 
 impl Sim {
     fn new() -> Sim {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cluster.db");
-        drop(crate::store::Store::open(&path).unwrap());
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("PRAGMA foreign_keys = ON").unwrap();
-        let core = Core::new(settings(), Arc::new(Metrics::new()), 1, 1);
-        Sim { core, now: Now::get(), conn, _dir: dir }
+        Sim::with(settings())
+    }
+
+    /// A simulation with these settings, on a new SQLite store.
+    fn with(settings: Settings) -> Sim {
+        let (store, dir) = sqlite_store();
+        Sim::on(settings, store, Box::new(dir))
+    }
+
+    /// A simulation on `store` (empty), which lives as long as `keep`.
+    fn on(settings: Settings, store: Arc<dyn Store>, keep: Box<dyn std::any::Any>) -> Sim {
+        let session = store.write_session().unwrap();
+        let mut core = Core::new(settings, Arc::new(Metrics::new()), 1, 1);
+        core.seed(0);
+        Sim { core, now: Now::get(), store, session, seed: 0, _keep: keep }
+    }
+
+    /// Seeds the core's chance.
+    fn seed(&mut self, seed: u64) {
+        self.seed = seed;
+        self.core.seed(seed);
     }
 
     /// Writes what the last transitions changed, as the writer would.
     fn commit(&mut self) {
         if let Some(batch) = self.core.take_batch() {
-            let tx = self.conn.transaction().unwrap();
-            batch.apply(&tx).unwrap();
-            tx.commit().unwrap();
+            self.session.commit(&mut std::iter::once(&Write::Batch(batch))).unwrap();
         }
     }
 
@@ -110,7 +137,7 @@ impl Sim {
     }
 
     fn submit_with(&mut self, req: SubmitTask) -> String {
-        let spec = spec_of(req, "test", self.core.settings()).unwrap();
+        let spec = task_spec(req, "test", self.core.settings()).unwrap();
         let id = self.core.submit(spec, self.now);
         self.commit();
         id
@@ -127,7 +154,7 @@ impl Sim {
     fn state(&self, id: &str) -> TaskState {
         match self.core.tasks.get(id) {
             Some(t) => t.state.clone(),
-            None => crate::store::tasks::get(&self.conn, id).unwrap().expect("task in the store").1.state,
+            None => self.store.task(id, false).unwrap().expect("task in the store").state,
         }
     }
 
@@ -161,13 +188,15 @@ impl Sim {
 
     /// The coordinator restarted on its store.
     fn reload(&mut self) {
-        let snapshot = crate::store::snapshot(&self.conn).unwrap();
-        self.core = Core::restore(settings(), Arc::new(Metrics::new()), snapshot, self.now);
+        let snapshot = self.store.snapshot().unwrap();
+        self.core = Core::restore(self.core.settings().clone(), Arc::new(Metrics::new()), snapshot, self.now);
+        self.seed(self.seed + 1);
         self.commit();
     }
 
     fn events(&self, id: &str) -> Vec<String> {
-        crate::store::events::for_task(&self.conn, id).unwrap().into_iter().map(|e| e.event).collect()
+        let task = self.store.task(id, true).unwrap().expect("task in the store");
+        task.events.unwrap_or_default().into_iter().map(|e| e.event).collect()
     }
 }
 
@@ -242,8 +271,8 @@ fn check_invariants(sim: &Sim) {
         }
     }
     // Memory equals the store: what a reload gives.
-    let snapshot = crate::store::snapshot(&sim.conn).unwrap();
-    let reloaded = Core::restore(settings(), Arc::new(Metrics::new()), snapshot, sim.now);
+    let snapshot = sim.store.snapshot().unwrap();
+    let reloaded = Core::restore(core.settings().clone(), Arc::new(Metrics::new()), snapshot, sim.now);
     let (mem_nodes, mem_tasks) = durable(core);
     let (disk_nodes, disk_tasks) = durable(&reloaded);
     for (task, _) in core.tasks.inspect() {
@@ -604,7 +633,7 @@ fn a_target_limits_placement_to_the_nodes_it_admits_without_blocking_others() {
 #[test]
 fn a_target_is_checked_and_an_empty_one_means_anywhere() {
     let settings = settings();
-    let spec = |t: Target| spec_of(on(t, &["x"]), "test", &settings);
+    let spec = |t: Target| task_spec(on(t, &["x"]), "test", &settings);
     assert_eq!(spec(Target::default()).unwrap().target, None);
     let t = spec(Target { platform: Some(" Linux ".into()), tags: vec!["a".into(), "a".into()], ..Default::default() })
         .unwrap()
@@ -624,7 +653,7 @@ fn unplaceable_names_why_and_ignores_nodes_that_are_only_full() {
     let mut sim = Sim::new();
     let spec = |skills: &[&str], target: Option<Target>| {
         let req = SubmitTask { target, ..on(Target::default(), skills) };
-        spec_of(req, "test", &settings()).unwrap()
+        task_spec(req, "test", &settings()).unwrap()
     };
     assert_eq!(sim.core.unplaceable(&spec(&["ocr"], None), sim.now.ms).unwrap(), "no node has skill 'ocr'");
     sim.register("gpu", &["ocr"], 1).unwrap();
@@ -638,6 +667,151 @@ fn unplaceable_names_why_and_ignores_nodes_that_are_only_full() {
     sim.advance(Duration::from_secs(3 * 3600));
     let why = sim.core.unplaceable(&spec(&["ocr"], None), sim.now.ms).unwrap();
     assert_eq!(why, "no online node has 'ocr' (gpu has it, offline for 3h)");
+}
+
+fn placing(strategy: Placement) -> Sim {
+    Sim::with(Settings { strategy, ..settings() })
+}
+
+impl Sim {
+    /// Submits `req` and returns the node it was placed on.
+    fn place(&mut self, req: SubmitTask) -> String {
+        let id = self.submit_with(req);
+        self.state(&id).assigned_node.unwrap_or_else(|| panic!("task {id} was not placed: {:?}", self.state(&id)))
+    }
+
+    /// Places `n` tasks needing `x` and returns where each went.
+    fn place_many(&mut self, n: usize) -> Vec<String> {
+        (0..n).map(|_| self.place(needs(&["x"]))).collect()
+    }
+
+    /// A heartbeat with these usage figures.
+    fn usage(&mut self, node: &str, cpu: f64, memory: f64) {
+        let req = HeartbeatRequest { cpu_usage: cpu, memory_usage: memory, ..Default::default() };
+        self.core.heartbeat(node, req, self.now).unwrap();
+        self.commit();
+    }
+}
+
+/// A task needing `skills`.
+fn needs(skills: &[&str]) -> SubmitTask {
+    SubmitTask {
+        name: "t".into(),
+        required_skills: skills.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// least_loaded: the lowest share of its slots in use (not the fewest tasks), then the
+/// most optional skills, then the fewest running tasks.
+#[test]
+fn least_loaded_takes_the_lowest_share_of_slots_in_use() {
+    let mut sim = placing(Placement::LeastLoaded);
+    sim.register("big", &["x"], 10).unwrap();
+    sim.register("small", &["x"], 2).unwrap();
+    // big at 2/10 is less loaded than small at 1/2; at 5/10 against 1/2 the fewer running
+    // tasks win.
+    assert_eq!(sim.place_many(7), names(&["big", "small", "big", "big", "big", "big", "small"]));
+    // Optional skills break a tie of load.
+    let mut sim = placing(Placement::LeastLoaded);
+    sim.register("a", &["x"], 4).unwrap();
+    sim.register("b", &["x", "gpu"], 4).unwrap();
+    assert_eq!(sim.place(SubmitTask { optional_skills: names(&["gpu"]), ..needs(&["x"]) }), "b");
+    assert_eq!(sim.place(needs(&["x"])), "a", "b has one running");
+    check_invariants(&sim);
+}
+
+/// round_robin: each eligible node in turn; nodes without the skills or full are not in
+/// the turn.
+#[test]
+fn round_robin_takes_each_eligible_node_in_turn() {
+    let mut sim = placing(Placement::RoundRobin);
+    // Unequal sizes: the turn ignores load (least_loaded would skip r2 the second time).
+    for (id, max) in [("r1", 10), ("r2", 3), ("r3", 10)] {
+        sim.register(id, &["x"], max).unwrap();
+    }
+    sim.register("other", &["y"], 10).unwrap();
+    let seen = sim.place_many(6);
+    let first: std::collections::BTreeSet<&String> = seen[..3].iter().collect();
+    assert_eq!(first.len(), 3, "three placements, three nodes: {seen:?}");
+    assert!((3..6).all(|i| seen[i] == seen[i - 3]), "the same turn again: {seen:?}");
+    // A node that becomes full leaves the turn.
+    let mut sim = placing(Placement::RoundRobin);
+    sim.register("a", &["x"], 1).unwrap();
+    sim.register("b", &["x"], 10).unwrap();
+    let seen = sim.place_many(4);
+    assert_eq!(seen.iter().filter(|n| *n == "a").count(), 1, "a has one slot: {seen:?}");
+    check_invariants(&sim);
+}
+
+/// random: repeatable from a seed, spread over every eligible node, among those with the
+/// most optional skills only.
+#[test]
+fn random_is_repeatable_from_a_seed_and_spreads_over_the_eligible_nodes() {
+    let run = |seed: u64, optional: &[&str]| {
+        let mut sim = placing(Placement::Random);
+        sim.seed(seed);
+        for id in ["n0", "n1", "n2", "n3"] {
+            sim.register(id, &["x"], 100).unwrap();
+        }
+        sim.register("gpu", &["x", "cuda"], 100).unwrap();
+        sim.register("other", &["y"], 100).unwrap();
+        let seen: Vec<String> =
+            (0..60).map(|_| sim.place(SubmitTask { optional_skills: names(optional), ..needs(&["x"]) })).collect();
+        check_invariants(&sim);
+        seen
+    };
+    let seen = run(7, &[]);
+    assert_eq!(seen, run(7, &[]), "the same seed places alike");
+    assert_ne!(seen, run(8, &[]), "another seed places otherwise");
+    for id in ["n0", "n1", "n2", "n3", "gpu"] {
+        assert!(seen.iter().any(|n| n == id), "{id} never chosen in 60 placements: {seen:?}");
+    }
+    assert!(!seen.iter().any(|n| n == "other"), "a node without the skill was chosen");
+    assert!(run(7, &["cuda"]).iter().all(|n| n == "gpu"), "the only node with the optional skill is preferred");
+}
+
+/// best_fit: the most free CPU and memory (and free slots); a full node is no candidate.
+#[test]
+fn best_fit_takes_the_most_free_cpu_and_memory() {
+    let mut sim = placing(Placement::BestFit);
+    sim.register("hot", &["x"], 4).unwrap();
+    sim.register("cool", &["x"], 4).unwrap();
+    sim.usage("hot", 95.0, 90.0);
+    sim.usage("cool", 5.0, 10.0);
+    assert_eq!(sim.place_many(5), names(&["cool", "cool", "cool", "cool", "hot"]));
+    // The figures decide, not the order: cool turns hot.
+    let mut sim = placing(Placement::BestFit);
+    sim.register("a", &["x"], 4).unwrap();
+    sim.register("b", &["x"], 4).unwrap();
+    sim.usage("a", 80.0, 80.0);
+    sim.usage("b", 10.0, 10.0);
+    assert_eq!(sim.place(needs(&["x"])), "b");
+    sim.usage("b", 99.0, 99.0);
+    assert_eq!(sim.place(needs(&["x"])), "a");
+    check_invariants(&sim);
+}
+
+/// affinity: the most tags in common with the task's affinity tags, even when busier;
+/// then the least loaded.
+#[test]
+fn affinity_takes_the_most_matching_tags_then_the_least_loaded() {
+    let mut sim = placing(Placement::Affinity);
+    sim.register_node(Registrant::Join, "plain", &["x"], 4, "linux", &[]).unwrap();
+    sim.register_node(Registrant::Join, "gpu", &["x"], 4, "linux", &["gpu"]).unwrap();
+    sim.register_node(Registrant::Join, "gpu-fast", &["x"], 4, "linux", &["gpu", "fast"]).unwrap();
+    let wants = |tags: &[&str]| SubmitTask { affinity_tags: names(tags), ..needs(&["x"]) };
+    assert_eq!(sim.place(wants(&["gpu", "fast"])), "gpu-fast");
+    assert_eq!(sim.place(wants(&["gpu", "fast"])), "gpu-fast", "busier, and still the best match");
+    assert_eq!(sim.place(wants(&["gpu"])), "gpu", "one tag each: the less loaded");
+    assert_eq!(sim.place(wants(&[])), "plain", "no tags asked: the least loaded");
+    // gpu-fast 2/4, gpu and plain 1/4 each.
+    assert_ne!(sim.place(wants(&["tpu"])), "gpu-fast", "no match anywhere: the least loaded");
+    check_invariants(&sim);
 }
 
 /// Issue 17, item 5: a skill a node has but cannot run read "no node has skill
@@ -658,7 +832,7 @@ fn a_skill_present_but_unavailable_reads_as_cannot_run() {
     };
     sim.core.register(req, Registrant::Join, None, sim.now).unwrap();
     sim.commit();
-    let spec = |skills: &[&str]| spec_of(on(Target::default(), skills), "test", &settings()).unwrap();
+    let spec = |skills: &[&str]| task_spec(on(Target::default(), skills), "test", &settings()).unwrap();
     let why = sim.core.unplaceable(&spec(&["summarize"]), sim.now.ms).unwrap();
     assert_eq!(why, "no node can run 'summarize' now: `vm` has it but cannot run it: the gateway is down");
     let why = sim.core.unplaceable(&spec(&["summarize", "ocr"]), sim.now.ms).unwrap();
@@ -797,8 +971,17 @@ proptest! {
     /// Any history keeps the invariants after every step, and every task ends up where
     /// its history says.
     #[test]
-    fn random_histories_keep_the_invariants(ops in prop::collection::vec(op(), 1..60)) {
-        let mut sim = Sim::new();
+    fn random_histories_keep_the_invariants(
+        strategy in prop::sample::select(&[
+            Placement::LeastLoaded,
+            Placement::RoundRobin,
+            Placement::Random,
+            Placement::BestFit,
+            Placement::Affinity,
+        ][..]),
+        ops in prop::collection::vec(op(), 1..60),
+    ) {
+        let mut sim = placing(strategy);
         let mut submitted = Vec::new();
         for op in &ops {
             run(&mut sim, op, &mut submitted);

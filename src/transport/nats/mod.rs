@@ -310,7 +310,7 @@ mod tests {
             id: 1,
             at: Timestamp(0),
             kind: EventKind::Task,
-            event: "failed".into(),
+            event: crate::model::TaskTransition::Failed.into(),
             task_id: None,
             node_id: None,
             status: "pending".into(),

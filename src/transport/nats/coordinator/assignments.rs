@@ -19,13 +19,13 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::NatsMetrics;
 use super::{Consumer, Relay, Request};
 use crate::coordinator::cluster::Cluster;
-use crate::model::{Event, EventKind};
+use crate::model::{Event, NodeTransition, TaskTransition, Transition};
 use crate::transport::nats::{Delivery, HEADER_ROOM, HEADER_SIG};
 use crate::util::lock;
 
 /// Publishes assignments for nodes on NATS, creates their consumers, and cleans up after
 /// attempts that ended before they started and nodes that were forgotten.
-pub(super) async fn assignments_loop(
+pub(super) async fn assignment_loop(
     relay: Arc<Relay>,
     cluster: Arc<Cluster>,
     js: jetstream::Context,
@@ -100,28 +100,38 @@ fn note(
     published: &mut HashMap<(String, u32), u64>,
     stale: &mut Vec<u64>,
 ) {
-    match (e.kind, e.event.as_str()) {
-        (EventKind::Task, "scheduled") => {
+    use NodeTransition as N;
+    use TaskTransition as T;
+    match e.event {
+        Transition::Task(T::Scheduled) => {
             if let Some(node) = e.node_id {
                 due.entry(node).or_insert(false);
             }
         }
-        (EventKind::Task, event) => {
+        Transition::Task(
+            event @ (T::Running
+            | T::Submitted
+            | T::Completed
+            | T::Failed
+            | T::Timeout
+            | T::CancelRequested
+            | T::Cancelled),
+        ) => {
             let (Some(task), Some(attempt)) = (e.task_id, e.attempt) else { return };
             if let Some(seq) = published.remove(&(task, attempt))
-                && event != "running"
+                && event != T::Running
             {
                 // The attempt ended or was requeued before its worker took it.
                 stale.push(seq);
             }
         }
         // A new worker process, or none: HTTP until its heartbeats say otherwise.
-        (EventKind::Node, "registered" | "secret_rotated" | "offline" | "left") => {
+        Transition::Node(N::Registered | N::SecretRotated | N::Offline | N::Left) => {
             if let Some(node) = e.node_id {
                 relay.fall_back(&node);
             }
         }
-        (EventKind::Node, "forgotten") => {
+        Transition::Node(N::Forgotten) => {
             let Some(node) = e.node_id else { return };
             lock(&relay.nodes).remove(&node);
             let (js, stream, consumer, subject) = (
@@ -137,7 +147,8 @@ fn note(
                 }
             });
         }
-        _ => {}
+        // Nothing to publish or clean up.
+        Transition::Node(N::Online | N::Drained | N::Undrained | N::SkillsChanged) => {}
     }
 }
 

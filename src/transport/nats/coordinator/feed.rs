@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Relay;
 use crate::coordinator::cluster::Cluster;
-use crate::model::Event;
+use crate::model::{Event, TaskTransition, Transition};
 use crate::transport::nats::{HEADER_EVENT, HEADER_EVENT_ID};
 
 /// How many events one publish round reads from the store.
@@ -172,7 +172,7 @@ async fn publish_events(relay: &Relay, js: &jetstream::Context, batch: &[Event],
         // A worker on NATS hears of a cancel in its heartbeat answer: ask for one now. Best
         // effort: a lost wake-up only means the cancel waits for the regular heartbeat, and
         // must not make the events around it be published again.
-        if e.event == "cancel_requested"
+        if e.event == Transition::Task(TaskTransition::CancelRequested)
             && let Some(node) = &e.node_id
         {
             let _ = client.publish(relay.names.wake(node), bytes::Bytes::new()).await;

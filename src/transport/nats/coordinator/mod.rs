@@ -70,7 +70,7 @@ struct NodeLink {
     /// Its last heartbeat said its NATS link is up.
     linked: bool,
     consumer: Consumer,
-    /// Its last heartbeat answer said `nats`.
+    /// Its last heartbeat answer said `nats`: its assignments go over NATS.
     on_nats: bool,
     /// The key its messages are signed with, from its last heartbeat (memory only).
     key: Option<NodeKey>,
@@ -87,7 +87,7 @@ struct Ready {
     events: bool,
 }
 
-/// Work for the assignments loop from the heartbeat hook.
+/// Work for the assignment loop from the heartbeat hook.
 enum Request {
     /// Create or update the node's durable consumer.
     Consumer(String),
@@ -391,7 +391,7 @@ async fn run(
     let js = jetstream::new(client.clone());
     let loops = vec![
         tokio::spawn(setup_loop(relay.clone(), js.clone(), shutdown.clone())),
-        tokio::spawn(assignments::assignments_loop(
+        tokio::spawn(assignments::assignment_loop(
             relay.clone(),
             cluster.clone(),
             js.clone(),

@@ -5,25 +5,8 @@
 use rusqlite::{Connection, Row, params};
 
 use super::{damaged, json_column, to_json};
+use crate::coordinator::store::{Liveness, NodeRecord};
 use crate::model::{NodeCounters, NodeSpec, NodeUsage};
-
-/// One row of `nodes`.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct NodeRecord {
-    pub node_id: String,
-    pub spec: NodeSpec,
-    pub usage: NodeUsage,
-    pub counters: NodeCounters,
-    pub draining: bool,
-    /// The status when the row was last written (memory derives the live status).
-    pub status: String,
-    pub registered_at: i64,
-    pub last_heartbeat: Option<i64>,
-    pub incarnation: u64,
-    pub secret_hash: String,
-    /// The current secret was used at least once (its worker got the registration's answer).
-    pub secret_used: bool,
-}
 
 const COLUMNS: &str = "node_id, hostname, platform, arch, available_skills, unavailable_skills, \
     max_concurrent_tasks, ip_address, tailscale_ip, port, tags, version, draining, status, \
@@ -119,15 +102,6 @@ pub fn upsert(conn: &Connection, n: &NodeRecord) -> rusqlite::Result<()> {
 pub fn delete(conn: &Connection, node_id: &str) -> rusqlite::Result<()> {
     conn.execute("DELETE FROM nodes WHERE node_id = ?1", [node_id])?;
     Ok(())
-}
-
-/// The volatile figures of one node, flushed in batches.
-#[derive(Debug, Clone)]
-pub struct Liveness {
-    pub node_id: String,
-    pub status: String,
-    pub usage: NodeUsage,
-    pub last_heartbeat: Option<i64>,
 }
 
 /// Writes a batch of liveness figures.

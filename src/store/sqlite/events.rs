@@ -5,7 +5,8 @@
 use rusqlite::{Connection, Row, params};
 
 use super::damaged;
-use crate::model::{Event, EventKind, TaskEvent, Timestamp};
+use crate::coordinator::store::EventFilter;
+use crate::model::{Event, EventKind, TaskEvent, Timestamp, Transition};
 
 /// Appends an event (its id was assigned by the coordinator).
 pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<()> {
@@ -17,7 +18,7 @@ pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<()> {
         e.id as i64,
         e.at.0,
         e.kind.as_str(),
-        e.event,
+        e.event.as_str(),
         e.task_id,
         e.node_id,
         e.status,
@@ -33,11 +34,16 @@ const COLUMNS: &str = "id, at, kind, event, task_id, node_id, status, attempt, s
 fn from_row(r: &Row) -> rusqlite::Result<Event> {
     let id: i64 = r.get(0)?;
     let kind: String = r.get(2)?;
+    let kind: EventKind =
+        kind.parse().map_err(|_| damaged(r, 2, "events", &id.to_string(), &format!("unknown kind `{kind}`")))?;
+    let event: String = r.get(3)?;
+    let event = Transition::parse(kind, &event)
+        .map_err(|_| damaged(r, 3, "events", &id.to_string(), &format!("unknown {kind} event `{event}`")))?;
     Ok(Event {
         id: id as u64,
         at: Timestamp(r.get(1)?),
-        kind: kind.parse().map_err(|_| damaged(r, 2, "events", &id.to_string(), &format!("unknown kind `{kind}`")))?,
-        event: r.get(3)?,
+        kind,
+        event,
         task_id: r.get(4)?,
         node_id: r.get(5)?,
         status: r.get(6)?,
@@ -58,7 +64,7 @@ pub fn for_task(conn: &Connection, task_id: &str) -> rusqlite::Result<Vec<TaskEv
             .map_err(|_| damaged(r, 6, "events", &e.id.to_string(), &format!("unknown task status `{}`", e.status)))?;
         Ok(TaskEvent {
             at: e.at,
-            event: e.event,
+            event: e.event.as_str().to_string(),
             status,
             attempt: e.attempt.unwrap_or(0),
             node_id: e.node_id,
@@ -68,27 +74,8 @@ pub fn for_task(conn: &Connection, task_id: &str) -> rusqlite::Result<Vec<TaskEv
     rows.collect()
 }
 
-/// Which events a reader wants; every field set must match.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    pub task: Option<String>,
-    pub node: Option<String>,
-    pub skill: Option<String>,
-    pub kind: Option<EventKind>,
-}
-
-impl Filter {
-    pub fn matches(&self, e: &Event) -> bool {
-        let same = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
-        same(&self.task, &e.task_id)
-            && same(&self.node, &e.node_id)
-            && same(&self.skill, &e.skill)
-            && self.kind.is_none_or(|k| k == e.kind)
-    }
-}
-
 /// Up to `limit` events after `after_id` that match `filter`, oldest first.
-pub fn after(conn: &Connection, after_id: u64, filter: &Filter, limit: u32) -> rusqlite::Result<Vec<Event>> {
+pub fn after(conn: &Connection, after_id: u64, filter: &EventFilter, limit: u32) -> rusqlite::Result<Vec<Event>> {
     let mut sql = format!("SELECT {COLUMNS} FROM events WHERE id > ?1");
     let mut args: Vec<&dyn rusqlite::ToSql> = Vec::new();
     let after_id = after_id.min(i64::MAX as u64) as i64;
@@ -151,13 +138,14 @@ pub fn bounds(conn: &Connection) -> rusqlite::Result<Option<(u64, u64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{NodeTransition, TaskTransition};
 
     fn event(id: u64, at: i64, task: Option<&str>) -> Event {
         Event {
             id,
             at: Timestamp(at),
             kind: if task.is_some() { EventKind::Task } else { EventKind::Node },
-            event: "x".into(),
+            event: if task.is_some() { TaskTransition::Submitted.into() } else { NodeTransition::Online.into() },
             task_id: task.map(str::to_string),
             node_id: Some("n".into()),
             status: "pending".into(),
@@ -173,7 +161,7 @@ mod tests {
     fn retention_keeps_the_newest_event_so_ids_never_repeat() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cluster.db");
-        drop(crate::store::Store::open(&path).unwrap());
+        drop(super::super::SqliteStore::open(&path).unwrap());
         let c = Connection::open(&path).unwrap();
         for id in 1..=5 {
             insert(&c, &event(id, 1000, None)).unwrap();

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use rusqlite_migration::{M, Migrations};
 
-use super::StoreError;
+use super::SqliteError;
 
 /// The migrations, in order: (name, SQL).
 pub const MIGRATIONS: &[(&str, &str)] = &[
@@ -40,10 +40,10 @@ pub enum State {
 }
 
 /// Reads the state of an open database without changing it.
-pub fn state(conn: &Connection, path: &Path) -> Result<State, StoreError> {
+pub fn state(conn: &Connection, path: &Path) -> Result<State, SqliteError> {
     let not_db = |e: rusqlite::Error| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase { path: path.into() },
-        _ => StoreError::Sqlite(e),
+        Some(rusqlite::ErrorCode::NotADatabase) => SqliteError::NotADatabase { path: path.into() },
+        _ => SqliteError::Sqlite(e),
     };
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(not_db)?;
     let tables: i64 =
@@ -56,7 +56,7 @@ pub fn state(conn: &Connection, path: &Path) -> Result<State, StoreError> {
 }
 
 /// Brings a new, empty database to the current version.
-pub fn create_current(conn: &mut Connection) -> Result<(), StoreError> {
+pub fn create_current(conn: &mut Connection) -> Result<(), SqliteError> {
     migrations().to_latest(conn)?;
     Ok(())
 }
@@ -72,10 +72,10 @@ pub struct Status {
 }
 
 /// The status of the database at `path` (read only).
-pub fn status(path: &Path) -> Result<Status, StoreError> {
+pub fn status(path: &Path) -> Result<Status, SqliteError> {
     let current = match super::inspect(path)? {
         None | Some(State::Empty) => None,
-        Some(State::Foreign) => return Err(StoreError::Foreign { path: path.into() }),
+        Some(State::Foreign) => return Err(SqliteError::Foreign { path: path.into() }),
         Some(State::At(v)) => Some(v),
     };
     let from = current.unwrap_or(0);
@@ -94,19 +94,19 @@ pub struct Report {
 
 /// Migrates the database at `path` to [`LATEST`]. The caller holds the store lock.
 /// A database newer than the binary is refused; one that is current is left alone.
-pub fn migrate(path: &Path) -> Result<Report, StoreError> {
+pub fn migrate(path: &Path) -> Result<Report, SqliteError> {
     let status = status(path)?;
     if let Some(v) = status.current
         && v > LATEST
     {
-        return Err(StoreError::TooNew { path: path.into(), have: v, need: LATEST });
+        return Err(SqliteError::TooNew { path: path.into(), have: v, need: LATEST });
     }
     if status.pending.is_empty() {
         return Ok(Report { from: status.current, to: LATEST, applied: vec![], backup: None });
     }
     let Some(from) = status.current else {
         // No database yet: create it at the current version; nothing to back up.
-        super::Store::open(path)?;
+        super::SqliteStore::open(path)?;
         return Ok(Report { from: None, to: LATEST, applied: status.pending, backup: None });
     };
     let mut conn = Connection::open(path)?;

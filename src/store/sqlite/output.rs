@@ -8,21 +8,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::damaged;
+use crate::coordinator::store::{Kept, OutputWrite, Tail};
 use crate::model::{OutputLine, Timestamp};
-
-/// What one output batch changes, in the order it must be applied.
-#[derive(Debug, Clone)]
-pub struct OutputWrite {
-    pub task_id: String,
-    pub attempt: u32,
-    /// The batch begins a new kept attempt whose first line has this number: the previous
-    /// attempt's lines go.
-    pub new_attempt: Option<u64>,
-    /// The new lines, numbered.
-    pub lines: std::sync::Arc<Vec<OutputLine>>,
-    /// Lines numbered below this one are dropped (the tail is over its size).
-    pub drop_before: Option<u64>,
-}
 
 /// Applies a batch (inside the writer's transaction).
 pub fn apply(c: &Connection, w: &OutputWrite) -> rusqlite::Result<()> {
@@ -60,24 +47,6 @@ fn line_from_row(r: &Row, task_id: &str) -> rusqlite::Result<OutputLine> {
     })
 }
 
-/// A task's kept output as stored.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct Tail {
-    /// The kept attempt and the number of its first line (None when it printed nothing).
-    pub attempt: Option<(u32, u64)>,
-    /// The number of the first kept line.
-    pub first_kept: Option<u64>,
-    /// The lines numbered above the `after` asked for, oldest first.
-    pub lines: Vec<OutputLine>,
-}
-
-impl Tail {
-    /// Lines of the kept attempt were dropped.
-    pub fn truncated(&self) -> bool {
-        matches!((self.attempt, self.first_kept), (Some((_, first_seq)), Some(first)) if first > first_seq)
-    }
-}
-
 /// A task's kept output, the lines numbered above `after`.
 pub fn read(c: &Connection, task_id: &str, after: u64) -> rusqlite::Result<Tail> {
     let attempt = c
@@ -92,19 +61,6 @@ pub fn read(c: &Connection, task_id: &str, after: u64) -> rusqlite::Result<Tail>
         c.prepare_cached("SELECT seq, at, stream, text FROM task_output WHERE task_id = ?1 AND seq > ?2 ORDER BY seq")?;
     let lines = stmt.query_map(params![task_id, after.min(i64::MAX as u64) as i64], |r| line_from_row(r, task_id))?;
     Ok(Tail { attempt, first_kept, lines: lines.collect::<rusqlite::Result<_>>()? })
-}
-
-/// The kept output of an active task, as the coordinator needs it to go on numbering and
-/// trimming after a restart.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Kept {
-    pub task_id: String,
-    pub attempt: u32,
-    pub first_seq: u64,
-    /// The highest number handed out (kept or dropped).
-    pub last_seq: u64,
-    /// Each kept line's number and size in bytes, oldest first.
-    pub lines: Vec<(u64, u64)>,
 }
 
 /// The kept output of every active task.

@@ -3,7 +3,7 @@
 //! make the skill filter an index lookup.
 //!
 //! Reads build the API's [`Task`] directly from a row. The coordinator keeps only an
-//! [`ActiveRow`] of each active task in memory — never its parameters, which are read
+//! [`ActiveTask`] of each active task in memory — never its parameters, which are read
 //! from here when the task is handed to a worker.
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,58 +12,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
 use super::{damaged, json_column, optional_json_column, to_json};
+use crate::coordinator::store::{ActiveTask, HandoutText, ListFilter, NewTask};
 use crate::model::{Priority, Target, Task, TaskSpec, TaskState, TaskStatus, Timestamp};
-
-/// A new task: its submission, its place in submission order, and when it came.
-#[derive(Debug, Clone)]
-pub struct NewTask {
-    pub task_id: String,
-    pub seq: i64,
-    pub spec: TaskSpec,
-    pub submitted_at: i64,
-}
-
-/// What the coordinator keeps in memory of an active task: what placement needs, and its
-/// state.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ActiveRow {
-    /// Shared with the coordinator's indexes of the task (one allocation per task).
-    pub task_id: std::sync::Arc<str>,
-    /// Submission order; the list cursor.
-    pub seq: i64,
-    pub priority: Priority,
-    pub required_skills: Vec<String>,
-    pub optional_skills: Vec<String>,
-    pub affinity_tags: Vec<String>,
-    /// Where it may run (boxed: most tasks have none, and a box is one pointer).
-    pub target: Option<Box<Target>>,
-    pub timeout_ms: i64,
-    pub max_retries: u32,
-    pub state: TaskState,
-}
-
-impl ActiveRow {
-    /// The in-memory form of a new task.
-    pub fn of(new: &NewTask) -> ActiveRow {
-        ActiveRow {
-            task_id: new.task_id.as_str().into(),
-            seq: new.seq,
-            priority: new.spec.priority,
-            required_skills: new.spec.required_skills.clone(),
-            optional_skills: new.spec.optional_skills.clone(),
-            affinity_tags: new.spec.affinity_tags.clone(),
-            target: new.spec.target.clone().map(Box::new),
-            timeout_ms: (new.spec.timeout * 1000.0).round() as i64,
-            max_retries: new.spec.max_retries,
-            state: TaskState::default(),
-        }
-    }
-
-    /// The skill that runs: the first required one.
-    pub fn skill(&self) -> &str {
-        self.required_skills.first().map(String::as_str).unwrap_or("")
-    }
-}
 
 const SPEC: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
@@ -205,7 +155,7 @@ pub fn by_idempotency_key(conn: &Connection, key: &str) -> rusqlite::Result<Opti
 
 /// What a worker needs of the tasks it is handed beyond what memory holds: name,
 /// description and parameters, by task id.
-pub fn handout(conn: &Connection, ids: &[&str]) -> rusqlite::Result<HashMap<String, (String, String, Value)>> {
+pub fn handout(conn: &Connection, ids: &[String]) -> rusqlite::Result<HashMap<String, HandoutText>> {
     let mut stmt =
         conn.prepare_cached("SELECT task_id, name, description, parameters FROM tasks WHERE task_id = ?1")?;
     let mut out = HashMap::with_capacity(ids.len());
@@ -214,7 +164,7 @@ pub fn handout(conn: &Connection, ids: &[&str]) -> rusqlite::Result<HashMap<Stri
             .query_row([id], |r| {
                 let key: String = r.get(0)?;
                 let parameters: Value = json_column(r, 3, "tasks", &key)?;
-                Ok((key, (r.get(1)?, r.get(2)?, parameters)))
+                Ok((key, HandoutText { name: r.get(1)?, description: r.get(2)?, parameters }))
             })
             .optional()?;
         if let Some((k, v)) = row {
@@ -225,7 +175,7 @@ pub fn handout(conn: &Connection, ids: &[&str]) -> rusqlite::Result<HashMap<Stri
 }
 
 /// Tasks not yet ended, oldest first: what the coordinator reloads at start.
-pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveRow>> {
+pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveTask>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT task_id, seq, priority, required_skills, optional_skills, affinity_tags, timeout_ms, \
          max_retries, target, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
@@ -233,7 +183,7 @@ pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveRow>> {
     let rows = stmt.query_map([], |r| {
         let task_id: String = r.get(0)?;
         let key = task_id.as_str();
-        Ok(ActiveRow {
+        Ok(ActiveTask {
             seq: r.get(1)?,
             priority: priority(r, 2, key)?,
             required_skills: json_column(r, 3, "tasks", key)?,
@@ -252,17 +202,6 @@ pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveRow>> {
 /// The highest seq in use (0 when there are no tasks).
 pub fn max_seq(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("SELECT coalesce(max(seq), 0) FROM tasks", [], |r| r.get(0))
-}
-
-/// Filters of the task list.
-#[derive(Debug, Clone, Default)]
-pub struct ListFilter {
-    pub status: Option<TaskStatus>,
-    pub node: Option<String>,
-    pub skill: Option<String>,
-    /// Only tasks older than this seq (the cursor).
-    pub before_seq: Option<i64>,
-    pub limit: u32,
 }
 
 /// The SQL and arguments of a page of tasks, newest first. Every filter combination walks
@@ -347,7 +286,7 @@ mod tests {
     fn store() -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cluster.db");
-        drop(crate::store::Store::open(&path).unwrap());
+        drop(super::super::SqliteStore::open(&path).unwrap());
         (dir, Connection::open(&path).unwrap())
     }
 

@@ -1,0 +1,205 @@
+//! The store seam: what the coordinator needs from wherever its state is kept, and nothing
+//! about how. The coordinator owns this trait; each store implements it (`crate::store`
+//! picks one by `storage.type`), so no SQL dialect appears above it.
+//!
+//! What a store does for the coordinator:
+//! - [`Store::snapshot`]: load every node, the active tasks and where the numbering goes
+//!   on, once at start;
+//! - [`Store::write_session`]: a session for the one [`Writer`], which applies plain-data
+//!   [`Write`]s — the [`Batch`] of changes the state machine made, heartbeat figures,
+//!   retention purges — in one transaction per group of jobs (group commit) and commits
+//!   durably before anyone is answered (see [`writer`]);
+//! - the reads the API and the feeds make: a task with its history, the task list with its
+//!   cursor and filters, idempotency lookups, the handouts' texts, the task counts, events
+//!   after an id, the kept output, and a consistent backup copy.
+//!
+//! Invariants every store keeps:
+//! - a session's `commit` applies all of its writes or none, in the order given, and
+//!   returns only once they are durable; an error means nothing of that call was committed
+//!   (the writer then stops for good: fail-stop);
+//! - reads see every commit that finished before they started;
+//! - event ids, task seqs and output line numbers are the coordinator's (a store never
+//!   numbers anything itself); [`Store::event_bounds`] and the snapshot's `max_seq` and
+//!   `max_event` say where the numbering goes on after a restart;
+//! - damaged data (an unparsable value, an unknown name) is an error naming where it is,
+//!   never a silent default.
+//!
+//! The methods are blocking: a store may block on disk or network. The coordinator calls
+//! them on tokio's blocking pool ([`blocking`]) and from the writer's own thread, never on
+//! a runtime thread.
+//!
+//! Adding a store (PostgreSQL, issue 19): a module under `crate::store` with a type that
+//! implements [`Store`] and [`WriteSession`] (run `Write::Batch` etc. inside one
+//! transaction; a fencing check belongs in `commit`), a variant of `StorageKind` and one
+//! line in `crate::store::open`. The state-machine tests (`core/tests.rs`) drive any
+//! [`Store`] the same way.
+
+pub mod writer;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+pub use super::core::output::{Kept, OutputWrite};
+pub use super::core::registry::{Liveness, NodeRecord};
+pub use super::core::tasks::{ActiveTask, NewTask};
+pub use super::core::{Batch, Snapshot};
+pub use writer::{AfterCommit, Writer};
+
+use crate::model::{Event, EventKind, OutputLine, Task, TaskStatus};
+
+/// Why the store could not do what the coordinator asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The writer has stopped: the coordinator is shutting down.
+    #[error("the store writer has stopped")]
+    WriterGone,
+    /// A write or its commit failed; nothing more will be written (fail-stop).
+    #[error("a database write failed: {0}")]
+    WriteFailed(String),
+    /// The store failed a read or a write; the message names what and where.
+    #[error("{0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// A store's own error.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+/// One job for the writer: plain data that a store turns into its own statements.
+#[derive(Debug)]
+pub enum Write {
+    /// What transitions changed: new tasks, task states, node records, forgotten nodes,
+    /// events and output, in that order.
+    Batch(Batch),
+    /// The heartbeat figures that changed since the last flush (not durable state: losing
+    /// the last few seconds of them in a crash is fine).
+    Liveness(Vec<Liveness>),
+    /// Retention: up to `limit` ended tasks that completed before `before_ms` (with their
+    /// events and output) and up to `limit` node events older than that, never the newest
+    /// event (ids go on from the highest stored one after a restart). The larger of the
+    /// two counts is sent on `purged` before the commit.
+    Purge { before_ms: i64, limit: u32, purged: std::sync::mpsc::Sender<usize> },
+}
+
+/// The writer's connection to the store: applies jobs in one transaction per call.
+pub trait WriteSession: Send {
+    /// Applies `writes` in order in one transaction and commits it durably. On an error,
+    /// nothing of this call is committed.
+    fn commit(&mut self, writes: &mut dyn Iterator<Item = &Write>) -> Result<(), StoreError>;
+}
+
+/// Filters and cursor of a page of the task list (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<TaskStatus>,
+    pub node: Option<String>,
+    pub skill: Option<String>,
+    /// Only tasks older than this seq (the cursor).
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// Which events a reader wants; every field set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    pub task: Option<String>,
+    pub node: Option<String>,
+    pub skill: Option<String>,
+    pub kind: Option<EventKind>,
+}
+
+impl EventFilter {
+    pub fn matches(&self, e: &Event) -> bool {
+        let same = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+        same(&self.task, &e.task_id)
+            && same(&self.node, &e.node_id)
+            && same(&self.skill, &e.skill)
+            && self.kind.is_none_or(|k| k == e.kind)
+    }
+}
+
+/// A task's kept output as stored.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Tail {
+    /// The kept attempt and the number of its first line (None when it printed nothing).
+    pub attempt: Option<(u32, u64)>,
+    /// The number of the first kept line.
+    pub first_kept: Option<u64>,
+    /// The lines numbered above the `after` asked for, oldest first.
+    pub lines: Vec<OutputLine>,
+}
+
+impl Tail {
+    /// Lines of the kept attempt were dropped.
+    pub fn truncated(&self) -> bool {
+        matches!((self.attempt, self.first_kept), (Some((_, first_seq)), Some(first)) if first > first_seq)
+    }
+}
+
+/// What a worker needs of a task it is handed beyond what memory holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoutText {
+    pub name: String,
+    pub description: String,
+    pub parameters: Value,
+}
+
+/// Where the coordinator's state is kept.
+pub trait Store: Send + Sync + 'static {
+    /// Where the data is, for messages (`./data/cluster.db`; never a password).
+    fn location(&self) -> String;
+
+    /// Every node, the active tasks and their kept output, and where task seqs and event
+    /// ids go on.
+    fn snapshot(&self) -> Result<Snapshot, StoreError>;
+
+    /// The writer's session (called once, at start).
+    fn write_session(&self) -> Result<Box<dyn WriteSession>, StoreError>;
+
+    /// One task as stored, with its history (`events`, oldest first) when `with_events`.
+    fn task(&self, task_id: &str, with_events: bool) -> Result<Option<Task>, StoreError>;
+
+    /// The task submitted with this idempotency key.
+    fn task_by_idempotency_key(&self, key: &str) -> Result<Option<Task>, StoreError>;
+
+    /// A page of tasks, newest first, each with its seq (submission order: the cursor).
+    /// Every filter combination must cost the page, not the number of stored tasks.
+    fn tasks(&self, filter: &ListFilter) -> Result<Vec<(i64, Task)>, StoreError>;
+
+    /// Name, description and parameters of these tasks, by id (missing ones are left out).
+    fn handout_texts(&self, task_ids: &[String]) -> Result<HashMap<String, HandoutText>, StoreError>;
+
+    /// How many tasks are in each status, every status present (zeros included).
+    fn count_by_status(&self) -> Result<BTreeMap<String, u64>, StoreError>;
+
+    /// Up to `limit` events after `after` that match `filter`, oldest first.
+    fn events_after(&self, after: u64, filter: &EventFilter, limit: u32) -> Result<Vec<Event>, StoreError>;
+
+    /// The lowest and the highest stored event id (`None`: no events).
+    fn event_bounds(&self) -> Result<Option<(u64, u64)>, StoreError>;
+
+    /// A task's kept output, the lines numbered above `after`.
+    fn output(&self, task_id: &str, after: u64) -> Result<Tail, StoreError>;
+
+    /// A consistent copy of everything committed so far, in a new file that the caller
+    /// streams and then removes.
+    fn backup(&self) -> Result<PathBuf, StoreError>;
+}
+
+/// Runs `f` on the store on tokio's blocking pool.
+pub async fn blocking<T, F>(store: &Arc<dyn Store>, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&*store))
+        .await
+        .map_err(|e| StoreError::Backend(format!("database task failed: {e}").into()))?
+}
