@@ -428,6 +428,20 @@ impl Cluster {
         self.task(&new, false).await
     }
 
+    /// A request authenticated by `node`'s secret: the first one marks the secret used
+    /// (committed before the request goes on, so a restart keeps it), after which the join
+    /// token cannot take the live node over. Later ones only read.
+    pub async fn node_secret_used(&self, node: &str) -> Result<(), Error> {
+        if self.view(|core| core.registry().is_secret_used(node)) {
+            return Ok(());
+        }
+        self.mutate(|core, _| {
+            core.secret_used(node);
+            Ok(())
+        })
+        .await
+    }
+
     /// A worker's long poll: answers at once when there is something for it, else waits for
     /// a placement or a cancel (or `wait`, or shutdown) and answers then. Hands out only
     /// what is on disk: a restarted coordinator must know the attempt.
