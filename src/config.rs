@@ -55,11 +55,22 @@ pub struct StorageConfig {
     pub path: PathBuf,
     /// Ended tasks older than this many days are purged in the background (0 keeps them all).
     pub task_retention_days: u32,
+    /// The key that encrypts cluster secrets at rest (`openclaw secrets`): 32 random bytes,
+    /// created (mode 0600) on first start. Unset: `secrets.key` beside `path`. Never in the
+    /// database or its backups: keep a copy apart from them, or secrets restored from a
+    /// backup cannot be read (set them again).
+    #[schema(value_type = Option<String>, format = "path")]
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { kind: StorageKind::Sqlite, path: PathBuf::from("./data/cluster.db"), task_retention_days: 30 }
+        Self {
+            kind: StorageKind::Sqlite,
+            path: PathBuf::from("./data/cluster.db"),
+            task_retention_days: 30,
+            secrets_key_file: None,
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod housekeeping;
 pub mod http;
 pub mod mcp;
 pub mod metrics;
+pub mod secrets;
 pub mod sse;
 pub mod store;
 pub mod stream_limits;
@@ -100,7 +101,14 @@ impl Coordinator {
         let core = Core::restore(Settings::from_config(&config), metrics.clone(), snapshot, Now::get());
         tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %location, "store opened; known nodes are offline until they heartbeat");
 
-        let cluster = Arc::new(Cluster::new(config, core, store, writer.clone(), tokens, metrics, shutdown.clone()));
+        let secret_rows = store::blocking(&store, |s| s.secrets())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load the cluster secrets from the store at {location}: {e}"))?;
+        let secret_key = secrets::load_key(&config, &secret_rows)?;
+        let cluster = Arc::new(
+            Cluster::new(config, core, store, writer.clone(), tokens, metrics, shutdown.clone())
+                .with_secrets(secret_key, secret_rows),
+        );
         // Tasks whose node is gone were requeued while loading: write that down.
         cluster.internal(|_, _| ());
         let mut loops = vec![

@@ -36,6 +36,8 @@ string_enum! {
         UnknownNode = "unknown_node",
         /// No task with this id (ended tasks are purged after the retention period).
         UnknownTask = "unknown_task",
+        /// No cluster secret with this name.
+        UnknownSecret = "unknown_secret",
         /// A report (start, output, result) for an attempt that is not the task's current
         /// one on this node.
         StaleAttempt = "stale_attempt",
@@ -78,7 +80,7 @@ impl ErrorCode {
             ErrorCode::BadRequest | ErrorCode::InvalidQuery => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask => 404,
+            ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask | ErrorCode::UnknownSecret => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::StaleAttempt
@@ -116,6 +118,7 @@ impl ErrorCode {
             ErrorCode::UnknownTask => {
                 "no task with this id (ended tasks are purged after `storage.task_retention_days`)"
             }
+            ErrorCode::UnknownSecret => "no cluster secret with this name (`openclaw secrets list`)",
             ErrorCode::StaleAttempt => {
                 "a start, output or result report for an attempt that is not the task's current one on this node"
             }

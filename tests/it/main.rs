@@ -25,6 +25,7 @@ mod openclaw_skills;
 mod operator;
 mod output;
 mod postgres_server;
+mod secrets;
 mod security;
 mod store;
 mod tasks;

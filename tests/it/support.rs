@@ -236,6 +236,8 @@ pub struct Settings {
     /// Give the worker a gateway port of nobody (the default), so no test reaches a real
     /// gateway by accident; off, the worker finds the gateway in OpenClaw's config.
     pub pin_gateway_port: bool,
+    /// `log.level` of every process.
+    pub log_level: &'static str,
 }
 
 impl Default for Settings {
@@ -250,6 +252,7 @@ impl Default for Settings {
             extra_coordinator: String::new(),
             extra_worker: String::new(),
             pin_gateway_port: true,
+            log_level: "DEBUG",
         }
     }
 }
@@ -301,7 +304,7 @@ impl Cluster {
             http = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
         }
         let yaml = format!(
-            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: {lp}\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: DEBUG\n  format: json\n",
+            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: {lp}\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: {level}\n  format: json\n",
             data = dir.path().join("data").display(),
             ht = s.heartbeat_timeout,
             hi = s.heartbeat_interval,
@@ -311,6 +314,7 @@ impl Cluster {
             lp = s.long_poll_timeout,
             ec = extra_coordinator,
             ew = extra_worker,
+            level = s.log_level,
         );
         let scheme = if s.tls { "https" } else { "http" };
         let c =

@@ -275,6 +275,7 @@ impl Core {
             timestamp: Timestamp(now.ms),
             cancel,
             dispatch: None,
+            secrets: Vec::new(),
         })
     }
 
