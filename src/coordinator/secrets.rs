@@ -220,7 +220,7 @@ impl Catalogue {
         for name in names {
             let row = self.rows.get(name).ok_or_else(|| unknown(name))?;
             if row.key_id != key.id {
-                return Err(Error::invalid("secrets", unreadable(name)));
+                return Err(Error::new(ErrorCode::SecretUnreadable, format!("secrets: {}", unreadable(name))));
             }
             if let Some(scope) = &row.scope {
                 target = Some(narrow(target.unwrap_or_default(), scope, name)?);
@@ -233,7 +233,7 @@ impl Catalogue {
 /// No secret of this name.
 pub fn unknown(name: &str) -> Error {
     Error::new(
-        ErrorCode::BadRequest,
+        ErrorCode::UnknownSecret,
         format!(
             "secrets: no secret `{name}`; set it first (`openclaw secrets set {name}`), see `openclaw secrets list`"
         ),
@@ -321,12 +321,13 @@ mod tests {
         assert_eq!(c.apply(&key, &names(&["OPEN"]), None), Ok(None));
         assert_eq!(c.apply(&key, &names(&["OPEN", "GPU"]), None), Ok(Some(gpu)));
         let e = c.apply(&key, &names(&["NOPE"]), None).unwrap_err();
-        assert!(e.code == ErrorCode::BadRequest && e.message.contains("`NOPE`"), "{e:?}");
+        assert!(e.code == ErrorCode::UnknownSecret && e.message.contains("`NOPE`"), "{e:?}");
         let e = c.apply(&key, &names(&["LOST"]), None).unwrap_err();
+        assert_eq!(e.code, ErrorCode::SecretUnreadable);
         assert!(e.message.contains("cannot be read") && e.message.contains("secrets_key_file"), "{e:?}");
         let elsewhere = Target { node: Some("b".into()), ..Default::default() };
         let e = c.apply(&key, &names(&["PINNED"]), Some(elsewhere)).unwrap_err();
-        assert!(e.message.contains("may only go to node `a`"), "{e:?}");
+        assert!(e.code == ErrorCode::Unplaceable && e.message.contains("may only go to node `a`"), "{e:?}");
         assert!(c.list(&key).iter().any(|s| s.name == "LOST" && !s.readable));
     }
 }

@@ -38,6 +38,8 @@ string_enum! {
         UnknownTask = "unknown_task",
         /// No cluster secret with this name.
         UnknownSecret = "unknown_secret",
+        /// The secret cannot be read: the coordinator's key did not seal it.
+        SecretUnreadable = "secret_unreadable",
         /// A report (start, output, result) for an attempt that is not the task's current
         /// one on this node.
         StaleAttempt = "stale_attempt",
@@ -90,6 +92,7 @@ impl ErrorCode {
             | ErrorCode::TaskEnded
             | ErrorCode::TaskActive
             | ErrorCode::IdempotencyConflict
+            | ErrorCode::SecretUnreadable
             | ErrorCode::Unplaceable => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -118,7 +121,12 @@ impl ErrorCode {
             ErrorCode::UnknownTask => {
                 "no task with this id (ended tasks are purged after `storage.task_retention_days`)"
             }
-            ErrorCode::UnknownSecret => "no cluster secret with this name (`openclaw secrets list`)",
+            ErrorCode::UnknownSecret => {
+                "no cluster secret with this name (`openclaw secrets list`), in the path or in a task's `secrets`"
+            }
+            ErrorCode::SecretUnreadable => {
+                "a task's secret was sealed with another key than `storage.secrets_key_file` holds (a backup restored without its key): set it again"
+            }
             ErrorCode::StaleAttempt => {
                 "a start, output or result report for an attempt that is not the task's current one on this node"
             }

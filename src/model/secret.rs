@@ -49,8 +49,13 @@ schema_type! {
         .items(ObjectBuilder::new().schema_type(Type::String).pattern(Some(SECRET_NAME_PATTERN)))
         .max_items(Some(MAX_TASK_SECRETS))
         .description(Some("Names of cluster secrets (`openclaw secrets list`); each reaches the skill's process as that environment variable"));
-    /// A secret's value.
-    SecretValueText => SECRET_VALUE.schema();
+    /// A secret's value: 1 to 65,536 characters, without NUL.
+    SecretValueText => ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(1))
+        .max_length(Some(SECRET_VALUE.max()))
+        .pattern(Some("^[^\\u0000]*$"))
+        .description(Some("1 to 65536 characters, without NUL; kept encrypted, never shown again"));
 }
 
 /// `PUT /api/v1/secrets/{name}`: sets (or replaces) a secret.

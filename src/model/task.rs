@@ -311,7 +311,7 @@ pub struct SubmitTask {
     #[schema(value_type = Option<ClaimableOrigin>)]
     pub origin: Option<String>,
     /// Cluster secrets the task uses, by name (`openclaw secrets list`; an unknown one is
-    /// a 400). Each reaches the skill's process as the environment variable of that name,
+    /// 404 `unknown_secret`). Each reaches the skill's process as the environment variable of that name,
     /// when the skill declares it (`requires.env`); the task only runs on nodes every
     /// secret's scope allows. Values are never shown.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

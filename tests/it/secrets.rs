@@ -80,11 +80,12 @@ async fn a_secret_reaches_only_the_skill_and_is_never_shown() {
     let listed = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(o.status.success() && listed.contains("API_KEY") && listed.contains("admin token from"), "{}", show(&o));
 
-    // An unknown name is a 400 naming it, and nothing is stored.
+    // An unknown name is refused naming it (a state the document cannot know: 404, as the
+    // API's contract has it), and nothing is stored.
     let (status, answer) = cluster
         .api("POST", "/api/v1/tasks", Some(json!({"name": "t", "required_skills": ["uses-key"], "secrets": ["NOPE"]})))
         .await;
-    assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_request")), "{answer}");
+    assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("unknown_secret")), "{answer}");
     assert!(answer["error"]["message"].as_str().unwrap().contains("`NOPE`"), "{answer}");
 
     let submit = |skill: &str| {
@@ -231,7 +232,7 @@ async fn without_its_key_a_restored_backup_cannot_read_secrets_and_rotation_rese
     let (status, answer) = restored
         .api("POST", "/api/v1/tasks", Some(json!({"name": "t", "required_skills": ["x"], "secrets": ["API_KEY"]})))
         .await;
-    assert_eq!(status, 400, "{answer}");
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("secret_unreadable")), "{answer}");
     let message = answer["error"]["message"].as_str().unwrap();
     assert!(message.contains("cannot be read") && message.contains("secrets_key_file"), "{message}");
     // Everything else works: the old task is there, a task without secrets is taken.
