@@ -250,10 +250,10 @@ pub fn unreadable(name: &str) -> String {
 /// `target` limited to what `scope` allows too, or why no node could satisfy both.
 fn narrow(mut target: Target, scope: &Target, name: &str) -> Result<Target, Error> {
     let clash = |what: &str, a: &str, b: &str| {
-        Error::invalid(
-            "secrets",
+        Error::new(
+            ErrorCode::Unplaceable,
             format!(
-                "secret `{name}` may only go to {what} `{b}`, but the task's target is {what} `{a}`: no node could run it"
+                "secrets: secret `{name}` may only go to {what} `{b}`, but the task's target is {what} `{a}`: no node could run it"
             ),
         )
     };
