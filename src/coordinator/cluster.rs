@@ -84,7 +84,7 @@ pub struct Cluster {
     /// The second door for workers, when one is configured (set once at start).
     transport: OnceLock<Arc<dyn WorkerTransport>>,
     /// The secrets key and the sealed secrets (see [`super::secrets`]); a std mutex, held
-    /// for short sections only.
+    /// for short sections only and never together with the state's.
     secrets: Mutex<SecretState>,
     /// One change to the secrets at a time (set, remove, rotate), across their commits.
     secret_changes: tokio::sync::Mutex<()>,
@@ -570,26 +570,24 @@ impl Cluster {
         let found = self.mutate(|core, now| core.start(node, task, attempt, now)).await?;
         let delivered = matches!(found, Report::Done(_));
         let mut answer = self.report_answer(found, node, task, attempt, None).await?;
-        if delivered {
-            let (names, node_view) =
-                self.view(|core| (core.task_secrets(task).to_vec(), core.registry().view(node).ok()));
-            if !names.is_empty() {
-                match self.open_secrets(&names, node, node_view.as_ref()) {
-                    Ok(values) => answer.secrets = values,
-                    Err(why) => {
-                        let error = format!("task {task} cannot run on node `{node}`: {why}");
-                        let report = ResultReport {
-                            attempt,
-                            outcome: Outcome::Failed,
-                            result: None,
-                            error: Some(error.clone()),
-                            duration_ms: 0,
-                            retry_after: None,
-                            permanent: true,
-                        };
-                        self.mutate(|core, now| core.result(node, task, report, now)).await?;
-                        return Err(Error::new(ErrorCode::StaleAttempt, error));
-                    }
+        let names = if delivered { self.view(|core| core.task_secrets(task).to_vec()) } else { Vec::new() };
+        if !names.is_empty() {
+            let node_view = self.view(|core| core.registry().view(node).ok());
+            match self.open_secrets(&names, node, node_view.as_ref()) {
+                Ok(values) => answer.secrets = values,
+                Err(why) => {
+                    let error = format!("task {task} cannot run on node `{node}`: {why}");
+                    let report = ResultReport {
+                        attempt,
+                        outcome: Outcome::Failed,
+                        result: None,
+                        error: Some(error.clone()),
+                        duration_ms: 0,
+                        retry_after: None,
+                        permanent: true,
+                    };
+                    self.mutate(|core, now| core.result(node, task, report, now)).await?;
+                    return Err(Error::new(ErrorCode::StaleAttempt, error));
                 }
             }
         }
@@ -623,11 +621,12 @@ impl Cluster {
 
     /// The names of the secrets `node` may receive (its scope allows it).
     fn secrets_for(&self, node: &str) -> Vec<String> {
-        let state = lock(&self.secrets);
-        if state.catalogue.rows().next().is_none() {
+        if lock(&self.secrets).catalogue.rows().next().is_none() {
             return Vec::new();
         }
+        // Never both locks at once.
         let Ok(view) = self.view(|core| core.registry().view(node)) else { return Vec::new() };
+        let state = lock(&self.secrets);
         state
             .catalogue
             .rows()

@@ -6,7 +6,8 @@
 //! owns ([`store`]; the stores themselves are `crate::store`).
 //!
 //! [`Coordinator::start`] opens the configured store (for SQLite: the lock first), loads
-//! tokens and the state (nodes, active tasks) and starts the background loops and the
+//! tokens, the state (nodes, active tasks) and the cluster secrets with their key
+//! ([`secrets`]) and starts the background loops and the
 //! transports it is given (doors to workers besides HTTP, [`cluster::TransportPlug`];
 //! `crate::transport` has them); [`Coordinator::serve`] answers HTTP on a listener it is
 //! given until the shutdown token fires, then stops the loops, flushes, closes the writer
