@@ -1,6 +1,6 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
 //! test: it prints figures). Run:
-//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|paint|all]`.
+//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -26,6 +26,9 @@
 //! - mcp: submit-and-wait of a no-op exec task on one real worker, interleaved in one run:
 //!   the plain API (submit, then wait), the MCP tool `submit_task` on `/mcp` (rmcp's
 //!   Streamable HTTP client), and the same through `openclaw mcp` (stdio child process).
+//! - secrets: paced tasks to one idle simulated worker, alternately using 3 cluster secrets
+//!   and none, one coordinator, one run: submit→start answer (the moment the worker holds
+//!   everything it needs to run, the secrets' values included), p50/p99 of each.
 //! - paint: the dashboard on loopback in headless Chromium (tests/tools/dashboard.cjs,
 //!   installed by .ci/tools): first paint and first contentful paint of the page, and,
 //!   logged in, the time until the first data is shown; medians of 30 fresh loads, with
@@ -643,6 +646,96 @@ async fn tasks_paced(total: u64, gap: Duration, backlog: u64) -> f64 {
     receipt.value_at_quantile(0.99) as f64
 }
 
+/// Issue 22: what 3 cluster secrets add to a task's way to its worker. One simulated HTTP
+/// worker takes each assignment and reports its start at once; the time from the submit
+/// to the start answer (which carries the values) is recorded per kind, tasks alternating.
+async fn secrets_cost(total: u64, gap: Duration) {
+    let (_server, ep) = start().await;
+    let names = ["BENCH_SECRET_A", "BENCH_SECRET_B", "BENCH_SECRET_C"];
+    for name in names {
+        let r = ep
+            .http
+            .put(format!("{}/api/v1/secrets/{name}", ep.url))
+            .bearer_auth(&ep.admin)
+            .json(&json!({"value": format!("{name}-value-0123456789abcdef0123456789abcdef")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let id = "secrets-0";
+    let secret = ep.register_with(id, 64, &["work"]).await;
+    let sent: Arc<Mutex<HashMap<u64, Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let answered = Arc::new([Mutex::new(histogram()), Mutex::new(histogram())]);
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (ep, sent, answered, done, stop) = (ep.clone(), sent.clone(), answered.clone(), done.clone(), stop.clone());
+        tokio::spawn(async move {
+            let held: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
+            while !stop.load(Ordering::Relaxed) {
+                let body = json!({"wait_secs": 1, "held": held.lock().unwrap().clone()});
+                let url = format!("{}/api/v1/nodes/{id}/tasks/poll", ep.url);
+                let Ok(r) = ep.http.post(url).bearer_auth(&secret).json(&body).send().await else { continue };
+                let poll: Value = r.json().await.unwrap_or(Value::Null);
+                for a in poll["assignments"].as_array().cloned().unwrap_or_default() {
+                    let task = a["task_id"].as_str().unwrap().to_string();
+                    let attempt = a["attempt"].as_u64().unwrap();
+                    held.lock().unwrap().push(json!({"task_id": task, "attempt": attempt}));
+                    let (ep, secret, sent, answered, done, held) =
+                        (ep.clone(), secret.clone(), sent.clone(), answered.clone(), done.clone(), held.clone());
+                    tokio::spawn(async move {
+                        let i = a["parameters"]["i"].as_u64().unwrap();
+                        let base = format!("{}/api/v1/nodes/{id}/tasks/{task}", ep.url);
+                        let r = ep
+                            .http
+                            .post(format!("{base}/start"))
+                            .bearer_auth(&secret)
+                            .json(&json!({"attempt": attempt}))
+                            .send()
+                            .await
+                            .unwrap();
+                        let started: Value = r.json().await.unwrap();
+                        let t0 = sent.lock().unwrap().get(&i).copied().unwrap();
+                        let kind = (i % 2) as usize;
+                        let values = started["secrets"].as_object().map_or(0, |m| m.len());
+                        assert_eq!(values, if kind == 1 { 3 } else { 0 }, "{started}");
+                        answered[kind].lock().unwrap().record(t0.elapsed().as_micros() as u64).unwrap();
+                        let result = json!({"attempt": attempt, "outcome": "completed", "duration_ms": 1});
+                        ep.http.post(format!("{base}/result")).bearer_auth(&secret).json(&result).send().await.unwrap();
+                        held.lock().unwrap().retain(|h| h["task_id"] != task.as_str());
+                        done.fetch_add(1, Ordering::Relaxed);
+                    });
+                }
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await; // the worker is waiting for work
+    for i in 0..total {
+        let secrets: &[&str] = if i % 2 == 1 { &names } else { &[] };
+        sent.lock().unwrap().insert(i, Instant::now());
+        let body =
+            json!({"name": format!("t{i}"), "required_skills": ["work"], "parameters": {"i": i}, "secrets": secrets});
+        let r =
+            ep.http.post(format!("{}/api/v1/tasks", ep.url)).bearer_auth(&ep.admin).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+        tokio::time::sleep(gap).await;
+    }
+    while done.load(Ordering::Relaxed) < total {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = worker.await;
+    let (none, three) = (answered[0].lock().unwrap().clone(), answered[1].lock().unwrap().clone());
+    println!("  no secrets: {}", report("submit→start answer", &none));
+    println!("  3 secrets:  {}", report("submit→start answer", &three));
+    println!(
+        "  ratio 3 secrets / none: p50 {:.2}, p99 {:.2}",
+        three.value_at_quantile(0.5) as f64 / none.value_at_quantile(0.5) as f64,
+        three.value_at_quantile(0.99) as f64 / none.value_at_quantile(0.99) as f64
+    );
+}
+
 /// Issue 12: the same loads over HTTP and over NATS, one coordinator, one run. The
 /// coordinator publishes its event feed to NATS in both phases.
 async fn transports(total: u64, paced: u64, gap: Duration) {
@@ -1205,6 +1298,10 @@ fn main() {
         if which == "transport" || which == "all" {
             println!("transport (HTTP vs NATS, one coordinator, one run):");
             transports(5_000, 500, Duration::from_millis(10)).await;
+        }
+        if which == "secrets" || which == "all" {
+            println!("secrets (3 per task vs none, interleaved, one run):");
+            secrets_cost(1_000, Duration::from_millis(10)).await;
         }
         if which == "paint" || which == "all" {
             println!("dashboard:");

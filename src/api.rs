@@ -35,6 +35,10 @@
 //! | POST | `/api/v1/tasks/{task}/cancel` | CancelTask | submit |
 //! | POST | `/api/v1/tasks/{task}/retry` | RetryTask | submit |
 //! | GET | `/api/v1/backup` | Backup | admin |
+//! | GET | `/api/v1/secrets` | ListSecrets (names, never values) | admin |
+//! | PUT | `/api/v1/secrets/{name}` | SetSecret | admin |
+//! | DELETE | `/api/v1/secrets/{name}` | DeleteSecret | admin |
+//! | POST | `/api/v1/secrets/rotate-key` | RotateSecretKey | admin |
 //! | GET | `/api/v1/tasks/{task}/output` | TaskOutput (`?follow= &after=`) | read |
 //! | GET | `/api/v1/events` | Events (`?task= &node= &skill= &kind= &after=`) | read |
 //! | POST | `/mcp` | Mcp (MCP over Streamable HTTP) | submit |
@@ -309,6 +313,10 @@ pub enum Route {
     CancelTask { task: String },
     RetryTask { task: String },
     Backup,
+    ListSecrets,
+    SetSecret { name: String },
+    DeleteSecret { name: String },
+    RotateSecretKey,
     TaskOutput { task: String, query: OutputQuery },
     Events(EventQuery),
     Mcp,
@@ -723,7 +731,14 @@ pub static TABLE: &[Endpoint] = &[
         query: None,
         body: Body::Json(json::<m::SubmitTask>),
         ok: &[(201, Answer::Json(json::<m::Task>)), (200, Answer::Json(json::<m::Task>))],
-        errors: &[E::IdempotencyConflict, E::Unplaceable, E::Overloaded, E::Unavailable],
+        errors: &[
+            E::IdempotencyConflict,
+            E::Unplaceable,
+            E::UnknownSecret,
+            E::SecretUnreadable,
+            E::Overloaded,
+            E::Unavailable,
+        ],
         access: Access::Submit,
         summary: "Submit a task (201)",
         build: |p, q| none(p, q, Route::SubmitTask),
@@ -789,7 +804,16 @@ pub static TABLE: &[Endpoint] = &[
         query: None,
         body: Body::None,
         ok: &[(201, Answer::Json(json::<m::Task>))],
-        errors: &[E::UnknownTask, E::TaskActive, E::Overloaded, E::Unavailable, E::Internal],
+        errors: &[
+            E::UnknownTask,
+            E::TaskActive,
+            E::UnknownSecret,
+            E::SecretUnreadable,
+            E::Unplaceable,
+            E::Overloaded,
+            E::Unavailable,
+            E::Internal,
+        ],
         access: Access::Submit,
         summary: "Submit an ended task again as a new task linked to it",
         build: |mut p, q| {
@@ -808,6 +832,60 @@ pub static TABLE: &[Endpoint] = &[
         access: Access::Admin,
         summary: "A consistent copy of the store, taken while the coordinator runs (SQLite; a PostgreSQL store answers `not_supported` naming `pg_dump`)",
         build: |p, q| none(p, q, Route::Backup),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/secrets",
+        name: "secrets_list",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::SecretList>))],
+        errors: &[],
+        access: Access::Admin,
+        summary: "The cluster secrets: names, scopes, who set them and when (never values)",
+        build: |p, q| none(p, q, Route::ListSecrets),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/secrets/rotate-key",
+        name: "secrets_rotate_key",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::KeyRotated>))],
+        errors: &[E::Internal, E::Overloaded, E::Unavailable],
+        access: Access::Admin,
+        summary: "Seal every secret again under a new key (storage.secrets_key_file)",
+        build: |p, q| none(p, q, Route::RotateSecretKey),
+    },
+    Endpoint {
+        method: Method::PUT,
+        path: "/api/v1/secrets/{name}",
+        name: "secret_set",
+        query: None,
+        body: Body::Json(json::<m::SetSecret>),
+        ok: &[(200, Answer::Json(json::<m::SecretInfo>))],
+        errors: &[E::Overloaded, E::Unavailable],
+        access: Access::Admin,
+        summary: "Set or replace a secret (kept encrypted; the value is never shown again)",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::SetSecret { name: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::DELETE,
+        path: "/api/v1/secrets/{name}",
+        name: "secret_delete",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::SecretInfo>))],
+        errors: &[E::UnknownSecret, E::Overloaded, E::Unavailable],
+        access: Access::Admin,
+        summary: "Remove a secret",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::DeleteSecret { name: take(&mut p) })
+        },
     },
     Endpoint {
         method: Method::GET,
@@ -1106,6 +1184,10 @@ impl Route {
             Route::CancelTask { .. } => "task_cancel",
             Route::RetryTask { .. } => "task_retry",
             Route::Backup => "backup",
+            Route::ListSecrets => "secrets_list",
+            Route::SetSecret { .. } => "secret_set",
+            Route::DeleteSecret { .. } => "secret_delete",
+            Route::RotateSecretKey => "secrets_rotate_key",
             Route::TaskOutput { .. } => "task_output",
             Route::Events(_) => "events",
             Route::Mcp => "mcp",
@@ -1141,6 +1223,7 @@ impl Route {
         match self {
             Route::Asset { asset } => vec![asset],
             Route::NodesWithSkill { skill } => vec![skill],
+            Route::SetSecret { name } | Route::DeleteSecret { name } => vec![name],
             Route::GetNode { node }
             | Route::ForgetNode { node }
             | Route::NodeHealth { node }

@@ -66,6 +66,9 @@ pub enum Command {
     Skills(SkillsArgs),
     /// Save a consistent copy of the coordinator's database while it runs.
     Backup(BackupArgs),
+    /// Cluster secrets that tasks use by name (`tasks submit --secret NAME`): set, list,
+    /// remove, rotate the key. Values are kept encrypted and never shown.
+    Secrets(SecretsArgs),
     /// Run the worker as a Windows service: install, uninstall, or run (what the Service
     /// Control Manager starts).
     #[cfg(windows)]
@@ -268,6 +271,75 @@ pub struct NodesArgs {
     pub action: Option<NodesAction>,
 }
 
+/// `openclaw secrets`.
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    #[command(subcommand)]
+    pub action: SecretsAction,
+}
+
+/// What to do with the cluster secrets.
+#[derive(Debug, Subcommand)]
+pub enum SecretsAction {
+    /// Set or replace a secret. The value is read from standard input (one trailing newline
+    /// is dropped) or from --file, never from the command line.
+    Set(SetSecretArgs),
+    /// The secrets: names, scopes, who set them and when (never values).
+    List(SecretsListArgs),
+    /// Remove a secret.
+    Rm(SecretNameArgs),
+    /// Seal every secret again under a new key (storage.secrets_key_file).
+    RotateKey(SecretsListArgs),
+}
+
+/// `openclaw secrets set`.
+#[derive(Debug, Args)]
+pub struct SetSecretArgs {
+    /// The secret's name: the environment variable the skill reads (e.g. OPENAI_API_KEY).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Read the value from this file (whole, one trailing newline dropped) instead of stdin.
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
+    /// Only this node may receive it (tasks that use it run only there).
+    #[arg(long, value_name = "NODE_ID")]
+    pub node: Option<String>,
+    /// Only nodes of this platform may receive it: linux, macos or windows.
+    #[arg(long, value_name = "PLATFORM")]
+    pub platform: Option<String>,
+    /// Only nodes with this tag may receive it. Repeatable: every tag is required.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `openclaw secrets list` and `rotate-key`.
+#[derive(Debug, Args)]
+pub struct SecretsListArgs {
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `openclaw secrets rm`.
+#[derive(Debug, Args)]
+pub struct SecretNameArgs {
+    /// The secret's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
 /// `openclaw nodes drain|undrain|forget`.
 #[derive(Debug, Subcommand)]
 pub enum NodesAction {
@@ -404,6 +476,10 @@ pub struct SubmitArgs {
     /// Run only on nodes that have this tag (unlike --tag, a requirement). Repeatable.
     #[arg(long = "require-tag", value_name = "TAG")]
     pub require_tags: Vec<String>,
+    /// A cluster secret the task uses (`openclaw secrets list`): the skill's process gets it
+    /// as the environment variable of that name. Repeatable.
+    #[arg(long = "secret", value_name = "NAME")]
+    pub secrets: Vec<String>,
     /// Submitting again with the same key returns the first task instead of a new one.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,

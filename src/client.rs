@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 
 use crate::model::{
     ErrorBody, ErrorCode, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, OutputAck, OutputBatch, PollRequest,
-    PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, StartReport, SubmitTask, Task,
+    PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, SecretInfo, StartReport, SubmitTask,
+    Task,
 };
 
 /// Why a call failed. Paths are shown decoded (`task_01…`, not `task%5F01…`); the caller
@@ -297,6 +298,19 @@ impl Client {
 
     pub async fn cancel_task(&self, id: &str) -> Result<Task, ClientError> {
         self.call(&Route::CancelTask { task: id.into() }, NONE, Self::SHORT).await
+    }
+
+    /// Sets a secret (the value travels in the body only).
+    pub async fn set_secret(&self, name: &str, req: &crate::model::SetSecret) -> Result<SecretInfo, ClientError> {
+        self.call(&Route::SetSecret { name: name.into() }, Some(req), Self::SHORT).await
+    }
+
+    pub async fn delete_secret(&self, name: &str) -> Result<SecretInfo, ClientError> {
+        self.call(&Route::DeleteSecret { name: name.into() }, NONE, Self::SHORT).await
+    }
+
+    pub async fn rotate_secret_key(&self) -> Result<crate::model::KeyRotated, ClientError> {
+        self.call(&Route::RotateSecretKey, NONE, Self::SHORT).await
     }
 }
 

@@ -73,6 +73,12 @@ pub struct StorageConfig {
     /// says otherwise.
     #[schema(value_type = Option<String>, format = "path")]
     pub ca_file: Option<PathBuf>,
+    /// The key that encrypts cluster secrets at rest (`openclaw secrets`): 32 random bytes,
+    /// created (mode 0600) on first start. Unset: `secrets.key` beside `path`. Never in the
+    /// database or its backups: keep a copy apart from them, or secrets restored from a
+    /// backup cannot be read (set them again).
+    #[schema(value_type = Option<String>, format = "path")]
+    pub secrets_key_file: Option<PathBuf>,
 }
 
 impl Default for StorageConfig {
@@ -84,6 +90,7 @@ impl Default for StorageConfig {
             url: None,
             password_file: None,
             ca_file: None,
+            secrets_key_file: None,
         }
     }
 }

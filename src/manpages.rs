@@ -49,6 +49,22 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             "Join a coordinator on another machine.",
             "OPENCLAW_TOKEN=$(cat worker.token) openclaw-cluster worker --coordinator-host 10.0.0.5 --skills-dir ./skills",
         )],
+        "openclaw-cluster-secrets" | "openclaw-cluster-secrets-set" => &[
+            (
+                "Set a secret from the environment (never on the command line).",
+                "printf %s \"$OPENAI_API_KEY\" | openclaw-cluster secrets set OPENAI_API_KEY",
+            ),
+            (
+                "From a file, only for nodes tagged prod.",
+                "openclaw-cluster secrets set DEPLOY_KEY --file key.txt --tag prod",
+            ),
+            ("A task that uses it.", "openclaw-cluster tasks submit --skill summarize --secret OPENAI_API_KEY"),
+        ],
+        "openclaw-cluster-secrets-list" => &[("Names, scopes, who set them, when.", "openclaw-cluster secrets list")],
+        "openclaw-cluster-secrets-rm" => &[("Remove a secret.", "openclaw-cluster secrets rm OPENAI_API_KEY")],
+        "openclaw-cluster-secrets-rotate-key" => {
+            &[("Seal every secret again under a new key file.", "openclaw-cluster secrets rotate-key")]
+        }
         "openclaw-cluster-migrate" => &[
             ("What a migration would do.", "openclaw-cluster migrate --status"),
             (

@@ -79,6 +79,16 @@ fn text_schema() -> RefOr<Schema> {
     ObjectBuilder::new().schema_type(Type::String).into()
 }
 
+/// A path parameter's schema: a secret's name has its rule (the server refuses others);
+/// ids and names that may be anything are text (an unknown one is a 404).
+fn path_schema(name: &str) -> RefOr<Schema> {
+    use utoipa::PartialSchema;
+    match name {
+        "name" => crate::model::SecretName::schema(),
+        _ => text_schema(),
+    }
+}
+
 /// One event of a Server-Sent Events answer, as OpenAPI 3.1 describes a stream (the schema
 /// of each event): its name, its `id`, and its `data`, one line of JSON of the schema that
 /// event's name says.
@@ -142,7 +152,7 @@ fn operation(e: &Endpoint, c: &mut Components) -> utoipa::openapi::path::Operati
                 .name(name)
                 .parameter_in(ParameterIn::Path)
                 .required(Required::True)
-                .schema(Some(text_schema())),
+                .schema(Some(path_schema(name))),
         );
     }
     if let Some(query) = e.query {

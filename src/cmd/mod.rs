@@ -12,6 +12,7 @@ mod migrate;
 mod nodes;
 pub mod output;
 mod remote;
+mod secrets;
 #[cfg(windows)]
 mod service;
 mod skills;
@@ -163,6 +164,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Mcp(args) => {
             let loaded = load(&cli.config, flags)?;
             client(mcp::run(&loaded.config, args))
+        }
+        Command::Secrets(args) => {
+            let loaded = load(&cli.config, flags)?;
+            client(secrets::run(&loaded.config, args.action))
         }
     }
 }

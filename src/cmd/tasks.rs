@@ -118,6 +118,7 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         .filter(|t| !t.is_any()),
         reject_unplaceable: false,
         origin: None,
+        secrets: args.secrets.clone(),
     };
     let task = client.submit(&request).await.map_err(|e| client.fail(e))?;
     if !args.wait && args.wait_timeout.is_none() {

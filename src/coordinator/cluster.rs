@@ -28,13 +28,14 @@ use super::core::validate::task_spec;
 use super::core::{Core, Error, Now};
 use super::feeds::{EventFeed, OutputFeed, OutputNews};
 use super::metrics::Metrics;
-use super::store::{EventFilter, ListFilter, Store, StoreError, Write, Writer};
+use super::secrets::{self, Catalogue, Key};
+use super::store::{EventFilter, ListFilter, SecretChange, SecretRow, Store, StoreError, Write, Writer};
 use crate::api::TaskQuery;
 use crate::config::Config;
 use crate::model::{
-    Assignment, ErrorCode, Event, HeartbeatRequest, HeartbeatResponse, OutputAck, OutputBatch, PollRequest,
-    PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, SubmitTask, Task, TaskList,
-    TaskOutput, TaskSpec, TaskStatus,
+    Assignment, ErrorCode, Event, HeartbeatRequest, HeartbeatResponse, KeyRotated, Outcome, OutputAck, OutputBatch,
+    PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, SecretInfo, SecretList,
+    SecretValues, SetSecret, SubmitTask, Task, TaskList, TaskOutput, TaskSpec, TaskStatus,
 };
 use crate::util::lock;
 
@@ -82,6 +83,17 @@ pub struct Cluster {
     keys: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// The second door for workers, when one is configured (set once at start).
     transport: OnceLock<Arc<dyn WorkerTransport>>,
+    /// The secrets key and the sealed secrets (see [`super::secrets`]); a std mutex, held
+    /// for short sections only and never together with the state's.
+    secrets: Mutex<SecretState>,
+    /// One change to the secrets at a time (set, remove, rotate), across their commits.
+    secret_changes: tokio::sync::Mutex<()>,
+}
+
+/// The secrets key and what it seals.
+struct SecretState {
+    key: Arc<Key>,
+    catalogue: Catalogue,
 }
 
 /// A store failure as the doors report it.
@@ -123,7 +135,15 @@ impl Cluster {
             output,
             keys: Mutex::new(HashMap::new()),
             transport: OnceLock::new(),
+            secrets: Mutex::new(SecretState { key: Arc::new(Key::generate()), catalogue: Catalogue::default() }),
+            secret_changes: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The secrets key and the stored secrets (at start).
+    pub fn with_secrets(self, key: Key, rows: Vec<SecretRow>) -> Cluster {
+        *lock(&self.secrets) = SecretState { key: Arc::new(key), catalogue: Catalogue::new(rows) };
+        self
     }
 
     /// Installs the second door for workers (once, at start).
@@ -303,6 +323,7 @@ impl Cluster {
             let core = self.lock();
             task_spec(SubmitTask { idempotency_key: key, ..req }, origin, core.settings())?
         };
+        let spec = self.with_secret_scopes(spec)?;
         // The key as kept (trimmed): the one the store's unique index holds. Looking up the
         // key as sent instead let ` k` and `k` both insert, and the second insert's
         // constraint failure stopped the coordinator.
@@ -340,9 +361,25 @@ impl Cluster {
     fn overlay(&self, mut task: Task) -> Task {
         if let Some((state, reason)) = self.view(|core| core.live(&task.task_id, crate::util::now_ms())) {
             task.state = state;
-            task.pending_reason = reason;
+            task.pending_reason = reason.map(|r| self.name_scoped_secrets(r, &task.spec.secrets));
         }
         task
+    }
+
+    /// A pending reason about the target names the secrets whose scope is part of it.
+    fn name_scoped_secrets(&self, reason: String, names: &[String]) -> String {
+        if names.is_empty() || !reason.contains("the target") {
+            return reason;
+        }
+        let state = lock(&self.secrets);
+        let scoped: Vec<String> = names
+            .iter()
+            .filter_map(|n| state.catalogue.get(n).and_then(|r| r.scope.as_ref()).map(|s| format!("{n} ({s})")))
+            .collect();
+        if scoped.is_empty() {
+            return reason;
+        }
+        format!("{reason}; the target includes the scope of secret {}", scoped.join(", "))
     }
 
     /// One task as the API shows it, with its history when asked.
@@ -425,8 +462,23 @@ impl Cluster {
             retry_of: Some(id.to_string()),
             ..old.spec
         };
+        let spec = self.with_secret_scopes(spec)?;
         let new = self.mutate(|core, now| Ok(core.submit(spec, now))).await?;
         self.task(&new, false).await
+    }
+
+    /// A request authenticated by `node`'s secret: the first one marks the secret used
+    /// (committed before the request goes on, so a restart keeps it), after which the join
+    /// token cannot take the live node over. Later ones only read.
+    pub async fn node_secret_used(&self, node: &str) -> Result<(), Error> {
+        if self.view(|core| core.registry().is_secret_used(node)) {
+            return Ok(());
+        }
+        self.mutate(|core, _| {
+            core.secret_used(node);
+            Ok(())
+        })
+        .await
     }
 
     /// A worker's long poll: answers at once when there is something for it, else waits for
@@ -472,6 +524,7 @@ impl Cluster {
         if let (Some(transport), Some(req)) = (self.transport.get(), seen) {
             answer.dispatch = Some(transport.heartbeat(node, &req));
         }
+        answer.secrets = self.secrets_for(node);
         Ok(answer)
     }
 
@@ -504,15 +557,189 @@ impl Cluster {
                     parameters: text.parameters,
                     timeout: h.timeout,
                     priority: h.priority,
+                    secrets: h.secrets,
                 })
             })
             .collect())
     }
 
-    /// A worker's start report.
+    /// A worker's start report. Accepted for an attempt that uses secrets, the answer
+    /// carries their values: the only place a value leaves the coordinator. A secret that
+    /// is gone, cannot be read, or may not go to this node fails the attempt for good, and
+    /// the worker is told not to run it.
     pub async fn start(&self, node: &str, task: &str, attempt: u32) -> Result<ReportResponse, Error> {
         let found = self.mutate(|core, now| core.start(node, task, attempt, now)).await?;
-        self.report_answer(found, node, task, attempt, None).await
+        let delivered = matches!(found, Report::Done(_));
+        let mut answer = self.report_answer(found, node, task, attempt, None).await?;
+        let names = if delivered { self.view(|core| core.task_secrets(task).to_vec()) } else { Vec::new() };
+        if !names.is_empty() {
+            let node_view = self.view(|core| core.registry().view(node).ok());
+            match self.open_secrets(&names, node, node_view.as_ref()) {
+                Ok(values) => answer.secrets = values,
+                Err(why) => {
+                    let error = format!("task {task} cannot run on node `{node}`: {why}");
+                    let report = ResultReport {
+                        attempt,
+                        outcome: Outcome::Failed,
+                        result: None,
+                        error: Some(error.clone()),
+                        duration_ms: 0,
+                        retry_after: None,
+                        permanent: true,
+                    };
+                    self.mutate(|core, now| core.result(node, task, report, now)).await?;
+                    return Err(Error::new(ErrorCode::StaleAttempt, error));
+                }
+            }
+        }
+        Ok(answer)
+    }
+
+    /// The values of `names` for an attempt on `node`, or why one cannot go there.
+    fn open_secrets(
+        &self,
+        names: &[String],
+        node: &str,
+        view: Option<&crate::model::Node>,
+    ) -> Result<SecretValues, String> {
+        let state = lock(&self.secrets);
+        let mut values = SecretValues::default();
+        for name in names {
+            let Some(row) = state.catalogue.get(name) else {
+                return Err(format!("secret `{name}` was removed; set it again (`openclaw secrets set {name}`)"));
+            };
+            if let Some(scope) = &row.scope {
+                let allowed = view.is_some_and(|v| scope.admits(node, &v.spec.platform, &v.spec.tags));
+                if !allowed {
+                    return Err(format!("secret `{name}` may not go to this node (its scope is {scope})"));
+                }
+            }
+            let value = (row.key_id == state.key.id()).then(|| state.key.open(name, &row.sealed)).flatten();
+            values.0.insert(name.clone(), value.ok_or_else(|| secrets::unreadable(name))?);
+        }
+        Ok(values)
+    }
+
+    /// The names of the secrets `node` may receive (its scope allows it).
+    fn secrets_for(&self, node: &str) -> Vec<String> {
+        if lock(&self.secrets).catalogue.rows().next().is_none() {
+            return Vec::new();
+        }
+        // Never both locks at once.
+        let Ok(view) = self.view(|core| core.registry().view(node)) else { return Vec::new() };
+        let state = lock(&self.secrets);
+        state
+            .catalogue
+            .rows()
+            .filter(|r| r.scope.as_ref().is_none_or(|s| s.admits(node, &view.spec.platform, &view.spec.tags)))
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    /// A submission's secrets checked against the catalogue, their scopes added to its
+    /// target.
+    fn with_secret_scopes(&self, spec: TaskSpec) -> Result<TaskSpec, Error> {
+        if spec.secrets.is_empty() {
+            return Ok(spec);
+        }
+        let state = lock(&self.secrets);
+        let target = state.catalogue.apply(&state.key, &spec.secrets, spec.target.clone())?;
+        Ok(TaskSpec { target, ..spec })
+    }
+
+    /// The stored secrets (names, scopes, who set them; never values).
+    pub fn secrets(&self) -> SecretList {
+        let state = lock(&self.secrets);
+        SecretList { secrets: state.catalogue.list(&state.key) }
+    }
+
+    /// Sets (or replaces) a secret, sealed under the current key; answers after the commit.
+    pub async fn set_secret(&self, name: &str, req: SetSecret, set_by: String) -> Result<SecretInfo, Error> {
+        crate::model::check_secret_name(name).map_err(|e| Error::invalid("name", e))?;
+        if req.value.is_empty() {
+            return Err(Error::invalid("value", "must not be empty"));
+        }
+        crate::model::SECRET_VALUE.check(&req.value).map_err(|e| Error::invalid("value", e))?;
+        let scope = req
+            .scope
+            .map(|t| super::core::validate::check_target(t).map_err(|e| Error::invalid("scope", e.message)))
+            .transpose()?
+            .filter(|t| !t.is_any());
+        let _turn = self.secret_changes.lock().await;
+        let key = lock(&self.secrets).key.clone();
+        let row = SecretRow {
+            name: name.to_string(),
+            key_id: key.id().to_string(),
+            sealed: key.seal(name, &req.value),
+            scope,
+            set_by,
+            set_at: crate::util::now_ms(),
+        };
+        self.write_secrets(vec![SecretChange::Put(row.clone())]).await?;
+        let mut state = lock(&self.secrets);
+        state.catalogue.put(row);
+        tracing::info!(target: "openclaw::coordinator", name, "secret set");
+        let info = state.catalogue.list(&state.key).into_iter().find(|s| s.name == name);
+        info.ok_or_else(|| Error::new(ErrorCode::Internal, "the secret vanished while it was set"))
+    }
+
+    /// Removes a secret; answers after the commit.
+    pub async fn remove_secret(&self, name: &str) -> Result<SecretInfo, Error> {
+        let _turn = self.secret_changes.lock().await;
+        let info = {
+            let state = lock(&self.secrets);
+            state.catalogue.list(&state.key).into_iter().find(|s| s.name == name)
+        };
+        let info = info.ok_or_else(|| {
+            Error::new(ErrorCode::UnknownSecret, format!("no secret `{name}` (see `openclaw secrets list`)"))
+        })?;
+        self.write_secrets(vec![SecretChange::Delete(name.to_string())]).await?;
+        lock(&self.secrets).catalogue.remove(name);
+        tracing::info!(target: "openclaw::coordinator", name, "secret removed");
+        Ok(info)
+    }
+
+    /// Seals every readable secret again under a new key, then makes it the key file (see
+    /// [`super::secrets`] for a crash in between).
+    pub async fn rotate_secret_key(&self) -> Result<KeyRotated, Error> {
+        let failed = |e: anyhow::Error| Error::new(ErrorCode::Internal, format!("the key rotation failed: {e:#}"));
+        let _turn = self.secret_changes.lock().await;
+        let (old, rows) = {
+            let state = lock(&self.secrets);
+            (state.key.clone(), state.catalogue.rows().cloned().collect::<Vec<_>>())
+        };
+        let new = secrets::begin_rotation(&self.config).map_err(failed)?;
+        let mut changes = Vec::new();
+        let mut unreadable = Vec::new();
+        for row in rows {
+            match (row.key_id == old.id()).then(|| old.open(&row.name, &row.sealed)).flatten() {
+                Some(value) => changes.push(SecretChange::Put(SecretRow {
+                    key_id: new.id().to_string(),
+                    sealed: new.seal(&row.name, &value),
+                    ..row
+                })),
+                None => unreadable.push(row.name),
+            }
+        }
+        let resealed = changes.len() as u32;
+        self.write_secrets(changes.clone()).await?;
+        secrets::commit_rotation(&self.config).map_err(failed)?;
+        let key_id = new.id().to_string();
+        let mut state = lock(&self.secrets);
+        state.key = Arc::new(new);
+        for change in changes {
+            if let SecretChange::Put(row) = change {
+                state.catalogue.put(row);
+            }
+        }
+        tracing::info!(target: "openclaw::coordinator", key_id, resealed, "secrets key rotated");
+        Ok(KeyRotated { key_id, resealed, unreadable })
+    }
+
+    /// Queues secret changes for the writer and waits for their commit.
+    async fn write_secrets(&self, changes: Vec<SecretChange>) -> Result<(), Error> {
+        let seq = self.writer.queue(Write::Secrets(changes), None);
+        self.writer.committed(seq).await.map_err(store_error)
     }
 
     /// A worker's result report.
@@ -539,7 +766,12 @@ impl Cluster {
                 let same_attempt = task.state.attempt == attempt && task.state.assigned_node.as_deref() == Some(node);
                 let same_end = outcome.is_some_and(|o| TaskStatus::from(o) == task.state.status);
                 if same_attempt && same_end {
-                    return Ok(ReportResponse { success: true, task_id: task_id.into(), status: task.state.status });
+                    return Ok(ReportResponse {
+                        success: true,
+                        task_id: task_id.into(),
+                        status: task.state.status,
+                        secrets: Default::default(),
+                    });
                 }
                 Err(Error::new(
                     ErrorCode::StaleAttempt,

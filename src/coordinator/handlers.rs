@@ -100,6 +100,16 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         Route::CancelTask { task } => ok(&cluster.cancel(task).await?),
         Route::RetryTask { task } => Ok(cluster.retry(task, "api").await?.respond(StatusCode::CREATED)),
         Route::Backup => backup(cluster).await,
+        Route::ListSecrets => ok(&cluster.secrets()),
+        Route::SetSecret { name } => {
+            let who = match &req.caller {
+                Caller::Admin if !cluster.tokens().enabled => format!("admin (auth off) from {}", req.client),
+                _ => format!("admin token from {}", req.client),
+            };
+            ok(&cluster.set_secret(name, req.json()?, who).await?)
+        }
+        Route::DeleteSecret { name } => ok(&cluster.remove_secret(name).await?),
+        Route::RotateSecretKey => ok(&cluster.rotate_secret_key().await?),
         Route::TaskOutput { task, query } => {
             let after = last_event_id(&req)?.or(query.after).unwrap_or(0);
             if query.follow != Some(true) {

@@ -441,6 +441,9 @@ async fn prepare(
     let caller = auth::authorize(shared.tokens(), route.access(), route.node(), token, |hash| {
         shared.view(|core| core.registry().node_of_secret(hash).map(str::to_string))
     })?;
+    if let (Caller::Node(node), Access::Node) = (&caller, route.access()) {
+        shared.node_secret_used(node).await?;
+    }
     if !route.takes_body() {
         return Ok(Request { route, caller, headers: parts.headers, body: Bytes::new(), client, connection });
     }

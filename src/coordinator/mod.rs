@@ -6,7 +6,8 @@
 //! owns ([`store`]; the stores themselves are `crate::store`).
 //!
 //! [`Coordinator::start`] opens the configured store (for SQLite: the lock first), loads
-//! tokens and the state (nodes, active tasks) and starts the background loops and the
+//! tokens, the state (nodes, active tasks) and the cluster secrets with their key
+//! ([`secrets`]) and starts the background loops and the
 //! transports it is given (doors to workers besides HTTP, [`cluster::TransportPlug`];
 //! `crate::transport` has them); [`Coordinator::serve`] answers HTTP on a listener it is
 //! given until the shutdown token fires, then stops the loops, flushes, closes the writer
@@ -26,6 +27,7 @@ pub mod http;
 pub mod leader;
 pub mod mcp;
 pub mod metrics;
+pub mod secrets;
 pub mod sse;
 pub mod store;
 pub mod stream_limits;
@@ -108,8 +110,14 @@ impl Coordinator {
         tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %location, "store opened; known nodes are offline until they heartbeat");
 
         let leadership = leadership.map(|lead| (store.clone(), lead));
-        let cluster =
-            Arc::new(Cluster::new(config, core, store.clone(), writer.clone(), tokens, metrics, shutdown.clone()));
+        let secret_rows = store::blocking(&store, |s| s.secrets())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot load the cluster secrets from the store at {location}: {e}"))?;
+        let secret_key = secrets::load_key(&config, &secret_rows)?;
+        let cluster = Arc::new(
+            Cluster::new(config, core, store.clone(), writer.clone(), tokens, metrics, shutdown.clone())
+                .with_secrets(secret_key, secret_rows),
+        );
         // Tasks whose node is gone were requeued while loading: write that down.
         cluster.internal(|_, _| ());
         let mut loops = vec![

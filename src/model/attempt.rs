@@ -6,7 +6,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::limits::{Text, lenient, schema_type};
-use super::{Priority, TaskRef, TaskStatus, Timestamp};
+use super::{Priority, SecretValues, TaskRef, TaskStatus, Timestamp};
 
 /// A line of output, as a worker sends it: workers split longer lines.
 pub const OUTPUT_LINE: Text = Text::any(16 * 1024);
@@ -52,6 +52,10 @@ pub struct Assignment {
     /// Per-attempt time limit, seconds.
     pub timeout: f64,
     pub priority: Priority,
+    /// The cluster secrets it uses, by name: their values come only in the answer to this
+    /// attempt's start report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// `POST /api/v1/nodes/{id}/tasks/{task_id}/start`.
@@ -112,6 +116,11 @@ pub struct ReportResponse {
     pub success: bool,
     pub task_id: String,
     pub status: TaskStatus,
+    /// In the answer to the start report of an attempt that uses secrets: their values, by
+    /// name (this attempt only; the worker passes them to the skill's process and keeps
+    /// them no longer than the attempt).
+    #[serde(default, skip_serializing_if = "SecretValues::is_empty")]
+    pub secrets: SecretValues,
 }
 
 string_enum! {

@@ -36,6 +36,10 @@ string_enum! {
         UnknownNode = "unknown_node",
         /// No task with this id (ended tasks are purged after the retention period).
         UnknownTask = "unknown_task",
+        /// No cluster secret with this name.
+        UnknownSecret = "unknown_secret",
+        /// The secret cannot be read: the coordinator's key did not seal it.
+        SecretUnreadable = "secret_unreadable",
         /// A report (start, output, result) for an attempt that is not the task's current
         /// one on this node.
         StaleAttempt = "stale_attempt",
@@ -81,7 +85,7 @@ impl ErrorCode {
             ErrorCode::BadRequest | ErrorCode::InvalidQuery => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask => 404,
+            ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask | ErrorCode::UnknownSecret => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::StaleAttempt
@@ -91,6 +95,7 @@ impl ErrorCode {
             | ErrorCode::TaskEnded
             | ErrorCode::TaskActive
             | ErrorCode::IdempotencyConflict
+            | ErrorCode::SecretUnreadable
             | ErrorCode::Unplaceable => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -119,6 +124,12 @@ impl ErrorCode {
             ErrorCode::UnknownNode => "no node with this id is registered (for a node's own endpoints: register again)",
             ErrorCode::UnknownTask => {
                 "no task with this id (ended tasks are purged after `storage.task_retention_days`)"
+            }
+            ErrorCode::UnknownSecret => {
+                "no cluster secret with this name (`openclaw secrets list`), in the path or in a task's `secrets`"
+            }
+            ErrorCode::SecretUnreadable => {
+                "a task's secret was sealed with another key than `storage.secrets_key_file` holds (a backup restored without its key): set it again"
             }
             ErrorCode::StaleAttempt => {
                 "a start, output or result report for an attempt that is not the task's current one on this node"

@@ -10,6 +10,7 @@
 //! - [`task`]: submissions, the stored spec and state, task views and lists;
 //! - [`attempt`]: what the worker and the coordinator exchange about one attempt (poll,
 //!   assignment, start, result, output batches);
+//! - [`secret`]: cluster secrets (set, list; the values an attempt receives at its start);
 //! - [`stream`]: events and kept output, as stream readers see them;
 //! - [`cluster`]: cluster and service health, whoami;
 //! - [`transport`]: how work travels to a worker, and the NATS transport's health;
@@ -125,6 +126,7 @@ pub mod cluster;
 pub mod error;
 pub mod limits;
 pub mod node;
+pub mod secret;
 pub mod stream;
 pub mod task;
 pub mod transport;
@@ -134,6 +136,7 @@ pub use cluster::*;
 pub use error::*;
 pub use limits::MAX_SKILLS;
 pub use node::*;
+pub use secret::*;
 pub use stream::*;
 pub use task::*;
 pub use transport::*;

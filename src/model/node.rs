@@ -338,6 +338,11 @@ pub struct HeartbeatResponse {
     /// has no NATS transport configured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dispatch: Option<Transport>,
+    /// The names (never values) of the cluster secrets this node may receive: a skill
+    /// that declares one in `requires.env` is eligible here without the variable being set
+    /// on the worker (the value comes with each start answer).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 /// A task and one of its attempts.

@@ -12,6 +12,7 @@ use utoipa::openapi::Schema;
 use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 
 use super::limits::{Name, RequiredSkills, SkillNames, Text, bounded, lenient, schema_type, string, trimmed_pattern};
+use super::secret::SecretNames;
 use super::{NodeId, Timestamp};
 
 /// The longest per-attempt timeout a task may ask for.
@@ -309,6 +310,13 @@ pub struct SubmitTask {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<ClaimableOrigin>)]
     pub origin: Option<String>,
+    /// Cluster secrets the task uses, by name (`openclaw secrets list`; an unknown one is
+    /// 404 `unknown_secret`). Each reaches the skill's process as the environment variable of that name,
+    /// when the skill declares it (`requires.env`); the task only runs on nodes every
+    /// secret's scope allows. Values are never shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = SecretNames)]
+    pub secrets: Vec<String>,
 }
 
 /// The `origin` labels a client may claim in [`SubmitTask::origin`]: `api` (the default)
@@ -394,6 +402,9 @@ pub struct TaskSpec {
     /// The ended task this one retries (`openclaw tasks retry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<String>,
+    /// The cluster secrets it uses, by name (never their values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
 }
 
 fn default_origin() -> String {

@@ -46,6 +46,9 @@ struct State {
     warned: HashSet<(PathBuf, String)>,
     /// The last listing error warned about.
     listing_error: Option<String>,
+    /// The cluster secrets this node may receive (names, from heartbeat answers): their
+    /// variables count as set for `requires.env` (the values come with each start answer).
+    cluster_secrets: Vec<String>,
 }
 
 impl State {
@@ -91,9 +94,15 @@ impl Adverts {
     /// asks the gateway.
     pub async fn refresh(&self, probe: bool) {
         let dirs = self.dirs.clone();
+        let secrets = lock(&self.state).cluster_secrets.clone();
         let Ok((scan, host)) = tokio::task::spawn_blocking(move || {
             let host = skills::Host::current();
-            (skills::scan(&dirs, &host), host)
+            // Gating only: a skill may need a cluster secret's variable (never a value here).
+            let mut gating = host.clone();
+            for name in secrets {
+                gating.env.entry(name).or_insert_with(|| "(a cluster secret)".into());
+            }
+            (skills::scan(&dirs, &gating), host)
         })
         .await
         else {
@@ -134,6 +143,15 @@ impl Adverts {
                 tracing::warn!(target: "openclaw::worker", error = %e, "OpenClaw's skills listing failed; advertising the skills dirs only");
             }
             st.listing_error = error.cloned();
+        }
+    }
+
+    /// The cluster secrets this node may receive, from a heartbeat answer; a change is
+    /// seen by the next rescan.
+    pub fn set_cluster_secrets(&self, names: &[String]) {
+        let mut st = lock(&self.state);
+        if st.cluster_secrets != names {
+            st.cluster_secrets = names.to_vec();
         }
     }
 

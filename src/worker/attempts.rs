@@ -10,7 +10,9 @@
 //! runner ([`super::runner`]), and delivers the result until the coordinator takes it (or
 //! refuses it as stale). What the attempt prints streams to the coordinator while it runs
 //! ([`super::live_output`]); its last lines go before the result, and the secrets this
-//! worker knows are redacted from both. A cancel from the coordinator (in a poll or
+//! worker knows are redacted from both, the attempt's cluster secrets too. Those values
+//! come only with the answer to the start report (an attempt that uses secrets does not
+//! run without it) and live no longer than the attempt's task. A cancel from the coordinator (in a poll or
 //! heartbeat answer) stops the attempt's runner.
 //!
 //! With a second transport ([`super::transport`]), assignments may also come from there
@@ -38,7 +40,7 @@ use super::session::Session;
 use super::transport::{CoordinatorTransport, Taken, Wake};
 use super::{Context, live_output};
 use crate::client::{Client, ClientError};
-use crate::model::{Assignment, ErrorCode, Outcome, PollRequest, ResultReport, TaskRef};
+use crate::model::{Assignment, ErrorCode, Outcome, PollRequest, ResultReport, SecretValues, TaskRef};
 use crate::util::lock;
 
 /// A task attempt in progress here.
@@ -154,6 +156,7 @@ impl Attempts {
     /// The answer to heartbeat `number`: its cancels, and its part for the transport.
     pub fn heartbeat_answered(&self, number: u64, answer: &crate::model::HeartbeatResponse) {
         self.apply_cancels(&answer.cancel);
+        self.adverts.set_cluster_secrets(&answer.secrets);
         self.transport.heartbeat_answer(answer);
         self.answered.send_if_modified(|last| std::mem::replace(last, number.max(*last)) < number);
     }
@@ -273,6 +276,7 @@ impl Attempts {
                 let _ = c.send(taken);
             }
         };
+        let mut secrets = SecretValues::default();
         match client.report_start(node_id, &a.task_id, a.attempt).await {
             Err(e) if matches!(e.code(), Some(ErrorCode::UnknownTask | ErrorCode::StaleAttempt)) => {
                 tracing::info!(target: "openclaw::worker", task_id = %a.task_id, error = %e, "the coordinator no longer wants this attempt; not running it");
@@ -286,8 +290,18 @@ impl Attempts {
                 answer(Taken::Unreachable);
                 return None;
             }
+            // Its secrets come only with the answer: without one, it cannot run yet.
+            Err(e) if !a.secrets.is_empty() => {
+                tracing::info!(target: "openclaw::worker", task_id = %a.task_id, error = %e, "cannot report the start of a task that uses secrets (their values come with the answer); it will be handed out again");
+                answer(Taken::Unreachable);
+                return None;
+            }
             // The coordinator may be away: run anyway and deliver the result later.
-            _ => answer(Taken::Started),
+            Err(_) => answer(Taken::Started),
+            Ok(started) => {
+                secrets = started.secrets;
+                answer(Taken::Started);
+            }
         }
         let via = if carried { self.transport.name() } else { "http" };
         tracing::info!(target: "openclaw::worker", task_id = %a.task_id, attempt = a.attempt, skill = %a.skill, via, "task started");
@@ -302,10 +316,19 @@ impl Attempts {
             }
             Some(skill) => {
                 let (report, redactor) = self
-                    .with_output(&a, |output| {
+                    .with_output(&a, &secrets, |output| {
                         let config = &self.ctx.config;
                         let cancel = cancel.clone();
-                        self.runners.run(Attempt { assignment: &a, skill: &skill, node_id, config, cancel, output })
+                        let secrets = &secrets;
+                        self.runners.run(Attempt {
+                            assignment: &a,
+                            skill: &skill,
+                            node_id,
+                            config,
+                            cancel,
+                            output,
+                            secrets,
+                        })
                     })
                     .await;
                 let mut report = ResultReport {
@@ -343,10 +366,12 @@ impl Attempts {
     async fn with_output<T, F: Future<Output = T>>(
         &self,
         a: &Assignment,
+        secrets: &SecretValues,
         work: impl FnOnce(live_output::OutputSink) -> F,
     ) -> (T, live_output::Redactor) {
         let (sink, lines) = live_output::OutputSink::new();
-        let redactor = live_output::known_secrets(&self.ctx.config, &self.session, self.runners.gateway());
+        let redactor = live_output::known_secrets(&self.ctx.config, &self.session, self.runners.gateway())
+            .with(secrets.0.values().cloned());
         let (done, ()) = tokio::join!(
             work(sink),
             live_output::stream(&self.session, &self.ctx.node_id, &a.task_id, a.attempt, lines, redactor.clone()),

@@ -62,6 +62,11 @@ impl Redactor {
         }
     }
 
+    /// This redactor and `more` secrets (an attempt's cluster secrets).
+    pub fn with(&self, more: impl IntoIterator<Item = String>) -> Redactor {
+        Redactor::new(self.secrets.iter().cloned().chain(more))
+    }
+
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
         for s in &self.secrets {

@@ -5,7 +5,8 @@
 //! arrive over the event stream: the activity feed shows the events), follows a running
 //! task's output line by line, rides out a
 //! coordinator restart (it reconnects and resumes by itself), filters, drains and undrains
-//! with the admin token, and fits a phone's width.
+//! with the admin token, sets and deletes a secret through its form (the value is never on
+//! the page), and fits a phone's width.
 //!
 //! `OPENCLAW_SCREENSHOTS=1 cargo test --test it dashboard_screenshots` rewrites the
 //! pictures in docs/.
@@ -98,6 +99,7 @@ async fn the_dashboard_in_a_real_browser() {
     let mut task = None;
     let mut restarted = false;
     let mut output_seen = false;
+    let mut secret_deleted = false;
     while let Some(line) = walk.next().await {
         if line == "STEP need-node" {
             worker = Some(cluster.worker("w1", &skills, &[]));
@@ -108,6 +110,8 @@ async fn the_dashboard_in_a_real_browser() {
             std::fs::write(skills.join("progress/go"), "").unwrap();
             output_seen = true;
             walk.go().await;
+        } else if line == "STEP secret-deleted" {
+            secret_deleted = true;
         } else if line == "STEP restart" {
             cluster.kill_coordinator();
             cluster.start_coordinator().await;
@@ -116,7 +120,12 @@ async fn the_dashboard_in_a_real_browser() {
         }
     }
     walk.finish().await;
-    assert!(worker.is_some() && restarted && output_seen, "the walk skipped a step");
+    assert!(worker.is_some() && restarted && output_seen && secret_deleted, "the walk skipped a step");
+    // The secret set through the form was stored (the store logged it) and is gone again.
+    let (_, secrets) = cluster.api("GET", "/api/v1/secrets", None).await;
+    assert_eq!(secrets["secrets"], json!([]), "{secrets}");
+    let log = cluster.coordinator.as_ref().unwrap().out();
+    assert!(log.contains("secret set") && log.contains("secret removed"), "the form set and removed it");
     // What the page showed is what the API says.
     let task = task.expect("the walk submitted a task");
     let t = cluster.get(&format!("/api/v1/tasks/{task}")).await;

@@ -26,6 +26,7 @@ mod operator;
 mod output;
 mod postgres;
 mod postgres_server;
+mod secrets;
 mod security;
 mod store;
 mod tasks;

@@ -231,6 +231,21 @@ async fn every_route_answers_as_the_document_says() {
     p.send("POST", "/api/v1/tasks/nope/retry", Some(admin), None).await;
     p.send("GET", "/api/v1/backup", Some(admin), None).await;
     p.send("GET", "/api/v1/backup", Some(tasks), None).await;
+    // Secrets: set (and a bad name, a bad body), list, rotate, remove (and an unknown one).
+    p.send(
+        "PUT",
+        "/api/v1/secrets/PROBE_KEY",
+        Some(admin),
+        Some(json!({"value": "probe-value-1234", "scope": {"tags": ["gpu"]}})),
+    )
+    .await;
+    p.send("PUT", "/api/v1/secrets/1-bad", Some(admin), Some(json!({"value": "v"}))).await;
+    p.send("PUT", "/api/v1/secrets/PROBE_KEY", Some(admin), Some(json!({"value": 3}))).await;
+    p.send("PUT", "/api/v1/secrets/PROBE_KEY", Some(tasks), Some(json!({"value": "v"}))).await;
+    p.send("GET", "/api/v1/secrets", Some(admin), None).await;
+    p.send("POST", "/api/v1/secrets/rotate-key", Some(admin), None).await;
+    p.send("DELETE", "/api/v1/secrets/PROBE_KEY", Some(admin), None).await;
+    p.send("DELETE", "/api/v1/secrets/PROBE_KEY", Some(admin), None).await;
     p.send("POST", "/api/v1/tasks/nope/cancel", Some(tasks), None).await;
     p.send("GET", "/api/v1/tasks", Some("not-a-token-at-all"), None).await;
     // The event stream, replayed from the start, and filtered.

@@ -254,6 +254,8 @@ pub struct Settings {
     /// Keep the state in a new PostgreSQL database even without `OPENCLAW_TEST_STORE`
     /// (the PostgreSQL store's own tests).
     pub postgres: bool,
+    /// `log.level` of every process.
+    pub log_level: &'static str,
 }
 
 impl Default for Settings {
@@ -269,6 +271,7 @@ impl Default for Settings {
             extra_worker: String::new(),
             pin_gateway_port: true,
             postgres: false,
+            log_level: "DEBUG",
         }
     }
 }
@@ -325,7 +328,7 @@ impl Cluster {
         let pg_url = (s.postgres || on_postgres()).then(postgres_db);
         let pg = pg_url.as_ref().map(|url| format!("  type: postgres\n  url: {url}\n")).unwrap_or_default();
         let yaml = format!(
-            "storage:\n  path: {data}/cluster.db\n{pg}coordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: {lp}\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: DEBUG\n  format: json\n",
+            "storage:\n  path: {data}/cluster.db\n{pg}coordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: {lp}\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: {level}\n  format: json\n",
             data = dir.path().join("data").display(),
             ht = s.heartbeat_timeout,
             hi = s.heartbeat_interval,
@@ -335,6 +338,7 @@ impl Cluster {
             lp = s.long_poll_timeout,
             ec = extra_coordinator,
             ew = extra_worker,
+            level = s.log_level,
         );
         let scheme = if s.tls { "https" } else { "http" };
         let c = Cluster {

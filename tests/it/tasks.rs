@@ -1005,6 +1005,57 @@ async fn a_join_token_cannot_take_over_a_live_node() {
     assert_eq!((status, answer["error"]["code"].as_str()), (403, Some("forbidden")), "{answer}");
 }
 
+/// Regression (issue 22, item 5): a node whose secret was used only to poll (no heartbeat,
+/// no start yet) was still open to the join token, whose registration then received the
+/// victim's assignment and had its result recorded. A poll proves the worker has its
+/// secret; the proof is durable, so a restarted coordinator still refuses the takeover.
+#[tokio::test]
+async fn a_poll_proves_the_node_so_the_join_token_cannot_take_it_over() {
+    let mut cluster = Cluster::start_with(Settings { heartbeat_timeout: 60.0, ..Default::default() }).await;
+    let join = cluster.worker_token();
+    let body = json!({"node_id": "victim", "hostname": "victim.local", "platform": "linux", "arch": "x64",
+        "available_skills": ["pay"]})
+    .to_string();
+    let (status, answer) = cluster.call("POST", "/api/v1/nodes/register", Some(&join), Some(&body)).await;
+    assert_eq!(status, 200, "{answer}");
+    let victim = answer["node_secret"].as_str().unwrap().to_string();
+    let id = cluster.submit(json!({"name": "t", "required_skills": ["pay"]})).await;
+    // Only a poll: no heartbeat, no start.
+    let (status, poll) =
+        cluster.call("POST", "/api/v1/nodes/victim/tasks/poll", Some(&victim), Some(r#"{"wait_secs": 5}"#)).await;
+    assert_eq!((status, poll["assignments"][0]["task_id"].as_str()), (200, Some(id.as_str())), "{poll}");
+
+    let (status, answer) = cluster.call("POST", "/api/v1/nodes/register", Some(&join), Some(&body)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("node_id_in_use")), "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap();
+    assert!(message.contains("`victim`") && message.contains("--node-id"), "names the node and the fix: {message}");
+
+    // The proof is on disk: after a restart (the node restored, live within its deadline)
+    // the join token is still refused.
+    cluster.kill_coordinator();
+    cluster.start_coordinator().await;
+    let (status, answer) = cluster.call("POST", "/api/v1/nodes/register", Some(&join), Some(&body)).await;
+    assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("node_id_in_use")), "{answer}");
+
+    // The task stays the victim's: its start and result are accepted and recorded.
+    let (status, answer) = cluster
+        .call("POST", &format!("/api/v1/nodes/victim/tasks/{id}/start"), Some(&victim), Some(r#"{"attempt": 1}"#))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = cluster
+        .call(
+            "POST",
+            &format!("/api/v1/nodes/victim/tasks/{id}/result"),
+            Some(&victim),
+            Some(r#"{"attempt": 1, "outcome": "completed", "result": {"by": "victim"}}"#),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let task = cluster.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!((task["status"].clone(), task["result"].clone()), (json!("completed"), json!({"by": "victim"})));
+    assert_eq!(task["attempt"], 1, "never handed to anyone else: {task}");
+}
+
 /// The join token takes over a node only once it is offline.
 #[tokio::test]
 async fn the_join_token_takes_over_an_offline_node() {

@@ -4,7 +4,8 @@
 //       The end-to-end walk. Prints `STEP need-node` and waits for a line on stdin (the
 //       test starts a worker then), prints `STEP task <id>` for the task it submitted,
 //       `STEP output` and waits (the test lets the running `progress` task print its second
-//       line), `STEP restart` and waits (the test restarts the coordinator), and `OK` at the end;
+//       line), `STEP restart` and waits (the test restarts the coordinator), `STEP
+//       secret-deleted` once it set a secret through the form and deleted it, and `OK` at the end;
 //       any failed expectation exits 1 with the reason.
 //   node dashboard.cjs screenshots URL ADMIN_TOKEN OUT_DIR
 //       Saves the main pages as PNG (desktop, a task, a phone) into OUT_DIR.
@@ -189,6 +190,23 @@ async function walk(url, admin, tasks) {
     await page.waitForSelector('#nodes tr[data-node="w1"] .pill.s-maintenance', { timeout: WAIT });
     await page.click(drain);
     await page.waitForSelector('#nodes tr[data-node="w1"] .pill.s-online', { timeout: WAIT });
+
+    // Secrets (admin): set one through the form; it is listed, the value is gone from the
+    // page at once and never shown; delete it.
+    const value = "dash-secret-value-Zk39Qw";
+    await page.waitForSelector("#secrets-card:not([hidden])", { timeout: WAIT });
+    await page.fill('#secret-form [name="name"]', "DASH_KEY");
+    await page.fill('#secret-form [name="value"]', value);
+    await page.fill('#secret-form [name="tags"]', "gpu");
+    await page.click('#secret-form button[type="submit"]');
+    await page.waitForSelector('#secrets tr[data-secret="DASH_KEY"]', { timeout: WAIT });
+    expect((await page.textContent('#secrets tr[data-secret="DASH_KEY"]')).includes("#gpu"), "the scope is listed");
+    const shown = await page.evaluate(() => document.documentElement.outerHTML + [...document.querySelectorAll("input, textarea")].map((i) => i.value).join("\n"));
+    expect(!shown.includes(value), "the value is nowhere on the page once set");
+    page.once("dialog", (d) => d.accept());
+    await page.click('#secrets tr[data-secret="DASH_KEY"] button');
+    await page.waitForSelector('#secrets tr[data-secret="DASH_KEY"]', { state: "detached", timeout: WAIT });
+    console.log("STEP secret-deleted");
 
     // On a phone the page does not scroll sideways.
     await page.setViewportSize({ width: 390, height: 844 });

@@ -13,8 +13,10 @@
 //!
 //! Identity rule: a node is whoever holds its current secret. Registering a live node
 //! takes that secret (a restarted worker) or the admin token (which rotates the secret,
-//! logged and recorded); the join token registers new or offline nodes only. Addresses in
-//! request bodies are information, never identity.
+//! logged and recorded); the join token registers new or offline nodes only, and a live
+//! node whose secret was never used for any request (its worker may have lost the
+//! registration's answer). Any authenticated request, a poll included, marks the secret
+//! used, durably. Addresses in request bodies are information, never identity.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -86,15 +88,16 @@ impl Core {
             ));
         }
         let live = self.registry.is_live(&node_id, now.at);
-        // A secret never used means its worker never got the registration's answer (the
-        // coordinator stopped in between): that worker may only have the join token.
+        // A secret never used for any request means its worker never got the registration's
+        // answer (the coordinator stopped in between): that worker may only have the join
+        // token. One use (a poll included) proves it has the answer.
         let claimed = existing.is_some_and(|e| e.record.secret_used);
         if let (Some(old), Registrant::Join, true, true) = (existing, &who, live, claimed) {
             let seen = old.record.last_heartbeat.map(|t| util::ago(t, now.ms)).unwrap_or_else(|| "never".into());
             return Err(Error::new(
                 ErrorCode::NodeIdInUse,
                 format!(
-                    "node id `{node_id}` belongs to a live worker (host {}, last heartbeat {seen}); give this worker its own id (--node-id or worker.node_id), or stop the other one and retry after {}s",
+                    "node id `{node_id}` belongs to a live worker that uses its node secret (host {}, last heartbeat {seen}); the join token cannot take it over: give this worker its own id (--node-id or worker.node_id), or stop the other one and retry after {}s (or register with the admin token, which rotates the node's secret)",
                     old.record.spec.hostname,
                     self.settings.heartbeat_timeout.as_secs()
                 ),
@@ -272,6 +275,7 @@ impl Core {
             timestamp: Timestamp(now.ms),
             cancel,
             dispatch: None,
+            secrets: Vec::new(),
         })
     }
 
@@ -378,6 +382,13 @@ impl Core {
                 now,
             );
         }
+    }
+
+    /// Any authenticated use of the node's secret (a poll, a start, a result, output, a
+    /// heartbeat): its worker has the registration's answer, so from now on the join token
+    /// cannot take the node while it is live. Durable (the registry marks it for the batch).
+    pub fn secret_used(&mut self, node_id: &str) {
+        self.registry.secret_used(node_id);
     }
 
     /// The liveness check (the sweep and `POST /cluster/check-heartbeat`): every online node

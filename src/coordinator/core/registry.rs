@@ -260,6 +260,11 @@ impl Registry {
         }
     }
 
+    /// Whether the node's current secret has been used (unknown nodes: true, nothing to mark).
+    pub fn is_secret_used(&self, node_id: &str) -> bool {
+        self.nodes.get(node_id).is_none_or(|n| n.record.secret_used)
+    }
+
     /// The node's current secret was used: from now on only it (or the admin token) may
     /// register the node again while it is live. Durable, so that a restart keeps it so.
     pub fn secret_used(&mut self, node_id: &str) {

@@ -51,6 +51,8 @@ pub struct ActiveTask {
     pub target: Option<Box<Target>>,
     pub timeout_ms: i64,
     pub max_retries: u32,
+    /// The cluster secrets it uses, by name (usually none).
+    pub secrets: Vec<String>,
     pub state: TaskState,
 }
 
@@ -67,6 +69,7 @@ impl ActiveTask {
             target: new.spec.target.clone().map(Box::new),
             timeout_ms: (new.spec.timeout * 1000.0).round() as i64,
             max_retries: new.spec.max_retries,
+            secrets: new.spec.secrets.clone(),
             state: TaskState::default(),
         }
     }
@@ -266,6 +269,7 @@ pub struct Handout {
     /// Seconds.
     pub timeout: f64,
     pub priority: Priority,
+    pub secrets: Vec<String>,
 }
 
 /// What a report found in memory.
@@ -550,6 +554,11 @@ impl Core {
         Ok(Some(task))
     }
 
+    /// The secrets an active task uses, by name (none for an unknown task).
+    pub fn task_secrets(&self, task_id: &str) -> &[String] {
+        self.tasks.get(task_id).map(|t| t.secrets.as_slice()).unwrap_or(&[])
+    }
+
     /// The worker started an attempt.
     pub fn start(&mut self, node: &str, task_id: &str, attempt: u32, now: Now) -> Result<Report, Error> {
         self.registry.secret_used(node);
@@ -562,7 +571,7 @@ impl Core {
             self.task_event(task_id, TaskTransition::Running, Some(node), None, now);
         }
         let status = self.tasks.get(task_id).map(|t| t.state.status).unwrap_or(TaskStatus::Running);
-        Ok(Report::Done(ReportResponse { success: true, task_id: task_id.into(), status }))
+        Ok(Report::Done(ReportResponse { success: true, task_id: task_id.into(), status, secrets: Default::default() }))
     }
 
     /// The worker reports how an attempt ended.
@@ -607,7 +616,7 @@ impl Core {
         }
         self.schedule(now);
         let status = self.tasks.get(task_id).map(|t| t.state.status).unwrap_or(report.outcome.into());
-        Ok(Report::Done(ReportResponse { success: true, task_id: task_id.into(), status }))
+        Ok(Report::Done(ReportResponse { success: true, task_id: task_id.into(), status, secrets: Default::default() }))
     }
 
     /// Compares what a worker holds with what it should: requeues what it lost (after a
@@ -666,6 +675,7 @@ impl Core {
                 required_skills: t.required_skills.clone(),
                 timeout: t.timeout_ms as f64 / 1000.0,
                 priority: t.priority,
+                secrets: t.secrets.clone(),
             })
             .collect();
         (handouts, self.cancels_for(node, held))

@@ -141,11 +141,31 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
         target: req.target.map(check_target).transpose()?.filter(|t| !t.is_any()),
         origin: check_name("origin", origin, LABEL)?,
         retry_of: None,
+        secrets: secret_names(&req.secrets)?,
     })
 }
 
+/// A task's secret names, checked (the names only: whether they exist is the catalogue's
+/// to say), sorted, without duplicates.
+fn secret_names(names: &[String]) -> Result<Vec<String>, Error> {
+    if names.len() > crate::model::MAX_TASK_SECRETS {
+        return Err(Error::invalid(
+            "secrets",
+            format!("at most {} secrets per task, got {}", crate::model::MAX_TASK_SECRETS, names.len()),
+        ));
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        crate::model::check_secret_name(name).map_err(|e| Error::invalid("secrets", e))?;
+        out.push(name.clone());
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
 /// A target, checked: a valid node id, a platform name (lower case), tag names.
-fn check_target(t: Target) -> Result<Target, Error> {
+pub fn check_target(t: Target) -> Result<Target, Error> {
     let node = t.node.as_deref().map(|n| validate_node_id(n.trim()).map(|_| n.trim().to_string()));
     Ok(Target {
         node: node.transpose().map_err(|e| Error::invalid("target.node", e))?,

@@ -10,6 +10,8 @@
 //   ends every stream at its lifetime (`event: error`, `stream_lifetime`); the event stream
 //   and a running task's output then resume at once from their last id.
 // - Every value from the API reaches the page through textContent, never as HTML.
+// - Secrets (admin token only): set and delete. A value goes out in one PUT and the form
+//   is cleared at once; nothing reads a value back (the API has no way to).
 "use strict";
 
 const TOKEN_KEY = "openclaw.token";
@@ -150,6 +152,7 @@ function showApp() {
   role.hidden = false;
   role.textContent = state.role === "admin" ? "admin token" : "tasks token (read, submit, cancel)";
   $("nodes-note").hidden = state.role === "admin";
+  $("secrets-card").hidden = state.role !== "admin";
   refreshAll();
   follow();
 }
@@ -235,6 +238,52 @@ async function drain(node, on) {
     await api("POST", `/api/v1/nodes/${encodeURIComponent(node)}/${on ? "drain" : "undrain"}`);
     refreshNodes();
     refreshSummary();
+  } catch (e) {
+    notify(e.message);
+  }
+}
+
+// ---- secrets (admin) ----
+
+async function refreshSecrets() {
+  if (state.role !== "admin") return;
+  const list = await api("GET", "/api/v1/secrets");
+  const rows = list.secrets.map((s) => {
+    const scope = s.scope ? [s.scope.node && `node ${s.scope.node}`, s.scope.platform, ...(s.scope.tags || []).map((t) => `#${t}`)].filter(Boolean).join(" ") : "every node";
+    return el("tr", { "data-secret": s.name },
+      el("td", { "data-label": "Name" }, el("div", {}, el("b", {}, s.name), s.readable ? null : el("div", { class: "sub error" }, "cannot be read: set it again"))),
+      el("td", { "data-label": "Scope" }, scope),
+      el("td", { "data-label": "Set" }, el("div", {}, ago(s.set_at), el("div", { class: "sub" }, s.set_by))),
+      el("td", { "data-label": "" }, el("button", { class: "small quiet", type: "button", onclick: () => deleteSecret(s.name) }, "Delete")));
+  });
+  $("secrets").querySelector("tbody").replaceChildren(...rows);
+  $("secrets-empty").hidden = rows.length > 0;
+}
+
+async function setSecret(form) {
+  const f = form.elements;
+  const err = $("secret-error");
+  err.hidden = true;
+  const name = f.name.value.trim();
+  const body = { value: f.value.value };
+  const tags = f.tags.value.split(",").map((t) => t.trim()).filter(Boolean);
+  if (tags.length) body.scope = { tags };
+  f.value.value = ""; // the value leaves the page now, whatever the answer
+  try {
+    await api("PUT", `/api/v1/secrets/${encodeURIComponent(name)}`, body);
+    form.reset();
+    await refreshSecrets();
+  } catch (e) {
+    err.textContent = e.message;
+    err.hidden = false;
+  }
+}
+
+async function deleteSecret(name) {
+  if (!confirm(`Delete secret ${name}? Tasks that use it will fail.`)) return;
+  try {
+    await api("DELETE", `/api/v1/secrets/${encodeURIComponent(name)}`);
+    await refreshSecrets();
   } catch (e) {
     notify(e.message);
   }
@@ -442,6 +491,8 @@ async function submitTask(form) {
   }
   if (f.timeout.value) body.timeout = Number(f.timeout.value);
   if (f.max_retries.value) body.max_retries = Number(f.max_retries.value);
+  const secrets = f.secrets.value.split(",").map((s) => s.trim()).filter(Boolean);
+  if (secrets.length) body.secrets = secrets;
   try {
     const t = await api("POST", "/api/v1/tasks", body);
     $("submit-dialog").close();
@@ -565,7 +616,7 @@ function activity(e) {
 }
 
 function refreshAll() {
-  return Promise.all([refreshSummary(), refreshNodes(), refreshTasks()]).catch((e) => {
+  return Promise.all([refreshSummary(), refreshNodes(), refreshTasks(), refreshSecrets()]).catch((e) => {
     if (!(e instanceof ApiError && e.status === 401)) console.warn(e);
   });
 }
@@ -593,6 +644,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("filters").addEventListener("submit", (ev) => ev.preventDefault());
   $("more").addEventListener("click", () => refreshTasks(true));
   $("new-task").addEventListener("click", openSubmit);
+  $("secret-form").addEventListener("submit", (ev) => { ev.preventDefault(); setSecret(ev.target); });
   $("submit").addEventListener("submit", (ev) => { ev.preventDefault(); submitTask(ev.target); });
   for (const b of document.querySelectorAll("[data-close]")) b.addEventListener("click", () => b.closest("dialog").close());
   $("task-dialog").addEventListener("close", () => { state.openTask = null; stopOutput(); });

@@ -9,6 +9,8 @@
 //!   [`Write`]s — the [`Batch`] of changes the state machine made, heartbeat figures,
 //!   retention purges — in one transaction per group of jobs (group commit) and commits
 //!   durably before anyone is answered (see [`writer`]);
+//! - the cluster secrets, sealed ([`Store::secrets`] at start, [`Write::Secrets`]): a
+//!   store keeps the bytes it is given and never sees a value in clear;
 //! - the reads the API and the feeds make: a task with its history, the task list with its
 //!   cursor and filters, idempotency lookups, the handouts' texts, the task counts, events
 //!   after an id, the kept output, and a consistent backup copy.
@@ -89,6 +91,38 @@ pub enum Write {
     /// event (ids go on from the highest stored one after a restart). The larger of the
     /// two counts is sent on `purged` before the commit.
     Purge { before_ms: i64, limit: u32, purged: std::sync::mpsc::Sender<usize> },
+    /// Cluster secrets set (inserted or replaced whole) or removed, in order.
+    Secrets(Vec<SecretChange>),
+}
+
+/// A cluster secret as stored: its value sealed by the coordinator (a store never sees it
+/// in clear and never opens it), the id of the key that sealed it, its scope, who set it.
+#[derive(Clone, PartialEq)]
+pub struct SecretRow {
+    pub name: String,
+    pub key_id: String,
+    /// Nonce, ciphertext and tag (see `coordinator::secrets`).
+    pub sealed: Vec<u8>,
+    /// Which nodes may receive it; `None`: every node.
+    pub scope: Option<crate::model::Target>,
+    pub set_by: String,
+    /// Milliseconds since the epoch.
+    pub set_at: i64,
+}
+
+impl std::fmt::Debug for SecretRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretRow").field("name", &self.name).field("key_id", &self.key_id).finish_non_exhaustive()
+    }
+}
+
+/// One change to the stored secrets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SecretChange {
+    /// Insert, or replace the row of that name whole.
+    Put(SecretRow),
+    /// Remove the row of that name (absent: nothing to do).
+    Delete(String),
 }
 
 /// The writer's connection to the store: applies jobs in one transaction per call.
@@ -198,6 +232,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// A task's kept output, the lines numbered above `after`.
     fn output(&self, task_id: &str, after: u64) -> Result<Tail, StoreError>;
+
+    /// Every stored cluster secret (sealed), at start.
+    fn secrets(&self) -> Result<Vec<SecretRow>, StoreError>;
 
     /// A consistent copy of everything committed so far, in a new file that the caller
     /// streams and then removes.

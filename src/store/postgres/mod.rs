@@ -21,7 +21,7 @@
 //! The tables are the SQLite store's (same names, columns and meaning; JSON as text, parsed
 //! and checked the same way, so damage names the table, the row and the column), plus
 //! `leader_lease`. Their statements live in one module per table family, like SQLite's:
-//! [`tasks`], [`nodes`], [`events`], [`output`]; the writer's prepared statements are
+//! [`tasks`], [`nodes`], [`events`], [`output`], [`secrets`]; the writer's prepared statements are
 //! [`Stmts`]. The writer sends a batch's events and output lines as one statement each
 //! (`unnest` of arrays), not one round trip per row.
 //!
@@ -30,7 +30,7 @@
 //! the one-row table `openclaw_schema`.
 //!
 //! Adding a table (or columns) — what a branch that adds state does for PostgreSQL:
-//! 1. the next file in `migrations/` (today `0002_…sql`) with the same tables, columns and
+//! 1. the next file in `migrations/` (today `0003_…sql`) with the same tables, columns and
 //!    names as the SQLite migration, in PostgreSQL's words (BIGINT for integers, BOOLEAN for
 //!    flags, DOUBLE PRECISION for reals, TEXT for JSON), and its line in
 //!    `schema::MIGRATIONS`;
@@ -48,6 +48,7 @@ pub mod nodes;
 pub mod output;
 pub mod rows;
 pub mod schema;
+pub mod secrets;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -60,7 +61,7 @@ use r2d2_postgres::PostgresConnectionManager;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::coordinator::store::{
-    EventFilter, HandoutText, Lease, ListFilter, Snapshot, Store, StoreError, Tail, Write, WriteSession,
+    EventFilter, HandoutText, Lease, ListFilter, SecretRow, Snapshot, Store, StoreError, Tail, Write, WriteSession,
 };
 use crate::model::{Event, Task};
 
@@ -289,6 +290,10 @@ impl Store for PostgresStore {
 
     /// PostgreSQL is backed up by its own tools, online and consistent: the message says
     /// the command.
+    fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
+        self.read(|c| secrets::load_all(c))
+    }
+
     fn backup(&self) -> Result<PathBuf, StoreError> {
         Err(StoreError::Unsupported(backup_advice(&self.options)))
     }
@@ -398,6 +403,7 @@ fn apply(tx: &mut postgres::Transaction, s: &Stmts, write: &Write) -> Result<(),
             Ok(())
         }
         Write::Liveness(batch) => nodes::update_liveness(tx, s, batch),
+        Write::Secrets(changes) => secrets::apply(tx, changes),
         Write::Purge { before_ms, limit, purged } => {
             let limit = i64::from(*limit);
             let tasks = tx.execute(&s.purge_tasks, &[before_ms, &limit])?;

@@ -17,7 +17,10 @@ use postgres::GenericClient;
 use super::PgError;
 
 /// The migrations, in order: (name, SQL).
-pub const MIGRATIONS: &[(&str, &str)] = &[("0001_init", include_str!("migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("migrations/0001_init.sql")),
+    ("0002_secrets", include_str!("migrations/0002_secrets.sql")),
+];
 
 /// The schema version this binary works with.
 pub const LATEST: usize = MIGRATIONS.len();

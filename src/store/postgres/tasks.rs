@@ -15,14 +15,14 @@ use crate::model::{Priority, Target, Task, TaskSpec, TaskState, TaskStatus, Time
 
 pub const SPEC: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
-    idempotency_key, origin, retry_of, submitted_at, target";
+    idempotency_key, origin, retry_of, submitted_at, target, secrets";
 pub const STATE: &str = "status, assigned_node, attempt, retry_count, result, error, scheduled_at, \
     started_at, completed_at, next_attempt_at, cancel_requested, failed_on";
 
 pub const INSERT: &str = "INSERT INTO tasks (task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
-    idempotency_key, origin, retry_of, submitted_at, target, status) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, 'pending')";
+    idempotency_key, origin, retry_of, submitted_at, target, secrets, status) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 'pending')";
 pub const INSERT_SKILL: &str = "INSERT INTO task_skills (skill, seq, task_id) VALUES ($1, $2, $3)";
 pub const UPDATE_STATE: &str = "UPDATE tasks SET status = $2, assigned_node = $3, attempt = $4, retry_count = $5, \
     result = $6, error = $7, scheduled_at = $8, started_at = $9, completed_at = $10, \
@@ -76,17 +76,18 @@ fn task_from_row(row: &postgres::Row) -> Result<(i64, Task), PgError> {
         origin: c.get(15)?,
         retry_of: c.get(16)?,
         target: c.opt_json(18)?,
+        secrets: c.json(19)?,
     };
     let seq: i64 = c.get(1)?;
     let submitted_at = Timestamp(c.get(17)?);
-    let state = state(&c, 19)?;
+    let state = state(&c, 20)?;
     Ok((seq, Task { task_id: c.key().to_string(), spec, state, submitted_at, pending_reason: None, events: None }))
 }
 
 /// Inserts a new task and its skill index rows.
 pub fn insert(tx: &mut postgres::Transaction, s: &Stmts, t: &NewTask) -> Result<(), PgError> {
     let spec = &t.spec;
-    let params: [&(dyn ToSql + Sync); 19] = [
+    let params: [&(dyn ToSql + Sync); 20] = [
         &t.task_id,
         &t.seq,
         &spec.name,
@@ -106,6 +107,7 @@ pub fn insert(tx: &mut postgres::Transaction, s: &Stmts, t: &NewTask) -> Result<
         &spec.retry_of,
         &t.submitted_at,
         &spec.target.as_ref().map(to_json),
+        &to_json(&spec.secrets),
     ];
     tx.execute(&s.insert_task, &params)?;
     for name in &spec.required_skills {
@@ -168,7 +170,7 @@ pub fn load_active(c: &mut impl GenericClient) -> Result<Vec<ActiveTask>, PgErro
     let rows = c.query(
         &format!(
             "SELECT task_id, seq, priority, required_skills, optional_skills, affinity_tags, timeout_ms, \
-             max_retries, target, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
+             max_retries, target, secrets, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
         ),
         &[],
     )?;
@@ -184,7 +186,8 @@ pub fn load_active(c: &mut impl GenericClient) -> Result<Vec<ActiveTask>, PgErro
                 timeout_ms: c.get(6)?,
                 max_retries: c.u32(7)?,
                 target: c.opt_json::<Target>(8)?.map(Box::new),
-                state: state(&c, 9)?,
+                secrets: c.json(9)?,
+                state: state(&c, 10)?,
                 task_id: c.key().into(),
             })
         })

@@ -23,6 +23,7 @@ pub mod nodes;
 pub mod output;
 pub mod probe;
 pub mod schema;
+pub mod secrets;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -32,7 +33,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
 use crate::coordinator::store::{
-    EventFilter, HandoutText, ListFilter, Snapshot, Store, StoreError, Tail, Write, WriteSession,
+    EventFilter, HandoutText, ListFilter, SecretRow, Snapshot, Store, StoreError, Tail, Write, WriteSession,
 };
 use crate::model::{Event, Task};
 
@@ -253,6 +254,10 @@ impl Store for SqliteStore {
         self.read(|c| output::read(c, task_id, after))
     }
 
+    fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
+        self.read(secrets::load_all)
+    }
+
     /// `VACUUM INTO` a new file beside the database: one consistent snapshot while writers
     /// go on, compacted and without a WAL.
     fn backup(&self) -> Result<PathBuf, StoreError> {
@@ -310,6 +315,7 @@ pub fn apply(c: &Connection, write: &Write) -> rusqlite::Result<()> {
             Ok(())
         }
         Write::Liveness(batch) => nodes::update_liveness(c, batch),
+        Write::Secrets(changes) => secrets::apply(c, changes),
         Write::Purge { before_ms, limit, purged } => {
             let tasks = tasks::purge_ended(c, *before_ms, *limit)?;
             let events = events::purge_node_events(c, *before_ms, *limit)?;

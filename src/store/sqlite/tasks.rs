@@ -17,7 +17,7 @@ use crate::model::{Priority, Target, Task, TaskSpec, TaskState, TaskStatus, Time
 
 const SPEC: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
-    idempotency_key, origin, retry_of, submitted_at, target";
+    idempotency_key, origin, retry_of, submitted_at, target, secrets";
 const STATE: &str = "status, assigned_node, attempt, retry_count, result, error, scheduled_at, \
     started_at, completed_at, next_attempt_at, cancel_requested, failed_on";
 
@@ -72,10 +72,11 @@ fn task_from_row(r: &Row) -> rusqlite::Result<(i64, Task)> {
         origin: r.get(15)?,
         retry_of: r.get(16)?,
         target: optional_json_column(r, 18, "tasks", key)?,
+        secrets: json_column(r, 19, "tasks", key)?,
     };
     let seq: i64 = r.get(1)?;
     let submitted_at = Timestamp(r.get(17)?);
-    let state = state(r, 19, key)?;
+    let state = state(r, 20, key)?;
     Ok((seq, Task { task_id, spec, state, submitted_at, pending_reason: None, events: None }))
 }
 
@@ -84,7 +85,7 @@ pub fn insert(conn: &Connection, t: &NewTask) -> rusqlite::Result<()> {
     let s = &t.spec;
     conn.prepare_cached(&format!(
         "INSERT INTO tasks ({SPEC}, {STATE}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-         ?13, ?14, ?15, ?16, ?17, ?18, ?19, 'pending', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]')"
+         ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, 'pending', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]')"
     ))?
     .execute(params![
         t.task_id,
@@ -106,6 +107,7 @@ pub fn insert(conn: &Connection, t: &NewTask) -> rusqlite::Result<()> {
         s.retry_of,
         t.submitted_at,
         s.target.as_ref().map(to_json),
+        to_json(&s.secrets),
     ])?;
     let mut skill = conn.prepare_cached("INSERT INTO task_skills (skill, seq, task_id) VALUES (?1, ?2, ?3)")?;
     for name in &s.required_skills {
@@ -178,7 +180,7 @@ pub fn handout(conn: &Connection, ids: &[String]) -> rusqlite::Result<HashMap<St
 pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveTask>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT task_id, seq, priority, required_skills, optional_skills, affinity_tags, timeout_ms, \
-         max_retries, target, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
+         max_retries, target, secrets, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
     ))?;
     let rows = stmt.query_map([], |r| {
         let task_id: String = r.get(0)?;
@@ -192,7 +194,8 @@ pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveTask>> {
             timeout_ms: r.get(6)?,
             max_retries: r.get(7)?,
             target: optional_json_column::<Target>(r, 8, "tasks", key)?.map(Box::new),
-            state: state(r, 9, key)?,
+            secrets: json_column(r, 9, "tasks", key)?,
+            state: state(r, 10, key)?,
             task_id: task_id.into(),
         })
     })?;
@@ -308,6 +311,7 @@ mod tests {
             origin: "api".into(),
             retry_of: None,
             target: None,
+            secrets: vec![],
         };
         NewTask { task_id: id.into(), seq, spec, submitted_at: 1 }
     }

@@ -8,7 +8,8 @@
 //!
 //! Environment: cleared, then only an allowlist from the worker's own environment (PATH,
 //! HOME, user, locale, time zone, temp dirs; on Windows the system variables programs need),
-//! the variables the skill declares (`requires.env`, `primaryEnv`), and the task's
+//! the variables the skill declares (`requires.env`, `primaryEnv`), the values of the
+//! cluster secrets the task uses (declared ones only; see the runners' gate), and the task's
 //! `OPENCLAW_TASK_ID`, `OPENCLAW_NODE_ID`, `OPENCLAW_SKILL`, `OPENCLAW_ATTEMPT`. Never a
 //! token: `OPENCLAW_TOKEN`, `OPENCLAW_GATEWAY_TOKEN`, `OPENCLAW_GATEWAY_PASSWORD` and every
 //! config variable `OPENCLAW_<SECTION>__<KEY>` are withheld even when a skill declares them.
@@ -91,7 +92,7 @@ pub fn supervise_with_this_executable() {
 /// Runs an attempt of an exec skill whose command is `argv`: the task as JSON on stdin, its
 /// `OPENCLAW_*` variables, the skill's declared variables, the task's timeout.
 pub async fn run(argv: &[String], attempt: Attempt<'_>) -> ResultReport {
-    let Attempt { assignment: a, skill, node_id, config, cancel, output } = attempt;
+    let Attempt { assignment: a, skill, node_id, config, cancel, output, secrets } = attempt;
     let stdin = serde_json::to_vec(&json!({
         "task_id": a.task_id, "attempt": a.attempt, "name": a.name, "parameters": a.parameters,
     }))
@@ -100,12 +101,16 @@ pub async fn run(argv: &[String], attempt: Attempt<'_>) -> ResultReport {
         argv: argv.to_vec(),
         dir: skill.path.clone().unwrap_or_default(),
         stdin,
-        env: vec![
+        env: [
             ("OPENCLAW_TASK_ID".into(), a.task_id.clone()),
             ("OPENCLAW_NODE_ID".into(), node_id.to_string()),
             ("OPENCLAW_SKILL".into(), a.skill.clone()),
             ("OPENCLAW_ATTEMPT".into(), a.attempt.to_string()),
-        ],
+        ]
+        .into_iter()
+        // The runners' gate let through only secrets the skill declares.
+        .chain(secrets.0.iter().map(|(k, v)| (k.clone(), v.clone())))
+        .collect(),
         pass_env: skill.requires_env.clone(),
         timeout: attempt_timeout(a),
         max_output: config.worker.max_output_bytes,

@@ -26,7 +26,7 @@ use super::gateway::{Availability, Gateway};
 use super::live_output::OutputSink;
 use super::skills::{Kind, Skill};
 use crate::config::Config;
-use crate::model::{Assignment, Outcome, ResultReport};
+use crate::model::{Assignment, Outcome, ResultReport, SecretValues};
 
 /// One attempt as a runner sees it.
 pub struct Attempt<'a> {
@@ -39,6 +39,9 @@ pub struct Attempt<'a> {
     pub cancel: CancellationToken,
     /// Where what the attempt prints goes while it runs (dropped when the runner returns).
     pub output: OutputSink,
+    /// The values of the cluster secrets it uses, from the answer to its start report:
+    /// each goes to the skill's process as the variable of its name, nowhere else.
+    pub secrets: &'a SecretValues,
 }
 
 /// The runners, with what they share.
@@ -57,13 +60,41 @@ impl Runners {
         &self.gateway
     }
 
-    /// Runs the attempt with the runner of its skill's kind.
+    /// Runs the attempt with the runner of its skill's kind. An attempt with secrets the
+    /// skill cannot take fails for good without running.
     pub async fn run(&self, attempt: Attempt<'_>) -> ResultReport {
+        if let Some(why) = refuse_secrets(&attempt) {
+            return ResultReport { permanent: true, ..failed(attempt.assignment.attempt, why) };
+        }
         match &attempt.skill.kind {
             Kind::Exec { argv } => exec::run(argv, attempt).await,
             Kind::Agent => agent::run(&self.gateway, &self.adverts, attempt).await,
         }
     }
+}
+
+/// Why the skill cannot take the attempt's secrets, if it cannot: only a process of its
+/// own (an exec skill) gets them, and only those it declares (`requires.env`).
+fn refuse_secrets(attempt: &Attempt<'_>) -> Option<String> {
+    let (skill, names) = (attempt.skill, attempt.secrets.0.keys());
+    if attempt.secrets.is_empty() {
+        return None;
+    }
+    if !matches!(skill.kind, Kind::Exec { .. }) {
+        return Some(format!(
+            "skill `{}` runs in the OpenClaw gateway, which takes no per-task environment: cluster secrets reach exec skills only; drop the task's secrets or run it with an exec skill",
+            skill.name
+        ));
+    }
+    let undeclared: Vec<&String> = names.filter(|n| !skill.requires_env.iter().any(|e| e == *n)).collect();
+    (!undeclared.is_empty()).then(|| {
+        let list: Vec<&str> = undeclared.iter().map(|n| n.as_str()).collect();
+        format!(
+            "skill `{}` does not declare {} in requires.env, so the secret is not passed to it: declare it in the skill's metadata (openclaw.requires.env), or drop it from the task's secrets",
+            skill.name,
+            list.join(", ")
+        )
+    })
 }
 
 /// Why a skill of this kind cannot run here now, given the gateway's state (`None`: it
