@@ -26,6 +26,7 @@ mod operator;
 mod output;
 mod postgres_server;
 mod security;
+mod skills;
 mod store;
 mod tasks;
 mod worker;

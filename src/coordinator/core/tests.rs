@@ -19,8 +19,8 @@ use crate::config::Strategy as Placement;
 use crate::coordinator::metrics::Metrics;
 use crate::coordinator::store::{Store, Write, WriteSession};
 use crate::model::{
-    ErrorCode, HeartbeatRequest, NodeCounters, NodeSpec, Outcome, Priority, RegisterRequest, ResultReport, SubmitTask,
-    Target, TaskRef, TaskState, TaskStatus,
+    ErrorCode, HeartbeatRequest, NodeCounters, NodeSpec, Outcome, Priority, RegisterRequest, ResultReport,
+    SkillContent, SubmitTask, Target, TaskRef, TaskState, TaskStatus,
 };
 
 fn settings() -> Settings {
@@ -996,4 +996,64 @@ proptest! {
             }
         }
     }
+}
+
+fn content(source: &str, digest: Option<char>) -> SkillContent {
+    SkillContent { source: source.into(), digest: digest.map(|c| format!("sha256:{}", c.to_string().repeat(64))) }
+}
+
+/// Issue 21, item 1: a node's skill digests are kept with its record (through a restart);
+/// they travel with the lists; a heartbeat with the lists but without digests (an older
+/// worker) leaves the content unknown; a malformed digest is refused and changes nothing.
+#[test]
+fn skill_digests_are_kept_per_node_and_checked() {
+    let mut sim = Sim::new();
+    let digests = |pairs: &[(&str, SkillContent)]| -> BTreeMap<String, SkillContent> {
+        pairs.iter().map(|(n, c)| (n.to_string(), c.clone())).collect()
+    };
+    let req = RegisterRequest {
+        node_id: Some("w1".into()),
+        hostname: "w1.local".into(),
+        platform: "linux".into(),
+        arch: "x64".into(),
+        available_skills: vec!["echo".into()],
+        unavailable_skills: Some([("summarize".to_string(), "the gateway is down".to_string())].into()),
+        // A digest for a skill the node does not list describes nothing: dropped.
+        skill_digests: Some(digests(&[
+            ("echo", content("skills_dir", Some('a'))),
+            ("summarize", content("managed", Some('b'))),
+            ("ghost", content("managed", Some('c'))),
+        ])),
+        ..Default::default()
+    };
+    sim.core.register(req, Registrant::Join, None, sim.now).unwrap();
+    sim.commit();
+    let kept = |sim: &Sim| sim.core.registry.view("w1").unwrap().spec.skill_digests;
+    let first = digests(&[("echo", content("skills_dir", Some('a'))), ("summarize", content("managed", Some('b')))]);
+    assert_eq!(kept(&sim), first);
+
+    let bad = HeartbeatRequest {
+        available_skills: Some(vec!["echo".into()]),
+        skill_digests: Some(digests(&[("echo", content("skills_dir", None)), ("x", content("managed", Some('A')))])),
+        ..Default::default()
+    };
+    let err = sim.core.heartbeat("w1", bad, sim.now).unwrap_err();
+    assert!(err.to_string().contains("skill_digests.x.digest"), "{err}");
+    assert_eq!(kept(&sim), first);
+
+    let newer = HeartbeatRequest {
+        available_skills: Some(vec!["echo".into()]),
+        skill_digests: Some(digests(&[("echo", content("skills_dir", Some('d')))])),
+        ..Default::default()
+    };
+    sim.core.heartbeat("w1", newer, sim.now).unwrap();
+    sim.commit();
+    let second = digests(&[("echo", content("skills_dir", Some('d')))]);
+    assert_eq!(kept(&sim), second);
+    sim.reload();
+    assert_eq!(kept(&sim), second);
+
+    let older_worker = HeartbeatRequest { available_skills: Some(vec!["echo".into()]), ..Default::default() };
+    sim.core.heartbeat("w1", older_worker, sim.now).unwrap();
+    assert!(kept(&sim).is_empty());
 }

@@ -14,8 +14,8 @@ use super::Error;
 use crate::model::limits::{Name, SKILL_NAME};
 use crate::model::{
     ADDRESS, CLIENT_KEY, DESCRIPTION, HOSTNAME, LABEL, MAX_NODE_CONCURRENCY, MAX_RETRIES, MAX_TASK_TIMEOUT,
-    NODE_CONCURRENCY, NodeSpec, PERCENT, Priority, RegisterRequest, SKILL_REASON, SubmitTask, TASK_NAME,
-    TASK_TIMEOUT_SECS, Target, TaskSpec, TaskType, validate_node_id,
+    NODE_CONCURRENCY, NodeSpec, PERCENT, Priority, RegisterRequest, SKILL_REASON, SkillContent, SubmitTask, TASK_NAME,
+    TASK_TIMEOUT_SECS, Target, TaskSpec, TaskType, validate_digest, validate_node_id,
 };
 
 /// Trims, drops duplicates (keeping order) and checks a list of names.
@@ -61,6 +61,34 @@ pub fn check_unavailable(unavailable: &BTreeMap<String, String>) -> Result<(), E
     Ok(())
 }
 
+/// Where each skill came from and its digest: names and sources checked, digests of the
+/// `sha256:` form; entries for skills the node does not list (available or unavailable)
+/// are dropped, as they describe nothing placement or the skills view would show.
+pub fn skill_digests(
+    digests: Option<&BTreeMap<String, SkillContent>>,
+    available: &[String],
+    unavailable: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, SkillContent>, Error> {
+    let Some(digests) = digests else { return Ok(BTreeMap::new()) };
+    let max = 2 * crate::model::MAX_SKILLS;
+    if digests.len() > max {
+        return Err(Error::invalid("skill_digests", format!("at most {max} entries, got {}", digests.len())));
+    }
+    let mut out = BTreeMap::new();
+    for (name, content) in digests {
+        let name = check_name("skill_digests", name, SKILL_NAME)?;
+        let field = format!("skill_digests.{name}");
+        let source = check_name(&format!("{field}.source"), &content.source, LABEL)?;
+        if let Some(d) = &content.digest {
+            validate_digest(d).map_err(|e| Error::invalid(&format!("{field}.digest"), e))?;
+        }
+        if available.contains(&name) || unavailable.contains_key(&name) {
+            out.insert(name, SkillContent { source, digest: content.digest.clone() });
+        }
+    }
+    Ok(out)
+}
+
 /// The spec a registration declares, checked.
 pub fn node_spec(req: &RegisterRequest, peer: Option<IpAddr>) -> Result<NodeSpec, Error> {
     let max = req.max_concurrent_tasks.unwrap_or(5);
@@ -77,11 +105,13 @@ pub fn node_spec(req: &RegisterRequest, peer: Option<IpAddr>) -> Result<NodeSpec
     let unavailable = req.unavailable_skills.clone().unwrap_or_default();
     check_unavailable(&unavailable)?;
     let ip = optional("ip_address", &req.ip_address)?;
+    let available = clean_names("available_skills", &req.available_skills)?;
     Ok(NodeSpec {
         hostname: check_name("hostname", &req.hostname, HOSTNAME)?,
         platform: check_name("platform", &req.platform, LABEL)?,
         arch: check_name("arch", &req.arch, LABEL)?,
-        available_skills: clean_names("available_skills", &req.available_skills)?,
+        skill_digests: skill_digests(req.skill_digests.as_ref(), &available, &unavailable)?,
+        available_skills: available,
         unavailable_skills: unavailable,
         max_concurrent_tasks: max,
         ip_address: if ip.is_empty() { peer.map(|p| p.to_string()).unwrap_or_default() } else { ip },
