@@ -8,8 +8,6 @@
 //! or a folder over the worker's caps) has a skill of unknown content: it never counts as
 //! drift, and a pinned task never runs there.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::ObjectBuilder;
@@ -120,13 +118,6 @@ pub struct ClusterSkills {
     pub skills: Vec<ClusterSkill>,
     /// The names with drift, sorted.
     pub drifted: Vec<String>,
-}
-
-impl ClusterSkill {
-    /// The digests by node, for messages: `w1 sha256:ab12…, w2 sha256:cd34…`.
-    pub fn digests_by_node(&self) -> BTreeMap<&str, &str> {
-        self.nodes.iter().filter_map(|n| n.digest.as_deref().map(|d| (n.node_id.as_str(), d))).collect()
-    }
 }
 
 #[cfg(test)]

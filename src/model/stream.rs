@@ -139,6 +139,9 @@ string_enum! {
         Drained = "drained",
         Undrained = "undrained",
         SkillsChanged = "skills_changed",
+        /// A skill this node has now differs from another node's copy (the first time it
+        /// does; the event names the skill and the digests).
+        SkillDrift = "skill_drift",
         SecretRotated = "secret_rotated",
         Left = "left",
         Forgotten = "forgotten",

@@ -5,9 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use crate::support::{Cluster, exec_skill};
+use crate::support::{Cluster, Sse, exec_skill, show};
 
 /// The digest the worker must advertise for a folder, from the worker's own module.
 fn digest_of(dir: &Path) -> String {
@@ -42,11 +42,59 @@ async fn workers_advertise_each_skills_digest_and_the_coordinator_keeps_it() {
         assert_eq!(n["skill_digests"]["summarize"]["source"], "skills_dir", "{n}");
     }
 
+    // One version everywhere: no drift.
+    let view = cluster.get("/api/v1/skills").await;
+    assert_eq!(view["drifted"], json!([]), "{view}");
+    assert_eq!(view["skills"][0]["digests"], json!([same]), "{view}");
+    assert_eq!(cluster.metric("openclaw_skills_drifted").await, 0.0);
+    let cli = cluster.cli(&["skills", "--cluster"]);
+    assert!(cli.status.success(), "{}", show(&cli));
+
     std::fs::write(two.join("summarize/run.sh"), "echo a newer summary\n").unwrap();
     let newer = digest_of(&two.join("summarize"));
     assert_ne!(same, newer);
     wait_digest(&cluster, "w2", "summarize", &newer).await;
     assert_eq!(cluster.node("w1").await["skill_digests"]["summarize"]["digest"], same.as_str());
+
+    // Item 2: drift, in the API, the gauge, the events and the CLI; who can run it and why not.
+    cluster.api("POST", "/api/v1/nodes/w1/drain", None).await;
+    let view = cluster.get("/api/v1/skills").await;
+    assert_eq!(view["drifted"], json!(["summarize"]), "{view}");
+    let skill = &view["skills"][0];
+    assert_eq!((skill["name"].as_str(), skill["drift"].as_bool()), (Some("summarize"), Some(true)), "{view}");
+    let mut both = vec![same.clone(), newer.clone()];
+    both.sort();
+    assert_eq!(skill["digests"], json!(both));
+    assert_eq!(skill["runnable_nodes"], 1);
+    let w1 = &skill["nodes"][0];
+    assert_eq!((w1["node_id"].as_str(), w1["runnable"].as_bool()), (Some("w1"), Some(false)), "{view}");
+    assert_eq!(w1["reason"], "the node is drained (maintenance)");
+    assert_eq!((w1["source"].as_str(), w1["digest"].as_str()), (Some("skills_dir"), Some(same.as_str())));
+    assert_eq!(skill["nodes"][1]["runnable"], true, "{view}");
+    assert_eq!(cluster.metric("openclaw_skills_drifted").await, 1.0);
+    let mut sse = Sse::open(&cluster, "/api/v1/events?after=0&node=w2", &cluster.admin(), None).await;
+    let drift = loop {
+        let (_, e) = sse.next_json().await.expect("the stream goes on");
+        if e["event"] == "skill_drift" {
+            break e;
+        }
+    };
+    assert_eq!(drift["skill"], "summarize", "{drift}");
+    let message = drift["message"].as_str().unwrap();
+    for part in [format!("w1 {}", &same[..19]), format!("w2 {}", &newer[..19])] {
+        assert!(message.contains(&part), "{message} lacks {part}");
+    }
+    let cli = cluster.cli(&["skills", "--cluster"]);
+    assert_eq!(cli.status.code(), Some(1), "drift is exit 1: {}", show(&cli));
+    let text = String::from_utf8_lossy(&cli.stdout);
+    for part in
+        ["no: the node is drained (maintenance)", "drift: 'summarize' differs across nodes", &same[..19], &newer[..19]]
+    {
+        assert!(text.contains(part), "{text} lacks {part}");
+    }
+    let json_out = cluster.cli(&["skills", "--cluster", "--json"]);
+    let parsed: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    assert_eq!(parsed["drifted"], json!(["summarize"]));
 
     // Restored from the store, before any worker could send its lists again.
     cluster.kill_coordinator();

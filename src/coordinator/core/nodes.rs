@@ -177,6 +177,7 @@ impl Core {
             }
         }
         tracing::info!(target: "openclaw::coordinator", node_id = %node_id, incarnation, new = is_new, "node registered");
+        self.note_drift(&node_id, now);
         self.unpark_for(&node_id);
         self.schedule(now);
         Ok(RegisterResponse {
@@ -271,6 +272,7 @@ impl Core {
         if skills_changed || unavailable_changed || digests_changed {
             tracing::info!(target: "openclaw::coordinator", node_id, "node's skills changed");
             self.node_event(node_id, NodeTransition::SkillsChanged, None, now);
+            self.note_drift(node_id, now);
         }
         let cancel = match req.held_tasks {
             Some(held) => self.reconcile(node_id, &held, now),
@@ -318,6 +320,7 @@ impl Core {
         let view = entry.view();
         self.registry.remove(node_id);
         self.node_event(node_id, NodeTransition::Forgotten, None, now);
+        self.note_drift(node_id, now);
         tracing::info!(target: "openclaw::coordinator", node_id, "node forgotten");
         Ok(NodeActionResponse {
             success: true,
