@@ -348,8 +348,13 @@ pub struct RetryArgs {
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     /// A required skill; repeat for several. The first one is the skill that runs.
+    /// `NAME@sha256:…` pins a version: only nodes with that content run it.
     #[arg(long = "skill", value_name = "SKILL", required = true)]
     pub skills: Vec<String>,
+    /// Pin every --skill given without a version to the one the cluster's nodes have now
+    /// (refused, naming the digests, when their copies differ; `openclaw skills --cluster`).
+    #[arg(long)]
+    pub pin: bool,
     /// An optional skill: nodes that have it are preferred. Repeatable.
     #[arg(long = "optional-skill", value_name = "SKILL")]
     pub optional_skills: Vec<String>,

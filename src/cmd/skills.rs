@@ -166,9 +166,10 @@ pub async fn cluster(config: &Config, args: SkillsArgs) -> anyhow::Result<Exit> 
             .filter_map(|n| n.digest.as_deref().map(|d| format!("{} on {}", short_digest(d), n.node_id)))
             .collect();
         outln!(
-            "drift: '{}' differs across nodes ({}); copy one version to every node",
+            "drift: '{}' differs across nodes ({}); copy one version to every node, or pin a task to one (--skill {}@<digest>)",
             clean(&s.name),
-            copies.join(", ")
+            copies.join(", "),
+            clean(&s.name)
         );
     }
     Ok(drift)

@@ -59,6 +59,15 @@ pub fn validate_digest(d: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A required skill written with a pinned version, `summarize@sha256:…`, split into the
+/// name and the pin; any other name (even one with `@` in it) has no pin.
+pub fn split_pin(entry: &str) -> (&str, Option<&str>) {
+    match entry.rsplit_once('@') {
+        Some((name, pin)) if pin.starts_with(DIGEST_PREFIX) => (name, Some(pin)),
+        _ => (entry, None),
+    }
+}
+
 /// `sha256:ab12cd34ef56`: enough of a digest to tell versions apart in a message.
 pub fn short_digest(d: &str) -> &str {
     let end = (DIGEST_PREFIX.len() + SHORT_DIGEST_HEX).min(d.len());
@@ -133,5 +142,7 @@ mod tests {
         assert!(validate_digest("md5:00").unwrap_err().contains("sha256:"));
         assert_eq!(short_digest(&d), "sha256:abababababab");
         assert_eq!(short_digest("sha256:ab"), "sha256:ab");
+        assert_eq!(split_pin(&format!("summarize@{d}")), ("summarize", Some(d.as_str())));
+        assert_eq!(split_pin("me@example"), ("me@example", None));
     }
 }

@@ -1,6 +1,6 @@
 //! One set of skills across the cluster (issue 21): each node's skill digests and sources,
-//! kept by the coordinator through a restart, with real worker processes scanning real
-//! skill folders.
+//! kept by the coordinator through a restart; the cluster's skills view and drift; pinned
+//! versions — with real worker processes scanning real skill folders and running the tasks.
 
 use std::path::Path;
 use std::time::Duration;
@@ -23,11 +23,13 @@ async fn wait_digest(cluster: &Cluster, node: &str, skill: &str, digest: &str) -
         .await
 }
 
-/// Item 1: two workers with copies of one skill advertise one digest and their source; an
-/// edit on one node changes its digest at the next rescan; the coordinator keeps them
+/// Two workers with copies of one skill advertise one digest and their source (item 1); an
+/// edit on one node changes its digest at the next rescan and makes drift, shown by the API,
+/// the gauge, an event and the CLI (item 2); pinned tasks run only where their version is,
+/// or wait saying which versions the nodes have (item 4); the coordinator keeps the digests
 /// through its restart.
 #[tokio::test]
-async fn workers_advertise_each_skills_digest_and_the_coordinator_keeps_it() {
+async fn one_skill_across_nodes_digests_drift_and_pins() {
     let mut cluster = Cluster::start().await;
     let (one, two) = (cluster.path().join("skills-w1"), cluster.path().join("skills-w2"));
     for dir in [&one, &two] {
@@ -95,6 +97,45 @@ async fn workers_advertise_each_skills_digest_and_the_coordinator_keeps_it() {
     let json_out = cluster.cli(&["skills", "--cluster", "--json"]);
     let parsed: Value = serde_json::from_slice(&json_out.stdout).unwrap();
     assert_eq!(parsed["drifted"], json!(["summarize"]));
+
+    // Item 4: pinned versions. `--pin` refuses to choose between two versions.
+    cluster.api("POST", "/api/v1/nodes/w1/undrain", None).await;
+    let cli = cluster.cli(&["tasks", "submit", "--skill", "summarize", "--pin"]);
+    assert_eq!(cli.status.code(), Some(2), "{}", show(&cli));
+    let err = String::from_utf8_lossy(&cli.stderr);
+    for part in [format!("{same} on w1"), format!("{newer} on w2"), "--skill summarize@<digest>".into()] {
+        assert!(err.contains(&part), "{err} lacks {part}");
+    }
+    // A pin runs only where that content is (each node could take every task).
+    for _ in 0..3 {
+        for (digest, node) in [(&same, "w1"), (&newer, "w2")] {
+            let cli = cluster.cli(&["tasks", "submit", "--skill", &format!("summarize@{digest}"), "--wait", "--json"]);
+            assert!(cli.status.success(), "{}", show(&cli));
+            let task: Value = serde_json::from_slice(&cli.stdout).unwrap();
+            assert_eq!(task["assigned_node"], node, "{task}");
+            assert_eq!(task["required_skills"], json!(["summarize"]), "{task}");
+            assert_eq!(task["target"]["digests"]["summarize"], digest.as_str(), "{task}");
+        }
+    }
+    let nobody = format!("sha256:{}", "0".repeat(64));
+    let id = cluster.submit(json!({"name": "old", "required_skills": [format!("summarize@{nobody}")]})).await;
+    let task = cluster.get(&format!("/api/v1/tasks/{id}")).await;
+    let why = task["pending_reason"].as_str().unwrap_or_default();
+    for part in [
+        format!("w1 has summarize, but a different version ({})", &same[..19]),
+        format!("w2 has summarize, but a different version ({})", &newer[..19]),
+    ] {
+        assert!(why.contains(&part), "{why} lacks {part}");
+    }
+    // With one version everywhere, `--pin` takes it.
+    std::fs::write(two.join("summarize/run.sh"), "echo summary\n").unwrap();
+    wait_digest(&cluster, "w2", "summarize", &same).await;
+    let cli = cluster.cli(&["tasks", "submit", "--skill", "summarize", "--pin", "--json"]);
+    assert!(cli.status.success(), "{}", show(&cli));
+    let task: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(task["target"]["digests"]["summarize"], same.as_str(), "{task}");
+    std::fs::write(two.join("summarize/run.sh"), "echo a newer summary\n").unwrap();
+    wait_digest(&cluster, "w2", "summarize", &newer).await;
 
     // Restored from the store, before any worker could send its lists again.
     cluster.kill_coordinator();

@@ -88,7 +88,7 @@ impl NodeEntry {
     /// Whether a task with this target may run here.
     pub(super) fn admits(&self, target: Option<&Target>) -> bool {
         let spec = &self.record.spec;
-        target.is_none_or(|t| t.admits(&self.record.node_id, &spec.platform, &spec.tags))
+        target.is_none_or(|t| t.admits(&self.record.node_id, &spec.platform, &spec.tags, &spec.skill_digests))
     }
 
     pub(super) fn status(&self) -> NodeStatus {
@@ -343,6 +343,11 @@ impl Registry {
                 offline_since: n.offline_since,
             })
             .collect()
+    }
+
+    /// The digest of a node's copy of a skill, when it told one.
+    pub fn digest_of(&self, node_id: &str, skill: &str) -> Option<&str> {
+        self.nodes.get(node_id)?.record.spec.skill_digests.get(skill)?.digest.as_deref()
     }
 
     /// Whether any node advertises the skill.

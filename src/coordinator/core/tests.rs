@@ -266,7 +266,10 @@ fn check_invariants(sim: &Sim) {
             assert_eq!(task.state.assigned_node.as_deref(), Some(record.node_id.as_str()));
             if let Some(target) = &task.target {
                 let spec = &record.spec;
-                assert!(target.admits(&record.node_id, &spec.platform, &spec.tags), "task {t} placed outside {target}");
+                assert!(
+                    target.admits(&record.node_id, &spec.platform, &spec.tags, &spec.skill_digests),
+                    "task {t} placed outside {target}"
+                );
             }
         }
     }
@@ -1056,4 +1059,57 @@ fn skill_digests_are_kept_per_node_and_checked() {
     let older_worker = HeartbeatRequest { available_skills: Some(vec!["echo".into()]), ..Default::default() };
     sim.core.heartbeat("w1", older_worker, sim.now).unwrap();
     assert!(kept(&sim).is_empty());
+}
+
+/// Issue 21, item 4: a task pinned to a version (`summarize@sha256:…`) is placed only on a
+/// node whose copy has that digest, waits with a reason naming the other versions, and bad
+/// pins are refused before anything changes.
+#[test]
+fn pinned_versions_place_only_on_that_content() {
+    let mut sim = Sim::new();
+    let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    for (node, c) in [("w1", 'a'), ("w2", 'b')] {
+        let req = RegisterRequest {
+            node_id: Some(node.into()),
+            hostname: format!("{node}.local"),
+            platform: "linux".into(),
+            arch: "x64".into(),
+            available_skills: vec!["summarize".into()],
+            skill_digests: Some([("summarize".to_string(), content("skills_dir", Some(c)))].into()),
+            max_concurrent_tasks: Some(10),
+            ..Default::default()
+        };
+        sim.core.register(req, Registrant::Join, None, sim.now).unwrap();
+        sim.commit();
+    }
+    let pinned = |d: &str| SubmitTask {
+        name: "t".into(),
+        required_skills: vec![format!("summarize@{d}")],
+        ..Default::default()
+    };
+    for _ in 0..4 {
+        assert_eq!(sim.place(pinned(&digest('b'))), "w2");
+        assert_eq!(sim.place(pinned(&digest('a'))), "w1");
+    }
+    let spec = task_spec(pinned(&digest('c')), "test", &settings()).unwrap();
+    assert_eq!(spec.required_skills, vec!["summarize".to_string()]);
+    let why = sim.core.unplaceable(&spec, sim.now.ms).unwrap();
+    assert_eq!(
+        why,
+        "no node has 'summarize' at sha256:cccccccccccc: w1 has summarize, but a different version (sha256:aaaaaaaaaaaa); \
+         w2 has summarize, but a different version (sha256:bbbbbbbbbbbb)"
+    );
+
+    let refused = |req: SubmitTask| task_spec(req, "test", &settings()).unwrap_err().to_string();
+    assert!(refused(pinned("sha256:abc")).contains("required_skills[0]"), "{}", refused(pinned("sha256:abc")));
+    let two = SubmitTask {
+        required_skills: vec![format!("summarize@{}", digest('a')), format!("summarize@{}", digest('b'))],
+        ..pinned(&digest('a'))
+    };
+    assert!(refused(two).contains("pinned to two versions"));
+    let stray = SubmitTask {
+        target: Some(Target { digests: [("ocr".to_string(), digest('a'))].into(), ..Default::default() }),
+        ..pinned(&digest('a'))
+    };
+    assert!(refused(stray).contains("target.digests.ocr"));
 }

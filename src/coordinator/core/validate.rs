@@ -15,7 +15,7 @@ use crate::model::limits::{Name, SKILL_NAME};
 use crate::model::{
     ADDRESS, CLIENT_KEY, DESCRIPTION, HOSTNAME, LABEL, MAX_NODE_CONCURRENCY, MAX_RETRIES, MAX_TASK_TIMEOUT,
     NODE_CONCURRENCY, NodeSpec, PERCENT, Priority, RegisterRequest, SKILL_REASON, SkillContent, SubmitTask, TASK_NAME,
-    TASK_TIMEOUT_SECS, Target, TaskSpec, TaskType, validate_digest, validate_node_id,
+    TASK_TIMEOUT_SECS, Target, TaskSpec, TaskType, split_pin, validate_digest, validate_node_id,
 };
 
 /// Trims, drops duplicates (keeping order) and checks a list of names.
@@ -154,12 +154,13 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
     let user_id = req.user_id.as_deref().map(|u| check_name("user_id", u, CLIENT_KEY)).transpose()?;
     let idempotency_key =
         req.idempotency_key.as_deref().map(|k| check_name("idempotency_key", k, CLIENT_KEY)).transpose()?;
+    let (required_skills, target) = pin_skills(clean_names("required_skills", &req.required_skills)?, req.target)?;
     Ok(TaskSpec {
         name,
         description: req.description,
         task_type: req.task_type.unwrap_or(TaskType::Batch),
         priority: req.priority.unwrap_or(Priority::Normal),
-        required_skills: clean_names("required_skills", &req.required_skills)?,
+        required_skills,
         optional_skills: clean_names("optional_skills", &req.optional_skills)?,
         affinity_tags: clean_names("affinity_tags", &req.affinity_tags)?,
         parameters: req.parameters.unwrap_or_else(|| Value::Object(Default::default())),
@@ -168,14 +169,52 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
         max_retries,
         user_id,
         idempotency_key,
-        target: req.target.map(check_target).transpose()?.filter(|t| !t.is_any()),
+        target: target.map(check_target).transpose()?.filter(|t| !t.is_any()),
         origin: check_name("origin", origin, LABEL)?,
         retry_of: None,
     })
 }
 
-/// A target, checked: a valid node id, a platform name (lower case), tag names.
+/// Required skills written `name@sha256:…` become the bare name and a pinned version in the
+/// target (`target.digests`); a pin must name a required skill, and one skill one digest.
+fn pin_skills(required: Vec<String>, target: Option<Target>) -> Result<(Vec<String>, Option<Target>), Error> {
+    let mut target = target.unwrap_or_default();
+    let mut names = Vec::with_capacity(required.len());
+    for (i, entry) in required.into_iter().enumerate() {
+        let (name, Some(pin)) = split_pin(&entry) else {
+            names.push(entry);
+            continue;
+        };
+        let field = format!("required_skills[{i}]");
+        validate_digest(pin).map_err(|e| Error::invalid(&field, format!("`{entry}` pins a version: {e}")))?;
+        let name = check_name(&field, name, SKILL_NAME)?;
+        match target.digests.get(&name) {
+            Some(other) if other != pin => {
+                return Err(Error::invalid(&field, format!("'{name}' is pinned to two versions: {other} and {pin}")));
+            }
+            _ => {}
+        }
+        target.digests.insert(name.clone(), pin.to_string());
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    if let Some(skill) = target.digests.keys().find(|s| !names.contains(s)) {
+        return Err(Error::invalid(
+            &format!("target.digests.{skill}"),
+            "pins a skill the task does not require: add it to required_skills",
+        ));
+    }
+    Ok((names, Some(target)))
+}
+
+/// A target, checked: a valid node id, a platform name (lower case), tag names, pinned
+/// versions of the `sha256:` form.
 fn check_target(t: Target) -> Result<Target, Error> {
+    for (skill, pin) in &t.digests {
+        check_name("target.digests", skill, SKILL_NAME)?;
+        validate_digest(pin).map_err(|e| Error::invalid(&format!("target.digests.{skill}"), e))?;
+    }
     let node = t.node.as_deref().map(|n| validate_node_id(n.trim()).map(|_| n.trim().to_string()));
     Ok(Target {
         node: node.transpose().map_err(|e| Error::invalid("target.node", e))?,
@@ -186,5 +225,6 @@ fn check_target(t: Target) -> Result<Target, Error> {
             .transpose()?
             .map(|p| p.to_lowercase()),
         tags: clean_names("target.tags", &t.tags)?,
+        digests: t.digests,
     })
 }
