@@ -59,13 +59,26 @@ pub fn validate_digest(d: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A required skill written with a pinned version, `summarize@sha256:…`, split into the
-/// name and the pin; any other name (even one with `@` in it) has no pin.
+/// A required skill written with a pinned version, `summarize@sha256:…` (a whole digest),
+/// split into the name and the pin; any other name (even one with `@` in it) has no pin.
 pub fn split_pin(entry: &str) -> (&str, Option<&str>) {
     match entry.rsplit_once('@') {
-        Some((name, pin)) if pin.starts_with(DIGEST_PREFIX) => (name, Some(pin)),
+        Some((name, pin)) if validate_digest(pin).is_ok() && !name.trim().is_empty() => (name, Some(pin)),
         _ => (entry, None),
     }
+}
+
+/// `target.digests`: skill names to digests, at most [`super::MAX_SKILLS`].
+pub(super) fn pinned_digests() -> utoipa::openapi::Schema {
+    ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::Object)
+        .property_names(Some(super::limits::SKILL_NAME.schema()))
+        .additional_properties(Some(<Digest as utoipa::PartialSchema>::schema()))
+        .max_properties(Some(super::MAX_SKILLS))
+        .description(Some(
+            "Pinned versions: a skill name (white space around it is ignored) and the digest its node's copy must have",
+        ))
+        .into()
 }
 
 /// `sha256:ab12cd34ef56`: enough of a digest to tell versions apart in a message.
@@ -144,5 +157,6 @@ mod tests {
         assert_eq!(short_digest("sha256:ab"), "sha256:ab");
         assert_eq!(split_pin(&format!("summarize@{d}")), ("summarize", Some(d.as_str())));
         assert_eq!(split_pin("me@example"), ("me@example", None));
+        assert_eq!(split_pin("s@sha256:ab"), ("s@sha256:ab", None), "half a digest is part of a name");
     }
 }

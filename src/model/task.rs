@@ -334,11 +334,11 @@ pub struct Target {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = SkillNames)]
     pub tags: Vec<String>,
-    /// Pinned versions: only nodes whose copy of each of these required skills has this
-    /// digest (`sha256:…`, as `GET /api/v1/skills` shows it). `required_skills` entries
-    /// written `name@sha256:…` land here.
+    /// Pinned versions: only nodes whose copy of each of these skills has this digest
+    /// (`sha256:…`, as `GET /api/v1/skills` shows it). `required_skills` entries written
+    /// `name@sha256:…` land here.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[schema(value_type = BTreeMap<String, super::skill::Digest>)]
+    #[schema(schema_with = super::skill::pinned_digests)]
     pub digests: BTreeMap<String, String>,
 }
 

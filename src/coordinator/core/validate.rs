@@ -186,7 +186,6 @@ fn pin_skills(required: Vec<String>, target: Option<Target>) -> Result<(Vec<Stri
             continue;
         };
         let field = format!("required_skills[{i}]");
-        validate_digest(pin).map_err(|e| Error::invalid(&field, format!("`{entry}` pins a version: {e}")))?;
         let name = check_name(&field, name, SKILL_NAME)?;
         match target.digests.get(&name) {
             Some(other) if other != pin => {
@@ -199,21 +198,23 @@ fn pin_skills(required: Vec<String>, target: Option<Target>) -> Result<(Vec<Stri
             names.push(name);
         }
     }
-    if let Some(skill) = target.digests.keys().find(|s| !names.contains(s)) {
-        return Err(Error::invalid(
-            &format!("target.digests.{skill}"),
-            "pins a skill the task does not require: add it to required_skills",
-        ));
-    }
     Ok((names, Some(target)))
 }
 
 /// A target, checked: a valid node id, a platform name (lower case), tag names, pinned
 /// versions of the `sha256:` form.
 fn check_target(t: Target) -> Result<Target, Error> {
+    if t.digests.len() > crate::model::MAX_SKILLS {
+        return Err(Error::invalid(
+            "target.digests",
+            format!("at most {} entries, got {}", crate::model::MAX_SKILLS, t.digests.len()),
+        ));
+    }
+    let mut digests = BTreeMap::new();
     for (skill, pin) in &t.digests {
-        check_name("target.digests", skill, SKILL_NAME)?;
+        let skill = check_name("target.digests", skill, SKILL_NAME)?;
         validate_digest(pin).map_err(|e| Error::invalid(&format!("target.digests.{skill}"), e))?;
+        digests.insert(skill, pin.clone());
     }
     let node = t.node.as_deref().map(|n| validate_node_id(n.trim()).map(|_| n.trim().to_string()));
     Ok(Target {
@@ -225,6 +226,6 @@ fn check_target(t: Target) -> Result<Target, Error> {
             .transpose()?
             .map(|p| p.to_lowercase()),
         tags: clean_names("target.tags", &t.tags)?,
-        digests: t.digests,
+        digests,
     })
 }
