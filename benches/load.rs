@@ -1,6 +1,6 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
 //! test: it prints figures). Run:
-//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|all]`.
+//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|skills|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -33,6 +33,11 @@
 //!   installed by .ci/tools): first paint and first contentful paint of the page, and,
 //!   logged in, the time until the first data is shown; medians of 30 fresh loads, with
 //!   20 nodes and 200 tasks in the cluster.
+//! - skills: the worker's skill digests (no coordinator): the bytes a skill's source and
+//!   digest add to a heartbeat that carries the lists; the time to digest a typical skill
+//!   folder first and at a rescan (listing only, nothing changed); OpenClaw's bundled skills
+//!   (when `.ci/tools` installed OpenClaw); a folder just under the byte cap, and folders over
+//!   the file and byte caps (refused after the listing).
 //!
 //! The coordinator and this generator share the machine: figures from one run compare
 //! with each other, not with another machine's.
@@ -1260,6 +1265,120 @@ async fn mcp_overhead(rounds: u64) {
     let _ = worker.wait();
 }
 
+/// Median of `runs` timings of `f`, in milliseconds.
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut v: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Issue 21: what skill digests cost the worker and the wire.
+fn skill_digests() {
+    use openclaw::model::{HeartbeatRequest, SkillContent};
+    use openclaw::worker::skills::digest::{CAPS, Digester, digest};
+    // The wire: 50 skills with and without their source and digest.
+    let names: Vec<String> = (0..50).map(|i| format!("skill-number-{i:02}")).collect();
+    let plain = HeartbeatRequest { available_skills: Some(names.clone()), ..Default::default() };
+    let digests = names
+        .iter()
+        .map(|n| {
+            (
+                n.clone(),
+                SkillContent { source: "skills_dir".into(), digest: Some(format!("sha256:{}", "a".repeat(64))) },
+            )
+        })
+        .collect();
+    let with = HeartbeatRequest { skill_digests: Some(digests), ..plain.clone() };
+    let (a, b) = (serde_json::to_vec(&plain).unwrap().len(), serde_json::to_vec(&with).unwrap().len());
+    println!(
+        "  heartbeat with the lists of 50 skills: {a} bytes, with digests {b} bytes: +{:.0} bytes per skill (only when the lists changed; a plain heartbeat carries neither)",
+        (b - a) as f64 / 50.0
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let typical = dir.path().join("typical");
+    std::fs::create_dir_all(typical.join("scripts")).unwrap();
+    std::fs::write(typical.join("SKILL.md"), "x".repeat(4_000)).unwrap();
+    for i in 0..4 {
+        std::fs::write(typical.join(format!("scripts/s{i}.py")), "y".repeat(3_000)).unwrap();
+    }
+    let cold = median_ms(200, || {
+        digest(&typical, CAPS).unwrap();
+    });
+    let mut digester = Digester::default();
+    digester.digest(&typical).unwrap();
+    let warm = median_ms(200, || {
+        digester.digest(&typical).unwrap();
+    });
+    println!(
+        "  typical skill (5 files, 16 KB): first digest {cold:.3} ms, rescan unchanged {warm:.3} ms (median of 200)"
+    );
+
+    let bundled = std::env::var_os("OPENCLAW_CI_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/openclaw-ci")
+        })
+        .join("openclaw-2026.9.6/node_modules/openclaw/skills");
+    if let Ok(entries) = std::fs::read_dir(&bundled) {
+        let folders: Vec<std::path::PathBuf> =
+            entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        let cold = median_ms(20, || {
+            for f in &folders {
+                let _ = digest(f, CAPS);
+            }
+        });
+        let mut digester = Digester::default();
+        for f in &folders {
+            let _ = digester.digest(f);
+        }
+        let warm = median_ms(20, || {
+            for f in &folders {
+                let _ = digester.digest(f);
+            }
+        });
+        println!(
+            "  OpenClaw's {} bundled skills: all digested {cold:.2} ms, a rescan with nothing changed {warm:.2} ms (median of 20)",
+            folders.len()
+        );
+    } else {
+        println!("  OpenClaw's bundled skills: skipped ({} is missing; run .ci/tools)", bundled.display());
+    }
+
+    let big = dir.path().join("big");
+    std::fs::create_dir_all(&big).unwrap();
+    let mib = vec![b'z'; 1024 * 1024];
+    for i in 0..63 {
+        std::fs::write(big.join(format!("blob{i}")), &mib).unwrap();
+    }
+    let full = median_ms(5, || {
+        digest(&big, CAPS).unwrap();
+    });
+    std::fs::write(big.join("blob63"), &mib).unwrap();
+    std::fs::write(big.join("blob64"), &mib).unwrap();
+    let over_bytes = median_ms(5, || {
+        digest(&big, CAPS).unwrap_err();
+    });
+    let many = dir.path().join("many");
+    std::fs::create_dir_all(&many).unwrap();
+    for i in 0..(CAPS.max_files + 1000) {
+        std::fs::write(many.join(format!("f{i}")), "x").unwrap();
+    }
+    let over_files = median_ms(5, || {
+        digest(&many, CAPS).unwrap_err();
+    });
+    println!(
+        "  63 MiB folder (under the cap): {full:.1} ms; 65 MiB (over the byte cap): refused in {over_bytes:.2} ms; {} files (over the file cap): refused in {over_files:.2} ms (median of 5)",
+        CAPS.max_files + 1000
+    );
+}
+
 fn main() {
     let which = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_else(|| "all".into());
     openclaw::cmd::install_crypto();
@@ -1306,6 +1425,10 @@ fn main() {
         if which == "paint" || which == "all" {
             println!("dashboard:");
             paint(30).await;
+        }
+        if which == "skills" || which == "all" {
+            println!("skill digests:");
+            skill_digests();
         }
         if which == "tasks" || which == "all" {
             println!("tasks:");

@@ -27,6 +27,7 @@
 //! | POST | `/api/v1/nodes/{node}/tasks/{task}/result` | TaskResult | that node |
 //! | POST | `/api/v1/nodes/{node}/tasks/{task}/output` | PushOutput | that node |
 //! | GET | `/api/v1/cluster/health` | ClusterHealth | read |
+//! | GET | `/api/v1/skills` | ClusterSkills (every skill, its nodes, digests, drift) | read |
 //! | POST | `/api/v1/cluster/check-heartbeat` | CheckHeartbeat | admin |
 //! | POST | `/api/v1/tasks` | SubmitTask | submit |
 //! | GET | `/api/v1/tasks` | ListTasks (`?status= &node= &skill= &limit= &after=`) | read |
@@ -305,6 +306,7 @@ pub enum Route {
     TaskResult { node: String, task: String },
     PushOutput { node: String, task: String },
     ClusterHealth,
+    ClusterSkills,
     CheckHeartbeat,
     SubmitTask,
     ListTasks(TaskQuery),
@@ -711,6 +713,18 @@ pub static TABLE: &[Endpoint] = &[
         access: Access::Read,
         summary: "Totals and task counts",
         build: |p, q| none(p, q, Route::ClusterHealth),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/skills",
+        name: "skills_list",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::ClusterSkills>))],
+        errors: &[],
+        access: Access::Read,
+        summary: "Every skill of the cluster: the nodes that have it, whether each can run it now (and why not), their digests, and drift",
+        build: |p, q| none(p, q, Route::ClusterSkills),
     },
     Endpoint {
         method: Method::POST,
@@ -1176,6 +1190,7 @@ impl Route {
             Route::TaskResult { .. } => "node_task_result",
             Route::PushOutput { .. } => "node_task_output",
             Route::ClusterHealth => "cluster_health",
+            Route::ClusterSkills => "skills_list",
             Route::CheckHeartbeat => "cluster_check_heartbeat",
             Route::SubmitTask => "tasks_submit",
             Route::ListTasks(_) => "tasks_list",

@@ -62,7 +62,8 @@ pub enum Command {
     Health(HealthArgs),
     /// Submit, list, inspect, wait for and cancel tasks.
     Tasks(TasksArgs),
-    /// Which skills this machine has, and why a skill is not eligible.
+    /// Which skills this machine has, and why a skill is not eligible (--cluster: every
+    /// node's, with digests and drift).
     Skills(SkillsArgs),
     /// Save a consistent copy of the coordinator's database while it runs.
     Backup(BackupArgs),
@@ -431,8 +432,13 @@ pub struct RetryArgs {
 #[derive(Debug, Args)]
 pub struct SubmitArgs {
     /// A required skill; repeat for several. The first one is the skill that runs.
+    /// `NAME@sha256:…` pins a version: only nodes with that content run it.
     #[arg(long = "skill", value_name = "SKILL", required = true)]
     pub skills: Vec<String>,
+    /// Pin every --skill given without a version to the one the cluster's nodes have now
+    /// (refused, naming the digests, when their copies differ; `openclaw skills --cluster`).
+    #[arg(long)]
+    pub pin: bool,
     /// An optional skill: nodes that have it are preferred. Repeatable.
     #[arg(long = "optional-skill", value_name = "SKILL")]
     pub optional_skills: Vec<String>,
@@ -601,9 +607,17 @@ pub struct SkillsArgs {
     /// Skills folder; repeat for several (default: worker.skills_dir).
     #[arg(long, value_name = "DIR")]
     pub skills_dir: Vec<PathBuf>,
-    /// JSON in OpenClaw's vocabulary (name, description, eligible, missing) plus kind and path.
+    /// JSON in OpenClaw's vocabulary (name, description, eligible, missing) plus kind and path
+    /// (with --cluster: the API's answer).
     #[arg(long)]
     pub json: bool,
+    /// The whole cluster's skills instead of this machine's (from the coordinator): the nodes
+    /// that have each skill, whether they can run it now, their digests, and drift (one name,
+    /// different content); the exit code is 1 when a skill drifts.
+    #[arg(long, conflicts_with = "skills_dir")]
+    pub cluster: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Parses arguments (the first one is the program name). Called through a role link

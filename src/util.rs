@@ -80,8 +80,12 @@ pub fn new_secret() -> String {
 
 /// SHA-256 of a secret, hex: what the store keeps instead of the secret itself.
 pub fn hash_secret(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&Sha256::digest(secret.as_bytes()))
+}
+
+/// Bytes as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Constant-time equality of two strings (length is not secret).

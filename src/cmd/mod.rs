@@ -122,6 +122,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             worker::check_skills_dirs(&loaded.config)?;
             server(&loaded, Role::Coordinator, worker::dev(loaded.config.clone()))
         }
+        Command::Skills(args) if args.cluster => {
+            let loaded = load(&cli.config, flags)?;
+            client(skills::cluster(&loaded.config, args))
+        }
         Command::Skills(args) => {
             if !args.skills_dir.is_empty() {
                 flags.set("worker.skills_dir", "--skills-dir", Some(args.skills_dir.clone()));

@@ -3,15 +3,22 @@
 //! Agent skills also depend on the local OpenClaw gateway, which is probed (never with a
 //! chat call); when it cannot run turns, the reason says what to do (for chat completions
 //! switched off: the exact OpenClaw command).
+//!
+//! `openclaw skills --cluster` asks the coordinator instead (`GET /api/v1/skills`): every
+//! skill of every node, who can run it now, the digests, and drift.
 
 use super::output::{out, outln};
 use std::process::ExitCode;
 
 use serde_json::json;
 
+use super::output::{clean, table};
+use super::remote::connect;
 use crate::Exit;
+use crate::api::Route;
 use crate::cli::SkillsArgs;
 use crate::config::Config;
+use crate::model::{ClusterSkills, short_digest};
 use crate::worker::gateway::{Availability, Gateway};
 use crate::worker::openclaw::Cli;
 use crate::worker::runner;
@@ -121,4 +128,49 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
         }
     }
     Ok(Exit::Ok.into())
+}
+
+/// `openclaw skills --cluster`: one line per skill and node; drifting skills say so, with
+/// each node's digest. Exit 1 when a skill drifts.
+pub async fn cluster(config: &Config, args: SkillsArgs) -> anyhow::Result<Exit> {
+    let client = connect(config, &args.client)?;
+    let view: ClusterSkills = client.fetch(&Route::ClusterSkills, args.json).await?;
+    let drift = if view.drifted.is_empty() { Exit::Ok } else { Exit::Negative };
+    if args.json {
+        return Ok(drift);
+    }
+    if view.skills.is_empty() {
+        outln!("no node has a skill yet: start a worker with a skills dir (openclaw worker --skills-dir DIR)");
+        return Ok(Exit::Ok);
+    }
+    let mut rows = Vec::new();
+    for s in &view.skills {
+        for (i, n) in s.nodes.iter().enumerate() {
+            rows.push(vec![
+                if i == 0 { s.name.clone() } else { String::new() },
+                n.node_id.clone(),
+                match &n.reason {
+                    None => "yes".into(),
+                    Some(why) => format!("no: {why}"),
+                },
+                n.source.clone().unwrap_or_else(|| "-".into()),
+                n.digest.as_deref().map(short_digest).unwrap_or("unknown").to_string(),
+            ]);
+        }
+    }
+    out!("{}", table(&["SKILL", "NODE", "RUNNABLE NOW", "SOURCE", "DIGEST"], rows));
+    for s in view.skills.iter().filter(|s| s.drift) {
+        let copies: Vec<String> = s
+            .nodes
+            .iter()
+            .filter_map(|n| n.digest.as_deref().map(|d| format!("{} on {}", short_digest(d), n.node_id)))
+            .collect();
+        outln!(
+            "drift: '{}' differs across nodes ({}); copy one version to every node, or pin a task to one (--skill {}@<digest>)",
+            clean(&s.name),
+            copies.join(", "),
+            clean(&s.name)
+        );
+    }
+    Ok(drift)
 }

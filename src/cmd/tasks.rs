@@ -16,7 +16,7 @@ use crate::cli::{ListArgs, RetryArgs, SubmitArgs, TaskTarget, TasksCommand, Wait
 use crate::client::Client;
 use crate::config::Config;
 use crate::mcp::views::SkillList;
-use crate::model::{ErrorCode, Node, SubmitTask, Target, Task, TaskStatus};
+use crate::model::{ClusterSkills, ErrorCode, Node, SubmitTask, Target, Task, TaskStatus, split_pin};
 use crate::usage_error;
 use crate::util::{ago, now_ms, short_duration};
 
@@ -91,16 +91,58 @@ async fn check_known_skills(client: &Remote, skills: &[String]) -> anyhow::Resul
     )))
 }
 
+/// `--pin`: each skill without a version gets the digest the cluster's nodes have for it
+/// now; refused (exit 2) when they have none or different ones.
+async fn pin_current(client: &Remote, skills: &[String]) -> anyhow::Result<Vec<String>> {
+    let view: ClusterSkills = client.fetch(&Route::ClusterSkills, false).await?;
+    let mut out = Vec::with_capacity(skills.len());
+    for entry in skills {
+        let (name, pin) = split_pin(entry);
+        if pin.is_some() {
+            out.push(entry.clone());
+            continue;
+        }
+        let Some(skill) = view.skills.iter().find(|s| s.name == name) else {
+            return Err(usage_error(format!("cannot pin '{}': no node has it", clean(name))));
+        };
+        match skill.digests.as_slice() {
+            [one] => out.push(format!("{name}@{one}")),
+            [] => {
+                return Err(usage_error(format!(
+                    "cannot pin '{}': its nodes told no digest (workers older than digests, or a folder too large to digest)",
+                    clean(name)
+                )));
+            }
+            _ => {
+                let copies: Vec<String> = skill
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.digest.as_ref().map(|d| format!("{} on {}", d, n.node_id)))
+                    .collect();
+                return Err(usage_error(format!(
+                    "cannot pin '{}': the nodes have different versions ({}); choose one with --skill {}@<digest>, or copy one version to every node",
+                    clean(name),
+                    copies.join(", "),
+                    clean(name)
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
     let client = connect(config, &args.client)?;
+    let skills = if args.pin { pin_current(&client, &args.skills).await? } else { args.skills.clone() };
     if !args.queue {
-        check_known_skills(&client, &args.skills).await?;
+        let names: Vec<String> = skills.iter().map(|s| split_pin(s).0.to_string()).collect();
+        check_known_skills(&client, &names).await?;
     }
     let request = SubmitTask {
-        name: args.name.clone().unwrap_or_else(|| args.skills[0].clone()),
+        name: args.name.clone().unwrap_or_else(|| split_pin(&skills[0]).0.to_string()),
         description: args.description.clone().unwrap_or_default(),
         task_type: None,
-        required_skills: args.skills.clone(),
+        required_skills: skills,
         optional_skills: args.optional_skills.clone(),
         priority: args.priority,
         parameters: Some(parameters(&args)?),
@@ -114,6 +156,7 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
             node: args.node.clone(),
             platform: args.platform.clone(),
             tags: args.require_tags.clone(),
+            ..Default::default()
         })
         .filter(|t| !t.is_any()),
         reject_unplaceable: false,

@@ -75,6 +75,7 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
             ok(&cluster.push_output(node, task, body).await?)
         }
         Route::ClusterHealth => ok(&cluster.cluster_health().await?),
+        Route::ClusterSkills => ok(&cluster.view(|c| c.registry().skills())),
         Route::CheckHeartbeat => ok(&cluster.mutate(|c, now| Ok(c.check_liveness(now))).await?),
         Route::SubmitTask => {
             let body: SubmitTask = req.json()?;
@@ -195,6 +196,7 @@ fn metrics(cluster: &Cluster) -> Response {
         }
         m.capacity.get_or_create(&super::metrics::KindLabel { kind: "total".into() }).set(total);
         m.capacity.get_or_create(&super::metrics::KindLabel { kind: "used".into() }).set(used);
+        m.skills_drifted.set(core.registry().drifted().len() as i64);
         let counts = core.tasks().counts();
         for status in [TaskStatus::Pending, TaskStatus::Scheduled, TaskStatus::Running] {
             let n = counts.get(&status).copied().unwrap_or(0);

@@ -58,6 +58,8 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections serving a client request (anything but a node route) now.
     pub connections_held: Gauge,
+    /// Skill names whose nodes have different content.
+    pub skills_drifted: Gauge,
 }
 
 fn duration_histogram() -> Histogram {
@@ -82,6 +84,7 @@ impl Metrics {
             streams_cut_off: Counter::default(),
             connections_open: Gauge::default(),
             connections_held: Gauge::default(),
+            skills_drifted: Gauge::default(),
             registry: Mutex::new(Registry::default()),
         };
         registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
@@ -104,6 +107,11 @@ impl Metrics {
             m.streams_cut_off.clone(),
         );
         registry.register("connections_open", "Client connections open", m.connections_open.clone());
+        registry.register(
+            "skills_drifted",
+            "Skill names whose nodes have different content (digests); GET /api/v1/skills names them",
+            m.skills_drifted.clone(),
+        );
         registry.register(
             "connections_held",
             "Connections serving a client request (not a node route); at most the connection caps less coordinator.node_reserve_percent",

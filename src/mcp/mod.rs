@@ -344,7 +344,7 @@ fn submission(args: SubmitArgs) -> Result<SubmitTask, String> {
     if let Some(prompt) = args.prompt {
         parameters.insert("prompt".into(), Value::String(prompt));
     }
-    let target = Target { node: args.node, platform: args.platform, tags: args.tags };
+    let target = Target { node: args.node, platform: args.platform, tags: args.tags, ..Default::default() };
     Ok(SubmitTask {
         name: args.skill.clone(),
         required_skills: vec![args.skill],
@@ -608,7 +608,10 @@ mod tests {
         assert_eq!(s.required_skills, vec!["ocr".to_string()]);
         assert_eq!(s.parameters, Some(serde_json::json!({"page": 2, "prompt": "read it"})));
         assert_eq!(s.priority, Some(Priority::High));
-        assert_eq!(s.target, Some(Target { node: None, platform: Some("macos".into()), tags: vec!["gpu".into()] }));
+        assert_eq!(
+            s.target,
+            Some(Target { node: None, platform: Some("macos".into()), tags: vec!["gpu".into()], ..Default::default() })
+        );
         assert!(s.reject_unplaceable);
         let args: SubmitArgs =
             serde_json::from_value(serde_json::json!({"skill": "ocr", "queue_if_unavailable": true})).unwrap();

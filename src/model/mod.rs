@@ -7,6 +7,7 @@
 //!
 //! Split by domain, re-exported here so that every type is `crate::model::Name`:
 //! - [`node`]: nodes, registration, heartbeats, node ids;
+//! - [`skill`]: skill contents (digests, sources) and the cluster's skills view;
 //! - [`task`]: submissions, the stored spec and state, task views and lists;
 //! - [`attempt`]: what the worker and the coordinator exchange about one attempt (poll,
 //!   assignment, start, result, output batches);
@@ -127,6 +128,7 @@ pub mod error;
 pub mod limits;
 pub mod node;
 pub mod secret;
+pub mod skill;
 pub mod stream;
 pub mod task;
 pub mod transport;
@@ -137,6 +139,7 @@ pub use error::*;
 pub use limits::MAX_SKILLS;
 pub use node::*;
 pub use secret::*;
+pub use skill::*;
 pub use stream::*;
 pub use task::*;
 pub use transport::*;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 
 use super::limits::{Name, SkillNames, Text, bounded, excluding, lenient, schema_type, string, trimmed_pattern};
-use super::{Label, Timestamp, Transport};
+use super::{Label, SkillContent, Timestamp, Transport};
 
 /// The most characters of a node id.
 pub const NODE_ID_MAX: usize = 128;
@@ -142,6 +142,9 @@ pub struct NodeSpec {
     /// Agent skills this node has but cannot run right now, with the reason.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub unavailable_skills: BTreeMap<String, String>,
+    /// Per skill (available or unavailable): where it came from and its content's digest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skill_digests: BTreeMap<String, SkillContent>,
     pub max_concurrent_tasks: u32,
     pub ip_address: String,
     pub tailscale_ip: String,
@@ -232,6 +235,10 @@ pub struct RegisterRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = unavailable_skills_or_null)]
     pub unavailable_skills: Option<BTreeMap<String, String>>,
+    /// Where each skill came from and its content's digest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::skill::skill_contents_or_null)]
+    pub skill_digests: Option<BTreeMap<String, SkillContent>>,
     // Server-owned NodeInfo fields the original's clients may send.
     /// Server-owned: accepted and ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,6 +319,10 @@ pub struct HeartbeatRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(schema_with = unavailable_skills_or_null)]
     pub unavailable_skills: Option<BTreeMap<String, String>>,
+    /// Where each skill came from and its content's digest, sent with available_skills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = super::skill::skill_contents_or_null)]
+    pub skill_digests: Option<BTreeMap<String, SkillContent>>,
     /// Sent by a worker configured for NATS: whether its NATS link is up and pulling, so
     /// that the coordinator may hand it assignments there (`dispatch` in the answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]

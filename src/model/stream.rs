@@ -139,6 +139,9 @@ string_enum! {
         Drained = "drained",
         Undrained = "undrained",
         SkillsChanged = "skills_changed",
+        /// A skill this node has now differs from another node's copy (the first time it
+        /// does; the event names the skill and the digests).
+        SkillDrift = "skill_drift",
         SecretRotated = "secret_rotated",
         Left = "left",
         Forgotten = "forgotten",
@@ -236,7 +239,7 @@ pub struct Event {
     pub kind: EventKind,
     /// Tasks: submitted, scheduled, running, completed, failed, timeout, cancel_requested,
     /// cancelled. Nodes: registered, online, offline, drained, undrained, skills_changed,
-    /// secret_rotated, left, forgotten.
+    /// skill_drift, secret_rotated, left, forgotten.
     #[schema(value_type = String)]
     pub event: Transition,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,7 +250,7 @@ pub struct Event {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
-    /// A task's first required skill.
+    /// A task's first required skill (a `skill_drift` event: the skill that drifts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skill: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

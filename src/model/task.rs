@@ -1,6 +1,7 @@
 //! Tasks on the wire: statuses, priorities, the submission, the stored spec and state, and
 //! the task views and lists.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
 
 use super::limits::{Name, RequiredSkills, SkillNames, Text, bounded, lenient, schema_type, string, trimmed_pattern};
 use super::secret::SecretNames;
-use super::{NodeId, Timestamp};
+use super::{NodeId, SkillContent, Timestamp};
 
 /// The longest per-attempt timeout a task may ask for.
 pub const MAX_TASK_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -341,19 +342,40 @@ pub struct Target {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = SkillNames)]
     pub tags: Vec<String>,
+    /// Pinned versions: only nodes whose copy of each of these skills has this digest
+    /// (`sha256:…`, as `GET /api/v1/skills` shows it). `required_skills` entries written
+    /// `name@sha256:…` land here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schema(schema_with = super::skill::pinned_digests)]
+    pub digests: BTreeMap<String, String>,
 }
 
 impl Target {
     /// No constraint at all.
     pub fn is_any(&self) -> bool {
-        self.node.is_none() && self.platform.is_none() && self.tags.is_empty()
+        self.node.is_none() && self.platform.is_none() && self.tags.is_empty() && self.digests.is_empty()
     }
 
-    /// Whether a node with this id, platform and tags may run the task.
-    pub fn admits(&self, node_id: &str, platform: &str, tags: &[String]) -> bool {
+    /// Whether a node with this id, platform, tags and skill contents may run the task.
+    pub fn admits(
+        &self,
+        node_id: &str,
+        platform: &str,
+        tags: &[String],
+        contents: &BTreeMap<String, SkillContent>,
+    ) -> bool {
         self.node.as_deref().is_none_or(|n| n == node_id)
             && self.platform.as_deref().is_none_or(|p| p.eq_ignore_ascii_case(platform))
             && self.tags.iter().all(|t| tags.contains(t))
+            && self
+                .digests
+                .iter()
+                .all(|(skill, pin)| contents.get(skill).and_then(|c| c.digest.as_deref()) == Some(pin.as_str()))
+    }
+
+    /// The same target without its pinned versions.
+    pub fn unpinned(&self) -> Target {
+        Target { digests: BTreeMap::new(), ..self.clone() }
     }
 }
 
@@ -370,6 +392,9 @@ impl fmt::Display for Target {
         if !self.tags.is_empty() {
             let tags: Vec<String> = self.tags.iter().map(|t| format!("`{t}`")).collect();
             parts.push(format!("{} {}", if tags.len() == 1 { "tag" } else { "tags" }, tags.join(", ")));
+        }
+        for (skill, pin) in &self.digests {
+            parts.push(format!("'{skill}' at {}", super::skill::short_digest(pin)));
         }
         f.write_str(&parts.join(", "))
     }

@@ -22,13 +22,21 @@ use super::Context;
 use super::gateway::{Availability, Gateway};
 use super::openclaw::Cli;
 use super::runner;
+use super::skills::digest::Digester;
 use super::skills::native::Inventory;
 use super::skills::{self, Scan, Skill};
 use crate::config::Config;
+use crate::model::SkillContent;
 use crate::util::lock;
 
-/// The lists sent to the coordinator: advertised skills and unavailable ones with the reason.
-pub type Lists = (Vec<String>, BTreeMap<String, String>);
+/// The lists sent to the coordinator: advertised skills, unavailable ones with the reason,
+/// and where each of those came from with its content's digest.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lists {
+    pub available: Vec<String>,
+    pub unavailable: BTreeMap<String, String>,
+    pub digests: BTreeMap<String, SkillContent>,
+}
 
 #[derive(Default)]
 struct State {
@@ -38,6 +46,10 @@ struct State {
     gateway: Option<Availability>,
     advertised: Vec<String>,
     unavailable: BTreeMap<String, String>,
+    /// Every skill's source and digest, by name (taken at each scan, kept by the digester).
+    contents: BTreeMap<String, SkillContent>,
+    /// Those of the advertised and unavailable skills: what the coordinator gets.
+    digests: BTreeMap<String, SkillContent>,
     /// Bumped on every change of the lists.
     version: u64,
     /// The version the coordinator has.
@@ -55,6 +67,14 @@ impl State {
     fn all(&self) -> impl Iterator<Item = &Skill> {
         self.scan.skills.iter().chain(self.native.iter())
     }
+
+    fn lists(&self) -> Lists {
+        Lists {
+            available: self.advertised.clone(),
+            unavailable: self.unavailable.clone(),
+            digests: self.digests.clone(),
+        }
+    }
 }
 
 /// The skills scan, OpenClaw's listing and the gateway's state.
@@ -65,6 +85,9 @@ pub struct Adverts {
     inventory: Option<tokio::sync::Mutex<Inventory>>,
     /// Wakes the gateway loop for a probe now (a turn lost its connection).
     probe_now: Notify,
+    /// The skill folders' digests, taken again only when a folder changes (used on the
+    /// blocking pool, one scan at a time: only the skills loop and the start scan).
+    digester: Arc<Mutex<Digester>>,
 }
 
 impl Adverts {
@@ -87,6 +110,7 @@ impl Adverts {
             state: Mutex::new(State::default()),
             inventory,
             probe_now: Notify::new(),
+            digester: Arc::default(),
         }
     }
 
@@ -129,11 +153,49 @@ impl Adverts {
                 st.native = native;
             }
         }
+        self.take_digests().await;
         // An exec-only worker has no business with the gateway (and no warning about it).
         if probe && self.has_agent_skills() {
             self.probe_gateway().await;
         }
         self.recompute();
+    }
+
+    /// Takes every skill's digest (on the blocking pool; the digester reads only folders
+    /// that changed since the last scan) and warns once about each folder it cannot digest.
+    async fn take_digests(&self) {
+        let folders: Vec<(String, &'static str, Option<PathBuf>)> =
+            lock(&self.state).all().map(|s| (s.name.clone(), s.origin(), s.path.clone())).collect();
+        let digester = self.digester.clone();
+        let Ok(taken) = tokio::task::spawn_blocking(move || {
+            let mut digester = lock(&digester);
+            let taken: Vec<_> = folders
+                .into_iter()
+                .map(|(name, source, path)| {
+                    let digest = path.as_deref().map(|p| digester.digest(p));
+                    (name, source, path, digest)
+                })
+                .collect();
+            digester.keep_only(&taken.iter().filter_map(|(_, _, p, _)| p.as_deref()).collect());
+            taken
+        })
+        .await
+        else {
+            return;
+        };
+        let mut st = lock(&self.state);
+        let mut contents = BTreeMap::new();
+        for (name, source, path, digest) in taken {
+            if let (Some(path), Some(Err(why))) = (&path, &digest)
+                && st.warned.insert((path.clone(), why.clone()))
+            {
+                tracing::warn!(target: "openclaw::worker", skill = %name, folder = %path.display(), error = %why, "advertising the skill without a content digest: the cluster cannot tell its version from another node's");
+            }
+            let digest = digest.and_then(Result::ok);
+            // The first of two same-named skills is the one advertised (skills dirs first).
+            contents.entry(name).or_insert(SkillContent { source: source.to_string(), digest });
+        }
+        st.contents = contents;
     }
 
     fn warn_listing(&self, error: Option<&String>) {
@@ -163,13 +225,13 @@ impl Adverts {
     /// The current lists with their version (for a registration, which sends them).
     pub fn lists(&self) -> (u64, Lists) {
         let st = lock(&self.state);
-        (st.version, (st.advertised.clone(), st.unavailable.clone()))
+        (st.version, st.lists())
     }
 
     /// The lists when the coordinator does not have them yet, with their version.
     pub fn unsent(&self) -> Option<(u64, Lists)> {
         let st = lock(&self.state);
-        (st.sent != Some(st.version)).then(|| (st.version, (st.advertised.clone(), st.unavailable.clone())))
+        (st.sent != Some(st.version)).then(|| (st.version, st.lists()))
     }
 
     /// The coordinator accepted the lists of `version` (or refused them for good).
@@ -242,6 +304,15 @@ impl Adverts {
         if advertised.len() > crate::model::MAX_SKILLS {
             tracing::warn!(target: "openclaw::worker", found = advertised.len(), "more eligible skills than a node may advertise; advertising the first {}", crate::model::MAX_SKILLS);
             advertised.truncate(crate::model::MAX_SKILLS);
+        }
+        let digests: BTreeMap<String, SkillContent> = advertised
+            .iter()
+            .chain(unavailable.keys())
+            .filter_map(|name| st.contents.get(name).map(|c| (name.clone(), c.clone())))
+            .collect();
+        if digests != st.digests {
+            st.digests = digests;
+            st.version += 1;
         }
         if advertised != st.advertised || unavailable != st.unavailable {
             // The first lists are told by the start's summary line.

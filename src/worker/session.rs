@@ -157,7 +157,8 @@ impl Session {
     }
 
     async fn register(&self, adverts: &Adverts) -> Result<Client, ClientError> {
-        let (version, (available, unavailable)) = adverts.lists();
+        let (version, lists) = adverts.lists();
+        let available = lists.available;
         let (ip, tailscale) = self.addresses().await;
         let w = &self.ctx.config.worker;
         let req = RegisterRequest {
@@ -172,7 +173,8 @@ impl Session {
             max_concurrent_tasks: Some(w.max_concurrent_tasks),
             tags: Some(w.tags.clone()),
             version: Some(env!("CARGO_PKG_VERSION").into()),
-            unavailable_skills: Some(unavailable),
+            unavailable_skills: Some(lists.unavailable),
+            skill_digests: Some(lists.digests),
             ..Default::default()
         };
         let answer = match self.identity.secret() {
@@ -331,8 +333,9 @@ pub async fn heartbeat_loop(
             disk_usage: reading.disk,
             running_tasks: Some(held.len() as u32),
             held_tasks: Some(held),
-            available_skills: changed.as_ref().map(|(_, (a, _))| a.clone()),
-            unavailable_skills: changed.as_ref().map(|(_, (_, u))| u.clone()),
+            available_skills: changed.as_ref().map(|(_, l)| l.available.clone()),
+            unavailable_skills: changed.as_ref().map(|(_, l)| l.unavailable.clone()),
+            skill_digests: changed.as_ref().map(|(_, l)| l.digests.clone()),
             ..Default::default()
         };
         if let Some(secret) = client.token() {

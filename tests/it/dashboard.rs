@@ -6,7 +6,7 @@
 //! task's output line by line, rides out a
 //! coordinator restart (it reconnects and resumes by itself), filters, drains and undrains
 //! with the admin token, sets and deletes a secret through its form (the value is never on
-//! the page), and fits a phone's width.
+//! the page), and fits a phone's width. Its Skills view shows drift as it appears.
 //!
 //! `OPENCLAW_SCREENSHOTS=1 cargo test --test it dashboard_screenshots` rewrites the
 //! pictures in docs/.
@@ -159,6 +159,33 @@ async fn the_dashboard_rides_planned_stream_ends() {
     }
     let seen = walk.finish().await;
     assert_eq!(seen.iter().filter(|l| l.starts_with("STEP tick")).count(), 3, "{seen:?}");
+}
+
+/// Issue 21, item 2: the Skills view shows each skill's nodes and version, and drift as it
+/// appears (one worker's copy changes), without a reload; the versions it shows are the API's.
+#[tokio::test]
+async fn the_dashboard_shows_skill_drift() {
+    let Some((chromium, playwright)) = browser() else { return };
+    let cluster = Cluster::start().await;
+    let (one, two) = (cluster.path().join("skills-w1"), cluster.path().join("skills-w2"));
+    for dir in [&one, &two] {
+        exec_skill(dir, "summarize", "echo summary\n");
+    }
+    let _w1 = cluster.worker("w1", &one, &[]);
+    let _w2 = cluster.worker("w2", &two, &[]);
+    let mut walk = Walk::start(driver(&chromium, &playwright, &["skills", &cluster.url(), &cluster.admin()]));
+    let mut shown = None;
+    while let Some(line) = walk.next().await {
+        if line == "STEP drift" {
+            std::fs::write(two.join("summarize/run.sh"), "echo a newer summary\n").unwrap();
+            walk.go().await;
+        } else if let Some(list) = line.strip_prefix("STEP digests ") {
+            shown = Some(serde_json::from_str::<serde_json::Value>(list).unwrap());
+        }
+    }
+    walk.finish().await;
+    let view = cluster.get("/api/v1/skills").await;
+    assert_eq!(Some(&view["skills"][0]["digests"]), shown.as_ref(), "{view}");
 }
 
 /// Pictures of the main pages for docs/guide.md (only with OPENCLAW_SCREENSHOTS=1): a cluster

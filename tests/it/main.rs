@@ -28,6 +28,7 @@ mod postgres;
 mod postgres_server;
 mod secrets;
 mod security;
+mod skills;
 mod store;
 mod tasks;
 mod worker;

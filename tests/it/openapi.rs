@@ -146,7 +146,8 @@ async fn every_route_answers_as_the_document_says() {
     p.send("GET", "/api/v1/whoami", Some(join), None).await;
     // Nodes.
     let reg = json!({"node_id": "n2", "hostname": "n2.local", "platform": "linux", "arch": "x64",
-        "available_skills": ["x"], "tailscale_ip": null, "status": "online", "cpu_usage": 1.5});
+        "available_skills": ["x"], "tailscale_ip": null, "status": "online", "cpu_usage": 1.5,
+        "skill_digests": {"x": {"source": "skills_dir", "digest": format!("sha256:{}", "0".repeat(64))}}});
     let (status, answer) = p.send("POST", "/api/v1/nodes/register", Some(join), Some(reg.clone())).await;
     assert_eq!(status, 200, "{answer}");
     let s2 = answer["node_secret"].as_str().unwrap().to_string();
@@ -155,6 +156,7 @@ async fn every_route_answers_as_the_document_says() {
     p.send("POST", "/api/v1/nodes/register", Some(join), Some(reg)).await;
     p.send("POST", "/api/v1/nodes/register", Some(join), Some(json!({"hostname": 5}))).await;
     p.send("GET", "/api/v1/nodes", Some(tasks), None).await;
+    p.send("GET", "/api/v1/skills", Some(tasks), None).await;
     p.send("GET", "/api/v1/nodes?status=online", Some(admin), None).await;
     p.send("GET", "/api/v1/nodes?status=sleepy", Some(admin), None).await;
     p.send("GET", "/api/v1/nodes/online", Some(admin), None).await;

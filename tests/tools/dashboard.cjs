@@ -15,6 +15,11 @@
 //       across them: for each line it prints `STEP tick N` once it shows line N and its output
 //       stream has been reopened since, and waits for a line on stdin (the test lets the task
 //       print the next). Prints `OK` at the end.
+//   node dashboard.cjs skills URL ADMIN_TOKEN
+//       The Skills view: waits until `summarize` shows on w1 and w2 with one version, prints
+//       `STEP drift` and waits (the test changes w2's copy), then waits until the row and the
+//       card's note say drift without a reload, and prints `STEP digests <JSON list>` with the
+//       versions the row shows, then `OK`.
 //   node dashboard.cjs attack URL
 //       Against a coordinator with auth off: pages of other origins (another port, another
 //       host name, a DNS-rebinding page naming the coordinator's port) try to create a task
@@ -447,11 +452,42 @@ async function paint(url, runs, token) {
     load: median("load"), data_shown: token ? median("data_shown") : null }, samples }));
 }
 
+async function skills(url, admin) {
+  const browser = await launch();
+  const problems = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    watch(page, problems);
+    await page.goto(url);
+    await page.waitForSelector("#login-view:not([hidden])", { timeout: WAIT });
+    await login(page, admin);
+    await page.waitForSelector('#live[data-state="live"]', { timeout: WAIT });
+    const row = '#skills tr[data-skill="summarize"]';
+    await page.waitForSelector(`${row}[data-drift="false"] .chip[data-node="w1"]`, { timeout: WAIT });
+    await page.waitForSelector(`${row} .chip[data-node="w2"]`, { timeout: WAIT });
+    expect(await page.isHidden("#skills-drift"), "no drift note while every node has one version");
+    expect((await page.textContent(`${row} td[data-label="Version"]`)).startsWith("sha256:"), "the version is a digest");
+    console.log("STEP drift");
+    await stdin.next();
+    await page.waitForSelector(`${row}[data-drift="true"] .pill.s-drift`, { timeout: WAIT });
+    await page.waitForSelector("#skills-drift:not([hidden])", { timeout: WAIT });
+    expect((await page.textContent("#skills-drift")).includes("summarize"), "the note names the skill");
+    const digests = await page.$$eval(`${row} [data-digest]`, (els) => els.map((e) => e.dataset.digest));
+    console.log(`STEP digests ${JSON.stringify(digests)}`);
+    const shown = await page.textContent(`${row} td[data-label="Version"]`);
+    expect(shown.includes("on w1") && shown.includes("on w2"), `each version names its node (got ${shown})`);
+    expect(problems.length === 0, `no page errors: ${problems.join("; ")}`);
+    console.log("OK");
+  } finally {
+    await browser.close();
+  }
+}
+
 const [mode, ...args] = process.argv.slice(2);
 const run = { test: () => walk(...args), screenshots: () => screenshots(...args), lifetime: () => lifetime(...args),
-  attack: () => attack(...args), paint: () => paint(args[0], Number(args[1] || 20), args[2]) }[mode];
+  skills: () => skills(...args), attack: () => attack(...args), paint: () => paint(args[0], Number(args[1] || 20), args[2]) }[mode];
 if (!run) {
-  console.error("usage: dashboard.cjs test|screenshots|lifetime|attack|paint URL ...");
+  console.error("usage: dashboard.cjs test|screenshots|lifetime|skills|attack|paint URL ...");
   process.exit(2);
 }
 run().then(() => process.exit(0), (e) => {

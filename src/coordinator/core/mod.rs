@@ -42,7 +42,7 @@ use tokio::time::Instant;
 
 use super::metrics::Metrics;
 use crate::config::{Config, Strategy};
-use crate::model::{ErrorCode, Event, NodeTransition, TaskState, TaskTransition, Timestamp, Transition};
+use crate::model::{ErrorCode, Event, NodeTransition, TaskState, TaskTransition, Timestamp, Transition, short_digest};
 
 use output::{Kept, OutputWrite};
 use registry::{Liveness, NodeRecord};
@@ -220,6 +220,9 @@ pub struct Core {
     output: Vec<OutputWrite>,
     /// Chance, for the `random` strategy: seeded from the OS, or by a test.
     rng: StdRng,
+    /// The skill names with drift as of the last skills change (a `skill_drift` event is
+    /// recorded when a name joins).
+    drifted: std::collections::BTreeSet<String>,
 }
 
 impl Core {
@@ -236,6 +239,7 @@ impl Core {
             drafts: Vec::new(),
             output: Vec::new(),
             rng: StdRng::from_rng(&mut rand::rng()),
+            drifted: Default::default(),
         }
     }
 
@@ -252,6 +256,8 @@ impl Core {
         for node in snapshot.nodes {
             core.restore_node(node, now);
         }
+        // Drift that was there before the restart was told then.
+        core.drifted = core.registry.drifted();
         for task in snapshot.tasks {
             core.restore_task(task, now);
         }
@@ -350,6 +356,39 @@ impl Core {
             skill: None,
             message,
         });
+    }
+
+    /// After `node_id`'s skills changed: a `skill_drift` event for each skill name whose
+    /// nodes now differ and did not before, naming the node that made it so and every
+    /// node's digest.
+    fn note_drift(&mut self, node_id: &str, now: Now) {
+        let drifted = self.registry.drifted();
+        let new: Vec<String> = drifted.difference(&self.drifted).cloned().collect();
+        if !new.is_empty() {
+            let view = self.registry.skills();
+            for name in new {
+                let Some(skill) = view.skills.iter().find(|s| s.name == name) else { continue };
+                let copies: Vec<String> = skill
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.digest.as_deref().map(|d| format!("{} {}", n.node_id, short_digest(d))))
+                    .collect();
+                let message = format!("skill '{name}' differs across nodes: {}", copies.join(", "));
+                tracing::warn!(target: "openclaw::coordinator", node_id, skill = %name, "{message}");
+                let status = self.registry.status(node_id).map(|s| s.as_str().to_string()).unwrap_or_default();
+                self.drafts.push(Draft {
+                    at: now.ms,
+                    event: NodeTransition::SkillDrift.into(),
+                    task_id: None,
+                    node_id: Some(node_id.to_string()),
+                    status,
+                    attempt: None,
+                    skill: Some(name),
+                    message: Some(message),
+                });
+            }
+        }
+        self.drifted = drifted;
     }
 
     /// Acts on every timer due at `now`; returns the next deadline.

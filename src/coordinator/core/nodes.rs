@@ -24,7 +24,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use super::registry::{NodeEntry, NodeRecord};
-use super::validate::{check_unavailable, check_usage, clean_names, node_spec};
+use super::validate::{check_unavailable, check_usage, clean_names, node_spec, skill_digests};
 use super::{Core, Error, Now, Timer};
 use crate::model::{
     CheckHeartbeatResponse, ErrorCode, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, NodeStatus,
@@ -180,6 +180,7 @@ impl Core {
             }
         }
         tracing::info!(target: "openclaw::coordinator", node_id = %node_id, incarnation, new = is_new, "node registered");
+        self.note_drift(&node_id, now);
         self.unpark_for(&node_id);
         self.schedule(now);
         Ok(RegisterResponse {
@@ -220,6 +221,15 @@ impl Core {
         if let Some(unavailable) = &req.unavailable_skills {
             check_unavailable(unavailable)?;
         }
+        // Digests come with the lists (none with them: an older worker, content unknown).
+        let digests = match &skills {
+            Some(available) => {
+                let known = self.registry.entry(node_id).map(|e| &e.record.spec.unavailable_skills);
+                let unavailable = req.unavailable_skills.as_ref().or(known);
+                Some(skill_digests(req.skill_digests.as_ref(), available, unavailable.unwrap_or(&Default::default()))?)
+            }
+            None => None,
+        };
         let entry = self.registry.live_mut(node_id).ok_or_else(|| {
             Error::new(
                 ErrorCode::UnknownNode,
@@ -237,13 +247,19 @@ impl Core {
         let skills_changed = skills.as_ref().is_some_and(|s| *s != entry.record.spec.available_skills);
         let unavailable_changed =
             req.unavailable_skills.as_ref().is_some_and(|u| *u != entry.record.spec.unavailable_skills);
+        let digests_changed = digests.as_ref().is_some_and(|d| *d != entry.record.spec.skill_digests);
         if let Some(skills) = skills.filter(|_| skills_changed) {
             self.registry.set_skills(node_id, skills);
         }
-        if let Some(unavailable) = req.unavailable_skills.filter(|_| unavailable_changed)
+        if (unavailable_changed || digests_changed)
             && let Some(e) = self.registry.entry_mut(node_id)
         {
-            e.record.spec.unavailable_skills = unavailable;
+            if let Some(unavailable) = req.unavailable_skills.filter(|_| unavailable_changed) {
+                e.record.spec.unavailable_skills = unavailable;
+            }
+            if let Some(digests) = digests.filter(|_| digests_changed) {
+                e.record.spec.skill_digests = digests;
+            }
         }
         if first_use {
             self.registry.secret_used(node_id);
@@ -256,9 +272,10 @@ impl Core {
             self.registry.mark_dirty(node_id);
             self.node_event(node_id, NodeTransition::Online, None, now);
         }
-        if skills_changed || unavailable_changed {
+        if skills_changed || unavailable_changed || digests_changed {
             tracing::info!(target: "openclaw::coordinator", node_id, "node's skills changed");
             self.node_event(node_id, NodeTransition::SkillsChanged, None, now);
+            self.note_drift(node_id, now);
         }
         let cancel = match req.held_tasks {
             Some(held) => self.reconcile(node_id, &held, now),
@@ -307,6 +324,7 @@ impl Core {
         let view = entry.view();
         self.registry.remove(node_id);
         self.node_event(node_id, NodeTransition::Forgotten, None, now);
+        self.note_drift(node_id, now);
         tracing::info!(target: "openclaw::coordinator", node_id, "node forgotten");
         Ok(NodeActionResponse {
             success: true,

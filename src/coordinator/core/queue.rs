@@ -203,7 +203,9 @@ mod tests {
         q.insert(&only_b, key(2, 2));
         assert!(Arc::ptr_eq(&q.intern(&["x".into()], Some(&on_b)), &only_b), "interned");
         q.park(&only_b);
-        let node = |id: &'static str| move |t: Option<&Target>| t.is_none_or(|t| t.admits(id, "linux", &[]));
+        let node = |id: &'static str| {
+            move |t: Option<&Target>| t.is_none_or(|t| t.admits(id, "linux", &[], &Default::default()))
+        };
         assert_eq!(q.unpark_servable(&["x".into()], node("a")), 0);
         assert_eq!(q.unpark_servable(&["x".into()], node("b")), 1);
         assert_eq!(q.active_heads().count(), 2);

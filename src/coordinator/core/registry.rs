@@ -16,7 +16,8 @@ use tokio::time::Instant;
 
 use super::{Error, Now};
 use crate::model::{
-    ClusterHealth, Node, NodeCounters, NodeHealth, NodeSpec, NodeStatus, NodeUsage, Target, TaskStatus, Timestamp,
+    ClusterHealth, ClusterSkill, ClusterSkills, Node, NodeCounters, NodeHealth, NodeSpec, NodeStatus, NodeUsage,
+    SkillHolder, Target, TaskStatus, Timestamp,
 };
 
 /// The durable part of a node: what its worker declared, its counters, the drain flag,
@@ -87,7 +88,7 @@ impl NodeEntry {
     /// Whether a task with this target may run here.
     pub(super) fn admits(&self, target: Option<&Target>) -> bool {
         let spec = &self.record.spec;
-        target.is_none_or(|t| t.admits(&self.record.node_id, &spec.platform, &spec.tags))
+        target.is_none_or(|t| t.admits(&self.record.node_id, &spec.platform, &spec.tags, &spec.skill_digests))
     }
 
     pub(super) fn status(&self) -> NodeStatus {
@@ -349,6 +350,11 @@ impl Registry {
             .collect()
     }
 
+    /// The digest of a node's copy of a skill, when it told one.
+    pub fn digest_of(&self, node_id: &str, skill: &str) -> Option<&str> {
+        self.nodes.get(node_id)?.record.spec.skill_digests.get(skill)?.digest.as_deref()
+    }
+
     /// Whether any node advertises the skill.
     pub fn anyone_has(&self, skill: &str) -> bool {
         self.by_skill.contains_key(skill)
@@ -586,6 +592,70 @@ impl Registry {
             transport: crate::model::Transport::Http,
             nats: None,
         }
+    }
+
+    /// The distinct digests nodes report, by skill name (skills without any digest absent).
+    fn digests_by_skill(&self) -> BTreeMap<&str, BTreeSet<&str>> {
+        let mut out: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+        for e in self.nodes.values() {
+            for (name, c) in &e.record.spec.skill_digests {
+                if let Some(d) = &c.digest {
+                    out.entry(name.as_str()).or_default().insert(d.as_str());
+                }
+            }
+        }
+        out
+    }
+
+    /// The skill names whose nodes (any status) report different content.
+    pub fn drifted(&self) -> BTreeSet<String> {
+        self.digests_by_skill().into_iter().filter(|(_, d)| d.len() > 1).map(|(n, _)| n.to_string()).collect()
+    }
+
+    /// Every skill any node has (available, or present but unavailable), with each node's
+    /// copy, whether that node would be given it now, and drift.
+    pub fn skills(&self) -> ClusterSkills {
+        let digests = self.digests_by_skill();
+        let mut by_name: BTreeMap<&str, Vec<SkillHolder>> = BTreeMap::new();
+        for e in self.nodes.values() {
+            let spec = &e.record.spec;
+            let names = spec.available_skills.iter().chain(spec.unavailable_skills.keys());
+            for name in names {
+                let reason = if let Some(why) = spec.unavailable_skills.get(name) {
+                    Some(format!("cannot run it: {why}"))
+                } else if !e.online {
+                    Some("the node is offline".to_string())
+                } else if e.record.draining {
+                    Some("the node is drained (maintenance)".to_string())
+                } else {
+                    None
+                };
+                let content = spec.skill_digests.get(name);
+                by_name.entry(name.as_str()).or_default().push(SkillHolder {
+                    node_id: e.record.node_id.clone(),
+                    status: e.status(),
+                    runnable: reason.is_none(),
+                    reason,
+                    source: content.map(|c| c.source.clone()),
+                    digest: content.and_then(|c| c.digest.clone()),
+                });
+            }
+        }
+        let skills: Vec<ClusterSkill> = by_name
+            .into_iter()
+            .map(|(name, nodes)| {
+                let digests: Vec<String> = digests.get(name).into_iter().flatten().map(|d| d.to_string()).collect();
+                ClusterSkill {
+                    name: name.to_string(),
+                    drift: digests.len() > 1,
+                    runnable_nodes: nodes.iter().filter(|n| n.runnable).count() as u32,
+                    digests,
+                    nodes,
+                }
+            })
+            .collect();
+        let drifted = skills.iter().filter(|s| s.drift).map(|s| s.name.clone()).collect();
+        ClusterSkills { skills, drifted }
     }
 
     /// Counts by status and capacity, for the metrics gauges.

@@ -23,7 +23,7 @@ use super::registry::{Candidate, Capacity};
 use super::tasks::ActiveTask;
 use super::{Core, Now, Timer};
 use crate::config::Strategy;
-use crate::model::{Target, TaskSpec, TaskStatus, TaskTransition, Timestamp};
+use crate::model::{Target, TaskSpec, TaskStatus, TaskTransition, Timestamp, short_digest};
 use crate::util;
 
 impl Core {
@@ -151,6 +151,28 @@ impl Core {
         let skills = quote_list(required);
         let noun = if required.len() == 1 { skills.clone() } else { format!("all of {skills}") };
         let holders = self.registry.holders(required, target);
+        if let Some(target) = target.filter(|t| holders.is_empty() && !t.digests.is_empty()) {
+            let others = self.registry.holders(required, Some(&target.unpinned()));
+            if !others.is_empty() {
+                let pins: Vec<String> =
+                    target.digests.iter().map(|(s, d)| format!("'{s}' at {}", short_digest(d))).collect();
+                let copies: Vec<String> = others
+                    .iter()
+                    .take(3)
+                    .filter_map(|n| {
+                        let (skill, _) = target.digests.iter().find(|(s, d)| {
+                            self.registry.digest_of(&n.node_id, s) != Some(d.as_str())
+                        })?;
+                        Some(match self.registry.digest_of(&n.node_id, skill) {
+                            Some(d) => format!("{} has {skill}, but a different version ({})", n.node_id, short_digest(d)),
+                            None => format!("{} has {skill}, but not a version it could tell (an older worker, or a folder too large to digest)", n.node_id),
+                        })
+                    })
+                    .collect();
+                let more = if others.len() > 3 { format!(" and {} more", others.len() - 3) } else { String::new() };
+                return format!("no node has {}: {}{more}", pins.join(" and "), copies.join("; "));
+            }
+        }
         if let Some(target) = target.filter(|_| holders.is_empty()) {
             let others = self.registry.holders(required, None);
             if !others.is_empty() {

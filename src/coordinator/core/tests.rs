@@ -19,8 +19,8 @@ use crate::config::Strategy as Placement;
 use crate::coordinator::metrics::Metrics;
 use crate::coordinator::store::{Store, Write, WriteSession};
 use crate::model::{
-    ErrorCode, HeartbeatRequest, NodeCounters, NodeSpec, Outcome, Priority, RegisterRequest, ResultReport, SubmitTask,
-    Target, TaskRef, TaskState, TaskStatus,
+    ErrorCode, HeartbeatRequest, NodeCounters, NodeSpec, Outcome, Priority, RegisterRequest, ResultReport,
+    SkillContent, SubmitTask, Target, TaskRef, TaskState, TaskStatus,
 };
 
 fn settings() -> Settings {
@@ -261,7 +261,10 @@ fn check_invariants(sim: &Sim) {
             assert_eq!(task.state.assigned_node.as_deref(), Some(record.node_id.as_str()));
             if let Some(target) = &task.target {
                 let spec = &record.spec;
-                assert!(target.admits(&record.node_id, &spec.platform, &spec.tags), "task {t} placed outside {target}");
+                assert!(
+                    target.admits(&record.node_id, &spec.platform, &spec.tags, &spec.skill_digests),
+                    "task {t} placed outside {target}"
+                );
             }
         }
     }
@@ -991,4 +994,119 @@ proptest! {
             }
         }
     }
+}
+
+fn content(source: &str, digest: Option<char>) -> SkillContent {
+    SkillContent { source: source.into(), digest: digest.map(|c| format!("sha256:{}", c.to_string().repeat(64))) }
+}
+
+/// Issue 21, item 1: a node's skill digests are kept with its record (through a restart);
+/// they travel with the lists; a heartbeat with the lists but without digests (an older
+/// worker) leaves the content unknown; a malformed digest is refused and changes nothing.
+#[test]
+fn skill_digests_are_kept_per_node_and_checked() {
+    let mut sim = Sim::new();
+    let digests = |pairs: &[(&str, SkillContent)]| -> BTreeMap<String, SkillContent> {
+        pairs.iter().map(|(n, c)| (n.to_string(), c.clone())).collect()
+    };
+    let req = RegisterRequest {
+        node_id: Some("w1".into()),
+        hostname: "w1.local".into(),
+        platform: "linux".into(),
+        arch: "x64".into(),
+        available_skills: vec!["echo".into()],
+        unavailable_skills: Some([("summarize".to_string(), "the gateway is down".to_string())].into()),
+        // A digest for a skill the node does not list describes nothing: dropped.
+        skill_digests: Some(digests(&[
+            ("echo", content("skills_dir", Some('a'))),
+            ("summarize", content("managed", Some('b'))),
+            ("ghost", content("managed", Some('c'))),
+        ])),
+        ..Default::default()
+    };
+    sim.core.register(req, Registrant::Join, None, sim.now).unwrap();
+    sim.commit();
+    let kept = |sim: &Sim| sim.core.registry.view("w1").unwrap().spec.skill_digests;
+    let first = digests(&[("echo", content("skills_dir", Some('a'))), ("summarize", content("managed", Some('b')))]);
+    assert_eq!(kept(&sim), first);
+
+    let bad = HeartbeatRequest {
+        available_skills: Some(vec!["echo".into()]),
+        skill_digests: Some(digests(&[("echo", content("skills_dir", None)), ("x", content("managed", Some('A')))])),
+        ..Default::default()
+    };
+    let err = sim.core.heartbeat("w1", bad, sim.now).unwrap_err();
+    assert!(err.to_string().contains("skill_digests.x.digest"), "{err}");
+    assert_eq!(kept(&sim), first);
+
+    let newer = HeartbeatRequest {
+        available_skills: Some(vec!["echo".into()]),
+        skill_digests: Some(digests(&[("echo", content("skills_dir", Some('d')))])),
+        ..Default::default()
+    };
+    sim.core.heartbeat("w1", newer, sim.now).unwrap();
+    sim.commit();
+    let second = digests(&[("echo", content("skills_dir", Some('d')))]);
+    assert_eq!(kept(&sim), second);
+    sim.reload();
+    assert_eq!(kept(&sim), second);
+
+    let older_worker = HeartbeatRequest { available_skills: Some(vec!["echo".into()]), ..Default::default() };
+    sim.core.heartbeat("w1", older_worker, sim.now).unwrap();
+    assert!(kept(&sim).is_empty());
+}
+
+/// Issue 21, item 4: a task pinned to a version (`summarize@sha256:…`) is placed only on a
+/// node whose copy has that digest, waits with a reason naming the other versions, and bad
+/// pins are refused before anything changes.
+#[test]
+fn pinned_versions_place_only_on_that_content() {
+    let mut sim = Sim::new();
+    let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+    for (node, c) in [("w1", 'a'), ("w2", 'b')] {
+        let req = RegisterRequest {
+            node_id: Some(node.into()),
+            hostname: format!("{node}.local"),
+            platform: "linux".into(),
+            arch: "x64".into(),
+            available_skills: vec!["summarize".into()],
+            skill_digests: Some([("summarize".to_string(), content("skills_dir", Some(c)))].into()),
+            max_concurrent_tasks: Some(10),
+            ..Default::default()
+        };
+        sim.core.register(req, Registrant::Join, None, sim.now).unwrap();
+        sim.commit();
+    }
+    let pinned = |d: &str| SubmitTask {
+        name: "t".into(),
+        required_skills: vec![format!("summarize@{d}")],
+        ..Default::default()
+    };
+    for _ in 0..4 {
+        assert_eq!(sim.place(pinned(&digest('b'))), "w2");
+        assert_eq!(sim.place(pinned(&digest('a'))), "w1");
+    }
+    let spec = task_spec(pinned(&digest('c')), "test", &settings()).unwrap();
+    assert_eq!(spec.required_skills, vec!["summarize".to_string()]);
+    let why = sim.core.unplaceable(&spec, sim.now.ms).unwrap();
+    assert_eq!(
+        why,
+        "no node has 'summarize' at sha256:cccccccccccc: w1 has summarize, but a different version (sha256:aaaaaaaaaaaa); \
+         w2 has summarize, but a different version (sha256:bbbbbbbbbbbb)"
+    );
+
+    let refused = |req: SubmitTask| task_spec(req, "test", &settings()).unwrap_err().to_string();
+    // Half a digest is part of a name (as the document's name rule says): no node has it.
+    let half = task_spec(pinned("sha256:abc"), "test", &settings()).unwrap();
+    assert_eq!(half.required_skills, vec!["summarize@sha256:abc".to_string()]);
+    let two = SubmitTask {
+        required_skills: vec![format!("summarize@{}", digest('a')), format!("summarize@{}", digest('b'))],
+        ..pinned(&digest('a'))
+    };
+    assert!(refused(two).contains("pinned to two versions"));
+    let bad = SubmitTask {
+        target: Some(Target { digests: [("ocr".to_string(), "sha256:abc".to_string())].into(), ..Default::default() }),
+        ..pinned(&digest('a'))
+    };
+    assert!(refused(bad).contains("target.digests.ocr"));
 }

@@ -14,8 +14,8 @@ use super::Error;
 use crate::model::limits::{Name, SKILL_NAME};
 use crate::model::{
     ADDRESS, CLIENT_KEY, DESCRIPTION, HOSTNAME, LABEL, MAX_NODE_CONCURRENCY, MAX_RETRIES, MAX_TASK_TIMEOUT,
-    NODE_CONCURRENCY, NodeSpec, PERCENT, Priority, RegisterRequest, SKILL_REASON, SubmitTask, TASK_NAME,
-    TASK_TIMEOUT_SECS, Target, TaskSpec, TaskType, validate_node_id,
+    NODE_CONCURRENCY, NodeSpec, PERCENT, Priority, RegisterRequest, SKILL_REASON, SkillContent, SubmitTask, TASK_NAME,
+    TASK_TIMEOUT_SECS, Target, TaskSpec, TaskType, split_pin, validate_digest, validate_node_id,
 };
 
 /// Trims, drops duplicates (keeping order) and checks a list of names.
@@ -61,6 +61,34 @@ pub fn check_unavailable(unavailable: &BTreeMap<String, String>) -> Result<(), E
     Ok(())
 }
 
+/// Where each skill came from and its digest: names and sources checked, digests of the
+/// `sha256:` form; entries for skills the node does not list (available or unavailable)
+/// are dropped, as they describe nothing placement or the skills view would show.
+pub fn skill_digests(
+    digests: Option<&BTreeMap<String, SkillContent>>,
+    available: &[String],
+    unavailable: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, SkillContent>, Error> {
+    let Some(digests) = digests else { return Ok(BTreeMap::new()) };
+    let max = 2 * crate::model::MAX_SKILLS;
+    if digests.len() > max {
+        return Err(Error::invalid("skill_digests", format!("at most {max} entries, got {}", digests.len())));
+    }
+    let mut out = BTreeMap::new();
+    for (name, content) in digests {
+        let name = check_name("skill_digests", name, SKILL_NAME)?;
+        let field = format!("skill_digests.{name}");
+        let source = check_name(&format!("{field}.source"), &content.source, LABEL)?;
+        if let Some(d) = &content.digest {
+            validate_digest(d).map_err(|e| Error::invalid(&format!("{field}.digest"), e))?;
+        }
+        if available.contains(&name) || unavailable.contains_key(&name) {
+            out.insert(name, SkillContent { source, digest: content.digest.clone() });
+        }
+    }
+    Ok(out)
+}
+
 /// The spec a registration declares, checked.
 pub fn node_spec(req: &RegisterRequest, peer: Option<IpAddr>) -> Result<NodeSpec, Error> {
     let max = req.max_concurrent_tasks.unwrap_or(5);
@@ -77,11 +105,13 @@ pub fn node_spec(req: &RegisterRequest, peer: Option<IpAddr>) -> Result<NodeSpec
     let unavailable = req.unavailable_skills.clone().unwrap_or_default();
     check_unavailable(&unavailable)?;
     let ip = optional("ip_address", &req.ip_address)?;
+    let available = clean_names("available_skills", &req.available_skills)?;
     Ok(NodeSpec {
         hostname: check_name("hostname", &req.hostname, HOSTNAME)?,
         platform: check_name("platform", &req.platform, LABEL)?,
         arch: check_name("arch", &req.arch, LABEL)?,
-        available_skills: clean_names("available_skills", &req.available_skills)?,
+        skill_digests: skill_digests(req.skill_digests.as_ref(), &available, &unavailable)?,
+        available_skills: available,
         unavailable_skills: unavailable,
         max_concurrent_tasks: max,
         ip_address: if ip.is_empty() { peer.map(|p| p.to_string()).unwrap_or_default() } else { ip },
@@ -124,12 +154,13 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
     let user_id = req.user_id.as_deref().map(|u| check_name("user_id", u, CLIENT_KEY)).transpose()?;
     let idempotency_key =
         req.idempotency_key.as_deref().map(|k| check_name("idempotency_key", k, CLIENT_KEY)).transpose()?;
+    let (required_skills, target) = pin_skills(clean_names("required_skills", &req.required_skills)?, req.target)?;
     Ok(TaskSpec {
         name,
         description: req.description,
         task_type: req.task_type.unwrap_or(TaskType::Batch),
         priority: req.priority.unwrap_or(Priority::Normal),
-        required_skills: clean_names("required_skills", &req.required_skills)?,
+        required_skills,
         optional_skills: clean_names("optional_skills", &req.optional_skills)?,
         affinity_tags: clean_names("affinity_tags", &req.affinity_tags)?,
         parameters: req.parameters.unwrap_or_else(|| Value::Object(Default::default())),
@@ -138,7 +169,7 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
         max_retries,
         user_id,
         idempotency_key,
-        target: req.target.map(check_target).transpose()?.filter(|t| !t.is_any()),
+        target: target.map(check_target).transpose()?.filter(|t| !t.is_any()),
         origin: check_name("origin", origin, LABEL)?,
         retry_of: None,
         secrets: secret_names(&req.secrets)?,
@@ -164,8 +195,47 @@ fn secret_names(names: &[String]) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
-/// A target, checked: a valid node id, a platform name (lower case), tag names.
+/// Required skills written `name@sha256:…` become the bare name and a pinned version in the
+/// target (`target.digests`); a pin must name a required skill, and one skill one digest.
+fn pin_skills(required: Vec<String>, target: Option<Target>) -> Result<(Vec<String>, Option<Target>), Error> {
+    let mut target = target.unwrap_or_default();
+    let mut names = Vec::with_capacity(required.len());
+    for (i, entry) in required.into_iter().enumerate() {
+        let (name, Some(pin)) = split_pin(&entry) else {
+            names.push(entry);
+            continue;
+        };
+        let field = format!("required_skills[{i}]");
+        let name = check_name(&field, name, SKILL_NAME)?;
+        match target.digests.get(&name) {
+            Some(other) if other != pin => {
+                return Err(Error::invalid(&field, format!("'{name}' is pinned to two versions: {other} and {pin}")));
+            }
+            _ => {}
+        }
+        target.digests.insert(name.clone(), pin.to_string());
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok((names, Some(target)))
+}
+
+/// A target, checked: a valid node id, a platform name (lower case), tag names, pinned
+/// versions of the `sha256:` form.
 pub fn check_target(t: Target) -> Result<Target, Error> {
+    if t.digests.len() > crate::model::MAX_SKILLS {
+        return Err(Error::invalid(
+            "target.digests",
+            format!("at most {} entries, got {}", crate::model::MAX_SKILLS, t.digests.len()),
+        ));
+    }
+    let mut digests = BTreeMap::new();
+    for (skill, pin) in &t.digests {
+        let skill = check_name("target.digests", skill, SKILL_NAME)?;
+        validate_digest(pin).map_err(|e| Error::invalid(&format!("target.digests.{skill}"), e))?;
+        digests.insert(skill, pin.clone());
+    }
     let node = t.node.as_deref().map(|n| validate_node_id(n.trim()).map(|_| n.trim().to_string()));
     Ok(Target {
         node: node.transpose().map_err(|e| Error::invalid("target.node", e))?,
@@ -176,5 +246,6 @@ pub fn check_target(t: Target) -> Result<Target, Error> {
             .transpose()?
             .map(|p| p.to_lowercase()),
         tags: clean_names("target.tags", &t.tags)?,
+        digests,
     })
 }

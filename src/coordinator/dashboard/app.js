@@ -289,6 +289,38 @@ async function deleteSecret(name) {
   }
 }
 
+// ---- skills ----
+
+// `sha256:ab12cd34ef56`: enough of a digest to tell versions apart.
+function shortDigest(d) {
+  return d ? d.slice(0, 19) : "unknown";
+}
+
+async function refreshSkills() {
+  renderSkills(await api("GET", "/api/v1/skills"));
+}
+
+// One row per skill: its nodes (struck through where it cannot run now, with the reason),
+// and its version, or "drift" with each version and the nodes that have it.
+function renderSkills(view) {
+  const rows = view.skills.map((s) => {
+    const nodes = s.nodes.map((n) => el("span", { class: n.runnable ? "chip" : "chip off", title: n.reason || `${n.source || ""} ${n.digest || ""}`.trim(), "data-node": n.node_id }, n.node_id));
+    const versions = s.digests.map((d) => el("div", { class: "sub", "data-digest": d }, `${shortDigest(d)} on ${s.nodes.filter((n) => n.digest === d).map((n) => n.node_id).join(", ")}`));
+    const version = s.drift
+      ? el("div", {}, pill("drift"), versions)
+      : el("div", { class: "id" }, s.digests.length ? shortDigest(s.digests[0]) : "unknown");
+    return el("tr", { "data-skill": s.name, "data-drift": s.drift ? "true" : "false" },
+      el("td", { "data-label": "Skill" }, el("b", {}, s.name)),
+      el("td", { "data-label": "Nodes" }, el("div", { class: "chips" }, nodes)),
+      el("td", { "data-label": "Version" }, version));
+  });
+  $("skills").querySelector("tbody").replaceChildren(...rows);
+  $("skills-empty").hidden = rows.length > 0;
+  const drift = $("skills-drift");
+  drift.hidden = view.drifted.length === 0;
+  drift.textContent = `Different versions on different nodes: ${view.drifted.join(", ")}`;
+}
+
 // ---- tasks ----
 
 function filters() {
@@ -600,6 +632,7 @@ function onEvent(ev) {
     if (state.openTask === e.task_id) soon("task", 250, () => showTask(e.task_id));
   } else {
     soon("nodes", 250, () => refreshNodes().catch(() => {}));
+    soon("skills", 250, () => refreshSkills().catch(() => {}));
   }
   soon("summary", 400, () => refreshSummary().catch(() => {}));
 }
@@ -616,7 +649,7 @@ function activity(e) {
 }
 
 function refreshAll() {
-  return Promise.all([refreshSummary(), refreshNodes(), refreshTasks(), refreshSecrets()]).catch((e) => {
+  return Promise.all([refreshSummary(), refreshNodes(), refreshSkills(), refreshTasks(), refreshSecrets()]).catch((e) => {
     if (!(e instanceof ApiError && e.status === 401)) console.warn(e);
   });
 }

@@ -30,7 +30,7 @@
 //! the one-row table `openclaw_schema`.
 //!
 //! Adding a table (or columns) — what a branch that adds state does for PostgreSQL:
-//! 1. the next file in `migrations/` (today `0003_…sql`) with the same tables, columns and
+//! 1. the next file in `migrations/` (today `0004_…sql`) with the same tables, columns and
 //!    names as the SQLite migration, in PostgreSQL's words (BIGINT for integers, BOOLEAN for
 //!    flags, DOUBLE PRECISION for reals, TEXT for JSON), and its line in
 //!    `schema::MIGRATIONS`;

@@ -11,7 +11,7 @@ use crate::model::{NodeCounters, NodeSpec, NodeUsage};
 pub const COLUMNS: &str = "node_id, hostname, platform, arch, available_skills, unavailable_skills, \
     max_concurrent_tasks, ip_address, tailscale_ip, port, tags, version, draining, status, \
     cpu_usage, memory_usage, disk_usage, total_tasks_processed, successful_tasks, failed_tasks, \
-    total_execution_ms, registered_at, last_heartbeat, incarnation, secret_hash, secret_used";
+    total_execution_ms, registered_at, last_heartbeat, incarnation, secret_hash, secret_used, skill_digests";
 
 /// `INSERT … ON CONFLICT (node_id) DO UPDATE` of every column.
 pub fn upsert_sql() -> String {
@@ -38,6 +38,7 @@ fn from_row(row: &postgres::Row) -> Result<NodeRecord, PgError> {
             arch: c.get(3)?,
             available_skills: c.json(4)?,
             unavailable_skills: c.json(5)?,
+            skill_digests: c.json(26)?,
             max_concurrent_tasks: c.u32(6)?,
             ip_address: c.get(7)?,
             tailscale_ip: c.get(8)?,
@@ -71,7 +72,7 @@ pub fn load_all(c: &mut impl GenericClient) -> Result<Vec<NodeRecord>, PgError> 
 /// Inserts or replaces a node row.
 pub fn upsert(tx: &mut postgres::Transaction, s: &Stmts, n: &NodeRecord) -> Result<(), PgError> {
     let spec = &n.spec;
-    let params: [&(dyn ToSql + Sync); 26] = [
+    let params: [&(dyn ToSql + Sync); 27] = [
         &n.node_id,
         &spec.hostname,
         &spec.platform,
@@ -98,6 +99,7 @@ pub fn upsert(tx: &mut postgres::Transaction, s: &Stmts, n: &NodeRecord) -> Resu
         &(n.incarnation as i64),
         &n.secret_hash,
         &n.secret_used,
+        &to_json(&spec.skill_digests),
     ];
     tx.execute(&s.upsert_node, &params)?;
     Ok(())

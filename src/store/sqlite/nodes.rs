@@ -11,7 +11,7 @@ use crate::model::{NodeCounters, NodeSpec, NodeUsage};
 const COLUMNS: &str = "node_id, hostname, platform, arch, available_skills, unavailable_skills, \
     max_concurrent_tasks, ip_address, tailscale_ip, port, tags, version, draining, status, \
     cpu_usage, memory_usage, disk_usage, total_tasks_processed, successful_tasks, failed_tasks, \
-    total_execution_ms, registered_at, last_heartbeat, incarnation, secret_hash, secret_used";
+    total_execution_ms, registered_at, last_heartbeat, incarnation, secret_hash, secret_used, skill_digests";
 
 fn count(r: &Row, idx: usize, key: &str) -> rusqlite::Result<u64> {
     let v: i64 = r.get(idx)?;
@@ -28,6 +28,7 @@ fn from_row(r: &Row) -> rusqlite::Result<NodeRecord> {
             arch: r.get(3)?,
             available_skills: json_column(r, 4, "nodes", key)?,
             unavailable_skills: json_column(r, 5, "nodes", key)?,
+            skill_digests: json_column(r, 26, "nodes", key)?,
             max_concurrent_tasks: r.get(6)?,
             ip_address: r.get(7)?,
             tailscale_ip: r.get(8)?,
@@ -65,7 +66,7 @@ pub fn upsert(conn: &Connection, n: &NodeRecord) -> rusqlite::Result<()> {
     let s = &n.spec;
     conn.prepare_cached(&format!(
         "INSERT OR REPLACE INTO nodes ({COLUMNS}) VALUES \
-         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
+         (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)"
     ))?
     .execute(params![
         n.node_id,
@@ -94,6 +95,7 @@ pub fn upsert(conn: &Connection, n: &NodeRecord) -> rusqlite::Result<()> {
         n.incarnation as i64,
         n.secret_hash,
         n.secret_used,
+        to_json(&s.skill_digests),
     ])?;
     Ok(())
 }

@@ -20,6 +20,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0004_task_output", include_str!("migrations/0004_task_output.sql")),
     ("0005_task_target", include_str!("migrations/0005_task_target.sql")),
     ("0006_secrets", include_str!("migrations/0006_secrets.sql")),
+    ("0007_skill_digests", include_str!("migrations/0007_skill_digests.sql")),
 ];
 
 /// The schema version this binary works with.

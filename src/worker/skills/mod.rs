@@ -26,6 +26,7 @@
 //! Ours only: `metadata.cluster.run` (or `run` in the Python original's `skill.json`, read
 //! when a folder has no SKILL.md) makes an exec skill; any other skill is an agent skill.
 
+pub mod digest;
 pub mod frontmatter;
 pub mod native;
 
@@ -144,6 +145,20 @@ impl Skill {
         let text = std::fs::read(dir.join("SKILL.md")).ok()?;
         let body = frontmatter::body(&String::from_utf8_lossy(&text));
         Some(body.replace("{baseDir}", &dir.display().to_string()))
+    }
+
+    /// Where it came from, in the cluster's words ([`crate::model::SKILL_SOURCES`]).
+    pub fn origin(&self) -> &'static str {
+        match self.source.strip_prefix("openclaw:") {
+            None => "skills_dir",
+            Some("openclaw-bundled" | "openclaw-custodian") => "bundled",
+            Some("openclaw-managed") => "managed",
+            Some("agents-skills-personal") => "personal",
+            Some("openclaw-workspace" | "agents-skills-project") => "workspace",
+            Some("openclaw-extra") => "extra",
+            Some("openclaw-workshop") => "workshop",
+            Some(_) => "openclaw",
+        }
     }
 
     /// Why the coordinator would refuse this name, if it would.
