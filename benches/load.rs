@@ -53,6 +53,8 @@ use serde_json::{Value, json};
 
 #[path = "../tests/it/nats_server.rs"]
 mod nats_server;
+#[path = "../tests/it/postgres_server.rs"]
+mod postgres_server;
 
 const BIN: &str = env!("CARGO_BIN_EXE_openclaw");
 
@@ -130,13 +132,19 @@ async fn start_in(dir: tempfile::TempDir) -> (Server, Endpoint) {
 
 /// Starts a coordinator with `extra` appended to its config file.
 async fn start_with(dir: tempfile::TempDir, extra: &str) -> (Server, Endpoint) {
+    start_on(dir, "", extra).await
+}
+
+/// Starts a coordinator whose `storage` section also has `storage` (indented lines, e.g.
+/// `  type: postgres\n  url: …\n`), with `extra` appended to its config file.
+async fn start_on(dir: tempfile::TempDir, storage: &str, extra: &str) -> (Server, Endpoint) {
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = dir.path().join("config.yaml");
     std::fs::write(
         &config,
         format!(
-            "storage:\n  path: {}/cluster.db\n  task_retention_days: 0\ncoordinator:\n  host: 127.0.0.1\n  port: {port}\n  heartbeat_timeout: 600\n  long_poll_timeout: 5\n  max_nodes: 20000\nlog:\n  level: WARN\n{extra}",
+            "storage:\n  path: {}/cluster.db\n  task_retention_days: 0\n{storage}coordinator:\n  host: 127.0.0.1\n  port: {port}\n  heartbeat_timeout: 600\n  long_poll_timeout: 5\n  max_nodes: 20000\nlog:\n  level: WARN\n{extra}",
             dir.path().display()
         ),
     )
@@ -605,8 +613,8 @@ async fn pace(
     sim.receipt.lock().unwrap().clone()
 }
 
-async fn tasks_saturated(total: u64, workers: usize, slots: u32) {
-    let (_server, ep) = start().await;
+async fn tasks_saturated(total: u64, workers: usize, slots: u32, storage: &str) {
+    let (_server, ep) = start_on(tempfile::tempdir().unwrap(), storage, "").await;
     let sent = Arc::new(Mutex::new(HashMap::new()));
     let sim = Simulated::start(&ep, workers, slots, sent.clone()).await;
     let started = Instant::now();
@@ -621,8 +629,8 @@ async fn tasks_saturated(total: u64, workers: usize, slots: u32) {
 
 /// Paced dispatch, optionally with `backlog` pending tasks that no node can run in front of
 /// it (they must not slow placement down: the queue looks at one head per skill set).
-async fn tasks_paced(total: u64, gap: Duration, backlog: u64) -> f64 {
-    let (_server, ep) = start().await;
+async fn tasks_paced(total: u64, gap: Duration, backlog: u64, storage: &str) -> f64 {
+    let (_server, ep) = start_on(tempfile::tempdir().unwrap(), storage, "").await;
     if backlog > 0 {
         let in_flight = Arc::new(tokio::sync::Semaphore::new(64));
         let mut submits = Vec::new();
@@ -1431,11 +1439,25 @@ fn main() {
             skill_digests();
         }
         if which == "tasks" || which == "all" {
-            println!("tasks:");
-            tasks_saturated(5_000, 8, 16).await;
-            let clear = tasks_paced(500, Duration::from_millis(10), 0).await;
-            let backlog = tasks_paced(500, Duration::from_millis(10), 20_000).await;
-            println!("  ratio of p99 receipt latency, 20,000-task backlog / none: {:.2}", backlog / clear);
+            // The same loads on each store, one after the other in this run (issue 19):
+            // SQLite, then PostgreSQL on a server started here (fsync and synchronous
+            // commit on, as in production) when its binaries are installed.
+            let pg = postgres_server::PgServer::start();
+            let mut stores = vec![("sqlite", None)];
+            match &pg {
+                Some(pg) => stores.push(("postgres", Some(pg))),
+                None => println!("  (PostgreSQL is not installed: SQLite only)"),
+            }
+            for (name, pg) in stores {
+                // A new database for each coordinator, as a new SQLite file is.
+                let storage =
+                    || pg.map(|pg| format!("  type: postgres\n  url: {}\n", pg.fresh_db())).unwrap_or_default();
+                println!("tasks on {name}:");
+                tasks_saturated(5_000, 8, 16, &storage()).await;
+                let clear = tasks_paced(500, Duration::from_millis(10), 0, &storage()).await;
+                let backlog = tasks_paced(500, Duration::from_millis(10), 20_000, &storage()).await;
+                println!("  ratio of p99 receipt latency, 20,000-task backlog / none: {:.2}", backlog / clear);
+            }
         }
     });
 }
