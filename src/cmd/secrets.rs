@@ -77,7 +77,12 @@ async fn set(config: &Config, args: SetSecretArgs) -> anyhow::Result<Exit> {
             args.name, args.name
         )));
     }
-    let scope = Target { node: args.node.clone(), platform: args.platform.clone(), tags: args.tags.clone() };
+    let scope = Target {
+        node: args.node.clone(),
+        platform: args.platform.clone(),
+        tags: args.tags.clone(),
+        ..Default::default()
+    };
     let request = SetSecret { value, scope: Some(scope).filter(|t| !t.is_any()) };
     let client = connect(config, &args.client)?;
     let info = client.set_secret(&args.name, &request).await.map_err(|e| client.fail(e))?;

@@ -609,7 +609,8 @@ impl Cluster {
                 return Err(format!("secret `{name}` was removed; set it again (`openclaw secrets set {name}`)"));
             };
             if let Some(scope) = &row.scope {
-                let allowed = view.is_some_and(|v| scope.admits(node, &v.spec.platform, &v.spec.tags));
+                let allowed =
+                    view.is_some_and(|v| scope.admits(node, &v.spec.platform, &v.spec.tags, &v.spec.skill_digests));
                 if !allowed {
                     return Err(format!("secret `{name}` may not go to this node (its scope is {scope})"));
                 }
@@ -631,7 +632,11 @@ impl Cluster {
         state
             .catalogue
             .rows()
-            .filter(|r| r.scope.as_ref().is_none_or(|s| s.admits(node, &view.spec.platform, &view.spec.tags)))
+            .filter(|r| {
+                r.scope
+                    .as_ref()
+                    .is_none_or(|s| s.admits(node, &view.spec.platform, &view.spec.tags, &view.spec.skill_digests))
+            })
             .map(|r| r.name.clone())
             .collect()
     }

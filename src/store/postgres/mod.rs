@@ -291,7 +291,7 @@ impl Store for PostgresStore {
     /// PostgreSQL is backed up by its own tools, online and consistent: the message says
     /// the command.
     fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
-        self.read(|c| secrets::load_all(c))
+        self.read(secrets::load_all)
     }
 
     fn backup(&self) -> Result<PathBuf, StoreError> {
