@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::Exit;
 use crate::api::{NodeQuery, Route, TaskQuery};
-use crate::cli::{ListArgs, RetryArgs, SubmitArgs, TaskTarget, TasksCommand, WaitArgs};
+use crate::cli::{ListArgs, RetryArgs, SubmitArgs, TaskFields, TaskTarget, TasksCommand, WaitArgs};
 use crate::client::Client;
 use crate::config::Config;
 use crate::mcp::views::SkillList;
@@ -37,7 +37,7 @@ pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit>
 }
 
 /// The parameters from --params-json / --params-file, then each --param, then --prompt.
-fn parameters(args: &SubmitArgs) -> anyhow::Result<Value> {
+fn parameters(args: &TaskFields) -> anyhow::Result<Value> {
     let base = match (&args.params_json, &args.params_file) {
         (Some(text), _) => {
             serde_json::from_str(text).map_err(|e| usage_error(format!("--params-json is not valid JSON: {e}")))?
@@ -91,24 +91,26 @@ async fn check_known_skills(client: &Remote, skills: &[String]) -> anyhow::Resul
     )))
 }
 
-async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
-    let client = connect(config, &args.client)?;
-    if !args.queue {
-        check_known_skills(&client, &args.skills).await?;
-    }
-    let request = SubmitTask {
-        name: args.name.clone().unwrap_or_else(|| args.skills[0].clone()),
+/// The task the flags describe (`tasks submit`, `schedules add`); at least one --skill.
+pub fn task_request(args: &TaskFields) -> anyhow::Result<SubmitTask> {
+    let Some(first) = args.skills.first() else {
+        return Err(usage_error(
+            "give the skill that runs with --skill SKILL (see `openclaw skills` or `openclaw nodes`)",
+        ));
+    };
+    Ok(SubmitTask {
+        name: args.name.clone().unwrap_or_else(|| first.clone()),
         description: args.description.clone().unwrap_or_default(),
         task_type: None,
         required_skills: args.skills.clone(),
         optional_skills: args.optional_skills.clone(),
         priority: args.priority,
-        parameters: Some(parameters(&args)?),
+        parameters: Some(parameters(args)?),
         timeout: args.timeout.map(|t| t.as_secs_f64()),
         max_retries: args.retries,
         affinity_tags: args.tags.clone(),
         user_id: None,
-        idempotency_key: args.idempotency_key.clone(),
+        idempotency_key: None,
         metadata: None,
         target: Some(Target {
             node: args.node.clone(),
@@ -118,7 +120,15 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         .filter(|t| !t.is_any()),
         reject_unplaceable: false,
         origin: None,
-    };
+    })
+}
+
+async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
+    let request = SubmitTask { idempotency_key: args.idempotency_key.clone(), ..task_request(&args.task)? };
+    let client = connect(config, &args.client)?;
+    if !args.queue {
+        check_known_skills(&client, &request.required_skills).await?;
+    }
     let task = client.submit(&request).await.map_err(|e| client.fail(e))?;
     if !args.wait && args.wait_timeout.is_none() {
         if args.json {
@@ -298,6 +308,10 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     ];
     if let Some(target) = &spec.target {
         pairs.push(("runs only on", target.to_string()));
+    }
+    if let Some(s) = &spec.schedule {
+        let due = s.due_at.map(|d| format!("due {}", crate::util::rfc3339(d.0))).unwrap_or_else(|| "run now".into());
+        pairs.push(("schedule", format!("{} ({}), {due}", s.name, s.schedule_id)));
     }
     if let Some(r) = &t.pending_reason {
         pairs.push(("pending", r.clone()));

@@ -51,6 +51,11 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections serving a client request (anything but a node route) now.
     pub connections_held: Gauge,
+    /// Schedule firings by outcome: fired, skipped, failed.
+    pub schedule_firings: Family<KindLabel, Counter>,
+    /// How late a firing submitted its task: from its due time (with the stagger) to the
+    /// submission.
+    pub schedule_lateness: Histogram,
     /// The NATS transport (registered only when `communication.nats_url` is set).
     pub nats: NatsMetrics,
 }
@@ -94,6 +99,8 @@ impl Metrics {
             streams_cut_off: Counter::default(),
             connections_open: Gauge::default(),
             connections_held: Gauge::default(),
+            schedule_firings: Family::default(),
+            schedule_lateness: duration_histogram(),
             nats: NatsMetrics::default(),
             registry: Registry::default(),
         };
@@ -121,6 +128,16 @@ impl Metrics {
             "connections_held",
             "Connections serving a client request (not a node route); at most the connection caps less coordinator.node_reserve_percent",
             m.connections_held.clone(),
+        );
+        registry.register(
+            "schedule_firings",
+            "Due times of schedules (and run-nows), by outcome: fired, skipped, failed",
+            m.schedule_firings.clone(),
+        );
+        registry.register(
+            "schedule_lateness_seconds",
+            "From a schedule's due time (with its stagger) to its task's submission",
+            m.schedule_lateness.clone(),
         );
         Metrics { registry, ..m }
     }

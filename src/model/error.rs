@@ -36,6 +36,10 @@ string_enum! {
         UnknownNode = "unknown_node",
         /// No task with this id (ended tasks are purged after the retention period).
         UnknownTask = "unknown_task",
+        /// No schedule with this id or name.
+        UnknownSchedule = "unknown_schedule",
+        /// A schedule with this name exists.
+        ScheduleExists = "schedule_exists",
         /// A report (start, output, result) for an attempt that is not the task's current
         /// one on this node.
         StaleAttempt = "stale_attempt",
@@ -78,7 +82,7 @@ impl ErrorCode {
             ErrorCode::BadRequest | ErrorCode::InvalidQuery => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask => 404,
+            ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask | ErrorCode::UnknownSchedule => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::StaleAttempt
@@ -88,6 +92,7 @@ impl ErrorCode {
             | ErrorCode::TaskEnded
             | ErrorCode::TaskActive
             | ErrorCode::IdempotencyConflict
+            | ErrorCode::ScheduleExists
             | ErrorCode::Unplaceable => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -116,6 +121,8 @@ impl ErrorCode {
             ErrorCode::UnknownTask => {
                 "no task with this id (ended tasks are purged after `storage.task_retention_days`)"
             }
+            ErrorCode::UnknownSchedule => "no schedule with this id or name",
+            ErrorCode::ScheduleExists => "a schedule with this name exists: choose another name, or edit it",
             ErrorCode::StaleAttempt => {
                 "a start, output or result report for an attempt that is not the task's current one on this node"
             }

@@ -8,6 +8,7 @@
 //! Split by domain, re-exported here so that every type is `crate::model::Name`:
 //! - [`node`]: nodes, registration, heartbeats, node ids;
 //! - [`task`]: submissions, the stored spec and state, task views and lists;
+//! - [`schedule`]: schedules (cron, every, at), their views and their run history;
 //! - [`attempt`]: what the worker and the coordinator exchange about one attempt (poll,
 //!   assignment, start, result, output batches);
 //! - [`stream`]: events and kept output, as stream readers see them;
@@ -125,6 +126,7 @@ pub mod cluster;
 pub mod error;
 pub mod limits;
 pub mod node;
+pub mod schedule;
 pub mod stream;
 pub mod task;
 pub mod transport;
@@ -134,6 +136,7 @@ pub use cluster::*;
 pub use error::*;
 pub use limits::MAX_SKILLS;
 pub use node::*;
+pub use schedule::*;
 pub use stream::*;
 pub use task::*;
 pub use transport::*;

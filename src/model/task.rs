@@ -250,7 +250,7 @@ impl<'de> Deserialize<'de> for TaskType {
 }
 
 /// `POST /api/v1/tasks`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitTask {
     #[schema(value_type = TaskName)]
@@ -394,6 +394,9 @@ pub struct TaskSpec {
     /// The ended task this one retries (`openclaw tasks retry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_of: Option<String>,
+    /// The schedule whose firing submitted it (`openclaw schedules`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::ScheduleOrigin>,
 }
 
 fn default_origin() -> String {

@@ -25,6 +25,7 @@ mod openclaw_skills;
 mod operator;
 mod output;
 mod postgres_server;
+mod schedules;
 mod security;
 mod store;
 mod tasks;

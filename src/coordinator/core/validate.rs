@@ -141,6 +141,7 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
         target: req.target.map(check_target).transpose()?.filter(|t| !t.is_any()),
         origin: check_name("origin", origin, LABEL)?,
         retry_of: None,
+        schedule: None,
     })
 }
 

@@ -19,6 +19,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_events_and_indexes", include_str!("migrations/0003_events_and_indexes.sql")),
     ("0004_task_output", include_str!("migrations/0004_task_output.sql")),
     ("0005_task_target", include_str!("migrations/0005_task_target.sql")),
+    ("0006_schedules", include_str!("migrations/0006_schedules.sql")),
 ];
 
 /// The schema version this binary works with.

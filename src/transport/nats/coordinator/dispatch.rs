@@ -148,7 +148,7 @@ fn note(
             });
         }
         // Nothing to publish or clean up.
-        Transition::Node(N::Online | N::Drained | N::Undrained | N::SkillsChanged) => {}
+        Transition::Node(N::Online | N::Drained | N::Undrained | N::SkillsChanged) | Transition::Schedule(_) => {}
     }
 }
 
