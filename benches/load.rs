@@ -470,7 +470,7 @@ async fn http_worker(
     }
 }
 
-/// One simulated worker on NATS: heartbeats with `nats: true` until the coordinator says
+/// One simulated worker on NATS: heartbeats with `nats: true` and its key until the coordinator says
 /// `dispatch: nats` (the answer to return), then pulls from its consumer. Heartbeats carry
 /// no `held_tasks`, so the coordinator does not reconcile (as the HTTP ones never heartbeat).
 async fn nats_worker(
@@ -481,14 +481,16 @@ async fn nats_worker(
     (done, receipt, stop): (Arc<AtomicU64>, Arc<Mutex<Histogram<u64>>>, Arc<AtomicBool>),
 ) -> impl std::future::Future<Output = ()> {
     use async_nats::jetstream::{self, consumer::PullConsumer, message::PublishMessage};
-    use openclaw::transport::nats::{Delivery, Names, result_id, signature};
+    use openclaw::transport::nats::{Delivery, Names, NodeKey};
     let beat = {
         let (ep, id, secret) = (ep.clone(), id.clone(), secret.clone());
         move || {
             let (ep, id, secret) = (ep.clone(), id.clone(), secret.clone());
             async move {
                 let url = format!("{}/api/v1/nodes/{id}/heartbeat", ep.url);
-                let r = ep.http.post(url).bearer_auth(&secret).json(&json!({"nats": true})).send().await.unwrap();
+                let key = NodeKey::derive(&secret).to_base64();
+                let body = json!({"nats": true, "nats_key": key});
+                let r = ep.http.post(url).bearer_auth(&secret).json(&body).send().await.unwrap();
                 r.json::<Value>().await.unwrap()["dispatch"] == "nats"
             }
         }
@@ -502,7 +504,7 @@ async fn nats_worker(
     let names = Names::new("cluster");
     let consumer: PullConsumer =
         js.get_consumer_from_stream(names.node_consumer(&id), names.tasks_stream()).await.unwrap();
-    let key = openclaw::util::hash_secret(&secret);
+    let key = NodeKey::derive(&secret);
     async move {
         let mut messages = consumer.stream().max_messages_per_batch(64).messages().await.unwrap();
         let mut last_beat = Instant::now();
@@ -537,8 +539,8 @@ async fn nats_worker(
                 let result =
                     json!({"attempt": a.attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1});
                 let payload = result.to_string().into_bytes();
-                let msg_id = result_id(&a.task_id, a.attempt);
-                let sig = signature(&key, &subject, &msg_id, &payload);
+                let msg_id = key.result_id(&a.task_id, a.attempt);
+                let sig = key.sign(&subject, &msg_id, &payload);
                 let message = PublishMessage::build()
                     .message_id(&msg_id)
                     .header("Openclaw-Node", id.as_str())

@@ -34,7 +34,10 @@ pub struct Config {
     pub storage: StorageConfig,
     pub coordinator: CoordinatorConfig,
     pub worker: WorkerConfig,
-    pub communication: CommunicationConfig,
+    /// `communication.*`: the settings of the transports besides HTTP. Each transport
+    /// defines, documents and checks its own keys (the NATS transport's are `nats_*`);
+    /// `crate::transport::CONFIG` lists them for the loader.
+    pub communication: PluginSection,
     pub log: LogConfig,
     pub auth: AuthConfig,
 }
@@ -308,77 +311,92 @@ impl Default for WorkerConfig {
     }
 }
 
-/// The optional NATS transport (see nats.md). One way to authenticate at most; the files
-/// named must be readable at start.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, default)]
-pub struct CommunicationConfig {
-    /// The NATS server(s), comma-separated (`nats://host:4222`, `tls://…`). Unset: HTTP
-    /// only. Set: assignments, results and the event feed go over NATS JetStream, with HTTP
-    /// as the fallback while NATS is away.
-    #[serde(deserialize_with = "lenient_opt")]
-    pub nats_url: Option<String>,
-    /// The first subject tokens of every subject (`cluster.nodes.<id>.tasks`, …) and the
-    /// stream names' prefix (`CLUSTER_TASKS`): `a-z 0-9 -` tokens joined by `.`. Two
-    /// clusters on one NATS need two prefixes.
-    #[serde(deserialize_with = "lenient")]
-    pub nats_subject_prefix: String,
-    /// Token authentication.
-    #[serde(deserialize_with = "lenient_opt")]
-    pub nats_token: Option<String>,
-    /// User/password authentication: the user (set `nats_password` too).
-    #[serde(deserialize_with = "lenient_opt")]
-    pub nats_user: Option<String>,
-    /// User/password authentication: the password (set `nats_user` too).
-    #[serde(deserialize_with = "lenient_opt")]
-    pub nats_password: Option<String>,
-    /// A `.creds` file (user JWT and nkey seed; decentralized auth).
-    #[schema(value_type = Option<String>, format = "path")]
-    pub nats_creds_file: Option<PathBuf>,
-    /// A file holding a user nkey seed (`SU…`).
-    #[schema(value_type = Option<String>, format = "path")]
-    pub nats_nkey_seed_file: Option<PathBuf>,
-    /// Require TLS (also implied by a `tls://` URL or a server that demands it).
-    pub nats_tls: bool,
-    /// PEM CA certificate(s) of the server's certificate (then only they are trusted, not
-    /// the system's roots).
-    #[schema(value_type = Option<String>, format = "path")]
-    pub nats_ca_file: Option<PathBuf>,
-    /// A PEM client certificate, for servers that verify clients (set `nats_key_file` too).
-    #[schema(value_type = Option<String>, format = "path")]
-    pub nats_cert_file: Option<PathBuf>,
-    /// The PEM private key of `nats_cert_file`.
-    #[schema(value_type = Option<String>, format = "path")]
-    pub nats_key_file: Option<PathBuf>,
-    /// Also keep the event feed in a bounded JetStream stream (`<PREFIX>_EVENTS`), so
-    /// subscribers can replay it and the feed resumes exactly across restarts.
-    pub nats_events_stream: bool,
-    /// How long the events stream keeps an event.
-    pub nats_events_max_age: Secs,
-    /// The most events the events stream keeps (the oldest go first).
-    pub nats_events_max_msgs: u64,
-    /// Replicas of every stream (1 to 5: 1 for a single server, 3 in a NATS cluster).
-    pub nats_replicas: usize,
+/// The transports besides HTTP: each one defines, documents and checks its own keys here
+/// (the NATS transport's are `nats_*`; see nats.md).
+///
+/// A section whose keys plug-ins define: kept as loaded, each plug-in reading its own typed
+/// settings with [`PluginSection::get`]. The loader checks it against the [`Plugin`]s it is
+/// given: a key none of them defines is refused, and each plug-in's settings must parse and
+/// pass its own checks, errors naming the key and where its value came from (file and line,
+/// environment variable, flag).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PluginSection(Dict);
+
+impl PluginSection {
+    /// A plug-in's settings from this section: the keys it defines (the others belong to
+    /// other plug-ins), defaults for the ones not set. Checked at load, so this fails only
+    /// for a config built in code; the error names the key at fault.
+    pub fn get<T: serde::de::DeserializeOwned>(&self) -> Result<T, KeyError> {
+        Value::from(self.0.clone()).deserialize::<T>().map_err(|e| {
+            use figment::error::Kind;
+            let message = match &e.kind {
+                Kind::InvalidType(found, expected) | Kind::InvalidValue(found, expected) => {
+                    format!("expected {}, found {found}", expected_words(expected))
+                }
+                other => friendly(&other.to_string()),
+            };
+            KeyError { key: e.path.join("."), message }
+        })
+    }
+
+    /// Sets `key` (tests and tools that build a config in code).
+    pub fn set(&mut self, key: &str, value: impl Serialize) -> Result<(), String> {
+        let value = Value::serialize(value).map_err(|e| e.to_string())?;
+        self.0.insert(key.to_string(), value);
+        Ok(())
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.keys()
+    }
 }
 
-impl Default for CommunicationConfig {
-    fn default() -> Self {
-        Self {
-            nats_url: None,
-            nats_subject_prefix: "cluster".into(),
-            nats_token: None,
-            nats_user: None,
-            nats_password: None,
-            nats_creds_file: None,
-            nats_nkey_seed_file: None,
-            nats_tls: false,
-            nats_ca_file: None,
-            nats_cert_file: None,
-            nats_key_file: None,
-            nats_events_stream: true,
-            nats_events_max_age: Secs::from_secs(24 * 3600),
-            nats_events_max_msgs: 1_000_000,
-            nats_replicas: 1,
+/// The schema of the section itself: its description; the keys are the plug-ins' (see
+/// [`Plugin::section`]).
+impl utoipa::PartialSchema for PluginSection {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "The transports besides HTTP, each with keys of its own; today NATS JetStream (see nats.md). Unset, work goes over HTTP only.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for PluginSection {}
+
+/// A bad value in a plug-in's section: the key at fault (within the section) and what is
+/// wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    pub key: String,
+    pub message: String,
+}
+
+impl KeyError {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> KeyError {
+        KeyError { key: key.into(), message: message.into() }
+    }
+}
+
+/// What a plug-in (a transport) adds to the `communication` section, for the loader and
+/// the reference: `crate::transport::CONFIG` lists one per transport.
+pub struct Plugin {
+    /// Its settings type as a section (key `communication`): its keys, defaults and doc
+    /// comments, which the reference shows with the section's.
+    pub section: SectionInfo,
+    /// Reads its settings from the section and checks them.
+    pub check: fn(&PluginSection) -> Result<(), KeyError>,
+}
+
+impl Plugin {
+    /// The keys it defines (its settings' fields).
+    pub fn keys(&self) -> Vec<String> {
+        match (self.section.defaults)() {
+            serde_json::Value::Object(fields) => fields.into_iter().map(|(k, _)| k).collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -524,8 +542,8 @@ pub fn utf8_vars() -> impl Iterator<Item = (String, String)> {
 }
 
 /// A string key written as text, a number or a boolean (`node_id: 123`, or an environment
-/// variable that looks like a number).
-fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+/// variable that looks like a number): `#[serde(deserialize_with = "lenient")]`.
+pub fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     struct V;
     impl serde::de::Visitor<'_> for V {
         type Value = String;
@@ -551,7 +569,8 @@ fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     d.deserialize_any(V)
 }
 
-fn lenient_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+/// [`lenient`] for an optional key.
+pub fn lenient_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     struct V;
     impl<'de> serde::de::Visitor<'de> for V {
         type Value = Option<String>;
@@ -727,7 +746,7 @@ impl Section for CoordinatorConfig {
 impl Section for WorkerConfig {
     const KEY: &'static str = "worker";
 }
-impl Section for CommunicationConfig {
+impl Section for PluginSection {
     const KEY: &'static str = "communication";
 }
 impl Section for LogConfig {
@@ -750,7 +769,9 @@ pub struct SectionInfo {
 }
 
 impl SectionInfo {
-    const fn of<S: Section>() -> SectionInfo {
+    /// The section `S` (a plug-in's settings type too: `crate::transport` builds its
+    /// [`Plugin::section`] with this).
+    pub const fn of<S: Section>() -> SectionInfo {
         fn schema<S: Section>() -> SectionSchema {
             let mut refs = Vec::new();
             S::schemas(&mut refs);
@@ -769,7 +790,7 @@ pub const SECTIONS: &[SectionInfo] = &[
     SectionInfo::of::<StorageConfig>(),
     SectionInfo::of::<CoordinatorConfig>(),
     SectionInfo::of::<WorkerConfig>(),
-    SectionInfo::of::<CommunicationConfig>(),
+    SectionInfo::of::<PluginSection>(),
     SectionInfo::of::<LogConfig>(),
     SectionInfo::of::<AuthConfig>(),
 ];
@@ -816,9 +837,10 @@ impl Loaded {
     }
 }
 
-/// Loads the configuration: defaults < `file` < environment < `flags`, then checks values.
-pub fn load(file: Option<&Path>, flags: FlagOverrides) -> Result<Loaded, UsageError> {
-    load_with_env(file, flags, utf8_vars())
+/// Loads the configuration: defaults < `file` < environment < `flags`, then checks values,
+/// the `communication` section against `plugins` (`crate::transport::CONFIG`).
+pub fn load(file: Option<&Path>, flags: FlagOverrides, plugins: &[Plugin]) -> Result<Loaded, UsageError> {
+    load_with_env(file, flags, utf8_vars(), plugins)
 }
 
 /// [`load`] with an explicit environment (tests pass their own).
@@ -826,6 +848,7 @@ pub fn load_with_env(
     file: Option<&Path>,
     flags: FlagOverrides,
     env: impl IntoIterator<Item = (String, String)>,
+    plugins: &[Plugin],
 ) -> Result<Loaded, UsageError> {
     let mut figment = Figment::from(Serialized::defaults(Config::default()));
     let mut file_text = None;
@@ -850,6 +873,7 @@ pub fn load_with_env(
     let config: Config = figment.extract().map_err(|e| UsageError(describe_figment_error(e, &vars)))?;
     let loaded = Loaded { config, figment, file_text, flags };
     validate(&loaded)?;
+    check_plugins(&loaded, plugins)?;
     Ok(loaded)
 }
 
@@ -1055,15 +1079,12 @@ fn describe_figment_error(e: figment::Error, vars: &[(String, String)]) -> Strin
 }
 
 /// Checks values that types alone cannot, one section at a time, then the rules between
-/// sections. The first problem found is the error (it names the key and where it came
-/// from).
+/// sections (the plug-ins' section is checked by [`check_plugins`]). The first problem
+/// found is the error (it names the key and where it came from).
 fn validate(l: &Loaded) -> Result<(), UsageError> {
     check_storage(l)?;
     check_coordinator(l)?;
     check_worker(l)?;
-    if let Err((key, message)) = crate::transport::nats::check_config(&l.config.communication) {
-        return Err(l.invalid(key, message));
-    }
     check_log(l)?;
     check_auth(l)?;
     check_across_sections(l)
@@ -1231,6 +1252,26 @@ fn check_auth(l: &Loaded) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// Checks the `communication` section against the plug-ins: every key belongs to one, and
+/// each one's settings parse and pass its checks.
+fn check_plugins(l: &Loaded, plugins: &[Plugin]) -> Result<(), UsageError> {
+    let known: Vec<String> = plugins.iter().flat_map(Plugin::keys).collect();
+    if let Some(key) = l.config.communication.keys().find(|k| !known.contains(k)) {
+        let message = if known.is_empty() {
+            format!("unknown key `{key}`; this build has no transport besides HTTP")
+        } else {
+            unknown_key(key, &known.iter().map(String::as_str).collect::<Vec<_>>())
+        };
+        return Err(l.invalid(&format!("communication.{key}"), message));
+    }
+    for plugin in plugins {
+        if let Err(e) = (plugin.check)(&l.config.communication) {
+            return Err(l.invalid(&format!("communication.{}", e.key), e.message));
+        }
+    }
+    Ok(())
+}
+
 /// Rules between sections: a node must heartbeat more often than the coordinator's
 /// timeout, or every node would flap offline.
 fn check_across_sections(l: &Loaded) -> Result<(), UsageError> {
@@ -1295,7 +1336,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.yaml");
         std::fs::write(&path, yaml).unwrap();
-        load_with_env(Some(&path), FlagOverrides::default(), env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        load_with_env(
+            Some(&path),
+            FlagOverrides::default(),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &[],
+        )
     }
 
     #[test]
@@ -1312,7 +1358,7 @@ mod tests {
     fn flags_win_and_are_named() {
         let mut flags = FlagOverrides::default();
         flags.set("worker.coordinator_port", "--coordinator-port", Some(0u16));
-        let err = load_with_env(None, flags, Vec::<(String, String)>::new()).err().unwrap();
+        let err = load_with_env(None, flags, Vec::<(String, String)>::new(), &[]).err().unwrap();
         assert!(err.0.contains("flag --coordinator-port"), "{}", err.0);
     }
 

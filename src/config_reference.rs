@@ -1,6 +1,7 @@
 //! The configuration reference (the key tables of docs/configuration.md), rendered from
-//! [`crate::config::SECTIONS`]: each key's type and default from its section's schema and
-//! `Default`, its description from its doc comment. A test keeps the committed page equal
+//! [`crate::config::SECTIONS`] and the plug-ins' sections (`crate::transport::CONFIG`, given
+//! by the caller): each key's type and default from its section's schema and `Default`, its
+//! description from its doc comment. A test keeps the committed page equal
 //! to this rendering, so a key cannot be added, renamed or given a new default without
 //! the reference following.
 //!
@@ -10,7 +11,7 @@ use serde_json::Value;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ArrayItems, Schema, SchemaFormat, SchemaType, Type};
 
-use crate::config::{SECTIONS, SectionInfo};
+use crate::config::{Plugin, SECTIONS, SectionInfo};
 
 /// One key of a section, as the reference shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +36,20 @@ pub struct SectionDoc {
     pub keys: Vec<KeyDoc>,
 }
 
-/// Every section of the configuration, in the file's order.
-pub fn sections() -> Vec<SectionDoc> {
-    SECTIONS.iter().map(section).collect()
+/// Every section of the configuration, in the file's order, with the keys `plugins` add
+/// to theirs.
+pub fn sections(plugins: &[Plugin]) -> Vec<SectionDoc> {
+    SECTIONS
+        .iter()
+        .map(|info| {
+            let mut doc = section(info);
+            for p in plugins.iter().filter(|p| p.section.key == info.key) {
+                doc.keys.extend(section(&p.section).keys);
+            }
+            doc.keys.sort_by(|a, b| a.key.cmp(&b.key));
+            doc
+        })
+        .collect()
 }
 
 fn section(info: &SectionInfo) -> SectionDoc {
@@ -154,9 +166,9 @@ fn one_line(text: &str) -> String {
 }
 
 /// The reference as markdown: a chapter per section with a table of its keys.
-pub fn markdown() -> String {
+pub fn markdown(plugins: &[Plugin]) -> String {
     let mut out = String::new();
-    for s in sections() {
+    for s in sections(plugins) {
         out.push_str(&format!("## {}\n\n{}\n\n", s.key, s.description));
         out.push_str("| key | type | default | environment variable | what it is |\n|---|---|---|---|---|\n");
         for k in &s.keys {
@@ -174,7 +186,8 @@ mod tests {
     #[test]
     fn every_key_of_the_config_is_in_the_reference_and_documented() {
         let defaults = serde_json::to_value(crate::config::Config::default()).unwrap();
-        let sections = sections();
+        let plugins = crate::transport::CONFIG;
+        let sections = sections(plugins);
         let keys: Vec<&str> = sections.iter().map(|s| s.key).collect();
         let want: Vec<&str> = defaults.as_object().unwrap().keys().map(String::as_str).collect();
         let mut sorted = keys.clone();
@@ -182,8 +195,9 @@ mod tests {
         assert_eq!(sorted, want, "config::SECTIONS must list every section of Config");
         for s in &sections {
             assert!(!s.description.is_empty(), "section {} has no doc comment", s.key);
-            let fields = defaults[s.key].as_object().unwrap();
-            assert_eq!(s.keys.len(), fields.len(), "{}: the schema and the defaults disagree", s.key);
+            let own = defaults[s.key].as_object().unwrap().len();
+            let added: usize = plugins.iter().filter(|p| p.section.key == s.key).map(|p| p.keys().len()).sum();
+            assert_eq!(s.keys.len(), own + added, "{}: the schema and the defaults disagree", s.key);
             for k in &s.keys {
                 assert!(!k.description.is_empty(), "{} has no doc comment: write one (it is the reference)", k.key);
                 assert!(!k.kind.is_empty(), "{} has no type the reference can name", k.key);
@@ -193,7 +207,7 @@ mod tests {
 
     #[test]
     fn keys_read_as_people_write_them() {
-        let all: Vec<KeyDoc> = sections().into_iter().flat_map(|s| s.keys).collect();
+        let all: Vec<KeyDoc> = sections(crate::transport::CONFIG).into_iter().flat_map(|s| s.keys).collect();
         let key = |k: &str| all.iter().find(|d| d.key == k).unwrap().clone();
         let port = key("coordinator.port");
         assert_eq!((port.kind.as_str(), port.default.as_str()), ("integer", "`8888`"));
@@ -208,6 +222,11 @@ mod tests {
         assert_eq!(key("coordinator.trusted_proxies").kind, "list of strings");
         assert_eq!(key("coordinator.default_task_timeout").default, "`1h`");
         assert_eq!(key("worker.openclaw_refresh_interval").default, "`5m`");
+        // A plug-in's keys, in its section.
+        let prefix = key("communication.nats_subject_prefix");
+        assert_eq!((prefix.kind.as_str(), prefix.default.as_str()), ("string", "`cluster`"));
+        assert_eq!(key("communication.nats_events_max_age").default, "`24h`");
+        assert_eq!(key("communication.nats_creds_file").kind, "path");
         assert_eq!(exact_duration(0.5), "0.5s");
     }
 }

@@ -23,8 +23,8 @@
 //! - [`worker`]: the node agent: join, heartbeat, skill discovery, runners.
 //! - [`client`]: the typed HTTP client used by the worker and the CLI clients.
 //! - [`eventsource`]: reading Server-Sent Events (the event stream, followed output).
-//! - [`transport`]: doors besides HTTP (NATS JetStream), behind hooks of the coordinator
-//!   and the worker.
+//! - [`transport`]: doors besides HTTP (NATS JetStream): plug-ins into seams the coordinator,
+//!   the worker and the config loader own (one line each in `transport/mod.rs`).
 //! - [`shutdown`]: Ctrl+C / SIGTERM turned into one cancellation token.
 //! - [`tokens`]: the token files beside the database, read by every role.
 //! - [`util`]: small shared helpers (time, ids, secrets).

@@ -170,9 +170,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads the config; a config error is a usage error (exit 2).
+/// Loads the config (with every transport's keys); a config error is a usage error (exit 2).
 fn load(file: &Option<std::path::PathBuf>, flags: FlagOverrides) -> Result<Loaded, UsageError> {
-    config::load(file.as_deref(), flags)
+    config::load(file.as_deref(), flags, crate::transport::CONFIG)
 }
 
 /// Which server runs, for the module of its fatal log line.

@@ -137,7 +137,7 @@ fn serve(name: &str) -> windows_service::Result<()> {
         super::install_crypto();
         let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         let token = super::worker::join_token(&config, None);
-        runtime.block_on(crate::worker::run(config, token, shutdown))
+        runtime.block_on(crate::worker::run(config, token, shutdown, crate::transport::WORKER))
     })();
     if let Err(e) = &outcome {
         tracing::error!(target: "openclaw::worker", error = %format!("{e:#}"), "the worker service stopped on an error");

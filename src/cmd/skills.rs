@@ -12,10 +12,11 @@ use serde_json::json;
 use crate::Exit;
 use crate::cli::SkillsArgs;
 use crate::config::Config;
-use crate::worker::adverts::find_cli;
 use crate::worker::gateway::{Availability, Gateway};
-use crate::worker::openclaw::Inventory;
-use crate::worker::skills::{self, Kind, Skill};
+use crate::worker::openclaw::Cli;
+use crate::worker::runner;
+use crate::worker::skills::native::Inventory;
+use crate::worker::skills::{self, Skill};
 
 /// The skills dirs' scan, OpenClaw's skills not shadowed by it, and a note about OpenClaw's
 /// CLI when it could not be used.
@@ -23,7 +24,7 @@ async fn gather(config: &Config, args: &SkillsArgs) -> (skills::Scan, Vec<Skill>
     let dirs = if args.skills_dir.is_empty() { config.worker.skills_dir.0.clone() } else { args.skills_dir.clone() };
     let host = skills::Host::current();
     let scan = skills::scan(&dirs, &host);
-    let (native, note) = match find_cli(config) {
+    let (native, note) = match Cli::from_config(config) {
         Ok(Some(cli)) => {
             let program = cli.program.display().to_string();
             let mut inventory =
@@ -49,7 +50,7 @@ async fn gather(config: &Config, args: &SkillsArgs) -> (skills::Scan, Vec<Skill>
 pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode> {
     let (scan, native, note) = gather(config, args).await;
     let all: Vec<&Skill> = scan.skills.iter().chain(native.iter()).collect();
-    let has_agent = all.iter().any(|s| s.kind == Kind::Agent && s.eligible);
+    let has_agent = all.iter().any(|s| runner::needs_gateway(&s.kind) && s.eligible);
     let gateway = if has_agent {
         let g = Gateway::from_config(config);
         let state = g.probe().await;
@@ -57,8 +58,8 @@ pub async fn run(config: &Config, args: &SkillsArgs) -> anyhow::Result<ExitCode>
     } else {
         None
     };
-    let unavailable = |s: &Skill| match (&s.kind, &gateway) {
-        (Kind::Agent, Some((_, _, Availability::Unavailable(why)))) if s.eligible => Some(why.clone()),
+    let unavailable = |s: &Skill| match &gateway {
+        Some((_, _, state)) if s.eligible => runner::unavailable(&s.kind, state),
         _ => None,
     };
     if args.json {

@@ -17,10 +17,10 @@ pub fn join_token(config: &Config, flag: Option<String>) -> Option<String> {
 /// when they could read the coordinator's admin token. `dev` shares the coordinator's
 /// folder on purpose and does not warn about it.
 fn prepare_worker_process(config: &Config, check_admin_token: bool) {
-    crate::worker::exec::supervise_with_this_executable();
-    crate::worker::exec::protect_worker_process();
+    crate::worker::runner::exec::supervise_with_this_executable();
+    crate::worker::runner::exec::protect_worker_process();
     if check_admin_token {
-        crate::worker::exec::warn_if_admin_token_readable(config);
+        crate::worker::runner::exec::warn_if_admin_token_readable(config);
     }
 }
 
@@ -47,7 +47,7 @@ pub async fn run(config: Config, token: Option<String>) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
     prepare_worker_process(&config, true);
     let token = join_token(&config, token);
-    crate::worker::run(config, token, shutdown).await
+    crate::worker::run(config, token, shutdown, crate::transport::WORKER).await
 }
 
 /// A coordinator on 127.0.0.1 and one worker in this process.
@@ -58,7 +58,9 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
     config.coordinator.host = "127.0.0.1".into();
     let listener = crate::coordinator::bind(&config.coordinator.host, config.coordinator.port).await?;
     let port = listener.local_addr()?.port();
-    let coordinator = crate::coordinator::Coordinator::start(config.clone(), coordinator_stop.clone()).await?;
+    let coordinator =
+        crate::coordinator::Coordinator::start(config.clone(), coordinator_stop.clone(), crate::transport::COORDINATOR)
+            .await?;
     let server = tokio::spawn(coordinator.serve(listener));
     config.worker.coordinator_host = Some("127.0.0.1".into());
     config.worker.coordinator_port = Some(port);
@@ -71,7 +73,7 @@ pub async fn dev(mut config: Config) -> anyhow::Result<()> {
         admin_token_file = %token_path(&config, crate::tokens::ADMIN_TOKEN_FILE).display(),
         "dev cluster on http://127.0.0.1:{port} (the dashboard too): in another terminal here, try `{me} nodes` and `{me} tasks submit --skill <name> --wait`"
     );
-    let worker = crate::worker::run(config, token, shutdown.clone()).await;
+    let worker = crate::worker::run(config, token, shutdown.clone(), crate::transport::WORKER).await;
     coordinator_stop.cancel();
     let served = server.await?;
     worker.and(served)

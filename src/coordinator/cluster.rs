@@ -32,7 +32,7 @@ use super::store::{EventFilter, ListFilter, Store, StoreError, Write, Writer};
 use crate::api::TaskQuery;
 use crate::config::Config;
 use crate::model::{
-    Assignment, ErrorCode, Event, HeartbeatRequest, HeartbeatResponse, NatsHealth, OutputAck, OutputBatch, PollRequest,
+    Assignment, ErrorCode, Event, HeartbeatRequest, HeartbeatResponse, OutputAck, OutputBatch, PollRequest,
     PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, RunList, SubmitTask, Task, TaskList,
     TaskOutput, TaskSpec, TaskStatus,
 };
@@ -44,16 +44,22 @@ pub const EVENT_BUS_CAPACITY: usize = 4096;
 /// behind.
 pub const OUTPUT_BUS_CAPACITY: usize = 1024;
 
-/// A second way to reach workers besides the HTTP poll (NATS, `crate::transport`). It
+/// A second way to reach workers besides the HTTP poll (NATS, in `crate::transport`). It
 /// never touches the state: it hands out what [`Cluster::scheduled_assignments`] shows and
 /// reports through [`Cluster::result`], like the HTTP handlers.
 pub trait WorkerTransport: Send + Sync {
     /// An accepted heartbeat of `node`: answers how that node receives its assignments
     /// until its next heartbeat.
     fn heartbeat(&self, node: &str, req: &HeartbeatRequest) -> crate::model::Transport;
-    /// How work travels now, and the transport's state (for health and metrics).
-    fn health(&self) -> (crate::model::Transport, NatsHealth);
+    /// Adds how work travels now and the transport's own state to the cluster's health.
+    fn health(&self, health: &mut crate::model::ClusterHealth);
 }
+
+/// Starts a transport's coordinator side when the config turns it on: installs its
+/// [`WorkerTransport`] with [`Cluster::set_transport`], registers its metrics, and returns
+/// the task running its loops, which ends after `shutdown` (the coordinator awaits it).
+/// `crate::transport::COORDINATOR` lists one per transport.
+pub type TransportPlug = fn(&Arc<Cluster>, CancellationToken) -> Option<tokio::task::JoinHandle<()>>;
 
 /// The coordinator's state, its store and its event bus.
 pub struct Cluster {
@@ -74,7 +80,7 @@ pub struct Cluster {
     /// Submissions in flight per idempotency key: one at a time per key, so that the store
     /// lookup and the insert of two equal submissions cannot interleave.
     keys: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// The NATS transport, when `communication.nats_url` is set (set once at start).
+    /// The second door for workers, when one is configured (set once at start).
     transport: OnceLock<Arc<dyn WorkerTransport>>,
 }
 
@@ -122,11 +128,6 @@ impl Cluster {
     /// Installs the second door for workers (once, at start).
     pub fn set_transport(&self, transport: Arc<dyn WorkerTransport>) {
         let _ = self.transport.set(transport);
-    }
-
-    /// The second door for workers, if one is configured.
-    pub fn transport(&self) -> Option<&Arc<dyn WorkerTransport>> {
-        self.transport.get()
     }
 
     pub fn tokens(&self) -> &Tokens {
@@ -572,9 +573,7 @@ impl Cluster {
         let counts: BTreeMap<String, u64> = self.read(|s| s.count_by_status()).await?;
         let mut health = self.view(|core| core.registry().cluster_health(counts, Now::get()));
         if let Some(transport) = self.transport.get() {
-            let (mode, nats) = transport.health();
-            health.transport = mode;
-            health.nats = Some(nats);
+            transport.health(&mut health);
         }
         Ok(health)
     }

@@ -220,8 +220,5 @@ fn metrics(cluster: &Cluster) -> Response {
             m.tasks_active.get_or_create(&super::metrics::StatusLabel { status: status.to_string() }).set(n);
         }
     });
-    if let Some(transport) = cluster.transport() {
-        m.observe_transport(&transport.health().1);
-    }
     super::http::bytes(StatusCode::OK, "application/openmetrics-text; version=1.0.0; charset=utf-8", m.encode())
 }

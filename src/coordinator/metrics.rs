@@ -1,7 +1,10 @@
 //! Prometheus metrics (OpenMetrics text at `GET /metrics`).
 //!
 //! Counters are bumped where things happen; gauges (nodes by status, capacity, active
-//! tasks) are computed from the state when scraped, so they cannot drift.
+//! tasks) are computed from the state when scraped, so they cannot drift. A plug-in (a
+//! transport) registers its own figures with [`Metrics::register`] when it starts.
+
+use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -9,6 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::util::lock;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
@@ -33,7 +38,9 @@ pub struct KindLabel {
 
 /// Every metric the coordinator exports.
 pub struct Metrics {
-    registry: Registry,
+    /// A std mutex: taken to register a plug-in's figures (once, at start) and to encode
+    /// (at a scrape); metrics themselves are updated without it.
+    registry: Mutex<Registry>,
     pub heartbeats: Counter,
     pub tasks_submitted: Counter,
     pub placements: Counter,
@@ -56,25 +63,6 @@ pub struct Metrics {
     /// How late a firing submitted its task: from its due time (with the stagger) to the
     /// submission.
     pub schedule_lateness: Histogram,
-    /// The NATS transport (registered only when `communication.nats_url` is set).
-    pub nats: NatsMetrics,
-}
-
-/// The NATS transport's figures.
-#[derive(Default)]
-pub struct NatsMetrics {
-    /// 1 while connected to NATS.
-    pub connected: Gauge,
-    /// Nodes receiving their assignments over NATS.
-    pub nodes: Gauge,
-    /// Connections made after the first (the client reconnects by itself).
-    pub reconnects: Counter,
-    /// Messages published, by kind: assignment, event, heartbeat.
-    pub published: Family<KindLabel, Counter>,
-    /// Results taken from the results stream, by outcome: recorded, refused, retried.
-    pub results: Family<KindLabel, Counter>,
-    /// Publishes that failed (left to HTTP, or retried), by kind.
-    pub publish_failures: Family<KindLabel, Counter>,
 }
 
 fn duration_histogram() -> Histogram {
@@ -101,8 +89,7 @@ impl Metrics {
             connections_held: Gauge::default(),
             schedule_firings: Family::default(),
             schedule_lateness: duration_histogram(),
-            nats: NatsMetrics::default(),
-            registry: Registry::default(),
+            registry: Mutex::new(Registry::default()),
         };
         registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
         registry.register("tasks_submitted", "Tasks accepted", m.tasks_submitted.clone());
@@ -139,36 +126,18 @@ impl Metrics {
             "From a schedule's due time (with its stagger) to its task's submission",
             m.schedule_lateness.clone(),
         );
-        Metrics { registry, ..m }
+        Metrics { registry: Mutex::new(registry), ..m }
     }
 
-    /// Adds the NATS transport's figures to the export (once, when it is configured).
-    pub fn register_nats(&mut self) {
-        let n = &self.nats;
-        let r = &mut self.registry;
-        r.register("nats_connected", "1 while the coordinator is connected to NATS", n.connected.clone());
-        r.register("nats_nodes", "Nodes receiving their assignments over NATS", n.nodes.clone());
-        r.register("nats_reconnects", "Reconnections to NATS after the first connection", n.reconnects.clone());
-        r.register("nats_published", "Messages published to NATS, by kind", n.published.clone());
-        r.register("nats_results", "Results taken from NATS, by outcome", n.results.clone());
-        r.register("nats_publish_failures", "NATS publishes that failed, by kind", n.publish_failures.clone());
-    }
-
-    /// Sets the NATS gauges from the transport's state (at scrape time).
-    pub fn observe_transport(&self, nats: &crate::model::NatsHealth) {
-        self.nats.connected.set(i64::from(nats.state == crate::model::NatsState::Connected));
-        self.nats.nodes.set(i64::from(nats.nodes));
-    }
-
-    /// Counts one NATS message of `kind` in `family`.
-    pub fn nats_count(family: &Family<KindLabel, Counter>, kind: &str) {
-        family.get_or_create(&KindLabel { kind: kind.into() }).inc();
+    /// Adds a plug-in's figures to the export (under the `openclaw_` prefix).
+    pub fn register(&self, add: impl FnOnce(&mut Registry)) {
+        add(&mut lock(&self.registry));
     }
 
     /// The OpenMetrics text.
     pub fn encode(&self) -> String {
         let mut out = String::new();
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = prometheus_client::encoding::text::encode(&mut out, &lock(&self.registry));
         out
     }
 

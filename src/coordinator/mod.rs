@@ -6,11 +6,12 @@
 //! owns ([`store`]; the stores themselves are `crate::store`).
 //!
 //! [`Coordinator::start`] opens the configured store (for SQLite: the lock first), loads
-//! tokens and the state (nodes, active tasks) and starts the background loops;
-//! [`Coordinator::serve`] answers HTTP on a listener it is given until the shutdown token
-//! fires, then stops the loops, flushes, closes the writer and releases the lock. A store
-//! write that fails stops the coordinator through the same path, and `serve` returns the
-//! error (exit code 1).
+//! tokens and the state (nodes, active tasks) and starts the background loops and the
+//! transports it is given (doors to workers besides HTTP, [`cluster::TransportPlug`];
+//! `crate::transport` has them); [`Coordinator::serve`] answers HTTP on a listener it is
+//! given until the shutdown token fires, then stops the loops, flushes, closes the writer
+//! and releases the lock. A store write that fails stops the coordinator through the same
+//! path, and `serve` returns the error (exit code 1).
 
 pub mod auth;
 pub mod cluster;
@@ -39,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use self::core::{Core, Now, Settings};
 use self::store::Writer;
 use crate::config::Config;
-use cluster::Cluster;
+use cluster::{Cluster, TransportPlug};
 
 /// A started coordinator, ready to serve.
 pub struct Coordinator {
@@ -56,8 +57,13 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// Opens the store, loads the state, starts the background loops.
-    pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Coordinator> {
+    /// Opens the store, loads the state, starts the background loops and the transports
+    /// that the config turns on.
+    pub async fn start(
+        config: Config,
+        shutdown: CancellationToken,
+        transports: &[TransportPlug],
+    ) -> anyhow::Result<Coordinator> {
         check_auth_off(&config)?;
         // Before anything answers: a coordinator that cannot write stops here (exit 3).
         let crate::store::Opened { store, guard } = tokio::task::spawn_blocking({
@@ -86,11 +92,7 @@ impl Coordinator {
                 shutdown.cancel();
             }
         });
-        let mut metrics = metrics::Metrics::new();
-        if config.communication.nats_url.is_some() {
-            metrics.register_nats();
-        }
-        let metrics = Arc::new(metrics);
+        let metrics = Arc::new(metrics::Metrics::new());
         let snapshot = store::blocking(&store, |s| s.snapshot())
             .await
             .map_err(|e| anyhow::anyhow!("cannot load the cluster state from the store at {location}: {e}"))?;
@@ -101,14 +103,13 @@ impl Coordinator {
         let cluster = Arc::new(Cluster::new(config, core, store, writer.clone(), tokens, metrics, shutdown.clone()));
         // Tasks whose node is gone were requeued while loading: write that down.
         cluster.internal(|_, _| ());
-        let loops = vec![
+        let mut loops = vec![
             tokio::spawn(housekeeping::timer_loop(cluster.clone(), shutdown.clone())),
             tokio::spawn(housekeeping::sweep_loop(cluster.clone(), shutdown.clone())),
             tokio::spawn(housekeeping::retention_loop(cluster.clone(), shutdown.clone())),
         ];
-        // NATS, when configured: a second door for workers and the event feed.
-        let loops =
-            loops.into_iter().chain(crate::transport::nats::coordinator::start(&cluster, shutdown.clone())).collect();
+        // The other doors for workers (and their event feeds) that the config turns on.
+        loops.extend(transports.iter().filter_map(|start| start(&cluster, shutdown.clone())));
         Ok(Coordinator { cluster, writer, writer_task, loops, tls, failure, _guard: guard })
     }
 
@@ -188,7 +189,13 @@ pub async fn bind(host: &str, port: u16) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Runs a coordinator on `listener` until `shutdown` fires.
-pub async fn run(listener: TcpListener, config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    Coordinator::start(config, shutdown).await?.serve(listener).await
+/// Runs a coordinator on `listener` until `shutdown` fires, with the `transports` the
+/// config turns on.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: CancellationToken,
+    transports: &[TransportPlug],
+) -> anyhow::Result<()> {
+    Coordinator::start(config, shutdown, transports).await?.serve(listener).await
 }

@@ -316,6 +316,11 @@ pub struct HeartbeatRequest {
     /// that the coordinator may hand it assignments there (`dispatch` in the answer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats: Option<bool>,
+    /// Sent with `nats`: the key (base64 of 32 bytes, derived from the node secret) that
+    /// signs this node's NATS messages both ways. The coordinator keeps it in memory only,
+    /// never in its store; a worker that sends `nats` without it is kept on HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nats_key: Option<String>,
 }
 
 /// The answer to a heartbeat.

@@ -20,8 +20,10 @@ use tokio::sync::Notify;
 
 use super::Context;
 use super::gateway::{Availability, Gateway};
-use super::openclaw::{Cli, Inventory};
-use super::skills::{self, Kind, Scan, Skill};
+use super::openclaw::Cli;
+use super::runner;
+use super::skills::native::Inventory;
+use super::skills::{self, Scan, Skill};
 use crate::config::Config;
 use crate::util::lock;
 
@@ -62,18 +64,9 @@ pub struct Adverts {
     probe_now: Notify,
 }
 
-/// OpenClaw's CLI as `worker.openclaw_cli` says: `off`, a path, or the first on PATH.
-pub fn find_cli(config: &Config) -> Result<Option<Cli>, String> {
-    match config.worker.openclaw_cli.as_deref().map(str::trim) {
-        Some("off" | "") => Ok(None),
-        Some(path) => Cli::find(Some(std::path::Path::new(path)), None),
-        None => Cli::find(None, std::env::var_os("PATH").as_deref()),
-    }
-}
-
 impl Adverts {
     pub fn new(config: &Config, gateway: Gateway) -> Adverts {
-        let inventory = match find_cli(config) {
+        let inventory = match Cli::from_config(config) {
             Ok(Some(cli)) => {
                 tracing::info!(target: "openclaw::worker", cli = %cli.program.display(), "OpenClaw's CLI found: its skills listing decides which of OpenClaw's skills the agent has");
                 let every = config.worker.openclaw_refresh_interval.get();
@@ -188,8 +181,9 @@ impl Adverts {
         self.probe_now.notify_one();
     }
 
+    /// Whether an eligible skill needs the gateway (agent skills do): it is probed only then.
     fn has_agent_skills(&self) -> bool {
-        lock(&self.state).all().any(|s| s.kind == Kind::Agent && s.eligible)
+        lock(&self.state).all().any(|s| runner::needs_gateway(&s.kind) && s.eligible)
     }
 
     async fn probe_gateway(&self) {
@@ -218,10 +212,10 @@ impl Adverts {
         let mut advertised = Vec::new();
         let mut unavailable = BTreeMap::new();
         for s in st.all().filter(|s| s.eligible && s.unadvertisable().is_none()) {
-            match (&s.kind, &gateway) {
-                (Kind::Exec { .. }, _) | (Kind::Agent, Availability::Ready) => advertised.push(s.name.clone()),
-                (Kind::Agent, Availability::Unavailable(why)) => {
-                    unavailable.insert(s.name.clone(), why.clone());
+            match runner::unavailable(&s.kind, &gateway) {
+                None => advertised.push(s.name.clone()),
+                Some(why) => {
+                    unavailable.insert(s.name.clone(), why);
                 }
             }
         }

@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::live_output::OutputSink;
 use super::openclaw::{self, ENABLE_CHAT_COMMAND};
-use super::output::OutputSink;
 use crate::client::root_cause;
 use crate::model::OutputStream;
 use crate::util::lock;
@@ -131,7 +131,7 @@ struct Answer {
     failed: Option<Value>,
     /// `data: [DONE]` came.
     done: bool,
-    output: Option<super::output::StreamWriter>,
+    output: Option<super::live_output::StreamWriter>,
 }
 
 impl Answer {

@@ -5,15 +5,19 @@
 //! - [`session`]: registration and the heartbeat loop; owns the node secret (kept across
 //!   restarts by [`identity`], which also makes this the only worker with its node id on
 //!   this machine) and the link state ("is the coordinator answering").
-//! - [`dispatch`]: the poll loop and one task per running attempt (start report, run,
-//!   result delivery retried until the coordinator answers); owns the running attempts.
+//! - [`attempts`]: the poll loop and one task per attempt (start report, run, result
+//!   delivery retried until the coordinator has it); owns the held attempts.
 //! - [`adverts`]: what this node advertises — the skills scan, rescanned every
 //!   `skills_rescan_interval`, and the local OpenClaw gateway's availability, probed every
 //!   `gateway_check_interval` while there are agent skills.
-//! - runners: [`exec`] (a skill's command as a process tree) and [`agent`] (one turn of
-//!   the local OpenClaw agent through [`gateway`]).
-//! - [`skills`] reads skills as OpenClaw's loader does; [`openclaw`] is the local OpenClaw
-//!   installation (its config, its CLI's skills listing).
+//! - [`runner`]: one file per kind of skill, with its availability check: exec (a skill's
+//!   command as a process tree, under [`supervisor`]) and agent (one turn of the local
+//!   OpenClaw agent through [`gateway`]); [`live_output`] streams what an attempt prints.
+//! - [`transport`]: the seam a transport besides HTTP plugs into (NATS, in
+//!   `crate::transport`): the worker never names one.
+//! - [`skills`] reads skills as OpenClaw's loader does (and OpenClaw's own, from its CLI's
+//!   listing); [`openclaw`] is the local OpenClaw installation (its paths, its config, its
+//!   CLI).
 //!
 //! The coordinator being away is never fatal: every part retries with backoff and jitter.
 //! A refusal that retrying cannot fix (bad join token, an id owned by another worker) is
@@ -25,17 +29,17 @@
 //! the gateway probe) is dropped at once, never awaited: it ends with `stop_taking`.
 
 pub mod adverts;
-pub mod agent;
-pub mod dispatch;
-pub mod exec;
+pub mod attempts;
 pub mod gateway;
 pub mod identity;
+pub mod live_output;
 pub mod openclaw;
-pub mod output;
+pub mod runner;
 pub mod session;
 pub mod skills;
 pub mod supervisor;
 pub mod system;
+pub mod transport;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -74,8 +78,14 @@ impl Context {
     }
 }
 
-/// Runs a worker until `shutdown` fires (or the coordinator refuses it for good).
-pub async fn run(config: Config, join_token: Option<String>, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Runs a worker until `shutdown` fires (or the coordinator refuses it for good), with the
+/// first of `transports` that the config turns on.
+pub async fn run(
+    config: Config,
+    join_token: Option<String>,
+    shutdown: CancellationToken,
+    transports: &[transport::TransportPlug],
+) -> anyhow::Result<()> {
     let node_id =
         config.worker.node_id.clone().unwrap_or_else(|| crate::model::node_id_from_hostname(&system::hostname()));
     let identity = identity::Identity::claim(&config.worker_state_dir(), &node_id)?;
@@ -93,10 +103,13 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
     tracing::info!(target: "openclaw::worker", node_id = %ctx.node_id, coordinator = %url, "worker starting");
     let adverts = Arc::new(adverts::Adverts::new(&ctx.config, gateway.clone()));
     let session = Arc::new(session::Session::new(ctx.clone(), url, join, identity));
-    let nats = crate::transport::nats::worker::WorkerNats::new(&ctx.config, &ctx.node_id);
-    let dispatch = Arc::new(
-        dispatch::Dispatch::new(ctx.clone(), session.clone(), adverts.clone(), gateway).with_nats(nats.clone()),
-    );
+    let transport = transports
+        .iter()
+        .find_map(|start| start(&ctx.config, &ctx.node_id))
+        .unwrap_or_else(|| Arc::new(transport::HttpOnly));
+    let runners = runner::Runners::new(gateway, adverts.clone());
+    let attempts =
+        Arc::new(attempts::Attempts::new(ctx.clone(), session.clone(), adverts.clone(), runners, transport.clone()));
     // The first scan can take seconds (OpenClaw's listing): a Ctrl+C meanwhile ends it.
     tokio::select! {
         _ = adverts.refresh(true) => adverts.log_summary(),
@@ -104,21 +117,15 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
     }
 
     let mut loops = vec![
-        tokio::spawn(session::heartbeat_loop(session.clone(), dispatch.clone(), adverts.clone())),
-        tokio::spawn(dispatch::poll_loop(dispatch.clone())),
+        tokio::spawn(session::heartbeat_loop(session.clone(), attempts.clone(), adverts.clone(), transport.clone())),
+        tokio::spawn(attempts::poll_loop(attempts.clone())),
         tokio::spawn(adverts::skills_loop(adverts.clone(), ctx.clone())),
         tokio::spawn(adverts::gateway_loop(adverts.clone(), ctx.clone())),
     ];
-    if let Some(nats) = nats {
-        loops.push(tokio::spawn(crate::transport::nats::worker::run(
-            nats,
-            dispatch.clone(),
-            session.clone(),
-            ctx.clone(),
-        )));
-    }
+    let handle = transport::Handle { ctx: ctx.clone(), attempts: attempts.clone(), session: session.clone() };
+    loops.push(tokio::spawn(transport.run(handle)));
     shutdown.cancelled().await;
-    wind_down(&ctx, &session, &dispatch).await;
+    wind_down(&ctx, &session, &attempts).await;
     for handle in loops {
         let _ = handle.await;
     }
@@ -131,16 +138,16 @@ pub async fn run(config: Config, join_token: Option<String>, shutdown: Cancellat
 
 /// Graceful leave: running tasks get `shutdown_timeout`, then are killed; then the
 /// coordinator is told the node leaves.
-async fn wind_down(ctx: &Context, session: &session::Session, dispatch: &dispatch::Dispatch) {
+async fn wind_down(ctx: &Context, session: &session::Session, attempts: &attempts::Attempts) {
     let fatal = ctx.failed();
     let limit = ctx.config.worker.shutdown_timeout.get();
     if !fatal {
-        tracing::info!(target: "openclaw::worker", running = dispatch.running(), limit_s = limit.as_secs_f64(), "shutting down: taking no new tasks; running tasks may finish");
+        tracing::info!(target: "openclaw::worker", running = attempts.running(), limit_s = limit.as_secs_f64(), "shutting down: taking no new tasks; running tasks may finish");
     }
-    if !dispatch.finish(limit).await {
-        tracing::warn!(target: "openclaw::worker", running = dispatch.running(), "shutdown deadline passed: stopping the tasks still running");
+    if !attempts.finish(limit).await {
+        tracing::warn!(target: "openclaw::worker", running = attempts.running(), "shutdown deadline passed: stopping the tasks still running");
         ctx.kill_all.cancel();
-        dispatch.finish(Duration::from_secs(15)).await;
+        attempts.finish(Duration::from_secs(15)).await;
     }
     if !fatal {
         session.leave().await;

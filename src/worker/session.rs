@@ -20,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::Context;
 use super::adverts::Adverts;
-use super::dispatch::Dispatch;
+use super::attempts::Attempts;
 use super::identity::Identity;
 use super::system;
+use super::transport::CoordinatorTransport;
 use crate::client::{Client, ClientError};
 use crate::model::{ErrorCode, HeartbeatRequest, RegisterRequest};
 use crate::util::lock;
@@ -85,12 +86,6 @@ impl Session {
     /// The client of the current registration, if any.
     pub fn current(&self) -> Option<Client> {
         lock(&self.current).clone()
-    }
-
-    /// The hash of the current registration's secret: the key NATS messages to and from
-    /// this node are signed with.
-    pub fn secret_hash(&self) -> Option<String> {
-        lock(&self.current).as_ref().and_then(|c| c.token().map(crate::util::hash_secret))
     }
 
     /// The current registration, waiting for one if there is none; `None` once `until`
@@ -219,8 +214,8 @@ impl Session {
     }
 
     /// Asks the heartbeat loop to heartbeat now rather than at its next interval (the
-    /// coordinator said over NATS that it has news for this node, such as a cancel). Many
-    /// asks before the heartbeat make one.
+    /// coordinator said over a transport that it has news for this node, such as a cancel).
+    /// Many asks before the heartbeat make one.
     pub fn heartbeat_now(&self) {
         self.nudge.notify_one();
     }
@@ -265,8 +260,15 @@ fn is_final(e: &ClientError) -> bool {
 /// flood of wake-ups costs the coordinator at most four heartbeats a second).
 const MIN_HEARTBEAT_GAP: Duration = Duration::from_millis(250);
 
-/// Registers (again when needed) and heartbeats until the worker leaves.
-pub async fn heartbeat_loop(session: Arc<Session>, dispatch: Arc<Dispatch>, adverts: Arc<Adverts>) {
+/// Registers (again when needed) and heartbeats until the worker leaves. The second
+/// transport adds its part to each heartbeat (its part of the answer is read by
+/// `attempts`).
+pub async fn heartbeat_loop(
+    session: Arc<Session>,
+    attempts: Arc<Attempts>,
+    adverts: Arc<Adverts>,
+    transport: Arc<dyn CoordinatorTransport>,
+) {
     let ctx = session.ctx.clone();
     let interval = ctx.config.worker.heartbeat_interval.get();
     let skills_dir = ctx.config.worker.skills_dir.0.first().cloned().unwrap_or_else(|| PathBuf::from("."));
@@ -321,9 +323,9 @@ pub async fn heartbeat_loop(session: Arc<Session>, dispatch: Arc<Dispatch>, adve
             }
             None => Default::default(),
         };
-        let held = dispatch.held();
+        let (held, number) = attempts.heartbeat();
         let changed = adverts.unsent();
-        let req = HeartbeatRequest {
+        let mut req = HeartbeatRequest {
             cpu_usage: reading.cpu,
             memory_usage: reading.memory,
             disk_usage: reading.disk,
@@ -331,29 +333,36 @@ pub async fn heartbeat_loop(session: Arc<Session>, dispatch: Arc<Dispatch>, adve
             held_tasks: Some(held),
             available_skills: changed.as_ref().map(|(_, (a, _))| a.clone()),
             unavailable_skills: changed.as_ref().map(|(_, (_, u))| u.clone()),
-            nats: dispatch.nats().map(|n| n.linked()),
+            ..Default::default()
         };
+        if let Some(secret) = client.token() {
+            transport.heartbeat(&mut req, secret);
+        }
         match client.heartbeat(&ctx.node_id, &req).await {
             Ok(answer) => {
                 session.link_up();
                 if let Some((version, _)) = changed {
                     adverts.mark_sent(version);
                 }
-                dispatch.apply_cancels(&answer.cancel);
-                if let Some(nats) = dispatch.nats() {
-                    nats.set_dispatch(answer.dispatch);
-                }
+                attempts.heartbeat_answered(number, &answer);
                 session.until_next_heartbeat(interval).await;
             }
-            Err(e) if super::dispatch::session_refused(&e) => {
+            Err(e) if super::attempts::session_refused(&e) => {
                 session.drop_session(&format!("heartbeat refused: {e}"));
             }
             Err(e) if e.code() == Some(ErrorCode::BadRequest) => {
                 // Something this worker sent is refused (its skills list, say): keep the
                 // node alive without it, say why, and try the list again when it changes.
-                tracing::error!(target: "openclaw::worker", error = %e, "the coordinator refused a heartbeat; sending the next ones without the skills list");
-                if let Some((version, _)) = changed {
-                    adverts.mark_sent(version);
+                // Without a list, it is the transport's part (an older coordinator).
+                match changed {
+                    Some((version, _)) => {
+                        tracing::error!(target: "openclaw::worker", error = %e, "the coordinator refused a heartbeat; sending the next ones without the skills list");
+                        adverts.mark_sent(version);
+                    }
+                    None if transport.heartbeat_refused() => {}
+                    None => {
+                        tracing::error!(target: "openclaw::worker", error = %e, "the coordinator refused a heartbeat")
+                    }
                 }
                 session.pause(interval).await;
             }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::support::{Cluster, cli, show};
+use crate::support::{Cluster, Skill, cli, show};
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -439,10 +439,8 @@ async fn dev_runs_a_coordinator_and_a_worker_that_take_tasks() {
 #[tokio::test]
 async fn a_second_signal_exits_at_once() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    crate::support::exec_skill(&skills, "hang", "touch started; sleep 60\n");
-    let mut worker = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["hang"]).await;
+    let skills = cluster.skills_dir();
+    let mut worker = cluster.exec_worker("w1", &[Skill::exec("hang", "touch started; sleep 60\n")], &[]).await;
     cluster.submit(serde_json::json!({"name": "t", "required_skills": ["hang"]})).await;
     let started = skills.join("hang/started");
     crate::support::eventually("the task started", Duration::from_secs(10), || async { started.exists() }).await;
@@ -601,10 +599,8 @@ async fn dev_on_a_terminal_says_what_can_run_in_one_readable_line() {
 async fn a_fatal_start_up_error_is_said_once() {
     let cluster = Cluster::start().await;
     let config = cluster.config.display().to_string();
-    let skills = cluster.path().join("skills");
-    crate::support::exec_skill(&skills, "echo", "cat\n");
-    let _first = cluster.worker("dup", &skills, &[]);
-    cluster.wait_online("dup", &["echo"]).await;
+    let skills = cluster.skills_dir();
+    let _first = cluster.exec_worker("dup", &[Skill::exec("echo", "cat\n")], &[]).await;
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy_port = busy.local_addr().unwrap().port().to_string();
     let skills_arg = skills.display().to_string();

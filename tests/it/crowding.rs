@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, Settings, eventually, exec_skill};
+use crate::support::{Cluster, Settings, Skill, eventually};
 
 /// The API as a client at `127.0.0.<last>` reaches it.
 struct Client {
@@ -88,10 +88,7 @@ async fn streams_and_waits_up_to_every_cap_from_the_workers_address_leave_the_wo
         ..Settings::default()
     })
     .await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "echo", "cat\n");
-    let _worker = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["echo"]).await;
+    let _worker = cluster.exec_worker("w1", &[Skill::exec("echo", "cat\n")], &[]).await;
     let admin = cluster.admin();
     let tasks = std::fs::read_to_string(cluster.path().join("data/tasks.token")).unwrap().trim().to_string();
     // A task nobody can run: its output stream and waits on it stay open.

@@ -56,7 +56,9 @@ fn api_md_lists_every_route_and_error_code() {
 
 #[test]
 fn configuration_md_lists_every_key_with_its_default() {
-    let doc = check_page("configuration.md", |doc| splice(doc, "keys", &openclaw::config_reference::markdown()));
+    let doc = check_page("configuration.md", |doc| {
+        splice(doc, "keys", &openclaw::config_reference::markdown(openclaw::transport::CONFIG))
+    });
     // Spot checks of the rendering, against values a reader relies on.
     assert!(
         doc.contains("| `coordinator.port` | integer | `8888` | `OPENCLAW_COORDINATOR__PORT` |"),

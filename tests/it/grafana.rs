@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, exec_skill, tool};
+use crate::support::{Cluster, Skill, tool};
 
 fn dashboard() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/grafana/openclaw-dashboard.json");
@@ -106,10 +106,7 @@ async fn every_expression_parses_and_names_a_family_of_our_metrics() {
     let Some(python) = tool("venv/bin/python") else { return };
     // A coordinator that has seen a node, a task and requests, so every family has samples.
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "echo", "cat\n");
-    let _w1 = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["echo"]).await;
+    let _w1 = cluster.exec_worker("w1", &[Skill::exec("echo", "cat\n")], &[]).await;
     let id = cluster.submit(json!({"name": "t", "required_skills": ["echo"]})).await;
     assert_eq!(cluster.wait_task(&id, 30).await["status"], "completed");
     let r = cluster.http.get(format!("{}/metrics", cluster.url())).bearer_auth(cluster.admin()).send().await.unwrap();

@@ -12,6 +12,9 @@ use async_nats::jetstream::{self, consumer::PullConsumer, stream::RetentionPolic
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
+use openclaw::transport::nats::config::NatsConfig;
+use openclaw::transport::nats::{Names, NodeKey};
+
 use crate::nats_server::{NatsServer, installed};
 use crate::support::{Cluster, DeadPort, Proc, Settings, eventually, exec_skill, show};
 
@@ -85,15 +88,15 @@ async fn consumer_state(js: &jetstream::Context, node: &str) -> Option<(u64, usi
     Some((info.num_pending, info.num_ack_pending, info.delivered.consumer_sequence))
 }
 
-/// Publishes a result as worker `node` would, signed with its kept secret.
+/// Publishes a result as worker `node` would, signed with the key of its kept secret.
 async fn publish_result(c: &Cluster, js: &jetstream::Context, node: &str, task: &str, report: Value) {
     let secret = std::fs::read_to_string(c.path().join(format!("data/worker-{node}.secret"))).unwrap();
-    let key = openclaw::util::hash_secret(secret.trim());
+    let key = NodeKey::derive(secret.trim());
     let attempt = report["attempt"].as_u64().unwrap() as u32;
     let subject = format!("cluster.task.results.{task}");
-    let id = openclaw::transport::nats::result_id(task, attempt);
+    let id = key.result_id(task, attempt);
     let payload = report.to_string().into_bytes();
-    let sig = openclaw::transport::nats::signature(&key, &subject, &id, &payload);
+    let sig = key.sign(&subject, &id, &payload);
     let message = jetstream::message::PublishMessage::build()
         .message_id(&id)
         .header("Openclaw-Node", node)
@@ -280,10 +283,15 @@ async fn results_published_while_the_coordinator_is_down_are_recorded_once_when_
     for i in 0..3 {
         ids.push(c.submit(json!({"name": format!("g{i}"), "required_skills": ["gate"]})).await);
     }
+    // Running on both sides: the coordinator committed each start, and the worker got the
+    // answer and started the skill. (Regression: waiting for the coordinator's word alone
+    // raced the kill below with its answer to the last start report; that worker then never
+    // ran the task while the coordinator was away, and only two results came.)
     eventually("the three gated tasks running", Duration::from_secs(20), || async {
         let mut running = 0;
         for id in &ids {
-            running += usize::from(c.get(&format!("/api/v1/tasks/{id}")).await["status"] == "running");
+            let on_coordinator = c.get(&format!("/api/v1/tasks/{id}")).await["status"] == "running";
+            running += usize::from(on_coordinator && !started_via(&w, id).is_empty());
         }
         running == 3
     })
@@ -581,7 +589,11 @@ async fn an_authenticated_nats_carries_the_work_and_wrong_credentials_are_named(
 
 #[test]
 fn bad_nats_settings_are_config_errors_naming_the_key() {
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 6] = [
+        (
+            "communication:\n  nats_url: nats://h\n  nats_urll: nats://g\n",
+            &["communication.nats_urll", "c.yaml:3", "unknown key", "nats_subject_prefix"],
+        ),
         ("communication:\n  nats_url: http://127.0.0.1:4222\n", &["communication.nats_url", "c.yaml:2", "nats://"]),
         (
             "communication:\n  nats_url: nats://u:p@127.0.0.1\n  nats_token: t\n",
@@ -610,10 +622,11 @@ fn bad_nats_settings_are_config_errors_naming_the_key() {
 fn the_example_configs_load_with_their_nats_keys() {
     for file in ["config/coordinator.yaml", "config/worker.yaml"] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
-        let loaded = openclaw::config::load(Some(&path), Default::default())
+        let loaded = openclaw::config::load(Some(&path), Default::default(), openclaw::transport::CONFIG)
             .unwrap_or_else(|e| panic!("{file} does not load: {e}"));
-        assert_eq!(loaded.config.communication.nats_subject_prefix, "cluster", "{file}");
-        assert!(loaded.config.communication.nats_url.is_none(), "{file}: NATS is opt-in");
+        let nats: NatsConfig = loaded.config.communication.get().unwrap();
+        assert_eq!(nats.nats_subject_prefix, "cluster", "{file}");
+        assert!(nats.nats_url.is_none(), "{file}: NATS is opt-in");
     }
 }
 
@@ -652,4 +665,244 @@ async fn a_cancel_reaches_a_task_that_came_over_nats() {
     // next heartbeat" with seconds to spare.
     let took = asked.elapsed();
     assert!(took < Duration::from_secs(2), "the cancel waited for the regular heartbeat ({took:?})");
+}
+
+/// The example server config (config/nats-server.conf), as shipped.
+fn example_server_config() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/nats-server.conf")).unwrap()
+}
+
+/// A client of `server` as `user`, with the inbox prefix a process of that role uses
+/// (replies to its requests arrive there, so its account may read them).
+async fn client_as(server: &NatsServer, user: &str, password: &str, inbox: &str) -> jetstream::Context {
+    let client = async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+        .custom_inbox_prefix(inbox)
+        .request_timeout(Some(Duration::from_secs(2)))
+        .connect(server.url())
+        .await
+        .unwrap();
+    jetstream::new(client)
+}
+
+/// The worker's environment for its own NATS account.
+fn worker_account(user: &'static str, password: &'static str) -> [(&'static str, &'static str); 2] {
+    [("OPENCLAW_COMMUNICATION__NATS_USER", user), ("OPENCLAW_COMMUNICATION__NATS_PASSWORD", password)]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_least_privilege_accounts_of_the_example_carry_a_task() {
+    // The shipped example, as it is: if a permission it lists were missing, the task would
+    // not run over NATS (and the server would log a violation).
+    let Some(server) = NatsServer::start(Some(&example_server_config())) else { return };
+    let c = nats_cluster(
+        Settings::default(),
+        &server.url(),
+        "  nats_user: coordinator\n  nats_password: change-me-coordinator\n",
+    )
+    .await;
+    let coordinator = c.coordinator.as_ref().unwrap();
+    let skills = c.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    let w = c.worker_env("worker-1", &skills, &[], &worker_account("worker-1", "change-me-worker-1"));
+    on_nats(&w).await;
+    let watcher = async_nats::ConnectOptions::with_user_and_password("watcher".into(), "change-me-watcher".into())
+        .connect(server.url())
+        .await
+        .unwrap();
+    let mut feed = watcher.subscribe("cluster.events.tasks.completed").await.unwrap();
+    watcher.flush().await.unwrap();
+
+    let id = c.submit(json!({"name": "least-privilege", "required_skills": ["echo"], "parameters": {"n": 7}})).await;
+    let task = c.wait_task(&id, 30).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["result"]["parameters"]["n"], 7, "{task}");
+    assert_eq!(started_via(&w, &id), ["nats"], "{}", w.logs());
+    eventually("the result recorded from NATS", Duration::from_secs(10), || async {
+        metric(&c, r#"openclaw_nats_results_total{kind="recorded"}"#).await == 1
+    })
+    .await;
+    let event = tokio::time::timeout(Duration::from_secs(10), feed.next()).await.expect("the watcher sees it").unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&event.payload).unwrap()["task_id"], id.as_str());
+    // With credentials, no warning about traffic in clear.
+    assert!(!coordinator.out().contains("has no credentials"), "{}", coordinator.logs());
+    for log in [server.log(), coordinator.out(), w.out()] {
+        assert!(!log.to_lowercase().contains("permissions violation"), "{log}");
+    }
+
+    // What the worker's account may not do: read the coordinator's results consumer or
+    // another worker's queue, or publish an assignment. Its own queue it may read (so the
+    // refusals below are the permissions, not a broken client).
+    let js = client_as(&server, "worker-1", "change-me-worker-1", "_INBOX.node.worker-1.probe").await;
+    let readable = |name: String, stream: &'static str| {
+        let js = js.clone();
+        async move {
+            let consumer: Result<PullConsumer, _> = js.get_consumer_from_stream(name, stream).await;
+            consumer.is_ok()
+        }
+    };
+    let names = Names::new("cluster");
+    assert!(readable(names.node_consumer("worker-1"), "CLUSTER_TASKS").await);
+    assert!(!readable("coordinator".into(), "CLUSTER_RESULTS").await);
+    assert!(!readable(names.node_consumer("worker-2"), "CLUSTER_TASKS").await);
+    let forged = js.publish("cluster.nodes.worker-2.tasks", "{}".into()).await.unwrap();
+    assert!(forged.await.is_err(), "a worker's account published an assignment");
+}
+
+/// What the coordinator keeps about `node`: the SHA-256 of its secret, read from a backup
+/// as anyone who holds one can.
+fn stored_secret_hash(c: &Cluster, node: &str) -> String {
+    let file = c.path().join("stolen-backup.db");
+    let out = c.cli(&["backup", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", show(&out));
+    let db = rusqlite::Connection::open(&file).unwrap();
+    db.query_row("SELECT secret_hash FROM nodes WHERE node_id = ?1", [node], |r| r.get(0)).unwrap()
+}
+
+/// Publishes `report` on task `task`'s result subject, as node `node`, under message id
+/// `id`, with the signature `sign` makes of (subject, id, payload).
+async fn publish_as(
+    js: &jetstream::Context,
+    node: &str,
+    task: &str,
+    id: &str,
+    report: &Value,
+    sign: impl Fn(&str, &str, &[u8]) -> String,
+) {
+    let subject = format!("cluster.task.results.{task}");
+    let payload = report.to_string().into_bytes();
+    let sig = sign(&subject, id, &payload);
+    let message = jetstream::message::PublishMessage::build()
+        .message_id(id)
+        .header("Openclaw-Node", node)
+        .header("Openclaw-Sig", sig.as_str())
+        .payload(payload.into());
+    js.send_publish(subject, message).await.unwrap().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_forged_from_a_backup_or_claiming_the_real_ones_id_changes_nothing() {
+    // Regression (issue 24): results were signed with a key the store holds (the SHA-256
+    // of the node secret), so a backup could sign a result for any node; and their message
+    // id was `<task>.<attempt>.result`, so whoever published that id first had JetStream
+    // drop the real result as a duplicate while the worker counted it delivered.
+    let Some(server) = NatsServer::start(None) else { return };
+    let c = nats_cluster(Settings::default(), &server.url(), "").await;
+    let (_nc, js) = jetstream_of(&server).await;
+    let skills = c.path().join("skills");
+    exec_skill(&skills, "gate", "while [ ! -f go ]; do sleep 0.05; done\ncat\n");
+    let w = c.worker("w1", &skills, &[]);
+    on_nats(&w).await;
+    let id = c.submit(json!({"name": "guarded", "required_skills": ["gate"], "parameters": {"real": true}})).await;
+    eventually("the task running", Duration::from_secs(20), || async {
+        c.get(&format!("/api/v1/tasks/{id}")).await["status"] == "running"
+    })
+    .await;
+
+    let stored = stored_secret_hash(&c, "w1");
+    let forged = json!({"attempt": 1, "outcome": "completed", "result": {"forged": true}, "duration_ms": 1});
+    let refused = || metric(&c, r#"openclaw_nats_results_total{kind="refused"}"#);
+    let before = refused().await;
+    // The old scheme: HMAC-SHA256 keyed by the stored hash, under the old, guessable id.
+    let old_id = format!("{id}.1.result");
+    publish_as(&js, "w1", &id, &old_id, &forged, |subject, msg_id, payload| {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, stored.as_bytes());
+        let tag = ring::hmac::sign(&key, &[subject.as_bytes(), b"\n", msg_id.as_bytes(), b"\n", payload].concat());
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(tag)
+    })
+    .await;
+    // The new scheme, keyed by what the backup holds instead of the secret itself.
+    let from_backup = NodeKey::derive(&stored);
+    let new_id = from_backup.result_id(&id, 1);
+    publish_as(&js, "w1", &id, &new_id, &forged, |s, i, p| from_backup.sign(s, i, p)).await;
+    // Unsigned bodies under ids a watcher could guess, to have the real one dropped.
+    for guess in [format!("{id}.1.result.0000000000000000"), format!("{id}.1")] {
+        publish_as(&js, "w1", &id, &guess, &json!({"attempt": 1, "outcome": "failed"}), |_, _, _| "x".into()).await;
+    }
+    eventually("the four forgeries refused", Duration::from_secs(20), || async { refused().await >= before + 4 }).await;
+    let task = c.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(task["status"], "running", "a forged result was recorded: {task}");
+
+    // The real result goes over NATS, and is recorded (not swallowed as a duplicate).
+    std::fs::write(skills.join("gate/go"), "").unwrap();
+    let task = c.wait_task(&id, 30).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["result"]["parameters"]["real"], true, "{task}");
+    assert_eq!(count_events(&task, "completed"), 1, "{task}");
+    // Recorded from NATS: a real result dropped as a duplicate never reaches the coordinator
+    // (the worker's HTTP fallback would then have delivered it, with this still 0).
+    eventually("the real result recorded from NATS", Duration::from_secs(10), || async {
+        metric(&c, r#"openclaw_nats_results_total{kind="recorded"}"#).await == 1
+    })
+    .await;
+    // Without credentials, the coordinator warned that everything travels in clear.
+    let coordinator = c.coordinator.as_ref().unwrap();
+    let warning = coordinator
+        .out()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["message"].as_str().is_some_and(|m| m.contains("has no credentials")))
+        .unwrap_or_else(|| panic!("no warning about NATS without credentials: {}", coordinator.logs()));
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert!(warning["message"].as_str().unwrap().contains("task parameters"), "{warning}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_the_coordinator_never_takes_from_nats_is_delivered_over_http() {
+    // The worker counts a result delivered only once the coordinator confirms it. Here the
+    // coordinator's account may not pull the results stream (the example's accounts, minus
+    // that one permission): the result waits in NATS unread, and goes over HTTP.
+    let conf = example_server_config().replace("\"$JS.API.CONSUMER.MSG.NEXT.CLUSTER_RESULTS.coordinator\",", "");
+    assert_ne!(conf, example_server_config(), "the example no longer has the line this test removes");
+    let Some(server) = NatsServer::start(Some(&conf)) else { return };
+    let c = nats_cluster(
+        Settings::default(),
+        &server.url(),
+        "  nats_user: coordinator\n  nats_password: change-me-coordinator\n",
+    )
+    .await;
+    let skills = c.path().join("skills");
+    exec_skill(&skills, "echo", "cat\n");
+    let w = c.worker_env("worker-1", &skills, &[], &worker_account("worker-1", "change-me-worker-1"));
+    on_nats(&w).await;
+    let id = c.submit(json!({"name": "unread", "required_skills": ["echo"]})).await;
+    let task = c.wait_task(&id, 30).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(started_via(&w, &id), ["nats"]);
+    assert!(w.out().contains("has not confirmed this result after two heartbeats"), "{}", w.logs());
+    assert_eq!(metric(&c, r#"openclaw_nats_results_total{kind="recorded"}"#).await, 0);
+    let js = client_as(&server, "coordinator", "change-me-coordinator", "_INBOX.coordinator.probe").await;
+    assert_eq!(stream_messages(&js, "CLUSTER_RESULTS").await, 1, "the published result should still wait unread");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_worker_that_sends_no_key_stays_on_http() {
+    // A worker from before the node keys says its NATS link is up but sends no key: the
+    // coordinator could not check its messages, so it keeps it on HTTP and says why, once.
+    let Some(server) = NatsServer::start(None) else { return };
+    let c = nats_cluster(Settings::default(), &server.url(), "").await;
+    let coordinator = c.coordinator.as_ref().unwrap();
+    coordinator.wait_for_output("NATS streams ready", Duration::from_secs(20)).await;
+    let secret = c.register("old", &["echo"], 1).await;
+    for _ in 0..3 {
+        assert_eq!(dispatch_after_heartbeat(&c, "old", &secret, json!({"nats": true})).await, "http");
+    }
+    coordinator.wait_for_output("runs an older worker", Duration::from_secs(10)).await;
+    assert_eq!(coordinator.out().matches("runs an older worker").count(), 1, "{}", coordinator.logs());
+    let bad = json!({"nats": true, "nats_key": "c2hvcnQ="});
+    assert_eq!(dispatch_after_heartbeat(&c, "old", &secret, bad).await, "http");
+    // With its key, the same node moves to NATS once its consumer exists.
+    let with_key = json!({"nats": true, "nats_key": NodeKey::derive(&secret).to_base64()});
+    eventually("the node on NATS", Duration::from_secs(20), || async {
+        dispatch_after_heartbeat(&c, "old", &secret, with_key.clone()).await == "nats"
+    })
+    .await;
+}
+
+/// Heartbeats as node `node` with `body`; the answer's `dispatch`.
+async fn dispatch_after_heartbeat(c: &Cluster, node: &str, secret: &str, body: Value) -> String {
+    let path = format!("/api/v1/nodes/{node}/heartbeat");
+    let (status, answer) = c.call("POST", &path, Some(secret), Some(&body.to_string())).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["dispatch"].as_str().unwrap().to_string()
 }

@@ -38,12 +38,21 @@ impl NatsServer {
         installed().then(|| Self::start_on(-1, conf))
     }
 
-    /// A server on `port` (-1: random).
+    /// A server on `port` (-1: random). A `store_dir:` line in `conf` (a whole server
+    /// config, as shipped) is pointed at the temp store.
     pub fn start_on(port: i32, conf: Option<&str>) -> NatsServer {
         let dir = tempfile::Builder::new().prefix("openclaw-nats-").tempdir().unwrap();
+        let store = dir.path().join("store");
         let conf = conf.map(|text| {
+            let text: Vec<String> = text
+                .lines()
+                .map(|l| match l.split_once("store_dir:") {
+                    Some((indent, _)) => format!("{indent}store_dir: {:?}", store.display().to_string()),
+                    None => l.to_string(),
+                })
+                .collect();
             let path = dir.path().join("server.conf");
-            std::fs::write(&path, text).unwrap();
+            std::fs::write(&path, text.join("\n")).unwrap();
             path
         });
         let mut s = NatsServer { dir, port: 0, conf, child: None };
@@ -57,13 +66,17 @@ impl NatsServer {
         let _ = std::fs::remove_dir_all(&ports);
         std::fs::create_dir_all(&ports).unwrap();
         let mut cmd = Command::new("nats-server");
+        let mut store_in_conf = false;
         if let Some(conf) = &self.conf {
             cmd.arg("-c").arg(conf);
+            store_in_conf = std::fs::read_to_string(conf).unwrap().contains("store_dir:");
         }
-        cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
-            .arg("-sd")
-            .arg(self.dir.path().join("store"))
-            .arg("--ports_file_dir")
+        cmd.args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()]);
+        if !store_in_conf {
+            // nats-server refuses a store dir given twice.
+            cmd.arg("-sd").arg(self.dir.path().join("store"));
+        }
+        cmd.arg("--ports_file_dir")
             .arg(&ports)
             .arg("-l")
             .arg(self.dir.path().join("server.log"))

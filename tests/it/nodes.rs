@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, Settings, cli, show};
+use crate::support::{Cluster, Settings, Skill, cli, show};
 
 /// The Python original's worker sent exactly this (worker/heartbeat.py), and its other
 /// registration path sent `tailscale_ip: null` and `port`.
@@ -674,10 +674,7 @@ async fn tls_end_to_end_with_a_private_ca() {
     let untrusting = crate::support::http_client().get(format!("{}/health", cluster.url())).send().await;
     assert!(untrusting.is_err(), "the private CA's certificate was trusted without worker.ca_file");
     // A worker and the CLI that trust the CA (worker.ca_file) work over HTTPS.
-    let skills = cluster.path().join("skills");
-    crate::support::exec_skill(&skills, "echo", "cat\n");
-    let worker = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["echo"]).await;
+    let worker = cluster.exec_worker("w1", &[Skill::exec("echo", "cat\n")], &[]).await;
     let o = cluster.cli(&["nodes", "--json"]);
     assert!(o.status.success(), "{}", show(&o));
     let task = cluster.submit(json!({"name": "t", "required_skills": ["echo"], "parameters": {"over": "tls"}})).await;

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, Settings, exec_skill, run_tool, tool};
+use crate::support::{Cluster, Settings, Skill, run_tool, tool};
 
 fn committed() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json")
@@ -117,10 +117,7 @@ async fn every_route_answers_as_the_document_says() {
     // Node n1 is driven by hand and sends no heartbeats between its steps: a long timeout
     // keeps it (and the task it holds) from being requeued on a busy machine.
     let cluster = Cluster::start_with(Settings { heartbeat_timeout: 120.0, ..Settings::default() }).await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "echo", "cat\n");
-    let _w1 = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["echo"]).await;
+    let _w1 = cluster.exec_worker("w1", &[Skill::exec("echo", "cat\n")], &[]).await;
     let admin = cluster.admin();
     let join = cluster.worker_token();
     let tasks = std::fs::read_to_string(cluster.path().join("data/tasks.token")).unwrap().trim().to_string();

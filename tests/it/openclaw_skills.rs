@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use openclaw::worker::openclaw as oc;
-use openclaw::worker::skills::{self, Host, Missing, Rules, Skill};
+use openclaw::worker::skills::{self, Host, Missing, Rules, Skill, native};
 
 use crate::require_openclaw;
 
@@ -35,7 +35,7 @@ fn ours(s: &Skill) -> Verdict {
     }
 }
 
-fn theirs(s: &oc::ListedSkill) -> Verdict {
+fn theirs(s: &native::ListedSkill) -> Verdict {
     Verdict {
         description: s.description.clone(),
         eligible: s.eligible,
@@ -186,17 +186,17 @@ impl Setup {
     }
 
     /// OpenClaw's listing, run with exactly this environment.
-    fn listing(&self, install: &crate::real_openclaw::Install) -> oc::Listing {
+    fn listing(&self, install: &crate::real_openclaw::Install) -> native::Listing {
         let mut cmd = std::process::Command::new(&install.cli);
         cmd.env_clear().args(["skills", "list", "--json"]).current_dir(self.dir.path());
         cmd.envs(&self.env).env("TMPDIR", self.dir.path()).env("NO_COLOR", "1");
         let out = cmd.output().unwrap();
         assert!(out.status.success(), "openclaw skills list: {}", crate::support::show(&out));
-        oc::Listing::parse(&out.stdout).unwrap()
+        native::Listing::parse(&out.stdout).unwrap()
     }
 }
 
-fn listed(listing: &oc::Listing, sources: &[&str]) -> BTreeMap<String, Verdict> {
+fn listed(listing: &native::Listing, sources: &[&str]) -> BTreeMap<String, Verdict> {
     listing
         .skills
         .iter()

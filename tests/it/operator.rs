@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Cluster, Proc, eventually, exec_skill, show};
+use crate::support::{Cluster, Proc, Skill, eventually, exec_skill, show};
 
 /// A backup taken under load restores into a new coordinator that serves every task the
 /// backup held, with its status and history.
@@ -13,10 +13,7 @@ use crate::support::{Cluster, Proc, eventually, exec_skill, show};
 #[tokio::test]
 async fn a_backup_taken_under_load_restores_into_a_working_coordinator() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "echo", "cat\n");
-    let _worker = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["echo"]).await;
+    let _worker = cluster.exec_worker("w1", &[Skill::exec("echo", "cat\n")], &[]).await;
     let mut ids = Vec::new();
     for i in 0..20 {
         ids.push(

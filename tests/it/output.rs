@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, Proc, Settings, Sse, exec_skill, texts};
+use crate::support::{Cluster, Proc, Settings, Skill, Sse, texts};
 
 /// Submits a task for `skill`, takes it as `node` and starts it; returns its id and attempt.
 async fn start_task(cluster: &Cluster, node: &str, secret: &str, skill: &str) -> (String, u64) {
@@ -272,21 +272,15 @@ async fn tasks_logs_prints_and_follows() {
 async fn a_worker_streams_a_running_task_with_its_secrets_redacted() {
     let cluster = Cluster::start().await;
     let skills = cluster.path().join("skills");
-    let dir = skills.join("progress");
-    std::fs::create_dir_all(&dir).unwrap();
     // The skill declares a token variable of the worker's, which a skill may be given; the
     // worker still keeps its value out of the output.
-    std::fs::write(
-        dir.join("SKILL.md"),
-        "---\nname: progress\ndescription: d\nmetadata:\n  openclaw:\n    requires:\n      env: [OPENCLAW_CUSTOM_TOKEN]\n  cluster:\n    run: [sh, run.sh]\n---\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("run.sh"),
+    let dir = Skill::exec(
+        "progress",
         "echo 'step 1'\necho 'warming up' >&2\necho \"join $(cat ../../data/worker.token) custom $OPENCLAW_CUSTOM_TOKEN\" >&2\n\
          while [ ! -e go ]; do sleep 0.05; done\necho 'step 2' >&2\necho '{\"ok\": true}'\n",
     )
-    .unwrap();
+    .env(&["OPENCLAW_CUSTOM_TOKEN"])
+    .write(&skills);
     let custom = "custom-secret-value-0123456789";
     let _w = cluster.worker_env("w1", &skills, &[], &[("OPENCLAW_CUSTOM_TOKEN", custom)]);
     cluster.wait_online("w1", &["progress"]).await;
@@ -336,10 +330,7 @@ async fn a_worker_streams_a_running_task_with_its_secrets_redacted() {
 #[tokio::test]
 async fn a_chatty_task_costs_few_requests() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "chatty", "seq 1 20000 >&2\necho '{}'\n");
-    let _w = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["chatty"]).await;
+    let _w = cluster.exec_worker("w1", &[Skill::exec("chatty", "seq 1 20000 >&2\necho '{}'\n")], &[]).await;
     let requests = || cluster.metric("openclaw_http_requests_total{route=\"node_task_output\"");
     let before = requests().await;
     let task = cluster.submit(json!({"name": "c", "required_skills": ["chatty"]})).await;
@@ -362,14 +353,8 @@ async fn a_chatty_task_costs_few_requests() {
 #[tokio::test]
 async fn output_printed_during_a_coordinator_outage_arrives_after_it() {
     let mut cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(
-        &skills,
-        "slow",
-        "echo before\nwhile [ ! -e go1 ]; do sleep 0.05; done\necho during\nwhile [ ! -e go2 ]; do sleep 0.05; done\necho after\n",
-    );
-    let _w = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["slow"]).await;
+    let skills = cluster.skills_dir();
+    let _w = cluster.exec_worker("w1", &[Skill::exec("slow", "echo before\nwhile [ ! -e go1 ]; do sleep 0.05; done\necho during\nwhile [ ! -e go2 ]; do sleep 0.05; done\necho after\n")], &[]).await;
     let task = cluster.submit(json!({"name": "s", "required_skills": ["slow"]})).await;
     let mut follow =
         Sse::open(&cluster, &format!("/api/v1/tasks/{task}/output?follow=true"), &cluster.admin(), None).await;

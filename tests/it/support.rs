@@ -431,6 +431,26 @@ impl Cluster {
         Proc::spawn(&format!("worker-{node_id}"), &args, env, self.dir.path(), &self.logs())
     }
 
+    /// The set-up most task tests share: writes these skills into `<dir>/skills`, starts a
+    /// worker `node_id` on them (with `extra` flags) and waits until it is online with all
+    /// of them.
+    pub async fn exec_worker(&self, node_id: &str, skills: &[Skill], extra: &[&str]) -> Proc {
+        let dir = self.skills_dir();
+        for skill in skills {
+            skill.write(&dir);
+        }
+        let worker = self.worker(node_id, &dir, extra);
+        let mut names: Vec<&str> = skills.iter().map(Skill::name).collect();
+        names.sort();
+        self.wait_online(node_id, &names).await;
+        worker
+    }
+
+    /// The skills dir `exec_worker` writes into.
+    pub fn skills_dir(&self) -> PathBuf {
+        self.dir.path().join("skills")
+    }
+
     /// Runs the CLI against this cluster's config.
     pub fn cli(&self, args: &[&str]) -> Output {
         let config = self.config.display().to_string();
@@ -612,29 +632,91 @@ fn test_certificates(dir: &Path) -> PathBuf {
     dir.join("ca.pem")
 }
 
+/// A skill folder for a test, declared as a SKILL.md declares it: an exec skill (`sh run.sh`
+/// with a script, or any command) or an agent skill, with the `requires.env`/`requires.bins`
+/// it needs. `write` puts it under a skills dir.
+pub struct Skill {
+    name: String,
+    run: Option<Vec<String>>,
+    script: Option<String>,
+    env: Vec<String>,
+    bins: Vec<String>,
+}
+
+impl Skill {
+    /// An exec skill whose command is `sh run.sh` with this script.
+    pub fn exec(name: &str, script: &str) -> Skill {
+        Skill { script: Some(script.to_string()), ..Skill::command(name, &["sh", "run.sh"]) }
+    }
+
+    /// An exec skill that runs this command (no script file).
+    pub fn command(name: &str, argv: &[&str]) -> Skill {
+        Skill { run: Some(argv.iter().map(|a| a.to_string()).collect()), ..Skill::agent(name) }
+    }
+
+    /// An agent skill (no command: the worker's OpenClaw runs it).
+    pub fn agent(name: &str) -> Skill {
+        Skill { name: name.to_string(), run: None, script: None, env: Vec::new(), bins: Vec::new() }
+    }
+
+    /// Environment variables the skill requires (`metadata.openclaw.requires.env`).
+    pub fn env(mut self, vars: &[&str]) -> Skill {
+        self.env.extend(vars.iter().map(|v| v.to_string()));
+        self
+    }
+
+    /// Binaries the skill requires on PATH (`metadata.openclaw.requires.bins`).
+    pub fn bins(mut self, bins: &[&str]) -> Skill {
+        self.bins.extend(bins.iter().map(|b| b.to_string()));
+        self
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Writes `<skills>/<name>/SKILL.md` (and `run.sh`); returns the skill's folder.
+    pub fn write(&self, skills: &Path) -> PathBuf {
+        let dir = skills.join(&self.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut metadata = serde_json::Map::new();
+        if !self.env.is_empty() || !self.bins.is_empty() {
+            let mut requires = serde_json::Map::new();
+            if !self.env.is_empty() {
+                requires.insert("env".into(), serde_json::json!(self.env));
+            }
+            if !self.bins.is_empty() {
+                requires.insert("bins".into(), serde_json::json!(self.bins));
+            }
+            metadata.insert("openclaw".into(), serde_json::json!({ "requires": requires }));
+        }
+        if let Some(run) = &self.run {
+            metadata.insert("cluster".into(), serde_json::json!({ "run": run }));
+        }
+        let (kind, body) = if self.run.is_some() { ("test", "") } else { ("agent", "Do the thing.\n") };
+        let metadata =
+            if metadata.is_empty() { String::new() } else { format!("metadata: {}\n", Value::Object(metadata)) };
+        let name = &self.name;
+        std::fs::write(
+            dir.join("SKILL.md"),
+            format!("---\nname: {name}\ndescription: {kind} skill {name}\n{metadata}---\n{body}"),
+        )
+        .unwrap();
+        if let Some(script) = &self.script {
+            std::fs::write(dir.join("run.sh"), script).unwrap();
+        }
+        dir
+    }
+}
+
 /// Writes an exec skill whose command is `sh run.sh` with the given script.
 pub fn exec_skill(skills: &Path, name: &str, script: &str) {
-    let dir = skills.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("SKILL.md"),
-        format!(
-            "---\nname: {name}\ndescription: test skill {name}\nmetadata:\n  cluster:\n    run: [sh, run.sh]\n---\n"
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.join("run.sh"), script).unwrap();
+    Skill::exec(name, script).write(skills);
 }
 
 /// Writes an agent skill (no command).
 pub fn agent_skill(skills: &Path, name: &str) {
-    let dir = skills.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("SKILL.md"),
-        format!("---\nname: {name}\ndescription: agent skill {name}\n---\nDo the thing.\n"),
-    )
-    .unwrap();
+    Skill::agent(name).write(skills);
 }
 
 /// Whether a process is gone (or a zombie nobody reaped yet) now.

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::{Cluster, Settings, eventually, exec_skill, show};
+use crate::support::{Cluster, Settings, Skill, eventually, exec_skill, show};
 
 fn events(task: &Value) -> Vec<(String, u64, String)> {
     task["events"]
@@ -37,15 +37,7 @@ fn gated_skill(skills: &std::path::Path, name: &str, gate: &std::path::Path) {
 #[tokio::test]
 async fn an_exec_task_returns_its_json_result() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(
-        &skills,
-        "echo",
-        "read input\necho \"{\\\"input\\\": $input, \\\"env\\\": [\\\"$OPENCLAW_TASK_ID\\\", \\\"$OPENCLAW_NODE_ID\\\", \\\"$OPENCLAW_SKILL\\\", \\\"$OPENCLAW_ATTEMPT\\\"], \\\"pwd\\\": \\\"$(pwd)\\\"}\"\necho warming up >&2\n",
-    );
-    exec_skill(&skills, "text", "echo plain words\n");
-    let _w = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["echo", "text"]).await;
+    let _w = cluster.exec_worker("w1", &[Skill::exec("echo", "read input\necho \"{\\\"input\\\": $input, \\\"env\\\": [\\\"$OPENCLAW_TASK_ID\\\", \\\"$OPENCLAW_NODE_ID\\\", \\\"$OPENCLAW_SKILL\\\", \\\"$OPENCLAW_ATTEMPT\\\"], \\\"pwd\\\": \\\"$(pwd)\\\"}\"\necho warming up >&2\n"), Skill::exec("text", "echo plain words\n")], &[]).await;
     let id =
         cluster.submit(json!({"name": "say", "required_skills": ["echo"], "parameters": {"n": 3, "s": "x"}})).await;
     let task = cluster.wait_task(&id, 20).await;
@@ -117,10 +109,7 @@ async fn priorities_decide_who_gets_the_one_free_slot_and_fifo_within_one() {
 #[tokio::test]
 async fn an_unplaceable_critical_task_does_not_block_a_normal_one() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "echo", "echo '{}'\n");
-    let _w = cluster.worker("w1", &skills, &["--max-concurrent-tasks", "1"]);
-    cluster.wait_online("w1", &["echo"]).await;
+    let _w = cluster.exec_worker("w1", &[Skill::exec("echo", "echo '{}'\n")], &["--max-concurrent-tasks", "1"]).await;
     let stuck = cluster.submit(json!({"name": "stuck", "required_skills": ["ffmpeg"], "priority": "critical"})).await;
     let normal = cluster.submit(json!({"name": "fine", "required_skills": ["echo"]})).await;
     assert_eq!(cluster.wait_task(&normal, 20).await["status"], "completed");
@@ -235,14 +224,8 @@ async fn reports_are_fenced_by_node_and_attempt_and_repeats_are_harmless() {
 #[tokio::test]
 async fn a_worker_killed_mid_task_loses_it_to_another_worker() {
     let cluster = Cluster::start_with(Settings { heartbeat_timeout: 2.0, ..Settings::default() }).await;
-    let skills = cluster.path().join("skills");
-    exec_skill(
-        &skills,
-        "slow",
-        "if [ \"$OPENCLAW_NODE_ID\" = w1 ]; then touch on-w1; sleep 30; fi\necho \"{\\\"by\\\": \\\"$OPENCLAW_NODE_ID\\\"}\"\n",
-    );
-    let mut w1 = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["slow"]).await;
+    let skills = cluster.skills_dir();
+    let mut w1 = cluster.exec_worker("w1", &[Skill::exec("slow", "if [ \"$OPENCLAW_NODE_ID\" = w1 ]; then touch on-w1; sleep 30; fi\necho \"{\\\"by\\\": \\\"$OPENCLAW_NODE_ID\\\"}\"\n")], &[]).await;
     let id = cluster.submit(json!({"name": "t", "required_skills": ["slow"], "max_retries": 2})).await;
     let marker = skills.join("slow/on-w1");
     eventually("the task runs on w1", Duration::from_secs(10), || async { marker.exists() }).await;
@@ -345,10 +328,14 @@ async fn kill_9_of_the_coordinator_loses_no_acknowledged_task() {
 #[tokio::test]
 async fn cancelling_a_running_task_kills_its_child_and_grandchild() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "tree", "echo $$ > child.pid\nsleep 300 &\necho $! > grandchild.pid\nwait\n");
-    let _w = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["tree"]).await;
+    let skills = cluster.skills_dir();
+    let _w = cluster
+        .exec_worker(
+            "w1",
+            &[Skill::exec("tree", "echo $$ > child.pid\nsleep 300 &\necho $! > grandchild.pid\nwait\n")],
+            &[],
+        )
+        .await;
     let id = cluster.submit(json!({"name": "t", "required_skills": ["tree"]})).await;
     let (child, grandchild) = (skills.join("tree/child.pid"), skills.join("tree/grandchild.pid"));
     eventually("both processes started", Duration::from_secs(10), || async {
@@ -375,10 +362,8 @@ async fn cancelling_a_running_task_kills_its_child_and_grandchild() {
 #[tokio::test]
 async fn a_timeout_ends_the_task_as_timeout_and_kills_the_process() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "hang", "echo $$ > hang.pid\nsleep 300\n");
-    let _w = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["hang"]).await;
+    let skills = cluster.skills_dir();
+    let _w = cluster.exec_worker("w1", &[Skill::exec("hang", "echo $$ > hang.pid\nsleep 300\n")], &[]).await;
     let id = cluster.submit(json!({"name": "t", "required_skills": ["hang"], "timeout": 1, "max_retries": 0})).await;
     let task = cluster.wait_task(&id, 20).await;
     assert_eq!(task["status"], "timeout", "{task}");
@@ -391,15 +376,7 @@ async fn a_timeout_ends_the_task_as_timeout_and_kills_the_process() {
 #[tokio::test]
 async fn a_skill_that_fails_twice_then_succeeds_completes_at_attempt_3() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(
-        &skills,
-        "flaky",
-        "if [ \"$OPENCLAW_ATTEMPT\" -lt 3 ]; then echo \"boom $OPENCLAW_ATTEMPT\" >&2; exit 7; fi\necho '{\"ok\": true}'\n",
-    );
-    exec_skill(&skills, "broken", "echo nope >&2; exit 3\n");
-    let _w = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["broken", "flaky"]).await;
+    let _w = cluster.exec_worker("w1", &[Skill::exec("flaky", "if [ \"$OPENCLAW_ATTEMPT\" -lt 3 ]; then echo \"boom $OPENCLAW_ATTEMPT\" >&2; exit 7; fi\necho '{\"ok\": true}'\n"), Skill::exec("broken", "echo nope >&2; exit 3\n")], &[]).await;
     let id = cluster.submit(json!({"name": "t", "required_skills": ["flaky"]})).await;
     let task = cluster.wait_task(&id, 30).await;
     assert_eq!(
@@ -654,11 +631,13 @@ async fn a_long_poll_hands_over_a_placed_task_at_once() {
 #[tokio::test]
 async fn the_tasks_cli_submits_waits_and_reports_with_exit_codes() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "echo", "read input; echo \"$input\"\n");
-    exec_skill(&skills, "fail", "echo broken >&2; exit 1\n");
-    let _w = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["echo", "fail"]).await;
+    let _w = cluster
+        .exec_worker(
+            "w1",
+            &[Skill::exec("echo", "read input; echo \"$input\"\n"), Skill::exec("fail", "echo broken >&2; exit 1\n")],
+            &[],
+        )
+        .await;
     let o = cluster.cli(&[
         "tasks", "submit", "--skill", "echo", "--param", "n=3", "--param", "who=me", "--prompt", "hi", "--wait",
     ]);
@@ -942,10 +921,9 @@ async fn a_result_too_large_for_the_coordinator_fails_the_attempt_and_frees_the_
 #[tokio::test]
 async fn a_slow_cancel_does_not_make_the_worker_spin() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "stubborn", "trap '' TERM\ntouch started\nsleep 20\n");
-    let _w = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["stubborn"]).await;
+    let skills = cluster.skills_dir();
+    let _w =
+        cluster.exec_worker("w1", &[Skill::exec("stubborn", "trap '' TERM\ntouch started\nsleep 20\n")], &[]).await;
     let id = cluster.submit(json!({"name": "t", "required_skills": ["stubborn"]})).await;
     let started = skills.join("stubborn/started");
     eventually("the task started", Duration::from_secs(10), || async { started.exists() }).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{Cluster, Settings, agent_skill, eventually, exec_skill};
+use crate::support::{Cluster, Settings, Skill, agent_skill, eventually, exec_skill};
 
 #[cfg(unix)]
 #[tokio::test]
@@ -14,10 +14,8 @@ async fn a_worker_joins_with_exactly_its_eligible_skills() {
     let cluster = Cluster::start().await;
     let skills = cluster.path().join("skills");
     exec_skill(&skills, "echo", "cat\n");
-    std::fs::create_dir_all(skills.join("needs-bin")).unwrap();
-    std::fs::write(skills.join("needs-bin/SKILL.md"), "---\nname: needs-bin\ndescription: d\nmetadata: {\"openclaw\": {\"requires\": {\"bins\": [\"zzz-not-installed\"]}}, \"cluster\": {\"run\": \"cat\"}}\n---\n").unwrap();
-    std::fs::create_dir_all(skills.join("needs-env")).unwrap();
-    std::fs::write(skills.join("needs-env/SKILL.md"), "---\nname: needs-env\ndescription: d\nmetadata:\n  openclaw:\n    requires:\n      env: [ZZZ_UNSET_VAR]\n  cluster:\n    run: [cat]\n---\n").unwrap();
+    Skill::command("needs-bin", &["cat"]).bins(&["zzz-not-installed"]).write(&skills);
+    Skill::command("needs-env", &["cat"]).env(&["ZZZ_UNSET_VAR"]).write(&skills);
     std::fs::create_dir_all(skills.join("broken")).unwrap();
     std::fs::write(skills.join("broken/SKILL.md"), "---\nname: [oops\n---\n").unwrap();
     // An agent skill with no gateway (worker.port points at nothing): listed unavailable.
@@ -50,10 +48,8 @@ async fn a_worker_joins_with_exactly_its_eligible_skills() {
 #[tokio::test]
 async fn a_skill_with_an_overlong_name_is_skipped_not_fatal() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "fine", "cat\n");
-    let _worker = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["fine"]).await;
+    let skills = cluster.skills_dir();
+    let _worker = cluster.exec_worker("w1", &[Skill::exec("fine", "cat\n")], &[]).await;
     exec_skill(&skills, &"n".repeat(129), "cat\n");
     exec_skill(&skills, "later", "cat\n");
     cluster.wait_online("w1", &["fine", "later"]).await;
@@ -72,10 +68,8 @@ async fn a_skill_with_an_overlong_name_is_skipped_not_fatal() {
 #[tokio::test]
 async fn skill_changes_reach_the_coordinator_without_a_restart() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "one", "cat\n");
-    let _worker = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["one"]).await;
+    let skills = cluster.skills_dir();
+    let _worker = cluster.exec_worker("w1", &[Skill::exec("one", "cat\n")], &[]).await;
     exec_skill(&skills, "two", "cat\n");
     cluster.wait_online("w1", &["one", "two"]).await;
     std::fs::write(skills.join("one/SKILL.md"), "---\nname: [broken\n---\n").unwrap();
@@ -88,10 +82,7 @@ async fn skill_changes_reach_the_coordinator_without_a_restart() {
 #[tokio::test]
 async fn kill_9_makes_the_node_offline_after_the_timeout() {
     let cluster = Cluster::start_with(Settings { heartbeat_timeout: 2.0, ..Settings::default() }).await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "echo", "cat\n");
-    let mut worker = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["echo"]).await;
+    let mut worker = cluster.exec_worker("w1", &[Skill::exec("echo", "cat\n")], &[]).await;
     worker.kill9();
     cluster.wait_node("w1", "offline", Duration::from_secs(20), |n| n["status"] == "offline").await;
 }
@@ -101,10 +92,7 @@ async fn kill_9_makes_the_node_offline_after_the_timeout() {
 async fn the_worker_finds_a_restarted_coordinator_by_itself() {
     let settings = Settings { heartbeat_interval: 1.0, ..Settings::default() };
     let mut cluster = Cluster::start_with(settings).await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "echo", "cat\n");
-    let worker = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["echo"]).await;
+    let worker = cluster.exec_worker("w1", &[Skill::exec("echo", "cat\n")], &[]).await;
     cluster.kill_coordinator();
     worker.wait_for_output("the coordinator is not answering", Duration::from_secs(10)).await;
     cluster.start_coordinator().await;
@@ -196,10 +184,8 @@ async fn the_default_node_id_comes_from_the_host_name() {
 #[tokio::test]
 async fn a_second_live_worker_with_the_same_id_stops_at_once() {
     let cluster = Cluster::start_with(Settings { heartbeat_timeout: 30.0, ..Default::default() }).await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "echo", "cat\n");
-    let mut a = cluster.worker("dup", &skills, &[]);
-    cluster.wait_online("dup", &["echo"]).await;
+    let skills = cluster.skills_dir();
+    let mut a = cluster.exec_worker("dup", &[Skill::exec("echo", "cat\n")], &[]).await;
     let config = cluster.config.display().to_string();
     let skills_arg = skills.display().to_string();
     let args = |state_dir: &str| -> Vec<String> {
@@ -306,14 +292,9 @@ echo '{{"done": true}}'
 async fn an_exec_skill_sees_its_declared_variables_and_no_token() {
     let cluster = Cluster::start().await;
     let skills = cluster.path().join("skills");
-    let dir = skills.join("envdump");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(
-        dir.join("SKILL.md"),
-        "---\nname: envdump\ndescription: d\nmetadata:\n  openclaw:\n    requires:\n      env: [SKILL_API_KEY, OPENCLAW_GATEWAY_TOKEN]\n  cluster:\n    run: [sh, run.sh]\n---\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("run.sh"), "env > env.txt\necho '{}'\n").unwrap();
+    let dir = Skill::exec("envdump", "env > env.txt\necho '{}'\n")
+        .env(&["SKILL_API_KEY", "OPENCLAW_GATEWAY_TOKEN"])
+        .write(&skills);
     let join = cluster.worker_token();
     let worker = cluster.worker_env(
         "w1",
@@ -391,10 +372,7 @@ async fn a_worker_whose_skills_folder_does_not_exist_is_refused() {
 #[tokio::test]
 async fn an_exec_only_worker_never_warns_about_the_gateway() {
     let cluster = Cluster::start().await;
-    let skills = cluster.path().join("skills");
-    exec_skill(&skills, "echo", "cat\n");
-    let worker = cluster.worker("w1", &skills, &[]);
-    cluster.wait_online("w1", &["echo"]).await;
+    let worker = cluster.exec_worker("w1", &[Skill::exec("echo", "cat\n")], &[]).await;
     worker.wait_for_output("registered with the coordinator", Duration::from_secs(10)).await;
     assert!(!worker.out().contains("agent skills are unavailable"), "{}", worker.logs());
     let o = cluster.cli(&["skills", "--skills-dir", cluster.path().join("nope").to_str().unwrap()]);

@@ -20,8 +20,7 @@ use async_nats::{Client, ConnectErrorKind, ConnectOptions};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::Servers;
-use crate::config::CommunicationConfig;
+use super::config::{NatsConfig, Servers};
 use crate::model::{NatsState, Timestamp};
 use crate::util::lock;
 
@@ -49,9 +48,11 @@ pub struct ServerFacts {
 /// One process's connection to NATS.
 pub struct Link {
     servers: Servers,
-    config: CommunicationConfig,
+    config: NatsConfig,
     /// Shown in the server's `/connz` (e.g. `openclaw-worker w1`).
     name: String,
+    /// This process's inbox prefix (its replies and pulled messages arrive below it).
+    inbox: String,
     status: watch::Sender<Status>,
     /// A std mutex: set once at the first connection, then only cloned.
     client: Mutex<Option<Client>>,
@@ -61,15 +62,16 @@ pub struct Link {
 
 impl Link {
     /// A link for `config` (already checked at load). `name` identifies the process to the
-    /// server.
-    pub fn new(config: &CommunicationConfig, name: String) -> Result<Arc<Link>, String> {
-        let servers = super::servers(config.nats_url.as_deref().unwrap_or_default())?;
+    /// server; `inbox` is its inbox prefix.
+    pub fn new(config: &NatsConfig, name: String, inbox: String) -> Result<Arc<Link>, String> {
+        let servers = super::config::servers(config.nats_url.as_deref().unwrap_or_default())?;
         let status =
             Status { state: NatsState::Connecting, since: crate::util::now_ms(), last_error: None, connections: 0 };
         Ok(Arc::new(Link {
             servers,
             config: config.clone(),
             name,
+            inbox,
             status: watch::channel(status).0,
             client: Mutex::new(None),
             closing: AtomicBool::new(false),
@@ -240,6 +242,7 @@ impl Link {
         let link = Arc::downgrade(self);
         Ok(options
             .name(&self.name)
+            .custom_inbox_prefix(&self.inbox)
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(Duration::from_secs(10)))
             // A half-open connection is noticed after two missed pings, not minutes later.

@@ -22,24 +22,40 @@
 //!   (a server crash can undo recent acks), so every consumer is idempotent: a worker
 //!   runs an assignment only after the coordinator accepted its start report for that
 //!   attempt, and the coordinator's attempt fencing refuses a second completion.
-//! - Every assignment and result carries an HMAC ([`signature`]) keyed by the node's
-//!   secret hash: a NATS message has no identity of its own, and a body never is one.
+//! - Every assignment and result carries an HMAC keyed by the node's [`NodeKey`] (HKDF of
+//!   its secret, which only the worker and the coordinator's memory hold: never the store
+//!   or a backup), and a de-duplication id that needs the key too: a NATS message has no
+//!   identity of its own, a body never is one, and whoever may publish on a subject cannot
+//!   have a real message dropped as a duplicate of theirs. A worker that does not send its
+//!   key (an older version) is kept on HTTP.
 //! - Nothing on the state machine's path waits for NATS: publishers are separate tasks
 //!   that read committed state (the event bus, the store's event log).
 //!
-//! Layout: this file holds the names, the wire format, signing and the config checks;
-//! [`link`] connects (credentials, TLS, what to check when it fails) and tracks the
-//! connection; [`coordinator`] and [`worker`] are each role's loops.
+//! Why a key derived from the secret rather than a key pair per node: both directions need
+//! signing (assignments, whose parameters a worker runs, as well as results), the
+//! coordinator has no key of its own that its data folder would not also hold, and a
+//! derived key needs no schema change and no new secret on disk; the coordinator holds it
+//! only from the node's first heartbeat after a restart (results that wait in NATS until
+//! then are taken at that heartbeat).
+//!
+//! Each process connects with an inbox prefix of its own ([`Names::coordinator_inbox`],
+//! [`Names::node_inbox`]), so an account per role (see docs/nats.md) keeps one worker out
+//! of another's replies and out of the coordinator's.
+//!
+//! Layout: this file holds the names, the wire format and signing; [`config`] the
+//! `communication.nats_*` settings and their checks; [`link`] connects (credentials, TLS,
+//! what to check when it fails) and tracks the connection; [`coordinator`] and [`worker`]
+//! are each role's side: the coordinator's `WorkerTransport` and loops, the worker's
+//! `CoordinatorTransport`.
 
+pub mod config;
 pub mod coordinator;
 pub mod link;
 pub mod worker;
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::CommunicationConfig;
 use crate::model::{Assignment, Event, EventKind};
 
 /// The header naming the node that sent a result.
@@ -68,7 +84,7 @@ pub struct Names {
 }
 
 impl Names {
-    /// Names under a prefix already checked by [`check_prefix`].
+    /// Names under a prefix already checked by [`config::check_prefix`].
     pub fn new(prefix: &str) -> Names {
         Names { prefix: prefix.to_string(), upper: prefix.to_ascii_uppercase().replace('.', "_") }
     }
@@ -144,6 +160,17 @@ impl Names {
         format!("{}_EVENTS", self.upper)
     }
 
+    /// The coordinator's inbox prefix (replies to its requests, the results it pulls): a
+    /// subject of its own, so a least-privilege account can keep workers out of it.
+    pub fn coordinator_inbox(&self) -> String {
+        format!("_INBOX.coordinator.{}", self.prefix)
+    }
+
+    /// Node `node`'s inbox prefix (replies, the assignments it pulls).
+    pub fn node_inbox(&self, node: &str) -> String {
+        format!("_INBOX.node.{}.{}", node_token(node), self.prefix)
+    }
+
     /// The durable consumer of node `node`'s assignments. The hash keeps ids that differ
     /// only in case apart on servers whose file system ignores case (consumer names are
     /// folder names there).
@@ -159,16 +186,6 @@ pub fn node_token(node_id: &str) -> String {
     node_id.replace('.', "~")
 }
 
-/// The de-duplication id of an assignment.
-pub fn assignment_id(task_id: &str, attempt: u32) -> String {
-    format!("{task_id}.{attempt}")
-}
-
-/// The de-duplication id of a result.
-pub fn result_id(task_id: &str, attempt: u32) -> String {
-    format!("{task_id}.{attempt}.result")
-}
-
 /// What the coordinator publishes on a node's assignment subject.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -179,153 +196,99 @@ pub enum Delivery {
     Poll { task_id: String, attempt: u32 },
 }
 
-type HmacSha256 = Hmac<Sha256>;
+/// The key that signs a node's NATS messages, both ways, and makes their de-duplication
+/// ids: HKDF-SHA256 of the node's secret. The worker derives it and sends it in its
+/// heartbeats (HTTP, authenticated by that secret); the coordinator keeps it in memory
+/// only. The store keeps the secret's SHA-256, from which this key cannot be computed, so
+/// neither the database nor a backup can sign as a node. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NodeKey([u8; 32]);
 
-fn mac(key: &str, subject: &str, msg_id: &str, payload: &[u8]) -> HmacSha256 {
-    let mut mac = HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC takes keys of any length");
-    mac.update(subject.as_bytes());
-    mac.update(b"\n");
-    mac.update(msg_id.as_bytes());
-    mac.update(b"\n");
-    mac.update(payload);
-    mac
+/// HKDF's salt: names the purpose and the version of the scheme.
+const NODE_KEY_SALT: &[u8] = b"openclaw nats node key v2";
+
+impl NodeKey {
+    /// The key of a node secret.
+    pub fn derive(secret: &str) -> NodeKey {
+        let prk = ring::hkdf::Salt::new(ring::hkdf::HKDF_SHA256, NODE_KEY_SALT).extract(secret.as_bytes());
+        let okm = prk.expand(&[b"sign"], ring::hkdf::HKDF_SHA256).expect("32 bytes is within HKDF-SHA256's output");
+        let mut key = [0u8; 32];
+        okm.fill(&mut key).expect("the output length is the algorithm's");
+        NodeKey(key)
+    }
+
+    /// As a heartbeat carries it (`nats_key`, base64).
+    pub fn to_base64(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+
+    /// From a heartbeat's `nats_key`; `None` unless it is 32 bytes of base64.
+    pub fn from_base64(text: &str) -> Option<NodeKey> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
+        Some(NodeKey(bytes.try_into().ok()?))
+    }
+
+    fn hmac(&self, parts: &[&[u8]]) -> ring::hmac::Tag {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        let mut ctx = ring::hmac::Context::with_key(&key);
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                ctx.update(b"\n");
+            }
+            ctx.update(part);
+        }
+        ctx.sign()
+    }
+
+    /// The HMAC-SHA256 (base64) of a message: over the subject, the message id and the
+    /// payload, joined by newlines (which neither a subject nor a header value can hold).
+    pub fn sign(&self, subject: &str, msg_id: &str, payload: &[u8]) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(self.hmac(&[subject.as_bytes(), msg_id.as_bytes(), payload]))
+    }
+
+    /// Whether `sig` is [`NodeKey::sign`]'s answer for the message (constant time).
+    pub fn verify(&self, subject: &str, msg_id: &str, payload: &[u8], sig: &str) -> bool {
+        use base64::Engine;
+        let Ok(sig) = base64::engine::general_purpose::STANDARD.decode(sig) else { return false };
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &self.0);
+        let mut message = Vec::with_capacity(subject.len() + msg_id.len() + payload.len() + 2);
+        for (i, part) in [subject.as_bytes(), msg_id.as_bytes(), payload].iter().enumerate() {
+            if i > 0 {
+                message.extend_from_slice(b"\n");
+            }
+            message.extend_from_slice(part);
+        }
+        ring::hmac::verify(&key, &message, &sig).is_ok()
+    }
+
+    /// A tag only the holders of this key can make for (kind, task, attempt): 16 hex digits.
+    fn tag(&self, kind: &str, task_id: &str, attempt: u32) -> String {
+        let tag = self.hmac(&[kind.as_bytes(), task_id.as_bytes(), attempt.to_string().as_bytes()]);
+        tag.as_ref().iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The de-duplication id of an assignment: `<task>.<attempt>.<tag>`. JetStream drops a
+    /// second message with an id it saw in the last two minutes, so an id anyone could
+    /// write would let anyone who may publish there have the real message dropped; this
+    /// one needs the key.
+    pub fn assignment_id(&self, task_id: &str, attempt: u32) -> String {
+        format!("{task_id}.{attempt}.{}", self.tag("assignment", task_id, attempt))
+    }
+
+    /// The de-duplication id of a result: `<task>.<attempt>.result.<tag>` (see
+    /// [`NodeKey::assignment_id`]).
+    pub fn result_id(&self, task_id: &str, attempt: u32) -> String {
+        format!("{task_id}.{attempt}.result.{}", self.tag("result", task_id, attempt))
+    }
 }
 
-/// The HMAC-SHA256 (base64) of a message, keyed by the node's secret hash
-/// (`util::hash_secret`): over the subject, the message id and the payload.
-pub fn signature(key: &str, subject: &str, msg_id: &str, payload: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(mac(key, subject, msg_id, payload).finalize().into_bytes())
-}
-
-/// Whether `sig` is [`signature`]'s answer for the message (constant time).
-pub fn verify(key: &str, subject: &str, msg_id: &str, payload: &[u8], sig: &str) -> bool {
-    use base64::Engine;
-    match base64::engine::general_purpose::STANDARD.decode(sig) {
-        Ok(bytes) => mac(key, subject, msg_id, payload).verify_slice(&bytes).is_ok(),
-        Err(_) => false,
+impl std::fmt::Debug for NodeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeKey(..)")
     }
-}
-
-/// The configured servers: addresses without credentials, how to show them, and the
-/// credentials the URLs carried (the client ignores those, so they are applied as options).
-#[derive(Debug, Clone)]
-pub struct Servers {
-    pub addrs: Vec<async_nats::ServerAddr>,
-    /// `nats://host:port` list for logs and the health view: never a credential.
-    pub shown: String,
-    pub url_user: Option<String>,
-    pub url_password: Option<String>,
-}
-
-/// Parses `communication.nats_url`: one or more `nats://` or `tls://` URLs, comma-separated.
-pub fn servers(url: &str) -> Result<Servers, String> {
-    let mut addrs = Vec::new();
-    let mut shown = Vec::new();
-    let (mut url_user, mut url_password) = (None, None);
-    for part in url.split(',').map(str::trim) {
-        if part.is_empty() {
-            return Err(format!("`{url}` has an empty entry; write one URL or several separated by commas"));
-        }
-        if let Some((scheme, _)) = part.split_once("://")
-            && !matches!(scheme, "nats" | "tls")
-        {
-            return Err(format!("`{}`: the scheme must be nats:// or tls:// (got {scheme}://)", redact(part)));
-        }
-        let parsed: async_nats::ServerAddr = part.parse().map_err(|e| format!("`{}`: {e}", redact(part)))?;
-        if parsed.host().is_empty() {
-            return Err(format!("`{}` names no host", redact(part)));
-        }
-        if let Some(u) = parsed.username() {
-            url_user = Some(percent_encoding::percent_decode_str(u).decode_utf8_lossy().into_owned());
-            url_password =
-                parsed.password().map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned());
-        }
-        let host = if parsed.host().contains(':') { format!("[{}]", parsed.host()) } else { parsed.host().to_string() };
-        let clean = format!("{}://{host}:{}", parsed.scheme(), parsed.port());
-        addrs.push(clean.parse().map_err(|e| format!("`{clean}`: {e}"))?);
-        shown.push(clean);
-    }
-    Ok(Servers { addrs, shown: shown.join(","), url_user, url_password })
-}
-
-/// A URL for a message, credentials replaced by `***`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
-        _ => url.to_string(),
-    }
-}
-
-/// A subject prefix is one or more tokens of `a-z 0-9 -` joined by `.` (no `_`: the stream
-/// names write `.` as `_`, and two prefixes must not share streams).
-pub fn check_prefix(prefix: &str) -> Result<(), String> {
-    if prefix.is_empty() || prefix.len() > 64 {
-        return Err(format!("must be 1-64 characters, got {}", prefix.len()));
-    }
-    for token in prefix.split('.') {
-        if token.is_empty() {
-            return Err(format!("`{prefix}` has an empty token (two dots, or a dot at an end)"));
-        }
-        if let Some(c) = token.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
-            return Err(format!("`{prefix}` has `{c}`; use lower-case letters, digits and `-`, tokens joined by `.`"));
-        }
-    }
-    Ok(())
-}
-
-/// Checks `communication.*`: the URL, one way to authenticate, TLS files in pairs, readable
-/// files. Answers the key at fault and what is wrong.
-pub fn check_config(c: &CommunicationConfig) -> Result<(), (&'static str, String)> {
-    check_prefix(&c.nats_subject_prefix).map_err(|e| ("communication.nats_subject_prefix", e))?;
-    if c.nats_events_max_msgs == 0 {
-        return Err(("communication.nats_events_max_msgs", "must be at least 1".into()));
-    }
-    if c.nats_events_max_age.get() < std::time::Duration::from_secs(1) {
-        return Err(("communication.nats_events_max_age", "must be at least 1s".into()));
-    }
-    if !(1..=5).contains(&c.nats_replicas) {
-        return Err(("communication.nats_replicas", format!("must be from 1 to 5, not {}", c.nats_replicas)));
-    }
-    let Some(url) = &c.nats_url else { return Ok(()) };
-    let servers = servers(url).map_err(|e| ("communication.nats_url", e))?;
-    if c.nats_user.is_some() != c.nats_password.is_some() {
-        let key = if c.nats_user.is_some() { "communication.nats_password" } else { "communication.nats_user" };
-        return Err((key, "nats_user and nats_password must be set together".into()));
-    }
-    let ways: Vec<&str> = [
-        (servers.url_user.is_some(), "credentials in nats_url"),
-        (c.nats_token.is_some(), "nats_token"),
-        (c.nats_user.is_some(), "nats_user/nats_password"),
-        (c.nats_creds_file.is_some(), "nats_creds_file"),
-        (c.nats_nkey_seed_file.is_some(), "nats_nkey_seed_file"),
-    ]
-    .into_iter()
-    .filter_map(|(set, name)| set.then_some(name))
-    .collect();
-    if ways.len() > 1 {
-        return Err((
-            "communication.nats_url",
-            format!("choose one way to authenticate to NATS, not {}", ways.join(" and ")),
-        ));
-    }
-    if c.nats_cert_file.is_some() != c.nats_key_file.is_some() {
-        return Err(("communication.nats_cert_file", "nats_cert_file and nats_key_file must be set together".into()));
-    }
-    for (key, file) in [
-        ("communication.nats_creds_file", &c.nats_creds_file),
-        ("communication.nats_nkey_seed_file", &c.nats_nkey_seed_file),
-        ("communication.nats_ca_file", &c.nats_ca_file),
-        ("communication.nats_cert_file", &c.nats_cert_file),
-        ("communication.nats_key_file", &c.nats_key_file),
-    ] {
-        if let Some(path) = file
-            && let Err(e) = std::fs::File::open(path)
-        {
-            return Err((key, format!("cannot read {}: {e}", path.display())));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -343,6 +306,8 @@ mod tests {
         assert_eq!(n.task_of_result("oc.site-1.task.results.a.b"), None);
         assert_ne!(n.node_consumer("Web1"), n.node_consumer("web1"));
         assert!(n.node_consumer("host.example-1").starts_with("node-host~example-1-"));
+        assert_eq!(n.coordinator_inbox(), "_INBOX.coordinator.oc.site-1");
+        assert_eq!(n.node_inbox("host.example-1"), "_INBOX.node.host~example-1.oc.site-1");
         let e = Event {
             id: 1,
             at: Timestamp(0),
@@ -361,62 +326,40 @@ mod tests {
 
     #[test]
     fn signatures_bind_subject_id_and_payload() {
-        let sig = signature("k", "s", "id", b"body");
-        assert!(verify("k", "s", "id", b"body", &sig));
-        assert!(!verify("other", "s", "id", b"body", &sig));
-        assert!(!verify("k", "s2", "id", b"body", &sig));
-        assert!(!verify("k", "s", "id2", b"body", &sig));
-        assert!(!verify("k", "s", "id", b"body!", &sig));
-        assert!(!verify("k", "s", "id", b"body", "not base64!"));
+        let k = NodeKey::derive("secret");
+        let sig = k.sign("s", "id", b"body");
+        assert!(k.verify("s", "id", b"body", &sig));
+        assert!(!NodeKey::derive("other").verify("s", "id", b"body", &sig));
+        assert!(!k.verify("s2", "id", b"body", &sig));
+        assert!(!k.verify("s", "id2", b"body", &sig));
+        assert!(!k.verify("s", "id", b"body!", &sig));
+        assert!(!k.verify("s", "id", b"body", "not base64!"));
     }
 
     #[test]
-    fn urls_lose_their_credentials() {
-        let s = servers("nats://oc:p%40ss@127.0.0.1:4223, tls://[::1]").unwrap();
-        assert_eq!(s.shown, "nats://127.0.0.1:4223,tls://[::1]:4222");
-        assert_eq!(s.url_user.as_deref(), Some("oc"));
-        assert_eq!(s.url_password.as_deref(), Some("p@ss"));
-        assert!(servers("http://127.0.0.1:1").unwrap_err().contains("nats:// or tls://"));
-        assert!(servers("nats://a,,nats://b").is_err());
-        let e = servers("nats://u:secret@[::1").unwrap_err();
-        assert!(!e.contains("secret"), "{e}");
+    fn the_node_key_cannot_be_made_from_what_the_store_keeps() {
+        let secret = "node-secret-0123456789";
+        let key = NodeKey::derive(secret);
+        // Deterministic (a restarted worker signs as before) and not the stored hash.
+        assert_eq!(key, NodeKey::derive(secret));
+        let stored = crate::util::hash_secret(secret);
+        assert_ne!(key, NodeKey::derive(&stored));
+        assert!(!key.to_base64().contains(&stored[..16]));
+        assert_eq!(NodeKey::from_base64(&key.to_base64()), Some(key.clone()));
+        assert_eq!(NodeKey::from_base64("c2hvcnQ="), None);
+        assert_eq!(format!("{key:?}"), "NodeKey(..)");
     }
 
     #[test]
-    fn prefixes_are_checked() {
-        assert!(check_prefix("cluster").is_ok());
-        assert!(check_prefix("site-1.oc").is_ok());
-        assert!(check_prefix("Cluster").is_err());
-        assert!(check_prefix("a..b").is_err());
-        assert!(check_prefix("a_b").is_err());
-        assert!(check_prefix("a.*").is_err());
-        assert!(check_prefix("").is_err());
-    }
-
-    #[test]
-    fn one_way_to_authenticate() {
-        let c = CommunicationConfig {
-            nats_url: Some("nats://u:p@localhost".into()),
-            nats_token: Some("t".into()),
-            ..Default::default()
-        };
-        let (key, message) = check_config(&c).unwrap_err();
-        assert_eq!(key, "communication.nats_url");
-        assert!(message.contains("credentials in nats_url and nats_token"), "{message}");
-        let c = CommunicationConfig {
-            nats_url: Some("nats://localhost".into()),
-            nats_user: Some("u".into()),
-            ..Default::default()
-        };
-        assert_eq!(check_config(&c).unwrap_err().0, "communication.nats_password");
-        let c = CommunicationConfig {
-            nats_url: Some("nats://localhost".into()),
-            nats_creds_file: Some("/nonexistent/x.creds".into()),
-            ..Default::default()
-        };
-        let (key, message) = check_config(&c).unwrap_err();
-        assert_eq!(key, "communication.nats_creds_file");
-        assert!(message.contains("/nonexistent/x.creds"), "{message}");
-        assert!(check_config(&CommunicationConfig::default()).is_ok());
+    fn message_ids_need_the_key() {
+        let k = NodeKey::derive("a");
+        let id = k.result_id("task_1", 2);
+        assert!(id.starts_with("task_1.2.result."), "{id}");
+        assert_eq!(id.len(), "task_1.2.result.".len() + 16);
+        assert_eq!(id, k.result_id("task_1", 2));
+        assert_ne!(id, NodeKey::derive("b").result_id("task_1", 2));
+        assert_ne!(id, k.result_id("task_1", 3));
+        assert!(k.assignment_id("task_1", 2).starts_with("task_1.2."));
+        assert_ne!(k.assignment_id("task_1", 2), k.result_id("task_1", 2));
     }
 }

@@ -27,6 +27,7 @@
 //! when a folder has no SKILL.md) makes an exec skill; any other skill is an agent skill.
 
 pub mod frontmatter;
+pub mod native;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

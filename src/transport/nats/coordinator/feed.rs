@@ -85,11 +85,11 @@ pub(super) async fn events_loop(
                 let last = batch.last().map(|e| e.id).unwrap_or(after);
                 cursor = Some(last);
                 relay.last_event.store(last, Ordering::SeqCst);
-                cluster.metrics().nats.published.get_or_create(&kind("event")).inc_by(batch.len() as u64);
+                relay.metrics.published.get_or_create(&kind("event")).inc_by(batch.len() as u64);
             }
             Err(e) => {
                 failures += 1;
-                cluster.metrics().nats.publish_failures.get_or_create(&kind("event")).inc();
+                relay.metrics.publish_failures.get_or_create(&kind("event")).inc();
                 if failures == 1 {
                     tracing::warn!(target: "openclaw::nats", error = %e, after, "cannot publish events to NATS; they will be published in order when it answers again");
                 }

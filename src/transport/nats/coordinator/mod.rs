@@ -8,12 +8,13 @@
 //!
 //! Which door a node uses is decided per heartbeat ([`Relay`] is the
 //! [`WorkerTransport`] hook): NATS when the coordinator is connected with its streams set
-//! up, the node's durable consumer exists and the worker says its own link is up;
-//! otherwise HTTP, where the long poll hands out every scheduled attempt the worker does
-//! not hold. A node that switches to NATS gets all its scheduled attempts published again
-//! (duplicates are dropped by JetStream's message ids, then by the worker's held set and
-//! the fenced start report). A publish that fails puts the node back on HTTP until its
-//! next heartbeat.
+//! up, the node's durable consumer exists, and the worker says its own link is up and
+//! sends the key its messages are signed with (kept here, in memory only; a worker that
+//! sends no key, an older one, stays on HTTP); otherwise HTTP, where the long poll hands
+//! out every scheduled attempt the worker does not hold. A node that switches to NATS gets
+//! all its scheduled attempts published again (duplicates are dropped by JetStream's
+//! message ids, then by the worker's held set and the fenced start report). A publish
+//! that fails puts the node back on HTTP until its next heartbeat.
 //!
 //! Invariants: no NATS call runs on the state machine's path (the hook only reads and
 //! writes the relay's own table); every spawned task is awaited before [`run`] returns;
@@ -22,12 +23,16 @@
 //!
 //! Locking: a std mutex over the per-node table, never held across `.await`.
 //!
+//! At start, a connection without credentials is a WARN: whoever reaches the server reads
+//! every assignment's parameters, every result and event, and can use the JetStream API.
+//!
 //! Layout: this file holds the hook, the stream and consumer settings and the setup;
-//! [`dispatch`] publishes assignments, [`results`] records results, [`feed`] publishes
-//! the events.
+//! [`assignments`] publishes assignments, [`results`] records results, [`feed`] publishes
+//! the events, [`metrics`] holds the figures.
 
-mod dispatch;
+mod assignments;
 mod feed;
+mod metrics;
 mod results;
 
 use std::collections::HashMap;
@@ -42,12 +47,13 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use super::config::NatsConfig;
 use super::link::Link;
-use super::{COORDINATOR_CONSUMER, MAX_MESSAGE_BYTES, Names};
-use crate::config::CommunicationConfig;
+use super::{COORDINATOR_CONSUMER, MAX_MESSAGE_BYTES, Names, NodeKey};
 use crate::coordinator::cluster::{Cluster, WorkerTransport};
-use crate::model::{HeartbeatRequest, NatsHealth, Transport};
+use crate::model::{ClusterHealth, HeartbeatRequest, NatsHealth, Transport};
 use crate::util::lock;
+use metrics::NatsMetrics;
 
 /// A node's durable consumer on the tasks stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -66,6 +72,10 @@ struct NodeLink {
     consumer: Consumer,
     /// Its last heartbeat answer said `nats`: its assignments go over NATS.
     on_nats: bool,
+    /// The key its messages are signed with, from its last heartbeat (memory only).
+    key: Option<NodeKey>,
+    /// Told the log once why it stays on HTTP (no key, or a bad one).
+    warned: bool,
 }
 
 /// What the setup made on the server.
@@ -90,7 +100,8 @@ enum Request {
 pub struct Relay {
     link: Arc<Link>,
     names: Names,
-    config: CommunicationConfig,
+    config: NatsConfig,
+    metrics: NatsMetrics,
     /// What is set up on the server we are connected to now (a `watch`: loops wait for it).
     ready: watch::Sender<Ready>,
     /// A std mutex: short sections only.
@@ -104,24 +115,34 @@ pub struct Relay {
     setup_error: Mutex<Option<String>>,
 }
 
-/// Starts the NATS transport when `communication.nats_url` is set: installs the hook and
-/// returns the task running the loops (it ends after `shutdown`).
+/// Starts the NATS transport when `communication.nats_url` is set
+/// (`crate::transport::COORDINATOR`): installs the hook, registers the metrics, and returns
+/// the task running the loops (it ends after `shutdown`).
 pub fn start(cluster: &Arc<Cluster>, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
-    let config = cluster.config().communication.clone();
-    config.nats_url.as_ref()?;
-    let link = match Link::new(&config, "openclaw-coordinator".into()) {
+    let config = NatsConfig::of(cluster.config())?;
+    let names = Names::new(&config.nats_subject_prefix);
+    let link = match Link::new(&config, "openclaw-coordinator".into(), names.coordinator_inbox()) {
         Ok(link) => link,
         Err(e) => {
             tracing::error!(target: "openclaw::nats", error = %e, "communication.nats_url: {e}; carrying on over HTTP only");
             return None;
         }
     };
+    if !config.has_credentials() {
+        tracing::warn!(
+            target: "openclaw::nats",
+            url = %link.shown(),
+            "the connection to NATS at {} has no credentials: task parameters, results and events travel in clear to anyone who can reach that server, who can also use its JetStream API. Give the coordinator and each worker an account of its own (communication.nats_creds_file, nats_nkey_seed_file, nats_user/nats_password or nats_token; see docs/nats.md for the permissions each needs), and TLS between machines",
+            link.shown()
+        );
+    }
     let (requests, request_rx) = mpsc::unbounded_channel();
     let (echoes, echo_rx) = mpsc::channel(1024);
     let relay = Arc::new(Relay {
         link,
-        names: super::Names::new(&config.nats_subject_prefix),
+        names,
         config,
+        metrics: NatsMetrics::default(),
         ready: watch::channel(Ready::default()).0,
         nodes: Mutex::new(HashMap::new()),
         requests,
@@ -129,23 +150,36 @@ pub fn start(cluster: &Arc<Cluster>, shutdown: CancellationToken) -> Option<Join
         last_event: AtomicU64::new(0),
         setup_error: Mutex::new(None),
     });
+    cluster.metrics().register(|registry| relay.metrics.register(registry, &relay));
     cluster.set_transport(relay.clone());
     Some(tokio::spawn(run(relay, cluster.clone(), request_rx, echo_rx, shutdown)))
 }
 
 impl WorkerTransport for Relay {
     fn heartbeat(&self, node: &str, req: &HeartbeatRequest) -> Transport {
-        let linked = req.nats == Some(true);
+        let key = req.nats_key.as_deref().map(NodeKey::from_base64);
         let usable = self.link.connected() && self.ready.borrow().streams;
         let nats = {
             let mut nodes = lock(&self.nodes);
             let entry = nodes.entry(node.to_string()).or_default();
-            entry.linked = linked;
-            if usable && linked && entry.consumer == Consumer::Missing {
+            entry.key = key.clone().flatten();
+            entry.linked = req.nats == Some(true) && entry.key.is_some();
+            if req.nats == Some(true) && entry.key.is_none() && !entry.warned {
+                entry.warned = true;
+                match key {
+                    Some(None) => {
+                        tracing::warn!(target: "openclaw::nats", node_id = %node, "node `{node}` sent a NATS key that is not 32 bytes of base64; it stays on HTTP")
+                    }
+                    _ => {
+                        tracing::warn!(target: "openclaw::nats", node_id = %node, "node `{node}` runs an older worker that does not sign its NATS messages with a key of its own; it works over HTTP until it is upgraded")
+                    }
+                }
+            }
+            if usable && entry.linked && entry.consumer == Consumer::Missing {
                 entry.consumer = Consumer::Creating;
                 let _ = self.requests.send(Request::Consumer(node.to_string()));
             }
-            let nats = usable && linked && entry.consumer == Consumer::Ready;
+            let nats = usable && entry.linked && entry.consumer == Consumer::Ready;
             if nats && !entry.on_nats {
                 let _ = self.requests.send(Request::Resync(node.to_string()));
             }
@@ -164,13 +198,14 @@ impl WorkerTransport for Relay {
         if nats { Transport::Nats } else { Transport::Http }
     }
 
-    fn health(&self) -> (Transport, NatsHealth) {
+    fn health(&self, health: &mut ClusterHealth) {
         let (status, facts) = self.link.health();
         let ready = self.ready.borrow().streams;
         let nodes = lock(&self.nodes).values().filter(|n| n.on_nats).count() as u32;
         let last_error = lock(&self.setup_error).clone().or(status.last_error.clone());
         let connected = status.state == crate::model::NatsState::Connected;
-        let health = NatsHealth {
+        health.transport = if connected && ready { Transport::Nats } else { Transport::Http };
+        health.nats = Some(NatsHealth {
             state: status.state,
             url: self.link.shown().to_string(),
             since: super::link::since(&status),
@@ -180,8 +215,7 @@ impl WorkerTransport for Relay {
             nodes,
             last_event_id: self.last_event.load(Ordering::SeqCst),
             last_error,
-        };
-        (if connected && ready { Transport::Nats } else { Transport::Http }, health)
+        });
     }
 }
 
@@ -189,6 +223,11 @@ impl Relay {
     /// Whether node `node`'s assignments go over NATS now.
     fn on_nats(&self, node: &str) -> bool {
         lock(&self.nodes).get(node).is_some_and(|n| n.on_nats)
+    }
+
+    /// The key of node `node`'s messages, from its last heartbeat.
+    fn key_of(&self, node: &str) -> Option<NodeKey> {
+        lock(&self.nodes).get(node).and_then(|n| n.key.clone())
     }
 
     /// Puts a node back on HTTP until its next heartbeat (a publish failed).
@@ -200,6 +239,12 @@ impl Relay {
 
     fn nodes_on_nats(&self) -> Vec<String> {
         lock(&self.nodes).iter().filter(|(_, n)| n.on_nats).map(|(id, _)| id.clone()).collect()
+    }
+
+    /// For the metrics: connected (0 or 1), and how many nodes are on NATS.
+    fn gauges(&self) -> (i64, i64) {
+        let nodes = lock(&self.nodes).values().filter(|n| n.on_nats).count();
+        (i64::from(self.link.connected()), nodes as i64)
     }
 
     fn set_consumer(&self, node: &str, state: Consumer) {
@@ -345,8 +390,14 @@ async fn run(
     let Some(client) = relay.link.connect(&shutdown).await else { return };
     let js = jetstream::new(client.clone());
     let loops = vec![
-        tokio::spawn(setup_loop(relay.clone(), cluster.clone(), js.clone(), shutdown.clone())),
-        tokio::spawn(dispatch::assignment_loop(relay.clone(), cluster.clone(), js.clone(), requests, shutdown.clone())),
+        tokio::spawn(setup_loop(relay.clone(), js.clone(), shutdown.clone())),
+        tokio::spawn(assignments::assignment_loop(
+            relay.clone(),
+            cluster.clone(),
+            js.clone(),
+            requests,
+            shutdown.clone(),
+        )),
         tokio::spawn(results::results_loop(relay.clone(), cluster.clone(), js.clone(), shutdown.clone())),
         tokio::spawn(feed::events_loop(relay.clone(), cluster.clone(), js, at_start, shutdown.clone())),
         tokio::spawn(feed::echo_loop(relay.clone(), client, echoes, shutdown)),
@@ -358,7 +409,7 @@ async fn run(
 }
 
 /// Sets the streams up at every (re)connection.
-async fn setup_loop(relay: Arc<Relay>, cluster: Arc<Cluster>, js: jetstream::Context, shutdown: CancellationToken) {
+async fn setup_loop(relay: Arc<Relay>, js: jetstream::Context, shutdown: CancellationToken) {
     let mut status = relay.link.watch();
     let mut done_for = 0u64;
     let mut logged: Option<String> = None;
@@ -367,7 +418,7 @@ async fn setup_loop(relay: Arc<Relay>, cluster: Arc<Cluster>, js: jetstream::Con
         let now = status.borrow_and_update().clone();
         if now.connections > seen_connections {
             if seen_connections > 0 {
-                cluster.metrics().nats.reconnects.inc_by(now.connections - seen_connections);
+                relay.metrics.reconnects.inc_by(now.connections - seen_connections);
             }
             seen_connections = now.connections;
         }

@@ -1,9 +1,11 @@
 //! Recording results: the durable `coordinator` consumer of `P_RESULTS`, up to
 //! `RESULTS_IN_FLIGHT` at once (their commits share the writer's group commit). Each
-//! message is checked (subject, headers, the node's signature, the message id against the
-//! report) and handed to [`Cluster::result`], the code the HTTP handler runs; it is acked
-//! after the commit or after a refusal (stale, unknown, forged: logged), and delivered
-//! again later when the coordinator cannot take it now (shutting down, overloaded).
+//! message is checked (subject, headers, the signature with the node's key, the message
+//! id against the report and the key) and handed to [`Cluster::result`], the code the
+//! HTTP handler runs; it is acked after the commit or after a refusal (stale, unknown,
+//! forged: logged), and delivered again later when the coordinator cannot take it now
+//! (shutting down, overloaded, or the node's key not known yet: a restarted coordinator
+//! learns it at the node's next heartbeat).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,9 +18,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Relay;
+use super::metrics::NatsMetrics;
 use crate::coordinator::cluster::Cluster;
-use crate::coordinator::metrics::Metrics;
-use crate::model::{ErrorCode, ResultReport};
+use crate::model::{ErrorCode, ResultReport, TaskStatus};
 use crate::transport::nats::{COORDINATOR_CONSUMER, HEADER_MSG_ID, HEADER_NODE, HEADER_SIG};
 
 /// How many results are recorded at once.
@@ -131,19 +133,19 @@ enum Taken {
 /// Checks one result message and records it; acks after the commit or the refusal.
 async fn take_result(relay: &Relay, cluster: &Cluster, m: jetstream::Message) {
     let taken = judge(relay, cluster, &m).await;
-    let family = &cluster.metrics().nats.results;
+    let family = &relay.metrics.results;
     match taken {
         Taken::Recorded => {
-            Metrics::nats_count(family, "recorded");
+            NatsMetrics::count(family, "recorded");
             let _ = m.double_ack().await;
         }
         Taken::Refused(why) => {
-            Metrics::nats_count(family, "refused");
+            NatsMetrics::count(family, "refused");
             tracing::info!(target: "openclaw::nats", subject = %m.subject, reason = %why, "a result from NATS was not recorded: {why}");
             let _ = m.double_ack().await;
         }
         Taken::Later(why) => {
-            Metrics::nats_count(family, "retried");
+            NatsMetrics::count(family, "retried");
             tracing::debug!(target: "openclaw::nats", subject = %m.subject, reason = %why, "a result from NATS will be tried again");
             let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(5)))).await;
         }
@@ -158,19 +160,19 @@ async fn judge(relay: &Relay, cluster: &Cluster, m: &jetstream::Message) -> Take
     let (Some(node), Some(sig), Some(id)) = (header(HEADER_NODE), header(HEADER_SIG), header(HEADER_MSG_ID)) else {
         return Taken::Refused(format!("the message lacks one of {HEADER_NODE}, {HEADER_SIG}, {HEADER_MSG_ID}"));
     };
-    let Some(key) = cluster.view(|c| c.registry().secret_hash(&node).map(str::to_string)) else {
-        return Taken::Refused(format!("node `{node}` is not registered"));
+    let Some(key) = relay.key_of(&node) else {
+        return unverifiable(cluster, &node, task, &m.payload).await;
     };
-    if !crate::transport::nats::verify(&key, &m.subject, &id, &m.payload, &sig) {
+    if !key.verify(&m.subject, &id, &m.payload, &sig) {
         return Taken::Refused(format!(
-            "the signature does not match node `{node}`'s current secret (a forged message, or one sent before the node registered again)"
+            "the signature does not match node `{node}`'s key (a forged message, or one sent before the node registered again)"
         ));
     }
     let report: ResultReport = match serde_json::from_slice(&m.payload) {
         Ok(r) => r,
         Err(e) => return Taken::Refused(format!("the body is not a result report: {e}")),
     };
-    if id != crate::transport::nats::result_id(task, report.attempt) {
+    if id != key.result_id(task, report.attempt) {
         return Taken::Refused(format!("the message id `{id}` does not name task {task} attempt {}", report.attempt));
     }
     match cluster.result(&node, task, report).await {
@@ -179,5 +181,28 @@ async fn judge(relay: &Relay, cluster: &Cluster, m: &jetstream::Message) -> Take
             Taken::Later(e.message)
         }
         Err(e) => Taken::Refused(e.message),
+    }
+}
+
+/// A result from a node whose key is not known here yet (this coordinator restarted and
+/// the node has not heartbeated since, or it runs an older worker): kept for later while
+/// the attempt it claims is still active on that node, refused once it is not (it could
+/// not be recorded anyway). The body is not trusted for more than that choice.
+async fn unverifiable(cluster: &Cluster, node: &str, task: &str, payload: &[u8]) -> Taken {
+    let attempt = serde_json::from_slice::<ResultReport>(payload).ok().map(|r| r.attempt);
+    let active = match (attempt, cluster.task(task, false).await) {
+        (Some(attempt), Ok(t)) => {
+            t.state.attempt == attempt
+                && t.state.assigned_node.as_deref() == Some(node)
+                && matches!(t.state.status, TaskStatus::Scheduled | TaskStatus::Running)
+        }
+        _ => false,
+    };
+    if active {
+        Taken::Later(format!("node `{node}`'s key is not known yet; it comes with the node's next heartbeat"))
+    } else {
+        Taken::Refused(format!(
+            "node `{node}`'s key is not known here and task {task} has no active attempt on it matching the message"
+        ))
     }
 }

@@ -11,15 +11,17 @@
 //! spending a retry; 429 → requeued after Retry-After (or 30 s) without spending a retry;
 //! 400 → failed for good (`permanent`); 408, 5xx, a lost connection → a failed attempt,
 //! retried with backoff by the coordinator.
+//!
+//! Available while the gateway can run turns ([`unavailable`]): the worker probes it
+//! (`super::super::gateway`) and advertises agent skills as unavailable, with the reason,
+//! while it cannot.
 
 use serde_json::{Value, json};
-use tokio_util::sync::CancellationToken;
 
-use super::adverts::Adverts;
-use super::dispatch::{attempt_timeout, failed};
-use super::gateway::{Gateway, TurnOutcome};
-use super::output::OutputSink;
+use super::{Attempt, attempt_timeout, failed};
 use crate::model::{Assignment, Outcome, ResultReport};
+use crate::worker::adverts::Adverts;
+use crate::worker::gateway::{Availability, Gateway, TurnOutcome};
 
 /// The system message: which skill to use, and its instructions.
 pub fn system_message(a: &Assignment, instructions: Option<(&str, String)>) -> String {
@@ -53,17 +55,20 @@ pub fn prompt(a: &Assignment) -> String {
     }
 }
 
-/// Runs the assignment as an agent turn.
-pub async fn run(
-    gateway: &Gateway,
-    adverts: &Adverts,
-    a: &Assignment,
-    cancel: CancellationToken,
-    output: OutputSink,
-) -> ResultReport {
-    let instructions = adverts.skill(&a.skill).and_then(|s| {
-        let location = s.path.as_ref()?.join("SKILL.md").display().to_string();
-        Some((location, s.instructions()?))
+/// Why agent skills cannot run now, when the gateway cannot run turns.
+pub fn unavailable(gateway: &Availability) -> Option<String> {
+    match gateway {
+        Availability::Ready => None,
+        Availability::Unavailable(why) => Some(why.clone()),
+    }
+}
+
+/// Runs the attempt as an agent turn.
+pub async fn run(gateway: &Gateway, adverts: &Adverts, attempt: Attempt<'_>) -> ResultReport {
+    let Attempt { assignment: a, skill, cancel, output, .. } = attempt;
+    let instructions = skill.path.as_ref().and_then(|path| {
+        let location = path.join("SKILL.md").display().to_string();
+        Some((location, skill.instructions()?))
     });
     let system = system_message(a, instructions.as_ref().map(|(l, b)| (l.as_str(), b.clone())));
     let timeout = attempt_timeout(a);

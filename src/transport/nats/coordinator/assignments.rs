@@ -1,6 +1,6 @@
 //! Publishing assignments: for every node on NATS, each attempt placed on it (a
 //! `scheduled` event on the committed bus) is published to `P.nodes.<N>.tasks`, signed
-//! with the node's secret hash; a node that just switched to NATS, or a bus that lagged,
+//! with the node's key and under a message id that needs it; a node that just switched to NATS, or a bus that lagged,
 //! gets all its scheduled attempts published again (JetStream drops the repeats by
 //! message id within two minutes, the worker's held set and start report drop the rest).
 //! Also: the durable consumer of a node, created when its heartbeat asks; the message of
@@ -16,9 +16,9 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::metrics::NatsMetrics;
 use super::{Consumer, Relay, Request};
 use crate::coordinator::cluster::Cluster;
-use crate::coordinator::metrics::Metrics;
 use crate::model::{Event, NodeTransition, TaskTransition, Transition};
 use crate::transport::nats::{Delivery, HEADER_ROOM, HEADER_SIG};
 use crate::util::lock;
@@ -195,7 +195,7 @@ async fn publish(
         if !relay.on_nats(&node) {
             continue;
         }
-        let Some(key) = cluster.view(|c| c.registry().secret_hash(&node).map(str::to_string)) else { continue };
+        let Some(key) = relay.key_of(&node) else { continue };
         let assignments = match cluster.scheduled_assignments(&node).await {
             Ok(a) => a,
             Err(e) => {
@@ -210,18 +210,18 @@ async fn publish(
                 continue;
             }
             let subject = relay.names.assignments(&node);
-            let id = crate::transport::nats::assignment_id(&a.task_id, a.attempt);
+            let id = key.assignment_id(&a.task_id, a.attempt);
             let (task_id, attempt) = (a.task_id.clone(), a.attempt);
             let mut payload = serde_json::to_vec(&Delivery::Assignment(a)).unwrap_or_default();
             if payload.len() + HEADER_ROOM > max_payload {
                 payload = serde_json::to_vec(&Delivery::Poll { task_id, attempt }).unwrap_or_default();
             }
-            let sig = crate::transport::nats::signature(&key, &subject, &id, &payload);
+            let sig = key.sign(&subject, &id, &payload);
             let message =
                 PublishMessage::build().message_id(&id).header(HEADER_SIG, sig.as_str()).payload(payload.into());
             match js.send_publish(subject, message).await {
                 Ok(ack) => acks.push((node.clone(), key_of, ack)),
-                Err(e) => failed(relay, cluster, &node, &e.to_string()),
+                Err(e) => failed(relay, &node, &e.to_string()),
             }
         }
     }
@@ -233,17 +233,17 @@ async fn publish(
     for (node, key, answer) in results {
         match answer {
             Ok(ack) => {
-                Metrics::nats_count(&cluster.metrics().nats.published, "assignment");
+                NatsMetrics::count(&relay.metrics.published, "assignment");
                 published.insert(key, ack.sequence);
             }
-            Err(e) => failed(relay, cluster, &node, &e.to_string()),
+            Err(e) => failed(relay, &node, &e.to_string()),
         }
     }
 }
 
 /// A publish to a node failed: HTTP carries its work until its next heartbeat.
-fn failed(relay: &Relay, cluster: &Cluster, node: &str, error: &str) {
-    Metrics::nats_count(&cluster.metrics().nats.publish_failures, "assignment");
+fn failed(relay: &Relay, node: &str, error: &str) {
+    NatsMetrics::count(&relay.metrics.publish_failures, "assignment");
     if relay.on_nats(node) {
         tracing::warn!(target: "openclaw::nats", node_id = %node, error = %error, "cannot publish an assignment for node `{node}` to NATS; it goes over HTTP until the node's next heartbeat");
     }

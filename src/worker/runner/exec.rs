@@ -13,7 +13,7 @@
 //! token: `OPENCLAW_TOKEN`, `OPENCLAW_GATEWAY_TOKEN`, `OPENCLAW_GATEWAY_PASSWORD` and every
 //! config variable `OPENCLAW_<SECTION>__<KEY>` are withheld even when a skill declares them.
 //!
-//! The process tree ends with the task, and with the worker (see [`super::supervisor`]):
+//! The process tree ends with the task, and with the worker (see [`crate::worker::supervisor`]):
 //! - Unix, in the `openclaw` binary: the command runs under our supervisor process, which
 //!   watches a socket whose other end only this worker has (the lifeline). Timeout and cancel send SIGTERM
 //!   (passed on to the command's process group), then after a grace close the lifeline: the
@@ -37,8 +37,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
-use super::output::{OutputSink, StreamWriter};
-use crate::model::OutputStream;
+use super::{Attempt, attempt_timeout, failed};
+use crate::model::{Outcome, OutputStream, ResultReport};
+use crate::worker::live_output::{OutputSink, StreamWriter};
 
 /// How much stderr is kept.
 pub const STDERR_TAIL: usize = 64 * 1024;
@@ -70,7 +71,7 @@ pub enum Ending {
     Cancelled,
 }
 
-/// The executable that runs [`super::supervisor`]; unset, commands run without it.
+/// The executable that runs [`crate::worker::supervisor`]; unset, commands run without it.
 static SUPERVISOR: OnceLock<PathBuf> = OnceLock::new();
 
 /// Runs exec commands under this executable's supervisor from now on (Unix). Only the
@@ -87,8 +88,40 @@ pub fn supervise_with_this_executable() {
     }
 }
 
+/// Runs an attempt of an exec skill whose command is `argv`: the task as JSON on stdin, its
+/// `OPENCLAW_*` variables, the skill's declared variables, the task's timeout.
+pub async fn run(argv: &[String], attempt: Attempt<'_>) -> ResultReport {
+    let Attempt { assignment: a, skill, node_id, config, cancel, output } = attempt;
+    let stdin = serde_json::to_vec(&json!({
+        "task_id": a.task_id, "attempt": a.attempt, "name": a.name, "parameters": a.parameters,
+    }))
+    .unwrap_or_default();
+    let job = Job {
+        argv: argv.to_vec(),
+        dir: skill.path.clone().unwrap_or_default(),
+        stdin,
+        env: vec![
+            ("OPENCLAW_TASK_ID".into(), a.task_id.clone()),
+            ("OPENCLAW_NODE_ID".into(), node_id.to_string()),
+            ("OPENCLAW_SKILL".into(), a.skill.clone()),
+            ("OPENCLAW_ATTEMPT".into(), a.attempt.to_string()),
+        ],
+        pass_env: skill.requires_env.clone(),
+        timeout: attempt_timeout(a),
+        max_output: config.worker.max_output_bytes,
+        output: Some(output),
+    };
+    let (outcome, result, error) = match run_job(job, cancel).await {
+        Ending::Completed(v) => (Outcome::Completed, Some(v), None),
+        Ending::Failed { error, detail } => (Outcome::Failed, Some(detail), Some(error)),
+        Ending::TimedOut { error, detail } => (Outcome::Timeout, Some(detail), Some(error)),
+        Ending::Cancelled => (Outcome::Cancelled, None, Some("cancelled; the process tree was stopped".into())),
+    };
+    ResultReport { outcome, result, error, ..failed(a.attempt, String::new()) }
+}
+
 /// Runs the job to its end, its timeout, or `cancel`.
-pub async fn run(job: Job, cancel: CancellationToken) -> Ending {
+pub async fn run_job(job: Job, cancel: CancellationToken) -> Ending {
     let started = Instant::now();
     let program = resolve_program(&job.argv[0], &job.dir);
     let (mut child, mut tree) = match tree::spawn(&program, &job, SUPERVISOR.get()) {
@@ -652,7 +685,7 @@ mod tests {
         let (sink, mut rx) = OutputSink::new();
         let mut j = job("echo '{\"ok\":'; echo err1 >&2; echo err2 >&2; printf ' true}'");
         j.output = Some(sink);
-        assert_eq!(run(j, CancellationToken::new()).await, Ending::Completed(json!({"ok": true})));
+        assert_eq!(run_job(j, CancellationToken::new()).await, Ending::Completed(json!({"ok": true})));
         let mut got = Vec::new();
         while let Some(l) = rx.recv().await {
             got.push((l.stream, l.text));
@@ -665,9 +698,11 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn stdin_in_json_out() {
-        let ending =
-            run(job(r#"read line; echo "{\"got\": $line, \"id\": \"$OPENCLAW_TASK_ID\"}""#), CancellationToken::new())
-                .await;
+        let ending = run_job(
+            job(r#"read line; echo "{\"got\": $line, \"id\": \"$OPENCLAW_TASK_ID\"}""#),
+            CancellationToken::new(),
+        )
+        .await;
         assert_eq!(ending, Ending::Completed(json!({"got": {"task_id": "t1", "parameters": {"n": 2}}, "id": "t1"})));
     }
 
@@ -675,10 +710,10 @@ mod tests {
     #[tokio::test]
     async fn text_output_is_wrapped_and_failures_carry_stderr() {
         assert_eq!(
-            run(job("echo hello"), CancellationToken::new()).await,
+            run_job(job("echo hello"), CancellationToken::new()).await,
             Ending::Completed(json!({"stdout": "hello\n"}))
         );
-        match run(job("echo oops >&2; exit 3"), CancellationToken::new()).await {
+        match run_job(job("echo oops >&2; exit 3"), CancellationToken::new()).await {
             Ending::Failed { error, detail } => {
                 assert!(error.contains("exited with code 3") && error.contains("oops"), "{error}");
                 assert_eq!(detail["exit_code"], 3);
@@ -690,7 +725,7 @@ mod tests {
     #[cfg(unix)]
     #[tokio::test]
     async fn too_much_output_fails() {
-        match run(job("head -c 5000 /dev/zero"), CancellationToken::new()).await {
+        match run_job(job("head -c 5000 /dev/zero"), CancellationToken::new()).await {
             Ending::Failed { error, .. } => assert!(error.contains("output too large"), "{error}"),
             other => panic!("{other:?}"),
         }
@@ -703,7 +738,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         j.dir = dir.path().into();
         j.timeout = Duration::from_millis(500);
-        assert!(matches!(run(j, CancellationToken::new()).await, Ending::TimedOut { .. }));
+        assert!(matches!(run_job(j, CancellationToken::new()).await, Ending::TimedOut { .. }));
         let pid: i32 = std::fs::read_to_string(dir.path().join("grandchild.pid")).unwrap().trim().parse().unwrap();
         assert!(gone_soon(pid).await, "grandchild {pid} survived the timeout");
     }
@@ -730,7 +765,7 @@ mod tests {
     async fn a_missing_program_fails_cleanly() {
         let mut j = job("");
         j.argv = vec!["zzz-no-such-program".into()];
-        assert!(matches!(run(j, CancellationToken::new()).await, Ending::Failed { .. }));
+        assert!(matches!(run_job(j, CancellationToken::new()).await, Ending::Failed { .. }));
     }
 
     #[test]

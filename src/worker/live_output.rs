@@ -97,7 +97,7 @@ pub fn known_secrets(config: &crate::config::Config, session: &Session, gateway:
 /// Whether an environment variable of the worker's holds a secret.
 fn secret_variable(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
-    super::exec::withheld(name)
+    super::runner::exec::withheld(name)
         || (upper.starts_with("OPENCLAW_") && ["TOKEN", "SECRET", "PASSWORD", "KEY"].iter().any(|w| upper.contains(w)))
 }
 
