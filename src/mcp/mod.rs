@@ -689,8 +689,19 @@ mod tests {
     fn no_tool_schema_has_a_boolean_property_and_every_tool_is_described() {
         let tools = Tools::new(Arc::new(NoCluster)).tool_router.list_all();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-        assert_eq!(names.len(), 6, "{names:?}");
-        for name in ["list_nodes", "list_skills", "submit_task", "get_task", "wait_task", "cancel_task"] {
+        assert_eq!(names.len(), 10, "{names:?}");
+        for name in [
+            "list_nodes",
+            "list_skills",
+            "submit_task",
+            "get_task",
+            "wait_task",
+            "cancel_task",
+            "list_schedules",
+            "add_schedule",
+            "run_schedule",
+            "change_schedule",
+        ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }
         for tool in &tools {

@@ -837,13 +837,12 @@ impl Core {
         if rec.running.as_deref().is_some_and(|t| self.tasks.get(t).is_none()) {
             rec.running = None;
         }
-        match Entry::new(rec) {
-            Ok(entry) => {
-                self.schedules.insert(entry);
-            }
-            Err(e) => {
-                tracing::error!(target: "openclaw::coordinator", error = %e, "a stored schedule cannot be read; it does not fire")
-            }
-        }
+        let entry = Entry::new(rec.clone()).unwrap_or_else(|e| {
+            // A time zone gone from this build's database, say: kept paused (its name stays
+            // taken; it can be edited or removed), never fired.
+            tracing::error!(target: "openclaw::coordinator", schedule = %rec.spec.name, error = %e, "a stored schedule's timing cannot be read: it stays paused until edited (openclaw schedules edit)");
+            Entry { when: When::At(i64::MAX), offset: 0, rec: ScheduleRecord { paused: true, ..rec } }
+        });
+        self.schedules.insert(entry);
     }
 }
