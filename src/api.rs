@@ -883,9 +883,9 @@ pub static TABLE: &[Endpoint] = &[
         query: None,
         body: Body::None,
         ok: &[(200, Answer::Media(&["application/vnd.sqlite3"]))],
-        errors: &[E::Internal, E::Unavailable],
+        errors: &[E::Internal, E::Unavailable, E::NotSupported],
         access: Access::Admin,
-        summary: "A consistent copy of the store, taken while the coordinator runs",
+        summary: "A consistent copy of the store, taken while the coordinator runs (SQLite; a PostgreSQL store answers `not_supported` naming `pg_dump`)",
         build: |p, q| none(p, q, Route::Backup),
     },
     Endpoint {

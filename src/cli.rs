@@ -134,6 +134,10 @@ pub struct CoordinatorArgs {
     /// SQLite database file (storage.path, default ./data/cluster.db).
     #[arg(long, value_name = "PATH")]
     pub db_path: Option<PathBuf>,
+    /// Keep the state in this PostgreSQL database instead (storage.url; sets storage.type
+    /// postgres): postgres://USER@HOST:PORT/DATABASE[?sslmode=verify-full].
+    #[arg(long, value_name = "URL")]
+    pub storage_url: Option<String>,
 }
 
 /// Flags of `openclaw worker`.
@@ -189,6 +193,14 @@ pub struct MigrateArgs {
     /// SQLite database file (storage.path, default ./data/cluster.db).
     #[arg(long, value_name = "PATH")]
     pub db_path: Option<PathBuf>,
+    /// Migrate this PostgreSQL database instead (storage.url; sets storage.type postgres).
+    #[arg(long, value_name = "URL", conflicts_with = "to")]
+    pub storage_url: Option<String>,
+    /// Copy the SQLite store (storage.path) into this empty PostgreSQL database (created at
+    /// the current schema), then check that every table's rows arrived. The SQLite file is
+    /// only read; the coordinator must be stopped.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["status", "dry_run"])]
+    pub to: Option<String>,
     /// Print the current and target schema versions and the pending migrations; change nothing.
     #[arg(long, conflicts_with = "dry_run")]
     pub status: bool,

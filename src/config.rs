@@ -47,19 +47,44 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// The storage engine; `sqlite` is the only one.
+    /// The storage engine: `sqlite` (one file, one coordinator; the default) or `postgres`
+    /// (a PostgreSQL database at `storage.url`, led by one coordinator at a time; see
+    /// postgres.md).
     #[serde(rename = "type")]
     pub kind: StorageKind,
-    /// The SQLite database file. The token files and the lock file live beside it.
+    /// The SQLite database file. The token files (and, for SQLite, the lock file) live in
+    /// its folder, with either store.
     #[schema(value_type = String, format = "path")]
     pub path: PathBuf,
     /// Ended tasks older than this many days are purged in the background (0 keeps them all).
     pub task_retention_days: u32,
+    /// The PostgreSQL database (`storage.type: postgres`; `--storage-url`):
+    /// `postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=…]`. `sslmode` is `disable`,
+    /// `prefer` (the default: TLS when the server offers it, unverified), `require` (TLS,
+    /// unverified), `verify-ca` (TLS, the certificate signed by a trusted CA) or
+    /// `verify-full` (and naming the host). The password is never logged.
+    #[serde(deserialize_with = "lenient_opt")]
+    pub url: Option<String>,
+    /// A file holding the PostgreSQL password (first line), instead of one in `storage.url`.
+    #[schema(value_type = Option<String>, format = "path")]
+    pub password_file: Option<PathBuf>,
+    /// PEM CA certificate(s) that sign the PostgreSQL server's certificate (then only they
+    /// are trusted, not the system's roots); implies `sslmode=verify-full` unless the URL
+    /// says otherwise.
+    #[schema(value_type = Option<String>, format = "path")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
-        Self { kind: StorageKind::Sqlite, path: PathBuf::from("./data/cluster.db"), task_retention_days: 30 }
+        Self {
+            kind: StorageKind::Sqlite,
+            path: PathBuf::from("./data/cluster.db"),
+            task_retention_days: 30,
+            url: None,
+            password_file: None,
+            ca_file: None,
+        }
     }
 }
 
@@ -67,7 +92,10 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageKind {
+    /// One SQLite file beside the coordinator (embedded; one coordinator).
     Sqlite,
+    /// A PostgreSQL database (one or more coordinators, one leader).
+    Postgres,
 }
 
 /// The coordinator: the HTTP API, the node registry and the scheduler.
@@ -709,6 +737,14 @@ impl FlagOverrides {
         }
     }
 
+    /// `--storage-url URL`: `storage.url`, and `storage.type` postgres.
+    pub fn storage_url(&mut self, url: Option<String>) {
+        if url.is_some() {
+            self.set("storage.type", "--storage-url", Some(StorageKind::Postgres));
+        }
+        self.set("storage.url", "--storage-url", url);
+    }
+
     fn flag_for(&self, key: &str) -> Option<&'static str> {
         self.entries.iter().rev().find(|(k, _, _)| *k == key).map(|(_, f, _)| *f)
     }
@@ -1106,8 +1142,22 @@ fn check_between(
 }
 
 fn check_storage(l: &Loaded) -> Result<(), UsageError> {
-    if l.config.storage.path.as_os_str().is_empty() {
+    let s = &l.config.storage;
+    if s.path.as_os_str().is_empty() {
         return Err(l.invalid("storage.path", "must not be empty"));
+    }
+    match (s.kind, &s.url) {
+        (StorageKind::Postgres, None) => {
+            return Err(l.invalid(
+                "storage.url",
+                "storage.type is postgres: set storage.url (or --storage-url) to postgres://USER@HOST:PORT/DATABASE",
+            ));
+        }
+        (StorageKind::Postgres, Some(url)) => {
+            crate::store::postgres::ConnectOptions::parse(url, s.password_file.as_deref(), s.ca_file.as_deref(), false)
+                .map_err(|e| l.invalid("storage.url", e))?;
+        }
+        (StorageKind::Sqlite, _) => {}
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `openclaw backup FILE`: a consistent copy of the coordinator's database, taken through the
-//! API while it runs (`cp` of a live WAL database is not a backup).
+//! API while it runs (`cp` of a live WAL database is not a backup). A PostgreSQL store is
+//! backed up with `pg_dump`: the command says so (exit 2), as does the coordinator (501).
 //!
 //! The copy is written to `FILE.partial`, synced, checked to be a readable openclaw store,
 //! then renamed to `FILE`: a `FILE` that exists is always a whole backup. Both are mode
@@ -16,6 +17,15 @@ use super::output::outln;
 use super::remote::connect;
 
 pub async fn run(config: &Config, args: BackupArgs) -> anyhow::Result<Exit> {
+    // A PostgreSQL store is backed up by PostgreSQL's own tools (a coordinator on one
+    // answers `not_supported` with the same advice, for a CLI whose config does not say).
+    if config.storage.kind == crate::config::StorageKind::Postgres {
+        let advice = match crate::store::postgres::options_of(&config.storage) {
+            Ok(options) => crate::store::postgres::backup_advice(&options),
+            Err(_) => crate::store::postgres::backup_advice_for("postgres://USER@HOST:PORT/DATABASE"),
+        };
+        return Err(usage_error(format!("openclaw backup copies an SQLite store; {advice}")));
+    }
     if args.file.exists() {
         return Err(usage_error(format!("{} exists; choose a new file name", args.file.display())));
     }

@@ -78,11 +78,13 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             flags.set("coordinator.host", "--host", args.host.clone());
             flags.set("coordinator.port", "--port", args.port);
             flags.set("storage.path", "--db-path", args.db_path.clone());
+            flags.storage_url(args.storage_url.clone());
             let loaded = load(&cli.config, flags)?;
             server(&loaded, Role::Coordinator, coordinator::run(loaded.config.clone()))
         }
         Command::Migrate(args) => {
             flags.set("storage.path", "--db-path", args.db_path.clone());
+            flags.storage_url(args.storage_url.clone());
             let loaded = load(&cli.config, flags)?;
             migrate::run(&loaded.config, &args)
         }

@@ -94,6 +94,7 @@ pub(super) fn store_error(err: StoreError) -> Error {
             ErrorCode::Unavailable,
             format!("the coordinator cannot write to its database ({e}) and is stopping; try again after it restarts"),
         ),
+        StoreError::Unsupported(message) => Error::new(ErrorCode::NotSupported, message),
         err @ StoreError::Backend(_) => Error::new(ErrorCode::Internal, format!("the store failed: {err}")),
     }
 }

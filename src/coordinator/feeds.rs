@@ -245,7 +245,7 @@ mod tests {
             .map(|i| NewTask { task_id: format!("t{i}"), seq: i + 1, spec: spec.clone(), submitted_at: 0 })
             .collect();
         let batch = Batch { new_tasks, events: stored.map(event).collect(), ..Batch::default() };
-        store.write_session().unwrap().commit(&mut std::iter::once(&Write::Batch(batch))).unwrap();
+        store.write_session(None).unwrap().commit(&mut std::iter::once(&Write::Batch(batch))).unwrap();
         (dir, Arc::new(store), broadcast::channel(64).0)
     }
 

@@ -23,6 +23,7 @@ pub mod feeds;
 pub mod handlers;
 pub mod housekeeping;
 pub mod http;
+pub mod leader;
 pub mod mcp;
 pub mod metrics;
 pub mod sse;
@@ -54,6 +55,8 @@ pub struct Coordinator {
     /// What the store needs held while it is used (the SQLite file's lock), released when
     /// the coordinator stops, after its last write.
     _guard: Box<dyn std::any::Any + Send + Sync>,
+    /// The lease held on a store several coordinators could share, given up at the end.
+    leadership: Option<(Arc<dyn store::Store>, leader::Leadership)>,
 }
 
 impl Coordinator {
@@ -78,20 +81,24 @@ impl Coordinator {
             _ => None,
         };
         let failure = Arc::new(Mutex::new(None));
+        // A shared store (PostgreSQL): lead it first; the writer is fenced at that epoch.
+        let leadership = leader::claim(&store, &config).await?;
         let session = tokio::task::spawn_blocking({
             let store = store.clone();
-            move || store.write_session()
+            let epoch = leadership.as_ref().map(|l| l.epoch);
+            move || store.write_session(epoch)
         })
         .await?
         .map_err(|e| anyhow::anyhow!("cannot open the store at {location} for writing: {e}"))?;
-        let (writer, writer_task) = Writer::start(session, {
+        let fail_stop = {
             let failure = failure.clone();
             let shutdown = shutdown.clone();
-            move |message| {
+            move |message: String| {
                 *crate::util::lock(&failure) = Some(message);
                 shutdown.cancel();
             }
-        });
+        };
+        let (writer, writer_task) = Writer::start(session, fail_stop.clone());
         let metrics = Arc::new(metrics::Metrics::new());
         let snapshot = store::blocking(&store, |s| s.snapshot())
             .await
@@ -100,7 +107,9 @@ impl Coordinator {
         let core = Core::restore(Settings::from_config(&config), metrics.clone(), snapshot, Now::get());
         tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %location, "store opened; known nodes are offline until they heartbeat");
 
-        let cluster = Arc::new(Cluster::new(config, core, store, writer.clone(), tokens, metrics, shutdown.clone()));
+        let leadership = leadership.map(|lead| (store.clone(), lead));
+        let cluster =
+            Arc::new(Cluster::new(config, core, store.clone(), writer.clone(), tokens, metrics, shutdown.clone()));
         // Tasks whose node is gone were requeued while loading: write that down.
         cluster.internal(|_, _| ());
         let mut loops = vec![
@@ -108,9 +117,12 @@ impl Coordinator {
             tokio::spawn(housekeeping::sweep_loop(cluster.clone(), shutdown.clone())),
             tokio::spawn(housekeeping::retention_loop(cluster.clone(), shutdown.clone())),
         ];
+        if let Some((_, lead)) = &leadership {
+            loops.push(tokio::spawn(leader::renew_loop(store.clone(), lead.clone(), shutdown.clone(), fail_stop)));
+        }
         // The other doors for workers (and their event feeds) that the config turns on.
         loops.extend(transports.iter().filter_map(|start| start(&cluster, shutdown.clone())));
-        Ok(Coordinator { cluster, writer, writer_task, loops, tls, failure, _guard: guard })
+        Ok(Coordinator { cluster, writer, writer_task, loops, tls, failure, _guard: guard, leadership })
     }
 
     /// Serves HTTP on `listener` until the shutdown token fires, then winds down: in-flight
@@ -136,6 +148,9 @@ impl Coordinator {
         let flushed = self.cluster.settled().await;
         self.writer.close();
         let _ = self.writer_task.await;
+        if let Some((store, lead)) = &self.leadership {
+            leader::release(store, lead).await;
+        }
         if let Some(message) = crate::util::lock(&self.failure).take() {
             anyhow::bail!(
                 "stopped: a write to the database at {} failed ({message}); nothing unwritten was acknowledged — fix the cause (disk full? read-only?) and start again",

@@ -70,6 +70,9 @@ string_enum! {
         Overloaded = "overloaded",
         /// Shutting down, or the store failed: try again shortly.
         Unavailable = "unavailable",
+        /// This coordinator's store does not do that (a file backup of PostgreSQL); the
+        /// message says what to use instead.
+        NotSupported = "not_supported",
         Internal = "internal",
     }
 }
@@ -99,6 +102,7 @@ impl ErrorCode {
             ErrorCode::TooManyStreams => 429,
             ErrorCode::Overloaded | ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
+            ErrorCode::NotSupported => 501,
         }
     }
 
@@ -154,6 +158,9 @@ impl ErrorCode {
             }
             ErrorCode::Unavailable => {
                 "the coordinator is shutting down, stopping after a failed write, or has `coordinator.max_connections` connections all busy, or client requests hold all but the share kept for workers (`coordinator.node_reserve_percent`); retry after `Retry-After` seconds"
+            }
+            ErrorCode::NotSupported => {
+                "the coordinator's store does not do this: `GET /api/v1/backup` on a PostgreSQL store (the message gives the `pg_dump` command)"
             }
             ErrorCode::Internal => {
                 "the store failed a read (the message says so; details are in the coordinator's log)"

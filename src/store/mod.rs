@@ -4,13 +4,18 @@
 //!
 //! - [`sqlite`]: one SQLite file beside the tokens, locked to one process; the embedded
 //!   default that needs nothing.
+//! - [`postgres`]: a PostgreSQL database shared by one or more coordinators, one of which
+//!   leads by the lease the store keeps (its write sessions are fenced by the lease's epoch).
 //!
-//! Adding a store (PostgreSQL, issue 19): a module here implementing the seam, a variant of
-//! `config::StorageKind`, and its line in [`open`]. `openclaw migrate` and `openclaw backup`
-//! work on the SQLite file today (`cmd/migrate.rs`, `cmd/backup.rs` call [`sqlite`]); a
-//! second store gives them a branch on `storage.type` too.
+//! Adding a store: a module here implementing the seam, a variant of
+//! `config::StorageKind`, and its line in [`open`]; `openclaw migrate` and `openclaw backup`
+//! branch on `storage.type` (`cmd/migrate.rs`, `cmd/backup.rs`).
 
+pub mod copy;
+pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -33,6 +38,11 @@ pub fn open(storage: &StorageConfig) -> anyhow::Result<Opened> {
         StorageKind::Sqlite => {
             let (store, lock) = sqlite::open_for_coordinator(&storage.path)?;
             Ok(Opened { store: Arc::new(store), guard: Box::new(lock) })
+        }
+        StorageKind::Postgres => {
+            // The token files live in storage.path's folder with either store.
+            sqlite::prepare_dir(&storage.path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(Opened { store: Arc::new(postgres::open_for_coordinator(storage)?), guard: Box::new(()) })
         }
     }
 }

@@ -139,11 +139,9 @@ async fn a_resume_point_older_than_what_is_kept_gets_a_gap() {
     let mut c = cluster.coordinator.take().unwrap();
     c.term();
     assert!(c.wait_exit(Duration::from_secs(20)).await.success());
-    let conn = rusqlite::Connection::open(cluster.db()).unwrap();
-    let oldest: i64 = conn.query_row("SELECT min(id) FROM events", [], |r| r.get(0)).unwrap();
-    conn.execute("DELETE FROM events WHERE id < ?1", [oldest + 2]).unwrap();
+    let oldest = cluster.sql_int("SELECT min(id) FROM events");
+    cluster.sql(&format!("DELETE FROM events WHERE id < {}", oldest + 2));
     let oldest = oldest as u64;
-    drop(conn);
     cluster.start_coordinator().await;
     let admin = cluster.admin();
     let mut sse = Sse::open(&cluster, "/api/v1/events", &admin, Some(oldest)).await;
@@ -362,10 +360,9 @@ async fn streams_end_at_their_lifetime_and_the_watchers_resume_without_loss_or_r
         })
         .await;
     }
-    let db = rusqlite::Connection::open(cluster.db()).unwrap();
     let stored = |kind: &str| -> Vec<u64> {
-        let mut q = db.prepare("SELECT id FROM events WHERE kind = ?1 ORDER BY id").unwrap();
-        q.query_map([kind], |r| r.get::<_, i64>(0)).unwrap().map(|id| id.unwrap() as u64).collect()
+        let ids = cluster.sql(&format!("SELECT id FROM events WHERE kind = '{kind}' ORDER BY id"));
+        ids.iter().map(|id| id.parse().unwrap()).collect()
     };
     for (watcher, kind) in [(&mut tasks, "task"), (&mut nodes, "node")] {
         let want = stored(kind);

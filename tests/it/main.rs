@@ -24,6 +24,7 @@ mod openclaw_mcp;
 mod openclaw_skills;
 mod operator;
 mod output;
+mod postgres;
 mod postgres_server;
 mod schedules;
 mod security;

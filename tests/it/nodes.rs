@@ -540,10 +540,7 @@ async fn bad_input_gets_4xx_and_changes_nothing() {
         let answer = String::from_utf8_lossy(&answer[..n]);
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     }
-    let rows: i64 = rusqlite::Connection::open(cluster.db())
-        .unwrap()
-        .query_row("SELECT count(*) FROM nodes", [], |r| r.get(0))
-        .unwrap();
+    let rows = cluster.sql_int("SELECT count(*) FROM nodes");
     assert_eq!(rows, 1, "bad input changed the store");
     let (status, _) = cluster.call("GET", "/health", None, None).await;
     assert_eq!(status, 200, "still serving");

@@ -4,8 +4,13 @@
 //! files are chowned to it); otherwise as the current user. Trust authentication on
 //! loopback for the test role, plus an optional password role and TLS (a self-signed
 //! certificate made by the harness) for the tests of `storage.password_file` and `sslmode`.
-//! SIGKILL, restart on the same port and data, and a clean stop. Shared by `tests/it` and
-//! `benches/load.rs` (included there by path).
+//! SIGKILL, restart on the same port and data, and a clean stop. Shared by `tests/it`, the
+//! library's unit tests (`store::testing`) and `benches/load.rs` (included there by path).
+//!
+//! [`shared`] is one server for a whole test process, a database per test ([`PgServer::fresh_db`]):
+//! starting a server costs about a second, a database a few milliseconds. The server dies
+//! with the process (Linux's parent-death signal, from a thread that lives as long as the
+//! process) and its folder is removed at exit.
 
 #![allow(dead_code)]
 
@@ -69,6 +74,21 @@ fn running_as_root() -> bool {
 /// in between), so that killing the child is killing the server.
 fn as_server_user(program: &Path) -> Command {
     let mut cmd = Command::new(program);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe; it runs in the child after the uid change
+        // (which would clear it) and before exec. The server then dies with the thread that
+        // started it, so a test process that ends for any reason leaves no server behind.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
     #[cfg(unix)]
     if running_as_root() {
         use std::os::unix::process::CommandExt;
@@ -92,6 +112,50 @@ fn chown_to_server_user(path: &Path) {
 /// race is retried on another port).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// One server for the whole process (None when PostgreSQL is not installed, outside CI),
+/// started from a thread that never ends, so that the parent-death signal fires only when
+/// the process exits; its files are removed at exit.
+pub fn shared() -> Option<&'static PgServer> {
+    static SERVER: std::sync::OnceLock<Option<PgServer>> = std::sync::OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let server = PgServer::start();
+                if let Some(s) = &server {
+                    *SHARED_FILES.lock().unwrap() =
+                        Some((s.child.as_ref().map(|c| c.id()).unwrap_or(0), s.dir.path().to_path_buf()));
+                    // SAFETY: registering a plain extern "C" function.
+                    unsafe { libc::atexit(remove_shared) };
+                }
+                tx.send(server).unwrap();
+                loop {
+                    std::thread::park();
+                }
+            });
+            rx.recv().unwrap()
+        })
+        .as_ref()
+}
+
+/// The shared server's pid and folder, for [`remove_shared`].
+static SHARED_FILES: std::sync::Mutex<Option<(u32, PathBuf)>> = std::sync::Mutex::new(None);
+
+extern "C" fn remove_shared() {
+    if let Ok(mut files) = SHARED_FILES.lock()
+        && let Some((pid, dir)) = files.take()
+    {
+        #[cfg(unix)]
+        // SAFETY: signalling the server this process started.
+        unsafe {
+            libc::kill(pid as i32, libc::SIGKILL);
+        }
+        // Its backends notice and exit; give them a moment before the files go.
+        std::thread::sleep(Duration::from_millis(100));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
 
 /// Options of a test server.
@@ -232,15 +296,22 @@ impl PgServer {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// A new empty database with a name of its own; its URL.
+    pub fn fresh_db(&self) -> String {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.create_db(&format!("t{}_{n}", std::process::id()))
+    }
+
     /// A new empty database; its URL.
     pub fn create_db(&self, name: &str) -> String {
         self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
         self.url(name)
     }
 
-    /// The self-signed certificate a TLS server presents (`PgOptions::tls`).
+    /// The CA that signed the certificate a TLS server presents (`PgOptions::tls`).
     pub fn ca_file(&self) -> PathBuf {
-        self.dir.path().join("server.crt")
+        self.dir.path().join("ca.crt")
     }
 
     /// SIGKILL of the postmaster: a crash (its backends exit when they notice).
@@ -290,18 +361,64 @@ impl PgServer {
 /// A self-signed certificate for 127.0.0.1 and localhost, with `openssl` (present wherever
 /// PostgreSQL's Debian package is).
 fn make_certificate(dir: &Path) {
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(dir.join("server.key"))
-        .arg("-out")
-        .arg(dir.join("server.crt"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("run openssl");
-    assert!(status.success(), "openssl could not make a test certificate");
+    // A CA and a server certificate it signs (a self-signed certificate is a CA, which a
+    // verifying client refuses as a server's own).
+    std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+        .unwrap();
+    let openssl = |args: &[&str]| {
+        let status = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run openssl");
+        assert!(status.success(), "openssl {args:?} could not make a test certificate");
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=openclaw test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.crt",
+    ]);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

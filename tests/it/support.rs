@@ -220,6 +220,21 @@ pub fn show(o: &Output) -> String {
     )
 }
 
+/// Which store test clusters keep their state in: SQLite (a file in the cluster's temp dir)
+/// by default; PostgreSQL with `OPENCLAW_TEST_STORE=postgres` — a database of its own per
+/// cluster on one real server per test process (`postgres_server::shared`). CI runs the
+/// store-facing suites (nodes, tasks, output, events, crash recovery) both ways.
+pub fn on_postgres() -> bool {
+    std::env::var("OPENCLAW_TEST_STORE").as_deref() == Ok("postgres")
+}
+
+/// A new, empty PostgreSQL database for a test; its URL.
+pub fn postgres_db() -> String {
+    crate::postgres_server::shared()
+        .expect("OPENCLAW_TEST_STORE=postgres but PostgreSQL's server binaries are not installed")
+        .fresh_db()
+}
+
 /// Knobs of a test cluster, rendered into its config file.
 #[derive(Clone)]
 pub struct Settings {
@@ -236,6 +251,9 @@ pub struct Settings {
     /// Give the worker a gateway port of nobody (the default), so no test reaches a real
     /// gateway by accident; off, the worker finds the gateway in OpenClaw's config.
     pub pin_gateway_port: bool,
+    /// Keep the state in a new PostgreSQL database even without `OPENCLAW_TEST_STORE`
+    /// (the PostgreSQL store's own tests).
+    pub postgres: bool,
 }
 
 impl Default for Settings {
@@ -250,6 +268,7 @@ impl Default for Settings {
             extra_coordinator: String::new(),
             extra_worker: String::new(),
             pin_gateway_port: true,
+            postgres: false,
         }
     }
 }
@@ -270,6 +289,9 @@ pub struct Cluster {
     /// Where `worker.port` (the OpenClaw gateway) points: refused, unless a test sets
     /// a gateway of its own.
     pub no_gateway: DeadPort,
+    /// The PostgreSQL database the coordinator uses ([`on_postgres`]); None: the SQLite
+    /// file [`Cluster::db`].
+    pub pg_url: Option<String>,
 }
 
 impl Cluster {
@@ -300,8 +322,10 @@ impl Cluster {
             let root = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
             http = reqwest::Client::builder().add_root_certificate(root).build().unwrap();
         }
+        let pg_url = (s.postgres || on_postgres()).then(postgres_db);
+        let pg = pg_url.as_ref().map(|url| format!("  type: postgres\n  url: {url}\n")).unwrap_or_default();
         let yaml = format!(
-            "storage:\n  path: {data}/cluster.db\ncoordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: {lp}\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: DEBUG\n  format: json\n",
+            "storage:\n  path: {data}/cluster.db\n{pg}coordinator:\n  host: 127.0.0.1\n  port: __PORT__\n  heartbeat_timeout: {ht}\n  heartbeat_check_interval: 5\n  retry_backoff_base: {rb}\n  retry_backoff_max: {rm}\n  long_poll_timeout: {lp}\n  shutdown_timeout: 5\n  scheduling_strategy: {strategy}\n{ec}worker:\n  heartbeat_interval: {hi}\n  skills_rescan_interval: 0.3\n  gateway_check_interval: 0.3\n  shutdown_timeout: 5\n{gateway_port}{ew}log:\n  level: DEBUG\n  format: json\n",
             data = dir.path().join("data").display(),
             ht = s.heartbeat_timeout,
             hi = s.heartbeat_interval,
@@ -313,8 +337,18 @@ impl Cluster {
             ew = extra_worker,
         );
         let scheme = if s.tls { "https" } else { "http" };
-        let c =
-            Cluster { dir, port: 0, scheme, config, template: yaml, coordinator: None, http, restarts: 0, no_gateway };
+        let c = Cluster {
+            dir,
+            port: 0,
+            scheme,
+            config,
+            template: yaml,
+            coordinator: None,
+            http,
+            restarts: 0,
+            no_gateway,
+            pg_url,
+        };
         c.write_config();
         c
     }
@@ -337,6 +371,17 @@ impl Cluster {
         c
     }
 
+    /// Replaces the config's `storage` section with these indented lines (besides `path`,
+    /// which stays, for the token files), e.g. `  type: postgres\n  url: …\n`.
+    pub fn set_storage(&mut self, lines: &str) {
+        let start = self.template.find("storage:\n").unwrap();
+        let end = self.template.find("coordinator:\n").unwrap();
+        let path = format!("  path: {}\n", self.db().display());
+        self.template.replace_range(start..end, &format!("storage:\n{path}{lines}"));
+        self.pg_url = lines.lines().find_map(|l| l.trim().strip_prefix("url: ")).map(str::to_string);
+        self.write_config();
+    }
+
     /// Appends YAML to the config file (kept across the port rewrite).
     pub fn append_config(&mut self, yaml: &str) {
         self.template.push_str(yaml);
@@ -356,6 +401,43 @@ impl Cluster {
 
     pub fn db(&self) -> PathBuf {
         self.path().join("data/cluster.db")
+    }
+
+    /// Runs SQL on the cluster's store, whichever it is (SQLite's file or the PostgreSQL
+    /// database), for a test that sets rows up or checks them by hand: write SQL that both
+    /// dialects read. Returns the first column of each row as text.
+    pub fn sql(&self, sql: &str) -> Vec<String> {
+        if let Some(url) = &self.pg_url {
+            let pg = crate::postgres_server::shared().unwrap();
+            let db = url.rsplit('/').next().unwrap();
+            return pg.psql(db, sql).lines().map(str::to_string).collect();
+        }
+        let c = rusqlite::Connection::open(self.db()).unwrap();
+        let mut rows = Vec::new();
+        for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            let mut q = c.prepare(statement).unwrap();
+            let n = q.column_count();
+            let mut r = q.query([]).unwrap();
+            while let Some(row) = r.next().unwrap() {
+                if n > 0 {
+                    let v: rusqlite::types::Value = row.get(0).unwrap();
+                    rows.push(match v {
+                        rusqlite::types::Value::Null => String::new(),
+                        rusqlite::types::Value::Integer(i) => i.to_string(),
+                        rusqlite::types::Value::Real(f) => f.to_string(),
+                        rusqlite::types::Value::Text(t) => t,
+                        rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
+                    });
+                }
+            }
+        }
+        rows
+    }
+
+    /// One number from [`Cluster::sql`] (a count, an id).
+    pub fn sql_int(&self, sql: &str) -> i64 {
+        let rows = self.sql(sql);
+        rows.first().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{sql:?} gave {rows:?}, not a number"))
     }
 
     pub fn logs(&self) -> PathBuf {

@@ -685,24 +685,19 @@ async fn old_ended_tasks_are_purged() {
     cluster.kill_coordinator();
     // An old task, as a month-old store has it: its event is older (a lower id) than the
     // newest, which retention always keeps.
-    let c = rusqlite::Connection::open(cluster.db()).unwrap();
-    c.execute_batch(
+    let month_ago = openclaw::model::Timestamp::now().0 - 31 * 86_400_000;
+    cluster.sql(&format!(
         "INSERT INTO tasks (task_id, seq, name, task_type, priority, required_skills, timeout_ms, max_retries, status, submitted_at, completed_at, idempotency_key)
-         VALUES ('task_ancient', 100, 'old', 'batch', 2, '[\"x\"]', 1000, 0, 'completed', 0, unixepoch() * 1000 - 31 * 86400000, 'ancient-key');
+         VALUES ('task_ancient', 100, 'old', 'batch', 2, '[\"x\"]', 1000, 0, 'completed', 0, {month_ago}, 'ancient-key');
          INSERT INTO events (id, task_id, at, kind, event, status, attempt) VALUES (0, 'task_ancient', 0, 'task', 'completed', 'completed', 1);",
-    )
-    .unwrap();
-    drop(c);
+    ));
     cluster.start_coordinator().await;
     eventually("the ancient task is purged", Duration::from_secs(10), || async {
         cluster.api("GET", "/api/v1/tasks/task_ancient", None).await.0 == 404
     })
     .await;
     assert_eq!(cluster.get(&format!("/api/v1/tasks/{id}")).await["status"], "cancelled");
-    let events: i64 = rusqlite::Connection::open(cluster.db())
-        .unwrap()
-        .query_row("SELECT count(*) FROM events WHERE task_id = 'task_ancient'", [], |r| r.get(0))
-        .unwrap();
+    let events = cluster.sql_int("SELECT count(*) FROM events WHERE task_id = 'task_ancient'");
     assert_eq!(events, 0);
     // Its idempotency key is free again.
     let (status, _) = cluster
@@ -1000,12 +995,8 @@ async fn a_join_token_cannot_take_over_a_live_node() {
     assert_eq!(status, 401, "the rotated secret is void");
     let (status, _) = cluster.call("POST", "/api/v1/nodes/victim/heartbeat", Some(&rotated), Some("{}")).await;
     assert_eq!(status, 200);
-    let rotations: i64 = rusqlite::Connection::open(cluster.db())
-        .unwrap()
-        .query_row("SELECT count(*) FROM events WHERE node_id = 'victim' AND event = 'secret_rotated'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let rotations =
+        cluster.sql_int("SELECT count(*) FROM events WHERE node_id = 'victim' AND event = 'secret_rotated'");
     assert_eq!(rotations, 1, "the rotation is in the event history");
     // A node's own secret registers it again (a restarted worker), but not another node.
     let again = cluster.register_with(&rotated, "victim", &["pay"], 1).await;

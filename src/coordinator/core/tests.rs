@@ -38,13 +38,6 @@ fn settings() -> Settings {
     }
 }
 
-/// A new SQLite store in a temporary folder (kept as long as the store is used).
-fn sqlite_store() -> (Arc<dyn Store>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = crate::store::sqlite::SqliteStore::open(&dir.path().join("cluster.db")).unwrap();
-    (Arc::new(store), dir)
-}
-
 /// A state machine, the moment it lives in, and the store its batches go to.
 struct Sim {
     core: Core,
@@ -63,15 +56,17 @@ impl Sim {
         Sim::with(settings())
     }
 
-    /// A simulation with these settings, on a new SQLite store.
+    /// A simulation with these settings, on a new store (SQLite, or PostgreSQL with
+    /// `OPENCLAW_TEST_STORE=postgres`: see `store::testing`).
     fn with(settings: Settings) -> Sim {
-        let (store, dir) = sqlite_store();
-        Sim::on(settings, store, Box::new(dir))
+        let (store, keep) = crate::store::testing::new_store();
+        Sim::on(settings, store, keep)
     }
 
     /// A simulation on `store` (empty), which lives as long as `keep`.
     fn on(settings: Settings, store: Arc<dyn Store>, keep: Box<dyn std::any::Any>) -> Sim {
-        let session = store.write_session().unwrap();
+        let epoch = crate::store::testing::lead(&*store);
+        let session = store.write_session(epoch).unwrap();
         let mut core = Core::new(settings, Arc::new(Metrics::new()), 1, 1);
         core.seed(0);
         Sim { core, now: Now::get(), store, session, seed: 0, _keep: keep }

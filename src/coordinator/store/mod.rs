@@ -60,6 +60,10 @@ pub enum StoreError {
     /// A write or its commit failed; nothing more will be written (fail-stop).
     #[error("a database write failed: {0}")]
     WriteFailed(String),
+    /// The store does not do this (a file backup of PostgreSQL); the message says what to
+    /// use instead.
+    #[error("{0}")]
+    Unsupported(String),
     /// The store failed a read or a write; the message names what and where.
     #[error("{0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
@@ -163,8 +167,16 @@ pub trait Store: Send + Sync + 'static {
     /// ids go on.
     fn snapshot(&self) -> Result<Snapshot, StoreError>;
 
-    /// The writer's session (called once, at start).
-    fn write_session(&self) -> Result<Box<dyn WriteSession>, StoreError>;
+    /// The writer's session (called once, at start). A store shared by several coordinators
+    /// ([`Store::lease`]) fences it: its commits succeed only while the lease's epoch is still
+    /// `epoch`; a store of one coordinator gets `None`.
+    fn write_session(&self, epoch: Option<u64>) -> Result<Box<dyn WriteSession>, StoreError>;
+
+    /// The leader lease, for a store several coordinators may share (PostgreSQL); `None`
+    /// for a store that one process holds alone (SQLite's file lock).
+    fn lease(&self) -> Option<&dyn Lease> {
+        None
+    }
 
     /// One task as stored, with its history (`events`, oldest first) when `with_events`.
     fn task(&self, task_id: &str, with_events: bool) -> Result<Option<Task>, StoreError>;
@@ -199,6 +211,47 @@ pub trait Store: Send + Sync + 'static {
     /// A consistent copy of everything committed so far, in a new file that the caller
     /// streams and then removes.
     fn backup(&self) -> Result<PathBuf, StoreError>;
+}
+
+/// The coordinator that leads a shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leader {
+    /// Its `coordinator.id`.
+    pub id: String,
+    /// Where clients reach it (`coordinator.advertise_url`).
+    pub url: String,
+    /// The fencing epoch of its lease.
+    pub epoch: u64,
+}
+
+/// The answer to a claim of the lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The lease is ours at this epoch (one more than the last holder's).
+    Won(u64),
+    /// Somebody else holds a lease that has not run out (None: the lease is free or run out
+    /// but another claim was first).
+    Held(Option<Leader>),
+}
+
+/// A lease that makes one of several coordinators the leader, with a fencing epoch.
+///
+/// Invariants a store keeps: the epoch only goes up, by one per claim won; a claim wins
+/// only when the lease is free, its holder has not renewed it for its time to live (by
+/// the store's one clock), or the claimant is the holder (a coordinator restarting after a
+/// crash: its old session is fenced by the new epoch all the same); and a write session fenced at an epoch commits nothing once the
+/// epoch has moved on — the check runs inside the session's transaction, under a lock that
+/// a claim must wait for. The holder decides by its own monotonic clock when its lease may
+/// have run out (counted from when it sent the last renewal that succeeded).
+pub trait Lease: Send + Sync {
+    /// Claims the lease for `id` (reached at `url`), for `ttl` from now.
+    fn claim(&self, id: &str, url: &str, ttl: std::time::Duration) -> Result<Claim, StoreError>;
+    /// Renews the lease held at `epoch` for `ttl` from now; `false` when it was taken over.
+    fn renew(&self, epoch: u64, ttl: std::time::Duration) -> Result<bool, StoreError>;
+    /// Gives the lease up at a clean stop, so that a standby takes over at once.
+    fn release(&self, epoch: u64) -> Result<(), StoreError>;
+    /// Who leads now (None: nobody holds a lease that has not run out).
+    fn leader(&self) -> Result<Option<Leader>, StoreError>;
 }
 
 /// Runs `f` on the store on tokio's blocking pool.

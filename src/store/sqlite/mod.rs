@@ -213,7 +213,8 @@ impl Store for SqliteStore {
         })
     }
 
-    fn write_session(&self) -> Result<Box<dyn WriteSession>, StoreError> {
+    /// One process holds the file (the lock): there is no epoch to fence.
+    fn write_session(&self, _epoch: Option<u64>) -> Result<Box<dyn WriteSession>, StoreError> {
         let conn = self.pool.get().map_err(SqliteError::from)?;
         Ok(Box::new(Session { conn }))
     }
