@@ -1,6 +1,6 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
 //! test: it prints figures). Run:
-//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|skills|all]`.
+//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|skills|schedules|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -38,6 +38,11 @@
 //!   folder first and at a rescan (listing only, nothing changed); OpenClaw's bundled skills
 //!   (when `.ci/tools` installed OpenClaw); a folder just under the byte cap, and folders over
 //!   the file and byte caps (refused after the listing).
+//!
+//! - schedules: coordinator CPU while idle with no schedule and with 10,000 idle ones (due
+//!   in an hour), then the firing lateness (due time → task submitted, from each run's
+//!   `fired_at` and `due_at`) p50/p99/max when 10,000 exact cron schedules are due the same
+//!   minute; one coordinator, one run.
 //!
 //! The coordinator and this generator share the machine: figures from one run compare
 //! with each other, not with another machine's.
@@ -943,6 +948,97 @@ async fn register_many(ep: &Endpoint, n: u64, prefix: &str, offset: u64) {
     }
 }
 
+/// Creates `n` schedules from `body(i)`, 32 at a time.
+async fn create_schedules(ep: &Endpoint, n: u64, body: impl Fn(u64) -> Value) {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let permit = in_flight.clone().acquire_owned().await.unwrap();
+        let (ep, body) = (ep.clone(), body(i));
+        handles.push(tokio::spawn(async move {
+            let r = ep
+                .http
+                .post(format!("{}/api/v1/schedules", ep.url))
+                .bearer_auth(&ep.admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            drop(permit);
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+}
+
+/// Issue 20: coordinator CPU with 10,000 idle schedules, and firing lateness with 10,000
+/// schedules due the same minute.
+async fn schedules(n: u64, idle_secs: u64) {
+    let (server, ep) = start().await;
+    let idle = |secs| async move { tokio::time::sleep(Duration::from_secs(secs)).await };
+    let c0 = server.cpu_seconds();
+    idle(idle_secs).await;
+    let empty = (server.cpu_seconds() - c0) / idle_secs as f64 * 100.0;
+    let task = json!({"name": "s", "required_skills": ["nobody-has-it"]});
+    create_schedules(&ep, n, |i| json!({"name": format!("idle-{i}"), "every": "1h", "task": task})).await;
+    let c0 = server.cpu_seconds();
+    idle(idle_secs).await;
+    let loaded = (server.cpu_seconds() - c0) / idle_secs as f64 * 100.0;
+    println!(
+        "  idle coordinator CPU: {empty:.2}% with no schedule, {loaded:.2}% with {n} idle schedules ({idle_secs} s each); RSS {:.0} MiB",
+        server.rss_mib()
+    );
+    // All due at the same minute: the first whole minute at least 90 s away (creating them
+    // takes a while on a shared machine).
+    let now = openclaw::util::now_ms();
+    let due_ms = (now + 90_000) / 60_000 * 60_000 + 60_000;
+    let due_s = due_ms / 1000;
+    let (minute, hour) = ((due_s / 60) % 60, (due_s / 3600) % 24);
+    let cron = format!("{minute} {hour} * * *");
+    let c0 = Instant::now();
+    create_schedules(&ep, n, |i| {
+        json!({"name": format!("due-{i}"), "cron": cron, "tz": "UTC", "exact": true, "overlap": "allow", "task": task})
+    })
+    .await;
+    println!("  created {n} cron schedules in {:.1} s", c0.elapsed().as_secs_f64());
+    let wait = due_ms - openclaw::util::now_ms();
+    assert!(wait > 0, "creating the schedules took past their due time; raise the margin");
+    tokio::time::sleep(Duration::from_millis(wait as u64 + 5_000)).await;
+    let mut lateness = histogram();
+    let mut fired = 0;
+    loop {
+        let list: Value = ep
+            .http
+            .get(format!("{}/api/v1/schedules", ep.url))
+            .bearer_auth(&ep.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let runs: Vec<&Value> = list["schedules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"].as_str().unwrap().starts_with("due-"))
+            .filter_map(|s| s.get("last_run"))
+            .collect();
+        if runs.len() as u64 == n {
+            for r in runs {
+                let at = |k: &str| openclaw::util::parse_rfc3339(r[k].as_str().unwrap()).unwrap();
+                lateness.record(((at("fired_at") - at("due_at")).max(0) as u64 * 1000).max(1)).unwrap();
+                fired += 1;
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    println!("  {}", report(&format!("firing lateness of {fired} schedules due the same minute"), &lateness));
+}
+
 /// Issue 11: memory and list latency with 1,000,000 stored tasks, 100,000 of them pending.
 /// The store is filled with SQL before the coordinator starts (as a long-lived cluster
 /// would have left it), then the real coordinator loads it.
@@ -1437,6 +1533,10 @@ fn main() {
         if which == "skills" || which == "all" {
             println!("skill digests:");
             skill_digests();
+        }
+        if which == "schedules" || which == "all" {
+            println!("schedules:");
+            schedules(10_000, 20).await;
         }
         if which == "tasks" || which == "all" {
             // The same loads on each store, one after the other in this run (issue 19):

@@ -41,7 +41,16 @@
 //! | DELETE | `/api/v1/secrets/{name}` | DeleteSecret | admin |
 //! | POST | `/api/v1/secrets/rotate-key` | RotateSecretKey | admin |
 //! | GET | `/api/v1/tasks/{task}/output` | TaskOutput (`?follow= &after=`) | read |
-//! | GET | `/api/v1/events` | Events (`?task= &node= &skill= &kind= &after=`) | read |
+//! | GET | `/api/v1/events` | Events (`?task= &node= &skill= &kind= &schedule= &after=`) | read |
+//! | POST | `/api/v1/schedules` | CreateSchedule | submit |
+//! | GET | `/api/v1/schedules` | ListSchedules | read |
+//! | GET | `/api/v1/schedules/{schedule}` | GetSchedule (by id or name) | read |
+//! | PATCH | `/api/v1/schedules/{schedule}` | EditSchedule | submit |
+//! | DELETE | `/api/v1/schedules/{schedule}` | RemoveSchedule | submit |
+//! | POST | `/api/v1/schedules/{schedule}/pause` | PauseSchedule | submit |
+//! | POST | `/api/v1/schedules/{schedule}/resume` | ResumeSchedule | submit |
+//! | POST | `/api/v1/schedules/{schedule}/run` | RunSchedule (run now) | submit |
+//! | GET | `/api/v1/schedules/{schedule}/runs` | ScheduleRuns (`?before= &limit=`) | read |
 //! | POST | `/mcp` | Mcp (MCP over Streamable HTTP) | submit |
 //!
 //! Each row also says what the endpoint takes and answers (query and headers, body, success
@@ -191,13 +200,37 @@ pub struct EventQuery {
     /// Only events of tasks whose skill (first required) is this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skill: Option<String>,
-    /// Only `task` or only `node` events.
+    /// Only `task`, only `node` or only `schedule` events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[param(value_type = Option<m::EventKindInput>, inline)]
     pub kind: Option<EventKind>,
+    /// Only this schedule's events (its id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// Resume after this event id (the `Last-Event-ID` header wins when both are sent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<u64>,
+}
+
+/// `?before= &limit=` of `GET /api/v1/schedules/{schedule}/runs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunQuery {
+    /// Only runs numbered below this one (the `next` of the previous page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
+    /// 1 to 1000; 50 when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::PageLimit>, inline)]
+    pub limit: Option<u32>,
+}
+
+impl RunQuery {
+    /// The page size, or why it is refused.
+    pub fn page_limit(&self) -> Result<u32, String> {
+        TaskQuery { limit: self.limit, ..Default::default() }.page_limit()
+    }
 }
 
 /// `?follow= &after=` of `GET /api/v1/tasks/{task}/output`.
@@ -280,6 +313,43 @@ pub fn json_rpc_schema(_: &mut Components) -> RefOr<Schema> {
         .into()
 }
 
+/// A schedule request's timing, beside its body's schema: exactly one of `cron`, `every`
+/// and `at` (a new schedule), or at most one (a change).
+fn one_timing(body: RefOr<Schema>, none_allowed: bool) -> RefOr<Schema> {
+    use utoipa::openapi::schema::{AllOfBuilder, OneOfBuilder};
+    const FIELDS: [&str; 3] = ["cron", "every", "at"];
+    // Refinements of the body, not shapes of their own: no `type`, so they close nothing.
+    let alternative = |set: Option<&str>| {
+        let mut o = ObjectBuilder::new().schema_type(SchemaType::AnyValue);
+        for f in FIELDS {
+            o = if Some(f) == set {
+                o.property(f, ObjectBuilder::new().schema_type(Type::String)).required(f)
+            } else {
+                o.property(f, ObjectBuilder::new().schema_type(Type::Null))
+            };
+        }
+        o
+    };
+    let mut one_of = OneOfBuilder::new();
+    if none_allowed {
+        one_of = one_of.item(alternative(None));
+    }
+    for f in FIELDS {
+        one_of = one_of.item(alternative(Some(f)));
+    }
+    AllOfBuilder::new().item(body).item(one_of).into()
+}
+
+/// `POST /api/v1/schedules`: a `NewSchedule` with exactly one timing.
+pub fn new_schedule_schema(c: &mut Components) -> RefOr<Schema> {
+    one_timing(json::<m::NewSchedule>(c), false)
+}
+
+/// `PATCH /api/v1/schedules/{schedule}`: a `ScheduleEdit` with at most one new timing.
+pub fn schedule_edit_schema(c: &mut Components) -> RefOr<Schema> {
+    one_timing(json::<m::ScheduleEdit>(c), true)
+}
+
 /// Every endpoint, with its path parameters and its typed query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -321,6 +391,15 @@ pub enum Route {
     RotateSecretKey,
     TaskOutput { task: String, query: OutputQuery },
     Events(EventQuery),
+    CreateSchedule,
+    ListSchedules,
+    GetSchedule { schedule: String },
+    EditSchedule { schedule: String },
+    RemoveSchedule { schedule: String },
+    PauseSchedule { schedule: String },
+    ResumeSchedule { schedule: String },
+    RunSchedule { schedule: String },
+    ScheduleRuns { schedule: String, query: RunQuery },
     Mcp,
 }
 
@@ -934,14 +1013,141 @@ pub static TABLE: &[Endpoint] = &[
             Answer::Stream(&[
                 ("task", json::<m::Event>),
                 ("node", json::<m::Event>),
+                ("schedule", json::<m::Event>),
                 ("gap", json::<m::StreamGap>),
                 ("error", json::<m::StreamError>),
             ]),
         )],
         errors: &[E::BadRequest, E::Internal, E::Unavailable],
         access: Access::Read,
-        summary: "Task and node transitions as Server-Sent Events; resumes with `Last-Event-ID`",
+        summary: "Task, node and schedule transitions as Server-Sent Events; resumes with `Last-Event-ID`",
         build: |_, q| Ok(Route::Events(query(q)?)),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/schedules",
+        name: "schedules_create",
+        query: None,
+        body: Body::Json(new_schedule_schema),
+        ok: &[(201, Answer::Json(json::<m::Schedule>))],
+        errors: &[E::ScheduleExists, E::Overloaded, E::Unavailable],
+        access: Access::Submit,
+        summary: "Create a schedule: a task submitted on a cron expression, at an interval, or once (201)",
+        build: |p, q| none(p, q, Route::CreateSchedule),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/schedules",
+        name: "schedules_list",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::ScheduleList>))],
+        errors: &[],
+        access: Access::Read,
+        summary: "Every schedule, by name, with its next due time and last run",
+        build: |p, q| none(p, q, Route::ListSchedules),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/schedules/{schedule}",
+        name: "schedule_get",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::Schedule>))],
+        errors: &[E::UnknownSchedule],
+        access: Access::Read,
+        summary: "One schedule, by id or by name",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::GetSchedule { schedule: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::PATCH,
+        path: "/api/v1/schedules/{schedule}",
+        name: "schedule_edit",
+        query: None,
+        body: Body::Json(schedule_edit_schema),
+        ok: &[(200, Answer::Json(json::<m::Schedule>))],
+        errors: &[E::UnknownSchedule, E::ScheduleExists, E::Overloaded, E::Unavailable],
+        access: Access::Submit,
+        summary: "Change a schedule (the fields given); a new timing starts from now",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::EditSchedule { schedule: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::DELETE,
+        path: "/api/v1/schedules/{schedule}",
+        name: "schedule_remove",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::Schedule>))],
+        errors: &[E::UnknownSchedule, E::Overloaded, E::Unavailable],
+        access: Access::Submit,
+        summary: "Remove a schedule and its run history (its tasks stay)",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::RemoveSchedule { schedule: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/schedules/{schedule}/pause",
+        name: "schedule_pause",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::Schedule>))],
+        errors: &[E::UnknownSchedule, E::Overloaded, E::Unavailable],
+        access: Access::Submit,
+        summary: "Stop firing until resumed",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::PauseSchedule { schedule: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/schedules/{schedule}/resume",
+        name: "schedule_resume",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::Schedule>))],
+        errors: &[E::UnknownSchedule, E::Overloaded, E::Unavailable],
+        access: Access::Submit,
+        summary: "Fire again from the next due time (those passed while paused do not run)",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::ResumeSchedule { schedule: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/schedules/{schedule}/run",
+        name: "schedule_run",
+        query: None,
+        body: Body::None,
+        ok: &[(201, Answer::Json(json::<m::ScheduleRun>))],
+        errors: &[E::UnknownSchedule, E::Overloaded, E::Unavailable],
+        access: Access::Submit,
+        summary: "Fire a schedule now (paused or not, whatever its overlap policy) (201)",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::RunSchedule { schedule: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/schedules/{schedule}/runs",
+        name: "schedule_runs",
+        query: Some(|| RunQuery::into_params(|| Some(ParameterIn::Query))),
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::RunList>))],
+        errors: &[E::UnknownSchedule, E::Internal, E::Unavailable],
+        access: Access::Read,
+        summary: "A schedule's runs, newest first",
+        build: |mut p, q| Ok(Route::ScheduleRuns { schedule: take(&mut p), query: query(q)? }),
     },
     Endpoint {
         method: Method::POST,
@@ -1067,7 +1273,19 @@ pub static LINKS: &[Link] = &[
     // Pages of tasks: the next page, and a task on this one.
     link("tasks_list", 200, "tasks_list", &[("query.after", "$response.body#/next")]),
     link("tasks_list", 200, "task_get", &[("path.task", "$response.body#/tasks/0/task_id")]),
+    // A created schedule: read, change, pause, resume, fire, list its runs, remove it.
+    link("schedules_create", 201, "schedule_get", THE_SCHEDULE),
+    link("schedules_create", 201, "schedule_edit", THE_SCHEDULE),
+    link("schedules_create", 201, "schedule_pause", THE_SCHEDULE),
+    link("schedules_create", 201, "schedule_resume", THE_SCHEDULE),
+    link("schedules_create", 201, "schedule_run", THE_SCHEDULE),
+    link("schedules_create", 201, "schedule_runs", THE_SCHEDULE),
+    link("schedules_create", 201, "schedule_remove", THE_SCHEDULE),
+    link("schedule_run", 201, "task_get", THE_TASK),
 ];
+
+/// The schedule an answer shows.
+const THE_SCHEDULE: &[(&str, &str)] = &[("path.schedule", "$response.body#/schedule_id")];
 
 /// Why a request matches no route.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -1205,6 +1423,15 @@ impl Route {
             Route::RotateSecretKey => "secrets_rotate_key",
             Route::TaskOutput { .. } => "task_output",
             Route::Events(_) => "events",
+            Route::CreateSchedule => "schedules_create",
+            Route::ListSchedules => "schedules_list",
+            Route::GetSchedule { .. } => "schedule_get",
+            Route::EditSchedule { .. } => "schedule_edit",
+            Route::RemoveSchedule { .. } => "schedule_remove",
+            Route::PauseSchedule { .. } => "schedule_pause",
+            Route::ResumeSchedule { .. } => "schedule_resume",
+            Route::RunSchedule { .. } => "schedule_run",
+            Route::ScheduleRuns { .. } => "schedule_runs",
             Route::Mcp => "mcp",
         }
     }
@@ -1255,6 +1482,13 @@ impl Route {
             | Route::CancelTask { task }
             | Route::RetryTask { task }
             | Route::TaskOutput { task, .. } => vec![task],
+            Route::GetSchedule { schedule }
+            | Route::EditSchedule { schedule }
+            | Route::RemoveSchedule { schedule }
+            | Route::PauseSchedule { schedule }
+            | Route::ResumeSchedule { schedule }
+            | Route::RunSchedule { schedule }
+            | Route::ScheduleRuns { schedule, .. } => vec![schedule],
             _ => vec![],
         }
     }
@@ -1266,6 +1500,7 @@ impl Route {
             Route::WaitTask { query, .. } => serde_urlencoded::to_string(query),
             Route::TaskOutput { query, .. } => serde_urlencoded::to_string(query),
             Route::Events(q) => serde_urlencoded::to_string(q),
+            Route::ScheduleRuns { query, .. } => serde_urlencoded::to_string(query),
             _ => Ok(String::new()),
         };
         encoded.unwrap_or_default()

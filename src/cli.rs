@@ -62,6 +62,9 @@ pub enum Command {
     Health(HealthArgs),
     /// Submit, list, inspect, wait for and cancel tasks.
     Tasks(TasksArgs),
+    /// Run tasks on their own: on a cron expression in a time zone, every interval, or once
+    /// at a moment, exactly once per due time.
+    Schedules(SchedulesArgs),
     /// Which skills this machine has, and why a skill is not eligible (--cluster: every
     /// node's, with digests and drift).
     Skills(SkillsArgs),
@@ -428,17 +431,13 @@ pub struct RetryArgs {
     pub client: ClientArgs,
 }
 
-/// Flags of `openclaw tasks submit`.
+/// What a task asks for: the flags `tasks submit` and `schedules add` share.
 #[derive(Debug, Args)]
-pub struct SubmitArgs {
+pub struct TaskFields {
     /// A required skill; repeat for several. The first one is the skill that runs.
     /// `NAME@sha256:…` pins a version: only nodes with that content run it.
-    #[arg(long = "skill", value_name = "SKILL", required = true)]
+    #[arg(long = "skill", value_name = "SKILL")]
     pub skills: Vec<String>,
-    /// Pin every --skill given without a version to the one the cluster's nodes have now
-    /// (refused, naming the digests, when their copies differ; `openclaw skills --cluster`).
-    #[arg(long)]
-    pub pin: bool,
     /// An optional skill: nodes that have it are preferred. Repeatable.
     #[arg(long = "optional-skill", value_name = "SKILL")]
     pub optional_skills: Vec<String>,
@@ -486,6 +485,17 @@ pub struct SubmitArgs {
     /// as the environment variable of that name. Repeatable.
     #[arg(long = "secret", value_name = "NAME")]
     pub secrets: Vec<String>,
+}
+
+/// Flags of `openclaw tasks submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub task: TaskFields,
+    /// Pin every --skill given without a version to the one the cluster's nodes have now
+    /// (refused, naming the digests, when their copies differ; `openclaw skills --cluster`).
+    #[arg(long)]
+    pub pin: bool,
     /// Submitting again with the same key returns the first task instead of a new one.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
@@ -502,6 +512,167 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
     pub wait_timeout: Option<Duration>,
     /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `openclaw schedules ...`.
+#[derive(Debug, Args)]
+pub struct SchedulesArgs {
+    #[command(subcommand)]
+    pub command: SchedulesCommand,
+}
+
+/// The schedule subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Add a schedule: when it fires (--cron, --every or --at) and the task it submits (the
+    /// flags of `tasks submit`).
+    Add(Box<ScheduleAddArgs>),
+    /// List schedules: next due time, last run and its status.
+    List(ScheduleListArgs),
+    /// Show one schedule.
+    Get(ScheduleTarget),
+    /// Change a schedule: the flags given replace what it had (a new --skill replaces its
+    /// whole task); a new timing starts from now.
+    Edit(Box<ScheduleEditArgs>),
+    /// Stop firing until resumed.
+    Pause(ScheduleTarget),
+    /// Fire again from the next due time (those passed while paused do not run).
+    Resume(ScheduleTarget),
+    /// Remove a schedule and its run history (its tasks stay).
+    #[command(alias = "rm")]
+    Remove(ScheduleTarget),
+    /// Fire a schedule now, paused or not; prints the task's id.
+    RunNow(ScheduleTarget),
+    /// A schedule's runs, newest first: due time, outcome, task and its status.
+    Runs(ScheduleRunsArgs),
+}
+
+/// When a schedule fires (the flags of OpenClaw's `cron add`).
+#[derive(Debug, Args, Default)]
+pub struct TimingArgs {
+    /// A cron expression: 5 fields (minute hour day-of-month month day-of-week) or 6 with
+    /// seconds first, e.g. "0 7 * * *"; evaluated in --tz.
+    #[arg(long, value_name = "EXPR", conflicts_with_all = ["every", "at"])]
+    pub cron: Option<String>,
+    /// The IANA time zone of --cron (Europe/Berlin, America/New_York, UTC). Default: this
+    /// machine's time zone.
+    #[arg(long, value_name = "ZONE", requires = "cron")]
+    pub tz: Option<String>,
+    /// Fire every interval: a whole number and ms, s, m, h or d (90s, 10m, 1d).
+    #[arg(long, value_name = "INTERVAL", conflicts_with = "at")]
+    pub every: Option<String>,
+    /// Fire once: an RFC 3339 time (2026-12-24T18:00:00Z, 2026-12-24T19:00:00+01:00) or a
+    /// duration from now (20m, 2h).
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
+    /// Spread --cron firings over this window after each due time (a fixed offset per
+    /// schedule). Default: 5m for a top-of-hour expression, else none.
+    #[arg(long, value_name = "DURATION", requires = "cron", conflicts_with = "exact")]
+    pub stagger: Option<String>,
+    /// Fire --cron at its exact due times (no stagger).
+    #[arg(long, requires = "cron")]
+    pub exact: bool,
+}
+
+/// Flags of `openclaw schedules add`.
+#[derive(Debug, Args)]
+pub struct ScheduleAddArgs {
+    /// The schedule's name (A-Z a-z 0-9 . _ -).
+    #[arg(value_name = "NAME", id = "schedule")]
+    pub schedule: String,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    /// Due times missed while the coordinator was down: none, latest (default) or all (up
+    /// to 100).
+    #[arg(long, value_name = "POLICY")]
+    pub catch_up: Option<crate::model::CatchUp>,
+    /// A due time while the previous run is still active: skip (default), queue or allow.
+    #[arg(long, value_name = "POLICY")]
+    pub overlap: Option<crate::model::Overlap>,
+    /// Remove the schedule once a run completes.
+    #[arg(long)]
+    pub delete_after_run: bool,
+    /// Create it paused.
+    #[arg(long, alias = "disabled")]
+    pub paused: bool,
+    #[command(flatten)]
+    pub task: TaskFields,
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw schedules edit`.
+#[derive(Debug, Args)]
+pub struct ScheduleEditArgs {
+    /// The schedule's name or id.
+    #[arg(value_name = "NAME", id = "schedule")]
+    pub schedule: String,
+    /// A new name.
+    #[arg(long, value_name = "NAME")]
+    pub rename: Option<String>,
+    #[command(flatten)]
+    pub timing: TimingArgs,
+    /// none, latest or all.
+    #[arg(long, value_name = "POLICY")]
+    pub catch_up: Option<crate::model::CatchUp>,
+    /// skip, queue or allow.
+    #[arg(long, value_name = "POLICY")]
+    pub overlap: Option<crate::model::Overlap>,
+    /// Remove the schedule once a run completes: true or false.
+    #[arg(long, value_name = "BOOL")]
+    pub delete_after_run: Option<bool>,
+    #[command(flatten)]
+    pub task: TaskFields,
+    /// Print the API's JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw schedules list`.
+#[derive(Debug, Args)]
+pub struct ScheduleListArgs {
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// One schedule to act on.
+#[derive(Debug, Args)]
+pub struct ScheduleTarget {
+    /// The schedule's name or id.
+    #[arg(value_name = "NAME")]
+    pub schedule: String,
+    /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw schedules runs`.
+#[derive(Debug, Args)]
+pub struct ScheduleRunsArgs {
+    /// The schedule's name or id.
+    #[arg(value_name = "NAME")]
+    pub schedule: String,
+    /// At most this many runs (1-1000, default 50).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u32>,
+    /// Only runs numbered below this one (the `next` of a previous page).
+    #[arg(long, value_name = "RUN")]
+    pub before: Option<u64>,
+    /// Print the API's JSON unchanged.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -773,10 +944,10 @@ mod tests {
             "high",
         ]);
         let Command::Tasks(TasksArgs { command: TasksCommand::Submit(s) }) = cli.command else { panic!() };
-        assert_eq!(s.params[0], ("n".into(), serde_json::json!(3)));
-        assert_eq!(s.params[1], ("s".into(), serde_json::json!("hello")));
-        assert_eq!(s.timeout, Some(Duration::from_secs(600)));
-        assert_eq!(s.priority, Some(Priority::High));
+        assert_eq!(s.task.params[0], ("n".into(), serde_json::json!(3)));
+        assert_eq!(s.task.params[1], ("s".into(), serde_json::json!("hello")));
+        assert_eq!(s.task.timeout, Some(Duration::from_secs(600)));
+        assert_eq!(s.task.priority, Some(Priority::High));
     }
 
     #[test]
@@ -804,7 +975,7 @@ mod tests {
         let cli =
             parse_ok(&["openclaw", "tasks", "submit", "--skill", "x", "--timeout", "90s", "--wait-timeout", "10m"]);
         let Command::Tasks(TasksArgs { command: TasksCommand::Submit(s) }) = cli.command else { panic!() };
-        assert_eq!((s.timeout, s.wait_timeout), (Some(Duration::from_secs(90)), Some(Duration::from_secs(600))));
+        assert_eq!((s.task.timeout, s.wait_timeout), (Some(Duration::from_secs(90)), Some(Duration::from_secs(600))));
         for flag in ["--wait-timeout", "--timeout"] {
             let cli = parse_ok(&["openclaw", "tasks", "wait", "t1", flag, "5"]);
             let Command::Tasks(TasksArgs { command: TasksCommand::Wait(w) }) = cli.command else { panic!() };
@@ -826,7 +997,6 @@ mod tests {
             vec!["openclaw", "tasks", "submit", "--skill", "x", "--priority", "urgent"],
             vec!["openclaw", "tasks", "submit", "--skill", "x", "--timeout", "soon"],
             vec!["openclaw", "tasks", "submit", "--skill", "x", "--param", "novalue"],
-            vec!["openclaw", "tasks", "submit"],
             vec!["openclaw", "coordinator", "--port", "70000"],
             vec!["openclaw", "tasks", "watch", "--after", "soon"],
             vec!["openclaw", "tasks", "logs"],

@@ -128,6 +128,49 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
             ),
             ("Submit a task and wait for its result.", "openclaw-cluster tasks submit --skill echo --wait"),
         ],
+        "openclaw-cluster-schedules" => &[
+            (
+                "Every morning at 7 in Berlin, on whichever machine has the skill.",
+                "openclaw-cluster schedules add morning --cron \"0 7 * * *\" --tz Europe/Berlin --skill summarize-inbox",
+            ),
+            ("Next due times, last runs and their status.", "openclaw-cluster schedules list"),
+        ],
+        "openclaw-cluster-schedules-add" => &[
+            (
+                "Every morning at 7 in Berlin.",
+                "openclaw-cluster schedules add morning --cron \"0 7 * * *\" --tz Europe/Berlin --skill summarize-inbox",
+            ),
+            (
+                "Every 10 minutes; a run still going when the next is due waits for it.",
+                "openclaw-cluster schedules add disk --every 10m --overlap queue --skill disk-report",
+            ),
+            (
+                "Once, in 20 minutes.",
+                "openclaw-cluster schedules add reminder --at 20m --skill notify --param text=tea",
+            ),
+        ],
+        "openclaw-cluster-schedules-edit" => {
+            &[("Fire every hour from now on.", "openclaw-cluster schedules edit morning --every 1h")]
+        }
+        "openclaw-cluster-schedules-get" => &[("One schedule.", "openclaw-cluster schedules get morning")],
+        "openclaw-cluster-schedules-list" => &[(
+            "Schedules as JSON, for a script.",
+            "openclaw-cluster schedules list --json | jq '.schedules[].next_due'",
+        )],
+        "openclaw-cluster-schedules-pause" => &[("Stop firing for now.", "openclaw-cluster schedules pause morning")],
+        "openclaw-cluster-schedules-resume" => {
+            &[("Fire again from the next due time.", "openclaw-cluster schedules resume morning")]
+        }
+        "openclaw-cluster-schedules-remove" => {
+            &[("Remove a schedule (its tasks stay).", "openclaw-cluster schedules remove morning")]
+        }
+        "openclaw-cluster-schedules-run-now" => &[(
+            "Fire now and wait for the task.",
+            "openclaw-cluster tasks wait $(openclaw-cluster schedules run-now morning)",
+        )],
+        "openclaw-cluster-schedules-runs" => {
+            &[("What each due time did, newest first.", "openclaw-cluster schedules runs morning")]
+        }
         "openclaw-cluster-tasks-get" => &[
             ("A task with its history and why it waits.", "openclaw-cluster tasks get TASK_ID"),
             ("Only its result, for a script.", "openclaw-cluster tasks get TASK_ID --json | jq .result"),

@@ -17,8 +17,10 @@ use crate::api::{NodeQuery, OutputQuery, Route, TaskQuery};
 use crate::cli::McpArgs;
 use crate::client::ClientError;
 use crate::config::Config;
-use crate::mcp::{Backend, BoxFuture, Failure, Tools};
-use crate::model::{ErrorCode, Node, SubmitTask, Task, TaskList, TaskOutput};
+use crate::mcp::{Backend, BoxFuture, Failure, ScheduleAction, Tools};
+use crate::model::{
+    ErrorCode, NewSchedule, Node, Schedule, ScheduleList, ScheduleRun, SubmitTask, Task, TaskList, TaskOutput,
+};
 
 pub async fn run(config: &Config, args: McpArgs) -> anyhow::Result<Exit> {
     let remote = connect_as(config, &args.client, TokenKind::Tasks)?;
@@ -50,6 +52,9 @@ impl Remote {
 }
 
 /// The tools' backend in `openclaw mcp`: the coordinator's HTTP API.
+/// How long a schedule call waits for the coordinator.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
 impl Backend for Remote {
     fn nodes(&self) -> BoxFuture<'_, Result<Vec<Node>, Failure>> {
         Box::pin(async { self.get(&Route::ListNodes(NodeQuery::default())).await.map_err(|e| self.failure(e)) })
@@ -85,6 +90,27 @@ impl Backend for Remote {
             let route = Route::TaskOutput { task: id.into(), query: OutputQuery::default() };
             self.get(&route).await.map_err(|e| self.failure(e))
         })
+    }
+
+    fn schedules(&self) -> BoxFuture<'_, Result<ScheduleList, Failure>> {
+        Box::pin(async { self.get(&Route::ListSchedules).await.map_err(|e| self.failure(e)) })
+    }
+
+    fn add_schedule(&self, schedule: NewSchedule) -> BoxFuture<'_, Result<Schedule, Failure>> {
+        Box::pin(async move {
+            self.call(&Route::CreateSchedule, Some(&schedule), CALL_TIMEOUT).await.map_err(|e| self.failure(e))
+        })
+    }
+
+    fn change_schedule<'a>(&'a self, key: &'a str, action: ScheduleAction) -> BoxFuture<'a, Result<Schedule, Failure>> {
+        Box::pin(async move {
+            self.call(&action.route(key.into()), None::<&()>, CALL_TIMEOUT).await.map_err(|e| self.failure(e))
+        })
+    }
+
+    fn run_schedule<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<ScheduleRun, Failure>> {
+        let route = Route::RunSchedule { schedule: key.into() };
+        Box::pin(async move { self.call(&route, None::<&()>, CALL_TIMEOUT).await.map_err(|e| self.failure(e)) })
     }
 
     fn recent_tasks(&self, limit: u32) -> BoxFuture<'_, Result<Vec<Task>, Failure>> {

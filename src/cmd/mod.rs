@@ -12,6 +12,7 @@ mod migrate;
 mod nodes;
 pub mod output;
 mod remote;
+mod schedules;
 mod secrets;
 #[cfg(windows)]
 mod service;
@@ -147,6 +148,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tasks(args) => {
             let loaded = load(&cli.config, flags)?;
             client(tasks::run(&loaded.config, args.command))
+        }
+        Command::Schedules(args) => {
+            let loaded = load(&cli.config, flags)?;
+            client(schedules::run(&loaded.config, args.command))
         }
         #[cfg(windows)]
         Command::Service(args) => {

@@ -205,6 +205,23 @@ impl Remote {
         Ok(crate::client::decode(&method, &path, &raw)?)
     }
 
+    /// Sends `body` as JSON to a route that changes something and decodes the answer; with
+    /// `json`, also prints the API's JSON unchanged.
+    pub async fn send<T: serde::de::DeserializeOwned, B: serde::Serialize>(
+        &self,
+        route: &Route,
+        body: &B,
+        json: bool,
+    ) -> anyhow::Result<T> {
+        let body = route.takes_body().then(|| serde_json::to_vec(body)).transpose()?;
+        let raw = self.client.raw(route, body, Duration::from_secs(15)).await.map_err(|e| self.fail(e))?;
+        if json {
+            outln!("{}", String::from_utf8_lossy(&raw));
+        }
+        let (method, path) = route.request();
+        Ok(crate::client::decode(&method, &path, &raw)?)
+    }
+
     /// An API error as the CLI reports it: a 400 is the user's input (exit 2); a refused
     /// token says where it came from; an unreachable coordinator says what to check.
     pub fn fail(&self, err: ClientError) -> anyhow::Error {

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::Exit;
 use crate::api::{NodeQuery, Route, TaskQuery};
-use crate::cli::{ListArgs, RetryArgs, SubmitArgs, TaskTarget, TasksCommand, WaitArgs};
+use crate::cli::{ListArgs, RetryArgs, SubmitArgs, TaskFields, TaskTarget, TasksCommand, WaitArgs};
 use crate::client::Client;
 use crate::config::Config;
 use crate::mcp::views::SkillList;
@@ -37,7 +37,7 @@ pub async fn run(config: &Config, command: TasksCommand) -> anyhow::Result<Exit>
 }
 
 /// The parameters from --params-json / --params-file, then each --param, then --prompt.
-fn parameters(args: &SubmitArgs) -> anyhow::Result<Value> {
+fn parameters(args: &TaskFields) -> anyhow::Result<Value> {
     let base = match (&args.params_json, &args.params_file) {
         (Some(text), _) => {
             serde_json::from_str(text).map_err(|e| usage_error(format!("--params-json is not valid JSON: {e}")))?
@@ -131,26 +131,26 @@ async fn pin_current(client: &Remote, skills: &[String]) -> anyhow::Result<Vec<S
     Ok(out)
 }
 
-async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
-    let client = connect(config, &args.client)?;
-    let skills = if args.pin { pin_current(&client, &args.skills).await? } else { args.skills.clone() };
-    if !args.queue {
-        let names: Vec<String> = skills.iter().map(|s| split_pin(s).0.to_string()).collect();
-        check_known_skills(&client, &names).await?;
-    }
-    let request = SubmitTask {
-        name: args.name.clone().unwrap_or_else(|| split_pin(&skills[0]).0.to_string()),
+/// The task the flags describe (`tasks submit`, `schedules add`); at least one --skill.
+pub fn task_request(args: &TaskFields) -> anyhow::Result<SubmitTask> {
+    let Some(first) = args.skills.first() else {
+        return Err(usage_error(
+            "give the skill that runs with --skill SKILL (see `openclaw skills` or `openclaw nodes`)",
+        ));
+    };
+    Ok(SubmitTask {
+        name: args.name.clone().unwrap_or_else(|| split_pin(first).0.to_string()),
         description: args.description.clone().unwrap_or_default(),
         task_type: None,
-        required_skills: skills,
+        required_skills: args.skills.clone(),
         optional_skills: args.optional_skills.clone(),
         priority: args.priority,
-        parameters: Some(parameters(&args)?),
+        parameters: Some(parameters(args)?),
         timeout: args.timeout.map(|t| t.as_secs_f64()),
         max_retries: args.retries,
         affinity_tags: args.tags.clone(),
         user_id: None,
-        idempotency_key: args.idempotency_key.clone(),
+        idempotency_key: None,
         metadata: None,
         target: Some(Target {
             node: args.node.clone(),
@@ -162,7 +162,19 @@ async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
         reject_unplaceable: false,
         origin: None,
         secrets: args.secrets.clone(),
-    };
+    })
+}
+
+async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
+    let mut request = SubmitTask { idempotency_key: args.idempotency_key.clone(), ..task_request(&args.task)? };
+    let client = connect(config, &args.client)?;
+    if args.pin {
+        request.required_skills = pin_current(&client, &request.required_skills).await?;
+    }
+    if !args.queue {
+        let names: Vec<String> = request.required_skills.iter().map(|s| split_pin(s).0.to_string()).collect();
+        check_known_skills(&client, &names).await?;
+    }
     let task = client.submit(&request).await.map_err(|e| client.fail(e))?;
     if !args.wait && args.wait_timeout.is_none() {
         if args.json {
@@ -342,6 +354,10 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
     ];
     if let Some(target) = &spec.target {
         pairs.push(("runs only on", target.to_string()));
+    }
+    if let Some(s) = &spec.schedule {
+        let due = s.due_at.map(|d| format!("due {}", crate::util::rfc3339(d.0))).unwrap_or_else(|| "run now".into());
+        pairs.push(("schedule", format!("{} ({}), {due}", s.name, s.schedule_id)));
     }
     if let Some(r) = &t.pending_reason {
         pairs.push(("pending", r.clone()));

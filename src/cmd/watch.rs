@@ -27,8 +27,14 @@ use super::remote::{Remote, connect};
 
 /// `openclaw tasks watch`.
 pub async fn tasks(config: &Config, args: WatchArgs) -> anyhow::Result<Exit> {
-    let query =
-        EventQuery { task: args.task, node: args.node, skill: args.skill, kind: Some(EventKind::Task), after: None };
+    let query = EventQuery {
+        task: args.task,
+        node: args.node,
+        skill: args.skill,
+        kind: Some(EventKind::Task),
+        schedule: None,
+        after: None,
+    };
     let remote = connect(config, &args.client)?;
     events(&remote, query, args.after, args.json, async || Ok(())).await
 }
@@ -158,6 +164,7 @@ fn event_line(e: &Event) -> String {
     let subject = match e.kind {
         EventKind::Task => e.task_id.as_deref().unwrap_or("-"),
         EventKind::Node => e.node_id.as_deref().unwrap_or("-"),
+        EventKind::Schedule => e.schedule_id.as_deref().unwrap_or("-"),
     };
     let mut line = format!("{} {} {} {}", rfc3339(e.at.0), e.kind, subject, e.event);
     if e.status != e.event.as_str() {
@@ -290,6 +297,7 @@ mod tests {
             attempt: Some(2),
             skill: Some("ocr".into()),
             message: Some("exit 3; retry 2 of 3 in 4s".into()),
+            schedule_id: None,
         };
         assert_eq!(
             event_line(&e),

@@ -34,8 +34,8 @@ use crate::api::TaskQuery;
 use crate::config::Config;
 use crate::model::{
     Assignment, ErrorCode, Event, HeartbeatRequest, HeartbeatResponse, KeyRotated, Outcome, OutputAck, OutputBatch,
-    PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, SecretInfo, SecretList,
-    SecretValues, SetSecret, SubmitTask, Task, TaskList, TaskOutput, TaskSpec, TaskStatus,
+    PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, RunList, SecretInfo,
+    SecretList, SecretValues, SetSecret, SubmitTask, Task, TaskList, TaskOutput, TaskSpec, TaskStatus,
 };
 use crate::util::lock;
 
@@ -479,6 +479,21 @@ impl Cluster {
             Ok(())
         })
         .await
+    }
+
+    /// A page of a schedule's runs (newest first), with the live status of active tasks.
+    pub async fn schedule_runs(&self, key: &str, before: Option<u64>, limit: u32) -> Result<RunList, Error> {
+        let id = self.view(|c| c.schedule_view(key))?.schedule_id;
+        let mut runs = self.read(move |s| s.schedule_runs(&id, before, limit)).await?;
+        self.view(|c| {
+            for r in &mut runs {
+                if let Some(status) = r.task_id.as_deref().and_then(|t| c.live_status(t)) {
+                    r.status = Some(status);
+                }
+            }
+        });
+        let next = (runs.len() == limit as usize).then(|| runs.last().map(|r| r.run)).flatten();
+        Ok(RunList { runs, next })
     }
 
     /// A worker's long poll: answers at once when there is something for it, else waits for

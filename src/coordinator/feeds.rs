@@ -228,6 +228,7 @@ mod tests {
             attempt: None,
             skill: None,
             message: None,
+            schedule_id: None,
         }
     }
 

@@ -16,8 +16,8 @@ use super::mcp::Door;
 use super::store::EventFilter;
 use crate::api::Route;
 use crate::model::{
-    CLAIMABLE_ORIGINS, ErrorCode, HeartbeatRequest, OutputBatch, PollRequest, ResultReport, Role, ServiceHealth,
-    StartReport, SubmitTask, TaskStatus, Timestamp, Whoami,
+    CLAIMABLE_ORIGINS, ErrorCode, HeartbeatRequest, NewSchedule, OutputBatch, PollRequest, ResultReport, Role,
+    ScheduleEdit, ScheduleList, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp, Whoami,
 };
 
 /// Runs a route (`/mcp` goes to the MCP door, which calls the cluster itself).
@@ -121,12 +121,41 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
             Ok(super::sse::respond(feed, permit, &req.connection, cluster.shared_metrics()))
         }
         Route::Events(q) => {
-            let filter =
-                EventFilter { task: q.task.clone(), node: q.node.clone(), skill: q.skill.clone(), kind: q.kind };
+            let filter = EventFilter {
+                task: q.task.clone(),
+                node: q.node.clone(),
+                skill: q.skill.clone(),
+                kind: q.kind,
+                schedule: q.schedule.clone(),
+            };
             let after = last_event_id(&req)?.or(q.after);
             let permit = req.stream_permit()?;
             let feed = cluster.events(filter, after).await?;
             Ok(super::sse::respond(feed, permit, &req.connection, cluster.shared_metrics()))
+        }
+        Route::CreateSchedule => {
+            let body: NewSchedule = req.json()?;
+            Ok(cluster.mutate(|c, now| c.create_schedule(body, now)).await?.respond(StatusCode::CREATED))
+        }
+        Route::ListSchedules => ok(&ScheduleList { schedules: cluster.view(|c| c.schedule_list()) }),
+        Route::GetSchedule { schedule } => ok(&cluster.view(|c| c.schedule_view(schedule))?),
+        Route::EditSchedule { schedule } => {
+            let body: ScheduleEdit = req.json()?;
+            ok(&cluster.mutate(|c, now| c.edit_schedule(schedule, body, now)).await?)
+        }
+        Route::RemoveSchedule { schedule } => ok(&cluster.mutate(|c, now| c.remove_schedule(schedule, now)).await?),
+        Route::PauseSchedule { schedule } => {
+            ok(&cluster.mutate(|c, now| c.pause_schedule(schedule, true, now)).await?)
+        }
+        Route::ResumeSchedule { schedule } => {
+            ok(&cluster.mutate(|c, now| c.pause_schedule(schedule, false, now)).await?)
+        }
+        Route::RunSchedule { schedule } => {
+            Ok(cluster.mutate(|c, now| c.run_schedule_now(schedule, now)).await?.respond(StatusCode::CREATED))
+        }
+        Route::ScheduleRuns { schedule, query } => {
+            let limit = query.page_limit().map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e))?;
+            ok(&cluster.schedule_runs(schedule, query.before, limit).await?)
         }
         Route::Mcp => Ok(mcp.handle(req).await),
     }

@@ -23,8 +23,8 @@ use super::cluster::Cluster;
 use super::core::Error;
 use super::http::{Request, Response};
 use crate::api::TaskQuery;
-use crate::mcp::{Backend, BoxFuture, Failure, Tools};
-use crate::model::{Node, SubmitTask, Task, TaskOutput};
+use crate::mcp::{Backend, BoxFuture, Failure, ScheduleAction, Tools};
+use crate::model::{NewSchedule, Node, Schedule, ScheduleList, ScheduleRun, SubmitTask, Task, TaskOutput};
 
 /// The `/mcp` endpoint.
 pub struct Door {
@@ -84,6 +84,29 @@ impl Backend for Cluster {
 
     fn output<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<TaskOutput, Failure>> {
         Box::pin(async move { Cluster::output(self, id, 0).await.map_err(failure) })
+    }
+
+    fn schedules(&self) -> BoxFuture<'_, Result<ScheduleList, Failure>> {
+        Box::pin(async { Ok(ScheduleList { schedules: self.view(|c| c.schedule_list()) }) })
+    }
+
+    fn add_schedule(&self, schedule: NewSchedule) -> BoxFuture<'_, Result<Schedule, Failure>> {
+        Box::pin(async move { self.mutate(|c, now| c.create_schedule(schedule, now)).await.map_err(failure) })
+    }
+
+    fn change_schedule<'a>(&'a self, key: &'a str, action: ScheduleAction) -> BoxFuture<'a, Result<Schedule, Failure>> {
+        Box::pin(async move {
+            let change = |c: &mut super::core::Core, now| match action {
+                ScheduleAction::Pause => c.pause_schedule(key, true, now),
+                ScheduleAction::Resume => c.pause_schedule(key, false, now),
+                ScheduleAction::Remove => c.remove_schedule(key, now),
+            };
+            self.mutate(change).await.map_err(failure)
+        })
+    }
+
+    fn run_schedule<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<ScheduleRun, Failure>> {
+        Box::pin(async move { self.mutate(|c, now| c.run_schedule_now(key, now)).await.map_err(failure) })
     }
 
     fn recent_tasks(&self, limit: u32) -> BoxFuture<'_, Result<Vec<Task>, Failure>> {

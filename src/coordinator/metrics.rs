@@ -60,6 +60,11 @@ pub struct Metrics {
     pub connections_held: Gauge,
     /// Skill names whose nodes have different content.
     pub skills_drifted: Gauge,
+    /// Schedule firings by outcome: fired, skipped, failed.
+    pub schedule_firings: Family<KindLabel, Counter>,
+    /// How late a firing submitted its task: from its due time (with the stagger) to the
+    /// submission.
+    pub schedule_lateness: Histogram,
 }
 
 fn duration_histogram() -> Histogram {
@@ -85,6 +90,8 @@ impl Metrics {
             connections_open: Gauge::default(),
             connections_held: Gauge::default(),
             skills_drifted: Gauge::default(),
+            schedule_firings: Family::default(),
+            schedule_lateness: duration_histogram(),
             registry: Mutex::new(Registry::default()),
         };
         registry.register("heartbeats", "Heartbeats received", m.heartbeats.clone());
@@ -116,6 +123,16 @@ impl Metrics {
             "connections_held",
             "Connections serving a client request (not a node route); at most the connection caps less coordinator.node_reserve_percent",
             m.connections_held.clone(),
+        );
+        registry.register(
+            "schedule_firings",
+            "Due times of schedules (and run-nows), by outcome: fired, skipped, failed",
+            m.schedule_firings.clone(),
+        );
+        registry.register(
+            "schedule_lateness_seconds",
+            "From a schedule's due time (with its stagger) to its task's submission",
+            m.schedule_lateness.clone(),
         );
         Metrics { registry: Mutex::new(registry), ..m }
     }

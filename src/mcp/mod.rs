@@ -11,8 +11,8 @@
 //! Invariants: whatever does not work is a tool result with `isError: true` whose text
 //! says what to do, never a protocol error (only an unknown tool or resource is one);
 //! a call waits at most its bound — by default under OpenClaw's 60 s per tool call;
-//! submissions carry the origin `mcp`; the tools only read, submit and cancel, so the
-//! tasks token is all an agent needs.
+//! submissions carry the origin `mcp`; the tools only read, submit and cancel tasks and
+//! manage schedules, so the tasks token is all an agent needs.
 
 pub mod views;
 
@@ -35,9 +35,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::model::{ErrorCode, Node, Priority, SubmitTask, Target, Task, TaskOutput};
+use crate::model::{
+    ErrorCode, NewSchedule, Node, Priority, Schedule, ScheduleList, ScheduleRun, SubmitTask, Target, Task, TaskOutput,
+};
 use crate::util::now_ms;
-use views::{NodeList, SkillList, TaskView};
+use views::{NodeList, ScheduleListView, ScheduleRunView, ScheduleView, SkillList, TaskView};
 
 /// The name clients show for this server.
 pub const SERVER_NAME: &str = "openclaw-cluster";
@@ -82,6 +84,89 @@ pub trait Backend: Send + Sync + 'static {
     fn output<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<TaskOutput, Failure>>;
     /// The most recent tasks, newest first.
     fn recent_tasks(&self, limit: u32) -> BoxFuture<'_, Result<Vec<Task>, Failure>>;
+    /// Every schedule.
+    fn schedules(&self) -> BoxFuture<'_, Result<ScheduleList, Failure>>;
+    /// Creates a schedule.
+    fn add_schedule(&self, schedule: NewSchedule) -> BoxFuture<'_, Result<Schedule, Failure>>;
+    /// Pauses, resumes or removes a schedule (by id or name).
+    fn change_schedule<'a>(&'a self, key: &'a str, action: ScheduleAction) -> BoxFuture<'a, Result<Schedule, Failure>>;
+    /// Fires a schedule now.
+    fn run_schedule<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<ScheduleRun, Failure>>;
+}
+
+/// What `change_schedule` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleAction {
+    /// Stop firing until resumed.
+    Pause,
+    /// Fire again from the next due time.
+    Resume,
+    /// Remove the schedule (its tasks stay).
+    Remove,
+}
+
+impl ScheduleAction {
+    /// The API route that does it.
+    pub fn route(self, schedule: String) -> crate::api::Route {
+        use crate::api::Route;
+        match self {
+            ScheduleAction::Pause => Route::PauseSchedule { schedule },
+            ScheduleAction::Resume => Route::ResumeSchedule { schedule },
+            ScheduleAction::Remove => Route::RemoveSchedule { schedule },
+        }
+    }
+}
+
+/// The arguments of `add_schedule`: when (one of cron, every, at) and what (a skill).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddScheduleArgs {
+    /// A unique name (A-Z a-z 0-9 . _ -), e.g. "morning-inbox".
+    pub name: String,
+    /// A cron expression, 5 fields: minute hour day-of-month month day-of-week, e.g.
+    /// "0 7 * * *" for every day at 7:00.
+    #[serde(default)]
+    pub cron: Option<String>,
+    /// The IANA time zone of cron, e.g. "Europe/Berlin" (default UTC).
+    #[serde(default)]
+    pub tz: Option<String>,
+    /// Fire every interval: a whole number and s, m, h or d, e.g. "10m".
+    #[serde(default)]
+    pub every: Option<String>,
+    /// Fire once at this RFC 3339 time, e.g. "2026-12-24T18:00:00Z".
+    #[serde(default)]
+    pub at: Option<String>,
+    /// The skill each firing runs, as list_skills names it.
+    pub skill: String,
+    /// What to ask the skill (as submit_task's prompt).
+    #[serde(default)]
+    pub prompt: Option<String>,
+    /// A JSON object for the skill.
+    #[serde(default)]
+    #[schemars(schema_with = "object_schema")]
+    pub parameters: Option<Map<String, Value>>,
+    /// Run only on this node (a node_id from list_nodes).
+    #[serde(default)]
+    pub node: Option<String>,
+}
+
+/// A schedule to act on.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleArgs {
+    /// The schedule's name (or its id).
+    pub schedule: String,
+}
+
+/// The arguments of `change_schedule`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeScheduleArgs {
+    /// The schedule's name (or its id).
+    pub schedule: String,
+    /// pause, resume or remove.
+    pub action: ScheduleAction,
 }
 
 /// The arguments of `submit_task`.
@@ -185,6 +270,7 @@ fn explain(f: Failure) -> String {
             f.message
         ),
         Some(ErrorCode::BadRequest) => format!("not accepted: {}", f.message),
+        Some(ErrorCode::UnknownSchedule) => format!("{}; list_schedules names them", f.message),
         Some(ErrorCode::UnknownTask) => {
             format!(
                 "{}. Check the task_id (submit_task answers with it)",
@@ -332,6 +418,83 @@ impl Tools {
     async fn cancel_task(&self, Parameters(args): Parameters<TaskArgs>) -> Result<CallToolResult, String> {
         let task = self.backend.cancel(&args.task_id).await.map_err(explain)?;
         Ok(self.answer(&task).await)
+    }
+
+    /// List the cluster's schedules: when each fires (cron, every, at), its next due
+    /// time, what it runs, and its last run with the task's status.
+    #[tool(
+        annotations(read_only_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<ScheduleListView>()
+    )]
+    async fn list_schedules(&self) -> Result<CallToolResult, String> {
+        let list = self.backend.schedules().await.map_err(explain)?;
+        Ok(structured(&ScheduleListView::of(&list, now_ms())))
+    }
+
+    /// Make the cluster run a skill on its own, on whichever machine has it: on a cron
+    /// expression in a time zone, every interval, or once at a time (exactly one of cron,
+    /// every and at). Each due time runs once, even across coordinator restarts.
+    #[tool(
+        annotations(destructive_hint = false, open_world_hint = true),
+        output_schema = schema_for_output::<ScheduleView>()
+    )]
+    async fn add_schedule(&self, Parameters(args): Parameters<AddScheduleArgs>) -> Result<CallToolResult, String> {
+        let at = args
+            .at
+            .as_deref()
+            .map(|a| {
+                crate::util::parse_rfc3339(a.trim())
+                    .map(crate::model::Timestamp)
+                    .ok_or_else(|| format!("at: `{a}` is not an RFC 3339 time like 2026-12-24T18:00:00Z"))
+            })
+            .transpose()?;
+        let task = submission(SubmitArgs {
+            skill: args.skill,
+            prompt: args.prompt,
+            parameters: args.parameters,
+            priority: None,
+            timeout_seconds: None,
+            node: args.node,
+            platform: None,
+            tags: vec![],
+            wait_seconds: None,
+            queue_if_unavailable: true,
+        })?;
+        let request = NewSchedule {
+            name: args.name,
+            cron: args.cron,
+            tz: args.tz,
+            every: args.every,
+            at,
+            task,
+            ..Default::default()
+        };
+        let schedule = self.backend.add_schedule(request).await.map_err(explain)?;
+        Ok(structured(&ScheduleView::of(&schedule, now_ms())))
+    }
+
+    /// Pause, resume or remove a schedule of the cluster (by name).
+    #[tool(
+        annotations(destructive_hint = true, idempotent_hint = true, open_world_hint = false),
+        output_schema = schema_for_output::<ScheduleView>()
+    )]
+    async fn change_schedule(
+        &self,
+        Parameters(args): Parameters<ChangeScheduleArgs>,
+    ) -> Result<CallToolResult, String> {
+        let schedule = self.backend.change_schedule(&args.schedule, args.action).await.map_err(explain)?;
+        Ok(structured(&ScheduleView::of(&schedule, now_ms())))
+    }
+
+    /// Run a schedule of the cluster now, whatever its timing; answers with the run and
+    /// the task_id of its task (then call wait_task).
+    #[tool(
+        annotations(destructive_hint = false, open_world_hint = true),
+        output_schema = schema_for_output::<ScheduleRunView>()
+    )]
+    async fn run_schedule(&self, Parameters(args): Parameters<ScheduleArgs>) -> Result<CallToolResult, String> {
+        let run = self.backend.run_schedule(&args.schedule).await.map_err(explain)?;
+        Ok(structured(&ScheduleRunView::of(&run)))
     }
 }
 
@@ -502,6 +665,18 @@ mod tests {
         fn output<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<TaskOutput, Failure>> {
             Box::pin(async { Err(Failure { code: None, message: "no".into() }) })
         }
+        fn schedules(&self) -> BoxFuture<'_, Result<ScheduleList, Failure>> {
+            unimplemented!()
+        }
+        fn add_schedule(&self, _: NewSchedule) -> BoxFuture<'_, Result<Schedule, Failure>> {
+            unimplemented!()
+        }
+        fn change_schedule<'a>(&'a self, _: &'a str, _: ScheduleAction) -> BoxFuture<'a, Result<Schedule, Failure>> {
+            unimplemented!()
+        }
+        fn run_schedule<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<ScheduleRun, Failure>> {
+            unimplemented!()
+        }
         fn recent_tasks(&self, _: u32) -> BoxFuture<'_, Result<Vec<Task>, Failure>> {
             Box::pin(async { Ok(vec![]) })
         }
@@ -514,8 +689,19 @@ mod tests {
     fn no_tool_schema_has_a_boolean_property_and_every_tool_is_described() {
         let tools = Tools::new(Arc::new(NoCluster)).tool_router.list_all();
         let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
-        assert_eq!(names.len(), 6, "{names:?}");
-        for name in ["list_nodes", "list_skills", "submit_task", "get_task", "wait_task", "cancel_task"] {
+        assert_eq!(names.len(), 10, "{names:?}");
+        for name in [
+            "list_nodes",
+            "list_skills",
+            "submit_task",
+            "get_task",
+            "wait_task",
+            "cancel_task",
+            "list_schedules",
+            "add_schedule",
+            "run_schedule",
+            "change_schedule",
+        ] {
             assert!(names.contains(&name), "{name} missing from {names:?}");
         }
         for tool in &tools {

@@ -40,6 +40,10 @@ string_enum! {
         UnknownSecret = "unknown_secret",
         /// The secret cannot be read: the coordinator's key did not seal it.
         SecretUnreadable = "secret_unreadable",
+        /// No schedule with this id or name.
+        UnknownSchedule = "unknown_schedule",
+        /// A schedule with this name exists.
+        ScheduleExists = "schedule_exists",
         /// A report (start, output, result) for an attempt that is not the task's current
         /// one on this node.
         StaleAttempt = "stale_attempt",
@@ -85,7 +89,11 @@ impl ErrorCode {
             ErrorCode::BadRequest | ErrorCode::InvalidQuery => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound | ErrorCode::UnknownNode | ErrorCode::UnknownTask | ErrorCode::UnknownSecret => 404,
+            ErrorCode::NotFound
+            | ErrorCode::UnknownNode
+            | ErrorCode::UnknownTask
+            | ErrorCode::UnknownSecret
+            | ErrorCode::UnknownSchedule => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::StaleAttempt
@@ -96,6 +104,7 @@ impl ErrorCode {
             | ErrorCode::TaskActive
             | ErrorCode::IdempotencyConflict
             | ErrorCode::SecretUnreadable
+            | ErrorCode::ScheduleExists
             | ErrorCode::Unplaceable => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -131,6 +140,8 @@ impl ErrorCode {
             ErrorCode::SecretUnreadable => {
                 "a task's secret was sealed with another key than `storage.secrets_key_file` holds (a backup restored without its key): set it again"
             }
+            ErrorCode::UnknownSchedule => "no schedule with this id or name",
+            ErrorCode::ScheduleExists => "a schedule with this name exists: choose another name, or edit it",
             ErrorCode::StaleAttempt => {
                 "a start, output or result report for an attempt that is not the task's current one on this node"
             }

@@ -9,6 +9,7 @@
 //! - [`node`]: nodes, registration, heartbeats, node ids;
 //! - [`skill`]: skill contents (digests, sources) and the cluster's skills view;
 //! - [`task`]: submissions, the stored spec and state, task views and lists;
+//! - [`schedule`]: schedules (cron, every, at), their views and their run history;
 //! - [`attempt`]: what the worker and the coordinator exchange about one attempt (poll,
 //!   assignment, start, result, output batches);
 //! - [`secret`]: cluster secrets (set, list; the values an attempt receives at its start);
@@ -127,6 +128,7 @@ pub mod cluster;
 pub mod error;
 pub mod limits;
 pub mod node;
+pub mod schedule;
 pub mod secret;
 pub mod skill;
 pub mod stream;
@@ -138,6 +140,7 @@ pub use cluster::*;
 pub use error::*;
 pub use limits::MAX_SKILLS;
 pub use node::*;
+pub use schedule::*;
 pub use secret::*;
 pub use skill::*;
 pub use stream::*;

@@ -72,6 +72,7 @@ string_enum! {
     EventKind {
         Task = "task",
         Node = "node",
+        Schedule = "schedule",
     }
 }
 
@@ -148,7 +149,24 @@ string_enum! {
     }
 }
 
-/// The name of an event: a task's or a node's transition. On the wire it is the bare
+string_enum! {
+    /// What happened to a schedule: the `event` of a `schedule` event.
+    ScheduleTransition {
+        Created = "created",
+        Edited = "edited",
+        Paused = "paused",
+        Resumed = "resumed",
+        Removed = "removed",
+        /// A due time (or a run-now) submitted its task.
+        Fired = "fired",
+        /// A due time did not run (an overlap, a catch-up policy), or waits (`overlap: queue`).
+        Skipped = "skipped",
+        /// A due time could not submit its task (the message says why).
+        FireFailed = "fire_failed",
+    }
+}
+
+/// The name of an event: a task's, a node's or a schedule's transition. On the wire it is the bare
 /// name (`"scheduled"`, `"offline"`): the two lists share no name, so a name alone says
 /// which kind it is. Whoever acts on an event matches on this, exhaustively, so a renamed
 /// or a new transition is a compile error there, never a silently missed event.
@@ -156,6 +174,7 @@ string_enum! {
 pub enum Transition {
     Task(TaskTransition),
     Node(NodeTransition),
+    Schedule(ScheduleTransition),
 }
 
 impl Transition {
@@ -164,6 +183,7 @@ impl Transition {
         match self {
             Transition::Task(_) => EventKind::Task,
             Transition::Node(_) => EventKind::Node,
+            Transition::Schedule(_) => EventKind::Schedule,
         }
     }
 
@@ -172,6 +192,7 @@ impl Transition {
         match self {
             Transition::Task(t) => t.as_str(),
             Transition::Node(n) => n.as_str(),
+            Transition::Schedule(s) => s.as_str(),
         }
     }
 
@@ -180,6 +201,7 @@ impl Transition {
         match kind {
             EventKind::Task => text.parse().map(Transition::Task),
             EventKind::Node => text.parse().map(Transition::Node),
+            EventKind::Schedule => text.parse().map(Transition::Schedule),
         }
     }
 }
@@ -196,6 +218,12 @@ impl From<NodeTransition> for Transition {
     }
 }
 
+impl From<ScheduleTransition> for Transition {
+    fn from(s: ScheduleTransition) -> Transition {
+        Transition::Schedule(s)
+    }
+}
+
 impl std::fmt::Display for Transition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -205,11 +233,12 @@ impl std::fmt::Display for Transition {
 impl std::str::FromStr for Transition {
     type Err = String;
     fn from_str(s: &str) -> Result<Transition, String> {
-        Transition::parse(EventKind::Task, s).or_else(|_| Transition::parse(EventKind::Node, s)).map_err(|_| {
+        EventKind::ALL.iter().find_map(|k| Transition::parse(*k, s).ok()).ok_or_else(|| {
             let names: Vec<&str> = TaskTransition::ALL
                 .iter()
                 .map(|t| t.as_str())
                 .chain(NodeTransition::ALL.iter().map(|n| n.as_str()))
+                .chain(ScheduleTransition::ALL.iter().map(|n| n.as_str()))
                 .collect();
             format!("`{s}` is not one of {}", names.join(", "))
         })
@@ -239,11 +268,16 @@ pub struct Event {
     pub kind: EventKind,
     /// Tasks: submitted, scheduled, running, completed, failed, timeout, cancel_requested,
     /// cancelled. Nodes: registered, online, offline, drained, undrained, skills_changed,
-    /// skill_drift, secret_rotated, left, forgotten.
+    /// skill_drift, secret_rotated, left, forgotten. Schedules: created, edited, paused,
+    /// resumed, removed, fired, skipped, fire_failed.
     #[schema(value_type = String)]
     pub event: Transition,
+    /// A task's event, or the task a schedule's firing submitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task_id: Option<String>,
+    /// A schedule's event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_id: Option<String>,
     /// The task's or the node's status after the event.
@@ -268,6 +302,7 @@ mod tests {
             .iter()
             .map(|t| Transition::from(*t))
             .chain(NodeTransition::ALL.iter().map(|n| Transition::from(*n)))
+            .chain(ScheduleTransition::ALL.iter().map(|n| Transition::from(*n)))
             .collect();
         let schema = serde_json::to_value(<Event as utoipa::PartialSchema>::schema()).unwrap();
         let documented = schema["properties"]["event"]["description"].as_str().unwrap().to_string();

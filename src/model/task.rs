@@ -252,7 +252,7 @@ impl<'de> Deserialize<'de> for TaskType {
 }
 
 /// `POST /api/v1/tasks`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitTask {
     #[schema(value_type = TaskName)]
@@ -430,6 +430,9 @@ pub struct TaskSpec {
     /// The cluster secrets it uses, by name (never their values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// The schedule whose firing submitted it (`openclaw schedules`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::ScheduleOrigin>,
 }
 
 fn default_origin() -> String {

@@ -26,6 +26,7 @@ mod operator;
 mod output;
 mod postgres;
 mod postgres_server;
+mod schedules;
 mod secrets;
 mod security;
 mod skills;

@@ -109,7 +109,18 @@ async fn check(c: &Cluster, r: &Value, mode: &str) {
     let want_protocol = if mode == "legacy" { "2025-11-25" } else { "2026-07-28" };
     assert_eq!(r["protocol"], want_protocol, "{r}");
     assert_eq!(r["server"], "openclaw-cluster");
-    let tools = json!(["cancel_task", "get_task", "list_nodes", "list_skills", "submit_task", "wait_task"]);
+    let tools = json!([
+        "add_schedule",
+        "cancel_task",
+        "change_schedule",
+        "get_task",
+        "list_nodes",
+        "list_schedules",
+        "list_skills",
+        "run_schedule",
+        "submit_task",
+        "wait_task"
+    ]);
     assert_eq!(r["tools"], tools);
     assert_eq!(r["described"], tools, "every tool has a description a model can act on");
     assert_eq!(r["schema_problems"], json!([]));
@@ -164,6 +175,13 @@ async fn check(c: &Cluster, r: &Value, mode: &str) {
     assert!(missing.starts_with("not submitted: no node has skill 'ocr'"), "{missing}");
     assert!(missing.contains("queue_if_unavailable: true"), "{missing}");
     assert!(failed("submit_bad_priority").contains("`urgent` is not one of critical, high, normal, low"));
+    // Schedules: add, fire now, list, remove; bad input and an unknown name say what to do.
+    assert_eq!(ok("add_schedule")["tz"], "Europe/Berlin");
+    assert!(failed("add_schedule_bad").starts_with("not accepted: cron:"), "{}", failed("add_schedule_bad"));
+    assert!(ok("run_schedule")["task_id"].as_str().is_some_and(|t| t.starts_with("task_")));
+    assert_eq!(ok("list_schedules")["schedules"][0]["name"], "mcp-daily");
+    assert_eq!(ok("remove_schedule")["name"], "mcp-daily");
+    assert!(failed("run_unknown_schedule").contains("list_schedules names them"));
     let unknown = failed("get_unknown");
     assert!(unknown.starts_with("no task task_nope") && unknown.contains("Check the task_id"), "{unknown}");
 
@@ -179,7 +197,8 @@ async fn check(c: &Cluster, r: &Value, mode: &str) {
 
 /// Runs the scenario in both protocol modes (2026-07-28 without initialize, and the
 /// initialize handshake OpenClaw and the Inspector use) and checks it, then checks that a
-/// refused submission stored nothing: three tasks per run, all from `mcp`.
+/// refused submission stored nothing: three tasks per run from `mcp`, and one from the
+/// schedule it fires.
 async fn both_modes(transport: &str) {
     let Some(python) = python() else { return };
     let (c, _w1, _w2, gate) = cluster().await;
@@ -190,8 +209,9 @@ async fn both_modes(transport: &str) {
     }
     let tasks = c.get("/api/v1/tasks").await;
     let tasks = tasks["tasks"].as_array().unwrap();
-    assert_eq!(tasks.len(), 6, "{tasks:?}");
-    assert!(tasks.iter().all(|t| t["origin"] == "mcp"), "{tasks:?}");
+    let (mcp, scheduled): (Vec<&Value>, Vec<&Value>) = tasks.iter().partition(|t| t["origin"] == "mcp");
+    assert_eq!((mcp.len(), scheduled.len()), (6, 2), "{tasks:?}");
+    assert!(scheduled.iter().all(|t| t["origin"] == "schedule" && t["schedule"]["name"] == "mcp-daily"), "{tasks:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

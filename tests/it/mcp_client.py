@@ -139,6 +139,20 @@ async def scenario(plan):
             c, schemas, "submit_task", {"skill": plan["fast"], "priority": "urgent"}
         )
         report["get_unknown"] = await call(c, schemas, "get_task", {"task_id": "task_nope"})
+        if "add_schedule" in schemas:
+            report["add_schedule"] = await call(
+                c, schemas, "add_schedule",
+                {"name": "mcp-daily", "cron": "0 7 * * *", "tz": "Europe/Berlin", "skill": plan["fast"]},
+            )
+            report["add_schedule_bad"] = await call(
+                c, schemas, "add_schedule", {"name": "mcp-bad", "cron": "0 7 * *", "skill": plan["fast"]}
+            )
+            report["run_schedule"] = await call(c, schemas, "run_schedule", {"schedule": "mcp-daily"})
+            report["list_schedules"] = await call(c, schemas, "list_schedules", {})
+            report["remove_schedule"] = await call(
+                c, schemas, "change_schedule", {"schedule": "mcp-daily", "action": "remove"}
+            )
+            report["run_unknown_schedule"] = await call(c, schemas, "run_schedule", {"schedule": "mcp-daily"})
 
         resources = (await c.list_resources()).resources
         report["resources"] = [str(r.uri) for r in resources]

@@ -250,6 +250,25 @@ async fn every_route_answers_as_the_document_says() {
     p.send("DELETE", "/api/v1/secrets/PROBE_KEY", Some(admin), None).await;
     p.send("POST", "/api/v1/tasks/nope/cancel", Some(tasks), None).await;
     p.send("GET", "/api/v1/tasks", Some("not-a-token-at-all"), None).await;
+    // Schedules: create, read, change, pause, resume, fire, runs, remove; and refusals.
+    let schedule = json!({"name": "probe", "every": "1h", "task": {"name": "p", "required_skills": ["echo"]}});
+    let (status, created) = p.send("POST", "/api/v1/schedules", Some(tasks), Some(schedule.clone())).await;
+    assert_eq!(status, 201, "{created}");
+    p.send("POST", "/api/v1/schedules", Some(tasks), Some(schedule.clone())).await;
+    p.send("POST", "/api/v1/schedules", Some(tasks), Some(json!({"name": "x", "every": "1h"}))).await;
+    p.send("GET", "/api/v1/schedules", Some(tasks), None).await;
+    p.send("GET", "/api/v1/schedules/probe", Some(tasks), None).await;
+    p.send("GET", "/api/v1/schedules/nope", Some(tasks), None).await;
+    p.send("PATCH", "/api/v1/schedules/probe", Some(tasks), Some(json!({"every": "2h"}))).await;
+    p.send("PATCH", "/api/v1/schedules/probe", Some(tasks), Some(json!({"every": "soon"}))).await;
+    p.send("POST", "/api/v1/schedules/probe/pause", Some(tasks), None).await;
+    p.send("POST", "/api/v1/schedules/probe/resume", Some(tasks), None).await;
+    p.send("POST", "/api/v1/schedules/probe/run", Some(tasks), None).await;
+    p.send("POST", "/api/v1/schedules/nope/run", Some(tasks), None).await;
+    p.send("GET", "/api/v1/schedules/probe/runs?limit=10", Some(tasks), None).await;
+    p.send("GET", "/api/v1/schedules/probe/runs?limit=0", Some(tasks), None).await;
+    p.send("DELETE", "/api/v1/schedules/probe", Some(tasks), None).await;
+    p.send("DELETE", "/api/v1/schedules/probe", Some(tasks), None).await;
     // The event stream, replayed from the start, and filtered.
     let sample = p.samples.len();
     p.send("GET", "/api/v1/events?after=0", Some(tasks), None).await;

@@ -191,9 +191,9 @@ async fn backup_of_a_postgres_store_says_to_use_pg_dump() {
     assert!(body["error"]["message"].as_str().unwrap().contains("pg_dump"), "{body}");
 }
 
-/// `openclaw migrate --to`: nodes (with their secrets' hashes), tasks, events and output
-/// of an SQLite store arrive in PostgreSQL with matching counts, a coordinator on
-/// PostgreSQL serves them, and a target that holds rows is refused.
+/// `openclaw migrate --to`: nodes (with their secrets' hashes), tasks, events, output,
+/// schedules and their runs of an SQLite store arrive in PostgreSQL with matching counts, a
+/// coordinator on PostgreSQL serves them, and a target that holds rows is refused.
 #[cfg(unix)]
 #[tokio::test]
 async fn migrate_to_copies_an_sqlite_store_into_postgres_and_refuses_a_non_empty_target() {
@@ -211,15 +211,29 @@ async fn migrate_to_copies_an_sqlite_store_into_postgres_and_refuses_a_non_empty
     assert_eq!(cluster.wait_task(&done, 60).await["status"], "completed");
     let pending =
         cluster.submit(json!({"name": "later", "required_skills": ["nobody"], "idempotency_key": "k1"})).await;
+    let schedule = json!({"name": "nightly", "cron": "0 3 * * *", "tz": "UTC", "task": {"name": "n", "required_skills": ["nobody"]}});
+    let (status, body) = cluster.api("POST", "/api/v1/schedules", Some(schedule)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, fired) = cluster.api("POST", "/api/v1/schedules/nightly/run", None).await;
+    assert!(status < 300, "{fired}");
     w.term();
     assert!(w.wait_exit(Duration::from_secs(20)).await.success());
     let mut c = cluster.coordinator.take().unwrap();
     c.term();
     assert!(c.wait_exit(Duration::from_secs(20)).await.success());
-    let counts: Vec<(&str, i64)> = ["nodes", "tasks", "task_skills", "events", "task_output", "task_output_attempts"]
-        .into_iter()
-        .map(|t| (t, cluster.sql_int(&format!("SELECT count(*) FROM {t}"))))
-        .collect();
+    let counts: Vec<(&str, i64)> = [
+        "nodes",
+        "tasks",
+        "task_skills",
+        "events",
+        "task_output",
+        "task_output_attempts",
+        "schedules",
+        "schedule_runs",
+    ]
+    .into_iter()
+    .map(|t| (t, cluster.sql_int(&format!("SELECT count(*) FROM {t}"))))
+    .collect();
     assert!(counts.iter().all(|(_, n)| *n > 0), "{counts:?}");
 
     let url = pg.fresh_db();
@@ -229,6 +243,15 @@ async fn migrate_to_copies_an_sqlite_store_into_postgres_and_refuses_a_non_empty
     for (table, n) in &counts {
         assert!(out.contains(&format!("{table}: {n} rows")), "{table}: {out}");
         assert_eq!(pg.psql(&db, &format!("SELECT count(*) FROM {table}")), n.to_string(), "{table}");
+    }
+    // The new columns came along too: the task a schedule submitted, the schedule's events.
+    for sql in [
+        "SELECT count(*) FROM tasks WHERE schedule IS NOT NULL",
+        "SELECT count(*) FROM events WHERE schedule_id IS NOT NULL",
+    ] {
+        let n = cluster.sql_int(sql);
+        assert!(n > 0, "{sql}");
+        assert_eq!(pg.psql(&db, sql), n.to_string(), "{sql}");
     }
     // Again into the same database: refused, nothing doubled.
     let (code, out, err) = run(&cluster, &["migrate", "--to", &url]);
@@ -253,6 +276,11 @@ async fn migrate_to_copies_an_sqlite_store_into_postgres_and_refuses_a_non_empty
         .await;
     assert!(status < 300, "{again}");
     assert_eq!(again["task_id"], pending.as_str(), "the idempotency key came along");
+    let runs = cluster.get("/api/v1/schedules/nightly/runs").await;
+    let run = &runs["runs"][0];
+    assert_eq!(run["outcome"], "fired", "{runs}");
+    let task = cluster.get(&format!("/api/v1/tasks/{}", run["task_id"].as_str().unwrap())).await;
+    assert_eq!(task["schedule"]["name"], "nightly", "the task's schedule came along: {task}");
     let w = cluster.worker("w1", &skills, &[]);
     cluster.wait_online("w1", &["talk"]).await;
     drop(w);

@@ -127,6 +127,23 @@ async function walk(url, admin, tasks) {
     await page.waitForSelector(`#tasks tr[data-task="${id}"][data-status="completed"]`, { timeout: WAIT });
     await page.waitForSelector(`#activity li[data-event="task:completed"][data-subject="${id}"]`, { timeout: WAIT });
 
+    // A schedule added through the API appears without a reload; "Run now" fires it, its
+    // event reaches the activity feed, and its last run follows its task to completed.
+    const added = await page.evaluate(async (token) => {
+      const r = await fetch("/api/v1/schedules", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "nightly", cron: "0 3 * * *", tz: "Europe/Berlin", task: { name: "nightly", required_skills: ["echo"] } }),
+      });
+      return r.status;
+    }, tasks);
+    expect(added === 201, `the schedule was created (got ${added})`);
+    await page.waitForSelector('#schedules tr[data-schedule="nightly"][data-status="active"]', { timeout: WAIT });
+    expect((await page.textContent('#schedules tr[data-schedule="nightly"]')).includes("cron 0 3 * * * (Europe/Berlin)"), "the row says when it fires");
+    await page.click('#schedules tr[data-schedule="nightly"] button:has-text("Run now")');
+    await page.waitForSelector('#activity li[data-event="schedule:fired"]', { timeout: WAIT });
+    await page.waitForSelector('#schedules tr[data-schedule="nightly"] .last-run:has-text("completed")', { timeout: WAIT });
+
     // A running task's output shows in its page as it is printed: the first line while the
     // task waits for the test, the second once the test lets it go on.
     await page.click("#new-task");
@@ -159,7 +176,7 @@ async function walk(url, admin, tasks) {
       const total = Number(card.querySelector(".value").textContent);
       const sub = card.querySelector(".sub").textContent;
       const sum = [...sub.matchAll(/(\d+) [a-z ]+/g)].reduce((a, m) => a + Number(m[1]), 0);
-      return total === 3 && sum === total && sub.includes("1 cancelled");
+      return total === 4 && sum === total && sub.includes("1 cancelled");
     }, null, { timeout: WAIT });
 
     // Filters: by status.

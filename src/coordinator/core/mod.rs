@@ -6,7 +6,7 @@
 //! Invariants:
 //! - The owners of the data keep it consistent: [`registry::Registry`] (nodes, the secret
 //!   and skill indexes), [`tasks::Tasks`] (active tasks, the pending queue, waiters) and
-//!   [`timers::Timers`]; their fields are private to their files. The transitions are
+//!   [`timers::Timers`], [`schedules::Schedules`]; their fields are private to their files. The transitions are
 //!   methods of [`Core`] beside them: [`nodes`] (registration, heartbeats, liveness),
 //!   [`tasks`] (the task lifecycle), [`scheduler`] (placement), [`output`] (task output).
 //! - Durability cannot be forgotten: the only mutable access to a task's state or a node's
@@ -25,6 +25,7 @@ pub mod nodes;
 pub mod output;
 pub mod registry;
 pub mod scheduler;
+pub mod schedules;
 pub mod tasks;
 pub mod timers;
 pub mod validate;
@@ -152,6 +153,7 @@ struct Draft {
     event: Transition,
     task_id: Option<String>,
     node_id: Option<String>,
+    schedule_id: Option<String>,
     status: String,
     attempt: Option<u32>,
     skill: Option<String>,
@@ -175,6 +177,8 @@ pub struct Batch {
     pub events: Vec<Event>,
     /// Output lines of running attempts (no events: they are not transitions).
     pub output: Vec<OutputWrite>,
+    /// Schedules changed or removed, and their runs (written before the events).
+    pub schedules: schedules::ScheduleWrites,
 }
 
 impl Batch {
@@ -185,6 +189,7 @@ impl Batch {
             && self.forgotten.is_empty()
             && self.events.is_empty()
             && self.output.is_empty()
+            && self.schedules.is_empty()
     }
 }
 
@@ -201,6 +206,8 @@ pub struct Snapshot {
     pub max_event: u64,
     /// The kept output of the active tasks.
     pub outputs: Vec<Kept>,
+    /// Every schedule.
+    pub schedules: Vec<schedules::ScheduleRecord>,
 }
 
 /// Everything behind the coordinator's mutex.
@@ -209,6 +216,7 @@ pub struct Core {
     registry: Registry,
     tasks: Tasks,
     timers: Timers,
+    schedules: schedules::Schedules,
     metrics: Arc<Metrics>,
     /// The next task's place in submission order.
     next_seq: i64,
@@ -233,6 +241,7 @@ impl Core {
             registry: Registry::default(),
             tasks: Tasks::default(),
             timers: Timers::default(),
+            schedules: schedules::Schedules::default(),
             metrics,
             next_seq: next_seq.max(1),
             next_event: next_event.max(1),
@@ -260,6 +269,9 @@ impl Core {
         core.drifted = core.registry.drifted();
         for task in snapshot.tasks {
             core.restore_task(task, now);
+        }
+        for schedule in snapshot.schedules {
+            core.restore_schedule(schedule);
         }
         for kept in &snapshot.outputs {
             if let Some(ring) = core.tasks.output_ring(&kept.task_id) {
@@ -303,6 +315,7 @@ impl Core {
                     event: d.event,
                     task_id: d.task_id,
                     node_id: d.node_id,
+                    schedule_id: d.schedule_id,
                     status: d.status,
                     attempt: d.attempt,
                     skill: d.skill,
@@ -311,7 +324,8 @@ impl Core {
             })
             .collect();
         let output = std::mem::take(&mut self.output);
-        let batch = Batch { new_tasks, task_states, nodes, forgotten, events, output };
+        let schedules = self.schedules.take_writes();
+        let batch = Batch { new_tasks, task_states, nodes, forgotten, events, output, schedules };
         (!batch.is_empty()).then_some(batch)
     }
 
@@ -335,6 +349,7 @@ impl Core {
             event: event.into(),
             task_id: Some(task_id.to_string()),
             node_id: node.map(str::to_string),
+            schedule_id: None,
             status: state.status.as_str().to_string(),
             attempt: Some(state.attempt),
             skill: Some(skill),
@@ -351,6 +366,7 @@ impl Core {
             event: event.into(),
             task_id: None,
             node_id: Some(node_id.to_string()),
+            schedule_id: None,
             status,
             attempt: None,
             skill: None,
@@ -385,13 +401,15 @@ impl Core {
                     attempt: None,
                     skill: Some(name),
                     message: Some(message),
+                    schedule_id: None,
                 });
             }
         }
         self.drifted = drifted;
     }
 
-    /// Acts on every timer due at `now`; returns the next deadline.
+    /// Acts on every timer and fires every schedule due at `now`; returns the next
+    /// deadline (a schedule's due time, on the wall clock, as a monotonic instant).
     pub fn fire_timers(&mut self, now: Now) -> Option<Instant> {
         for timer in self.timers.take_due(now.at) {
             match timer {
@@ -400,7 +418,12 @@ impl Core {
                 Timer::AttemptDeadline(task, attempt) => self.attempt_deadline(&task, attempt, now),
             }
         }
-        self.timers.next()
+        self.fire_schedules(now);
+        let schedule = self.schedules.next_fire().map(|ms| now.at + Duration::from_millis((ms - now.ms).max(0) as u64));
+        match (self.timers.next(), schedule) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Pushes a timer, dropping dead ones when the heap grows past the live state.

@@ -411,6 +411,7 @@ impl Core {
             }
         }
         self.task_event(task_id, end.into(), node.as_deref(), error, now);
+        self.schedule_task_ended(task_id, status, now);
         self.metrics
             .tasks_ended
             .get_or_create(&super::super::metrics::StatusLabel { status: status.as_str().into() })

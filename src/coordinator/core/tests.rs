@@ -1110,3 +1110,259 @@ fn pinned_versions_place_only_on_that_content() {
     };
     assert!(refused(bad).contains("target.digests.ocr"));
 }
+
+mod schedules {
+    //! Schedules on simulated time: DST in a time zone, exactly once per due time across a
+    //! crash, catch-up and overlap policies.
+
+    use super::*;
+    use crate::coordinator::core::schedules::{When, parse_cron, parse_tz};
+    use crate::model::{CatchUp, NewSchedule, Overlap, RunOutcome, ScheduleStatus};
+
+    fn ms(text: &str) -> i64 {
+        crate::util::parse_rfc3339(text).unwrap()
+    }
+
+    fn cron(expr: &str, tz: &str) -> When {
+        When::Cron(Box::new(parse_cron(expr).unwrap()), parse_tz(tz).unwrap())
+    }
+
+    /// New York springs forward on 2026-03-08 (02:00 → 03:00) and falls back on
+    /// 2026-11-01 (01:00-02:00 twice): a 02:30 job runs at the first instant after the gap,
+    /// a 01:30 job runs once, on the first 01:30.
+    #[test]
+    fn cron_follows_dst_as_cron_users_expect() {
+        let spring = cron("30 2 * * *", "America/New_York");
+        let day_before = ms("2026-03-07T07:30:00Z"); // 02:30 EST on the 7th
+        assert_eq!(spring.next_after(day_before, 0), Some(ms("2026-03-08T07:00:00Z")), "03:00 EDT, after the gap");
+        assert_eq!(spring.next_after(ms("2026-03-08T07:00:00Z"), 0), Some(ms("2026-03-09T06:30:00Z")), "02:30 EDT");
+        let fall = cron("30 1 * * *", "America/New_York");
+        let first = fall.next_after(ms("2026-10-31T12:00:00Z"), 0).unwrap();
+        assert_eq!(first, ms("2026-11-01T05:30:00Z"), "01:30 EDT, the first of the two");
+        assert_eq!(fall.next_after(first, 0), Some(ms("2026-11-02T06:30:00Z")), "not again at 01:30 EST");
+        // A job every 30 minutes runs in both halves of the repeated hour.
+        let half_hourly = cron("*/30 * * * *", "America/New_York");
+        let mut t = ms("2026-11-01T04:59:00Z");
+        let mut seen = vec![];
+        for _ in 0..5 {
+            t = half_hourly.next_after(t, 0).unwrap();
+            seen.push(crate::util::rfc3339(t));
+        }
+        assert_eq!(seen.len(), 5);
+        assert!(seen[2].starts_with("2026-11-01T06:00:00"), "{seen:?}");
+        // Berlin: the same expression, another zone.
+        let berlin = cron("0 7 * * *", "Europe/Berlin");
+        assert_eq!(berlin.next_after(ms("2026-07-01T00:00:00Z"), 0), Some(ms("2026-07-01T05:00:00Z")));
+        assert_eq!(berlin.next_after(ms("2026-12-01T00:00:00Z"), 0), Some(ms("2026-12-01T06:00:00Z")));
+        assert!(parse_tz("Mars/Olympus").unwrap_err().contains("Mars/Olympus"));
+        assert!(parse_cron("61 * * * *").is_err());
+    }
+
+    #[test]
+    fn intervals_and_one_shots() {
+        let every = When::Every(600_000);
+        assert_eq!(every.next_after(1_000, 1_000), Some(601_000));
+        assert_eq!(every.next_after(601_000, 1_000), Some(1_201_000));
+        assert_eq!(every.next_after(700_000, 1_000), Some(1_201_000));
+        let at = When::At(5_000);
+        assert_eq!((at.next_after(4_999, 0), at.next_after(5_000, 0)), (Some(5_000), None));
+    }
+
+    fn every(name: &str, interval: &str) -> NewSchedule {
+        NewSchedule {
+            name: name.into(),
+            every: Some(interval.into()),
+            task: SubmitTask { name: "t".into(), required_skills: vec!["x".into()], ..Default::default() },
+            ..Default::default()
+        }
+    }
+
+    impl Sim {
+        fn schedule(&mut self, req: NewSchedule) -> String {
+            let s = self.core.create_schedule(req, self.now).unwrap();
+            self.commit();
+            s.schedule_id
+        }
+
+        fn runs(&self, id: &str) -> Vec<crate::model::ScheduleRun> {
+            self.store.schedule_runs(id, None, 1000).unwrap()
+        }
+
+        fn fired(&self, id: &str) -> usize {
+            self.runs(id).iter().filter(|r| r.outcome == RunOutcome::Fired).count()
+        }
+    }
+
+    /// A firing whose batch never reached the store (a crash) fires again after the
+    /// restart, once; one that was committed does not fire again.
+    #[test]
+    fn each_due_time_fires_exactly_once_across_restarts() {
+        let mut sim = Sim::new();
+        let id = sim.schedule(every("tick", "10m"));
+        sim.advance(Duration::from_secs(599));
+        assert_eq!(sim.fired(&id), 0);
+        // Due now, fired in memory, and the coordinator dies before the commit.
+        sim.now = sim.now.after(Duration::from_secs(1));
+        sim.core.fire_timers(sim.now);
+        let _lost = sim.core.take_batch();
+        sim.reload();
+        sim.core.fire_timers(sim.now);
+        sim.commit();
+        assert_eq!(sim.fired(&id), 1, "the lost firing happens after the restart");
+        let task = sim.runs(&id)[0].task_id.clone().unwrap();
+        let origin = sim.store.task(&task, false).unwrap().unwrap().spec.schedule.unwrap();
+        assert_eq!((origin.schedule_id.as_str(), origin.name.as_str()), (id.as_str(), "tick"));
+        // Committed: a restart does not fire it again.
+        sim.reload();
+        sim.core.fire_timers(sim.now);
+        sim.commit();
+        assert_eq!(sim.fired(&id), 1);
+        assert_eq!(sim.core.schedule_view(&id).unwrap().runs, 1);
+        // The store refuses a second run of one due time (the backstop).
+        let mut dup = sim.core.take_batch().unwrap_or_default();
+        let run = sim.store.schedule_runs(&id, None, 1).unwrap()[0].clone();
+        dup.schedules.runs.push(crate::coordinator::store::RunRecord {
+            schedule_id: id.clone(),
+            run: 99,
+            due_at: run.due_at.map(|t| t.0),
+            fired_at: 0,
+            outcome: RunOutcome::Fired,
+            task_id: None,
+            message: None,
+        });
+        assert!(sim.session.commit(&mut std::iter::once(&Write::Batch(dup))).is_err());
+    }
+
+    /// Ten due times pass while the coordinator is down (the newest over a minute ago).
+    fn outage(catch_up: CatchUp) -> (Sim, String) {
+        let mut sim = Sim::new();
+        let id =
+            sim.schedule(NewSchedule { catch_up: Some(catch_up), overlap: Some(Overlap::Allow), ..every("m", "2m") });
+        sim.now = sim.now.after(Duration::from_secs(20 * 60 + 65));
+        sim.reload();
+        sim.core.fire_timers(sim.now);
+        sim.commit();
+        (sim, id)
+    }
+
+    #[test]
+    fn missed_due_times_follow_catch_up() {
+        let (sim, id) = outage(CatchUp::Latest);
+        assert_eq!(sim.fired(&id), 1);
+        let skipped: Vec<_> = sim.runs(&id).into_iter().filter(|r| r.outcome == RunOutcome::Skipped).collect();
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].message.as_deref().unwrap().starts_with("9 due time(s)"), "{skipped:?}");
+        let (sim, id) = outage(CatchUp::None);
+        assert_eq!(sim.fired(&id), 0);
+        assert!(sim.runs(&id)[0].message.as_deref().unwrap().contains("10 due time(s)"));
+        let (sim, id) = outage(CatchUp::All);
+        assert_eq!(sim.fired(&id), 10);
+        // Afterwards it is due at the next interval, not at once.
+        let next = sim.core.schedule_view(&id).unwrap().next_due.unwrap().0;
+        assert!(next > sim.now.ms && next - sim.now.ms <= 120_000);
+    }
+
+    #[test]
+    fn overlapping_runs_follow_overlap() {
+        let mut sim = Sim::new();
+        // No node: the first run's task stays pending, so it is still active.
+        let skip = sim.schedule(every("skip", "1m"));
+        let queue = sim.schedule(NewSchedule { overlap: Some(Overlap::Queue), ..every("queue", "1m") });
+        for _ in 0..3 {
+            sim.advance(Duration::from_secs(60));
+        }
+        assert_eq!(sim.fired(&skip), 1);
+        assert_eq!(sim.runs(&skip).iter().filter(|r| r.outcome == RunOutcome::Skipped).count(), 2);
+        assert_eq!(sim.fired(&queue), 1);
+        let view = sim.core.schedule_view(&queue).unwrap();
+        assert!(view.queued.is_some() && view.running.is_some());
+        // The first run ends: the queued due time fires at once.
+        let first = view.running.unwrap();
+        sim.cancel(&first);
+        assert_eq!(sim.fired(&queue), 2);
+        assert_ne!(sim.core.schedule_view(&queue).unwrap().running, Some(first));
+    }
+
+    #[test]
+    fn bad_definitions_are_named_and_change_nothing() {
+        let mut sim = Sim::new();
+        let cases: Vec<(NewSchedule, &str)> = vec![
+            (NewSchedule { cron: Some("0 7 * * *".into()), ..every("a", "1m") }, "cron: give exactly one"),
+            (NewSchedule { every: None, cron: Some("0 7 * *".into()), ..every("a", "1m") }, "cron:"),
+            (
+                NewSchedule {
+                    every: None,
+                    cron: Some("0 7 * * *".into()),
+                    tz: Some("Europe/Berln".into()),
+                    ..every("a", "1m")
+                },
+                "tz:",
+            ),
+            (every("a", "0s"), "every:"),
+            (every("sched_x", "1m"), "name:"),
+            (
+                NewSchedule { task: SubmitTask { name: "t".into(), ..Default::default() }, ..every("a", "1m") },
+                "task.required_skills",
+            ),
+        ];
+        for (req, want) in cases {
+            let e = sim.core.create_schedule(req, sim.now).unwrap_err();
+            assert!(e.message.starts_with(want), "{want}: {}", e.message);
+        }
+        assert!(sim.core.take_batch().is_none());
+        sim.schedule(every("a", "1m"));
+        assert_eq!(sim.core.create_schedule(every("a", "1m"), sim.now).unwrap_err().code, ErrorCode::ScheduleExists);
+    }
+
+    /// A one-shot fires once (at once when its moment has just passed), then is done.
+    #[test]
+    fn a_one_shot_fires_once_then_is_done() {
+        let mut sim = Sim::new();
+        let at = crate::model::Timestamp(sim.now.ms - 10_000);
+        let id = sim.schedule(NewSchedule { at: Some(at), every: None, ..every("once", "1m") });
+        sim.advance(Duration::from_millis(1));
+        assert_eq!(sim.fired(&id), 1);
+        assert_eq!(sim.runs(&id)[0].due_at, Some(at));
+        let view = sim.core.schedule_view(&id).unwrap();
+        assert_eq!((view.status, view.next_due), (ScheduleStatus::Done, None));
+        sim.advance(Duration::from_secs(3600));
+        assert_eq!(sim.fired(&id), 1);
+        // Moved to the moment it already fired at: that due time does not run again (the
+        // API fuzzer found the double, which the store's unique index refused).
+        let edit = crate::model::ScheduleEdit { at: Some(at), ..Default::default() };
+        sim.core.edit_schedule(&id, edit, sim.now).unwrap();
+        sim.commit();
+        sim.advance(Duration::from_secs(1));
+        assert_eq!(sim.fired(&id), 1);
+        assert_eq!(sim.core.schedule_view(&id).unwrap().status, ScheduleStatus::Done);
+    }
+
+    #[test]
+    fn pause_resume_edit_remove_and_run_now() {
+        let mut sim = Sim::new();
+        let id = sim.schedule(every("a", "1m"));
+        sim.core.pause_schedule("a", true, sim.now).unwrap();
+        sim.commit();
+        sim.advance(Duration::from_secs(300));
+        assert_eq!(sim.fired(&id), 0);
+        assert_eq!(sim.core.schedule_view("a").unwrap().status, ScheduleStatus::Paused);
+        let run = sim.core.run_schedule_now("a", sim.now).unwrap();
+        sim.commit();
+        assert!(run.task_id.is_some() && run.due_at.is_none());
+        sim.core.pause_schedule(&id, false, sim.now).unwrap();
+        sim.commit();
+        let view = sim.core.schedule_view("a").unwrap();
+        assert!(view.next_due.unwrap().0 > sim.now.ms, "due times passed while paused do not run");
+        let edit =
+            crate::model::ScheduleEdit { name: Some("b".into()), every: Some("1h".into()), ..Default::default() };
+        let edited = sim.core.edit_schedule("a", edit, sim.now).unwrap();
+        sim.commit();
+        assert_eq!((edited.spec.name.as_str(), edited.spec.every.as_deref()), ("b", Some("1h")));
+        sim.reload();
+        assert_eq!(sim.core.schedule_view("b").unwrap().schedule_id, id);
+        sim.core.remove_schedule("b", sim.now).unwrap();
+        sim.commit();
+        sim.reload();
+        assert_eq!(sim.core.schedule_view(&id).unwrap_err().code, ErrorCode::UnknownSchedule);
+    }
+}

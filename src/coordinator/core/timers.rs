@@ -37,6 +37,11 @@ impl Timers {
         self.wake.clone()
     }
 
+    /// Wakes the timer loop to look at the deadlines again (a schedule's due time moved).
+    pub fn poke(&self) {
+        self.wake.notify_one();
+    }
+
     pub fn push(&mut self, at: Instant, timer: Timer) {
         let earliest = self.next();
         self.heap.push(Reverse((at, timer)));

@@ -173,6 +173,7 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
         origin: check_name("origin", origin, LABEL)?,
         retry_of: None,
         secrets: secret_names(&req.secrets)?,
+        schedule: None,
     })
 }
 

@@ -23,6 +23,7 @@ const state = {
   role: null,
   nodes: [],
   tasks: [],
+  schedules: [],
   next: null,
   lastEventId: null,
   stream: null, // AbortController of the event stream
@@ -612,11 +613,45 @@ async function follow() {
   }
 }
 
+// ---- schedules ----
+
+async function refreshSchedules() {
+  state.schedules = (await api("GET", "/api/v1/schedules")).schedules;
+  renderSchedules();
+}
+
+function renderSchedules() {
+  const rows = state.schedules.map((s) => {
+    const last = s.last_run;
+    const lastText = last ? `${ago(last.fired_at)} · ${last.status || last.outcome}` : "never";
+    const when = s.cron ? `cron ${s.cron} (${s.tz})` : s.every ? `every ${s.every}` : `at ${clock(s.at)}`;
+    return el("tr", { "data-schedule": s.name, "data-status": s.status },
+      el("td", { "data-label": "Schedule" }, el("div", {}, el("b", {}, s.name), el("div", { class: "sub id" }, s.schedule_id))),
+      el("td", { "data-label": "Status" }, pill(s.status)),
+      el("td", { "data-label": "When" }, when),
+      el("td", { "data-label": "Skill" }, el("span", { class: "chip" }, s.task.required_skills[0] || "")),
+      el("td", { "data-label": "Next due" }, s.next_due ? el("time", { title: s.next_due }, clock(s.next_due)) : "–"),
+      el("td", { "data-label": "Last run", class: "last-run" },
+        last && last.task_id ? el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); openTask(last.task_id); } }, lastText) : lastText),
+      el("td", { "data-label": "" }, el("button", { class: "small quiet", type: "button", title: "Fire it now", onclick: () => runSchedule(s.name) }, "Run now")));
+  });
+  $("schedules").querySelector("tbody").replaceChildren(...rows);
+  $("schedules-empty").hidden = rows.length > 0;
+}
+
+async function runSchedule(name) {
+  try {
+    await api("POST", `/api/v1/schedules/${encodeURIComponent(name)}/run`);
+  } catch (e) {
+    notify(e.message);
+  }
+}
+
 function onEvent(ev) {
   if (ev.id) state.lastEventId = ev.id;
   if (ev.event === "gap") return refreshAll();
   if (ev.event === "error") return; // lagged or stream_lifetime: the stream ends, and follow() resumes from lastEventId
-  if (ev.event !== "task" && ev.event !== "node") return;
+  if (ev.event !== "task" && ev.event !== "node" && ev.event !== "schedule") return;
   let e;
   try { e = JSON.parse(ev.data); } catch { return; }
   state.events += 1;
@@ -630,6 +665,8 @@ function onEvent(ev) {
     }
     soon("tasks", 250, () => refreshTasks().catch(() => {}));
     if (state.openTask === e.task_id) soon("task", 250, () => showTask(e.task_id));
+  } else if (e.kind === "schedule") {
+    soon("schedules", 250, () => refreshSchedules().catch(() => {}));
   } else {
     soon("nodes", 250, () => refreshNodes().catch(() => {}));
     soon("skills", 250, () => refreshSkills().catch(() => {}));
@@ -640,8 +677,11 @@ function onEvent(ev) {
 function activity(e) {
   const what = e.kind === "task"
     ? [el("b", {}, `task ${e.event}`), " ", el("span", { class: "id" }, e.task_id), e.skill ? ` (${e.skill})` : "", e.node_id ? ` on ${e.node_id}` : ""]
+    : e.kind === "schedule"
+    ? [el("b", {}, `schedule ${e.event}`), " ", el("span", { class: "id" }, e.schedule_id), e.task_id ? ` → ${e.task_id}` : ""]
     : [el("b", {}, `node ${e.event}`), " ", e.node_id || ""];
-  const item = el("li", { "data-event": `${e.kind}:${e.event}`, "data-subject": e.task_id || e.node_id || "" },
+  const subject = e.kind === "schedule" ? e.schedule_id : e.task_id || e.node_id;
+  const item = el("li", { "data-event": `${e.kind}:${e.event}`, "data-subject": subject || "" },
     el("time", { title: e.at }, clock(e.at)), el("span", {}, what), e.message ? el("span", { class: "sub" }, e.message) : null);
   const list = $("activity");
   list.prepend(item);
@@ -649,7 +689,7 @@ function activity(e) {
 }
 
 function refreshAll() {
-  return Promise.all([refreshSummary(), refreshNodes(), refreshSkills(), refreshTasks(), refreshSecrets()]).catch((e) => {
+  return Promise.all([refreshSummary(), refreshNodes(), refreshSkills(), refreshTasks(), refreshSecrets(), refreshSchedules()]).catch((e) => {
     if (!(e instanceof ApiError && e.status === 401)) console.warn(e);
   });
 }

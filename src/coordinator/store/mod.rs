@@ -3,8 +3,8 @@
 //! picks one by `storage.type`), so no SQL dialect appears above it.
 //!
 //! What a store does for the coordinator:
-//! - [`Store::snapshot`]: load every node, the active tasks and where the numbering goes
-//!   on, once at start;
+//! - [`Store::snapshot`]: load every node, the active tasks, every schedule and where the
+//!   numbering goes on, once at start;
 //! - [`Store::write_session`]: a session for the one [`Writer`], which applies plain-data
 //!   [`Write`]s — the [`Batch`] of changes the state machine made, heartbeat figures,
 //!   retention purges — in one transaction per group of jobs (group commit) and commits
@@ -46,11 +46,12 @@ use serde_json::Value;
 
 pub use super::core::output::{Kept, OutputWrite};
 pub use super::core::registry::{Liveness, NodeRecord};
+pub use super::core::schedules::{RunRecord, ScheduleRecord, ScheduleWrites};
 pub use super::core::tasks::{ActiveTask, NewTask};
 pub use super::core::{Batch, Snapshot};
 pub use writer::{AfterCommit, Writer};
 
-use crate::model::{Event, EventKind, OutputLine, Task, TaskStatus};
+use crate::model::{Event, EventKind, OutputLine, ScheduleRun, Task, TaskStatus};
 
 /// Why the store could not do what the coordinator asked.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +82,8 @@ impl StoreError {
 #[derive(Debug)]
 pub enum Write {
     /// What transitions changed: new tasks, task states, node records, forgotten nodes,
-    /// events and output, in that order.
+    /// schedules (records, removals, then runs), events and output, in that order. Runs
+    /// are unique per (schedule, due time): a second one is an error, never a double.
     Batch(Batch),
     /// The heartbeat figures that changed since the last flush (not durable state: losing
     /// the last few seconds of them in a crash is fine).
@@ -150,6 +152,7 @@ pub struct EventFilter {
     pub node: Option<String>,
     pub skill: Option<String>,
     pub kind: Option<EventKind>,
+    pub schedule: Option<String>,
 }
 
 impl EventFilter {
@@ -159,6 +162,7 @@ impl EventFilter {
             && same(&self.node, &e.node_id)
             && same(&self.skill, &e.skill)
             && self.kind.is_none_or(|k| k == e.kind)
+            && same(&self.schedule, &e.schedule_id)
     }
 }
 
@@ -235,6 +239,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored cluster secret (sealed), at start.
     fn secrets(&self) -> Result<Vec<SecretRow>, StoreError>;
+    /// Up to `limit` runs of a schedule numbered below `before` (all when `None`), newest
+    /// first, each with the stored status of its task (none once the task is purged).
+    fn schedule_runs(&self, schedule_id: &str, before: Option<u64>, limit: u32)
+    -> Result<Vec<ScheduleRun>, StoreError>;
 
     /// A consistent copy of everything committed so far, in a new file that the caller
     /// streams and then removes.

@@ -9,11 +9,11 @@ use super::{PgError, Stmts};
 use crate::coordinator::store::EventFilter;
 use crate::model::{Event, EventKind, TaskEvent, Timestamp, Transition};
 
-pub const COLUMNS: &str = "id, at, kind, event, task_id, node_id, status, attempt, skill, message";
+pub const COLUMNS: &str = "id, at, kind, event, task_id, node_id, status, attempt, skill, message, schedule_id";
 /// A batch's events in one statement (one round trip for the whole batch).
-pub const INSERT: &str = "INSERT INTO events (id, at, kind, event, task_id, node_id, status, attempt, skill, message) \
-    SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::TEXT[], \
-    $8::BIGINT[], $9::TEXT[], $10::TEXT[])";
+pub const INSERT: &str = "INSERT INTO events (id, at, kind, event, task_id, node_id, status, attempt, skill, message, \
+    schedule_id) SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], \
+    $7::TEXT[], $8::BIGINT[], $9::TEXT[], $10::TEXT[], $11::TEXT[])";
 pub const PURGE_NODE_EVENTS: &str = "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE task_id IS NULL \
     AND at < $1 AND id < (SELECT max(id) FROM events) LIMIT $2)";
 
@@ -32,9 +32,10 @@ pub fn insert(tx: &mut postgres::Transaction, s: &Stmts, events: &[Event]) -> Re
     let attempts: Vec<Option<i64>> = events.iter().map(|e| e.attempt.map(i64::from)).collect();
     let skills: Vec<Option<&str>> = events.iter().map(|e| e.skill.as_deref()).collect();
     let messages: Vec<Option<&str>> = events.iter().map(|e| e.message.as_deref()).collect();
+    let schedules: Vec<Option<&str>> = events.iter().map(|e| e.schedule_id.as_deref()).collect();
     tx.execute(
         &s.insert_event,
-        &[&ids, &ats, &kinds, &names, &tasks, &nodes, &statuses, &attempts, &skills, &messages],
+        &[&ids, &ats, &kinds, &names, &tasks, &nodes, &statuses, &attempts, &skills, &messages, &schedules],
     )?;
     Ok(())
 }
@@ -56,12 +57,16 @@ fn from_row(row: &postgres::Row) -> Result<Event, PgError> {
         attempt: c.opt_u32(7)?,
         skill: c.get(8)?,
         message: c.get(9)?,
+        schedule_id: c.get(10)?,
     })
 }
 
-/// A task's history, oldest first.
+/// A task's history, oldest first (without the schedule event that submitted it).
 pub fn for_task(c: &mut impl GenericClient, task_id: &str) -> Result<Vec<TaskEvent>, PgError> {
-    let rows = c.query(&format!("SELECT {COLUMNS} FROM events WHERE task_id = $1 ORDER BY id"), &[&task_id])?;
+    let rows = c.query(
+        &format!("SELECT {COLUMNS} FROM events WHERE task_id = $1 AND kind = 'task' ORDER BY id"),
+        &[&task_id],
+    )?;
     rows.iter()
         .map(|row| {
             let e = from_row(row)?;
@@ -93,9 +98,12 @@ pub fn after(
     let after_id = after_id.min(i64::MAX as u64) as i64;
     let kind = filter.kind.map(|k| k.as_str());
     let mut args: Vec<&(dyn ToSql + Sync)> = vec![&after_id];
-    for (column, value) in
-        [("task_id", filter.task.as_ref()), ("node_id", filter.node.as_ref()), ("skill", filter.skill.as_ref())]
-    {
+    for (column, value) in [
+        ("task_id", filter.task.as_ref()),
+        ("node_id", filter.node.as_ref()),
+        ("skill", filter.skill.as_ref()),
+        ("schedule_id", filter.schedule.as_ref()),
+    ] {
         if let Some(v) = value {
             args.push(v);
             sql.push_str(&format!(" AND {column} = ${}", args.len()));

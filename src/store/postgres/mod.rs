@@ -21,7 +21,7 @@
 //! The tables are the SQLite store's (same names, columns and meaning; JSON as text, parsed
 //! and checked the same way, so damage names the table, the row and the column), plus
 //! `leader_lease`. Their statements live in one module per table family, like SQLite's:
-//! [`tasks`], [`nodes`], [`events`], [`output`], [`secrets`]; the writer's prepared statements are
+//! [`tasks`], [`nodes`], [`events`], [`output`], [`secrets`], [`schedules`]; the writer's prepared statements are
 //! [`Stmts`]. The writer sends a batch's events and output lines as one statement each
 //! (`unnest` of arrays), not one round trip per row.
 //!
@@ -47,6 +47,7 @@ pub mod lease;
 pub mod nodes;
 pub mod output;
 pub mod rows;
+pub mod schedules;
 pub mod schema;
 pub mod secrets;
 pub mod tasks;
@@ -63,7 +64,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use crate::coordinator::store::{
     EventFilter, HandoutText, Lease, ListFilter, SecretRow, Snapshot, Store, StoreError, Tail, Write, WriteSession,
 };
-use crate::model::{Event, Task};
+use crate::model::{Event, ScheduleRun, Task};
 
 pub use connect::{ConnectOptions, redact};
 
@@ -233,6 +234,7 @@ impl Store for PostgresStore {
                 max_seq: tasks::max_seq(&mut tx)?,
                 max_event: events::max_id(&mut tx)?,
                 outputs: output::load_active(&mut tx)?,
+                schedules: schedules::load_all(&mut tx)?,
             };
             tx.commit()?;
             Ok(snapshot)
@@ -288,6 +290,15 @@ impl Store for PostgresStore {
         self.read(|c| output::read(c, task_id, after))
     }
 
+    fn schedule_runs(
+        &self,
+        schedule_id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ScheduleRun>, StoreError> {
+        self.read(|c| schedules::runs(c, schedule_id, before, limit))
+    }
+
     /// PostgreSQL is backed up by its own tools, online and consistent: the message says
     /// the command.
     fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
@@ -327,6 +338,9 @@ pub struct Stmts {
     drop_output_before: Statement,
     purge_tasks: Statement,
     purge_node_events: Statement,
+    upsert_schedule: Statement,
+    delete_schedule: Statement,
+    insert_run: Statement,
 }
 
 impl Stmts {
@@ -346,6 +360,9 @@ impl Stmts {
             drop_output_before: c.prepare(output::DROP_BEFORE)?,
             purge_tasks: c.prepare(tasks::PURGE)?,
             purge_node_events: c.prepare(events::PURGE_NODE_EVENTS)?,
+            upsert_schedule: c.prepare(schedules::UPSERT)?,
+            delete_schedule: c.prepare(schedules::DELETE)?,
+            insert_run: c.prepare(schedules::INSERT_RUN)?,
         })
     }
 }
@@ -395,6 +412,15 @@ fn apply(tx: &mut postgres::Transaction, s: &Stmts, write: &Write) -> Result<(),
             }
             for id in &b.forgotten {
                 tx.execute(&s.delete_node, &[id])?;
+            }
+            for r in &b.schedules.schedules {
+                schedules::upsert(tx, s, r)?;
+            }
+            for id in &b.schedules.removed {
+                schedules::delete(tx, s, id)?;
+            }
+            for r in &b.schedules.runs {
+                schedules::insert_run(tx, s, r)?;
             }
             events::insert(tx, s, &b.events)?;
             for o in &b.output {

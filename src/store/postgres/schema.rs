@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0001_init", include_str!("migrations/0001_init.sql")),
     ("0002_secrets", include_str!("migrations/0002_secrets.sql")),
     ("0003_skill_digests", include_str!("migrations/0003_skill_digests.sql")),
+    ("0004_schedules", include_str!("migrations/0004_schedules.sql")),
 ];
 
 /// The schema version this binary works with.

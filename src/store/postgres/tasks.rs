@@ -15,14 +15,14 @@ use crate::model::{Priority, Target, Task, TaskSpec, TaskState, TaskStatus, Time
 
 pub const SPEC: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
-    idempotency_key, origin, retry_of, submitted_at, target, secrets";
+    idempotency_key, origin, retry_of, submitted_at, target, secrets, schedule";
 pub const STATE: &str = "status, assigned_node, attempt, retry_count, result, error, scheduled_at, \
     started_at, completed_at, next_attempt_at, cancel_requested, failed_on";
 
 pub const INSERT: &str = "INSERT INTO tasks (task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
-    idempotency_key, origin, retry_of, submitted_at, target, secrets, status) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, 'pending')";
+    idempotency_key, origin, retry_of, submitted_at, target, secrets, schedule, status) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, 'pending')";
 pub const INSERT_SKILL: &str = "INSERT INTO task_skills (skill, seq, task_id) VALUES ($1, $2, $3)";
 pub const UPDATE_STATE: &str = "UPDATE tasks SET status = $2, assigned_node = $3, attempt = $4, retry_count = $5, \
     result = $6, error = $7, scheduled_at = $8, started_at = $9, completed_at = $10, \
@@ -77,17 +77,18 @@ fn task_from_row(row: &postgres::Row) -> Result<(i64, Task), PgError> {
         retry_of: c.get(16)?,
         target: c.opt_json(18)?,
         secrets: c.json(19)?,
+        schedule: c.opt_json(20)?,
     };
     let seq: i64 = c.get(1)?;
     let submitted_at = Timestamp(c.get(17)?);
-    let state = state(&c, 20)?;
+    let state = state(&c, 21)?;
     Ok((seq, Task { task_id: c.key().to_string(), spec, state, submitted_at, pending_reason: None, events: None }))
 }
 
 /// Inserts a new task and its skill index rows.
 pub fn insert(tx: &mut postgres::Transaction, s: &Stmts, t: &NewTask) -> Result<(), PgError> {
     let spec = &t.spec;
-    let params: [&(dyn ToSql + Sync); 20] = [
+    let params: [&(dyn ToSql + Sync); 21] = [
         &t.task_id,
         &t.seq,
         &spec.name,
@@ -108,6 +109,7 @@ pub fn insert(tx: &mut postgres::Transaction, s: &Stmts, t: &NewTask) -> Result<
         &t.submitted_at,
         &spec.target.as_ref().map(to_json),
         &to_json(&spec.secrets),
+        &spec.schedule.as_ref().map(to_json),
     ];
     tx.execute(&s.insert_task, &params)?;
     for name in &spec.required_skills {

@@ -11,8 +11,8 @@ use crate::model::{Event, EventKind, TaskEvent, Timestamp, Transition};
 /// Appends an event (its id was assigned by the coordinator).
 pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO events (id, at, kind, event, task_id, node_id, status, attempt, skill, message) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        "INSERT INTO events (id, at, kind, event, task_id, node_id, status, attempt, skill, message, schedule_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
     .execute(params![
         e.id as i64,
@@ -24,12 +24,13 @@ pub fn insert(conn: &Connection, e: &Event) -> rusqlite::Result<()> {
         e.status,
         e.attempt,
         e.skill,
-        e.message
+        e.message,
+        e.schedule_id
     ])?;
     Ok(())
 }
 
-const COLUMNS: &str = "id, at, kind, event, task_id, node_id, status, attempt, skill, message";
+const COLUMNS: &str = "id, at, kind, event, task_id, node_id, status, attempt, skill, message, schedule_id";
 
 fn from_row(r: &Row) -> rusqlite::Result<Event> {
     let id: i64 = r.get(0)?;
@@ -50,12 +51,14 @@ fn from_row(r: &Row) -> rusqlite::Result<Event> {
         attempt: r.get(7)?,
         skill: r.get(8)?,
         message: r.get(9)?,
+        schedule_id: r.get(10)?,
     })
 }
 
-/// A task's history, oldest first.
+/// A task's history, oldest first (without the schedule event that submitted it).
 pub fn for_task(conn: &Connection, task_id: &str) -> rusqlite::Result<Vec<TaskEvent>> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE task_id = ?1 ORDER BY id"))?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {COLUMNS} FROM events WHERE task_id = ?1 AND kind = 'task' ORDER BY id"))?;
     let rows = stmt.query_map([task_id], |r| {
         let e = from_row(r)?;
         let status = e
@@ -81,9 +84,12 @@ pub fn after(conn: &Connection, after_id: u64, filter: &EventFilter, limit: u32)
     let after_id = after_id.min(i64::MAX as u64) as i64;
     args.push(&after_id);
     let kind = filter.kind.map(|k| k.as_str());
-    for (column, value) in
-        [("task_id", filter.task.as_ref()), ("node_id", filter.node.as_ref()), ("skill", filter.skill.as_ref())]
-    {
+    for (column, value) in [
+        ("task_id", filter.task.as_ref()),
+        ("node_id", filter.node.as_ref()),
+        ("skill", filter.skill.as_ref()),
+        ("schedule_id", filter.schedule.as_ref()),
+    ] {
         if let Some(v) = value {
             args.push(v);
             sql.push_str(&format!(" AND {column} = ?{}", args.len()));
@@ -152,6 +158,7 @@ mod tests {
             attempt: None,
             skill: None,
             message: None,
+            schedule_id: None,
         }
     }
 

@@ -22,6 +22,7 @@ pub mod lock;
 pub mod nodes;
 pub mod output;
 pub mod probe;
+pub mod schedules;
 pub mod schema;
 pub mod secrets;
 pub mod tasks;
@@ -35,7 +36,7 @@ use rusqlite::Connection;
 use crate::coordinator::store::{
     EventFilter, HandoutText, ListFilter, SecretRow, Snapshot, Store, StoreError, Tail, Write, WriteSession,
 };
-use crate::model::{Event, Task};
+use crate::model::{Event, ScheduleRun, Task};
 
 pub use lock::{LockError, StoreLock};
 pub use probe::NotWritable;
@@ -208,6 +209,7 @@ impl Store for SqliteStore {
                 max_seq: tasks::max_seq(c)?,
                 max_event: events::max_id(c)?,
                 outputs: output::load_active(c)?,
+                schedules: schedules::load_all(c)?,
             })
         })
     }
@@ -258,6 +260,15 @@ impl Store for SqliteStore {
         self.read(secrets::load_all)
     }
 
+    fn schedule_runs(
+        &self,
+        schedule_id: &str,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<ScheduleRun>, StoreError> {
+        self.read(|c| schedules::runs(c, schedule_id, before, limit))
+    }
+
     /// `VACUUM INTO` a new file beside the database: one consistent snapshot while writers
     /// go on, compacted and without a WAL.
     fn backup(&self) -> Result<PathBuf, StoreError> {
@@ -305,6 +316,15 @@ pub fn apply(c: &Connection, write: &Write) -> rusqlite::Result<()> {
             }
             for id in &b.forgotten {
                 nodes::delete(c, id)?;
+            }
+            for s in &b.schedules.schedules {
+                schedules::upsert(c, s)?;
+            }
+            for id in &b.schedules.removed {
+                schedules::delete(c, id)?;
+            }
+            for r in &b.schedules.runs {
+                schedules::insert_run(c, r)?;
             }
             for e in &b.events {
                 events::insert(c, e)?;

@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0005_task_target", include_str!("migrations/0005_task_target.sql")),
     ("0006_secrets", include_str!("migrations/0006_secrets.sql")),
     ("0007_skill_digests", include_str!("migrations/0007_skill_digests.sql")),
+    ("0008_schedules", include_str!("migrations/0008_schedules.sql")),
 ];
 
 /// The schema version this binary works with.

@@ -17,7 +17,7 @@ use crate::model::{Priority, Target, Task, TaskSpec, TaskState, TaskStatus, Time
 
 const SPEC: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
-    idempotency_key, origin, retry_of, submitted_at, target, secrets";
+    idempotency_key, origin, retry_of, submitted_at, target, secrets, schedule";
 const STATE: &str = "status, assigned_node, attempt, retry_count, result, error, scheduled_at, \
     started_at, completed_at, next_attempt_at, cancel_requested, failed_on";
 
@@ -73,10 +73,11 @@ fn task_from_row(r: &Row) -> rusqlite::Result<(i64, Task)> {
         retry_of: r.get(16)?,
         target: optional_json_column(r, 18, "tasks", key)?,
         secrets: json_column(r, 19, "tasks", key)?,
+        schedule: optional_json_column(r, 20, "tasks", key)?,
     };
     let seq: i64 = r.get(1)?;
     let submitted_at = Timestamp(r.get(17)?);
-    let state = state(r, 20, key)?;
+    let state = state(r, 21, key)?;
     Ok((seq, Task { task_id, spec, state, submitted_at, pending_reason: None, events: None }))
 }
 
@@ -85,7 +86,7 @@ pub fn insert(conn: &Connection, t: &NewTask) -> rusqlite::Result<()> {
     let s = &t.spec;
     conn.prepare_cached(&format!(
         "INSERT INTO tasks ({SPEC}, {STATE}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-         ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, 'pending', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]')"
+         ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 'pending', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]')"
     ))?
     .execute(params![
         t.task_id,
@@ -108,6 +109,7 @@ pub fn insert(conn: &Connection, t: &NewTask) -> rusqlite::Result<()> {
         t.submitted_at,
         s.target.as_ref().map(to_json),
         to_json(&s.secrets),
+        s.schedule.as_ref().map(to_json),
     ])?;
     let mut skill = conn.prepare_cached("INSERT INTO task_skills (skill, seq, task_id) VALUES (?1, ?2, ?3)")?;
     for name in &s.required_skills {
@@ -312,6 +314,7 @@ mod tests {
             retry_of: None,
             target: None,
             secrets: vec![],
+            schedule: None,
         };
         NewTask { task_id: id.into(), seq, spec, submitted_at: 1 }
     }

@@ -130,11 +130,13 @@ impl Names {
         format!("{}.nodes.heartbeat", self.prefix)
     }
 
-    /// Where an event is published: `P.events.tasks.<status>` or `P.events.nodes.<status>`.
+    /// Where an event is published: `P.events.tasks.<status>`, `P.events.nodes.<status>` or
+    /// `P.events.schedules.<status>`.
     pub fn event(&self, e: &Event) -> String {
         let kind = match e.kind {
             EventKind::Task => "tasks",
             EventKind::Node => "nodes",
+            EventKind::Schedule => "schedules",
         };
         let status: String =
             e.status.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();
@@ -317,6 +319,7 @@ mod tests {
             attempt: None,
             skill: None,
             message: None,
+            schedule_id: None,
         };
         assert_eq!(n.event(&e), "oc.site-1.events.tasks.pending");
     }

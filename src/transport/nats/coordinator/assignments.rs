@@ -148,7 +148,8 @@ fn note(
             });
         }
         // Nothing to publish or clean up.
-        Transition::Node(N::Online | N::Drained | N::Undrained | N::SkillsChanged | N::SkillDrift) => {}
+        Transition::Node(N::Online | N::Drained | N::Undrained | N::SkillsChanged | N::SkillDrift)
+        | Transition::Schedule(_) => {}
     }
 }
 
