@@ -235,9 +235,13 @@ async fn heartbeats(nodes: usize, seconds: u64) -> f64 {
         nodes as f64 / started.elapsed().as_secs_f64()
     );
     let clients = 64;
+    let ceiling = health_load(&ep, clients, seconds).await;
+    let ceiling_rate = ceiling.len() as f64 / seconds as f64;
+    println!("  ceiling: {ceiling_rate:.0} GET /health/s with {clients} clients; {}", report("latency", &ceiling));
     let all = heartbeat_load(&ep, Arc::new(secrets), clients, seconds).await;
     let rate = all.len() as f64 / seconds as f64;
     println!("  {nodes} nodes: {rate:.0} heartbeats/s with {clients} clients; {}", report("latency", &all));
+    println!("  ratio of rates, heartbeats / GET /health: {:.2} (issue 23 asks >= 0.85)", rate / ceiling_rate);
     rate
 }
 
@@ -249,27 +253,45 @@ async fn heartbeat_load(
     clients: usize,
     seconds: u64,
 ) -> Histogram<u64> {
+    let body = r#"{"cpu_usage": 12.5, "memory_usage": 40.0, "disk_usage": 70.0, "held_tasks": []}"#;
+    let ep = ep.clone();
+    request_load(clients, seconds, move |i| {
+        let (id, secret) = &secrets[i % secrets.len()];
+        ep.http
+            .post(format!("{}/api/v1/nodes/{id}/heartbeat", ep.url))
+            .bearer_auth(secret)
+            .header("content-type", "application/json")
+            .body(body)
+    })
+    .await
+}
+
+/// The coordinator's own ceiling: `clients` concurrent clients ask `GET /health` as fast
+/// as they can for `seconds` (no authentication, no state: the HTTP stack alone).
+async fn health_load(ep: &Endpoint, clients: usize, seconds: u64) -> Histogram<u64> {
+    let ep = ep.clone();
+    request_load(clients, seconds, move |_| ep.http.get(format!("{}/health", ep.url))).await
+}
+
+/// `clients` concurrent clients send the requests `make` builds (client k sends numbers
+/// k, k + clients, …) as fast as they can for `seconds`; the latency of each (every answer
+/// must be a success).
+async fn request_load(
+    clients: usize,
+    seconds: u64,
+    make: impl Fn(usize) -> reqwest::RequestBuilder + Clone + Send + 'static,
+) -> Histogram<u64> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut handles = Vec::new();
     for k in 0..clients {
-        let (ep, secrets, stop) = (ep.clone(), secrets.clone(), stop.clone());
+        let (make, stop) = (make.clone(), stop.clone());
         handles.push(tokio::spawn(async move {
             let mut h = histogram();
-            let body = r#"{"cpu_usage": 12.5, "memory_usage": 40.0, "disk_usage": 70.0, "held_tasks": []}"#;
             let mut i = k;
             while !stop.load(Ordering::Relaxed) {
-                let (id, secret) = &secrets[i % secrets.len()];
                 let t = Instant::now();
-                let r = ep
-                    .http
-                    .post(format!("{}/api/v1/nodes/{id}/heartbeat", ep.url))
-                    .bearer_auth(secret)
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success(), "heartbeat: {}", r.status());
+                let r = make(i).send().await.unwrap();
+                assert!(r.status().is_success(), "{}: {}", r.url().path(), r.status());
                 let _ = r.bytes().await;
                 h.record(t.elapsed().as_micros() as u64).unwrap();
                 i += clients;

@@ -217,6 +217,19 @@ impl Cluster {
     /// Runs a transition for a client: refused with `overloaded` when too many writes wait
     /// for the disk; answers once its changes (and all before them) are committed.
     pub async fn mutate<T>(&self, f: impl FnOnce(&mut Core, Now) -> Result<T, Error>) -> Result<T, Error> {
+        self.mutate_revealing(f, |_| true).await
+    }
+
+    /// [`Cluster::mutate`] for a transition whose answer may show nothing that another
+    /// request changed unless `reveals` says so (a heartbeat without cancellations): when
+    /// it queued nothing itself and reveals nothing, it answers without waiting for the
+    /// writes of others (a heartbeat must not wait for the liveness flush of 10,000 nodes).
+    /// Whatever it queued is committed before the answer, as always.
+    pub async fn mutate_revealing<T>(
+        &self,
+        f: impl FnOnce(&mut Core, Now) -> Result<T, Error>,
+        reveals: impl FnOnce(&T) -> bool,
+    ) -> Result<T, Error> {
         let backlog = self.writer.backlog();
         if backlog > self.config.coordinator.max_write_backlog {
             return Err(Error::new(
@@ -226,14 +239,17 @@ impl Cluster {
                 ),
             ));
         }
-        let (answer, seq) = {
+        let (answer, before, seq) = {
             let mut core = self.lock();
+            let before = self.writer.queued();
             let answer = f(&mut core, Now::get());
             self.queue(&mut core);
-            (answer, self.writer.queued())
+            (answer, before, self.writer.queued())
         };
         let answer = answer?;
-        self.writer.committed(seq).await.map_err(store_error)?;
+        if seq > before || reveals(&answer) {
+            self.writer.committed(seq).await.map_err(store_error)?;
+        }
         Ok(answer)
     }
 
@@ -535,7 +551,9 @@ impl Cluster {
     /// node receives its assignments.
     pub async fn heartbeat(&self, node: &str, req: HeartbeatRequest) -> Result<HeartbeatResponse, Error> {
         let seen = self.transport.get().map(|_| req.clone());
-        let mut answer = self.mutate(|core, now| core.heartbeat(node, req, now)).await?;
+        // Cancellations come from other requests' changes: those wait for their commit.
+        let mut answer =
+            self.mutate_revealing(|core, now| core.heartbeat(node, req, now), |a| !a.cancel.is_empty()).await?;
         if let (Some(transport), Some(req)) = (self.transport.get(), seen) {
             answer.dispatch = Some(transport.heartbeat(node, &req));
         }

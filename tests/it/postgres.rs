@@ -285,3 +285,46 @@ async fn migrate_to_copies_an_sqlite_store_into_postgres_and_refuses_a_non_empty
     cluster.wait_online("w1", &["talk"]).await;
     drop(w);
 }
+
+/// A heartbeat that changes nothing durable answers without waiting for other requests'
+/// writes (a coordinator with 10,000 nodes writes their liveness every 2 s), while a
+/// submission still answers only after its commit. The writer is held by a real lock on
+/// the nodes table, taken from another session, while the liveness flush tries to write it.
+#[tokio::test]
+async fn a_heartbeat_does_not_wait_for_writes_it_does_not_show() {
+    let Some(pg) = server() else { return };
+    let cluster = Cluster::start_with(on_pg()).await;
+    let db = db_name(cluster.pg_url.as_deref().unwrap()).to_string();
+    let secret = cluster.register("n1", &["echo"], 2).await;
+    let heartbeat =
+        || cluster.call("POST", "/api/v1/nodes/n1/heartbeat", Some(&secret), Some(r#"{"cpu_usage": 10.0}"#));
+    let mut holder = pg.session(&db);
+    holder.run("BEGIN; LOCK TABLE nodes IN ACCESS EXCLUSIVE MODE;");
+    // The heartbeat's figures are flushed within 2 s: the writer then waits for the lock.
+    assert_eq!(heartbeat().await.0, 200);
+    let waiting =
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pg.psql(&db, waiting) == "0" {
+        assert!(std::time::Instant::now() < deadline, "the liveness flush never waited for the lock");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The writer is stuck behind the lock: a heartbeat still answers (the bound only
+    // keeps a regression from hanging the suite)...
+    let (status, body) = tokio::time::timeout(Duration::from_secs(20), heartbeat())
+        .await
+        .expect("a heartbeat waited for the liveness flush of the other nodes");
+    assert_eq!(status, 200, "{body}");
+    // ...and a submission does not, until the writer can commit it.
+    let submit = cluster.api("POST", "/api/v1/tasks", Some(json!({"name": "t", "required_skills": ["echo"]})));
+    let mut submit = Box::pin(submit);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), &mut submit).await.is_err(),
+        "a submission answered before its commit"
+    );
+    holder.run("COMMIT;");
+    let (status, task) = submit.await;
+    assert_eq!(status, 201, "{task}");
+    let id = task["task_id"].as_str().unwrap();
+    assert_eq!(pg.psql(&db, &format!("SELECT count(*) FROM tasks WHERE task_id = '{id}'")), "1");
+}

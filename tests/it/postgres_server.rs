@@ -296,6 +296,21 @@ impl PgServer {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// A `psql` session kept open on database `db` (to hold a transaction, a lock).
+    pub fn session(&self, db: &str) -> PgSession {
+        let psql = binary("psql").expect("psql");
+        let mut child = Command::new(psql)
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-h", "127.0.0.1", "-U", "postgres"])
+            .args(["-p", &self.port.to_string(), "-d", db])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("run psql");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        PgSession { child, stdin, stdout, done: 0 }
+    }
+
     /// A new empty database with a name of its own; its URL.
     pub fn fresh_db(&self) -> String {
         static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -451,4 +466,39 @@ fn a_tls_test_server_serves_tls() {
     let Some(pg) = PgServer::start_with(PgOptions { tls: true }) else { return };
     assert_eq!(pg.psql("postgres", "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"), "t");
     assert!(pg.ca_file().is_file());
+}
+
+/// An open `psql` session; killed on drop (its transaction then rolls back).
+pub struct PgSession {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    done: u32,
+}
+
+impl PgSession {
+    /// Runs `sql` and returns once psql has run it (its output up to a marker line).
+    pub fn run(&mut self, sql: &str) -> String {
+        use std::io::{BufRead, Write};
+        self.done += 1;
+        let marker = format!("done-{}", self.done);
+        writeln!(self.stdin, "{sql}\n\\echo {marker}").expect("write to psql");
+        self.stdin.flush().expect("write to psql");
+        let mut out = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(self.stdout.read_line(&mut line).expect("read psql") > 0, "psql ended running {sql:?}: {out}");
+            if line.trim() == marker {
+                return out;
+            }
+            out.push_str(&line);
+        }
+    }
+}
+
+impl Drop for PgSession {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
