@@ -114,6 +114,43 @@ pub struct NodeQuery {
     #[serde(default, alias = "status_filter", skip_serializing_if = "Option::is_none")]
     #[param(value_type = Option<m::NodeStatusInput>, inline)]
     pub status: Option<NodeStatus>,
+    /// At most this many nodes, in node id order (1 to 10000); every node when absent. A
+    /// full page that is not the last says where the next starts in a `Link` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::NodePageLimit>, inline)]
+    pub limit: Option<u32>,
+    /// Only nodes whose id sorts after this one: the last node id of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(value_type = Option<m::NodeId>, inline)]
+    pub after: Option<String>,
+}
+
+impl NodeQuery {
+    /// The page size (None: every node), or why it is refused.
+    pub fn page_limit(&self) -> Result<Option<usize>, String> {
+        match self.limit {
+            None => Ok(None),
+            Some(l) if m::NODE_PAGE_LIMIT.contains(&l) => Ok(Some(l as usize)),
+            Some(l) => Err(format!(
+                "limit: must be from {} to {} nodes, got {l}",
+                m::NODE_PAGE_LIMIT.start(),
+                m::NODE_PAGE_LIMIT.end()
+            )),
+        }
+    }
+
+    /// The node id the page continues after, or why it is refused.
+    pub fn position(&self) -> Result<Option<&str>, String> {
+        match self.after.as_deref().map(str::trim) {
+            Some(id) => m::validate_node_id(id).map(|()| Some(id)).map_err(|e| format!("after: {e}")),
+            None => Ok(None),
+        }
+    }
+
+    /// The same query continuing after `node_id` (the next page's).
+    pub fn next_page(&self, node_id: &str) -> NodeQuery {
+        NodeQuery { after: Some(node_id.to_string()), ..self.clone() }
+    }
 }
 
 /// The filters and the page of `GET /api/v1/tasks`.
@@ -583,7 +620,7 @@ pub static TABLE: &[Endpoint] = &[
         ok: &[(200, Answer::Json(list::<m::Node>))],
         errors: &[],
         access: Access::Read,
-        summary: "Every node, optionally of one status",
+        summary: "Every node, optionally of one status; in pages with `limit` and `after`",
         build: |_, q| Ok(Route::ListNodes(query(q)?)),
     },
     Endpoint {
@@ -1589,7 +1626,7 @@ mod tests {
         );
         assert_eq!(
             parse(Method::GET, "/api/v1/nodes?status_filter=online").unwrap(),
-            Route::ListNodes(NodeQuery { status: Some(NodeStatus::Online) })
+            Route::ListNodes(NodeQuery { status: Some(NodeStatus::Online), ..NodeQuery::default() })
         );
         assert_eq!(
             parse(Method::GET, "/api/v1/events?kind=node&after=42&skill=ocr").unwrap(),

@@ -266,6 +266,13 @@ pub struct NodesArgs {
     /// after this event id (0: every kept one).
     #[arg(long, value_name = "EVENT_ID", requires = "watch")]
     pub after: Option<u64>,
+    /// At most this many nodes (1-10000), in node id order; the last line says how to ask
+    /// for the next page. Every node when absent.
+    #[arg(long, value_name = "N", conflicts_with_all = ["online", "skill", "watch", "node_id"])]
+    pub limit: Option<u32>,
+    /// Only nodes whose id sorts after this one (the last node of a previous page).
+    #[arg(long, value_name = "NODE_ID", conflicts_with_all = ["online", "skill", "watch", "node_id"])]
+    pub after_node: Option<String>,
     /// Print the API's JSON unchanged (with --watch: one event object per line).
     #[arg(long)]
     pub json: bool,

@@ -13,8 +13,50 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// RFC 3339 in UTC with milliseconds, e.g. `2026-02-16T16:00:00.123Z`.
+/// RFC 3339 in UTC with milliseconds, e.g. `2026-02-16T16:00:00.123Z`. Years 0 to 9999
+/// are written directly (a node list of 10,000 nodes writes 20,000 of these); others
+/// through `time`.
 pub fn rfc3339(ms: i64) -> String {
+    const LAST: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+    const FIRST: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+    if !(FIRST..=LAST).contains(&ms) {
+        return rfc3339_by_time(ms);
+    }
+    let (days, in_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Howard Hinnant's civil_from_days: the proleptic Gregorian date of a day number.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (hour, minute) = (in_day / 3_600_000, in_day / 60_000 % 60);
+    let (second, milli) = (in_day / 1000 % 60, in_day % 1000);
+    let mut text = [0u8; 24];
+    let mut put = |at: usize, value: i64, digits: usize| {
+        let mut v = value;
+        for i in (0..digits).rev() {
+            text[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(5, month, 2);
+    put(8, day, 2);
+    put(11, hour, 2);
+    put(14, minute, 2);
+    put(17, second, 2);
+    put(20, milli, 3);
+    for (at, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':'), (19, b'.'), (23, b'Z')] {
+        text[at] = c;
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+fn rfc3339_by_time(ms: i64) -> String {
     let nanos = i128::from(ms) * 1_000_000;
     match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
         Ok(t) => {
@@ -129,6 +171,24 @@ pub fn closest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The direct formatting writes what `time` writes, over every year it covers and
+        /// past both ends.
+        #[test]
+        fn rfc3339_writes_what_time_writes(ms in -62_200_000_000_000i64..253_500_000_000_000) {
+            proptest::prop_assert_eq!(rfc3339(ms), rfc3339_by_time(ms));
+        }
+    }
+
+    #[test]
+    fn rfc3339_at_the_edges() {
+        for ms in [0, -1, 1, 951_782_400_000, 253_402_300_799_999, -62_167_219_200_000, 1_709_164_800_000] {
+            assert_eq!(rfc3339(ms), rfc3339_by_time(ms), "{ms}");
+        }
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(951_825_600_000), "2000-02-29T12:00:00.000Z");
+    }
 
     #[test]
     fn rfc3339_round_trips() {

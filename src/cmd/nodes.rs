@@ -45,16 +45,18 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
     } else if let Some(skill) = &args.skill {
         Route::NodesWithSkill { skill: skill.clone() }
     } else {
-        Route::ListNodes(NodeQuery { status: args.status })
+        Route::ListNodes(NodeQuery { status: args.status, limit: args.limit, after: args.after_node.clone() })
     };
     let nodes: Vec<Node> = client.fetch(&route, args.json).await?;
+    // A full page may not be the last: the next one starts after its last node.
+    let next = args.limit.filter(|l| nodes.len() == *l as usize).and(nodes.last());
     if args.json {
         return Ok(Exit::Ok);
     }
     if nodes.is_empty() {
         outln!(
             "no nodes{}",
-            if route == Route::ListNodes(NodeQuery::default()) {
+            if route == Route::ListNodes(NodeQuery::default()) && args.after_node.is_none() {
                 " have registered yet: start a worker (openclaw worker)"
             } else {
                 " match"
@@ -80,6 +82,10 @@ pub async fn nodes(config: &Config, args: NodesArgs) -> anyhow::Result<Exit> {
         })
         .collect();
     out!("{}", table(&["NODE", "STATUS", "TASKS", "CPU", "MEM", "LAST SEEN", "PLATFORM", "SKILLS"], rows));
+    if let (Some(last), Some(limit)) = (next, args.limit) {
+        let status = args.status.map(|s| format!(" --status {s}")).unwrap_or_default();
+        outln!("next page: openclaw nodes{status} --limit {limit} --after-node {}", last.node_id);
+    }
     Ok(Exit::Ok)
 }
 

@@ -45,7 +45,20 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
             };
             ok(&cluster.register(req.json()?, who, Some(req.client)).await?)
         }
-        Route::ListNodes(q) => ok(&cluster.view(|c| c.registry().list(q.status))),
+        Route::ListNodes(q) => {
+            let invalid = |e: String| ApiError::new(ErrorCode::InvalidQuery, e);
+            let (limit, after) = (q.page_limit().map_err(invalid)?, q.position().map_err(invalid)?);
+            let (nodes, more) = cluster.view(|c| c.registry().page(q.status, after, limit));
+            let mut answer = json(StatusCode::OK, &nodes);
+            // The next page continues after this one's last node (RFC 8288).
+            if let Some(last) = nodes.last().filter(|_| more) {
+                let (_, next) = Route::ListNodes(q.next_page(&last.node_id)).request();
+                if let Ok(link) = hyper::header::HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
+                    answer.headers_mut().insert(hyper::header::LINK, link);
+                }
+            }
+            Ok(answer)
+        }
         Route::OnlineNodes => ok(&cluster.view(|c| c.registry().online(None))),
         Route::NodesWithSkill { skill } => ok(&cluster.view(|c| c.registry().online(Some(skill)))),
         Route::GetNode { node } => ok(&cluster.view(|c| c.registry().view(node))?),

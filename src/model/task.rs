@@ -35,6 +35,8 @@ pub const LABEL: Name = Name::new(64);
 pub const PAGE_LIMIT: RangeInclusive<u32> = 1..=1000;
 /// Tasks on a page when the request does not say.
 pub const DEFAULT_PAGE_LIMIT: u32 = 50;
+/// Nodes per page of `GET /api/v1/nodes` (`limit`; every node when absent).
+pub const NODE_PAGE_LIMIT: RangeInclusive<u32> = 1..=10_000;
 /// The most digits of a page cursor.
 pub const CURSOR_DIGITS: usize = 18;
 /// The longest `GET /api/v1/tasks/{id}/wait` waits; a longer timeout waits this long.
@@ -96,6 +98,8 @@ pub fn wait_text(wait: Duration) -> String {
 schema_type! {
     /// A page size.
     PageLimit => bounded(Type::Integer, PAGE_LIMIT, "Tasks per page: 1 to 1000; 50 when absent");
+    /// A page size of the node list.
+    NodePageLimit => bounded(Type::Integer, NODE_PAGE_LIMIT, "Nodes per page: 1 to 10000; every node when absent");
     /// A page cursor.
     TaskCursor => string(
         trimmed_pattern(&format!("[0-9]{{1,{CURSOR_DIGITS}}}")),

@@ -713,3 +713,60 @@ async fn the_cli_finds_the_token_from_anywhere_and_its_errors_say_where_things_c
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("/api/v1/tasks/task_missing") && !err.contains("%5F"), "{err}");
 }
+
+/// Issue 23, item 3: `GET /api/v1/nodes?limit=N` answers pages in node id order, a full
+/// page that is not the last links the next one (`Link: <…>; rel="next"`), `status`
+/// carries over, bad page parameters are 400 naming them; the CLI pages the same way.
+#[tokio::test]
+async fn node_lists_come_in_pages_through_the_api_and_the_cli() {
+    let cluster = Cluster::start().await;
+    for id in ["n5", "n1", "n4", "n2", "n3"] {
+        cluster.register(id, &["echo"], 1).await;
+    }
+    cluster.cli(&["nodes", "drain", "n2"]);
+    let http = crate::support::http_client();
+    let page = |path: String| {
+        let req = http.get(format!("{}{path}", cluster.url())).bearer_auth(cluster.admin());
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let next = r.headers().get("link").map(|l| l.to_str().unwrap().to_string());
+            let ids: Vec<String> =
+                r.json::<Vec<Value>>().await.unwrap().iter().map(|n| n["node_id"].to_string()).collect();
+            (ids.join(",").replace('"', ""), next)
+        }
+    };
+    let (ids, next) = page("/api/v1/nodes?limit=2".into()).await;
+    assert_eq!(ids, "n1,n2");
+    let next = next.expect("a Link to the next page");
+    assert_eq!(next, r#"</api/v1/nodes?limit=2&after=n2>; rel="next""#);
+    let (ids, next) = page(next[1..next.find('>').unwrap()].to_string()).await;
+    assert_eq!((ids.as_str(), next.as_deref()), ("n3,n4", Some(r#"</api/v1/nodes?limit=2&after=n4>; rel="next""#)));
+    let (ids, last) = page("/api/v1/nodes?limit=2&after=n4".into()).await;
+    assert_eq!((ids.as_str(), last), ("n5", None));
+    // Exactly full and last: no link.
+    assert_eq!(page("/api/v1/nodes?limit=5".into()).await.1, None);
+    // Without a limit: every node, as the original's clients expect.
+    assert_eq!(page("/api/v1/nodes".into()).await, ("n1,n2,n3,n4,n5".into(), None));
+    let (ids, next) = page("/api/v1/nodes?status=online&limit=2".into()).await;
+    assert_eq!(ids, "n1,n3");
+    assert!(next.unwrap().contains("status=online&limit=2&after=n3"));
+    for (query, named) in
+        [("limit=0", "limit"), ("limit=10001", "limit"), ("after=a%20b", "after"), ("limit=x", "limit")]
+    {
+        let (status, body) = cluster.api("GET", &format!("/api/v1/nodes?{query}"), None).await;
+        assert_eq!(status, 400, "{query}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(named), "{query}: {body}");
+    }
+
+    let o = cluster.cli(&["nodes", "--limit", "2"]);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success() && text.contains("n1") && text.contains("n2") && !text.contains("n3"), "{}", show(&o));
+    assert!(text.contains("next page: openclaw nodes --limit 2 --after-node n2"), "{text}");
+    let o = cluster.cli(&["nodes", "--limit", "2", "--after-node", "n4", "--json"]);
+    let printed: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(printed.as_array().unwrap().len(), 1, "{}", show(&o));
+    let o = cluster.cli(&["nodes", "--limit", "0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("limit: must be from 1 to 10000"), "{}", show(&o));
+}

@@ -518,7 +518,23 @@ impl Registry {
 
     /// Nodes, optionally only those with a status.
     pub fn list(&self, status: Option<NodeStatus>) -> Vec<Node> {
-        self.nodes.values().filter(|e| status.is_none_or(|s| e.status() == s)).map(NodeEntry::view).collect()
+        self.page(status, None, None).0
+    }
+
+    /// Nodes in node id order after `after`, optionally only those with a status, at most
+    /// `limit` (None: all); and whether a later one matches too.
+    pub fn page(&self, status: Option<NodeStatus>, after: Option<&str>, limit: Option<usize>) -> (Vec<Node>, bool) {
+        use std::ops::Bound;
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let mut matching = self
+            .nodes
+            .range::<str, _>((from, Bound::Unbounded))
+            .map(|(_, e)| e)
+            .filter(|e| status.is_none_or(|s| e.status() == s));
+        let limit = limit.unwrap_or(usize::MAX);
+        let page: Vec<Node> = matching.by_ref().take(limit).map(NodeEntry::view).collect();
+        let more = page.len() == limit && matching.next().is_some();
+        (page, more)
     }
 
     /// Online nodes (online, busy or maintenance), optionally only those with a skill.
