@@ -156,6 +156,11 @@ pub struct WorkerArgs {
     /// Coordinator port (worker.coordinator_port; default: coordinator.port).
     #[arg(long, value_name = "PORT")]
     pub coordinator_port: Option<u16>,
+    /// A coordinator's URL; repeat for each coordinator of a shared PostgreSQL store, and the
+    /// worker follows whichever leads (worker.coordinator_urls; replaces --coordinator-host
+    /// and --coordinator-port).
+    #[arg(long = "coordinator-url", value_name = "URL")]
+    pub coordinator_urls: Vec<String>,
     /// Skills folder; repeat for several (as with OpenClaw's extraDirs, the later wins a name clash).
     #[arg(long, value_name = "DIR")]
     pub skills_dir: Vec<PathBuf>,
@@ -216,7 +221,9 @@ pub struct MigrateArgs {
 /// Where a CLI client finds the coordinator and its token.
 #[derive(Debug, Args, Default, Clone)]
 pub struct ClientArgs {
-    /// Coordinator URL (else OPENCLAW_URL, else coordinator.host:port from the config).
+    /// Coordinator URL, or a comma list of the coordinators of a shared PostgreSQL store, the
+    /// leader followed (else OPENCLAW_URL, else worker.coordinator_urls, else
+    /// coordinator.host:port from the config).
     #[arg(long, env = "OPENCLAW_URL", hide_env_values = true, value_name = "URL")]
     pub url: Option<String>,
     /// Admin token (else OPENCLAW_TOKEN, auth.admin_token, or the admin.token file beside

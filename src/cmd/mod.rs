@@ -93,6 +93,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             flags.set("worker.node_id", "--node-id", args.node_id.clone());
             flags.set("worker.coordinator_host", "--coordinator-host", args.coordinator_host.clone());
             flags.set("worker.coordinator_port", "--coordinator-port", args.coordinator_port);
+            if !args.coordinator_urls.is_empty() {
+                flags.set("worker.coordinator_urls", "--coordinator-url", Some(args.coordinator_urls.clone()));
+            }
             if !args.skills_dir.is_empty() {
                 flags.set("worker.skills_dir", "--skills-dir", Some(args.skills_dir.clone()));
             }

@@ -17,7 +17,7 @@ use super::store::EventFilter;
 use crate::api::Route;
 use crate::model::{
     CLAIMABLE_ORIGINS, ErrorCode, HeartbeatRequest, NewSchedule, OutputBatch, PollRequest, ResultReport, Role,
-    ScheduleEdit, ScheduleList, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp, Whoami,
+    CoordinatorRole, ScheduleEdit, ScheduleList, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp, Whoami,
 };
 
 /// Runs a route (`/mcp` goes to the MCP door, which calls the cluster itself).
@@ -35,6 +35,8 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
             timestamp: Timestamp::now(),
             service: "openclaw coordinator".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            role: CoordinatorRole::Leader,
+            leader: cluster.leader().cloned(),
         }),
         Route::Metrics => Ok(metrics(cluster)),
         Route::RegisterNode => {
