@@ -248,7 +248,14 @@ impl Client {
     }
 
     /// The error for a non-2xx answer.
-    fn refused(&self, base: &str, method: Method, path: &str, status: reqwest::StatusCode, bytes: &[u8]) -> ClientError {
+    fn refused(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        status: reqwest::StatusCode,
+        bytes: &[u8],
+    ) -> ClientError {
         let (code, message) = match serde_json::from_slice::<ErrorBody>(bytes) {
             Ok(e) => (e.error.code, e.error.message),
             Err(_) => (
@@ -256,14 +263,7 @@ impl Client {
                 String::from_utf8_lossy(bytes).chars().take(500).collect(),
             ),
         };
-        ClientError::Status {
-            url: base.to_string(),
-            method,
-            path: shown(path),
-            status: status.as_u16(),
-            code,
-            message,
-        }
+        ClientError::Status { url: base.to_string(), method, path: shown(path), status: status.as_u16(), code, message }
     }
 
     /// Sends a route's request and returns the raw body of a 2xx answer.

@@ -1388,7 +1388,9 @@ impl Config {
     /// Refuses a config whose clients could not find the coordinator: with
     /// `coordinator.port` 0 (any free port) a client needs the real one.
     pub fn check_client_port(&self, who: &str) -> Result<(), UsageError> {
-        if self.coordinator.port == 0 && self.worker.coordinator_port.is_none() && self.worker.coordinator_urls.is_empty()
+        if self.coordinator.port == 0
+            && self.worker.coordinator_port.is_none()
+            && self.worker.coordinator_urls.is_empty()
         {
             return Err(UsageError(format!(
                 "coordinator.port is 0 (a free port chosen at start, logged as `coordinator ready on …`): {who} needs the real port — set worker.coordinator_port (--coordinator-port) or --url"

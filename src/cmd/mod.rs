@@ -207,7 +207,11 @@ where
     let _guard = crate::logging::init(&loaded.config.log)?;
     install_crypto();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let Err(e) = runtime.block_on(fut) else {
+    let result = runtime.block_on(fut);
+    // A blocking call still waiting on an unreachable database must not keep the process
+    // alive once the server has stopped (a leader that stepped down must exit).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    let Err(e) = result else {
         return Ok(Exit::Ok.into());
     };
     if !e.is::<crate::Logged>() {

@@ -16,8 +16,9 @@ use super::mcp::Door;
 use super::store::EventFilter;
 use crate::api::Route;
 use crate::model::{
-    CLAIMABLE_ORIGINS, ErrorCode, HeartbeatRequest, NewSchedule, OutputBatch, PollRequest, ResultReport, Role,
-    CoordinatorRole, ScheduleEdit, ScheduleList, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp, Whoami,
+    CLAIMABLE_ORIGINS, CoordinatorRole, ErrorCode, HeartbeatRequest, NewSchedule, OutputBatch, PollRequest,
+    ResultReport, Role, ScheduleEdit, ScheduleList, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp,
+    Whoami,
 };
 
 /// Runs a route (`/mcp` goes to the MCP door, which calls the cluster itself).

@@ -222,13 +222,23 @@ pub async fn renew_loop(
         )
     };
     let mut last = lead.claimed_at;
+    // The first renewal goes at once: a claim that took long (a database just back up)
+    // may have left little of the lease by this process's conservative count.
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = tokio::time::sleep(times.renew_every()) => {}
-            _ = tokio::time::sleep_until(deadline) => return fail(step_down(last)),
-            _ = shutdown.cancelled() => return,
+        if !first {
+            tokio::select! {
+                _ = tokio::time::sleep(times.renew_every()) => {}
+                _ = tokio::time::sleep_until(deadline) => return fail(step_down(last)),
+                _ = shutdown.cancelled() => return,
+            }
         }
         let sent = Instant::now();
+        if first {
+            // The claim itself renewed the lease when the server ran it, after `claimed_at`.
+            deadline = deadline.max(sent + times.renew_every());
+            first = false;
+        }
         let renewal = blocking(&store, {
             let ttl = times.ttl;
             move |s| s.lease().map(|l| l.renew(epoch, ttl)).unwrap_or(Ok(true))

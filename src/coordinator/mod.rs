@@ -217,13 +217,26 @@ impl Coordinator {
     /// Stops the loops, flushes and closes the store.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.cluster.shutdown().cancel();
-        for handle in self.loops {
-            let _ = handle.await;
-        }
-        housekeeping::flush_liveness(&self.cluster);
-        let flushed = self.cluster.settled().await;
-        self.writer.close();
-        let _ = self.writer_task.await;
+        let wind_down = async {
+            for handle in self.loops {
+                let _ = handle.await;
+            }
+            housekeeping::flush_liveness(&self.cluster);
+            let flushed = self.cluster.settled().await;
+            self.writer.close();
+            let _ = self.writer_task.await;
+            flushed
+        };
+        // A leader that lost its lease may be cut off from the database, where a loop or
+        // the writer can wait on a query for long: it has nothing to finish (whatever it
+        // still writes is fenced off), so it waits a bounded time and exits.
+        let lease_lost = matches!(*crate::util::lock(&self.failure), Some(Failure::Lease(_)));
+        let flushed = if lease_lost {
+            let limit = self.cluster.config().coordinator.shutdown_timeout.get();
+            tokio::time::timeout(limit, wind_down).await.unwrap_or(Ok(()))
+        } else {
+            wind_down.await
+        };
         let failure = crate::util::lock(&self.failure).take();
         if let (Some((store, lead)), None) = (&self.leadership, &failure) {
             leader::release(store, lead).await;

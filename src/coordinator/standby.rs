@@ -72,7 +72,8 @@ pub async fn serve(
                     let _ = watcher.watch(http1.serve_connection(TokioIo::new(stream), service)).await;
                 }
                 Some(acceptor) => {
-                    if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await
+                    {
                         let _ = watcher.watch(http1.serve_connection(TokioIo::new(stream), service)).await;
                     }
                 }
