@@ -59,10 +59,6 @@ impl Ha {
         format!("http://127.0.0.1:{}", self.ports[i])
     }
 
-    fn urls(&self) -> String {
-        (0..self.ports.len()).map(|i| self.url(i)).collect::<Vec<_>>().join(",")
-    }
-
     /// Starts coordinator `i` (again).
     fn start(&mut self, i: usize) {
         self.starts += 1;
