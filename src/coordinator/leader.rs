@@ -127,15 +127,21 @@ pub async fn claim(
     let id = coordinator_id(config);
     let times = LeaseTimes::from_config(config);
     let leader: Arc<Mutex<Option<LeaderInfo>>> = Arc::new(Mutex::new(None));
+    // Fired when the first claim did not win: only then does the standby answer.
+    let standing_by = CancellationToken::new();
     let stand_by = shutdown.child_token();
     let claiming = async {
-        let outcome = claim_loop(store, &id, &url, times, &leader, shutdown, listener.map(|l| l.local_addr())).await;
+        let address = listener.map(|l| l.local_addr());
+        let outcome = claim_loop(store, (&id, &url), times, &leader, shutdown, &standing_by, address).await;
         stand_by.cancel();
         outcome
     };
     let serving = async {
         if let Some(listener) = listener {
-            super::standby::serve(listener, config, leader.clone(), stand_by.clone()).await;
+            tokio::select! {
+                _ = standing_by.cancelled() => super::standby::serve(listener, config, leader.clone(), stand_by.clone()).await,
+                _ = stand_by.cancelled() => {}
+            }
         }
     };
     let (outcome, ()) = tokio::join!(claiming, serving);
@@ -144,14 +150,14 @@ pub async fn claim(
 
 async fn claim_loop(
     store: &Arc<dyn Store>,
-    id: &str,
-    url: &str,
+    (id, url): (&str, &str),
     times: LeaseTimes,
     leader: &Mutex<Option<LeaderInfo>>,
     shutdown: &CancellationToken,
+    standing_by: &CancellationToken,
     address: Option<std::io::Result<SocketAddr>>,
 ) -> anyhow::Result<Lead> {
-    let mut standing_by = false;
+    let mut told = false;
     let mut unreachable = false;
     loop {
         let sent = Instant::now();
@@ -172,8 +178,8 @@ async fn claim_loop(
             }
             Ok(Claim::Held(holder)) => {
                 unreachable = false;
-                if !standing_by {
-                    standing_by = true;
+                if !told {
+                    told = true;
                     let who = holder.as_ref().map_or("another coordinator".to_string(), |l| {
                         format!("coordinator {} ({}, lease epoch {})", l.id, l.url, l.epoch)
                     });
@@ -193,6 +199,7 @@ async fn claim_loop(
                 *crate::util::lock(leader) = None;
             }
         }
+        standing_by.cancel();
         tokio::select! {
             _ = tokio::time::sleep(times.claim_every()) => {}
             _ = shutdown.cancelled() => return Ok(Lead::Stopped),

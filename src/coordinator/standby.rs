@@ -6,9 +6,9 @@
 //!
 //! Invariants: a standby holds no state, no writer and no token, so it reads nothing from a
 //! request but its head (the body is never read) and tells anyone only what `/health`
-//! tells anyone. Its connections are bounded by the header read timeout and closed (after
-//! the answer in flight) when it stops standing by; then the same listener serves as the
-//! leader.
+//! tells anyone. It answers only once a claim did not win, and closes every connection after
+//! its answer (`Connection: close`), so no client holds one when the same listener starts
+//! serving as the leader.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -135,6 +135,8 @@ fn answer(method: &Method, uri: &hyper::Uri, leader: Option<LeaderInfo>) -> Resp
     }
     response.headers_mut().insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     response.headers_mut().insert(hyper::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // A client keeps no connection to a standby: it would be cut when the standby leads.
+    response.headers_mut().insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
