@@ -5,14 +5,17 @@
 //! state → the state machine ([`core`]) and the store, through the seam the coordinator
 //! owns ([`store`]; the stores themselves are `crate::store`).
 //!
+//! On a store several coordinators share (PostgreSQL), [`run`] first claims the leader
+//! lease ([`leader`]), answering as a standby ([`standby`]) on its listener until it wins;
+//! the rest is the same for every store and every coordinator, first start or takeover.
 //! [`Coordinator::start`] opens the configured store (for SQLite: the lock first), loads
 //! tokens, the state (nodes, active tasks) and the cluster secrets with their key
 //! ([`secrets`]) and starts the background loops and the
 //! transports it is given (doors to workers besides HTTP, [`cluster::TransportPlug`];
 //! `crate::transport` has them); [`Coordinator::serve`] answers HTTP on a listener it is
 //! given until the shutdown token fires, then stops the loops, flushes, closes the writer
-//! and releases the lock. A store write that fails stops the coordinator through the same
-//! path, and `serve` returns the error (exit code 1).
+//! and releases the lock. A store write that fails, or a lease the leader could not keep,
+//! stops the coordinator through the same path, and `serve` returns the error (exit code 1).
 
 pub mod auth;
 pub mod cluster;
@@ -144,6 +147,17 @@ impl Opened {
             }
         };
         let (writer, writer_task) = Writer::start(session, stop_because(Failure::Write));
+        // The lease is renewed from now on: loading a large store may take longer than it.
+        let renewing = leadership.as_ref().map(|lead| {
+            let times = leader::LeaseTimes::from_config(&config);
+            tokio::spawn(leader::renew_loop(
+                store.clone(),
+                lead.clone(),
+                times,
+                shutdown.clone(),
+                stop_because(Failure::Lease),
+            ))
+        });
         let metrics = Arc::new(metrics::Metrics::new());
         let snapshot = store::blocking(&store, |s| s.snapshot())
             .await
@@ -156,7 +170,6 @@ impl Opened {
             .await
             .map_err(|e| anyhow::anyhow!("cannot load the cluster secrets from the store at {location}: {e}"))?;
         let secret_key = secrets::load_key(&config, &secret_rows)?;
-        let times = leader::LeaseTimes::from_config(&config);
         let cluster = Arc::new(
             Cluster::new(config, core, store.clone(), writer.clone(), tokens, metrics, shutdown.clone())
                 .with_secrets(secret_key, secret_rows),
@@ -170,14 +183,8 @@ impl Opened {
         ];
         if let Some(lead) = &leadership {
             cluster.set_leader(lead.info());
-            loops.push(tokio::spawn(leader::renew_loop(
-                store.clone(),
-                lead.clone(),
-                times,
-                shutdown.clone(),
-                stop_because(Failure::Lease),
-            )));
         }
+        loops.extend(renewing);
         // The other doors for workers (and their event feeds) that the config turns on.
         loops.extend(transports.iter().filter_map(|start| start(&cluster, shutdown.clone())));
         let leadership = leadership.map(|lead| (store.clone(), lead));
