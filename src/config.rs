@@ -1405,7 +1405,12 @@ impl Config {
         if self.worker.coordinator_urls.is_empty() {
             return vec![self.coordinator_url_for_clients()];
         }
-        self.worker.coordinator_urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect()
+        // Checked when the config was loaded; `host:port` means `http://host:port`.
+        self.worker
+            .coordinator_urls
+            .iter()
+            .map(|u| crate::client::parse_base(u).unwrap_or_else(|_| u.clone()))
+            .collect()
     }
 
     /// The coordinator's address as a client should use it (0.0.0.0 / :: mean loopback).
@@ -1455,6 +1460,20 @@ mod tests {
         flags.set("worker.coordinator_port", "--coordinator-port", Some(0u16));
         let err = load_with_env(None, flags, Vec::<(String, String)>::new(), &[]).err().unwrap();
         assert!(err.0.contains("flag --coordinator-port"), "{}", err.0);
+    }
+
+    #[test]
+    fn coordinator_lists_and_the_lease_are_checked() {
+        let l = load_text("worker:\n  coordinator_urls: [http://a:1/, 'b:2']\n", &[]).unwrap();
+        assert_eq!(l.config.coordinator_urls_for_clients(), ["http://a:1", "http://b:2"]);
+        l.config.check_client_port("x").unwrap();
+        let err = load_text("worker:\n  coordinator_urls: [ftp://a]\n", &[]).err().unwrap();
+        assert!(err.0.contains("worker.coordinator_urls") && err.0.contains("ftp://a"), "{}", err.0);
+        let err = load_text("storage:\n  lease_ttl: 0.5\n", &[]).err().unwrap();
+        assert!(err.0.contains("storage.lease_ttl") && err.0.contains("between 1s and 60s"), "{}", err.0);
+        let l = load_text("", &[]).unwrap();
+        assert_eq!(l.config.storage.lease_ttl.get(), Duration::from_secs(3));
+        assert_eq!(l.config.coordinator_urls_for_clients(), ["http://127.0.0.1:8888"]);
     }
 
     #[test]
