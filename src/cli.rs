@@ -921,6 +921,20 @@ mod tests {
     }
 
     #[test]
+    fn a_worker_takes_several_coordinators() {
+        let cli = parse_ok(&[
+            "openclaw",
+            "worker",
+            "--coordinator-url",
+            "http://a:8888",
+            "--coordinator-url",
+            "http://b:8888",
+        ]);
+        let Command::Worker(w) = cli.command else { panic!("not worker") };
+        assert_eq!(w.coordinator_urls, ["http://a:8888", "http://b:8888"]);
+    }
+
+    #[test]
     fn config_flag_is_global() {
         let cli = parse_ok(&["openclaw", "coordinator", "-c", "config.yaml", "--host", "0.0.0.0"]);
         assert_eq!(cli.config, Some(PathBuf::from("config.yaml")));
