@@ -1,6 +1,6 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
 //! test: it prints figures). Run:
-//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|skills|schedules|all]`.
+//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|skills|schedules|failover|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -43,6 +43,12 @@
 //!   in an hour), then the firing lateness (due time → task submitted, from each run's
 //!   `fired_at` and `due_at`) p50/p99/max when 10,000 exact cron schedules are due the same
 //!   minute; one coordinator, one run.
+//!
+//! - failover: PostgreSQL (started here) and 3 coordinators on one database, simulated
+//!   workers that follow the leader (each task runs 300 ms), a submitter with idempotency
+//!   keys; 20 rounds of kill -9 of the leader (the killed one restarted as a standby):
+//!   failover time (kill → a standby's `/health` says leader) min/median/max, acknowledged
+//!   submissions lost, and tasks handed to a worker while it still ran them.
 //!
 //! The coordinator and this generator share the machine: figures from one run compare
 //! with each other, not with another machine's.
@@ -1657,6 +1663,10 @@ fn main() {
             println!("schedules:");
             schedules(10_000, 20).await;
         }
+        if which == "failover" || which == "all" {
+            println!("failover (3 coordinators on one PostgreSQL, kill -9 of the leader):");
+            failover(20).await;
+        }
         if which == "tasks" || which == "all" {
             // The same loads on each store, one after the other in this run (issue 19):
             // SQLite, then PostgreSQL on a server started here (fsync and synchronous
@@ -1679,4 +1689,248 @@ fn main() {
             }
         }
     });
+}
+
+/// Coordinators `b0`, `b1`, `b2` on one PostgreSQL database, for the failover benchmark.
+struct Ha {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    ports: Vec<u16>,
+    children: Vec<Option<std::process::Child>>,
+    http: reqwest::Client,
+}
+
+impl Ha {
+    fn url(&self, i: usize) -> String {
+        format!("http://127.0.0.1:{}", self.ports[i])
+    }
+
+    fn start(&mut self, i: usize) {
+        let child = std::process::Command::new(BIN)
+            .args(["-c", &self.config.display().to_string(), "coordinator"])
+            .env("OPENCLAW_COORDINATOR__ID", format!("b{i}"))
+            .env("OPENCLAW_COORDINATOR__PORT", self.ports[i].to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children[i] = Some(child);
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The coordinator that says it leads, polling every 5 ms.
+    async fn leader(&self, among: &[usize]) -> usize {
+        loop {
+            for &i in among {
+                let r = self.http.get(format!("{}/health", self.url(i))).timeout(Duration::from_secs(1)).send().await;
+                if let Ok(r) = r
+                    && r.json::<Value>().await.is_ok_and(|h| h["role"] == "leader")
+                {
+                    return i;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+impl Drop for Ha {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill9(i);
+        }
+    }
+}
+
+/// Sends a node's request to whichever coordinator leads now (`leader`), again after a
+/// connection error or a 503 (a standby, or nobody leading yet), for up to a minute.
+async fn to_leader(
+    http: &reqwest::Client,
+    leader: &Mutex<String>,
+    path: &str,
+    secret: &str,
+    body: &Value,
+) -> Option<Value> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let url = format!("{}{path}", leader.lock().unwrap().clone());
+        match http.post(url).bearer_auth(secret).json(body).timeout(Duration::from_secs(10)).send().await {
+            Ok(r) if r.status() == 503 => {}
+            Ok(r) => return r.json().await.ok(),
+            Err(_) => {}
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
+}
+
+/// Issue 19: failover under load, `rounds` kills of the leader.
+async fn failover(rounds: usize) {
+    let Some(pg) = postgres_server::PgServer::start() else {
+        println!("  (PostgreSQL is not installed: skipped)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "storage:\n  path: {}/cluster.db\n  type: postgres\n  url: {}\ncoordinator:\n  host: 127.0.0.1\n  heartbeat_timeout: 600\n  long_poll_timeout: 2\nlog:\n  level: WARN\n",
+            dir.path().display(),
+            pg.fresh_db()
+        ),
+    )
+    .unwrap();
+    let ports =
+        (0..3).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let mut ha = Ha { dir, config, ports, children: vec![None, None, None], http: http.clone() };
+    ha.start(0);
+    let first = ha.leader(&[0]).await;
+    ha.start(1);
+    ha.start(2);
+    let read = |f: &str| std::fs::read_to_string(ha.dir.path().join(f)).unwrap().trim().to_string();
+    let (admin, join) = (read("admin.token"), read("worker.token"));
+    let leader = Arc::new(Mutex::new(ha.url(first)));
+
+    // Simulated workers: poll the leader, run each assignment 300 ms, report start and result.
+    let stop = Arc::new(AtomicBool::new(false));
+    let running: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let duplicated = Arc::new(AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let id = format!("sim-{w}");
+        let body = json!({"node_id": id, "hostname": id, "platform": "linux", "arch": "x64", "available_skills": ["work"], "max_concurrent_tasks": 8});
+        let secret = to_leader(&http, &leader, "/api/v1/nodes/register", &join, &body).await.unwrap()["node_secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (http, leader, stop, running, duplicated) =
+            (http.clone(), leader.clone(), stop.clone(), running.clone(), duplicated.clone());
+        workers.push(tokio::spawn(async move {
+            let held: Arc<Mutex<Vec<Value>>> = Arc::default();
+            let mut beat = Instant::now();
+            while !stop.load(Ordering::Relaxed) {
+                if beat.elapsed() > Duration::from_secs(1) {
+                    beat = Instant::now();
+                    let body = json!({"cpu_usage": 1.0, "memory_usage": 1.0, "disk_usage": 1.0, "held_tasks": held.lock().unwrap().clone()});
+                    let url = format!("{}/api/v1/nodes/{id}/heartbeat", leader.lock().unwrap().clone());
+                    let _ = http.post(url).bearer_auth(&secret).json(&body).timeout(Duration::from_secs(2)).send().await;
+                }
+                let body = json!({"wait_secs": 1, "held": held.lock().unwrap().clone()});
+                let url = format!("{}/api/v1/nodes/{id}/tasks/poll", leader.lock().unwrap().clone());
+                let poll = match http.post(url).bearer_auth(&secret).json(&body).timeout(Duration::from_secs(5)).send().await {
+                    Ok(r) if r.status().is_success() => r.json::<Value>().await.unwrap_or(Value::Null),
+                    _ => {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        continue;
+                    }
+                };
+                for a in poll["assignments"].as_array().cloned().unwrap_or_default() {
+                    let task = a["task_id"].as_str().unwrap().to_string();
+                    let attempt = a["attempt"].as_u64().unwrap();
+                    let reference = json!({"task_id": task, "attempt": attempt});
+                    if held.lock().unwrap().contains(&reference) {
+                        continue;
+                    }
+                    if !running.lock().unwrap().insert(task.clone()) {
+                        duplicated.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    held.lock().unwrap().push(reference.clone());
+                    let (http, leader, running, held, id, secret) =
+                        (http.clone(), leader.clone(), running.clone(), held.clone(), id.clone(), secret.clone());
+                    tokio::spawn(async move {
+                        let base = format!("/api/v1/nodes/{id}/tasks/{task}");
+                        to_leader(&http, &leader, &format!("{base}/start"), &secret, &json!({"attempt": attempt})).await;
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        let result = json!({"attempt": attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 300});
+                        to_leader(&http, &leader, &format!("{base}/result"), &secret, &result).await;
+                        running.lock().unwrap().remove(&task);
+                        held.lock().unwrap().retain(|r| *r != reference);
+                    });
+                }
+            }
+        }));
+    }
+
+    // The submitter: one task at a time, each key retried at every coordinator until one
+    // acknowledges it; pauses of 20 ms between tasks.
+    let acked: Arc<Mutex<Vec<String>>> = Arc::default();
+    let submitter = {
+        let (http, stop, acked, admin) = (http.clone(), stop.clone(), acked.clone(), admin.clone());
+        let urls: Vec<String> = (0..3).map(|i| ha.url(i)).collect();
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let body = json!({"name": format!("t{n}"), "required_skills": ["work"], "idempotency_key": format!("key-{n}"), "max_retries": 10});
+                'key: loop {
+                    for url in &urls {
+                        let r = http
+                            .post(format!("{url}/api/v1/tasks"))
+                            .bearer_auth(&admin)
+                            .json(&body)
+                            .timeout(Duration::from_secs(10))
+                            .send()
+                            .await;
+                        if let Ok(r) = r
+                            && (r.status() == 201 || r.status() == 200)
+                            && let Ok(task) = r.json::<Value>().await
+                        {
+                            acked.lock().unwrap().push(task["task_id"].as_str().unwrap_or("").to_string());
+                            break 'key;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                n += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+
+    let mut current = first;
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let killed = Instant::now();
+        ha.kill9(current);
+        let others: Vec<usize> = (0..3).filter(|i| *i != current).collect();
+        let next = ha.leader(&others).await;
+        times.push(killed.elapsed().as_secs_f64());
+        *leader.lock().unwrap() = ha.url(next);
+        ha.start(current);
+        current = next;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = submitter.await;
+    for w in workers {
+        let _ = w.await;
+    }
+    let acked = acked.lock().unwrap().clone();
+    let mut lost = 0;
+    for id in &acked {
+        let r = http.get(format!("{}/api/v1/tasks/{id}", ha.url(current))).bearer_auth(&admin).send().await.unwrap();
+        if r.status() != 200 {
+            lost += 1;
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    println!(
+        "  failover over {rounds} kills: min {:.2} s, median {:.2} s, max {:.2} s (storage.lease_ttl 3 s)",
+        times[0],
+        times[times.len() / 2],
+        times[times.len() - 1]
+    );
+    println!(
+        "  acknowledged submissions: {}, lost: {lost}; tasks handed to a worker still running them: {}",
+        acked.len(),
+        duplicated.load(Ordering::Relaxed)
+    );
 }

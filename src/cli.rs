@@ -156,6 +156,11 @@ pub struct WorkerArgs {
     /// Coordinator port (worker.coordinator_port; default: coordinator.port).
     #[arg(long, value_name = "PORT")]
     pub coordinator_port: Option<u16>,
+    /// A coordinator's URL; repeat for each coordinator of a shared PostgreSQL store, and the
+    /// worker follows whichever leads (worker.coordinator_urls; replaces --coordinator-host
+    /// and --coordinator-port).
+    #[arg(long = "coordinator-url", value_name = "URL")]
+    pub coordinator_urls: Vec<String>,
     /// Skills folder; repeat for several (as with OpenClaw's extraDirs, the later wins a name clash).
     #[arg(long, value_name = "DIR")]
     pub skills_dir: Vec<PathBuf>,
@@ -216,7 +221,9 @@ pub struct MigrateArgs {
 /// Where a CLI client finds the coordinator and its token.
 #[derive(Debug, Args, Default, Clone)]
 pub struct ClientArgs {
-    /// Coordinator URL (else OPENCLAW_URL, else coordinator.host:port from the config).
+    /// Coordinator URL, or a comma list of the coordinators of a shared PostgreSQL store, the
+    /// leader followed (else OPENCLAW_URL, else worker.coordinator_urls, else
+    /// coordinator.host:port from the config).
     #[arg(long, env = "OPENCLAW_URL", hide_env_values = true, value_name = "URL")]
     pub url: Option<String>,
     /// Admin token (else OPENCLAW_TOKEN, auth.admin_token, or the admin.token file beside
@@ -918,6 +925,20 @@ mod tests {
         assert_eq!(w.node_id.as_deref(), Some("worker-001"));
         assert_eq!(w.coordinator_port, Some(8888));
         assert_eq!(w.skills_dir, vec![PathBuf::from("./skills")]);
+    }
+
+    #[test]
+    fn a_worker_takes_several_coordinators() {
+        let cli = parse_ok(&[
+            "openclaw",
+            "worker",
+            "--coordinator-url",
+            "http://a:8888",
+            "--coordinator-url",
+            "http://b:8888",
+        ]);
+        let Command::Worker(w) = cli.command else { panic!("not worker") };
+        assert_eq!(w.coordinator_urls, ["http://a:8888", "http://b:8888"]);
     }
 
     #[test]

@@ -1,11 +1,22 @@
 //! The typed HTTP client for the coordinator's API, shared by the worker and the CLI.
 //!
+//! It follows the leader among several coordinators of one shared store: it knows their
+//! URLs and the one that answered last (shared by every clone of a client, so the worker's
+//! calls all move together). A request that could not connect, or that a standby answered
+//! with `503 not_leader`, was not handled by anybody, so it goes again: to the leader the
+//! standby named (its `Location`), else to the next URL; after a round of the list without
+//! an answer it waits (100 ms, doubling to 1 s) and goes on for at most
+//! [`Client::FOLLOW_FOR`] — a failover's length. A client of one URL that cannot connect
+//! fails at once, as it always did. Any other failure (a timeout, a connection cut
+//! mid-answer) is not retried here: the request may have been handled.
+//!
 //! It speaks exactly the request and response types of [`crate::model`]. Errors say what
 //! was tried and what to check: "GET /api/v1/nodes returned 401 (unauthorized): …", or
 //! "cannot reach the coordinator at http://… (GET /api/v1/nodes): Connection refused …
 //! Check that it is running …".
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -71,25 +82,65 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// A client bound to one coordinator and one bearer token.
+/// A coordinator's URL as a client takes it (`host:port` means `http://host:port`): the
+/// scheme, host and port, without a trailing `/`; anything else is an error naming it.
+pub fn parse_base(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let full = if url.contains("://") { url.to_string() } else { format!("http://{url}") };
+    let parsed = reqwest::Url::parse(&full).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(format!("`{url}` is not an http:// or https:// URL of a coordinator"));
+    }
+    Ok(full.trim_end_matches('/').to_string())
+}
+
+/// The coordinators a client knows, and the one it talks to.
+#[derive(Debug)]
+struct Coordinators {
+    /// As configured, in order.
+    urls: Vec<String>,
+    /// The one that answered last (or a leader a standby named): where requests go first.
+    /// A std mutex: held only to copy or replace the string.
+    current: Mutex<String>,
+}
+
+/// Where to send a request that nobody handled.
+enum Next {
+    /// The leader a standby named.
+    Leader(String),
+    /// The next URL of the list.
+    Another,
+}
+
+/// A client for the coordinators of one cluster, with one bearer token.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    coordinators: Arc<Coordinators>,
     token: Option<String>,
 }
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Client").field("coordinators", &self.coordinators.urls).finish_non_exhaustive()
     }
 }
 
 impl Client {
+    /// How long a request looks for the leader among the coordinators before it fails.
+    pub const FOLLOW_FOR: Duration = Duration::from_secs(15);
+
     /// A client for `base` (e.g. `http://127.0.0.1:8888`), trusting the PEM certificate(s)
     /// in `ca_file` in addition to the system's roots.
     pub fn new(base: &str, token: Option<String>, ca_file: Option<&Path>) -> anyhow::Result<Client> {
+        Client::for_coordinators(&[base.to_string()], token, ca_file)
+    }
+
+    /// A client for the coordinators at `urls` (at least one), following the leader.
+    pub fn for_coordinators(urls: &[String], token: Option<String>, ca_file: Option<&Path>) -> anyhow::Result<Client> {
         use anyhow::Context;
+        let urls: Vec<String> = urls.iter().map(|u| u.trim_end_matches('/').to_string()).collect();
+        let first = urls.first().cloned().context("no coordinator URL given")?;
         let mut builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(50))
@@ -103,12 +154,14 @@ impl Client {
             }
         }
         let http = builder.build().context("cannot set up the HTTP client")?;
-        Ok(Client { http, base: base.trim_end_matches('/').to_string(), token })
+        let coordinators = Arc::new(Coordinators { urls, current: Mutex::new(first) });
+        Ok(Client { http, coordinators, token })
     }
 
-    /// The same coordinator with another token (a worker switches to its node secret).
+    /// The same coordinators with another token (a worker switches to its node secret); it
+    /// follows the leader together with this one.
     pub fn with_token(&self, token: Option<String>) -> Client {
-        Client { http: self.http.clone(), base: self.base.clone(), token }
+        Client { http: self.http.clone(), coordinators: self.coordinators.clone(), token }
     }
 
     /// The bearer token it sends (the worker redacts it from task output).
@@ -116,14 +169,76 @@ impl Client {
         self.token.as_deref()
     }
 
-    pub fn base(&self) -> &str {
-        &self.base
+    /// The coordinator it talks to now (the leader, as far as it knows).
+    pub fn base(&self) -> String {
+        crate::util::lock(&self.coordinators.current).clone()
+    }
+
+    /// Sends the request `build` makes for a coordinator's base URL, following the leader
+    /// (see the module's doc); returns a 2xx answer, or the error.
+    async fn send(
+        &self,
+        method: &Method,
+        path: &str,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let started = tokio::time::Instant::now();
+        let mut delay = Duration::from_millis(100);
+        let mut misses = 0usize;
+        loop {
+            let base = self.base();
+            let mut req = build(&base);
+            if let Some(token) = &self.token {
+                req = req.bearer_auth(token);
+            }
+            let (next, error) = match req.send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    let location = response.headers().get(reqwest::header::LOCATION).cloned();
+                    let bytes = response.bytes().await.map_err(|e| self.transport(&base, method, path, &e))?;
+                    let error = self.refused(&base, method.clone(), path, status, &bytes);
+                    if error.code() != Some(ErrorCode::NotLeader) {
+                        return Err(error);
+                    }
+                    // The standby's Location is the leader's base plus this request's path.
+                    let leader = location
+                        .and_then(|l| l.to_str().ok().map(str::to_string))
+                        .and_then(|l| l.strip_suffix(path).map(str::to_string))
+                        .filter(|l| *l != base);
+                    (leader.map_or(Next::Another, Next::Leader), error)
+                }
+                Err(e) if e.is_connect() && (self.coordinators.urls.len() > 1 || misses > 0) => {
+                    (Next::Another, self.transport(&base, method, path, &e))
+                }
+                Err(e) => return Err(self.transport(&base, method, path, &e)),
+            };
+            misses += 1;
+            if started.elapsed() >= Self::FOLLOW_FOR {
+                return Err(error);
+            }
+            let known = &self.coordinators.urls;
+            let target = match next {
+                Next::Leader(leader) => leader,
+                Next::Another => {
+                    let at = known.iter().position(|u| *u == base);
+                    known[at.map_or(0, |i| (i + 1) % known.len())].clone()
+                }
+            };
+            tracing::debug!(target: "openclaw::client", from = %base, to = %target, error = %error, "looking for the leading coordinator");
+            *crate::util::lock(&self.coordinators.current) = target;
+            // A round of the list without an answer: wait before the next one.
+            if misses.is_multiple_of(known.len().max(1)) {
+                tokio::time::sleep(delay.min(Self::FOLLOW_FOR.saturating_sub(started.elapsed()))).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+        }
     }
 
     /// The error for a request that got no HTTP answer: untrusted TLS, or unreachable.
-    fn transport(&self, method: &Method, path: &str, e: &reqwest::Error) -> ClientError {
+    fn transport(&self, base: &str, method: &Method, path: &str, e: &reqwest::Error) -> ClientError {
         let cause = if e.is_timeout() { "timed out".to_string() } else { root_cause(e) };
-        let (url, method, path) = (self.base.clone(), method.clone(), shown(path));
+        let (url, method, path) = (base.to_string(), method.clone(), shown(path));
         let tls = ["certificate", "UnknownIssuer", "NotValidForName", "CertExpired", "BadSignature"];
         if tls.iter().any(|t| cause.contains(t)) {
             ClientError::Untrusted { url, method, path, cause }
@@ -133,7 +248,14 @@ impl Client {
     }
 
     /// The error for a non-2xx answer.
-    fn refused(&self, method: Method, path: &str, status: reqwest::StatusCode, bytes: &[u8]) -> ClientError {
+    fn refused(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        status: reqwest::StatusCode,
+        bytes: &[u8],
+    ) -> ClientError {
         let (code, message) = match serde_json::from_slice::<ErrorBody>(bytes) {
             Ok(e) => (e.error.code, e.error.message),
             Err(_) => (
@@ -141,54 +263,38 @@ impl Client {
                 String::from_utf8_lossy(bytes).chars().take(500).collect(),
             ),
         };
-        ClientError::Status {
-            url: self.base.clone(),
-            method,
-            path: shown(path),
-            status: status.as_u16(),
-            code,
-            message,
-        }
+        ClientError::Status { url: base.to_string(), method, path: shown(path), status: status.as_u16(), code, message }
     }
 
     /// Sends a route's request and returns the raw body of a 2xx answer.
     pub async fn raw(&self, route: &Route, body: Option<Vec<u8>>, timeout: Duration) -> Result<Bytes, ClientError> {
         let (method, path) = route.request();
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).timeout(timeout);
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(bytes) = body {
-            req = req.header("content-type", "application/json").body(bytes);
-        }
-        let response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(|e| self.transport(&method, &path, &e))?;
-        if status.is_success() {
-            return Ok(bytes);
-        }
-        Err(self.refused(method, &path, status, &bytes))
+        let body = body.map(Bytes::from);
+        let response = self
+            .send(&method, &path, |base| {
+                let req = self.http.request(method.clone(), format!("{base}{path}")).timeout(timeout);
+                match &body {
+                    Some(bytes) => req.header("content-type", "application/json").body(bytes.clone()),
+                    None => req,
+                }
+            })
+            .await?;
+        let base = self.base();
+        response.bytes().await.map_err(|e| self.transport(&base, &method, &path, &e))
     }
 
     /// Opens a Server-Sent Events stream (no time limit), resuming after `last_id`; see
     /// [`crate::eventsource::EventSource`], which reads it.
     pub async fn open_stream(&self, route: &Route, last_id: Option<&str>) -> Result<reqwest::Response, ClientError> {
         let (method, path) = route.request();
-        let mut req =
-            self.http.request(method.clone(), format!("{}{path}", self.base)).header("accept", "text/event-stream");
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(id) = last_id {
-            req = req.header("last-event-id", id);
-        }
-        let response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(response);
-        }
-        let bytes = response.bytes().await.map_err(|e| self.transport(&method, &path, &e))?;
-        Err(self.refused(method, &path, status, &bytes))
+        self.send(&method, &path, |base| {
+            let req = self.http.request(method.clone(), format!("{base}{path}")).header("accept", "text/event-stream");
+            match last_id {
+                Some(id) => req.header("last-event-id", id),
+                None => req,
+            }
+        })
+        .await
     }
 
     /// Sends a route's request with an optional JSON body and decodes the answer.
@@ -208,24 +314,17 @@ impl Client {
     pub async fn download(&self, route: &Route, out: &mut tokio::fs::File) -> Result<u64, ClientError> {
         use tokio::io::AsyncWriteExt;
         let (method, path) = route.request();
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        let mut response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = response.bytes().await.unwrap_or_default();
-            return Err(self.refused(method, &path, status, &bytes));
-        }
+        let mut response =
+            self.send(&method, &path, |base| self.http.request(method.clone(), format!("{base}{path}"))).await?;
+        let base = self.base();
         let write_failed = |e: std::io::Error| ClientError::Unreachable {
-            url: self.base.clone(),
+            url: base.clone(),
             method: method.clone(),
             path: shown(&path),
             cause: format!("cannot write the download: {e}"),
         };
         let mut total = 0u64;
-        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&method, &path, &e))? {
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&base, &method, &path, &e))? {
             out.write_all(&chunk).await.map_err(write_failed)?;
             total += chunk.len() as u64;
         }

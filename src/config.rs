@@ -79,6 +79,11 @@ pub struct StorageConfig {
     /// backup cannot be read (set them again).
     #[schema(value_type = Option<String>, format = "path")]
     pub secrets_key_file: Option<PathBuf>,
+    /// PostgreSQL: how long the leader's lease lasts without renewal (1 s to 60 s). The
+    /// leader renews it every third of this and stops (exit 1) when a renewal has not
+    /// succeeded for this minus a sixth; a standby tries to take it over every fifth of it,
+    /// so a failover takes at most this plus a fifth (see high-availability.md).
+    pub lease_ttl: Secs,
 }
 
 impl Default for StorageConfig {
@@ -91,6 +96,7 @@ impl Default for StorageConfig {
             password_file: None,
             ca_file: None,
             secrets_key_file: None,
+            lease_ttl: Secs::from_secs(3),
         }
     }
 }
@@ -193,6 +199,15 @@ pub struct CoordinatorConfig {
     /// attempt, after it ends too), for `GET /api/v1/tasks/{id}/output` and `tasks logs`
     /// (1 KiB to 16 MiB).
     pub output_tail_bytes: u64,
+    /// This coordinator's name in the leader lease of a shared store (PostgreSQL): unique
+    /// among the coordinators of one database. Unset: the host name and the data folder.
+    #[serde(deserialize_with = "lenient_opt")]
+    pub id: Option<String>,
+    /// The URL clients should use for this coordinator, which standbys name when it leads
+    /// (`/health`, `503 not_leader` with a `Location`). Unset: `http(s)://host:port`, with the
+    /// port actually bound and 0.0.0.0 meaning this host's name.
+    #[serde(deserialize_with = "lenient_opt")]
+    pub advertise_url: Option<String>,
 }
 
 impl Default for CoordinatorConfig {
@@ -225,6 +240,8 @@ impl Default for CoordinatorConfig {
             max_nodes: 1000,
             max_write_backlog: 10_000,
             output_tail_bytes: 64 * 1024,
+            id: None,
+            advertise_url: None,
         }
     }
 }
@@ -261,6 +278,10 @@ pub struct WorkerConfig {
     pub coordinator_host: Option<String>,
     /// The coordinator's port (`--coordinator-port`). Unset: `coordinator.port`.
     pub coordinator_port: Option<u16>,
+    /// Several coordinators of one PostgreSQL database (`--coordinator-url`, repeatable; the
+    /// CLI's `OPENCLAW_URL` takes a comma list): the worker and the CLI follow whichever
+    /// leads. Set, it replaces `coordinator_host` and `coordinator_port`.
+    pub coordinator_urls: Vec<String>,
     /// Reach the coordinator with `https://` (set it on machines whose config has no
     /// `coordinator.tls_cert`).
     pub coordinator_tls: bool,
@@ -324,6 +345,7 @@ impl Default for WorkerConfig {
             node_id: None,
             coordinator_host: None,
             coordinator_port: None,
+            coordinator_urls: Vec::new(),
             coordinator_tls: false,
             ca_file: None,
             token: None,
@@ -1166,6 +1188,7 @@ fn check_storage(l: &Loaded) -> Result<(), UsageError> {
         }
         (StorageKind::Sqlite, _) => {}
     }
+    check_between(l, "storage.lease_ttl", s.lease_ttl, Duration::from_secs(1), Duration::from_secs(60), "1s and 60s")?;
     Ok(())
 }
 
@@ -1257,6 +1280,9 @@ fn check_worker(l: &Loaded) -> Result<(), UsageError> {
     }
     if w.coordinator_port == Some(0) {
         return Err(l.invalid("worker.coordinator_port", "must be between 1 and 65535, not 0"));
+    }
+    for url in &w.coordinator_urls {
+        crate::client::parse_base(url).map_err(|e| l.invalid("worker.coordinator_urls", e))?;
     }
     if w.heartbeat_interval.get().is_zero() {
         return Err(l.invalid("worker.heartbeat_interval", "must be above 0"));
@@ -1362,12 +1388,29 @@ impl Config {
     /// Refuses a config whose clients could not find the coordinator: with
     /// `coordinator.port` 0 (any free port) a client needs the real one.
     pub fn check_client_port(&self, who: &str) -> Result<(), UsageError> {
-        if self.coordinator.port == 0 && self.worker.coordinator_port.is_none() {
+        if self.coordinator.port == 0
+            && self.worker.coordinator_port.is_none()
+            && self.worker.coordinator_urls.is_empty()
+        {
             return Err(UsageError(format!(
                 "coordinator.port is 0 (a free port chosen at start, logged as `coordinator ready on …`): {who} needs the real port — set worker.coordinator_port (--coordinator-port) or --url"
             )));
         }
         Ok(())
+    }
+
+    /// The coordinators a client follows: `worker.coordinator_urls`, else the one of
+    /// [`Config::coordinator_url_for_clients`].
+    pub fn coordinator_urls_for_clients(&self) -> Vec<String> {
+        if self.worker.coordinator_urls.is_empty() {
+            return vec![self.coordinator_url_for_clients()];
+        }
+        // Checked when the config was loaded; `host:port` means `http://host:port`.
+        self.worker
+            .coordinator_urls
+            .iter()
+            .map(|u| crate::client::parse_base(u).unwrap_or_else(|_| u.clone()))
+            .collect()
     }
 
     /// The coordinator's address as a client should use it (0.0.0.0 / :: mean loopback).
@@ -1417,6 +1460,20 @@ mod tests {
         flags.set("worker.coordinator_port", "--coordinator-port", Some(0u16));
         let err = load_with_env(None, flags, Vec::<(String, String)>::new(), &[]).err().unwrap();
         assert!(err.0.contains("flag --coordinator-port"), "{}", err.0);
+    }
+
+    #[test]
+    fn coordinator_lists_and_the_lease_are_checked() {
+        let l = load_text("worker:\n  coordinator_urls: [http://a:1/, 'b:2']\n", &[]).unwrap();
+        assert_eq!(l.config.coordinator_urls_for_clients(), ["http://a:1", "http://b:2"]);
+        l.config.check_client_port("x").unwrap();
+        let err = load_text("worker:\n  coordinator_urls: [ftp://a]\n", &[]).err().unwrap();
+        assert!(err.0.contains("worker.coordinator_urls") && err.0.contains("ftp://a"), "{}", err.0);
+        let err = load_text("storage:\n  lease_ttl: 0.5\n", &[]).err().unwrap();
+        assert!(err.0.contains("storage.lease_ttl") && err.0.contains("between 1s and 60s"), "{}", err.0);
+        let l = load_text("", &[]).unwrap();
+        assert_eq!(l.config.storage.lease_ttl.get(), Duration::from_secs(3));
+        assert_eq!(l.config.coordinator_urls_for_clients(), ["http://127.0.0.1:8888"]);
     }
 
     #[test]

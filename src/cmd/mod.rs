@@ -93,6 +93,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             flags.set("worker.node_id", "--node-id", args.node_id.clone());
             flags.set("worker.coordinator_host", "--coordinator-host", args.coordinator_host.clone());
             flags.set("worker.coordinator_port", "--coordinator-port", args.coordinator_port);
+            if !args.coordinator_urls.is_empty() {
+                flags.set("worker.coordinator_urls", "--coordinator-url", Some(args.coordinator_urls.clone()));
+            }
             if !args.skills_dir.is_empty() {
                 flags.set("worker.skills_dir", "--skills-dir", Some(args.skills_dir.clone()));
             }
@@ -204,7 +207,11 @@ where
     let _guard = crate::logging::init(&loaded.config.log)?;
     install_crypto();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let Err(e) = runtime.block_on(fut) else {
+    let result = runtime.block_on(fut);
+    // A blocking call still waiting on an unreachable database must not keep the process
+    // alive once the server has stopped (a leader that stepped down must exit).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    let Err(e) = result else {
         return Ok(Exit::Ok.into());
     };
     if !e.is::<crate::Logged>() {

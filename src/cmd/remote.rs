@@ -167,31 +167,43 @@ pub fn connect(config: &Config, args: &ClientArgs) -> anyhow::Result<Remote> {
 
 /// A client with the token of a kind (see the module's order).
 pub fn connect_as(config: &Config, args: &ClientArgs, kind: TokenKind) -> anyhow::Result<Remote> {
-    let url = match &args.url {
-        Some(u) if u.contains("://") => u.clone(),
-        Some(u) => format!("http://{u}"),
+    let urls = match &args.url {
+        Some(list) => list
+            .split(',')
+            .filter(|u| !u.trim().is_empty())
+            .map(|u| crate::client::parse_base(u).map_err(|e| crate::usage_error(format!("--url: {e}"))))
+            .collect::<Result<Vec<_>, _>>()?,
         None => {
             config.check_client_port("this command")?;
-            config.coordinator_url_for_clients()
+            config.coordinator_urls_for_clients()
         }
     };
-    let target =
-        reqwest::Url::parse(&url).map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}")))?;
+    let targets = urls
+        .iter()
+        .map(|url| reqwest::Url::parse(url).map_err(|e| crate::usage_error(format!("--url `{url}` is not a URL: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    if targets.is_empty() {
+        return Err(crate::usage_error("--url is empty: give a coordinator's URL, or a comma list of them"));
+    }
     let Found { mut token, from: mut token_from, file } = find_token(config, args, kind);
     match &file {
         Some(file) => {
-            if let Err(why) = stays_home(file, &target) {
+            if let Some(why) = targets.iter().find_map(|target| stays_home(file, target).err()) {
                 eprintln!("note: {why}");
                 token = None;
                 token_from = format!("nowhere: {why}");
             }
         }
-        None if token.is_some() && target.scheme() == "http" && !is_loopback(&target) => eprintln!(
-            "warning: the token ({token_from}) goes to {target} over plain http: anyone on the network path can read it and use it. Serve the coordinator over https (coordinator.tls_cert and tls_key), or reach it through an SSH tunnel or a VPN"
-        ),
+        None if token.is_some() => {
+            if let Some(target) = targets.iter().find(|t| t.scheme() == "http" && !is_loopback(t)) {
+                eprintln!(
+                    "warning: the token ({token_from}) goes to {target} over plain http: anyone on the network path can read it and use it. Serve the coordinator over https (coordinator.tls_cert and tls_key), or reach it through an SSH tunnel or a VPN"
+                )
+            }
+        }
         None => {}
     }
-    Ok(Remote { client: Client::new(&url, token, config.worker.ca_file.as_deref())?, token_from })
+    Ok(Remote { client: Client::for_coordinators(&urls, token, config.worker.ca_file.as_deref())?, token_from })
 }
 
 impl Remote {
@@ -232,7 +244,7 @@ impl Remote {
                 self.token_from
             ),
             ClientError::Unreachable { .. } => anyhow::anyhow!(
-                "{err}\ncheck that the coordinator is running (openclaw coordinator), that the address is right (--url, OPENCLAW_URL, or coordinator.host/port in the config), and that no firewall blocks the port"
+                "{err}\ncheck that the coordinator is running (openclaw coordinator), that the address is right (--url, OPENCLAW_URL, worker.coordinator_urls, or coordinator.host/port in the config), and that no firewall blocks the port"
             ),
             _ => anyhow::Error::new(err),
         }

@@ -88,6 +88,8 @@ pub struct Cluster {
     secrets: Mutex<SecretState>,
     /// One change to the secrets at a time (set, remove, rotate), across their commits.
     secret_changes: tokio::sync::Mutex<()>,
+    /// The lease this coordinator leads a shared store by (set once at start), for `/health`.
+    leader: OnceLock<crate::model::LeaderInfo>,
 }
 
 /// The secrets key and what it seals.
@@ -137,6 +139,7 @@ impl Cluster {
             transport: OnceLock::new(),
             secrets: Mutex::new(SecretState { key: Arc::new(Key::generate()), catalogue: Catalogue::default() }),
             secret_changes: tokio::sync::Mutex::new(()),
+            leader: OnceLock::new(),
         }
     }
 
@@ -144,6 +147,16 @@ impl Cluster {
     pub fn with_secrets(self, key: Key, rows: Vec<SecretRow>) -> Cluster {
         *lock(&self.secrets) = SecretState { key: Arc::new(key), catalogue: Catalogue::new(rows) };
         self
+    }
+
+    /// Records the lease this coordinator leads by (once, at start).
+    pub fn set_leader(&self, leader: crate::model::LeaderInfo) {
+        let _ = self.leader.set(leader);
+    }
+
+    /// The lease this coordinator leads by (None: a store without one, SQLite).
+    pub fn leader(&self) -> Option<&crate::model::LeaderInfo> {
+        self.leader.get()
     }
 
     /// Installs the second door for workers (once, at start).

@@ -65,7 +65,7 @@ impl ApiError {
             ErrorCode::Unauthorized => {
                 headers.insert(hyper::header::WWW_AUTHENTICATE, hyper::header::HeaderValue::from_static("Bearer"));
             }
-            ErrorCode::Overloaded | ErrorCode::Unavailable => {
+            ErrorCode::Overloaded | ErrorCode::Unavailable | ErrorCode::NotLeader => {
                 headers.insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
             }
             ErrorCode::TooManyStreams => {

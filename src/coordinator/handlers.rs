@@ -16,8 +16,9 @@ use super::mcp::Door;
 use super::store::EventFilter;
 use crate::api::Route;
 use crate::model::{
-    CLAIMABLE_ORIGINS, ErrorCode, HeartbeatRequest, NewSchedule, OutputBatch, PollRequest, ResultReport, Role,
-    ScheduleEdit, ScheduleList, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp, Whoami,
+    CLAIMABLE_ORIGINS, CoordinatorRole, ErrorCode, HeartbeatRequest, NewSchedule, OutputBatch, PollRequest,
+    ResultReport, Role, ScheduleEdit, ScheduleList, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp,
+    Whoami,
 };
 
 /// Runs a route (`/mcp` goes to the MCP door, which calls the cluster itself).
@@ -35,6 +36,8 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
             timestamp: Timestamp::now(),
             service: "openclaw coordinator".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            role: CoordinatorRole::Leader,
+            leader: cluster.leader().cloned(),
         }),
         Route::Metrics => Ok(metrics(cluster)),
         Route::RegisterNode => {

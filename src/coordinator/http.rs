@@ -326,7 +326,7 @@ fn refuse(stream: tokio::net::TcpStream, plain: bool) {
 
 /// The HTTP/1.1 settings of every connection. The header timeout also ends idle keep-alive
 /// connections: hyper starts it whenever it waits for a request head.
-fn http1(settings: &crate::config::CoordinatorConfig) -> hyper::server::conn::http1::Builder {
+pub(super) fn http1(settings: &crate::config::CoordinatorConfig) -> hyper::server::conn::http1::Builder {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(settings.header_read_timeout.get());
     builder

@@ -5,14 +5,17 @@
 //! state → the state machine ([`core`]) and the store, through the seam the coordinator
 //! owns ([`store`]; the stores themselves are `crate::store`).
 //!
+//! On a store several coordinators share (PostgreSQL), [`run`] first claims the leader
+//! lease ([`leader`]), answering as a standby ([`standby`]) on its listener until it wins;
+//! the rest is the same for every store and every coordinator, first start or takeover.
 //! [`Coordinator::start`] opens the configured store (for SQLite: the lock first), loads
 //! tokens, the state (nodes, active tasks) and the cluster secrets with their key
 //! ([`secrets`]) and starts the background loops and the
 //! transports it is given (doors to workers besides HTTP, [`cluster::TransportPlug`];
 //! `crate::transport` has them); [`Coordinator::serve`] answers HTTP on a listener it is
 //! given until the shutdown token fires, then stops the loops, flushes, closes the writer
-//! and releases the lock. A store write that fails stops the coordinator through the same
-//! path, and `serve` returns the error (exit code 1).
+//! and releases the lock. A store write that fails, or a lease the leader could not keep,
+//! stops the coordinator through the same path, and `serve` returns the error (exit code 1).
 
 pub mod auth;
 pub mod cluster;
@@ -29,6 +32,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod secrets;
 pub mod sse;
+pub mod standby;
 pub mod store;
 pub mod stream_limits;
 pub mod tls;
@@ -52,8 +56,8 @@ pub struct Coordinator {
     writer_task: JoinHandle<()>,
     loops: Vec<JoinHandle<()>>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    /// Why the store stopped, when a write failed.
-    failure: Arc<Mutex<Option<String>>>,
+    /// Why the coordinator stopped by itself (a failed write, the lease lost).
+    failure: Arc<Mutex<Option<Failure>>>,
     /// What the store needs held while it is used (the SQLite file's lock), released when
     /// the coordinator stops, after its last write.
     _guard: Box<dyn std::any::Any + Send + Sync>,
@@ -61,14 +65,25 @@ pub struct Coordinator {
     leadership: Option<(Arc<dyn store::Store>, leader::Leadership)>,
 }
 
-impl Coordinator {
-    /// Opens the store, loads the state, starts the background loops and the transports
-    /// that the config turns on.
-    pub async fn start(
-        config: Config,
-        shutdown: CancellationToken,
-        transports: &[TransportPlug],
-    ) -> anyhow::Result<Coordinator> {
+/// Why a coordinator stopped by itself.
+enum Failure {
+    /// A write to the store failed.
+    Write(String),
+    /// The leader lease was lost or could not be renewed in time: the leader steps down.
+    Lease(String),
+}
+
+/// The store opened and the tokens loaded: what a coordinator needs before it may lead.
+struct Opened {
+    config: Config,
+    store: Arc<dyn store::Store>,
+    guard: Box<dyn std::any::Any + Send + Sync>,
+    tokens: auth::Tokens,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Opened {
+    async fn open(config: Config) -> anyhow::Result<Opened> {
         check_auth_off(&config)?;
         // Before anything answers: a coordinator that cannot write stops here (exit 3).
         let crate::store::Opened { store, guard } = tokio::task::spawn_blocking({
@@ -76,15 +91,43 @@ impl Coordinator {
             move || crate::store::open(&storage)
         })
         .await??;
-        let location = store.location();
         let tokens = auth::Tokens::load_or_create(&config)?;
         let tls = match (&config.coordinator.tls_cert, &config.coordinator.tls_key) {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
             _ => None,
         };
+        Ok(Opened { config, store, guard, tokens, tls })
+    }
+
+    /// Claims the lease of a shared store (standing by on `listener` meanwhile, when given),
+    /// then starts leading; None when `shutdown` fired first.
+    async fn claim_and_start(
+        self,
+        listener: Option<&TcpListener>,
+        shutdown: CancellationToken,
+        transports: &[TransportPlug],
+    ) -> anyhow::Result<Option<Coordinator>> {
+        let bound = listener.map(TcpListener::local_addr).transpose()?;
+        let url = leader::advertise_url(&self.config, bound);
+        let leadership = match leader::claim(&self.store, &self.config, url, listener, &shutdown).await? {
+            leader::Lead::Stopped => return Ok(None),
+            leader::Lead::Alone => None,
+            leader::Lead::Leader(lead) => Some(lead),
+        };
+        self.start(leadership, shutdown, transports).await.map(Some)
+    }
+
+    /// Starts leading: the writer (fenced at the lease's epoch), the state loaded from the
+    /// store, the background loops and the transports. The doors open after this.
+    async fn start(
+        self,
+        leadership: Option<leader::Leadership>,
+        shutdown: CancellationToken,
+        transports: &[TransportPlug],
+    ) -> anyhow::Result<Coordinator> {
+        let Opened { config, store, guard, tokens, tls } = self;
+        let location = store.location();
         let failure = Arc::new(Mutex::new(None));
-        // A shared store (PostgreSQL): lead it first; the writer is fenced at that epoch.
-        let leadership = leader::claim(&store, &config).await?;
         let session = tokio::task::spawn_blocking({
             let store = store.clone();
             let epoch = leadership.as_ref().map(|l| l.epoch);
@@ -92,15 +135,29 @@ impl Coordinator {
         })
         .await?
         .map_err(|e| anyhow::anyhow!("cannot open the store at {location} for writing: {e}"))?;
-        let fail_stop = {
+        let stop_because = |wrap: fn(String) -> Failure| {
             let failure = failure.clone();
             let shutdown = shutdown.clone();
             move |message: String| {
-                *crate::util::lock(&failure) = Some(message);
+                let mut slot = crate::util::lock(&failure);
+                if slot.is_none() {
+                    *slot = Some(wrap(message));
+                }
                 shutdown.cancel();
             }
         };
-        let (writer, writer_task) = Writer::start(session, fail_stop.clone());
+        let (writer, writer_task) = Writer::start(session, stop_because(Failure::Write));
+        // The lease is renewed from now on: loading a large store may take longer than it.
+        let renewing = leadership.as_ref().map(|lead| {
+            let times = leader::LeaseTimes::from_config(&config);
+            tokio::spawn(leader::renew_loop(
+                store.clone(),
+                lead.clone(),
+                times,
+                shutdown.clone(),
+                stop_because(Failure::Lease),
+            ))
+        });
         let metrics = Arc::new(metrics::Metrics::new());
         let snapshot = store::blocking(&store, |s| s.snapshot())
             .await
@@ -109,7 +166,6 @@ impl Coordinator {
         let core = Core::restore(Settings::from_config(&config), metrics.clone(), snapshot, Now::get());
         tracing::info!(target: "openclaw::coordinator", nodes = n_nodes, active_tasks = n_tasks, db = %location, "store opened; known nodes are offline until they heartbeat");
 
-        let leadership = leadership.map(|lead| (store.clone(), lead));
         let secret_rows = store::blocking(&store, |s| s.secrets())
             .await
             .map_err(|e| anyhow::anyhow!("cannot load the cluster secrets from the store at {location}: {e}"))?;
@@ -125,12 +181,31 @@ impl Coordinator {
             tokio::spawn(housekeeping::sweep_loop(cluster.clone(), shutdown.clone())),
             tokio::spawn(housekeeping::retention_loop(cluster.clone(), shutdown.clone())),
         ];
-        if let Some((_, lead)) = &leadership {
-            loops.push(tokio::spawn(leader::renew_loop(store.clone(), lead.clone(), shutdown.clone(), fail_stop)));
+        if let Some(lead) = &leadership {
+            cluster.set_leader(lead.info());
         }
+        loops.extend(renewing);
         // The other doors for workers (and their event feeds) that the config turns on.
         loops.extend(transports.iter().filter_map(|start| start(&cluster, shutdown.clone())));
+        let leadership = leadership.map(|lead| (store.clone(), lead));
         Ok(Coordinator { cluster, writer, writer_task, loops, tls, failure, _guard: guard, leadership })
+    }
+}
+
+impl Coordinator {
+    /// Opens the store, loads the state, starts the background loops and the transports
+    /// that the config turns on. On a shared store it first waits for the leader lease,
+    /// answering nothing meanwhile ([`run`] answers as a standby).
+    pub async fn start(
+        config: Config,
+        shutdown: CancellationToken,
+        transports: &[TransportPlug],
+    ) -> anyhow::Result<Coordinator> {
+        Opened::open(config)
+            .await?
+            .claim_and_start(None, shutdown, transports)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("stopped while waiting for the leader lease"))
     }
 
     /// Serves HTTP on `listener` until the shutdown token fires, then winds down: in-flight
@@ -149,21 +224,37 @@ impl Coordinator {
     /// Stops the loops, flushes and closes the store.
     pub async fn stop(self) -> anyhow::Result<()> {
         self.cluster.shutdown().cancel();
-        for handle in self.loops {
-            let _ = handle.await;
-        }
-        housekeeping::flush_liveness(&self.cluster);
-        let flushed = self.cluster.settled().await;
-        self.writer.close();
-        let _ = self.writer_task.await;
-        if let Some((store, lead)) = &self.leadership {
+        let wind_down = async {
+            for handle in self.loops {
+                let _ = handle.await;
+            }
+            housekeeping::flush_liveness(&self.cluster);
+            let flushed = self.cluster.settled().await;
+            self.writer.close();
+            let _ = self.writer_task.await;
+            flushed
+        };
+        // A leader that lost its lease may be cut off from the database, where a loop or
+        // the writer can wait on a query for long: it has nothing to finish (whatever it
+        // still writes is fenced off), so it waits a bounded time and exits.
+        let lease_lost = matches!(*crate::util::lock(&self.failure), Some(Failure::Lease(_)));
+        let flushed = if lease_lost {
+            let limit = self.cluster.config().coordinator.shutdown_timeout.get();
+            tokio::time::timeout(limit, wind_down).await.unwrap_or(Ok(()))
+        } else {
+            wind_down.await
+        };
+        let failure = crate::util::lock(&self.failure).take();
+        if let (Some((store, lead)), None) = (&self.leadership, &failure) {
             leader::release(store, lead).await;
         }
-        if let Some(message) = crate::util::lock(&self.failure).take() {
-            anyhow::bail!(
+        match failure {
+            Some(Failure::Write(message)) => anyhow::bail!(
                 "stopped: a write to the database at {} failed ({message}); nothing unwritten was acknowledged — fix the cause (disk full? read-only?) and start again",
                 self.cluster.store_location()
-            );
+            ),
+            Some(Failure::Lease(message)) => anyhow::bail!("stopped leading: {message}"),
+            None => {}
         }
         flushed.map_err(|e| anyhow::anyhow!("final flush to the store failed: {e}"))?;
         tracing::info!(target: "openclaw::coordinator", "coordinator stopped");
@@ -220,5 +311,12 @@ pub async fn run(
     shutdown: CancellationToken,
     transports: &[TransportPlug],
 ) -> anyhow::Result<()> {
-    Coordinator::start(config, shutdown, transports).await?.serve(listener).await
+    let opened = Opened::open(config).await?;
+    match opened.claim_and_start(Some(&listener), shutdown, transports).await? {
+        Some(coordinator) => coordinator.serve(listener).await,
+        None => {
+            tracing::info!(target: "openclaw::coordinator", "standby coordinator stopped");
+            Ok(())
+        }
+    }
 }

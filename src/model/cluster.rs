@@ -65,6 +65,48 @@ pub struct ServiceHealth {
     pub timestamp: Timestamp,
     pub service: String,
     pub version: String,
+    /// `leader`: this coordinator serves the API (a load balancer routes here); `standby`:
+    /// it waits to take over a shared store's lease and answers other requests with `503
+    /// not_leader`. A coordinator on SQLite is always the leader.
+    #[serde(default = "CoordinatorRole::leader")]
+    pub role: CoordinatorRole,
+    /// Who leads a shared store (PostgreSQL), as far as this coordinator knows: itself when
+    /// it leads; none while nobody does (a standby about to take over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<LeaderInfo>,
+}
+
+string_enum! {
+    /// What a coordinator is doing (`GET /health`'s `role`).
+    CoordinatorRole {
+        /// It serves the API.
+        Leader = "leader",
+        /// It waits to take over; the API answers `503 not_leader`.
+        Standby = "standby",
+    }
+}
+
+impl CoordinatorRole {
+    fn leader() -> CoordinatorRole {
+        CoordinatorRole::Leader
+    }
+}
+
+impl<'de> Deserialize<'de> for CoordinatorRole {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The leader of a shared store: the lease's holder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LeaderInfo {
+    /// Its `coordinator.id`.
+    pub id: String,
+    /// Its `coordinator.advertise_url`.
+    pub url: String,
+    /// The lease's fencing epoch: it grows by one at every change of leader.
+    pub epoch: u64,
 }
 
 string_enum! {

@@ -74,6 +74,9 @@ string_enum! {
         Overloaded = "overloaded",
         /// Shutting down, or the store failed: try again shortly.
         Unavailable = "unavailable",
+        /// This coordinator is a standby: the `Location` header and the message name the
+        /// leader (when one leads).
+        NotLeader = "not_leader",
         /// This coordinator's store does not do that (a file backup of PostgreSQL); the
         /// message says what to use instead.
         NotSupported = "not_supported",
@@ -109,7 +112,7 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::TooManyStreams => 429,
-            ErrorCode::Overloaded | ErrorCode::Unavailable => 503,
+            ErrorCode::Overloaded | ErrorCode::Unavailable | ErrorCode::NotLeader => 503,
             ErrorCode::Internal => 500,
             ErrorCode::NotSupported => 501,
         }
@@ -170,6 +173,9 @@ impl ErrorCode {
             }
             ErrorCode::Overloaded => {
                 "more than `coordinator.max_write_backlog` changes wait for the disk; retry after `Retry-After` seconds"
+            }
+            ErrorCode::NotLeader => {
+                "this coordinator is a standby of a shared PostgreSQL store: send the request to the leader, which `Location` (the same path there) and the message name; without a `Location`, nobody leads yet — retry after `Retry-After` seconds"
             }
             ErrorCode::Unavailable => {
                 "the coordinator is shutting down, stopping after a failed write, or has `coordinator.max_connections` connections all busy, or client requests hold all but the share kept for workers (`coordinator.node_reserve_percent`); retry after `Retry-After` seconds"

@@ -89,8 +89,8 @@ pub async fn run(
     let node_id =
         config.worker.node_id.clone().unwrap_or_else(|| crate::model::node_id_from_hostname(&system::hostname()));
     let identity = identity::Identity::claim(&config.worker_state_dir(), &node_id)?;
-    let url = config.coordinator_url_for_clients();
-    let join = Client::new(&url, join_token, config.worker.ca_file.as_deref())?;
+    let urls = config.coordinator_urls_for_clients();
+    let join = Client::for_coordinators(&urls, join_token, config.worker.ca_file.as_deref())?;
     let gateway = gateway::Gateway::from_config(&config);
     let ctx = Arc::new(Context {
         config,
@@ -100,9 +100,9 @@ pub async fn run(
         leave: CancellationToken::new(),
         fatal: Mutex::new(None),
     });
-    tracing::info!(target: "openclaw::worker", node_id = %ctx.node_id, coordinator = %url, "worker starting");
+    tracing::info!(target: "openclaw::worker", node_id = %ctx.node_id, coordinators = %urls.join(", "), "worker starting");
     let adverts = Arc::new(adverts::Adverts::new(&ctx.config, gateway.clone()));
-    let session = Arc::new(session::Session::new(ctx.clone(), url, join, identity));
+    let session = Arc::new(session::Session::new(ctx.clone(), join, identity));
     let transport = transports
         .iter()
         .find_map(|start| start(&ctx.config, &ctx.node_id))

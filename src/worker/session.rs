@@ -39,7 +39,6 @@ enum Link {
 /// The registration and the link to the coordinator.
 pub struct Session {
     ctx: Arc<Context>,
-    url: String,
     /// The client carrying the join token.
     join: Client,
     /// The client carrying this node's secret, while registered.
@@ -58,10 +57,9 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(ctx: Arc<Context>, url: String, join: Client, identity: Identity) -> Session {
+    pub fn new(ctx: Arc<Context>, join: Client, identity: Identity) -> Session {
         Session {
             ctx,
-            url,
             join,
             current: Mutex::new(None),
             lost: Notify::new(),
@@ -119,11 +117,11 @@ impl Session {
         let mut link = lock(&self.link);
         match *link {
             Link::Down => {
-                tracing::info!(target: "openclaw::worker", url = %self.url, "connected to the coordinator again");
+                tracing::info!(target: "openclaw::worker", url = %self.join.base(), "connected to the coordinator again");
                 self.restored.notify_waiters();
             }
             Link::Unknown => {
-                tracing::info!(target: "openclaw::worker", url = %self.url, "connected to the coordinator")
+                tracing::info!(target: "openclaw::worker", url = %self.join.base(), "connected to the coordinator")
             }
             Link::Up => {}
         }
@@ -134,7 +132,7 @@ impl Session {
     pub fn link_down(&self, err: &ClientError) {
         let mut link = lock(&self.link);
         if *link != Link::Down {
-            tracing::warn!(target: "openclaw::worker", url = %self.url, error = %err, "the coordinator is not answering; retrying with backoff (running tasks go on). Check that it runs and that worker.coordinator_host / worker.coordinator_port (--coordinator-host / --coordinator-port) point at it");
+            tracing::warn!(target: "openclaw::worker", url = %self.join.base(), error = %err, "the coordinator is not answering; retrying with backoff (running tasks go on). Check that it runs and that worker.coordinator_urls (--coordinator-url) or worker.coordinator_host / worker.coordinator_port (--coordinator-host / --coordinator-port) point at it");
         }
         *link = Link::Down;
     }
@@ -201,7 +199,7 @@ impl Session {
 
     /// The address used to reach the coordinator, and a Tailscale address if any.
     async fn addresses(&self) -> (Option<String>, Option<String>) {
-        let target = reqwest::Url::parse(&self.url)
+        let target = reqwest::Url::parse(&self.join.base())
             .ok()
             .and_then(|u| Some((u.host_str()?.trim_matches(['[', ']']).to_string(), u.port_or_known_default()?)));
         let ip = match target {
@@ -298,7 +296,7 @@ pub async fn heartbeat_loop(
                             "the join token is wrong: use the worker.token from the coordinator's data folder (--token, OPENCLAW_TOKEN, worker.token in the config, or the worker.token file beside storage.path)"
                         }
                     };
-                    ctx.fail(format!("the coordinator at {} refused this worker: {e}; {hint}", session.url));
+                    ctx.fail(format!("the coordinator at {} refused this worker: {e}; {hint}", session.join.base()));
                     return;
                 }
                 Err(e) => {

@@ -11,6 +11,7 @@ mod crowding;
 mod dashboard;
 mod docs;
 mod events;
+mod failover;
 mod fuzz;
 mod grafana;
 mod hostile;

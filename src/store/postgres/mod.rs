@@ -247,6 +247,7 @@ impl Store for PostgresStore {
         };
         let mut client = self.dedicated()?;
         let stmts = Stmts::prepare(&mut client)?;
+        writer_settings(&mut client)?;
         Ok(Box::new(Session { store: self.clone(), client, stmts, epoch }))
     }
 
@@ -367,6 +368,16 @@ impl Stmts {
     }
 }
 
+/// The writer's session settings. A write transaction holds a share lock on the lease row
+/// (the fencing check); if the leader is cut off from the server in the middle of one, the
+/// server would keep it open — and a standby's claim waiting on that lock — until its TCP
+/// keepalive gives up, hours later. The server ends such a transaction after 2 s instead
+/// (nothing of it commits), well within a failover.
+fn writer_settings(client: &mut postgres::Client) -> Result<(), PgError> {
+    client.batch_execute("SET idle_in_transaction_session_timeout = '2s'")?;
+    Ok(())
+}
+
 /// The writer's connection, fenced at `epoch`.
 struct Session {
     store: PostgresStore,
@@ -383,6 +394,7 @@ impl WriteSession for Session {
             tracing::warn!(target: "openclaw::store", db = %self.store.location(), "the writer's connection to the database broke; connecting again");
             self.client = self.store.dedicated()?;
             self.stmts = Stmts::prepare(&mut self.client)?;
+            writer_settings(&mut self.client)?;
         }
         let mut tx = self.client.transaction().map_err(PgError::from)?;
         let now: i64 = tx.query_one(&self.stmts.lease_epoch, &[]).and_then(|r| r.try_get(0)).map_err(PgError::from)?;
