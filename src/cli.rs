@@ -485,6 +485,11 @@ pub struct TaskFields {
     /// as the environment variable of that name. Repeatable.
     #[arg(long = "secret", value_name = "NAME")]
     pub secrets: Vec<String>,
+    /// Fan out: one task per matching online node, grouped under a parent task that ends
+    /// when they all have (its result holds each node's). The nodes are those online when
+    /// it is submitted (or when a schedule fires); nodes that join later are not added.
+    #[arg(long)]
+    pub each_node: bool,
 }
 
 /// Flags of `openclaw tasks submit`.
@@ -496,6 +501,16 @@ pub struct SubmitArgs {
     /// (refused, naming the digests, when their copies differ; `openclaw skills --cluster`).
     #[arg(long)]
     pub pin: bool,
+    /// A task that must end first (its id); repeatable. The task stays pending until they
+    /// have ended; their results reach it as `inputs` (in an exec skill's stdin JSON, and in
+    /// an agent skill's prompt). Not a schedule flag: a schedule fires again and again,
+    /// and a task id names one run.
+    #[arg(long = "depends-on", value_name = "TASK_ID")]
+    pub depends_on: Vec<String>,
+    /// When a task it depends on ends failed, timed out or cancelled: cancel (the default;
+    /// the reason names that task) or run anyway.
+    #[arg(long, value_name = "cancel|run", requires = "depends_on")]
+    pub on_parent_failure: Option<crate::model::OnParentFailure>,
     /// Submitting again with the same key returns the first task instead of a new one.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,

@@ -33,3 +33,4 @@ mod skills;
 mod store;
 mod tasks;
 mod worker;
+mod workflows;
