@@ -65,6 +65,13 @@ pub enum Command {
     /// Run tasks on their own: on a cron expression in a time zone, every interval, or once
     /// at a moment, exactly once per due time.
     Schedules(SchedulesArgs),
+    /// Run a workflow file: steps with a skill, params, `needs:`, `each_node`, and
+    /// `${{ steps.NAME.result }}` references to earlier results, checked before anything is
+    /// submitted, then submitted as linked tasks in one go.
+    #[command(
+        after_long_help = "A workflow file:\n\n  name: morning\n  steps:\n    fetch:     {skill: fetch-mail, params: {folder: inbox}}\n    summarize: {skill: summarize, needs: [fetch], params: {text: \"${{ steps.fetch.result }}\"}}\n    report:    {skill: disk-report, each_node: true}\n\nA step runs when the steps it needs have ended; their results reach it as `inputs`, and a reference is replaced by the result it names. A step that needs a failed step is cancelled unless it says `on_parent_failure: run`. An each_node step runs once on every matching node online when the workflow is submitted; nodes that join later are not added.\n\nExit status: 0 when submitted (with --wait: when every step completed); 1 when a step failed or the coordinator refused it; 2 for a file that is not a valid workflow (each problem named with FILE:LINE); 4 when --wait-timeout ran out first."
+    )]
+    Run(RunArgs),
     /// Which skills this machine has, and why a skill is not eligible (--cluster: every
     /// node's, with digests and drift).
     Skills(SkillsArgs),
@@ -713,6 +720,27 @@ pub struct ListArgs {
     #[arg(long, value_name = "CURSOR")]
     pub after: Option<String>,
     /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file (YAML).
+    #[arg(value_name = "FILE.yaml")]
+    pub file: PathBuf,
+    /// Follow the workflow, printing each step's state as it changes, until it ends; exit 0
+    /// only if every step completed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Wait at most this long (implies --wait): seconds or 90s, 10m...; exit 4 if the
+    /// workflow has not ended by then (it keeps going).
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
+    pub wait_timeout: Option<Duration>,
+    /// Print the workflow task's JSON instead of text.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -507,6 +507,14 @@ impl Cluster {
         self.task(&new, false).await
     }
 
+    /// Submits a workflow (checked as a whole; one transition); shows its workflow task
+    /// with its steps.
+    pub async fn submit_workflow(&self, wf: crate::model::Workflow, origin: &str) -> Result<Task, Error> {
+        let origin = origin.to_string();
+        let id = self.mutate(move |core, now| core.submit_workflow(wf, &origin, now)).await?;
+        self.task(&id, true).await
+    }
+
     /// A request authenticated by `node`'s secret: the first one marks the secret used
     /// (committed before the request goes on, so a restart keeps it), after which the join
     /// token cannot take the live node over. Later ones only read.

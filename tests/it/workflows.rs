@@ -182,3 +182,111 @@ async fn a_fan_out_with_a_failing_node_is_partly_failed() {
     let events: Vec<&str> = g["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
     assert_eq!(events.iter().filter(|e| **e == "child_ended").count(), 2, "{events:?}");
 }
+
+/// The issue's example, as written: `fetch`, then `summarize` with fetch's result put in
+/// its params by reference, and `report` on every node; `--wait` prints each step's
+/// changes and exits 0 when all completed.
+const MORNING: &str = r#"name: morning
+steps:
+  fetch:     {skill: fetch-mail, params: {folder: inbox}}
+  summarize: {skill: summarize, needs: [fetch], params: {text: "${{ steps.fetch.result }}"}}
+  report:    {skill: disk-report, each_node: true}
+"#;
+
+#[tokio::test]
+async fn the_morning_workflow_runs_from_a_file_and_wait_prints_each_step() {
+    let c = Cluster::start().await;
+    let skills = [
+        Skill::exec("fetch-mail", "echo '{\"mails\": 3}'\n"),
+        Skill::exec("summarize", "cat\n"),
+        Skill::exec("disk-report", "echo \"{\\\"free\\\": \\\"$OPENCLAW_NODE_ID\\\"}\"\n"),
+    ];
+    let _w1 = c.exec_worker("w1", &skills, &[]).await;
+    let _w2 = c.worker("w2", &c.skills_dir(), &[]);
+    c.wait_online("w2", &["disk-report", "fetch-mail", "summarize"]).await;
+    let file = c.path().join("morning.yaml");
+    std::fs::write(&file, MORNING).unwrap();
+    let o = c.cli(&["run", file.to_str().unwrap(), "--wait"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    for line in ["fetch completed", "summarize released", "summarize completed", "report child_ended"] {
+        assert!(out.contains(line), "no `{line}` in:\n{out}");
+    }
+    let id = out.lines().find_map(|l| l.strip_prefix("workflow ")).unwrap().split(' ').next().unwrap().to_string();
+    let wf = status_of(&c, &id).await;
+    assert_eq!(wf["status"], "completed", "{wf}");
+    let steps = &wf["result"]["steps"];
+    // The reference became fetch's result; fetch's result also came as `inputs`.
+    let got = &steps["summarize"]["result"];
+    assert_eq!(got["parameters"]["text"], json!({"mails": 3}), "{got}");
+    assert_eq!(got["inputs"]["fetch"]["result"], json!({"mails": 3}), "{got}");
+    assert_eq!(steps["report"]["result"]["nodes"]["w2"]["result"], json!({"free": "w2"}), "{wf}");
+    let names: Vec<&str> = wf["children"].as_array().unwrap().iter().map(|k| k["step"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["fetch", "report", "summarize"]);
+    let summarize = wf["children"].as_array().unwrap().iter().find(|k| k["step"] == "summarize").unwrap();
+    let fetch = wf["children"].as_array().unwrap().iter().find(|k| k["step"] == "fetch").unwrap();
+    assert_eq!(summarize["depends_on"], json!([fetch["task_id"]]));
+}
+
+#[tokio::test]
+async fn bad_workflow_files_exit_2_naming_file_line_and_submit_nothing() {
+    let c = Cluster::start().await;
+    let cases = [
+        (
+            "cycle.yaml",
+            "name: loop\nsteps:\n  a: {skill: x, needs: [b]}\n  b: {skill: x, needs: [a]}\n",
+            vec!["cycle.yaml:3: steps.a.needs: the steps' needs form a cycle: a → b → a"],
+        ),
+        (
+            "unknown.yaml",
+            "name: typo\nsteps:\n  fetch: {skill: x}\n  summarize:\n    skill: y\n    needs: [fecth]\n",
+            vec!["unknown.yaml:6: steps.summarize.needs[0]: no step `fecth` — did you mean `fetch`?"],
+        ),
+        (
+            "reference.yaml",
+            "name: r\nsteps:\n  a: {skill: x}\n  b: {skill: y, params: {t: \"${{ steps.nope.result }}\"}}\n",
+            vec!["reference.yaml:4: steps.b.params.t: refers to steps.nope, and there is no such step"],
+        ),
+        ("syntax.yaml", "name: s\nsteps:\n  a: {skill: x\n", vec!["invalid workflow file", "syntax.yaml:"]),
+        ("keys.yaml", "name: k\nsteps:\n  a: {skill: x, nedds: [b]}\n", vec!["keys.yaml:3", "unknown"]),
+    ];
+    for (name, text, wanted) in cases {
+        let file = c.path().join(name);
+        std::fs::write(&file, text).unwrap();
+        let o = c.cli(&["run", file.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", show(&o));
+        let err = String::from_utf8_lossy(&o.stderr).to_string();
+        for w in wanted {
+            assert!(err.contains(w), "{name}: no `{w}` in: {err}");
+        }
+    }
+    assert_eq!(c.get("/api/v1/tasks").await["tasks"], json!([]), "something was submitted");
+    // The API refuses the same, naming the problem.
+    let body =
+        json!({"name": "loop", "steps": {"a": {"skill": "x", "needs": ["b"]}, "b": {"skill": "x", "needs": ["a"]}}});
+    let (status, answer) = c.api("POST", "/api/v1/workflows", Some(body)).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("cycle: a → b → a"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_failed_step_cancels_the_steps_that_need_it_and_fails_the_workflow() {
+    let c = Cluster::start().await;
+    let _w1 = c.exec_worker("w1", &[Skill::exec("broken", "exit 3\n"), echo()], &[]).await;
+    let body = json!({"name": "f", "steps": {
+        "a": {"skill": "broken", "retries": 0},
+        "b": {"skill": "echo", "needs": ["a"]},
+        "c": {"skill": "echo", "needs": ["a"], "on_parent_failure": "run"},
+    }});
+    let (status, wf) = c.api("POST", "/api/v1/workflows", Some(body)).await;
+    assert_eq!(status, 201, "{wf}");
+    let done = c.wait_task(wf["task_id"].as_str().unwrap(), 30).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["result"]["outcome"], "partly_failed", "{done}");
+    let steps = &done["result"]["steps"];
+    assert_eq!(steps["a"]["status"], "failed");
+    assert_eq!(steps["b"]["status"], "cancelled");
+    assert!(steps["b"]["error"].as_str().unwrap().contains("ended failed"), "{done}");
+    assert_eq!(steps["c"]["status"], "completed");
+    assert_eq!(steps["c"]["result"]["inputs"]["a"]["status"], "failed");
+}

@@ -24,7 +24,11 @@ use serde_json::{Value, json};
 
 use super::tasks::NewTask;
 use super::{Core, Error, Now};
-use crate::model::{ErrorCode, GroupKind, OnParentFailure, Outcome, TaskSpec, TaskStatus, TaskTransition, Timestamp};
+use crate::model::workflow::{Step as WorkflowStep, references};
+use crate::model::{
+    ErrorCode, GroupKind, OnParentFailure, Outcome, SubmitTask, TaskLinks, TaskSpec, TaskStatus, TaskTransition,
+    TaskType, Timestamp, Workflow,
+};
 use crate::util;
 
 /// What the store says of the tasks a submission depends on, by id: their status now
@@ -112,6 +116,33 @@ pub(super) enum Linked {
     Queue,
     Wait,
     Cancel(String),
+}
+
+/// Every string inside a JSON value.
+fn collect_strings<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+    match value {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|v| collect_strings(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_strings(v, out)),
+        _ => {}
+    }
+}
+
+/// A workflow's step as the submission of its task (checked like any submission).
+fn step_request(name: &str, step: &WorkflowStep) -> SubmitTask {
+    let mut target = step.target.clone().unwrap_or_default();
+    target.each_node |= step.each_node;
+    SubmitTask {
+        name: name.to_string(),
+        required_skills: vec![step.skill.clone()],
+        parameters: Some(step.parameters()),
+        timeout: step.timeout,
+        max_retries: step.retries,
+        priority: step.priority,
+        target: Some(target),
+        on_parent_failure: step.on_parent_failure,
+        ..Default::default()
+    }
 }
 
 /// The key of a group's results: `nodes` for a fan-out, `steps` for a workflow.
@@ -209,7 +240,12 @@ impl Core {
     /// undrained node, in one transition. With no such node the group ends failed at once,
     /// saying so (the API refuses that case before, with 409 `unplaceable`). Returns the
     /// group's id.
-    pub(super) fn fan_out(&mut self, mut spec: TaskSpec, now: Now) -> String {
+    pub(super) fn fan_out(&mut self, spec: TaskSpec, now: Now) -> String {
+        self.fan_out_as(util::new_task_id(), spec, now)
+    }
+
+    /// [`Core::fan_out`] with the group's id chosen by the caller (a workflow's step).
+    fn fan_out_as(&mut self, group_id: String, mut spec: TaskSpec, now: Now) -> String {
         let mut target = spec.target.clone().unwrap_or_default();
         target.each_node = false;
         let mut nodes: Vec<String> = self
@@ -220,7 +256,6 @@ impl Core {
             .map(|h| h.node_id)
             .collect();
         nodes.sort();
-        let group_id = util::new_task_id();
         let template = spec.clone();
         spec.links.group = Some(GroupKind::EachNode);
         spec.links.depends_on.clear();
@@ -329,6 +364,93 @@ impl Core {
                 self.tasks.enqueue(&waiter);
             }
         }
+    }
+
+    /// Submits a workflow in one transition: its group task and one task per step (a
+    /// fan-out group for an `each_node` step), each step depending on the steps it needs
+    /// or refers to. Checked as a whole first: every problem is named by its path
+    /// (`steps.summarize.needs[0]: …`, 400), a fan-out step no online node matches is 409
+    /// `unplaceable`, and nothing changes. Returns the workflow task's id.
+    pub fn submit_workflow(&mut self, wf: Workflow, origin: &str, now: Now) -> Result<String, Error> {
+        let problems = wf.check();
+        if !problems.is_empty() {
+            let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            return Err(Error::new(ErrorCode::BadRequest, text.join("; ")));
+        }
+        let order: Vec<String> = wf.order().into_iter().map(str::to_string).collect();
+        let ids: BTreeMap<String, String> = order.iter().map(|s| (s.clone(), util::new_task_id())).collect();
+        let group_id = util::new_task_id();
+        let mut specs = Vec::with_capacity(order.len());
+        for name in &order {
+            let step = &wf.steps[name];
+            let at = |e: Error| Error::new(e.code, format!("steps.{name}: {}", e.message));
+            let mut spec = super::validate::task_spec(step_request(name, step), origin, &self.settings).map_err(at)?;
+            if spec.target.as_ref().is_some_and(|t| t.each_node)
+                && let Some(why) = self.unplaceable(&spec, now.ms)
+            {
+                return Err(Error::new(
+                    ErrorCode::Unplaceable,
+                    format!("steps.{name}: {why} (each_node fans out to the matching online nodes at submit time)"),
+                ));
+            }
+            let mut parents: Vec<String> = step.needs.clone();
+            let mut texts = Vec::new();
+            collect_strings(&spec.parameters, &mut texts);
+            for r in texts.iter().filter_map(|t| references(t).ok()).flatten() {
+                if !parents.contains(&r.step) {
+                    parents.push(r.step);
+                }
+            }
+            spec.links = TaskLinks {
+                depends_on: parents.iter().filter_map(|p| ids.get(p).cloned()).collect(),
+                on_parent_failure: step.on_parent_failure.unwrap_or_default(),
+                parent: Some(group_id.clone()),
+                step: Some(name.clone()),
+                group: None,
+            };
+            specs.push((name.clone(), spec));
+        }
+        let group = TaskSpec {
+            name: wf.name.clone(),
+            description: wf.description.clone(),
+            task_type: TaskType::Batch,
+            priority: crate::model::Priority::Normal,
+            required_skills: Vec::new(),
+            optional_skills: Vec::new(),
+            affinity_tags: Vec::new(),
+            parameters: Value::Object(Default::default()),
+            metadata: json!({ "workflow": wf }),
+            timeout: self.settings.default_timeout.as_secs_f64(),
+            max_retries: 0,
+            user_id: None,
+            idempotency_key: None,
+            target: None,
+            origin: origin.to_string(),
+            retry_of: None,
+            secrets: Vec::new(),
+            schedule: None,
+            links: TaskLinks { group: Some(GroupKind::Workflow), ..Default::default() },
+        };
+        let children: Vec<String> = order.iter().filter_map(|s| ids.get(s).cloned()).collect();
+        self.add_group(&group_id, group, &children, now);
+        for (name, spec) in specs {
+            let id = ids[&name].clone();
+            if spec.target.as_ref().is_some_and(|t| t.each_node) {
+                self.fan_out_as(id.clone(), spec, now);
+            } else {
+                self.submit_as(id.clone(), spec, now);
+            }
+            // A step that ended at once (cancelled for a parent that did) is an ended
+            // parent to the steps after it.
+            if self.tasks.get(&id).is_none()
+                && let Some((state, _)) = self.tasks.state_and_skill(&id)
+            {
+                self.ended_parents.insert(id, state.status);
+            }
+        }
+        self.ended_parents.clear();
+        self.schedule(now);
+        Ok(group_id)
     }
 
     /// Ends a group task, with its status combined from its children's (`error`: a reason
