@@ -621,6 +621,10 @@ pub struct ScheduleAddArgs {
     /// Create it paused.
     #[arg(long, alias = "disabled")]
     pub paused: bool,
+    /// Submit this workflow file (as `openclaw run` takes it, checked now) at each firing,
+    /// instead of the task the task flags describe.
+    #[arg(long, value_name = "FILE.yaml", conflicts_with = "skills")]
+    pub workflow: Option<PathBuf>,
     #[command(flatten)]
     pub task: TaskFields,
     /// Print the API's JSON.

@@ -290,3 +290,39 @@ async fn a_failed_step_cancels_the_steps_that_need_it_and_fails_the_workflow() {
     assert_eq!(steps["c"]["status"], "completed");
     assert_eq!(steps["c"]["result"]["inputs"]["a"]["status"], "failed");
 }
+
+/// A schedule's payload may be a workflow: each firing submits the workflow task and its
+/// steps, naming the schedule. The CLI checks the file first (exit 2 with FILE:LINE).
+#[tokio::test]
+async fn a_schedule_fires_a_workflow() {
+    let c = Cluster::start().await;
+    let _w1 = c.exec_worker("w1", &[Skill::exec("fetch-mail", "echo '{\"mails\": 1}'\n"), echo()], &[]).await;
+    let file = c.path().join("wf.yaml");
+    std::fs::write(
+        &file,
+        "name: mail\nsteps:\n  fetch: {skill: fetch-mail}\n  show: {skill: echo, needs: [fetch], params: {n: \"${{ steps.fetch.result.mails }}\"}}\n",
+    )
+    .unwrap();
+    let o = c.cli(&["schedules", "add", "mail", "--every", "1h", "--workflow", file.to_str().unwrap(), "--json"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let o = c.cli(&["schedules", "run-now", "mail"]);
+    assert!(o.status.success(), "{}", show(&o));
+    let runs = c.get("/api/v1/schedules/mail/runs").await;
+    let id = runs["runs"][0]["task_id"].as_str().unwrap().to_string();
+    let wf = c.wait_task(&id, 30).await;
+    assert_eq!(wf["status"], "completed", "{wf}");
+    assert_eq!(wf["group"], "workflow");
+    assert_eq!(wf["schedule"]["name"], "mail", "{wf}");
+    assert_eq!(wf["result"]["steps"]["show"]["result"]["parameters"]["n"], 1, "{wf}");
+    // A bad file is refused before anything is sent.
+    std::fs::write(&file, "name: mail\nsteps:\n  show: {skill: echo, needs: [fetch]}\n").unwrap();
+    let o = c.cli(&["schedules", "add", "bad", "--every", "1h", "--workflow", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("wf.yaml:3: steps.show.needs[0]: no step `fetch`"),
+        "{}",
+        show(&o)
+    );
+    let (status, _) = c.api("GET", "/api/v1/schedules/bad", None).await;
+    assert_eq!(status, 404);
+}

@@ -372,6 +372,18 @@ impl Core {
     /// (`steps.summarize.needs[0]: …`, 400), a fan-out step no online node matches is 409
     /// `unplaceable`, and nothing changes. Returns the workflow task's id.
     pub fn submit_workflow(&mut self, wf: Workflow, origin: &str, now: Now) -> Result<String, Error> {
+        self.workflow_from(wf, origin, None, now)
+    }
+
+    /// [`Core::submit_workflow`], for a schedule's firing too (`schedule`: the workflow task
+    /// names it).
+    pub(super) fn workflow_from(
+        &mut self,
+        wf: Workflow,
+        origin: &str,
+        schedule: Option<crate::model::ScheduleOrigin>,
+        now: Now,
+    ) -> Result<String, Error> {
         let problems = wf.check();
         if !problems.is_empty() {
             let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
@@ -428,7 +440,7 @@ impl Core {
             origin: origin.to_string(),
             retry_of: None,
             secrets: Vec::new(),
-            schedule: None,
+            schedule,
             links: TaskLinks { group: Some(GroupKind::Workflow), ..Default::default() },
         };
         let children: Vec<String> = order.iter().filter_map(|s| ids.get(s).cloned()).collect();
