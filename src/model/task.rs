@@ -319,10 +319,10 @@ pub struct SubmitTask {
     #[schema(value_type = SecretNames)]
     pub secrets: Vec<String>,
     /// Tasks that must end before this one runs, by id (at most 100). It stays pending
-    /// ("waiting for task_…") until they end; their results reach it as `inputs`. An
-    /// unknown id is refused (400) naming it.
+    /// ("waiting for task_…") until they end; their results reach it as `inputs`. Ids the
+    /// coordinator does not know are refused (404 `unknown_task`) naming them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<ClientKey>)]
     pub depends_on: Vec<String>,
     /// What happens when a task it depends on ends other than completed: `cancel` (the
     /// default: it ends cancelled, naming that task and its status) or `run` (it runs anyway).
