@@ -177,6 +177,19 @@ async fn start_on(dir: tempfile::TempDir, storage: &str, extra: &str) -> (Server
 }
 
 impl Endpoint {
+    /// GET `path` with the admin token, as JSON.
+    async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn register(&self, id: &str, slots: u32) -> String {
         self.register_with(id, slots, &["work"]).await
     }
@@ -964,16 +977,7 @@ async fn fan_out(nodes: u64, runs: u32) {
         answered.push(t0.elapsed().as_secs_f64() * 1000.0);
         let id = group["task_id"].as_str().unwrap().to_string();
         loop {
-            let g: Value = ep
-                .http
-                .get(format!("{}/api/v1/tasks/{id}", ep.url))
-                .bearer_auth(&ep.admin)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let g = ep.get_json(&format!("/api/v1/tasks/{id}")).await;
             let children = g["children"].as_array().cloned().unwrap_or_default();
             let all = children.len() as u64 == nodes
                 && children.iter().all(|c| c["status"] == "scheduled" && c["assigned_node"] == c["step"]);
@@ -1080,16 +1084,7 @@ async fn schedules(n: u64, idle_secs: u64) {
     let mut lateness = histogram();
     let mut fired = 0;
     loop {
-        let list: Value = ep
-            .http
-            .get(format!("{}/api/v1/schedules", ep.url))
-            .bearer_auth(&ep.admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = ep.get_json("/api/v1/schedules").await;
         let runs: Vec<&Value> = list["schedules"]
             .as_array()
             .unwrap()
