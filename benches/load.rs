@@ -1,6 +1,6 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
 //! test: it prints figures). Run:
-//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|skills|schedules|failover|all]`.
+//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|skills|schedules|failover|fanout|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -49,6 +49,10 @@
 //!   keys; 20 rounds of kill -9 of the leader (the killed one restarted as a standby):
 //!   failover time (kill → a standby's `/health` says leader) min/median/max, acknowledged
 //!   submissions lost, and tasks handed to a worker while it still ran them.
+//! - fanout: 1,000 simulated nodes (registered, online, idle); a fan-out (`target.each_node`)
+//!   to all of them: time from the submit to its 201, and to every child read back as
+//!   placed (scheduled on its own node), median of 5; beside it, the same 1,000 tasks
+//!   submitted one by one (64 in flight), one coordinator, one run.
 //!
 //! The coordinator and this generator share the machine: figures from one run compare
 //! with each other, not with another machine's.
@@ -178,6 +182,19 @@ async fn start_on(dir: tempfile::TempDir, storage: &str, extra: &str) -> (Server
 }
 
 impl Endpoint {
+    /// GET `path` with the admin token, as JSON.
+    async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     async fn register(&self, id: &str, slots: u32) -> String {
         self.register_with(id, slots, &["work"]).await
     }
@@ -1055,6 +1072,63 @@ async fn cluster_size(nodes: u64) {
     }
 }
 
+/// Issue 20: a fan-out to `nodes` simulated nodes: submit → 201 (the group and its children
+/// committed, each child placed in the same transition), and submit → every child read back
+/// scheduled on the node it names; beside it, `nodes` single tasks submitted 64 at a time.
+async fn fan_out(nodes: u64, runs: u32) {
+    let (_server, ep) = start().await;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(32));
+    let mut handles = Vec::new();
+    for i in 0..nodes {
+        let permit = in_flight.clone().acquire_owned().await.unwrap();
+        let ep = ep.clone();
+        handles.push(tokio::spawn(async move {
+            ep.register_with(&format!("n{i:05}"), runs + 2, &["disk"]).await;
+            drop(permit);
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let (mut answered, mut placed) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        let body = json!({"name": format!("fan{run}"), "required_skills": ["disk"], "target": {"each_node": true}});
+        let t0 = Instant::now();
+        let r =
+            ep.http.post(format!("{}/api/v1/tasks", ep.url)).bearer_auth(&ep.admin).json(&body).send().await.unwrap();
+        assert_eq!(r.status(), 201);
+        let group: Value = r.json().await.unwrap();
+        answered.push(t0.elapsed().as_secs_f64() * 1000.0);
+        let id = group["task_id"].as_str().unwrap().to_string();
+        loop {
+            let g = ep.get_json(&format!("/api/v1/tasks/{id}")).await;
+            let children = g["children"].as_array().cloned().unwrap_or_default();
+            let all = children.len() as u64 == nodes
+                && children.iter().all(|c| c["status"] == "scheduled" && c["assigned_node"] == c["step"]);
+            if all {
+                break;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(60), "children never all placed: {g}");
+        }
+        placed.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let t0 = Instant::now();
+    submit_many(&ep, nodes, |_| "disk".into()).await;
+    let singles = t0.elapsed().as_secs_f64() * 1000.0;
+    let (answered, placed) = (median(&mut answered), median(&mut placed));
+    println!(
+        "  fan-out to {nodes} nodes: submit → 201 {answered:.1} ms, submit → all {nodes} children read back placed {placed:.1} ms (median of {runs})"
+    );
+    println!(
+        "  the same {nodes} tasks submitted one by one (64 in flight): {singles:.1} ms; ratio fan-out / singles {:.2}",
+        placed / singles
+    );
+}
+
 async fn register_many(ep: &Endpoint, n: u64, prefix: &str, offset: u64) {
     let in_flight = Arc::new(tokio::sync::Semaphore::new(32));
     let mut handles = Vec::new();
@@ -1134,16 +1208,7 @@ async fn schedules(n: u64, idle_secs: u64) {
     let mut lateness = histogram();
     let mut fired = 0;
     loop {
-        let list: Value = ep
-            .http
-            .get(format!("{}/api/v1/schedules", ep.url))
-            .bearer_auth(&ep.admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = ep.get_json("/api/v1/schedules").await;
         let runs: Vec<&Value> = list["schedules"]
             .as_array()
             .unwrap()
@@ -1658,6 +1723,10 @@ fn main() {
         if which == "skills" || which == "all" {
             println!("skill digests:");
             skill_digests();
+        }
+        if which == "fanout" || which == "all" {
+            println!("fan-out:");
+            fan_out(1_000, 5).await;
         }
         if which == "schedules" || which == "all" {
             println!("schedules:");

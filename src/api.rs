@@ -35,6 +35,7 @@
 //! | GET | `/api/v1/tasks/{task}/wait` | WaitTask (`?timeout=`) | read |
 //! | POST | `/api/v1/tasks/{task}/cancel` | CancelTask | submit |
 //! | POST | `/api/v1/tasks/{task}/retry` | RetryTask | submit |
+//! | POST | `/api/v1/workflows` | SubmitWorkflow (linked tasks, one transition) | submit |
 //! | GET | `/api/v1/backup` | Backup | admin |
 //! | GET | `/api/v1/secrets` | ListSecrets (names, never values) | admin |
 //! | PUT | `/api/v1/secrets/{name}` | SetSecret | admin |
@@ -421,6 +422,7 @@ pub enum Route {
     WaitTask { task: String, query: WaitQuery },
     CancelTask { task: String },
     RetryTask { task: String },
+    SubmitWorkflow,
     Backup,
     ListSecrets,
     SetSecret { name: String },
@@ -862,6 +864,7 @@ pub static TABLE: &[Endpoint] = &[
         body: Body::Json(json::<m::SubmitTask>),
         ok: &[(201, Answer::Json(json::<m::Task>)), (200, Answer::Json(json::<m::Task>))],
         errors: &[
+            E::UnknownTask,
             E::IdempotencyConflict,
             E::Unplaceable,
             E::UnknownSecret,
@@ -950,6 +953,18 @@ pub static TABLE: &[Endpoint] = &[
             no_query(q)?;
             Ok(Route::RetryTask { task: take(&mut p) })
         },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/workflows",
+        name: "workflows_submit",
+        query: None,
+        body: Body::Json(json::<m::Workflow>),
+        ok: &[(201, Answer::Json(json::<m::Task>))],
+        errors: &[E::Unplaceable, E::Overloaded, E::Unavailable],
+        access: Access::Submit,
+        summary: "Submit a workflow: a task per step, linked by their needs, under one workflow task (201)",
+        build: |p, q| none(p, q, Route::SubmitWorkflow),
     },
     Endpoint {
         method: Method::GET,
@@ -1453,6 +1468,7 @@ impl Route {
             Route::WaitTask { .. } => "task_wait",
             Route::CancelTask { .. } => "task_cancel",
             Route::RetryTask { .. } => "task_retry",
+            Route::SubmitWorkflow => "workflows_submit",
             Route::Backup => "backup",
             Route::ListSecrets => "secrets_list",
             Route::SetSecret { .. } => "secret_set",

@@ -65,6 +65,13 @@ pub enum Command {
     /// Run tasks on their own: on a cron expression in a time zone, every interval, or once
     /// at a moment, exactly once per due time.
     Schedules(SchedulesArgs),
+    /// Run a workflow file: steps with a skill, params, `needs:`, `each_node`, and
+    /// `${{ steps.NAME.result }}` references to earlier results, checked before anything is
+    /// submitted, then submitted as linked tasks in one go.
+    #[command(
+        after_long_help = "A workflow file:\n\n  name: morning\n  steps:\n    fetch:     {skill: fetch-mail, params: {folder: inbox}}\n    summarize: {skill: summarize, needs: [fetch], params: {text: \"${{ steps.fetch.result }}\"}}\n    report:    {skill: disk-report, each_node: true}\n\nA step runs when the steps it needs have ended; their results reach it as `inputs`, and a reference is replaced by the result it names. A step that needs a failed step is cancelled unless it says `on_parent_failure: run`. An each_node step runs once on every matching node online when the workflow is submitted; nodes that join later are not added.\n\nExit status: 0 when submitted (with --wait: when every step completed); 1 when a step failed or the coordinator refused it; 2 for a file that is not a valid workflow (each problem named with FILE:LINE); 4 when --wait-timeout ran out first."
+    )]
+    Run(RunArgs),
     /// Which skills this machine has, and why a skill is not eligible (--cluster: every
     /// node's, with digests and drift).
     Skills(SkillsArgs),
@@ -499,6 +506,11 @@ pub struct TaskFields {
     /// as the environment variable of that name. Repeatable.
     #[arg(long = "secret", value_name = "NAME")]
     pub secrets: Vec<String>,
+    /// Fan out: one task per matching online node, grouped under a parent task that ends
+    /// when they all have (its result holds each node's). The nodes are those online when
+    /// it is submitted (or when a schedule fires); nodes that join later are not added.
+    #[arg(long)]
+    pub each_node: bool,
 }
 
 /// Flags of `openclaw tasks submit`.
@@ -510,6 +522,16 @@ pub struct SubmitArgs {
     /// (refused, naming the digests, when their copies differ; `openclaw skills --cluster`).
     #[arg(long)]
     pub pin: bool,
+    /// A task that must end first (its id); repeatable. The task stays pending until they
+    /// have ended; their results reach it as `inputs` (in an exec skill's stdin JSON, and in
+    /// an agent skill's prompt). Not a schedule flag: a schedule fires again and again,
+    /// and a task id names one run.
+    #[arg(long = "depends-on", value_name = "TASK_ID")]
+    pub depends_on: Vec<String>,
+    /// When a task it depends on ends failed, timed out or cancelled: cancel (the default;
+    /// the reason names that task) or run anyway.
+    #[arg(long, value_name = "cancel|run", requires = "depends_on")]
+    pub on_parent_failure: Option<crate::model::OnParentFailure>,
     /// Submitting again with the same key returns the first task instead of a new one.
     #[arg(long, value_name = "KEY")]
     pub idempotency_key: Option<String>,
@@ -613,6 +635,10 @@ pub struct ScheduleAddArgs {
     /// Create it paused.
     #[arg(long, alias = "disabled")]
     pub paused: bool,
+    /// Submit this workflow file (as `openclaw run` takes it, checked now) at each firing,
+    /// instead of the task the task flags describe.
+    #[arg(long, value_name = "FILE.yaml", conflicts_with = "skills")]
+    pub workflow: Option<PathBuf>,
     #[command(flatten)]
     pub task: TaskFields,
     /// Print the API's JSON.
@@ -712,6 +738,27 @@ pub struct ListArgs {
     #[arg(long, value_name = "CURSOR")]
     pub after: Option<String>,
     /// Print the API's JSON unchanged.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Flags of `openclaw run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The workflow file (YAML).
+    #[arg(value_name = "FILE.yaml")]
+    pub file: PathBuf,
+    /// Follow the workflow, printing each step's state as it changes, until it ends; exit 0
+    /// only if every step completed.
+    #[arg(long)]
+    pub wait: bool,
+    /// Wait at most this long (implies --wait): seconds or 90s, 10m...; exit 4 if the
+    /// workflow has not ended by then (it keeps going).
+    #[arg(long, value_name = "DURATION", value_parser = crate::util::parse_duration)]
+    pub wait_timeout: Option<Duration>,
+    /// Print the workflow task's JSON instead of text.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

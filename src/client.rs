@@ -389,6 +389,11 @@ impl Client {
         self.call(&Route::SubmitTask, Some(task), Self::SHORT).await
     }
 
+    /// Submits a workflow; the answer is its workflow task, with its steps as children.
+    pub async fn submit_workflow(&self, wf: &crate::model::Workflow) -> Result<Task, ClientError> {
+        self.call(&Route::SubmitWorkflow, Some(wf), Self::SHORT).await
+    }
+
     /// Waits on the coordinator up to `wait` for the task to end.
     pub async fn wait_task(&self, id: &str, wait: Duration) -> Result<Task, ClientError> {
         let route = Route::WaitTask { task: id.into(), query: WaitQuery::new(wait) };

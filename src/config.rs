@@ -923,12 +923,7 @@ pub fn load_with_env(
         // Parse the file on its own first: saphyr's errors carry line and column. Syntax
         // first (a type error found while streaming would hide a syntax error after it),
         // then the keys and types.
-        if let Err(e) = serde_saphyr::from_str::<serde::de::IgnoredAny>(&text) {
-            return Err(UsageError(describe_yaml_syntax_error(path, &e)));
-        }
-        if let Err(e) = serde_saphyr::from_str::<Config>(&text) {
-            return Err(UsageError(describe_yaml_error(path, &text, &e)));
-        }
+        read_yaml::<Config>(path, &text, "config")?;
         figment = figment.merge(serde_saphyr::figment::Yaml::file_exact(path));
         file_text = Some((path.to_path_buf(), text));
     }
@@ -1001,25 +996,43 @@ fn insert_nested(dict: &mut Dict, path: &[String], value: Value) {
     }
 }
 
+/// A YAML file's text as `T` (`what` names the kind of file in messages: `config`,
+/// `workflow`): syntax first (a type error found while streaming would hide a syntax error
+/// after it), then the keys and types, each error naming the file and line.
+pub fn read_yaml<T: serde::de::DeserializeOwned>(path: &Path, text: &str, what: &str) -> Result<T, UsageError> {
+    if let Err(e) = serde_saphyr::from_str::<serde::de::IgnoredAny>(text) {
+        return Err(UsageError(describe_yaml_syntax_error(path, &e, what)));
+    }
+    serde_saphyr::from_str::<T>(text).map_err(|e| UsageError(describe_yaml_error(path, text, &e, what)))
+}
+
+/// The line of a dotted key path (`steps.summarize.needs[0]`) in a YAML file's text: the
+/// line of the longest leading part of the path that is a key line (list indexes and keys
+/// inside flow mappings point at the line of the key that holds them).
+pub fn yaml_line(text: &str, path: &str) -> Option<usize> {
+    let bare: Vec<&str> = path.split('.').map(|p| p.split('[').next().unwrap_or(p)).collect();
+    (1..=bare.len()).rev().find_map(|n| yaml_key_line(text, &bare[..n]))
+}
+
 /// "invalid config file config.yaml:2:9: not valid YAML: …".
-fn describe_yaml_syntax_error(path: &Path, e: &serde_saphyr::Error) -> String {
+fn describe_yaml_syntax_error(path: &Path, e: &serde_saphyr::Error, what: &str) -> String {
     let at = match e.location() {
         Some(l) => format!("{}:{}:{}", path.display(), l.line(), l.column()),
         None => path.display().to_string(),
     };
-    format!("invalid config file {at}: not valid YAML: {}", yaml_message(e))
+    format!("invalid {what} file {at}: not valid YAML: {}", yaml_message(e))
 }
 
 /// "invalid config: coordinator.port (config.yaml:2): expected …", once, without the
 /// parser's snippet (which would repeat the message and name the file `<input>`).
-fn describe_yaml_error(path: &Path, text: &str, e: &serde_saphyr::Error) -> String {
+fn describe_yaml_error(path: &Path, text: &str, e: &serde_saphyr::Error, what: &str) -> String {
     let line = e.location().map(|l| l.line() as usize);
     let key = line.and_then(|l| yaml_key_path_at(text, l));
     let message = yaml_message(e);
     match (key, line) {
-        (Some(key), Some(line)) => format!("invalid config: {key} ({}:{line}): {message}", path.display()),
-        (None, Some(line)) => format!("invalid config file {}:{line}: {message}", path.display()),
-        _ => format!("invalid config file {}: {message}", path.display()),
+        (Some(key), Some(line)) => format!("invalid {what}: {key} ({}:{line}): {message}", path.display()),
+        (None, Some(line)) => format!("invalid {what} file {}:{line}: {message}", path.display()),
+        _ => format!("invalid {what} file {}: {message}", path.display()),
     }
 }
 

@@ -152,6 +152,13 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         "openclaw-cluster-schedules-edit" => {
             &[("Fire every hour from now on.", "openclaw-cluster schedules edit morning --every 1h")]
         }
+        "openclaw-cluster-run" => &[
+            (
+                "Check a workflow file, submit it, and follow each step until it ends.",
+                "openclaw-cluster run morning.yaml --wait",
+            ),
+            ("Submit it and print the workflow task's id and its steps.", "openclaw-cluster run morning.yaml"),
+        ],
         "openclaw-cluster-schedules-get" => &[("One schedule.", "openclaw-cluster schedules get morning")],
         "openclaw-cluster-schedules-list" => &[(
             "Schedules as JSON, for a script.",

@@ -12,6 +12,7 @@ mod migrate;
 mod nodes;
 pub mod output;
 mod remote;
+mod run;
 mod schedules;
 mod secrets;
 #[cfg(windows)]
@@ -155,6 +156,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schedules(args) => {
             let loaded = load(&cli.config, flags)?;
             client(schedules::run(&loaded.config, args.command))
+        }
+        Command::Run(args) => {
+            let loaded = load(&cli.config, flags)?;
+            client(run::run(&loaded.config, args))
         }
         #[cfg(windows)]
         Command::Service(args) => {

@@ -85,7 +85,11 @@ async fn add(config: &Config, args: ScheduleAddArgs) -> anyhow::Result<Exit> {
         overlap: args.overlap,
         delete_after_run: args.delete_after_run.then_some(true),
         paused: args.paused,
-        task: task_request(&args.task)?,
+        task: match &args.workflow {
+            Some(_) => Default::default(),
+            None => task_request(&args.task)?,
+        },
+        workflow: args.workflow.as_deref().map(super::run::load).transpose()?,
     };
     let client = connect(config, &args.client)?;
     let route = Route::CreateSchedule;
@@ -129,6 +133,7 @@ async fn edit(config: &Config, args: ScheduleEditArgs) -> anyhow::Result<Exit> {
         overlap: args.overlap,
         delete_after_run: args.delete_after_run,
         task: if task.skills.is_empty() { None } else { Some(task_request(task)?) },
+        workflow: None,
     };
     let client = connect(config, &args.client)?;
     let s: Schedule =

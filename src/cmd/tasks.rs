@@ -156,17 +156,25 @@ pub fn task_request(args: &TaskFields) -> anyhow::Result<SubmitTask> {
             node: args.node.clone(),
             platform: args.platform.clone(),
             tags: args.require_tags.clone(),
+            each_node: args.each_node,
             ..Default::default()
         })
         .filter(|t| !t.is_any()),
         reject_unplaceable: false,
         origin: None,
         secrets: args.secrets.clone(),
+        depends_on: Vec::new(),
+        on_parent_failure: None,
     })
 }
 
 async fn submit(config: &Config, args: SubmitArgs) -> anyhow::Result<Exit> {
-    let mut request = SubmitTask { idempotency_key: args.idempotency_key.clone(), ..task_request(&args.task)? };
+    let mut request = SubmitTask {
+        idempotency_key: args.idempotency_key.clone(),
+        depends_on: args.depends_on.clone(),
+        on_parent_failure: args.on_parent_failure,
+        ..task_request(&args.task)?
+    };
     let client = connect(config, &args.client)?;
     if args.pin {
         request.required_skills = pin_current(&client, &request.required_skills).await?;
@@ -359,6 +367,19 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
         let due = s.due_at.map(|d| format!("due {}", crate::util::rfc3339(d.0))).unwrap_or_else(|| "run now".into());
         pairs.push(("schedule", format!("{} ({}), {due}", s.name, s.schedule_id)));
     }
+    let links = &spec.links;
+    if let Some(p) = &links.parent {
+        let step = links.step.as_deref().map(|s| format!(" as {s}")).unwrap_or_default();
+        pairs.push(("parent", format!("{p}{step}")));
+    }
+    if !links.depends_on.is_empty() {
+        let policy = format!("on parent failure: {}", links.on_parent_failure);
+        pairs.push(("depends on", format!("{} ({policy})", links.depends_on.join(", "))));
+    }
+    if let Some(kind) = links.group {
+        let n = t.children.as_ref().map(Vec::len).unwrap_or_default();
+        pairs.push(("group", format!("{kind} of {n} task(s); {} not ended", st.waiting_for.len())));
+    }
     if let Some(r) = &t.pending_reason {
         pairs.push(("pending", r.clone()));
     }
@@ -369,6 +390,22 @@ async fn get(config: &Config, args: TaskTarget) -> anyhow::Result<Exit> {
         pairs.push(("result", serde_json::to_string(r)?));
     }
     out!("{}", fields(&pairs));
+    if let Some(children) = t.children.as_ref().filter(|c| !c.is_empty()) {
+        outln!();
+        let rows = children
+            .iter()
+            .map(|c| {
+                vec![
+                    c.step.clone().unwrap_or_else(|| "-".into()),
+                    c.task_id.clone(),
+                    c.status.to_string(),
+                    c.assigned_node.clone().unwrap_or_else(|| "-".into()),
+                    c.depends_on.join(", "),
+                ]
+            })
+            .collect();
+        out!("{}", table(&["STEP", "TASK", "STATUS", "NODE", "DEPENDS ON"], rows));
+    }
     if let Some(events) = &t.events {
         outln!();
         let rows = events

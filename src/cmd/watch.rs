@@ -125,7 +125,7 @@ async fn events(
 /// Reads a stream, resuming by itself, and hands each message to `handle` until it says
 /// the stream is done (`true`) or the user interrupts (both exit 0). `first` runs once,
 /// when the stream is first open (before any message is handled).
-async fn follow(
+pub(super) async fn follow(
     remote: &Remote,
     route: Route,
     last_id: Option<String>,

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -357,7 +358,7 @@ impl Cluster {
         // key as sent instead let ` k` and `k` both insert, and the second insert's
         // constraint failure stopped the coordinator.
         let Some(key) = spec.idempotency_key.clone() else {
-            let id = self.mutate(place(spec, reject)).await?;
+            let id = self.place(spec, reject).await?;
             return Ok((self.task(&id, false).await?, true));
         };
         let gate = lock(&self.keys).entry(key.clone()).or_default().clone();
@@ -374,7 +375,7 @@ impl Cluster {
                     ),
                 )),
                 None => {
-                    let id = self.mutate(place(spec, reject)).await?;
+                    let id = self.place(spec, reject).await?;
                     self.task(&id, false).await.map(|t| (t, true))
                 }
             }
@@ -386,11 +387,50 @@ impl Cluster {
         answer
     }
 
+    /// Accepts a checked submission. The store is read first for the tasks it depends on
+    /// (the core knows only active ones); when one of them ends in between, once more.
+    async fn place(&self, spec: TaskSpec, reject: bool) -> Result<String, Error> {
+        if spec.links.depends_on.is_empty() {
+            return self.mutate(place(spec, reject, None)).await;
+        }
+        let mut tries = 0;
+        loop {
+            let ids = spec.links.depends_on.clone();
+            let known = self
+                .read(move |s| {
+                    let mut known = super::core::links::Known::new();
+                    for id in ids {
+                        if let Some(t) = s.task(&id, false)? {
+                            known.insert(id, t.state.status);
+                        }
+                    }
+                    Ok(known)
+                })
+                .await?;
+            tries += 1;
+            match self.mutate(place(spec.clone(), reject, Some(known))).await {
+                Err(e) if e.code == ErrorCode::Unavailable && tries < 3 => continue,
+                other => return other,
+            }
+        }
+    }
+
     /// The live state of an active task over its stored row.
     fn overlay(&self, mut task: Task) -> Task {
-        if let Some((state, reason)) = self.view(|core| core.live(&task.task_id, crate::util::now_ms())) {
+        let now = crate::util::now_ms();
+        if let Some((state, reason)) = self.view(|core| core.live(&task.task_id, now)) {
             task.state = state;
             task.pending_reason = reason.map(|r| self.name_scoped_secrets(r, &task.spec.secrets));
+        }
+        if let Some(children) = task.children.as_mut() {
+            self.view(|core| {
+                for c in children.iter_mut() {
+                    if let Some((state, _)) = core.live(&c.task_id, now) {
+                        c.status = state.status;
+                        c.assigned_node = state.assigned_node;
+                    }
+                }
+            });
         }
         task
     }
@@ -496,6 +536,14 @@ impl Cluster {
         self.task(&new, false).await
     }
 
+    /// Submits a workflow (checked as a whole; one transition); shows its workflow task
+    /// with its steps.
+    pub async fn submit_workflow(&self, wf: crate::model::Workflow, origin: &str) -> Result<Task, Error> {
+        let origin = origin.to_string();
+        let id = self.mutate(move |core, now| core.submit_workflow(wf, &origin, now)).await?;
+        self.task(&id, true).await
+    }
+
     /// A request authenticated by `node`'s secret: the first one marks the secret used
     /// (committed before the request goes on, so a restart keeps it), after which the join
     /// token cannot take the live node over. Later ones only read.
@@ -588,12 +636,38 @@ impl Cluster {
     /// The assignments of handouts, with their names and parameters from the store.
     async fn assignments(&self, handouts: Vec<super::core::tasks::Handout>) -> Result<Vec<Assignment>, Error> {
         let ids: Vec<String> = handouts.iter().map(|h| h.task_id.clone()).collect();
-        let mut texts = self.read(move |s| s.handout_texts(&ids)).await?;
+        let parents: Vec<String> = handouts
+            .iter()
+            .filter_map(|h| h.links.as_ref())
+            .flat_map(|l| l.depends_on.iter().cloned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let (mut texts, parents) = self
+            .read(move |s| {
+                let texts = s.handout_texts(&ids)?;
+                let mut found = HashMap::new();
+                for id in parents {
+                    if let Some(t) = s.task(&id, false)? {
+                        found.insert(id, t);
+                    }
+                }
+                Ok((texts, found))
+            })
+            .await?;
         Ok(handouts
             .into_iter()
             .filter_map(|h| {
-                let text = texts.remove(&h.task_id)?;
+                let mut text = texts.remove(&h.task_id)?;
+                let inputs = h.links.as_ref().filter(|l| !l.depends_on.is_empty()).map(|l| {
+                    let (inputs, results) = inputs_of(&l.depends_on, &parents);
+                    if l.step.is_some() {
+                        text.parameters = crate::model::workflow::substitute(&text.parameters, &results);
+                    }
+                    inputs
+                });
                 Some(Assignment {
+                    inputs,
                     task_id: h.task_id,
                     attempt: h.attempt,
                     name: text.name,
@@ -930,13 +1004,48 @@ impl Cluster {
 /// The transition of a submission: refused with `unplaceable` when asked to and no node
 /// can take it now, else accepted. The check and the insert run in one critical section,
 /// so no node can go away in between.
-fn place(spec: TaskSpec, reject: bool) -> impl FnOnce(&mut Core, Now) -> Result<String, Error> {
+/// A fan-out (`target.each_node`) that no online node matches is always refused: it
+/// would have no task at all.
+fn place(
+    spec: TaskSpec,
+    reject: bool,
+    known: Option<super::core::links::Known>,
+) -> impl FnOnce(&mut Core, Now) -> Result<String, Error> {
     move |core, now| {
-        if reject && let Some(why) = core.unplaceable(&spec, now.ms) {
+        let each_node = spec.target.as_ref().is_some_and(|t| t.each_node);
+        if (reject || each_node)
+            && let Some(why) = core.unplaceable(&spec, now.ms)
+        {
+            let why = match each_node {
+                true => format!("{why} (each_node fans out to the matching online nodes at submit time)"),
+                false => why,
+            };
             return Err(Error::new(ErrorCode::Unplaceable, why));
         }
-        Ok(core.submit(spec, now))
+        match known {
+            Some(known) => core.submit_dependent(spec, &known, now),
+            None => Ok(core.submit(spec, now)),
+        }
     }
+}
+
+/// What a task gets of the tasks it depends on: `inputs` (each parent's status, result and
+/// error, keyed by its step name in a workflow, else by its id), and the results by that key
+/// (for `${{ steps.NAME.result }}`).
+fn inputs_of(depends_on: &[String], parents: &HashMap<String, Task>) -> (Value, BTreeMap<String, Value>) {
+    let mut inputs = serde_json::Map::new();
+    let mut results = BTreeMap::new();
+    for id in depends_on {
+        let Some(p) = parents.get(id) else { continue };
+        let key = p.spec.links.step.clone().unwrap_or_else(|| id.clone());
+        let result = p.state.result.clone().unwrap_or(Value::Null);
+        inputs.insert(
+            key.clone(),
+            serde_json::json!({ "task_id": id, "status": p.state.status, "result": result, "error": p.state.error }),
+        );
+        results.insert(key, result);
+    }
+    (Value::Object(inputs), results)
 }
 
 /// Two submissions are the same when what they ask for is the same (defaults applied).

@@ -116,6 +116,10 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         }
         Route::CancelTask { task } => ok(&cluster.cancel(task).await?),
         Route::RetryTask { task } => Ok(cluster.retry(task, "api").await?.respond(StatusCode::CREATED)),
+        Route::SubmitWorkflow => {
+            let body: crate::model::Workflow = req.json()?;
+            Ok(cluster.submit_workflow(body, "api").await?.respond(StatusCode::CREATED))
+        }
         Route::Backup => backup(cluster).await,
         Route::ListSecrets => ok(&cluster.secrets()),
         Route::SetSecret { name } => {

@@ -210,6 +210,14 @@ pub struct SubmitArgs {
     /// queues it until such a node comes online.
     #[serde(default)]
     pub queue_if_unavailable: bool,
+    /// Task ids (from earlier submit_task answers) that must end first: it waits for them
+    /// and gets their results as `inputs`; it is cancelled if one of them fails.
+    #[serde(default)]
+    pub depends_on: Vec<String>,
+    /// Run it once on every matching online node (as list_nodes shows them now); the
+    /// answer is a group task whose result holds each node's result under `nodes`.
+    #[serde(default)]
+    pub each_node: bool,
 }
 
 /// A task to look at or cancel.
@@ -459,6 +467,8 @@ impl Tools {
             tags: vec![],
             wait_seconds: None,
             queue_if_unavailable: true,
+            depends_on: Vec::new(),
+            each_node: false,
         })?;
         let request = NewSchedule {
             name: args.name,
@@ -507,7 +517,13 @@ fn submission(args: SubmitArgs) -> Result<SubmitTask, String> {
     if let Some(prompt) = args.prompt {
         parameters.insert("prompt".into(), Value::String(prompt));
     }
-    let target = Target { node: args.node, platform: args.platform, tags: args.tags, ..Default::default() };
+    let target = Target {
+        node: args.node,
+        platform: args.platform,
+        tags: args.tags,
+        each_node: args.each_node,
+        ..Default::default()
+    };
     Ok(SubmitTask {
         name: args.skill.clone(),
         required_skills: vec![args.skill],
@@ -516,6 +532,7 @@ fn submission(args: SubmitArgs) -> Result<SubmitTask, String> {
         timeout: args.timeout_seconds.map(f64::from),
         target: Some(target).filter(|t| !t.is_any()),
         reject_unplaceable: !args.queue_if_unavailable,
+        depends_on: args.depends_on,
         ..Default::default()
     })
 }

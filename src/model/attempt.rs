@@ -56,6 +56,10 @@ pub struct Assignment {
     /// attempt's start report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// The results of the tasks it depends on, keyed by task id (or by step name in a
+    /// workflow): each `{status, result, error}`. Absent for a task without dependencies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<Value>,
 }
 
 /// `POST /api/v1/nodes/{id}/tasks/{task_id}/start`.

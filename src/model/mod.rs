@@ -134,6 +134,7 @@ pub mod skill;
 pub mod stream;
 pub mod task;
 pub mod transport;
+pub mod workflow;
 
 pub use attempt::*;
 pub use cluster::*;
@@ -146,6 +147,7 @@ pub use skill::*;
 pub use stream::*;
 pub use task::*;
 pub use transport::*;
+pub use workflow::Workflow;
 
 #[cfg(test)]
 mod tests {

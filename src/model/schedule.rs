@@ -397,8 +397,19 @@ pub struct NewSchedule {
     pub paused: bool,
     /// The task each firing submits: the fields of `POST /api/v1/tasks` (its
     /// `idempotency_key`, `origin` and `reject_unplaceable` are ignored: each firing is a
-    /// new task, of origin `schedule`, queued until a node can run it).
+    /// new task, of origin `schedule`, queued until a node can run it). Give this or
+    /// `workflow`.
+    #[serde(default, skip_serializing_if = "is_no_task")]
     pub task: SubmitTask,
+    /// Or a workflow each firing submits (as `POST /api/v1/workflows`; its each_node steps
+    /// take the nodes online at the firing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<super::Workflow>,
+}
+
+/// An absent `task` (a schedule of a workflow).
+pub fn is_no_task(task: &SubmitTask) -> bool {
+    *task == SubmitTask::default()
 }
 
 /// `PATCH /api/v1/schedules/{schedule}`: the fields to change; absent ones stay. A new
@@ -436,9 +447,12 @@ pub struct ScheduleEdit {
     pub overlap: Option<Overlap>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delete_after_run: Option<bool>,
-    /// A new task payload (replaces the whole task).
+    /// A new task payload (replaces the whole task, or the workflow).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "super::limits::optional_object")]
     pub task: Option<SubmitTask>,
+    /// A new workflow payload (replaces the task, or the workflow).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<super::Workflow>,
 }
 
 /// A schedule's definition as kept: checked, with defaults applied. Exactly one of `cron`,
@@ -463,7 +477,12 @@ pub struct ScheduleSpec {
     pub catch_up: CatchUp,
     pub overlap: Overlap,
     pub delete_after_run: bool,
+    /// The task each firing submits (absent for a workflow).
+    #[serde(default, skip_serializing_if = "is_no_task")]
     pub task: SubmitTask,
+    /// The workflow each firing submits, instead of a task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<super::Workflow>,
 }
 
 impl ScheduleSpec {
@@ -479,7 +498,10 @@ impl ScheduleSpec {
 
     /// What it submits, in words: the skill that runs.
     pub fn payload(&self) -> &str {
-        self.task.required_skills.first().map(String::as_str).unwrap_or(&self.task.name)
+        match &self.workflow {
+            Some(w) => &w.name,
+            None => self.task.required_skills.first().map(String::as_str).unwrap_or(&self.task.name),
+        }
     }
 }
 

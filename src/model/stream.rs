@@ -116,6 +116,10 @@ string_enum! {
         Timeout = "timeout",
         CancelRequested = "cancel_requested",
         Cancelled = "cancelled",
+        /// Every task it depends on has ended: it may be placed now.
+        Released = "released",
+        /// A group task's child ended (the event names the child in its message).
+        ChildEnded = "child_ended",
     }
 }
 
@@ -267,7 +271,8 @@ pub struct Event {
     // which would change the OpenAPI document).
     pub kind: EventKind,
     /// Tasks: submitted, scheduled, running, completed, failed, timeout, cancel_requested,
-    /// cancelled. Nodes: registered, online, offline, drained, undrained, skills_changed,
+    /// cancelled, released (the tasks it depends on ended), child_ended (a group task's
+    /// child ended). Nodes: registered, online, offline, drained, undrained, skills_changed,
     /// skill_drift, secret_rotated, left, forgotten. Schedules: created, edited, paused,
     /// resumed, removed, fired, skipped, fire_failed.
     #[schema(value_type = String)]

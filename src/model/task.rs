@@ -322,6 +322,94 @@ pub struct SubmitTask {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = SecretNames)]
     pub secrets: Vec<String>,
+    /// Tasks that must end before this one runs, by id (at most 100). It stays pending
+    /// ("waiting for task_…") until they end; their results reach it as `inputs`. Ids the
+    /// coordinator does not know are refused (404 `unknown_task`) naming them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<ClientKey>)]
+    pub depends_on: Vec<String>,
+    /// What happens when a task it depends on ends other than completed: `cancel` (the
+    /// default: it ends cancelled, naming that task and its status) or `run` (it runs anyway).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_parent_failure: Option<OnParentFailure>,
+}
+
+/// The most tasks one task may depend on.
+pub const MAX_DEPENDENCIES: usize = 100;
+
+string_enum! {
+    /// What a task does when a task it depends on ends other than completed.
+    OnParentFailure {
+        /// End cancelled, naming the parent and its status (the default).
+        Cancel = "cancel",
+        /// Run anyway: the parent's outcome is in `inputs`.
+        Run = "run",
+    }
+}
+
+#[allow(clippy::derivable_impls)] // the enum comes from a macro
+impl Default for OnParentFailure {
+    fn default() -> Self {
+        OnParentFailure::Cancel
+    }
+}
+
+impl OnParentFailure {
+    fn is_cancel(&self) -> bool {
+        *self == OnParentFailure::Cancel
+    }
+}
+
+impl<'de> Deserialize<'de> for OnParentFailure {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+string_enum! {
+    /// What a group task gathers: the tasks of a fan-out, or the steps of a workflow.
+    GroupKind {
+        /// One child per matching online node at submit time (`target.each_node`).
+        EachNode = "each_node",
+        /// The steps of a workflow (`openclaw run`).
+        Workflow = "workflow",
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// How a task is linked to others: what it waits for, the group it belongs to, and, for a
+/// group task, what it gathers. Written once with the task (one JSON column).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TaskLinks {
+    /// The tasks it waits for, by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+    /// What it does when one of them ends other than completed.
+    #[serde(default, skip_serializing_if = "OnParentFailure::is_cancel")]
+    pub on_parent_failure: OnParentFailure,
+    /// The group task it belongs to (a fan-out's or a workflow's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    /// Its name in that group: the workflow step, or the node of a fan-out child. Its
+    /// result is keyed by it in the group's result and in its dependents' `inputs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// Set on a group task: it never runs itself, and ends when all its children have
+    /// ended, with their results combined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<GroupKind>,
+}
+
+impl TaskLinks {
+    /// No link at all (a plain task).
+    pub fn is_empty(&self) -> bool {
+        *self == TaskLinks::default()
+    }
 }
 
 /// The `origin` labels a client may claim in [`SubmitTask::origin`]: `api` (the default)
@@ -352,12 +440,20 @@ pub struct Target {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[schema(schema_with = super::skill::pinned_digests)]
     pub digests: BTreeMap<String, String>,
+    /// Fan out: one task per matching online node at submit time, grouped under a parent
+    /// task that ends when they all have. Nodes that join later are not added.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub each_node: bool,
 }
 
 impl Target {
     /// No constraint at all.
     pub fn is_any(&self) -> bool {
-        self.node.is_none() && self.platform.is_none() && self.tags.is_empty() && self.digests.is_empty()
+        self.node.is_none()
+            && self.platform.is_none()
+            && self.tags.is_empty()
+            && self.digests.is_empty()
+            && !self.each_node
     }
 
     /// Whether a node with this id, platform, tags and skill contents may run the task.
@@ -400,6 +496,9 @@ impl fmt::Display for Target {
         for (skill, pin) in &self.digests {
             parts.push(format!("'{skill}' at {}", super::skill::short_digest(pin)));
         }
+        if self.each_node {
+            parts.push("each node".into());
+        }
         f.write_str(&parts.join(", "))
     }
 }
@@ -437,6 +536,9 @@ pub struct TaskSpec {
     /// The schedule whose firing submitted it (`openclaw schedules`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<super::ScheduleOrigin>,
+    /// Dependencies and groups (`depends_on`, `parent`, …).
+    #[serde(flatten)]
+    pub links: TaskLinks,
 }
 
 fn default_origin() -> String {
@@ -471,6 +573,10 @@ pub struct TaskState {
     /// Nodes where an attempt failed: retries go elsewhere when another node can take them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_on: Vec<String>,
+    /// The tasks it still waits for: the parents it depends on (while it is pending), or a
+    /// group task's children that have not ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
 }
 
 /// A task as the API shows it.
@@ -488,6 +594,38 @@ pub struct Task {
     /// The history, oldest first (in `GET /api/v1/tasks/{id}` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<TaskEvent>>,
+    /// A group task's children, in submission order (in `GET /api/v1/tasks/{id}` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children: Option<Vec<ChildTask>>,
+}
+
+/// A child of a group task, as its parent's view lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ChildTask {
+    pub task_id: String,
+    pub name: String,
+    /// Its name in the group: the workflow step, or the node of a fan-out child.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    pub status: TaskStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_node: Option<String>,
+    /// The tasks it waits for, by id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
+}
+
+impl ChildTask {
+    pub fn of(t: &Task) -> ChildTask {
+        ChildTask {
+            task_id: t.task_id.clone(),
+            name: t.spec.name.clone(),
+            step: t.spec.links.step.clone(),
+            status: t.state.status,
+            assigned_node: t.state.assigned_node.clone(),
+            depends_on: t.spec.links.depends_on.clone(),
+        }
+    }
 }
 
 /// One step of a task's history.
@@ -495,7 +633,7 @@ pub struct Task {
 pub struct TaskEvent {
     pub at: Timestamp,
     /// submitted, scheduled, running, completed, failed, timeout, cancel_requested,
-    /// cancelled. A failed or timed-out attempt that will be retried is a `failed` or
+    /// cancelled, released, child_ended. A failed or timed-out attempt that will be retried is a `failed` or
     /// `timeout` event whose status is `pending`.
     pub event: String,
     /// The task's status after the event.

@@ -17,7 +17,7 @@ use std::process::Stdio;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::support::{Cluster, Settings, exec_skill, tool};
+use crate::support::{Cluster, Settings, Skill, exec_skill, tool};
 
 /// chromium and playwright-core, or None (skipped outside CI; a failure under CI=true).
 pub fn browser() -> Option<(PathBuf, PathBuf)> {
@@ -186,6 +186,34 @@ async fn the_dashboard_shows_skill_drift() {
     walk.finish().await;
     let view = cluster.get("/api/v1/skills").await;
     assert_eq!(Some(&view["skills"][0]["digests"]), shown.as_ref(), "{view}");
+}
+
+/// A workflow's dialog lists its steps, their states and what each needs, and follows them
+/// live: `fetch` running and `summarize` pending, then both completed without a reload.
+#[tokio::test]
+async fn the_dashboard_shows_a_workflows_steps_and_their_states() {
+    let Some((chromium, playwright)) = browser() else { return };
+    let cluster = Cluster::start().await;
+    let gate = cluster.path().join("go");
+    let fetch =
+        Skill::exec("fetch", &format!("while [ ! -f '{}' ]; do sleep 0.05; done\necho '{{}}'\n", gate.display()));
+    let _w1 = cluster.exec_worker("w1", &[fetch, Skill::exec("summarize", "cat\n")], &[]).await;
+    let body = json!({"name": "morning", "steps": {
+        "fetch": {"skill": "fetch"},
+        "summarize": {"skill": "summarize", "needs": ["fetch"]},
+    }});
+    let (status, wf) = cluster.api("POST", "/api/v1/workflows", Some(body)).await;
+    assert_eq!(status, 201, "{wf}");
+    let id = wf["task_id"].as_str().unwrap();
+    let mut walk = Walk::start(driver(&chromium, &playwright, &["workflow", &cluster.url(), &cluster.admin(), id]));
+    while let Some(line) = walk.next().await {
+        if line == "STEP running" {
+            std::fs::write(&gate, "").unwrap();
+            walk.go().await;
+        }
+    }
+    walk.finish().await;
+    assert_eq!(cluster.get(&format!("/api/v1/tasks/{id}")).await["status"], "completed");
 }
 
 /// Pictures of the main pages for docs/guide.md (only with OPENCLAW_SCREENSHOTS=1): a cluster

@@ -34,3 +34,4 @@ mod skills;
 mod store;
 mod tasks;
 mod worker;
+mod workflows;

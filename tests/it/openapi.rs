@@ -231,6 +231,9 @@ async fn every_route_answers_as_the_document_says() {
     p.send("POST", &format!("/api/v1/tasks/{pending}/cancel"), Some(tasks), None).await;
     p.send("POST", &format!("/api/v1/tasks/{done}/retry"), Some(admin), None).await;
     p.send("POST", "/api/v1/tasks/nope/retry", Some(admin), None).await;
+    let workflow = json!({"name": "w", "steps": {"a": {"skill": "echo"}, "b": {"skill": "echo", "needs": ["a"]}}});
+    p.send("POST", "/api/v1/workflows", Some(tasks), Some(workflow)).await;
+    p.send("POST", "/api/v1/workflows", Some(tasks), Some(json!({"name": "w", "steps": {}}))).await;
     p.send("GET", "/api/v1/backup", Some(admin), None).await;
     p.send("GET", "/api/v1/backup", Some(tasks), None).await;
     // Secrets: set (and a bad name, a bad body), list, rotate, remove (and an unknown one).

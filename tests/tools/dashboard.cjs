@@ -20,6 +20,11 @@
 //       `STEP drift` and waits (the test changes w2's copy), then waits until the row and the
 //       card's note say drift without a reload, and prints `STEP digests <JSON list>` with the
 //       versions the row shows, then `OK`.
+//   node dashboard.cjs workflow URL ADMIN_TOKEN WORKFLOW_TASK_ID
+//       Opens the workflow task (fetch, then summarize, which needs it): its dialog lists
+//       the steps with their states and needs; prints `STEP running` once fetch shows
+//       running and summarize pending, and waits (the test lets fetch finish); then waits,
+//       without a reload, until both steps and the workflow show completed. Prints `OK`.
 //   node dashboard.cjs attack URL
 //       Against a coordinator with auth off: pages of other origins (another port, another
 //       host name, a DNS-rebinding page naming the coordinator's port) try to create a task
@@ -500,11 +505,37 @@ async function skills(url, admin) {
   }
 }
 
+async function workflow(url, admin, id) {
+  const browser = await launch();
+  const problems = [];
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    watch(page, problems);
+    await page.goto(url);
+    await login(page, admin);
+    await page.click(`#tasks tr[data-task="${id}"]`, { timeout: WAIT });
+    await page.waitForSelector("#task-dialog[open] table.steps", { timeout: WAIT });
+    const steps = '#task-dialog table.steps tr[data-step=';
+    await page.waitForSelector(`${steps}"fetch"] .pill.s-running`, { timeout: WAIT });
+    await page.waitForSelector(`${steps}"summarize"] .pill.s-pending`, { timeout: WAIT });
+    expect((await page.textContent(`${steps}"summarize"] td.needs`)).trim() === "fetch", "summarize shows it needs fetch");
+    console.log("STEP running");
+    await stdin.next();
+    await page.waitForSelector(`${steps}"fetch"] .pill.s-completed`, { timeout: WAIT });
+    await page.waitForSelector(`${steps}"summarize"] .pill.s-completed`, { timeout: WAIT });
+    await page.waitForSelector("#task-dialog dl.fields .pill.s-completed", { timeout: WAIT });
+    expect(problems.length === 0, `no page errors: ${problems.join("; ")}`);
+    console.log("OK");
+  } finally {
+    await browser.close();
+  }
+}
+
 const [mode, ...args] = process.argv.slice(2);
 const run = { test: () => walk(...args), screenshots: () => screenshots(...args), lifetime: () => lifetime(...args),
-  skills: () => skills(...args), attack: () => attack(...args), paint: () => paint(args[0], Number(args[1] || 20), args[2]) }[mode];
+  skills: () => skills(...args), workflow: () => workflow(...args), attack: () => attack(...args), paint: () => paint(args[0], Number(args[1] || 20), args[2]) }[mode];
 if (!run) {
-  console.error("usage: dashboard.cjs test|screenshots|lifetime|skills|attack|paint URL ...");
+  console.error("usage: dashboard.cjs test|screenshots|lifetime|skills|workflow|attack|paint URL ...");
   process.exit(2);
 }
 run().then(() => process.exit(0), (e) => {

@@ -21,6 +21,7 @@
 //!   is read inside, so tests drive it with simulated time. The one source of chance (the
 //!   `random` placement strategy) is the core's own generator, which tests seed.
 
+pub mod links;
 pub mod nodes;
 pub mod output;
 pub mod registry;
@@ -231,6 +232,8 @@ pub struct Core {
     /// The skill names with drift as of the last skills change (a `skill_drift` event is
     /// recorded when a name joins).
     drifted: std::collections::BTreeSet<String>,
+    /// During a dependent submission: the statuses of the ended tasks it depends on.
+    ended_parents: links::Known,
 }
 
 impl Core {
@@ -249,6 +252,7 @@ impl Core {
             output: Vec::new(),
             rng: StdRng::from_rng(&mut rand::rng()),
             drifted: Default::default(),
+            ended_parents: Default::default(),
         }
     }
 
@@ -270,6 +274,7 @@ impl Core {
         for task in snapshot.tasks {
             core.restore_task(task, now);
         }
+        core.relink(now);
         for schedule in snapshot.schedules {
             core.restore_schedule(schedule);
         }

@@ -125,6 +125,9 @@ impl Core {
         if state.status != TaskStatus::Pending {
             return None;
         }
+        if let Some(why) = self.waiting_reason(&state.waiting_for) {
+            return Some(why);
+        }
         if let Some(due) = state.next_attempt_at.map(|t| t.0).filter(|d| *d > now_ms) {
             let wait = util::short_duration(Duration::from_millis((due - now_ms) as u64));
             let last = state.error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();

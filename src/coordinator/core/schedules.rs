@@ -252,9 +252,25 @@ pub fn check(req: NewSchedule, settings: &super::Settings) -> Result<ScheduleSpe
             format!("`{o}` is not one of {}; leave it out", crate::model::CLAIMABLE_ORIGINS.join(", ")),
         ));
     }
-    // Checked as sent (a malformed key is refused), kept without what does not apply.
-    super::validate::task_spec(req.task.clone(), "schedule", settings)
-        .map_err(|e| Error::new(e.code, format!("task.{}", e.message)))?;
+    match (&req.workflow, crate::model::is_no_task(&req.task)) {
+        (Some(_), false) => {
+            return Err(Error::invalid("task", "a schedule submits a task or a workflow: give one of the two"));
+        }
+        (Some(wf), true) => {
+            let problems: Vec<String> = wf.check().iter().map(|p| format!("workflow.{p}")).collect();
+            if !problems.is_empty() {
+                return Err(Error::new(crate::model::ErrorCode::BadRequest, problems.join("; ")));
+            }
+        }
+        (None, true) => {
+            return Err(Error::invalid("task", "give the task each firing submits (or a workflow)"));
+        }
+        // Checked as sent (a malformed key is refused), kept without what does not apply.
+        (None, false) => {
+            super::validate::task_spec(req.task.clone(), "schedule", settings)
+                .map_err(|e| Error::new(e.code, format!("task.{}", e.message)))?;
+        }
+    }
     let task = SubmitTask { idempotency_key: None, origin: None, reject_unplaceable: false, ..req.task };
     Ok(ScheduleSpec {
         name,
@@ -268,6 +284,7 @@ pub fn check(req: NewSchedule, settings: &super::Settings) -> Result<ScheduleSpe
         overlap: req.overlap.unwrap_or_default(),
         delete_after_run: req.delete_after_run.unwrap_or(false),
         task,
+        workflow: req.workflow,
     })
 }
 
@@ -297,7 +314,15 @@ fn edited(spec: &ScheduleSpec, edit: ScheduleEdit, paused: bool) -> NewSchedule 
         overlap: Some(edit.overlap.unwrap_or(spec.overlap)),
         delete_after_run: Some(edit.delete_after_run.unwrap_or(spec.delete_after_run)),
         paused,
-        task: edit.task.unwrap_or_else(|| spec.task.clone()),
+        // A new payload replaces the old one, whichever kind each is.
+        task: match (&edit.task, &edit.workflow) {
+            (None, None) => spec.task.clone(),
+            _ => edit.task.clone().unwrap_or_default(),
+        },
+        workflow: match (&edit.task, edit.workflow) {
+            (None, None) => spec.workflow.clone(),
+            (_, w) => w,
+        },
     }
 }
 
@@ -735,6 +760,21 @@ impl Core {
         let origin =
             ScheduleOrigin { schedule_id: id.to_string(), name: e.rec.spec.name.clone(), due_at: due.map(Timestamp) };
         let fire_at = due.map(|d| d + e.offset);
+        if let Some(wf) = e.rec.spec.workflow.clone() {
+            return match self.workflow_from(wf, "schedule", Some(origin), now) {
+                Err(err) => {
+                    let message = format!("its workflow was refused: {}", err.message);
+                    self.record_run(id, due, RunOutcome::Failed, None, Some(message), now)
+                }
+                Ok(task_id) => {
+                    if let Some(at) = fire_at {
+                        self.metrics.schedule_lateness.observe((now.ms - at).max(0) as f64 / 1000.0);
+                    }
+                    self.schedules.update(id, |e| e.rec.running = Some(task_id.clone()));
+                    self.record_run(id, due, RunOutcome::Fired, Some(task_id), note, now)
+                }
+            };
+        }
         let spec = super::validate::task_spec(e.rec.spec.task.clone(), "schedule", &self.settings);
         match spec {
             Err(err) => {

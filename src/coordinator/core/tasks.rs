@@ -21,8 +21,8 @@ use tokio::sync::watch;
 use super::queue::{Group, PendingQueue, QueueKey};
 use super::{Core, Error, Now, Timer};
 use crate::model::{
-    ErrorCode, Outcome, Priority, ReportResponse, ResultReport, Target, TaskRef, TaskSpec, TaskState, TaskStatus,
-    TaskTransition, Timestamp,
+    ErrorCode, Outcome, Priority, ReportResponse, ResultReport, Target, TaskLinks, TaskRef, TaskSpec, TaskState,
+    TaskStatus, TaskTransition, Timestamp,
 };
 use crate::util;
 
@@ -53,6 +53,8 @@ pub struct ActiveTask {
     pub max_retries: u32,
     /// The cluster secrets it uses, by name (usually none).
     pub secrets: Vec<String>,
+    /// Its dependencies and group (boxed: most tasks have none).
+    pub links: Option<Box<TaskLinks>>,
     pub state: TaskState,
 }
 
@@ -70,6 +72,7 @@ impl ActiveTask {
             timeout_ms: (new.spec.timeout * 1000.0).round() as i64,
             max_retries: new.spec.max_retries,
             secrets: new.spec.secrets.clone(),
+            links: (!new.spec.links.is_empty()).then(|| Box::new(new.spec.links.clone())),
             state: TaskState::default(),
         }
     }
@@ -110,6 +113,8 @@ pub struct Tasks {
     dirty: BTreeSet<String>,
     /// Final states (and skills) of tasks that ended since the last batch.
     ended: HashMap<String, (TaskState, String)>,
+    /// The active tasks that wait for a task, by its id (see `links`).
+    dependents: HashMap<String, Vec<String>>,
 }
 
 impl Tasks {
@@ -158,6 +163,21 @@ impl Tasks {
     /// The output accounting of an active task (`None` outside: not active).
     pub(super) fn output_ring(&mut self, task_id: &str) -> Option<&mut Option<Box<super::output::OutputRing>>> {
         self.active.get_mut(task_id).map(|e| &mut e.output)
+    }
+
+    /// Every active task.
+    pub(super) fn all(&self) -> impl Iterator<Item = &ActiveTask> {
+        self.active.values().map(|e| &e.row)
+    }
+
+    /// Notes that `waiter` waits for `task_id` to end.
+    pub(super) fn add_waiter(&mut self, task_id: &str, waiter: &str) {
+        self.dependents.entry(task_id.to_string()).or_default().push(waiter.to_string());
+    }
+
+    /// The tasks that waited for `task_id` (which ended), once.
+    pub(super) fn take_waiters(&mut self, task_id: &str) -> Vec<String> {
+        self.dependents.remove(task_id).unwrap_or_default()
     }
 
     pub(super) fn add(&mut self, new: NewTask) {
@@ -270,6 +290,8 @@ pub struct Handout {
     pub timeout: f64,
     pub priority: Priority,
     pub secrets: Vec<String>,
+    /// The tasks it depends on and its group, when it has either.
+    pub links: Option<TaskLinks>,
 }
 
 /// What a report found in memory.
@@ -295,22 +317,57 @@ pub enum Cancel {
 impl Core {
     /// Accepts a task (checked by [`super::validate::task_spec`]) and places it if a node can take it now.
     /// Returns its id.
+    /// A fan-out (`target.each_node`) submits its group and one task per node; the group's
+    /// id is returned. Tasks it depends on must be active (see
+    /// [`Core::submit_dependent`] for the checked door).
     pub fn submit(&mut self, spec: TaskSpec, now: Now) -> String {
-        let task_id = util::new_task_id();
+        let task_id = if spec.target.as_ref().is_some_and(|t| t.each_node) {
+            self.fan_out(spec, now)
+        } else {
+            self.submit_as(util::new_task_id(), spec, now)
+        };
+        self.schedule(now);
+        task_id
+    }
+
+    /// Adds one task with this id, queued unless it waits for others. The caller runs the
+    /// scheduler.
+    pub(super) fn submit_as(&mut self, task_id: String, spec: TaskSpec, now: Now) -> String {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let note = spec.retry_of.as_ref().map(|old| format!("a retry of {old}"));
+        let waits: Vec<&String> = spec.links.depends_on.iter().filter(|p| self.tasks.get(p).is_some()).collect();
+        let note = match (&spec.retry_of, waits.is_empty()) {
+            (Some(old), _) => Some(format!("a retry of {old}")),
+            (None, false) => {
+                Some(format!("waiting for {}", waits.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")))
+            }
+            (None, true) => None,
+        };
+        let links = spec.clone();
         self.tasks.add(NewTask { task_id: task_id.clone(), seq, spec, submitted_at: now.ms });
         self.task_event(&task_id, TaskTransition::Submitted, None, note, now);
-        self.tasks.enqueue(&task_id);
+        match self.link_new(&task_id, &links) {
+            super::links::Linked::Queue => self.tasks.enqueue(&task_id),
+            super::links::Linked::Wait => {}
+            super::links::Linked::Cancel(why) => self.finish(&task_id, Outcome::Cancelled, None, Some(why), None, now),
+        }
         self.metrics.tasks_submitted.inc();
-        self.schedule(now);
         task_id
     }
 
     /// Puts a task recovered from the store back in memory (at coordinator start).
     pub fn restore_task(&mut self, mut row: ActiveTask, now: Now) {
         let id = row.task_id.to_string();
+        if row.links.as_ref().is_some_and(|l| l.group.is_some()) {
+            // A group never runs: it waits for its children (see `relink`).
+            self.tasks.insert(row);
+            return;
+        }
+        if !row.state.waiting_for.is_empty() {
+            row.state.status = TaskStatus::Pending;
+            self.tasks.insert(row);
+            return;
+        }
         match row.state.status {
             TaskStatus::Scheduled | TaskStatus::Running => {
                 let node = row.state.assigned_node.clone().unwrap_or_default();
@@ -343,6 +400,11 @@ impl Core {
     /// Cancels an active task.
     pub fn cancel(&mut self, task_id: &str, now: Now) -> Cancel {
         let Some(task) = self.tasks.get(task_id) else { return Cancel::NotActive };
+        if task.links.as_ref().is_some_and(|l| l.group.is_some()) {
+            let outcome = self.cancel_group(task_id, now);
+            self.schedule(now);
+            return outcome;
+        }
         let outcome = match task.state.status {
             TaskStatus::Running => {
                 let node = task.state.assigned_node.clone().unwrap_or_default();
@@ -384,7 +446,7 @@ impl Core {
 
     /// Ends a task for good, the way `end` says. Like [`Core::attempt_failed`], it does not
     /// run the scheduler: the caller does, once, after all its changes.
-    fn finish(
+    pub(super) fn finish(
         &mut self,
         task_id: &str,
         end: Outcome,
@@ -403,7 +465,7 @@ impl Core {
         }
         state.completed_at = Some(Timestamp(now.ms));
         state.next_attempt_at = None;
-        self.tasks.end(task_id);
+        let row = self.tasks.end(task_id);
         if let Some(n) = &node {
             self.registry.unassign(n, task_id);
             if let Some(d) = duration {
@@ -412,6 +474,8 @@ impl Core {
         }
         self.task_event(task_id, end.into(), node.as_deref(), error, now);
         self.schedule_task_ended(task_id, status, now);
+        let step = row.and_then(|r| r.links).and_then(|l| l.step);
+        self.task_ended_links(task_id, step.as_deref(), now);
         self.metrics
             .tasks_ended
             .get_or_create(&super::super::metrics::StatusLabel { status: status.as_str().into() })
@@ -677,6 +741,7 @@ impl Core {
                 timeout: t.timeout_ms as f64 / 1000.0,
                 priority: t.priority,
                 secrets: t.secrets.clone(),
+                links: t.links.as_deref().cloned(),
             })
             .collect();
         (handouts, self.cancels_for(node, held))

@@ -19,8 +19,8 @@ use crate::config::Strategy as Placement;
 use crate::coordinator::metrics::Metrics;
 use crate::coordinator::store::{Store, Write, WriteSession};
 use crate::model::{
-    ErrorCode, HeartbeatRequest, NodeCounters, NodeSpec, Outcome, Priority, RegisterRequest, ResultReport,
-    SkillContent, SubmitTask, Target, TaskRef, TaskState, TaskStatus,
+    ErrorCode, HeartbeatRequest, NodeCounters, NodeSpec, OnParentFailure, Outcome, Priority, RegisterRequest,
+    ResultReport, SkillContent, SubmitTask, Target, TaskRef, TaskState, TaskStatus,
 };
 
 fn settings() -> Settings {
@@ -238,7 +238,19 @@ fn check_invariants(sim: &Sim) {
     for (task, queued) in core.tasks.inspect() {
         let s = &task.state;
         let on: Vec<&str> = holders.get(&*task.task_id).cloned().unwrap_or_default();
+        let group = task.links.as_ref().is_some_and(|l| l.group.is_some());
+        for w in &s.waiting_for {
+            assert!(core.tasks.get(w).is_some(), "task {} waits for {w}, which is not active", task.task_id);
+        }
         match s.status {
+            _ if group => {
+                assert_eq!(s.status, TaskStatus::Running, "group {} is not running", task.task_id);
+                assert!(on.is_empty() && !queued, "group {} was placed", task.task_id);
+                assert!(!s.waiting_for.is_empty(), "group {} waits for no child but has not ended", task.task_id);
+            }
+            TaskStatus::Pending if !s.waiting_for.is_empty() => {
+                assert!(!queued && on.is_empty(), "task {} is placed while it waits", task.task_id);
+            }
             TaskStatus::Pending => {
                 assert!(on.is_empty(), "pending task {} is assigned to {on:?}", task.task_id);
                 assert!(s.assigned_node.is_none(), "pending task {} names a node", task.task_id);
@@ -1365,4 +1377,224 @@ mod schedules {
         sim.reload();
         assert_eq!(sim.core.schedule_view(&id).unwrap_err().code, ErrorCode::UnknownSchedule);
     }
+}
+
+// Linked tasks (issue 20): dependencies, fan-out groups.
+
+impl Sim {
+    /// Submits a task that depends on others, through the checked door (`known`: what the
+    /// store says of the ones not active).
+    fn submit_after(&mut self, skills: &[&str], parents: &[&str], policy: OnParentFailure) -> Result<String, Error> {
+        let req = SubmitTask {
+            name: "child".into(),
+            required_skills: skills.iter().map(|s| s.to_string()).collect(),
+            depends_on: parents.iter().map(|s| s.to_string()).collect(),
+            on_parent_failure: Some(policy),
+            ..Default::default()
+        };
+        let spec = task_spec(req, "test", self.core.settings())?;
+        let mut known = super::links::Known::new();
+        for p in parents {
+            if let Some(t) = self.store.task(p, false).unwrap() {
+                known.insert(p.to_string(), t.state.status);
+            }
+        }
+        let r = self.core.submit_dependent(spec, &known, self.now);
+        self.commit();
+        r
+    }
+
+    fn run_to_end(&mut self, node: &str, id: &str, outcome: Outcome) {
+        self.start(node, id).unwrap();
+        self.report(node, id, outcome, None).unwrap();
+    }
+}
+
+#[test]
+fn a_dependent_waits_names_its_parent_and_runs_after_it_with_the_release_recorded() {
+    let mut sim = Sim::new();
+    sim.register("w1", &["x"], 4).unwrap();
+    let parent = sim.submit(&["x"]);
+    let child = sim.submit_after(&["x"], &[&parent], OnParentFailure::Cancel).unwrap();
+    check_invariants(&sim);
+    assert_eq!(sim.state(&child).status, TaskStatus::Pending);
+    assert_eq!(sim.state(&child).waiting_for, vec![parent.clone()]);
+    let reason = sim.core.live(&child, sim.now.ms).unwrap().1.unwrap();
+    assert_eq!(reason, format!("waiting for task {parent} (scheduled on w1)"));
+    sim.start("w1", &parent).unwrap();
+    let reason = sim.core.live(&child, sim.now.ms).unwrap().1.unwrap();
+    assert!(reason.contains("(running on w1)"), "{reason}");
+    sim.report("w1", &parent, Outcome::Completed, None).unwrap();
+    check_invariants(&sim);
+    assert_eq!(sim.state(&child).status, TaskStatus::Scheduled, "released and placed");
+    assert!(sim.state(&child).waiting_for.is_empty());
+    assert_eq!(sim.events(&child), vec!["submitted", "released", "scheduled"]);
+}
+
+#[test]
+fn unknown_parents_are_refused_naming_them_and_nothing_changes() {
+    let mut sim = Sim::new();
+    let parent = sim.submit(&["x"]);
+    let before = sim.core.tasks.len();
+    let e = sim.submit_after(&["x"], &[&parent, "task_nope", "task_gone"], OnParentFailure::Cancel).unwrap_err();
+    assert_eq!(e.code, ErrorCode::UnknownTask);
+    assert!(e.message.contains("no task task_nope, task_gone"), "{}", e.message);
+    assert!(!e.message.contains(&parent), "{}", e.message);
+    assert_eq!(sim.core.tasks.len(), before);
+    assert!(sim.core.take_batch().is_none(), "a refused submission wrote something");
+}
+
+#[test]
+fn a_failed_parent_cancels_its_child_under_cancel_and_releases_it_under_run() {
+    let mut sim = Sim::new();
+    sim.register("w1", &["x"], 4).unwrap();
+    let parent = sim.submit_with(SubmitTask {
+        name: "p".into(),
+        required_skills: vec!["x".into()],
+        max_retries: Some(0),
+        ..Default::default()
+    });
+    let cancelled = sim.submit_after(&["x"], &[&parent], OnParentFailure::Cancel).unwrap();
+    let runs = sim.submit_after(&["x"], &[&parent], OnParentFailure::Run).unwrap();
+    // A grandchild under cancel: the cancellation cascades, naming its own parent.
+    let grandchild = sim.submit_after(&["x"], &[&cancelled], OnParentFailure::Cancel).unwrap();
+    sim.run_to_end("w1", &parent, Outcome::Failed);
+    check_invariants(&sim);
+    let c = sim.state(&cancelled);
+    assert_eq!(c.status, TaskStatus::Cancelled);
+    let why = c.error.unwrap();
+    assert!(
+        why.contains(&parent) && why.contains("ended failed") && why.contains("on_parent_failure is cancel"),
+        "{why}"
+    );
+    let g = sim.state(&grandchild);
+    assert_eq!(g.status, TaskStatus::Cancelled);
+    assert!(g.error.unwrap().contains(&format!("task {cancelled} ended cancelled")));
+    assert_eq!(sim.state(&runs).status, TaskStatus::Scheduled, "`run` runs anyway");
+    // A parent that had already failed: the new child is cancelled at once (and stored).
+    let late = sim.submit_after(&["x"], &[&parent], OnParentFailure::Cancel).unwrap();
+    assert_eq!(sim.state(&late).status, TaskStatus::Cancelled);
+    let late_run = sim.submit_after(&["x"], &[&parent], OnParentFailure::Run).unwrap();
+    assert_eq!(sim.state(&late_run).status, TaskStatus::Scheduled);
+    check_invariants(&sim);
+}
+
+#[test]
+fn cycles_among_new_tasks_are_found_and_named() {
+    let needs = |pairs: &[(&str, &[&str])]| -> BTreeMap<String, Vec<String>> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.iter().map(|s| s.to_string()).collect())).collect()
+    };
+    assert_eq!(super::links::cycle(&needs(&[("a", &[]), ("b", &["a"]), ("c", &["a", "b"])])), None);
+    assert_eq!(
+        super::links::cycle(&needs(&[("a", &["c"]), ("b", &["a"]), ("c", &["b"])])),
+        Some(vec!["a".into(), "c".into(), "b".into(), "a".into()])
+    );
+    assert_eq!(super::links::cycle(&needs(&[("a", &["a"])])), Some(vec!["a".into(), "a".into()]));
+    // An unknown name is not followed (it is refused on its own).
+    assert_eq!(super::links::cycle(&needs(&[("a", &["zz"])])), None);
+}
+
+#[test]
+fn fan_out_statuses_combine_into_completed_partly_failed_failed_and_cancelled() {
+    use super::links::combined;
+    use TaskStatus::*;
+    assert_eq!(combined(&[Completed, Completed], false), (Outcome::Completed, "completed"));
+    assert_eq!(combined(&[Completed, Failed, Timeout], false), (Outcome::Failed, "partly_failed"));
+    assert_eq!(combined(&[Failed, Timeout], false), (Outcome::Failed, "failed"));
+    assert_eq!(combined(&[Completed, Cancelled], false), (Outcome::Failed, "partly_failed"));
+    assert_eq!(combined(&[Cancelled, Cancelled], false), (Outcome::Cancelled, "cancelled"));
+    assert_eq!(combined(&[Completed], true), (Outcome::Cancelled, "cancelled"));
+}
+
+#[test]
+fn each_node_makes_one_child_per_online_matching_node_and_combines_their_results() {
+    let mut sim = Sim::new();
+    sim.register("w1", &["x"], 1).unwrap();
+    sim.register("w2", &["x"], 1).unwrap();
+    sim.register("w3", &["x"], 1).unwrap();
+    sim.register("w4", &["y"], 1).unwrap();
+    sim.register("w5", &["x"], 1).unwrap();
+    sim.now = sim.now.after(Duration::from_secs(60));
+    // w5 went silent: only online nodes count. w1-w3 heartbeat.
+    for n in ["w1", "w2", "w3"] {
+        sim.heartbeat(n, None).unwrap();
+    }
+    sim.core.check_liveness(sim.now);
+    sim.commit();
+    let group = sim.submit_with(SubmitTask {
+        name: "disk".into(),
+        required_skills: vec!["x".into()],
+        target: Some(Target { each_node: true, ..Default::default() }),
+        max_retries: Some(0),
+        ..Default::default()
+    });
+    check_invariants(&sim);
+    let g = sim.state(&group);
+    assert_eq!(g.status, TaskStatus::Running);
+    assert_eq!(g.waiting_for.len(), 3, "{g:?}");
+    let children: Vec<(String, String)> = g
+        .waiting_for
+        .iter()
+        .map(|c| (sim.core.tasks.get(c).unwrap().state.assigned_node.clone().unwrap(), c.clone()))
+        .collect();
+    let nodes: Vec<&str> = children.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(nodes, vec!["w1", "w2", "w3"]);
+    sim.run_to_end("w1", &children[0].1, Outcome::Completed);
+    sim.run_to_end("w2", &children[1].1, Outcome::Failed);
+    assert_eq!(sim.state(&group).status, TaskStatus::Running, "one child is left");
+    // A restart in the middle: the group still waits for exactly the child left.
+    sim.reload();
+    sim.heartbeat("w3", Some(vec![TaskRef { task_id: children[2].1.clone(), attempt: 1 }])).unwrap();
+    check_invariants(&sim);
+    assert_eq!(sim.state(&group).waiting_for, vec![children[2].1.clone()]);
+    sim.run_to_end("w3", &children[2].1, Outcome::Completed);
+    check_invariants(&sim);
+    let g = sim.state(&group);
+    assert_eq!(g.status, TaskStatus::Failed);
+    let result = g.result.unwrap();
+    assert_eq!(result["outcome"], "partly_failed");
+    assert_eq!(result["nodes"]["w1"]["status"], "completed");
+    assert_eq!(result["nodes"]["w1"]["result"], json!({"by": "w1"}));
+    assert_eq!(result["nodes"]["w2"]["status"], "failed");
+    assert!(g.error.unwrap().starts_with("partly failed: 1 of 3 did not complete (w2 failed)"));
+    let stored = sim.store.task(&group, true).unwrap().unwrap();
+    assert_eq!(stored.children.unwrap().len(), 3);
+}
+
+#[test]
+fn a_dependent_survives_a_restart_and_runs_after_its_parent() {
+    let mut sim = Sim::new();
+    sim.register("w1", &["x"], 4).unwrap();
+    let parent = sim.submit(&["x"]);
+    let child = sim.submit_after(&["x"], &[&parent], OnParentFailure::Cancel).unwrap();
+    sim.start("w1", &parent).unwrap();
+    sim.reload();
+    check_invariants(&sim);
+    assert_eq!(sim.state(&child).waiting_for, vec![parent.clone()]);
+    sim.heartbeat("w1", Some(vec![TaskRef { task_id: parent.clone(), attempt: 1 }])).unwrap();
+    sim.report("w1", &parent, Outcome::Completed, None).unwrap();
+    assert_eq!(sim.state(&child).status, TaskStatus::Scheduled);
+    check_invariants(&sim);
+}
+
+#[test]
+fn cancelling_a_group_cancels_its_children_and_ends_cancelled() {
+    let mut sim = Sim::new();
+    sim.register("w1", &["x"], 1).unwrap();
+    sim.register("w2", &["x"], 1).unwrap();
+    let group = sim.submit_with(SubmitTask {
+        name: "g".into(),
+        required_skills: vec!["x".into()],
+        target: Some(Target { each_node: true, ..Default::default() }),
+        ..Default::default()
+    });
+    let kids = sim.state(&group).waiting_for;
+    sim.start("w1", &kids[0]).unwrap();
+    assert_eq!(sim.cancel(&group), Cancel::Requested, "a child is running");
+    assert_eq!(sim.state(&kids[1]).status, TaskStatus::Cancelled);
+    sim.report("w1", &kids[0], Outcome::Cancelled, None).unwrap();
+    let g = sim.state(&group);
+    assert_eq!(g.status, TaskStatus::Cancelled);
+    assert_eq!(g.result.unwrap()["outcome"], "cancelled");
+    check_invariants(&sim);
 }

@@ -13,9 +13,10 @@ use serde_json::Value;
 use super::Error;
 use crate::model::limits::{Name, SKILL_NAME};
 use crate::model::{
-    ADDRESS, CLIENT_KEY, DESCRIPTION, HOSTNAME, LABEL, MAX_NODE_CONCURRENCY, MAX_RETRIES, MAX_TASK_TIMEOUT,
-    NODE_CONCURRENCY, NodeSpec, PERCENT, Priority, RegisterRequest, SKILL_REASON, SkillContent, SubmitTask, TASK_NAME,
-    TASK_TIMEOUT_SECS, Target, TaskSpec, TaskType, split_pin, validate_digest, validate_node_id,
+    ADDRESS, CLIENT_KEY, DESCRIPTION, HOSTNAME, LABEL, MAX_DEPENDENCIES, MAX_NODE_CONCURRENCY, MAX_RETRIES,
+    MAX_TASK_TIMEOUT, NODE_CONCURRENCY, NodeSpec, PERCENT, Priority, RegisterRequest, SKILL_REASON, SkillContent,
+    SubmitTask, TASK_NAME, TASK_TIMEOUT_SECS, Target, TaskLinks, TaskSpec, TaskType, split_pin, validate_digest,
+    validate_node_id,
 };
 
 /// Trims, drops duplicates (keeping order) and checks a list of names.
@@ -155,6 +156,11 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
     let idempotency_key =
         req.idempotency_key.as_deref().map(|k| check_name("idempotency_key", k, CLIENT_KEY)).transpose()?;
     let (required_skills, target) = pin_skills(clean_names("required_skills", &req.required_skills)?, req.target)?;
+    let links = TaskLinks {
+        depends_on: task_ids("depends_on", &req.depends_on)?,
+        on_parent_failure: req.on_parent_failure.unwrap_or_default(),
+        ..Default::default()
+    };
     Ok(TaskSpec {
         name,
         description: req.description,
@@ -174,7 +180,24 @@ pub fn task_spec(req: SubmitTask, origin: &str, settings: &super::Settings) -> R
         retry_of: None,
         secrets: secret_names(&req.secrets)?,
         schedule: None,
+        links,
     })
+}
+
+/// Task ids (`depends_on`): trimmed, without duplicates (keeping order), at most
+/// [`MAX_DEPENDENCIES`]; whether they exist is the transition's to say.
+pub fn task_ids(field: &str, ids: &[String]) -> Result<Vec<String>, Error> {
+    if ids.len() > MAX_DEPENDENCIES {
+        return Err(Error::invalid(field, format!("at most {MAX_DEPENDENCIES} tasks, got {}", ids.len())));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        let id = check_name(&format!("{field}[{i}]"), id, CLIENT_KEY)?;
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 /// A task's secret names, checked (the names only: whether they exist is the catalogue's
@@ -238,7 +261,14 @@ pub fn check_target(t: Target) -> Result<Target, Error> {
         digests.insert(skill, pin.clone());
     }
     let node = t.node.as_deref().map(|n| validate_node_id(n.trim()).map(|_| n.trim().to_string()));
+    if t.each_node && t.node.is_some() {
+        return Err(Error::invalid(
+            "target.each_node",
+            "fans out to every matching node, and target.node names one: drop one of the two",
+        ));
+    }
     Ok(Target {
+        each_node: t.each_node,
         node: node.transpose().map_err(|e| Error::invalid("target.node", e))?,
         platform: t
             .platform

@@ -412,8 +412,13 @@ async function showTask(id) {
       field("submitted", `${t.submitted_at} (${ago(t.submitted_at)}, from ${t.origin})`),
       field("started", t.started_at),
       field("ended", t.completed_at),
-      field("timeout", `${t.timeout} s per attempt`)),
+      field("timeout", `${t.timeout} s per attempt`),
+      field("part of", t.parent ? taskLink(t.parent, t.step ? `${t.parent} (as ${t.step})` : t.parent) : ""),
+      field("depends on", (t.depends_on || []).length ? [...t.depends_on.map((d) => taskLink(d, d)), ` (on parent failure: ${t.on_parent_failure || "cancel"})`] : ""),
+      field("schedule", t.schedule ? `${t.schedule.name} (${t.schedule.due_at || "run now"})` : "")),
   ];
+  state.openChildren = new Set((t.children || []).map((c) => c.task_id));
+  if (t.children) body.push(...linkedTable(t));
   if (!ended) body.push(el("p", {}, el("button", { type: "button", class: "quiet", onclick: () => cancelTask(t.task_id) }, t.cancel_requested ? "Cancel requested…" : "Cancel this task")));
   if (t.error) body.push(el("h3", {}, "Error"), el("pre", { class: "box error" }, t.error));
   if (t.result !== null && t.result !== undefined) {
@@ -424,6 +429,29 @@ async function showTask(id) {
     el("li", {}, el("time", { title: e.at }, clock(e.at)), " ", el("b", {}, e.event), e.node_id ? ` on ${e.node_id}` : "", e.attempt ? ` (attempt ${e.attempt})` : "", e.message ? ` — ${e.message}` : ""))));
   $("task-body").replaceChildren(...body);
   showOutput(t);
+}
+
+// A link that opens another task in the dialog.
+function taskLink(id, text) {
+  return el("a", { href: "#", class: "id", onclick: (ev) => { ev.preventDefault(); openTask(id); } }, text);
+}
+
+// A group's children: a workflow's steps (with the steps each needs) or a fan-out's nodes.
+function linkedTable(t) {
+  const workflow = t.group === "workflow";
+  const names = new Map(t.children.map((c) => [c.task_id, c.step || c.task_id]));
+  const rows = t.children.map((c) =>
+    el("tr", { "data-step": c.step || c.task_id, "data-status": c.status },
+      el("td", { "data-label": workflow ? "Step" : "Node" }, taskLink(c.task_id, c.step || c.task_id)),
+      el("td", { "data-label": "Status" }, pill(c.status)),
+      el("td", { "data-label": "Node" }, c.assigned_node || "–"),
+      el("td", { "data-label": "Needs", class: "needs" }, (c.depends_on || []).map((d) => names.get(d) || d).join(", ") || "–")));
+  return [
+    el("h3", {}, workflow ? `Steps (${t.children.length})` : `Nodes (${t.children.length}; nodes that joined later are not added)`),
+    el("table", { class: "steps" },
+      el("thead", {}, el("tr", {}, el("th", {}, workflow ? "Step" : "Node"), el("th", {}, "Status"), el("th", {}, "Runs on"), el("th", {}, "Needs"))),
+      el("tbody", {}, rows)),
+  ];
 }
 
 // Live output: JSON when the task has ended, the follow stream while it runs.
@@ -664,7 +692,8 @@ function onEvent(ev) {
       renderTasks();
     }
     soon("tasks", 250, () => refreshTasks().catch(() => {}));
-    if (state.openTask === e.task_id) soon("task", 250, () => showTask(e.task_id));
+    const open = state.openTask;
+    if (open === e.task_id || (state.openChildren && state.openChildren.has(e.task_id))) soon("task", 250, () => showTask(open));
   } else if (e.kind === "schedule") {
     soon("schedules", 250, () => refreshSchedules().catch(() => {}));
   } else {

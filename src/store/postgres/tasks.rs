@@ -15,18 +15,18 @@ use crate::model::{Priority, Target, Task, TaskSpec, TaskState, TaskStatus, Time
 
 pub const SPEC: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
-    idempotency_key, origin, retry_of, submitted_at, target, secrets, schedule";
+    idempotency_key, origin, retry_of, submitted_at, target, secrets, schedule, links, parent_id";
 pub const STATE: &str = "status, assigned_node, attempt, retry_count, result, error, scheduled_at, \
-    started_at, completed_at, next_attempt_at, cancel_requested, failed_on";
+    started_at, completed_at, next_attempt_at, cancel_requested, failed_on, waiting_for";
 
 pub const INSERT: &str = "INSERT INTO tasks (task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
-    idempotency_key, origin, retry_of, submitted_at, target, secrets, schedule, status) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, 'pending')";
+    idempotency_key, origin, retry_of, submitted_at, target, secrets, schedule, links, parent_id, status) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, 'pending')";
 pub const INSERT_SKILL: &str = "INSERT INTO task_skills (skill, seq, task_id) VALUES ($1, $2, $3)";
 pub const UPDATE_STATE: &str = "UPDATE tasks SET status = $2, assigned_node = $3, attempt = $4, retry_count = $5, \
     result = $6, error = $7, scheduled_at = $8, started_at = $9, completed_at = $10, \
-    next_attempt_at = $11, cancel_requested = $12, failed_on = $13 WHERE task_id = $1";
+    next_attempt_at = $11, cancel_requested = $12, failed_on = $13, waiting_for = $14 WHERE task_id = $1";
 pub const PURGE: &str = "DELETE FROM tasks WHERE task_id IN (SELECT task_id FROM tasks WHERE completed_at IS NOT NULL \
     AND completed_at < $1 AND status IN ('completed', 'failed', 'cancelled', 'timeout') \
     AND task_id IS DISTINCT FROM (SELECT task_id FROM events WHERE id = (SELECT max(id) FROM events)) LIMIT $2)";
@@ -52,6 +52,7 @@ fn state(c: &Cols, at: usize) -> Result<TaskState, PgError> {
         next_attempt_at: ts(at + 9)?,
         cancel_requested: c.get(at + 10)?,
         failed_on: c.json(at + 11)?,
+        waiting_for: c.json(at + 12)?,
     })
 }
 
@@ -78,17 +79,28 @@ fn task_from_row(row: &postgres::Row) -> Result<(i64, Task), PgError> {
         target: c.opt_json(18)?,
         secrets: c.json(19)?,
         schedule: c.opt_json(20)?,
+        links: c.opt_json(21)?.unwrap_or_default(),
     };
     let seq: i64 = c.get(1)?;
     let submitted_at = Timestamp(c.get(17)?);
-    let state = state(&c, 21)?;
-    Ok((seq, Task { task_id: c.key().to_string(), spec, state, submitted_at, pending_reason: None, events: None }))
+    let state = state(&c, 23)?;
+    let task = Task {
+        task_id: c.key().to_string(),
+        spec,
+        state,
+        submitted_at,
+        pending_reason: None,
+        events: None,
+        children: None,
+    };
+    Ok((seq, task))
 }
 
 /// Inserts a new task and its skill index rows.
 pub fn insert(tx: &mut postgres::Transaction, s: &Stmts, t: &NewTask) -> Result<(), PgError> {
     let spec = &t.spec;
-    let params: [&(dyn ToSql + Sync); 21] = [
+    let links = (!spec.links.is_empty()).then(|| to_json(&spec.links));
+    let params: [&(dyn ToSql + Sync); 23] = [
         &t.task_id,
         &t.seq,
         &spec.name,
@@ -110,6 +122,8 @@ pub fn insert(tx: &mut postgres::Transaction, s: &Stmts, t: &NewTask) -> Result<
         &spec.target.as_ref().map(to_json),
         &to_json(&spec.secrets),
         &spec.schedule.as_ref().map(to_json),
+        &links,
+        &spec.links.parent,
     ];
     tx.execute(&s.insert_task, &params)?;
     for name in &spec.required_skills {
@@ -136,6 +150,7 @@ pub fn update_state(tx: &mut postgres::Transaction, s: &Stmts, task_id: &str, st
             &st.next_attempt_at.map(|t| t.0),
             &st.cancel_requested,
             &to_json(&st.failed_on),
+            &to_json(&st.waiting_for),
         ],
     )?;
     Ok(())
@@ -172,7 +187,7 @@ pub fn load_active(c: &mut impl GenericClient) -> Result<Vec<ActiveTask>, PgErro
     let rows = c.query(
         &format!(
             "SELECT task_id, seq, priority, required_skills, optional_skills, affinity_tags, timeout_ms, \
-             max_retries, target, secrets, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
+             max_retries, target, secrets, links, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
         ),
         &[],
     )?;
@@ -189,11 +204,19 @@ pub fn load_active(c: &mut impl GenericClient) -> Result<Vec<ActiveTask>, PgErro
                 max_retries: c.u32(7)?,
                 target: c.opt_json::<Target>(8)?.map(Box::new),
                 secrets: c.json(9)?,
-                state: state(&c, 10)?,
+                links: c.opt_json(10)?.map(Box::new),
+                state: state(&c, 11)?,
                 task_id: c.key().into(),
             })
         })
         .collect()
+}
+
+/// A group task's children, in submission order (through `tasks_by_parent`).
+pub fn children(c: &mut impl GenericClient, parent_id: &str) -> Result<Vec<Task>, PgError> {
+    let rows =
+        c.query(&format!("SELECT {SPEC}, {STATE} FROM tasks WHERE parent_id = $1 ORDER BY seq"), &[&parent_id])?;
+    rows.iter().map(|r| task_from_row(r).map(|(_, t)| t)).collect()
 }
 
 /// The highest seq in use (0 when there are no tasks).

@@ -224,7 +224,11 @@ impl Store for SqliteStore {
         self.read(|c| {
             let Some((_, task)) = tasks::get(c, task_id)? else { return Ok(None) };
             let events = if with_events { Some(events::for_task(c, task_id)?) } else { None };
-            Ok(Some(Task { events, ..task }))
+            let children = match with_events && task.spec.links.group.is_some() {
+                true => Some(tasks::children(c, task_id)?.iter().map(crate::model::ChildTask::of).collect()),
+                false => None,
+            };
+            Ok(Some(Task { events, children, ..task }))
         })
     }
 

@@ -17,9 +17,9 @@ use crate::model::{Priority, Target, Task, TaskSpec, TaskState, TaskStatus, Time
 
 const SPEC: &str = "task_id, seq, name, description, task_type, priority, required_skills, \
     optional_skills, affinity_tags, parameters, metadata, timeout_ms, max_retries, user_id, \
-    idempotency_key, origin, retry_of, submitted_at, target, secrets, schedule";
+    idempotency_key, origin, retry_of, submitted_at, target, secrets, schedule, links, parent_id";
 const STATE: &str = "status, assigned_node, attempt, retry_count, result, error, scheduled_at, \
-    started_at, completed_at, next_attempt_at, cancel_requested, failed_on";
+    started_at, completed_at, next_attempt_at, cancel_requested, failed_on, waiting_for";
 
 fn text_enum<T: std::str::FromStr>(r: &Row, idx: usize, key: &str) -> rusqlite::Result<T> {
     let text: String = r.get(idx)?;
@@ -47,6 +47,7 @@ fn state(r: &Row, at: usize, key: &str) -> rusqlite::Result<TaskState> {
         next_attempt_at: r.get::<_, Option<i64>>(at + 9)?.map(Timestamp),
         cancel_requested: r.get(at + 10)?,
         failed_on: json_column(r, at + 11, "tasks", key)?,
+        waiting_for: json_column(r, at + 12, "tasks", key)?,
     })
 }
 
@@ -74,11 +75,12 @@ fn task_from_row(r: &Row) -> rusqlite::Result<(i64, Task)> {
         target: optional_json_column(r, 18, "tasks", key)?,
         secrets: json_column(r, 19, "tasks", key)?,
         schedule: optional_json_column(r, 20, "tasks", key)?,
+        links: optional_json_column(r, 21, "tasks", key)?.unwrap_or_default(),
     };
     let seq: i64 = r.get(1)?;
     let submitted_at = Timestamp(r.get(17)?);
-    let state = state(r, 21, key)?;
-    Ok((seq, Task { task_id, spec, state, submitted_at, pending_reason: None, events: None }))
+    let state = state(r, 23, key)?;
+    Ok((seq, Task { task_id, spec, state, submitted_at, pending_reason: None, events: None, children: None }))
 }
 
 /// Inserts a new task and its skill index rows.
@@ -86,7 +88,7 @@ pub fn insert(conn: &Connection, t: &NewTask) -> rusqlite::Result<()> {
     let s = &t.spec;
     conn.prepare_cached(&format!(
         "INSERT INTO tasks ({SPEC}, {STATE}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-         ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, 'pending', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]')"
+         ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, 'pending', NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, NULL, 0, '[]', '[]')"
     ))?
     .execute(params![
         t.task_id,
@@ -110,6 +112,8 @@ pub fn insert(conn: &Connection, t: &NewTask) -> rusqlite::Result<()> {
         s.target.as_ref().map(to_json),
         to_json(&s.secrets),
         s.schedule.as_ref().map(to_json),
+        (!s.links.is_empty()).then(|| to_json(&s.links)),
+        s.links.parent,
     ])?;
     let mut skill = conn.prepare_cached("INSERT INTO task_skills (skill, seq, task_id) VALUES (?1, ?2, ?3)")?;
     for name in &s.required_skills {
@@ -123,7 +127,7 @@ pub fn update_state(conn: &Connection, task_id: &str, s: &TaskState) -> rusqlite
     conn.prepare_cached(
         "UPDATE tasks SET status = ?2, assigned_node = ?3, attempt = ?4, retry_count = ?5, \
          result = ?6, error = ?7, scheduled_at = ?8, started_at = ?9, completed_at = ?10, \
-         next_attempt_at = ?11, cancel_requested = ?12, failed_on = ?13 WHERE task_id = ?1",
+         next_attempt_at = ?11, cancel_requested = ?12, failed_on = ?13, waiting_for = ?14 WHERE task_id = ?1",
     )?
     .execute(params![
         task_id,
@@ -139,6 +143,7 @@ pub fn update_state(conn: &Connection, task_id: &str, s: &TaskState) -> rusqlite
         s.next_attempt_at.map(|t| t.0),
         s.cancel_requested,
         to_json(&s.failed_on),
+        to_json(&s.waiting_for),
     ])?;
     Ok(())
 }
@@ -182,7 +187,7 @@ pub fn handout(conn: &Connection, ids: &[String]) -> rusqlite::Result<HashMap<St
 pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveTask>> {
     let mut stmt = conn.prepare(&format!(
         "SELECT task_id, seq, priority, required_skills, optional_skills, affinity_tags, timeout_ms, \
-         max_retries, target, secrets, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
+         max_retries, target, secrets, links, {STATE} FROM tasks WHERE status IN ('pending', 'scheduled', 'running') ORDER BY seq"
     ))?;
     let rows = stmt.query_map([], |r| {
         let task_id: String = r.get(0)?;
@@ -197,10 +202,19 @@ pub fn load_active(conn: &Connection) -> rusqlite::Result<Vec<ActiveTask>> {
             max_retries: r.get(7)?,
             target: optional_json_column::<Target>(r, 8, "tasks", key)?.map(Box::new),
             secrets: json_column(r, 9, "tasks", key)?,
-            state: state(r, 10, key)?,
+            links: optional_json_column(r, 10, "tasks", key)?.map(Box::new),
+            state: state(r, 11, key)?,
             task_id: task_id.into(),
         })
     })?;
+    rows.collect()
+}
+
+/// A group task's children, in submission order (through `tasks_by_parent`).
+pub fn children(conn: &Connection, parent_id: &str) -> rusqlite::Result<Vec<Task>> {
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT {SPEC}, {STATE} FROM tasks WHERE parent_id = ?1 ORDER BY seq"))?;
+    let rows = stmt.query_map([parent_id], |r| task_from_row(r).map(|(_, t)| t))?;
     rows.collect()
 }
 
@@ -315,6 +329,7 @@ mod tests {
             target: None,
             secrets: vec![],
             schedule: None,
+            links: Default::default(),
         };
         NewTask { task_id: id.into(), seq, spec, submitted_at: 1 }
     }

@@ -46,12 +46,20 @@ pub fn system_message(a: &Assignment, instructions: Option<(&str, String)>) -> S
     text
 }
 
-/// The user message.
+/// The user message; with the results of the tasks it depends on after it, when it has
+/// any (keyed by task id, or by step name in a workflow).
 pub fn prompt(a: &Assignment) -> String {
-    match a.parameters.get("prompt") {
+    let asked = match a.parameters.get("prompt") {
         Some(Value::String(p)) if !p.trim().is_empty() => p.clone(),
         _ if !a.description.trim().is_empty() => a.description.clone(),
         _ => a.name.clone(),
+    };
+    match &a.inputs {
+        Some(inputs) => format!(
+            "{asked}\n\nThe results of the tasks this one depends on (JSON, by task id or step name):\n{}",
+            serde_json::to_string_pretty(inputs).unwrap_or_default()
+        ),
+        None => asked,
     }
 }
 

@@ -93,10 +93,13 @@ pub fn supervise_with_this_executable() {
 /// `OPENCLAW_*` variables, the skill's declared variables, the task's timeout.
 pub async fn run(argv: &[String], attempt: Attempt<'_>) -> ResultReport {
     let Attempt { assignment: a, skill, node_id, config, cancel, output, secrets } = attempt;
-    let stdin = serde_json::to_vec(&json!({
+    let mut task = json!({
         "task_id": a.task_id, "attempt": a.attempt, "name": a.name, "parameters": a.parameters,
-    }))
-    .unwrap_or_default();
+    });
+    if let Some(inputs) = &a.inputs {
+        task["inputs"] = inputs.clone();
+    }
+    let stdin = serde_json::to_vec(&task).unwrap_or_default();
     let job = Job {
         argv: argv.to_vec(),
         dir: skill.path.clone().unwrap_or_default(),

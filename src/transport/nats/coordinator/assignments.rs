@@ -125,6 +125,8 @@ fn note(
                 stale.push(seq);
             }
         }
+        // No attempt is involved: a release queues the task, a group never runs.
+        Transition::Task(T::Released | T::ChildEnded) => {}
         // A new worker process, or none: HTTP until its heartbeats say otherwise.
         Transition::Node(N::Registered | N::SecretRotated | N::Offline | N::Left) => {
             if let Some(node) = e.node_id {
