@@ -864,7 +864,6 @@ pub static TABLE: &[Endpoint] = &[
         body: Body::Json(json::<m::SubmitTask>),
         ok: &[(201, Answer::Json(json::<m::Task>)), (200, Answer::Json(json::<m::Task>))],
         errors: &[
-            E::UnknownTask,
             E::IdempotencyConflict,
             E::Unplaceable,
             E::UnknownSecret,

@@ -72,14 +72,14 @@ async fn unknown_parents_are_refused_naming_them_and_nothing_is_stored() {
             Some(json!({"name": "x", "required_skills": ["echo"], "depends_on": ["task_nope", "task_gone"]})),
         )
         .await;
-    assert_eq!(status, 404, "{body}");
-    assert_eq!(body["error"]["code"], "unknown_task", "{body}");
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
     let message = body["error"]["message"].as_str().or(body["message"].as_str()).unwrap_or_default().to_string();
     assert!(message.contains("task_nope, task_gone"), "{body}");
     assert_eq!(c.get("/api/v1/tasks").await["tasks"].as_array().unwrap().len(), before);
-    // The CLI says the same (exit 1, as for any unknown task).
+    // The CLI says the same (exit 2: bad input).
     let o = c.cli(&["tasks", "submit", "--skill", "echo", "--queue", "--depends-on", "task_nope"]);
-    assert_eq!(o.status.code(), Some(1), "{}", show(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("task_nope"), "{}", show(&o));
 }
 

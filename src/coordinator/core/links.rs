@@ -35,8 +35,8 @@ use crate::util;
 /// (tasks the store does not know are absent).
 pub type Known = BTreeMap<String, TaskStatus>;
 
-/// Refuses `depends_on` ids that neither the core nor the store knows (404 `unknown_task`,
-/// as every unknown task id is), naming them.
+/// Refuses `depends_on` ids that neither the core nor the store knows (400 `bad_request`:
+/// the submission is what is wrong, not the path), naming them.
 pub fn unknown_ids(depends_on: &[String], active: impl Fn(&str) -> bool, known: &Known) -> Result<(), Error> {
     let unknown: Vec<&str> =
         depends_on.iter().map(String::as_str).filter(|id| !active(id) && !known.contains_key(*id)).collect();
@@ -44,7 +44,7 @@ pub fn unknown_ids(depends_on: &[String], active: impl Fn(&str) -> bool, known: 
         return Ok(());
     }
     Err(Error::new(
-        ErrorCode::UnknownTask,
+        ErrorCode::BadRequest,
         format!(
             "depends_on: no task {} (see `openclaw tasks list`; ended tasks are purged after storage.task_retention_days)",
             unknown.join(", ")

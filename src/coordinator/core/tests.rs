@@ -1437,7 +1437,7 @@ fn unknown_parents_are_refused_naming_them_and_nothing_changes() {
     let parent = sim.submit(&["x"]);
     let before = sim.core.tasks.len();
     let e = sim.submit_after(&["x"], &[&parent, "task_nope", "task_gone"], OnParentFailure::Cancel).unwrap_err();
-    assert_eq!(e.code, ErrorCode::UnknownTask);
+    assert_eq!(e.code, ErrorCode::BadRequest);
     assert!(e.message.contains("no task task_nope, task_gone"), "{}", e.message);
     assert!(!e.message.contains(&parent), "{}", e.message);
     assert_eq!(sim.core.tasks.len(), before);
