@@ -28,6 +28,11 @@
 //! | POST | `/api/v1/nodes/{node}/tasks/{task}/output` | PushOutput | that node |
 //! | GET | `/api/v1/cluster/health` | ClusterHealth | read |
 //! | GET | `/api/v1/skills` | ClusterSkills (every skill, its nodes, digests, drift) | read |
+//! | POST | `/api/v1/skills/push` | PushSkill (a package, to a selector) | admin |
+//! | GET | `/api/v1/skills/pushes` | ListSkillPushes (each node's progress) | read |
+//! | POST | `/api/v1/skills/pushes/{name}/remove` | RemoveSkillPush | admin |
+//! | POST | `/api/v1/skills/pushes/{name}/rollback` | RollbackSkillPush | admin |
+//! | GET | `/api/v1/nodes/{node}/skills/packages/{digest}` | SkillPackage (the tar) | that node |
 //! | POST | `/api/v1/cluster/check-heartbeat` | CheckHeartbeat | admin |
 //! | POST | `/api/v1/tasks` | SubmitTask | submit |
 //! | GET | `/api/v1/tasks` | ListTasks (`?status= &node= &skill= &limit= &after=`) | read |
@@ -377,6 +382,11 @@ pub enum Route {
     PushOutput { node: String, task: String },
     ClusterHealth,
     ClusterSkills,
+    PushSkill,
+    ListSkillPushes,
+    RemoveSkillPush { name: String },
+    RollbackSkillPush { name: String },
+    SkillPackage { node: String, digest: String },
     CheckHeartbeat,
     SubmitTask,
     ListTasks(TaskQuery),
@@ -804,6 +814,76 @@ pub static TABLE: &[Endpoint] = &[
         access: Access::Read,
         summary: "Every skill of the cluster: the nodes that have it, whether each can run it now (and why not), their digests, and drift",
         build: |p, q| none(p, q, Route::ClusterSkills),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/skills/push",
+        name: "skills_push",
+        query: None,
+        body: Body::Json(json::<m::PushSkill>),
+        ok: &[(201, Answer::Json(json::<m::SkillPush>))],
+        errors: &[E::Overloaded, E::Unavailable],
+        access: Access::Admin,
+        summary: "Push a skill's package to the nodes of a selector (now, and to those that join or come back later)",
+        build: |p, q| none(p, q, Route::PushSkill),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/skills/pushes",
+        name: "skills_pushes",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::SkillPushList>))],
+        errors: &[],
+        access: Access::Read,
+        summary: "The pushed skills: version, the version before, selector, who pushed, and each chosen node's progress",
+        build: |p, q| none(p, q, Route::ListSkillPushes),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/skills/pushes/{name}/remove",
+        name: "skills_push_remove",
+        query: None,
+        body: Body::Optional(json::<m::RemoveSkill>),
+        ok: &[(200, Answer::Json(json::<m::SkillPush>))],
+        errors: &[E::UnknownSkillPush, E::Overloaded, E::Unavailable],
+        access: Access::Admin,
+        summary: "Remove a pushed skill from its nodes (or from some of them)",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::RemoveSkillPush { name: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/skills/pushes/{name}/rollback",
+        name: "skills_push_rollback",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::SkillPush>))],
+        errors: &[E::UnknownSkillPush, E::NoPreviousVersion, E::Overloaded, E::Unavailable],
+        access: Access::Admin,
+        summary: "Go back to the version pushed before",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::RollbackSkillPush { name: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/nodes/{node}/skills/packages/{digest}",
+        name: "node_skill_package",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Media(&["application/x-tar"]))],
+        errors: &[E::UnknownSkillPush, E::Internal],
+        access: Access::Node,
+        summary: "A pushed skill's package, for the node it is pushed to",
+        build: |mut p, q| {
+            no_query(q)?;
+            let node = take(&mut p);
+            Ok(Route::SkillPackage { node, digest: take(&mut p) })
+        },
     },
     Endpoint {
         method: Method::POST,
@@ -1409,6 +1489,11 @@ impl Route {
             Route::PushOutput { .. } => "node_task_output",
             Route::ClusterHealth => "cluster_health",
             Route::ClusterSkills => "skills_list",
+            Route::PushSkill => "skills_push",
+            Route::ListSkillPushes => "skills_pushes",
+            Route::RemoveSkillPush { .. } => "skills_push_remove",
+            Route::RollbackSkillPush { .. } => "skills_push_rollback",
+            Route::SkillPackage { .. } => "node_skill_package",
             Route::CheckHeartbeat => "cluster_check_heartbeat",
             Route::SubmitTask => "tasks_submit",
             Route::ListTasks(_) => "tasks_list",
@@ -1455,7 +1540,8 @@ impl Route {
             | Route::PollTasks { node }
             | Route::StartTask { node, .. }
             | Route::TaskResult { node, .. }
-            | Route::PushOutput { node, .. } => Some(node),
+            | Route::PushOutput { node, .. }
+            | Route::SkillPackage { node, .. } => Some(node),
             _ => None,
         }
     }
@@ -1466,6 +1552,8 @@ impl Route {
             Route::Asset { asset } => vec![asset],
             Route::NodesWithSkill { skill } => vec![skill],
             Route::SetSecret { name } | Route::DeleteSecret { name } => vec![name],
+            Route::RemoveSkillPush { name } | Route::RollbackSkillPush { name } => vec![name],
+            Route::SkillPackage { node, digest } => vec![node, digest],
             Route::GetNode { node }
             | Route::ForgetNode { node }
             | Route::NodeHealth { node }

@@ -312,6 +312,42 @@ impl Client {
     pub async fn rotate_secret_key(&self) -> Result<crate::model::KeyRotated, ClientError> {
         self.call(&Route::RotateSecretKey, NONE, Self::SHORT).await
     }
+
+    /// Pushes a skill's package (a slow link may take a while with 16 MiB).
+    pub async fn push_skill(&self, req: &crate::model::PushSkill) -> Result<crate::model::SkillPush, ClientError> {
+        self.call(&Route::PushSkill, Some(req), Duration::from_secs(300)).await
+    }
+
+    /// A pushed skill's package for this node, at most `max` bytes: a longer answer is cut
+    /// off and refused (the checker then never sees it).
+    pub async fn skill_package(&self, node: &str, digest: &str, max: u64) -> Result<Vec<u8>, ClientError> {
+        let route = Route::SkillPackage { node: node.into(), digest: digest.into() };
+        let (method, path) = route.request();
+        let mut req =
+            self.http.request(method.clone(), format!("{}{path}", self.base)).timeout(Duration::from_secs(300));
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let mut response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(self.refused(method, &path, status, &bytes));
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&method, &path, &e))? {
+            if (out.len() + chunk.len()) as u64 > max {
+                return Err(ClientError::Unreachable {
+                    url: self.base.clone(),
+                    method,
+                    path: shown(&path),
+                    cause: format!("the package is larger than {max} bytes; refused"),
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
 }
 
 /// No request body.

@@ -28,6 +28,7 @@ pub mod leader;
 pub mod mcp;
 pub mod metrics;
 pub mod secrets;
+pub mod skill_pushes;
 pub mod sse;
 pub mod store;
 pub mod stream_limits;

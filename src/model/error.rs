@@ -44,6 +44,10 @@ string_enum! {
         UnknownSchedule = "unknown_schedule",
         /// A schedule with this name exists.
         ScheduleExists = "schedule_exists",
+        /// No pushed skill with this name (or no package with this digest).
+        UnknownSkillPush = "unknown_skill_push",
+        /// A rollback of a pushed skill that has no version before.
+        NoPreviousVersion = "no_previous_version",
         /// A report (start, output, result) for an attempt that is not the task's current
         /// one on this node.
         StaleAttempt = "stale_attempt",
@@ -93,7 +97,8 @@ impl ErrorCode {
             | ErrorCode::UnknownNode
             | ErrorCode::UnknownTask
             | ErrorCode::UnknownSecret
-            | ErrorCode::UnknownSchedule => 404,
+            | ErrorCode::UnknownSchedule
+            | ErrorCode::UnknownSkillPush => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::StaleAttempt
@@ -105,6 +110,7 @@ impl ErrorCode {
             | ErrorCode::IdempotencyConflict
             | ErrorCode::SecretUnreadable
             | ErrorCode::ScheduleExists
+            | ErrorCode::NoPreviousVersion
             | ErrorCode::Unplaceable => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -142,6 +148,12 @@ impl ErrorCode {
             }
             ErrorCode::UnknownSchedule => "no schedule with this id or name",
             ErrorCode::ScheduleExists => "a schedule with this name exists: choose another name, or edit it",
+            ErrorCode::UnknownSkillPush => {
+                "no pushed skill with this name (`openclaw skills pushes`), or no stored package with this digest"
+            }
+            ErrorCode::NoPreviousVersion => {
+                "the pushed skill has no version before this one to roll back to (push the version you want instead)"
+            }
             ErrorCode::StaleAttempt => {
                 "a start, output or result report for an attempt that is not the task's current one on this node"
             }

@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0002_secrets", include_str!("migrations/0002_secrets.sql")),
     ("0003_skill_digests", include_str!("migrations/0003_skill_digests.sql")),
     ("0004_schedules", include_str!("migrations/0004_schedules.sql")),
+    ("0006_skill_pushes", include_str!("migrations/0006_skill_pushes.sql")),
 ];
 
 /// The schema version this binary works with.

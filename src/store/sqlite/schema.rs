@@ -22,6 +22,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0006_secrets", include_str!("migrations/0006_secrets.sql")),
     ("0007_skill_digests", include_str!("migrations/0007_skill_digests.sql")),
     ("0008_schedules", include_str!("migrations/0008_schedules.sql")),
+    ("0010_skill_pushes", include_str!("migrations/0010_skill_pushes.sql")),
 ];
 
 /// The schema version this binary works with.

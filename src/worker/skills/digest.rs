@@ -233,10 +233,13 @@ pub fn digest_of_files<'a>(files: impl IntoIterator<Item = (&'a str, bool, &'a [
     format!("{DIGEST_PREFIX}{}", crate::util::hex(&h.finalize()))
 }
 
+/// A file read for packing: its path below the folder, whether it is executable, its bytes.
+pub type SkillFile = (String, bool, Vec<u8>);
+
 /// The files of a skill folder, read for packing: `(path, executable, bytes)` in digest
 /// order, with the folder's digest taken from the same reading. A link that leaves the
 /// folder, a FIFO or a device cannot be carried: an error names it.
-pub fn read_files(dir: &Path, caps: Caps) -> Result<(Vec<(String, bool, Vec<u8>)>, String), String> {
+pub fn read_files(dir: &Path, caps: Caps) -> Result<(Vec<SkillFile>, String), String> {
     let (_, entries) = listing(dir, caps)?;
     let mut files = Vec::with_capacity(entries.len());
     for e in &entries {
