@@ -1328,6 +1328,16 @@ pub static LINKS: &[Link] = &[
     link("node_shutdown", 200, "node_forget", REGISTERED),
     // The worker protocol, as the node that registered.
     link("node_heartbeat", 200, "node_poll", SAME_NODE),
+    link(
+        "node_heartbeat",
+        200,
+        "node_skill_package",
+        &[
+            ("path.node", "$request.path.node"),
+            ("path.digest", "$response.body#/skill_packages/0/digest"),
+            ("header.Authorization", "$request.header.Authorization"),
+        ],
+    ),
     Link { body: Some(assigned_attempt), ..link("node_poll", 200, "node_task_start", ASSIGNED) },
     Link { body: Some(assigned_attempt), ..link("node_poll", 200, "node_task_output", ASSIGNED) },
     Link { body: Some(assigned_attempt), ..link("node_poll", 200, "node_task_result", ASSIGNED) },

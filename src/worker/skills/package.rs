@@ -344,7 +344,7 @@ pub fn verify(tar: &[u8], expected: &str) -> Result<Vec<File>, Refused> {
     let got = digest(&files);
     if got != expected {
         return Err(refuse(format!(
-            "the package's content is {} but {} was announced (damaged in transit?); nothing was installed",
+            "the package's content is {} but {} was announced (damaged in transit?); it is refused",
             crate::model::short_digest(&got),
             crate::model::short_digest(expected)
         )));
