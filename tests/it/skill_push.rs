@@ -241,3 +241,61 @@ async fn bad_pushes_are_refused_and_nothing_is_stored() {
     assert_eq!(cli.status.code(), Some(2), "{}", show(&cli));
     assert!(String::from_utf8_lossy(&cli.stderr).contains("has no SKILL.md"), "{}", show(&cli));
 }
+
+/// Where the worker's OpenClaw is installed, a pushed skill goes into OpenClaw's managed
+/// skills folder: the worker advertises it from OpenClaw's own listing (source `managed`),
+/// and the real `openclaw skills list --json` on that machine shows it.
+#[tokio::test]
+async fn a_pushed_skill_is_one_of_openclaws_own_where_openclaw_is_installed() {
+    let install = crate::require_openclaw!();
+    let cluster = Cluster::start().await;
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("tmp")).unwrap();
+    let state = home.path().join(".openclaw");
+    let (state_text, tmp, path) =
+        (state.display().to_string(), home.path().join("tmp").display().to_string(), install.path(&[]));
+    let home_text = home.path().display().to_string();
+    let cli = install.cli.display().to_string();
+    let skills = cluster.path().join("skills-w1");
+    exec_skill(&skills, "echo", "echo hi\n");
+    let _w1 = cluster.worker_env(
+        "w1",
+        &skills,
+        &[],
+        &[
+            ("HOME", home_text.as_str()),
+            ("OPENCLAW_STATE_DIR", state_text.as_str()),
+            ("TMPDIR", tmp.as_str()),
+            ("PATH", path.as_str()),
+            ("OPENCLAW_WORKER__OPENCLAW_CLI", cli.as_str()),
+            ("OPENCLAW_WORKER__ACCEPT_SKILL_PUSHES", "true"),
+        ],
+    );
+    cluster.wait_node("w1", "online", Duration::from_secs(60), |n| n["status"] == "online").await;
+
+    let src = cluster.path().join("src/pushed-notes");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("SKILL.md"),
+        "---\nname: pushed-notes\ndescription: Notes pushed by the cluster.\n---\n\nWrite three bullets.\n",
+    )
+    .unwrap();
+    let digest = digest_of(&src);
+    let out = cluster.cli(&["skills", "push", &src.display().to_string(), "--nodes", "w1", "--no-wait"]);
+    assert!(out.status.success(), "{}", show(&out));
+    let node = cluster
+        .wait_node("w1", "advertising pushed-notes", Duration::from_secs(90), |n| {
+            n["skill_digests"]["pushed-notes"]["digest"] == digest.as_str()
+        })
+        .await;
+    assert_eq!(node["skill_digests"]["pushed-notes"]["source"], "managed", "{node}");
+    assert!(state.join("skills/pushed-notes/SKILL.md").is_file());
+
+    let listed =
+        install.run(home.path(), &["skills", "list", "--json"], &[("OPENCLAW_STATE_DIR", state_text.as_str())]);
+    let listing: Value = serde_json::from_slice(&listed.stdout)
+        .unwrap_or_else(|e| panic!("`openclaw skills list --json` is not JSON ({e}): {}", show(&listed)));
+    let ours = listing["skills"].as_array().unwrap().iter().find(|s| s["name"] == "pushed-notes");
+    let ours = ours.unwrap_or_else(|| panic!("OpenClaw does not list the pushed skill: {listing}"));
+    assert_eq!(ours["source"], "openclaw-managed", "{ours}");
+}
