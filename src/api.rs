@@ -1094,6 +1094,7 @@ pub static TABLE: &[Endpoint] = &[
                 ("task", json::<m::Event>),
                 ("node", json::<m::Event>),
                 ("schedule", json::<m::Event>),
+                ("skill", json::<m::Event>),
                 ("gap", json::<m::StreamGap>),
                 ("error", json::<m::StreamError>),
             ]),
