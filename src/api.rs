@@ -822,7 +822,7 @@ pub static TABLE: &[Endpoint] = &[
         query: None,
         body: Body::Json(json::<m::PushSkill>),
         ok: &[(201, Answer::Json(json::<m::SkillPush>))],
-        errors: &[E::Overloaded, E::Unavailable],
+        errors: &[E::InvalidSkillPush, E::Overloaded, E::Unavailable],
         access: Access::Admin,
         summary: "Push a skill's package to the nodes of a selector (now, and to those that join or come back later)",
         build: |p, q| none(p, q, Route::PushSkill),

@@ -208,16 +208,7 @@ impl Client {
     pub async fn download(&self, route: &Route, out: &mut tokio::fs::File) -> Result<u64, ClientError> {
         use tokio::io::AsyncWriteExt;
         let (method, path) = route.request();
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        let mut response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = response.bytes().await.unwrap_or_default();
-            return Err(self.refused(method, &path, status, &bytes));
-        }
+        let mut response = self.get_stream(route, None).await?;
         let write_failed = |e: std::io::Error| ClientError::Unreachable {
             url: self.base.clone(),
             method: method.clone(),
@@ -231,6 +222,26 @@ impl Client {
         }
         out.flush().await.map_err(write_failed)?;
         Ok(total)
+    }
+
+    /// Sends a route's request without a body and returns a 2xx answer unread (a large
+    /// download), within `timeout` when given.
+    async fn get_stream(&self, route: &Route, timeout: Option<Duration>) -> Result<reqwest::Response, ClientError> {
+        let (method, path) = route.request();
+        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        if let Some(token) = &self.token {
+            req = req.bearer_auth(token);
+        }
+        let response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(self.refused(method, &path, status, &bytes));
+        }
+        Ok(response)
     }
 
     /// A GET-style call without a body.
@@ -323,17 +334,7 @@ impl Client {
     pub async fn skill_package(&self, node: &str, digest: &str, max: u64) -> Result<Vec<u8>, ClientError> {
         let route = Route::SkillPackage { node: node.into(), digest: digest.into() };
         let (method, path) = route.request();
-        let mut req =
-            self.http.request(method.clone(), format!("{}{path}", self.base)).timeout(Duration::from_secs(300));
-        if let Some(token) = &self.token {
-            req = req.bearer_auth(token);
-        }
-        let mut response = req.send().await.map_err(|e| self.transport(&method, &path, &e))?;
-        let status = response.status();
-        if !status.is_success() {
-            let bytes = response.bytes().await.unwrap_or_default();
-            return Err(self.refused(method, &path, status, &bytes));
-        }
+        let mut response = self.get_stream(&route, Some(Duration::from_secs(300))).await?;
         let mut out = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&method, &path, &e))? {
             if (out.len() + chunk.len()) as u64 > max {

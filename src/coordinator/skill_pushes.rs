@@ -12,6 +12,11 @@ use super::cluster::Cluster;
 use super::core::Error;
 use super::store::PackageRow;
 use crate::model::{ErrorCode, PushSkill, RemoveSkill, SkillPush, validate_digest};
+
+/// A push that cannot be installed as sent (a rule the API document cannot express).
+fn refused(field: &str, why: impl std::fmt::Display) -> Error {
+    Error::new(ErrorCode::InvalidSkillPush, format!("{field}: {why}"))
+}
 use crate::worker::skills::package;
 
 /// The longest `package` text of a push: base64 of the largest package.
@@ -21,27 +26,24 @@ impl Cluster {
     /// Checks and records a push.
     pub async fn push_skill(&self, req: PushSkill, by: String) -> Result<SkillPush, Error> {
         let name = req.name.trim().to_string();
-        package::check_folder_name(&name).map_err(|e| Error::invalid("name", e))?;
+        package::check_folder_name(&name).map_err(|e| refused("name", e))?;
         validate_digest(&req.digest).map_err(|e| Error::invalid("digest", e))?;
-        let selector = req.selector.checked().map_err(|e| Error::invalid("selector", e))?;
+        let selector = req.selector.checked().map_err(|e| refused("selector", e))?;
         if req.package.len() as u64 > MAX_PACKAGE_TEXT {
-            return Err(Error::invalid(
-                "package",
-                format!("over {} bytes of packed skill", package::MAX_PACKAGE_BYTES),
-            ));
+            return Err(refused("package", format!("over {} bytes of packed skill", package::MAX_PACKAGE_BYTES)));
         }
         let (digest, text) = (req.digest.clone(), req.package);
         let checked_name = name.clone();
         let bytes = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Error> {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(text.trim())
-                .map_err(|e| Error::invalid("package", format!("not base64: {e}")))?;
-            let files = package::verify(&bytes, &digest).map_err(|e| Error::invalid("package", e))?;
+                .map_err(|e| refused("package", format!("not base64: {e}")))?;
+            let files = package::verify(&bytes, &digest).map_err(|e| refused("package", e))?;
             let skill_md = files.iter().find(|f| f.path == "SKILL.md").map(|f| f.bytes.as_slice()).unwrap_or_default();
             let named = package::skill_name(skill_md, &checked_name)
-                .map_err(|e| Error::invalid("package", format!("SKILL.md: {e}")))?;
+                .map_err(|e| refused("package", format!("SKILL.md: {e}")))?;
             if named != checked_name {
-                return Err(Error::invalid(
+                return Err(refused(
                     "name",
                     format!("the package's SKILL.md names the skill `{named}`, not `{checked_name}`"),
                 ));

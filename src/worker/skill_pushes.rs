@@ -95,7 +95,8 @@ impl Installer {
             changed
         };
         // A fetch that failed for want of a link is tried again at the next answer.
-        if changed || !self.plan().0.is_empty() || !self.plan().1.is_empty() {
+        let (install, remove) = self.plan();
+        if changed || !install.is_empty() || !remove.is_empty() {
             self.wake.notify_one();
         }
     }

@@ -190,7 +190,8 @@ async fn push_to_tags_late_joiners_rollback_remove_and_refusals() {
     assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("unknown_skill_push")), "{answer}");
 }
 
-/// Bad pushes are refused with a 400 naming what is wrong, and nothing is stored: a
+/// Bad pushes are refused (409 `invalid_skill_push`: rules the API document cannot
+/// express) naming what is wrong, and nothing is stored: a
 /// package whose content is not the digest announced, one with `..`, a SKILL.md naming
 /// another skill, a selector with two ways of choosing.
 #[tokio::test]
@@ -230,7 +231,7 @@ async fn bad_pushes_are_refused_and_nothing_is_stored() {
     ];
     for (body, expect) in cases {
         let (status, answer) = cluster.api("POST", "/api/v1/skills/push", Some(body)).await;
-        assert_eq!((status, answer["error"]["code"].as_str()), (400, Some("bad_request")), "{answer}");
+        assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("invalid_skill_push")), "{answer}");
         assert!(answer["error"]["message"].as_str().unwrap().contains(expect), "{expect}: {answer}");
     }
     assert_eq!(cluster.get("/api/v1/skills/pushes").await["pushes"], json!([]));

@@ -258,18 +258,7 @@ impl Core {
                     )
                 }
             };
-            tracing::info!(target: "openclaw::coordinator", node_id, skill = %r.name, "{message}");
-            self.drafts.push(Draft {
-                at: now.ms,
-                event: event.into(),
-                task_id: None,
-                node_id: Some(node_id.to_string()),
-                schedule_id: None,
-                status: status.into(),
-                attempt: None,
-                skill: Some(r.name),
-                message: Some(message),
-            });
+            self.skill_event(&r.name, event, Some(node_id), status, message, now);
         }
     }
 
