@@ -1,6 +1,6 @@
 //! Load generator against the real `openclaw coordinator` process (a benchmark, not a
 //! test: it prints figures). Run:
-//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|skills|schedules|failover|fanout|all]`.
+//! `cargo bench --bench load -- [heartbeats|siege|tasks|transport|sched|nodes|store|streams|mcp|secrets|paint|skills|push|schedules|failover|fanout|all]`.
 //!
 //! - heartbeats: N registered nodes (1,000 and 10,000) heartbeat as fast as 64 concurrent
 //!   clients can send; heartbeats per second and latency percentiles.
@@ -38,6 +38,18 @@
 //!   folder first and at a rescan (listing only, nothing changed); OpenClaw's bundled skills
 //!   (when `.ci/tools` installed OpenClaw); a folder just under the byte cap, and folders over
 //!   the file and byte caps (refused after the listing).
+//!
+//! - push: time to push a 1 MiB skill (16 files of 64 KiB and a SKILL.md) to 100 simulated
+//!   workers until all of them advertise its digest, on the real coordinator process:
+//!   from the `POST /api/v1/skills/push` (the upload and the coordinator's check included)
+//!   to the moment `GET /api/v1/skills/pushes` shows every node `installed`; and each
+//!   node's fetch + verify + install. What is simulated: the 100 workers are tasks in this
+//!   process, not `openclaw worker` processes; each heartbeats every second (a real
+//!   worker's default is 5 s) and, when an answer lists a package it lacks, fetches it with
+//!   its node secret, checks it with the worker's checker (`package::verify`) and installs
+//!   it with the worker's `package::install` into a temp folder on disk, then heartbeats at
+//!   once with the digest advertised and an `installed` report (as a real worker does after
+//!   its rescan; the rescan itself is not run here).
 //!
 //! - schedules: coordinator CPU while idle with no schedule and with 10,000 idle ones (due
 //!   in an hour), then the firing lateness (due time → task submitted, from each run's
@@ -1673,6 +1685,151 @@ fn skill_digests() {
     );
 }
 
+/// One simulated worker: heartbeats every second; installs what an answer lists and it
+/// lacks (fetch, verify, install to disk), then heartbeats at once advertising it. Returns
+/// its fetch + verify + install time in microseconds.
+async fn push_sim_worker(
+    ep: Endpoint,
+    id: String,
+    secret: String,
+    dir: std::path::PathBuf,
+    stop: Arc<AtomicBool>,
+) -> u64 {
+    use openclaw::worker::skills::package;
+    let mut installed: Option<(String, String)> = None;
+    let mut report: Option<Value> = None;
+    let mut took = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        let mut body = json!({});
+        if let Some((name, digest)) = &installed {
+            body["available_skills"] = json!([name]);
+            body["skill_digests"] = json!({ name: {"source": "skills_dir", "digest": digest} });
+        }
+        if let Some(r) = report.take() {
+            body["skill_installs"] = json!([r]);
+        }
+        let answer: Value = match ep
+            .http
+            .post(format!("{}/api/v1/nodes/{id}/heartbeat", ep.url))
+            .bearer_auth(&secret)
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) => r.json().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
+        let want = answer["skill_packages"][0].clone();
+        let fresh = want["digest"].as_str().is_some_and(|d| installed.as_ref().is_none_or(|(_, have)| have != d));
+        if fresh {
+            let (name, digest) =
+                (want["name"].as_str().unwrap().to_string(), want["digest"].as_str().unwrap().to_string());
+            let t0 = Instant::now();
+            let r = ep
+                .http
+                .get(format!("{}/api/v1/nodes/{id}/skills/packages/{digest}", ep.url))
+                .bearer_auth(&secret)
+                .send()
+                .await
+                .unwrap();
+            let bytes = r.bytes().await.unwrap().to_vec();
+            let (d, n, folder) = (digest.clone(), name.clone(), dir.clone());
+            tokio::task::spawn_blocking(move || {
+                let files = package::verify(&bytes, &d).unwrap();
+                package::install(&folder, &n, &files, &d).unwrap();
+            })
+            .await
+            .unwrap();
+            took = t0.elapsed().as_micros() as u64;
+            report = Some(json!({"name": name, "digest": digest, "outcome": "installed"}));
+            installed = Some((name, digest));
+            continue;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    took
+}
+
+async fn push_to_workers(n: usize) {
+    use base64::Engine;
+    let (_server, ep) = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let skill = dir.path().join("src/bigskill");
+    std::fs::create_dir_all(&skill).unwrap();
+    std::fs::write(skill.join("SKILL.md"), "---\nname: bigskill\ndescription: a 1 MiB skill\n---\n").unwrap();
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for f in 0..16 {
+        let data: Vec<u8> = (0..64 * 1024)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                seed as u8
+            })
+            .collect();
+        std::fs::write(skill.join(format!("data-{f:02}.bin")), data).unwrap();
+    }
+    let packed = openclaw::worker::skills::package::pack(&skill).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sims = Vec::new();
+    for i in 0..n {
+        let id = format!("push-{i:03}");
+        let body = json!({"node_id": id, "hostname": id, "platform": "linux", "arch": "x64", "available_skills": [], "max_concurrent_tasks": 1, "tags": ["bench"]});
+        let r: Value = ep
+            .http
+            .post(format!("{}/api/v1/nodes/register", ep.url))
+            .bearer_auth(&ep.join)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let secret = r["node_secret"].as_str().unwrap().to_string();
+        let folder = dir.path().join("nodes").join(&id);
+        sims.push(tokio::spawn(push_sim_worker(ep.clone(), id, secret, folder, stop.clone())));
+    }
+    // Every simulated worker is heartbeating before the push.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let req = json!({
+        "name": packed.name, "digest": packed.digest, "selector": {"tags": ["bench"]},
+        "package": base64::engine::general_purpose::STANDARD.encode(&packed.tar),
+    });
+    let t0 = Instant::now();
+    let r =
+        ep.http.post(format!("{}/api/v1/skills/push", ep.url)).bearer_auth(&ep.admin).json(&req).send().await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let stored = t0.elapsed();
+    let all = loop {
+        let list: Value = ep
+            .http
+            .get(format!("{}/api/v1/skills/pushes", ep.url))
+            .bearer_auth(&ep.admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let nodes = list["pushes"][0]["nodes"].as_array().cloned().unwrap_or_default();
+        if nodes.len() == n && nodes.iter().all(|x| x["state"] == "installed") {
+            break t0.elapsed();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(300), "not every node installed it within 300 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    let mut per_node = histogram();
+    for s in sims {
+        per_node.record(s.await.unwrap().max(1)).unwrap();
+    }
+    println!("  package: {} bytes ({} files), digest {}", packed.tar.len(), packed.files, &packed.digest[..19]);
+    println!("  push accepted (upload + check + commit): {:.1} ms", stored.as_secs_f64() * 1000.0);
+    println!("  all {n} workers advertise it: {:.2} s after the push (heartbeat every 1 s)", all.as_secs_f64());
+    println!("  {}", report("each worker's fetch + verify + install", &per_node));
+}
+
 fn main() {
     let which = std::env::args().skip(1).find(|a| !a.starts_with('-')).unwrap_or_else(|| "all".into());
     openclaw::cmd::install_crypto();
@@ -1727,6 +1884,10 @@ fn main() {
         if which == "fanout" || which == "all" {
             println!("fan-out:");
             fan_out(1_000, 5).await;
+        }
+        if which == "push" || which == "all" {
+            println!("skill push (1 MiB skill, 100 simulated workers):");
+            push_to_workers(100).await;
         }
         if which == "schedules" || which == "all" {
             println!("schedules:");

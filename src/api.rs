@@ -28,6 +28,11 @@
 //! | POST | `/api/v1/nodes/{node}/tasks/{task}/output` | PushOutput | that node |
 //! | GET | `/api/v1/cluster/health` | ClusterHealth | read |
 //! | GET | `/api/v1/skills` | ClusterSkills (every skill, its nodes, digests, drift) | read |
+//! | POST | `/api/v1/skills/push` | PushSkill (a package, to a selector) | admin |
+//! | GET | `/api/v1/skills/pushes` | ListSkillPushes (each node's progress) | read |
+//! | POST | `/api/v1/skills/pushes/{name}/remove` | RemoveSkillPush | admin |
+//! | POST | `/api/v1/skills/pushes/{name}/rollback` | RollbackSkillPush | admin |
+//! | GET | `/api/v1/nodes/{node}/skills/packages/{digest}` | SkillPackage (the tar) | that node |
 //! | POST | `/api/v1/cluster/check-heartbeat` | CheckHeartbeat | admin |
 //! | POST | `/api/v1/tasks` | SubmitTask | submit |
 //! | GET | `/api/v1/tasks` | ListTasks (`?status= &node= &skill= &limit= &after=`) | read |
@@ -415,6 +420,11 @@ pub enum Route {
     PushOutput { node: String, task: String },
     ClusterHealth,
     ClusterSkills,
+    PushSkill,
+    ListSkillPushes,
+    RemoveSkillPush { name: String },
+    RollbackSkillPush { name: String },
+    SkillPackage { node: String, digest: String },
     CheckHeartbeat,
     SubmitTask,
     ListTasks(TaskQuery),
@@ -846,6 +856,76 @@ pub static TABLE: &[Endpoint] = &[
     },
     Endpoint {
         method: Method::POST,
+        path: "/api/v1/skills/push",
+        name: "skills_push",
+        query: None,
+        body: Body::Json(json::<m::PushSkill>),
+        ok: &[(201, Answer::Json(json::<m::SkillPush>))],
+        errors: &[E::InvalidSkillPush, E::Overloaded, E::Unavailable],
+        access: Access::Admin,
+        summary: "Push a skill's package to the nodes of a selector (now, and to those that join or come back later)",
+        build: |p, q| none(p, q, Route::PushSkill),
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/skills/pushes",
+        name: "skills_pushes",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::SkillPushList>))],
+        errors: &[],
+        access: Access::Read,
+        summary: "The pushed skills: version, the version before, selector, who pushed, and each chosen node's progress",
+        build: |p, q| none(p, q, Route::ListSkillPushes),
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/skills/pushes/{name}/remove",
+        name: "skills_push_remove",
+        query: None,
+        body: Body::Optional(json::<m::RemoveSkill>),
+        ok: &[(200, Answer::Json(json::<m::SkillPush>))],
+        errors: &[E::UnknownSkillPush, E::Overloaded, E::Unavailable],
+        access: Access::Admin,
+        summary: "Remove a pushed skill from its nodes (or from some of them)",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::RemoveSkillPush { name: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/skills/pushes/{name}/rollback",
+        name: "skills_push_rollback",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Json(json::<m::SkillPush>))],
+        errors: &[E::UnknownSkillPush, E::NoPreviousVersion, E::Overloaded, E::Unavailable],
+        access: Access::Admin,
+        summary: "Go back to the version pushed before",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::RollbackSkillPush { name: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::GET,
+        path: "/api/v1/nodes/{node}/skills/packages/{digest}",
+        name: "node_skill_package",
+        query: None,
+        body: Body::None,
+        ok: &[(200, Answer::Media(&["application/x-tar"]))],
+        errors: &[E::UnknownSkillPush, E::Internal],
+        access: Access::Node,
+        summary: "A pushed skill's package, for the node it is pushed to",
+        build: |mut p, q| {
+            no_query(q)?;
+            let node = take(&mut p);
+            Ok(Route::SkillPackage { node, digest: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
         path: "/api/v1/cluster/check-heartbeat",
         name: "cluster_check_heartbeat",
         query: None,
@@ -1065,6 +1145,7 @@ pub static TABLE: &[Endpoint] = &[
                 ("task", json::<m::Event>),
                 ("node", json::<m::Event>),
                 ("schedule", json::<m::Event>),
+                ("skill", json::<m::Event>),
                 ("gap", json::<m::StreamGap>),
                 ("error", json::<m::StreamError>),
             ]),
@@ -1299,6 +1380,16 @@ pub static LINKS: &[Link] = &[
     link("node_shutdown", 200, "node_forget", REGISTERED),
     // The worker protocol, as the node that registered.
     link("node_heartbeat", 200, "node_poll", SAME_NODE),
+    link(
+        "node_heartbeat",
+        200,
+        "node_skill_package",
+        &[
+            ("path.node", "$request.path.node"),
+            ("path.digest", "$response.body#/skill_packages/0/digest"),
+            ("header.Authorization", "$request.header.Authorization"),
+        ],
+    ),
     Link { body: Some(assigned_attempt), ..link("node_poll", 200, "node_task_start", ASSIGNED) },
     Link { body: Some(assigned_attempt), ..link("node_poll", 200, "node_task_output", ASSIGNED) },
     Link { body: Some(assigned_attempt), ..link("node_poll", 200, "node_task_result", ASSIGNED) },
@@ -1460,6 +1551,11 @@ impl Route {
             Route::PushOutput { .. } => "node_task_output",
             Route::ClusterHealth => "cluster_health",
             Route::ClusterSkills => "skills_list",
+            Route::PushSkill => "skills_push",
+            Route::ListSkillPushes => "skills_pushes",
+            Route::RemoveSkillPush { .. } => "skills_push_remove",
+            Route::RollbackSkillPush { .. } => "skills_push_rollback",
+            Route::SkillPackage { .. } => "node_skill_package",
             Route::CheckHeartbeat => "cluster_check_heartbeat",
             Route::SubmitTask => "tasks_submit",
             Route::ListTasks(_) => "tasks_list",
@@ -1507,7 +1603,8 @@ impl Route {
             | Route::PollTasks { node }
             | Route::StartTask { node, .. }
             | Route::TaskResult { node, .. }
-            | Route::PushOutput { node, .. } => Some(node),
+            | Route::PushOutput { node, .. }
+            | Route::SkillPackage { node, .. } => Some(node),
             _ => None,
         }
     }
@@ -1518,6 +1615,8 @@ impl Route {
             Route::Asset { asset } => vec![asset],
             Route::NodesWithSkill { skill } => vec![skill],
             Route::SetSecret { name } | Route::DeleteSecret { name } => vec![name],
+            Route::RemoveSkillPush { name } | Route::RollbackSkillPush { name } => vec![name],
+            Route::SkillPackage { node, digest } => vec![node, digest],
             Route::GetNode { node }
             | Route::ForgetNode { node }
             | Route::NodeHealth { node }

@@ -850,6 +850,89 @@ pub struct SkillsArgs {
     pub cluster: bool,
     #[command(flatten)]
     pub client: ClientArgs,
+    /// Push a skill to nodes, remove or roll back a pushed skill, list the pushes.
+    #[command(subcommand)]
+    pub action: Option<SkillsAction>,
+}
+
+/// Pushed skills: the admin token's.
+#[derive(Debug, Subcommand)]
+pub enum SkillsAction {
+    /// Pack a skill folder and push it to nodes (they install it into their managed skills
+    /// folder when worker.accept_skill_pushes is on; nodes that join or come back later get
+    /// it too); shows progress until the chosen nodes advertise it.
+    Push(SkillPushArgs),
+    /// Remove a pushed skill from the nodes it was pushed to (or only from --nodes).
+    Remove(SkillRemoveArgs),
+    /// Go back to the version pushed before.
+    Rollback(SkillNameArgs),
+    /// The pushed skills: version, the version before, selector, and each node's progress.
+    Pushes(SkillPushesArgs),
+}
+
+/// `openclaw skills push`.
+#[derive(Debug, Args)]
+pub struct SkillPushArgs {
+    /// The skill's folder (holding its SKILL.md); its name is the SKILL.md's `name`, else
+    /// the folder's name.
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+    /// These nodes (comma-separated or repeated).
+    #[arg(long, value_name = "NODE_ID", value_delimiter = ',', required_unless_present_any = ["tags", "all"], conflicts_with_all = ["tags", "all"])]
+    pub nodes: Vec<String>,
+    /// Every node with all of these tags (comma-separated or repeated).
+    #[arg(long, value_name = "TAG", value_delimiter = ',', conflicts_with = "all")]
+    pub tags: Vec<String>,
+    /// Every node.
+    #[arg(long)]
+    pub all: bool,
+    /// Return once the coordinator has it; do not wait for the nodes.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// How long to wait for the nodes to advertise it (e.g. 90s, 5m).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = crate::util::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Print the API's JSON (the push, then each node's progress when waiting).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `openclaw skills remove`.
+#[derive(Debug, Args)]
+pub struct SkillRemoveArgs {
+    /// The pushed skill's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Only from these nodes (comma-separated or repeated); default: every node of the push.
+    #[arg(long, value_name = "NODE_ID", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `openclaw skills rollback`.
+#[derive(Debug, Args)]
+pub struct SkillNameArgs {
+    /// The pushed skill's name.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// `openclaw skills pushes`.
+#[derive(Debug, Args)]
+pub struct SkillPushesArgs {
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// Parses arguments (the first one is the program name). Called through a role link

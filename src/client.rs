@@ -314,8 +314,7 @@ impl Client {
     pub async fn download(&self, route: &Route, out: &mut tokio::fs::File) -> Result<u64, ClientError> {
         use tokio::io::AsyncWriteExt;
         let (method, path) = route.request();
-        let mut response =
-            self.send(&method, &path, |base| self.http.request(method.clone(), format!("{base}{path}"))).await?;
+        let mut response = self.get_stream(route, None).await?;
         let base = self.base();
         let write_failed = |e: std::io::Error| ClientError::Unreachable {
             url: base.clone(),
@@ -330,6 +329,20 @@ impl Client {
         }
         out.flush().await.map_err(write_failed)?;
         Ok(total)
+    }
+
+    /// Sends a route's request without a body and returns a 2xx answer unread (a large
+    /// download), within `timeout` when given.
+    async fn get_stream(&self, route: &Route, timeout: Option<Duration>) -> Result<reqwest::Response, ClientError> {
+        let (method, path) = route.request();
+        self.send(&method, &path, |base| {
+            let req = self.http.request(method.clone(), format!("{base}{path}"));
+            match timeout {
+                Some(t) => req.timeout(t),
+                None => req,
+            }
+        })
+        .await
     }
 
     /// A GET-style call without a body.
@@ -415,6 +428,33 @@ impl Client {
 
     pub async fn rotate_secret_key(&self) -> Result<crate::model::KeyRotated, ClientError> {
         self.call(&Route::RotateSecretKey, NONE, Self::SHORT).await
+    }
+
+    /// Pushes a skill's package (a slow link may take a while with 16 MiB).
+    pub async fn push_skill(&self, req: &crate::model::PushSkill) -> Result<crate::model::SkillPush, ClientError> {
+        self.call(&Route::PushSkill, Some(req), Duration::from_secs(300)).await
+    }
+
+    /// A pushed skill's package for this node, at most `max` bytes: a longer answer is cut
+    /// off and refused (the checker then never sees it).
+    pub async fn skill_package(&self, node: &str, digest: &str, max: u64) -> Result<Vec<u8>, ClientError> {
+        let route = Route::SkillPackage { node: node.into(), digest: digest.into() };
+        let (method, path) = route.request();
+        let mut response = self.get_stream(&route, Some(Duration::from_secs(300))).await?;
+        let base = self.base();
+        let mut out = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport(&base, &method, &path, &e))? {
+            if (out.len() + chunk.len()) as u64 > max {
+                return Err(ClientError::Unreachable {
+                    url: base.clone(),
+                    method,
+                    path: shown(&path),
+                    cause: format!("the package is larger than {max} bytes; refused"),
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
     }
 }
 

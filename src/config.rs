@@ -337,6 +337,11 @@ pub struct WorkerConfig {
     /// (`--state-dir`). Unset: the folder of `storage.path`.
     #[schema(value_type = Option<String>, format = "path")]
     pub state_dir: Option<PathBuf>,
+    /// Install skills the cluster's admin pushes (`openclaw skills push`) into the managed
+    /// skills folder: OpenClaw's (`<OpenClaw state dir>/skills`, so OpenClaw sees them
+    /// too) when its CLI is found, else `<state_dir>/pushed-skills/<node id>`. Off: pushes
+    /// to this node are refused, and the refusal shows in the event history.
+    pub accept_skill_pushes: bool,
 }
 
 impl Default for WorkerConfig {
@@ -364,6 +369,7 @@ impl Default for WorkerConfig {
             skills_rescan_interval: Secs::from_secs(2),
             gateway_check_interval: Secs::from_secs(5),
             state_dir: None,
+            accept_skill_pushes: false,
         }
     }
 }

@@ -114,6 +114,23 @@ fn examples(page: &str) -> &'static [(&'static str, &'static str)] {
         "openclaw-cluster-skills" => {
             &[("Why a skill is not advertised.", "openclaw-cluster skills --skills-dir ./skills")]
         }
+        "openclaw-cluster-skills-push" => &[
+            (
+                "Push a skill to every node tagged gpu and watch them install it.",
+                "openclaw-cluster skills push ./skills/summarize --tags gpu",
+            ),
+            ("To two nodes, without waiting.", "openclaw-cluster skills push ./summarize --nodes w1,w2 --no-wait"),
+        ],
+        "openclaw-cluster-skills-remove" => &[
+            ("Remove a pushed skill from every node it was pushed to.", "openclaw-cluster skills remove summarize"),
+            ("Only from one node.", "openclaw-cluster skills remove summarize --nodes w2"),
+        ],
+        "openclaw-cluster-skills-rollback" => {
+            &[("Go back to the version pushed before.", "openclaw-cluster skills rollback summarize")]
+        }
+        "openclaw-cluster-skills-pushes" => {
+            &[("Which nodes have each pushed skill.", "openclaw-cluster skills pushes")]
+        }
         "openclaw-cluster-backup" => {
             &[("A nightly backup from cron.", "openclaw-cluster backup /var/backups/openclaw/cluster-$(date +%F).db")]
         }

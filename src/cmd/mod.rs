@@ -17,6 +17,7 @@ mod schedules;
 mod secrets;
 #[cfg(windows)]
 mod service;
+mod skill_push;
 mod skills;
 mod tasks;
 mod watch;
@@ -126,6 +127,10 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             worker::check_skills_dirs(&loaded.config)?;
             server(&loaded, Role::Coordinator, worker::dev(loaded.config.clone()))
+        }
+        Command::Skills(crate::cli::SkillsArgs { action: Some(action), .. }) => {
+            let loaded = load(&cli.config, flags)?;
+            client(skill_push::run(&loaded.config, action))
         }
         Command::Skills(args) if args.cluster => {
             let loaded = load(&cli.config, flags)?;

@@ -165,6 +165,7 @@ fn event_line(e: &Event) -> String {
         EventKind::Task => e.task_id.as_deref().unwrap_or("-"),
         EventKind::Node => e.node_id.as_deref().unwrap_or("-"),
         EventKind::Schedule => e.schedule_id.as_deref().unwrap_or("-"),
+        EventKind::Skill => e.skill.as_deref().unwrap_or("-"),
     };
     let mut line = format!("{} {} {} {}", rfc3339(e.at.0), e.kind, subject, e.event);
     if e.status != e.event.as_str() {

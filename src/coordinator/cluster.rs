@@ -313,7 +313,7 @@ impl Cluster {
     }
 
     /// A read of the store, on the blocking pool.
-    async fn read<T: Send + 'static>(
+    pub(super) async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, Error> {
@@ -619,6 +619,7 @@ impl Cluster {
             answer.dispatch = Some(transport.heartbeat(node, &req));
         }
         answer.secrets = self.secrets_for(node);
+        answer.skill_packages = self.view(|core| core.skill_packages_for(node));
         Ok(answer)
     }
 

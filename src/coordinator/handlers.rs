@@ -92,6 +92,20 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         }
         Route::ClusterHealth => ok(&cluster.cluster_health().await?),
         Route::ClusterSkills => ok(&cluster.view(|c| c.registry().skills())),
+        Route::PushSkill => {
+            let by = admin_label(cluster, &req);
+            Ok(cluster.push_skill(req.json()?, by).await?.respond(StatusCode::CREATED))
+        }
+        Route::ListSkillPushes => ok(&cluster.view(|c| c.push_list())),
+        Route::RemoveSkillPush { name } => {
+            let by = admin_label(cluster, &req);
+            ok(&cluster.remove_pushed_skill(name, req.json_or_default()?, by).await?)
+        }
+        Route::RollbackSkillPush { name } => ok(&cluster.rollback_skill(name, admin_label(cluster, &req)).await?),
+        Route::SkillPackage { node, digest } => {
+            let bytes = cluster.skill_package(node, digest).await?;
+            Ok(super::http::bytes(StatusCode::OK, "application/x-tar", bytes))
+        }
         Route::CheckHeartbeat => ok(&cluster.mutate(|c, now| Ok(c.check_liveness(now))).await?),
         Route::SubmitTask => {
             let body: SubmitTask = req.json()?;
@@ -122,13 +136,7 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         }
         Route::Backup => backup(cluster).await,
         Route::ListSecrets => ok(&cluster.secrets()),
-        Route::SetSecret { name } => {
-            let who = match &req.caller {
-                Caller::Admin if !cluster.tokens().enabled => format!("admin (auth off) from {}", req.client),
-                _ => format!("admin token from {}", req.client),
-            };
-            ok(&cluster.set_secret(name, req.json()?, who).await?)
-        }
+        Route::SetSecret { name } => ok(&cluster.set_secret(name, req.json()?, admin_label(cluster, &req)).await?),
         Route::DeleteSecret { name } => ok(&cluster.remove_secret(name).await?),
         Route::RotateSecretKey => ok(&cluster.rotate_secret_key().await?),
         Route::TaskOutput { task, query } => {
@@ -178,6 +186,14 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
             ok(&cluster.schedule_runs(schedule, query.before, limit).await?)
         }
         Route::Mcp => Ok(mcp.handle(req).await),
+    }
+}
+
+/// Who made an admin change, for the record: the admin token and where it came from.
+fn admin_label(cluster: &Cluster, req: &Request) -> String {
+    match &req.caller {
+        Caller::Admin if !cluster.tokens().enabled => format!("admin (auth off) from {}", req.client),
+        _ => format!("admin token from {}", req.client),
     }
 }
 

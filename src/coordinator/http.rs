@@ -447,7 +447,11 @@ async fn prepare(
     if !route.takes_body() {
         return Ok(Request { route, caller, headers: parts.headers, body: Bytes::new(), client, connection });
     }
-    let limit = shared.config().coordinator.max_body_bytes;
+    let mut limit = shared.config().coordinator.max_body_bytes;
+    if route == Route::PushSkill {
+        // A push carries its package (up to 16 MiB, as base64) whatever the limit for others.
+        limit = limit.max(super::skill_pushes::MAX_PACKAGE_TEXT + 64 * 1024);
+    }
     if let Some(len) =
         parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok())
         && len > limit

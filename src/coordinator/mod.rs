@@ -31,6 +31,7 @@ pub mod leader;
 pub mod mcp;
 pub mod metrics;
 pub mod secrets;
+pub mod skill_pushes;
 pub mod sse;
 pub mod standby;
 pub mod store;

@@ -44,6 +44,13 @@ string_enum! {
         UnknownSchedule = "unknown_schedule",
         /// A schedule with this name exists.
         ScheduleExists = "schedule_exists",
+        /// No pushed skill with this name (or no package with this digest).
+        UnknownSkillPush = "unknown_skill_push",
+        /// A rollback of a pushed skill that has no version before.
+        NoPreviousVersion = "no_previous_version",
+        /// A skill push whose package, name or selector cannot be installed as sent (the
+        /// message names the entry or the field).
+        InvalidSkillPush = "invalid_skill_push",
         /// A report (start, output, result) for an attempt that is not the task's current
         /// one on this node.
         StaleAttempt = "stale_attempt",
@@ -96,7 +103,8 @@ impl ErrorCode {
             | ErrorCode::UnknownNode
             | ErrorCode::UnknownTask
             | ErrorCode::UnknownSecret
-            | ErrorCode::UnknownSchedule => 404,
+            | ErrorCode::UnknownSchedule
+            | ErrorCode::UnknownSkillPush => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestTimeout => 408,
             ErrorCode::StaleAttempt
@@ -108,6 +116,8 @@ impl ErrorCode {
             | ErrorCode::IdempotencyConflict
             | ErrorCode::SecretUnreadable
             | ErrorCode::ScheduleExists
+            | ErrorCode::NoPreviousVersion
+            | ErrorCode::InvalidSkillPush
             | ErrorCode::Unplaceable => 409,
             ErrorCode::PayloadTooLarge => 413,
             ErrorCode::UnsupportedMediaType => 415,
@@ -145,6 +155,15 @@ impl ErrorCode {
             }
             ErrorCode::UnknownSchedule => "no schedule with this id or name",
             ErrorCode::ScheduleExists => "a schedule with this name exists: choose another name, or edit it",
+            ErrorCode::UnknownSkillPush => {
+                "no pushed skill with this name (`openclaw skills pushes`), or no stored package with this digest"
+            }
+            ErrorCode::NoPreviousVersion => {
+                "the pushed skill has no version before this one to roll back to (push the version you want instead)"
+            }
+            ErrorCode::InvalidSkillPush => {
+                "a skill push the workers could not install: a package that is not base64 of a skill package (a `..` or absolute path, a link, a device, a name twice, over the caps, truncated), whose content is not the `digest` sent or whose SKILL.md names another skill; a name that cannot be a folder; a selector without exactly one of `nodes`, `tags`, `all`. The message names which; nothing was stored"
+            }
             ErrorCode::StaleAttempt => {
                 "a start, output or result report for an attempt that is not the task's current one on this node"
             }

@@ -8,6 +8,8 @@
 //! Split by domain, re-exported here so that every type is `crate::model::Name`:
 //! - [`node`]: nodes, registration, heartbeats, node ids;
 //! - [`skill`]: skill contents (digests, sources) and the cluster's skills view;
+//! - [`skill_push`]: pushed skills (the push, the pushes kept, what a node should have and
+//!   what a worker reports);
 //! - [`task`]: submissions, the stored spec and state, task views and lists;
 //! - [`schedule`]: schedules (cron, every, at), their views and their run history;
 //! - [`attempt`]: what the worker and the coordinator exchange about one attempt (poll,
@@ -131,6 +133,7 @@ pub mod node;
 pub mod schedule;
 pub mod secret;
 pub mod skill;
+pub mod skill_push;
 pub mod stream;
 pub mod task;
 pub mod transport;
@@ -144,6 +147,7 @@ pub use node::*;
 pub use schedule::*;
 pub use secret::*;
 pub use skill::*;
+pub use skill_push::*;
 pub use stream::*;
 pub use task::*;
 pub use transport::*;

@@ -332,6 +332,11 @@ pub struct HeartbeatRequest {
     /// never in its store; a worker that sends `nats` without it is kept on HTTP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nats_key: Option<String>,
+    /// What this worker did with pushed skills since its last heartbeat (installed,
+    /// removed, or failed and why); sent only when there is something to report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 1000)]
+    pub skill_installs: Vec<super::SkillInstallReport>,
 }
 
 /// The answer to a heartbeat.
@@ -354,6 +359,11 @@ pub struct HeartbeatResponse {
     /// on the worker (the value comes with each start answer).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
+    /// The pushed skills this node should have (name, digest, where to fetch the package
+    /// with its node secret). Absent when nothing was ever pushed; a pushed skill this node
+    /// has and the list leaves out is to be removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill_packages: Option<Vec<super::SkillPackageRef>>,
 }
 
 /// A task and one of its attempts.

@@ -73,6 +73,7 @@ string_enum! {
         Task = "task",
         Node = "node",
         Schedule = "schedule",
+        Skill = "skill",
     }
 }
 
@@ -170,7 +171,26 @@ string_enum! {
     }
 }
 
-/// The name of an event: a task's, a node's or a schedule's transition. On the wire it is the bare
+string_enum! {
+    /// What happened to a pushed skill: the `event` of a `skill` event (the skill is in
+    /// `skill`; a node's own outcome names the node).
+    SkillTransition {
+        /// An admin pushed a version to a selector (the message says who, what and where).
+        Pushed = "skill_pushed",
+        /// An admin removed a pushed skill (from every chosen node, or from some).
+        Removed = "skill_removed",
+        /// An admin went back to the version before.
+        RolledBack = "skill_rolled_back",
+        /// A node installed the pushed version.
+        Installed = "skill_installed",
+        /// A node removed its pushed copy.
+        Uninstalled = "skill_uninstalled",
+        /// A node could not install the pushed version (the message says why).
+        InstallFailed = "skill_install_failed",
+    }
+}
+
+/// The name of an event: a task's, a node's, a schedule's or a pushed skill's transition. On the wire it is the bare
 /// name (`"scheduled"`, `"offline"`): the two lists share no name, so a name alone says
 /// which kind it is. Whoever acts on an event matches on this, exhaustively, so a renamed
 /// or a new transition is a compile error there, never a silently missed event.
@@ -179,6 +199,7 @@ pub enum Transition {
     Task(TaskTransition),
     Node(NodeTransition),
     Schedule(ScheduleTransition),
+    Skill(SkillTransition),
 }
 
 impl Transition {
@@ -188,6 +209,7 @@ impl Transition {
             Transition::Task(_) => EventKind::Task,
             Transition::Node(_) => EventKind::Node,
             Transition::Schedule(_) => EventKind::Schedule,
+            Transition::Skill(_) => EventKind::Skill,
         }
     }
 
@@ -197,6 +219,7 @@ impl Transition {
             Transition::Task(t) => t.as_str(),
             Transition::Node(n) => n.as_str(),
             Transition::Schedule(s) => s.as_str(),
+            Transition::Skill(s) => s.as_str(),
         }
     }
 
@@ -206,6 +229,7 @@ impl Transition {
             EventKind::Task => text.parse().map(Transition::Task),
             EventKind::Node => text.parse().map(Transition::Node),
             EventKind::Schedule => text.parse().map(Transition::Schedule),
+            EventKind::Skill => text.parse().map(Transition::Skill),
         }
     }
 }
@@ -228,6 +252,12 @@ impl From<ScheduleTransition> for Transition {
     }
 }
 
+impl From<SkillTransition> for Transition {
+    fn from(s: SkillTransition) -> Transition {
+        Transition::Skill(s)
+    }
+}
+
 impl std::fmt::Display for Transition {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -243,6 +273,7 @@ impl std::str::FromStr for Transition {
                 .map(|t| t.as_str())
                 .chain(NodeTransition::ALL.iter().map(|n| n.as_str()))
                 .chain(ScheduleTransition::ALL.iter().map(|n| n.as_str()))
+                .chain(SkillTransition::ALL.iter().map(|n| n.as_str()))
                 .collect();
             format!("`{s}` is not one of {}", names.join(", "))
         })
@@ -274,7 +305,9 @@ pub struct Event {
     /// cancelled, released (the tasks it depends on ended), child_ended (a group task's
     /// child ended). Nodes: registered, online, offline, drained, undrained, skills_changed,
     /// skill_drift, secret_rotated, left, forgotten. Schedules: created, edited, paused,
-    /// resumed, removed, fired, skipped, fire_failed.
+    /// resumed, removed, fired, skipped, fire_failed. Pushed skills: skill_pushed,
+    /// skill_removed, skill_rolled_back, skill_installed, skill_uninstalled,
+    /// skill_install_failed.
     #[schema(value_type = String)]
     pub event: Transition,
     /// A task's event, or the task a schedule's firing submitted.
@@ -289,7 +322,8 @@ pub struct Event {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempt: Option<u32>,
-    /// A task's first required skill (a `skill_drift` event: the skill that drifts).
+    /// A task's first required skill (a `skill_drift` event: the skill that drifts; a
+    /// `skill` event: the pushed skill).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skill: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -308,6 +342,7 @@ mod tests {
             .map(|t| Transition::from(*t))
             .chain(NodeTransition::ALL.iter().map(|n| Transition::from(*n)))
             .chain(ScheduleTransition::ALL.iter().map(|n| Transition::from(*n)))
+            .chain(SkillTransition::ALL.iter().map(|n| Transition::from(*n)))
             .collect();
         let schema = serde_json::to_value(<Event as utoipa::PartialSchema>::schema()).unwrap();
         let documented = schema["properties"]["event"]["description"].as_str().unwrap().to_string();

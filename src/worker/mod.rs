@@ -15,6 +15,8 @@
 //!   OpenClaw agent through [`gateway`]); [`live_output`] streams what an attempt prints.
 //! - [`transport`]: the seam a transport besides HTTP plugs into (NATS, in
 //!   `crate::transport`): the worker never names one.
+//! - [`skill_pushes`]: the skills the cluster's admin pushed to this node, installed into
+//!   the managed skills folder (when `worker.accept_skill_pushes` says so) and reported.
 //! - [`skills`] reads skills as OpenClaw's loader does (and OpenClaw's own, from its CLI's
 //!   listing); [`openclaw`] is the local OpenClaw installation (its paths, its config, its
 //!   CLI).
@@ -36,6 +38,7 @@ pub mod live_output;
 pub mod openclaw;
 pub mod runner;
 pub mod session;
+pub mod skill_pushes;
 pub mod skills;
 pub mod supervisor;
 pub mod system;
@@ -81,7 +84,7 @@ impl Context {
 /// Runs a worker until `shutdown` fires (or the coordinator refuses it for good), with the
 /// first of `transports` that the config turns on.
 pub async fn run(
-    config: Config,
+    mut config: Config,
     join_token: Option<String>,
     shutdown: CancellationToken,
     transports: &[transport::TransportPlug],
@@ -89,6 +92,15 @@ pub async fn run(
     let node_id =
         config.worker.node_id.clone().unwrap_or_else(|| crate::model::node_id_from_hostname(&system::hostname()));
     let identity = identity::Identity::claim(&config.worker_state_dir(), &node_id)?;
+    let (installer, ours) = skill_pushes::Installer::new(&config, &node_id);
+    if ours && (config.worker.accept_skill_pushes || installer.managed().is_dir()) {
+        // Pushed skills live in a folder of ours: scanned as one more skills dir.
+        if let Err(e) = std::fs::create_dir_all(installer.managed()) {
+            anyhow::bail!("cannot create {} for pushed skills (worker.state_dir): {e}", installer.managed().display());
+        }
+        config.worker.skills_dir.0.push(installer.managed().to_path_buf());
+    }
+    let installer = Arc::new(installer);
     let urls = config.coordinator_urls_for_clients();
     let join = Client::for_coordinators(&urls, join_token, config.worker.ca_file.as_deref())?;
     let gateway = gateway::Gateway::from_config(&config);
@@ -117,7 +129,14 @@ pub async fn run(
     }
 
     let mut loops = vec![
-        tokio::spawn(session::heartbeat_loop(session.clone(), attempts.clone(), adverts.clone(), transport.clone())),
+        tokio::spawn(session::heartbeat_loop(
+            session.clone(),
+            attempts.clone(),
+            adverts.clone(),
+            transport.clone(),
+            installer.clone(),
+        )),
+        tokio::spawn(skill_pushes::installer_loop(installer.clone(), session.clone(), adverts.clone(), ctx.clone())),
         tokio::spawn(attempts::poll_loop(attempts.clone())),
         tokio::spawn(adverts::skills_loop(adverts.clone(), ctx.clone())),
         tokio::spawn(adverts::gateway_loop(adverts.clone(), ctx.clone())),

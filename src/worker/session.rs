@@ -268,6 +268,7 @@ pub async fn heartbeat_loop(
     attempts: Arc<Attempts>,
     adverts: Arc<Adverts>,
     transport: Arc<dyn CoordinatorTransport>,
+    installer: Arc<super::skill_pushes::Installer>,
 ) {
     let ctx = session.ctx.clone();
     let interval = ctx.config.worker.heartbeat_interval.get();
@@ -334,6 +335,7 @@ pub async fn heartbeat_loop(
             available_skills: changed.as_ref().map(|(_, l)| l.available.clone()),
             unavailable_skills: changed.as_ref().map(|(_, l)| l.unavailable.clone()),
             skill_digests: changed.as_ref().map(|(_, l)| l.digests.clone()),
+            skill_installs: installer.take_reports(),
             ..Default::default()
         };
         if let Some(secret) = client.token() {
@@ -346,9 +348,11 @@ pub async fn heartbeat_loop(
                     adverts.mark_sent(version);
                 }
                 attempts.heartbeat_answered(number, &answer);
+                installer.desired(answer.skill_packages.as_ref());
                 session.until_next_heartbeat(interval).await;
             }
             Err(e) if super::attempts::session_refused(&e) => {
+                installer.put_back(std::mem::take(&mut req.skill_installs));
                 session.drop_session(&format!("heartbeat refused: {e}"));
             }
             Err(e) if e.code() == Some(ErrorCode::BadRequest) => {
@@ -368,6 +372,7 @@ pub async fn heartbeat_loop(
                 session.pause(interval).await;
             }
             Err(e) => {
+                installer.put_back(std::mem::take(&mut req.skill_installs));
                 session.link_down(&e);
                 // Retry at the heartbeat cadence so a restarted coordinator sees the
                 // node again within a heartbeat or two.

@@ -30,6 +30,7 @@ mod postgres_server;
 mod schedules;
 mod secrets;
 mod security;
+mod skill_push;
 mod skills;
 mod store;
 mod tasks;

@@ -251,6 +251,46 @@ async fn every_route_answers_as_the_document_says() {
     p.send("POST", "/api/v1/secrets/rotate-key", Some(admin), None).await;
     p.send("DELETE", "/api/v1/secrets/PROBE_KEY", Some(admin), None).await;
     p.send("DELETE", "/api/v1/secrets/PROBE_KEY", Some(admin), None).await;
+    // Pushed skills: a push to n2, its heartbeat answer and fetch, reports, remove, rollback.
+    let pushed = Skill::command("pushed", &["true"]).write(&cluster.path().join("push-src"));
+    let packed = openclaw::worker::skills::package::pack(&pushed).unwrap();
+    let package = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(&packed.tar)
+    };
+    let reg =
+        json!({"node_id": "n3", "hostname": "n3.local", "platform": "linux", "arch": "x64", "available_skills": ["x"]});
+    let (status, answer) = p.send("POST", "/api/v1/nodes/register", Some(join), Some(reg)).await;
+    assert_eq!(status, 200, "{answer}");
+    let s3 = answer["node_secret"].as_str().unwrap().to_string();
+    let push = json!({"name": "pushed", "digest": packed.digest, "package": package, "selector": {"nodes": ["n3"]}});
+    let (status, answer) = p.send("POST", "/api/v1/skills/push", Some(admin), Some(push.clone())).await;
+    assert_eq!(status, 201, "{answer}");
+    p.send("POST", "/api/v1/skills/push", Some(tasks), Some(push)).await;
+    p.send(
+        "POST",
+        "/api/v1/skills/push",
+        Some(admin),
+        Some(json!({"name": "pushed", "digest": packed.digest, "package": "", "selector": {}})),
+    )
+    .await;
+    let report = json!({"skill_installs": [{"name": "pushed", "digest": packed.digest, "outcome": "failed", "reason": "probe"}]});
+    let (status, answer) = p.send("POST", "/api/v1/nodes/n3/heartbeat", Some(&s3), Some(report)).await;
+    assert_eq!(
+        (status, answer["skill_packages"][0]["digest"].as_str()),
+        (200, Some(packed.digest.as_str())),
+        "{answer}"
+    );
+    p.send("GET", &format!("/api/v1/nodes/n3/skills/packages/{}", packed.digest), Some(&s3), None).await;
+    p.send("GET", &format!("/api/v1/nodes/n3/skills/packages/sha256:{}", "0".repeat(64)), Some(&s3), None).await;
+    p.send("GET", &format!("/api/v1/nodes/n3/skills/packages/{}", packed.digest), Some(admin), None).await;
+    p.send("GET", "/api/v1/skills/pushes", Some(tasks), None).await;
+    p.send("POST", "/api/v1/skills/pushes/pushed/rollback", Some(admin), None).await;
+    p.send("POST", "/api/v1/skills/pushes/pushed/remove", Some(admin), Some(json!({"nodes": ["n3"]}))).await;
+    p.send("POST", "/api/v1/skills/pushes/pushed/remove", Some(admin), None).await;
+    p.send("POST", "/api/v1/skills/pushes/pushed/rollback", Some(admin), None).await;
+    p.send("POST", "/api/v1/skills/pushes/nope/remove", Some(admin), None).await;
+    p.send("POST", "/api/v1/skills/pushes/nope/rollback", Some(tasks), None).await;
     p.send("POST", "/api/v1/tasks/nope/cancel", Some(tasks), None).await;
     p.send("GET", "/api/v1/tasks", Some("not-a-token-at-all"), None).await;
     // Schedules: create, read, change, pause, resume, fire, runs, remove; and refusals.

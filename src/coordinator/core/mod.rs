@@ -27,6 +27,7 @@ pub mod output;
 pub mod registry;
 pub mod scheduler;
 pub mod schedules;
+pub mod skill_pushes;
 pub mod tasks;
 pub mod timers;
 pub mod validate;
@@ -180,6 +181,9 @@ pub struct Batch {
     pub output: Vec<OutputWrite>,
     /// Schedules changed or removed, and their runs (written before the events).
     pub schedules: schedules::ScheduleWrites,
+    /// New skill packages, then changed pushes (written before the events); boxed, and
+    /// absent when none, to keep every batch small.
+    pub skill_pushes: Option<Box<skill_pushes::PushWrites>>,
 }
 
 impl Batch {
@@ -191,6 +195,7 @@ impl Batch {
             && self.events.is_empty()
             && self.output.is_empty()
             && self.schedules.is_empty()
+            && self.skill_pushes.is_none()
     }
 }
 
@@ -209,6 +214,9 @@ pub struct Snapshot {
     pub outputs: Vec<Kept>,
     /// Every schedule.
     pub schedules: Vec<schedules::ScheduleRecord>,
+    /// Every skill push, and the digest and size of every stored package.
+    pub skill_pushes: Vec<skill_pushes::PushRecord>,
+    pub skill_packages: Vec<(String, u64)>,
 }
 
 /// Everything behind the coordinator's mutex.
@@ -218,6 +226,7 @@ pub struct Core {
     tasks: Tasks,
     timers: Timers,
     schedules: schedules::Schedules,
+    pushes: skill_pushes::SkillPushes,
     metrics: Arc<Metrics>,
     /// The next task's place in submission order.
     next_seq: i64,
@@ -245,6 +254,7 @@ impl Core {
             tasks: Tasks::default(),
             timers: Timers::default(),
             schedules: schedules::Schedules::default(),
+            pushes: Default::default(),
             metrics,
             next_seq: next_seq.max(1),
             next_event: next_event.max(1),
@@ -278,6 +288,7 @@ impl Core {
         for schedule in snapshot.schedules {
             core.restore_schedule(schedule);
         }
+        core.pushes = skill_pushes::SkillPushes::restore(snapshot.skill_pushes, snapshot.skill_packages);
         for kept in &snapshot.outputs {
             if let Some(ring) = core.tasks.output_ring(&kept.task_id) {
                 *ring = Some(Box::new(output::OutputRing::restore(kept)));
@@ -330,7 +341,8 @@ impl Core {
             .collect();
         let output = std::mem::take(&mut self.output);
         let schedules = self.schedules.take_writes();
-        let batch = Batch { new_tasks, task_states, nodes, forgotten, events, output, schedules };
+        let skill_pushes = Some(self.pushes.take_writes()).filter(|w| !w.is_empty()).map(Box::new);
+        let batch = Batch { new_tasks, task_states, nodes, forgotten, events, output, schedules, skill_pushes };
         (!batch.is_empty()).then_some(batch)
     }
 

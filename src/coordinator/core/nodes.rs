@@ -230,6 +230,19 @@ impl Core {
             }
             None => None,
         };
+        let reports = req.skill_installs;
+        if reports.len() > crate::model::MAX_SKILLS {
+            return Err(Error::invalid("skill_installs", format!("at most {} reports", crate::model::MAX_SKILLS)));
+        }
+        for (i, r) in reports.iter().enumerate() {
+            if r.name.trim().is_empty() || r.name.chars().count() > 128 {
+                return Err(Error::invalid(&format!("skill_installs[{i}].name"), "1 to 128 characters"));
+            }
+            if let Some(d) = &r.digest {
+                crate::model::validate_digest(d)
+                    .map_err(|e| Error::invalid(&format!("skill_installs[{i}].digest"), e))?;
+            }
+        }
         let entry = self.registry.live_mut(node_id).ok_or_else(|| {
             Error::new(
                 ErrorCode::UnknownNode,
@@ -277,6 +290,9 @@ impl Core {
             self.node_event(node_id, NodeTransition::SkillsChanged, None, now);
             self.note_drift(node_id, now);
         }
+        if !reports.is_empty() {
+            self.skill_reports(node_id, reports, now);
+        }
         let cancel = match req.held_tasks {
             Some(held) => self.reconcile(node_id, &held, now),
             None => Vec::new(),
@@ -293,6 +309,7 @@ impl Core {
             cancel,
             dispatch: None,
             secrets: Vec::new(),
+            skill_packages: None,
         })
     }
 

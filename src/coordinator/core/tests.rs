@@ -1598,3 +1598,98 @@ fn cancelling_a_group_cancels_its_children_and_ends_cancelled() {
     assert_eq!(g.result.unwrap()["outcome"], "cancelled");
     check_invariants(&sim);
 }
+
+/// Pushes as desired state (issue 21 item 3): a push chooses nodes by tag, now and later;
+/// a new version keeps the one before; rollback swaps them back; a removal from one node
+/// or from all; refusals change nothing; everything survives a reload from the store, and
+/// the package is stored once under its digest.
+#[test]
+fn skill_pushes_are_desired_state_kept_by_the_store() {
+    use crate::coordinator::store::PackageRow;
+    use crate::model::{InstallOutcome, PushState, SkillInstallReport, SkillSelector};
+    let mut sim = Sim::new();
+    sim.register_node(Registrant::Join, "g1", &["echo"], 1, "linux", &["gpu"]).unwrap();
+    sim.register_node(Registrant::Join, "c1", &["echo"], 1, "linux", &[]).unwrap();
+    let (v1, v2) = (format!("sha256:{}", "1".repeat(64)), format!("sha256:{}", "2".repeat(64)));
+    let package =
+        |d: &str| PackageRow { digest: d.into(), name: "s".into(), bytes: vec![7; 10], by: "t".into(), at: 0 };
+    let gpu = SkillSelector { tags: vec!["gpu".into()], ..Default::default() };
+    assert!(sim.core.skill_packages_for("g1").is_none(), "nothing pushed: the answer leaves the list out");
+
+    // A digest the coordinator has no package for, without one: refused, nothing recorded.
+    let err = sim.core.push_skill("s", &v1, gpu.clone(), None, "admin".into(), sim.now).unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadRequest);
+    assert!(sim.core.push_list().pushes.is_empty());
+
+    sim.core.push_skill("s", &v1, gpu.clone(), Some(package(&v1)), "admin".into(), sim.now).unwrap();
+    sim.commit();
+    let list = sim.core.skill_packages_for("g1").unwrap();
+    assert_eq!((list.len(), list[0].digest.as_str()), (1, v1.as_str()));
+    assert_eq!(list[0].url, format!("/api/v1/nodes/g1/skills/packages/{v1}"));
+    assert_eq!(sim.core.skill_packages_for("c1"), Some(vec![]), "c1 is not chosen");
+    // A node that joins later with the tag is chosen.
+    sim.register_node(Registrant::Join, "g2", &["echo"], 1, "linux", &["gpu"]).unwrap();
+    assert_eq!(sim.core.skill_packages_for("g2").unwrap().len(), 1);
+
+    // Reports: g1 failed, then installed; the view follows the node's advert.
+    let report = |outcome, reason: Option<&str>| SkillInstallReport {
+        name: "s".into(),
+        digest: Some(v1.clone()),
+        outcome,
+        reason: reason.map(str::to_string),
+    };
+    sim.core.skill_reports("g1", vec![report(InstallOutcome::Failed, Some("disk full"))], sim.now);
+    let view = sim.core.push_view("s").unwrap();
+    assert_eq!((view.nodes[0].state, view.nodes[0].reason.as_deref()), (PushState::Failed, Some("disk full")));
+    sim.core.skill_reports("g1", vec![report(InstallOutcome::Installed, None)], sim.now);
+    let advert = HeartbeatRequest {
+        available_skills: Some(vec!["echo".into(), "s".into()]),
+        skill_digests: Some(
+            [("s".to_string(), SkillContent { source: "managed".into(), digest: Some(v1.clone()) })].into(),
+        ),
+        ..Default::default()
+    };
+    sim.core.heartbeat("g1", advert, sim.now).unwrap();
+    sim.commit();
+    let view = sim.core.push_view("s").unwrap();
+    assert_eq!(
+        view.nodes.iter().map(|n| (n.node_id.as_str(), n.state)).collect::<Vec<_>>(),
+        [("g1", PushState::Installed), ("g2", PushState::Pending)]
+    );
+
+    // A new version keeps the one before; the same version again does not lose it.
+    sim.core.push_skill("s", &v2, gpu.clone(), Some(package(&v2)), "admin".into(), sim.now).unwrap();
+    sim.core.push_skill("s", &v2, gpu.clone(), None, "admin".into(), sim.now).unwrap();
+    sim.commit();
+    let view = sim.core.push_view("s").unwrap();
+    assert_eq!((view.digest.as_deref(), view.previous.as_deref()), (Some(v2.as_str()), Some(v1.as_str())));
+    sim.reload();
+    let view = sim.core.push_view("s").unwrap();
+    assert_eq!(
+        (view.digest.as_deref(), view.previous.as_deref(), view.size),
+        (Some(v2.as_str()), Some(v1.as_str()), 10)
+    );
+    assert_eq!(sim.store.skill_package(&v1).unwrap(), Some(vec![7; 10]));
+
+    sim.core.rollback_skill("s", "admin".into(), sim.now).unwrap();
+    sim.commit();
+    let view = sim.core.push_view("s").unwrap();
+    assert_eq!((view.digest.as_deref(), view.previous.as_deref()), (Some(v1.as_str()), Some(v2.as_str())));
+
+    // From g2 only, then from everyone; then nothing is left to remove.
+    sim.core.remove_pushed_skill("s", vec!["g2".into()], "admin".into(), sim.now).unwrap();
+    assert_eq!(sim.core.skill_packages_for("g2"), Some(vec![]));
+    assert_eq!(sim.core.skill_packages_for("g1").unwrap().len(), 1);
+    sim.core.remove_pushed_skill("s", vec![], "admin".into(), sim.now).unwrap();
+    sim.commit();
+    sim.reload();
+    assert_eq!(sim.core.skill_packages_for("g1"), Some(vec![]), "removed: the list is empty, not absent");
+    let err = sim.core.remove_pushed_skill("s", vec![], "admin".into(), sim.now).unwrap_err();
+    assert_eq!(err.code, ErrorCode::UnknownSkillPush);
+    // A rollback after a removal brings the version back.
+    sim.core.rollback_skill("s", "admin".into(), sim.now).unwrap();
+    assert_eq!(sim.core.skill_packages_for("g1").unwrap()[0].digest, v1);
+    let err = sim.core.rollback_skill("nothing", "admin".into(), sim.now).unwrap_err();
+    assert_eq!(err.code, ErrorCode::UnknownSkillPush);
+    sim.commit();
+}

@@ -47,6 +47,7 @@ use serde_json::Value;
 pub use super::core::output::{Kept, OutputWrite};
 pub use super::core::registry::{Liveness, NodeRecord};
 pub use super::core::schedules::{RunRecord, ScheduleRecord, ScheduleWrites};
+pub use super::core::skill_pushes::{PackageRow, PushRecord, PushRows, PushWrites};
 pub use super::core::tasks::{ActiveTask, NewTask};
 pub use super::core::{Batch, Snapshot};
 pub use writer::{AfterCommit, Writer};
@@ -82,7 +83,8 @@ impl StoreError {
 #[derive(Debug)]
 pub enum Write {
     /// What transitions changed: new tasks, task states, node records, forgotten nodes,
-    /// schedules (records, removals, then runs), events and output, in that order. Runs
+    /// schedules (records, removals, then runs), skill packages then pushes, events and
+    /// output, in that order. Runs
     /// are unique per (schedule, due time): a second one is an error, never a double.
     Batch(Batch),
     /// The heartbeat figures that changed since the last flush (not durable state: losing
@@ -239,6 +241,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored cluster secret (sealed), at start.
     fn secrets(&self) -> Result<Vec<SecretRow>, StoreError>;
+    /// A pushed skill's package (the tar's bytes) by its digest.
+    fn skill_package(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Up to `limit` runs of a schedule numbered below `before` (all when `None`), newest
     /// first, each with the stored status of its task (none once the task is purged).
     fn schedule_runs(&self, schedule_id: &str, before: Option<u64>, limit: u32)

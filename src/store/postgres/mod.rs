@@ -21,7 +21,7 @@
 //! The tables are the SQLite store's (same names, columns and meaning; JSON as text, parsed
 //! and checked the same way, so damage names the table, the row and the column), plus
 //! `leader_lease`. Their statements live in one module per table family, like SQLite's:
-//! [`tasks`], [`nodes`], [`events`], [`output`], [`secrets`], [`schedules`]; the writer's prepared statements are
+//! [`tasks`], [`nodes`], [`events`], [`output`], [`secrets`], [`schedules`], [`skill_pushes`]; the writer's prepared statements are
 //! [`Stmts`]. The writer sends a batch's events and output lines as one statement each
 //! (`unnest` of arrays), not one round trip per row.
 //!
@@ -50,6 +50,7 @@ pub mod rows;
 pub mod schedules;
 pub mod schema;
 pub mod secrets;
+pub mod skill_pushes;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -228,6 +229,7 @@ impl Store for PostgresStore {
                 .isolation_level(postgres::IsolationLevel::RepeatableRead)
                 .read_only(true)
                 .start()?;
+            let (skill_pushes, skill_packages) = skill_pushes::load_all(&mut tx)?;
             let snapshot = Snapshot {
                 nodes: nodes::load_all(&mut tx)?,
                 tasks: tasks::load_active(&mut tx)?,
@@ -235,6 +237,8 @@ impl Store for PostgresStore {
                 max_event: events::max_id(&mut tx)?,
                 outputs: output::load_active(&mut tx)?,
                 schedules: schedules::load_all(&mut tx)?,
+                skill_pushes,
+                skill_packages,
             };
             tx.commit()?;
             Ok(snapshot)
@@ -308,6 +312,10 @@ impl Store for PostgresStore {
     /// the command.
     fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
         self.read(secrets::load_all)
+    }
+
+    fn skill_package(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| skill_pushes::package(c, digest))
     }
 
     fn backup(&self) -> Result<PathBuf, StoreError> {
@@ -437,6 +445,13 @@ fn apply(tx: &mut postgres::Transaction, s: &Stmts, write: &Write) -> Result<(),
             }
             for r in &b.schedules.runs {
                 schedules::insert_run(tx, s, r)?;
+            }
+            let pushes = b.skill_pushes.as_deref().map(|w| (&w.packages[..], &w.pushes[..])).unwrap_or_default();
+            for p in pushes.0 {
+                skill_pushes::insert_package(tx, p)?;
+            }
+            for r in pushes.1 {
+                skill_pushes::upsert(tx, r)?;
             }
             events::insert(tx, s, &b.events)?;
             for o in &b.output {

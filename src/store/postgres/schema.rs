@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0003_skill_digests", include_str!("migrations/0003_skill_digests.sql")),
     ("0004_schedules", include_str!("migrations/0004_schedules.sql")),
     ("0005_task_links", include_str!("migrations/0005_task_links.sql")),
+    ("0006_skill_pushes", include_str!("migrations/0006_skill_pushes.sql")),
 ];
 
 /// The schema version this binary works with.

@@ -25,6 +25,7 @@ pub mod probe;
 pub mod schedules;
 pub mod schema;
 pub mod secrets;
+pub mod skill_pushes;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -203,6 +204,7 @@ impl Store for SqliteStore {
 
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
         self.read(|c| {
+            let (skill_pushes, skill_packages) = skill_pushes::load_all(c)?;
             Ok(Snapshot {
                 nodes: nodes::load_all(c)?,
                 tasks: tasks::load_active(c)?,
@@ -210,6 +212,8 @@ impl Store for SqliteStore {
                 max_event: events::max_id(c)?,
                 outputs: output::load_active(c)?,
                 schedules: schedules::load_all(c)?,
+                skill_pushes,
+                skill_packages,
             })
         })
     }
@@ -262,6 +266,10 @@ impl Store for SqliteStore {
 
     fn secrets(&self) -> Result<Vec<SecretRow>, StoreError> {
         self.read(secrets::load_all)
+    }
+
+    fn skill_package(&self, digest: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|c| skill_pushes::package(c, digest))
     }
 
     fn schedule_runs(
@@ -329,6 +337,13 @@ pub fn apply(c: &Connection, write: &Write) -> rusqlite::Result<()> {
             }
             for r in &b.schedules.runs {
                 schedules::insert_run(c, r)?;
+            }
+            let pushes = b.skill_pushes.as_deref().map(|w| (&w.packages[..], &w.pushes[..])).unwrap_or_default();
+            for p in pushes.0 {
+                skill_pushes::insert_package(c, p)?;
+            }
+            for r in pushes.1 {
+                skill_pushes::upsert(c, r)?;
             }
             for e in &b.events {
                 events::insert(c, e)?;

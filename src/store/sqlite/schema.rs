@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     ("0007_skill_digests", include_str!("migrations/0007_skill_digests.sql")),
     ("0008_schedules", include_str!("migrations/0008_schedules.sql")),
     ("0009_task_links", include_str!("migrations/0009_task_links.sql")),
+    ("0010_skill_pushes", include_str!("migrations/0010_skill_pushes.sql")),
 ];
 
 /// The schema version this binary works with.

@@ -130,13 +130,14 @@ impl Names {
         format!("{}.nodes.heartbeat", self.prefix)
     }
 
-    /// Where an event is published: `P.events.tasks.<status>`, `P.events.nodes.<status>` or
-    /// `P.events.schedules.<status>`.
+    /// Where an event is published: `P.events.tasks.<status>`, `P.events.nodes.<status>`,
+    /// `P.events.schedules.<status>` or `P.events.skills.<status>`.
     pub fn event(&self, e: &Event) -> String {
         let kind = match e.kind {
             EventKind::Task => "tasks",
             EventKind::Node => "nodes",
             EventKind::Schedule => "schedules",
+            EventKind::Skill => "skills",
         };
         let status: String =
             e.status.chars().map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' }).collect();

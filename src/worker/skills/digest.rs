@@ -170,11 +170,7 @@ fn hash(entries: &[Entry]) -> Result<String, String> {
     for e in entries {
         match &e.kind {
             Kind::File { real, len, exec, .. } => {
-                h.update(b"f");
-                h.update(e.rel.as_bytes());
-                h.update(b"\0");
-                h.update(if *exec { b"x" } else { b"-" });
-                h.update(len.to_be_bytes());
+                file_head(&mut h, &e.rel, *exec, *len);
                 let changed = || format!("{} changed while its digest was taken", real.display());
                 let mut file = open(real).map_err(|err| format!("cannot read {}: {err}", real.display()))?;
                 if !file.metadata().is_ok_and(|m| m.is_file()) {
@@ -211,6 +207,68 @@ fn hash(entries: &[Entry]) -> Result<String, String> {
         }
     }
     Ok(format!("{DIGEST_PREFIX}{}", crate::util::hex(&h.finalize())))
+}
+
+/// What a file adds before its bytes: a kind byte, its path, NUL, its exec flag and its
+/// length (8 bytes, big-endian).
+fn file_head(h: &mut Sha256, rel: &str, exec: bool, len: u64) {
+    h.update(b"f");
+    h.update(rel.as_bytes());
+    h.update(b"\0");
+    h.update(if exec { b"x" } else { b"-" });
+    h.update(len.to_be_bytes());
+}
+
+/// The digest of a skill's files held in memory (a pushed package's content), by the same
+/// definition as a folder's: `files` are `(path below the folder with '/' between names,
+/// executable, bytes)`, in any order; the caller has checked that no path repeats.
+pub fn digest_of_files<'a>(files: impl IntoIterator<Item = (&'a str, bool, &'a [u8])>) -> String {
+    let mut files: Vec<(&str, bool, &[u8])> = files.into_iter().collect();
+    files.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let mut h = Sha256::new();
+    for (rel, exec, bytes) in files {
+        file_head(&mut h, rel, exec, bytes.len() as u64);
+        h.update(bytes);
+    }
+    format!("{DIGEST_PREFIX}{}", crate::util::hex(&h.finalize()))
+}
+
+/// A file read for packing: its path below the folder, whether it is executable, its bytes.
+pub type SkillFile = (String, bool, Vec<u8>);
+
+/// The files of a skill folder, read for packing: `(path, executable, bytes)` in digest
+/// order, with the folder's digest taken from the same reading. A link that leaves the
+/// folder, a FIFO or a device cannot be carried: an error names it.
+pub fn read_files(dir: &Path, caps: Caps) -> Result<(Vec<SkillFile>, String), String> {
+    let (_, entries) = listing(dir, caps)?;
+    let mut files = Vec::with_capacity(entries.len());
+    for e in &entries {
+        match &e.kind {
+            Kind::File { real, len, exec, .. } => {
+                let bytes = std::fs::read(real).map_err(|err| format!("cannot read {}: {err}", real.display()))?;
+                if bytes.len() as u64 != *len {
+                    return Err(format!("{} changed while it was read; try again", real.display()));
+                }
+                files.push((e.rel.clone(), *exec, bytes));
+            }
+            Kind::Link(text) => {
+                return Err(format!(
+                    "{}: `{}` is a link that leaves the skill folder (to `{text}`); a pushed skill carries only its own files: copy what it needs into the folder",
+                    dir.display(),
+                    e.rel
+                ));
+            }
+            Kind::Other => {
+                return Err(format!(
+                    "{}: `{}` is not a file, a folder or a link (a FIFO, a socket or a device); remove it before pushing",
+                    dir.display(),
+                    e.rel
+                ));
+            }
+        }
+    }
+    let digest = digest_of_files(files.iter().map(|(r, x, b)| (r.as_str(), *x, b.as_slice())));
+    Ok((files, digest))
 }
 
 /// A cheap summary of a listing: what a rescan compares before reading any file again.

@@ -29,6 +29,7 @@
 pub mod digest;
 pub mod frontmatter;
 pub mod native;
+pub mod package;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

@@ -151,7 +151,8 @@ fn note(
         }
         // Nothing to publish or clean up.
         Transition::Node(N::Online | N::Drained | N::Undrained | N::SkillsChanged | N::SkillDrift)
-        | Transition::Schedule(_) => {}
+        | Transition::Schedule(_)
+        | Transition::Skill(_) => {}
     }
 }
 
