@@ -1802,16 +1802,7 @@ async fn push_to_workers(n: usize) {
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
     let stored = t0.elapsed();
     let all = loop {
-        let list: Value = ep
-            .http
-            .get(format!("{}/api/v1/skills/pushes", ep.url))
-            .bearer_auth(&ep.admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = ep.get_json("/api/v1/skills/pushes").await;
         let nodes = list["pushes"][0]["nodes"].as_array().cloned().unwrap_or_default();
         if nodes.len() == n && nodes.iter().all(|x| x["state"] == "installed") {
             break t0.elapsed();
