@@ -1471,34 +1471,40 @@ fn query<T: DeserializeOwned>(query: &str) -> Result<T, RouteError> {
 }
 
 /// Matches `path` against a template, returning the decoded parameters.
-fn matches(template: &str, path: &str) -> Option<Vec<String>> {
-    let want: Vec<&str> = template.split('/').skip(1).collect();
+/// The segments of a path after its first `/`, a trailing `/` ignored (`[""]` for `/`).
+fn segments(path: &str) -> Vec<&str> {
     let trimmed = path.trim_end_matches('/');
-    let have: Vec<&str> = if trimmed.is_empty() { vec![""] } else { trimmed.split('/').skip(1).collect() };
-    if want.len() != have.len() {
+    if trimmed.is_empty() { vec![""] } else { trimmed.split('/').skip(1).collect() }
+}
+
+/// The segments of every endpoint's path template, split once (routing runs per request).
+static TEMPLATES: std::sync::LazyLock<Vec<Vec<&'static str>>> =
+    std::sync::LazyLock::new(|| TABLE.iter().map(|e| e.path.split('/').skip(1).collect()).collect());
+
+/// The parameters of a path (`have`: its segments) that fits a template, decoded; None
+/// when it does not fit (a parameter never matches an empty segment).
+fn matches(template: &[&str], have: &[&str]) -> Option<Vec<String>> {
+    if template.len() != have.len() {
         return None;
     }
-    let mut params = Vec::new();
-    for (w, h) in want.iter().zip(&have) {
-        if w.starts_with('{') {
-            let decoded = percent_encoding::percent_decode_str(h).decode_utf8_lossy().into_owned();
-            if decoded.is_empty() {
-                return None;
-            }
-            params.push(decoded);
-        } else if w != h {
-            return None;
-        }
-    }
-    Some(params)
+    let fits = template.iter().zip(have).all(|(w, h)| if w.starts_with('{') { !h.is_empty() } else { w == h });
+    fits.then(|| {
+        template
+            .iter()
+            .zip(have)
+            .filter(|(w, _)| w.starts_with('{'))
+            .map(|(_, h)| percent_encoding::percent_decode_str(h).decode_utf8_lossy().into_owned())
+            .collect()
+    })
 }
 
 impl Route {
     /// Turns a method, a path and a query string into a route, or a 404 / 405 / 400.
     pub fn parse(method: &Method, path: &str, query: &str) -> Result<Route, RouteError> {
         // A literal segment beats a parameter (`/nodes/online` is not node `online`).
+        let have = segments(path);
         let candidates: Vec<(&Endpoint, Vec<String>)> =
-            TABLE.iter().filter_map(|e| matches(e.path, path).map(|p| (e, p))).collect();
+            TABLE.iter().zip(TEMPLATES.iter()).filter_map(|(e, t)| matches(t, &have).map(|p| (e, p))).collect();
         let literal = |e: &Endpoint| e.path.matches('{').count();
         let Some(best) = candidates.iter().map(|(e, _)| literal(e)).min() else {
             return Err(RouteError::NotFound { path: path.to_string() });
