@@ -1482,12 +1482,13 @@ static TEMPLATES: std::sync::LazyLock<Vec<Vec<&'static str>>> =
     std::sync::LazyLock::new(|| TABLE.iter().map(|e| e.path.split('/').skip(1).collect()).collect());
 
 /// The parameters of a path (`have`: its segments) that fits a template, decoded; None
-/// when it does not fit (a parameter never matches an empty segment).
+/// when it does not fit (a parameter never matches an empty segment). Compared from the
+/// end: most templates share their first segments (`api`, `v1`), few their last.
 fn matches(template: &[&str], have: &[&str]) -> Option<Vec<String>> {
     if template.len() != have.len() {
         return None;
     }
-    let fits = template.iter().zip(have).all(|(w, h)| if w.starts_with('{') { !h.is_empty() } else { w == h });
+    let fits = template.iter().zip(have).rev().all(|(w, h)| if w.starts_with('{') { !h.is_empty() } else { w == h });
     fits.then(|| {
         template
             .iter()
@@ -1505,7 +1506,7 @@ impl Route {
         let have = segments(path);
         let candidates: Vec<(&Endpoint, Vec<String>)> =
             TABLE.iter().zip(TEMPLATES.iter()).filter_map(|(e, t)| matches(t, &have).map(|p| (e, p))).collect();
-        let literal = |e: &Endpoint| e.path.matches('{').count();
+        let literal = |e: &Endpoint| e.path.bytes().filter(|b| *b == b'{').count();
         let Some(best) = candidates.iter().map(|(e, _)| literal(e)).min() else {
             return Err(RouteError::NotFound { path: path.to_string() });
         };

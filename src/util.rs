@@ -127,7 +127,13 @@ pub fn hash_secret(secret: &str) -> String {
 
 /// Bytes as lower-case hex.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// Constant-time equality of two strings (length is not secret).
@@ -179,6 +185,14 @@ mod tests {
         fn rfc3339_writes_what_time_writes(ms in -62_200_000_000_000i64..253_500_000_000_000) {
             proptest::prop_assert_eq!(rfc3339(ms), rfc3339_by_time(ms));
         }
+    }
+
+    #[test]
+    fn hex_writes_two_lower_case_digits_per_byte() {
+        let all: Vec<u8> = (0..=255).collect();
+        let by_format: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&all), by_format);
+        assert_eq!(hash_secret("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub fn authorize(
     access: Access,
     node: Option<&str>,
     token: Option<&str>,
-    node_of_secret: impl FnOnce(&str) -> Option<String>,
+    mut node_of_secret: impl FnMut(&str) -> Option<String>,
 ) -> Result<Caller, ApiError> {
     if access == Access::Open || !tokens.enabled {
         return Ok(Caller::Admin);
@@ -113,14 +113,19 @@ pub fn authorize(
             "missing bearer token: send `Authorization: Bearer <token>` (the admin token is in admin.token beside the database)",
         ));
     };
-    let caller = if util::constant_time_eq(token, &tokens.admin) {
+    // Node secrets first: most requests are a node's (the lookup is by the secret's hash,
+    // so its time says nothing about the secret; the tokens are compared in constant time).
+    let by_secret = if access == Access::Node { node_of_secret(&util::hash_secret(token)) } else { None };
+    let caller = if let Some(have) = by_secret {
+        Caller::Node(have)
+    } else if util::constant_time_eq(token, &tokens.admin) {
         Caller::Admin
     } else if util::constant_time_eq(token, &tokens.tasks) {
         Caller::Tasks
     } else if util::constant_time_eq(token, &tokens.worker) {
         Caller::Join
-    } else if let Some(node) = node_of_secret(&util::hash_secret(token)) {
-        Caller::Node(node)
+    } else if let Some(have) = (access != Access::Node).then(|| node_of_secret(&util::hash_secret(token))).flatten() {
+        Caller::Node(have)
     } else {
         return Err(ApiError::unauthorized(
             "invalid token: admin calls take the admin token (admin.token beside the database), reads and task submissions the admin or tasks token (tasks.token), registration the worker token, a node's own endpoints its node_secret",

@@ -287,6 +287,24 @@ impl Cluster {
         self.writer.committed(seq).await.map_err(store_error)
     }
 
+    /// A page of the node list as a JSON array (see `Registry::page`), the last node's id,
+    /// and whether more follow. Views written before are reused while their nodes have not
+    /// changed; the ones written now are kept for the next list.
+    pub fn node_list_json(
+        &self,
+        status: Option<crate::model::NodeStatus>,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> (Vec<u8>, Option<String>, bool) {
+        let (parts, last, more) = self.view(|core| core.registry().listed(status, after, limit));
+        // Written outside the lock: heartbeats go on meanwhile.
+        let (json, written) = super::core::registry::list_json(parts);
+        if !written.is_empty() {
+            self.internal(|core, _| core.keep_listed(written));
+        }
+        (json, last, more)
+    }
+
     /// Queues the heartbeat figures changed since the last call, in memory order.
     pub fn flush_liveness(&self) {
         let mut core = self.lock();
@@ -613,13 +631,16 @@ impl Cluster {
     pub async fn heartbeat(&self, node: &str, req: HeartbeatRequest) -> Result<HeartbeatResponse, Error> {
         let seen = self.transport.get().map(|_| req.clone());
         // Cancellations come from other requests' changes: those wait for their commit.
-        let mut answer =
-            self.mutate_revealing(|core, now| core.heartbeat(node, req, now), |a| !a.cancel.is_empty()).await?;
+        let beat = |core: &mut Core, now| {
+            let mut answer = core.heartbeat(node, req, now)?;
+            answer.skill_packages = core.skill_packages_for(node);
+            Ok(answer)
+        };
+        let mut answer = self.mutate_revealing(beat, |a| !a.cancel.is_empty()).await?;
         if let (Some(transport), Some(req)) = (self.transport.get(), seen) {
             answer.dispatch = Some(transport.heartbeat(node, &req));
         }
         answer.secrets = self.secrets_for(node);
-        answer.skill_packages = self.view(|core| core.skill_packages_for(node));
         Ok(answer)
     }
 

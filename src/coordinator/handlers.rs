@@ -51,11 +51,11 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         Route::ListNodes(q) => {
             let invalid = |e: String| ApiError::new(ErrorCode::InvalidQuery, e);
             let (limit, after) = (q.page_limit().map_err(invalid)?, q.position().map_err(invalid)?);
-            let (nodes, more) = cluster.view(|c| c.registry().page(q.status, after, limit));
-            let mut answer = json(StatusCode::OK, &nodes);
+            let (nodes, last, more) = cluster.node_list_json(q.status, after, limit);
+            let mut answer = super::http::bytes(StatusCode::OK, "application/json", nodes);
             // The next page continues after this one's last node (RFC 8288).
-            if let Some(last) = nodes.last().filter(|_| more) {
-                let (_, next) = Route::ListNodes(q.next_page(&last.node_id)).request();
+            if let Some(last) = last.filter(|_| more) {
+                let (_, next) = Route::ListNodes(q.next_page(&last)).request();
                 if let Ok(link) = hyper::header::HeaderValue::from_str(&format!("<{next}>; rel=\"next\"")) {
                     answer.headers_mut().insert(hyper::header::LINK, link);
                 }

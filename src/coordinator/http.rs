@@ -151,6 +151,11 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 fn read_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // Most bodies are good: read them without tracking the path, which only an error needs
+    // (reading again gives the same error, now with its path).
+    if let Ok(MapOnly(v)) = serde_json::from_slice(body) {
+        return Ok(v);
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     let MapOnly(v) = serde_path_to_error::deserialize(&mut *de).map_err(describe)?;
     de.end().map_err(|e| ApiError::bad_request(format!("invalid request body: {}", strip_position(&e.to_string()))))?;
@@ -343,13 +348,14 @@ async fn handle(
     slot.busy();
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
+    let path = uri.path();
     let client = client_address(&shared, peer.ip(), req.headers());
     // A body the request declares but nobody reads leaves the connection unusable for
     // another request: hyper closes it after the answer; `Connection: close` says so.
     let mut body_unread = !req.body().is_end_stream();
     let mut held = false;
-    let (route_name, response) = match Route::parse(&method, &path, req.uri().query().unwrap_or("")) {
+    let (route_name, response) = match Route::parse(&method, path, req.uri().query().unwrap_or("")) {
         Ok(route) => {
             let name = route.name();
             let response = async {
@@ -438,10 +444,16 @@ async fn prepare(
     let header = parts.headers.get(hyper::header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
     // An open route does not look at the header at all (a browser may send one of its own).
     let token = if route.access() == Access::Open { None } else { auth::bearer(header)? };
+    // Whose secret, and whether it was used before: one look at the registry.
+    let mut first_use = false;
     let caller = auth::authorize(shared.tokens(), route.access(), route.node(), token, |hash| {
-        shared.view(|core| core.registry().node_of_secret(hash).map(str::to_string))
+        shared.view(|core| {
+            let node = core.registry().node_of_secret(hash)?;
+            first_use = !core.registry().is_secret_used(node);
+            Some(node.to_string())
+        })
     })?;
-    if let (Caller::Node(node), Access::Node) = (&caller, route.access()) {
+    if let (true, Caller::Node(node), Access::Node) = (first_use, &caller, route.access()) {
         shared.node_secret_used(node).await?;
     }
     if !route.takes_body() {

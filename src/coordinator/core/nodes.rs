@@ -57,6 +57,8 @@ impl Core {
             deadline_armed: true,
             assigned: Default::default(),
             wake: Arc::new(Notify::new()),
+            version: 0,
+            json: None,
         });
         // Loading is not a change.
         self.registry.mark_clean(&id);
@@ -156,6 +158,8 @@ impl Core {
             offline_since: None,
             assigned: Default::default(),
             wake,
+            version: 0,
+            json: None,
         });
         self.arm_deadline(&node_id, now);
         let rotated = live && who == Registrant::Admin;
@@ -417,6 +421,12 @@ impl Core {
                 now,
             );
         }
+    }
+
+    /// Keeps the views a node list wrote (see [`super::registry::list_json`]): in memory
+    /// only, for the next list.
+    pub fn keep_listed(&mut self, written: Vec<super::registry::Written>) {
+        self.registry.keep_listed(written);
     }
 
     /// Any authenticated use of the node's secret (a poll, a start, a result, output, a

@@ -6,9 +6,17 @@
 //! the node dirty for the next batch (its durable record), [`Registry::live_mut`] for the
 //! next liveness flush (heartbeat figures), and [`Registry::memory_mut`] touches only what
 //! memory alone holds (the deadline); a node's record is never changed any other way.
+//!
+//! Node lists are written from a cache: each node's view as JSON, kept from the list that
+//! wrote it until the node changes. Every mutable accessor (and every insert) gives the
+//! node a new version from one counter and drops its JSON, and a list keeps what it wrote
+//! only for nodes still at the version it read — so a list never shows an older view than
+//! the state it read (the test holds the cached lists to serde's writing of `page`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+
+use bytes::Bytes;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -65,6 +73,10 @@ pub(super) struct NodeEntry {
     pub(super) assigned: BTreeSet<String>,
     /// Wakes this node's long poll.
     pub(super) wake: Arc<Notify>,
+    /// Changes with every change of the node (the registry's counter; see the module).
+    pub(super) version: u64,
+    /// The node's view as JSON, written at `version` (for the node lists).
+    pub(super) json: Option<Bytes>,
 }
 
 impl NodeEntry {
@@ -190,6 +202,44 @@ pub struct Registry {
     liveness: HashSet<String>,
     /// Round-robin position.
     rr_cursor: usize,
+    /// The last version given to a node (see the module).
+    versions: u64,
+}
+
+/// A node of a node list: its JSON as written before, or its view to write now.
+pub enum Listed {
+    Kept(Bytes),
+    Fresh { version: u64, node: Box<Node> },
+}
+
+/// A node's view written by a list, to keep if the node is still at `version`.
+pub struct Written {
+    node_id: String,
+    version: u64,
+    json: Bytes,
+}
+
+/// The JSON array of a node list, and the views it wrote now (to keep for the next list).
+pub fn list_json(parts: Vec<Listed>) -> (Vec<u8>, Vec<Written>) {
+    // About 500 bytes a node (`cargo bench --bench load -- nodes` prints the size).
+    let mut out = Vec::with_capacity(600 * parts.len() + 2);
+    let mut written = Vec::new();
+    out.push(b'[');
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        match part {
+            Listed::Kept(json) => out.extend_from_slice(&json),
+            Listed::Fresh { version, node } => {
+                let json = Bytes::from(serde_json::to_vec(&node).unwrap_or_else(|_| b"null".to_vec()));
+                out.extend_from_slice(&json);
+                written.push(Written { node_id: node.node_id, version, json });
+            }
+        }
+    }
+    out.push(b']');
+    (out, written)
 }
 
 impl Registry {
@@ -247,7 +297,7 @@ impl Registry {
     }
 
     pub fn assign(&mut self, node_id: &str, task_id: &str) {
-        if let Some(n) = self.nodes.get_mut(node_id) {
+        if let Some(n) = Self::changing(&mut self.nodes, &mut self.versions, node_id) {
             n.assigned.insert(task_id.to_string());
             n.wake.notify_waiters();
             self.liveness.insert(node_id.to_string());
@@ -255,7 +305,7 @@ impl Registry {
     }
 
     pub fn unassign(&mut self, node_id: &str, task_id: &str) {
-        if let Some(n) = self.nodes.get_mut(node_id) {
+        if let Some(n) = Self::changing(&mut self.nodes, &mut self.versions, node_id) {
             n.assigned.remove(task_id);
             self.liveness.insert(node_id.to_string());
         }
@@ -396,7 +446,7 @@ impl Registry {
 
     /// A node to change durably: it goes into the next batch.
     pub(super) fn entry_mut(&mut self, node_id: &str) -> Option<&mut NodeEntry> {
-        let entry = self.nodes.get_mut(node_id)?;
+        let entry = Self::changing(&mut self.nodes, &mut self.versions, node_id)?;
         self.dirty.insert(node_id.to_string());
         Some(entry)
     }
@@ -404,9 +454,33 @@ impl Registry {
     /// A node whose heartbeat figures (usage, last heartbeat, online) change: it goes into
     /// the next liveness flush.
     pub(super) fn live_mut(&mut self, node_id: &str) -> Option<&mut NodeEntry> {
-        let entry = self.nodes.get_mut(node_id)?;
-        self.liveness.insert(node_id.to_string());
+        let entry = Self::changing(&mut self.nodes, &mut self.versions, node_id)?;
+        if !self.liveness.contains(node_id) {
+            self.liveness.insert(node_id.to_string());
+        }
         Some(entry)
+    }
+
+    /// A node about to change: a new version, its written view dropped.
+    fn changing<'a>(
+        nodes: &'a mut BTreeMap<String, NodeEntry>,
+        versions: &mut u64,
+        node_id: &str,
+    ) -> Option<&'a mut NodeEntry> {
+        let entry = nodes.get_mut(node_id)?;
+        *versions += 1;
+        entry.version = *versions;
+        entry.json = None;
+        Some(entry)
+    }
+
+    /// Keeps the views a node list wrote, for nodes that did not change since it read them.
+    pub(super) fn keep_listed(&mut self, written: Vec<Written>) {
+        for w in written {
+            if let Some(entry) = self.nodes.get_mut(&w.node_id).filter(|e| e.version == w.version) {
+                entry.json = Some(w.json);
+            }
+        }
     }
 
     /// A node whose in-memory fields only (the deadline and its timer) change.
@@ -432,7 +506,10 @@ impl Registry {
     }
 
     /// Puts an entry in, indexing its secret and skills (replacing any entry of that id).
-    pub(super) fn insert(&mut self, entry: NodeEntry) {
+    pub(super) fn insert(&mut self, mut entry: NodeEntry) {
+        self.versions += 1;
+        entry.version = self.versions;
+        entry.json = None;
         let id = entry.record.node_id.clone();
         if let Some(old) = self.nodes.remove(&id) {
             self.unindex(&old);
@@ -524,6 +601,33 @@ impl Registry {
     /// Nodes in node id order after `after`, optionally only those with a status, at most
     /// `limit` (None: all); and whether a later one matches too.
     pub fn page(&self, status: Option<NodeStatus>, after: Option<&str>, limit: Option<usize>) -> (Vec<Node>, bool) {
+        let (page, _, more) = self.page_of(status, after, limit, NodeEntry::view);
+        (page, more)
+    }
+
+    /// `page` for a node list written as JSON ([`list_json`]): each node's JSON as written
+    /// before when it has not changed since, else its view; and the last node's id.
+    pub fn listed(
+        &self,
+        status: Option<NodeStatus>,
+        after: Option<&str>,
+        limit: Option<usize>,
+    ) -> (Vec<Listed>, Option<String>, bool) {
+        self.page_of(status, after, limit, |e| match &e.json {
+            Some(json) => Listed::Kept(json.clone()),
+            None => Listed::Fresh { version: e.version, node: Box::new(e.view()) },
+        })
+    }
+
+    /// A page of nodes in node id order, each as `f` makes it; the last one's id; whether
+    /// a later one matches too.
+    fn page_of<T>(
+        &self,
+        status: Option<NodeStatus>,
+        after: Option<&str>,
+        limit: Option<usize>,
+        f: impl Fn(&NodeEntry) -> T,
+    ) -> (Vec<T>, Option<String>, bool) {
         use std::ops::Bound;
         let from = after.map_or(Bound::Unbounded, Bound::Excluded);
         let mut matching = self
@@ -532,9 +636,17 @@ impl Registry {
             .map(|(_, e)| e)
             .filter(|e| status.is_none_or(|s| e.status() == s));
         let limit = limit.unwrap_or(usize::MAX);
-        let page: Vec<Node> = matching.by_ref().take(limit).map(NodeEntry::view).collect();
+        let mut last = None;
+        let page: Vec<T> = matching
+            .by_ref()
+            .take(limit)
+            .map(|e| {
+                last = Some(e);
+                f(e)
+            })
+            .collect();
         let more = page.len() == limit && matching.next().is_some();
-        (page, more)
+        (page, last.map(|e| e.record.node_id.clone()), more)
     }
 
     /// Online nodes (online, busy or maintenance), optionally only those with a skill.

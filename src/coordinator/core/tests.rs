@@ -1693,3 +1693,48 @@ fn skill_pushes_are_desired_state_kept_by_the_store() {
     assert_eq!(err.code, ErrorCode::UnknownSkillPush);
     sim.commit();
 }
+
+/// Node lists written from kept views say what serde writes of the state at that moment,
+/// through every kind of change a node has (heartbeat figures, an assignment, a drain,
+/// new skills, a registration again, a missed deadline); a view written before a change
+/// that happened while the list was being written is not kept.
+#[test]
+fn node_lists_from_kept_views_are_the_state_as_it_is() {
+    use super::registry::list_json;
+    let mut sim = Sim::new();
+    for id in ["a", "b", "c"] {
+        sim.register(id, &["x"], 1).unwrap();
+    }
+    let list = |sim: &mut Sim, what: &str| {
+        let (parts, last, more) = sim.core.registry().listed(None, None, None);
+        let (json, written) = list_json(parts);
+        sim.core.keep_listed(written);
+        let expected = serde_json::to_string(&sim.core.registry().page(None, None, None).0).unwrap();
+        assert_eq!(String::from_utf8(json).unwrap(), expected, "after {what}");
+        assert_eq!((last.as_deref(), more), (Some("c"), false));
+    };
+    list(&mut sim, "registration");
+    list(&mut sim, "nothing (every view kept)");
+    let figures = HeartbeatRequest { cpu_usage: 55.5, memory_usage: 12.0, ..Default::default() };
+    sim.core.heartbeat("a", figures, sim.now.after(Duration::from_secs(1))).unwrap();
+    list(&mut sim, "a heartbeat with new figures");
+    sim.submit(&["x"]);
+    list(&mut sim, "an assignment");
+    sim.core.set_draining("b", true, sim.now).unwrap();
+    list(&mut sim, "a drain");
+    let skills = HeartbeatRequest { available_skills: Some(vec!["x".into(), "y".into()]), ..Default::default() };
+    sim.core.heartbeat("c", skills, sim.now).unwrap();
+    list(&mut sim, "new skills");
+    sim.register_as(Registrant::Admin, "a", &["x"], 3).unwrap();
+    list(&mut sim, "a registration again");
+    // A node changes while a list is being written: what that list wrote of it is stale.
+    let (parts, _, _) = sim.core.registry().listed(None, None, None);
+    let (_, written) = list_json(parts);
+    sim.core.set_draining("c", true, sim.now).unwrap();
+    sim.core.keep_listed(written);
+    list(&mut sim, "a change during a list");
+    sim.advance(Duration::from_secs(11));
+    list(&mut sim, "a missed deadline");
+    let (page, last, more) = sim.core.registry().listed(None, Some("a"), Some(1));
+    assert_eq!((page.len(), last.as_deref(), more), (1, Some("b"), true));
+}
