@@ -1367,10 +1367,17 @@ async fn store(stored: u64, pending: u64) {
         }
         println!("  {}", report(&format!("list {what}"), &h));
     }
-    println!("  RSS after the lists: {:.1} MiB", server.rss_mib());
+    println!(
+        "  RSS after the lists: {:.1} MiB; peak so far {:.1} MiB (goal <= 100)",
+        server.rss_mib(),
+        server.peak_rss_mib()
+    );
     register_many(&ep, 10_000, "node", 0).await;
-    println!("  RSS with 10,000 nodes registered too: {:.1} MiB", server.rss_mib());
-    println!("  peak RSS of the coordinator: {:.1} MiB (goal <= 100)", server.peak_rss_mib());
+    println!(
+        "  RSS with 10,000 nodes registered too: {:.1} MiB; peak {:.1} MiB",
+        server.rss_mib(),
+        server.peak_rss_mib()
+    );
 }
 
 /// What the simulated lanes and watchers do in the current phase.
