@@ -921,6 +921,26 @@ impl Cluster {
         Ok(answer)
     }
 
+    /// Results of attempts on any nodes, from a transport that carries many at once
+    /// (`(node, task, report)`): one transition and one commit for all, then each answered
+    /// as [`Cluster::result`] would answer it, in order.
+    pub async fn results(
+        &self,
+        results: Vec<(String, String, ResultReport)>,
+    ) -> Result<Vec<Result<ReportResponse, Error>>, Error> {
+        let keys: Vec<(String, String, u32, Outcome)> =
+            results.iter().map(|(n, t, r)| (n.clone(), t.clone(), r.attempt, r.outcome)).collect();
+        let found = self.mutate(|core, now| Ok(core.results(results, now))).await?;
+        let mut answers = Vec::with_capacity(found.len());
+        for ((node, task, attempt, outcome), found) in keys.into_iter().zip(found) {
+            answers.push(match found {
+                Ok(found) => self.report_answer(found, &node, &task, attempt, Some(outcome)).await,
+                Err(e) => Err(e),
+            });
+        }
+        Ok(answers)
+    }
+
     /// A report for a task no longer active is a harmless repeat when it matches how the
     /// task ended, else stale.
     async fn report_answer(

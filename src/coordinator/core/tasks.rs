@@ -665,6 +665,15 @@ impl Core {
         (started, ended)
     }
 
+    /// Results of attempts on any nodes (a transport's batch: `(node, task, report)`), in
+    /// one transition, each fenced and answered as [`Core::result`] would; the scheduler
+    /// runs once, after all of them.
+    pub fn results(&mut self, results: Vec<(String, String, ResultReport)>, now: Now) -> Reports {
+        let found = results.into_iter().map(|(node, task_id, r)| self.record_result(&node, &task_id, r, now)).collect();
+        self.schedule(now);
+        found
+    }
+
     /// [`Core::result`] without running the scheduler (the caller does, once).
     fn record_result(&mut self, node: &str, task_id: &str, report: ResultReport, now: Now) -> Result<Report, Error> {
         self.registry.secret_used(node);
