@@ -3,6 +3,9 @@
 //! as on the per-task endpoints; the real worker sends its reports that way, and workers
 //! of the per-task protocol keep working beside it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::{Value, json};
 
 use crate::support::{Cluster, Skill};
@@ -178,4 +181,89 @@ async fn the_worker_reports_in_batches_beside_an_old_protocol_node() {
     assert!(batches <= 12, "{batches} batches for 6 starts and 6 results");
     // The per-task endpoints served only the old node's two reports.
     assert_eq!((count("node_task_start").await, count("node_task_result").await), (1, 1));
+}
+
+/// A coordinator from before the batch endpoint, as a worker sees one: the real
+/// coordinator behind a proxy that answers the batch path the way a route table without it
+/// does (404 `not_found`) and passes every other request through unchanged. A stand-in,
+/// because no older binary is at hand in the tests. Returns its port and how many batches
+/// it refused.
+async fn older_coordinator(target: String) -> (u16, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let refused = Arc::new(AtomicU64::new(0));
+    let (http, counter) = (reqwest::Client::new(), refused.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            let (http, target, counter) = (http.clone(), target.clone(), counter.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let (http, target, counter) = (http.clone(), target.clone(), counter.clone());
+                    async move {
+                        let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+                        if req.uri().path().ends_with("/tasks/reports") {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                            let body =
+                                json!({"error": {"code": "not_found", "message": format!("no endpoint at {path}")}});
+                            let answer = hyper::Response::builder()
+                                .status(404)
+                                .header("content-type", "application/json")
+                                .body(http_body_util::Full::new(bytes::Bytes::from(body.to_string())))
+                                .unwrap();
+                            return Ok::<_, std::convert::Infallible>(answer);
+                        }
+                        let (parts, body) = req.into_parts();
+                        let body = http_body_util::BodyExt::collect(body).await.unwrap().to_bytes();
+                        let mut forward = http.request(parts.method, format!("{target}{path}")).body(body);
+                        for (name, value) in &parts.headers {
+                            if name != hyper::header::HOST {
+                                forward = forward.header(name, value);
+                            }
+                        }
+                        let r = forward.send().await.unwrap();
+                        let mut answer = hyper::Response::builder().status(r.status().as_u16());
+                        for (name, value) in r.headers() {
+                            answer = answer.header(name, value);
+                        }
+                        let bytes = r.bytes().await.unwrap();
+                        Ok(answer.body(http_body_util::Full::new(bytes)).unwrap())
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (port, refused)
+}
+
+/// Against a coordinator that does not know the batch endpoint, the worker falls back to
+/// the per-task endpoints for good after the first 404, and its tasks complete.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_worker_reports_task_by_task_to_a_coordinator_without_batches() {
+    let cluster = Cluster::start().await;
+    let (port, refused) = older_coordinator(cluster.url()).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let skill = Skill::exec("echo", "echo '{\"by\": \"w1\"}'\n");
+    skill.write(&cluster.skills_dir());
+    let _w = cluster.worker("w1", &cluster.skills_dir(), &["--coordinator-url", &url]);
+    cluster.wait_online("w1", &["echo"]).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        ids.push(cluster.submit(json!({"name": format!("e{i}"), "required_skills": ["echo"]})).await);
+    }
+    for id in &ids {
+        let task = cluster.wait_task(id, 30).await;
+        assert_eq!((task["status"].as_str(), &task["result"]), (Some("completed"), &json!({"by": "w1"})), "{task}");
+    }
+    assert_eq!(refused.load(Ordering::SeqCst), 1, "one refused batch, then task by task");
+    let count = |route: &'static str| {
+        let cluster = &cluster;
+        async move { cluster.metric(&format!("openclaw_http_requests_total{{route=\"{route}\"")).await as u64 }
+    };
+    assert_eq!((count("node_task_start").await, count("node_task_result").await), (4, 4));
+    assert_eq!(count("node_task_reports").await, 0);
 }
