@@ -652,8 +652,7 @@ async fn http_worker(
                     .send()
                     .await
                     .unwrap();
-                let result =
-                    json!({"attempt": attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1});
+                let result = completed(attempt);
                 let r = ep.http.post(format!("{base}/result")).bearer_auth(&secret).json(&result).send().await.unwrap();
                 assert!(r.status().is_success(), "{}", r.text().await.unwrap());
                 held.lock().unwrap().retain(|h| h["task_id"] != task.as_str());
@@ -1506,7 +1505,7 @@ async fn lane(ep: Endpoint, i: usize, run_for: Duration, phase: Arc<Phase>) {
                 phase.output_batches.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let result = json!({"attempt": attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1});
+        let result = completed(attempt);
         let r = ep.http.post(format!("{task_url}/result")).bearer_auth(&secret).json(&result).send().await.unwrap();
         assert!(r.status().is_success());
         phase.tasks_done.fetch_add(1, Ordering::Relaxed);

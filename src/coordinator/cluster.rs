@@ -37,7 +37,7 @@ use crate::model::{
     Assignment, ErrorCode, Event, HeartbeatRequest, HeartbeatResponse, KeyRotated, Outcome, OutputAck, OutputBatch,
     PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportBatch, ReportBatchAnswer, ReportResponse,
     ResultReport, RunList, SecretInfo, SecretList, SecretValues, SetSecret, SubmitTask, Task, TaskList, TaskOutput,
-    TaskSpec, TaskStatus,
+    TaskRef, TaskSpec, TaskStatus,
 };
 use crate::util::lock;
 
@@ -625,9 +625,10 @@ impl Cluster {
     }
 
     /// Every attempt placed on `node` and not started yet, as the HTTP poll hands them out
-    /// (for the other transports). Only what is on disk.
-    pub async fn scheduled_assignments(&self, node: &str) -> Result<Vec<Assignment>, Error> {
-        let handouts = self.view(|core| core.poll(node, &[]).0);
+    /// (for the other transports), except those in `skip` (handed out already). Only what
+    /// is on disk.
+    pub async fn scheduled_assignments(&self, node: &str, skip: &[TaskRef]) -> Result<Vec<Assignment>, Error> {
+        let handouts = self.view(|core| core.poll(node, skip).0);
         if handouts.is_empty() {
             return Ok(Vec::new());
         }

@@ -170,10 +170,12 @@ async fn take_results(relay: &Relay, cluster: &Cluster, batch: Vec<jetstream::Me
             std::iter::repeat_with(|| outcome(Err(e.clone()))).take(n).collect::<Vec<_>>().into_iter()
         }
     };
-    for (m, t) in batch.into_iter().zip(taken) {
+    let acks = batch.into_iter().zip(taken).map(|(m, t)| {
         let t = t.or_else(|| recorded.next()).unwrap_or(Taken::Later("no answer for this result".into()));
-        acknowledge(relay, m, t).await;
-    }
+        acknowledge(relay, m, t)
+    });
+    // Each ack is a round trip to the server: all at once.
+    futures_util::future::join_all(acks.collect::<Vec<_>>()).await;
 }
 
 /// How recording a sound result went, as a [`Taken`].
