@@ -127,7 +127,7 @@ pub struct ReportResponse {
     pub secrets: SecretValues,
 }
 
-/// The most reports (start reports and results together) one batch may carry.
+/// The most start reports, and the most results, one batch may carry.
 pub const MAX_BATCH_REPORTS: usize = 1024;
 
 /// `POST /api/v1/nodes/{id}/tasks/reports`: start reports and results of many attempts,
@@ -159,15 +159,15 @@ impl ReportBatch {
         self.len() == 0
     }
 
-    /// Too many reports for one batch: the message names the limit.
+    /// Too many reports for one batch: the message names the list and the limit (the
+    /// document's `maxItems` of each list).
     pub fn check(&self) -> Result<(), String> {
-        if self.len() > MAX_BATCH_REPORTS {
-            return Err(format!(
-                "starts and results: at most {MAX_BATCH_REPORTS} reports in one batch, got {} ({} starts, {} results); send the rest in another batch",
-                self.len(),
-                self.starts.len(),
-                self.results.len()
-            ));
+        for (field, n) in [("starts", self.starts.len()), ("results", self.results.len())] {
+            if n > MAX_BATCH_REPORTS {
+                return Err(format!(
+                    "{field}: at most {MAX_BATCH_REPORTS} in one batch, got {n}; send the rest in another batch"
+                ));
+            }
         }
         Ok(())
     }

@@ -105,7 +105,7 @@ async fn a_malformed_or_oversized_batch_is_a_400_naming_it_and_changes_nothing()
     let (status, body) = reports(&cluster, "a", &a, &json!({"starts": too_many})).await;
     assert_eq!((status, body["error"]["code"].as_str()), (400, Some("bad_request")), "{body}");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("at most 1024") && message.contains("1025"), "{message}");
+    assert!(message.contains("starts: at most 1024") && message.contains("1025"), "{message}");
     for (bad, names) in [
         (json!({"starts": [start], "results": [{"task_id": id}]}), "report"),
         (json!({"starts": [start], "results": [{"task_id": id, "report": {"attempt": 1, "outcome": "won"}}]}), "won"),
