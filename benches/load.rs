@@ -8,13 +8,17 @@
 //!   while clients on it hold every place they may (32 streams, 160 waits: the default
 //!   caps less the workers' reserve); rate and latency of both, one coordinator, one run.
 //! - tasks, saturated: simulated workers long-poll and complete every assignment at once;
-//!   a submitter keeps 32 submissions in flight. Submit→complete throughput.
+//!   a submitter keeps 32 submissions in flight. Submit→complete throughput, side by side
+//!   in one run: workers that send one request per start and per result (older workers),
+//!   then workers that batch them (`POST .../tasks/reports`: the starts in hand in one
+//!   request, their results in one that also asks for the next assignments), and the ratio.
 //! - tasks, paced: one task every 10 ms to idle simulated workers: the submit→worker
 //!   receipt latency alone (p50/p99).
 //! - transport: the same two task loads (saturated, paced) over HTTP and over NATS
 //!   JetStream, one coordinator (configured for NATS) and one real `nats-server`, one run:
 //!   simulated workers long-poll over HTTP, or pull from their NATS consumer, report the
-//!   start over HTTP and publish the signed result to NATS, as `openclaw worker` does.
+//!   starts in hand over HTTP in one batch and publish each signed result to NATS, as
+//!   `openclaw worker` does; over HTTP, starts and results go in batches.
 //! - sched: placeable-submit latency with 0 and with 20,000 distinct unplaceable skill sets
 //!   waiting, one coordinator, one run.
 //! - nodes: coordinator CPU per submit with one node and with 10,000 online nodes, and per
@@ -548,9 +552,29 @@ impl Door {
     }
 }
 
+/// How simulated workers report starts and results.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reports {
+    /// One request (and one commit) per report: `POST .../tasks/{task}/start`, then
+    /// `.../result`, each task in its own tokio task (the protocol of older workers).
+    PerTask,
+    /// `POST .../tasks/reports`: the starts of everything in hand in one request, then their
+    /// results in one request that also asks for the next assignments (issue 23).
+    Batched,
+}
+
+impl Reports {
+    fn name(self) -> &'static str {
+        match self {
+            Reports::PerTask => "per-task reports",
+            Reports::Batched => "batched reports",
+        }
+    }
+}
+
 /// Simulated workers: each takes its assignments through its door, and completes every
-/// one at once in its own task (start report, then result), as a worker with free slots
-/// would.
+/// one at once (start report, then result), as a worker with free slots would; per task
+/// in its own task, or batched (see [`Reports`]).
 struct Simulated {
     done: Arc<AtomicU64>,
     receipt: Arc<Mutex<Histogram<u64>>>,
@@ -559,8 +583,14 @@ struct Simulated {
 }
 
 impl Simulated {
-    async fn start(ep: &Endpoint, workers: usize, slots: u32, sent: Arc<Mutex<HashMap<u64, Instant>>>) -> Simulated {
-        Self::start_as(ep, Door::Http, "work", workers, slots, sent).await
+    async fn start(
+        ep: &Endpoint,
+        reports: Reports,
+        workers: usize,
+        slots: u32,
+        sent: Arc<Mutex<HashMap<u64, Instant>>>,
+    ) -> Simulated {
+        Self::start_as(ep, Door::Http, reports, "work", workers, slots, sent).await
     }
 
     /// `workers` nodes with the one skill `skill`, taking work through `door` (for NATS,
@@ -568,6 +598,7 @@ impl Simulated {
     async fn start_as(
         ep: &Endpoint,
         door: Door,
+        reports: Reports,
         skill: &str,
         workers: usize,
         slots: u32,
@@ -583,10 +614,15 @@ impl Simulated {
         for w in 0..workers {
             let id = format!("{skill}-{}-{w}", door.name());
             let secret = ep.register_with(&id, slots, &[skill]).await;
-            let handle = match door {
-                Door::Http => tokio::spawn(http_worker(ep.clone(), id, secret, sent.clone(), sim.shared())),
-                Door::Nats => {
-                    let worker = nats_worker(ep.clone(), id, secret, sent.clone(), sim.shared()).await;
+            let handle = match (door, reports) {
+                (Door::Http, Reports::PerTask) => {
+                    tokio::spawn(http_worker(ep.clone(), id, secret, sent.clone(), sim.shared()))
+                }
+                (Door::Http, Reports::Batched) => {
+                    tokio::spawn(http_worker_batched(ep.clone(), id, secret, sent.clone(), sim.shared()))
+                }
+                (Door::Nats, _) => {
+                    let worker = nats_worker(ep.clone(), id, secret, reports, sent.clone(), sim.shared()).await;
                     tokio::spawn(worker)
                 }
             };
@@ -649,14 +685,68 @@ async fn http_worker(
                     .send()
                     .await
                     .unwrap();
-                let result =
-                    json!({"attempt": attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1});
+                let result = completed(attempt);
                 let r = ep.http.post(format!("{base}/result")).bearer_auth(&secret).json(&result).send().await.unwrap();
                 assert!(r.status().is_success(), "{}", r.text().await.unwrap());
                 held.lock().unwrap().retain(|h| h["task_id"] != task.as_str());
                 done.fetch_add(1, Ordering::Relaxed);
             });
         }
+    }
+}
+
+/// The body of a completed attempt's result.
+fn completed(attempt: u64) -> Value {
+    json!({"attempt": attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1})
+}
+
+/// Sends a batch of reports as node `id`; panics unless every report was taken.
+async fn send_reports(ep: &Endpoint, id: &str, secret: &str, body: &Value) -> Value {
+    let url = format!("{}/api/v1/nodes/{id}/tasks/reports", ep.url);
+    let r = ep.http.post(url).bearer_auth(secret).json(body).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let answer: Value = r.json().await.unwrap();
+    for one in answer["starts"].as_array().unwrap().iter().chain(answer["results"].as_array().unwrap()) {
+        assert_eq!(one["success"], true, "{one}");
+    }
+    answer
+}
+
+/// One simulated worker on the HTTP long poll that batches its reports: the starts of what
+/// it has in hand in one request, then their results in one that also asks for the next
+/// assignments (so a busy worker polls only when that answer brings none).
+async fn http_worker_batched(
+    ep: Endpoint,
+    id: String,
+    secret: String,
+    sent: Arc<Mutex<HashMap<u64, Instant>>>,
+    (done, receipt, stop): (Arc<AtomicU64>, Arc<Mutex<Histogram<u64>>>, Arc<AtomicBool>),
+) {
+    let mut in_hand: Vec<Value> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        if in_hand.is_empty() {
+            let url = format!("{}/api/v1/nodes/{id}/tasks/poll", ep.url);
+            let body = json!({"wait_secs": 1, "held": []});
+            let Ok(r) = ep.http.post(url).bearer_auth(&secret).json(&body).send().await else { continue };
+            let poll: Value = r.json().await.unwrap_or(Value::Null);
+            in_hand = poll["assignments"].as_array().cloned().unwrap_or_default();
+            continue;
+        }
+        let refs: Vec<Value> = in_hand
+            .iter()
+            .map(|a| {
+                received(a, &sent, &receipt);
+                json!({"task_id": a["task_id"], "attempt": a["attempt"]})
+            })
+            .collect();
+        send_reports(&ep, &id, &secret, &json!({"starts": refs})).await;
+        let results: Vec<Value> = refs
+            .iter()
+            .map(|r| json!({"task_id": r["task_id"], "report": completed(r["attempt"].as_u64().unwrap())}))
+            .collect();
+        let answer = send_reports(&ep, &id, &secret, &json!({"results": results, "held": []})).await;
+        done.fetch_add(refs.len() as u64, Ordering::Relaxed);
+        in_hand = answer["poll"]["assignments"].as_array().cloned().unwrap_or_default();
     }
 }
 
@@ -667,6 +757,7 @@ async fn nats_worker(
     ep: Endpoint,
     id: String,
     secret: String,
+    reports: Reports,
     sent: Arc<Mutex<HashMap<u64, Instant>>>,
     (done, receipt, stop): (Arc<AtomicU64>, Arc<Mutex<Histogram<u64>>>, Arc<AtomicBool>),
 ) -> impl std::future::Future<Output = ()> {
@@ -703,41 +794,66 @@ async fn nats_worker(
                 beat().await;
                 last_beat = Instant::now();
             }
-            let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_millis(200), messages.next()).await else {
+            let Ok(Some(Ok(first))) = tokio::time::timeout(Duration::from_millis(200), messages.next()).await else {
                 continue;
             };
-            let Ok(Delivery::Assignment(a)) = serde_json::from_slice::<Delivery>(&m.payload) else {
-                let _ = m.ack().await;
+            // Everything the consumer has in hand now, as one batch.
+            let mut batch = Vec::new();
+            let mut next = Some(first);
+            while let Some(m) = next.take() {
+                match serde_json::from_slice::<Delivery>(&m.payload) {
+                    Ok(Delivery::Assignment(a)) => {
+                        received(&json!({"parameters": a.parameters}), &sent, &receipt);
+                        batch.push((a, m));
+                    }
+                    _ => {
+                        let _ = m.ack().await;
+                    }
+                }
+                if batch.len() < 64
+                    && let Some(Some(Ok(m))) = futures_util::FutureExt::now_or_never(messages.next())
+                {
+                    next = Some(m);
+                }
+            }
+            if batch.is_empty() {
                 continue;
-            };
-            received(&json!({"parameters": a.parameters}), &sent, &receipt);
-            let (ep, secret, done, id, js, key) =
-                (ep.clone(), secret.clone(), done.clone(), id.clone(), js.clone(), key.clone());
-            let subject = names.result(&a.task_id);
+            }
+            let (ep, secret, done, id, js, key, names) =
+                (ep.clone(), secret.clone(), done.clone(), id.clone(), js.clone(), key.clone(), names.clone());
             tokio::spawn(async move {
-                let base = format!("{}/api/v1/nodes/{id}/tasks/{}", ep.url, a.task_id);
-                let r = ep
-                    .http
-                    .post(format!("{base}/start"))
-                    .bearer_auth(&secret)
-                    .json(&json!({"attempt": a.attempt}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-                let _ = m.ack().await;
-                let result =
-                    json!({"attempt": a.attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1});
-                let payload = result.to_string().into_bytes();
-                let msg_id = key.result_id(&a.task_id, a.attempt);
-                let sig = key.sign(&subject, &msg_id, &payload);
-                let message = PublishMessage::build()
-                    .message_id(&msg_id)
-                    .header("Openclaw-Node", id.as_str())
-                    .header("Openclaw-Sig", sig.as_str())
-                    .payload(payload.into());
-                js.send_publish(subject, message).await.unwrap().await.unwrap();
-                done.fetch_add(1, Ordering::Relaxed);
+                match reports {
+                    Reports::PerTask => {
+                        futures_util::future::join_all(batch.iter().map(|(a, _)| async {
+                            let base = format!("{}/api/v1/nodes/{id}/tasks/{}", ep.url, a.task_id);
+                            let body = json!({"attempt": a.attempt});
+                            let r = ep.http.post(format!("{base}/start")).bearer_auth(&secret).json(&body).send().await;
+                            let r = r.unwrap();
+                            assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+                        }))
+                        .await;
+                    }
+                    Reports::Batched => {
+                        let starts: Vec<Value> =
+                            batch.iter().map(|(a, _)| json!({"task_id": a.task_id, "attempt": a.attempt})).collect();
+                        send_reports(&ep, &id, &secret, &json!({"starts": starts})).await;
+                    }
+                }
+                let published = batch.iter().map(|(a, m)| async {
+                    let _ = m.ack().await;
+                    let subject = names.result(&a.task_id);
+                    let payload = completed(a.attempt.into()).to_string().into_bytes();
+                    let msg_id = key.result_id(&a.task_id, a.attempt);
+                    let sig = key.sign(&subject, &msg_id, &payload);
+                    let message = PublishMessage::build()
+                        .message_id(&msg_id)
+                        .header("Openclaw-Node", id.as_str())
+                        .header("Openclaw-Sig", sig.as_str())
+                        .payload(payload.into());
+                    js.send_publish(subject, message).await.unwrap().await.unwrap();
+                });
+                futures_util::future::join_all(published).await;
+                done.fetch_add(batch.len() as u64, Ordering::Relaxed);
             });
         }
     }
@@ -792,19 +908,27 @@ async fn pace(
     sim.receipt.lock().unwrap().clone()
 }
 
-async fn tasks_saturated(total: u64, workers: usize, slots: u32, storage: &str) -> f64 {
-    let (_server, ep) = start_on(tempfile::tempdir().unwrap(), storage, "").await;
-    let sent = Arc::new(Mutex::new(HashMap::new()));
-    let sim = Simulated::start(&ep, workers, slots, sent.clone()).await;
-    let started = Instant::now();
-    let (rate, submit_latency) = saturate(&ep, &sim, &sent, total, "work").await;
-    let elapsed = started.elapsed().as_secs_f64();
-    sim.stop().await;
-    println!(
-        "  saturated: {total} tasks, {workers} simulated workers x {slots} slots: {rate:.0} tasks/s submit→complete ({elapsed:.2} s)"
-    );
-    println!("  {}", report("submit answered (201, committed)", &submit_latency));
-    rate
+/// The saturated load with each way of reporting, one after the other in this run, each
+/// on a new coordinator: the per-task protocol of older workers, then batched reports.
+async fn tasks_saturated(total: u64, workers: usize, slots: u32, storage: &dyn Fn() -> String) -> f64 {
+    let mut rates = Vec::new();
+    for reports in [Reports::PerTask, Reports::Batched] {
+        let (_server, ep) = start_on(tempfile::tempdir().unwrap(), &storage(), "").await;
+        let sent = Arc::new(Mutex::new(HashMap::new()));
+        let sim = Simulated::start(&ep, reports, workers, slots, sent.clone()).await;
+        let started = Instant::now();
+        let (rate, submit_latency) = saturate(&ep, &sim, &sent, total, "work").await;
+        let elapsed = started.elapsed().as_secs_f64();
+        sim.stop().await;
+        println!(
+            "  saturated, {}: {total} tasks, {workers} simulated workers x {slots} slots: {rate:.0} tasks/s submit→complete ({elapsed:.2} s)",
+            reports.name()
+        );
+        println!("    {}", report("submit answered (201, committed)", &submit_latency));
+        rates.push(rate);
+    }
+    println!("  ratio of throughput, batched / per-task reports: {:.2}", rates[1] / rates[0]);
+    rates[1]
 }
 
 /// The peer of the saturated load (issue 23 item 5): Celery + Redis, durable as we are
@@ -853,7 +977,7 @@ async fn tasks_paced(total: u64, gap: Duration, backlog: u64, storage: &str) -> 
         }
     }
     let sent = Arc::new(Mutex::new(HashMap::new()));
-    let sim = Simulated::start(&ep, 4, 8, sent.clone()).await;
+    let sim = Simulated::start(&ep, Reports::Batched, 4, 8, sent.clone()).await;
     let receipt = pace(&ep, &sim, &sent, total, gap, "work").await;
     sim.stop().await;
     println!(
@@ -968,11 +1092,11 @@ async fn transports(total: u64, paced: u64, gap: Duration) {
     for door in [Door::Http, Door::Nats] {
         let skill = format!("work-{}", door.name());
         let sent = Arc::new(Mutex::new(HashMap::new()));
-        let sim = Simulated::start_as(&ep, door, &format!("{skill}-s"), 8, 16, sent.clone()).await;
+        let sim = Simulated::start_as(&ep, door, Reports::Batched, &format!("{skill}-s"), 8, 16, sent.clone()).await;
         let (rate, _) = saturate(&ep, &sim, &sent, total, &format!("{skill}-s")).await;
         sim.stop().await;
         let sent = Arc::new(Mutex::new(HashMap::new()));
-        let sim = Simulated::start_as(&ep, door, &format!("{skill}-p"), 4, 8, sent.clone()).await;
+        let sim = Simulated::start_as(&ep, door, Reports::Batched, &format!("{skill}-p"), 4, 8, sent.clone()).await;
         let receipt = pace(&ep, &sim, &sent, paced, gap, &format!("{skill}-p")).await;
         sim.stop().await;
         println!(
@@ -1447,7 +1571,7 @@ async fn lane(ep: Endpoint, i: usize, run_for: Duration, phase: Arc<Phase>) {
                 phase.output_batches.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let result = json!({"attempt": attempt, "outcome": "completed", "result": {"ok": true}, "duration_ms": 1});
+        let result = completed(attempt);
         let r = ep.http.post(format!("{task_url}/result")).bearer_auth(&secret).json(&result).send().await.unwrap();
         assert!(r.status().is_success());
         phase.tasks_done.fetch_add(1, Ordering::Relaxed);
@@ -1969,12 +2093,12 @@ fn main() {
                 let storage =
                     || pg.map(|pg| format!("  type: postgres\n  url: {}\n", pg.fresh_db())).unwrap_or_default();
                 println!("tasks on {name}:");
-                let rate = tasks_saturated(5_000, 8, 16, &storage()).await;
+                let rate = tasks_saturated(5_000, 8, 16, &storage).await;
                 if name == "sqlite"
                     && let Some((version, peer)) = celery_peer(5_000, 8, 16)
                 {
                     println!(
-                        "  peer: Celery {version} + Redis (appendfsync always, late acks), the same 5,000 tasks, 8 workers x 16 threads: {peer:.0} tasks/s; ours / peer: {:.1}",
+                        "  peer: Celery {version} + Redis (appendfsync always, late acks), the same 5,000 tasks, 8 workers x 16 threads: {peer:.0} tasks/s; ours (batched) / peer: {:.1}",
                         rate / peer
                     );
                 }

@@ -25,6 +25,7 @@
 //! | POST | `/api/v1/nodes/{node}/tasks/poll` | PollTasks | that node |
 //! | POST | `/api/v1/nodes/{node}/tasks/{task}/start` | StartTask | that node |
 //! | POST | `/api/v1/nodes/{node}/tasks/{task}/result` | TaskResult | that node |
+//! | POST | `/api/v1/nodes/{node}/tasks/reports` | TaskReports | that node |
 //! | POST | `/api/v1/nodes/{node}/tasks/{task}/output` | PushOutput | that node |
 //! | GET | `/api/v1/cluster/health` | ClusterHealth | read |
 //! | GET | `/api/v1/skills` | ClusterSkills (every skill, its nodes, digests, drift) | read |
@@ -417,6 +418,7 @@ pub enum Route {
     PollTasks { node: String },
     StartTask { node: String, task: String },
     TaskResult { node: String, task: String },
+    TaskReports { node: String },
     PushOutput { node: String, task: String },
     ClusterHealth,
     ClusterSkills,
@@ -812,6 +814,21 @@ pub static TABLE: &[Endpoint] = &[
             no_query(q)?;
             let node = take(&mut p);
             Ok(Route::TaskResult { node, task: take(&mut p) })
+        },
+    },
+    Endpoint {
+        method: Method::POST,
+        path: "/api/v1/nodes/{node}/tasks/reports",
+        name: "node_task_reports",
+        query: None,
+        body: Body::Json(json::<m::ReportBatch>),
+        ok: &[(200, Answer::Json(json::<m::ReportBatchAnswer>))],
+        errors: &[E::UnknownNode, E::Overloaded, E::Unavailable],
+        access: Access::Node,
+        summary: "Start reports and results of many attempts in one commit, each answered on its own",
+        build: |mut p, q| {
+            no_query(q)?;
+            Ok(Route::TaskReports { node: take(&mut p) })
         },
     },
     Endpoint {
@@ -1380,6 +1397,7 @@ pub static LINKS: &[Link] = &[
     link("node_shutdown", 200, "node_forget", REGISTERED),
     // The worker protocol, as the node that registered.
     link("node_heartbeat", 200, "node_poll", SAME_NODE),
+    link("node_heartbeat", 200, "node_task_reports", SAME_NODE),
     link(
         "node_heartbeat",
         200,
@@ -1555,6 +1573,7 @@ impl Route {
             Route::PollTasks { .. } => "node_poll",
             Route::StartTask { .. } => "node_task_start",
             Route::TaskResult { .. } => "node_task_result",
+            Route::TaskReports { .. } => "node_task_reports",
             Route::PushOutput { .. } => "node_task_output",
             Route::ClusterHealth => "cluster_health",
             Route::ClusterSkills => "skills_list",
@@ -1610,6 +1629,7 @@ impl Route {
             | Route::PollTasks { node }
             | Route::StartTask { node, .. }
             | Route::TaskResult { node, .. }
+            | Route::TaskReports { node }
             | Route::PushOutput { node, .. }
             | Route::SkillPackage { node, .. } => Some(node),
             _ => None,
@@ -1631,7 +1651,8 @@ impl Route {
             | Route::ShutdownNode { node }
             | Route::DrainNode { node }
             | Route::UndrainNode { node }
-            | Route::PollTasks { node } => vec![node],
+            | Route::PollTasks { node }
+            | Route::TaskReports { node } => vec![node],
             Route::StartTask { node, task } | Route::TaskResult { node, task } | Route::PushOutput { node, task } => {
                 vec![node, task]
             }

@@ -28,13 +28,13 @@ use serde::de::DeserializeOwned;
 
 use crate::model::{
     ErrorBody, ErrorCode, HeartbeatRequest, HeartbeatResponse, NodeActionResponse, OutputAck, OutputBatch, PollRequest,
-    PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, SecretInfo, StartReport, SubmitTask,
-    Task,
+    PollResponse, RegisterRequest, RegisterResponse, ReportBatch, ReportBatchAnswer, ReportResponse, ResultReport,
+    SecretInfo, StartReport, SubmitTask, Task,
 };
 
 /// Why a call failed. Paths are shown decoded (`task_01…`, not `task%5F01…`); the caller
 /// adds the hint that fits it (the CLI's flags differ from the worker's).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot reach the coordinator at {url} ({method} {path}): {cause}")]
     Unreachable { url: String, method: Method, path: String, cause: String },
@@ -167,6 +167,11 @@ impl Client {
     /// The bearer token it sends (the worker redacts it from task output).
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
+    }
+
+    /// The same coordinators and token (clones of one client): requests of one registration.
+    pub fn same_as(&self, other: &Client) -> bool {
+        Arc::ptr_eq(&self.coordinators, &other.coordinators) && self.token == other.token
     }
 
     /// The coordinator it talks to now (the leader, as far as it knows).
@@ -381,6 +386,12 @@ impl Client {
         report: &ResultReport,
     ) -> Result<ReportResponse, ClientError> {
         self.call(&Route::TaskResult { node: node.into(), task: task.into() }, Some(report), Self::SHORT).await
+    }
+
+    /// Start reports and results of many attempts in one request (one commit); each is
+    /// answered on its own. A coordinator older than this endpoint answers 404 or 405.
+    pub async fn report_batch(&self, node: &str, batch: &ReportBatch) -> Result<ReportBatchAnswer, ClientError> {
+        self.call(&Route::TaskReports { node: node.into() }, Some(batch), Self::SHORT).await
     }
 
     /// A batch of an attempt's output lines.

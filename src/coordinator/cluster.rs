@@ -35,8 +35,9 @@ use crate::api::TaskQuery;
 use crate::config::Config;
 use crate::model::{
     Assignment, ErrorCode, Event, HeartbeatRequest, HeartbeatResponse, KeyRotated, Outcome, OutputAck, OutputBatch,
-    PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportResponse, ResultReport, RunList, SecretInfo,
-    SecretList, SecretValues, SetSecret, SubmitTask, Task, TaskList, TaskOutput, TaskSpec, TaskStatus,
+    PollRequest, PollResponse, RegisterRequest, RegisterResponse, ReportBatch, ReportBatchAnswer, ReportResponse,
+    ResultReport, RunList, SecretInfo, SecretList, SecretValues, SetSecret, SubmitTask, Task, TaskList, TaskOutput,
+    TaskRef, TaskSpec, TaskStatus,
 };
 use crate::util::lock;
 
@@ -645,9 +646,10 @@ impl Cluster {
     }
 
     /// Every attempt placed on `node` and not started yet, as the HTTP poll hands them out
-    /// (for the other transports). Only what is on disk.
-    pub async fn scheduled_assignments(&self, node: &str) -> Result<Vec<Assignment>, Error> {
-        let handouts = self.view(|core| core.poll(node, &[]).0);
+    /// (for the other transports), except those in `skip` (handed out already). Only what
+    /// is on disk.
+    pub async fn scheduled_assignments(&self, node: &str, skip: &[TaskRef]) -> Result<Vec<Assignment>, Error> {
+        let handouts = self.view(|core| core.poll(node, skip).0);
         if handouts.is_empty() {
             return Ok(Vec::new());
         }
@@ -711,6 +713,11 @@ impl Cluster {
     /// the worker is told not to run it.
     pub async fn start(&self, node: &str, task: &str, attempt: u32) -> Result<ReportResponse, Error> {
         let found = self.mutate(|core, now| core.start(node, task, attempt, now)).await?;
+        self.start_answer(found, node, task, attempt).await
+    }
+
+    /// The answer to a start report whose transition is committed (see [`Cluster::start`]).
+    async fn start_answer(&self, found: Report, node: &str, task: &str, attempt: u32) -> Result<ReportResponse, Error> {
         let delivered = matches!(found, Report::Done(_));
         let mut answer = self.report_answer(found, node, task, attempt, None).await?;
         let names = if delivered { self.view(|core| core.task_secrets(task).to_vec()) } else { Vec::new() };
@@ -896,6 +903,66 @@ impl Cluster {
         self.report_answer(found, node, task, attempt, Some(outcome)).await
     }
 
+    /// A worker's batch of start reports and results: one transition and one commit for
+    /// all of them, then each answered as its per-task endpoint would answer it (a stale
+    /// or unknown one refuses only itself). With `held`, the answer also carries what a
+    /// poll would hand out now, without waiting.
+    pub async fn reports(&self, node: &str, batch: ReportBatch) -> Result<ReportBatchAnswer, Error> {
+        batch.check().map_err(|e| Error::new(ErrorCode::BadRequest, e))?;
+        let ReportBatch { starts, results, held } = batch;
+        let ends: Vec<(u32, Outcome)> = results.iter().map(|r| (r.report.attempt, r.report.outcome)).collect();
+        let ids: Vec<String> = results.iter().map(|r| r.task_id.clone()).collect();
+        let results = results.into_iter().map(|r| (r.task_id, r.report)).collect();
+        let (started, ended) = self.mutate(|core, now| Ok(core.reports(node, &starts, results, now))).await?;
+        let mut answer = ReportBatchAnswer::default();
+        for (s, found) in starts.iter().zip(started) {
+            let one = match found {
+                Ok(found) => self.start_answer(found, node, &s.task_id, s.attempt).await,
+                Err(e) => Err(e),
+            };
+            answer.starts.push(batched(one));
+        }
+        for ((task, (attempt, outcome)), found) in ids.iter().zip(ends).zip(ended) {
+            let one = match found {
+                Ok(found) => self.report_answer(found, node, task, attempt, Some(outcome)).await,
+                Err(e) => Err(e),
+            };
+            answer.results.push(batched(one));
+        }
+        if let Some(held) = held {
+            let (handouts, cancel) = self.view(|core| core.poll(node, &held));
+            let assignments = if handouts.is_empty() {
+                Vec::new()
+            } else {
+                // Placed by others' changes, maybe not committed yet: hand out only what is on disk.
+                self.settled().await?;
+                self.assignments(handouts).await?
+            };
+            answer.poll = Some(PollResponse { assignments, cancel });
+        }
+        Ok(answer)
+    }
+
+    /// Results of attempts on any nodes, from a transport that carries many at once
+    /// (`(node, task, report)`): one transition and one commit for all, then each answered
+    /// as [`Cluster::result`] would answer it, in order.
+    pub async fn results(
+        &self,
+        results: Vec<(String, String, ResultReport)>,
+    ) -> Result<Vec<Result<ReportResponse, Error>>, Error> {
+        let keys: Vec<(String, String, u32, Outcome)> =
+            results.iter().map(|(n, t, r)| (n.clone(), t.clone(), r.attempt, r.outcome)).collect();
+        let found = self.mutate(|core, now| Ok(core.results(results, now))).await?;
+        let mut answers = Vec::with_capacity(found.len());
+        for ((node, task, attempt, outcome), found) in keys.into_iter().zip(found) {
+            answers.push(match found {
+                Ok(found) => self.report_answer(found, &node, &task, attempt, Some(outcome)).await,
+                Err(e) => Err(e),
+            });
+        }
+        Ok(answers)
+    }
+
     /// A report for a task no longer active is a harmless repeat when it matches how the
     /// task ended, else stale.
     async fn report_answer(
@@ -1020,6 +1087,16 @@ impl Cluster {
         let key = task_id.to_string();
         let tail = self.read(move |s| s.output(&key, after)).await?;
         Ok(OutputFeed::new(rx, task_id, after, tail.lines, ended))
+    }
+}
+
+/// One report's answer in a batch: the per-task endpoint's answer, or its error's body.
+fn batched(one: Result<ReportResponse, Error>) -> crate::model::BatchedAnswer {
+    match one {
+        Ok(r) => crate::model::BatchedAnswer::Taken(r),
+        Err(e) => crate::model::BatchedAnswer::Refused(crate::model::ErrorBody {
+            error: crate::model::ErrorDetail { code: e.code.to_string(), message: e.message },
+        }),
     }
 }
 

@@ -17,8 +17,8 @@ use super::store::EventFilter;
 use crate::api::Route;
 use crate::model::{
     CLAIMABLE_ORIGINS, CoordinatorRole, ErrorCode, HeartbeatRequest, NewSchedule, OutputBatch, PollRequest,
-    ResultReport, Role, ScheduleEdit, ScheduleList, ServiceHealth, StartReport, SubmitTask, TaskStatus, Timestamp,
-    Whoami,
+    ReportBatch, ResultReport, Role, ScheduleEdit, ScheduleList, ServiceHealth, StartReport, SubmitTask, TaskStatus,
+    Timestamp, Whoami,
 };
 
 /// Runs a route (`/mcp` goes to the MCP door, which calls the cluster itself).
@@ -85,6 +85,10 @@ pub async fn dispatch(cluster: &Arc<Cluster>, mcp: &Door, req: Request) -> Resul
         Route::TaskResult { node, task } => {
             let body: ResultReport = req.json()?;
             ok(&cluster.result(node, task, body).await?)
+        }
+        Route::TaskReports { node } => {
+            let body: ReportBatch = req.json()?;
+            ok(&cluster.reports(node, body).await?)
         }
         Route::PushOutput { node, task } => {
             let body: OutputBatch = req.json()?;

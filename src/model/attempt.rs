@@ -127,6 +127,81 @@ pub struct ReportResponse {
     pub secrets: SecretValues,
 }
 
+/// The most start reports, and the most results, one batch may carry.
+pub const MAX_BATCH_REPORTS: usize = 1024;
+
+/// `POST /api/v1/nodes/{id}/tasks/reports`: start reports and results of many attempts,
+/// applied in one commit and answered one by one (a stale report refuses only itself).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportBatch {
+    /// Attempts that started, applied first, in order.
+    #[serde(default, deserialize_with = "super::limits::objects", skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 1024)]
+    pub starts: Vec<TaskRef>,
+    /// Attempts that ended, applied after the starts, in order.
+    #[serde(default, deserialize_with = "super::limits::objects", skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 1024)]
+    pub results: Vec<AttemptResult>,
+    /// The tasks the worker holds once these reports are in: when present, the answer also
+    /// carries what a poll with this list would hand out now (it does not wait for work).
+    #[serde(default, deserialize_with = "super::limits::optional_objects", skip_serializing_if = "Option::is_none")]
+    pub held: Option<Vec<TaskRef>>,
+}
+
+impl ReportBatch {
+    /// How many reports it carries.
+    pub fn len(&self) -> usize {
+        self.starts.len() + self.results.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Too many reports for one batch: the message names the list and the limit (the
+    /// document's `maxItems` of each list).
+    pub fn check(&self) -> Result<(), String> {
+        for (field, n) in [("starts", self.starts.len()), ("results", self.results.len())] {
+            if n > MAX_BATCH_REPORTS {
+                return Err(format!(
+                    "{field}: at most {MAX_BATCH_REPORTS} in one batch, got {n}; send the rest in another batch"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One result in a [`ReportBatch`]: the task and its attempt's [`ResultReport`].
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptResult {
+    pub task_id: String,
+    #[serde(deserialize_with = "super::limits::object")]
+    pub report: ResultReport,
+}
+
+/// The answer to a [`ReportBatch`], after its commit: one answer per report, in the order
+/// sent.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct ReportBatchAnswer {
+    pub starts: Vec<BatchedAnswer>,
+    pub results: Vec<BatchedAnswer>,
+    /// What a poll would hand out now; present when the batch said what it holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poll: Option<PollResponse>,
+}
+
+/// How one report of a batch went: its [`ReportResponse`], or its error (`stale_attempt`,
+/// `unknown_task`, ...), as the per-task endpoint would have answered it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum BatchedAnswer {
+    Taken(ReportResponse),
+    Refused(super::ErrorBody),
+}
+
 string_enum! {
     /// Which stream of a task's process a line of output came from.
     OutputStream {

@@ -322,6 +322,11 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for MapOnly<T> {
     }
 }
 
+/// `deserialize_with` for a struct: a JSON object only.
+pub fn object<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(<MapOnly<T> as serde::Deserialize>::deserialize(d)?.0)
+}
+
 /// `deserialize_with` for an `Option` of a struct: null, absent or a JSON object.
 pub fn optional_object<'de, D: serde::Deserializer<'de>, T: serde::Deserialize<'de>>(
     d: D,

@@ -13,7 +13,9 @@
 //! worker knows are redacted from both, the attempt's cluster secrets too. Those values
 //! come only with the answer to the start report (an attempt that uses secrets does not
 //! run without it) and live no longer than the attempt's task. A cancel from the coordinator (in a poll or
-//! heartbeat answer) stops the attempt's runner.
+//! heartbeat answer) stops the attempt's runner. Start reports and results go through
+//! [`super::reports`], batched with other attempts' reports and answered each on its own,
+//! so every rule here holds per attempt as with one request each.
 //!
 //! With a second transport ([`super::transport`]), assignments may also come from there
 //! ([`Attempts::take_confirmed`]: run only once the start report is accepted), the poll
@@ -35,6 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::adverts::Adverts;
+use super::reports::Reporter;
 use super::runner::{Attempt, Runners, failed};
 use super::session::Session;
 use super::transport::{CoordinatorTransport, Taken, Wake};
@@ -80,6 +83,8 @@ pub struct Attempts {
     tracker: TaskTracker,
     /// The second transport ([`super::transport::HttpOnly`] when none is configured).
     transport: Arc<dyn CoordinatorTransport>,
+    /// Start reports and results over HTTP, batched.
+    reporter: Arc<Reporter>,
     /// Heartbeats sent so far (a heartbeat's number is its place in this count).
     heartbeats_sent: AtomicU64,
     /// The number of the last heartbeat answered: results the transport took count the
@@ -96,6 +101,7 @@ impl Attempts {
         transport: Arc<dyn CoordinatorTransport>,
     ) -> Attempts {
         Attempts {
+            reporter: Reporter::new(ctx.node_id.clone()),
             ctx,
             session,
             adverts,
@@ -277,7 +283,7 @@ impl Attempts {
             }
         };
         let mut secrets = SecretValues::default();
-        match client.report_start(node_id, &a.task_id, a.attempt).await {
+        match self.reporter.start(&client, &a.task_id, a.attempt).await {
             Err(e) if matches!(e.code(), Some(ErrorCode::UnknownTask | ErrorCode::StaleAttempt)) => {
                 tracing::info!(target: "openclaw::worker", task_id = %a.task_id, error = %e, "the coordinator no longer wants this attempt; not running it");
                 answer(Taken::Refused);
@@ -419,7 +425,7 @@ impl Attempts {
             }
             let Some(client) = self.session.wait(&self.ctx.leave).await else { return };
             let sent = tokio::select! {
-                sent = client.report_result(&self.ctx.node_id, task_id, &report) => sent,
+                sent = self.reporter.result(&client, task_id, &report) => sent,
                 // The coordinator has it already (it came the other way too).
                 _ = confirmed.notified() => return,
             };

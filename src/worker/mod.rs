@@ -6,7 +6,9 @@
 //!   restarts by [`identity`], which also makes this the only worker with its node id on
 //!   this machine) and the link state ("is the coordinator answering").
 //! - [`attempts`]: the poll loop and one task per attempt (start report, run, result
-//!   delivery retried until the coordinator has it); owns the held attempts.
+//!   delivery retried until the coordinator has it); owns the held attempts. Its start
+//!   reports and results go through [`reports`], which batches them (one request and one
+//!   commit for all that wait) and falls back to one request each for older coordinators.
 //! - [`adverts`]: what this node advertises — the skills scan, rescanned every
 //!   `skills_rescan_interval`, and the local OpenClaw gateway's availability, probed every
 //!   `gateway_check_interval` while there are agent skills.
@@ -36,6 +38,7 @@ pub mod gateway;
 pub mod identity;
 pub mod live_output;
 pub mod openclaw;
+pub mod reports;
 pub mod runner;
 pub mod session;
 pub mod skill_pushes;

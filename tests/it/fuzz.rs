@@ -67,6 +67,11 @@ fn body(rng: &mut StdRng, name: &str) -> Option<String> {
         "node_poll" => json!({"wait_secs": 0, "held": []}),
         "node_task_start" => json!({"attempt": 1}),
         "node_task_result" => json!({"attempt": 1, "outcome": "failed", "error": "e"}),
+        "node_task_reports" => json!({
+            "starts": [{"task_id": "t", "attempt": 1}],
+            "results": [{"task_id": "t", "report": {"attempt": 1, "outcome": "failed", "error": "e"}}],
+            "held": [],
+        }),
         _ => json!({}),
     };
     match rng.random_range(0..10) {

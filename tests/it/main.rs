@@ -27,6 +27,7 @@ mod operator;
 mod output;
 mod postgres;
 mod postgres_server;
+mod reports;
 mod schedules;
 mod secrets;
 mod security;

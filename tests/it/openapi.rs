@@ -193,6 +193,17 @@ async fn every_route_answers_as_the_document_says() {
     p.send("POST", &result, Some(&s1), Some(report.clone())).await;
     p.send("POST", &result, Some(&s1), Some(report)).await;
     p.send("POST", "/api/v1/nodes/n1/tasks/poll", Some(&s1), Some(json!({"wait_secs": 0}))).await;
+    // A batch: a repeat of the recorded result (200), a stale start, and a held list.
+    let reports = "/api/v1/nodes/n1/tasks/reports";
+    let batch = json!({
+        "starts": [{"task_id": solo, "attempt": 7}],
+        "results": [{"task_id": solo, "report": {"attempt": 1, "outcome": "completed", "result": {"ok": true}}}],
+        "held": [],
+    });
+    let (status, answer) = p.send("POST", reports, Some(&s1), Some(batch)).await;
+    assert_eq!((status, answer["results"][0]["status"].as_str()), (200, Some("completed")), "{answer}");
+    p.send("POST", reports, Some(&s1), Some(json!({"starts": [{"task_id": solo}]}))).await;
+    p.send("POST", reports, Some(&s2), Some(json!({}))).await;
     p.send("GET", &format!("/api/v1/tasks/{solo}/output"), Some(tasks), None).await;
     p.send("GET", &format!("/api/v1/tasks/{solo}/output?after=1"), Some(tasks), None).await;
     let (status, _) = p.send("GET", &format!("/api/v1/tasks/{solo}/output?follow=true"), Some(tasks), None).await;

@@ -303,6 +303,9 @@ pub enum Report {
     NotActive,
 }
 
+/// What each report of a batch found, in order.
+pub type Reports = Vec<Result<Report, Error>>;
+
 /// What a cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancel {
@@ -641,6 +644,38 @@ impl Core {
 
     /// The worker reports how an attempt ended.
     pub fn result(&mut self, node: &str, task_id: &str, report: ResultReport, now: Now) -> Result<Report, Error> {
+        let found = self.record_result(node, task_id, report, now);
+        self.schedule(now);
+        found
+    }
+
+    /// A worker's batch of reports, in one transition: the starts, then the results, each
+    /// checked (fenced) and answered on its own as [`Core::start`] and [`Core::result`]
+    /// would; the scheduler runs once, after all of them.
+    pub fn reports(
+        &mut self,
+        node: &str,
+        starts: &[TaskRef],
+        results: Vec<(String, ResultReport)>,
+        now: Now,
+    ) -> (Reports, Reports) {
+        let started = starts.iter().map(|s| self.start(node, &s.task_id, s.attempt, now)).collect();
+        let ended = results.into_iter().map(|(task_id, r)| self.record_result(node, &task_id, r, now)).collect();
+        self.schedule(now);
+        (started, ended)
+    }
+
+    /// Results of attempts on any nodes (a transport's batch: `(node, task, report)`), in
+    /// one transition, each fenced and answered as [`Core::result`] would; the scheduler
+    /// runs once, after all of them.
+    pub fn results(&mut self, results: Vec<(String, String, ResultReport)>, now: Now) -> Reports {
+        let found = results.into_iter().map(|(node, task_id, r)| self.record_result(&node, &task_id, r, now)).collect();
+        self.schedule(now);
+        found
+    }
+
+    /// [`Core::result`] without running the scheduler (the caller does, once).
+    fn record_result(&mut self, node: &str, task_id: &str, report: ResultReport, now: Now) -> Result<Report, Error> {
         self.registry.secret_used(node);
         let Some(task) = self.check_report(node, task_id, report.attempt)? else { return Ok(Report::NotActive) };
         let cancel_requested = task.state.cancel_requested;
@@ -679,7 +714,6 @@ impl Core {
                 );
             }
         }
-        self.schedule(now);
         let status = self.tasks.get(task_id).map(|t| t.state.status).unwrap_or(report.outcome.into());
         Ok(Report::Done(ReportResponse { success: true, task_id: task_id.into(), status, secrets: Default::default() }))
     }

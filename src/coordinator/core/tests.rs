@@ -401,6 +401,36 @@ fn reports_are_fenced_by_node_and_attempt() {
 }
 
 #[test]
+fn a_batch_of_reports_is_one_transition_fenced_report_by_report() {
+    let mut sim = Sim::new();
+    sim.register("a", &["x"], 2).unwrap();
+    let (t1, t2, t3) = (sim.submit(&["x"]), sim.submit(&["x"]), sim.submit(&["x"]));
+    assert_eq!(sim.state(&t3).status, TaskStatus::Pending, "two slots");
+    let starts = [TaskRef { task_id: t1.clone(), attempt: 1 }, TaskRef { task_id: t2.clone(), attempt: 9 }];
+    let done = |attempt| ResultReport {
+        attempt,
+        outcome: Outcome::Completed,
+        result: Some(json!({"ok": true})),
+        error: None,
+        duration_ms: 1,
+        retry_after: None,
+        permanent: false,
+    };
+    let results = vec![(t1.clone(), done(1)), ("task_nope".to_string(), done(1))];
+    let (started, ended) = sim.core.reports("a", &starts, results, sim.now);
+    sim.commit();
+    assert!(matches!(started[0], Ok(Report::Done(_))), "{started:?}");
+    assert_eq!(started[1].as_ref().unwrap_err().code, ErrorCode::StaleAttempt);
+    assert!(matches!(&ended[0], Ok(Report::Done(r)) if r.status == TaskStatus::Completed), "{ended:?}");
+    assert_eq!(ended[1].as_ref().unwrap(), &Report::NotActive, "the caller looks in the store");
+    assert_eq!(sim.state(&t1).status, TaskStatus::Completed);
+    assert_eq!(sim.state(&t2).status, TaskStatus::Scheduled, "the stale start changed nothing");
+    assert_eq!(sim.state(&t3).status, TaskStatus::Scheduled, "the freed slot was filled in the same transition");
+    assert_eq!(sim.events(&t1), ["submitted", "scheduled", "running", "completed"]);
+    check_invariants(&sim);
+}
+
+#[test]
 fn an_unreported_attempt_is_lost_after_the_grace_and_requeued() {
     let mut sim = Sim::new();
     sim.register("a", &["x"], 1).unwrap();

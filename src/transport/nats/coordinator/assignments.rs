@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::metrics::NatsMetrics;
 use super::{Consumer, Relay, Request};
 use crate::coordinator::cluster::Cluster;
-use crate::model::{Event, NodeTransition, TaskTransition, Transition};
+use crate::model::{Event, NodeTransition, TaskRef, TaskTransition, Transition};
 use crate::transport::nats::{Delivery, HEADER_ROOM, HEADER_SIG};
 use crate::util::lock;
 
@@ -200,7 +200,13 @@ async fn publish(
             continue;
         }
         let Some(key) = relay.key_of(&node) else { continue };
-        let assignments = match cluster.scheduled_assignments(&node).await {
+        // Only what is not published yet is read from the store (all of it for a resync).
+        let skip: Vec<TaskRef> = if all {
+            Vec::new()
+        } else {
+            published.keys().map(|(task_id, attempt)| TaskRef { task_id: task_id.clone(), attempt: *attempt }).collect()
+        };
+        let assignments = match cluster.scheduled_assignments(&node, &skip).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::debug!(target: "openclaw::nats", node_id = %node, error = %e, "cannot read the assignments to publish; they stay on HTTP");

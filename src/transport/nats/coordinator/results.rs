@@ -1,11 +1,12 @@
 //! Recording results: the durable `coordinator` consumer of `P_RESULTS`, up to
-//! `RESULTS_IN_FLIGHT` at once (their commits share the writer's group commit). Each
-//! message is checked (subject, headers, the signature with the node's key, the message
-//! id against the report and the key) and handed to [`Cluster::result`], the code the
-//! HTTP handler runs; it is acked after the commit or after a refusal (stale, unknown,
-//! forged: logged), and delivered again later when the coordinator cannot take it now
-//! (shutting down, overloaded, or the node's key not known yet: a restarted coordinator
-//! learns it at the node's next heartbeat).
+//! `RESULTS_IN_FLIGHT` at once. The messages in hand when one arrives form a batch: each
+//! is checked (subject, headers, the signature with the node's key, the message id
+//! against the report and the key), and the sound ones go to [`Cluster::results`] — one
+//! transition and one commit for the batch, each result fenced and answered as the HTTP
+//! handler's [`Cluster::result`] would. Each message is acked after the commit or after
+//! its refusal (stale, unknown, forged: logged), and delivered again later when the
+//! coordinator cannot take it now (shutting down, overloaded, or the node's key not known
+//! yet: a restarted coordinator learns it at the node's next heartbeat).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use super::Relay;
 use super::metrics::NatsMetrics;
 use crate::coordinator::cluster::Cluster;
-use crate::model::{ErrorCode, ResultReport, TaskStatus};
+use crate::coordinator::core::Error;
+use crate::model::{ErrorCode, ReportResponse, ResultReport, TaskStatus};
 use crate::transport::nats::{COORDINATOR_CONSUMER, HEADER_MSG_ID, HEADER_NODE, HEADER_SIG};
 
 /// How many results are recorded at once.
@@ -75,22 +77,39 @@ pub(super) async fn results_loop(
             }
         };
         failures = 0;
+        // A message read while gathering a batch that does not belong in it.
+        let mut held_back = None;
         loop {
-            let permit = tokio::select! {
-                p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                _ = shutdown.cancelled() => break 'outer,
-            };
-            let next = tokio::select! {
-                m = messages.next() => m,
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
-                _ = shutdown.cancelled() => break 'outer,
+            let next = match held_back.take() {
+                Some(next) => next,
+                None => tokio::select! {
+                    m = messages.next() => m,
+                    Some(_) = in_flight.join_next(), if !in_flight.is_empty() => continue,
+                    _ = shutdown.cancelled() => break 'outer,
+                },
             };
             match next {
                 Some(Ok(m)) => {
+                    // Every message in hand now goes in one batch: one transition, one commit.
+                    let mut batch = vec![m];
+                    while batch.len() < RESULTS_IN_FLIGHT {
+                        match futures_util::FutureExt::now_or_never(messages.next()) {
+                            Some(Some(Ok(m))) => batch.push(m),
+                            Some(other) => {
+                                held_back = Some(other);
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    let permits = tokio::select! {
+                        p = slots.clone().acquire_many_owned(batch.len() as u32) => p.expect("the semaphore is never closed"),
+                        _ = shutdown.cancelled() => break 'outer,
+                    };
                     let (relay, cluster) = (relay.clone(), cluster.clone());
                     in_flight.spawn(async move {
-                        take_result(&relay, &cluster, m).await;
-                        drop(permit);
+                        take_results(&relay, &cluster, batch).await;
+                        drop(permits);
                     });
                 }
                 Some(Err(e)) => {
@@ -130,9 +149,49 @@ enum Taken {
     Later(String),
 }
 
-/// Checks one result message and records it; acks after the commit or the refusal.
-async fn take_result(relay: &Relay, cluster: &Cluster, m: jetstream::Message) {
-    let taken = judge(relay, cluster, &m).await;
+/// Checks a batch of result messages, records the sound ones in one transition (one
+/// commit), and acks each after the commit or its refusal.
+async fn take_results(relay: &Relay, cluster: &Cluster, batch: Vec<jetstream::Message>) {
+    let mut taken: Vec<Option<Taken>> = Vec::with_capacity(batch.len());
+    let mut sound = Vec::new();
+    for m in &batch {
+        match judge(relay, cluster, m).await {
+            Ok(result) => {
+                sound.push(result);
+                taken.push(None);
+            }
+            Err(t) => taken.push(Some(t)),
+        }
+    }
+    let mut recorded = match cluster.results(sound).await {
+        Ok(answers) => answers.into_iter().map(outcome).collect::<Vec<_>>().into_iter(),
+        Err(e) => {
+            let n = taken.iter().filter(|t| t.is_none()).count();
+            std::iter::repeat_with(|| outcome(Err(e.clone()))).take(n).collect::<Vec<_>>().into_iter()
+        }
+    };
+    let acks = batch.into_iter().zip(taken).map(|(m, t)| {
+        let t = t.or_else(|| recorded.next()).unwrap_or(Taken::Later("no answer for this result".into()));
+        acknowledge(relay, m, t)
+    });
+    // Each ack is a round trip to the server: all at once.
+    futures_util::future::join_all(acks.collect::<Vec<_>>()).await;
+}
+
+/// How recording a sound result went, as a [`Taken`].
+fn outcome(answer: Result<ReportResponse, Error>) -> Taken {
+    match answer {
+        Ok(_) => Taken::Recorded,
+        Err(e) if matches!(e.code, ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::Internal) => {
+            Taken::Later(e.message)
+        }
+        Err(e) => Taken::Refused(e.message),
+    }
+}
+
+/// Acks a result message after its commit or its refusal; asks for it again later when
+/// it could not be taken now.
+async fn acknowledge(relay: &Relay, m: jetstream::Message, taken: Taken) {
     let family = &relay.metrics.results;
     match taken {
         Taken::Recorded => {
@@ -152,36 +211,38 @@ async fn take_result(relay: &Relay, cluster: &Cluster, m: jetstream::Message) {
     }
 }
 
-async fn judge(relay: &Relay, cluster: &Cluster, m: &jetstream::Message) -> Taken {
+/// A sound result message as `(node, task, report)`, or what to do with it instead.
+async fn judge(
+    relay: &Relay,
+    cluster: &Cluster,
+    m: &jetstream::Message,
+) -> Result<(String, String, ResultReport), Taken> {
     let Some(task) = relay.names.task_of_result(&m.subject) else {
-        return Taken::Refused(format!("`{}` is not a result subject", m.subject));
+        return Err(Taken::Refused(format!("`{}` is not a result subject", m.subject)));
     };
     let header = |name: &str| m.headers.as_ref().and_then(|h| h.get(name)).map(|v| v.as_str().to_string());
     let (Some(node), Some(sig), Some(id)) = (header(HEADER_NODE), header(HEADER_SIG), header(HEADER_MSG_ID)) else {
-        return Taken::Refused(format!("the message lacks one of {HEADER_NODE}, {HEADER_SIG}, {HEADER_MSG_ID}"));
+        return Err(Taken::Refused(format!("the message lacks one of {HEADER_NODE}, {HEADER_SIG}, {HEADER_MSG_ID}")));
     };
     let Some(key) = relay.key_of(&node) else {
-        return unverifiable(cluster, &node, task, &m.payload).await;
+        return Err(unverifiable(cluster, &node, task, &m.payload).await);
     };
     if !key.verify(&m.subject, &id, &m.payload, &sig) {
-        return Taken::Refused(format!(
+        return Err(Taken::Refused(format!(
             "the signature does not match node `{node}`'s key (a forged message, or one sent before the node registered again)"
-        ));
+        )));
     }
     let report: ResultReport = match serde_json::from_slice(&m.payload) {
         Ok(r) => r,
-        Err(e) => return Taken::Refused(format!("the body is not a result report: {e}")),
+        Err(e) => return Err(Taken::Refused(format!("the body is not a result report: {e}"))),
     };
     if id != key.result_id(task, report.attempt) {
-        return Taken::Refused(format!("the message id `{id}` does not name task {task} attempt {}", report.attempt));
+        return Err(Taken::Refused(format!(
+            "the message id `{id}` does not name task {task} attempt {}",
+            report.attempt
+        )));
     }
-    match cluster.result(&node, task, report).await {
-        Ok(_) => Taken::Recorded,
-        Err(e) if matches!(e.code, ErrorCode::Unavailable | ErrorCode::Overloaded | ErrorCode::Internal) => {
-            Taken::Later(e.message)
-        }
-        Err(e) => Taken::Refused(e.message),
-    }
+    Ok((node, task.to_string(), report))
 }
 
 /// A result from a node whose key is not known here yet (this coordinator restarted and
