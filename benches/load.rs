@@ -1464,9 +1464,10 @@ async fn store(stored: u64, pending: u64) {
     let started = Instant::now();
     let (server, ep) = start_in(dir).await;
     println!(
-        "  coordinator up in {:.2} s; RSS {:.1} MiB (goal <= 100)",
+        "  coordinator up in {:.2} s; RSS {:.1} MiB, peak {:.1} MiB (goal <= 100)",
         started.elapsed().as_secs_f64(),
-        server.rss_mib()
+        server.rss_mib(),
+        server.peak_rss_mib()
     );
     let pages = [
         ("newest 50", "/api/v1/tasks?limit=50".to_string()),
